@@ -1,0 +1,228 @@
+"""Audio loading: any readable file -> 16 kHz mono int16, with a record of what was changed.
+
+Featurization decodes ~100k clips through `load_audio`, so the common case (a 16 kHz mono
+16-bit PCM file of the right length) is one soundfile open + one int16 read and nothing else.
+Everything else (other rates, stereo, float files, long/short clips) takes the slower float
+path and is recorded in `AudioInfo`, so callers can count it (`AudioStats`) and report it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import gcd
+from pathlib import Path
+from typing import Iterable, Literal
+
+import numpy as np
+import soundfile as sf
+from scipy.signal import resample_poly
+
+from tinykws.errors import AudioError
+
+SAMPLE_RATE = 16000  # Hz, what every later stage expects
+CLIP_SAMPLES = 16000  # 1 s at 16 kHz
+
+OnError = Literal["raise", "skip"]
+
+# Subtypes soundfile can hand back as int16 without any conversion we need to check.
+_INT_SUBTYPES = frozenset({"PCM_16", "PCM_S8", "PCM_U8", "PCM_24", "PCM_32", "ALAW", "ULAW"})
+
+
+@dataclass(frozen=True, slots=True)
+class AudioInfo:
+    """What `load_audio` found in a file and what it did to it."""
+
+    path: Path
+    source_rate: int  # Hz, as stored in the file
+    channels: int  # as stored in the file
+    source_samples: int  # frames in the file (per channel)
+    resampled: bool = False  # source_rate != the requested rate
+    mixed: bool = False  # more than one channel, averaged to mono
+    cropped: bool = False  # longer than `length`; the first `length` samples are kept
+    padded: bool = False  # shorter than `length`; zeros appended at the end
+    clipped: bool = False  # float samples outside [-1, 1] were clipped to int16 range
+
+    @property
+    def changed(self) -> bool:
+        return self.resampled or self.mixed or self.cropped or self.padded or self.clipped
+
+
+@dataclass
+class AudioStats:
+    """Counts of what loading did over many files, and which files were skipped.
+
+    Picklable and mergeable, so worker processes can each keep one and the parent adds
+    them up (`merge`).
+    """
+
+    loaded: int = 0
+    resampled: int = 0
+    mixed: int = 0
+    cropped: int = 0
+    padded: int = 0
+    clipped: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    def add(self, info: AudioInfo) -> None:
+        self.loaded += 1
+        self.resampled += info.resampled
+        self.mixed += info.mixed
+        self.cropped += info.cropped
+        self.padded += info.padded
+        self.clipped += info.clipped
+
+    def skip(self, path: Path | str, reason: str) -> None:
+        self.skipped.append((str(path), reason))
+
+    def merge(self, other: AudioStats) -> AudioStats:
+        """Add `other`'s counts into this one; returns self."""
+        for name in ("loaded", "resampled", "mixed", "cropped", "padded", "clipped"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.skipped.extend(other.skipped)
+        return self
+
+    def as_dict(self) -> dict:
+        return {
+            "loaded": self.loaded,
+            "resampled": self.resampled,
+            "mixed": self.mixed,
+            "cropped": self.cropped,
+            "padded": self.padded,
+            "clipped": self.clipped,
+            "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
+        }
+
+    def summary(self) -> str:
+        """One line for the console, e.g. `2683 clips loaded; 12 padded; 1 skipped`."""
+        parts = [f"{self.loaded} clips loaded"]
+        for name in ("resampled", "mixed", "cropped", "padded", "clipped"):
+            n = getattr(self, name)
+            if n:
+                parts.append(f"{n} {'mixed to mono' if name == 'mixed' else name}")
+        if self.skipped:
+            parts.append(f"{len(self.skipped)} skipped")
+        return "; ".join(parts)
+
+
+def load_audio(
+    path: Path | str, sample_rate: int = SAMPLE_RATE, length: int | None = CLIP_SAMPLES
+) -> tuple[np.ndarray, AudioInfo]:
+    """Read `path` as mono int16 at `sample_rate`, cropped/padded to `length` samples.
+
+    `length=None` keeps the (resampled) length. Raises AudioError naming the file when it
+    cannot be read, has no samples, or holds NaN/inf.
+    Returns `(samples [length] int16, info)`.
+    """
+    path = Path(path)
+    try:
+        with sf.SoundFile(path) as f:
+            rate, channels, frames, subtype = f.samplerate, f.channels, f.frames, f.subtype
+            if frames <= 0:
+                raise AudioError(f"{path}: audio file has no samples")
+            fast = channels == 1 and rate == sample_rate and subtype in _INT_SUBTYPES
+            # [frames] int16 on the fast path; [frames, channels] float32 otherwise
+            data = f.read(dtype="int16") if fast else f.read(dtype="float32", always_2d=True)
+    except AudioError:
+        raise
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as e:
+        raise AudioError(f"{path}: cannot read audio ({_short(e)})") from None
+
+    if len(data) == 0:
+        raise AudioError(f"{path}: audio file has no samples")
+    mixed = resampled = clipped = False
+    if not fast:
+        if not np.isfinite(data).all():
+            raise AudioError(f"{path}: audio holds NaN or infinite samples")
+        mixed = channels > 1
+        x = data.mean(axis=1) if mixed else data[:, 0]  # [frames] float32 in [-1, 1]
+        if rate != sample_rate:
+            g = gcd(rate, sample_rate)
+            x = resample_poly(x, sample_rate // g, rate // g).astype(np.float32)
+            resampled = True
+        scaled = np.rint(x * 32768.0)
+        clipped = bool(np.any(scaled > 32767) or np.any(scaled < -32768))
+        data = np.clip(scaled, -32768, 32767).astype(np.int16)
+        if len(data) == 0:
+            raise AudioError(f"{path}: audio too short to resample ({frames} samples)")
+
+    cropped = padded = False
+    if length is not None:
+        n = len(data)
+        if n > length:
+            data, cropped = data[:length], True
+        elif n < length:
+            data, padded = np.pad(data, (0, length - n)), True
+    info = AudioInfo(
+        path=path,
+        source_rate=rate,
+        channels=channels,
+        source_samples=frames,
+        resampled=resampled,
+        mixed=mixed,
+        cropped=cropped,
+        padded=padded,
+        clipped=clipped,
+    )
+    return data, info
+
+
+def try_load_audio(
+    path: Path | str,
+    stats: AudioStats,
+    *,
+    on_error: OnError = "raise",
+    sample_rate: int = SAMPLE_RATE,
+    length: int | None = CLIP_SAMPLES,
+) -> np.ndarray | None:
+    """`load_audio` for bulk loading: counts into `stats`; with on_error="skip" a bad file
+    is recorded in `stats.skipped` and None is returned instead of raising."""
+    if on_error not in ("raise", "skip"):
+        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    try:
+        data, info = load_audio(path, sample_rate=sample_rate, length=length)
+    except AudioError as e:
+        if on_error == "raise":
+            raise
+        stats.skip(path, str(e))
+        return None
+    stats.add(info)
+    return data
+
+
+def load_many(
+    paths: Iterable[Path | str],
+    *,
+    on_error: OnError = "raise",
+    sample_rate: int = SAMPLE_RATE,
+    length: int = CLIP_SAMPLES,
+    stats: AudioStats | None = None,
+) -> tuple[np.ndarray, list[int], AudioStats]:
+    """Load many clips into one array `[kept, length]` int16.
+
+    Returns `(audio, kept, stats)` where `kept` are the indices into `paths` of the rows
+    (all of them unless on_error="skip" dropped some; those are in `stats.skipped`).
+    """
+    stats = stats if stats is not None else AudioStats()
+    rows: list[np.ndarray] = []
+    kept: list[int] = []
+    for i, p in enumerate(paths):
+        x = try_load_audio(p, stats, on_error=on_error, sample_rate=sample_rate, length=length)
+        if x is not None:
+            rows.append(x)
+            kept.append(i)
+    audio = np.stack(rows) if rows else np.zeros((0, length), np.int16)
+    return audio, kept, stats
+
+
+def save_wav(path: Path | str, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write mono int16 samples as a 16-bit PCM WAV (the Speech Commands format)."""
+    samples = np.asarray(samples)
+    if samples.dtype != np.int16 or samples.ndim != 1:
+        raise ValueError(f"save_wav wants 1-D int16 samples, got {samples.dtype} {samples.shape}")
+    sf.write(str(path), samples, sample_rate, subtype="PCM_16", format="WAV")
+
+
+def _short(e: Exception) -> str:
+    """The first line of an exception message (libsndfile's can be long)."""
+    msg = str(e).strip().splitlines()
+    return msg[0] if msg else type(e).__name__
