@@ -1,0 +1,197 @@
+"""`KWSModel`: normalisation, 1-3 recurrent layers and a linear classifier on the last step.
+
+The model config is a frozen dataclass saved in every checkpoint, so export, codegen and
+resume rebuild the model without guessing (`load_checkpoint`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Optional, Union
+
+import torch
+from torch import Tensor, nn
+
+from tinykws.errors import TinyKWSError
+from tinykws.models.fastgrnn import FastGRNNCell, FastRNNCell
+from tinykws.models.rnn import GRULayer, LSTMLayer
+
+ARCHITECTURES = ("fastgrnn", "fastrnn", "gru", "lstm")
+
+# A model's recurrent state: [L, B, H] (fastgrnn, fastrnn, gru) or (h, c) each [L, B, H] (lstm).
+State = Union[Tensor, tuple[Tensor, Tensor]]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a `KWSModel` (saved as a dict in every checkpoint)."""
+
+    architecture: str = "fastgrnn"
+    """fastgrnn | fastrnn | gru | lstm"""
+    input_size: int = 32
+    """features per frame (log-mel bands)"""
+    hidden_size: int = 128
+    """hidden units per layer"""
+    num_layers: int = 2
+    """recurrent layers, 1 to 3"""
+    num_classes: int = 12
+    """output classes (categories.txt)"""
+    wrank: Optional[int] = None
+    """rank of W (W = W2 @ W1); None = full rank (FastGRNN/FastRNN only)"""
+    urank: Optional[int] = None
+    """rank of U (U = U2 @ U1); None = full rank (FastGRNN/FastRNN only)"""
+    w_sparsity: float = 1.0
+    """fraction of W's entries kept by hard thresholding (EdgeML's sW); 1 = dense"""
+    u_sparsity: float = 1.0
+    """fraction of U's entries kept by hard thresholding (EdgeML's sU); 1 = dense"""
+
+    def __post_init__(self) -> None:
+        if self.architecture not in ARCHITECTURES:
+            raise TinyKWSError(
+                f"unknown architecture {self.architecture!r}; use one of {', '.join(ARCHITECTURES)}"
+            )
+        if not 1 <= self.num_layers <= 3:
+            raise TinyKWSError(f"num_layers must be 1, 2 or 3, not {self.num_layers}")
+        for name in ("input_size", "hidden_size", "num_classes"):
+            if getattr(self, name) < 1:
+                raise TinyKWSError(f"{name} must be positive, not {getattr(self, name)}")
+        for name in ("wrank", "urank"):
+            rank = getattr(self, name)
+            if rank is not None:
+                if self.architecture not in ("fastgrnn", "fastrnn"):
+                    raise TinyKWSError(f"--{name} needs a fastgrnn or fastrnn architecture")
+                if rank < 1:
+                    raise TinyKWSError(f"{name} must be positive, not {rank}")
+        for name in ("w_sparsity", "u_sparsity"):
+            s = getattr(self, name)
+            if not 0.0 < s <= 1.0:
+                raise TinyKWSError(f"{name} is the fraction of weights kept, in (0, 1]; got {s}")
+            if s < 1.0 and self.architecture not in ("fastgrnn", "fastrnn"):
+                raise TinyKWSError("sparsity needs a fastgrnn or fastrnn architecture")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def make_cell(config: ModelConfig, input_size: int) -> nn.Module:
+    """One recurrent layer of the configured architecture."""
+    H = config.hidden_size
+    if config.architecture == "fastgrnn":
+        return FastGRNNCell(input_size, H, config.wrank, config.urank)
+    if config.architecture == "fastrnn":
+        return FastRNNCell(input_size, H, config.wrank, config.urank)
+    if config.architecture == "gru":
+        return GRULayer(input_size, H)
+    return LSTMLayer(input_size, H)
+
+
+class KWSModel(nn.Module):
+    """(x - mean) / std -> recurrent layers -> Linear on the last step's hidden state."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        F, H = config.input_size, config.hidden_size
+        self.register_buffer("mean", torch.zeros(F))  # [F]
+        self.register_buffer("std", torch.ones(F))  # [F]
+        self.cells = nn.ModuleList(
+            make_cell(config, F if i == 0 else H) for i in range(config.num_layers)
+        )
+        self.fc = nn.Linear(H, config.num_classes)
+
+    @property
+    def is_lstm(self) -> bool:
+        return self.config.architecture == "lstm"
+
+    def set_normalization(self, mean: Tensor, std: Tensor) -> None:
+        """Store the training set's per-feature mean and std [F] (std zeros become 1)."""
+        std = torch.as_tensor(std, dtype=torch.float32)
+        self.mean.copy_(torch.as_tensor(mean, dtype=torch.float32))
+        self.std.copy_(torch.where(std == 0, torch.ones_like(std), std))
+
+    def set_fast(self, fast: bool) -> None:
+        """Switch the FastGRNN/FastRNN fused training path on or off (reference loop)."""
+        for cell in self.cells:
+            if hasattr(cell, "fast"):
+                cell.fast = fast
+
+    def init_state(self, batch: int, device=None) -> State:
+        """Zero state: [L, B, H], or (h, c) each [L, B, H] for LSTM."""
+        if device is None:
+            device = self.fc.weight.device
+        z = torch.zeros(self.config.num_layers, batch, self.config.hidden_size, device=device)
+        return (z, z.clone()) if self.is_lstm else z
+
+    # -- state helpers: model-level [L, B, H] <-> per-layer -----------------------------
+    def _layer_state(self, state: State, i: int):
+        return (state[0][i], state[1][i]) if self.is_lstm else state[i]
+
+    def _stack_states(self, states: list) -> State:
+        if self.is_lstm:
+            return torch.stack([s[0] for s in states]), torch.stack([s[1] for s in states])
+        return torch.stack(states)
+
+    def _run(self, x: Tensor, state: Optional[State]) -> tuple[Tensor, State]:
+        """x [B, T, F] -> (last layer's outputs [T, B, H], final state)."""
+        if state is None:
+            state = self.init_state(x.shape[0], x.device)
+        seq = ((x - self.mean) / self.std).transpose(0, 1)  # [T, B, F], time-major inside
+        finals = []
+        for i, cell in enumerate(self.cells):
+            seq, last = cell(seq, self._layer_state(state, i))
+            finals.append(last)
+        return seq, self._stack_states(finals)
+
+    def forward(
+        self, x: Tensor, state: Optional[State] = None, return_state: bool = False
+    ):
+        """x [B, T, F] -> logits [B, C] from the last step (and the final state if asked)."""
+        seq, new_state = self._run(x, state)
+        logits = self.fc(seq[-1])
+        return (logits, new_state) if return_state else logits
+
+    def forward_sequence(self, x: Tensor, state: Optional[State] = None) -> tuple[Tensor, State]:
+        """x [B, T, F] -> (logits after every step [B, T, C], final state)."""
+        seq, new_state = self._run(x, state)
+        return self.fc(seq).transpose(0, 1), new_state
+
+    def step(self, frame: Tensor, state: State) -> tuple[Tensor, State]:
+        """One frame [B, F] and state -> (logits [B, C], new state): streaming inference."""
+        h = (frame - self.mean) / self.std
+        news = []
+        for i, cell in enumerate(self.cells):
+            s = cell.step(h, self._layer_state(state, i))
+            news.append(s)
+            h = s[0] if self.is_lstm else s
+        return self.fc(h), self._stack_states(news)
+
+
+def build_model(config: ModelConfig) -> KWSModel:
+    """A freshly initialised model (EdgeML initialisation for the Fast cells)."""
+    return KWSModel(config)
+
+
+def load_checkpoint(path, map_location="cpu") -> tuple[KWSModel, dict[str, Any]]:
+    """Rebuild the model from a checkpoint (weights_only=True); meta = the rest of the dict.
+
+    meta holds `model_config`, `feature_params`, `categories` and, for training checkpoints,
+    `train_config`, `epoch`, `best_val_acc`, `optimizer`, `scheduler`.
+    """
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise TinyKWSError(f"checkpoint not found: {path}") from None
+    except Exception as e:  # corrupt / not a checkpoint
+        raise TinyKWSError(f"cannot read checkpoint {path}: {e}") from None
+    if not isinstance(ckpt, dict) or "model_config" not in ckpt or "state_dict" not in ckpt:
+        raise TinyKWSError(f"{path} is not a tinykws checkpoint (no model_config/state_dict)")
+    model = build_model(ModelConfig.from_dict(ckpt["model_config"]))
+    model.load_state_dict(ckpt["state_dict"])
+    model.eval()
+    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
+    return model, meta
