@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import numpy as np
+
+from tinykws.data.audio import CLIP_SAMPLES, AudioStats, OnError, save_wav, try_load_audio
 from tinykws.errors import TinyKWSError
 
 SPLITS = ("training", "validation", "testing")
@@ -117,3 +121,278 @@ def _recorded_data_dir(lists_dir: Path) -> Path:
     if not meta.is_file():
         raise TinyKWSError(f"{meta} not found: pass the data folder explicitly or remake the lists")
     return Path(json.loads(meta.read_text())["data_dir"])
+
+
+# ------------------------------------------------------------------ scanning a dataset
+
+
+@dataclass(frozen=True)
+class DatasetScan:
+    """What is in a Speech Commands-layout folder."""
+
+    data_dir: Path
+    words: dict[str, list[str]]  # word -> sorted clip paths relative to data_dir
+    noise_files: list[Path]  # _background_noise_/*.wav
+    split_lists: dict[str, set[str]] | None  # validation/testing lists when the dataset has them
+
+    def split_of(self, rel: str) -> str:
+        """The clip's split: the dataset's lists when present, else its hash rule."""
+        if self.split_lists is None:
+            return which_set(rel)
+        for split in ("validation", "testing"):
+            if rel in self.split_lists[split]:
+                return split
+        return "training"
+
+
+def scan_dataset(data_dir: Path | str) -> DatasetScan:
+    """Find the word folders, clips and background noise of a dataset folder."""
+    data_dir = Path(data_dir).resolve()
+    if not data_dir.is_dir():
+        raise TinyKWSError(f"data folder {data_dir} does not exist")
+    words: dict[str, list[str]] = {}
+    for entry in sorted(os.scandir(data_dir), key=lambda e: e.name):
+        if not entry.is_dir() or entry.name.startswith("_") or entry.name.startswith("."):
+            continue
+        clips = sorted(f"{entry.name}/{f.name}" for f in os.scandir(entry.path) if f.name.endswith(".wav"))
+        if clips:
+            words[entry.name] = clips
+    if not words:
+        raise TinyKWSError(f"{data_dir} has no word folders with .wav files (Speech Commands layout expected)")
+    noise = sorted((data_dir / BACKGROUND).glob("*.wav"))
+    lists = None
+    if (data_dir / "validation_list.txt").is_file() or (data_dir / "testing_list.txt").is_file():
+        lists = {s: _read_lines(data_dir / f"{s}_list.txt") for s in ("validation", "testing")}
+    return DatasetScan(data_dir, words, noise, lists)
+
+
+def _read_lines(path: Path) -> set[str]:
+    if not path.is_file():
+        return set()
+    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+
+
+# ------------------------------------------------------------------ tasks
+
+
+def parse_task(task: str, available: list[str]) -> tuple[list[str], bool]:
+    """`google12` | `all` | `w1,w2,...` -> (keyword classes, whether unknown+silence are added)."""
+    task = task.strip()
+    if task == "all":
+        return sorted(available), False
+    keywords = list(GOOGLE12_WORDS) if task == "google12" else [w.strip() for w in task.split(",") if w.strip()]
+    if not keywords:
+        raise TinyKWSError(f"empty task {task!r}: use google12, all, or a comma list of words")
+    if len(set(keywords)) != len(keywords):
+        raise TinyKWSError(f"task {task!r} names a word twice")
+    missing = [w for w in keywords if w not in available]
+    if missing:
+        raise TinyKWSError(
+            f"task {task!r}: no folder for {', '.join(missing)} in the data "
+            f"(available: {', '.join(sorted(available))})"
+        )
+    return keywords, True
+
+
+# ------------------------------------------------------------------ making lists
+
+DEFAULT_UNKNOWN_SHARE = 1.0  # unknown clips per split = this x the split's mean keyword count
+SILENCE_RMS_RANGE = (0.001, 0.3)  # of full scale; log-uniform gain target for silence crops
+_SPLIT_REGIONS = {"training": (0.0, 0.8), "validation": (0.8, 0.9), "testing": (0.9, 1.0)}
+
+
+@dataclass
+class ListsSummary:
+    """What `make_lists` wrote: counts per split and category, and where things came from."""
+
+    task: str
+    data_dir: str
+    out_dir: str
+    categories: list[str]
+    counts: dict[str, dict[str, int]]  # split -> category -> clips
+    speakers: dict[str, int]  # split -> distinct speakers (silence excluded)
+    split_source: str  # "dataset lists" or "hash rule"
+    speaker_overlap: int  # speakers found in more than one split (0 = speaker-disjoint)
+    noise_files: list[str]
+    seed: int
+    max_per_class: int | None
+    unknown_share: float
+    audio: dict  # AudioStats.as_dict() for the noise files
+
+    def total(self, split: str) -> int:
+        return sum(self.counts[split].values())
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def make_lists(
+    data_dir: Path | str,
+    task: str,
+    out_dir: Path | str,
+    *,
+    max_per_class: int | None = None,
+    unknown_share: float = DEFAULT_UNKNOWN_SHARE,
+    silence_count: int | None = None,
+    seed: int = 0,
+    on_error: OnError = "raise",
+) -> ListsSummary:
+    """Write categories.txt, {training,validation,testing}_list.txt, lists.json and the
+    silence crops (`out_dir/_silence_/*.wav`) for `task` on the dataset in `data_dir`.
+
+    - `max_per_class` caps each keyword class of the *training* list (as the seed's `--max`).
+    - `unknown_share`: per split, unknown clips = share x the mean keyword-class count,
+      drawn at random from every non-keyword word of that split.
+    - `silence_count`: None gives each split as many silence crops as its mean keyword
+      class; an int is the total over the splits, shared in proportion to their sizes.
+    Deterministic for a given `seed`.
+    """
+    scan = scan_dataset(data_dir)
+    out_dir = Path(out_dir).resolve()
+    if out_dir == scan.data_dir:
+        raise TinyKWSError("write the lists to their own folder, not into the dataset (it has its own lists)")
+    if unknown_share < 0:
+        raise TinyKWSError("--unknown-share must be >= 0")
+    if max_per_class is not None and max_per_class < 1:
+        raise TinyKWSError("--max must be >= 1")
+    keywords, extra = parse_task(task, list(scan.words))
+    categories = keywords + ([UNKNOWN, SILENCE] if extra else [])
+
+    # split every clip: split -> category -> [rel paths]
+    chosen: dict[str, dict[str, list[str]]] = {s: {c: [] for c in categories} for s in SPLITS}
+    unknown_pool: dict[str, list[str]] = {s: [] for s in SPLITS}
+    for word, clips in scan.words.items():
+        for rel in clips:
+            split = scan.split_of(rel)
+            if word in keywords:
+                chosen[split][word].append(rel)
+            elif extra:
+                unknown_pool[split].append(rel)
+
+    if max_per_class is not None:
+        rng = np.random.default_rng([seed, 0])
+        for word in keywords:
+            clips = chosen["training"][word]
+            if len(clips) > max_per_class:
+                pick = rng.choice(len(clips), max_per_class, replace=False)
+                chosen["training"][word] = sorted(clips[i] for i in pick)
+
+    stats = AudioStats()
+    if extra:
+        mean_kw = {s: np.mean([len(chosen[s][w]) for w in keywords]) for s in SPLITS}
+        for i, s in enumerate(SPLITS):
+            pool = unknown_pool[s]
+            n = min(len(pool), int(round(unknown_share * mean_kw[s])))
+            pick = np.random.default_rng([seed, 1, i]).choice(len(pool), n, replace=False)
+            chosen[s][UNKNOWN] = sorted(pool[j] for j in pick)
+        n_sil = _silence_counts(silence_count, mean_kw, {s: sum(map(len, chosen[s].values())) for s in SPLITS})
+        if any(n_sil.values()):
+            noise = _load_noise(scan.noise_files, stats, on_error)
+            chosen_sil = write_silence(noise, n_sil, out_dir / SILENCE, seed=seed)
+            for s in SPLITS:
+                chosen[s][SILENCE] = chosen_sil[s]
+        else:
+            _clear_silence(out_dir / SILENCE)
+
+    speakers = {s: {speaker_of(p) for c in categories if c != SILENCE for p in chosen[s][c]} for s in SPLITS}
+    overlap = len(
+        (speakers["training"] & speakers["validation"])
+        | (speakers["training"] & speakers["testing"])
+        | (speakers["validation"] & speakers["testing"])
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "categories.txt").write_text("".join(c + "\n" for c in categories))
+    for s in SPLITS:
+        lines = [p for c in categories for p in chosen[s][c]]
+        (out_dir / f"{s}_list.txt").write_text("".join(p + "\n" for p in lines))
+    summary = ListsSummary(
+        task=task,
+        data_dir=str(scan.data_dir),
+        out_dir=str(out_dir),
+        categories=categories,
+        counts={s: {c: len(chosen[s][c]) for c in categories} for s in SPLITS},
+        speakers={s: len(speakers[s]) for s in SPLITS},
+        split_source="hash rule" if scan.split_lists is None else "dataset lists",
+        speaker_overlap=overlap,
+        noise_files=[str(p) for p in scan.noise_files],
+        seed=seed,
+        max_per_class=max_per_class,
+        unknown_share=unknown_share,
+        audio=stats.as_dict(),
+    )
+    (out_dir / "lists.json").write_text(summary.to_json())
+    return summary
+
+
+def _silence_counts(
+    silence_count: int | None, mean_kw: dict[str, float], split_sizes: dict[str, int]
+) -> dict[str, int]:
+    """Silence crops per split (see `make_lists`)."""
+    if silence_count is None:
+        return {s: int(round(mean_kw[s])) for s in SPLITS}
+    if silence_count < 0:
+        raise TinyKWSError("--silence must be >= 0")
+    total = sum(split_sizes.values()) or 1
+    counts = {s: int(round(silence_count * split_sizes[s] / total)) for s in SPLITS}
+    counts["training"] += silence_count - sum(counts.values())  # exact total
+    return counts
+
+
+def _load_noise(files: list[Path], stats: AudioStats, on_error: OnError) -> list[tuple[str, np.ndarray]]:
+    """The background noises as (stem, int16 samples) pairs, at 16 kHz, full length."""
+    noise = []
+    for f in files:
+        x = try_load_audio(f, stats, on_error=on_error, length=None)
+        if x is not None and len(x) >= CLIP_SAMPLES:
+            noise.append((f.stem, x))
+        elif x is not None:
+            stats.skip(f, "shorter than 1 s")
+    if not noise:
+        raise TinyKWSError(
+            "the silence class needs 1-s crops of background noise, but the data has no usable "
+            f"{BACKGROUND}/*.wav (at least 1 s long); add some or pass --silence 0"
+        )
+    return noise
+
+
+def _clear_silence(folder: Path) -> None:
+    """Remove silence crops of an earlier run (only our own .wav files)."""
+    if folder.is_dir():
+        for f in folder.glob("*.wav"):
+            f.unlink()
+
+
+def write_silence(
+    noise: list[tuple[str, np.ndarray]], counts: dict[str, int], folder: Path, *, seed: int = 0
+) -> dict[str, list[str]]:
+    """Write deterministic 1-s crops of background noise for each split.
+
+    Each file is cut by time into a training (first 80 %), validation (next 10 %) and
+    testing (last 10 %) region, so held-out crops come from noise the training crops never
+    saw; a region shorter than 1 s is not used (if no file has one, the split falls back to
+    whole files). Each crop is scaled to an RMS drawn log-uniformly from SILENCE_RMS_RANGE.
+    Returns split -> list lines (`_silence_/...`).
+    """
+    _clear_silence(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lo, hi = np.log(SILENCE_RMS_RANGE[0]), np.log(SILENCE_RMS_RANGE[1])
+    lines: dict[str, list[str]] = {}
+    for i, split in enumerate(SPLITS):
+        a, b = _SPLIT_REGIONS[split]
+        regions = [(x, int(a * len(x)), int(b * len(x))) for _, x in noise]
+        regions = [r for r in regions if r[2] - r[1] >= CLIP_SAMPLES] or [(x, 0, len(x)) for _, x in noise]
+        rng = np.random.default_rng([seed, 2, i])
+        lines[split] = []
+        for k in range(counts.get(split, 0)):
+            x, start, stop = regions[rng.integers(len(regions))]
+            off = int(rng.integers(start, stop - CLIP_SAMPLES + 1))
+            crop = x[off : off + CLIP_SAMPLES].astype(np.float64) / 32768.0
+            target = np.exp(rng.uniform(lo, hi))  # RMS of full scale
+            rms = np.sqrt(np.mean(crop**2))
+            if rms > 1e-6:
+                crop *= target / rms
+            samples = np.clip(np.rint(crop * 32768.0), -32768, 32767).astype(np.int16)
+            name = f"{SILENCE}/silence-{split}_nohash_{k}.wav"
+            save_wav(folder.parent / name, samples)
+            lines[split].append(name)
+    return lines

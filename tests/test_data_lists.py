@@ -1,0 +1,206 @@
+"""The Speech Commands layout reader, the split rule and `make_lists` / `read_list`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tinykws.data import speech_commands
+from tinykws.data.audio import load_audio, save_wav
+from tinykws.data.speech_commands import (
+    GOOGLE12_WORDS,
+    SILENCE,
+    UNKNOWN,
+    make_lists,
+    read_categories,
+    read_list,
+    scan_dataset,
+    speaker_of,
+    which_set,
+)
+from tinykws.errors import TinyKWSError
+
+DEV = Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev"
+
+
+@pytest.fixture(scope="module")
+def dev_lists(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("lists")
+    make_lists(DEV, "google12", out)
+    return out
+
+
+def speakers(examples) -> set[str]:
+    return {e.speaker for e in examples if e.label != SILENCE}
+
+
+def test_speaker_id_is_the_name_before_nohash():
+    assert speaker_of("yes/0a7c2a8d_nohash_0.wav") == "0a7c2a8d"
+    assert speaker_of("x/ab_cd_nohash_12.wav") == "ab_cd"
+    assert speaker_of("noise.wav") == "noise"
+
+
+def test_hash_rule_matches_the_official_split_of_the_dev_subset():
+    # The dev subset was drawn from the official v0.02 testing split (made by TensorFlow's
+    # which_set): all 141 speakers must hash to "testing". A wrong hash, modulus or scale
+    # would put ~90 % of them elsewhere.
+    clips = [p for p in DEV.glob("*/*_nohash_*.wav") if not p.parent.name.startswith("_")]
+    assert len(clips) > 2000
+    assert {which_set(p) for p in clips} == {"testing"}
+    # ... and the rule is not constant: over many ids it gives ~10 / 10 / 80 %.
+    counts = Counter(which_set(f"{i:08x}_nohash_0.wav") for i in range(20000))
+    assert counts["validation"] / 20000 == pytest.approx(0.10, abs=0.01)
+    assert counts["testing"] / 20000 == pytest.approx(0.10, abs=0.01)
+    # all clips of a speaker share a split
+    assert which_set("a/abc_nohash_0.wav") == which_set("b/abc_nohash_7.wav")
+
+
+def test_google12_on_dev_data_has_12_categories_and_speaker_disjoint_splits(dev_lists):
+    cats = read_categories(dev_lists)
+    assert cats == list(GOOGLE12_WORDS) + [UNKNOWN, SILENCE]
+    splits = {s: read_list(dev_lists, s) for s in ("training", "validation", "testing")}
+    for s, ex in splits.items():
+        labels = Counter(e.label for e in ex)
+        assert set(labels) == set(cats), s  # every class present in every split
+        assert all(e.path.is_file() for e in ex)
+        assert all(cats[e.label_index] == e.label for e in ex)
+    tr, va, te = (speakers(splits[s]) for s in ("training", "validation", "testing"))
+    assert tr and va and te
+    assert not (tr & va) and not (tr & te) and not (va & te)
+    meta = json.loads((dev_lists / "lists.json").read_text())
+    assert meta["speaker_overlap"] == 0 and meta["split_source"] == "dataset lists"
+
+
+def test_dataset_lists_are_respected(dev_lists):
+    official_test = set((DEV / "testing_list.txt").read_text().split())
+    ours = [e for e in read_list(dev_lists, "testing") if e.label != SILENCE]
+    assert all(str(e.path.relative_to(DEV)) in official_test for e in ours)
+    # every official testing keyword clip is used
+    kw_official = {p for p in official_test if p.split("/")[0] in GOOGLE12_WORDS}
+    assert kw_official <= {str(e.path.relative_to(DEV)) for e in ours}
+
+
+def test_unknown_clips_come_from_other_words_and_follow_the_share(tmp_path):
+    s = make_lists(DEV, "google12", tmp_path / "a", unknown_share=0.5, silence_count=0)
+    tr = read_list(tmp_path / "a", "training")
+    unk = [e for e in tr if e.label == UNKNOWN]
+    assert unk and all(e.path.parent.name not in GOOGLE12_WORDS for e in unk)
+    mean_kw = np.mean([s.counts["training"][w] for w in GOOGLE12_WORDS])
+    assert len(unk) == round(0.5 * mean_kw)
+    assert s.counts["training"][SILENCE] == 0 and not list((tmp_path / "a" / SILENCE).glob("*.wav"))
+
+
+def test_silence_crops_are_1s_span_a_wide_loudness_range_and_are_deterministic(tmp_path):
+    make_lists(DEV, "google12", tmp_path / "a", silence_count=300, seed=3)
+    make_lists(DEV, "google12", tmp_path / "b", silence_count=300, seed=3)
+    sil = [e for s in ("training", "validation", "testing") for e in read_list(tmp_path / "a", s) if e.label == SILENCE]
+    assert len(sil) == 300
+    rms = []
+    for e in sil:
+        x, info = load_audio(e.path, length=None)
+        assert len(x) == 16000 and not info.changed
+        rms.append(np.sqrt(np.mean((x / 32768.0) ** 2)))
+        other = e.path.parents[1].parent / "b" / SILENCE / e.path.name
+        np.testing.assert_array_equal(x, sf.read(other, dtype="int16")[0])
+    rms = np.array(rms)
+    assert rms.min() < 0.003 and rms.max() > 0.1  # far beyond the noise files' own ~0.003
+    assert np.all((rms > 0.0008) & (rms < 0.31))
+    # log-uniform: about half the crops are below the geometric middle (~0.017)
+    assert 0.3 < np.mean(rms < np.sqrt(0.001 * 0.3)) < 0.7
+
+
+def test_silence_crops_of_held_out_splits_come_from_other_noise_regions(tmp_path, monkeypatch):
+    # A 10-s "noise" that is a linear ramp v(t) = v0 + d*t: after any gain, a crop's
+    # last/first sample ratio still tells where it started. Training crops must come from the
+    # first 8 s, validation from 8-9 s, testing from 9-10 s.
+    monkeypatch.setattr(speech_commands, "SILENCE_RMS_RANGE", (0.3, 0.3))
+    ramp = np.linspace(1000, 32000, 160000)  # [samples], int16 units
+    d = ramp[1] - ramp[0]
+    counts = {"training": 20, "validation": 20, "testing": 20}
+    lines = speech_commands.write_silence([("ramp", ramp.astype(np.int16))], counts, tmp_path / SILENCE)
+    regions = {"training": (0, 8), "validation": (8, 9), "testing": (9, 10)}
+    for split, names in lines.items():
+        assert len(names) == 20
+        for name in names:
+            x = sf.read(tmp_path / name)[0]
+            first = 15999 * d / (x[-1] / x[0] - 1)  # ramp value at the crop start
+            t0 = (first - 1000) / d / 16000  # seconds
+            a, b = regions[split]
+            assert a - 0.01 <= t0 <= b - 1 + 0.01, (split, t0)
+
+
+def test_hash_rule_split_is_speaker_disjoint_without_dataset_lists(tmp_path):
+    data = tmp_path / "data"
+    for w in ("yes", "no", "cat"):
+        (data / w).mkdir(parents=True)
+        for spk in range(60):
+            for n in range(2):
+                (data / w / f"{spk:08x}_nohash_{n}.wav").write_bytes(b"")  # lists never read clips
+    s = make_lists(data, "yes,no", tmp_path / "lists", silence_count=0)
+    assert s.split_source == "hash rule" and s.speaker_overlap == 0
+    for split in ("training", "validation", "testing"):
+        for e in read_list(tmp_path / "lists", split):
+            assert which_set(e.path.name) == split
+
+
+def test_all_task_uses_every_word_folder(tmp_path):
+    s = make_lists(DEV, "all", tmp_path)
+    assert len(s.categories) == 35 and UNKNOWN not in s.categories
+    assert s.categories == sorted(s.categories)
+
+
+def test_custom_task_and_max(tmp_path):
+    s = make_lists(DEV, "marvin,sheila", tmp_path, max_per_class=5, silence_count=10)
+    assert s.categories == ["marvin", "sheila", UNKNOWN, SILENCE]
+    assert all(s.counts["training"][w] <= 5 for w in ("marvin", "sheila"))
+    assert sum(s.counts[sp][SILENCE] for sp in s.counts) == 10
+    again = make_lists(DEV, "marvin,sheila", tmp_path / "again", max_per_class=5, silence_count=10)
+    assert (tmp_path / "training_list.txt").read_text() == (tmp_path / "again" / "training_list.txt").read_text()
+    assert again.counts == s.counts
+
+
+@pytest.mark.parametrize("task, msg", [("yes,nope", "nope"), ("yes,yes", "twice"), (",", "empty")])
+def test_bad_tasks_are_user_errors(tmp_path, task, msg):
+    with pytest.raises(TinyKWSError, match=msg):
+        make_lists(DEV, task, tmp_path)
+
+
+def test_missing_noise_is_a_clear_error_unless_silence_is_off(tmp_path):
+    data = tmp_path / "data"
+    (data / "yes").mkdir(parents=True)
+    (data / "bed").mkdir()
+    save_wav(data / "yes" / "a_nohash_0.wav", np.zeros(16000, np.int16))
+    save_wav(data / "bed" / "b_nohash_0.wav", np.zeros(16000, np.int16))
+    with pytest.raises(TinyKWSError, match="--silence 0"):
+        make_lists(data, "yes", tmp_path / "l")
+    make_lists(data, "yes", tmp_path / "l", silence_count=0)
+
+
+def test_lists_are_never_written_into_the_dataset(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(DEV / "yes", data / "yes")
+    with pytest.raises(TinyKWSError, match="own folder"):
+        make_lists(data, "all", data)
+
+
+def test_read_list_errors_are_user_errors(tmp_path):
+    with pytest.raises(TinyKWSError, match="categories.txt"):
+        read_list(tmp_path, "training", data_dir=DEV)
+    (tmp_path / "categories.txt").write_text("yes\n")
+    with pytest.raises(TinyKWSError, match="split"):
+        read_list(tmp_path, "train", data_dir=DEV)
+    (tmp_path / "training_list.txt").write_text("bed/x_nohash_0.wav\n")
+    with pytest.raises(TinyKWSError, match="_unknown_"):
+        read_list(tmp_path, "training", data_dir=DEV)
+
+
+def test_scan_finds_words_and_noise():
+    scan = scan_dataset(DEV)
+    assert len(scan.words) == 35 and len(scan.noise_files) == 6
+    assert scan.split_lists is not None
