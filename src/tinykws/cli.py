@@ -71,6 +71,75 @@ def main() -> None:
 # ---------------------------------------------------------------- evaluate / detect (issue 7)
 
 
+@app.command()
+def evaluate(
+    run_dir: Path = typer.Argument(..., help="Run folder with train/best.pt."),
+    data: Path = typer.Option(..., "--data", help="Speech Commands folder or Google-12 test layout."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    backend: str = typer.Option("torch", help="torch | onnx | device"),
+    max_clips: Optional[int] = typer.Option(None, help="Evaluate an evenly spaced subset."),
+    split: str = typer.Option("testing", help="Split of a Speech Commands layout."),
+) -> None:
+    """Accuracy and per-class precision/recall/F1 on 1-s clips; writes RUN_DIR/eval/."""
+    import json as _json
+
+    from tinykws.evaluate import evaluate as run_eval
+
+    result = run_eval(run_dir, data, backend=backend, split=split, max_clips=max_clips,
+                      log=None if json_out else console.print)
+    if json_out:
+        typer.echo(_json.dumps(result.to_dict()))
+    else:
+        typer.echo(result.table())
+        console.print(f"wrote {run_dir / 'eval' / 'evaluation.json'} and confusion.png")
+
+
+@app.command()
+def detect(
+    run_dir: Path = typer.Argument(..., help="Run folder with train/best.pt."),
+    audio: Optional[Path] = typer.Argument(None, help="WAV file (any length); omit with --live."),
+    threshold: float = typer.Option(0.7, help="Smoothed score a keyword must reach."),
+    smoothing_ms: float = typer.Option(300.0, help="Moving average of the scores."),
+    refractory_ms: float = typer.Option(1000.0, help="No detection this long after one."),
+    mode: str = typer.Option("auto", help="auto | rolling | window | reset"),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON list of detections."),
+    live: bool = typer.Option(False, "--live", help="Listen to the microphone (extra `live`)."),
+) -> None:
+    """Streaming keyword detection in a recording (or live), with timestamps."""
+    import json as _json
+
+    from tinykws.detect import detect_file, detect_live
+
+    def show(d) -> None:
+        if json_out:
+            typer.echo(_json.dumps(d.to_dict()))
+        else:
+            typer.echo(f"{d.time_s:9.2f} s  {d.label:<10} {d.confidence:.3f}")
+
+    if live:
+        console.print("listening (Ctrl-C to stop)...")
+        detect_live(run_dir, threshold, smoothing_ms, refractory_ms, mode, on_detection=show)
+        return
+    if audio is None:
+        raise TinyKWSError("give an AUDIO.wav file, or --live for the microphone")
+    found = detect_file(run_dir, audio, threshold, smoothing_ms, refractory_ms, mode)
+    if json_out:
+        typer.echo(_json.dumps([d.to_dict() for d in found]))
+        return
+    for d in found:
+        show(d)
+    console.print(f"{len(found)} detection(s) in {audio}")
+
+
+@app.command()
+def report(run_dir: Path = typer.Argument(..., help="Run folder.")) -> None:
+    """Write RUN_DIR/report.md (data, training, confusion, DET curve, device table)."""
+    from tinykws.report import write_report
+
+    path = write_report(run_dir)
+    console.print(f"report: {path}")
+
+
 # ---------------------------------------------------------------- pipeline
 
 

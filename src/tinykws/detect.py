@@ -1,0 +1,400 @@
+"""Streaming keyword detection: 160-sample blocks -> features -> model steps -> detections.
+
+Audio arrives in 10-ms blocks (160 samples at 16 kHz); `StreamingFeaturizer` turns each into
+at most one log-mel frame and `KWSModel.step` advances the recurrent state by one frame.
+How the state is managed depends on how the model was trained (`mode`):
+
+- `rolling`: models trained with `--rolling` saw long streams, so one state runs forever
+  and scores are read every frame.
+- `window` (default for the other models): a sliding 1-s window, re-classified every
+  `hop_ms`. It is computed incrementally with K = window / hop staggered states fed the
+  same frames, each reset after a full window: exactly `forward()` on the last 98 frames,
+  at K model steps per frame and K hidden states of memory (no frame buffer).
+- `reset`: one state, reset every `reset_ms`; scores read every frame once half a window
+  has been seen. One model step per frame, but the model sees contexts it never trained on.
+
+docs/architecture.md ("Evaluation and detection") gives the measurements behind the
+default. Scores (softmax) are then smoothed by a moving average over `smoothing_ms`; a
+keyword (never `_unknown_`/`_silence_`) fires when its smoothed score reaches `threshold`
+and no detection happened in the last `refractory_ms`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Literal, Sequence
+
+import numpy as np
+
+from tinykws.errors import TinyKWSError
+
+SAMPLE_RATE = 16000
+BLOCK = 160  # samples per streaming block = one feature hop (10 ms)
+NON_KEYWORDS = ("_unknown_", "_silence_")
+Mode = Literal["auto", "rolling", "window", "reset"]
+MODES = ("auto", "rolling", "window", "reset")
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A keyword heard at `time_s` (seconds from the stream start, when it fired)."""
+
+    time_s: float
+    label: str
+    confidence: float  # smoothed softmax score at the time it fired
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """How scores become detections, and how the state of a non-rolling model is managed."""
+
+    threshold: float = 0.7  # smoothed score a keyword must reach
+    smoothing_ms: float = 300.0  # moving-average length over the score stream
+    refractory_ms: float = 1000.0  # silence after a detection
+    mode: Mode = "auto"  # auto = rolling for rolling-trained models, else `window`
+    hop_ms: float = 100.0  # window mode: a fresh 1-s classification every hop
+    reset_ms: float = 1000.0  # reset mode: state reset period
+
+
+# --------------------------------------------------------------------------- state helpers
+
+
+def _where_rows(mask, fresh, state):
+    """`state` with the batch rows of `mask` [B] replaced by `fresh`.
+
+    Model state is `[layers, B, H]`, or a tuple of those (LSTM)."""
+    import torch
+
+    if isinstance(state, torch.Tensor):
+        return torch.where(mask.view(1, -1, 1), fresh, state)
+    if isinstance(state, (tuple, list)):
+        return type(state)(_where_rows(mask, f, s) for f, s in zip(fresh, state))
+    raise TypeError(f"unsupported model state type {type(state).__name__}")
+
+
+def is_rolling(meta: dict) -> bool:
+    """Was the checkpoint trained on rolling streams (`tinykws train --rolling`)?"""
+    cfg = meta.get("train_config") or {}
+    return bool(cfg.get("rolling", meta.get("rolling", False)))
+
+
+# --------------------------------------------------------------------------- scorers
+
+
+class FrameScorer:
+    """Frames `[32]` in -> softmax score vectors `[C]` out (0 or 1 per frame), per mode."""
+
+    def __init__(self, model, mode: str, win: int, hop_frames: int = 10, reset_frames: int = 98):
+        import torch
+
+        if mode not in ("rolling", "window", "reset"):
+            raise TinyKWSError(f"unknown detector mode {mode!r}; choose rolling, window or reset")
+        self.torch = torch
+        self.model, self.mode, self.win = model, mode, win
+        self.hop = max(1, hop_frames)
+        self.reset_frames = max(1, reset_frames)
+        self.k = -(-win // self.hop) if mode == "window" else 1  # staggered states
+        self.period_frames = self.hop if mode == "window" else 1  # frames between scores
+        self.reset()
+
+    def reset(self) -> None:
+        self.fresh = self.model.init_state(self.k)
+        self.state = self.model.init_state(self.k)
+        # window mode: state i starts i*hop frames late (negative age = not started yet)
+        self.age = -self.hop * np.arange(self.k) if self.mode == "window" else np.zeros(1, int)
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray | None:
+        torch = self.torch
+        x = torch.as_tensor(np.asarray(frame, np.float32)).view(1, -1).expand(self.k, -1)
+        with torch.no_grad():
+            logits, self.state = self.model.step(x, self.state)
+        self.age += 1
+        if self.mode == "rolling":
+            return torch.softmax(logits[0], -1).numpy()
+        if self.mode == "reset":
+            out = None
+            if self.age[0] >= self.win // 2:
+                out = torch.softmax(logits[0], -1).numpy()
+            if self.age[0] >= self.reset_frames:
+                self.state, self.age[:] = self.model.init_state(1), 0
+            return out
+        # window: the state that has seen exactly `win` frames scores, then restarts
+        done = self.age >= self.win
+        out = torch.softmax(logits[int(np.argmax(done))], -1).numpy() if done.any() else None
+        restart = done | (self.age <= 0)
+        if restart.any():
+            with torch.no_grad():
+                self.state = _where_rows(torch.as_tensor(restart), self.fresh, self.state)
+            # wait K*hop - win frames so that the K states score exactly every hop
+            self.age[done] = self.win - self.k * self.hop
+        return out
+
+
+# --------------------------------------------------------------------------- trigger
+
+
+def moving_average(scores: np.ndarray, n: int) -> np.ndarray:
+    """Causal moving average over the last `n` rows of `[S, C]` (shorter at the start)."""
+    scores = np.asarray(scores, np.float64)
+    if n <= 1 or len(scores) == 0:
+        return scores.copy()
+    c = np.cumsum(np.vstack([np.zeros((1, scores.shape[1])), scores]), axis=0)
+    idx = np.arange(1, len(scores) + 1)
+    lo = np.maximum(0, idx - n)
+    return (c[idx] - c[lo]) / (idx - lo)[:, None]
+
+
+def pick_detections(
+    times: np.ndarray, smoothed: np.ndarray, categories: Sequence[str], threshold: float,
+    refractory_s: float,
+) -> list[Detection]:
+    """Detections from a smoothed score trace `[S, C]` at `times` `[S]` (seconds).
+
+    A keyword fires where its smoothed score reaches `threshold`, unless another detection
+    happened less than `refractory_s` before.
+    """
+    kw = np.array([c not in NON_KEYWORDS for c in categories])
+    if not kw.any() or len(times) == 0:
+        return []
+    masked = np.where(kw[None, :], smoothed, -np.inf)
+    best = masked.argmax(1)
+    best_score = masked[np.arange(len(best)), best]
+    out: list[Detection] = []
+    last = -np.inf
+    for i in np.flatnonzero(best_score >= threshold):
+        if times[i] - last >= refractory_s:
+            out.append(Detection(float(times[i]), categories[best[i]], float(best_score[i])))
+            last = times[i]
+    return out
+
+
+class Trigger:
+    """Streaming form of `moving_average` + `pick_detections`, one score vector at a time."""
+
+    def __init__(self, categories: Sequence[str], threshold: float, smooth_n: int, refractory_s: float):
+        self.categories = list(categories)
+        self.kw = np.array([c not in NON_KEYWORDS for c in self.categories])
+        self.threshold, self.refractory_s = threshold, refractory_s
+        self.buf: deque[np.ndarray] = deque(maxlen=max(1, smooth_n))
+        self.last = -np.inf
+
+    def reset(self) -> None:
+        self.buf.clear()
+        self.last = -np.inf
+
+    def __call__(self, t: float, scores: np.ndarray) -> Detection | None:
+        self.buf.append(np.asarray(scores, np.float64))
+        smoothed = np.mean(self.buf, axis=0)
+        masked = np.where(self.kw, smoothed, -np.inf)
+        k = int(masked.argmax())
+        if masked[k] >= self.threshold and t - self.last >= self.refractory_s:
+            self.last = t
+            return Detection(float(t), self.categories[k], float(masked[k]))
+        return None
+
+
+# --------------------------------------------------------------------------- detector
+
+
+class Detector:
+    """Feed 160-sample int16 blocks (`process`), get `Detection`s back.
+
+    `Detector(run_dir)` loads the run's best checkpoint; `model`/`meta` may be passed instead
+    (tests, benchmarks). `mode="auto"` picks `rolling` for rolling-trained models, else
+    `window`.
+    """
+
+    def __init__(
+        self,
+        run_dir: Path | str | None = None,
+        threshold: float = DetectorConfig.threshold,
+        smoothing_ms: float = DetectorConfig.smoothing_ms,
+        refractory_ms: float = DetectorConfig.refractory_ms,
+        mode: str = "auto",
+        hop_ms: float = DetectorConfig.hop_ms,
+        reset_ms: float = DetectorConfig.reset_ms,
+        model=None,
+        meta: dict | None = None,
+    ):
+        from tinykws.features import FeatureParams, StreamingFeaturizer
+
+        if model is None:
+            if run_dir is None:
+                raise TinyKWSError("Detector needs a run folder (or a model and its meta)")
+            from tinykws.evaluate import load_run_model
+
+            model, meta = load_run_model(Path(run_dir))
+        assert meta is not None
+        if mode not in MODES:
+            raise TinyKWSError(f"unknown detector mode {mode!r}; choose one of {', '.join(MODES)}")
+        self.mode = ("rolling" if is_rolling(meta) else "window") if mode == "auto" else mode
+        fp = meta["feature_params"]
+        self.params = FeatureParams.from_dict(fp) if isinstance(fp, dict) else fp
+        self.model = model
+        self.categories = list(meta["categories"])
+        self.config = DetectorConfig(threshold, smoothing_ms, refractory_ms, self.mode, hop_ms, reset_ms)
+        frame_ms = 1000.0 * BLOCK / SAMPLE_RATE
+        self.win = self.params.n_frames  # frames in one 1-s training clip (98)
+        self.scorer = FrameScorer(model, self.mode, self.win,
+                                  hop_frames=round(hop_ms / frame_ms),
+                                  reset_frames=round(reset_ms / frame_ms))
+        self.score_period_s = self.scorer.period_frames * frame_ms / 1000.0
+        smooth_n = max(1, round(smoothing_ms / 1000.0 / self.score_period_s))
+        self.trigger = Trigger(self.categories, threshold, smooth_n, refractory_ms / 1000.0)
+        self.featurizer = StreamingFeaturizer(self.params)
+        self.samples = 0
+
+    def reset(self) -> None:
+        self.featurizer.reset()
+        self.scorer.reset()
+        self.trigger.reset()
+        self.samples = 0
+
+    def scores(self, block: np.ndarray) -> tuple[float, np.ndarray] | None:
+        """One block -> (time in s, raw softmax scores `[C]`) when the model scored."""
+        block = np.asarray(block)
+        if block.shape != (BLOCK,):
+            raise TinyKWSError(f"blocks must hold {BLOCK} samples, got shape {block.shape}")
+        self.samples += BLOCK
+        frame = self.featurizer.step(block)
+        if frame is None:
+            return None
+        s = self.scorer(frame)
+        return None if s is None else (self.samples / SAMPLE_RATE, s)
+
+    def process(self, block: np.ndarray) -> list[Detection]:
+        """One 160-sample int16 block -> the detections it completed (0 or 1)."""
+        r = self.scores(block)
+        if r is None:
+            return []
+        d = self.trigger(*r)
+        return [d] if d else []
+
+    def run(self, audio: np.ndarray) -> list[Detection]:
+        """All detections in an int16 signal (the tail shorter than a block is dropped)."""
+        out: list[Detection] = []
+        for block in blocks(audio):
+            out += self.process(block)
+        return out
+
+    def score_trace(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(times `[S]` s, raw scores `[S, C]`) over a whole signal from a fresh state.
+
+        The same numbers as feeding `scores()` block by block (a test checks it), computed
+        in batches: all frames at once, then one batched forward per mode. Used by the
+        benchmarks, where 10 minutes of audio would take minutes frame by frame.
+        """
+        import torch
+
+        from tinykws.features import frames_from_stream
+
+        p, sc = self.params, self.scorer
+        frames = torch.from_numpy(np.asarray(frames_from_stream(audio, p), np.float32))  # [T, F]
+        t_all = (np.arange(len(frames)) + p.first_block) * p.hop / p.sample_rate  # [T] s
+        c = len(self.categories)
+        if len(frames) == 0:
+            return np.zeros(0), np.zeros((0, c))
+        with torch.no_grad():
+            if self.mode == "rolling":
+                logits, _ = self.model.forward_sequence(frames[None])  # [1, T, C]
+                return t_all, torch.softmax(logits[0], -1).double().numpy()
+            if self.mode == "window":
+                ends = np.arange(self.win - 1, len(frames), sc.hop)  # last frame of each window
+                out = []
+                for i in range(0, len(ends), 512):
+                    idx = torch.from_numpy(ends[i : i + 512, None] - np.arange(self.win - 1, -1, -1))
+                    out.append(torch.softmax(self.model(frames[idx]), -1))  # [b, 98, F] -> [b, C]
+                return t_all[ends], torch.cat(out).double().numpy().reshape(-1, c)
+            # reset: segments of reset_frames from a zero state, scored from age win // 2
+            r = sc.reset_frames
+            n_seg = -(-len(frames) // r)
+            segs = torch.zeros(n_seg * r, frames.shape[1])
+            segs[: len(frames)] = frames
+            logits, _ = self.model.forward_sequence(segs.view(n_seg, r, -1))  # [n_seg, r, C]
+            age = np.tile(np.arange(1, r + 1), n_seg)[: len(frames)]
+            keep = age >= self.win // 2
+            scores = torch.softmax(logits.reshape(n_seg * r, c)[: len(frames)], -1)
+            return t_all[keep], scores.double().numpy()[keep]
+
+    def detections_from_trace(self, times: np.ndarray, scores: np.ndarray,
+                              threshold: float | None = None) -> list[Detection]:
+        """Smoothing + threshold + refractory over a whole trace (threshold sweeps)."""
+        cfg = self.config
+        smoothed = moving_average(scores, self.trigger.buf.maxlen or 1)
+        thr = cfg.threshold if threshold is None else threshold
+        return pick_detections(times, smoothed, self.categories, thr, cfg.refractory_ms / 1000.0)
+
+
+def blocks(audio: np.ndarray) -> Iterator[np.ndarray]:
+    """Consecutive 160-sample blocks of a 1-D signal."""
+    audio = np.asarray(audio)
+    for i in range(0, len(audio) - BLOCK + 1, BLOCK):
+        yield audio[i : i + BLOCK]
+
+
+def detect_file(
+    run_dir: Path | str,
+    wav: Path | str,
+    threshold: float = DetectorConfig.threshold,
+    smoothing_ms: float = DetectorConfig.smoothing_ms,
+    refractory_ms: float = DetectorConfig.refractory_ms,
+    mode: str = "auto",
+) -> list[Detection]:
+    """Detections in a WAV file of any length (resampled to 16 kHz mono)."""
+    from tinykws.data.audio import load_audio
+
+    audio, _ = load_audio(wav, length=None)
+    det = Detector(run_dir, threshold, smoothing_ms, refractory_ms, mode)
+    return det.run(audio)
+
+
+def detect_live(
+    run_dir: Path | str,
+    threshold: float = DetectorConfig.threshold,
+    smoothing_ms: float = DetectorConfig.smoothing_ms,
+    refractory_ms: float = DetectorConfig.refractory_ms,
+    mode: str = "auto",
+    on_detection: Callable[[Detection], None] = print,
+    seconds: float | None = None,
+) -> None:
+    """Listen to the default microphone and call `on_detection` for each keyword heard.
+
+    Runs until Ctrl-C (or `seconds`). Raises TinyKWSError when `sounddevice` (extra `live`)
+    or an input device is missing.
+    """
+    import queue
+
+    try:
+        import sounddevice as sd
+    except ImportError:
+        raise TinyKWSError("--live needs sounddevice: pip install 'tinykws[live]'") from None
+    except OSError as e:  # the PortAudio library itself is missing
+        raise TinyKWSError(f"--live needs the PortAudio library ({e}); "
+                           "install it (Debian: apt-get install libportaudio2)") from None
+    try:
+        sd.query_devices(kind="input")
+    except Exception as e:  # sounddevice raises PortAudioError / ValueError without a mic
+        raise TinyKWSError(f"no audio input device available ({e})") from None
+
+    det = Detector(run_dir, threshold, smoothing_ms, refractory_ms, mode)
+    q: queue.Queue[np.ndarray] = queue.Queue()
+
+    def callback(indata, frames, time, status):  # noqa: ARG001 - sounddevice's signature
+        q.put(indata[:, 0].copy())
+
+    n_blocks = None if seconds is None else int(seconds * SAMPLE_RATE / BLOCK)
+    try:
+        with sd.InputStream(samplerate=SAMPLE_RATE, blocksize=BLOCK, channels=1,
+                            dtype="int16", callback=callback):
+            i = 0
+            while n_blocks is None or i < n_blocks:
+                for d in det.process(q.get()):
+                    on_detection(d)
+                i += 1
+    except sd.PortAudioError as e:
+        raise TinyKWSError(f"cannot open the microphone: {e}") from None

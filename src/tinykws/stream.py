@@ -1,0 +1,300 @@
+"""Streaming benchmark: a long recording with keywords at known times -> recall and FA/h.
+
+`build_stream` lays held-out 1-s clips (keywords and other words) over a bed of background
+noise at several SNRs; `score_detections` matches detections to the known keyword times;
+`det_curve` sweeps the threshold; `stream_metrics` is the short version the pipeline runs
+into `eval/stream.json` + `eval/det.png`; `bench/stream.py` runs the long one.
+
+Matching rule: a detection is a hit when its label is the keyword of an event and it fires
+between the event's start and `tolerance_s` after its end; each event is hit at most once.
+Every other detection (wrong word, nothing there, a second firing on the same event) is a
+false alarm.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from tinykws.errors import TinyKWSError
+
+SAMPLE_RATE = 16000
+CLIP = 16000
+NON_KEYWORDS = ("_unknown_", "_silence_")
+
+
+@dataclass(frozen=True)
+class Event:
+    """A clip placed in the stream at [start_s, start_s + 1)."""
+
+    start_s: float
+    word: str  # the spoken word (folder name)
+    label: str  # the run category it belongs to (`_unknown_` for other words)
+    snr_db: float
+    source: str  # clip path, relative where possible
+
+    @property
+    def is_keyword(self) -> bool:
+        return self.label not in NON_KEYWORDS
+
+
+@dataclass
+class Stream:
+    audio: np.ndarray  # [samples] int16
+    events: list[Event]
+    sample_rate: int = SAMPLE_RATE
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.audio) / self.sample_rate
+
+    @property
+    def n_keywords(self) -> int:
+        return sum(e.is_keyword for e in self.events)
+
+
+@dataclass(frozen=True)
+class StreamSpec:
+    """What goes into a stream."""
+
+    minutes: float = 10.0
+    snrs_db: tuple[float, ...] = (20.0, 10.0, 5.0)
+    keyword_fraction: float = 0.6  # of the events; the rest are other words
+    gap_s: tuple[float, float] = (1.0, 3.0)  # noise-only time between two clips
+    noise_rms: float = 150.0  # int16 units (~ -47 dBFS): a quiet room to a busy one with SNR
+    seed: int = 0
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x.astype(np.float64))))) if len(x) else 0.0
+
+
+def _speech_rms(x: np.ndarray, win: int = 1600) -> float:
+    """RMS of the loudest 0.5 s of a clip: the word, not the silence around it."""
+    x = x.astype(np.float64)
+    if len(x) <= win * 5:
+        return _rms(x)
+    e = np.convolve(np.square(x), np.ones(win), "valid")  # energy of each 0.1-s window
+    k = 5  # best 5 windows ~ 0.5 s
+    top = np.sort(e[::win])[-k:]
+    return float(np.sqrt(top.sum() / (k * win)))
+
+
+def noise_bed(noise_files: Sequence[Path], n_samples: int, rms: float, rng) -> np.ndarray:
+    """Random 5-20 s pieces of the noise recordings, each scaled to `rms`, end to end."""
+    from tinykws.data.audio import load_audio
+
+    if not noise_files:
+        return rng.normal(0, rms, n_samples)
+    noises = [load_audio(f, length=None)[0].astype(np.float64) for f in noise_files]
+    out = np.zeros(n_samples)
+    pos = 0
+    while pos < n_samples:
+        x = noises[int(rng.integers(len(noises)))]
+        n = min(int(rng.uniform(5, 20) * SAMPLE_RATE), len(x), n_samples - pos)
+        start = int(rng.integers(0, len(x) - n + 1))
+        piece = x[start : start + n]
+        out[pos : pos + n] = piece * (rms / max(_rms(piece), 1e-9))
+        pos += n
+    return out
+
+
+def build_stream(
+    keyword_clips: Sequence[tuple[Path, str, str]],
+    other_clips: Sequence[tuple[Path, str, str]],
+    noise_files: Sequence[Path],
+    spec: StreamSpec = StreamSpec(),
+    root: Path | None = None,
+) -> Stream:
+    """A stream of `spec.minutes` with clips `(path, word, label)` at known times.
+
+    Clips are drawn without replacement until each pool runs out, then reused (at another
+    SNR and position). Each clip is scaled so its loudest 0.5 s sits `snr` dB above the
+    noise bed.
+    """
+    from tinykws.data.audio import load_audio
+
+    if not keyword_clips:
+        raise TinyKWSError("no keyword clips to build a stream from")
+    rng = np.random.default_rng(spec.seed)
+    n = int(spec.minutes * 60 * SAMPLE_RATE)
+    audio = noise_bed(noise_files, n, spec.noise_rms, rng)
+    pools = {True: list(keyword_clips), False: list(other_clips)}
+    order = {k: list(rng.permutation(len(v))) for k, v in pools.items()}
+    events = []
+    t = float(rng.uniform(*spec.gap_s))
+    while (t + 1.0) * SAMPLE_RATE <= n:
+        kw = bool(rng.random() < spec.keyword_fraction) or not pools[False]
+        if not order[kw]:
+            order[kw] = list(rng.permutation(len(pools[kw])))
+        path, word, label = pools[kw][order[kw].pop()]
+        x = load_audio(path, length=CLIP)[0].astype(np.float64)
+        snr = float(rng.choice(spec.snrs_db))
+        gain = spec.noise_rms * 10 ** (snr / 20) / max(_speech_rms(x), 1e-9)
+        s = int(round(t * SAMPLE_RATE))
+        audio[s : s + CLIP] += x * gain
+        name = str(Path(path).relative_to(root)) if root and Path(path).is_relative_to(root) else str(path)
+        events.append(Event(round(s / SAMPLE_RATE, 4), word, label, snr, name))
+        t += 1.0 + float(rng.uniform(*spec.gap_s))
+    return Stream(np.clip(np.rint(audio), -32768, 32767).astype(np.int16), events)
+
+
+def run_stream_clips(run_dir: Path, split: str = "testing") -> tuple[list, list, list[Path], Path]:
+    """(keyword clips, other clips, noise files, data_dir) of a run's split, from its lists.
+
+    Clips are `(path, word, label)`; `_silence_` crops are left out (the noise bed plays
+    their part); noise comes from the data folder's `_background_noise_`.
+    """
+    from tinykws.data.speech_commands import read_list
+
+    lists = Path(run_dir) / "lists"
+    if not (lists / "lists.json").is_file():
+        raise TinyKWSError(f"{lists}: no lists.json; run `tinykws data lists` first")
+    data_dir = Path(json.loads((lists / "lists.json").read_text())["data_dir"])
+    kws, others = [], []
+    for ex in read_list(lists, split):
+        if ex.label == "_silence_":
+            continue
+        word = Path(ex.path).parent.name
+        (kws if ex.label not in NON_KEYWORDS else others).append((Path(ex.path), word, ex.label))
+    noise = sorted((data_dir / "_background_noise_").glob("*.wav"))
+    return kws, others, noise, data_dir
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+@dataclass
+class StreamScore:
+    threshold: float
+    hits: int
+    misses: int
+    false_alarms: int
+    recall: float
+    fa_per_hour: float
+
+
+def score_detections(
+    detections: Sequence, events: Sequence[Event], duration_s: float, tolerance_s: float = 0.75,
+    threshold: float = float("nan"),
+) -> StreamScore:
+    """Hits, misses and false alarms of `detections` against the keyword `events`."""
+    kw = sorted((e for e in events if e.is_keyword), key=lambda e: e.start_s)
+    starts = np.array([e.start_s for e in kw])
+    hit = np.zeros(len(kw), bool)
+    fa = 0
+    for d in detections:
+        # candidate events: started before the detection, ended less than tolerance ago
+        i = int(np.searchsorted(starts, d.time_s, side="right")) - 1
+        ok = False
+        while i >= 0 and d.time_s <= starts[i] + 1.0 + tolerance_s:
+            if not hit[i] and kw[i].label == d.label:
+                hit[i] = ok = True
+                break
+            i -= 1
+        fa += not ok
+    hours = duration_s / 3600.0
+    n = len(kw)
+    return StreamScore(threshold, int(hit.sum()), int(n - hit.sum()), fa,
+                       float(hit.sum() / n) if n else 0.0, fa / hours if hours else 0.0)
+
+
+def det_curve(detector, times: np.ndarray, scores: np.ndarray, stream: Stream,
+              thresholds: Sequence[float] | None = None) -> list[StreamScore]:
+    """Recall / FA-per-hour at each threshold, from one score trace."""
+    if thresholds is None:
+        thresholds = np.unique(np.concatenate([np.linspace(0.05, 0.9, 18),
+                                               1 - np.geomspace(0.1, 1e-4, 25)]))
+    return [score_detections(detector.detections_from_trace(times, scores, float(t)),
+                             stream.events, stream.duration_s, threshold=float(t))
+            for t in thresholds]
+
+
+def operating_point(curve: Sequence[StreamScore], max_fa_per_hour: float = 1.0) -> StreamScore | None:
+    """The best-recall point with at most `max_fa_per_hour` (None if there is none)."""
+    ok = [s for s in curve if s.fa_per_hour <= max_fa_per_hour]
+    return max(ok, key=lambda s: (s.recall, -s.threshold)) if ok else None
+
+
+def plot_det(curves: dict[str, Sequence[StreamScore]], path: Path, title: str = "",
+             goal: tuple[float, float] | None = (1.0, 0.9)) -> Path:
+    """DET-style plot: miss rate against false alarms per hour, one line per curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 5))
+    for name, curve in curves.items():
+        fa = np.array([s.fa_per_hour for s in curve])
+        miss = np.array([100 * (1 - s.recall) for s in curve])
+        order = np.argsort(fa, kind="stable")
+        ax.plot(fa[order], miss[order], marker=".", label=name)
+    if goal:
+        ax.axvline(goal[0], color="grey", ls=":", lw=1)
+        ax.axhline(100 * (1 - goal[1]), color="grey", ls=":", lw=1)
+        ax.plot([goal[0]], [100 * (1 - goal[1])], "k*", ms=10,
+                label=f"goal: ≥{goal[1]:.0%} recall at ≤{goal[0]:g} FA/h")
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlim(left=0)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("false alarms per hour (0, then log scale)")
+    ax.set_ylabel("miss rate (%) = 100 - recall")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title or "Streaming detection (lower left is better)")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def evaluate_stream(detector, stream: Stream, thresholds=None) -> dict:
+    """Score trace + DET curve + the point at the detector's own threshold."""
+    times, scores = detector.score_trace(stream.audio)
+    curve = det_curve(detector, times, scores, stream, thresholds)
+    at = score_detections(detector.detections_from_trace(times, scores), stream.events,
+                          stream.duration_s, threshold=detector.config.threshold)
+    best = operating_point(curve)
+    return {
+        "mode": detector.mode,
+        "at_threshold": asdict(at),
+        "best_at_1_fa_per_hour": asdict(best) if best else None,
+        "curve": [asdict(s) for s in curve],
+    }
+
+
+def stream_metrics(
+    run_dir: Path | str, minutes: float = 2.5, seed: int = 0, threshold: float | None = None,
+    mode: str = "auto",
+) -> dict:
+    """Short streaming check for the pipeline: `eval/stream.json` + `eval/det.png`.
+
+    Builds a `minutes`-long stream from the run's testing split, runs the detector and
+    sweeps the threshold. Returns the dict written to stream.json.
+    """
+    from tinykws.detect import Detector, DetectorConfig
+
+    run_dir = Path(run_dir)
+    kws, others, noise, data_dir = run_stream_clips(run_dir, "testing")
+    if not kws:
+        raise TinyKWSError(f"{run_dir}: the testing split has no keyword clips")
+    stream = build_stream(kws, others, noise, StreamSpec(minutes=minutes, seed=seed), root=data_dir)
+    det = Detector(run_dir, threshold=DetectorConfig.threshold if threshold is None else threshold,
+                   mode=mode)
+    res = evaluate_stream(det, stream)
+    res.update(minutes=stream.duration_s / 60, n_keywords=stream.n_keywords,
+               n_events=len(stream.events), snrs_db=list(StreamSpec.snrs_db))
+    out = run_dir / "eval"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "stream.json").write_text(json.dumps(res, indent=2))
+    plot_det({f"{det.mode} ({stream.duration_s / 60:.1f} min, {stream.n_keywords} keywords)":
+              [StreamScore(**s) for s in res["curve"]]}, out / "det.png",
+             title=f"{run_dir.name}: streaming detection on held-out clips")
+    return res
