@@ -111,67 +111,99 @@ class _FastCellBase(nn.Module):
 # ---------------------------------------------------------------------------- FastGRNN
 
 
+class _single_thread:
+    """Run the per-step loops on one intra-op thread.
+
+    The per-step matrices are tiny ([B, H] @ [H, H]); splitting them over threads costs
+    more in barriers than it gains, and on a busy machine a barrier can wait for a whole
+    scheduler slice.  The big all-steps GEMMs outside the loops keep every thread.
+    """
+
+    def __enter__(self):
+        self.n = torch.get_num_threads()
+        if self.n != 1:
+            torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        if self.n != 1:
+            torch.set_num_threads(self.n)
+
+
 class _FastGRNNRecurrence(torch.autograd.Function):
     """The FastGRNN recurrence given the input projections of all steps.
 
     Inputs: pre [T, B, H] (= W x_t), h0 [B, H], U [H, H], bias_gate [H], bias_update [H],
-    zeta [1], nu [1].  Output: hidden states of all steps [T, B, H].
+    zeta [1], nu [1], need_grad (bool).  Output: hidden states of all steps [T, B, H].
+
+    With a = pre_t + U h, the per-step derivatives d h'/d a through the gate (G1) and the
+    update (G2) are computed in the forward loop while the step's data is in cache; the
+    backward loop is then 4 small ops and one GEMM a step.
     """
 
     @staticmethod
-    def forward(ctx, pre, h0, U, bias_gate, bias_update, zeta, nu):  # noqa: D102
+    def forward(ctx, pre, h0, U, bias_gate, bias_update, zeta, nu, need_grad):  # noqa: D102
         T, B, H = pre.shape
         k1 = float(torch.sigmoid(zeta).item())  # σ(ζ)
         k2 = float(torch.sigmoid(nu).item())  # σ(ν)
+        k12 = k1 + k2
         pg = pre + bias_gate  # [T, B, H]
         pu = pre + bias_update
-        Z = torch.empty_like(pre)
-        C = torch.empty_like(pre)
-        Hs = torch.empty(T + 1, B, H, dtype=pre.dtype, device=pre.device)  # Hs[0] = h0
+        Hs = pre.new_empty(T + 1, B, H)  # Hs[0] = h0, Hs[t + 1] = h_t
         Hs[0] = h0
         Ut = U.t()
-        r = torch.empty(B, H, dtype=pre.dtype, device=pre.device)
-        for t in range(T):
-            h = Hs[t]
-            torch.mm(h, Ut, out=r)  # U h
-            z = torch.add(pg[t], r, out=Z[t]).sigmoid_()
-            c = torch.add(pu[t], r, out=C[t]).tanh_()
-            # h' = z h + (k1 (1 - z) + k2) c = z (h - k1 c) + (k1 + k2) c
-            tmp = torch.sub(h, c, alpha=k1).mul_(z)
-            torch.add(tmp, c, alpha=k1 + k2, out=Hs[t + 1])
-        ctx.save_for_backward(Z, C, Hs, U, zeta, nu)
-        ctx.ks = (k1, k2)
+        r = pre.new_empty(B, H)
+        if need_grad:
+            Z, C, ZC, G, G2 = (torch.empty_like(pre) for _ in range(5))
+            ones = pre.new_ones(B, H)
+        else:
+            z, c = pre.new_empty(B, H), pre.new_empty(B, H)
+        with _single_thread():
+            for t in range(T):
+                h = Hs[t]
+                if need_grad:
+                    z, c = Z[t], C[t]
+                torch.mm(h, Ut, out=r)  # U h
+                torch.add(pg[t], r, out=z).sigmoid_()
+                torch.add(pu[t], r, out=c).tanh_()
+                # h' = z h + (k1 (1 - z) + k2) c = z (h - k1 c) + (k1 + k2) c
+                tmp = torch.sub(h, c, alpha=k1)
+                if need_grad:
+                    g1 = tmp * torch.addcmul(z, z, z, value=-1.0)  # (h - k1 c) z (1 - z)
+                    omc = torch.addcmul(ones, c, c, value=-1.0)  # 1 - c²
+                    torch.mul(torch.rsub(z, k12, alpha=k1), omc, out=G2[t])  # (k12 - k1 z)(1 - c²)
+                    torch.add(g1, G2[t], out=G[t])
+                    torch.mul(z, c, out=ZC[t])
+                torch.add(tmp.mul_(z), c, alpha=k12, out=Hs[t + 1])
+        if need_grad:
+            ctx.save_for_backward(Z, C, ZC, G, G2, Hs, U)
+            ctx.ks = (k1, k2)
         return Hs[1:]
 
     @staticmethod
     def backward(ctx, dout):  # noqa: D102
-        Z, C, Hs, U, zeta, nu = ctx.saved_tensors
+        Z, C, ZC, G, G2, Hs, U = ctx.saved_tensors
         k1, k2 = ctx.ks
         T, B, H = Z.shape
-        Hprev = Hs[:-1]
-        # d h'/d a through z and through c, for all steps at once (big elementwise ops):
-        G1 = (Hprev - k1 * C) * Z * (1.0 - Z)  # gate path
-        G2 = (k1 * (1.0 - Z) + k2) * (1.0 - C * C)  # update path
-        G = G1 + G2
         DH = torch.empty_like(Z)  # total dL/dh_t (incoming + carried)
         DA = torch.empty_like(Z)  # dL/da_t, a_t = W x_t + U h_{t-1}
+        DAc = torch.empty_like(Z)  # the part of DA through the update c (bias_update's grad)
         dout = dout.contiguous()
         carry = torch.zeros(B, H, dtype=Z.dtype, device=Z.device)
-        for t in range(T - 1, -1, -1):
-            dh = torch.add(dout[t], carry, out=DH[t])
-            da = torch.mul(dh, G[t], out=DA[t])
-            carry = torch.addmm(dh * Z[t], da, U)  # dL/dh_{t-1} = dh z + U^T da
-        flat = H
-        d_pre = DA
-        d_U = DA.reshape(-1, flat).t() @ Hprev.reshape(-1, flat)  # one GEMM over all steps
-        d_bg = (DH * G1).sum(dim=(0, 1))
-        d_bu = (DH * G2).sum(dim=(0, 1))
-        dh_dz = k1 * (1.0 - k1)
-        dh_dn = k2 * (1.0 - k2)
-        DHC = DH * C
-        d_zeta = ((DHC * (1.0 - Z)).sum() * dh_dz).reshape(zeta.shape)
-        d_nu = (DHC.sum() * dh_dn).reshape(nu.shape)
-        return d_pre, carry, d_U, d_bg, d_bu, d_zeta, d_nu
+        with _single_thread():
+            for t in range(T - 1, -1, -1):
+                dh = torch.add(dout[t], carry, out=DH[t])
+                da = torch.mul(dh, G[t], out=DA[t])
+                torch.mul(dh, G2[t], out=DAc[t])
+                carry = torch.addmm(dh * Z[t], da, U)  # dL/dh_{t-1} = dh z + U^T da
+        # Everything below covers all steps at once (one GEMM / one reduction each).
+        d_U = DA.view(-1, H).t() @ Hs[:-1].reshape(-1, H)
+        d_bu = DAc.view(-1, H).sum(0)
+        d_bg = DA.view(-1, H).sum(0) - d_bu
+        dh_c = torch.dot(DH.view(-1), C.view(-1))  # sum dh ⊙ c
+        dh_zc = torch.dot(DH.view(-1), ZC.view(-1))  # sum dh ⊙ z ⊙ c
+        d_zeta = ((dh_c - dh_zc) * (k1 * (1.0 - k1))).reshape(1)
+        d_nu = (dh_c * (k2 * (1.0 - k2))).reshape(1)
+        return DA, carry, d_U, d_bg, d_bu, d_zeta, d_nu, None
 
 
 class FastGRNNCell(_FastCellBase):
@@ -206,7 +238,7 @@ class FastGRNNCell(_FastCellBase):
     def _fast_sequence(self, pre: Tensor, h: Tensor) -> Tensor:
         return _FastGRNNRecurrence.apply(
             pre.contiguous(), h, self.effective_U(), self.bias_gate, self.bias_update,
-            self.zeta, self.nu,
+            self.zeta, self.nu, torch.is_grad_enabled(),
         )
 
 
@@ -214,45 +246,58 @@ class FastGRNNCell(_FastCellBase):
 
 
 class _FastRNNRecurrence(torch.autograd.Function):
-    """The FastRNN recurrence given input projections: h' = σ(β) h + σ(α) tanh(pre + U h + b)."""
+    """The FastRNN recurrence given input projections: h' = σ(β) h + σ(α) tanh(pre + U h + b).
+
+    Inputs: pre [T, B, H], h0 [B, H], U [H, H], bias_update [H], alpha [1], beta [1],
+    need_grad (bool).  Output: hidden states of all steps [T, B, H].
+    """
 
     @staticmethod
-    def forward(ctx, pre, h0, U, bias_update, alpha, beta):  # noqa: D102
+    def forward(ctx, pre, h0, U, bias_update, alpha, beta, need_grad):  # noqa: D102
         T, B, H = pre.shape
         ka = float(torch.sigmoid(alpha).item())
         kb = float(torch.sigmoid(beta).item())
         pu = pre + bias_update
-        C = torch.empty_like(pre)
-        Hs = torch.empty(T + 1, B, H, dtype=pre.dtype, device=pre.device)
+        C = torch.empty_like(pre) if need_grad else None
+        G = torch.empty_like(pre) if need_grad else None  # d h'/d a = σ(α)(1 - c²)
+        c = pre.new_empty(B, H)
+        ones = pre.new_ones(B, H)
+        Hs = pre.new_empty(T + 1, B, H)
         Hs[0] = h0
         Ut = U.t()
-        for t in range(T):
-            c = torch.addmm(pu[t], Hs[t], Ut, out=C[t]).tanh_()
-            torch.add(Hs[t] * kb, c, alpha=ka, out=Hs[t + 1])
-        ctx.save_for_backward(C, Hs, U, alpha, beta)
-        ctx.ks = (ka, kb)
+        with _single_thread():
+            for t in range(T):
+                if need_grad:
+                    c = C[t]
+                torch.addmm(pu[t], Hs[t], Ut, out=c).tanh_()
+                if need_grad:
+                    torch.addcmul(ones, c, c, value=-1.0, out=G[t]).mul_(ka)
+                torch.add(Hs[t] * kb, c, alpha=ka, out=Hs[t + 1])
+        if need_grad:
+            ctx.save_for_backward(C, G, Hs, U)
+            ctx.ks = (ka, kb)
         return Hs[1:]
 
     @staticmethod
     def backward(ctx, dout):  # noqa: D102
-        C, Hs, U, alpha, beta = ctx.saved_tensors
+        C, G, Hs, U = ctx.saved_tensors
         ka, kb = ctx.ks
         T, B, H = C.shape
-        G = ka * (1.0 - C * C)
         DH = torch.empty_like(C)
         DA = torch.empty_like(C)
         dout = dout.contiguous()
         carry = torch.zeros(B, H, dtype=C.dtype, device=C.device)
-        for t in range(T - 1, -1, -1):
-            dh = torch.add(dout[t], carry, out=DH[t])
-            da = torch.mul(dh, G[t], out=DA[t])
-            carry = torch.addmm(dh * kb, da, U)
-        Hprev = Hs[:-1]
-        d_U = DA.reshape(-1, H).t() @ Hprev.reshape(-1, H)
-        d_b = DA.sum(dim=(0, 1))
-        d_alpha = ((DH * C).sum() * ka * (1.0 - ka)).reshape(alpha.shape)
-        d_beta = ((DH * Hprev).sum() * kb * (1.0 - kb)).reshape(beta.shape)
-        return DA, carry, d_U, d_b, d_alpha, d_beta
+        with _single_thread():
+            for t in range(T - 1, -1, -1):
+                dh = torch.add(dout[t], carry, out=DH[t])
+                da = torch.mul(dh, G[t], out=DA[t])
+                carry = torch.addmm(dh * kb, da, U)
+        Hprev = Hs[:-1].reshape(-1, H)
+        d_U = DA.view(-1, H).t() @ Hprev
+        d_b = DA.view(-1, H).sum(0)
+        d_alpha = (torch.dot(DH.view(-1), C.view(-1)) * (ka * (1.0 - ka))).reshape(1)
+        d_beta = (torch.dot(DH.view(-1), Hprev.view(-1)) * (kb * (1.0 - kb))).reshape(1)
+        return DA, carry, d_U, d_b, d_alpha, d_beta, None
 
 
 class FastRNNCell(_FastCellBase):
@@ -282,5 +327,6 @@ class FastRNNCell(_FastCellBase):
 
     def _fast_sequence(self, pre: Tensor, h: Tensor) -> Tensor:
         return _FastRNNRecurrence.apply(
-            pre.contiguous(), h, self.effective_U(), self.bias_update, self.alpha, self.beta
+            pre.contiguous(), h, self.effective_U(), self.bias_update, self.alpha, self.beta,
+            torch.is_grad_enabled(),
         )

@@ -1,0 +1,111 @@
+"""Training speed: tinykws vs EdgeML's own FastGRNN (edgeml-pytorch 0.3.0), one run, one machine.
+
+Configuration (the seed's): 2 FastGRNN layers x 128 hidden, 32 inputs, 98 steps, batch 128,
+linear classifier on the last step, cross-entropy, SGD (Nesterov, momentum 0.9, wd 1e-5);
+one iteration = forward + backward + optimiser step.  The two sides alternate in rounds so
+that load from other processes on a shared machine hits both alike.
+
+    pip install edgeml-pytorch==0.3.0 --no-deps    # once; its CUDA extension is not needed
+    python bench/train_speed.py [--rounds 5] [--iters 5]
+
+Last line: `train_speed ours=N edgeml=N ratio=R` (sequences per second; edgeml = the
+faster of its two thread settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import types
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+T, B, IN, H, L, C = 98, 128, 32, 128, 2, 12
+
+
+def import_edgeml_rnn():
+    """edgeml_pytorch.graph.rnn, with a stub for its CUDA extension (not built on CPU)."""
+    sys.modules.setdefault("fastgrnn_cuda", types.ModuleType("fastgrnn_cuda"))
+    try:
+        from edgeml_pytorch.graph import rnn
+    except ImportError:
+        sys.exit("edgeml-pytorch missing: pip install edgeml-pytorch==0.3.0 --no-deps")
+    return rnn
+
+
+class EdgeMLClassifier(nn.Module):
+    """The seed's FastGRNN keyword spotter built from EdgeML's FastGRNN (time-major)."""
+
+    def __init__(self, rnn) -> None:
+        super().__init__()
+        self.l1 = rnn.FastGRNN(IN, H, batch_first=False)
+        self.l2 = rnn.FastGRNN(H, H, batch_first=False)
+        self.fc = nn.Linear(H, C)
+
+    def forward(self, x):  # x [B, T, F]
+        seq = x.transpose(0, 1)
+        return self.fc(self.l2(self.l1(seq))[-1])
+
+
+def make_step(model: nn.Module, threads: int | None = None):
+    """One training iteration; `threads` pins torch's intra-op threads while it runs."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.005, momentum=0.9, nesterov=True,
+                          weight_decay=1e-5)
+
+    def step(x, y):
+        n = torch.get_num_threads()
+        if threads:
+            torch.set_num_threads(threads)
+        opt.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+        opt.step()
+        torch.set_num_threads(n)
+
+    return step
+
+
+def time_iters(step, x, y, iters: int) -> float:
+    t0 = time.perf_counter()
+    for _ in range(iters):
+        step(x, y)
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--iters", type=int, default=5, help="iterations per side per round")
+    args = ap.parse_args()
+
+    from tinykws.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    x = torch.randn(B, T, IN)
+    y = torch.randint(0, C, (B,))
+    ours = build_model(ModelConfig("fastgrnn", IN, H, L, C)).train()
+    edge = EdgeMLClassifier(import_edgeml_rnn()).train()
+    # EdgeML runs twice: with torch's default threads (what its users get) and pinned to
+    # one thread (faster on a busy machine); the ratio uses whichever was faster.
+    sides = {"ours": make_step(ours), "edgeml": make_step(edge),
+             "edgeml_1thread": make_step(edge, threads=1)}
+    for step in sides.values():  # warm-up (allocator, thread pool)
+        time_iters(step, x, y, 2)
+    spent = {k: 0.0 for k in sides}
+    for r in range(args.rounds):
+        for name, step in sides.items():
+            spent[name] += time_iters(step, x, y, args.iters)
+        print(f"round {r + 1}: " + "  ".join(
+            f"{k}={B * args.iters * (r + 1) / v:.0f} seq/s" for k, v in spent.items()))
+    rate = {k: B * args.iters * args.rounds / v for k, v in spent.items()}
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"T={T} B={B} in={IN} H={H} layers={L}")
+    best_edgeml = max(rate["edgeml"], rate["edgeml_1thread"])
+    print(f"train_speed ours={rate['ours']:.0f} edgeml={best_edgeml:.0f} "
+          f"ratio={rate['ours'] / best_edgeml:.2f}")
+
+
+if __name__ == "__main__":
+    main()
