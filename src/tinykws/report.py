@@ -1,0 +1,269 @@
+"""`RUN_DIR/report.md`: one page a person can read about a run, with its pictures.
+
+Sections: data summary, training curves, clip accuracy + confusion matrix, streaming DET
+curve, device table (flash, RAM, instructions per frame for hard and soft float). Every
+section reads the files its stage wrote (docs/architecture.md "Run folder") and says
+"not run" when they are missing, so a partial run still gets a report.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+SPLITS = ("training", "validation", "testing")
+ABIS = ("hard", "soft")
+
+
+def _read_json(path: Path) -> Any | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _not_run(what: str, how: str) -> str:
+    return f"_Not run: {what} is missing (run `{how}`)._\n"
+
+
+def _pretty(name: str) -> str:
+    return name.strip("_") or name
+
+
+# --------------------------------------------------------------------------- data
+
+
+def data_counts(run_dir: Path) -> tuple[dict[str, dict[str, int]], str] | None:
+    """split -> class -> clips, from `lists/lists.json`, else from the feature files."""
+    meta = _read_json(run_dir / "lists" / "lists.json")
+    if isinstance(meta, dict) and isinstance(meta.get("counts"), dict):
+        return {s: dict(meta["counts"][s]) for s in SPLITS if s in meta["counts"]}, "lists/lists.json"
+    counts = {}
+    for s in SPLITS:
+        f = run_dir / "features" / f"{s}.npz"
+        if f.is_file():
+            with np.load(f, allow_pickle=False) as z:
+                cats, labels = [str(c) for c in z["categories"]], z["labels"]
+            n = np.bincount(labels, minlength=len(cats))
+            counts[s] = {c: int(n[i]) for i, c in enumerate(cats)}
+    return (counts, "features/*.npz") if counts else None
+
+
+def plot_data(counts: dict[str, dict[str, int]], path: Path) -> Path:
+    """Grouped bars: clips per class, one colour per split."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    classes = list(next(iter(counts.values())).keys())
+    splits = [s for s in SPLITS if s in counts]
+    x = np.arange(len(classes))
+    w = 0.8 / len(splits)
+    fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(classes) + 2), 3.8))
+    for i, s in enumerate(splits):
+        ax.bar(x + (i - (len(splits) - 1) / 2) * w, [counts[s].get(c, 0) for c in classes], w, label=s)
+    ax.set_xticks(x, [_pretty(c) for c in classes], rotation=45, ha="right")
+    ax.set_ylabel("clips")
+    ax.set_title("Clips per class and split")
+    ax.legend()
+    ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def section_data(run_dir: Path) -> str:
+    found = data_counts(run_dir)
+    out = "## Data\n\n"
+    if not found:
+        return out + _not_run("lists/lists.json (or features/*.npz)", "tinykws data lists")
+    counts, source = found
+    meta = _read_json(run_dir / "lists" / "lists.json") or {}
+    if meta.get("data_dir"):
+        out += f"Data: `{meta['data_dir']}`"
+        if meta.get("task"):
+            out += f", task `{meta['task']}`"
+        if meta.get("split_source"):
+            out += f", splits from the {meta['split_source']}"
+        if "speaker_overlap" in meta:
+            out += f", {meta['speaker_overlap']} speakers in more than one split"
+        out += ".\n\n"
+    splits = [s for s in SPLITS if s in counts]
+    classes = list(counts[splits[0]].keys())
+    out += "| class | " + " | ".join(splits) + " |\n|---|" + "---:|" * len(splits) + "\n"
+    for c in classes:
+        out += f"| {c} | " + " | ".join(str(counts[s].get(c, 0)) for s in splits) + " |\n"
+    out += "| **total** | " + " | ".join(f"**{sum(counts[s].values())}**" for s in splits) + " |\n\n"
+    out += f"_Source: `{source}`._\n\n"
+    plot_data(counts, run_dir / "eval" / "data.png")
+    return out + "![clips per class and split](eval/data.png)\n"
+
+
+# --------------------------------------------------------------------------- training
+
+
+def section_training(run_dir: Path) -> str:
+    out = "## Training\n\n"
+    log = run_dir / "train" / "log.csv"
+    cfg = _read_json(run_dir / "train" / "config.json")
+    if not log.is_file() and not (run_dir / "train" / "curves.png").is_file():
+        return out + _not_run("train/log.csv", "tinykws train")
+    if isinstance(cfg, dict):
+        keys = ("epochs", "batch_size", "lr", "rolling", "augment", "architecture", "hidden_size")
+        flat = {**cfg, **(cfg.get("model") or {})} if isinstance(cfg.get("model"), dict) else cfg
+        shown = {k: flat[k] for k in keys if k in flat}
+        if shown:
+            out += "Config: " + ", ".join(f"`{k}={v}`" for k, v in shown.items()) + " (see `train/config.json`).\n\n"
+    if log.is_file():
+        with log.open() as f:
+            rows = list(csv.DictReader(f))
+        acc_key = next((k for k in (rows[0] if rows else {}) if "val" in k and "acc" in k), None)
+        if rows and acc_key:
+            vals = [(float(r[acc_key]), r) for r in rows if r.get(acc_key) not in (None, "")]
+            if vals:
+                best, row = max(vals, key=lambda v: v[0])
+                ep = row.get("epoch", "?")
+                out += f"{len(rows)} epochs logged; best validation accuracy {best:.2%} (epoch {ep}).\n\n"
+    if (run_dir / "train" / "curves.png").is_file():
+        out += "![training curves](train/curves.png)\n"
+    return out
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+def section_evaluation(run_dir: Path) -> str:
+    out = "## Clip accuracy\n\n"
+    ev = _read_json(run_dir / "eval" / "evaluation.json")
+    if not isinstance(ev, dict):
+        return out + _not_run("eval/evaluation.json", "tinykws evaluate RUN_DIR --data DIR")
+    out += (f"**Accuracy {ev['accuracy']:.2%}** on {ev['n']} clips "
+            f"({ev.get('layout', '')} layout, `{ev.get('data_dir', '')}`, backend {ev.get('backend', '')}); "
+            f"macro F1 {ev.get('macro_f1', float('nan')):.3f}.\n\n")
+    out += "| class | precision | recall | F1 | clips |\n|---|---:|---:|---:|---:|\n"
+    for c, m in ev["per_class"].items():
+        out += f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |\n"
+    if (run_dir / "eval" / "confusion.png").is_file():
+        out += "\n![confusion matrix](eval/confusion.png)\n"
+    return out
+
+
+def section_stream(run_dir: Path) -> str:
+    out = "## Streaming detection\n\n"
+    st = _read_json(run_dir / "eval" / "stream.json")
+    if not isinstance(st, dict):
+        return out + _not_run("eval/stream.json", "the pipeline's streaming check (tinykws.stream.stream_metrics)")
+    at = st["at_threshold"]
+    out += (f"{st.get('minutes', 0):.1f} minutes of held-out clips over background noise "
+            f"(SNR {', '.join(f'{s:g}' for s in st.get('snrs_db', []))} dB), "
+            f"{st.get('n_keywords', '?')} keywords among {st.get('n_events', '?')} words; "
+            f"detector mode `{st.get('mode')}`.\n\n")
+    out += (f"At threshold {at['threshold']:.2f}: recall **{at['recall']:.1%}**, "
+            f"**{at['fa_per_hour']:.1f} false alarms per hour** ({at['false_alarms']} in the stream).\n")
+    best = st.get("best_at_1_fa_per_hour")
+    if best:
+        out += (f"Best recall at ≤ 1 false alarm per hour: {best['recall']:.1%} "
+                f"(threshold {best['threshold']:.4f}).\n")
+    else:
+        out += "No threshold reached ≤ 1 false alarm per hour.\n"
+    if st.get("minutes", 60) < 60:
+        out += ("_A short stream: one false alarm already counts "
+                f"{60 / max(st.get('minutes', 1), 1e-9):.0f} per hour._\n")
+    if (run_dir / "eval" / "det.png").is_file():
+        out += "\n![DET curve](eval/det.png)\n"
+    return out
+
+
+# --------------------------------------------------------------------------- device
+
+
+def _find(d: Any, *names: str) -> Any | None:
+    """First value under a key containing all of `names` (case-insensitive), depth-first."""
+    if isinstance(d, dict):
+        for k, v in d.items():
+            if all(n in str(k).lower() for n in names) and not isinstance(v, (dict, list)):
+                return v
+        for v in d.values():
+            r = _find(v, *names)
+            if r is not None:
+                return r
+    return None
+
+
+def device_row(verify: dict) -> dict[str, Any]:
+    """flash / RAM bytes and instructions per frame from one `verify.json`."""
+    return {
+        "flash": _find(verify, "flash"),
+        "ram": _find(verify, "ram"),
+        "instructions": _find(verify, "instructions", "frame") or _find(verify, "instr"),
+        "cycles": _find(verify, "cycles", "frame"),
+        "passed": _find(verify, "pass") if _find(verify, "pass") is not None else _find(verify, "ok"),
+        "max_err": _find(verify, "max", "err"),
+    }
+
+
+def _fmt(v: Any, unit: str = "") -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, bool):
+        return "yes" if v else "**no**"
+    if isinstance(v, (int, float)) and unit == "B":
+        return f"{v / 1024:.1f} KiB" if v >= 1024 else f"{int(v)} B"
+    if isinstance(v, float):
+        return f"{v:.3g}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def section_device(run_dir: Path) -> str:
+    out = "## Device (emulated Cortex-M4)\n\n"
+    rows = {abi: _read_json(run_dir / "device" / abi / "verify.json") for abi in ABIS}
+    if not any(isinstance(r, dict) for r in rows.values()):
+        return out + _not_run("device/{hard,soft}/verify.json", "tinykws verify")
+    out += "| float ABI | flash | RAM | instructions / frame | cycles / frame | verified | max error |\n"
+    out += "|---|---:|---:|---:|---:|:---:|---:|\n"
+    for abi, r in rows.items():
+        if not isinstance(r, dict):
+            out += f"| {abi} | not run | | | | | |\n"
+            continue
+        d = device_row(r)
+        out += (f"| {abi} | {_fmt(d['flash'], 'B')} | {_fmt(d['ram'], 'B')} | "
+                f"{_fmt(d['instructions'])} | {_fmt(d['cycles'])} | {_fmt(d['passed'])} | "
+                f"{_fmt(d['max_err'])} |\n")
+    return out + "\n_From `device/<abi>/verify.json`; one frame = 10 ms of audio (featurizer + model step)._\n"
+
+
+# --------------------------------------------------------------------------- report
+
+SECTIONS: tuple[Callable[[Path], str], ...] = (
+    section_data, section_training, section_evaluation, section_stream, section_device,
+)
+
+
+def write_report(run_dir: Path | str) -> Path:
+    """Write `RUN_DIR/report.md` (and `eval/data.png`); returns its path."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        from tinykws.errors import TinyKWSError
+
+        raise TinyKWSError(f"{run_dir}: no such run folder")
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    parts = [f"# tinykws run `{run_dir.name}`\n\n_Written {when} by `tinykws report`._\n"]
+    for section in SECTIONS:
+        try:
+            parts.append(section(run_dir))
+        except Exception as e:  # a malformed file must not cost the whole report
+            title = section.__name__.removeprefix("section_")
+            parts.append(f"## {title.capitalize()}\n\n_Could not read this section's files: {e}_\n")
+    path = run_dir / "report.md"
+    path.write_text("\n".join(parts))
+    return path

@@ -1,0 +1,80 @@
+"""Shared by test_evaluate / test_detect / test_report: tiny run folders and test layouts."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from tinykws.data.speech_commands import GOOGLE12_WORDS, make_lists, read_list
+from tinykws.features import FeatureParams
+from tinykws.models import ModelConfig, build_model
+
+DEV = Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev"
+CATEGORIES = [*GOOGLE12_WORDS, "_unknown_", "_silence_"]
+
+
+def save_checkpoint(run_dir: Path, model, categories, rolling: bool = False) -> Path:
+    """A checkpoint dict as train writes it (docs/architecture.md "Checkpoints")."""
+    path = run_dir / "train" / "best.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({
+        "model_config": model.config.to_dict(),
+        "feature_params": FeatureParams().to_dict(),
+        "categories": list(categories),
+        "state_dict": model.state_dict(),
+        "train_config": {"rolling": rolling},
+        "epoch": 0,
+        "best_val_acc": 0.0,
+    }, path)
+    return path
+
+
+def random_model(seed: int = 0, hidden: int = 16, classes: int = 12):
+    torch.manual_seed(seed)
+    model = build_model(ModelConfig(hidden_size=hidden, num_layers=1, num_classes=classes))
+    # spread the scores: normalise inputs roughly like real log-mel features
+    model.set_normalization(torch.full((32,), 10.0), torch.full((32,), 4.0))
+    return model.eval()
+
+
+def make_run(root: Path, model=None, rolling: bool = False, lists_from: Path | None = None) -> Path:
+    """A run folder: lists on the dev data (or a copy of prepared lists) + train/best.pt."""
+    run = root / "run"
+    if lists_from is not None:
+        shutil.copytree(lists_from, run / "lists")
+    else:
+        make_lists(DEV, "google12", run / "lists")
+    save_checkpoint(run, model if model is not None else random_model(), CATEGORIES, rolling)
+    return run
+
+
+def google12_layout(root: Path, lists_dir: Path, per_class: int = 3) -> Path:
+    """A `speech_commands_test_set_v0.02`-like folder from held-out (testing) clips:
+    class folders, `.wav.wav` names, word prefixes in `_unknown_`."""
+    out = root / "g12"
+    seen: dict[str, int] = {}
+    for ex in read_list(lists_dir, "testing"):
+        if seen.get(ex.label, 0) >= per_class:
+            continue
+        seen[ex.label] = seen.get(ex.label, 0) + 1
+        d = out / ex.label
+        d.mkdir(parents=True, exist_ok=True)
+        word = Path(ex.path).parent.name
+        name = f"{word}_{Path(ex.path).name}" if ex.label == "_unknown_" else Path(ex.path).name
+        shutil.copy(ex.path, d / (name + ".wav"))  # x.wav -> x.wav.wav
+    return out
+
+
+def tone_stream(seconds: float, bursts: list[float], freq: float = 1000.0, sr: int = 16000,
+                amp: float = 8000.0, burst_s: float = 0.5, seed: int = 0) -> np.ndarray:
+    """Quiet noise with loud tone bursts starting at `bursts` (seconds): int16."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 30, int(seconds * sr))
+    t = np.arange(int(burst_s * sr)) / sr
+    for b in bursts:
+        s = int(b * sr)
+        x[s : s + len(t)] += amp * np.sin(2 * np.pi * freq * t)
+    return np.clip(x, -32768, 32767).astype(np.int16)

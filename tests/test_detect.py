@@ -1,0 +1,218 @@
+"""Streaming detection: smoothing/threshold/refractory logic, the three state modes, the
+block-by-block path against the batched one, the CLI, and a real tiny model on a stream."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from eval_helpers import CATEGORIES, make_run, random_model, tone_stream
+from tinykws.detect import (
+    Detection,
+    Detector,
+    Trigger,
+    detect_file,
+    detect_live,
+    moving_average,
+    pick_detections,
+)
+from tinykws.errors import TinyKWSError
+from tinykws.features import FeatureParams, frames_from_stream
+
+META = {"feature_params": FeatureParams().to_dict(), "categories": CATEGORIES}
+YES = CATEGORIES.index("yes")
+
+
+class EnergyModel(torch.nn.Module):
+    """Deterministic stand-in: 'yes' when the recent mean log-mel energy is above 10
+    (a loud tone), nothing otherwise. Same interface as KWSModel."""
+
+    def init_state(self, batch: int):
+        return torch.full((1, batch, 1), -3.0)
+
+    def step(self, frame, state):
+        h = 0.7 * state[0] + 0.3 * (frame.mean(1, keepdim=True) - 10.0)  # [B, 1]
+        logits = torch.zeros(frame.shape[0], len(CATEGORIES))
+        logits[:, YES] = 3.0 * h[:, 0]
+        return logits, h[None]
+
+    def forward_sequence(self, x, state=None):
+        state = self.init_state(x.shape[0]) if state is None else state
+        out = []
+        for t in range(x.shape[1]):
+            logits, state = self.step(x[:, t], state)
+            out.append(logits)
+        return torch.stack(out, 1), state
+
+    def forward(self, x):
+        return self.forward_sequence(x)[0][:, -1]
+
+
+# ---------------------------------------------------------------- smoothing / trigger
+
+
+def test_moving_average_matches_a_naive_loop():
+    x = np.random.default_rng(0).random((50, 3))
+    for n in (1, 2, 7):
+        ref = np.array([x[max(0, i - n + 1) : i + 1].mean(0) for i in range(50)])
+        np.testing.assert_allclose(moving_average(x, n), ref, atol=1e-12)
+
+
+def _trace(high: list[tuple[float, float]], label: int = YES, dt: float = 0.01, dur: float = 10.0):
+    times = np.arange(0, dur, dt) + dt
+    s = np.full((len(times), len(CATEGORIES)), 0.01)
+    for a, b in high:
+        s[(times >= a) & (times < b), label] = 0.95
+    return times, s
+
+
+def test_threshold_and_refractory():
+    times, s = _trace([(2.0, 2.5), (2.8, 3.0), (5.0, 5.2)])
+    d = pick_detections(times, s, CATEGORIES, 0.9, refractory_s=1.0)
+    assert [(round(x.time_s, 2), x.label) for x in d] == [(2.0, "yes"), (5.0, "yes")]
+    d = pick_detections(times, s, CATEGORIES, 0.9, refractory_s=0.5)
+    assert [round(x.time_s, 2) for x in d] == [2.0, 2.8, 5.0]
+    assert pick_detections(times, s, CATEGORIES, 0.96, refractory_s=0.5) == []
+    assert all(x.confidence == pytest.approx(0.95) for x in d)
+
+
+@pytest.mark.parametrize("label", ["_unknown_", "_silence_"])
+def test_non_keywords_never_fire(label):
+    times, s = _trace([(1.0, 3.0)], label=CATEGORIES.index(label))
+    assert pick_detections(times, s, CATEGORIES, 0.5, 1.0) == []
+
+
+def test_smoothing_suppresses_a_short_spike():
+    times, s = _trace([(2.0, 2.05)])  # a 50-ms spike
+    assert pick_detections(times, moving_average(s, 1), CATEGORIES, 0.5, 1.0)
+    assert not pick_detections(times, moving_average(s, 30), CATEGORIES, 0.5, 1.0)  # 300 ms
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 12), st.floats(0.05, 0.9), st.floats(0.0, 0.5), st.integers(0, 10_000))
+def test_streaming_trigger_equals_batch_pick(n, thr, refr, seed):
+    rng = np.random.default_rng(seed)
+    scores = rng.dirichlet(np.full(len(CATEGORIES), 0.3), size=200)
+    times = np.arange(1, 201) * 0.01
+    trig = Trigger(CATEGORIES, thr, n, refr)
+    streamed = [d for t, s in zip(times, scores) if (d := trig(t, s))]
+    batch = pick_detections(times, moving_average(scores, n), CATEGORIES, thr, refr)
+    assert [(d.time_s, d.label) for d in streamed] == [(d.time_s, d.label) for d in batch]
+    assert [d.confidence for d in streamed] == pytest.approx([d.confidence for d in batch])
+
+
+# ---------------------------------------------------------------- modes and paths
+
+
+@pytest.mark.parametrize("mode", ["rolling", "window", "reset"])
+def test_block_path_equals_batched_trace(mode):
+    """`process`-style streaming (StreamingFeaturizer + model.step) == `score_trace`."""
+    model = random_model(seed=1)
+    audio = (np.random.default_rng(0).standard_normal(16000 * 3) * 2000).astype(np.int16)
+    det = Detector(threshold=0.0, mode=mode, model=model, meta=META)
+    got = [r for b in range(0, len(audio) - 159, 160) if (r := det.scores(audio[b : b + 160]))]
+    times, scores = det.score_trace(audio)
+    assert len(got) == len(times) > 0
+    np.testing.assert_allclose([t for t, _ in got], times, atol=1e-9)
+    np.testing.assert_allclose(np.array([s for _, s in got]), scores, atol=1e-5)
+
+
+def test_window_mode_is_forward_on_the_last_second():
+    """Staggered states score exactly like `forward()` on the last 98 frames, every hop."""
+    model = random_model(seed=2)
+    audio = (np.random.default_rng(1).standard_normal(16000 * 3) * 2000).astype(np.int16)
+    det = Detector(threshold=0.0, mode="window", hop_ms=100, model=model, meta=META)
+    frames = torch.from_numpy(frames_from_stream(audio))
+    got = [r for b in range(0, len(audio) - 159, 160) if (r := det.scores(audio[b : b + 160]))]
+    assert np.diff([t for t, _ in got]) == pytest.approx(0.1)  # one score per 100 ms
+    for k, (t, s) in enumerate(got):
+        end = 97 + 10 * k  # index of the window's last frame
+        assert t == pytest.approx((end + 3) * 0.01)
+        with torch.no_grad():
+            ref = torch.softmax(model(frames[end - 97 : end + 1][None]), -1)[0].numpy()
+        np.testing.assert_allclose(s, ref, atol=1e-5)
+
+
+def test_auto_mode_follows_the_checkpoint():
+    m = random_model()
+    assert Detector(model=m, meta={**META, "train_config": {"rolling": True}}).mode == "rolling"
+    assert Detector(model=m, meta={**META, "train_config": {"rolling": False}}).mode == "window"
+    assert Detector(model=m, meta=META).mode == "window"
+    with pytest.raises(TinyKWSError, match="mode"):
+        Detector(model=m, meta=META, mode="sometimes")
+
+
+@pytest.mark.parametrize("mode", ["rolling", "window"])
+def test_detects_tone_bursts_at_their_times(mode):
+    bursts = [1.0, 3.5, 3.9, 7.0]  # 3.9 falls in the refractory period of 3.5
+    audio = tone_stream(9.0, bursts)
+    det = Detector(threshold=0.8, smoothing_ms=100, refractory_ms=1000, mode=mode,
+                   model=EnergyModel(), meta=META)
+    found = det.run(audio)
+    assert [d.label for d in found] == ["yes"] * 3
+    for d, b in zip(found, [1.0, 3.5, 7.0]):
+        assert b < d.time_s < b + 1.2  # fires after the onset, within the window + smoothing
+    det.reset()
+    assert [(d.time_s, d.label) for d in det.detections_from_trace(*det.score_trace(audio))] == \
+        [(d.time_s, d.label) for d in found]
+
+
+def test_reset_mode_scores_only_the_second_half_of_each_period():
+    """Periodic reset reads scores once half a window has been seen: it is blind to a
+    word that ends in the first half of a period (why `window` is the default)."""
+    det = Detector(threshold=0.8, smoothing_ms=100, mode="reset", reset_ms=1000,
+                   model=EnergyModel(), meta=META)
+    times, _ = det.score_trace(tone_stream(5.0, []))
+    frame = np.round(times / 0.01).astype(int) - 3  # frame index of each score
+    assert set(frame % 100) == set(range(48, 100))  # ages 49..100 of each 100-frame period
+    assert [d.time_s for d in det.run(tone_stream(5.0, [2.0], burst_s=0.3))] == []
+    assert len(det.run(tone_stream(5.0, [2.5], burst_s=0.3))) == 1
+
+
+def test_blocks_must_be_160_samples():
+    det = Detector(model=EnergyModel(), meta=META, mode="rolling")
+    with pytest.raises(TinyKWSError, match="160"):
+        det.process(np.zeros(100, np.int16))
+
+
+# ---------------------------------------------------------------- files, CLI, live
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory) -> Path:
+    return make_run(tmp_path_factory.mktemp("detect"))
+
+
+def test_detect_file_and_cli_json(run, tmp_path):
+    wav = tmp_path / "noise.wav"
+    sf.write(wav, (np.random.default_rng(0).standard_normal(16000 * 2) * 3000).astype(np.int16), 16000)
+    found = detect_file(run, wav, threshold=0.0)  # threshold 0: fires once per refractory
+    assert found and all(isinstance(d, Detection) for d in found)
+    assert np.all(np.diff([d.time_s for d in found]) >= 1.0)
+    exe = Path(sys.executable).with_name("tinykws")
+    p = subprocess.run([str(exe), "detect", str(run), str(wav), "--threshold", "0", "--json"],
+                       capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == [d.to_dict() for d in found]
+
+
+def test_live_without_sounddevice_is_a_clear_error(run, monkeypatch):
+    monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails like a missing extra
+    with pytest.raises(TinyKWSError, match=r"tinykws\[live\]"):
+        detect_live(run, seconds=0.1)
+    exe = Path(sys.executable).with_name("tinykws")
+    try:
+        import sounddevice  # noqa: F401
+    except (ImportError, OSError):
+        p = subprocess.run([str(exe), "detect", str(run), "--live"], capture_output=True, text=True)
+        assert p.returncode == 2 and "live" in p.stderr and "Traceback" not in p.stderr
