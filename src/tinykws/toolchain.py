@@ -178,18 +178,22 @@ class Toolchain:
         float_abi: str,
         entry: str = "Reset_Handler",
         map_file: Path | str | None = None,
+        keep: Sequence[str] = (),
     ) -> Path:
         """Link a bare-metal ELF: no C library, no start files, unused sections dropped.
 
         The soft-float helpers (`__aeabi_f*`) come from libgcc (gcc picks the thumb/v7e-m
         multilib from the target flags) or from zig's compiler-rt, which zig builds for the
-        target on first use (a few seconds, then cached).
+        target on first use (a few seconds, then cached). `keep` names symbols to keep even
+        when nothing references them (they would be dropped by --gc-sections). `map_file` is
+        written by gcc only.
         """
         out_elf = Path(out_elf)
         out_elf.parent.mkdir(parents=True, exist_ok=True)
         args = [*self.target_flags(float_abi), "-O2", "-nostartfiles", "-Wl,--gc-sections"]
         args += [f"-Wl,-e,{entry}", "-T", str(Path(linker_script).resolve())]
-        if map_file is not None:
+        args += [f"-Wl,-u,{name}" for name in keep]
+        if map_file is not None and self.name == GCC:  # zig's linker driver has no -Map
             args.append(f"-Wl,-Map={Path(map_file).resolve()}")
         if self.name == GCC:
             args += ["-nostdlib", *[str(Path(o).resolve()) for o in objs], "-lgcc"]

@@ -1,0 +1,230 @@
+"""The emulated Cortex-M4: images built by both toolchains and both float ABIs run small C
+functions with the right results, instruction counting agrees with a per-instruction hook,
+stack measurement sees a deep function, and the verify machinery passes a correct device
+and pinpoints the first wrong frame. An end-to-end verify of a trained run (codegen +
+training) is in test_device_e2e.py."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from tinykws.device import (
+    DeviceError,
+    Emulator,
+    HarnessShape,
+    KWSDevice,
+    build_image,
+    count_thumb_instructions,
+    verify_device,
+)
+from tinykws.toolchain import FLOAT_ABIS, find_toolchain
+
+FUNCS_C = r"""
+#include <stdint.h>
+float tk_in[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+float tk_out[4];
+int tk_counter = 41;  /* .data: the reset handler must copy it */
+static int tk_zero;   /* .bss: the reset handler must zero it */
+
+/* out[0] = sum in[i]^2, out[1] = in[0] / in[1], out[2] = sqrtf-free Newton sqrt(out[0]) */
+int tk_math(int n) {
+    float s = 0.0f;
+    for (int i = 0; i < n; i++) s += tk_in[i] * tk_in[i];
+    tk_out[0] = s;
+    tk_out[1] = tk_in[0] / tk_in[1];
+    float r = s;
+    for (int k = 0; k < 20; k++) r = 0.5f * (r + s / r);
+    tk_out[2] = r;
+    return (int)s + tk_counter + tk_zero;
+}
+
+/* A deliberately deep function: `n` bytes of stack, written through a volatile pointer. */
+__attribute__((noinline)) int tk_deep(int n) {
+    volatile uint8_t buf[3000];
+    for (int i = 0; i < n && i < 3000; i++) buf[i] = (uint8_t)i;
+    return buf[n - 1];
+}
+
+/* Straight-line integer loop without IT blocks, for the counting cross-check. */
+__attribute__((noinline)) int tk_loop(int n) {
+    volatile int acc = 0;
+    for (int i = 0; i < n; i++) acc += i;
+    return acc;
+}
+"""
+
+# A stand-in for the generated featurizer and model with the ELL API, simple enough to
+# mirror exactly in numpy: a leaky per-band block mean, then a leaky linear "model".
+MOCK_KWS_C = r"""
+static float prev[32];
+static float h[4];
+void mfcc_Reset(void) { for (int j = 0; j < 32; j++) prev[j] = 0.0f; }
+void mfcc_Filter(void *ctx, const float *in, float *out) {
+    (void)ctx;
+    for (int j = 0; j < 32; j++) {
+        float s = 0.0f;
+        for (int k = 0; k < 5; k++) s += in[5 * j + k];
+        out[j] = 0.5f * prev[j] + s / 5000.0f;
+        prev[j] = out[j];
+    }
+}
+void completemodel_Reset(void) { for (int c = 0; c < 4; c++) h[c] = 0.0f; }
+void completemodel_Predict(void *ctx, const float *in, float *out) {
+    (void)ctx;
+    for (int c = 0; c < 4; c++) {
+        float a = 0.0f;
+        for (int j = 0; j < 32; j++) a += in[j] * (float)(((c + 1) * (j + 1)) % 7 - 3);
+        h[c] = 0.9f * h[c] + 0.01f * a;
+        out[c] = h[c];
+    }
+}
+"""
+
+SHAPE = HarnessShape(block_len=160, n_features=32, n_scores=4, warmup_blocks=2)
+W = np.array([[((c + 1) * (j + 1)) % 7 - 3 for j in range(32)] for c in range(4)], np.float32)
+
+
+def mock_reference(audio: np.ndarray):
+    """numpy mirror of MOCK_KWS_C: (features [N, T, 32], scores [N, T, 4]), T = blocks - 2."""
+    n, s = audio.shape
+    blocks = audio.reshape(n, s // 160, 32, 5).sum(-1, dtype=np.float32) / np.float32(5000)
+    feats = np.zeros_like(blocks)
+    prev = np.zeros((n, 32), np.float32)
+    for b in range(blocks.shape[1]):
+        prev = np.float32(0.5) * prev + blocks[:, b]
+        feats[:, b] = prev
+    feats = feats[:, SHAPE.warmup_blocks :]
+    h = np.zeros((n, 4), np.float32)
+    scores = np.zeros((n, feats.shape[1], 4), np.float32)
+    for t in range(feats.shape[1]):
+        h = np.float32(0.9) * h + np.float32(0.01) * (feats[:, t] @ W.T)
+        scores[:, t] = h
+    return feats, scores
+
+
+def toolchain_ids():
+    return ["zig"] + (["gcc"] if shutil.which("arm-none-eabi-gcc") else [])
+
+
+@pytest.fixture(scope="module", params=[(t, a) for t in toolchain_ids() for a in FLOAT_ABIS],
+                ids=lambda p: f"{p[0]}-{p[1]}")
+def funcs_image(request, tmp_path_factory):
+    name, abi = request.param
+    d = tmp_path_factory.mktemp(f"funcs_{name}_{abi}")
+    (d / "funcs.c").write_text(FUNCS_C)
+    elf = build_image([d / "funcs.c"], d, abi, find_toolchain(name), harness=False,
+                      keep=["tk_math", "tk_deep", "tk_loop"])
+    return abi, elf
+
+
+def test_small_function_runs_with_right_result(funcs_image):
+    _, elf = funcs_image
+    em = Emulator(elf)
+    r = em.call("tk_math", 8)
+    out = em.read_f32(em.addr("tk_out"), 3)
+    assert r == 204 + 41  # .data copied, .bss zeroed
+    np.testing.assert_allclose(out, [204.0, 0.5, np.sqrt(204.0)], rtol=1e-6)
+    # memory persists between calls, as on a device
+    em.write_f32(em.addr("tk_in"), np.arange(8, dtype=np.float32))
+    assert em.call("tk_math", 8) == 140 + 41
+
+
+def test_block_count_equals_per_instruction_count(funcs_image):
+    """Without IT blocks the cheap block-hook count equals a per-instruction code hook."""
+    from unicorn import UC_HOOK_CODE
+
+    _, elf = funcs_image
+    em = Emulator(elf)
+    n = [0]
+    h = em.uc.hook_add(UC_HOOK_CODE, lambda uc, a, s, u: n.__setitem__(0, n[0] + 1))
+    em.call("tk_loop", 100)
+    em.uc.hook_del(h)
+    _, counts = em.call("tk_loop", 100, count=["tk_loop"])
+    assert counts.per_call["tk_loop"] == [n[0]]
+    assert n[0] > 300  # ~4+ instructions per iteration
+
+
+def test_stack_measurement_sees_deep_function(funcs_image):
+    _, elf = funcs_image
+    em = Emulator(elf)
+    em.call("tk_math", 8)
+    shallow = em.stack_used()
+    assert em.call("tk_deep", 2500) == 2499 % 256
+    deep = em.stack_used()
+    assert shallow < 200
+    assert 3000 <= deep < 3000 + 200  # the whole 3000-byte array is reserved
+
+
+def test_hard_float_uses_fpu_soft_calls_helpers(funcs_image):
+    abi, elf = funcs_image
+    em = Emulator(elf)
+    helpers = [n for n in em.symbols if n.startswith("__aeabi_f") or n.startswith("__aeabi_fmul")]
+    assert bool(helpers) == (abi == "soft")
+
+
+def test_runaway_and_missing_symbol_are_clear_errors(funcs_image):
+    _, elf = funcs_image
+    em = Emulator(elf)
+    with pytest.raises(DeviceError, match="not found"):
+        em.call("no_such_function")
+
+
+def test_thumb_instruction_decoder():
+    # movs r0, #1 (16-bit) ; bl (32-bit: f000 f800) ; vadd.f32 (32-bit: ee30 0a00) ; bx lr
+    code = bytes.fromhex("0120" "00f000f8" "30ee000a" "7047")
+    assert count_thumb_instructions(code, 0, len(code)) == 4
+    assert count_thumb_instructions(code, 2, 4) == 1
+
+
+@pytest.fixture(scope="module", params=FLOAT_ABIS)
+def mock_device(request, tmp_path_factory):
+    abi = request.param
+    d = tmp_path_factory.mktemp(f"mock_{abi}")
+    (d / "mock_kws.c").write_text(MOCK_KWS_C)
+    elf = build_image([d / "mock_kws.c"], d, abi, find_toolchain("zig"))
+    return KWSDevice(elf, SHAPE)
+
+
+def clips(n=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return [(f"clip{i}", rng.integers(-3000, 3000, 16000).astype(np.int16)) for i in range(n)]
+
+
+def test_verify_passes_a_correct_device(mock_device):
+    parity, counts = verify_device(mock_device, clips(), mock_reference, count_clips=2,
+                                   progress=False)
+    assert parity["ok"], parity["first_mismatch"]
+    assert parity["n_frames"] == 4 * 98 and parity["argmax_agreement"] == 1.0
+    assert parity["max_abs_diff"] < 1e-4
+    assert parity["counted_clips"] == 2
+    assert len(counts.per_call["mfcc_Filter"]) == 2 * 100
+    assert len(counts.per_call["completemodel_Predict"]) == 2 * 98
+    model_costs = counts.per_call["completemodel_Predict"]
+    if "__aeabi_fmul" in mock_device.em.symbols:  # soft float: cost depends on the operands
+        assert max(model_costs) < 1.2 * min(model_costs)
+    else:  # fixed-cost FPU loops: every call costs the same
+        assert len(set(model_costs)) == 1
+    assert mock_device.peak_stack(counts) < 256
+
+
+def test_verify_reports_first_wrong_frame(mock_device):
+    def wrong(audio):
+        f, s = mock_reference(audio)
+        s[2, 57, 3] += 0.01
+        s[3, 10, 0] += 0.01
+        return f, s
+
+    parity, _ = verify_device(mock_device, clips(), wrong, count_clips=0, progress=False)
+    assert not parity["ok"]
+    m = parity["first_mismatch"]
+    assert (m["clip"], m["frame"], m["class_index"]) == ("clip2", 57, 3)
+    assert m["abs_diff"] == pytest.approx(0.01, abs=1e-4)
+    assert m["feature_max_diff_at_frame"] < 1e-4  # the featurizer agreed: a model fault
+
+
+def test_clip_with_partial_block_is_rejected(mock_device):
+    with pytest.raises(DeviceError, match="whole 160-sample blocks"):
+        mock_device.run_clip(np.zeros(1000, np.float32))
