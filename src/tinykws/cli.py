@@ -68,6 +68,31 @@ def main() -> None:
 # ---------------------------------------------------------------- compile / verify (issue 6)
 
 
+@app.command()
+def verify(
+    compiled: Path = typer.Argument(..., help="A compiled folder, e.g. RUN_DIR/device/hard."),
+    run: Optional[Path] = typer.Option(None, "--run", help="Run folder; default: DIR/../.."),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="Verify on every WAV under this folder instead of the test list."
+    ),
+    max_clips: int = typer.Option(50, "--max-clips", help="Clips to run (evenly spaced)."),
+    as_json: bool = typer.Option(False, "--json", help="Print verify.json instead of a summary."),
+) -> None:
+    """Run the compiled featurizer + model on an emulated Cortex-M4 and check every score."""
+    import json as _json
+
+    from tinykws.device import format_report
+    from tinykws.device import verify as run_verify
+
+    r = run_verify(compiled, run_dir=run, data_dir=data, max_clips=max_clips, progress=not as_json)
+    if as_json:
+        print(_json.dumps(r.to_dict(), indent=2))
+    else:
+        print(format_report(r))
+    if not r.ok:
+        raise typer.Exit(1)
+
+
 # ---------------------------------------------------------------- evaluate / detect (issue 7)
 
 
