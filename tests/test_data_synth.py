@@ -1,0 +1,148 @@
+"""The espeak-ng synthetic dataset: real audible 1-s clips, deterministic, voice-disjoint lists."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytest.importorskip("espeakng_loader", reason="the synth extra (espeakng-loader) is not installed")
+
+from tinykws.data.speech_commands import make_lists, read_list, speaker_of  # noqa: E402
+from tinykws.data.synth import (  # noqa: E402
+    DEFAULT_WORDS,
+    FEMALE_VARIANTS,
+    MALE_VARIANTS,
+    Voice,
+    engine,
+    plan_voices,
+    render_word,
+    synthesize,
+)
+from tinykws.errors import TinyKWSError  # noqa: E402
+
+WORDS = ("yes", "no", "stop", "bed", "seven")
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "data"
+    synthesize(out, words=WORDS, per_word=10, seed=1, workers=2, noise_seconds=3.0)
+    return out
+
+
+def wavs(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.wav"))
+
+
+def test_clips_are_16k_1s_and_clearly_audible(small):
+    clips = [p for p in wavs(small) if p.parent.name in WORDS]
+    assert len(clips) == 10 * len(WORDS)
+    for p in clips:
+        info = sf.info(p)
+        assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+        assert info.frames <= 16000
+        x = sf.read(p, dtype="float64")[0]
+        peak = np.abs(x).max()
+        assert 0.09 <= peak <= 0.96, p
+        # speech, not a faint hiss: the loudest 100 ms is far above the quietest 100 ms
+        frames = x[: len(x) // 1600 * 1600].reshape(-1, 1600)
+        rms = np.sqrt(np.mean(frames**2, axis=1))
+        assert rms.max() > 0.01 and rms.max() > 20 * rms.min(), p
+
+
+def test_lists_hold_out_whole_voices(small):
+    meta = json.loads((small / "synth.json").read_text())
+    split_of = {v["speaker"]: v["split"] for v in meta["voices"]}
+    variants = {s: {v["variant"] for v in meta["voices"] if v["split"] == s} for s in ("training", "validation", "testing")}
+    assert not (variants["training"] & variants["validation"]) and not (variants["training"] & variants["testing"])
+    assert not (variants["validation"] & variants["testing"])
+    for split in ("validation", "testing"):
+        lines = (small / f"{split}_list.txt").read_text().split()
+        assert lines and all(split_of[speaker_of(line)] == split for line in lines)
+        assert all((small / line).is_file() for line in lines)
+    # and the list stage sees them as speaker-disjoint splits
+    s = make_lists(small, "yes,no,stop", small.parent / "lists", silence_count=6)
+    assert s.speaker_overlap == 0 and s.split_source == "dataset lists"
+    assert all(s.total(split) > 0 for split in ("training", "validation", "testing"))
+    assert {e.label for e in read_list(small.parent / "lists", "training")} == {"yes", "no", "stop", "_unknown_", "_silence_"}
+
+
+def test_background_noises_are_long_and_not_silent(small):
+    noises = wavs(small / "_background_noise_")
+    assert len(noises) >= 5
+    for p in noises:
+        x, rate = sf.read(p)
+        assert rate == 16000 and len(x) >= 2 * 16000
+        assert 0.002 < np.sqrt(np.mean(x**2)) < 0.02
+
+
+def test_same_seed_same_bytes_any_worker_count(small, tmp_path):
+    again = tmp_path / "again"
+    synthesize(again, words=WORDS, per_word=10, seed=1, workers=1, noise_seconds=3.0)
+    a, b = wavs(small), wavs(again)
+    assert [p.relative_to(small) for p in a] == [p.relative_to(again) for p in b]
+    for p, q in zip(a, b):
+        assert p.read_bytes() == q.read_bytes(), p
+    for name in ("validation_list.txt", "testing_list.txt"):
+        assert (small / name).read_text() == (again / name).read_text()
+
+
+def test_other_seed_other_voices():
+    a = {v.speaker_id for v, _ in plan_voices(20, seed=0)}
+    b = {v.speaker_id for v, _ in plan_voices(20, seed=1)}
+    assert len(a) == 20 and a != b
+
+
+def test_rerun_is_a_no_op_and_changed_parameters_rebuild(small, tmp_path):
+    first = sf.read(wavs(small / "yes")[0])[0]
+    s = synthesize(small, words=WORDS, per_word=10, seed=1, noise_seconds=3.0)
+    assert s.reused and s.clips == 50
+    np.testing.assert_array_equal(first, sf.read(wavs(small / "yes")[0])[0])
+    out = tmp_path / "d"
+    synthesize(out, words=("yes", "no"), per_word=3, seed=0, workers=1, noise_seconds=2.0)
+    s = synthesize(out, words=("yes", "up"), per_word=3, seed=0, workers=1, noise_seconds=2.0)
+    assert not s.reused and not (out / "no").exists() and len(wavs(out / "up")) == 3
+    assert not list(tmp_path.glob(".*synth*"))  # no temporary folder left behind
+
+
+def test_plan_balances_voices_across_splits():
+    plan = plan_voices(50, seed=0)
+    splits = [s for _, s in plan]
+    assert (splits.count("training"), splits.count("validation"), splits.count("testing")) == (40, 5, 5)
+    variants = {v.variant for v, _ in plan}
+    assert variants & set(FEMALE_VARIANTS) and variants & set(MALE_VARIANTS)
+    assert len({v.accent for v, _ in plan}) >= 6  # many accents
+    with pytest.raises(TinyKWSError, match="at least 3"):
+        plan_voices(2)
+
+
+def test_every_listed_voice_exists_in_espeak():
+    e = engine()
+    missing = [v for v in FEMALE_VARIANTS + MALE_VARIANTS if v not in e.variants]
+    assert not missing
+    with pytest.raises(TinyKWSError, match="no voice"):
+        e.say("yes", "en-us+nosuchvariant")
+
+
+def test_a_slow_long_word_still_fits_the_window():
+    voice = Voice("en-gb-scotland", "m1", rate=80, pitch=50, range=50)
+    clip, cropped = render_word("backward", voice, np.random.default_rng(0))
+    assert clip.shape == (16000,) and not cropped
+
+
+def test_default_words_cover_keywords_and_enough_others():
+    assert len(DEFAULT_WORDS) >= 25 and len(set(DEFAULT_WORDS)) == len(DEFAULT_WORDS)
+
+
+def test_bad_words_and_foreign_folders_are_user_errors(tmp_path):
+    with pytest.raises(TinyKWSError, match="letters"):
+        synthesize(tmp_path / "x", words=("yes", "../evil"), per_word=3)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "precious.txt").write_text("keep me")
+    with pytest.raises(TinyKWSError, match="not a tinykws synth folder"):
+        synthesize(tmp_path / "mine", words=("yes",), per_word=3)
+    assert (tmp_path / "mine" / "precious.txt").read_text() == "keep me"
