@@ -216,3 +216,45 @@ def test_live_without_sounddevice_is_a_clear_error(run, monkeypatch):
     except (ImportError, OSError):
         p = subprocess.run([str(exe), "detect", str(run), "--live"], capture_output=True, text=True)
         assert p.returncode == 2 and "live" in p.stderr and "Traceback" not in p.stderr
+
+
+# ---------------------------------------------------------------- stream benchmark pieces
+
+
+def test_score_detections_golden():
+    from tinykws.stream import Event, score_detections
+
+    events = [Event(1.0, "yes", "yes", 10, "a"), Event(4.0, "no", "no", 10, "b"),
+              Event(8.0, "bed", "_unknown_", 10, "c")]
+    dets = [Detection(1.5, "yes", 0.9),  # hit
+            Detection(1.9, "yes", 0.9),  # same event again: false alarm
+            Detection(2.0, "no", 0.9),  # before its event: false alarm
+            Detection(5.6, "no", 0.9),  # 0.6 s after the end: hit (tolerance 0.75 s)
+            Detection(8.5, "yes", 0.9)]  # on an unknown word: false alarm
+    s = score_detections(dets, events, duration_s=360.0)
+    assert (s.hits, s.misses, s.false_alarms) == (2, 0, 3)
+    assert s.recall == 1.0 and s.fa_per_hour == pytest.approx(30.0)
+    s = score_detections(dets[:1], events, duration_s=360.0, tolerance_s=0.0)
+    assert (s.hits, s.misses, s.false_alarms, s.recall) == (1, 1, 0, 0.5)
+
+
+def test_build_stream_places_clips_at_known_times(tmp_path):
+    from eval_helpers import DEV
+    from tinykws.stream import StreamSpec, build_stream
+
+    kws = [(DEV / "yes" / f.name, "yes", "yes") for f in sorted((DEV / "yes").glob("*.wav"))[:5]]
+    other = [(DEV / "bed" / f.name, "bed", "_unknown_") for f in sorted((DEV / "bed").glob("*.wav"))[:3]]
+    noise = sorted((DEV / "_background_noise_").glob("*.wav"))
+    spec = StreamSpec(minutes=0.5, snrs_db=(10.0,), seed=3)
+    s = build_stream(kws, other, noise, spec, root=DEV)
+    assert s.audio.dtype == np.int16 and s.duration_s == pytest.approx(30.0)
+    starts = np.array([e.start_s for e in s.events])
+    assert np.all(np.diff(starts) >= 1.0 + spec.gap_s[0] - 1e-3)  # no overlaps
+    assert starts[-1] + 1.0 <= 30.0 and 5 <= len(s.events) <= 15
+    assert 0 < s.n_keywords < len(s.events) and s.events[0].source.startswith(("yes/", "bed/"))
+    x = s.audio.astype(np.float64)
+    rms = lambda a, b: np.sqrt(np.mean(x[int(a * 16000) : int(b * 16000)] ** 2))  # noqa: E731
+    for e in s.events:  # the word is louder than the noise just before it
+        assert rms(e.start_s, e.start_s + 1) > 1.5 * rms(e.start_s - 0.5, e.start_s)
+    again = build_stream(kws, other, noise, spec, root=DEV)
+    assert np.array_equal(again.audio, s.audio)  # deterministic for a seed

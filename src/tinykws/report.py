@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -71,7 +72,9 @@ def plot_data(counts: dict[str, dict[str, int]], path: Path) -> Path:
     ax.set_xticks(x, [_pretty(c) for c in classes], rotation=45, ha="right")
     ax.set_ylabel("clips")
     ax.set_title("Clips per class and split")
-    ax.legend()
+    top = max(max(v.values(), default=0) for v in counts.values())
+    ax.set_ylim(0, 1.2 * max(top, 1))  # room for the legend above the bars
+    ax.legend(ncols=len(splits), loc="upper center")
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -186,10 +189,12 @@ def section_stream(run_dir: Path) -> str:
 
 
 def _find(d: Any, *names: str) -> Any | None:
-    """First value under a key containing all of `names` (case-insensitive), depth-first."""
+    """First value under a key whose words (split at `_`) start with each of `names`
+    (`ram` matches `ram_bytes`, not `instructions_per_frame`), depth-first."""
     if isinstance(d, dict):
         for k, v in d.items():
-            if all(n in str(k).lower() for n in names) and not isinstance(v, (dict, list)):
+            words = re.split(r"[^a-z0-9]+", str(k).lower())
+            if all(any(w.startswith(n) for w in words) for n in names) and not isinstance(v, (dict, list)):
                 return v
         for v in d.values():
             r = _find(v, *names)
@@ -199,14 +204,21 @@ def _find(d: Any, *names: str) -> Any | None:
 
 
 def device_row(verify: dict) -> dict[str, Any]:
-    """flash / RAM bytes and instructions per frame from one `verify.json`."""
+    """flash / RAM bytes and instructions per 10-ms frame from one `verify.json`.
+
+    Reads `tinykws.device.VerifyReport` (`flash_bytes`, `ram_bytes`, `instructions.
+    {featurizer,model}.mean`, `ok`, `max_abs_diff`); other layouts by key names."""
+    ins = verify.get("instructions") if isinstance(verify.get("instructions"), dict) else {}
+    parts = {k: ins[k].get("mean") for k in ("featurizer", "model") if isinstance(ins.get(k), dict)}
+    total = sum(parts.values()) if parts and None not in parts.values() else None
     return {
         "flash": _find(verify, "flash"),
         "ram": _find(verify, "ram"),
-        "instructions": _find(verify, "instructions", "frame") or _find(verify, "instr"),
-        "cycles": _find(verify, "cycles", "frame"),
-        "passed": _find(verify, "pass") if _find(verify, "pass") is not None else _find(verify, "ok"),
-        "max_err": _find(verify, "max", "err"),
+        "featurizer": parts.get("featurizer"),
+        "model": parts.get("model"),
+        "instructions": total if total is not None else _find(verify, "instr"),
+        "passed": verify.get("ok", _find(verify, "pass")),
+        "max_err": verify.get("max_abs_diff", _find(verify, "max", "err")),
     }
 
 
@@ -224,21 +236,25 @@ def _fmt(v: Any, unit: str = "") -> str:
     return str(v)
 
 
+def _round(v: Any) -> Any:
+    return int(round(v)) if isinstance(v, float) else v
+
+
 def section_device(run_dir: Path) -> str:
     out = "## Device (emulated Cortex-M4)\n\n"
     rows = {abi: _read_json(run_dir / "device" / abi / "verify.json") for abi in ABIS}
     if not any(isinstance(r, dict) for r in rows.values()):
         return out + _not_run("device/{hard,soft}/verify.json", "tinykws verify")
-    out += "| float ABI | flash | RAM | instructions / frame | cycles / frame | verified | max error |\n"
-    out += "|---|---:|---:|---:|---:|:---:|---:|\n"
+    out += ("| float ABI | flash | RAM | instructions / frame | featurizer | model | "
+            "matches PyTorch | max score diff |\n|---|---:|---:|---:|---:|---:|:---:|---:|\n")
     for abi, r in rows.items():
         if not isinstance(r, dict):
-            out += f"| {abi} | not run | | | | | |\n"
+            out += f"| {abi} | not run | | | | | | |\n"
             continue
         d = device_row(r)
         out += (f"| {abi} | {_fmt(d['flash'], 'B')} | {_fmt(d['ram'], 'B')} | "
-                f"{_fmt(d['instructions'])} | {_fmt(d['cycles'])} | {_fmt(d['passed'])} | "
-                f"{_fmt(d['max_err'])} |\n")
+                f"{_fmt(_round(d['instructions']))} | {_fmt(_round(d['featurizer']))} | "
+                f"{_fmt(_round(d['model']))} | {_fmt(d['passed'])} | {_fmt(d['max_err'])} |\n")
     return out + "\n_From `device/<abi>/verify.json`; one frame = 10 ms of audio (featurizer + model step)._\n"
 
 

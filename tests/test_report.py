@@ -1,0 +1,95 @@
+"""`report.md`: renders with every part, and says "not run" for each missing part."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from eval_helpers import make_run
+from tinykws.errors import TinyKWSError
+from tinykws.evaluate import evaluate
+from tinykws.report import device_row, write_report
+from tinykws.stream import stream_metrics
+
+SECTIONS = ("## Data", "## Training", "## Clip accuracy", "## Streaming detection", "## Device")
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    run = make_run(tmp_path_factory.mktemp("report"))
+    (run / "train" / "log.csv").write_text(
+        "epoch,train_loss,train_acc,val_loss,val_acc\n1,2.0,0.3,1.9,0.35\n2,1.5,0.5,1.6,0.48\n")
+    fig, ax = plt.subplots()
+    ax.plot([1, 2], [0.35, 0.48])
+    fig.savefig(run / "train" / "curves.png")
+    plt.close(fig)
+    g12_data = run / "lists"  # evaluate on the run's own data folder (its testing list)
+    data_dir = json.loads((g12_data / "lists.json").read_text())["data_dir"]
+    evaluate(run, data_dir, max_clips=40)
+    stream_metrics(run, minutes=0.5)
+    for abi, flash in (("hard", 41_000), ("soft", 52_000)):
+        d = run / "device" / abi
+        d.mkdir(parents=True)
+        (d / "verify.json").write_text(json.dumps({  # tinykws.device.VerifyReport's keys
+            "ok": True, "float_abi": abi, "max_abs_diff": 2e-6, "flash_bytes": flash,
+            "ram_bytes": 6_000, "sizes": {"model": {"text": 100, "bss": 10}},
+            "instructions": {"method": "...", "featurizer": {"mean": 100_000.4, "max": 1},
+                             "model": {"mean": 23_456.0, "max": 1}}}))
+    return run
+
+
+def test_full_report_has_every_section_and_picture(full_run):
+    path = write_report(full_run)
+    text = path.read_text()
+    assert path == full_run / "report.md"
+    for s in SECTIONS:
+        assert s in text
+    assert "Not run" not in text
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert set(images) == {"eval/data.png", "train/curves.png", "eval/confusion.png", "eval/det.png"}
+    for rel in images:
+        assert (full_run / rel).read_bytes()[:4] == b"\x89PNG"
+    assert "40.0 KiB" in text and "50.8 KiB" in text and "123,456" in text  # device table
+    assert "best validation accuracy 48.00% (epoch 2)" in text
+    assert re.search(r"Accuracy \d+\.\d\d%\*\* on 40 clips", text)
+
+
+def test_report_degrades_section_by_section(full_run, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    text = write_report(empty).read_text()
+    assert text.count("Not run") == len(SECTIONS)
+    partial = tmp_path / "partial"
+    shutil.copytree(full_run, partial)
+    shutil.rmtree(partial / "device")
+    (partial / "eval" / "stream.json").unlink()
+    text = write_report(partial).read_text()
+    assert text.count("Not run") == 2
+    assert "tinykws verify" in text and "## Clip accuracy" in text
+
+
+def test_report_survives_a_malformed_file(full_run, tmp_path):
+    run = tmp_path / "bad"
+    shutil.copytree(full_run, run)
+    (run / "eval" / "evaluation.json").write_text(json.dumps({"accuracy": 0.5}))
+    text = write_report(run).read_text()
+    assert "Could not read" in text and "## Device" in text
+
+
+def test_device_row_finds_nested_keys():
+    row = device_row({"hard": {"memory": {"flash": 10, "ram": 2}}, "cost": {"instructions_per_frame": 7}})
+    assert (row["flash"], row["ram"], row["instructions"]) == (10, 2, 7)  # not fRAMe
+
+
+def test_missing_run_folder_is_a_user_error(tmp_path):
+    with pytest.raises(TinyKWSError, match="no such run"):
+        write_report(tmp_path / "nope")
