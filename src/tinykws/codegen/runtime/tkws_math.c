@@ -1,0 +1,107 @@
+/*
+ * tkws_math.c - fast single-precision exp, log, tanh, sigmoid (see tkws_math.h for errors).
+ *
+ * exp:  x = n ln2 + r with n = round(x / ln2) (the 1.5 * 2^23 "shifter" rounds without a
+ *       branch), |r| <= ln2 / 2, e^r by a degree-5 polynomial fitted for relative error
+ *       (7.7e-8 before rounding), 2^n put straight into the exponent bits.
+ * log:  x = 2^k m with m in [sqrt(1/2), sqrt(2)) (bit manipulation), ln m = 2 atanh(s),
+ *       s = (m - 1) / (m + 1), |s| <= 0.1716, odd series to s^9 (truncation 7e-10).
+ * tanh: 1 - 2 / (e^{2x} + 1), x clamped to +-10 (tanh(10) rounds to 1 in float).
+ * sigmoid: 1 / (1 + e^{-x}), x clamped to [-88, 87] (exp's range).
+ * Every constant is a float literal: no double arithmetic anywhere.
+ */
+#include "tkws_math.h"
+
+#if defined(TKWS_USE_LIBM)
+#include <math.h>
+
+TKWS_API float tkws_expf(float x) { return expf(x); }
+TKWS_API float tkws_logf(float x) { return logf(x); }
+TKWS_API float tkws_tanhf(float x) { return tanhf(x); }
+TKWS_API float tkws_sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+#else
+
+/* Reinterpret float <-> uint32 (union punning is defined behaviour in C99 TC3). */
+static inline float tkws__from_bits(uint32_t u)
+{
+    union { uint32_t u; float f; } v;
+    v.u = u;
+    return v.f;
+}
+
+static inline uint32_t tkws__to_bits(float f)
+{
+    union { uint32_t u; float f; } v;
+    v.f = f;
+    return v.u;
+}
+
+/* e^x for x in [-87.3, 88] (caller clamps): no branches. */
+static inline float tkws__exp_core(float x)
+{
+    const float log2e = 1.44269504f;
+    const float ln2_hi = 0.693145751953125f;     /* 9 trailing zero bits: n * ln2_hi exact */
+    const float ln2_lo = 1.42860677e-06f;        /* ln2 - ln2_hi */
+    const float shifter = 12582912.0f;           /* 1.5 * 2^23 */
+    const float t = x * log2e + shifter;         /* round(x log2 e) in the low mantissa bits */
+    const float n = t - shifter;
+    const int32_t ni = (int32_t)(tkws__to_bits(t) - 0x4B400000u);
+    float r = x - n * ln2_hi;
+    r = r - n * ln2_lo;
+    const float p = 1.00000012f + r * (0.999999642f + r * (0.499989003f +
+                    r * (0.166676626f + r * (0.041915033f + r * 0.00829171762f))));
+    return p * tkws__from_bits((uint32_t)(ni + 127) << 23);
+}
+
+TKWS_API float tkws_expf(float x)
+{
+    x = x < -87.3f ? -87.3f : x;
+    x = x > 88.0f ? 88.0f : x;
+    return tkws__exp_core(x);
+}
+
+TKWS_API float tkws_logf(float x)
+{
+    uint32_t u = tkws__to_bits(x);
+    int32_t k = 0;
+    if (u - 0x00800000u >= 0x7F000000u) {      /* zero, subnormal, negative, inf or NaN */
+        if ((u << 1) == 0u) {
+            return tkws__from_bits(0xFF800000u); /* log(+-0) = -inf */
+        }
+        if (u >> 31) {
+            return tkws__from_bits(0x7FC00000u); /* log(negative) = NaN */
+        }
+        if (u >= 0x7F800000u) {
+            return x;                            /* +inf or NaN */
+        }
+        x *= 33554432.0f;                        /* subnormal: scale by 2^25 */
+        k = -25;
+        u = tkws__to_bits(x);
+    }
+    u += 0x3F800000u - 0x3F3504F3u;             /* so the exponent rounds at sqrt(2) */
+    k += (int32_t)(u >> 23) - 127;
+    u = (u & 0x007FFFFFu) + 0x3F3504F3u;        /* m in [sqrt(1/2), sqrt(2)) */
+    const float f = tkws__from_bits(u) - 1.0f;
+    const float s = f / (2.0f + f);
+    const float z = s * s;
+    const float r = z * (0.666666667f + z * (0.4f + z * (0.285714286f + z * 0.222222222f)));
+    const float kf = (float)k;
+    return kf * 0.693145751953125f + ((f - s * (f - r)) + kf * 1.42860677e-06f);
+}
+
+TKWS_API float tkws_tanhf(float x)
+{
+    x = x < -10.0f ? -10.0f : x;
+    x = x > 10.0f ? 10.0f : x;
+    return 1.0f - 2.0f / (tkws__exp_core(2.0f * x) + 1.0f);
+}
+
+TKWS_API float tkws_sigmoidf(float x)
+{
+    x = x < -88.0f ? -88.0f : x;
+    x = x > 87.0f ? 87.0f : x;
+    return 1.0f / (1.0f + tkws__exp_core(-x));
+}
+
+#endif /* TKWS_USE_LIBM */
