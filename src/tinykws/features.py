@@ -22,9 +22,10 @@ from __future__ import annotations
 import json
 import math
 import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import scipy.fft
@@ -333,6 +334,43 @@ def _preemphasised_clips(x: np.ndarray, params: FeatureParams) -> np.ndarray:
     return y
 
 
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter: Any = None
+
+
+@lru_cache(maxsize=1)
+def _blas_controller() -> Any:
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # pragma: no cover - threadpoolctl is a dependency
+        return None
+    return ThreadpoolController()
+
+
+@contextmanager
+def single_thread_blas() -> Iterator[None]:
+    """Run BLAS single-threaded inside this block (process-wide, re-entrant across threads).
+
+    The mel matmul is small ([~800, 257] @ [257, 32]); OpenBLAS splitting it over threads on
+    a busy 2-core machine was measured 20x slower (800 vs 37 us per clip). Parallelism comes
+    from our own worker threads instead. The first user sets the limit, the last restores it.
+    """
+    global _blas_users, _blas_limiter
+    with _blas_lock:
+        if _blas_users == 0 and _blas_controller() is not None:
+            _blas_limiter = _blas_controller().limit(limits=1, user_api="blas")
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and _blas_limiter is not None:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
+
+
 def logmel_batch(clips: Any, params: FeatureParams = FeatureParams()) -> np.ndarray:
     """Many clips [N, samples] (int16 or int16-scale floats) -> float32 [N, n_frames, n_mels].
 
@@ -343,10 +381,11 @@ def logmel_batch(clips: Any, params: FeatureParams = FeatureParams()) -> np.ndar
     if x.ndim != 2:
         raise TinyKWSError(f"logmel_batch: expected clips [N, samples], got shape {x.shape}")
     out = np.empty((x.shape[0], params.n_frames, params.n_mels), dtype=np.float32)
-    for i in range(0, x.shape[0], _CHUNK):
-        xi = _check_samples(x[i : i + _CHUNK], "logmel_batch")
-        y = _preemphasised_clips(xi, params)
-        windows_to_logmel(_clip_windows(y, params), params, out=out[i : i + _CHUNK])
+    with single_thread_blas():
+        for i in range(0, x.shape[0], _CHUNK):
+            xi = _check_samples(x[i : i + _CHUNK], "logmel_batch")
+            y = _preemphasised_clips(xi, params)
+            windows_to_logmel(_clip_windows(y, params), params, out=out[i : i + _CHUNK])
     return out
 
 
@@ -422,4 +461,5 @@ def frames_from_stream(samples: Any, params: FeatureParams = FeatureParams()) ->
     y = _preemphasis(x[None, : n_blocks * params.hop], params.preemphasis)[0]
     start = params.frame_offset
     frames = np.lib.stride_tricks.sliding_window_view(y[start:], params.window_size)[:: params.hop]
-    return windows_to_logmel(frames[:t], params)
+    with single_thread_blas():
+        return windows_to_logmel(frames[:t], params)

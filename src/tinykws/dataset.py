@@ -1,0 +1,328 @@
+"""Featurize the clips of the list files into `training.npz`, `validation.npz`, `testing.npz`.
+
+The seed's `make_dataset.py`, rebuilt: every clip of a list is decoded (16 kHz mono int16,
+padded/cropped to 1 s), optionally mixed with background noise (training only), turned
+into log-mel frames by `tinykws.features` and cut into rows of `window_size` frames every
+`shift` frames (the defaults 98/98 give one row per 1-s clip).
+
+Differences from the seed, on purpose:
+- the featurizer state is reset for every clip (the seed carried its IIR/buffer state
+  from one file into the next, so a clip's first frames depended on the previous file);
+- noise: each selected clip gets a random segment of a random noise file at a random
+  gain in [0, max_noise_ratio], drawn from `seed` (the seed read every noise file from the
+  same start, round robin, at a fixed gain of max_noise_ratio);
+- noise is mixed into the training split only: validation and testing stay clean, so
+  they measure the clips as recorded.
+
+Decoding (soundfile) and the batched FFTs both release the GIL, so worker threads overlap
+them. A cache key (list contents, file sizes and mtimes, FeatureParams and every option)
+is stored beside each .npz; re-running with unchanged inputs does no work.
+
+npz keys (docs/architecture.md): features float32 [N, window_size, n_mels], labels int64
+[N], categories str [C], paths str [N], feature_params str (JSON).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Optional, Sequence
+
+import numpy as np
+from rich.console import Console
+
+from tinykws.data.audio import load_audio
+from tinykws.data.speech_commands import SPLITS, Example, read_categories, read_list
+from tinykws.errors import TinyKWSError
+from tinykws.features import FeatureParams, logmel_batch, single_thread_blas
+from tinykws.progress import progress_bar
+
+console = Console(stderr=True)
+
+CACHE_VERSION = 1  # bump when the npz contents change for the same inputs
+CHUNK = 64  # clips per work item: decode, mix, featurize
+
+
+@dataclass(frozen=True)
+class NoiseOptions:
+    """How background noise is mixed into training clips."""
+
+    files: tuple[Path, ...] = ()
+    max_ratio: float = 0.1  # noise gain ~ U(0, max_ratio), noise at its recorded int16 scale
+    selection: float = 1.0  # fraction of training clips that get noise
+
+
+# ---------------------------------------------------------------- framing into rows
+
+
+def row_starts(n_frames: int, window_size: int, shift: int) -> list[int]:
+    """First frame of each row: 0, shift, 2 shift, ... while the row fits in the clip."""
+    if window_size < 1 or shift < 1:
+        raise TinyKWSError("--window-size and --shift must be >= 1")
+    if window_size > n_frames:
+        raise TinyKWSError(
+            f"--window-size {window_size} is longer than a clip ({n_frames} frames); "
+            "use longer clips (FeatureParams.clip_samples) or a smaller window"
+        )
+    return list(range(0, n_frames - window_size + 1, shift))
+
+
+# ---------------------------------------------------------------- noise
+
+
+def noise_files(noise_dir: Path | str) -> tuple[Path, ...]:
+    """The .wav files of a noise folder, sorted; error when there are none."""
+    d = Path(noise_dir)
+    if not d.is_dir():
+        raise TinyKWSError(f"noise folder {d} not found")
+    files = tuple(sorted(p for p in d.iterdir() if p.suffix.lower() == ".wav"))
+    if not files:
+        raise TinyKWSError(f"no .wav files in noise folder {d}")
+    return files
+
+
+def noise_plan(n: int, n_files: int, opts: NoiseOptions, seed: int) -> np.ndarray:
+    """Per-clip noise draws, fixed by `seed` alone (not by worker count or chunking).
+
+    Returns float64 [n, 3]: (file index or -1 for no noise, start fraction in [0, 1), gain).
+    """
+    rng = np.random.default_rng([seed, 0x6E6F6973])  # "nois"
+    chosen = rng.random(n) < opts.selection
+    which = rng.integers(0, max(n_files, 1), n)
+    start = rng.random(n)
+    gain = rng.uniform(0.0, opts.max_ratio, n)
+    return np.stack([np.where(chosen & (n_files > 0), which, -1), start, gain], axis=1)
+
+
+def mix_noise(clips: np.ndarray, plan: np.ndarray, noise: Sequence[np.ndarray]) -> np.ndarray:
+    """clips int16 [n, L] + gain * (noise segment) per `plan` rows -> int16 [n, L], saturated."""
+    out = clips.copy()
+    length = clips.shape[1]
+    for i, (which, start_frac, gain) in enumerate(plan):
+        if which < 0:
+            continue
+        src = noise[int(which)]
+        start = int(start_frac * max(0, len(src) - length + 1))
+        seg = src[start : start + length].astype(np.float32)
+        mixed = clips[i, : len(seg)].astype(np.float32) + np.float32(gain) * seg
+        out[i, : len(seg)] = np.clip(np.rint(mixed), -32768, 32767).astype(np.int16)
+    return out
+
+
+# ---------------------------------------------------------------- cache key
+
+
+def cache_key(examples: Sequence[Example], categories: Sequence[str], settings: dict) -> str:
+    """sha256 over every input that changes the npz: clips (path, label, size, mtime),
+    categories, FeatureParams and options (including the noise files' sizes and mtimes)."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"version": CACHE_VERSION, "categories": list(categories), **settings},
+                        sort_keys=True).encode())
+    for ex in examples:
+        try:
+            st = os.stat(ex.path)
+        except OSError:
+            raise TinyKWSError(f"{ex.path}: listed clip not found") from None
+        h.update(f"{ex.path}\t{ex.label}\t{st.st_size}\t{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()
+
+
+def _file_stamp(p: Path) -> list:
+    st = os.stat(p)
+    return [str(p), st.st_size, st.st_mtime_ns]
+
+
+# ---------------------------------------------------------------- featurizing one split
+
+
+def _load_chunk(paths: Sequence[Path], params: FeatureParams) -> np.ndarray:
+    """Decode clips to int16 [n, clip_samples] (AudioError names a bad file)."""
+    out = np.empty((len(paths), params.clip_samples), dtype=np.int16)
+    for i, p in enumerate(paths):
+        out[i], _ = load_audio(p, sample_rate=params.sample_rate, length=params.clip_samples)
+    return out
+
+
+def featurize_clips(
+    paths: Sequence[Path],
+    params: FeatureParams = FeatureParams(),
+    *,
+    workers: Optional[int] = None,
+    noise: Sequence[np.ndarray] = (),
+    plan: Optional[np.ndarray] = None,
+    on_chunk: Optional[Callable[[int], None]] = None,
+) -> np.ndarray:
+    """Decode + (noise) + log-mel for many files -> float32 [N, n_frames, n_mels].
+
+    `workers` threads each take CHUNK files at a time (decode, mix, featurize); soundfile and
+    the FFTs release the GIL so they overlap. `on_chunk(n_done)` reports progress.
+    """
+    n = len(paths)
+    out = np.empty((n, params.n_frames, params.n_mels), dtype=np.float32)
+    workers = max(1, workers or 2 * (os.cpu_count() or 1))  # threads wait on I/O too
+
+    def work(lo: int) -> int:
+        hi = min(n, lo + CHUNK)
+        clips = _load_chunk(paths[lo:hi], params)
+        if plan is not None and noise:
+            clips = mix_noise(clips, plan[lo:hi], noise)
+        out[lo:hi] = logmel_batch(clips, params)
+        return hi - lo
+
+    starts = range(0, n, CHUNK)
+    with single_thread_blas():  # held for the whole run: toggling OpenBLAS threads is costly
+        if workers == 1:
+            for lo in starts:
+                done = work(lo)
+                if on_chunk:
+                    on_chunk(done)
+            return out
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="featurize") as pool:
+            for done in _bounded_map(pool, work, starts, 4 * workers):
+                if on_chunk:
+                    on_chunk(done)
+    return out
+
+
+def _bounded_map(pool: ThreadPoolExecutor, fn: Callable, items, ahead: int) -> Iterator:
+    """pool.map with at most `ahead` items in flight, so an error stops the run early."""
+    pending = []
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= ahead:
+            yield pending.pop(0).result()
+    for f in pending:
+        yield f.result()
+
+
+def _rows(features: np.ndarray, starts: list[int], window_size: int) -> np.ndarray:
+    """[N, n_frames, F] -> [N * len(starts), window_size, F], rows of a clip consecutive."""
+    if starts == [0] and window_size == features.shape[1]:
+        return features
+    return np.stack([features[:, s : s + window_size] for s in starts], axis=1).reshape(
+        -1, window_size, features.shape[2]
+    )
+
+
+def _save_npz(path: Path, **arrays) -> None:
+    """Write atomically: a killed run never leaves a half-written npz behind."""
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+
+
+# ---------------------------------------------------------------- all splits
+
+
+def featurize_lists(
+    data_dir: Path | str,
+    lists_dir: Path | str,
+    out_dir: Path | str,
+    params: FeatureParams = FeatureParams(),
+    *,
+    noise_dir: Path | str | None = None,
+    max_noise_ratio: float = 0.1,
+    noise_selection: float = 1.0,
+    window_size: int = 98,
+    shift: int = 98,
+    workers: Optional[int] = None,
+    seed: int = 0,
+    splits: Sequence[str] = SPLITS,
+) -> dict[str, Path]:
+    """Featurize each split's list into `out_dir/<split>.npz`; returns split -> npz path.
+
+    Noise (`noise_dir`) is mixed into the training split only. A split whose inputs are
+    unchanged since the last run (same cache key in `<split>.cache.json`) is not redone.
+    """
+    data_dir, lists_dir, out_dir = Path(data_dir).resolve(), Path(lists_dir), Path(out_dir)
+    if not data_dir.is_dir():
+        raise TinyKWSError(f"data folder {data_dir} not found")
+    if not 0 <= noise_selection <= 1:
+        raise TinyKWSError("--noise-selection must be in [0, 1]")
+    if max_noise_ratio < 0:
+        raise TinyKWSError("--max-noise-ratio must be >= 0")
+    starts = row_starts(params.n_frames, window_size, shift)
+    categories = read_categories(lists_dir)
+    noise_opts = NoiseOptions(
+        files=noise_files(noise_dir) if noise_dir is not None else (),
+        max_ratio=max_noise_ratio,
+        selection=noise_selection,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Path] = {}
+    noise_audio: Optional[list[np.ndarray]] = None
+    for split in splits:
+        examples = read_list(lists_dir, split, data_dir)
+        if not examples:
+            raise TinyKWSError(f"{Path(lists_dir) / f'{split}_list.txt'} is empty: nothing to featurize")
+        with_noise = split == "training" and bool(noise_opts.files)
+        settings = {
+            "split": split,
+            "feature_params": params.to_dict(),
+            "window_size": window_size,
+            "shift": shift,
+            "noise": {
+                "files": [_file_stamp(p) for p in noise_opts.files],
+                "max_ratio": noise_opts.max_ratio,
+                "selection": noise_opts.selection,
+                "seed": seed,
+            } if with_noise else None,
+        }
+        npz, meta = out_dir / f"{split}.npz", out_dir / f"{split}.cache.json"
+        key = cache_key(examples, categories, settings)
+        if npz.is_file() and meta.is_file() and _read_key(meta) == key:
+            console.print(f"{split}: {len(examples)} clips, unchanged -> {npz} (cached)")
+            results[split] = npz
+            continue
+
+        plan = None
+        if with_noise:
+            if noise_audio is None:
+                noise_audio = [load_audio(p, params.sample_rate, length=None)[0] for p in noise_opts.files]
+            plan = noise_plan(len(examples), len(noise_audio), noise_opts, seed)
+        with progress_bar() as bar:
+            task = bar.add_task(f"featurize {split}", total=len(examples))
+            feats = featurize_clips(
+                [ex.path for ex in examples], params, workers=workers,
+                noise=noise_audio or (), plan=plan,
+                on_chunk=lambda k: bar.advance(task, k),
+            )
+        rows = _rows(feats, starts, window_size)
+        per_clip = len(starts)
+        _save_npz(
+            npz,
+            features=rows,
+            labels=np.repeat(np.array([ex.label_index for ex in examples], dtype=np.int64), per_clip),
+            categories=np.array(categories, dtype=str),
+            paths=np.repeat(np.array([str(ex.path) for ex in examples], dtype=str), per_clip),
+            feature_params=np.array(params.to_json()),
+        )
+        meta.write_text(json.dumps({"key": key, "clips": len(examples), "rows": len(rows),
+                                    **settings}, indent=1))
+        console.print(f"{split}: {len(examples)} clips -> {len(rows)} rows {tuple(rows.shape)} -> {npz}"
+                      + (" (noise mixed)" if with_noise else ""))
+        results[split] = npz
+    return results
+
+
+def _read_key(meta: Path) -> Optional[str]:
+    try:
+        return json.loads(meta.read_text()).get("key")
+    except (OSError, ValueError):
+        return None
+
+
+def load_features(path: Path | str) -> dict:
+    """Read a featurized split: the npz keys, with `feature_params` as a FeatureParams."""
+    path = Path(path)
+    if not path.is_file():
+        raise TinyKWSError(f"{path} not found: run `tinykws featurize` first")
+    with np.load(path, allow_pickle=False) as z:
+        d = {k: z[k] for k in z.files}
+    d["feature_params"] = FeatureParams.from_json(str(d["feature_params"]))
+    d["categories"] = [str(c) for c in d["categories"]]
+    return d
