@@ -339,6 +339,7 @@ class Emulator:
             entries = {self.addr(n): n for n in count}
             counter = _Counter(entries, home, self.code)
             hook = uc.hook_add(UC_HOOK_BLOCK, counter.hook)
+            uc.ctl_flush_tb()  # code translated before the hook existed would not call it
         try:
             uc.emu_start(self.addr(name) | 1, done, count=MAX_INSTRUCTIONS_PER_CALL)
         except UcError as e:
@@ -350,6 +351,7 @@ class Emulator:
         finally:
             if hook is not None:
                 uc.hook_del(hook)
+                uc.ctl_flush_tb()  # drop the hook calls compiled into the translated code
         pc = uc.reg_read(UC_ARM_REG_PC) & ~1
         if pc != done:
             raise DeviceError(
@@ -418,11 +420,19 @@ class KWSDevice:
         self.data_addr = self.em.addr("tkws_mailbox_data")
         self.capacity = (self.em.addr("_mailbox_end") - self.data_addr) // 4  # floats
 
-    def run_clip(self, audio: np.ndarray, count: bool = False, reset: bool = True) -> ClipRun:
+    def run_clip(
+        self,
+        audio: np.ndarray,
+        count: bool = False,
+        reset: bool = True,
+        count_blocks: Optional[int] = None,
+    ) -> ClipRun:
         """Feed `audio` (int16-scale samples, a whole number of blocks) block by block.
 
         With `reset`, the states are reset first and the first `warmup_blocks` blocks feed
-        the featurizer only, as a firmware loop does after start-up.
+        the featurizer only, as a firmware loop does after start-up. With `count`, the
+        instructions of the first `count_blocks` blocks (default: all) are counted; the rest
+        of the clip runs hook-free, continuing the same states.
         """
         s = self.shape
         x = np.asarray(audio, dtype=np.float32)
@@ -431,12 +441,29 @@ class KWSDevice:
                 f"run_clip: need a 1-D clip of whole {s.block_len}-sample blocks, got {x.shape}"
             )
         n_blocks = x.size // s.block_len
-        n_floats = n_blocks * (s.block_len + s.n_features + s.n_scores)
-        if n_floats > self.capacity:
+        per_block = s.block_len + s.n_features + s.n_scores
+        if n_blocks * per_block > self.capacity:
             raise DeviceError(
                 f"clip too long for the device mailbox ({n_blocks} blocks; at most "
-                f"{self.capacity // (s.block_len + s.n_features + s.n_scores)})"
+                f"{self.capacity // per_block})"
             )
+        if not count or count_blocks is None or count_blocks >= n_blocks:
+            return self._run_part(x, count, reset)
+        if count_blocks <= s.warmup_blocks:
+            raise DeviceError(f"count_blocks must exceed the {s.warmup_blocks} warm-up blocks")
+        cut = count_blocks * s.block_len
+        head = self._run_part(x[:cut], True, reset)
+        tail = self._run_part(x[cut:], False, False)
+        return ClipRun(
+            np.concatenate([head.features, tail.features]),
+            np.concatenate([head.scores, tail.scores]),
+            head.counts,
+        )
+
+    def _run_part(self, x: np.ndarray, count: bool, reset: bool) -> ClipRun:
+        """One harness call over the blocks of `x`."""
+        s = self.shape
+        n_blocks = x.size // s.block_len
         header = (MAILBOX_MAGIC, n_blocks, s.block_len, s.n_features, s.n_scores,
                   s.warmup_blocks, int(reset), 0)  # fmt: skip
         self.em.write_u32(self.em.addr("tkws_mailbox"), header)
@@ -467,6 +494,9 @@ class KWSDevice:
 # ---------------------------------------------------------------------- verification
 
 COUNT_CLIPS = 3  # clips run with the instruction-counting hook (costs barely depend on data)
+# (clips, blocks per clip) counted by `verify`: the Python hook runs once per basic block,
+# ~1 s per 10 M instructions, so soft float (~70 M instructions per clip) counts a sample.
+COUNTING = {"hard": (COUNT_CLIPS, None), "soft": (2, 15)}
 
 
 @dataclass
@@ -510,12 +540,15 @@ def verify_device(
     atol: float = 1e-3,
     count_clips: int = COUNT_CLIPS,
     progress: bool = True,
+    count_blocks: Optional[int] = None,
 ) -> tuple[dict[str, Any], CallCounts | None]:
     """Run every clip on the device and compare with `reference`; the parity part of a report.
 
     Checks every class score of every frame to `atol`, and the final decision (argmax of
-    the last frame) of every clip. Records the first mismatch (clip, frame, class, values,
-    and the featurizer's difference at that frame, to tell featurizer from model faults).
+    the last frame) of every clip. Instructions are counted on the first `count_clips`
+    clips (their first `count_blocks` blocks; default all). Records the first mismatch
+    (clip, frame, class, values, and the featurizer's difference at that frame, to tell
+    featurizer from model faults).
     """
     from tinykws.progress import progress_bar
 
@@ -535,7 +568,7 @@ def verify_device(
     with bar:
         task = bar.add_task("emulated Cortex-M4", total=len(clips))
         for i, (name, x) in enumerate(clips):
-            run = device.run_clip(x, count=i < count_clips)
+            run = device.run_clip(x, count=i < count_clips, count_blocks=count_blocks)
             if run.counts is not None:
                 counted += 1
                 for k, v in run.counts.per_call.items():
@@ -680,14 +713,16 @@ def verify(
     float_abi: Optional[str] = None,
     toolchain: Optional[Toolchain] = None,
     atol: float = 1e-3,
-    count_clips: int = COUNT_CLIPS,
+    count_clips: Optional[int] = None,
+    count_blocks: Optional[int] = None,
     progress: bool = True,
 ) -> VerifyReport:
     """Link `compiled_dir/{featurizer,model}.S` into an emulated Cortex-M4 image, run real
     clips through it and compare every class score with the PyTorch model.
 
     `run_dir` defaults to compiled_dir/../.. (RUN_DIR/device/<abi>). Writes
-    `compiled_dir/verify.json`; the build lands in `compiled_dir/build/`.
+    `compiled_dir/verify.json`; the build lands in `compiled_dir/build/`. Instructions are
+    counted on `count_clips` clips x `count_blocks` blocks (default per ABI: COUNTING).
     """
     t0 = time.perf_counter()
     compiled_dir = Path(compiled_dir)
@@ -713,7 +748,16 @@ def verify(
         x, _ = load_audio(p, fp.sample_rate, fp.clip_samples)
         clips.append((str(p), x))
     device = KWSDevice(elf, shape)
-    parity, counts = verify_device(device, clips, reference, atol, count_clips, progress)
+    default_clips, default_blocks = COUNTING[float_abi]
+    parity, counts = verify_device(
+        device,
+        clips,
+        reference,
+        atol,
+        default_clips if count_clips is None else count_clips,
+        progress,
+        count_blocks or default_blocks,
+    )
     sizes = object_sizes(build)
     stack = device.peak_stack(counts)
     flash = sum(s["text"] + s["rodata"] + s["data"] for s in sizes.values())
