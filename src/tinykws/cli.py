@@ -59,10 +59,201 @@ def main() -> None:
 # ---------------------------------------------------------------- data (issue 3)
 
 
+@data_app.command("download")
+def data_download(
+    dest: Path = typer.Option(..., help="Folder to create with the unpacked dataset."),
+    url: str = typer.Option(
+        "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz", help="Archive URL (tar, any compression)."
+    ),
+    sha256: Optional[str] = typer.Option(None, help="Expected SHA-256 of the archive (hex)."),
+    keep_archive: bool = typer.Option(False, help="Keep the downloaded archive beside DEST."),
+) -> None:
+    """Download and safely unpack a dataset (resumable; re-running a finished one does nothing)."""
+    from tinykws.data.download import MARKER, download_dataset, download_info
+
+    already = (dest / MARKER).is_file()
+    download_dataset(dest, url=url, sha256=sha256, keep_archive=keep_archive)
+    info = download_info(dest)
+    state = "already downloaded" if already else "downloaded"
+    console.print(f"{state}: {dest} ({info['files']} files, sha256 {info['sha256']})")
+
+
+@data_app.command("lists")
+def data_lists(
+    data_dir: Path = typer.Argument(..., help="Speech Commands-layout folder."),
+    out: Path = typer.Option(..., help="Folder for categories.txt, the *_list.txt files and silence crops."),
+    task: str = typer.Option("google12", help="google12 | all | WORD,WORD,..."),
+    max: Optional[int] = typer.Option(None, "--max", help="Cap on training clips per keyword class."),
+    unknown_share: float = typer.Option(1.0, help="Unknown clips per split, as a multiple of the mean keyword class."),
+    silence: Optional[int] = typer.Option(None, help="Silence crops over all splits (default: one keyword class' worth per split)."),
+    seed: int = typer.Option(0, help="Seed for every random choice (lists are deterministic)."),
+    on_error: str = typer.Option("raise", help="raise | skip: what to do with an unreadable noise file."),
+) -> None:
+    """Write the training/validation/testing lists and categories for a task (the seed's make_training_list.py)."""
+    from rich.table import Table
+
+    from tinykws.data.speech_commands import SPLITS, make_lists
+
+    s = make_lists(
+        data_dir, task, out, max_per_class=max, unknown_share=unknown_share, silence_count=silence,
+        seed=seed, on_error=_on_error(on_error),
+    )  # fmt: skip
+    table = Table(title=f"{task}: {len(s.categories)} categories, splits from the {s.split_source}")
+    table.add_column("category")
+    for split in SPLITS:
+        table.add_column(split, justify="right")
+    for c in s.categories:
+        table.add_row(c, *(str(s.counts[sp][c]) for sp in SPLITS))
+    table.add_row("[bold]total", *(f"[bold]{s.total(sp)}" for sp in SPLITS))
+    table.add_row("speakers", *(str(s.speakers[sp]) for sp in SPLITS))
+    Console().print(table)
+    if s.speaker_overlap:
+        console.print(f"[yellow]warning:[/] {s.speaker_overlap} speakers appear in more than one split (the dataset's lists are not speaker-disjoint)")
+    _print_skipped(s.audio["skipped"])
+    console.print(f"lists written to {out}")
+
+
+@data_app.command("synth")
+def data_synth(
+    out: Path = typer.Option(..., help="Folder to create with the synthetic dataset."),
+    per_word: int = typer.Option(50, help="Clips per word (= number of voices)."),
+    words: Optional[str] = typer.Option(None, help="Comma list of words (default: 10 keywords + 25 others)."),
+    seed: int = typer.Option(0, help="Same seed, same dataset."),
+    workers: Optional[int] = typer.Option(None, help="Processes (default: all cores)."),
+) -> None:
+    """Synthesize a Speech Commands-layout dataset with espeak-ng (no download)."""
+    from tinykws.data.synth import DEFAULT_WORDS, synthesize
+
+    word_list = tuple(w.strip() for w in words.split(",")) if words else DEFAULT_WORDS
+    s = synthesize(out, words=word_list, per_word=per_word, seed=seed, workers=workers)
+    if s.reused:
+        console.print(f"{out} already holds this dataset (same words, per-word count and seed): nothing to do")
+    else:
+        sp = s.speakers
+        console.print(
+            f"{s.clips} clips of {len(s.words)} words by {sum(sp.values())} voices "
+            f"({sp['training']} training, {sp['validation']} validation, {sp['testing']} testing), "
+            f"{len(s.noise_files)} noise files in {s.seconds:.1f} s -> {out}"
+        )
+
+
+def _on_error(value: str) -> str:
+    if value not in ("raise", "skip"):
+        raise TinyKWSError(f"--on-error must be raise or skip, not {value!r}")
+    return value
+
+
+def _print_skipped(skipped: list[dict]) -> None:
+    """List the files that --on-error skip left out (CLI commands that load audio in bulk)."""
+    if skipped:
+        console.print(f"[yellow]skipped {len(skipped)} unreadable file(s):[/]")
+        for item in skipped:
+            console.print(f"  {item['reason']}")
+
+
 # ---------------------------------------------------------------- featurize (issue 4)
 
 
+@app.command()
+def featurize(
+    data_dir: Path = typer.Argument(..., help="Speech Commands-layout folder the lists point into."),
+    lists: Path = typer.Option(..., help="Folder with categories.txt and the *_list.txt files."),
+    out: Path = typer.Option(..., help="Folder for training.npz, validation.npz, testing.npz."),
+    window_size: int = typer.Option(98, help="Frames per dataset row (98 = one 1-s clip)."),
+    shift: int = typer.Option(98, help="Frames between rows cut from one clip."),
+    noise_dir: Optional[Path] = typer.Option(None, help="Folder of background-noise .wav files, mixed into training clips only."),
+    max_noise_ratio: float = typer.Option(0.1, help="Noise gain is drawn uniformly from [0, this]."),
+    noise_selection: float = typer.Option(1.0, help="Fraction of training clips that get noise."),
+    workers: Optional[int] = typer.Option(None, help="Worker threads (default: 2 x CPU cores)."),
+    seed: int = typer.Option(0, help="Seed for the noise draws."),
+    window: str = typer.Option("rectangular", help="Analysis window: rectangular (the seed's) | hamming | hann."),
+) -> None:
+    """Log-mel features of every listed clip -> <split>.npz (the seed's make_dataset.py). Cached."""
+    from tinykws.dataset import featurize_lists
+    from tinykws.features import FeatureParams
+
+    featurize_lists(
+        data_dir, lists, out, FeatureParams(window=window), noise_dir=noise_dir,
+        max_noise_ratio=max_noise_ratio, noise_selection=noise_selection, window_size=window_size,
+        shift=shift, workers=workers, seed=seed,
+    )  # fmt: skip
+
+
 # ---------------------------------------------------------------- train / export (issue 5)
+
+
+@app.command()
+def train(
+    features: Optional[Path] = typer.Option(
+        None, "--features", help="Folder with training.npz, validation.npz (testing.npz)."
+    ),
+    data: Optional[Path] = typer.Option(
+        None, "--data", help="Speech Commands-layout folder: make lists and features first."
+    ),
+    out: Path = typer.Option(..., "--out", help="Run folder; writes RUN_DIR/train/."),
+    task: str = typer.Option("google12", help="With --data: google12 | all | WORD,WORD,..."),
+    epochs: int = typer.Option(250, help="Training epochs."),
+    learning_rate: float = typer.Option(0.005, "--learning-rate", "-lr", help="Peak learning rate."),
+    lr_min: float = typer.Option(0.0005, help="Lowest learning rate of the cosine schedule."),
+    lr_scheduler: str = typer.Option("cosine", help="cosine (per iteration) | constant."),
+    lr_peaks: int = typer.Option(0, help="Warm restarts of the cosine schedule."),
+    batch_size: int = typer.Option(128, "--batch-size", "-bs", help="Clips per step (all processes)."),
+    architecture: str = typer.Option("fastgrnn", help="fastgrnn | fastrnn | gru | lstm."),
+    hidden_units: int = typer.Option(128, "--hidden-units", "-hu", help="Hidden units per layer."),
+    num_layers: int = typer.Option(2, help="Recurrent layers (1-3)."),
+    wrank: Optional[int] = typer.Option(None, help="Rank of W (FastGRNN/FastRNN); default full."),
+    urank: Optional[int] = typer.Option(None, help="Rank of U (FastGRNN/FastRNN); default full."),
+    w_sparsity: float = typer.Option(1.0, help="Fraction of W kept by hard thresholding."),
+    u_sparsity: float = typer.Option(1.0, help="Fraction of U kept by hard thresholding."),
+    normalize: bool = typer.Option(True, "--normalize/--no-normalize", help="Training mean/std in the model."),
+    rolling: bool = typer.Option(False, help="Seed's rolling training for streaming (state carried across clips)."),
+    max_rolling_length: int = typer.Option(235, help="Epochs of rolling warm-up at most (seed's meaning)."),
+    optimizer: str = typer.Option("sgd", help="sgd (Nesterov 0.9, EdgeML) | adam."),
+    weight_decay: float = typer.Option(1e-5, help="L2 weight decay."),
+    time_shift: int = typer.Option(0, help="Augment: max shift in frames."),
+    gain_db: float = typer.Option(0.0, help="Augment: random gain within +-dB."),
+    noise_prob: float = typer.Option(0.0, help="Augment: chance to mix in background noise."),
+    time_masks: int = typer.Option(0, help="Augment: SpecAugment time masks."),
+    freq_masks: int = typer.Option(0, help="Augment: SpecAugment frequency masks."),
+    label_smoothing: float = typer.Option(0.0, help="Label smoothing of the cross-entropy."),
+    seed: int = typer.Option(0, help="Random seed."),
+    device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    resume: bool = typer.Option(False, help="Continue RUN_DIR/train/last.pt with its saved config."),
+) -> None:
+    """Train a keyword spotter (the seed's options and defaults)."""
+    from tinykws.train import TrainConfig, train as train_fn
+
+    if (features is None) == (data is None):
+        raise TinyKWSError("give exactly one of --features DIR or --data DIR")
+    if data is not None:
+        from tinykws.train import prepare_features
+
+        features = prepare_features(data, out, task)
+    cfg = TrainConfig(
+        epochs=epochs, learning_rate=learning_rate, lr_min=lr_min, lr_scheduler=lr_scheduler,
+        lr_peaks=lr_peaks, batch_size=batch_size, architecture=architecture,
+        hidden_units=hidden_units, num_layers=num_layers, wrank=wrank, urank=urank,
+        w_sparsity=w_sparsity, u_sparsity=u_sparsity, normalize=normalize, rolling=rolling,
+        max_rolling_length=max_rolling_length, optimizer=optimizer, weight_decay=weight_decay,
+        time_shift=time_shift, gain_db=gain_db, noise_prob=noise_prob, time_masks=time_masks,
+        freq_masks=freq_masks, label_smoothing=label_smoothing, seed=seed, device=device,
+    )
+    res = train_fn(features, out, cfg, resume=resume)
+    if int(__import__("os").environ.get("RANK", "0")) == 0:
+        test = "" if res.test_acc is None else f", testing {res.test_acc:.4f}"
+        console.print(
+            f"best validation accuracy {res.best_val_acc:.4f} (epoch {res.best_epoch + 1}){test}"
+            f" -> {res.best_path}"
+        )
+
+
+@app.command()
+def export(run_dir: Path = typer.Argument(..., help="Run folder with train/best.pt.")) -> None:
+    """Write RUN_DIR/export/model.onnx (clip) and model_step.onnx (streaming)."""
+    from tinykws.export import export_run
+
+    for name, path in export_run(run_dir).items():
+        console.print(f"{name}: {path}")
 
 
 # ---------------------------------------------------------------- compile / verify (issue 6)
