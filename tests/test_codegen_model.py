@@ -1,0 +1,161 @@
+"""Parity: the generated C model (completemodel_Predict) vs the PyTorch KWSModel.
+
+One step at a time (streaming, recurrent state kept between calls) and whole clips, for
+FastGRNN and FastRNN (full and low rank, 1-3 layers, sizes that need padding), GRU and
+LSTM; scores are softmax probabilities on both sides.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from codegen_host import build_shared, digest
+from tinykws.codegen.emit import blocked, copy_runtime, emit_model
+from tinykws.features import logmel
+from tinykws.models import ModelConfig, build_model
+
+DEV = Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev"
+STEP_ATOL = 5e-6  # one step, probabilities (measured: <= 3.4e-7 after 196 steps)
+CLIP_ATOL = 2e-5  # many steps, probabilities
+
+CATS = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off",
+        "stop", "go"]
+
+
+def _model(seed: int, trained_like: bool = False, **kw) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    cfg = ModelConfig(**{"input_size": 32, "num_classes": 12, **kw})
+    m = build_model(cfg)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if trained_like and p.dim() == 2:
+                p.mul_(3.0)  # trained weights are larger than the 0.1 N(0,1) init
+            if trained_like and p.dim() == 1 and "bias" in name:
+                p.add_(0.5 * torch.randn_like(p))
+        m.set_normalization(torch.randn(32) * 2 - 10, torch.rand(32) * 3 + 0.5)
+    return m.eval()
+
+
+def _build(tmp: Path, model, cats=CATS) -> ctypes.CDLL:
+    files = emit_model(model, cats[: model.config.num_classes])
+    d = tmp / digest(*files.values())
+    d.mkdir(parents=True, exist_ok=True)
+    copy_runtime(d)
+    for name, text in files.items():
+        (d / name).write_text(text)
+    lib = build_shared([d / "model.c"], d / "libmodel.so", include_dirs=[d])
+    lib.completemodel_Predict.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    lib.dir = d
+    return lib
+
+
+def _features(n_clips: int = 2) -> np.ndarray:
+    """[n, 98, 32] log-mel frames of real clips (or the shape of them if data is missing)."""
+    files = sorted(DEV.glob("*/*_nohash_0.wav"))[:n_clips]
+    if not files:
+        pytest.fail(f"shared dev data missing at {DEV}")
+    return np.stack([logmel(sf.read(f, dtype="int16")[0]) for f in files])
+
+
+def _c_scores(lib, frames: np.ndarray, n_classes: int) -> np.ndarray:
+    out = np.zeros((len(frames), n_classes), np.float32)
+    for t, f in enumerate(np.ascontiguousarray(frames, dtype=np.float32)):
+        lib.completemodel_Predict(None, f.ctypes.data, out[t].ctypes.data)
+    return out
+
+
+def _torch_step_scores(model, frames: np.ndarray) -> np.ndarray:
+    x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))[:, None, :]  # [T, 1, F]
+    state = model.init_state(1)
+    out = []
+    with torch.no_grad():
+        for t in range(len(x)):
+            logits, state = model.step(x[t], state)
+            out.append(torch.softmax(logits, -1)[0].numpy())
+    return np.stack(out)
+
+
+CONFIGS = {
+    "fastgrnn-2x32": dict(architecture="fastgrnn", hidden_size=32, num_layers=2),
+    "fastgrnn-1x20-lowrank": dict(architecture="fastgrnn", hidden_size=20, num_layers=1,
+                                  wrank=6, urank=5),
+    "fastgrnn-3x13-urank": dict(architecture="fastgrnn", hidden_size=13, num_layers=3, urank=3),
+    "fastrnn-2x24": dict(architecture="fastrnn", hidden_size=24, num_layers=2),
+    "fastrnn-1x16-wrank": dict(architecture="fastrnn", hidden_size=16, num_layers=1, wrank=10),
+    "gru-2x20": dict(architecture="gru", hidden_size=20, num_layers=2),
+    "lstm-1x18": dict(architecture="lstm", hidden_size=18, num_layers=1),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+@pytest.mark.parametrize("trained_like", [False, True], ids=["init", "trained-like"])
+def test_streaming_scores_match_pytorch(tmp_path_factory, name, trained_like):
+    model = _model(list(CONFIGS).index(name), trained_like, **CONFIGS[name])
+    lib = _build(tmp_path_factory.getbasetemp() / "models", model)
+    frames = _features(2).reshape(-1, 32)  # two clips back to back: 196 steps, state kept
+    lib.completemodel_Reset()
+    c = _c_scores(lib, frames, 12)
+    ref = _torch_step_scores(model, frames)
+    assert np.abs(c[:5] - ref[:5]).max() <= STEP_ATOL
+    assert np.abs(c - ref).max() <= CLIP_ATOL
+    np.testing.assert_allclose(c.sum(axis=1), 1.0, atol=1e-5)  # probabilities
+
+
+def test_whole_clip_matches_forward(tmp_path_factory):
+    """Reset + 98 frames -> the scores KWSModel.forward gives for the clip."""
+    model = _model(7, True, architecture="fastgrnn", hidden_size=64, num_layers=2)
+    lib = _build(tmp_path_factory.getbasetemp() / "models", model)
+    feats = _features(3)
+    with torch.no_grad():
+        ref = torch.softmax(model(torch.from_numpy(feats)), -1).numpy()
+    for clip, r in zip(feats, ref):
+        lib.completemodel_Reset()
+        c = _c_scores(lib, clip, 12)[-1]
+        assert np.abs(c - r).max() <= CLIP_ATOL
+        assert c.argmax() == r.argmax()
+
+
+def test_reset_zeroes_state(tmp_path_factory):
+    model = _model(3, False, architecture="lstm", hidden_size=12, num_layers=2)
+    lib = _build(tmp_path_factory.getbasetemp() / "models", model)
+    frames = _features(1)[0]
+    lib.completemodel_Reset()
+    a = _c_scores(lib, frames, 12)
+    b = _c_scores(lib, frames, 12)  # state carried over: differs
+    assert np.abs(a - b).max() > 1e-4
+    lib.completemodel_Reset()
+    np.testing.assert_array_equal(_c_scores(lib, frames, 12), a)
+
+
+def test_header_categories_enum_and_getters(tmp_path_factory):
+    cats = ["_silence_", "_unknown_", "yes", "no", "on", "off"]
+    model = _model(4, False, architecture="fastgrnn", hidden_size=8, num_layers=1, num_classes=6)
+    lib = _build(tmp_path_factory.getbasetemp() / "models", model, cats)
+    h = (lib.dir / "model.h").read_text()
+    enum = re.findall(r"(COMPLETEMODEL_\w+) = (\d+),", h)
+    assert [e for e, _ in enum] == ["COMPLETEMODEL_SILENCE", "COMPLETEMODEL_UNKNOWN",
+                                    "COMPLETEMODEL_YES", "COMPLETEMODEL_NO",
+                                    "COMPLETEMODEL_ON", "COMPLETEMODEL_OFF"]
+    assert [int(i) for _, i in enum] == list(range(6))
+    names = (ctypes.c_char_p * 6).in_dll(lib, "completemodel_categories")
+    assert [n.decode() for n in names] == cats
+    assert lib.completemodel_GetInputSize(0) == 32 and lib.completemodel_GetOutputSize(0) == 6
+    lib.completemodel_GetMetadata.restype = ctypes.c_char_p
+    assert lib.completemodel_GetMetadata(b"categories") == b",".join(c.encode() for c in cats)
+
+
+def test_blocked_layout_roundtrip():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(13, 7)).astype(np.float32)
+    rows, cols, rp, cp, data = blocked(a)
+    assert (rows, cols, rp, cp) == (13, 7, 16, 8)
+    back = data.reshape(rp // 8, cp, 8).transpose(0, 2, 1).reshape(rp, cp)
+    np.testing.assert_array_equal(back[:13, :7], a)
+    assert not back[13:].any() and not back[:, 7:].any()
