@@ -259,6 +259,25 @@ def export(run_dir: Path = typer.Argument(..., help="Run folder with train/best.
 # ---------------------------------------------------------------- compile / verify (issue 6)
 
 
+@app.command(name="compile")
+def compile_cmd(
+    run_dir: Path = typer.Argument(..., help="Run folder with train/best.pt."),
+    target: str = typer.Option("cortex-m4", "--target", help="Target CPU (cortex-m4)."),
+    float_abi: str = typer.Option(
+        "hard", "--float-abi", help="hard (FPv4-SP FPU, e.g. STM BlueCoin) or soft (no FPU, MXChip)."
+    ),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output folder; default RUN_DIR/device/<abi>."),
+    libm: bool = typer.Option(False, "--libm", help="Use libm's expf/logf/tanhf instead of tinykws' own."),
+) -> None:
+    """Write featurizer.{h,c,S} and model.{h,c,S} (ELL-compatible C API) for the Cortex-M4."""
+    from tinykws.codegen import compile_run
+
+    r = compile_run(run_dir, out_dir=out, target=target, float_abi=float_abi, use_libm=libm)
+    console.print(f"[bold]compiled[/] {r.target} float ABI {r.float_abi} with {r.toolchain} -> {r.out_dir}")
+    for name in ("featurizer.h", "featurizer.S", "model.h", "model.S"):
+        print(r.files[name])
+
+
 @app.command()
 def verify(
     compiled: Path = typer.Argument(..., help="A compiled folder, e.g. RUN_DIR/device/hard."),
