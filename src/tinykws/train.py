@@ -1,0 +1,680 @@
+"""`tinykws train`: feature files -> a trained keyword spotter, with the seed's options.
+
+Writes `RUN_DIR/train/`: `config.json` (TrainConfig + ModelConfig), `log.csv` (one row an
+epoch), `curves.png`, `last.pt` (every epoch, atomically; `--resume` continues from it
+exactly) and `best.pt` (best validation accuracy).  Checkpoints follow the contract in
+docs/architecture.md and load with `tinykws.models.load_checkpoint` (weights_only=True).
+
+Faithful to the seed (ELL's `train_classifier.py` driving EdgeML's FastGRNN):
+- loss: cross-entropy of the linear classifier on the last step;
+- learning rate: cosine annealing per *iteration* from `learning_rate` to `lr_min`, with
+  `lr_peaks` warm restarts (the cosine runs 2*peaks+1 half-periods, ending at the minimum);
+- `--normalize`: mean and std of the training features become part of the model;
+- `--rolling` / `--max-rolling-length`: see `RollingPlan` below.
+
+Reproducible: every random choice of epoch e (shuffle, augmentation, rolling bag) comes
+from generators seeded with (seed, e, rank), so a resumed run repeats a killed one exactly.
+
+Distributed: under `torchrun --nproc_per_node N -m tinykws train ...` each process takes
+1/N of every epoch (DistributedSampler) and batch_size/N clips per step; DDP averages the
+gradients (gloo on CPU, nccl on GPU); only rank 0 writes files.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from tinykws.errors import TinyKWSError
+from tinykws.models import KWSModel, ModelConfig, build_model
+from tinykws.models.sparsity import iht_phase, sparse_groups, sparsify_step
+from tinykws.progress import progress_bar
+
+SILENCE = "_silence_"
+LOG_COLUMNS = (
+    "epoch", "iterations", "learning_rate", "train_loss", "train_acc", "val_loss", "val_acc",
+    "phase", "seconds",
+)
+
+
+# ---------------------------------------------------------------------------- config
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every training choice; defaults are the seed's flags (saved in every checkpoint)."""
+
+    # schedule (seed: --epochs 250 --learning_rate 0.005 --lr_min 0.0005
+    #           --lr_scheduler CosineAnnealingLR --lr_peaks 0 -bs 128)
+    epochs: int = 250
+    learning_rate: float = 0.005
+    lr_min: float = 0.0005
+    lr_scheduler: str = "cosine"
+    """cosine (annealed every iteration, lr_peaks warm restarts) | constant"""
+    lr_peaks: int = 0
+    batch_size: int = 128
+    # optimiser (EdgeML's defaults: SGD, Nesterov momentum 0.9, weight decay 1e-5)
+    optimizer: str = "sgd"
+    """sgd | adam"""
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    # model (seed: --architecture FastGRNN --num_layers 2 -hu 128)
+    architecture: str = "fastgrnn"
+    hidden_units: int = 128
+    num_layers: int = 2
+    wrank: Optional[int] = None
+    urank: Optional[int] = None
+    w_sparsity: float = 1.0
+    u_sparsity: float = 1.0
+    # data
+    normalize: bool = True
+    rolling: bool = False
+    max_rolling_length: int = 235
+    # on-the-fly augmentation in feature (log-mel) space; all off = the seed
+    time_shift: int = 0
+    """max frames a clip is shifted left or right (filled with the clip's quietest level)"""
+    gain_db: float = 0.0
+    """random gain in ±gain_db dB: an additive shift of the log-mel features"""
+    noise_prob: float = 0.0
+    """chance of mixing a training `_silence_` (background noise) clip into a clip"""
+    noise_db: tuple[float, float] = (-20.0, 0.0)
+    """level range of the mixed noise relative to its recorded level, dB"""
+    time_masks: int = 0
+    """SpecAugment: number of time masks a clip"""
+    time_mask_width: int = 10
+    freq_masks: int = 0
+    """SpecAugment: number of frequency masks a clip"""
+    freq_mask_width: int = 4
+    label_smoothing: float = 0.0
+    seed: int = 0
+    device: str = "auto"
+    """auto (CUDA when available) | cpu | cuda"""
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise TinyKWSError(f"epochs must be >= 1, not {self.epochs}")
+        if self.batch_size < 1:
+            raise TinyKWSError(f"batch size must be >= 1, not {self.batch_size}")
+        if self.learning_rate <= 0 or self.lr_min < 0:
+            raise TinyKWSError("learning rates must be positive")
+        if self.lr_scheduler not in ("cosine", "constant"):
+            raise TinyKWSError(f"unknown lr scheduler {self.lr_scheduler!r}; use cosine or constant")
+        if self.lr_peaks < 0:
+            raise TinyKWSError("lr_peaks must be >= 0")
+        if self.optimizer not in ("sgd", "adam"):
+            raise TinyKWSError(f"unknown optimizer {self.optimizer!r}; use sgd or adam")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise TinyKWSError(f"unknown device {self.device!r}; use auto, cpu or cuda")
+        if self.max_rolling_length < 0:
+            raise TinyKWSError("max_rolling_length must be >= 0")
+        if not 0.0 <= self.noise_prob <= 1.0:
+            raise TinyKWSError("noise_prob must be in [0, 1]")
+        self.model_config(1, 32)  # validates architecture, layers, ranks, sparsity
+
+    def model_config(self, num_classes: int, input_size: int) -> ModelConfig:
+        return ModelConfig(
+            architecture=self.architecture, input_size=input_size,
+            hidden_size=self.hidden_units, num_layers=self.num_layers, num_classes=num_classes,
+            wrank=self.wrank, urank=self.urank,
+            w_sparsity=self.w_sparsity, u_sparsity=self.u_sparsity,
+        )
+
+    @property
+    def augments(self) -> bool:
+        return bool(self.time_shift or self.gain_db or self.noise_prob or self.time_masks
+                    or self.freq_masks)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["noise_db"] = list(self.noise_db)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        names = {f.name for f in fields(cls)}
+        d = {k: v for k, v in d.items() if k in names}
+        if "noise_db" in d:
+            d["noise_db"] = tuple(d["noise_db"])
+        return cls(**d)
+
+
+def pipeline_recipe(n_train: int, quick: bool = False) -> TrainConfig:
+    """The default training recipe of `tinykws pipeline` for a training set of n_train clips.
+
+    Small data needs augmentation and a schedule sized to the data rather than the
+    seed's 250 epochs of the full Speech Commands.  Measured on the shared dev data
+    (docs/benchmarks.md, "Training").  `quick` is the CI smoke configuration.
+    """
+    if quick:
+        return TrainConfig(epochs=3, hidden_units=16, batch_size=32, optimizer="adam",
+                           learning_rate=0.01, lr_min=0.001)
+    # ~2000 clips: 120 epochs of 16 iterations; fewer epochs as the data grows so that
+    # the run stays near a fixed number of iterations (bounded time on 2 cores).
+    iters_per_epoch = max(1, n_train // 64)
+    epochs = int(min(120, max(30, 2000 // iters_per_epoch)))
+    return TrainConfig(
+        epochs=epochs, batch_size=64, optimizer="adam", learning_rate=0.005, lr_min=0.0002,
+        weight_decay=1e-5, hidden_units=128, num_layers=2,
+        time_shift=10, gain_db=6.0, noise_prob=0.5, time_masks=2, time_mask_width=8,
+        freq_masks=2, freq_mask_width=3, label_smoothing=0.05,
+    )
+
+
+# ---------------------------------------------------------------------------- data
+
+
+@dataclass
+class FeatureSet:
+    """One `*.npz` feature file in memory."""
+
+    features: Tensor  # float32 [N, T, F]
+    labels: Tensor  # int64 [N]
+    categories: list[str]
+    feature_params: dict[str, Any]
+
+
+def load_feature_set(path: Path) -> FeatureSet:
+    """Read a feature file (keys: features, labels, categories, feature_params)."""
+    if not path.is_file():
+        raise TinyKWSError(f"feature file missing: {path}; run `tinykws featurize` first")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            feats = np.asarray(z["features"], dtype=np.float32)
+            labels = np.asarray(z["labels"], dtype=np.int64)
+            cats = [str(c) for c in z["categories"]]
+            fp = json.loads(str(z["feature_params"])) if "feature_params" in z else {}
+    except KeyError as e:
+        raise TinyKWSError(f"{path} lacks key {e}; not a tinykws feature file") from None
+    except Exception as e:
+        raise TinyKWSError(f"cannot read feature file {path}: {e}") from None
+    if feats.ndim != 3 or len(feats) != len(labels):
+        raise TinyKWSError(f"{path}: features must be [N, T, F] with one label a row")
+    if len(labels) and (labels.min() < 0 or labels.max() >= len(cats)):
+        raise TinyKWSError(f"{path}: labels outside the {len(cats)} categories")
+    return FeatureSet(torch.from_numpy(feats), torch.from_numpy(labels), cats, fp)
+
+
+def normalization_stats(x: Tensor) -> tuple[Tensor, Tensor]:
+    """The seed's --normalize: per-feature mean over all frames; std = the per-(time,
+    feature) std across clips, averaged over time; zero std -> 1.  x [N, T, F] -> [F], [F]."""
+    mean = x.mean(dim=(0, 1))
+    std = x.std(dim=0, unbiased=False).mean(dim=0)
+    return mean, torch.where(std == 0, torch.ones_like(std), std)
+
+
+# ---------------------------------------------------------------------------- schedule
+
+
+def learning_rate_at(iteration: int, total: int, cfg: TrainConfig) -> float:
+    """Cosine annealing per iteration (torch's CosineAnnealingLR closed form, as the seed):
+    T_max = total / (2 * lr_peaks + 1), so the rate falls, rises lr_peaks times, ends low."""
+    if cfg.lr_scheduler == "constant":
+        return cfg.learning_rate
+    t_max = max(total / (2 * cfg.lr_peaks + 1), 1e-9)
+    return cfg.lr_min + (cfg.learning_rate - cfg.lr_min) * (
+        1 + math.cos(math.pi * iteration / t_max)
+    ) / 2
+
+
+@dataclass(frozen=True)
+class RollingPlan:
+    """The seed's `--rolling` schedule (ELL train_classifier.py), for one process.
+
+    A rolling length starts at 2 and grows by one each epoch.  While it is at most
+    `max_length` = min(batches per epoch, max_rolling_length + 2, epochs + 2), an epoch
+    is cut short: it trains only its first (rolling length - 1) batches, and a "bag" of
+    100 * batch_size hidden states per layer is reset to zeros.  In every epoch, each
+    batch after the first starts from the hidden states in bag slots [0, batch): after a
+    batch, its final (detached) states are written into batch_size random bag slots.  So
+    a clip starts from zeros or from the state some earlier clip ended in, and the model
+    learns to classify without resetting its state between clips (streaming).  Gradients
+    never flow across batches.
+    """
+
+    batches_per_epoch: int
+    epochs: int
+    max_rolling_length: int
+
+    @property
+    def max_length(self) -> int:
+        m = min(self.batches_per_epoch, self.max_rolling_length + 2)
+        return min(m, self.epochs + 2)
+
+    def length(self, epoch: int) -> int:
+        return 3 + epoch  # 2, then += 1 at the start of every epoch
+
+    def warming(self, epoch: int) -> bool:
+        """Is this epoch cut short (and its bag reset)?"""
+        return self.length(epoch) <= self.max_length
+
+    def batches(self, epoch: int) -> int:
+        return self.length(epoch) - 1 if self.warming(epoch) else self.batches_per_epoch
+
+    def total_iterations(self) -> int:
+        return sum(self.batches(e) for e in range(self.epochs))
+
+
+BAG_COUNT = 100  # the seed's bag_count
+
+
+# ---------------------------------------------------------------------------- augmentation
+
+
+def augment_batch(
+    x: Tensor, cfg: TrainConfig, gen: torch.Generator, noise: Optional[Tensor], log_per_db: float
+) -> Tensor:
+    """Random time shift, gain, background-noise mix and SpecAugment masks on log-mel
+    features x [B, T, F] (before normalisation).  Gain and noise act in the log domain:
+    a gain of g dB adds g * log_per_db; noise n mixes as log(e^x + e^(n + level))."""
+    B, T, Fd = x.shape
+    dev = x.device
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=gen).to(dev)
+
+    def randint(lo, hi, shape):
+        return torch.randint(lo, hi, shape, generator=gen).to(dev)
+
+    if cfg.time_shift > 0:
+        shift = randint(-cfg.time_shift, cfg.time_shift + 1, (B,))
+        src = torch.arange(T, device=dev)[None, :] - shift[:, None]  # [B, T]
+        valid = (src >= 0) & (src < T)
+        moved = torch.gather(x, 1, src.clamp(0, T - 1)[:, :, None].expand(B, T, Fd))
+        floor = x.min(dim=1, keepdim=True).values  # the clip's quietest level per band
+        x = torch.where(valid[:, :, None], moved, floor)
+    if cfg.gain_db > 0:
+        x = x + ((rand(B) * 2 - 1) * cfg.gain_db * log_per_db)[:, None, None]
+    if cfg.noise_prob > 0 and noise is not None and len(noise):
+        pick = rand(B) < cfg.noise_prob
+        n = noise[randint(0, len(noise), (B,))]
+        lo, hi = cfg.noise_db
+        level = (lo + (hi - lo) * rand(B)) * log_per_db
+        mixed = torch.logaddexp(x, n + level[:, None, None])
+        x = torch.where(pick[:, None, None], mixed, x)
+    for n_masks, width, axis in ((cfg.time_masks, cfg.time_mask_width, 1),
+                                 (cfg.freq_masks, cfg.freq_mask_width, 2)):
+        size = x.shape[axis]
+        fill = x.mean(dim=(1, 2), keepdim=True)
+        for _ in range(n_masks):
+            w = randint(0, width + 1, (B,))
+            start = (rand(B) * (size - w + 1).float()).long()
+            pos = torch.arange(size, device=dev)[None, :]
+            m = (pos >= start[:, None]) & (pos < (start + w)[:, None])  # [B, size]
+            m = m[:, :, None] if axis == 1 else m[:, None, :]
+            x = torch.where(m, fill, x)
+    return x
+
+
+# ---------------------------------------------------------------------------- checkpoints
+
+
+def atomic_torch_save(obj: Any, path: Path) -> None:
+    """Write to a temporary file beside `path`, then rename: never a half-written file."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _rng_seed(cfg: TrainConfig, epoch: int, rank: int, stream: int) -> int:
+    return (cfg.seed * 1_000_003 + epoch * 7919 + rank * 104_729 + stream) % (2**63)
+
+
+# ---------------------------------------------------------------------------- distributed
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device: torch.device) -> Dist:
+    """Join the torchrun process group when WORLD_SIZE > 1 (gloo on CPU, nccl on CUDA)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def choose_device(name: str) -> torch.device:
+    """auto -> CUDA when available, else CPU; cuda when none is available is a user error."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise TinyKWSError("--device cuda: no CUDA device is available (use auto or cpu)")
+    if name == "cpu" or (name == "auto" and not torch.cuda.is_available()):
+        return torch.device("cpu")
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    return torch.device("cuda", local % max(1, torch.cuda.device_count()))
+
+
+# ---------------------------------------------------------------------------- loop
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What `train` produced."""
+
+    train_dir: Path
+    best_path: Path
+    last_path: Path
+    best_epoch: int
+    best_val_acc: float
+    last_val_acc: float
+    test_acc: Optional[float]
+    epochs_run: int
+    seconds: float
+
+
+@torch.no_grad()
+def evaluate_set(model: nn.Module, x: Tensor, y: Tensor, batch: int = 512) -> tuple[float, float]:
+    """(mean cross-entropy, accuracy) of `model` on features x [N, T, F], labels y [N]."""
+    if len(x) == 0:
+        return float("nan"), float("nan")
+    was = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    loss, correct = 0.0, 0
+    for i in range(0, len(x), batch):
+        xb, yb = x[i:i + batch].to(dev), y[i:i + batch].to(dev)
+        logits = model(xb)
+        loss += float(F.cross_entropy(logits, yb, reduction="sum"))
+        correct += int((logits.argmax(1) == yb).sum())
+    model.train(was)
+    return loss / len(x), correct / len(x)
+
+
+def _make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.learning_rate,
+                                weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum,
+                           nesterov=cfg.momentum > 0, weight_decay=cfg.weight_decay)
+
+
+def _read_log(path: Path, upto_epoch: int) -> list[dict[str, str]]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [r for r in csv.DictReader(f) if int(r["epoch"]) <= upto_epoch]
+
+
+def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=LOG_COLUMNS)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
+    """Loss and accuracy per epoch (training and validation) as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ep = [int(r["epoch"]) for r in rows]
+    col = {k: [float(r[k]) for r in rows] for k in ("train_loss", "val_loss", "train_acc", "val_acc")}
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    a1.plot(ep, col["train_loss"], label="training")
+    a1.plot(ep, col["val_loss"], label="validation")
+    a1.set_xlabel("epoch"), a1.set_ylabel("cross-entropy"), a1.legend(), a1.grid(alpha=0.3)
+    a2.plot(ep, col["train_acc"], label="training")
+    a2.plot(ep, col["val_acc"], label="validation")
+    a2.set_xlabel("epoch"), a2.set_ylabel("accuracy"), a2.legend(), a2.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=80)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def train(
+    features_dir: Path | str,
+    out_dir: Path | str,
+    config: TrainConfig = TrainConfig(),
+    *,
+    resume: bool = False,
+    max_epochs_this_run: Optional[int] = None,
+) -> TrainResult:
+    """Train on `features_dir/{training,validation}.npz` into `out_dir/train/`.
+
+    `resume=True` continues from `out_dir/train/last.pt` with the configuration saved
+    there.  `max_epochs_this_run` stops early (as a kill would; used by tests).
+    """
+    features_dir, run_dir = Path(features_dir), Path(out_dir)
+    train_dir = run_dir / "train"
+    last_path, best_path = train_dir / "last.pt", train_dir / "best.pt"
+    ckpt = None
+    if resume:
+        if not last_path.is_file():
+            raise TinyKWSError(f"nothing to resume: {last_path} does not exist")
+        ckpt = torch.load(last_path, map_location="cpu", weights_only=True)
+        config = TrainConfig.from_dict(ckpt["train_config"])
+    cfg = config
+    device = choose_device(cfg.device)
+    dist = _init_distributed(device)
+    if dist.world > 1 and device.type == "cuda":
+        torch.cuda.set_device(device)
+
+    tr = load_feature_set(features_dir / "training.npz")
+    va = load_feature_set(features_dir / "validation.npz")
+    if len(tr.labels) == 0:
+        raise TinyKWSError(f"{features_dir}/training.npz has no clips")
+    if va.categories != tr.categories:
+        raise TinyKWSError("training.npz and validation.npz have different categories")
+    n_train, T, Fdim = tr.features.shape
+    mcfg = cfg.model_config(len(tr.categories), Fdim)
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(mcfg)
+    if cfg.normalize:
+        model.set_normalization(*normalization_stats(tr.features))
+    model.to(device)
+    opt = _make_optimizer(model, cfg)
+    start_epoch, best_acc, best_epoch = 0, -1.0, -1
+    bag_state = None
+    if ckpt is not None:
+        if ckpt["model_config"] != mcfg.to_dict():
+            raise TinyKWSError("the features no longer match the checkpoint's model; cannot resume")
+        model.load_state_dict(ckpt["state_dict"])
+        opt.load_state_dict(ckpt["optimizer"])
+        start_epoch = int(ckpt["epoch"]) + 1
+        best_acc, best_epoch = float(ckpt["best_val_acc"]), int(ckpt["best_epoch"])
+        bag_state = ckpt.get("rolling_bag")
+        torch.set_rng_state(ckpt["rng_state"])
+    net: nn.Module = model
+    if dist.world > 1:
+        net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+
+    per_rank_batch = max(1, cfg.batch_size // dist.world)
+    sampler = torch.utils.data.DistributedSampler(
+        range(n_train), num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed
+    )
+    n_local = len(sampler)
+    batches_per_epoch = max(1, n_local // per_rank_batch)  # drop_last, as the seed
+    plan = RollingPlan(batches_per_epoch, cfg.epochs, cfg.max_rolling_length)
+    total_iters = plan.total_iterations() if cfg.rolling else batches_per_epoch * cfg.epochs
+    iteration = sum(plan.batches(e) for e in range(start_epoch)) if cfg.rolling \
+        else batches_per_epoch * start_epoch
+
+    noise = None
+    if cfg.noise_prob > 0 and SILENCE in tr.categories:
+        noise = tr.features[tr.labels == tr.categories.index(SILENCE)].to(device)
+    log_per_db = math.log(10) / (10 if tr.feature_params.get("power_spec", True) else 20)
+
+    masks = None
+    if sparse_groups(model) and iht_phase(max(iteration - 1, 0), total_iters) != "dense" \
+            and start_epoch > 0:
+        masks = [p.detach() != 0 for p, _ in sparse_groups(model)]
+
+    if dist.main:
+        train_dir.mkdir(parents=True, exist_ok=True)
+        (train_dir / "config.json").write_text(json.dumps(
+            {"train_config": cfg.to_dict(), "model_config": mcfg.to_dict(),
+             "categories": tr.categories, "feature_params": tr.feature_params,
+             "n_train": n_train, "n_validation": len(va.labels), "world_size": dist.world},
+            indent=2) + "\n")
+    rows = _read_log(train_dir / "log.csv", start_epoch - 1) if dist.main else []
+
+    bag = None
+    if cfg.rolling:
+        bag = model.init_state(BAG_COUNT * per_rank_batch, device)
+        if bag_state is not None:
+            bag = tuple(b.to(device) for b in bag_state) if isinstance(bag, tuple) \
+                else bag_state.to(device)
+
+    t_start = time.perf_counter()
+    epochs_to_run = range(start_epoch, cfg.epochs)
+    if max_epochs_this_run is not None:
+        epochs_to_run = range(start_epoch, min(cfg.epochs, start_epoch + max_epochs_this_run))
+    last_val_acc = float("nan")
+    if not dist.main:
+        os.environ["TINYKWS_NO_PROGRESS"] = "1"  # one bar, from rank 0
+    with progress_bar() as bar:
+        task = bar.add_task("train", total=cfg.epochs, completed=start_epoch)
+        for epoch in epochs_to_run:
+            t0 = time.perf_counter()
+            net.train()
+            sampler.set_epoch(epoch)
+            order = torch.tensor(list(iter(sampler)), dtype=torch.long)
+            gen = torch.Generator().manual_seed(_rng_seed(cfg, epoch, dist.rank, 1))
+            n_batches = plan.batches(epoch) if cfg.rolling else batches_per_epoch
+            state = None
+            if cfg.rolling and plan.warming(epoch):
+                bag = model.init_state(BAG_COUNT * per_rank_batch, device)
+            sum_loss, sum_correct, seen = 0.0, 0, 0
+            for b in range(n_batches):
+                idx = order[b * per_rank_batch:(b + 1) * per_rank_batch]
+                if len(idx) == 0:
+                    idx = order[:per_rank_batch]
+                xb, yb = tr.features[idx].to(device), tr.labels[idx].to(device)
+                if cfg.augments:
+                    xb = augment_batch(xb, cfg, gen, noise, log_per_db)
+                lr = learning_rate_at(iteration, total_iters, cfg)
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                opt.zero_grad(set_to_none=True)
+                if cfg.rolling:
+                    logits, final = net(xb, state, return_state=True)
+                else:
+                    logits = net(xb)
+                loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+                loss.backward()
+                opt.step()
+                masks = sparsify_step(model, iteration, total_iters, masks)
+                if cfg.rolling:  # carry states to later batches through the bag
+                    slots = torch.randperm(BAG_COUNT * per_rank_batch, generator=gen)[:len(idx)]
+                    slots = slots.to(device)
+                    nb = len(idx)
+                    if isinstance(bag, tuple):
+                        for k in range(2):
+                            bag[k][:, slots] = final[k].detach()
+                        state = (bag[0][:, :nb].clone(), bag[1][:, :nb].clone())
+                    else:
+                        bag[:, slots] = final.detach()
+                        state = bag[:, :nb].clone()
+                iteration += 1
+                sum_loss += loss.item() * len(idx)
+                sum_correct += int((logits.argmax(1) == yb).sum())
+                seen += len(idx)
+            totals = torch.tensor([sum_loss, sum_correct, seen], dtype=torch.float64)
+            if dist.world > 1:
+                import torch.distributed as tdist
+
+                tdist.all_reduce(totals)
+            train_loss, train_acc = float(totals[0] / totals[2]), float(totals[1] / totals[2])
+            val_loss, val_acc = evaluate_set(model, va.features, va.labels)
+            last_val_acc = val_acc
+            phase = iht_phase(iteration - 1, total_iters) if sparse_groups(model) else "dense"
+            # sparse models are selected only once their support is fixed (EdgeML: after IHT)
+            eligible = phase == "sparse" or not sparse_groups(model)
+            improved = eligible and val_acc > best_acc
+            if improved:
+                best_acc, best_epoch = val_acc, epoch
+            if dist.main:
+                rows.append({
+                    "epoch": epoch, "iterations": iteration, "learning_rate": f"{lr:.6g}",
+                    "train_loss": f"{train_loss:.5f}", "train_acc": f"{train_acc:.5f}",
+                    "val_loss": f"{val_loss:.5f}", "val_acc": f"{val_acc:.5f}", "phase": phase,
+                    "seconds": f"{time.perf_counter() - t0:.2f}",
+                })
+                ck = {
+                    "model_config": mcfg.to_dict(),
+                    "feature_params": tr.feature_params,
+                    "categories": list(tr.categories),
+                    "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                    "optimizer": opt.state_dict(),
+                    "scheduler": {"iteration": iteration, "total_iterations": total_iters},
+                    "epoch": epoch,
+                    "best_val_acc": best_acc,
+                    "best_epoch": best_epoch,
+                    "val_acc": val_acc,
+                    "train_config": cfg.to_dict(),
+                    "rng_state": torch.get_rng_state(),
+                }
+                if cfg.rolling and dist.world == 1:
+                    ck["rolling_bag"] = tuple(b.cpu() for b in bag) if isinstance(bag, tuple) \
+                        else bag.cpu()
+                if improved:
+                    atomic_torch_save(ck, best_path)
+                atomic_torch_save(ck, last_path)
+                _write_log(train_dir / "log.csv", rows)
+                if epoch == cfg.epochs - 1 or epoch % 10 == 0:
+                    plot_curves(rows, train_dir / "curves.png")
+            bar.update(task, advance=1, description=(
+                f"train e{epoch + 1} loss {train_loss:.3f} val {val_acc:.3f} best {best_acc:.3f}"))
+    if dist.main and rows:
+        plot_curves(rows, train_dir / "curves.png")
+
+    test_acc = None
+    if dist.main and (features_dir / "testing.npz").is_file() and best_path.is_file():
+        from tinykws.models import load_checkpoint
+
+        te = load_feature_set(features_dir / "testing.npz")
+        best_model, _ = load_checkpoint(best_path)
+        _, test_acc = evaluate_set(best_model.to(device), te.features, te.labels)
+    if dist.world > 1:
+        import torch.distributed as tdist
+
+        tdist.barrier()
+    return TrainResult(
+        train_dir=train_dir, best_path=best_path, last_path=last_path, best_epoch=best_epoch,
+        best_val_acc=best_acc, last_val_acc=last_val_acc, test_acc=test_acc,
+        epochs_run=len(epochs_to_run), seconds=time.perf_counter() - t_start,
+    )
+
+
+def prepare_features(data_dir: Path | str, run_dir: Path | str, task: str = "google12") -> Path:
+    """`--data`: write RUN_DIR/lists and RUN_DIR/features with the default settings."""
+    try:
+        from tinykws.data.speech_commands import make_lists
+        from tinykws.dataset import featurize_lists
+    except ImportError as e:
+        raise TinyKWSError(f"--data needs the lists and featurize stages ({e}); use --features") from None
+    run_dir = Path(run_dir)
+    make_lists(data_dir, task, run_dir / "lists")
+    featurize_lists(run_dir / "lists", run_dir / "features")
+    return run_dir / "features"

@@ -1,0 +1,204 @@
+"""Models: the fast FastGRNN/FastRNN path against the per-step reference and an
+independent numpy implementation; streaming step == clip forward; EdgeML initialisation;
+parameter names (the contract with export and codegen); sparsity; checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch.nn import functional as F
+
+from tinykws.errors import TinyKWSError
+from tinykws.models import ModelConfig, build_model, load_checkpoint
+from tinykws.models.sparsity import hard_threshold_mask, iht_phase, sparsify_step
+
+FAST = ("fastgrnn", "fastrnn")
+ALL = ("fastgrnn", "fastrnn", "gru", "lstm")
+
+
+def _model(arch, dtype=torch.float64, layers=2, H=16, wrank=None, urank=None, seed=0):
+    torch.manual_seed(seed)
+    m = build_model(ModelConfig(arch, input_size=32, hidden_size=H, num_layers=layers,
+                                num_classes=5, wrank=wrank, urank=urank)).to(dtype)
+    m.set_normalization(torch.randn(32), torch.rand(32) + 0.5)
+    return m
+
+
+def _random_state(m, B, dtype):
+    st = m.init_state(B)
+    if isinstance(st, tuple):
+        return tuple((0.3 * torch.randn_like(s)).to(dtype) for s in st)
+    return (0.3 * torch.randn_like(st)).to(dtype)
+
+
+def _grads(m, x, y, state, fast):
+    m.set_fast(fast)
+    m.zero_grad()
+    st = state.detach().clone().requires_grad_()
+    logits, final = m(x, st, return_state=True)
+    # a loss on both the logits and the final state exercises every output gradient
+    (F.cross_entropy(logits, y) + (final ** 2).sum()).backward()
+    return [p.grad.clone() for p in m.parameters()] + [st.grad.clone()], logits.detach()
+
+
+@pytest.mark.parametrize("arch", FAST)
+@pytest.mark.parametrize("ranks", [(None, None), (6, 5)])
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+def test_fast_path_gradients_equal_naive_autograd_loop(arch, ranks, dtype, tol):
+    m = _model(arch, dtype, layers=2, wrank=ranks[0], urank=ranks[1])
+    x = torch.randn(4, 23, 32, dtype=dtype)
+    y = torch.randint(0, 5, (4,))
+    state = _random_state(m, 4, dtype)
+    g_fast, out_fast = _grads(m, x, y, state, fast=True)
+    g_ref, out_ref = _grads(m, x, y, state, fast=False)
+    assert torch.allclose(out_fast, out_ref, atol=tol, rtol=0)
+    for a, b in zip(g_fast, g_ref):
+        scale = max(1.0, float(b.abs().max()))
+        assert float((a - b).abs().max()) <= tol * scale
+
+
+@pytest.mark.parametrize("arch", FAST)
+def test_fast_path_gradcheck(arch):
+    """Finite differences of the hand-written backward (independent of the reference)."""
+    torch.manual_seed(0)
+    pre = torch.randn(5, 2, 4, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    U = torch.randn(4, 4, dtype=torch.float64, requires_grad=True)
+    if arch == "fastgrnn":
+        from tinykws.models.fastgrnn import _FastGRNNRecurrence as Rec
+
+        extra = [torch.randn(4, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+        extra += [torch.randn(1, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+    else:
+        from tinykws.models.fastgrnn import _FastRNNRecurrence as Rec
+
+        extra = [torch.randn(4, dtype=torch.float64, requires_grad=True)]
+        extra += [torch.randn(1, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+    assert torch.autograd.gradcheck(lambda *a: Rec.apply(*a, True), (pre, h0, U, *extra))
+
+
+def _numpy_fastgrnn_step(x, h, p):
+    """FastGRNN from the paper's equations, in numpy (independent of the torch code)."""
+    sig = lambda v: 1 / (1 + np.exp(-v))  # noqa: E731
+    a = p["W"] @ x + p["U"] @ h
+    z = sig(a + p["bias_gate"])
+    c = np.tanh(a + p["bias_update"])
+    return z * h + (sig(p["zeta"][0]) * (1 - z) + sig(p["nu"][0])) * c
+
+
+def test_fastgrnn_matches_numpy_equations():
+    m = _model("fastgrnn", torch.float64, layers=1, H=8)
+    for p in m.parameters():  # move away from the symmetric init
+        torch.nn.init.normal_(p, std=0.3)
+    p = {k.split(".", 2)[-1]: v.detach().numpy() for k, v in m.named_parameters() if "cells" in k}
+    x = np.random.default_rng(0).normal(size=(7, 32))
+    xn = (x - m.mean.numpy()) / m.std.numpy()
+    h = np.zeros(8)
+    for t in range(7):
+        h = _numpy_fastgrnn_step(xn[t], h, p)
+    want = m.fc.weight.detach().numpy() @ h + m.fc.bias.detach().numpy()
+    with torch.no_grad():
+        got = m(torch.from_numpy(x)[None])[0].numpy()
+    np.testing.assert_allclose(got, want, atol=1e-10)
+
+
+@pytest.mark.parametrize("arch", ALL)
+def test_streaming_step_equals_clip_forward(arch):
+    m = _model(arch, torch.float32, layers=3, H=12)
+    x = torch.randn(3, 40, 32)
+    state0 = _random_state(m, 3, torch.float32)
+    with torch.no_grad():
+        want, want_state = m(x, state0, return_state=True)
+        per_step, seq_state = m.forward_sequence(x, state0)
+        st = state0
+        for t in range(40):
+            logits, st = m.step(x[:, t], st)
+            torch.testing.assert_close(logits, per_step[:, t], atol=1e-5, rtol=0)
+    torch.testing.assert_close(logits, want, atol=1e-5, rtol=0)
+    flat = lambda s: torch.cat([t.flatten() for t in s]) if isinstance(s, tuple) else s.flatten()  # noqa: E731
+    torch.testing.assert_close(flat(st), flat(want_state), atol=1e-5, rtol=0)
+    torch.testing.assert_close(flat(seq_state), flat(want_state), atol=1e-5, rtol=0)
+
+
+def test_edgeml_initialisation_and_parameter_names():
+    torch.manual_seed(0)
+    m = build_model(ModelConfig("fastgrnn", hidden_size=128, num_layers=2, num_classes=12))
+    names = {k: tuple(v.shape) for k, v in m.state_dict().items()}
+    assert names == {
+        "mean": (32,), "std": (32,),
+        "cells.0.W": (128, 32), "cells.0.U": (128, 128),
+        "cells.0.bias_gate": (128,), "cells.0.bias_update": (128,),
+        "cells.0.zeta": (1,), "cells.0.nu": (1,),
+        "cells.1.W": (128, 128), "cells.1.U": (128, 128),
+        "cells.1.bias_gate": (128,), "cells.1.bias_update": (128,),
+        "cells.1.zeta": (1,), "cells.1.nu": (1,),
+        "fc.weight": (12, 128), "fc.bias": (12,),
+    }
+    c = m.cells[1].requires_grad_(False)
+    assert abs(float(c.U.std()) - 0.1) < 0.005 and abs(float(c.U.mean())) < 0.005
+    assert torch.all(c.bias_gate == 1) and torch.all(c.bias_update == 1)
+    assert float(c.zeta) == 1.0 and float(c.nu) == -4.0
+    lr = build_model(ModelConfig("fastgrnn", hidden_size=16, wrank=4, urank=3))
+    shapes = {k: tuple(v.shape) for k, v in lr.cells[0].named_parameters()}
+    assert shapes["W1"] == (4, 32) and shapes["W2"] == (16, 4)
+    assert shapes["U1"] == (3, 16) and shapes["U2"] == (16, 3)
+    rnn = build_model(ModelConfig("fastrnn", hidden_size=16)).requires_grad_(False)
+    assert float(rnn.cells[0].alpha) == -3.0 and float(rnn.cells[0].beta) == 3.0
+
+
+@pytest.mark.parametrize("bad", [
+    dict(architecture="transformer"), dict(num_layers=4), dict(num_layers=0),
+    dict(architecture="gru", wrank=4), dict(w_sparsity=0.0), dict(hidden_size=0),
+])
+def test_model_config_rejects_bad_values(bad):
+    with pytest.raises(TinyKWSError):
+        ModelConfig(**bad)
+
+
+def test_hard_threshold_keeps_largest_fraction():
+    t = torch.tensor([[0.1, -5.0, 0.3], [2.0, -0.2, 0.0]])
+    m = hard_threshold_mask(t, 0.5)
+    assert m.tolist() == [[False, True, True], [True, False, False]]
+    assert hard_threshold_mask(t, 1.0).all()
+
+
+def test_iht_phases_and_fixed_support():
+    total = 90
+    assert [iht_phase(i, total) for i in (0, 29, 30, 59, 60, 89)] == [
+        "dense", "dense", "iht", "iht", "sparse", "sparse"]
+    torch.manual_seed(0)
+    m = build_model(ModelConfig("fastgrnn", hidden_size=20, num_layers=1,
+                                w_sparsity=0.25, u_sparsity=0.5))
+    masks = None
+    for it in range(total):
+        with torch.no_grad():
+            for p in m.parameters():
+                p.add_(0.01 * torch.randn_like(p))  # stands in for an optimiser step
+        masks = sparsify_step(m, it, total, masks)
+        if it == 60:
+            support = [(p != 0).clone() for p in (m.cells[0].W, m.cells[0].U)]
+    W, U = m.cells[0].W, m.cells[0].U
+    assert int((W != 0).sum()) == int(np.ceil(0.25 * W.numel()))
+    assert int((U != 0).sum()) == int(np.ceil(0.5 * U.numel()))
+    assert torch.equal(W != 0, support[0]) and torch.equal(U != 0, support[1])
+
+
+def test_load_checkpoint_round_trip_and_errors(tmp_path):
+    m = _model("fastgrnn", torch.float32)
+    ck = {"model_config": m.config.to_dict(), "feature_params": {"n_mels": 32},
+          "categories": list("abcde"), "state_dict": m.state_dict()}
+    torch.save(ck, tmp_path / "m.pt")
+    m2, meta = load_checkpoint(tmp_path / "m.pt")
+    assert meta["categories"] == list("abcde") and "state_dict" not in meta
+    x = torch.randn(2, 10, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(m2(x), m(x))
+    with pytest.raises(TinyKWSError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(TinyKWSError):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"x": 1}, tmp_path / "other.pt")
+    with pytest.raises(TinyKWSError, match="not a tinykws checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
