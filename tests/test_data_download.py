@@ -135,7 +135,7 @@ def test_interrupted_transfer_resumes_with_a_range_request(tmp_path):
 
 def test_failed_download_keeps_the_part_file_and_the_next_run_resumes(tmp_path):
     with Server({"/sc.tar.gz": GOOD}, cut_first=10) as srv:
-        with pytest.raises(DownloadError, match="run again to resume"):
+        with pytest.raises(DownloadError, match="bytes kept in .*run again to resume"):
             fetch(srv.url + "/sc.tar.gz", tmp_path / "sc.tar.gz", retries=0)
     part = tmp_path / "sc.tar.gz.part"
     assert part.stat().st_size == len(GOOD) // 2
@@ -206,3 +206,24 @@ def test_existing_foreign_destination_is_not_touched(tmp_path):
         download_dataset(tmp_path / "sc", url="http://127.0.0.1:9/x.tar.gz")
     assert (tmp_path / "sc" / "mine.txt").read_text() == "keep"
     assert not (tmp_path / "sc" / MARKER).exists()
+
+
+def test_cli_download_and_refusal(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("tinykws")
+    env = {**os.environ, "TINYKWS_NO_PROGRESS": "1", "COLUMNS": "200"}
+    with Server({"/sc.tar.gz": GOOD, "/evil.tar.gz": HOSTILE["dotdot"]}) as srv:
+        p = subprocess.run([str(exe), "data", "download", "--dest", str(tmp_path / "sc"), "--url", srv.url + "/sc.tar.gz",
+                            "--sha256", hashlib.sha256(GOOD).hexdigest()], capture_output=True, text=True, env=env)  # fmt: skip
+        assert p.returncode == 0, p.stderr
+        assert "downloaded" in p.stderr and (tmp_path / "sc" / "README.md").is_file()
+        p = subprocess.run([str(exe), "data", "download", "--dest", str(tmp_path / "sc"), "--url", srv.url + "/sc.tar.gz"],
+                           capture_output=True, text=True, env=env)  # fmt: skip
+        assert p.returncode == 0 and "already downloaded" in p.stderr
+        p = subprocess.run([str(exe), "data", "download", "--dest", str(tmp_path / "evil"), "--url", srv.url + "/evil.tar.gz"],
+                           capture_output=True, text=True, env=env)  # fmt: skip
+    assert p.returncode == 2 and "refusing" in p.stderr and "Traceback" not in p.stderr
+    assert not (tmp_path / "evil").exists() and not (tmp_path / "escaped.txt").exists()

@@ -204,3 +204,46 @@ def test_scan_finds_words_and_noise():
     scan = scan_dataset(DEV)
     assert len(scan.words) == 35 and len(scan.noise_files) == 6
     assert scan.split_lists is not None
+
+
+# ------------------------------------------------------------------ CLI
+
+
+def run_cli(*args: str):
+    import os
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("tinykws")
+    env = {**os.environ, "TINYKWS_NO_PROGRESS": "1", "COLUMNS": "200"}
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env)
+
+
+def test_cli_lists_prints_counts_and_writes_the_lists(tmp_path):
+    p = run_cli("data", "lists", str(DEV), "--task", "google12", "--out", str(tmp_path), "--silence", "30", "--seed", "1")
+    assert p.returncode == 0, p.stderr
+    assert "12 categories" in p.stdout and "_silence_" in p.stdout and "speakers" in p.stdout
+    assert len(read_categories(tmp_path)) == 12
+    assert sum(e.label == SILENCE for s in ("training", "validation", "testing") for e in read_list(tmp_path, s)) == 30
+
+
+def test_cli_user_errors_are_one_line_without_traceback(tmp_path):
+    p = run_cli("data", "lists", str(DEV), "--task", "yes,nope", "--out", str(tmp_path))
+    assert p.returncode == 2 and "nope" in p.stderr and "Traceback" not in p.stderr
+    p = run_cli("data", "lists", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
+    assert p.returncode == 2 and "does not exist" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_cli_on_error_skip_lists_bad_noise_files(tmp_path):
+    data = tmp_path / "data"
+    for w in ("yes", "bed"):
+        (data / w).mkdir(parents=True)
+        save_wav(data / w / "a1b2c3d4_nohash_0.wav", np.zeros(16000, np.int16))
+    (data / "_background_noise_").mkdir()
+    save_wav(data / "_background_noise_" / "ok.wav", np.ones(32000, np.int16))
+    (data / "_background_noise_" / "broken.wav").write_bytes(b"RIFF garbage")
+    p = run_cli("data", "lists", str(data), "--task", "yes", "--out", str(tmp_path / "l"))
+    assert p.returncode == 2 and "broken.wav" in p.stderr and "Traceback" not in p.stderr
+    p = run_cli("data", "lists", str(data), "--task", "yes", "--out", str(tmp_path / "l"), "--on-error", "skip")
+    assert p.returncode == 0, p.stderr
+    assert "skipped 1" in p.stderr and "broken.wav" in p.stderr

@@ -146,3 +146,22 @@ def test_bad_words_and_foreign_folders_are_user_errors(tmp_path):
     with pytest.raises(TinyKWSError, match="not a tinykws synth folder"):
         synthesize(tmp_path / "mine", words=("yes",), per_word=3)
     assert (tmp_path / "mine" / "precious.txt").read_text() == "keep me"
+
+
+def test_cli_synth(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("tinykws")
+    env = {**os.environ, "TINYKWS_NO_PROGRESS": "1", "COLUMNS": "200"}
+    args = [str(exe), "data", "synth", "--out", str(tmp_path / "s"), "--per-word", "3", "--words", "yes,no", "--workers", "2",
+            "--noise-seconds", "2"]  # fmt: skip
+    p = subprocess.run(args, capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "6 clips of 2 words by 3 voices" in p.stderr
+    assert len(list((tmp_path / "s" / "yes").glob("*.wav"))) == 3
+    p = subprocess.run(args, capture_output=True, text=True, env=env)
+    assert p.returncode == 0 and "nothing to do" in p.stderr
+    p = subprocess.run(args[:-6] + ["--per-word", "2"], capture_output=True, text=True, env=env)
+    assert p.returncode == 2 and "at least 3" in p.stderr and "Traceback" not in p.stderr

@@ -120,12 +120,13 @@ def data_synth(
     words: Optional[str] = typer.Option(None, help="Comma list of words (default: 10 keywords + 25 others)."),
     seed: int = typer.Option(0, help="Same seed, same dataset."),
     workers: Optional[int] = typer.Option(None, help="Processes (default: all cores)."),
+    noise_seconds: float = typer.Option(30.0, help="Length of each synthesized background noise."),
 ) -> None:
     """Synthesize a Speech Commands-layout dataset with espeak-ng (no download)."""
     from tinykws.data.synth import DEFAULT_WORDS, synthesize
 
     word_list = tuple(w.strip() for w in words.split(",")) if words else DEFAULT_WORDS
-    s = synthesize(out, words=word_list, per_word=per_word, seed=seed, workers=workers)
+    s = synthesize(out, words=word_list, per_word=per_word, seed=seed, workers=workers, noise_seconds=noise_seconds)
     if s.reused:
         console.print(f"{out} already holds this dataset (same words, per-word count and seed): nothing to do")
     else:

@@ -87,10 +87,8 @@ def fetch(url: str, file: Path | str, sha256: str | None = None, *, retries: int
                 time.sleep(min(0.5 * 2**attempt, 10.0))
         else:
             have = part.stat().st_size if part.exists() else 0
-            raise DownloadError(
-                f"{url}: download failed after {retries + 1} attempts ({_reason(last_error)}); "
-                f"{have} bytes kept in {part}, run again to resume"
-            )
+            kept = f"; {have} bytes kept in {part}, run again to resume" if have else ""
+            raise DownloadError(f"{url}: download failed after {retries + 1} attempts ({_reason(last_error)}){kept}")
     try:
         _check_sha256(part, sha256)
     except DownloadError:
