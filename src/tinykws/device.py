@@ -33,7 +33,6 @@ import numpy as np
 
 from tinykws.errors import TinyKWSError
 from tinykws.toolchain import (
-    FLOAT_ABIS,
     Toolchain,
     check_float_abi,
     elf_section_sizes,
@@ -96,9 +95,8 @@ def build_image(
     no_builtin = ["-ffreestanding", "-fno-builtin"]
     if tc.name == "arm-none-eabi-gcc":
         no_builtin.append("-fno-tree-loop-distribute-patterns")
-    objs = [
-        _compile_with(tc, rt / "startup.c", out_dir / "startup.o", float_abi, (), no_builtin),
-    ]
+    objs = [tc.compile_object(rt / "startup.c", out_dir / "startup.o", float_abi,
+                              extra_flags=no_builtin)]  # fmt: skip
     if harness:
         objs.append(tc.compile_object(rt / "harness.c", out_dir / "harness.o", float_abi))
         keep = [*keep, "tkws_harness_run"]  # only the host calls it
@@ -116,15 +114,6 @@ def build_image(
         map_file=out_dir / f"{name}.map",
         keep=keep,
     )
-
-
-def _compile_with(tc: Toolchain, src, out, float_abi, include_dirs, extra) -> Path:
-    """compile_object with extra flags (passed as defines would be wrong): a tiny wrapper."""
-    flags = tc.cflags(float_abi, include_dirs) + list(extra)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tc._run([*flags, "-c", str(Path(src).resolve()), "-o", str(out.resolve())])
-    return out
 
 
 # ---------------------------------------------------------------------- ELF reading
@@ -820,3 +809,33 @@ def format_report(r: VerifyReport) -> str:
             f"device {m.get('argmax_device')} vs reference {m.get('argmax_reference')}"
         )
     return "\n".join(lines)
+
+
+def device_for_run(
+    run_dir: Path | str, float_abi: str = "hard", toolchain: Optional[Toolchain] = None
+) -> KWSDevice:
+    """The emulated board for RUN_DIR/device/<abi>: compiles the run first when the `.S`
+    files are missing, and relinks the image when they are newer than it."""
+    check_float_abi(float_abi)
+    run_dir = Path(run_dir)
+    compiled = run_dir / "device" / float_abi
+    sources = [compiled / "featurizer.S", compiled / "model.S"]
+    if not all(p.is_file() for p in sources):
+        from tinykws.codegen import compile_run
+
+        compile_run(run_dir, compiled, "cortex-m4", float_abi)
+    elf = compiled / "build" / "image.elf"
+    if not elf.is_file() or elf.stat().st_mtime < max(p.stat().st_mtime for p in sources):
+        elf = build_image(sources, compiled / "build", float_abi, toolchain)
+    _, shape, _, _ = torch_reference(run_dir)
+    return KWSDevice(elf, shape)
+
+
+def classify_clips(run_dir: Path | str, audio: np.ndarray, abi: str = "hard") -> np.ndarray:
+    """Class scores [N, C] of 1-s clips `audio` [N, S] (int16 samples) on the emulated
+    Cortex-M4: each clip from reset, the scores after its last frame (evaluate's backend)."""
+    audio = np.asarray(audio)
+    if audio.ndim != 2:
+        raise DeviceError(f"classify_clips: expected clips [N, samples], got shape {audio.shape}")
+    device = device_for_run(run_dir, abi)
+    return np.stack([device.run_clip(x).scores[-1] for x in audio]).astype(np.float32)

@@ -151,13 +151,17 @@ class Toolchain:
         include_dirs: Iterable[Path | str] = (),
         defines: Iterable[str] = (),
         opt: str = "-O2",
+        extra_flags: Sequence[str] = (),
     ) -> Path:
-        """Compile one C (or assembly) file into an object file for the Cortex-M4."""
+        """Compile one C (or assembly) file into an object file for the Cortex-M4.
+
+        `extra_flags` go after the standard ones (e.g. warnings: -Wall -Wextra -Werror).
+        """
         source, out_o = Path(source), Path(out_o)
         if not source.is_file():
             raise ToolchainError(f"source not found: {source}")
         out_o.parent.mkdir(parents=True, exist_ok=True)
-        flags = self.cflags(float_abi, include_dirs, defines, opt)
+        flags = self.cflags(float_abi, include_dirs, defines, opt) + list(extra_flags)
         self._run([*flags, "-c", str(source.resolve()), "-o", str(out_o.resolve())])
         return out_o
 

@@ -1,0 +1,186 @@
+"""End to end on a small FastGRNN run: `tinykws compile` (codegen) for both float ABIs,
+then `tinykws verify` on real clips from ../shared/data/speech_commands_dev, the files'
+promises (FPU instructions only in hard float, assemble with arm-none-eabi-gcc), and the
+example firmware loop in docs/ compiled against the generated headers."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tinykws.device import classify_clips, torch_reference, verify
+from tinykws.features import FeatureParams, logmel
+from tinykws.data.audio import load_audio
+from tinykws.models import ModelConfig, build_model
+from tinykws.toolchain import FLOAT_ABIS, find_toolchain, fpu_instructions
+
+DATA = Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev"
+REPO = Path(__file__).resolve().parents[1]
+CATEGORIES = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on",
+              "off", "stop", "go"]  # fmt: skip
+
+
+def make_run(run: Path, n_test: int = 6, hidden: int = 16, layers: int = 2) -> Path:
+    """A run folder with lists and a FastGRNN checkpoint (random weights, real
+    normalisation, a sharpened classifier so the scores are far from uniform)."""
+    lists = run / "lists"
+    lists.mkdir(parents=True)
+    (lists / "categories.txt").write_text("\n".join(CATEGORIES) + "\n")
+    test = [line for line in (DATA / "testing_list.txt").read_text().split() if line]
+    picked = [test[i] for i in np.linspace(0, len(test) - 1, n_test).astype(int)]
+    (lists / "testing_list.txt").write_text("\n".join(picked) + "\n")
+    (lists / "lists.json").write_text(json.dumps({"data_dir": str(DATA), "task": "google12"}))
+    torch.manual_seed(0)
+    cfg = ModelConfig("fastgrnn", hidden_size=hidden, num_layers=layers,
+                      num_classes=len(CATEGORIES), wrank=8)  # fmt: skip
+    model = build_model(cfg)
+    feats = np.concatenate([logmel(load_audio(DATA / p)[0], FeatureParams()) for p in picked])
+    model.set_normalization(torch.from_numpy(feats.mean(0)), torch.from_numpy(feats.std(0)))
+    with torch.no_grad():
+        model.fc.weight.mul_(8.0)
+    (run / "train").mkdir()
+    torch.save({"model_config": cfg.to_dict(), "feature_params": FeatureParams().to_dict(),
+                "categories": CATEGORIES, "state_dict": model.state_dict()},
+               run / "train" / "best.pt")  # fmt: skip
+    return run
+
+
+@pytest.fixture(scope="module")
+def compiled_run(tmp_path_factory):
+    if not DATA.is_dir():
+        pytest.fail(f"shared dev data missing at {DATA}")
+    from tinykws.codegen import compile_run
+
+    run = make_run(tmp_path_factory.mktemp("e2e") / "run")
+    for abi in FLOAT_ABIS:
+        compile_run(run, run / "device" / abi, "cortex-m4", abi)
+    return run
+
+
+@pytest.mark.parametrize("abi", FLOAT_ABIS)
+def test_compiled_files_keep_their_promises(compiled_run, abi):
+    d = compiled_run / "device" / abi
+    for name in ("featurizer.h", "featurizer.S", "model.h", "model.S"):
+        assert (d / name).is_file(), name
+    for name in ("featurizer.S", "model.S"):
+        fpu = fpu_instructions((d / name).read_text())
+        assert bool(fpu) == (abi == "hard"), (name, fpu[:5])
+    if shutil.which("arm-none-eabi-gcc"):  # the firmware engineers' assembler accepts them
+        gcc = find_toolchain("gcc")
+        for name in ("featurizer.S", "model.S"):
+            gcc.assemble(d / name, d / "gcc_check" / f"{name}.o", abi)
+
+
+@pytest.mark.parametrize("abi", FLOAT_ABIS)
+def test_verify_passes_on_real_clips(compiled_run, abi):
+    d = compiled_run / "device" / abi
+    r = verify(d, max_clips=6 if abi == "hard" else 3, count_clips=1, count_blocks=12,
+               progress=False)  # fmt: skip
+    assert r.ok, r.first_mismatch
+    assert r.n_clips == (6 if abi == "hard" else 3) and r.n_frames == 98 * r.n_clips
+    assert r.max_abs_diff <= 1e-3 and r.argmax_agreement == 1.0
+    assert r.max_feature_diff <= 1e-3  # issue 4's C featurizer tolerance (log domain)
+    ins = r.instructions
+    assert ins["featurizer"]["calls"] == 12 and ins["model"]["calls"] == 10
+    assert ins["model"]["mean"] > 1000 and ins["featurizer"]["mean"] > 5000
+    assert 0 < r.peak_stack_bytes < 4096
+    assert r.flash_bytes > sum(s["text"] for s in r.sizes.values())
+    saved = json.loads((d / "verify.json").read_text())
+    assert saved["ok"] and saved["float_abi"] == abi
+
+
+def test_verify_cli_fails_on_a_wrong_model(compiled_run, tmp_path):
+    """Swap in different weights after compiling: verify must exit 1 and name the clip."""
+    from typer.testing import CliRunner
+
+    from tinykws.cli import app
+
+    run = tmp_path / "run"
+    shutil.copytree(compiled_run, run)
+    ckpt = torch.load(run / "train" / "best.pt", weights_only=True)
+    ckpt["state_dict"]["fc.bias"] += 0.5 * torch.arange(len(CATEGORIES))
+    torch.save(ckpt, run / "train" / "best.pt")
+    res = CliRunner().invoke(app, ["verify", str(run / "device" / "hard"), "--max-clips", "2"])
+    assert res.exit_code == 1, res.output
+    assert "FAIL: first mismatch in" in res.output and "frame 0" in res.output
+
+
+def test_classify_clips_matches_torch(compiled_run):
+    audio = np.stack([load_audio(p)[0] for p in sorted((DATA / "yes").glob("*.wav"))[:2]])
+    scores = classify_clips(compiled_run, audio, abi="hard")
+    ref, _, _, _ = torch_reference(compiled_run)
+    np.testing.assert_allclose(scores, ref(audio.astype(np.float32))[1][:, -1], atol=1e-4)
+
+
+# ---------------------------------------------------------------- example firmware loop
+
+KWS_LOOP = REPO / "docs" / "examples" / "kws_loop.c"
+STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-Wfloat-conversion"]
+
+DRIVER_C = r"""
+/* Host driver for the example loop: int16 PCM on stdin, fed in irregular chunks. */
+#include <stdio.h>
+#include "kws_loop.c"
+
+static int detections;
+static void on_detect(int c, const char *name, float p, void *user) {
+    (void)user;
+    detections++;
+    fprintf(stderr, "detected %d %s %f\n", c, name, (double)p);
+}
+
+int main(void) {
+    static kws_ring_t ring;
+    static kws_detector_t det;
+    int16_t pcm[KWS_BLOCK];
+    int blocks = 0;
+    kws_init(&det, 0.0f, on_detect, 0);
+    while (fread(pcm, sizeof pcm[0], KWS_BLOCK, stdin) == KWS_BLOCK) {
+        if (kws_ring_push(&ring, pcm) != 0) return 3;
+        if (++blocks % 3 == 0) kws_poll(&ring, &det); /* the loop runs now and then */
+    }
+    kws_poll(&ring, &det);
+    printf("%u %d", (unsigned)det.frames, detections);
+    for (int c = 0; c < KWS_CLASSES; c++) printf(" %.9g", (double)det.scores[c]);
+    printf("\n");
+    return 0;
+}
+"""
+
+
+def test_example_loop_compiles_for_cortex_m4(compiled_run, tmp_path):
+    for abi in FLOAT_ABIS:
+        d = compiled_run / "device" / abi
+        for tc in {find_toolchain(), find_toolchain("zig")}:
+            obj = tmp_path / f"kws_loop_{tc.name}_{abi}.o"
+            tc.compile_object(KWS_LOOP, obj, abi, include_dirs=[d], extra_flags=STRICT)
+            assert obj.stat().st_size > 0
+
+
+def test_example_loop_runs_on_host_and_matches_torch(compiled_run, tmp_path):
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        pytest.fail("no host C compiler (cc) found")
+    d = compiled_run / "device" / "hard"
+    (tmp_path / "driver.c").write_text(DRIVER_C)
+    exe = tmp_path / "kws_host"
+    subprocess.run(
+        [cc, *STRICT, "-O2", f"-I{d}", f"-I{KWS_LOOP.parent}", str(tmp_path / "driver.c"),
+         str(d / "featurizer.c"), str(d / "model.c"), "-o", str(exe), "-lm"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    clip = load_audio(sorted((DATA / "yes").glob("*.wav"))[0])[0]  # int16 [16000]
+    out = subprocess.run([str(exe)], input=clip.tobytes(), capture_output=True, check=True)
+    fields = out.stdout.decode().split()
+    frames, detections = int(fields[0]), int(fields[1])
+    scores = np.array([float(v) for v in fields[2:]], dtype=np.float32)
+    assert frames == 98
+    assert detections == 1  # threshold 0: the first frame detects, the refractory period holds
+    ref, _, _, _ = torch_reference(compiled_run)
+    np.testing.assert_allclose(scores, ref(clip[None].astype(np.float32))[1][0, -1], atol=1e-3)
