@@ -188,3 +188,35 @@ def test_cli_featurize_and_clean_error(lists, tmp_path):
     (lists / "training_list.txt").write_text("")
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     assert r.returncode == 2 and "empty" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_fast_wav_reader_equals_load_audio(tmp_path):
+    """The decode fast path gives load_audio's samples, or None (-> load_audio) otherwise."""
+    import soundfile as sf
+
+    files = sorted(DEV.glob("*/*.wav"))[::40] + sorted(NOISE.glob("*.wav"))
+    for f in files:
+        got = ds.read_pcm16_wav(f, 16000, 16000)
+        assert got is not None, f
+        np.testing.assert_array_equal(got, load_audio(f)[0], err_msg=str(f))
+    x = (np.random.default_rng(0).normal(0, 3000, 9001)).astype(np.int16)
+    short = tmp_path / "short.wav"
+    sf.write(short, x, 16000, subtype="PCM_16")
+    np.testing.assert_array_equal(ds.read_pcm16_wav(short, 16000, 16000), load_audio(short)[0])
+    # an odd-sized extra chunk before "data" (word-aligned, padded) must be skipped
+    raw = short.read_bytes()
+    data_at = raw.index(b"data")
+    extra = b"LIST" + (3).to_bytes(4, "little") + b"abc\x00"
+    odd = tmp_path / "odd.wav"
+    odd.write_bytes(raw[:data_at] + extra + raw[data_at:])
+    np.testing.assert_array_equal(ds.read_pcm16_wav(odd, 16000, 16000), load_audio(odd)[0])
+    for name, data, rate, subtype in (
+        ("stereo", np.stack([x, x], 1), 16000, "PCM_16"),
+        ("rate", x, 8000, "PCM_16"),
+        ("float", x / 32768.0, 16000, "FLOAT"),
+        ("pcm24", x, 16000, "PCM_24"),
+    ):
+        sf.write(tmp_path / f"{name}.wav", data, rate, subtype=subtype)
+        assert ds.read_pcm16_wav(tmp_path / f"{name}.wav", 16000, 16000) is None, name
+    (tmp_path / "junk.wav").write_bytes(b"not a wav at all")
+    assert ds.read_pcm16_wav(tmp_path / "junk.wav", 16000, 16000) is None
