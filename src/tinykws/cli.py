@@ -62,17 +62,17 @@ def main() -> None:
 @data_app.command("download")
 def data_download(
     dest: Path = typer.Option(..., help="Folder to create with the unpacked dataset."),
-    url: str = typer.Option(
-        "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz", help="Archive URL (tar, any compression)."
+    url: Optional[str] = typer.Option(
+        None, help="Archive URL, tar of any compression (default: the official Speech Commands v0.02)."
     ),
     sha256: Optional[str] = typer.Option(None, help="Expected SHA-256 of the archive (hex)."),
     keep_archive: bool = typer.Option(False, help="Keep the downloaded archive beside DEST."),
 ) -> None:
     """Download and safely unpack a dataset (resumable; re-running a finished one does nothing)."""
-    from tinykws.data.download import MARKER, download_dataset, download_info
+    from tinykws.data.download import DEFAULT_URL, MARKER, download_dataset, download_info
 
     already = (dest / MARKER).is_file()
-    download_dataset(dest, url=url, sha256=sha256, keep_archive=keep_archive)
+    download_dataset(dest, url=url or DEFAULT_URL, sha256=sha256, keep_archive=keep_archive)
     info = download_info(dest)
     state = "already downloaded" if already else "downloaded"
     console.print(f"{state}: {dest} ({info['files']} files, sha256 {info['sha256']})")

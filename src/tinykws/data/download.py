@@ -266,7 +266,8 @@ def download_dataset(dest: Path | str, url: str = DEFAULT_URL, sha256: str | Non
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         files = safe_extract(archive, tmp)
-        info = {"url": url, "sha256": sha256_of(archive), "files": files, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        digest = sha256.strip().lower() if sha256 else sha256_of(archive)  # given = already checked
+        info = {"url": url, "sha256": digest, "files": files, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         (tmp / MARKER).write_text(json.dumps(info, indent=1))
         if dest.exists():
             dest.rmdir()  # empty (checked above)

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import butter, resample_poly, sosfilt
+from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 
 from tinykws.data.audio import CLIP_SAMPLES, SAMPLE_RATE, save_wav
 from tinykws.data.speech_commands import BACKGROUND, GOOGLE12_WORDS
@@ -64,6 +64,8 @@ MALE_VARIANTS = (
 HELD_OUT_SHARE = 0.15  # of each gender's variants, for validation and again for testing
 SPLIT_SHARE = 0.10  # of the speakers, for validation and again for testing
 FEMALE_SHARE = 0.45  # chance that a speaker's voice is a female variant
+WARP_RANGE = (0.88, 1.12)  # per-voice frequency scale (formants and pitch), +-12 %
+REVERB_CHANCE = 0.4  # share of clips given a small room's reverberation
 PEAK_RANGE = (0.1, 0.95)  # of full scale, log-uniform: the 5-95 % range of real clips' peaks
 # Words for background babble: none of them is a Speech Commands word.
 BABBLE_WORDS = (
@@ -88,6 +90,7 @@ class Voice:
     rate: int  # words per minute
     pitch: int  # 0..99, espeak's base pitch
     range: int  # 0..99, espeak's intonation range
+    warp: float = 1.0  # vocal-tract/pitch scale by resampling: > 1 a smaller, higher voice
 
     @property
     def name(self) -> str:
@@ -96,7 +99,7 @@ class Voice:
     @property
     def speaker_id(self) -> str:
         """8 hex digits, like the dataset's speaker ids."""
-        key = f"{self.accent}|{self.variant}|{self.rate}|{self.pitch}|{self.range}"
+        key = f"{self.accent}|{self.variant}|{self.rate}|{self.pitch}|{self.range}|{self.warp:.3f}"
         return hashlib.sha1(key.encode()).hexdigest()[:8]
 
 
@@ -119,7 +122,8 @@ class SynthSummary:
         return {"words": self.words, "per_word": self.per_word, "seed": self.seed, "version": _VERSION}
 
 
-_VERSION = 1  # bump when the synthesis changes, so old folders are not reused
+VOICES_PER_JOB = 4  # a fresh process costs ~0.1 s (pool refill), so group a few voices
+_VERSION = 2  # bump when the synthesis changes, so old folders are not reused
 
 
 # ------------------------------------------------------------------ espeak through ctypes
@@ -229,6 +233,7 @@ def plan_voices(n: int, seed: int = 0) -> list[tuple[Voice, str]]:
                 rate=int(rng.integers(130, 231)),
                 pitch=int(rng.integers(20, 81)),
                 range=int(rng.integers(20, 91)),
+                warp=round(float(rng.uniform(*WARP_RANGE)), 3),
             )
             if voice.speaker_id in seen:
                 continue
@@ -244,8 +249,9 @@ def plan_voices(n: int, seed: int = 0) -> list[tuple[Voice, str]]:
 def render_word(word: str, voice: Voice, rng: np.random.Generator, espeak: Espeak | None = None) -> tuple[np.ndarray, bool]:
     """One 1-s clip of `word` in `voice`: `(int16 [16000], cropped)`.
 
-    Per clip: rate/pitch/range jitter, phrasing (".", "!", "?"), silence trimmed, a random
-    microphone-like band (high-pass 40-300 Hz, low-pass 3.5-7.5 kHz), a peak level drawn
+    Per clip: rate/pitch/range jitter, phrasing (".", "!", "?"), the voice's frequency warp
+    (+-2 % jitter), silence trimmed, a random microphone-like band (high-pass 40-300 Hz,
+    low-pass 3.5-7.5 kHz), sometimes a small room's reverberation, a peak level drawn
     log-uniformly from PEAK_RANGE, a random position in the window and a faint noise floor.
     """
     espeak = espeak or engine()
@@ -253,10 +259,12 @@ def render_word(word: str, voice: Voice, rng: np.random.Generator, espeak: Espea
     pitch = int(np.clip(voice.pitch + rng.integers(-8, 9), 0, 99))
     range_ = int(np.clip(voice.range + rng.integers(-10, 11), 0, 99))
     text = word + str(rng.choice(["", ".", "!", "?"]))
+    # playing espeak's 22050 Hz output as if it were 22050*warp Hz scales every frequency
+    down = int(round(441 * voice.warp * rng.uniform(0.98, 1.02)))
     max_len = CLIP_SAMPLES - 400  # leave >= 25 ms of room
     for _ in range(4):
         x = espeak.say(text, voice.name, rate, pitch, range_)
-        x = _trim(resample_poly(x.astype(np.float64), 320, 441))  # 22050 -> 16000 Hz
+        x = _trim(resample_poly(x.astype(np.float64), 320, down))  # 22050*warp -> 16000 Hz
         if len(x) <= max_len:
             break
         rate = int(rate * 1.3)  # too long for the window: speak faster
@@ -267,6 +275,8 @@ def render_word(word: str, voice: Voice, rng: np.random.Generator, espeak: Espea
     hp = butter(2, rng.uniform(40, 300), "highpass", fs=SAMPLE_RATE, output="sos")
     lp = butter(2, rng.uniform(3500, 7500), "lowpass", fs=SAMPLE_RATE, output="sos")
     x = sosfilt(lp, sosfilt(hp, x))
+    if rng.random() < REVERB_CHANCE:
+        x = _reverb(x, rng)[:max_len]  # a cut reverb tail is not a cropped word
     peak = np.exp(rng.uniform(*np.log(PEAK_RANGE)))
     x *= peak / max(np.abs(x).max(), 1e-9)
     clip = np.zeros(CLIP_SAMPLES)
@@ -275,6 +285,18 @@ def render_word(word: str, voice: Voice, rng: np.random.Generator, espeak: Espea
     # a noise floor 46-66 dB below the peak: real recordings are never digital silence
     clip += rng.standard_normal(CLIP_SAMPLES) * peak * np.exp(rng.uniform(np.log(5e-4), np.log(5e-3)))
     return _to_int16(clip), cropped
+
+
+def _reverb(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Convolve with a synthetic room response: direct sound + exponentially decaying
+    noise (RT60 0.1-0.5 s) mixed 10-50 % wet; the output keeps the tail."""
+    rt60 = rng.uniform(0.1, 0.5)  # s
+    n = int(rt60 * SAMPLE_RATE)
+    t = np.arange(n) / SAMPLE_RATE
+    tail = rng.standard_normal(n) * np.exp(-6.9 * t / rt60)  # -60 dB at rt60
+    tail *= rng.uniform(0.1, 0.5) / np.sqrt(np.sum(tail**2))
+    tail[0] = 1.0  # the direct path
+    return fftconvolve(x, tail)
 
 
 def _trim(x: np.ndarray, threshold: float = 0.02, margin: int = 160) -> np.ndarray:
@@ -355,16 +377,18 @@ def _babble(n: int, rng: np.random.Generator, streams: int = 6) -> np.ndarray:
 # ------------------------------------------------------------------ the whole dataset
 
 
-def _speaker_job(job: tuple) -> tuple[str, int, int]:
-    """Synthesize every word for one voice into `tmp`; returns (speaker, clips, cropped)."""
-    tmp, voice, index, words, seed = job
+def _speakers_job(job: tuple) -> tuple[str, int, int]:
+    """Synthesize every word for a fixed group of voices into `tmp`; returns
+    ("speakers", clips, cropped). Groups never depend on the worker count."""
+    tmp, voices, words, seed = job
     cropped = 0
-    for word in words:
-        rng = np.random.default_rng([seed, 1, index, zlib.crc32(word.encode())])
-        clip, was_cropped = render_word(word, voice, rng)
-        cropped += was_cropped
-        save_wav(Path(tmp) / word / f"{voice.speaker_id}_nohash_0.wav", clip)
-    return voice.speaker_id, len(words), cropped
+    for index, voice in voices:
+        for word in words:
+            rng = np.random.default_rng([seed, 1, index, zlib.crc32(word.encode())])
+            clip, was_cropped = render_word(word, voice, rng)
+            cropped += was_cropped
+            save_wav(Path(tmp) / word / f"{voice.speaker_id}_nohash_0.wav", clip)
+    return "speakers", len(voices) * len(words), cropped
 
 
 def _noise_job(job: tuple) -> tuple[str, int, int]:
@@ -375,7 +399,7 @@ def _noise_job(job: tuple) -> tuple[str, int, int]:
 
 
 def _run_job(job: tuple) -> tuple[str, int, int]:
-    return _speaker_job(job[1:]) if job[0] == "speaker" else _noise_job(job[1:])
+    return _speakers_job(job[1:]) if job[0] == "speakers" else _noise_job(job[1:])
 
 
 def synthesize(
@@ -420,15 +444,18 @@ def synthesize(
     (tmp / BACKGROUND).mkdir()
     jobs = [("noise", str(tmp), kind, i, noise_seconds * (2 / 3 if kind == "babble" else 1), seed)
             for i, kind in enumerate(NOISE_KINDS)]  # fmt: skip
-    jobs += [("speaker", str(tmp), voice, i, words, seed) for i, (voice, _) in enumerate(plan)]
+    numbered = list(enumerate(v for v, _ in plan))
+    jobs += [("speakers", str(tmp), numbered[i : i + VOICES_PER_JOB], words, seed)
+             for i in range(0, len(numbered), VOICES_PER_JOB)]  # fmt: skip
     jobs.sort(key=lambda j: j[0] != "noise")  # babble is the longest job: start it first
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     try:
         with progress_bar() as bar:
             task = bar.add_task("synthesizing", total=len(jobs))
             # espeak carries state from one utterance to the next (its output for a word
-            # depends on what it said before), so every job runs in a fresh process: then a
-            # clip depends only on the seed, never on which worker did what before it.
+            # depends on what it said before), so every job (a fixed group of voices) runs
+            # in a fresh process: a clip then depends only on the seed, never on which
+            # worker did what before it.
             # forkserver: cheap forks of a clean process with this module already imported.
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload([__name__])
