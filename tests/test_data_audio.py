@@ -147,3 +147,31 @@ def test_real_dev_clips_load_on_the_fast_path():
     assert audio.shape == (20, 16000) and stats.loaded == 20
     ref = sf.read(files[0], dtype="int16")[0]
     np.testing.assert_array_equal(audio[0, : len(ref)], ref)
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    n=st.integers(1, 40000),
+    rate=st.sampled_from([8000, 11025, 16000, 22050, 44100]),
+    channels=st.integers(1, 3),
+    length=st.sampled_from([None, 8000, 16000]),
+)
+def test_property_any_input_gives_mono_int16_of_the_asked_length(tmp_path_factory, n, rate, channels, length):
+    path = tmp_path_factory.mktemp("prop") / "x.wav"
+    data = np.random.default_rng(n).integers(-20000, 20000, size=(n, channels)).astype(np.int16)
+    sf.write(path, data, rate, subtype="PCM_16")
+    expected_n = int(np.ceil(n * 16000 / rate))  # resample_poly's output length
+    try:
+        y, info = load_audio(path, length=length)
+    except AudioError as e:  # only when resampling leaves nothing
+        assert expected_n == 0 and "too short" in str(e)
+        return
+    assert y.dtype == np.int16 and y.ndim == 1
+    assert len(y) == (expected_n if length is None else length)
+    assert info.resampled == (rate != 16000) and info.mixed == (channels > 1)
+    assert info.cropped == (length is not None and expected_n > length)
+    assert info.padded == (length is not None and expected_n < length)
