@@ -216,7 +216,7 @@ def featurize_clips(
         clips = _load_chunk(paths[lo:hi], params)
         if plan is not None and noise:
             clips = mix_noise(clips, plan[lo:hi], noise)
-        out[lo:hi] = logmel_batch(clips, params)
+        logmel_batch(clips, params, out=out[lo:hi])
         return hi - lo
 
     starts = range(0, n, CHUNK)

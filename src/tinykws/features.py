@@ -371,16 +371,23 @@ def single_thread_blas() -> Iterator[None]:
                 _blas_limiter = None
 
 
-def logmel_batch(clips: Any, params: FeatureParams = FeatureParams()) -> np.ndarray:
+def logmel_batch(
+    clips: Any, params: FeatureParams = FeatureParams(), out: Optional[np.ndarray] = None
+) -> np.ndarray:
     """Many clips [N, samples] (int16 or int16-scale floats) -> float32 [N, n_frames, n_mels].
 
     Each clip is padded/cropped to clip_samples and starts with fresh pre-emphasis state.
     Works in chunks of clips, one batched float32 FFT per chunk, into reused buffers.
+    `out`: optional C-contiguous float32 [N, n_frames, n_mels] to write into.
     """
     x = np.asarray(clips)
     if x.ndim != 2:
         raise TinyKWSError(f"logmel_batch: expected clips [N, samples], got shape {x.shape}")
-    out = np.empty((x.shape[0], params.n_frames, params.n_mels), dtype=np.float32)
+    shape = (x.shape[0], params.n_frames, params.n_mels)
+    if out is None:
+        out = np.empty(shape, dtype=np.float32)
+    elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+        raise TinyKWSError(f"logmel_batch: out must be C-contiguous float32 {shape}")
     with single_thread_blas():
         for i in range(0, x.shape[0], _CHUNK):
             xi = _check_samples(x[i : i + _CHUNK], "logmel_batch")
