@@ -228,3 +228,24 @@ def test_verify_reports_first_wrong_frame(mock_device):
 def test_clip_with_partial_block_is_rejected(mock_device):
     with pytest.raises(DeviceError, match="whole 160-sample blocks"):
         mock_device.run_clip(np.zeros(1000, np.float32))
+
+
+def test_mac_counts_by_hand():
+    from tinykws.device import featurizer_macs, model_macs
+    from tinykws.features import FeatureParams
+    from tinykws.models import ModelConfig
+
+    f = featurizer_macs(FeatureParams())
+    # 256-point complex FFT: 128 butterflies x 8 stages x 4 + split 128 x 4
+    assert f["fft"] == 4096 + 512
+    assert f["power"] == 514 and f["preemphasis"] == 160 and f["window"] == 0
+    assert 32 * 2 < f["mel"] < 257 * 2  # each bin feeds at most two triangles
+    assert f["total"] == sum(v for k, v in f.items() if k != "total")
+    m = model_macs(ModelConfig("fastgrnn", 32, 128, 2, 12))
+    assert m["layer0"] == 32 * 128 + 128 * 128 + 3 * 128
+    assert m["layer1"] == 128 * 128 + 128 * 128 + 3 * 128
+    assert m["fc"] == 128 * 12 and m["total"] == 32 + m["layer0"] + m["layer1"] + 1536 + 12
+    low = model_macs(ModelConfig("fastgrnn", 32, 64, 1, 12, wrank=8, urank=16))
+    assert low["layer0"] == 8 * (32 + 64) + 16 * 2 * 64 + 3 * 64
+    gru = model_macs(ModelConfig("gru", 32, 16, 1, 4))
+    assert gru["layer0"] == 3 * 16 * 32 + 3 * 16 * 16 + 3 * 16

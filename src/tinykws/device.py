@@ -80,7 +80,7 @@ def build_image(
     name: str = "image",
     keep: Sequence[str] = (),
 ) -> Path:
-    """Link `sources` (.S/.s assembled, .c compiled) with the start-up code into `out_dir/<name>.elf`.
+    """Link `sources` (.S/.s assembled, .c compiled, .o as is) with the start-up code into `out_dir/<name>.elf`.
 
     With `harness=True` the mailbox harness is linked too; the sources must then define the
     ELL entry points (`mfcc_Filter`, `mfcc_Reset`, `completemodel_Predict`,
@@ -102,7 +102,9 @@ def build_image(
         keep = [*keep, "tkws_harness_run"]  # only the host calls it
     for src in map(Path, sources):
         obj = out_dir / f"{src.stem}.o"
-        if src.suffix in (".S", ".s"):
+        if src.suffix == ".o":
+            objs.append(src)
+        elif src.suffix in (".S", ".s"):
             objs.append(tc.assemble(src, obj, float_abi))
         else:
             objs.append(tc.compile_object(src, obj, float_abi, include_dirs=include_dirs))
@@ -839,3 +841,54 @@ def classify_clips(run_dir: Path | str, audio: np.ndarray, abi: str = "hard") ->
         raise DeviceError(f"classify_clips: expected clips [N, samples], got shape {audio.shape}")
     device = device_for_run(run_dir, abi)
     return np.stack([device.run_clip(x).scores[-1] for x in audio]).astype(np.float32)
+
+
+# ---------------------------------------------------------------------- cost model
+
+def featurizer_macs(params: Any) -> dict[str, int]:
+    """Multiply-accumulates of one log-mel frame (FeatureParams), by step.
+
+    The FFT is counted as a radix-2 real FFT of N points done as an N/2-point complex FFT:
+    (N/4) log2(N/2) butterflies x 4 real multiplies, plus N/4 complex multiplies (4 each)
+    for the split into the real spectrum. log() counts 1 per band; it costs more.
+    """
+    from tinykws.features import mel_filterbank
+
+    n, m = params.fft_size, params.fft_size // 2
+    macs = {
+        "preemphasis": params.hop,
+        "window": 0 if params.window == "rectangular" else params.window_size,
+        "fft": 4 * (m // 2) * int(math.log2(m)) + 4 * (m // 2),
+        "power": 2 * (n // 2 + 1),
+        "mel": int(np.count_nonzero(mel_filterbank(params))),
+        "log": params.n_mels,
+    }
+    macs["total"] = sum(macs.values())
+    return macs
+
+
+def model_macs(config: Any) -> dict[str, int]:
+    """Multiply-accumulates of one model step (ModelConfig), by layer.
+
+    Matrix-vector products count rows x columns (low rank: both factors), gate arithmetic
+    counts the element-wise products (3H for FastGRNN/GRU/LSTM, 2H for FastRNN), plus the
+    input normalisation (F), the classifier (H x C) and the softmax (C). Nonlinearities
+    (sigmoid, tanh, exp) are not MACs and are left out.
+    """
+    F, H, C = config.input_size, config.hidden_size, config.num_classes
+    macs = {"normalize": F}
+    for i in range(config.num_layers):
+        n_in = F if i == 0 else H
+        arch = config.architecture
+        if arch in ("fastgrnn", "fastrnn"):
+            w = n_in * H if config.wrank is None else config.wrank * (n_in + H)
+            u = H * H if config.urank is None else config.urank * 2 * H
+            elementwise = 3 * H if arch == "fastgrnn" else 2 * H
+        else:
+            gates = 3 if arch == "gru" else 4
+            w, u, elementwise = gates * H * n_in, gates * H * H, 3 * H
+        macs[f"layer{i}"] = w + u + elementwise
+    macs["fc"] = H * C
+    macs["softmax"] = C
+    macs["total"] = sum(macs.values())
+    return macs

@@ -1,0 +1,156 @@
+"""Device cost (docs/benchmarks.md, "Device"): instructions per 10-ms frame on an emulated
+Cortex-M4 against the multiply-accumulate count, hard and soft float, and the CPU load.
+
+For each toolchain (arm-none-eabi-gcc when installed, the ziglang wheel's clang) and float
+ABI, compiles the run (`tinykws.codegen.compile_run`) and verifies it on real clips
+(`tinykws.device.verify`, so the counted code is code that matches PyTorch). Instructions
+come from the emulator's basic-block counter (see docs/architecture.md, "Device").
+
+Without --run, the model is a randomly initialised one of the pipeline's default shape
+(FastGRNN, 2 layers x 128, 12 classes, full rank): hard-float costs do not depend on
+weight values; soft-float ones vary by a few percent with the operands.
+
+CPU load at --mhz (80) = (featurizer + model instructions) x --cpi / cycles per 10 ms.
+CPI 1.25 is an assumption, not a measurement: the Cortex-M4 issues most integer and FPU
+instructions in 1 cycle, but loads take 2 (1 when pipelined back to back), vfma 3 (when
+its result is needed next), vldm 1 + n, taken branches 2-4; flash wait states at 80 MHz
+are assumed hidden by the flash accelerator (e.g. STM32's ART).
+
+Usage:  python bench/device.py [--run RUN_DIR] [--hidden 128 --layers 2] [--clips 3]
+Last line: `device hard_featurizer=N hard_model=N featurizer_macs=N model_macs=N
+hard_model_per_mac=R hard_load=P soft_featurizer=N soft_model=N soft_load=P` (one line;
+the first toolchain's numbers).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
+
+import numpy as np  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev"
+CATEGORIES = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on",
+              "off", "stop", "go"]  # fmt: skip
+
+
+def synthetic_run(run: Path, args: argparse.Namespace) -> Path:
+    """A run folder: lists over the dev test clips and a random model of the asked shape."""
+    import torch
+
+    from tinykws.data.audio import load_audio
+    from tinykws.features import FeatureParams, logmel
+    from tinykws.models import ModelConfig, build_model
+
+    lists = run / "lists"
+    lists.mkdir(parents=True, exist_ok=True)
+    (lists / "categories.txt").write_text("\n".join(CATEGORIES) + "\n")
+    test = [line for line in (DATA / "testing_list.txt").read_text().split() if line]
+    (lists / "testing_list.txt").write_text("\n".join(test) + "\n")
+    (lists / "lists.json").write_text(json.dumps({"data_dir": str(DATA), "task": "google12"}))
+    torch.manual_seed(0)
+    cfg = ModelConfig(args.arch, 32, args.hidden, args.layers, len(CATEGORIES),
+                      wrank=args.wrank, urank=args.urank)  # fmt: skip
+    model = build_model(cfg)
+    feats = np.concatenate([logmel(load_audio(DATA / p)[0], FeatureParams()) for p in test[:20]])
+    model.set_normalization(torch.from_numpy(feats.mean(0)), torch.from_numpy(feats.std(0)))
+    (run / "train").mkdir(exist_ok=True)
+    torch.save({"model_config": cfg.to_dict(), "feature_params": FeatureParams().to_dict(),
+                "categories": CATEGORIES, "state_dict": model.state_dict()},
+               run / "train" / "best.pt")  # fmt: skip
+    return run
+
+
+def measure(run: Path, toolchain: str, abi: str, clips: int) -> dict:
+    """Compile `run` with one toolchain and ABI, verify it, return the report as a dict."""
+    from tinykws.codegen import compile_run
+    from tinykws.device import verify
+    from tinykws.toolchain import find_toolchain
+
+    os.environ["TINYKWS_TOOLCHAIN"] = toolchain  # compile_run uses find_toolchain()
+    out = run / "device" / f"{abi}-{toolchain}"
+    compile_run(run, out, "cortex-m4", abi)
+    report = verify(out, run_dir=run, max_clips=clips, toolchain=find_toolchain(toolchain),
+                    progress=False)  # fmt: skip
+    if not report.ok:
+        sys.exit(f"verify failed for {toolchain}/{abi}: {report.first_mismatch}")
+    return report.to_dict()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", type=Path, help="a trained run (default: a random model)")
+    ap.add_argument("--arch", default="fastgrnn")
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--wrank", type=int)
+    ap.add_argument("--urank", type=int)
+    ap.add_argument("--clips", type=int, default=3, help="clips verified per configuration")
+    ap.add_argument("--toolchains", default=None, help="comma list of gcc,zig (default: all)")
+    ap.add_argument("--mhz", type=float, default=80.0)
+    ap.add_argument("--cpi", type=float, default=1.25, help="assumed cycles per instruction")
+    args = ap.parse_args()
+
+    from tinykws.device import featurizer_macs, model_macs
+    from tinykws.features import FeatureParams
+    from tinykws.models import ModelConfig
+    from tinykws.toolchain import available_toolchains
+
+    with tempfile.TemporaryDirectory(prefix="tinykws-bench-device-") as tmp:
+        run = args.run or synthetic_run(Path(tmp) / "run", args)
+        if args.run is not None:  # keep the user's run folder clean: work on a copy
+            import shutil
+
+            run = Path(tmp) / "run"
+            shutil.copytree(args.run / "lists", run / "lists")
+            shutil.copytree(args.run / "train", run / "train", ignore=lambda d, f: ["last.pt"])
+        import torch
+
+        ckpt = torch.load(run / "train" / "best.pt", weights_only=True)
+        cfg = ModelConfig.from_dict(ckpt["model_config"])
+        fp = FeatureParams.from_dict(ckpt["feature_params"])
+        fmacs, mmacs = featurizer_macs(fp), model_macs(cfg)
+        names = args.toolchains.split(",") if args.toolchains else [
+            "gcc" if t.name == "arm-none-eabi-gcc" else "zig" for t in available_toolchains()
+        ]
+        frame_cycles = args.mhz * 1e6 * fp.hop / fp.sample_rate
+        print(f"model: {cfg.architecture} {cfg.num_layers} x {cfg.hidden_size}, "
+              f"wrank {cfg.wrank}, urank {cfg.urank}, {cfg.num_classes} classes")  # fmt: skip
+        print(f"MACs per frame: featurizer {fmacs['total']:,} ({fmacs}), "
+              f"model {mmacs['total']:,} ({mmacs})")
+        print(f"load at {args.mhz:g} MHz, assuming {args.cpi} cycles per instruction "
+              f"({frame_cycles:,.0f} cycles per 10-ms frame)")
+        header = (f"{'toolchain':<22} {'ABI':<4} {'featurizer':>11} {'/MAC':>5} {'model':>11} "
+                  f"{'/MAC':>5} {'load':>6} {'flash B':>8} {'RAM B':>7} {'stack B':>7}")
+        print(header)
+        rows = {}
+        for name in names:
+            for abi in ("hard", "soft"):
+                r = measure(run, name, abi, args.clips)
+                f_ins = r["instructions"]["featurizer"]["mean"]
+                m_ins = r["instructions"]["model"]["mean"]
+                load = (f_ins + m_ins) * args.cpi / frame_cycles
+                rows[(name, abi)] = (f_ins, m_ins, load)
+                print(f"{r['toolchain'][:22]:<22} {abi:<4} {f_ins:>11,.0f} "
+                      f"{f_ins / fmacs['total']:>5.2f} {m_ins:>11,.0f} "
+                      f"{m_ins / mmacs['total']:>5.2f} {load:>6.1%} {r['flash_bytes']:>8,} "
+                      f"{r['ram_bytes']:>7,} {r['peak_stack_bytes']:>7,}", flush=True)
+        first = names[0]
+        hf, hm, hl = rows[(first, "hard")]
+        sf, sm, sl = rows[(first, "soft")]
+        print(f"goals (hard float): model <= 1.5 x MACs -> {hm / mmacs['total']:.2f}x; "
+              f"featurizer <= 25,000 instructions -> {hf:,.0f}")
+        print(f"device toolchain={first} hard_featurizer={hf:.0f} hard_model={hm:.0f} "
+              f"featurizer_macs={fmacs['total']} model_macs={mmacs['total']} "
+              f"hard_model_per_mac={hm / mmacs['total']:.3f} hard_load={hl:.4f} "
+              f"soft_featurizer={sf:.0f} soft_model={sm:.0f} soft_load={sl:.4f}")
+
+
+if __name__ == "__main__":
+    main()
