@@ -642,7 +642,7 @@ def train(
                     atomic_torch_save(ck, best_path)
                 atomic_torch_save(ck, last_path)
                 _write_log(train_dir / "log.csv", rows)
-                if epoch == cfg.epochs - 1 or epoch % 10 == 0:
+                if epoch % 10 == 9:  # and at the end; a killed run still has curves
                     plot_curves(rows, train_dir / "curves.png")
             bar.update(task, advance=1, description=(
                 f"train e{epoch + 1} loss {train_loss:.3f} val {val_acc:.3f} best {best_acc:.3f}"))

@@ -1,0 +1,292 @@
+"""Training: checkpoints, exact resume, best-model selection, the seed's schedule and
+rolling plan (against literal re-implementations of the ELL formulas), augmentation,
+normalisation, CLI, and DDP with two CPU processes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from tinykws.errors import TinyKWSError
+from tinykws.models import load_checkpoint
+from tinykws.train import (
+    RollingPlan,
+    TrainConfig,
+    augment_batch,
+    learning_rate_at,
+    normalization_stats,
+    pipeline_recipe,
+    train,
+)
+
+os.environ["TINYKWS_NO_PROGRESS"] = "1"
+CATS = ["_silence_", "_unknown_", "yes", "no"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models: one intra-op thread (pytest-xdist runs a worker per core anyway)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def make_features(d: Path, n_train=96, n_val=40, T=20, seed=0) -> Path:
+    """Separable random 'log-mel' clips: each class has its own spectral tilt."""
+    rng = np.random.default_rng(seed)
+    d.mkdir(parents=True, exist_ok=True)
+    tilt = rng.normal(size=(len(CATS), 32))
+    for split, n in (("training", n_train), ("validation", n_val), ("testing", n_val)):
+        y = np.arange(n) % len(CATS)
+        x = rng.normal(size=(n, T, 32)) + 1.5 * tilt[y][:, None, :] - 5.0
+        np.savez(d / f"{split}.npz", features=x.astype(np.float32), labels=y.astype(np.int64),
+                 categories=np.array(CATS), paths=np.array([f"{split}{i}.wav" for i in range(n)]),
+                 feature_params=json.dumps({"power_spec": True}))
+    return d
+
+
+TINY = TrainConfig(epochs=4, hidden_units=8, batch_size=16, optimizer="adam",
+                   learning_rate=0.02, lr_min=0.001, seed=3)
+
+
+@pytest.fixture(scope="module")
+def feats(tmp_path_factory) -> Path:
+    return make_features(tmp_path_factory.mktemp("feats"))
+
+
+def _log(run: Path) -> list[dict]:
+    with open(run / "train" / "log.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_train_writes_run_folder_and_learns(feats, tmp_path):
+    res = train(feats, tmp_path, replace(TINY, epochs=6))
+    t = tmp_path / "train"
+    for name in ("config.json", "log.csv", "curves.png", "last.pt", "best.pt"):
+        assert (t / name).is_file(), name
+    rows = _log(tmp_path)
+    assert [int(r["epoch"]) for r in rows] == list(range(6))
+    accs = [float(r["val_acc"]) for r in rows]
+    assert res.best_val_acc == max(accs) and res.best_epoch == int(np.argmax(accs))
+    assert res.best_val_acc > 0.8  # separable data: chance is 0.25
+    model, meta = load_checkpoint(res.best_path)
+    assert meta["categories"] == CATS and meta["epoch"] == res.best_epoch
+    assert meta["feature_params"] == {"power_spec": True}
+    assert meta["train_config"]["hidden_units"] == 8
+    # normalisation is the training set's, stored in the model
+    tr = np.load(feats / "training.npz")["features"]
+    np.testing.assert_allclose(model.mean.numpy(), tr.mean(axis=(0, 1)), rtol=1e-4, atol=1e-4)
+    assert res.test_acc is not None and res.test_acc > 0.8
+    cfg = json.loads((t / "config.json").read_text())
+    assert cfg["model_config"]["hidden_size"] == 8 and cfg["categories"] == CATS
+
+
+def test_best_checkpoint_is_the_best_epoch_not_the_last(feats, tmp_path):
+    # a learning rate that blows the model up after the first epochs
+    cfg = replace(TINY, epochs=5, optimizer="sgd", learning_rate=50.0, lr_min=50.0,
+                  lr_scheduler="constant", momentum=0.0)
+    res = train(feats, tmp_path, cfg)
+    accs = [float(r["val_acc"]) for r in _log(tmp_path)]
+    best, _ = load_checkpoint(res.best_path)
+    last, last_meta = load_checkpoint(res.last_path)
+    assert last_meta["epoch"] == 4
+    assert res.best_epoch == int(np.argmax(accs))
+    if res.best_epoch != 4:
+        assert not torch.equal(best.fc.weight, last.fc.weight)
+
+
+@pytest.mark.parametrize("extra", [
+    dict(),
+    dict(rolling=True, time_shift=3, gain_db=6.0, noise_prob=0.5, time_masks=1, freq_masks=1),
+    dict(optimizer="sgd", learning_rate=0.05, w_sparsity=0.5, u_sparsity=0.5, epochs=6),
+], ids=["plain", "rolling+augment", "sgd+sparse"])
+def test_resume_after_kill_equals_uninterrupted_run(feats, tmp_path, extra):
+    cfg = replace(TINY, **extra)
+    full = train(feats, tmp_path / "a", cfg)
+    train(feats, tmp_path / "b", cfg, max_epochs_this_run=2)  # "killed" after 2 epochs
+    resumed = train(feats, tmp_path / "b", TrainConfig(epochs=1), resume=True)  # config from last.pt
+    a, _ = load_checkpoint(full.last_path)
+    b, meta = load_checkpoint(resumed.last_path)
+    assert meta["epoch"] == cfg.epochs - 1
+    for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(va, vb), k
+    assert _log(tmp_path / "a") == [
+        {**r, "seconds": x["seconds"]} for r, x in zip(_log(tmp_path / "b"), _log(tmp_path / "a"))
+    ]
+    assert resumed.best_val_acc == full.best_val_acc and resumed.best_epoch == full.best_epoch
+
+
+def test_sparse_training_reaches_target_sparsity(feats, tmp_path):
+    res = train(feats, tmp_path, replace(TINY, epochs=6, w_sparsity=0.25, u_sparsity=0.5))
+    model, _ = load_checkpoint(res.last_path)
+    for cell in model.cells:
+        assert int((cell.W != 0).sum()) == math.ceil(0.25 * cell.W.numel())
+        assert int((cell.U != 0).sum()) == math.ceil(0.5 * cell.U.numel())
+    phases = [r["phase"] for r in _log(tmp_path)]
+    assert phases[0] == "dense" and phases[-1] == "sparse"
+    assert load_checkpoint(res.best_path)[1]["epoch"] >= 4  # chosen only from sparse epochs
+
+
+def test_resume_without_checkpoint_is_a_user_error(feats, tmp_path):
+    with pytest.raises(TinyKWSError, match="nothing to resume"):
+        train(feats, tmp_path, TINY, resume=True)
+    with pytest.raises(TinyKWSError, match="feature file missing"):
+        train(tmp_path / "nope", tmp_path, TINY)
+
+
+def test_cosine_schedule_matches_torch_cosine_annealing_per_iteration():
+    """The seed steps torch's CosineAnnealingLR every iteration with T_max = total/cycles."""
+    for peaks in (0, 2):
+        cfg = TrainConfig(learning_rate=0.005, lr_min=0.0005, lr_peaks=peaks)
+        total = 300
+        p = torch.nn.Parameter(torch.zeros(1))
+        opt = torch.optim.SGD([p], lr=cfg.learning_rate)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=total / (2 * peaks + 1), eta_min=cfg.lr_min)
+        for it in range(total):
+            assert learning_rate_at(it, total, cfg) == pytest.approx(opt.param_groups[0]["lr"],
+                                                                     rel=1e-6), (peaks, it)
+            opt.step()
+            sched.step()
+    cfg = TrainConfig()
+    assert learning_rate_at(0, 100, cfg) == pytest.approx(0.005)
+    assert learning_rate_at(100, 100, cfg) == pytest.approx(0.0005)
+
+
+def _seed_total_iterations(num_rows, batch_size, num_epochs, max_rolling_length_opt):
+    """ELL train_classifier.py's rolling iteration count, transcribed literally."""
+    ticks = num_rows / batch_size
+    rolling_length = 2
+    max_rolling_length = int(ticks)
+    if max_rolling_length > max_rolling_length_opt + rolling_length:
+        max_rolling_length = max_rolling_length_opt + rolling_length
+    if num_epochs + rolling_length < max_rolling_length:
+        max_rolling_length = num_epochs + rolling_length
+    total = sum(range(rolling_length, max_rolling_length))
+    if num_epochs + rolling_length > max_rolling_length:
+        total += (num_epochs + rolling_length - max_rolling_length) * num_rows / batch_size
+    return total
+
+
+def _seed_batches_per_epoch(num_rows, batch_size, num_epochs, max_opt):
+    """Batches ELL's loop trains in each epoch (the `break` at (i+1) % rolling_length == 0)."""
+    n_batches = num_rows // batch_size  # drop_last
+    rl = 2
+    mrl = min(int(num_rows / batch_size), max_opt + 2)
+    mrl = min(mrl, num_epochs + 2)
+    out = []
+    for _ in range(num_epochs):
+        rl += 1
+        trained = 0
+        for i in range(n_batches):
+            if rl <= mrl and (i + 1) % rl == 0:
+                break
+            trained += 1
+        out.append(trained)
+    return out
+
+
+@pytest.mark.parametrize("rows,bs,epochs,mrl", [
+    (2176, 128, 250, 235), (84843, 128, 250, 235), (1000, 100, 5, 235), (6400, 128, 30, 10),
+])
+def test_rolling_plan_matches_the_seed(rows, bs, epochs, mrl):
+    plan = RollingPlan(rows // bs, epochs, mrl)
+    assert [plan.batches(e) for e in range(epochs)] == _seed_batches_per_epoch(rows, bs, epochs, mrl)
+    if rows % bs == 0:  # the seed counts fractional batches in its schedule otherwise
+        assert plan.total_iterations() == _seed_total_iterations(rows, bs, epochs, mrl)
+
+
+def test_normalization_stats_are_the_seeds():
+    x = np.random.default_rng(1).normal(size=(50, 10, 32)).astype(np.float32) * 3 + 1
+    x[:, :, 5] = 2.0  # a constant band: std 0 -> 1
+    mean, std = normalization_stats(torch.from_numpy(x))
+    want_mean = x.mean(axis=0).mean(axis=0)
+    want_std = x.std(axis=0).mean(axis=0)
+    want_std[want_std == 0] = 1
+    np.testing.assert_allclose(mean.numpy(), want_mean, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(std.numpy(), want_std, rtol=1e-5, atol=1e-5)
+
+
+def test_augmentation_is_what_it_says():
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    x = torch.randn(8, 20, 32)
+    lpd = math.log(10) / 10
+    gained = augment_batch(x, TrainConfig(gain_db=6.0), g(), None, lpd)
+    shift = (gained - x).mean(dim=(1, 2))
+    assert torch.allclose(gained - x, shift[:, None, None].expand_as(x), atol=1e-5)
+    assert float(shift.abs().max()) <= 6.0 * lpd + 1e-6 and float(shift.std()) > 0
+    noise = torch.randn(3, 20, 32)
+    mixed = augment_batch(x, TrainConfig(noise_prob=1.0), g(), noise, lpd)
+    assert torch.all(mixed >= x - 1e-6) and not torch.equal(mixed, x)
+    shifted = augment_batch(x, TrainConfig(time_shift=4), g(), None, lpd)
+    for b in range(8):  # every clip is a shifted copy of itself (up to the filled edge)
+        ok = [torch.equal(shifted[b, max(0, s):20 + min(0, s)], x[b, max(0, -s):20 - max(0, s)])
+              for s in range(-4, 5)]
+        assert any(ok)
+    masked = augment_batch(x, TrainConfig(time_masks=2, time_mask_width=5), g(), None, lpd)
+    changed_frames = (masked != x).any(dim=2).sum(dim=1)
+    assert int(changed_frames.max()) <= 10
+    same = augment_batch(x, TrainConfig(), g(), None, lpd)
+    assert torch.equal(same, x)
+
+
+def test_pipeline_recipe_sizes():
+    quick = pipeline_recipe(2000, quick=True)
+    assert quick.epochs <= 5 and quick.hidden_units <= 32
+    r = pipeline_recipe(2176)
+    assert r.augments and r.normalize and 30 <= r.epochs <= 120
+    assert pipeline_recipe(80000).epochs < r.epochs
+
+
+def test_cli_train_and_errors(feats, tmp_path):
+    from tinykws.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "run"
+    r = runner.invoke(app, ["train", "--features", str(feats), "--out", str(out), "--epochs", "2",
+                            "-hu", "8", "-bs", "16", "--optimizer", "adam"])
+    assert r.exit_code == 0, r.output
+    assert (out / "train" / "best.pt").is_file()
+    r = runner.invoke(app, ["train", "--features", str(feats), "--out", str(out), "--resume"])
+    assert r.exit_code == 0, r.output  # finished run: resume is a no-op
+    r = runner.invoke(app, ["train", "--out", str(out)])
+    assert r.exit_code != 0 and "exactly one of" in str(r.exception)
+
+
+def test_cli_error_is_one_line(tmp_path):
+    r = subprocess.run(["tinykws", "train", "--features", str(tmp_path / "none"), "--out",
+                        str(tmp_path / "o")], capture_output=True, text=True)
+    assert r.returncode == 2 and "feature file missing" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_ddp_two_cpu_processes(feats, tmp_path):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "TINYKWS_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
+    r = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+         "--master_port", "29517", "-m", "tinykws", "train", "--features", str(feats),
+         "--out", str(out), "--epochs", "3", "-hu", "8", "-bs", "16", "--optimizer", "adam",
+         "--learning-rate", "0.02", "--device", "cpu"],
+        capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = _log(out)
+    assert [int(x["epoch"]) for x in rows] == [0, 1, 2]  # one log, written by rank 0
+    cfg = json.loads((out / "train" / "config.json").read_text())
+    assert cfg["world_size"] == 2
+    # each process took half of every epoch: 96 clips / 2 ranks / 8 per rank = 6 steps
+    assert int(rows[0]["iterations"]) == 6
+    model, meta = load_checkpoint(out / "train" / "last.pt")
+    assert float(rows[-1]["val_acc"]) > 0.5
