@@ -35,6 +35,8 @@ from tinykws.codegen.cgen import (
 from tinykws.errors import TinyKWSError
 
 FEATURIZER_MODULE = "mfcc"
+# FastGRNN's one-exponential gate path (tkws_rnn.c) needs |bias_gate - bias_update| <= this.
+GATE_K_MAX_BIAS_GAP = 16.9
 MODEL_MODULE = "completemodel"
 RUNTIME_FILES = (
     "tkws_common.h",
@@ -476,15 +478,19 @@ def emit_model(model: Any, categories: Sequence[str], module: str = MODEL_MODULE
                     w.buffer("tmp", r1)
                     mats[nm] = (a1, f"&{a2}")
             bu = w.vector(f"l{i}_bias_update", _t(sd, pre + "bias_update"))
+            gk = "0"
             if arch == "fastgrnn":
                 bg = w.vector(f"l{i}_bias_gate", _t(sd, pre + "bias_gate"))
                 k1, k2 = _sig(sd, pre + "zeta"), _sig(sd, pre + "nu")
+                d = _t(sd, pre + "bias_gate").astype(np.float64) - _t(sd, pre + "bias_update")
+                if np.all(np.abs(d) <= GATE_K_MAX_BIAS_GAP):  # else: two exponentials a unit
+                    gk = w.vector(f"l{i}_gate_k", np.exp(2.0 * d))
             else:
                 bg = "0"
                 k1, k2 = _sig(sd, pre + "alpha"), _sig(sd, pre + "beta")
             w.defs.append(
                 f"static const tkws_fast_cell {m}_cell{i} = {{ {H}, &{mats['W'][0]}, {mats['W'][1]}, "
-                f"&{mats['U'][0]}, {mats['U'][1]}, {bg}, {bu}, {c_float(k1)}, {c_float(k2)} }};\n"
+                f"&{mats['U'][0]}, {mats['U'][1]}, {bg}, {bu}, {c_float(k1)}, {c_float(k2)}, {gk} }};\n"
             )
             a_buf = w.buffer("a", H)
             tmp = f"{m}_state.tmp" if "tmp" in w.buffers else "0"

@@ -13,7 +13,6 @@
 #include "tkws_math.h"
 
 #if defined(TKWS_USE_LIBM)
-#include <math.h>
 
 TKWS_API float tkws_expf(float x) { return expf(x); }
 TKWS_API float tkws_logf(float x) { return logf(x); }
@@ -22,43 +21,9 @@ TKWS_API float tkws_sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
 
 #else
 
-/* Reinterpret float <-> uint32 (union punning is defined behaviour in C99 TC3). */
-static inline float tkws__from_bits(uint32_t u)
-{
-    union { uint32_t u; float f; } v;
-    v.u = u;
-    return v.f;
-}
-
-static inline uint32_t tkws__to_bits(float f)
-{
-    union { uint32_t u; float f; } v;
-    v.f = f;
-    return v.u;
-}
-
-/* e^x for x in [-87.3, 88] (caller clamps): no branches. */
-static inline float tkws__exp_core(float x)
-{
-    const float log2e = 1.44269504f;
-    const float ln2_hi = 0.693145751953125f;     /* 9 trailing zero bits: n * ln2_hi exact */
-    const float ln2_lo = 1.42860677e-06f;        /* ln2 - ln2_hi */
-    const float shifter = 12582912.0f;           /* 1.5 * 2^23 */
-    const float t = x * log2e + shifter;         /* round(x log2 e) in the low mantissa bits */
-    const float n = t - shifter;
-    const int32_t ni = (int32_t)(tkws__to_bits(t) - 0x4B400000u);
-    float r = x - n * ln2_hi;
-    r = r - n * ln2_lo;
-    const float p = 1.00000012f + r * (0.999999642f + r * (0.499989003f +
-                    r * (0.166676626f + r * (0.041915033f + r * 0.00829171762f))));
-    return p * tkws__from_bits((uint32_t)(ni + 127) << 23);
-}
-
 TKWS_API float tkws_expf(float x)
 {
-    x = x < -87.3f ? -87.3f : x;
-    x = x > 88.0f ? 88.0f : x;
-    return tkws__exp_core(x);
+    return tkws__exp_core(tkws__clamp(x, -87.3f, 88.0f));
 }
 
 TKWS_API float tkws_logf(float x)
@@ -87,21 +52,17 @@ TKWS_API float tkws_logf(float x)
     const float z = s * s;
     const float r = z * (0.666666667f + z * (0.4f + z * (0.285714286f + z * 0.222222222f)));
     const float kf = (float)k;
-    return kf * 0.693145751953125f + ((f - s * (f - r)) + kf * 1.42860677e-06f);
+    return kf * TKWS__LN2_HI + ((f - s * (f - r)) + kf * TKWS__LN2_LO);
 }
 
 TKWS_API float tkws_tanhf(float x)
 {
-    x = x < -10.0f ? -10.0f : x;
-    x = x > 10.0f ? 10.0f : x;
-    return 1.0f - 2.0f / (tkws__exp_core(2.0f * x) + 1.0f);
+    return 1.0f - 2.0f / (tkws__exp_core(2.0f * tkws__clamp(x, -10.0f, 10.0f)) + 1.0f);
 }
 
 TKWS_API float tkws_sigmoidf(float x)
 {
-    x = x < -88.0f ? -88.0f : x;
-    x = x > 87.0f ? 87.0f : x;
-    return 1.0f / (1.0f + tkws__exp_core(-x));
+    return 1.0f / (1.0f + tkws__exp_neg_core(tkws__clamp(x, -87.0f, 87.0f)));
 }
 
 #endif /* TKWS_USE_LIBM */

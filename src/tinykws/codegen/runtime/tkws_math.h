@@ -19,6 +19,102 @@
 
 #include "tkws_common.h"
 
+/* ---- internal building blocks, shared with tkws_rnn.c (static inline everywhere) ---- */
+
+#if defined(TKWS_USE_LIBM)
+#include <math.h>
+
+static inline float tkws__clamp(float x, float lo, float hi)
+{
+    x = x < lo ? lo : x;
+    return x > hi ? hi : x;
+}
+
+static inline float tkws__exp_core(float x) { return expf(x); }
+static inline float tkws__exp_neg_core(float x) { return expf(-x); }
+
+#else
+
+/* Reinterpret float <-> uint32 (union punning is defined behaviour in C99 TC3). */
+static inline float tkws__from_bits(uint32_t u)
+{
+    union { uint32_t u; float f; } v;
+    v.u = u;
+    return v.f;
+}
+
+static inline uint32_t tkws__to_bits(float f)
+{
+    union { uint32_t u; float f; } v;
+    v.f = f;
+    return v.u;
+}
+
+/* x limited to [lo, hi]. On the Cortex-M4 FPU: two compare + IT + move pairs in inline
+ * assembly, so the compiler can neither turn the clamp into branches nor constant-fold
+ * the clamped paths into separate copies of the caller (which costs more than it saves). */
+static inline float tkws__clamp(float x, float lo, float hi)
+{
+#if TKWS_ARM_FPU_ASM
+    __asm__("vcmpe.f32 %[x], %[lo]\n\t"
+            "vmrs APSR_nzcv, fpscr\n\t"
+            "it lt\n\t"
+            "vmovlt.f32 %[x], %[lo]\n\t"
+            "vcmpe.f32 %[x], %[hi]\n\t"
+            "vmrs APSR_nzcv, fpscr\n\t"
+            "it gt\n\t"
+            "vmovgt.f32 %[x], %[hi]"
+            : [x] "+t"(x)
+            : [lo] "t"(lo), [hi] "t"(hi)
+            : "cc");
+    return x;
+#else
+    x = x < lo ? lo : x;
+    return x > hi ? hi : x;
+#endif
+}
+
+#define TKWS__LOG2E 1.44269504f
+#define TKWS__LN2_HI 0.693145751953125f  /* 9 trailing zero bits: n * LN2_HI is exact */
+#define TKWS__LN2_LO 1.42860677e-06f     /* ln 2 - LN2_HI */
+#define TKWS__SHIFTER 12582912.0f        /* 1.5 * 2^23: t = y + SHIFTER rounds y to an integer */
+
+/* 2^n from t = n + SHIFTER (|n| <= 127 - 1): the low mantissa bits of t are 0x400000 + n,
+ * and 0x4B400000 << 23 vanishes, so (bits(t) + 127) << 23 is 2^n's bit pattern. */
+static inline float tkws__pow2_from_shifted(float t)
+{
+    return tkws__from_bits((tkws__to_bits(t) + 127u) << 23);
+}
+
+/* e^x for x in [-87.3, 88] (callers clamp): x = n ln2 + r, |r| <= ln2 / 2. */
+static inline float tkws__exp_core(float x)
+{
+    const float t = x * TKWS__LOG2E + TKWS__SHIFTER;
+    const float n = t - TKWS__SHIFTER;
+    float r = x - n * TKWS__LN2_HI;
+    r = r - n * TKWS__LN2_LO;
+    const float p = 1.00000012f + r * (0.999999642f + r * (0.499989003f +
+                    r * (0.166676626f + r * (0.041915033f + r * 0.00829171762f))));
+    return p * tkws__pow2_from_shifted(t);
+}
+
+/* e^-x for -x in [-87.3, 88] (callers clamp): the same steps written in x, so no
+ * negation is needed (r' = -r, the polynomial's odd coefficients change sign). */
+static inline float tkws__exp_neg_core(float x)
+{
+    const float t = x * -TKWS__LOG2E + TKWS__SHIFTER;
+    const float n = t - TKWS__SHIFTER;         /* round(-x log2 e) */
+    float rn = x + n * TKWS__LN2_HI;            /* rn = -r */
+    rn = rn + n * TKWS__LN2_LO;
+    const float p = 1.00000012f - rn * (0.999999642f - rn * (0.499989003f -
+                    rn * (0.166676626f - rn * (0.041915033f - rn * 0.00829171762f))));
+    return p * tkws__pow2_from_shifted(t);
+}
+
+#endif /* TKWS_USE_LIBM */
+
+/* ---- public functions ---- */
+
 TKWS_API float tkws_expf(float x);
 TKWS_API float tkws_logf(float x);
 TKWS_API float tkws_tanhf(float x);

@@ -7,83 +7,92 @@
 static const float tkws__zeros8[8] = {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f};
 
 #if TKWS_ARM_FPU_ASM
-/* One block of 8 rows: y[0..8) = init[0..8) + A_blk x, n4 = cols_p / 4 >= 1.
- * Per 4 columns: 1 vldmia of x, 2 vldmia of 16 weights, 32 vfma, subs + bne:
- * 37 instructions for 32 multiply-accumulates. */
-static inline void tkws__block8(const float *a, const float *x, const float *init, float *y,
-                                int32_t n4)
+/* 16 multiply-accumulates: accumulators s0-s7 += weights s16-s23 * XA + s24-s31 * XB. */
+#define TKWS__FMA2(XA, XB) \
+    "vfma.f32 s0, s16, " XA "\n\t" "vfma.f32 s1, s17, " XA "\n\t" \
+    "vfma.f32 s2, s18, " XA "\n\t" "vfma.f32 s3, s19, " XA "\n\t" \
+    "vfma.f32 s4, s20, " XA "\n\t" "vfma.f32 s5, s21, " XA "\n\t" \
+    "vfma.f32 s6, s22, " XA "\n\t" "vfma.f32 s7, s23, " XA "\n\t" \
+    "vfma.f32 s0, s24, " XB "\n\t" "vfma.f32 s1, s25, " XB "\n\t" \
+    "vfma.f32 s2, s26, " XB "\n\t" "vfma.f32 s3, s27, " XB "\n\t" \
+    "vfma.f32 s4, s28, " XB "\n\t" "vfma.f32 s5, s29, " XB "\n\t" \
+    "vfma.f32 s6, s30, " XB "\n\t" "vfma.f32 s7, s31, " XB "\n\t"
+
+/* y[0..rows_p) = init + A x over all blocks of 8 rows (init_step 0: the same 8 zeros for
+ * every block). Per 8 columns: 1 vldmia of x, 4 vldmia of 16 weights, 64 vfma, subs + bne:
+ * 71 instructions for 64 multiply-accumulates (1.11 per MAC); a last group of 4 columns
+ * takes 35 for 32; about 12 more per block of 8 rows. */
+static inline void tkws__matvec_blocks(const float *a, const float *x, const float *init,
+                                       int32_t init_step, float *y, int32_t blocks,
+                                       int32_t n4)
 {
+    const int32_t n8 = n4 >> 1;
+    const int32_t tail = n4 & 1;
+    int32_t k;                 /* scratch: column-group counter */
+    const float *xp;           /* scratch: walks x */
     __asm__ volatile(
+        "0:\n\t"
         "vldmia %[init], {s0-s7}\n\t"
+        "add %[init], %[init], %[istep]\n\t"
+        "mov %[xp], %[x]\n\t"
+        "movs %[k], %[n8]\n\t"
+        "beq 2f\n\t"
         "1:\n\t"
-        "vldmia %[x]!, {s8-s11}\n\t"
-        "vldmia %[a]!, {s12-s27}\n\t"
-        "vfma.f32 s0, s12, s8\n\t"
-        "vfma.f32 s1, s13, s8\n\t"
-        "vfma.f32 s2, s14, s8\n\t"
-        "vfma.f32 s3, s15, s8\n\t"
-        "vfma.f32 s4, s16, s8\n\t"
-        "vfma.f32 s5, s17, s8\n\t"
-        "vfma.f32 s6, s18, s8\n\t"
-        "vfma.f32 s7, s19, s8\n\t"
-        "vfma.f32 s0, s20, s9\n\t"
-        "vfma.f32 s1, s21, s9\n\t"
-        "vfma.f32 s2, s22, s9\n\t"
-        "vfma.f32 s3, s23, s9\n\t"
-        "vfma.f32 s4, s24, s9\n\t"
-        "vfma.f32 s5, s25, s9\n\t"
-        "vfma.f32 s6, s26, s9\n\t"
-        "vfma.f32 s7, s27, s9\n\t"
-        "vldmia %[a]!, {s12-s27}\n\t"
-        "vfma.f32 s0, s12, s10\n\t"
-        "vfma.f32 s1, s13, s10\n\t"
-        "vfma.f32 s2, s14, s10\n\t"
-        "vfma.f32 s3, s15, s10\n\t"
-        "vfma.f32 s4, s16, s10\n\t"
-        "vfma.f32 s5, s17, s10\n\t"
-        "vfma.f32 s6, s18, s10\n\t"
-        "vfma.f32 s7, s19, s10\n\t"
-        "vfma.f32 s0, s20, s11\n\t"
-        "vfma.f32 s1, s21, s11\n\t"
-        "vfma.f32 s2, s22, s11\n\t"
-        "vfma.f32 s3, s23, s11\n\t"
-        "vfma.f32 s4, s24, s11\n\t"
-        "vfma.f32 s5, s25, s11\n\t"
-        "vfma.f32 s6, s26, s11\n\t"
-        "vfma.f32 s7, s27, s11\n\t"
-        "subs %[n], %[n], #1\n\t"
+        "vldmia %[xp]!, {s8-s15}\n\t"
+        "vldmia %[a]!, {s16-s31}\n\t"
+        TKWS__FMA2("s8", "s9")
+        "vldmia %[a]!, {s16-s31}\n\t"
+        TKWS__FMA2("s10", "s11")
+        "vldmia %[a]!, {s16-s31}\n\t"
+        TKWS__FMA2("s12", "s13")
+        "vldmia %[a]!, {s16-s31}\n\t"
+        TKWS__FMA2("s14", "s15")
+        "subs %[k], %[k], #1\n\t"
         "bne 1b\n\t"
-        "vstmia %[y], {s0-s7}\n\t"
-        : [a] "+r"(a), [x] "+r"(x), [n] "+r"(n4)
-        : [init] "r"(init), [y] "r"(y)
+        "2:\n\t"
+        "cmp %[tail], #0\n\t"
+        "beq 3f\n\t"
+        "vldmia %[xp], {s8-s11}\n\t"
+        "vldmia %[a]!, {s16-s31}\n\t"
+        TKWS__FMA2("s8", "s9")
+        "vldmia %[a]!, {s16-s31}\n\t"
+        TKWS__FMA2("s10", "s11")
+        "3:\n\t"
+        "vstmia %[y]!, {s0-s7}\n\t"
+        "subs %[blocks], %[blocks], #1\n\t"
+        "bne 0b\n\t"
+        : [a] "+r"(a), [init] "+r"(init), [y] "+r"(y), [blocks] "+r"(blocks), [k] "=&r"(k),
+          [xp] "=&r"(xp)
+        : [x] "r"(x), [istep] "r"(init_step), [n8] "r"(n8), [tail] "r"(tail)
         : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
           "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24",
-          "s25", "s26", "s27", "cc", "memory");
+          "s25", "s26", "s27", "s28", "s29", "s30", "s31", "cc", "memory");
 }
 #else
-/* Portable version of the same block: 8 accumulators, one load of x per column. */
-static inline void tkws__block8(const float *a, const float *x, const float *init, float *y,
-                                int32_t n4)
+/* Portable version of the same loops: 8 accumulators, one load of x per column. */
+static inline void tkws__matvec_blocks(const float *a, const float *x, const float *init,
+                                       int32_t init_step, float *y, int32_t blocks,
+                                       int32_t n4)
 {
-    float s0 = init[0], s1 = init[1], s2 = init[2], s3 = init[3];
-    float s4 = init[4], s5 = init[5], s6 = init[6], s7 = init[7];
-    for (int32_t j = 0; j < 4 * n4; ++j, a += 8) {
-        const float xj = x[j];
-        s0 += a[0] * xj; s1 += a[1] * xj; s2 += a[2] * xj; s3 += a[3] * xj;
-        s4 += a[4] * xj; s5 += a[5] * xj; s6 += a[6] * xj; s7 += a[7] * xj;
+    for (int32_t b = 0; b < blocks; ++b, init += init_step / 4, y += 8) {
+        float s0 = init[0], s1 = init[1], s2 = init[2], s3 = init[3];
+        float s4 = init[4], s5 = init[5], s6 = init[6], s7 = init[7];
+        for (int32_t j = 0; j < 4 * n4; ++j, a += 8) {
+            const float xj = x[j];
+            s0 += a[0] * xj; s1 += a[1] * xj; s2 += a[2] * xj; s3 += a[3] * xj;
+            s4 += a[4] * xj; s5 += a[5] * xj; s6 += a[6] * xj; s7 += a[7] * xj;
+        }
+        y[0] = s0; y[1] = s1; y[2] = s2; y[3] = s3;
+        y[4] = s4; y[5] = s5; y[6] = s6; y[7] = s7;
     }
-    y[0] = s0; y[1] = s1; y[2] = s2; y[3] = s3;
-    y[4] = s4; y[5] = s5; y[6] = s6; y[7] = s7;
 }
 #endif
 
 TKWS_API void tkws_matvec(const tkws_matrix *a, const float *x, const float *init, float *y)
 {
-    const int32_t cols_p = a->cols_p;
-    const float *blk = a->data;
-    for (int32_t i = 0; i < a->rows_p; i += 8, blk += 8 * cols_p) {
-        tkws__block8(blk, x, init ? init + i : tkws__zeros8, y + i, cols_p >> 2);
-    }
+    /* init_step is in bytes: 32 walks init along with y, 0 reuses the 8 zeros */
+    tkws__matvec_blocks(a->data, x, init ? init : tkws__zeros8, init ? 32 : 0, y,
+                        a->rows_p >> 3, a->cols_p >> 2);
 }
 
 /* a = W x + U h (each full or low rank). */
@@ -110,6 +119,22 @@ TKWS_API void tkws_fastgrnn_step(const tkws_fast_cell *cell, const float *x, flo
     tkws__fast_preact(cell, x, h, a, tmp);
     const float k1 = cell->k1, k2 = cell->k2;
     const float *bg = cell->bias_gate, *bu = cell->bias_update;
+    const float *gk = cell->gate_k;
+    if (gk) {
+        /* One exponential per unit: with u = a + bg and E = e^-u,
+         *   z = 1 / (1 + E),   tanh(a + bu) = (1 - F) / (1 + F),  F = e^-2(a+bu) = E^2 K,
+         * K = e^(2 (bg - bu)) (gate_k). u is clamped to +-26: z is exact to float there,
+         * and the generator only sets gate_k when |bg - bu| <= 16.9, so that F stays in
+         * float range and tanh is saturated whenever the clamp is active. */
+        for (int32_t i = 0; i < cell->hidden; ++i) {
+            const float e = tkws__exp_neg_core(tkws__clamp(a[i] + bg[i], -26.0f, 26.0f));
+            const float z = 1.0f / (1.0f + e);
+            const float f = e * e * gk[i];
+            const float c = (1.0f - f) / (1.0f + f);
+            h[i] = z * h[i] + (k1 * (1.0f - z) + k2) * c;
+        }
+        return;
+    }
     for (int32_t i = 0; i < cell->hidden; ++i) {
         const float z = tkws_sigmoidf(a[i] + bg[i]);
         const float c = tkws_tanhf(a[i] + bu[i]);

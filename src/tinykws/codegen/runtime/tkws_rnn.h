@@ -34,6 +34,8 @@ typedef struct {
     const float *bias_update;   /* [H] */
     float k1;                   /* FastGRNN: sigma(zeta); FastRNN: sigma(alpha) */
     float k2;                   /* FastGRNN: sigma(nu);   FastRNN: sigma(beta) */
+    const float *gate_k;        /* FastGRNN: [H] e^(2 (bias_gate - bias_update)) for the
+                                   one-exponential gate path, or NULL (two exponentials) */
 } tkws_fast_cell;
 
 /* a = W x + U h;  z = sigma(a + bias_gate);  c = tanh(a + bias_update);
