@@ -149,6 +149,16 @@ def test_hash_rule_split_is_speaker_disjoint_without_dataset_lists(tmp_path):
             assert which_set(e.path.name) == split
 
 
+def test_lists_still_find_the_data_when_the_run_folder_moves(tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(DEV / "yes", run / "data" / "yes")
+    shutil.copytree(DEV / "bed", run / "data" / "bed")
+    make_lists(run / "data", "yes", run / "lists", silence_count=0)
+    moved = shutil.move(run, tmp_path / "moved")
+    ex = read_list(Path(moved) / "lists", "training")
+    assert ex and all(e.path.is_file() and "moved" in str(e.path) for e in ex)
+
+
 def test_all_task_uses_every_word_folder(tmp_path):
     s = make_lists(DEV, "all", tmp_path)
     assert len(s.categories) == 35 and UNKNOWN not in s.categories

@@ -120,7 +120,12 @@ def _recorded_data_dir(lists_dir: Path) -> Path:
     meta = lists_dir / "lists.json"
     if not meta.is_file():
         raise TinyKWSError(f"{meta} not found: pass the data folder explicitly or remake the lists")
-    return Path(json.loads(meta.read_text())["data_dir"])
+    info = json.loads(meta.read_text())
+    recorded = Path(info["data_dir"])
+    relative = info.get("data_dir_relative")
+    if not recorded.is_dir() and relative is not None and (lists_dir / relative).is_dir():
+        return (lists_dir / relative).resolve()  # the run folder was moved or copied
+    return recorded
 
 
 # ------------------------------------------------------------------ scanning a dataset
@@ -207,6 +212,7 @@ class ListsSummary:
 
     task: str
     data_dir: str
+    data_dir_relative: str  # from the lists folder: still found when both move together
     out_dir: str
     categories: list[str]
     counts: dict[str, dict[str, int]]  # split -> category -> clips
@@ -308,6 +314,7 @@ def make_lists(
     summary = ListsSummary(
         task=task,
         data_dir=str(scan.data_dir),
+        data_dir_relative=os.path.relpath(scan.data_dir, out_dir),
         out_dir=str(out_dir),
         categories=categories,
         counts={s: {c: len(chosen[s][c]) for c in categories} for s in SPLITS},
