@@ -184,3 +184,18 @@ def test_example_loop_runs_on_host_and_matches_torch(compiled_run, tmp_path):
     assert detections == 1  # threshold 0: the first frame detects, the refractory period holds
     ref, _, _, _ = torch_reference(compiled_run)
     np.testing.assert_allclose(scores, ref(clip[None].astype(np.float32))[1][0, -1], atol=1e-3)
+
+
+def test_verify_with_libm(compiled_run, tmp_path):
+    """--libm code links newlib's libm (gcc); with zig alone it is a clear error."""
+    from tinykws.codegen import compile_run
+    from tinykws.device import DeviceError
+
+    out = compiled_run / "device" / "hard_libm"
+    compile_run(compiled_run, out, "cortex-m4", "hard", use_libm=True)
+    if shutil.which("arm-none-eabi-gcc"):
+        r = verify(out, run_dir=compiled_run, max_clips=1, count_clips=0, progress=False)
+        assert r.ok, r.first_mismatch
+    with pytest.raises(DeviceError, match="newlib"):
+        verify(out, run_dir=compiled_run, max_clips=1, toolchain=find_toolchain("zig"),
+               progress=False)  # fmt: skip

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,7 +34,9 @@ import numpy as np
 
 from tinykws.errors import TinyKWSError
 from tinykws.toolchain import (
+    GCC,
     Toolchain,
+    ToolchainError,
     check_float_abi,
     elf_section_sizes,
     find_toolchain,
@@ -108,14 +111,23 @@ def build_image(
             objs.append(tc.assemble(src, obj, float_abi))
         else:
             objs.append(tc.compile_object(src, obj, float_abi, include_dirs=include_dirs))
-    return tc.link(
-        objs,
-        rt / "cortex_m4.ld",
-        out_dir / f"{name}.elf",
-        float_abi,
-        map_file=out_dir / f"{name}.map",
-        keep=keep,
-    )
+    try:
+        return tc.link(
+            objs,
+            rt / "cortex_m4.ld",
+            out_dir / f"{name}.elf",
+            float_abi,
+            map_file=out_dir / f"{name}.map",
+            keep=keep,
+        )
+    except ToolchainError as e:
+        if tc.name != GCC and re.search(r"undefined symbol: (expf|logf|tanhf|sqrtf)", str(e)):
+            raise DeviceError(
+                "the compiled files call libm (compiled with --libm), which only "
+                "arm-none-eabi-gcc's newlib provides for the emulated image: install "
+                "gcc-arm-none-eabi, or compile without --libm"
+            ) from None
+        raise
 
 
 # ---------------------------------------------------------------------- ELF reading

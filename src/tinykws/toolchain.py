@@ -199,8 +199,8 @@ class Toolchain:
         args += [f"-Wl,-u,{name}" for name in keep]
         if map_file is not None and self.name == GCC:  # zig's linker driver has no -Map
             args.append(f"-Wl,-Map={Path(map_file).resolve()}")
-        if self.name == GCC:
-            args += ["-nostdlib", *[str(Path(o).resolve()) for o in objs], "-lgcc"]
+        if self.name == GCC:  # newlib's libm/libc only for what the objects use (--libm)
+            args += ["-nostdlib", *[str(Path(o).resolve()) for o in objs], "-lm", "-lc", "-lgcc"]
         else:  # zig links compiler-rt unless -nostdlib is given
             args += [str(Path(o).resolve()) for o in objs]
         self._run([*args, "-o", str(out_elf.resolve())])
