@@ -1,17 +1,29 @@
 """`tinykws pipeline`: every stage in order, into one run folder.
 
-Stages are added here as they land; each is a plain function of the stage's module.
+Each stage is a plain function of its own module; this file only decides the order, the
+folders, and the defaults of the embedded job. Stages that are already done are not
+redone: the synthesized data and the features carry cache keys, training resumes from
+`train/last.pt` after a kill, and a finished training run is kept.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from rich.console import Console
+from rich.table import Table
+
+from tinykws.errors import TinyKWSError
 
 console = Console(stderr=True)
+
+FLOAT_ABIS = ("hard", "soft")
 
 
 @dataclass(frozen=True)
@@ -21,12 +33,152 @@ class PipelineConfig:
     data: Optional[Path] = None  # None: synthesize the embedded default dataset
     out: Path = Path("runs/default")
     task: str = "google12"
-    epochs: Optional[int] = None
+    epochs: Optional[int] = None  # None: the recipe's choice for the training-set size
     quick: bool = False  # tiny sizes everywhere: the CI smoke path
+    seed: int = 0
+    per_word: Optional[int] = None  # synthesized clips per word; None: 8 quick, 60 full
+    verify_clips: Optional[int] = None  # clips run on the emulated device; None: 4 quick, 20 full
+    stream_minutes: Optional[float] = None  # streaming check length; None: 0.5 quick, 3 full
+
+
+@dataclass
+class StageTimer:
+    """Wall time of each stage, for the closing summary and `pipeline.json`."""
+
+    rows: list[tuple[str, float, str]] = dataclasses.field(default_factory=list)
+
+    def run(self, name: str, fn: Callable[[], Any], note: Callable[[Any], str] = lambda _: "") -> Any:
+        console.rule(f"[bold]{name}")
+        t0 = time.perf_counter()
+        result = fn()
+        self.rows.append((name, time.perf_counter() - t0, note(result)))
+        return result
+
+
+def _synth(cfg: PipelineConfig, out: Path) -> Path:
+    """The embedded default dataset (espeak-ng), made once per run folder."""
+    from tinykws.data.synth import synthesize
+
+    per_word = cfg.per_word or (8 if cfg.quick else 60)
+    synthesize(out, per_word=per_word, seed=cfg.seed)
+    return out
+
+
+def _train(cfg: PipelineConfig, run: Path) -> Any:
+    """Train with the pipeline recipe; resume a killed run, keep a finished one."""
+    from tinykws.dataset import load_features
+    from tinykws.train import pipeline_recipe, train
+
+    n_train = len(load_features(run / "features" / "training.npz")["labels"])
+    recipe = pipeline_recipe(n_train, quick=cfg.quick)
+    recipe = dataclasses.replace(recipe, seed=cfg.seed)
+    if cfg.epochs is not None:
+        recipe = dataclasses.replace(recipe, epochs=cfg.epochs)
+    last = run / "train" / "last.pt"
+    best = run / "train" / "best.pt"
+    done = run / "train" / "done.json"
+    if done.is_file() and best.is_file():
+        state = json.loads(done.read_text())
+        if state.get("config") == recipe.to_dict():
+            console.print(f"training already finished ({best}); delete {done} to train again")
+            return None
+    resume = False
+    if last.is_file():
+        from tinykws.models import load_checkpoint
+
+        _, meta = load_checkpoint(last)
+        resume = meta.get("train_config") == recipe.to_dict()
+        if resume:
+            console.print(f"resuming the killed training run from {last}")
+    result = train(run / "features", run, recipe, resume=resume)
+    done.write_text(json.dumps({"config": recipe.to_dict()}, indent=2))
+    return result
+
+
+def _verify(run: Path, abi: str, clips: int) -> Any:
+    from tinykws.device import format_report, verify
+
+    report = verify(run / "device" / abi, run_dir=run, max_clips=clips)
+    console.print(format_report(report))
+    if not report.ok:
+        raise TinyKWSError(
+            f"the emulated Cortex-M4 ({abi} float) disagrees with the Python model; "
+            f"see {run / 'device' / abi / 'verify.json'}"
+        )
+    return report
 
 
 def run_pipeline(cfg: PipelineConfig) -> Path:
-    """Run the stages that exist so far; returns the run folder."""
-    cfg.out.mkdir(parents=True, exist_ok=True)
-    console.print(f"[bold]tinykws pipeline[/] -> {cfg.out}")
-    return cfg.out
+    """Run every stage into `cfg.out`; returns the path of the report."""
+    from tinykws.codegen import compile_run
+    from tinykws.data.speech_commands import make_lists
+    from tinykws.dataset import featurize_lists
+    from tinykws.evaluate import evaluate
+    from tinykws.export import export_run
+    from tinykws.report import write_report
+    from tinykws.stream import stream_metrics
+
+    run = cfg.out
+    run.mkdir(parents=True, exist_ok=True)
+    console.print(f"[bold]tinykws pipeline[/] -> {run}")
+    t = StageTimer()
+
+    if cfg.data is None:
+        data = t.run("data synth", lambda: _synth(cfg, run / "data"), lambda p: str(p))
+    else:
+        data = Path(cfg.data)
+        if not data.is_dir():
+            raise TinyKWSError(f"--data {data} is not a folder")
+    lists = t.run(
+        "data lists",
+        lambda: make_lists(data, cfg.task, run / "lists", seed=cfg.seed),
+        lambda s: f"{len(s.categories)} classes, "
+        + ", ".join(f"{k} {s.total(k)}" for k in ("training", "validation", "testing")),
+    )
+    del lists
+    noise = data / "_background_noise_"
+    t.run(
+        "featurize",
+        lambda: featurize_lists(
+            data, run / "lists", run / "features",
+            noise_dir=noise if noise.is_dir() else None, seed=cfg.seed,
+        ),  # fmt: skip
+    )
+    t.run(
+        "train",
+        lambda: _train(cfg, run),
+        lambda r: "kept the finished run" if r is None else f"best validation {r.best_val_acc:.3f}",
+    )
+    t.run("export", lambda: export_run(run), lambda d: ", ".join(p.name for p in d.values()))
+    clips = cfg.verify_clips or (4 if cfg.quick else 20)
+    for abi in FLOAT_ABIS:
+        t.run(f"compile ({abi} float)", lambda abi=abi: compile_run(run, float_abi=abi),
+              lambda r: r.toolchain)  # fmt: skip
+        t.run(f"verify ({abi} float)", lambda abi=abi: _verify(run, abi, clips),
+              lambda r: f"{r.n_clips} clips match")  # fmt: skip
+    t.run(
+        "evaluate",
+        lambda: evaluate(run, data, backend="torch"),
+        lambda r: f"testing accuracy {r.accuracy:.3f} on {r.n} clips",
+    )
+    minutes = cfg.stream_minutes or (0.5 if cfg.quick else 3.0)
+    t.run("stream", lambda: stream_metrics(run, minutes=minutes, seed=cfg.seed))
+    report = t.run("report", lambda: write_report(run), lambda p: str(p))
+
+    _summary(t, run)
+    console.print(f"\n[bold green]report:[/] {report}")
+    print(report)
+    return report
+
+
+def _summary(t: StageTimer, run: Path) -> None:
+    """Print the stage timings and keep them in `pipeline.json`."""
+    table = Table(title="tinykws pipeline")
+    for col in ("stage", "seconds", "result"):
+        table.add_column(col)
+    for name, secs, note in t.rows:
+        table.add_row(name, f"{secs:.1f}", note)
+    console.print(table)
+    (run / "pipeline.json").write_text(
+        json.dumps([{"stage": n, "seconds": round(s, 2), "result": r} for n, s, r in t.rows], indent=2)
+    )
