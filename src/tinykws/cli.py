@@ -382,18 +382,25 @@ def report(run_dir: Path = typer.Argument(..., help="Run folder.")) -> None:
 @app.command()
 def pipeline(
     data: Optional[Path] = typer.Option(
-        None, help="Speech Commands-layout folder; default: synthesize the embedded set."
+        None, help="Speech Commands-layout folder; default: synthesize the embedded set (no download)."
     ),
     out: Path = typer.Option(Path("runs/default"), help="Run folder for every stage's output."),
     task: str = typer.Option("google12", help="google12 | all | WORD,WORD,..."),
     epochs: Optional[int] = typer.Option(None, help="Override the training recipe's epochs."),
-    quick: bool = typer.Option(False, help="A tiny, fast configuration (smoke test)."),
+    quick: bool = typer.Option(False, help="Tiny sizes everywhere: a smoke test in a few minutes."),
+    seed: int = typer.Option(0, help="Seed for data synthesis, lists, noise and training."),
+    per_word: Optional[int] = typer.Option(None, help="Synthesized clips per word (default 60; 8 with --quick)."),
+    verify_clips: Optional[int] = typer.Option(None, help="Clips run on the emulated Cortex-M4 (default 20)."),
 ) -> None:
-    """Run every stage, data to device report, into one run folder."""
+    """Run every stage, data to device report, into one run folder (resumes where it stopped)."""
     from tinykws.pipeline import PipelineConfig, run_pipeline
 
-    cfg = PipelineConfig(data=data, out=out, task=task, epochs=epochs, quick=quick)
-    run_pipeline(cfg)
+    run_pipeline(
+        PipelineConfig(
+            data=data, out=out, task=task, epochs=epochs, quick=quick, seed=seed,
+            per_word=per_word, verify_clips=verify_clips,
+        )  # fmt: skip
+    )
 
 
 if __name__ == "__main__":
