@@ -278,7 +278,7 @@ def windows_to_logmel(
     lead = windows.shape[:-1]
     m = int(np.prod(lead, dtype=np.int64))
     nfft, nw, nb = params.fft_size, params.window_size, params.n_bins
-    buf = _ws.get("frames", (m, nfft), np.float32)  # [M, fft_size]; columns >= nw stay 0
+    buf = _ws.get(f"frames{nw}", (m, nfft), np.float32)  # [M, fft_size]; columns >= nw stay 0
     buf.reshape(*lead, nfft)[..., :nw] = windows
     win = _window_cached(params)
     if win is not None:
