@@ -66,6 +66,9 @@ def export_model(model: KWSModel, out_dir: Path | str, frames: int = 98) -> dict
         # GRU/LSTM: torch warns about batch sizes unless h0 is an input; ours is (zeros
         # shaped from the input's batch), and the tests run other batch sizes.
         warnings.filterwarnings("ignore", message=".*batch_size other than 1.*")
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        # the TorchScript exporter is chosen on purpose: the dynamo one needs onnxscript
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
         torch.onnx.export(
             ClipScores(model), (torch.zeros(1, frames, F),), str(clip_path),
             input_names=["features"], output_names=["scores"],

@@ -92,16 +92,22 @@ class _FastCellBase(nn.Module):
 
     def forward(self, x: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
         """Run a sequence: x [T, B, in], h [B, H] -> (outputs [T, B, H], last state [B, H])."""
-        if not self._use_fast_path():
+        if not self._use_fast_path():  # reference loop (also what ONNX export traces)
+            pre = self.project_input(x)  # [T, B, H]: one GEMM for all steps
             outs = []
-            for t in range(x.shape[0]):
-                h = self.step(x[t], h)
+            for wx in pre.unbind(0):
+                h = self.recur(wx, h)
                 outs.append(h)
             return torch.stack(outs), h
         out = self._fast_sequence(self.project_input(x), h)
         return out, out[-1]
 
-    def step(self, x: Tensor, h: Tensor) -> Tensor:  # pragma: no cover - abstract
+    def step(self, x: Tensor, h: Tensor) -> Tensor:
+        """One frame: x [B, in], h [B, H] -> h' [B, H]."""
+        return self.recur(self.project_input(x), h)
+
+    def recur(self, wx: Tensor, h: Tensor) -> Tensor:  # pragma: no cover - abstract
+        """The recurrence given the frame's input projection wx = W x [B, H]."""
         raise NotImplementedError
 
     def _fast_sequence(self, pre: Tensor, h: Tensor) -> Tensor:  # pragma: no cover
@@ -228,9 +234,9 @@ class FastGRNNCell(_FastCellBase):
         self.zeta = nn.Parameter(torch.full((1,), float(zeta_init)))
         self.nu = nn.Parameter(torch.full((1,), float(nu_init)))
 
-    def step(self, x: Tensor, h: Tensor) -> Tensor:
-        """One frame: x [B, in], h [B, H] -> h' [B, H] (the reference formula)."""
-        a = self.project_input(x) + self.project_state(h)
+    def recur(self, wx: Tensor, h: Tensor) -> Tensor:
+        """h' from wx = W x [B, H] and h [B, H] (the reference formula)."""
+        a = wx + self.project_state(h)
         z = torch.sigmoid(a + self.bias_gate)
         c = torch.tanh(a + self.bias_update)
         return z * h + (torch.sigmoid(self.zeta) * (1.0 - z) + torch.sigmoid(self.nu)) * c
@@ -320,9 +326,9 @@ class FastRNNCell(_FastCellBase):
         self.alpha = nn.Parameter(torch.full((1,), float(alpha_init)))
         self.beta = nn.Parameter(torch.full((1,), float(beta_init)))
 
-    def step(self, x: Tensor, h: Tensor) -> Tensor:
-        """One frame: x [B, in], h [B, H] -> h' [B, H] (the reference formula)."""
-        c = torch.tanh(self.project_input(x) + self.project_state(h) + self.bias_update)
+    def recur(self, wx: Tensor, h: Tensor) -> Tensor:
+        """h' from wx = W x [B, H] and h [B, H] (the reference formula)."""
+        c = torch.tanh(wx + self.project_state(h) + self.bias_update)
         return torch.sigmoid(self.beta) * h + torch.sigmoid(self.alpha) * c
 
     def _fast_sequence(self, pre: Tensor, h: Tensor) -> Tensor:
