@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -298,61 +299,75 @@ def featurize_lists(
         max_ratio=max_noise_ratio,
         selection=noise_selection,
     )
+    lists = {split: read_list(lists_dir, split, data_dir) for split in splits}
+    for split, examples in lists.items():  # fail before any work, not after the first split
+        if not examples:
+            raise TinyKWSError(f"{Path(lists_dir) / f'{split}_list.txt'} is empty: nothing to featurize")
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Path] = {}
     noise_audio: Optional[list[np.ndarray]] = None
-    for split in splits:
-        examples = read_list(lists_dir, split, data_dir)
-        if not examples:
-            raise TinyKWSError(f"{Path(lists_dir) / f'{split}_list.txt'} is empty: nothing to featurize")
-        with_noise = split == "training" and bool(noise_opts.files)
-        settings = {
-            "split": split,
-            "feature_params": params.to_dict(),
-            "window_size": window_size,
-            "shift": shift,
-            "noise": {
-                "files": [_file_stamp(p) for p in noise_opts.files],
-                "max_ratio": noise_opts.max_ratio,
-                "selection": noise_opts.selection,
-                "seed": seed,
-            } if with_noise else None,
-        }
-        npz, meta = out_dir / f"{split}.npz", out_dir / f"{split}.cache.json"
-        key = cache_key(examples, categories, settings)
-        if npz.is_file() and meta.is_file() and _read_key(meta) == key:
-            console.print(f"{split}: {len(examples)} clips, unchanged -> {npz} (cached)")
+    # npz writing (hundreds of MB, I/O bound) overlaps the next split's featurizing
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="save") as saver:
+        saves = []
+        for split, examples in lists.items():
+            with_noise = split == "training" and bool(noise_opts.files)
+            settings = {
+                "split": split,
+                "feature_params": params.to_dict(),
+                "window_size": window_size,
+                "shift": shift,
+                "noise": {
+                    "files": [_file_stamp(p) for p in noise_opts.files],
+                    "max_ratio": noise_opts.max_ratio,
+                    "selection": noise_opts.selection,
+                    "seed": seed,
+                } if with_noise else None,
+            }  # fmt: skip
+            npz, meta = out_dir / f"{split}.npz", out_dir / f"{split}.cache.json"
+            key = cache_key(examples, categories, settings)
             results[split] = npz
-            continue
+            if npz.is_file() and meta.is_file() and _read_key(meta) == key:
+                console.print(f"{split}: {len(examples)} clips, unchanged -> {npz} (cached)")
+                continue
 
-        plan = None
-        if with_noise:
-            if noise_audio is None:
-                noise_audio = [load_audio(p, params.sample_rate, length=None)[0] for p in noise_opts.files]
-            plan = noise_plan(len(examples), len(noise_audio), noise_opts, seed)
-        with progress_bar() as bar:
-            task = bar.add_task(f"featurize {split}", total=len(examples))
-            feats = featurize_clips(
-                [ex.path for ex in examples], params, workers=workers,
-                noise=noise_audio or (), plan=plan,
-                on_chunk=lambda k: bar.advance(task, k),
+            plan = None
+            if with_noise:
+                if noise_audio is None:
+                    noise_audio = [load_audio(p, params.sample_rate, length=None)[0] for p in noise_opts.files]
+                plan = noise_plan(len(examples), len(noise_audio), noise_opts, seed)
+            t0 = time.perf_counter()
+            with progress_bar() as bar:
+                task = bar.add_task(f"featurize {split}", total=len(examples))
+                feats = featurize_clips(
+                    [ex.path for ex in examples], params, workers=workers,
+                    noise=noise_audio or (), plan=plan,
+                    on_chunk=lambda k: bar.advance(task, k),
+                )  # fmt: skip
+            dt = time.perf_counter() - t0
+            rows = _rows(feats, starts, window_size)
+            per_clip = len(starts)
+            arrays = dict(
+                features=rows,
+                labels=np.repeat(np.array([ex.label_index for ex in examples], dtype=np.int64), per_clip),
+                categories=np.array(categories, dtype=str),
+                paths=np.repeat(np.array([str(ex.path) for ex in examples], dtype=str), per_clip),
+                feature_params=np.array(params.to_json()),
             )
-        rows = _rows(feats, starts, window_size)
-        per_clip = len(starts)
-        _save_npz(
-            npz,
-            features=rows,
-            labels=np.repeat(np.array([ex.label_index for ex in examples], dtype=np.int64), per_clip),
-            categories=np.array(categories, dtype=str),
-            paths=np.repeat(np.array([str(ex.path) for ex in examples], dtype=str), per_clip),
-            feature_params=np.array(params.to_json()),
-        )
-        meta.write_text(json.dumps({"key": key, "clips": len(examples), "rows": len(rows),
-                                    **settings}, indent=1))
-        console.print(f"{split}: {len(examples)} clips -> {len(rows)} rows {tuple(rows.shape)} -> {npz}"
-                      + (" (noise mixed)" if with_noise else ""))
-        results[split] = npz
+            info = {"key": key, "clips": len(examples), "rows": len(rows), **settings}
+            saves.append(saver.submit(_save_split, npz, meta, arrays, info))
+            console.print(
+                f"{split}: {len(examples)} clips in {dt:.1f} s ({len(examples) / max(dt, 1e-9):.0f} clips/s)"
+                f" -> {len(rows)} rows {tuple(rows.shape)} -> {npz}" + (" (noise mixed)" if with_noise else "")
+            )
+        for f in saves:
+            f.result()
     return results
+
+
+def _save_split(npz: Path, meta: Path, arrays: dict, info: dict) -> None:
+    """The npz first, then its cache key: a key on disk always describes a complete npz."""
+    _save_npz(npz, **arrays)
+    meta.write_text(json.dumps(info, indent=1))
 
 
 def _read_key(meta: Path) -> Optional[str]:
