@@ -334,6 +334,14 @@ def test_real_clips_batch_streaming_logmel_agree():
         np.testing.assert_allclose(frames_from_stream(x), one, atol=STREAM_ATOL, rtol=1e-6, err_msg=name)
 
 
+def test_frames_from_stream_long_recording_crosses_chunks():
+    """9 s of real speech (> one internal chunk of 784 frames) with a partial last block."""
+    x = np.concatenate([c for _, c in real_clips(9)] + [np.arange(100, dtype=np.int16)])
+    got = frames_from_stream(x)
+    assert got.shape == (9 * 100 - 2, 32)
+    np.testing.assert_allclose(got, stream(x), atol=STREAM_ATOL, rtol=1e-6)
+
+
 def test_reset_starts_a_new_clip():
     (_, a), (_, b) = real_clips(2)
     s = StreamingFeaturizer(P)

@@ -468,5 +468,9 @@ def frames_from_stream(samples: Any, params: FeatureParams = FeatureParams()) ->
     y = _preemphasis(x[None, : n_blocks * params.hop], params.preemphasis)[0]
     start = params.frame_offset
     frames = np.lib.stride_tricks.sliding_window_view(y[start:], params.window_size)[:: params.hop]
+    out = np.empty((t, params.n_mels), dtype=np.float32)
+    step = _CHUNK * params.n_frames  # bounded scratch memory for hour-long recordings
     with single_thread_blas():
-        return windows_to_logmel(frames[:t], params)
+        for i in range(0, t, step):
+            windows_to_logmel(frames[i : min(t, i + step)], params, out=out[i : i + step])
+    return out
