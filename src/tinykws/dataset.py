@@ -36,6 +36,7 @@ from typing import Callable, Iterator, Optional, Sequence
 import numpy as np
 from rich.console import Console
 
+from tinykws import __version__
 from tinykws.data.audio import load_audio
 from tinykws.data.speech_commands import SPLITS, Example, read_categories, read_list
 from tinykws.errors import TinyKWSError
@@ -121,8 +122,8 @@ def cache_key(examples: Sequence[Example], categories: Sequence[str], settings: 
     """sha256 over every input that changes the npz: clips (path, label, size, mtime),
     categories, FeatureParams and options (including the noise files' sizes and mtimes)."""
     h = hashlib.sha256()
-    h.update(json.dumps({"version": CACHE_VERSION, "categories": list(categories), **settings},
-                        sort_keys=True).encode())
+    head = {"version": CACHE_VERSION, "tinykws": __version__, "categories": list(categories), **settings}
+    h.update(json.dumps(head, sort_keys=True).encode())
     for ex in examples:
         try:
             st = os.stat(ex.path)
