@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 
 from codegen_host import build_shared, fptr
-from tinykws.codegen.cgen import c_array
-from tinykws.codegen.emit import RUNTIME_FILES, fft_positions, fft_twiddles, runtime_dir
+from tinykws.codegen.emit import RUNTIME_FILES, fft_plan_c, fft_positions, runtime_dir
 
 FFT_SIZES = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
@@ -29,10 +28,8 @@ def _shim() -> str:
     """Test entry points: elementwise math over arrays, FFTs of several sizes."""
     parts = ['#include "tkws_math.h"\n#include "tkws_fft.h"\n']
     for n in FFT_SIZES:
-        parts.append(c_array("uint16_t", f"pos{n}", fft_positions(n)))
-        parts.append(c_array("float", f"tw{n}", fft_twiddles(n)))
-        parts.append(f"static const tkws_fft_plan plan{n} = {{ {n}, pos{n}, tw{n} }};\n")
-    cases = "".join(f"    case {n}: return &plan{n};\n" for n in FFT_SIZES)
+        parts.append(fft_plan_c(n, f"p{n}"))
+    cases = "".join(f"    case {n}: return &p{n}_fft;\n" for n in FFT_SIZES)
     parts.append(
         f"""
 static const tkws_fft_plan *plan_for(int32_t n)

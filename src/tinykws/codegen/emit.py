@@ -203,10 +203,38 @@ def fft_positions(n_fft: int) -> np.ndarray:
 
 
 def fft_twiddles(n_fft: int) -> np.ndarray:
-    """float32 [2 * (3N/4)]: W_N^k = (cos, -sin)(2 pi k / N) interleaved, k < 3N/4."""
-    k = np.arange(3 * n_fft // 4, dtype=np.float64)
+    """float32 [2 * (N/2)]: W_N^k = (cos, -sin)(2 pi k / N) interleaved, k < N/2."""
+    k = np.arange(n_fft // 2, dtype=np.float64)
     ang = 2.0 * np.pi * k / n_fft
     return np.stack([np.cos(ang), -np.sin(ang)], axis=1).astype(np.float32).ravel()
+
+
+def fft_twiddles4(n_fft: int) -> np.ndarray:
+    """float32: the radix-4 stages' twiddles, stage after stage (L = 16, 64, ... while L
+    divides N/2), for each j < L/4 the pairs W_L^j, W_L^2j, W_L^3j (6 floats)."""
+    m = n_fft // 2
+    out = []
+    ln = 16
+    while ln <= m and m % ln == 0:
+        j = np.arange(ln // 4, dtype=np.float64)[:, None] * np.arange(1, 4)[None, :]  # [q, 3]
+        ang = -2.0 * np.pi * j / ln
+        out.append(np.stack([np.cos(ang), np.sin(ang)], axis=-1).ravel())
+        ln *= 4
+    return (np.concatenate(out) if out else np.zeros(0)).astype(np.float32)
+
+
+def fft_plan_c(n_fft: int, prefix: str) -> str:
+    """C definitions of the tables and the `tkws_fft_plan <prefix>_fft` for an N-point rFFT."""
+    return "\n".join([
+        c_array("uint16_t", f"{prefix}_fft_pos", fft_positions(n_fft),
+                comment="FFT scatter positions"),
+        c_array("float", f"{prefix}_fft_tw", fft_twiddles(n_fft), per_line=4,
+                comment="W_N^k = (cos, -sin)(2 pi k / N), k < N/2"),
+        c_array("float", f"{prefix}_fft_tw4", fft_twiddles4(n_fft), per_line=6,
+                comment="radix-4 stage twiddles (W^j, W^2j, W^3j) per stage and j"),
+        f"static const tkws_fft_plan {prefix}_fft = "
+        f"{{ {n_fft}, {prefix}_fft_pos, {prefix}_fft_tw, {prefix}_fft_tw4 }};\n",
+    ])
 
 
 @dataclass(frozen=True)
@@ -267,21 +295,21 @@ def featurizer_tables(params: Any, prefix: str = "tkws") -> str:
     mel = sparse_mel(params)
     win = window_table(params)
     first_block = -(-params.window_size // params.hop)
+    if not np.float32(params.log_delta) >= np.finfo(np.float32).tiny:
+        raise TinyKWSError(f"log_delta {params.log_delta} is below float32's normal range")
+    # The runtime's spectrum is |2X|^2 (or 2|X|): fold 1/(4N) (or 1/2) into the weights.
+    scale = 0.5 if not params.power_spec else 0.25 / n
+    weights = (mel.weights.astype(np.float64) * scale).astype(np.float32)
     parts = [
-        c_array("uint16_t", f"{prefix}_fft_pos", fft_positions(n), comment="FFT scatter positions"),
-        c_array("float", f"{prefix}_fft_tw", fft_twiddles(n), per_line=4,
-                comment="W_N^k = (cos, -sin)(2 pi k / N), k < 3N/4"),
+        fft_plan_c(n, prefix),
         c_array("uint16_t", f"{prefix}_mel_start", mel.start, comment="first bin of each filter"),
         c_array("uint16_t", f"{prefix}_mel_len", mel.length, comment="bins of each filter"),
-        c_array("float", f"{prefix}_mel_weights", mel.weights, per_line=4,
-                comment="mel weights, filter after filter"),
+        c_array("float", f"{prefix}_mel_weights", weights, per_line=4,
+                comment=f"mel weights * {scale:.9g} (spectrum scale), filter after filter"),
     ]
     if win is not None:
         parts.append(c_array("float", f"{prefix}_window", win, per_line=4,
                              comment=f"{params.window} window"))
-    parts.append(
-        f"static const tkws_fft_plan {prefix}_fft = {{ {n}, {prefix}_fft_pos, {prefix}_fft_tw }};\n"
-    )
     parts.append(
         f"""static const tkws_logmel_config {prefix}_config = {{
     {params.hop},     /* hop */
@@ -291,7 +319,6 @@ def featurizer_tables(params: Any, prefix: str = "tkws") -> str:
     {params.n_mels},      /* n_mels */
     {0 if params.power_spec else 1},       /* magnitude */
     {c_float(params.preemphasis)},   /* preemphasis */
-    {c_float(1.0 / n)}, /* power_scale */
     {c_float(params.log_delta)}, /* log_delta */
     {f'{prefix}_window' if win is not None else '0'},       /* window */
     &{prefix}_fft,

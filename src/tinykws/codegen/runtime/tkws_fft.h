@@ -17,7 +17,10 @@
 typedef struct {
     int32_t n;              /* real FFT length N (a power of two, >= 4); M = N / 2 */
     const uint16_t *pos;    /* [M]: complex input z[m] goes to position pos[m] */
-    const float *tw;        /* [2 * (3N/4)]: W_N^k = (cos, -sin)(2 pi k / N), k < 3N/4 */
+    const float *tw;        /* [2 * (N/2)]: W_N^k = (cos, -sin)(2 pi k / N), k < N/2 */
+    const float *tw4;       /* radix-4 stages L = 16, 64, ... (while L divides M): for
+                               each stage and j < L/4: W_L^j, W_L^2j, W_L^3j as
+                               (re, im) pairs, 6 floats per j */
 } tkws_fft_plan;
 
 /* Scatter `count` real samples src[0..count) (times win[i0 + i] unless win is NULL) into
@@ -30,6 +33,10 @@ TKWS_API void tkws_rfft_zero_from(const tkws_fft_plan *plan, float *z, int32_t i
 
 /* In-place M-point complex FFT of z [2M] (already in scattered order): Z = FFT(z). */
 TKWS_API void tkws_cfft(const tkws_fft_plan *plan, float *z);
+
+/* Unscaled power spectrum from Z: power[k] = |2 X[k]|^2 = 4 |X[k]|^2, k = 0..M
+ * (the featurizer folds 1/4 and 1/N into its mel weights). */
+TKWS_API void tkws_rfft_power4(const tkws_fft_plan *plan, const float *z, float *power);
 
 /* Power spectrum from Z: power[k] = |X[k]|^2 * scale for k = 0..M (M + 1 values). */
 TKWS_API void tkws_rfft_power(const tkws_fft_plan *plan, const float *z, float *power,

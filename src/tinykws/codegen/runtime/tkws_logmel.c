@@ -40,10 +40,16 @@ TKWS_API int32_t tkws_logmel_step(const tkws_logmel_config *cfg, tkws_logmel_sta
     /* 1-2: pre-emphasis into the ring */
     float *dst = st->ring + st->pos;
     float prev = st->prev;
-    for (int32_t i = 0; i < hop; ++i) {
-        const float x = in[i];
-        dst[i] = x - a * prev;
-        prev = x;
+    int32_t i = 0;
+    for (; i + 2 <= hop; i += 2) {
+        const float x0 = in[i], x1 = in[i + 1];
+        dst[i] = x0 - a * prev;
+        dst[i + 1] = x1 - a * x0;
+        prev = x1;
+    }
+    if (i < hop) {
+        dst[i] = in[i] - a * prev;
+        prev = in[i];
     }
     st->prev = prev;
     st->pos += hop;
@@ -74,26 +80,30 @@ TKWS_API int32_t tkws_logmel_step(const tkws_logmel_config *cfg, tkws_logmel_sta
     tkws_cfft(fft, z);
     float *p = st->power;
     const int32_t n_bins = (fft->n >> 1) + 1;
+    tkws_rfft_power4(fft, z, p);      /* |2 X[k]|^2: the scale is in the mel weights */
     if (cfg->magnitude) {
-        tkws_rfft_power(fft, z, p, 1.0f);
         for (int32_t k = 0; k < n_bins; ++k) {
             p[k] = tkws__sqrtf(p[k]);
         }
-    } else {
-        tkws_rfft_power(fft, z, p, cfg->power_scale);
     }
 
     /* 5-6: sparse mel filters, log */
     const float *w = cfg->mel_weights;
+    const float delta = cfg->log_delta;
     for (int32_t j = 0; j < cfg->n_mels; ++j) {
         const float *pj = p + cfg->mel_start[j];
         const int32_t len = cfg->mel_len[j];
-        float acc = 0.0f;
-        for (int32_t t = 0; t < len; ++t) {
-            acc += w[t] * pj[t];
+        float acc0 = 0.0f, acc1 = 0.0f;
+        int32_t t = 0;
+        for (; t + 2 <= len; t += 2) {
+            acc0 += w[t] * pj[t];
+            acc1 += w[t + 1] * pj[t + 1];
+        }
+        if (t < len) {
+            acc0 += w[t] * pj[t];
         }
         w += len;
-        out[j] = tkws_logf(acc + cfg->log_delta);
+        out[j] = tkws__logf_normal((acc0 + acc1) + delta);
     }
     return st->blocks >= cfg->first_block;
 }

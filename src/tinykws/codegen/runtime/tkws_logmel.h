@@ -5,9 +5,11 @@
  *   1. pre-emphasis y[n] = x[n] - a x[n-1] (x[-1] = 0 after a reset; state kept across blocks)
  *   2. the block goes into a ring of the last `ring_size` (= first_block * hop) samples
  *   3. window: the last `window_size` samples (times the window table unless rectangular)
- *   4. zero-padded real FFT of length N, power |X[k]|^2 * power_scale, k = 0..N/2
- *      (or the magnitude |X[k]| when `magnitude` is set)
- *   5. sparse mel filters: mel[j] = sum_t weights[off_j + t] * P[start_j + t], t < len_j
+ *   4. zero-padded real FFT of length N, P[k] = |2 X[k]|^2, k = 0..N/2
+ *      (or its square root 2 |X[k]| when `magnitude` is set)
+ *   5. sparse mel filters: mel[j] = sum_t weights[off_j + t] * P[start_j + t], t < len_j;
+ *      the weights include the spectrum's scale: 1 / (4 N) for the power spectrum
+ *      |X|^2 / N, 1 / 2 for the magnitude |X|
  *   6. out[j] = ln(mel[j] + log_delta)
  * Warm-up: after a reset the ring holds zeros. The first first_block - 1 calls (2 for the
  * seed's 400/160) still write a frame, computed over the zero-filled window exactly as
@@ -25,10 +27,9 @@ typedef struct {
     int32_t ring_size;          /* first_block * hop (480) */
     int32_t first_block;        /* blocks until the first real frame (3) */
     int32_t n_mels;             /* filters = features per frame (32) */
-    int32_t magnitude;          /* 0: power |X|^2 * power_scale; 1: magnitude |X| */
+    int32_t magnitude;          /* 0: power spectrum; 1: magnitude */
     float preemphasis;          /* 0.97; 0 disables */
-    float power_scale;          /* 1 / N */
-    float log_delta;            /* 2.220446049250313e-16 */
+    float log_delta;            /* 2.220446049250313e-16 (a normal float: >= 2^-126) */
     const float *window;        /* [window_size] or NULL (rectangular) */
     const tkws_fft_plan *fft;
     const uint16_t *mel_start;  /* [n_mels] first bin of each filter */

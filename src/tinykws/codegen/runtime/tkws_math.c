@@ -44,15 +44,7 @@ TKWS_API float tkws_logf(float x)
         k = -25;
         u = tkws__to_bits(x);
     }
-    u += 0x3F800000u - 0x3F3504F3u;             /* so the exponent rounds at sqrt(2) */
-    k += (int32_t)(u >> 23) - 127;
-    u = (u & 0x007FFFFFu) + 0x3F3504F3u;        /* m in [sqrt(1/2), sqrt(2)) */
-    const float f = tkws__from_bits(u) - 1.0f;
-    const float s = f / (2.0f + f);
-    const float z = s * s;
-    const float r = z * (0.666666667f + z * (0.4f + z * (0.285714286f + z * 0.222222222f)));
-    const float kf = (float)k;
-    return kf * TKWS__LN2_HI + ((f - s * (f - r)) + kf * TKWS__LN2_LO);
+    return tkws__log_core(u, k);
 }
 
 TKWS_API float tkws_tanhf(float x)

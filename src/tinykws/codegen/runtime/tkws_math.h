@@ -31,6 +31,7 @@ static inline float tkws__clamp(float x, float lo, float hi)
 }
 
 static inline float tkws__exp_core(float x) { return expf(x); }
+static inline float tkws__logf_normal(float x) { return logf(x); }
 static inline float tkws__exp_neg_core(float x) { return expf(-x); }
 
 #else
@@ -84,6 +85,26 @@ static inline float tkws__clamp(float x, float lo, float hi)
 static inline float tkws__pow2_from_shifted(float t)
 {
     return tkws__from_bits((tkws__to_bits(t) + 127u) << 23);
+}
+
+/* ln(2^k m) for u = bits(2^-k x) of a positive normal float (k: extra exponent). */
+static inline float tkws__log_core(uint32_t u, int32_t k)
+{
+    u += 0x3F800000u - 0x3F3504F3u;             /* so the exponent rounds at sqrt(2) */
+    k += (int32_t)(u >> 23) - 127;
+    u = (u & 0x007FFFFFu) + 0x3F3504F3u;        /* m in [sqrt(1/2), sqrt(2)) */
+    const float f = tkws__from_bits(u) - 1.0f;
+    const float s = f / (2.0f + f);              /* ln m = 2 atanh(s) */
+    const float z = s * s;
+    const float r = z * (0.666666667f + z * (0.4f + z * (0.285714286f + z * 0.222222222f)));
+    const float kf = (float)k;
+    return kf * TKWS__LN2_HI + ((f - s * (f - r)) + kf * TKWS__LN2_LO);
+}
+
+/* ln x for a positive normal float x (no checks: the featurizer's mel + delta). */
+static inline float tkws__logf_normal(float x)
+{
+    return tkws__log_core(tkws__to_bits(x), 0);
 }
 
 /* e^x for x in [-87.3, 88] (callers clamp): x = n ln2 + r, |r| <= ln2 / 2. */
