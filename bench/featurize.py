@@ -11,7 +11,7 @@ librosa = clips/s of a plain per-clip loop with librosa configured equivalently
           compilation and first-call costs.
 Also printed, to show where the time goes: decode only, log-mel only (one thread).
 
-Usage:  python bench/featurize.py [--data DIR] [--repeats 8] [--workers N]
+Usage:  python bench/featurize.py [--data DIR] [--repeats 8] [--workers N] [--runs 3]
 Last line: `featurize ours=N librosa=N ratio=R`.
 """
 
@@ -88,6 +88,7 @@ def main() -> None:
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
     ap.add_argument("--repeats", type=int, default=8, help="copies of each clip in the training list")
     ap.add_argument("--workers", type=int, default=None, help="tinykws featurize --workers")
+    ap.add_argument("--runs", type=int, default=3, help="interleaved runs of each side; medians reported")
     args = ap.parse_args()
 
     from tinykws.data.audio import load_audio
@@ -105,28 +106,39 @@ def main() -> None:
     t = time.perf_counter()
     logmel_batch(audio)
     feats = len(paths) / (time.perf_counter() - t)
-    print(f"decode only (load_audio, 1 thread): {decode:8.0f} clips/s")
+    from tinykws.dataset import read_pcm16_wav
+
+    t = time.perf_counter()
+    for p in paths:
+        read_pcm16_wav(p, 16000, 16000)
+    fast = len(paths) / (time.perf_counter() - t)
+    print(f"decode only (load_audio, 1 thread):     {decode:8.0f} clips/s")
+    print(f"decode only (PCM16 fast path, 1 thread): {fast:8.0f} clips/s")
     print(f"log-mel only (logmel_batch, 1 thread): {feats:8.0f} clips/s")
 
+    librosa_loop(paths[:20])  # warm-up: numba compilation, first-call caches
     tmp = Path(tempfile.mkdtemp(prefix="tinykws-bench-"))
+    ours_runs, librosa_runs = [], []
     try:
         n = write_lists(tmp / "lists", clips, args.repeats)
         time_cli(args.data, tmp / "lists", tmp / "warm", args.workers)  # page cache, imports
-        dt, cpu = time_cli(args.data, tmp / "lists", tmp / "out", args.workers)
-        ours = n / dt
-        print(f"tinykws featurize (CLI, {n} clips, workers={args.workers or 'default'}): "
-              f"{ours:8.0f} clips/s ({dt:.1f} s wall, {n / cpu:.0f} clips per CPU-second)")
+        for i in range(args.runs):  # interleaved, so both sides see the same load over time
+            dt, cpu = time_cli(args.data, tmp / "lists", tmp / f"out{i}", args.workers)
+            ours_runs.append((n / dt, n / cpu))
+            print(f"tinykws featurize (CLI, {n} clips, workers={args.workers or 'default'}): "
+                  f"{n / dt:8.0f} clips/s ({dt:.1f} s wall, {n / cpu:.0f} clips per CPU-second)")
+            shutil.rmtree(tmp / f"out{i}", ignore_errors=True)
+            t, c = time.perf_counter(), time.process_time()
+            ref = librosa_loop(paths)
+            librosa_runs.append((len(paths) / (time.perf_counter() - t), len(paths) / (time.process_time() - c)))
+            print(f"librosa loop (1 clip at a time):       {librosa_runs[-1][0]:8.0f} clips/s "
+                  f"({librosa_runs[-1][1]:.0f} clips per CPU-second)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-    librosa_loop(paths[:20])  # warm-up: numba compilation, first-call caches
-    t, c = time.perf_counter(), time.process_time()
-    ref = librosa_loop(paths)
-    librosa = len(paths) / (time.perf_counter() - t)
-    librosa_cpu = len(paths) / (time.process_time() - c)
-    print(f"librosa loop (1 clip at a time):       {librosa:8.0f} clips/s "
-          f"({librosa_cpu:.0f} clips per CPU-second)")
-    print(f"per CPU-second (insensitive to other load): ratio {n / cpu / librosa_cpu:.1f}")
+    ours, ours_cpu = (float(np.median([r[k] for r in ours_runs])) for k in (0, 1))
+    librosa, librosa_cpu = (float(np.median([r[k] for r in librosa_runs])) for k in (0, 1))
+    print(f"median of {args.runs}: ours {ours:.0f} clips/s, librosa {librosa:.0f} clips/s; "
+          f"per CPU-second (insensitive to other load) ratio {ours_cpu / librosa_cpu:.1f}")
     worst = float(np.abs(ref - logmel_batch(audio)).max())
     print(f"max |librosa - tinykws| = {worst:.2e} (log domain; same features)")
     print(f"featurize ours={ours:.0f} librosa={librosa:.0f} ratio={ours / librosa:.1f}")
