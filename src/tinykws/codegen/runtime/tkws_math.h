@@ -65,7 +65,7 @@ static inline float tkws__clamp(float x, float lo, float hi)
             "vmrs APSR_nzcv, fpscr\n\t"
             "it gt\n\t"
             "vmovgt.f32 %[x], %[hi]"
-            : [x] "+t"(x)
+            : [x] "+&t"(x)
             : [lo] "t"(lo), [hi] "t"(hi)
             : "cc");
     return x;

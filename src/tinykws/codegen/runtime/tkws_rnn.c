@@ -61,8 +61,10 @@ static inline void tkws__matvec_blocks(const float *a, const float *x, const flo
         "vstmia %[y]!, {s0-s7}\n\t"
         "subs %[blocks], %[blocks], #1\n\t"
         "bne 0b\n\t"
-        : [a] "+r"(a), [init] "+r"(init), [y] "+r"(y), [blocks] "+r"(blocks), [k] "=&r"(k),
-          [xp] "=&r"(xp)
+        /* every output is early-clobber: it changes while inputs are still read, so no
+         * input may share its register (clang does that for equal values otherwise) */
+        : [a] "+&r"(a), [init] "+&r"(init), [y] "+&r"(y), [blocks] "+&r"(blocks),
+          [k] "=&r"(k), [xp] "=&r"(xp)
         : [x] "r"(x), [istep] "r"(init_step), [n8] "r"(n8), [tail] "r"(tail)
         : "s0", "s1", "s2", "s3", "s4", "s5", "s6", "s7", "s8", "s9", "s10", "s11", "s12",
           "s13", "s14", "s15", "s16", "s17", "s18", "s19", "s20", "s21", "s22", "s23", "s24",
