@@ -159,3 +159,21 @@ def test_blocked_layout_roundtrip():
     back = data.reshape(rp // 8, cp, 8).transpose(0, 2, 1).reshape(rp, cp)
     np.testing.assert_array_equal(back[:13, :7], a)
     assert not back[13:].any() and not back[:, 7:].any()
+
+
+def test_fastgrnn_gate_paths_saturated_and_fallback(tmp_path_factory):
+    """The one-exponential gate path with saturating pre-activations, and the two-exponential
+    fallback the generator picks when |bias_gate - bias_update| is too large for it."""
+    frames = _features(1)[0]
+    for gap, expect_k in ((0.0, True), (30.0, False)):
+        model = _model(11, True, architecture="fastgrnn", hidden_size=24, num_layers=2)
+        with torch.no_grad():
+            for cell in model.cells:
+                cell.W.mul_(15.0)  # |a| up to ~100: clamps and saturation everywhere
+                cell.bias_gate[:4] += gap
+        lib = _build(tmp_path_factory.getbasetemp() / "models", model)
+        assert ("gate_k" in (lib.dir / "model.c").read_text()) == expect_k
+        lib.completemodel_Reset()
+        c = _c_scores(lib, frames, 12)
+        ref = _torch_step_scores(model, frames)
+        assert np.abs(c - ref).max() <= CLIP_ATOL, f"gap {gap}"
