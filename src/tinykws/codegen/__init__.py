@@ -57,6 +57,15 @@ def _check_asm(path: Path, float_abi: str, use_libm: bool) -> None:
         )
 
 
+def _gnu_as_compatible(path: Path) -> None:
+    """Drop clang's `.addrsig` directives (linker hints GNU as rejects), so that a .S made
+    with the ziglang clang assembles with `arm-none-eabi-gcc -c` as firmware builds do."""
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [ln for ln in lines if not ln.lstrip().startswith((".addrsig", "\t.addrsig"))]
+    if len(kept) != len(lines):
+        path.write_text("".join(kept))
+
+
 def compile_run(
     run_dir: Path | str,
     out_dir: Optional[Path | str] = None,
@@ -91,6 +100,7 @@ def compile_run(
     for stem in ("featurizer", "model"):
         S = tc.compile_to_asm([files[f"{stem}.c"]], out / f"{stem}.S", float_abi,
                               include_dirs=[out], defines=defines)
+        _gnu_as_compatible(S)
         _check_asm(S, float_abi, use_libm)
         files[f"{stem}.S"] = S
     return CompileResult(out, float_abi, target, tc.version, use_libm, files)
