@@ -15,7 +15,6 @@ from typing import Iterable, Literal, NamedTuple
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from tinykws.errors import AudioError
 
@@ -138,6 +137,8 @@ def load_audio(
         x = data.mean(axis=1) if mixed else data[:, 0]  # [frames] float32 in [-1, 1]
         if rate != sample_rate:
             g = gcd(rate, sample_rate)
+            from scipy.signal import resample_poly  # lazy: importing scipy.signal costs ~1.5 s of CPU
+
             x = resample_poly(x, sample_rate // g, rate // g).astype(np.float32)
             resampled = True
         scaled = np.rint(x * 32768.0)
