@@ -258,3 +258,35 @@ def test_build_stream_places_clips_at_known_times(tmp_path):
         assert rms(e.start_s, e.start_s + 1) > 1.5 * rms(e.start_s - 0.5, e.start_s)
     again = build_stream(kws, other, noise, spec, root=DEV)
     assert np.array_equal(again.audio, s.audio)  # deterministic for a seed
+
+
+# ---------------------------------------------------------------- a real tiny model
+
+
+@pytest.mark.slow
+def test_real_tiny_model_finds_held_out_keywords_in_a_stream(tmp_path):
+    """Train a small yes/no spotter on the dev clips, then detect yes/no in a 1-min stream
+    of *testing* clips (speakers never seen in training) among other words and noise."""
+    from eval_helpers import DEV
+    from tinykws.data.speech_commands import make_lists
+    from tinykws.dataset import featurize_lists
+    from tinykws.stream import StreamSpec, build_stream, evaluate_stream, run_stream_clips
+    from tinykws.train import TrainConfig, train
+
+    run = tmp_path / "run"
+    make_lists(DEV, "yes,no", run / "lists")
+    featurize_lists(DEV, run / "lists", run / "features")
+    cfg = TrainConfig(epochs=12, hidden_units=32, num_layers=1, batch_size=32, optimizer="adam",
+                      learning_rate=0.01, lr_min=0.001, time_shift=10)
+    train(run / "features", run, cfg)
+    kws, others, noise, data_dir = run_stream_clips(run)
+    assert {w for _, w, _ in kws} == {"yes", "no"} and others
+    stream = build_stream(kws, others, noise, StreamSpec(minutes=1.0, snrs_db=(20.0,), seed=1))
+    det = Detector(run, threshold=0.6)
+    res = evaluate_stream(det, stream)
+    at = res["at_threshold"]
+    assert stream.n_keywords >= 10
+    assert at["recall"] >= 0.6, res["at_threshold"]
+    assert at["false_alarms"] <= stream.n_keywords // 2, res["at_threshold"]
+    found = det.run(stream.audio)  # the streaming path gives the same detections
+    assert len(found) == at["hits"] + at["false_alarms"]

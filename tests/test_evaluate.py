@@ -177,3 +177,20 @@ def test_cli_json_prints_one_object(run, g12):
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "no such data folder" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_device_backend_agrees_with_torch(run, g12):
+    """The emulated Cortex-M4 (generated featurizer + model, hard float) on the same clips."""
+    pytest.importorskip("unicorn", reason="the device backend needs the device extra")
+    from tinykws.evaluate import backend_scores, load_run_model
+
+    model, meta = load_run_model(run)
+    _, clips = collect_clips(g12, CATEGORIES)
+    audio = clip_audio(clips[::9])  # 4 clips: the emulator runs ~1 s per clip
+    s_torch = backend_scores("torch", run, audio, model, meta)
+    s_dev = backend_scores("device", run, audio, model, meta)
+    assert s_dev.shape == s_torch.shape
+    np.testing.assert_array_equal(s_torch.argmax(1), s_dev.argmax(1))
+    assert np.abs(s_torch - s_dev).max() <= 1e-3  # tinykws verify's tolerance
+    res = evaluate(run, g12, backend="device", max_clips=4, write=False)
+    assert res.n == 4 and res.backend == "device"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from eval_helpers import make_run
+from eval_helpers import DEV, make_run
 from tinykws.errors import TinyKWSError
 from tinykws.evaluate import evaluate
 from tinykws.report import device_row, write_report
@@ -32,9 +32,7 @@ def full_run(tmp_path_factory) -> Path:
     ax.plot([1, 2], [0.35, 0.48])
     fig.savefig(run / "train" / "curves.png")
     plt.close(fig)
-    g12_data = run / "lists"  # evaluate on the run's own data folder (its testing list)
-    data_dir = json.loads((g12_data / "lists.json").read_text())["data_dir"]
-    evaluate(run, data_dir, max_clips=40)
+    evaluate(run, DEV, max_clips=40)  # the run's own data folder: its testing list
     stream_metrics(run, minutes=0.5)
     for abi, flash in (("hard", 41_000), ("soft", 52_000)):
         d = run / "device" / abi

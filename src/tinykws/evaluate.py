@@ -109,6 +109,13 @@ def _clips_from_lists(lists_dir: Path, split: str, data_dir: Path, categories: S
     return out
 
 
+def run_data_dir(lists_dir: Path) -> Path:
+    """The data folder a run's lists were made from (also after the run folder moved)."""
+    from tinykws.data import speech_commands
+
+    return Path(speech_commands._recorded_data_dir(Path(lists_dir)))
+
+
 def speech_commands_clips(
     data_dir: Path, categories: Sequence[str], split: str = "testing", run_dir: Path | None = None
 ) -> list[Clip]:
@@ -126,8 +133,7 @@ def speech_commands_clips(
     data_dir = Path(data_dir).resolve()
     lists_dir = Path(run_dir) / "lists" if run_dir else None
     if lists_dir and (lists_dir / "lists.json").is_file():
-        made_from = json.loads((lists_dir / "lists.json").read_text()).get("data_dir")
-        if made_from and Path(made_from).resolve() == data_dir:
+        if run_data_dir(lists_dir).resolve() == data_dir:
             return _clips_from_lists(lists_dir, split, data_dir, categories, load_silence=False)
     with tempfile.TemporaryDirectory(prefix="tinykws-eval-") as tmp:
         make_lists(data_dir, task_of(categories), tmp)

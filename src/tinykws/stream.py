@@ -154,7 +154,9 @@ def run_stream_clips(run_dir: Path, split: str = "testing") -> tuple[list, list,
     lists = Path(run_dir) / "lists"
     if not (lists / "lists.json").is_file():
         raise TinyKWSError(f"{lists}: no lists.json; run `tinykws data lists` first")
-    data_dir = Path(json.loads((lists / "lists.json").read_text())["data_dir"])
+    from tinykws.evaluate import run_data_dir
+
+    data_dir = run_data_dir(lists)
     kws, others = [], []
     for ex in read_list(lists, split):
         if ex.label == "_silence_":
