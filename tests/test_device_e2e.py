@@ -199,3 +199,19 @@ def test_verify_with_libm(compiled_run, tmp_path):
     with pytest.raises(DeviceError, match="newlib"):
         verify(out, run_dir=compiled_run, max_clips=1, toolchain=find_toolchain("zig"),
                progress=False)  # fmt: skip
+
+
+@pytest.mark.parametrize("abi", FLOAT_ABIS)
+def test_counts_equal_qemu_exec_trace(compiled_run, abi):
+    """unicorn's block counts equal QEMU mps2-an386's per-instruction trace, call by call
+    (soft float included: its helpers' IT blocks are counted the same way)."""
+    from tinykws.device import qemu_binary
+
+    if qemu_binary() is None:
+        pytest.skip("qemu-system-arm not installed (optional cross-check)")
+    r = verify(compiled_run / "device" / abi, max_clips=1, count_clips=0, qemu=True,
+               progress=False)  # fmt: skip
+    q = r.qemu_check
+    assert q["agree"], q
+    assert len(q["qemu"]["featurizer"]) == q["blocks"]
+    assert len(q["qemu"]["model"]) == q["blocks"] - 2

@@ -288,6 +288,9 @@ def verify(
     ),
     max_clips: int = typer.Option(50, "--max-clips", help="Clips to run (evenly spaced)."),
     as_json: bool = typer.Option(False, "--json", help="Print verify.json instead of a summary."),
+    qemu: bool = typer.Option(
+        False, "--qemu", help="Cross-check the instruction counts with qemu-system-arm."
+    ),
 ) -> None:
     """Run the compiled featurizer + model on an emulated Cortex-M4 and check every score."""
     import json as _json
@@ -295,7 +298,9 @@ def verify(
     from tinykws.device import format_report
     from tinykws.device import verify as run_verify
 
-    r = run_verify(compiled, run_dir=run, data_dir=data, max_clips=max_clips, progress=not as_json)
+    r = run_verify(
+        compiled, run_dir=run, data_dir=data, max_clips=max_clips, progress=not as_json, qemu=qemu
+    )
     if as_json:
         print(_json.dumps(r.to_dict(), indent=2))
     else:

@@ -82,12 +82,14 @@ def build_image(
     include_dirs: Iterable[Path | str] = (),
     name: str = "image",
     keep: Sequence[str] = (),
+    autorun: bool = False,
 ) -> Path:
     """Link `sources` (.S/.s assembled, .c compiled, .o as is) with the start-up code into `out_dir/<name>.elf`.
 
     With `harness=True` the mailbox harness is linked too; the sources must then define the
     ELL entry points (`mfcc_Filter`, `mfcc_Reset`, `completemodel_Predict`,
     `completemodel_Reset`). `keep`: functions to keep although nothing calls them (tests).
+    `autorun` (QEMU): the reset handler runs the harness once, then exits by semihosting.
     """
     check_float_abi(float_abi)
     tc = toolchain or find_toolchain()
@@ -96,8 +98,10 @@ def build_image(
     rt = runtime_dir()
     # -fno-builtin keeps memcpy/memset's own loops from compiling into calls to themselves.
     no_builtin = ["-ffreestanding", "-fno-builtin"]
-    if tc.name == "arm-none-eabi-gcc":
+    if tc.name == GCC:
         no_builtin.append("-fno-tree-loop-distribute-patterns")
+    if autorun:
+        no_builtin.append("-DTKWS_AUTORUN")
     objs = [tc.compile_object(rt / "startup.c", out_dir / "startup.o", float_abi,
                               extra_flags=no_builtin)]  # fmt: skip
     if harness:
@@ -220,19 +224,25 @@ class _Counter:
         self.sp: dict[str, int] = {}  # lowest stack pointer seen at each tracked entry
 
     def hook(self, uc, address: int, size: int, _user) -> None:  # noqa: ANN001
+        """unicorn block hook: charge the block's instructions to the current phase."""
         key = (address, size)
         n = self.cache.get(key)
         if n is None:
             n = self.cache[key] = count_thumb_instructions(self.code, address, size)
+        self.add(address, n, uc)
+
+    def add(self, address: int, n: int, uc=None) -> None:  # noqa: ANN001
+        """`n` instructions executed from `address` (a block, or one instruction)."""
         phase = self.entries.get(address)
         if phase is not None:
             self.phase = phase
             lst = self.calls.setdefault(phase, [])
             lst.append(0)
             self.cur = lst
-            sp = uc.reg_read(_REG_SP)
-            if sp < self.sp.get(phase, 1 << 32):
-                self.sp[phase] = sp
+            if uc is not None:
+                sp = uc.reg_read(_REG_SP)
+                if sp < self.sp.get(phase, 1 << 32):
+                    self.sp[phase] = sp
         elif self.home_lo <= address < self.home_hi:
             self.phase = "harness"
             self.cur = None
@@ -523,6 +533,7 @@ class VerifyReport:
     peak_stack_bytes: int
     seconds: float
     clips: list[str] = field(default_factory=list)
+    qemu_check: Optional[dict[str, Any]] = None  # per-call counts from QEMU vs unicorn
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -719,6 +730,7 @@ def verify(
     count_clips: Optional[int] = None,
     count_blocks: Optional[int] = None,
     progress: bool = True,
+    qemu: bool = False,
 ) -> VerifyReport:
     """Link `compiled_dir/{featurizer,model}.S` into an emulated Cortex-M4 image, run real
     clips through it and compare every class score with the PyTorch model.
@@ -726,6 +738,8 @@ def verify(
     `run_dir` defaults to compiled_dir/../.. (RUN_DIR/device/<abi>). Writes
     `compiled_dir/verify.json`; the build lands in `compiled_dir/build/`. Instructions are
     counted on `count_clips` clips x `count_blocks` blocks (default per ABI: COUNTING).
+    `qemu`: also count the first clip's first blocks on QEMU's mps2-an386 (exact
+    per-instruction trace) and report whether the counts agree.
     """
     t0 = time.perf_counter()
     compiled_dir = Path(compiled_dir)
@@ -761,8 +775,15 @@ def verify(
         progress,
         count_blocks or default_blocks,
     )
-    sizes = object_sizes(build)
     stack = device.peak_stack(counts)
+    qemu_check = None
+    if qemu:
+        if qemu_binary() is None:
+            raise DeviceError(
+                "--qemu needs qemu-system-arm (Debian: apt-get install qemu-system-arm)"
+            )
+        qemu_check = qemu_cross_check(compiled_dir, device, clips[0][1], float_abi, tc)
+    sizes = object_sizes(build)
     flash = sum(s["text"] + s["rodata"] + s["data"] for s in sizes.values())
     ram = sum(s["data"] + s["bss"] for s in sizes.values()) + stack
     counted = parity.pop("counted_clips")
@@ -775,6 +796,7 @@ def verify(
         ram_bytes=ram,
         peak_stack_bytes=stack,
         seconds=time.perf_counter() - t0,
+        qemu_check=qemu_check,
         **parity,
     )
     report.save(compiled_dir / "verify.json")
@@ -807,9 +829,13 @@ def format_report(r: VerifyReport) -> str:
         f"(data + bss + peak stack {r.peak_stack_bytes:,} B)"
     )
     if r.float_abi == "soft":
+        lines.append("soft float: the counts include the __aeabi_* helpers they call")
+    if r.qemu_check is not None:
+        q = r.qemu_check
+        verdict = "identical" if q["agree"] else "DIFFERENT"
         lines.append(
-            "soft float: counts include the __aeabi_* helpers; condition-failed IT-block "
-            "instructions are counted (a per-instruction unicorn hook would skip them)"
+            f"QEMU mps2-an386 cross-check over {q['blocks']} blocks: per-call counts "
+            f"{verdict} (featurizer {q['qemu']['featurizer']}, model {q['qemu']['model']})"
         )
     if r.ok:
         lines.append(f"PASS in {r.seconds:.1f} s")
@@ -904,3 +930,93 @@ def model_macs(config: Any) -> dict[str, int]:
     macs["softmax"] = C
     macs["total"] = sum(macs.values())
     return macs
+
+
+# ---------------------------------------------------------------------- QEMU cross-check
+
+QEMU_BLOCKS = {"hard": 6, "soft": 3}  # blocks run under QEMU's per-instruction trace
+
+
+def qemu_binary() -> Optional[str]:
+    """Path of qemu-system-arm, or None when it is not installed (the check is optional)."""
+    import shutil
+
+    return shutil.which("qemu-system-arm")
+
+
+def qemu_count(elf: Path | str, shape: HarnessShape, audio: np.ndarray, timeout: float = 900) -> CallCounts:
+    """Exact instruction counts per call from QEMU's mps2-an386 (a Cortex-M4 board).
+
+    `elf` must be built with `autorun=True`. QEMU runs one instruction per translation block
+    (-singlestep) and logs every block it executes (-d exec,nochain), so each log line is one
+    issued instruction, condition-failed IT-block instructions included. The audio and
+    mailbox header are put into RAM by QEMU's generic loader before reset.
+    """
+    import subprocess
+    import tempfile
+
+    qemu = qemu_binary()
+    if qemu is None:
+        raise DeviceError("qemu-system-arm is not installed (Debian: apt-get install qemu-system-arm)")
+    syms = read_symbols(elf)
+    x = np.asarray(audio, dtype="<f4")
+    n_blocks = x.size // shape.block_len
+    header = struct.pack(
+        "<8I", MAILBOX_MAGIC, n_blocks, shape.block_len, shape.n_features, shape.n_scores,
+        shape.warmup_blocks, 1, 0,
+    )  # fmt: skip
+    mb, data = syms["tkws_mailbox"].addr, syms["tkws_mailbox_data"].addr
+    fn = syms["tkws_harness_run"]
+    counter = _Counter(
+        {syms[n].addr: n for n in KWSDevice.TRACKED}, (fn.addr, fn.addr + fn.size), b""
+    )
+    with tempfile.TemporaryDirectory(prefix="tinykws-qemu-") as tmp:
+        blob = Path(tmp) / "mailbox.bin"
+        blob.write_bytes(header + bytes(data - mb - len(header)) + x[: n_blocks * shape.block_len].tobytes())
+        cmd = [
+            qemu, "-M", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-monitor", "none",
+            "-serial", "none", "-semihosting-config", "enable=on,target=native",
+            "-kernel", str(Path(elf).resolve()),
+            "-device", f"loader,file={blob},addr={mb:#x},force-raw=on",
+            "-singlestep", "-d", "exec,nochain",
+        ]  # fmt: skip
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        add = counter.add
+        t0 = time.monotonic()
+        for line in proc.stderr:  # "Trace 0: 0x... [cs_base/pc/flags/cflags] symbol"
+            if line.startswith("Trace"):
+                add(int(line.split("[", 1)[1].split("/", 2)[1], 16), 1)
+            if time.monotonic() - t0 > timeout:
+                proc.kill()
+                raise DeviceError(f"QEMU did not finish within {timeout:.0f} s")
+        if proc.wait() != 0:
+            raise DeviceError(f"QEMU exited with status {proc.returncode}: {' '.join(cmd)}")
+    return CallCounts(dict(counter.total), {k: list(v) for k, v in counter.calls.items()})
+
+
+def qemu_cross_check(
+    compiled_dir: Path | str,
+    device: KWSDevice,
+    audio: np.ndarray,
+    float_abi: str,
+    toolchain: Optional[Toolchain] = None,
+) -> dict[str, Any]:
+    """Count the first QEMU_BLOCKS blocks of `audio` with QEMU and with unicorn's block
+    counter; both count every issued instruction, so the per-call counts must agree."""
+    compiled_dir = Path(compiled_dir)
+    n = QEMU_BLOCKS[float_abi] * device.shape.block_len
+    elf = build_image(
+        [compiled_dir / "featurizer.S", compiled_dir / "model.S"],
+        compiled_dir / "build" / "qemu",
+        float_abi,
+        toolchain,
+        autorun=True,
+    )
+    q = qemu_count(elf, device.shape, audio[:n])
+    u = device.run_clip(np.asarray(audio[:n], dtype=np.float32), count=True).counts
+    out: dict[str, Any] = {"blocks": QEMU_BLOCKS[float_abi], "qemu": {}, "unicorn": {}}
+    for key, fn in (("featurizer", "mfcc_Filter"), ("model", "completemodel_Predict")):
+        out["qemu"][key] = q.per_call.get(fn, [])
+        out["unicorn"][key] = u.per_call.get(fn, []) if u else []
+    out["agree"] = out["qemu"] == out["unicorn"]
+    return out

@@ -25,7 +25,9 @@ typedef struct {
     uint32_t frames_done;   /* written by the device: completemodel_Predict calls */
 } tkws_mailbox_t;
 
-volatile tkws_mailbox_t tkws_mailbox;
+/* In its own section after the stack (see cortex_m4.ld): the start-up code never touches
+ * it, so a host (or QEMU's loader) may fill it before reset. */
+__attribute__((section(".mailbox_header"))) volatile tkws_mailbox_t tkws_mailbox;
 
 /* Data area after the stack, up to the end of RAM (see cortex_m4.ld):
  * audio [n_blocks * block_len], features [n_blocks * n_features], scores [frames * n_scores]. */

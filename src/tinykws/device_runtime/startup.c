@@ -13,6 +13,7 @@ extern uint32_t _sidata[], _sdata[], _edata[], _sbss[], _ebss[], _estack[];
 void Reset_Handler(void);
 void tkws_done(void);
 void tkws_fault(void);
+void tkws_harness_run(void);
 
 /* Cortex-M vector table: initial SP, reset, NMI, HardFault, MemManage, BusFault, UsageFault,
  * 4 reserved, SVCall, DebugMon, reserved, PendSV, SysTick. */
@@ -39,6 +40,14 @@ void Reset_Handler(void) {
 #if defined(__ARM_FP)
     SCB_CPACR |= 0xFu << 20; /* CP10, CP11: full access to the FPU */
     __asm volatile("dsb\n\tisb" ::: "memory");
+#endif
+#if defined(TKWS_AUTORUN)
+    /* QEMU build: run the harness once on the mailbox loaded with the image, then end the
+     * emulation through semihosting (SYS_EXIT, ADP_Stopped_ApplicationExit). */
+    tkws_harness_run();
+    register uint32_t op __asm("r0") = 0x18u;
+    register uint32_t arg __asm("r1") = 0x20026u;
+    __asm volatile("bkpt #0xAB" : : "r"(op), "r"(arg) : "memory");
 #endif
     tkws_done();
 }
