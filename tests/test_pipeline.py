@@ -1,0 +1,81 @@
+"""End to end: `tinykws pipeline` from synthesized audio to a verified Cortex-M4 build and a report.
+
+The quick configuration runs in CI on every commit (the one real end-to-end path); the full
+default job is marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech_commands_dev"
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "TINYKWS_NO_PROGRESS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "tinykws", *args], cwd=cwd, env=env, capture_output=True, text=True
+    )
+
+
+def check_run(run: Path) -> None:
+    """Every stage left its output, both device builds match Python, the report links its pictures."""
+    for rel in (
+        "lists/categories.txt", "features/training.npz", "train/best.pt", "train/curves.png",
+        "export/model.onnx", "export/model_step.onnx", "eval/evaluation.json",
+        "eval/confusion.png", "report.md", "pipeline.json",
+    ):  # fmt: skip
+        assert (run / rel).is_file(), rel
+    for abi in ("hard", "soft"):
+        d = run / "device" / abi
+        for name in ("featurizer.h", "featurizer.S", "model.h", "model.S"):
+            assert (d / name).is_file(), d / name
+        v = json.loads((d / "verify.json").read_text())
+        assert v["ok"] and v["argmax_agreement"] == 1.0 and v["max_abs_diff"] <= 1e-3, v
+        assert v["instructions"], "verify must count instructions"
+    report = (run / "report.md").read_text()
+    for png in ("curves.png", "confusion.png"):
+        assert png in report
+    for link in [l for l in report.split("(") if ".png)" in l]:
+        assert (run / link.split(")")[0]).is_file(), link
+    stages = [s["stage"] for s in json.loads((run / "pipeline.json").read_text())]
+    assert stages[0] == "data synth" or stages[0] == "data lists"
+    assert stages[-1] == "report"
+
+
+def test_pipeline_quick_end_to_end(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    r = run_cli("pipeline", "--quick", "--out", str(run), cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    assert r.stdout.strip().endswith("report.md")
+    check_run(run)
+    acc = json.loads((run / "eval" / "evaluation.json").read_text())["accuracy"]
+    assert 0.0 <= acc <= 1.0
+
+    # A second run finds every stage done: nothing is recomputed, the report is rewritten.
+    r2 = run_cli("pipeline", "--quick", "--out", str(run), cwd=tmp_path)
+    assert r2.returncode == 0, r2.stderr[-3000:]
+    assert "training already finished" in r2.stderr
+
+
+def test_pipeline_bad_data_is_a_clean_error(tmp_path: Path) -> None:
+    r = run_cli("pipeline", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r"), cwd=tmp_path)
+    assert r.returncode == 2
+    assert "Traceback" not in r.stderr and "nope" in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not DEV.is_dir(), reason="needs ../shared/data/speech_commands_dev")
+def test_pipeline_default_on_dev_data(tmp_path: Path) -> None:
+    run = tmp_path / "dev"
+    r = run_cli("pipeline", "--data", str(DEV), "--out", str(run), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-5000:]
+    check_run(run)
+    acc = json.loads((run / "eval" / "evaluation.json").read_text())["accuracy"]
+    assert acc > 1 / 12 * 3, f"testing accuracy {acc} barely above chance"
