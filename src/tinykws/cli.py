@@ -322,12 +322,14 @@ def evaluate(
     split: str = typer.Option("testing", help="Split of a Speech Commands layout."),
 ) -> None:
     """Accuracy and per-class precision/recall/F1 on 1-s clips; writes RUN_DIR/eval/."""
+    import contextlib
     import json as _json
 
     from tinykws.evaluate import evaluate as run_eval
 
-    result = run_eval(run_dir, data, backend=backend, split=split, max_clips=max_clips,
-                      log=None if json_out else console.print)
+    with contextlib.redirect_stdout(sys.stderr if json_out else sys.stdout):  # stdout: JSON only
+        result = run_eval(run_dir, data, backend=backend, split=split, max_clips=max_clips,
+                          log=None if json_out else console.print)
     if json_out:
         typer.echo(_json.dumps(result.to_dict()))
     else:
@@ -347,6 +349,7 @@ def detect(
     live: bool = typer.Option(False, "--live", help="Listen to the microphone (extra `live`)."),
 ) -> None:
     """Streaming keyword detection in a recording (or live), with timestamps."""
+    import contextlib
     import json as _json
 
     from tinykws.detect import detect_file, detect_live
@@ -363,7 +366,8 @@ def detect(
         return
     if audio is None:
         raise TinyKWSError("give an AUDIO.wav file, or --live for the microphone")
-    found = detect_file(run_dir, audio, threshold, smoothing_ms, refractory_ms, mode)
+    with contextlib.redirect_stdout(sys.stderr if json_out else sys.stdout):  # stdout: JSON only
+        found = detect_file(run_dir, audio, threshold, smoothing_ms, refractory_ms, mode)
     if json_out:
         typer.echo(_json.dumps([d.to_dict() for d in found]))
         return
