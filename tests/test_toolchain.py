@@ -70,6 +70,8 @@ def test_compile_assemble_link(name, abi, sources, tmp_path):
         assert fpu == []
         assert "__aeabi_fmul" in asm and "__aeabi_fadd" in asm
     obj = t.assemble(S, tmp_path / "dot.o", abi)
+    if shutil.which("arm-none-eabi-gcc"):  # firmware projects assemble with GNU as
+        find_toolchain("gcc").assemble(S, tmp_path / "dot_gas.o", abi)
     main = t.compile_object(sources / "main.c", tmp_path / "main.o", abi)
     elf = t.link([obj, main], sources / "link.ld", tmp_path / "t.elf", abi)
     sizes = t.size(elf)

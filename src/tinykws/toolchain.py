@@ -50,8 +50,10 @@ TARGET_FLAGS = {
     (ZIG, "soft"): ("-target", "thumb-freestanding-eabi", "-mcpu=cortex_m4", "-mfloat-abi=soft"),
 }
 
-# zig's clang: no debug info in the .S (zig cc adds -g by default), no UBSan traps.
-ZIG_EXTRA = ("-g0", "-fno-sanitize=all")
+# zig's clang: no debug info in the .S (zig cc adds -g by default), no UBSan traps, no
+# `.addrsig` directives (a linker hint that GNU as rejects: the .S must assemble with
+# arm-none-eabi-gcc too).
+ZIG_EXTRA = ("-g0", "-fno-sanitize=all", "-fno-addrsig")
 
 
 class ToolchainError(TinyKWSError):
