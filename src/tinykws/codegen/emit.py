@@ -99,10 +99,13 @@ def _common_getters(module: str, n_in: int, n_out: int, num_nodes: int, meta: di
     """ELL's size/shape/metadata getters (bodies)."""
     keys = list(meta)
     meta_defs = "".join(
-        f"static char {module}_meta_{i}[] = {c_string(meta[k])};\n" for i, k in enumerate(keys)
+        f"static const char {module}_meta_{i}[] = {c_string(meta[k])};\n"
+        for i, k in enumerate(keys)
     )
+    # ELL returns `char *`; the strings live in flash (const), callers must not write them.
     lookups = "".join(
-        f"    if ({module}__streq(key, {c_string(k)})) {{\n        return {module}_meta_{i};\n    }}\n"
+        f"    if ({module}__streq(key, {c_string(k)})) {{\n"
+        f"        return (char *){module}_meta_{i};\n    }}\n"
         for i, k in enumerate(keys)
     )
     return f"""
@@ -332,19 +335,20 @@ def featurizer_tables(params: Any, prefix: str = "tkws") -> str:
 
 
 def featurizer_state_decl(params: Any, prefix: str = "tkws") -> str:
-    """`static struct {...} <prefix>_state` holding every buffer, and its logmel state."""
+    """`<prefix>_state`: every buffer of the featurizer in one zero-initialised static struct
+    (.bss), and `<prefix>_st`, the runtime's small state pointing into it (.data)."""
     first_block = -(-params.window_size // params.hop)
     n = int(params.fft_size)
     return f"""\
-/* All mutable state of the featurizer: one static struct, no heap. */
+/* All mutable state of the featurizer: one static struct (zero at start-up), no heap. */
 static struct {{
     float ring[{first_block * params.hop}];   /* last {first_block} blocks, pre-emphasised */
     float work[{n}];  /* FFT work buffer */
     float power[{n // 2 + 1}]; /* power spectrum */
     int32_t valid;    /* 1 if the last frame covered real samples only */
-    tkws_logmel_state st;
-}} {prefix}_state = {{ {{0.0f}}, {{0.0f}}, {{0.0f}}, 0,
-    {{ {prefix}_state.ring, {prefix}_state.work, {prefix}_state.power, 0.0f, 0, 0 }} }};
+}} {prefix}_state;
+static tkws_logmel_state {prefix}_st = {{
+    {prefix}_state.ring, {prefix}_state.work, {prefix}_state.power, 0.0f, 0, 0 }};
 """
 
 
@@ -392,12 +396,12 @@ int32_t {m}_IsFrameValid(void);
 void {m}_Filter(void *context, const float *input, float *output)
 {{
     (void)context;
-    {m}_state.valid = tkws_logmel_step(&{m}_config, &{m}_state.st, input, output);
+    {m}_state.valid = tkws_logmel_step(&{m}_config, &{m}_st, input, output);
 }}
 
 void {m}_Reset(void)
 {{
-    tkws_logmel_reset(&{m}_config, &{m}_state.st);
+    tkws_logmel_reset(&{m}_config, &{m}_st);
     {m}_state.valid = 0;
 }}
 
