@@ -35,7 +35,8 @@ float A[4] = {1, 2, 3, 4}, B[4] = {5, 6, 7, 8};
 volatile float R;
 static volatile char zeros[100];
 void Reset_Handler(void) { R = tk_dot(A, B, 4) + zeros[3]; for (;;) {} }
-__attribute__((section(".vectors"))) const void *vec[2] = {(void *)0x20004000, (void *)Reset_Handler};
+__attribute__((section(".vectors")))
+const void *vec[2] = {(void *)0x20004000, (void *)Reset_Handler};
 """
 
 
@@ -88,7 +89,8 @@ def test_unity_compile_of_several_files(sources, tmp_path):
     (tmp_path / "a.c").write_text('#include "helper.h"\nfloat fa(float x) { return sq(x); }\n')
     (tmp_path / "b.c").write_text("float fb(float x) { return x + 1.0f; }\n")
     t = find_toolchain("zig")
-    asm = t.compile_to_asm([tmp_path / "a.c", tmp_path / "b.c"], tmp_path / "ab.S", "hard").read_text()
+    S = t.compile_to_asm([tmp_path / "a.c", tmp_path / "b.c"], tmp_path / "ab.S", "hard")
+    asm = S.read_text()
     assert "fa:" in asm and "fb:" in asm
     assert str(tmp_path) not in asm.split("\n", 3)[3]  # no temporary paths in the body
 

@@ -9,13 +9,15 @@ Costs and sizes:
 - instructions per call of `mfcc_Filter` / `completemodel_Predict`, counted with a basic-block
   hook that adds the number of Thumb instructions in each executed block (decoded once from
   the code bytes). A block's count includes instructions in an IT block whose condition
-  failed: the core still spends a cycle on them. (A per-instruction code hook would skip
-  those in unicorn, giving a lower bound, and costs ~10x more.) Calls into shared helpers
-  (soft-float `__aeabi_*`, `memcpy`) are charged to the caller.
+  failed: the core still spends a cycle on them (unicorn's per-instruction code hook skips
+  them: a lower bound). The counts equal QEMU's per-instruction exec trace call by call
+  (`qemu_cross_check`). Calls into shared helpers (soft-float `__aeabi_*`, `memcpy`) are
+  charged to the caller.
 - peak stack: the stack is filled with a pattern before the first run; after the runs the
   lowest overwritten word, relative to the stack pointer at the call, is the high-water mark.
-- flash = text + rodata (+ initial values of data), RAM = data + bss + peak stack, both for
-  the featurizer and model objects only (the harness is not part of a firmware).
+- flash = text + rodata + data (its initial values), RAM = data + bss + peak stack, for the
+  featurizer and model objects only (the harness is not part of a firmware; with --libm,
+  newlib's expf/logf are not counted either).
 """
 
 from __future__ import annotations
@@ -55,8 +57,6 @@ MAILBOX_FIELDS = (
     "reset",
     "frames_done",
 )
-FEATURIZER_API = ("mfcc_Filter", "mfcc_Reset")
-MODEL_API = ("completemodel_Predict", "completemodel_Reset")
 MAX_INSTRUCTIONS_PER_CALL = 2_000_000_000  # runaway guard for one emulator call
 _REG_SP = 12  # unicorn.arm_const.UC_ARM_REG_SP (checked in Emulator.__init__)
 
@@ -84,7 +84,9 @@ def build_image(
     keep: Sequence[str] = (),
     autorun: bool = False,
 ) -> Path:
-    """Link `sources` (.S/.s assembled, .c compiled, .o as is) with the start-up code into `out_dir/<name>.elf`.
+    """Link `sources` (.S/.s assembled, .c compiled, .o as is) with the start-up code.
+
+    Writes `out_dir/<name>.elf` (and the objects; with gcc also `<name>.map`).
 
     With `harness=True` the mailbox harness is linked too; the sources must then define the
     ELL entry points (`mfcc_Filter`, `mfcc_Reset`, `completemodel_Predict`,
@@ -602,13 +604,17 @@ def verify_device(
             fdiff = np.abs(dev_feat - ref_feat[i]).max(axis=1)  # [T]
             diff = np.abs(run.scores - ref_scores[i])  # [T, C]
             bad = ~(diff <= atol)  # NaN counts as bad
-            max_diff = max(max_diff, float(np.nanmax(diff)) if np.isfinite(diff).any() else math.inf)
+            worst = float(np.nanmax(diff)) if np.isfinite(diff).any() else math.inf
+            max_diff = max(max_diff, worst)
             max_fdiff = max(max_fdiff, float(np.nanmax(fdiff)) if fdiff.size else 0.0)
             same = int(np.argmax(run.scores[-1])) == int(np.argmax(ref_scores[i][-1]))
             agree += same
             n_frames += len(diff)
             if first is None and (bad.any() or not same):
-                t, c = (np.argwhere(bad)[0] if bad.any() else (len(diff) - 1, int(np.argmax(diff[-1]))))
+                if bad.any():
+                    t, c = np.argwhere(bad)[0]
+                else:  # scores within tolerance but the final decision differs (a tie)
+                    t, c = len(diff) - 1, int(np.argmax(diff[-1]))
                 first = {
                     "clip": name,
                     "clip_index": i,
@@ -650,7 +656,12 @@ def instruction_summary(counts: Optional[CallCounts], counted_clips: int) -> dic
     for key, fn in (("featurizer", "mfcc_Filter"), ("model", "completemodel_Predict")):
         v = counts.per_call.get(fn, [])
         if v:
-            out[key] = {"mean": float(np.mean(v)), "min": int(min(v)), "max": int(max(v)), "calls": len(v)}
+            out[key] = {
+                "mean": float(np.mean(v)),
+                "min": int(min(v)),
+                "max": int(max(v)),
+                "calls": len(v),
+            }
     return out
 
 
@@ -691,7 +702,9 @@ def select_clips(
         data_dir = Path(data_dir)
         if not data_dir.is_dir():
             raise DeviceError(f"--data {data_dir} is not a folder")
-        paths = sorted(p for p in data_dir.rglob("*.wav") if not p.parent.name.startswith("_background"))
+        paths = sorted(
+            p for p in data_dir.rglob("*.wav") if not p.parent.name.startswith("_background")
+        )
         if not paths:
             raise DeviceError(f"no .wav files under {data_dir}")
     else:
@@ -945,7 +958,9 @@ def qemu_binary() -> Optional[str]:
     return shutil.which("qemu-system-arm")
 
 
-def qemu_count(elf: Path | str, shape: HarnessShape, audio: np.ndarray, timeout: float = 900) -> CallCounts:
+def qemu_count(
+    elf: Path | str, shape: HarnessShape, audio: np.ndarray, timeout: float = 900
+) -> CallCounts:
     """Exact instruction counts per call from QEMU's mps2-an386 (a Cortex-M4 board).
 
     `elf` must be built with `autorun=True`. QEMU runs one instruction per translation block
@@ -958,7 +973,9 @@ def qemu_count(elf: Path | str, shape: HarnessShape, audio: np.ndarray, timeout:
 
     qemu = qemu_binary()
     if qemu is None:
-        raise DeviceError("qemu-system-arm is not installed (Debian: apt-get install qemu-system-arm)")
+        raise DeviceError(
+            "qemu-system-arm is not installed (Debian: apt-get install qemu-system-arm)"
+        )
     syms = read_symbols(elf)
     x = np.asarray(audio, dtype="<f4")
     n_blocks = x.size // shape.block_len
@@ -973,7 +990,8 @@ def qemu_count(elf: Path | str, shape: HarnessShape, audio: np.ndarray, timeout:
     )
     with tempfile.TemporaryDirectory(prefix="tinykws-qemu-") as tmp:
         blob = Path(tmp) / "mailbox.bin"
-        blob.write_bytes(header + bytes(data - mb - len(header)) + x[: n_blocks * shape.block_len].tobytes())
+        samples = x[: n_blocks * shape.block_len].tobytes()
+        blob.write_bytes(header + bytes(data - mb - len(header)) + samples)
         cmd = [
             qemu, "-M", "mps2-an386", "-cpu", "cortex-m4", "-nographic", "-monitor", "none",
             "-serial", "none", "-semihosting-config", "enable=on,target=native",

@@ -80,7 +80,7 @@ class Toolchain:
     # ------------------------------------------------------------------ description
     @property
     def version(self) -> str:
-        """Compiler version string, e.g. 'arm-none-eabi-gcc 12.2.1' or 'zig 0.17.1 (clang 22.1.8)'."""
+        """Compiler and version, e.g. 'arm-none-eabi-gcc 12.2.1', 'zig 0.17.1 (clang 22.1.8)'."""
         return _version(self.name, self.driver)
 
     def target_flags(self, float_abi: str) -> list[str]:
@@ -120,7 +120,9 @@ class Toolchain:
         the runtime's helpers into the generated glue. A comment header records the compiler
         and flags.
         """
-        c_files = [Path(c_files)] if isinstance(c_files, (str, Path)) else [Path(c) for c in c_files]
+        if isinstance(c_files, (str, Path)):
+            c_files = [c_files]
+        c_files = [Path(c) for c in c_files]
         if not c_files:
             raise ToolchainError("compile_to_asm: no C files given")
         for c in c_files:
@@ -227,7 +229,9 @@ class Toolchain:
 def _clean_stderr(stderr: str) -> str:
     """Drop zig's harmless note that it passes `-c` to clang itself."""
     return "\n".join(
-        line for line in stderr.splitlines() if "argument unused during compilation: '-c'" not in line
+        line
+        for line in stderr.splitlines()
+        if "argument unused during compilation: '-c'" not in line
     )
 
 
@@ -236,7 +240,9 @@ def _version(name: str, driver: tuple[str, ...]) -> str:
     if name == GCC:
         out = subprocess.run([*driver, "-dumpfullversion"], capture_output=True, text=True)
         return f"{GCC} {out.stdout.strip()}"
-    zig = subprocess.run([sys.executable, "-m", "ziglang", "version"], capture_output=True, text=True)
+    zig = subprocess.run(
+        [sys.executable, "-m", "ziglang", "version"], capture_output=True, text=True
+    )
     clang = subprocess.run([*driver, "--version"], capture_output=True, text=True)
     clang_line = clang.stdout.splitlines()[0].replace(" version", "") if clang.stdout else "clang"
     return f"zig {zig.stdout.strip()} ({clang_line})"
