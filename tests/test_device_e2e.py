@@ -215,3 +215,26 @@ def test_counts_equal_qemu_exec_trace(compiled_run, abi):
     assert q["agree"], q
     assert len(q["qemu"]["featurizer"]) == q["blocks"]
     assert len(q["qemu"]["model"]) == q["blocks"] - 2
+
+
+def test_reference_equals_streaming_step_by_step(compiled_run):
+    """verify's batched reference = StreamingFeaturizer block by block + KWSModel.step."""
+    from tinykws.features import StreamingFeaturizer
+    from tinykws.models import load_checkpoint
+
+    x = load_audio(sorted((DATA / "no").glob("*.wav"))[0])[0].astype(np.float32)
+    ref, shape, fp, _ = torch_reference(compiled_run)
+    feats, scores = ref(x[None])
+    model, _ = load_checkpoint(compiled_run / "train" / "best.pt")
+    sf, state, t = StreamingFeaturizer(fp), model.init_state(1), 0
+    with torch.no_grad():
+        for b in range(len(x) // shape.block_len):
+            frame = sf.step(x[b * shape.block_len : (b + 1) * shape.block_len])
+            if frame is None:
+                assert b < shape.warmup_blocks
+                continue
+            logits, state = model.step(torch.from_numpy(frame)[None], state)
+            np.testing.assert_allclose(frame, feats[0, t], atol=1e-4)
+            np.testing.assert_allclose(torch.softmax(logits, -1)[0], scores[0, t], atol=1e-5)
+            t += 1
+    assert t == scores.shape[1] == 98
