@@ -100,6 +100,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     """auto (CUDA when available) | cpu | cuda"""
+    threads: int = 0
+    """torch intra-op CPU threads; 0 = torch's default (one per core).  On a busy machine
+    1 is often fastest: the per-step loops are single-threaded anyway"""
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -116,6 +119,8 @@ class TrainConfig:
             raise TinyKWSError(f"unknown optimizer {self.optimizer!r}; use sgd or adam")
         if self.device not in ("auto", "cpu", "cuda"):
             raise TinyKWSError(f"unknown device {self.device!r}; use auto, cpu or cuda")
+        if self.threads < 0:
+            raise TinyKWSError("threads must be >= 0 (0 = torch's default)")
         if self.max_rolling_length < 0:
             raise TinyKWSError("max_rolling_length must be >= 0")
         if not 0.0 <= self.noise_prob <= 1.0:
@@ -472,6 +477,8 @@ def train(
         ckpt = torch.load(last_path, map_location="cpu", weights_only=True)
         config = TrainConfig.from_dict(ckpt["train_config"])
     cfg = config
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     device = choose_device(cfg.device)
     dist = _init_distributed(device)
     if dist.world > 1 and device.type == "cuda":
@@ -676,5 +683,5 @@ def prepare_features(data_dir: Path | str, run_dir: Path | str, task: str = "goo
         raise TinyKWSError(f"--data needs the lists and featurize stages ({e}); use --features") from None
     run_dir = Path(run_dir)
     make_lists(data_dir, task, run_dir / "lists")
-    featurize_lists(run_dir / "lists", run_dir / "features")
+    featurize_lists(data_dir, run_dir / "lists", run_dir / "features")
     return run_dir / "features"

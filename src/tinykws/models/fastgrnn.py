@@ -135,6 +135,53 @@ class _single_thread:
             torch.set_num_threads(self.n)
 
 
+class _BufferPool:
+    """Reusable internal [T, B, H] work buffers of the recurrences.
+
+    A fresh multi-megabyte tensor is fresh memory from the OS: the first write to each
+    page is a page fault, which for a training step of the default model costs as much as
+    its arithmetic.  Buffers go back to the pool when their backward has run; buffers
+    handed to the caller (outputs, gradients) never come from it.
+    """
+
+    def __init__(self, keep: int = 16) -> None:
+        self.keep = keep
+        self.enabled = True  # off: every buffer is fresh (repeated backward, gradcheck)
+        self.free: dict[tuple, list[Tensor]] = {}
+
+    def take(self, like: Tensor, shape=None) -> Tensor:
+        shape = tuple(like.shape if shape is None else shape)
+        stack = self.free.get((shape, like.dtype, like.device)) if self.enabled else None
+        return stack.pop() if stack else like.new_empty(shape)
+
+    def give(self, *tensors: Tensor) -> None:
+        if not self.enabled:
+            return
+        for t in tensors:
+            stack = self.free.setdefault((tuple(t.shape), t.dtype, t.device), [])
+            if len(stack) < self.keep:
+                stack.append(t)
+
+
+_POOL = _BufferPool()
+
+
+def buffer_pool(enabled: bool) -> None:
+    """Switch the recycling of the fast path's work buffers on (default) or off."""
+    _POOL.enabled = enabled
+    _POOL.free.clear()
+
+
+def _claim(ctx) -> None:
+    """A recurrence's buffers return to the pool after its backward: a second backward
+    through the same graph (retain_graph=True) would read reused memory, so refuse it."""
+    if getattr(ctx, "claimed", False) and _POOL.enabled:
+        raise RuntimeError(
+            "FastGRNN/FastRNN fast path: backward through the same graph twice needs "
+            "tinykws.models.fastgrnn.buffer_pool(False) (or model.set_fast(False))")
+    ctx.claimed = True
+
+
 class _FastGRNNRecurrence(torch.autograd.Function):
     """The FastGRNN recurrence given the input projections of all steps.
 
@@ -152,15 +199,17 @@ class _FastGRNNRecurrence(torch.autograd.Function):
         k1 = float(torch.sigmoid(zeta).item())  # σ(ζ)
         k2 = float(torch.sigmoid(nu).item())  # σ(ν)
         k12 = k1 + k2
-        pg = pre + bias_gate  # [T, B, H]
-        pu = pre + bias_update
+        pg = torch.add(pre, bias_gate, out=_POOL.take(pre))  # [T, B, H]
+        # tanh(v) = 2 σ(2v) - 1: torch's CPU tanh costs 5x its sigmoid
+        pu2 = torch.add(pre, bias_update, out=_POOL.take(pre)).mul_(2.0)
         Hs = pre.new_empty(T + 1, B, H)  # Hs[0] = h0, Hs[t + 1] = h_t
         Hs[0] = h0
         Ut = U.t()
         r = pre.new_empty(B, H)
+        minus_one = pre.new_full((B, H), -1.0)
+        ones = pre.new_ones(B, H)
         if need_grad:
-            Z, C, ZC, G, G2 = (torch.empty_like(pre) for _ in range(5))
-            ones = pre.new_ones(B, H)
+            Z, C, ZC, G, G2 = (_POOL.take(pre) for _ in range(5))
         else:
             z, c = pre.new_empty(B, H), pre.new_empty(B, H)
         with _single_thread():
@@ -170,7 +219,8 @@ class _FastGRNNRecurrence(torch.autograd.Function):
                     z, c = Z[t], C[t]
                 torch.mm(h, Ut, out=r)  # U h
                 torch.add(pg[t], r, out=z).sigmoid_()
-                torch.add(pu[t], r, out=c).tanh_()
+                s = torch.add(pu2[t], r, alpha=2.0).sigmoid_()
+                torch.add(minus_one, s, alpha=2.0, out=c)  # c = tanh(a + bias_update)
                 # h' = z h + (k1 (1 - z) + k2) c = z (h - k1 c) + (k1 + k2) c
                 tmp = torch.sub(h, c, alpha=k1)
                 if need_grad:
@@ -180,6 +230,7 @@ class _FastGRNNRecurrence(torch.autograd.Function):
                     torch.add(g1, G2[t], out=G[t])
                     torch.mul(z, c, out=ZC[t])
                 torch.add(tmp.mul_(z), c, alpha=k12, out=Hs[t + 1])
+        _POOL.give(pg, pu2)
         if need_grad:
             ctx.save_for_backward(Z, C, ZC, G, G2, Hs, U)
             ctx.ks = (k1, k2)
@@ -187,12 +238,13 @@ class _FastGRNNRecurrence(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dout):  # noqa: D102
+        _claim(ctx)
         Z, C, ZC, G, G2, Hs, U = ctx.saved_tensors
         k1, k2 = ctx.ks
         T, B, H = Z.shape
-        DH = torch.empty_like(Z)  # total dL/dh_t (incoming + carried)
-        DA = torch.empty_like(Z)  # dL/da_t, a_t = W x_t + U h_{t-1}
-        DAc = torch.empty_like(Z)  # the part of DA through the update c (bias_update's grad)
+        DH = _POOL.take(Z)  # total dL/dh_t (incoming + carried)
+        DAc = _POOL.take(Z)  # the part of DA through the update c (bias_update's grad)
+        DA = torch.empty_like(Z)  # dL/da_t, a_t = W x_t + U h_{t-1} (returned: not pooled)
         dout = dout.contiguous()
         carry = torch.zeros(B, H, dtype=Z.dtype, device=Z.device)
         with _single_thread():
@@ -209,6 +261,7 @@ class _FastGRNNRecurrence(torch.autograd.Function):
         dh_zc = torch.dot(DH.view(-1), ZC.view(-1))  # sum dh ⊙ z ⊙ c
         d_zeta = ((dh_c - dh_zc) * (k1 * (1.0 - k1))).reshape(1)
         d_nu = (dh_c * (k2 * (1.0 - k2))).reshape(1)
+        _POOL.give(Z, C, ZC, G, G2, DH, DAc)
         return DA, carry, d_U, d_bg, d_bu, d_zeta, d_nu, None
 
 
@@ -263,11 +316,13 @@ class _FastRNNRecurrence(torch.autograd.Function):
         T, B, H = pre.shape
         ka = float(torch.sigmoid(alpha).item())
         kb = float(torch.sigmoid(beta).item())
-        pu = pre + bias_update
-        C = torch.empty_like(pre) if need_grad else None
-        G = torch.empty_like(pre) if need_grad else None  # d h'/d a = σ(α)(1 - c²)
+        # tanh(v) = 2 σ(2v) - 1: torch's CPU tanh costs 5x its sigmoid
+        pu2 = torch.add(pre, bias_update, out=_POOL.take(pre)).mul_(2.0)
+        C = _POOL.take(pre) if need_grad else None
+        G = _POOL.take(pre) if need_grad else None  # d h'/d a = σ(α)(1 - c²)
         c = pre.new_empty(B, H)
         ones = pre.new_ones(B, H)
+        minus_one = pre.new_full((B, H), -1.0)
         Hs = pre.new_empty(T + 1, B, H)
         Hs[0] = h0
         Ut = U.t()
@@ -275,10 +330,12 @@ class _FastRNNRecurrence(torch.autograd.Function):
             for t in range(T):
                 if need_grad:
                     c = C[t]
-                torch.addmm(pu[t], Hs[t], Ut, out=c).tanh_()
+                s = torch.addmm(pu2[t], Hs[t], Ut, alpha=2.0).sigmoid_()
+                torch.add(minus_one, s, alpha=2.0, out=c)  # c = tanh(a + bias_update)
                 if need_grad:
                     torch.addcmul(ones, c, c, value=-1.0, out=G[t]).mul_(ka)
                 torch.add(Hs[t] * kb, c, alpha=ka, out=Hs[t + 1])
+        _POOL.give(pu2)
         if need_grad:
             ctx.save_for_backward(C, G, Hs, U)
             ctx.ks = (ka, kb)
@@ -286,10 +343,11 @@ class _FastRNNRecurrence(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dout):  # noqa: D102
+        _claim(ctx)
         C, G, Hs, U = ctx.saved_tensors
         ka, kb = ctx.ks
         T, B, H = C.shape
-        DH = torch.empty_like(C)
+        DH = _POOL.take(C)
         DA = torch.empty_like(C)
         dout = dout.contiguous()
         carry = torch.zeros(B, H, dtype=C.dtype, device=C.device)
@@ -303,6 +361,7 @@ class _FastRNNRecurrence(torch.autograd.Function):
         d_b = DA.view(-1, H).sum(0)
         d_alpha = (torch.dot(DH.view(-1), C.view(-1)) * (ka * (1.0 - ka))).reshape(1)
         d_beta = (torch.dot(DH.view(-1), Hprev.view(-1)) * (kb * (1.0 - kb))).reshape(1)
+        _POOL.give(C, G, DH)
         return DA, carry, d_U, d_b, d_alpha, d_beta, None
 
 
