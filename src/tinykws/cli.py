@@ -219,6 +219,7 @@ def train(
     label_smoothing: float = typer.Option(0.0, help="Label smoothing of the cross-entropy."),
     seed: int = typer.Option(0, help="Random seed."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
+    threads: int = typer.Option(0, help="CPU threads (0 = one per core; 1 is often fastest on a busy machine)."),
     resume: bool = typer.Option(False, help="Continue RUN_DIR/train/last.pt with its saved config."),
 ) -> None:
     """Train a keyword spotter (the seed's options and defaults)."""
@@ -238,6 +239,7 @@ def train(
         max_rolling_length=max_rolling_length, optimizer=optimizer, weight_decay=weight_decay,
         time_shift=time_shift, gain_db=gain_db, noise_prob=noise_prob, time_masks=time_masks,
         freq_masks=freq_masks, label_smoothing=label_smoothing, seed=seed, device=device,
+        threads=threads,
     )
     res = train_fn(features, out, cfg, resume=resume)
     if int(__import__("os").environ.get("RANK", "0")) == 0:
