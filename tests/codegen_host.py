@@ -17,6 +17,9 @@ import numpy as np
 import pytest
 
 STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-Wdouble-promotion", "-Wfloat-conversion"]
+# Generated featurizer.c / model.c are also clean under what firmware projects often add.
+PEDANTIC = ["-Wconversion", "-Wshadow", "-Wpedantic", "-Wcast-qual", "-Wstrict-prototypes",
+            "-Wmissing-prototypes"]
 
 F32P = ctypes.POINTER(ctypes.c_float)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codegen_host import build_shared, fptr
+from codegen_host import PEDANTIC, build_shared, fptr
 from tinykws.codegen.emit import copy_runtime, emit_featurizer, sparse_mel
 from tinykws.features import (
     FeatureParams,
@@ -33,7 +33,7 @@ def _build(tmp: Path, params: FeatureParams, defines=()) -> ctypes.CDLL:
     for name, text in emit_featurizer(params).items():
         (tmp / name).write_text(text)
     lib = build_shared([tmp / "featurizer.c"], tmp / "libmfcc.so", include_dirs=[tmp],
-                       defines=defines)
+                       defines=defines, extra=PEDANTIC)
     lib.mfcc_Filter.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     lib.mfcc_GetMetadata.restype = ctypes.c_char_p
     lib.mfcc_GetMetadata.argtypes = [ctypes.c_char_p]

@@ -16,7 +16,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from codegen_host import build_shared, digest
+from codegen_host import PEDANTIC, build_shared, digest
 from tinykws.codegen.emit import blocked, copy_runtime, emit_model
 from tinykws.features import logmel
 from tinykws.models import ModelConfig, build_model
@@ -50,7 +50,7 @@ def _build(tmp: Path, model, cats=CATS) -> ctypes.CDLL:
     copy_runtime(d)
     for name, text in files.items():
         (d / name).write_text(text)
-    lib = build_shared([d / "model.c"], d / "libmodel.so", include_dirs=[d])
+    lib = build_shared([d / "model.c"], d / "libmodel.so", include_dirs=[d], extra=PEDANTIC)
     lib.completemodel_Predict.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
     lib.dir = d
     return lib

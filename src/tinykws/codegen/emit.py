@@ -105,7 +105,7 @@ def _common_getters(module: str, n_in: int, n_out: int, num_nodes: int, meta: di
     # ELL returns `char *`; the strings live in flash (const), callers must not write them.
     lookups = "".join(
         f"    if ({module}__streq(key, {c_string(k)})) {{\n"
-        f"        return (char *){module}_meta_{i};\n    }}\n"
+        f"        s.c = {module}_meta_{i};\n    }}\n"
         for i, k in enumerate(keys)
     )
     return f"""
@@ -150,10 +150,15 @@ static int32_t {module}__streq(const char *a, const char *b)
 
 char *{module}_GetMetadata(const char *key)
 {{
+    union {{
+        const char *c;
+        char *m;
+    }} s;  /* const to ELL's `char *` without a qualifier-dropping cast */
+    s.c = 0;
     if (!key) {{
         return 0;
     }}
-{lookups}    return 0;
+{lookups}    return s.m;
 }}
 """
 
