@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -193,29 +192,32 @@ def run(tmp_path_factory) -> Path:
     return make_run(tmp_path_factory.mktemp("detect"))
 
 
-def test_detect_file_and_cli_json(run, tmp_path):
+def test_detect_file_and_cli_json(run, tmp_path, capsys, monkeypatch):
+    from test_evaluate import run_cli
+
     wav = tmp_path / "noise.wav"
     sf.write(wav, (np.random.default_rng(0).standard_normal(16000 * 2) * 3000).astype(np.int16), 16000)
     found = detect_file(run, wav, threshold=0.0)  # threshold 0: fires once per refractory
     assert found and all(isinstance(d, Detection) for d in found)
     assert np.all(np.diff([d.time_s for d in found]) >= 1.0)
-    exe = Path(sys.executable).with_name("tinykws")
-    p = subprocess.run([str(exe), "detect", str(run), str(wav), "--threshold", "0", "--json"],
-                       capture_output=True, text=True)
-    assert p.returncode == 0, p.stderr
-    assert json.loads(p.stdout) == [d.to_dict() for d in found]
+    code, out, err = run_cli(["detect", str(run), str(wav), "--threshold", "0", "--json"], capsys, monkeypatch)
+    assert code == 0, err
+    assert json.loads(out) == [d.to_dict() for d in found]
+    code, out, err = run_cli(["detect", str(run), str(wav), "--threshold", "0"], capsys, monkeypatch)
+    assert code == 0 and len(out.splitlines()) == len(found) and found[0].label in out
 
 
-def test_live_without_sounddevice_is_a_clear_error(run, monkeypatch):
+def test_live_without_sounddevice_is_a_clear_error(run, monkeypatch, capsys):
+    from test_evaluate import run_cli
+
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails like a missing extra
-    with pytest.raises(TinyKWSError, match=r"tinykws\[live\]"):
+    with pytest.raises(TinyKWSError, match="sounddevice"):
         detect_live(run, seconds=0.1)
-    exe = Path(sys.executable).with_name("tinykws")
-    try:
-        import sounddevice  # noqa: F401
-    except (ImportError, OSError):
-        p = subprocess.run([str(exe), "detect", str(run), "--live"], capture_output=True, text=True)
-        assert p.returncode == 2 and "live" in p.stderr and "Traceback" not in p.stderr
+    code, out, err = run_cli(["detect", str(run), "--live"], capsys, monkeypatch)
+    assert code == 2 and "pip install sounddevice" in " ".join(err.split()) and "Traceback" not in err
+    assert "listening" not in err
+    code, out, err = run_cli(["detect", str(run)], capsys, monkeypatch)
+    assert code == 2 and "--live" in err
 
 
 # ---------------------------------------------------------------- stream benchmark pieces

@@ -166,17 +166,39 @@ def test_unknown_backend_is_a_user_error(run, g12):
         evaluate(run, g12, backend="tpu", write=False)
 
 
-def test_cli_json_prints_one_object(run, g12):
+def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
+    """`tinykws ARGS` in this process (main(): clean user errors): (exit code, out, err)."""
+    from tinykws.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["tinykws", *args])
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_json_prints_one_object(run, g12, capsys, monkeypatch):
+    code, out, err = run_cli(["evaluate", str(run), "--data", str(g12), "--json"], capsys, monkeypatch)
+    assert code == 0, err
+    obj = json.loads(out)  # the whole of stdout is one JSON object
+    assert {"accuracy", "per_class", "n"} <= set(obj) and obj["n"] == 3 * len(CATEGORIES)
+    code, out, err = run_cli(["evaluate", str(run), "--data", str(g12)], capsys, monkeypatch)
+    assert code == 0 and "accuracy" in out and "precision" in out
+    code, out, err = run_cli(["evaluate", str(run), "--data", str(run / "nope")], capsys, monkeypatch)
+    assert code == 2 and "no such data folder" in err and "Traceback" not in err
+
+
+def test_cli_entry_point_runs(run, g12):
+    """The installed console script (one subprocess: the real entry point)."""
     exe = Path(sys.executable).with_name("tinykws")
-    p = subprocess.run([str(exe), "evaluate", str(run), "--data", str(g12), "--json"],
+    p = subprocess.run([str(exe), "evaluate", str(run), "--data", str(g12), "--json", "--max-clips", "5"],
                        capture_output=True, text=True, env={**os.environ, "TINYKWS_NO_PROGRESS": "1"})
     assert p.returncode == 0, p.stderr
-    obj = json.loads(p.stdout)  # the whole of stdout is one JSON object
-    assert {"accuracy", "per_class", "n"} <= set(obj) and obj["n"] == 3 * len(CATEGORIES)
-    bad = subprocess.run([str(exe), "evaluate", str(run), "--data", str(run / "nope")],
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and "no such data folder" in bad.stderr
-    assert "Traceback" not in bad.stderr
+    assert json.loads(p.stdout)["n"] == 5
 
 
 def test_device_backend_agrees_with_torch(run, g12):

@@ -363,8 +363,8 @@ def detect(
             typer.echo(f"{d.time_s:9.2f} s  {d.label:<10} {d.confidence:.3f}")
 
     if live:
-        console.print("listening (Ctrl-C to stop)...")
-        detect_live(run_dir, threshold, smoothing_ms, refractory_ms, mode, on_detection=show)
+        detect_live(run_dir, threshold, smoothing_ms, refractory_ms, mode, on_detection=show,
+                    on_start=lambda: console.print("listening (Ctrl-C to stop)..."))
         return
     if audio is None:
         raise TinyKWSError("give an AUDIO.wav file, or --live for the microphone")

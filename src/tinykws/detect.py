@@ -361,6 +361,7 @@ def detect_live(
     mode: str = "auto",
     on_detection: Callable[[Detection], None] = print,
     seconds: float | None = None,
+    on_start: Callable[[], None] | None = None,
 ) -> None:
     """Listen to the default microphone and call `on_detection` for each keyword heard.
 
@@ -372,7 +373,8 @@ def detect_live(
     try:
         import sounddevice as sd
     except ImportError:
-        raise TinyKWSError("--live needs sounddevice: pip install 'tinykws[live]'") from None
+        raise TinyKWSError("--live needs the sounddevice package (extra `live`): "
+                           "pip install sounddevice") from None
     except OSError as e:  # the PortAudio library itself is missing
         raise TinyKWSError(f"--live needs the PortAudio library ({e}); "
                            "install it (Debian: apt-get install libportaudio2)") from None
@@ -391,6 +393,8 @@ def detect_live(
     try:
         with sd.InputStream(samplerate=SAMPLE_RATE, blocksize=BLOCK, channels=1,
                             dtype="int16", callback=callback):
+            if on_start:
+                on_start()
             i = 0
             while n_blocks is None or i < n_blocks:
                 for d in det.process(q.get()):
