@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from codegen_host import PEDANTIC, build_shared, fptr
+from codegen_host import PEDANTIC, build_shared
 from tinykws.codegen.emit import copy_runtime, emit_featurizer, sparse_mel
 from tinykws.features import (
     FeatureParams,

@@ -500,7 +500,6 @@ def emit_model(model: Any, categories: Sequence[str], module: str = MODEL_MODULE
     inp = x_buf
     for i in range(L):
         pre = f"cells.{i}."
-        n_in = F if i == 0 else H
         h_buf = w.buffer(f"h{i}", max(H, 4))
         reset.append(f"    for (i = 0; i < {H}; ++i) {{\n        {h_buf}[i] = 0.0f;\n    }}")
         if arch in ("fastgrnn", "fastrnn"):
