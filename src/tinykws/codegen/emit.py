@@ -72,7 +72,7 @@ def copy_runtime(out_dir: Path) -> list[Path]:
 _TENSOR_SHAPE = """\
 #if !defined(ELL_TensorShape)
 #define ELL_TensorShape
-/* ELL's shape type: a vector of N values is {rows 1, columns 1, channels N}. */
+/* ELL's shape type; tinykws reports a vector of N values as {1, 1, N}. */
 typedef struct TensorShape
 {
     int32_t rows;
