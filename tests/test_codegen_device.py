@@ -33,6 +33,9 @@ CASES = {
                         FeatureParams(fft_size=1024, window_size=480, hop=160, n_mels=40)),
     "gru-hamming": (dict(architecture="gru", hidden_size=12, num_layers=1),
                     FeatureParams(window="hamming")),
+    # the portable C loops compiled for the M4 FPU (TKWS_NO_ASM), as a firmware may choose
+    "fastgrnn-noasm": (dict(architecture="fastgrnn", hidden_size=20, num_layers=1, urank=5),
+                       FeatureParams()),
 }
 
 
@@ -67,7 +70,12 @@ def test_assembly_paths_on_emulated_m4(tmp_path, case, tc_name):
     tc = find_toolchain(tc_name)
     for stem in ("featurizer", "model"):
         tc.compile_to_asm([files[f"{stem}.c"]], tmp_path / f"{stem}.S", "hard",
-                          include_dirs=[tmp_path])
+                          include_dirs=[tmp_path],
+                          defines=["TKWS_NO_ASM"] if case.endswith("noasm") else [])
+        asm = (tmp_path / f"{stem}.S").read_text()
+        if stem == "model":  # the matvec kernel's 16-register weight loads
+            kernel = "{s16-s31}" in asm or "{s16, s17, s18, s19, s20" in asm
+            assert kernel != case.endswith("noasm")
     elf = build_image([tmp_path / "featurizer.S", tmp_path / "model.S"], tmp_path / "build",
                       "hard", toolchain=tc)
     shape = HarnessShape(params.hop, params.n_mels, 5, params.first_block - 1)
