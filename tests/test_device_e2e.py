@@ -238,3 +238,18 @@ def test_reference_equals_streaming_step_by_step(compiled_run):
             np.testing.assert_allclose(torch.softmax(logits, -1)[0], scores[0, t], atol=1e-5)
             t += 1
     assert t == scores.shape[1] == 98
+
+
+def test_verify_against_exported_onnx(compiled_run, tmp_path):
+    """The device also matches the exported step graph (model_step.onnx in onnxruntime)."""
+    from tinykws.device import DeviceError
+    from tinykws.export import export_run
+
+    run = tmp_path / "run"
+    shutil.copytree(compiled_run, run)
+    with pytest.raises(DeviceError, match="export"):
+        verify(run / "device" / "hard", max_clips=1, reference="onnx", progress=False)
+    export_run(run)
+    r = verify(run / "device" / "hard", max_clips=3, count_clips=0, reference="onnx",
+               progress=False)  # fmt: skip
+    assert r.ok and r.reference == "onnx" and r.max_abs_diff < 1e-4, r.first_mismatch

@@ -293,6 +293,9 @@ def verify(
     qemu: bool = typer.Option(
         False, "--qemu", help="Cross-check the instruction counts with qemu-system-arm."
     ),
+    reference: str = typer.Option(
+        "torch", "--reference", help="Compare with torch (train/best.pt) or onnx (export/)."
+    ),
 ) -> None:
     """Run the compiled featurizer + model on an emulated Cortex-M4 and check every score."""
     import json as _json
@@ -301,8 +304,9 @@ def verify(
     from tinykws.device import verify as run_verify
 
     r = run_verify(
-        compiled, run_dir=run, data_dir=data, max_clips=max_clips, progress=not as_json, qemu=qemu
-    )
+        compiled, run_dir=run, data_dir=data, max_clips=max_clips, progress=not as_json,
+        qemu=qemu, reference=reference,
+    )  # fmt: skip
     if as_json:
         print(_json.dumps(r.to_dict(), indent=2))
     else:

@@ -536,6 +536,7 @@ class VerifyReport:
     peak_stack_bytes: int
     seconds: float
     clips: list[str] = field(default_factory=list)
+    reference: str = "torch"  # what the scores were compared with: torch | onnx
     qemu_check: Optional[dict[str, Any]] = None  # per-call counts from QEMU vs unicorn
 
     def to_dict(self) -> dict[str, Any]:
@@ -693,6 +694,36 @@ def torch_reference(run_dir: Path | str):
     return reference, shape, fp, meta
 
 
+def onnx_reference(run_dir: Path | str):
+    """Like `torch_reference`, but the scores come from RUN_DIR/export/model_step.onnx run
+    frame by frame in onnxruntime (the exported artifact, states carried between steps)."""
+    import onnxruntime as ort
+
+    from tinykws.features import frames_from_stream
+
+    _, shape, fp, meta = torch_reference(run_dir)
+    path = Path(run_dir) / "export" / "model_step.onnx"
+    if not path.is_file():
+        raise DeviceError(f"{path} not found: run `tinykws export RUN_DIR` first")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    cfg = meta["model_config"]
+    state_names = [i.name for i in sess.get_inputs() if i.name != "frame"]
+
+    def reference(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        feats = np.stack([frames_from_stream(a, fp) for a in audio])  # [N, T, F]
+        n = len(feats)
+        states = {k: np.zeros((cfg["num_layers"], n, cfg["hidden_size"]), np.float32)
+                  for k in state_names}  # fmt: skip
+        scores = []
+        for t in range(feats.shape[1]):
+            out = sess.run(None, {"frame": feats[:, t], **states})
+            scores.append(out[0])  # [N, C]
+            states = dict(zip(state_names, out[1:]))
+        return feats, np.stack(scores, axis=1).astype(np.float32)  # [N, T, C]
+
+    return reference, shape, fp, meta
+
+
 def select_clips(
     run_dir: Path | str, data_dir: Path | str | None, max_clips: int
 ) -> list[Path]:
@@ -745,6 +776,7 @@ def verify(
     count_blocks: Optional[int] = None,
     progress: bool = True,
     qemu: bool = False,
+    reference: str = "torch",
 ) -> VerifyReport:
     """Link `compiled_dir/{featurizer,model}.S` into an emulated Cortex-M4 image, run real
     clips through it and compare every class score with the PyTorch model.
@@ -753,7 +785,8 @@ def verify(
     `compiled_dir/verify.json`; the build lands in `compiled_dir/build/`. Instructions are
     counted on `count_clips` clips x `count_blocks` blocks (default per ABI: COUNTING).
     `qemu`: also count the first clip's first blocks on QEMU's mps2-an386 (exact
-    per-instruction trace) and report whether the counts agree.
+    per-instruction trace) and report whether the counts agree. `reference`: 'torch'
+    (RUN_DIR/train/best.pt) or 'onnx' (RUN_DIR/export/model_step.onnx).
     """
     t0 = time.perf_counter()
     compiled_dir = Path(compiled_dir)
@@ -771,7 +804,9 @@ def verify(
     elf = build_image(
         [compiled_dir / "featurizer.S", compiled_dir / "model.S"], build, float_abi, tc
     )
-    reference, shape, fp, _ = torch_reference(run_dir)
+    if reference not in ("torch", "onnx"):
+        raise DeviceError(f"reference must be 'torch' or 'onnx', not {reference!r}")
+    ref_fn, shape, fp, _ = (onnx_reference if reference == "onnx" else torch_reference)(run_dir)
     clips = []
     from tinykws.data.audio import load_audio
 
@@ -783,7 +818,7 @@ def verify(
     parity, counts = verify_device(
         device,
         clips,
-        reference,
+        ref_fn,
         atol,
         default_clips if count_clips is None else count_clips,
         progress,
@@ -811,6 +846,7 @@ def verify(
         peak_stack_bytes=stack,
         seconds=time.perf_counter() - t0,
         qemu_check=qemu_check,
+        reference=reference,
         **parity,
     )
     report.save(compiled_dir / "verify.json")
@@ -821,7 +857,8 @@ def format_report(r: VerifyReport) -> str:
     """Human-readable summary of a VerifyReport (what `tinykws verify` prints)."""
     lines = [
         f"emulated Cortex-M4, float ABI {r.float_abi}, {r.toolchain}",
-        f"parity: {r.n_clips} clips, {r.n_frames} frames; max |score diff| {r.max_abs_diff:.2e} "
+        f"parity vs {r.reference}: {r.n_clips} clips, {r.n_frames} frames; "
+        f"max |score diff| {r.max_abs_diff:.2e} "
         f"(limit {r.atol:g}); max |feature diff| {r.max_feature_diff:.2e}; "
         f"argmax agreement {r.argmax_agreement:.1%}",
     ]
