@@ -127,11 +127,12 @@ def build_image(
             keep=keep,
         )
     except ToolchainError as e:
-        if tc.name != GCC and re.search(r"undefined symbol: (expf|logf|tanhf|sqrtf)", str(e)):
+        libm = r"undefined (symbol: |reference to `)(expf|logf|tanhf|sqrtf)"
+        if re.search(libm, str(e)):
             raise DeviceError(
                 "the compiled files call libm (compiled with --libm), which only "
-                "arm-none-eabi-gcc's newlib provides for the emulated image: install "
-                "gcc-arm-none-eabi, or compile without --libm"
+                "arm-none-eabi-gcc with newlib provides for the emulated image: install "
+                "gcc-arm-none-eabi and libnewlib-arm-none-eabi, or compile without --libm"
             ) from None
         raise
 

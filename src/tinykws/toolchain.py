@@ -203,8 +203,9 @@ class Toolchain:
         args += [f"-Wl,-u,{name}" for name in keep]
         if map_file is not None and self.name == GCC:  # zig's linker driver has no -Map
             args.append(f"-Wl,-Map={Path(map_file).resolve()}")
-        if self.name == GCC:  # newlib's libm/libc only for what the objects use (--libm)
-            args += ["-nostdlib", *[str(Path(o).resolve()) for o in objs], "-lm", "-lc", "-lgcc"]
+        if self.name == GCC:  # newlib's libm/libc (if installed) only for what objects use
+            libs = ["-lm", "-lc"] if self._has_newlib(float_abi) else []
+            args += ["-nostdlib", *[str(Path(o).resolve()) for o in objs], *libs, "-lgcc"]
         else:  # zig links compiler-rt unless -nostdlib is given
             args += [str(Path(o).resolve()) for o in objs]
         self._run([*args, "-o", str(out_elf.resolve())])
@@ -215,6 +216,10 @@ class Toolchain:
         return elf_section_sizes(elf)
 
     # ------------------------------------------------------------------ plumbing
+    def _has_newlib(self, float_abi: str) -> bool:
+        """Whether newlib (libnewlib-arm-none-eabi) is installed for this multilib."""
+        return _gcc_finds(self.driver, tuple(self.target_flags(float_abi)), "libm.a")
+
     def _run(self, args: list[str], cwd: str | Path | None = None) -> None:
         cmd = [*self.driver, *args]
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
@@ -233,6 +238,14 @@ def _clean_stderr(stderr: str) -> str:
         for line in stderr.splitlines()
         if "argument unused during compilation: '-c'" not in line
     )
+
+
+@functools.lru_cache(maxsize=None)
+def _gcc_finds(driver: tuple[str, ...], flags: tuple[str, ...], name: str) -> bool:
+    """gcc's -print-file-name answers the bare name when it cannot find the file."""
+    cmd = [*driver, *flags, f"-print-file-name={name}"]
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    return out.returncode == 0 and out.stdout.strip() not in ("", name)
 
 
 @functools.lru_cache(maxsize=None)
