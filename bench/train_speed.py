@@ -67,11 +67,12 @@ def make_step(model: nn.Module, threads: int | None = None):
     return step
 
 
-def time_iters(step, x, y, iters: int) -> float:
-    t0 = time.perf_counter()
+def time_iters(step, x, y, iters: int) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) for `iters` iterations."""
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(iters):
         step(x, y)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, time.process_time() - c0
 
 
 def main() -> None:
@@ -94,14 +95,23 @@ def main() -> None:
     for step in sides.values():  # warm-up (allocator, thread pool)
         time_iters(step, x, y, 2)
     spent = {k: 0.0 for k in sides}
+    cpu = {k: 0.0 for k in sides}
     for r in range(args.rounds):
         for name, step in sides.items():
-            spent[name] += time_iters(step, x, y, args.iters)
+            wall, cpu_s = time_iters(step, x, y, args.iters)
+            spent[name] += wall
+            cpu[name] += cpu_s
         print(f"round {r + 1}: " + "  ".join(
             f"{k}={B * args.iters * (r + 1) / v:.0f} seq/s" for k, v in spent.items()))
     rate = {k: B * args.iters * args.rounds / v for k, v in spent.items()}
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"T={T} B={B} in={IN} H={H} layers={L}")
+    # CPU time of the one-thread runs: the work each side does, insensitive to how much of a
+    # busy machine it got (threads spinning at barriers would inflate it, hence 1 thread).
+    n_iter = args.iters * args.rounds
+    co, ce = (1000 * cpu[k] / n_iter for k in ("ours_1thread", "edgeml_1thread"))
+    print(f"cpu time, 1 thread: ours {co:.1f} ms/iteration, edgeml {ce:.1f} ms/iteration, "
+          f"ratio {ce / co:.2f}")
     best_ours = max(rate["ours"], rate["ours_1thread"])
     best_edgeml = max(rate["edgeml"], rate["edgeml_1thread"])
     print(f"train_speed ours={best_ours:.0f} edgeml={best_edgeml:.0f} "

@@ -277,7 +277,7 @@ def test_ddp_two_cpu_processes(feats, tmp_path):
     env = {**os.environ, "TINYKWS_NO_PROGRESS": "1", "OMP_NUM_THREADS": "1"}
     r = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-         "--master_port", "29517", "-m", "tinykws", "train", "--features", str(feats),
+         "--standalone", "-m", "tinykws", "train", "--features", str(feats),
          "--out", str(out), "--epochs", "3", "-hu", "8", "-bs", "16", "--optimizer", "adam",
          "--learning-rate", "0.02", "--device", "cpu"],
         capture_output=True, text=True, env=env, timeout=300)
@@ -290,3 +290,35 @@ def test_ddp_two_cpu_processes(feats, tmp_path):
     assert int(rows[0]["iterations"]) == 6
     model, meta = load_checkpoint(out / "train" / "last.pt")
     assert float(rows[-1]["val_acc"]) > 0.5
+
+
+DEV = Path(__file__).parents[2] / "shared/data/speech_commands_dev"
+
+
+def test_cli_train_from_data_makes_lists_and_features(tmp_path):
+    """`--data`: lists and features with the default settings, then training."""
+    from tinykws.cli import app
+
+    if not DEV.is_dir():
+        pytest.skip(f"shared dev data not found at {DEV}")
+    mini = tmp_path / "mini"
+    val, test = [], []
+    for word in ("yes", "no", "up"):
+        (mini / word).mkdir(parents=True)
+        for i, wav in enumerate(sorted((DEV / word).glob("*.wav"))[:9]):
+            (mini / word / wav.name).symlink_to(wav)
+            (val if i % 3 == 1 else test if i % 3 == 2 else []).append(f"{word}/{wav.name}")
+    (mini / "_background_noise_").mkdir()
+    noise = DEV / "_background_noise_" / "white_noise.wav"
+    (mini / "_background_noise_" / noise.name).symlink_to(noise)
+    (mini / "validation_list.txt").write_text("\n".join(val) + "\n")
+    (mini / "testing_list.txt").write_text("\n".join(test) + "\n")
+    out = tmp_path / "run"
+    r = CliRunner().invoke(app, ["train", "--data", str(mini), "--task", "yes,no", "--out",
+                                 str(out), "--epochs", "1", "-hu", "8", "-bs", "4"])
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert (out / "lists" / "categories.txt").is_file()
+    assert (out / "features" / "training.npz").is_file()
+    _, meta = load_checkpoint(out / "train" / "last.pt")
+    assert set(meta["categories"]) >= {"yes", "no"}
+    assert meta["feature_params"]["n_mels"] == 32
