@@ -249,3 +249,14 @@ def test_mac_counts_by_hand():
     assert low["layer0"] == 8 * (32 + 64) + 16 * 2 * 64 + 3 * 64
     gru = model_macs(ModelConfig("gru", 32, 16, 1, 4))
     assert gru["layer0"] == 3 * 16 * 32 + 3 * 16 * 16 + 3 * 16
+
+
+def test_verify_user_errors_are_one_line(tmp_path):
+    from tinykws.device import verify
+
+    with pytest.raises(DeviceError, match="run `tinykws compile"):
+        verify(tmp_path)
+    (tmp_path / "featurizer.S").write_text("")
+    (tmp_path / "model.S").write_text("")
+    with pytest.raises(DeviceError, match="best.pt not found"):
+        verify(tmp_path, run_dir=tmp_path)
