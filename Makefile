@@ -22,11 +22,12 @@ setup: $(BIN)/tinykws
 pipeline: setup
 	$(BIN)/tinykws pipeline --out runs/default
 
+# The venv's bin goes first on PATH so tests that call the `tinykws` command find it.
 test: setup
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-all: setup
-	$(BIN)/python -m pytest -n 2
+	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -n 2
 
 clean:
 	rm -rf runs build .pytest_cache

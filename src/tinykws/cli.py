@@ -15,6 +15,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from tinykws.errors import TinyKWSError
 
@@ -36,7 +37,8 @@ def main() -> None:
     try:
         app(standalone_mode=False)
     except TinyKWSError as e:
-        console.print(f"[bold red]error:[/] {e}")
+        # soft_wrap: one line however narrow the terminal; escape: messages may hold [brackets]
+        console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True, highlight=False)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/]")
