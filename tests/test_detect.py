@@ -267,8 +267,9 @@ def test_build_stream_places_clips_at_known_times(tmp_path):
 
 @pytest.mark.slow
 def test_real_tiny_model_finds_held_out_keywords_in_a_stream(tmp_path):
-    """Train a small yes/no spotter on the dev clips, then detect yes/no in a 1-min stream
-    of *testing* clips (speakers never seen in training) among other words and noise."""
+    """Train a small `yes` spotter on the dev clips (with noise mixing, as the pipeline),
+    then detect `yes` in a 2-min stream of *testing* clips (speakers never seen in
+    training) among other words over background noise (30 dB SNR)."""
     from eval_helpers import DEV
     from tinykws.data.speech_commands import make_lists
     from tinykws.dataset import featurize_lists
@@ -276,19 +277,18 @@ def test_real_tiny_model_finds_held_out_keywords_in_a_stream(tmp_path):
     from tinykws.train import TrainConfig, train
 
     run = tmp_path / "run"
-    make_lists(DEV, "yes,no", run / "lists")
-    featurize_lists(DEV, run / "lists", run / "features")
+    make_lists(DEV, "yes", run / "lists")
+    featurize_lists(DEV, run / "lists", run / "features", noise_dir=DEV / "_background_noise_")
     cfg = TrainConfig(epochs=12, hidden_units=32, num_layers=1, batch_size=32, optimizer="adam",
-                      learning_rate=0.01, lr_min=0.001, time_shift=10)
+                      learning_rate=0.01, lr_min=0.001, time_shift=10, gain_db=6.0, noise_prob=0.5)
     train(run / "features", run, cfg)
-    kws, others, noise, data_dir = run_stream_clips(run)
-    assert {w for _, w, _ in kws} == {"yes", "no"} and others
-    stream = build_stream(kws, others, noise, StreamSpec(minutes=1.0, snrs_db=(20.0,), seed=1))
-    det = Detector(run, threshold=0.6)
+    kws, others, noise, _ = run_stream_clips(run)
+    assert {w for _, w, _ in kws} == {"yes"} and others
+    stream = build_stream(kws, others, noise, StreamSpec(minutes=2.0, snrs_db=(30.0,), seed=1))
+    det = Detector(run, threshold=0.5)
     res = evaluate_stream(det, stream)
     at = res["at_threshold"]
-    assert stream.n_keywords >= 10
-    assert at["recall"] >= 0.6, res["at_threshold"]
-    assert at["false_alarms"] <= stream.n_keywords // 2, res["at_threshold"]
-    found = det.run(stream.audio)  # the streaming path gives the same detections
+    assert stream.n_keywords >= 20
+    assert at["recall"] >= 0.6 and at["false_alarms"] <= 3, at  # measured: 79 %, 0 FA
+    found = det.run(stream.audio)  # the block-by-block path gives the same detections
     assert len(found) == at["hits"] + at["false_alarms"]

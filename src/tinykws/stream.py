@@ -65,7 +65,7 @@ class StreamSpec:
     snrs_db: tuple[float, ...] = (20.0, 10.0, 5.0)
     keyword_fraction: float = 0.6  # of the events; the rest are other words
     gap_s: tuple[float, float] = (1.0, 3.0)  # noise-only time between two clips
-    noise_rms: float = 150.0  # int16 units (~ -47 dBFS): a quiet room to a busy one with SNR
+    min_noise_rms: float = 30.0  # int16 units: the noise never drops below this (~ -61 dBFS)
     seed: int = 0
 
 
@@ -112,9 +112,10 @@ def build_stream(
 ) -> Stream:
     """A stream of `spec.minutes` with clips `(path, word, label)` at known times.
 
-    Clips are drawn without replacement until each pool runs out, then reused (at another
-    SNR and position). Each clip is scaled so its loudest 0.5 s sits `snr` dB above the
-    noise bed.
+    Speech keeps its recorded level (as in training); the background noise is scaled
+    around each clip so that the clip's loudest 0.5 s is `snr` dB above it, with 100-ms
+    ramps between the noise levels of neighbouring clips. Clips are drawn without
+    replacement until a pool runs out, then reused (at another SNR and position).
     """
     from tinykws.data.audio import load_audio
 
@@ -122,10 +123,10 @@ def build_stream(
         raise TinyKWSError("no keyword clips to build a stream from")
     rng = np.random.default_rng(spec.seed)
     n = int(spec.minutes * 60 * SAMPLE_RATE)
-    audio = noise_bed(noise_files, n, spec.noise_rms, rng)
     pools = {True: list(keyword_clips), False: list(other_clips)}
     order = {k: list(rng.permutation(len(v))) for k, v in pools.items()}
-    events = []
+    speech = np.zeros(n)
+    events, noise_levels = [], []  # noise rms wanted around each event
     t = float(rng.uniform(*spec.gap_s))
     while (t + 1.0) * SAMPLE_RATE <= n:
         kw = bool(rng.random() < spec.keyword_fraction) or not pools[False]
@@ -134,13 +135,29 @@ def build_stream(
         path, word, label = pools[kw][order[kw].pop()]
         x = load_audio(path, length=CLIP)[0].astype(np.float64)
         snr = float(rng.choice(spec.snrs_db))
-        gain = spec.noise_rms * 10 ** (snr / 20) / max(_speech_rms(x), 1e-9)
         s = int(round(t * SAMPLE_RATE))
-        audio[s : s + CLIP] += x * gain
+        speech[s : s + CLIP] += x
+        noise_levels.append(max(spec.min_noise_rms, _speech_rms(x) / 10 ** (snr / 20)))
         name = str(Path(path).relative_to(root)) if root and Path(path).is_relative_to(root) else str(path)
         events.append(Event(round(s / SAMPLE_RATE, 4), word, label, snr, name))
         t += 1.0 + float(rng.uniform(*spec.gap_s))
+    noise = noise_bed(noise_files, n, 1.0, rng) * _noise_envelope(events, noise_levels, n)
+    audio = speech + noise
     return Stream(np.clip(np.rint(audio), -32768, 32767).astype(np.int16), events)
+
+
+def _noise_envelope(events: Sequence[Event], levels: Sequence[float], n: int) -> np.ndarray:
+    """Noise gain `[n]`: each event's level from the middle of the gap before it to the
+    middle of the gap after it, joined by 100-ms linear ramps."""
+    if not events:
+        return np.ones(n)
+    centers = np.array([e.start_s + 0.5 for e in events]) * SAMPLE_RATE
+    bounds = np.concatenate([[0], (centers[:-1] + centers[1:]) / 2, [n]]).astype(int)
+    env = np.empty(n)
+    for i, lv in enumerate(levels):
+        env[bounds[i] : bounds[i + 1]] = lv
+    ramp = int(0.1 * SAMPLE_RATE)
+    return np.convolve(np.pad(env, ramp // 2, mode="edge"), np.ones(ramp) / ramp, "valid")[:n]
 
 
 def run_stream_clips(run_dir: Path, split: str = "testing") -> tuple[list, list, list[Path], Path]:
