@@ -217,7 +217,9 @@ def train(
     gain_db: float = typer.Option(0.0, help="Augment: random gain within +-dB."),
     noise_prob: float = typer.Option(0.0, help="Augment: chance to mix in background noise."),
     time_masks: int = typer.Option(0, help="Augment: SpecAugment time masks."),
+    time_mask_width: int = typer.Option(10, help="Augment: widest time mask, frames."),
     freq_masks: int = typer.Option(0, help="Augment: SpecAugment frequency masks."),
+    freq_mask_width: int = typer.Option(4, help="Augment: widest frequency mask, bands."),
     label_smoothing: float = typer.Option(0.0, help="Label smoothing of the cross-entropy."),
     seed: int = typer.Option(0, help="Random seed."),
     device: str = typer.Option("auto", help="auto | cpu | cuda."),
@@ -240,7 +242,8 @@ def train(
         w_sparsity=w_sparsity, u_sparsity=u_sparsity, normalize=normalize, rolling=rolling,
         max_rolling_length=max_rolling_length, optimizer=optimizer, weight_decay=weight_decay,
         time_shift=time_shift, gain_db=gain_db, noise_prob=noise_prob, time_masks=time_masks,
-        freq_masks=freq_masks, label_smoothing=label_smoothing, seed=seed, device=device,
+        time_mask_width=time_mask_width, freq_masks=freq_masks, freq_mask_width=freq_mask_width,
+        label_smoothing=label_smoothing, seed=seed, device=device,
         threads=threads,
     )
     res = train_fn(features, out, cfg, resume=resume)
