@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
     ap.add_argument("--hidden", type=int, default=None, help="override the recipe's hidden units")
     ap.add_argument("--layers", type=int, default=None, help="override the recipe's layers")
+    ap.add_argument("--snrs", type=float, nargs="+", default=[20.0, 10.0, 5.0], help="SNRs in dB")
     ap.add_argument("--threshold", type=float, default=0.7)
     ap.add_argument("--smoothing-ms", type=float, default=300.0)
     ap.add_argument("--refractory-ms", type=float, default=1000.0)
@@ -100,7 +101,7 @@ def main() -> None:
 
     first = next(iter(runs.values()))
     kws, others, noise, data_dir = run_stream_clips(first, "testing")
-    spec = StreamSpec(minutes=args.minutes, seed=args.seed)
+    spec = StreamSpec(minutes=args.minutes, seed=args.seed, snrs_db=tuple(args.snrs))
     t = time.time()
     stream = build_stream(kws, others, noise, spec, root=data_dir)
     print(f"stream: {stream.duration_s / 60:.1f} min, {stream.n_keywords} keywords among "
@@ -124,7 +125,8 @@ def main() -> None:
             at, best = res["at_threshold"], res["best_at_1_fa_per_hour"]
             print(f"| {key} | {at['recall']:.1%} | {at['fa_per_hour']:.1f} | "
                   + (f"{best['recall']:.1%} (thr {best['threshold']:.4f}) |" if best else "– |")
-                  + f" {res['seconds']} s |")
+                  + " " + ", ".join(f"{k}: {v:.0%}" for k, v in res["recall_by_snr_at_threshold"].items())
+                  + f" | {res['seconds']} s |")
 
     args.out.mkdir(parents=True, exist_ok=True)
     summary = {"spec": asdict(spec), "minutes": stream.duration_s / 60,

@@ -222,6 +222,18 @@ def score_detections(
                        float(hit.sum() / n) if n else 0.0, fa / hours if hours else 0.0)
 
 
+def recall_by_snr(detections: Sequence, events: Sequence[Event], tolerance_s: float = 0.75
+                  ) -> dict[str, float]:
+    """Recall per SNR of the keyword events (same matching as `score_detections`)."""
+    out = {}
+    for snr in sorted({e.snr_db for e in events if e.is_keyword}, reverse=True):
+        sub = [e for e in events if e.is_keyword and e.snr_db == snr]
+        # other events still absorb their own detections, so pass them all and count sub's hits
+        hits = score_detections(detections, sub, 1.0, tolerance_s).hits
+        out[f"{snr:g} dB"] = hits / len(sub)
+    return out
+
+
 def det_curve(detector, times: np.ndarray, scores: np.ndarray, stream: Stream,
               thresholds: Sequence[float] | None = None) -> list[StreamScore]:
     """Recall / FA-per-hour at each threshold, from one score trace."""
@@ -247,7 +259,7 @@ def plot_det(curves: dict[str, Sequence[StreamScore]], path: Path, title: str = 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 5))
+    fig, ax = plt.subplots(figsize=(9.5, 5))
     for name, curve in curves.items():
         fa = np.array([s.fa_per_hour for s in curve])
         miss = np.array([100 * (1 - s.recall) for s in curve])
@@ -264,7 +276,7 @@ def plot_det(curves: dict[str, Sequence[StreamScore]], path: Path, title: str = 
     ax.set_xlabel("false alarms per hour (0, then log scale)")
     ax.set_ylabel("miss rate (%) = 100 - recall")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(title or "Streaming detection (lower left is better)")
     fig.tight_layout()
     path = Path(path)
@@ -281,9 +293,11 @@ def evaluate_stream(detector, stream: Stream, thresholds=None) -> dict:
     at = score_detections(detector.detections_from_trace(times, scores), stream.events,
                           stream.duration_s, threshold=detector.config.threshold)
     best = operating_point(curve)
+    dets = detector.detections_from_trace(times, scores)
     return {
         "mode": detector.mode,
         "at_threshold": asdict(at),
+        "recall_by_snr_at_threshold": recall_by_snr(dets, stream.events),
         "best_at_1_fa_per_hour": asdict(best) if best else None,
         "curve": [asdict(s) for s in curve],
     }
