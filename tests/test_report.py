@@ -59,13 +59,19 @@ def test_full_report_has_every_section_and_picture(full_run):
     assert "40.0 KiB" in text and "50.8 KiB" in text and "123,456" in text  # device table
     assert "best validation accuracy 48.00% (epoch 2)" in text
     assert re.search(r"Accuracy \d+\.\d\d%\*\* on 40 clips", text)
+    summary = text.split("## Data")[0]
+    assert "Clip accuracy" in summary and "false alarms per hour" in summary
+    assert "Cortex-M4 soft float: 50.8 KiB flash" in summary
 
 
 def test_report_degrades_section_by_section(full_run, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
     text = write_report(empty).read_text()
-    assert text.count("Not run") == len(SECTIONS)
+    assert text.count("Not run") == len(SECTIONS) and "No stage results yet" in text
+    assert "## Pipeline stages" not in text
+    (empty / "pipeline.json").write_text(json.dumps([{"stage": "train", "seconds": 1.5, "result": "ok"}]))
+    assert "| train | 1.5 | ok |" in write_report(empty).read_text()
     partial = tmp_path / "partial"
     shutil.copytree(full_run, partial)
     shutil.rmtree(partial / "device")

@@ -172,11 +172,11 @@ def section_stream(run_dir: Path) -> str:
     out += (f"At threshold {at['threshold']:.2f}: recall **{at['recall']:.1%}**, "
             f"**{at['fa_per_hour']:.1f} false alarms per hour** ({at['false_alarms']} in the stream).\n")
     best = st.get("best_at_1_fa_per_hour")
-    if best:
+    if best and best["recall"] > 0:
         out += (f"Best recall at ≤ 1 false alarm per hour: {best['recall']:.1%} "
                 f"(threshold {best['threshold']:.4f}).\n")
     else:
-        out += "No threshold reached ≤ 1 false alarm per hour.\n"
+        out += "No threshold catches any keyword at ≤ 1 false alarm per hour.\n"
     if st.get("minutes", 60) < 60:
         out += ("_A short stream: one false alarm already counts "
                 f"{60 / max(st.get('minutes', 1), 1e-9):.0f} per hour._\n")
@@ -258,10 +258,48 @@ def section_device(run_dir: Path) -> str:
     return out + "\n_From `device/<abi>/verify.json`; one frame = 10 ms of audio (featurizer + model step)._\n"
 
 
+# --------------------------------------------------------------------------- summary
+
+
+def section_summary(run_dir: Path) -> str:
+    """The headline numbers, one line each, from whatever stages ran."""
+    lines = []
+    ev = _read_json(run_dir / "eval" / "evaluation.json")
+    if isinstance(ev, dict) and "accuracy" in ev:
+        lines.append(f"- Clip accuracy **{ev['accuracy']:.1%}** on {ev['n']} held-out clips "
+                     f"({ev.get('backend', 'torch')}).")
+    st = _read_json(run_dir / "eval" / "stream.json")
+    if isinstance(st, dict) and "at_threshold" in st:
+        at = st["at_threshold"]
+        lines.append(f"- Streaming: **{at['recall']:.0%} of keywords caught, "
+                     f"{at['fa_per_hour']:.0f} false alarms per hour** at threshold "
+                     f"{at['threshold']:.2f} ({st.get('minutes', 0):.1f}-min test stream).")
+    for abi in ABIS:
+        v = _read_json(run_dir / "device" / abi / "verify.json")
+        if isinstance(v, dict):
+            d = device_row(v)
+            lines.append(f"- Cortex-M4 {abi} float: {_fmt(d['flash'], 'B')} flash, "
+                         f"{_fmt(d['ram'], 'B')} RAM, {_fmt(_round(d['instructions']))} "
+                         f"instructions per 10-ms frame; matches PyTorch: {_fmt(d['passed'])}.")
+    return "## Summary\n\n" + ("\n".join(lines) + "\n" if lines else "_No stage results yet._\n")
+
+
+def section_pipeline(run_dir: Path) -> str:
+    """Stage timings from `pipeline.json` (only when the pipeline made this run)."""
+    rows = _read_json(run_dir / "pipeline.json")
+    if not isinstance(rows, list) or not rows:
+        return ""
+    out = "## Pipeline stages\n\n| stage | seconds | result |\n|---|---:|---|\n"
+    for r in rows:
+        out += f"| {r.get('stage', '')} | {r.get('seconds', '')} | {r.get('result', '')} |\n"
+    return out
+
+
 # --------------------------------------------------------------------------- report
 
 SECTIONS: tuple[Callable[[Path], str], ...] = (
-    section_data, section_training, section_evaluation, section_stream, section_device,
+    section_summary, section_data, section_training, section_evaluation, section_stream,
+    section_device, section_pipeline,
 )
 
 
@@ -276,7 +314,9 @@ def write_report(run_dir: Path | str) -> Path:
     parts = [f"# tinykws run `{run_dir.name}`\n\n_Written {when} by `tinykws report`._\n"]
     for section in SECTIONS:
         try:
-            parts.append(section(run_dir))
+            text = section(run_dir)
+            if text:
+                parts.append(text)
         except Exception as e:  # a malformed file must not cost the whole report
             title = section.__name__.removeprefix("section_")
             parts.append(f"## {title.capitalize()}\n\n_Could not read this section's files: {e}_\n")
