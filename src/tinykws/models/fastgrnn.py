@@ -5,12 +5,15 @@ contiguous `[batch, feature]` block.  Training uses a fast path:
 
 1. the input projection `W x` of *all* time steps is one GEMM (autograd handles it);
 2. the recurrence runs in a hand-written `torch.autograd.Function` that records no
-   autograd graph per step (8 small ops a step forward, 4 a step backward);
+   autograd graph per step: one small GEMM and ~15 in-place elementwise ops a step
+   forward (including the per-step derivatives needed later), one GEMM and 4 ops a
+   step backward, all on one intra-op thread, in recycled work buffers;
 3. the gradients of `U`, the biases, `zeta` and `nu` over all steps are each one GEMM or
    one reduction after the backward loop.
 
-`step()` is the plain per-frame formula with ordinary autograd ops; it is the reference
-the fast path is tested against, the streaming path, and what the ONNX exporter traces.
+`recur()` / `step()` are the plain per-frame formulas with ordinary autograd ops: the
+reference the fast path is tested against (`cell.fast = False`), the streaming path, and
+what the ONNX exporter traces.
 
 Parameter names and shapes are a contract with export and codegen (docs/architecture.md).
 """
