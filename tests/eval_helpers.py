@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -78,3 +79,18 @@ def tone_stream(seconds: float, bursts: list[float], freq: float = 1000.0, sr: i
         s = int(b * sr)
         x[s : s + len(t)] += amp * np.sin(2 * np.pi * freq * t)
     return np.clip(x, -32768, 32767).astype(np.int16)
+
+
+def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
+    """`tinykws ARGS` in this process (main(): clean user errors): (exit code, out, err)."""
+    from tinykws.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["tinykws", *args])
+    capsys.readouterr()
+    try:
+        main()
+        code = 0
+    except SystemExit as e:
+        code = e.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err

@@ -4,7 +4,6 @@ block-by-block path against the batched one, the CLI, and a real tiny model on a
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eval_helpers import CATEGORIES, make_run, random_model, tone_stream
+from eval_helpers import CATEGORIES, make_run, random_model, run_cli, tone_stream
 from tinykws.detect import (
     Detection,
     Detector,
@@ -193,8 +192,6 @@ def run(tmp_path_factory) -> Path:
 
 
 def test_detect_file_and_cli_json(run, tmp_path, capsys, monkeypatch):
-    from test_evaluate import run_cli
-
     wav = tmp_path / "noise.wav"
     sf.write(wav, (np.random.default_rng(0).standard_normal(16000 * 2) * 3000).astype(np.int16), 16000)
     found = detect_file(run, wav, threshold=0.0)  # threshold 0: fires once per refractory
@@ -208,8 +205,6 @@ def test_detect_file_and_cli_json(run, tmp_path, capsys, monkeypatch):
 
 
 def test_live_without_sounddevice_is_a_clear_error(run, monkeypatch, capsys):
-    from test_evaluate import run_cli
-
     monkeypatch.setitem(sys.modules, "sounddevice", None)  # import fails like a missing extra
     with pytest.raises(TinyKWSError, match="sounddevice"):
         detect_live(run, seconds=0.1)

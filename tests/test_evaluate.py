@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eval_helpers import CATEGORIES, DEV, google12_layout, make_run
+from eval_helpers import CATEGORIES, DEV, google12_layout, make_run, run_cli
 from tinykws.data.speech_commands import read_list
 from tinykws.errors import TinyKWSError
 from tinykws.evaluate import (
@@ -164,21 +164,6 @@ def test_torch_and_onnx_backends_agree(run, g12):
 def test_unknown_backend_is_a_user_error(run, g12):
     with pytest.raises(TinyKWSError, match="unknown backend"):
         evaluate(run, g12, backend="tpu", write=False)
-
-
-def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
-    """`tinykws ARGS` in this process (main(): clean user errors): (exit code, out, err)."""
-    from tinykws.cli import main
-
-    monkeypatch.setattr(sys, "argv", ["tinykws", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as e:
-        code = e.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_cli_json_prints_one_object(run, g12, capsys, monkeypatch):
