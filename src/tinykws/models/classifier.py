@@ -136,8 +136,9 @@ class KWSModel(nn.Module):
             return torch.stack([s[0] for s in states]), torch.stack([s[1] for s in states])
         return torch.stack(states)
 
-    def _run(self, x: Tensor, state: Optional[State]) -> tuple[Tensor, State]:
-        """x [B, T, F] -> (last layer's outputs [T, B, H], final state)."""
+    def _run(self, x: Tensor, state: Optional[State]) -> tuple[Tensor, State, Tensor]:
+        """x [B, T, F] -> (last layer's outputs [T, B, H], final state, last layer's
+        final hidden state [B, H])."""
         if state is None:
             state = self.init_state(x.shape[0], x.device)
         seq = ((x - self.mean) / self.std).transpose(0, 1)  # [T, B, F], time-major inside
@@ -145,19 +146,20 @@ class KWSModel(nn.Module):
         for i, cell in enumerate(self.cells):
             seq, last = cell(seq, self._layer_state(state, i))
             finals.append(last)
-        return seq, self._stack_states(finals)
+        h_last = finals[-1][0] if self.is_lstm else finals[-1]
+        return seq, self._stack_states(finals), h_last
 
     def forward(
         self, x: Tensor, state: Optional[State] = None, return_state: bool = False
     ):
         """x [B, T, F] -> logits [B, C] from the last step (and the final state if asked)."""
-        seq, new_state = self._run(x, state)
-        logits = self.fc(seq[-1])
+        _, new_state, h_last = self._run(x, state)
+        logits = self.fc(h_last)  # (not seq[-1]: the fast cells then skip a zero gradient)
         return (logits, new_state) if return_state else logits
 
     def forward_sequence(self, x: Tensor, state: Optional[State] = None) -> tuple[Tensor, State]:
         """x [B, T, F] -> (logits after every step [B, T, C], final state)."""
-        seq, new_state = self._run(x, state)
+        seq, new_state, _ = self._run(x, state)
         return self.fc(seq).transpose(0, 1), new_state
 
     def step(self, frame: Tensor, state: State) -> tuple[Tensor, State]:

@@ -102,8 +102,7 @@ class _FastCellBase(nn.Module):
                 h = self.recur(wx, h)
                 outs.append(h)
             return torch.stack(outs), h
-        out = self._fast_sequence(self.project_input(x), h)
-        return out, out[-1]
+        return self._fast_sequence(self.project_input(x), h)
 
     def step(self, x: Tensor, h: Tensor) -> Tensor:
         """One frame: x [B, in], h [B, H] -> h' [B, H]."""
@@ -113,7 +112,8 @@ class _FastCellBase(nn.Module):
         """The recurrence given the frame's input projection wx = W x [B, H]."""
         raise NotImplementedError
 
-    def _fast_sequence(self, pre: Tensor, h: Tensor) -> Tensor:  # pragma: no cover
+    def _fast_sequence(self, pre: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:  # pragma: no cover
+        """(all states [T, B, H], last state [B, H]) from pre = W x [T, B, H]."""
         raise NotImplementedError
 
 
@@ -185,6 +185,22 @@ def _claim(ctx) -> None:
     ctx.claimed = True
 
 
+def _first_carry(dlast: Optional[Tensor], slot: Tensor) -> Tensor:
+    """dL/dh_{T-1} from the last-state output, written into `slot` (DH[T-1])."""
+    return slot.zero_() if dlast is None else slot.copy_(dlast)
+
+
+def _incoming(dout: Optional[Tensor], t: int, carry: Tensor, slot: Tensor) -> Tensor:
+    """dL/dh_t = the gradient through output t (None: unused) + the carried one.
+
+    `carry` already lives in `slot` (DH[t]); a classifier on the last step leaves every
+    output's gradient None, so its layer skips both this add and a zero [T, B, H] tensor.
+    """
+    if dout is not None:
+        slot.add_(dout[t])
+    return slot
+
+
 class _FastGRNNRecurrence(torch.autograd.Function):
     """The FastGRNN recurrence given the input projections of all steps.
 
@@ -237,10 +253,11 @@ class _FastGRNNRecurrence(torch.autograd.Function):
         if need_grad:
             ctx.save_for_backward(Z, C, ZC, G, G2, Hs, U)
             ctx.ks = (k1, k2)
-        return Hs[1:]
+        ctx.set_materialize_grads(False)  # an unused output's gradient stays None
+        return Hs[1:], Hs[T].clone()
 
     @staticmethod
-    def backward(ctx, dout):  # noqa: D102
+    def backward(ctx, dout, dlast):  # noqa: D102
         _claim(ctx)
         Z, C, ZC, G, G2, Hs, U = ctx.saved_tensors
         k1, k2 = ctx.ks
@@ -248,14 +265,15 @@ class _FastGRNNRecurrence(torch.autograd.Function):
         DH = _POOL.take(Z)  # total dL/dh_t (incoming + carried)
         DAc = _POOL.take(Z)  # the part of DA through the update c (bias_update's grad)
         DA = torch.empty_like(Z)  # dL/da_t, a_t = W x_t + U h_{t-1} (returned: not pooled)
-        dout = dout.contiguous()
-        carry = torch.zeros(B, H, dtype=Z.dtype, device=Z.device)
+        dout = None if dout is None else dout.contiguous()
+        carry = _first_carry(dlast, DH[T - 1])
         with _single_thread():
             for t in range(T - 1, -1, -1):
-                dh = torch.add(dout[t], carry, out=DH[t])
+                dh = _incoming(dout, t, carry, DH[t])
                 da = torch.mul(dh, G[t], out=DA[t])
                 torch.mul(dh, G2[t], out=DAc[t])
-                carry = torch.addmm(dh * Z[t], da, U)  # dL/dh_{t-1} = dh z + U^T da
+                # dL/dh_{t-1} = dh z + U^T da, written where step t-1 reads it
+                carry = torch.addmm(dh * Z[t], da, U, out=DH[t - 1] if t else None)
         # Everything below covers all steps at once (one GEMM / one reduction each).
         d_U = DA.view(-1, H).t() @ Hs[:-1].reshape(-1, H)
         d_bu = DAc.view(-1, H).sum(0)
@@ -297,7 +315,7 @@ class FastGRNNCell(_FastCellBase):
         c = torch.tanh(a + self.bias_update)
         return z * h + (torch.sigmoid(self.zeta) * (1.0 - z) + torch.sigmoid(self.nu)) * c
 
-    def _fast_sequence(self, pre: Tensor, h: Tensor) -> Tensor:
+    def _fast_sequence(self, pre: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
         return _FastGRNNRecurrence.apply(
             pre.contiguous(), h, self.effective_U(), self.bias_gate, self.bias_update,
             self.zeta, self.nu, torch.is_grad_enabled(),
@@ -342,23 +360,24 @@ class _FastRNNRecurrence(torch.autograd.Function):
         if need_grad:
             ctx.save_for_backward(C, G, Hs, U)
             ctx.ks = (ka, kb)
-        return Hs[1:]
+        ctx.set_materialize_grads(False)  # an unused output's gradient stays None
+        return Hs[1:], Hs[T].clone()
 
     @staticmethod
-    def backward(ctx, dout):  # noqa: D102
+    def backward(ctx, dout, dlast):  # noqa: D102
         _claim(ctx)
         C, G, Hs, U = ctx.saved_tensors
         ka, kb = ctx.ks
         T, B, H = C.shape
         DH = _POOL.take(C)
         DA = torch.empty_like(C)
-        dout = dout.contiguous()
-        carry = torch.zeros(B, H, dtype=C.dtype, device=C.device)
+        dout = None if dout is None else dout.contiguous()
+        carry = _first_carry(dlast, DH[T - 1])
         with _single_thread():
             for t in range(T - 1, -1, -1):
-                dh = torch.add(dout[t], carry, out=DH[t])
+                dh = _incoming(dout, t, carry, DH[t])
                 da = torch.mul(dh, G[t], out=DA[t])
-                carry = torch.addmm(dh * kb, da, U)
+                carry = torch.addmm(dh * kb, da, U, out=DH[t - 1] if t else None)
         Hprev = Hs[:-1].reshape(-1, H)
         d_U = DA.view(-1, H).t() @ Hprev
         d_b = DA.view(-1, H).sum(0)
@@ -393,7 +412,7 @@ class FastRNNCell(_FastCellBase):
         c = torch.tanh(wx + self.project_state(h) + self.bias_update)
         return torch.sigmoid(self.beta) * h + torch.sigmoid(self.alpha) * c
 
-    def _fast_sequence(self, pre: Tensor, h: Tensor) -> Tensor:
+    def _fast_sequence(self, pre: Tensor, h: Tensor) -> tuple[Tensor, Tensor]:
         return _FastRNNRecurrence.apply(
             pre.contiguous(), h, self.effective_U(), self.bias_update, self.alpha, self.beta,
             torch.is_grad_enabled(),
