@@ -5,7 +5,8 @@ through ctypes. Diversity of voices matters more than volume (a model trained on
 also judged on real speech), so every pseudo-speaker is a distinct voice configuration:
 accent (en-us, en-gb, scottish, caribbean, ...) x voice variant (m1..m8, f1..f5 and ~40 named
 variants) x base rate/pitch/intonation range, and every clip adds its own jitter, phrasing,
-microphone-like filtering, gain, position in the 1-s window and a faint noise floor.
+microphone-like filtering and equalisation, room, gain, position in the 1-s window, a noise
+floor and often background noise.
 
 Layout = Speech Commands: `OUT/<word>/<speaker>_nohash_0.wav` (16 kHz mono int16, exactly
 1 s), `OUT/_background_noise_/*.wav` (synthesized noises), `OUT/validation_list.txt` and
@@ -64,7 +65,13 @@ MALE_VARIANTS = (
 HELD_OUT_SHARE = 0.15  # of each gender's variants, for validation and again for testing
 SPLIT_SHARE = 0.10  # of the speakers, for validation and again for testing
 FEMALE_SHARE = 0.45  # chance that a speaker's voice is a female variant
-WARP_RANGE = (0.88, 1.12)  # per-voice frequency scale (formants and pitch), +-12 %
+WARP_RANGE = (0.86, 1.18)  # per-voice frequency scale (formants and pitch): deeper to child-like
+EQ_BANDS = (0, 3)  # random peaking-EQ bands a clip (microphone/room colour), each +-EQ_DB
+EQ_DB = 9.0
+NOISE_CHANCE = 0.5  # share of clips recorded over a coloured background noise
+NOISE_SNR_DB = (35.0, 65.0)  # loudest 100 ms of speech over the noise RMS (keeps speech > 20x)
+BREATH_CHANCE = 0.5  # share of clips with envelope-following breath/turbulence noise
+CLIP_CHANCE = 0.08  # share of clips driven into soft saturation (hot microphone input)
 REVERB_CHANCE = 0.4  # share of clips given a small room's reverberation
 PEAK_RANGE = (0.1, 0.95)  # of full scale, log-uniform: the 5-95 % range of real clips' peaks
 # Words for background babble: none of them is a Speech Commands word.
@@ -123,7 +130,7 @@ class SynthSummary:
 
 
 VOICES_PER_JOB = 4  # a fresh process costs ~0.1 s (pool refill), so group a few voices
-_VERSION = 2  # bump when the synthesis changes, so old folders are not reused
+_VERSION = 3  # bump when the synthesis changes, so old folders are not reused
 
 
 # ------------------------------------------------------------------ espeak through ctypes
@@ -250,9 +257,14 @@ def render_word(word: str, voice: Voice, rng: np.random.Generator, espeak: Espea
     """One 1-s clip of `word` in `voice`: `(int16 [16000], cropped)`.
 
     Per clip: rate/pitch/range jitter, phrasing (".", "!", "?"), the voice's frequency warp
-    (+-2 % jitter), silence trimmed, a random microphone-like band (high-pass 40-300 Hz,
-    low-pass 3.5-7.5 kHz), sometimes a small room's reverberation, a peak level drawn
-    log-uniformly from PEAK_RANGE, a random position in the window and a faint noise floor.
+    (+-2 % jitter), silence trimmed, sometimes breath noise following the speech envelope,
+    a random microphone-like band (high-pass 40-300 Hz, low-pass 3.5-7.5 kHz), 0-3 random
+    peaking-EQ bands and a spectral tilt, sometimes a small room's reverberation or soft
+    saturation, a random position in the window, a pink-to-brown noise floor 50-76 dB below
+    the peak, often a coloured background noise (NOISE_SNR_DB), and a peak level drawn
+    log-uniformly from PEAK_RANGE. The floor's level and colour match the quiet frames of
+    real Speech Commands clips in log-mel space (docs/benchmarks.md, "Generalisation to
+    real speech").
     """
     espeak = espeak or engine()
     rate = int(np.clip(voice.rate + rng.integers(-20, 21), 80, 400))
@@ -272,19 +284,78 @@ def render_word(word: str, voice: Voice, rng: np.random.Generator, espeak: Espea
     x = x[:max_len]
     if len(x) == 0:
         raise TinyKWSError(f"espeak-ng produced no sound for {word!r} with voice {voice.name}")
+    if rng.random() < BREATH_CHANCE:
+        x = x + _breath(x, rng)
     hp = butter(2, rng.uniform(40, 300), "highpass", fs=SAMPLE_RATE, output="sos")
     lp = butter(2, rng.uniform(3500, 7500), "lowpass", fs=SAMPLE_RATE, output="sos")
-    x = sosfilt(lp, sosfilt(hp, x))
+    x = _equalize(sosfilt(lp, sosfilt(hp, x)), rng)
     if rng.random() < REVERB_CHANCE:
         x = _reverb(x, rng)[:max_len]  # a cut reverb tail is not a cropped word
-    peak = np.exp(rng.uniform(*np.log(PEAK_RANGE)))
-    x *= peak / max(np.abs(x).max(), 1e-9)
+    if rng.random() < CLIP_CHANCE:  # soft saturation, 2-10x drive
+        drive = rng.uniform(2.0, 10.0)
+        x = np.tanh(drive * x / max(np.abs(x).max(), 1e-9))
     clip = np.zeros(CLIP_SAMPLES)
     start = int(rng.integers(0, CLIP_SAMPLES - len(x) + 1))
     clip[start : start + len(x)] = x
-    # a noise floor 46-66 dB below the peak: real recordings are never digital silence
-    clip += rng.standard_normal(CLIP_SAMPLES) * peak * np.exp(rng.uniform(np.log(5e-4), np.log(5e-3)))
+    loud = _loudest_rms(x)
+    # a noise floor 50-76 dB below the peak: real recordings are never digital silence.
+    # Pink to brown, as measured in real clips' quiet frames: a white floor (after the
+    # featurizer's pre-emphasis) puts ~20 dB too much energy in the upper mel bands.
+    floor = np.abs(x).max() * np.exp(rng.uniform(np.log(1.5e-4), np.log(3e-3)))
+    clip += _colored_noise(CLIP_SAMPLES, rng) * floor
+    if rng.random() < NOISE_CHANCE:
+        clip += _colored_noise(CLIP_SAMPLES, rng) * loud * 10 ** (-rng.uniform(*NOISE_SNR_DB) / 20)
+    peak = np.exp(rng.uniform(*np.log(PEAK_RANGE)))
+    clip *= peak / max(np.abs(clip).max(), 1e-9)
     return _to_int16(clip), cropped
+
+
+def _loudest_rms(x: np.ndarray, window: int = 1600) -> float:
+    """RMS of the loudest 100-ms window of `x`."""
+    if len(x) <= window:
+        return float(np.sqrt(np.mean(x**2)))
+    power = np.convolve(x**2, np.ones(window) / window, mode="valid")
+    return float(np.sqrt(power.max()))
+
+
+def _equalize(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """0-3 random peaking-EQ bands (150 Hz-6 kHz, +-EQ_DB, Q 0.7-3) and a spectral tilt:
+    the colouring of a cheap microphone, a phone or a room."""
+    for _ in range(int(rng.integers(EQ_BANDS[0], EQ_BANDS[1] + 1))):
+        f0 = np.exp(rng.uniform(np.log(150), np.log(6000)))
+        x = sosfilt(_peaking_sos(f0, rng.uniform(-EQ_DB, EQ_DB), rng.uniform(0.7, 3.0)), x)
+    tilt = rng.uniform(-0.6, 0.6)  # first-order pre/de-emphasis: y[n] = x[n] - a x[n-1]
+    return x - tilt * np.concatenate([[0.0], x[:-1]])
+
+
+def _peaking_sos(f0: float, gain_db: float, q: float) -> np.ndarray:
+    """RBJ audio-EQ-cookbook peaking biquad as one second-order section."""
+    a = 10 ** (gain_db / 40)
+    w = 2 * np.pi * f0 / SAMPLE_RATE
+    alpha = np.sin(w) / (2 * q)
+    b = np.array([1 + alpha * a, -2 * np.cos(w), 1 - alpha * a])
+    den = np.array([1 + alpha / a, -2 * np.cos(w), 1 - alpha / a])
+    return np.concatenate([b / den[0], den / den[0]])[None, :]
+
+
+def _colored_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit-RMS noise with a random spectral slope (pink .. brown: amplitude ~ f^-0.5..-1)."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
+    f[0] = f[1]
+    x = np.fft.irfft(spec / f ** rng.uniform(0.5, 1.0), n)
+    x = sosfilt(butter(1, rng.uniform(30, 200), "highpass", fs=SAMPLE_RATE, output="sos"), x)
+    return x / max(np.sqrt(np.mean(x**2)), 1e-12)
+
+
+def _breath(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Turbulence noise that follows the speech envelope (breathy voice, air on the mic),
+    high-passed at 1-3 kHz, 14-30 dB below the speech."""
+    env = np.sqrt(np.convolve(x**2, np.ones(320) / 320, mode="same"))
+    hp = butter(2, rng.uniform(1000, 3000), "highpass", fs=SAMPLE_RATE, output="sos")
+    noise = sosfilt(hp, rng.standard_normal(len(x)))
+    noise /= max(np.sqrt(np.mean(noise**2)), 1e-12)
+    return noise * env * 10 ** (-rng.uniform(14, 30) / 20)
 
 
 def _reverb(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
