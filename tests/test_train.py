@@ -322,3 +322,31 @@ def test_cli_train_from_data_makes_lists_and_features(tmp_path):
     _, meta = load_checkpoint(out / "train" / "last.pt")
     assert set(meta["categories"]) >= {"yes", "no"}
     assert meta["feature_params"]["n_mels"] == 32
+
+
+def test_kill_while_saving_loses_no_epoch(feats, tmp_path, monkeypatch):
+    """A Ctrl-C that lands between writing the log and last.pt: resume redoes that epoch,
+    the log has every epoch once, and the weights equal an uninterrupted run's."""
+    import tinykws.train as tr
+
+    cfg = replace(TINY, epochs=5)
+    full = train(feats, tmp_path / "a", cfg)
+    real_save, calls = tr.atomic_torch_save, []
+
+    def save_then_die(obj, path):
+        calls.append(Path(path).name)
+        if Path(path).name == "last.pt" and obj["epoch"] == 2:
+            raise KeyboardInterrupt  # the log already has epoch 2; last.pt still says 1
+        real_save(obj, path)
+
+    monkeypatch.setattr(tr, "atomic_torch_save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(feats, tmp_path / "b", cfg)
+    monkeypatch.setattr(tr, "atomic_torch_save", real_save)
+    assert [int(r["epoch"]) for r in _log(tmp_path / "b")] == [0, 1, 2]
+    resumed = train(feats, tmp_path / "b", cfg, resume=True)
+    assert [int(r["epoch"]) for r in _log(tmp_path / "b")] == list(range(5))
+    a, _ = load_checkpoint(full.last_path)
+    b, _ = load_checkpoint(resumed.last_path)
+    for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(va, vb), k

@@ -658,10 +658,12 @@ def _train(
                 if cfg.rolling and dist.world == 1:
                     ck["rolling_bag"] = tuple(b.cpu() for b in bag) if isinstance(bag, tuple) \
                         else bag.cpu()
+                # Log first: a kill between the two leaves a log row ahead of last.pt, which
+                # resume drops (it keeps rows up to the checkpoint's epoch) and redoes.
+                _write_log(train_dir / "log.csv", rows)
                 if improved:
                     atomic_torch_save(ck, best_path)
                 atomic_torch_save(ck, last_path)
-                _write_log(train_dir / "log.csv", rows)
                 if epoch % 10 == 9:  # and at the end; a killed run still has curves
                     plot_curves(rows, train_dir / "curves.png")
             bar.update(task, advance=1, description=(
