@@ -170,6 +170,7 @@ def featurize(
     workers: Optional[int] = typer.Option(None, help="Worker threads (default: 2 x CPU cores)."),
     seed: int = typer.Option(0, help="Seed for the noise draws."),
     window: str = typer.Option("rectangular", help="Analysis window: rectangular (the seed's) | hamming | hann."),
+    on_error: str = typer.Option("raise", help="raise | skip: what to do with an unreadable clip (skip lists them at the end)."),
 ) -> None:
     """Log-mel features of every listed clip -> <split>.npz (the seed's make_dataset.py). Cached."""
     from tinykws.dataset import featurize_lists
@@ -178,7 +179,7 @@ def featurize(
     featurize_lists(
         data_dir, lists, out, FeatureParams(window=window), noise_dir=noise_dir,
         max_noise_ratio=max_noise_ratio, noise_selection=noise_selection, window_size=window_size,
-        shift=shift, workers=workers, seed=seed,
+        shift=shift, workers=workers, seed=seed, on_error=on_error,
     )  # fmt: skip
 
 

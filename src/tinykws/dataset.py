@@ -37,7 +37,7 @@ import numpy as np
 from rich.console import Console
 
 from tinykws import __version__
-from tinykws.data.audio import load_audio
+from tinykws.data.audio import AudioInfo, AudioStats, load_audio, try_load_audio
 from tinykws.data.speech_commands import SPLITS, Example, read_categories, read_list
 from tinykws.errors import TinyKWSError
 from tinykws.features import FeatureParams, logmel_batch, single_thread_blas
@@ -141,9 +141,9 @@ def _file_stamp(p: Path) -> list:
 # ---------------------------------------------------------------- featurizing one split
 
 
-def read_pcm16_wav(path: Path | str, sample_rate: int, length: int) -> Optional[np.ndarray]:
+def _read_pcm16(path: Path | str, sample_rate: int) -> Optional[np.ndarray]:
     """Fast path for the canonical clip (RIFF/WAVE, PCM, 16-bit, mono, `sample_rate`):
-    int16 [length], cropped or zero-padded exactly as `load_audio` does. Anything else
+    all its int16 samples. Anything else
     (other formats, rates, channels, a malformed or empty file) returns None, and the
     caller falls back to `load_audio`, which handles and reports it.
 
@@ -176,22 +176,40 @@ def read_pcm16_wav(path: Path | str, sample_rate: int, length: int) -> Optional[
             n = min(size, len(raw) - body) // 2
             if n == 0:
                 return None
-            x = np.frombuffer(raw, dtype="<i2", count=min(n, length), offset=body)
-            out = np.zeros(length, dtype=np.int16)
-            out[: len(x)] = x
-            return out
+            return np.frombuffer(raw, dtype="<i2", count=n, offset=body)
         pos = body + size + (size & 1)  # chunks are word-aligned
     return None
 
 
-def _load_chunk(paths: Sequence[Path], params: FeatureParams) -> np.ndarray:
-    """Decode clips to int16 [n, clip_samples] (AudioError names a bad file)."""
-    out = np.empty((len(paths), params.clip_samples), dtype=np.int16)
+def read_pcm16_wav(path: Path | str, sample_rate: int, length: int) -> Optional[np.ndarray]:
+    """`_read_pcm16` cropped or zero-padded to `length` samples, as `load_audio` does."""
+    x = _read_pcm16(path, sample_rate)
+    if x is None:
+        return None
+    out = np.zeros(length, dtype=np.int16)
+    out[: min(len(x), length)] = x[:length]
+    return out
+
+
+def _load_chunk(
+    paths: Sequence[Path], params: FeatureParams, stats: AudioStats, on_error: str = "raise"
+) -> np.ndarray:
+    """Decode clips to int16 [n, clip_samples], counting into `stats` what was padded,
+    cropped, resampled or mixed. A bad file raises AudioError naming it, or with
+    on_error="skip" is recorded in `stats.skipped` and left as a zero row (dropped later)."""
+    out = np.zeros((len(paths), params.clip_samples), dtype=np.int16)
+    length = params.clip_samples
     for i, p in enumerate(paths):
-        x = read_pcm16_wav(p, params.sample_rate, params.clip_samples)
-        if x is None:
-            x, _ = load_audio(p, sample_rate=params.sample_rate, length=params.clip_samples)
-        out[i] = x
+        x = _read_pcm16(p, params.sample_rate)
+        if x is not None:
+            n = min(len(x), length)
+            out[i, :n] = x[:n]
+            stats.add(AudioInfo(Path(p), params.sample_rate, 1, len(x),
+                                cropped=len(x) > length, padded=len(x) < length))  # fmt: skip
+            continue
+        y = try_load_audio(p, stats, on_error=on_error, sample_rate=params.sample_rate, length=length)
+        if y is not None:
+            out[i] = y
     return out
 
 
@@ -203,8 +221,13 @@ def featurize_clips(
     noise: Sequence[np.ndarray] = (),
     plan: Optional[np.ndarray] = None,
     on_chunk: Optional[Callable[[int], None]] = None,
+    stats: Optional[AudioStats] = None,
+    on_error: str = "raise",
 ) -> np.ndarray:
     """Decode + (noise) + log-mel for many files -> float32 [N, n_frames, n_mels].
+
+    `stats` (if given) receives the loading counts and, with on_error="skip", the skipped
+    files (whose rows are then meaningless: the caller drops them).
 
     `workers` threads each take CHUNK files at a time (decode, mix, featurize); soundfile and
     the FFTs release the GIL so they overlap. `on_chunk(n_done)` reports progress.
@@ -213,9 +236,13 @@ def featurize_clips(
     out = np.empty((n, params.n_frames, params.n_mels), dtype=np.float32)
     workers = max(1, workers or 2 * (os.cpu_count() or 1))  # threads wait on I/O too
 
+    chunk_stats: list[AudioStats] = []  # one per chunk: threads never share one
+
     def work(lo: int) -> int:
         hi = min(n, lo + CHUNK)
-        clips = _load_chunk(paths[lo:hi], params)
+        st = AudioStats()
+        chunk_stats.append(st)
+        clips = _load_chunk(paths[lo:hi], params, st, on_error)
         if plan is not None and noise:
             clips = mix_noise(clips, plan[lo:hi], noise)
         logmel_batch(clips, params, out=out[lo:hi])
@@ -228,11 +255,14 @@ def featurize_clips(
                 done = work(lo)
                 if on_chunk:
                     on_chunk(done)
-            return out
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="featurize") as pool:
-            for done in _bounded_map(pool, work, starts, 4 * workers):
-                if on_chunk:
-                    on_chunk(done)
+        else:
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="featurize") as pool:
+                for done in _bounded_map(pool, work, starts, 4 * workers):
+                    if on_chunk:
+                        on_chunk(done)
+    if stats is not None:
+        for st in chunk_stats:
+            stats.merge(st)
     return out
 
 
@@ -280,8 +310,13 @@ def featurize_lists(
     workers: Optional[int] = None,
     seed: int = 0,
     splits: Sequence[str] = SPLITS,
+    on_error: str = "raise",
 ) -> dict[str, Path]:
     """Featurize each split's list into `out_dir/<split>.npz`; returns split -> npz path.
+
+    Unreadable clips stop the run with an error naming the file, or with on_error="skip"
+    are left out and listed at the end. What loading changed (resampled, mixed to mono,
+    cropped, padded) is counted, printed, and kept in `<split>.cache.json`.
 
     Noise (`noise_dir`) is mixed into the training split only. A split whose inputs are
     unchanged since the last run (same cache key in `<split>.cache.json`) is not redone.
@@ -293,6 +328,8 @@ def featurize_lists(
         raise TinyKWSError("--noise-selection must be in [0, 1]")
     if max_noise_ratio < 0:
         raise TinyKWSError("--max-noise-ratio must be >= 0")
+    if on_error not in ("raise", "skip"):
+        raise TinyKWSError(f"--on-error must be raise or skip, not {on_error!r}")
     starts = row_starts(params.n_frames, window_size, shift)
     categories = read_categories(lists_dir)
     noise_opts = NoiseOptions(
@@ -308,6 +345,7 @@ def featurize_lists(
     results: dict[str, Path] = {}
     noise_audio: Optional[list[np.ndarray]] = None
     # npz writing (hundreds of MB, I/O bound) overlaps the next split's featurizing
+    skipped_all: list[tuple[str, str, str]] = []  # (split, path, reason)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="save") as saver:
         saves = []
         for split, examples in lists.items():
@@ -337,14 +375,22 @@ def featurize_lists(
                     noise_audio = [load_audio(p, params.sample_rate, length=None)[0] for p in noise_opts.files]
                 plan = noise_plan(len(examples), len(noise_audio), noise_opts, seed)
             t0 = time.perf_counter()
+            stats = AudioStats()
             with progress_bar() as bar:
                 task = bar.add_task(f"featurize {split}", total=len(examples))
                 feats = featurize_clips(
                     [ex.path for ex in examples], params, workers=workers,
                     noise=noise_audio or (), plan=plan,
-                    on_chunk=lambda k: bar.advance(task, k),
+                    on_chunk=lambda k: bar.advance(task, k), stats=stats, on_error=on_error,
                 )  # fmt: skip
             dt = time.perf_counter() - t0
+            if stats.skipped:
+                bad = {p for p, _ in stats.skipped}
+                keep = np.array([str(ex.path) not in bad for ex in examples])
+                feats, examples = feats[keep], [ex for ex, k in zip(examples, keep) if k]
+                skipped_all.extend((split, p, r) for p, r in stats.skipped)
+                if not examples:
+                    raise TinyKWSError(f"every clip of the {split} list was unreadable")
             rows = _rows(feats, starts, window_size)
             per_clip = len(starts)
             arrays = dict(
@@ -354,14 +400,20 @@ def featurize_lists(
                 paths=np.repeat(np.array([str(ex.path) for ex in examples], dtype=str), per_clip),
                 feature_params=np.array(params.to_json()),
             )
-            info = {"key": key, "clips": len(examples), "rows": len(rows), **settings}
+            info = {"key": key, "clips": len(examples), "rows": len(rows), "audio": stats.as_dict(),
+                    **settings}  # fmt: skip
             saves.append(saver.submit(_save_split, npz, meta, arrays, info))
             console.print(
                 f"{split}: {len(examples)} clips in {dt:.1f} s ({len(examples) / max(dt, 1e-9):.0f} clips/s)"
                 f" -> {len(rows)} rows {tuple(rows.shape)} -> {npz}" + (" (noise mixed)" if with_noise else "")
             )
+            console.print(f"  audio: {stats.summary()}")
         for f in saves:
             f.result()
+    if skipped_all:
+        console.print(f"[yellow]skipped {len(skipped_all)} unreadable clips:[/]")
+        for split, p, reason in skipped_all:
+            console.print(f"  {split}: {p}: {reason}", markup=False, soft_wrap=True)
     return results
 
 
