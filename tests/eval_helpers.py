@@ -1,8 +1,13 @@
-"""Shared by test_evaluate / test_detect / test_report: tiny run folders and test layouts."""
+"""Shared test helpers: tiny run folders and test layouts (test_evaluate / test_detect /
+test_report), separable feature files (test_train / test_export), and the `tinykws` command
+in this process or as a subprocess."""
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +20,22 @@ from tinykws.models import ModelConfig, build_model
 
 DEV = Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev"
 CATEGORIES = [*GOOGLE12_WORDS, "_unknown_", "_silence_"]
+FEATURE_CATS = ["_silence_", "_unknown_", "yes", "no"]  # the classes of make_features
+
+
+def make_features(d: Path, n_train=96, n_val=40, T=20, seed=0) -> Path:
+    """Separable random 'log-mel' clips: each class has its own spectral tilt."""
+    rng = np.random.default_rng(seed)
+    d.mkdir(parents=True, exist_ok=True)
+    tilt = rng.normal(size=(len(FEATURE_CATS), 32))
+    for split, n in (("training", n_train), ("validation", n_val), ("testing", n_val)):
+        y = np.arange(n) % len(FEATURE_CATS)
+        x = rng.normal(size=(n, T, 32)) + 1.5 * tilt[y][:, None, :] - 5.0
+        np.savez(d / f"{split}.npz", features=x.astype(np.float32), labels=y.astype(np.int64),
+                 categories=np.array(FEATURE_CATS),
+                 paths=np.array([f"{split}{i}.wav" for i in range(n)]),
+                 feature_params=json.dumps({"power_spec": True}))
+    return d
 
 
 def save_checkpoint(run_dir: Path, model, categories, rolling: bool = False) -> Path:
@@ -94,3 +115,12 @@ def run_cli(args: list[str], capsys, monkeypatch) -> tuple[int, str, str]:
         code = e.code or 0
     out, err = capsys.readouterr()
     return code, out, err
+
+
+def tinykws_command(*args: str, cwd: Path | None = None, env: dict | None = None,
+                    **kw) -> subprocess.CompletedProcess:
+    """`tinykws ARGS` through the installed console script beside this interpreter (the real
+    entry point; works whether or not the venv is activated): progress bars off, wide lines."""
+    exe = Path(sys.executable).with_name("tinykws")
+    env = {**os.environ, "TINYKWS_NO_PROGRESS": "1", "COLUMNS": "200", **(env or {})}
+    return subprocess.run([str(exe), *args], capture_output=True, text=True, cwd=cwd, env=env, **kw)

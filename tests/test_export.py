@@ -3,7 +3,6 @@ PyTorch in onnxruntime (clip graph and a 98-step streaming loop) to 1e-4."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +16,9 @@ from tinykws.errors import TinyKWSError
 from tinykws.export import OPSET, export_model, export_run
 from tinykws.models import ModelConfig, build_model
 
-os.environ["TINYKWS_NO_PROGRESS"] = "1"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (conftest.py)
 
 
 def _trained_like(cfg: ModelConfig) -> torch.nn.Module:
@@ -87,7 +80,7 @@ def test_onnx_matches_pytorch(cfg, tmp_path):
 def test_export_run_and_cli(tmp_path):
     from tinykws.cli import app
     from tinykws.train import TrainConfig, train
-    from test_train import make_features
+    from eval_helpers import make_features
 
     feats = make_features(tmp_path / "f", T=98)
     train(feats, tmp_path / "run", TrainConfig(epochs=1, hidden_units=8, batch_size=32))

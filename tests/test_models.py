@@ -17,13 +17,7 @@ FAST = ("fastgrnn", "fastrnn")
 ALL = ("fastgrnn", "fastrnn", "gru", "lstm")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread (pytest-xdist runs a worker per core anyway)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (conftest.py)
 
 
 def _model(arch, dtype=torch.float64, layers=2, H=16, wrank=None, urank=None, seed=0):

@@ -18,6 +18,9 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from eval_helpers import DEV, tinykws_command
+from eval_helpers import FEATURE_CATS as CATS
+from eval_helpers import make_features
 from tinykws.errors import TinyKWSError
 from tinykws.models import load_checkpoint
 from tinykws.train import (
@@ -30,32 +33,7 @@ from tinykws.train import (
     train,
 )
 
-os.environ["TINYKWS_NO_PROGRESS"] = "1"
-CATS = ["_silence_", "_unknown_", "yes", "no"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models: one intra-op thread (pytest-xdist runs a worker per core anyway)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def make_features(d: Path, n_train=96, n_val=40, T=20, seed=0) -> Path:
-    """Separable random 'log-mel' clips: each class has its own spectral tilt."""
-    rng = np.random.default_rng(seed)
-    d.mkdir(parents=True, exist_ok=True)
-    tilt = rng.normal(size=(len(CATS), 32))
-    for split, n in (("training", n_train), ("validation", n_val), ("testing", n_val)):
-        y = np.arange(n) % len(CATS)
-        x = rng.normal(size=(n, T, 32)) + 1.5 * tilt[y][:, None, :] - 5.0
-        np.savez(d / f"{split}.npz", features=x.astype(np.float32), labels=y.astype(np.int64),
-                 categories=np.array(CATS), paths=np.array([f"{split}{i}.wav" for i in range(n)]),
-                 feature_params=json.dumps({"power_spec": True}))
-    return d
-
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (conftest.py)
 
 TINY = TrainConfig(epochs=4, hidden_units=8, batch_size=16, optimizer="adam",
                    learning_rate=0.02, lr_min=0.001, seed=3)
@@ -94,17 +72,24 @@ def test_train_writes_run_folder_and_learns(feats, tmp_path):
 
 
 def test_best_checkpoint_is_the_best_epoch_not_the_last(feats, tmp_path):
-    # a learning rate that blows the model up after the first epochs
-    cfg = replace(TINY, epochs=5, optimizer="sgd", learning_rate=50.0, lr_min=50.0,
+    # a constant, large SGD step: 100% validation accuracy after epoch 1, then the weights
+    # keep moving (measured val_acc 0.675, 1, 1, 1, 1): best.pt must stay at the first epoch
+    # that reached the best accuracy, while last.pt moves on.
+    cfg = replace(TINY, epochs=5, optimizer="sgd", learning_rate=3.0, lr_min=3.0,
                   lr_scheduler="constant", momentum=0.0)
     res = train(feats, tmp_path, cfg)
     accs = [float(r["val_acc"]) for r in _log(tmp_path)]
-    best, _ = load_checkpoint(res.best_path)
+    best, best_meta = load_checkpoint(res.best_path)
     last, last_meta = load_checkpoint(res.last_path)
     assert last_meta["epoch"] == 4
-    assert res.best_epoch == int(np.argmax(accs))
-    if res.best_epoch != 4:
-        assert not torch.equal(best.fc.weight, last.fc.weight)
+    assert res.best_epoch == int(np.argmax(accs)) == best_meta["epoch"] < 4, accs
+    assert accs[res.best_epoch] > accs[0]  # it learned before the best epoch
+    assert not torch.equal(best.fc.weight, last.fc.weight)
+    # best.pt holds the weights that scored best_val_acc (re-scored here, independently)
+    val = np.load(feats / "validation.npz")
+    with torch.no_grad():
+        pred = best(torch.from_numpy(val["features"])).argmax(1).numpy()
+    assert float(np.mean(pred == val["labels"])) == pytest.approx(res.best_val_acc, abs=1e-6)
 
 
 @pytest.mark.parametrize("extra", [
@@ -266,8 +251,7 @@ def test_cli_train_and_errors(feats, tmp_path):
 
 
 def test_cli_error_is_one_line(tmp_path):
-    r = subprocess.run(["tinykws", "train", "--features", str(tmp_path / "none"), "--out",
-                        str(tmp_path / "o")], capture_output=True, text=True)
+    r = tinykws_command("train", "--features", str(tmp_path / "none"), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "feature file missing" in r.stderr
     assert "Traceback" not in r.stderr
 
@@ -288,11 +272,8 @@ def test_ddp_two_cpu_processes(feats, tmp_path):
     assert cfg["world_size"] == 2
     # each process took half of every epoch: 96 clips / 2 ranks / 8 per rank = 6 steps
     assert int(rows[0]["iterations"]) == 6
-    model, meta = load_checkpoint(out / "train" / "last.pt")
-    assert float(rows[-1]["val_acc"]) > 0.5
-
-
-DEV = Path(__file__).parents[2] / "shared/data/speech_commands_dev"
+    _, meta = load_checkpoint(out / "train" / "last.pt")
+    assert meta["epoch"] == 2 and float(rows[-1]["val_acc"]) > 0.5
 
 
 def test_cli_train_from_data_makes_lists_and_features(tmp_path):
@@ -300,7 +281,7 @@ def test_cli_train_from_data_makes_lists_and_features(tmp_path):
     from tinykws.cli import app
 
     if not DEV.is_dir():
-        pytest.skip(f"shared dev data not found at {DEV}")
+        pytest.fail(f"shared dev data missing at {DEV}")
     mini = tmp_path / "mini"
     val, test = [], []
     for word in ("yes", "no", "up"):

@@ -1,0 +1,42 @@
+"""Suite-wide settings and fixtures shared by several test modules.
+
+- Progress bars off (`TINYKWS_NO_PROGRESS=1`) for every test, as the modules did one by one.
+- Hypothesis keeps no example database in the work tree (tests write only to tmp dirs).
+- `one_torch_thread`: tiny models run on one intra-op thread (xdist already runs a worker
+  per core; more threads only add barriers). Modules opt in with
+  `pytestmark = pytest.mark.usefixtures("one_torch_thread")`.
+- `TINYKWS_NO_SKIP=1` (for CI, where every optional tool is installed) turns any skip into
+  a failure, so a missing install cannot hide behind a skipped test.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from hypothesis import settings
+
+os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
+
+settings.register_profile("tinykws", database=None)
+settings.load_profile("tinykws")
+
+
+@pytest.fixture
+def one_torch_thread():
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.skipped and not hasattr(rep, "wasxfail") and os.environ.get("TINYKWS_NO_SKIP") == "1":
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        rep.outcome = "failed"
+        rep.longrepr = f"skipped, but TINYKWS_NO_SKIP=1 forbids skips here: {reason}"
