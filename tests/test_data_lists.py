@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from eval_helpers import tinykws_command
 from tinykws.data import speech_commands
 from tinykws.data.audio import load_audio, save_wav
 from tinykws.data.speech_commands import (
@@ -189,7 +190,10 @@ def test_missing_noise_is_a_clear_error_unless_silence_is_off(tmp_path):
     save_wav(data / "bed" / "b_nohash_0.wav", np.zeros(16000, np.int16))
     with pytest.raises(TinyKWSError, match="--silence 0"):
         make_lists(data, "yes", tmp_path / "l")
-    make_lists(data, "yes", tmp_path / "l", silence_count=0)
+    s = make_lists(data, "yes", tmp_path / "l", silence_count=0)
+    assert read_categories(tmp_path / "l") == s.categories == ["yes", UNKNOWN, SILENCE]
+    assert sum(s.counts[sp][SILENCE] for sp in s.counts) == 0
+    assert sum(s.counts[sp]["yes"] for sp in s.counts) == 1  # the keyword clip is listed
 
 
 def test_lists_are_never_written_into_the_dataset(tmp_path):
@@ -219,18 +223,8 @@ def test_scan_finds_words_and_noise():
 # ------------------------------------------------------------------ CLI
 
 
-def run_cli(*args: str):
-    import os
-    import subprocess
-    import sys
-
-    exe = Path(sys.executable).with_name("tinykws")
-    env = {**os.environ, "TINYKWS_NO_PROGRESS": "1", "COLUMNS": "200"}
-    return subprocess.run([str(exe), *args], capture_output=True, text=True, env=env)
-
-
 def test_cli_lists_prints_counts_and_writes_the_lists(tmp_path):
-    p = run_cli("data", "lists", str(DEV), "--task", "google12", "--out", str(tmp_path), "--silence", "30", "--seed", "1")
+    p = tinykws_command("data", "lists", str(DEV), "--task", "google12", "--out", str(tmp_path), "--silence", "30", "--seed", "1")
     assert p.returncode == 0, p.stderr
     assert "12 categories" in p.stdout and "_silence_" in p.stdout and "speakers" in p.stdout
     assert len(read_categories(tmp_path)) == 12
@@ -238,9 +232,9 @@ def test_cli_lists_prints_counts_and_writes_the_lists(tmp_path):
 
 
 def test_cli_user_errors_are_one_line_without_traceback(tmp_path):
-    p = run_cli("data", "lists", str(DEV), "--task", "yes,nope", "--out", str(tmp_path))
+    p = tinykws_command("data", "lists", str(DEV), "--task", "yes,nope", "--out", str(tmp_path))
     assert p.returncode == 2 and "nope" in p.stderr and "Traceback" not in p.stderr
-    p = run_cli("data", "lists", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
+    p = tinykws_command("data", "lists", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
     assert p.returncode == 2 and "does not exist" in p.stderr and "Traceback" not in p.stderr
 
 
@@ -252,8 +246,8 @@ def test_cli_on_error_skip_lists_bad_noise_files(tmp_path):
     (data / "_background_noise_").mkdir()
     save_wav(data / "_background_noise_" / "ok.wav", np.ones(32000, np.int16))
     (data / "_background_noise_" / "broken.wav").write_bytes(b"RIFF garbage")
-    p = run_cli("data", "lists", str(data), "--task", "yes", "--out", str(tmp_path / "l"))
+    p = tinykws_command("data", "lists", str(data), "--task", "yes", "--out", str(tmp_path / "l"))
     assert p.returncode == 2 and "broken.wav" in p.stderr and "Traceback" not in p.stderr
-    p = run_cli("data", "lists", str(data), "--task", "yes", "--out", str(tmp_path / "l"), "--on-error", "skip")
+    p = tinykws_command("data", "lists", str(data), "--task", "yes", "--out", str(tmp_path / "l"), "--on-error", "skip")
     assert p.returncode == 0, p.stderr
     assert "skipped 1" in p.stderr and "broken.wav" in p.stderr

@@ -4,14 +4,15 @@ lists), the npz contract, training-only seeded noise, the cache, rows, and bad i
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import tinykws.dataset as ds
+from eval_helpers import tinykws_command
 from tinykws.data.audio import load_audio
 from tinykws.data.speech_commands import make_lists
 from tinykws.errors import TinyKWSError
@@ -117,20 +118,23 @@ def test_cache_rerun_does_no_work(lists, tmp_path, monkeypatch):
         run(lists, tmp_path / "f", params=FeatureParams(window="hann"))
 
 
-def test_cache_key_sees_clip_changes(lists):
+def test_cache_key_sees_clip_changes(lists, tmp_path):
     examples = ds.read_list(lists, "testing", DEV)
+    # touch a copy, never the shared data (read-only, and read by other xdist workers)
+    copy = tmp_path / examples[0].path.name
+    shutil.copy2(examples[0].path, copy)
+    examples = [replace(examples[0], path=copy), *examples[1:]]
     settings = {"x": 1}
     k = ds.cache_key(examples, ["yes"], settings)
     assert k == ds.cache_key(examples, ["yes"], settings)
     assert k != ds.cache_key(examples, ["yes", "no"], settings)
     assert k != ds.cache_key(examples, ["yes"], {"x": 2})
     assert k != ds.cache_key(examples[:-1], ["yes"], settings)
-    st = os.stat(examples[0].path)
-    try:
-        os.utime(examples[0].path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
-        assert k != ds.cache_key(examples, ["yes"], settings)
-    finally:
-        os.utime(examples[0].path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    st = os.stat(copy)
+    os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    assert k != ds.cache_key(examples, ["yes"], settings)
+    os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert k == ds.cache_key(examples, ["yes"], settings)
 
 
 def test_rows_window_and_shift(lists, tmp_path):
@@ -178,15 +182,13 @@ def test_bad_inputs(lists, tmp_path):
 
 
 def test_cli_featurize_and_clean_error(lists, tmp_path):
-    env = {**os.environ, "TINYKWS_NO_PROGRESS": "1"}
-    exe = Path(sys.executable).with_name("tinykws")  # the console script: cli.main's clean errors
-    cmd = [str(exe), "featurize", str(DEV), "--lists", str(lists),
-           "--out", str(tmp_path / "f"), "--workers", "2"]
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    # the console script: cli.main's clean errors
+    cmd = ["featurize", str(DEV), "--lists", str(lists), "--out", str(tmp_path / "f"), "--workers", "2"]
+    r = tinykws_command(*cmd)
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "f" / "training.npz").is_file() and "testing: 6 clips" in r.stderr
     (lists / "training_list.txt").write_text("")
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    r = tinykws_command(*cmd)
     assert r.returncode == 2 and "empty" in r.stderr and "Traceback" not in r.stderr
 
 
