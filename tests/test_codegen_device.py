@@ -22,7 +22,7 @@ from tinykws.features import FeatureParams, frames_from_stream
 from tinykws.models import ModelConfig, build_model
 from tinykws.toolchain import available_toolchains
 
-pytest.importorskip("unicorn")
+pytest.importorskip("unicorn", reason="the emulated Cortex-M4 needs the device extra (unicorn)")
 DEV = Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev"
 
 CASES = {

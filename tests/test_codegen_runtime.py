@@ -110,7 +110,7 @@ def test_expf_max_relative_error(lib):
 def test_expf_saturates_outside_range(lib):
     y = _map(lib, 0, np.array([-200.0, -100.0, 100.0, 1e30], dtype=np.float32))
     assert y[0] < 1e-37 and y[1] < 1e-37
-    assert np.all(np.isfinite(y[2:]) | np.isinf(y[2:])) and np.all(y[2:] > 1e38)
+    assert np.all(y[2:] > 1e38)  # huge or +inf, never NaN
 
 
 def test_logf_max_error(lib):

@@ -165,11 +165,15 @@ def test_hard_float_uses_fpu_soft_calls_helpers(funcs_image):
     assert bool(helpers) == (abi == "soft")
 
 
-def test_runaway_and_missing_symbol_are_clear_errors(funcs_image):
+def test_runaway_and_missing_symbol_are_clear_errors(funcs_image, monkeypatch):
     _, elf = funcs_image
     em = Emulator(elf)
     with pytest.raises(DeviceError, match="not found"):
         em.call("no_such_function")
+    # the runaway guard: a call that does not return within the instruction budget
+    monkeypatch.setattr("tinykws.device.MAX_INSTRUCTIONS_PER_CALL", 50)
+    with pytest.raises(DeviceError, match="tk_loop did not return"):
+        em.call("tk_loop", 100)  # > 300 instructions
 
 
 def test_thumb_instruction_decoder():

@@ -123,8 +123,16 @@ def test_find_toolchain_preference_and_absence(monkeypatch):
 
 
 def test_env_selects_toolchain(monkeypatch):
+    """$TINYKWS_TOOLCHAIN overrides the default preference for gcc (made present here even
+    where arm-none-eabi-gcc is not installed, so the override has something to override)."""
+    fake_gcc = tc.Toolchain(tc.GCC, ("/nonexistent/arm-none-eabi-gcc",))
+    monkeypatch.setattr(tc, "_gcc", lambda: fake_gcc)
+    monkeypatch.delenv("TINYKWS_TOOLCHAIN", raising=False)
+    assert find_toolchain() is fake_gcc
     monkeypatch.setenv("TINYKWS_TOOLCHAIN", "zig")
     assert find_toolchain().name == "zig"
+    monkeypatch.setenv("TINYKWS_TOOLCHAIN", "gcc")
+    assert find_toolchain() is fake_gcc
 
 
 def test_fpu_instruction_scan():
