@@ -209,21 +209,15 @@ def test_existing_foreign_destination_is_not_touched(tmp_path):
 
 
 def test_cli_download_and_refusal(tmp_path):
-    import os
-    import subprocess
-    import sys
+    from eval_helpers import tinykws_command
 
-    exe = Path(sys.executable).with_name("tinykws")
-    env = {**os.environ, "TINYKWS_NO_PROGRESS": "1", "COLUMNS": "200"}
     with Server({"/sc.tar.gz": GOOD, "/evil.tar.gz": HOSTILE["dotdot"]}) as srv:
-        p = subprocess.run([str(exe), "data", "download", "--dest", str(tmp_path / "sc"), "--url", srv.url + "/sc.tar.gz",
-                            "--sha256", hashlib.sha256(GOOD).hexdigest()], capture_output=True, text=True, env=env)  # fmt: skip
+        p = tinykws_command("data", "download", "--dest", str(tmp_path / "sc"), "--url", srv.url + "/sc.tar.gz",
+                            "--sha256", hashlib.sha256(GOOD).hexdigest())  # fmt: skip
         assert p.returncode == 0, p.stderr
         assert "downloaded" in p.stderr and (tmp_path / "sc" / "README.md").is_file()
-        p = subprocess.run([str(exe), "data", "download", "--dest", str(tmp_path / "sc"), "--url", srv.url + "/sc.tar.gz"],
-                           capture_output=True, text=True, env=env)  # fmt: skip
+        p = tinykws_command("data", "download", "--dest", str(tmp_path / "sc"), "--url", srv.url + "/sc.tar.gz")
         assert p.returncode == 0 and "already downloaded" in p.stderr
-        p = subprocess.run([str(exe), "data", "download", "--dest", str(tmp_path / "evil"), "--url", srv.url + "/evil.tar.gz"],
-                           capture_output=True, text=True, env=env)  # fmt: skip
+        p = tinykws_command("data", "download", "--dest", str(tmp_path / "evil"), "--url", srv.url + "/evil.tar.gz")
     assert p.returncode == 2 and "refusing" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "evil").exists() and not (tmp_path / "escaped.txt").exists()

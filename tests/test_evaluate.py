@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from eval_helpers import CATEGORIES, DEV, google12_layout, make_run, run_cli
+from eval_helpers import CATEGORIES, DEV, google12_layout, make_run, run_cli, tinykws_command
 from tinykws.data.speech_commands import read_list
 from tinykws.errors import TinyKWSError
 from tinykws.evaluate import (
@@ -24,9 +21,6 @@ from tinykws.evaluate import (
     evaluate,
     metrics_from_confusion,
 )
-
-os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
-
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory) -> Path:
@@ -179,9 +173,7 @@ def test_cli_json_prints_one_object(run, g12, capsys, monkeypatch):
 
 def test_cli_entry_point_runs(run, g12):
     """The installed console script (one subprocess: the real entry point)."""
-    exe = Path(sys.executable).with_name("tinykws")
-    p = subprocess.run([str(exe), "evaluate", str(run), "--data", str(g12), "--json", "--max-clips", "5"],
-                       capture_output=True, text=True, env={**os.environ, "TINYKWS_NO_PROGRESS": "1"})
+    p = tinykws_command("evaluate", str(run), "--data", str(g12), "--json", "--max-clips", "5")
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["n"] == 5
 
