@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from codegen_host import STRICT, host_cc
+from eval_helpers import save_checkpoint
 from tinykws.codegen import compile_run
 from tinykws.errors import TinyKWSError
-from tinykws.features import FeatureParams
 from tinykws.models import ModelConfig, build_model
 from tinykws.toolchain import available_toolchains
 
@@ -32,13 +32,7 @@ def make_run(root: Path, **cfg) -> Path:
     torch.manual_seed(0)
     config = ModelConfig(**{"architecture": "fastgrnn", "hidden_size": 16, "num_layers": 2,
                             "num_classes": len(CATS), **cfg})
-    model = build_model(config)
-    (root / "train").mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {"model_config": config.to_dict(), "feature_params": FeatureParams().to_dict(),
-         "categories": CATS, "state_dict": model.state_dict()},
-        root / "train" / "best.pt",
-    )
+    save_checkpoint(root, build_model(config), CATS)
     return root
 
 

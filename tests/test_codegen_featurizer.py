@@ -58,6 +58,12 @@ def _stream(lib, samples: np.ndarray, params: FeatureParams) -> tuple[np.ndarray
     return out, valid
 
 
+def _fresh_stream(lib, samples: np.ndarray, params: FeatureParams = FeatureParams()):
+    """mfcc_Reset, then `_stream`: a clip from a clean state."""
+    lib.mfcc_Reset()
+    return _stream(lib, samples, params)
+
+
 def _real_clips(k: int) -> list[np.ndarray]:
     if not DEV.is_dir():
         pytest.fail(f"shared dev data missing at {DEV}")
@@ -78,8 +84,7 @@ def test_parity_with_python_on_real_clips(lib):
     for clip in clips:
         x = np.zeros(max(16000, len(clip)), np.float32)
         x[: len(clip)] = clip  # pad to 1 s like logmel does
-        lib.mfcc_Reset()
-        c, valid = _stream(lib, x, params)
+        c, valid = _fresh_stream(lib, x, params)
         w = params.first_block - 1
         assert valid == [0] * w + [1] * (len(valid) - w)
         ref = logmel(x[:16000], params)  # [98, 32]
@@ -98,10 +103,8 @@ def test_parity_with_python_on_real_clips(lib):
 def test_warmup_frames_are_zero_filled_windows(lib):
     """Calls 1..first_block-1 after a reset compute the frame over a zero-filled window."""
     params = FeatureParams()
-    rng = np.random.default_rng(0)
-    x = rng.normal(0, 2000, 480).astype(np.float32)
-    lib.mfcc_Reset()
-    c, valid = _stream(lib, x, params)
+    x = np.random.default_rng(0).normal(0, 2000, 480).astype(np.float32)
+    c, valid = _fresh_stream(lib, x, params)
     assert valid == [0, 0, 1]
     y = x.copy()
     y[1:] -= np.float32(0.97) * x[:-1]
@@ -115,10 +118,8 @@ def test_warmup_frames_are_zero_filled_windows(lib):
 
 def test_reset_restarts_state(lib):
     params = FeatureParams()
-    rng = np.random.default_rng(1)
-    a = rng.normal(0, 3000, 1600).astype(np.float32)
-    lib.mfcc_Reset()
-    first, _ = _stream(lib, a, params)
+    a = np.random.default_rng(1).normal(0, 3000, 1600).astype(np.float32)
+    first, _ = _fresh_stream(lib, a, params)
     second, valid = _stream(lib, a, params)  # no reset: history of `a` differs
     assert valid[0] == 1 and np.abs(second - first).max() > 0.1
     lib.mfcc_Reset()
@@ -129,8 +130,7 @@ def test_reset_restarts_state(lib):
 
 
 def test_silence_gives_log_delta(lib):
-    lib.mfcc_Reset()
-    c, _ = _stream(lib, np.zeros(640, np.float32), FeatureParams())
+    c, _ = _fresh_stream(lib, np.zeros(640, np.float32))
     np.testing.assert_allclose(c, np.log(np.float32(2.220446049250313e-16)), atol=1e-5)
 
 

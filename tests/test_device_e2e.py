@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from eval_helpers import save_checkpoint
 from tinykws.device import classify_clips, torch_reference, verify
 from tinykws.features import FeatureParams, logmel
 from tinykws.data.audio import load_audio
@@ -44,10 +45,7 @@ def make_run(run: Path, n_test: int = 6, hidden: int = 16, layers: int = 2) -> P
     model.set_normalization(torch.from_numpy(feats.mean(0)), torch.from_numpy(feats.std(0)))
     with torch.no_grad():
         model.fc.weight.mul_(8.0)
-    (run / "train").mkdir()
-    torch.save({"model_config": cfg.to_dict(), "feature_params": FeatureParams().to_dict(),
-                "categories": CATEGORIES, "state_dict": model.state_dict()},
-               run / "train" / "best.pt")  # fmt: skip
+    save_checkpoint(run, model, CATEGORIES)
     return run
 
 
