@@ -1,13 +1,19 @@
-"""Host builds of the C runtime and generated code for the codegen parity tests.
+"""Host builds of the C runtime and generated code for the codegen parity tests, and the
+cross-toolchains the Cortex-M4 tests run with.
 
 Everything is compiled with the strict flags the runtime promises to pass, into a shared
 library loaded with ctypes. Builds are cached per content hash inside pytest's tmp dir.
+
+arm-none-eabi-gcc is optional (zig, a pip dependency, is always there) but CI installs it:
+tests that need it are parametrized with a *visible* skip when it is missing, never dropped
+silently, and `have_arm_gcc()` fails instead of skipping under TINYKWS_NO_SKIP=1.
 """
 
 from __future__ import annotations
 
 import ctypes
 import hashlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -22,6 +28,25 @@ PEDANTIC = ["-Wconversion", "-Wshadow", "-Wpedantic", "-Wcast-qual", "-Wstrict-p
             "-Wmissing-prototypes"]
 
 F32P = ctypes.POINTER(ctypes.c_float)
+
+ARM_GCC = shutil.which("arm-none-eabi-gcc")
+NO_ARM_GCC = "arm-none-eabi-gcc not installed (optional locally; CI installs gcc-arm-none-eabi)"
+
+
+def toolchain_params(values=None) -> list:
+    """pytest params for both cross-toolchains, "zig" and "gcc" (skipped, with the reason,
+    where arm-none-eabi-gcc is missing). `values`: name -> param value (default the name)."""
+    values = values or {"zig": "zig", "gcc": "gcc"}
+    return [pytest.param(values["zig"], id="zig"),
+            pytest.param(values["gcc"], id="gcc", marks=pytest.mark.skipif(ARM_GCC is None, reason=NO_ARM_GCC))]
+
+
+def have_arm_gcc() -> bool:
+    """For an extra check inside a test: whether arm-none-eabi-gcc is there (under
+    TINYKWS_NO_SKIP=1 its absence fails the test instead of quietly passing over the check)."""
+    if ARM_GCC is None and os.environ.get("TINYKWS_NO_SKIP") == "1":
+        pytest.fail(NO_ARM_GCC)
+    return ARM_GCC is not None
 
 
 def host_cc() -> str:

@@ -15,12 +15,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from codegen_host import STRICT, host_cc
+from codegen_host import ARM_GCC, NO_ARM_GCC, STRICT, host_cc, toolchain_params
 from eval_helpers import save_checkpoint
 from tinykws.codegen import compile_run
 from tinykws.errors import TinyKWSError
 from tinykws.models import ModelConfig, build_model
-from tinykws.toolchain import available_toolchains
 
 CATS = ["_silence_", "_unknown_", "yes", "no"]
 FPU_INSN = re.compile(r"^\s*v(?:fma|mla|add|mul|sub|div|ldr|ldm|cvt|mov)\S*\.?f?32?\b", re.M)
@@ -36,18 +35,12 @@ def make_run(root: Path, **cfg) -> Path:
     return root
 
 
-def _toolchains():
-    tcs = available_toolchains()
-    return [pytest.param(t.name, id=t.name) for t in tcs] or [
-        pytest.param(None, marks=pytest.mark.skip(reason="no Cortex-M4 cross-compiler"))]
-
-
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     return make_run(tmp_path_factory.mktemp("run"))
 
 
-@pytest.mark.parametrize("toolchain", _toolchains())
+@pytest.mark.parametrize("toolchain", toolchain_params())
 @pytest.mark.parametrize("abi", ["hard", "soft"])
 def test_compile_writes_self_contained_asm(run_dir, tmp_path, monkeypatch, toolchain, abi):
     from tinykws.toolchain import find_toolchain
@@ -77,12 +70,9 @@ def test_compile_writes_self_contained_asm(run_dir, tmp_path, monkeypatch, toolc
         assert obj.stat().st_size > 0
 
 
-@pytest.mark.skipif(not any(t.name == "arm-none-eabi-gcc" for t in available_toolchains()),
-                    reason="arm-none-eabi-gcc not installed (CI installs it)")
+@pytest.mark.skipif(ARM_GCC is None, reason=NO_ARM_GCC)
 def test_zig_asm_assembles_with_arm_none_eabi_gcc(run_dir, tmp_path, monkeypatch):
     """What firmware engineers do with our .S: `arm-none-eabi-gcc -c`, whichever compiler made it."""
-    if not any(t.name == "zig" for t in available_toolchains()):
-        pytest.skip("ziglang wheel not installed")
     monkeypatch.setenv("TINYKWS_TOOLCHAIN", "zig")
     for abi, flags in (("hard", ["-mfloat-abi=hard", "-mfpu=fpv4-sp-d16"]),
                        ("soft", ["-mfloat-abi=soft"])):

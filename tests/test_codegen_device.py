@@ -17,10 +17,10 @@ import pytest
 import soundfile as sf
 import torch
 
+from codegen_host import toolchain_params
 from tinykws.codegen.emit import write_sources
 from tinykws.features import FeatureParams, frames_from_stream
 from tinykws.models import ModelConfig, build_model
-from tinykws.toolchain import available_toolchains
 
 pytest.importorskip("unicorn", reason="the emulated Cortex-M4 needs the device extra (unicorn)")
 DEV = Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev"
@@ -56,8 +56,7 @@ def _torch_scores(model, feats: np.ndarray) -> np.ndarray:
     return np.stack(out)
 
 
-@pytest.mark.parametrize("tc_name", [t.name for t in available_toolchains()] or
-                         [pytest.param("none", marks=pytest.mark.skip(reason="no cross-compiler"))])
+@pytest.mark.parametrize("tc_name", toolchain_params())
 @pytest.mark.parametrize("case", list(CASES))
 def test_assembly_paths_on_emulated_m4(tmp_path, case, tc_name):
     from tinykws.device import HarnessShape, KWSDevice, build_image

@@ -6,11 +6,10 @@ training) is in test_device_e2e.py."""
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
 
+from codegen_host import toolchain_params
 from tinykws.device import (
     DeviceError,
     Emulator,
@@ -105,12 +104,9 @@ def mock_reference(audio: np.ndarray):
     return feats, scores
 
 
-def toolchain_ids():
-    return ["zig"] + (["gcc"] if shutil.which("arm-none-eabi-gcc") else [])
-
-
-@pytest.fixture(scope="module", params=[(t, a) for t in toolchain_ids() for a in FLOAT_ABIS],
-                ids=lambda p: f"{p[0]}-{p[1]}")
+@pytest.fixture(scope="module", params=[
+    pytest.param((tc.values[0], a), marks=tc.marks, id=f"{tc.id}-{a}")
+    for tc in toolchain_params() for a in FLOAT_ABIS])
 def funcs_image(request, tmp_path_factory):
     name, abi = request.param
     d = tmp_path_factory.mktemp(f"funcs_{name}_{abi}")

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from codegen_host import have_arm_gcc
 from eval_helpers import save_checkpoint
 from tinykws.device import classify_clips, torch_reference, verify
 from tinykws.features import FeatureParams, logmel
@@ -69,7 +70,7 @@ def test_compiled_files_keep_their_promises(compiled_run, abi):
     for name in ("featurizer.S", "model.S"):
         fpu = fpu_instructions((d / name).read_text())
         assert bool(fpu) == (abi == "hard"), (name, fpu[:5])
-    if shutil.which("arm-none-eabi-gcc"):  # the firmware engineers' assembler accepts them
+    if have_arm_gcc():  # the firmware engineers' assembler accepts them
         gcc = find_toolchain("gcc")
         for name in ("featurizer.S", "model.S"):
             gcc.assemble(d / name, d / "gcc_check" / f"{name}.o", abi)
@@ -195,7 +196,7 @@ def test_verify_with_libm(compiled_run, tmp_path):
 
     out = compiled_run / "device" / "hard_libm"
     compile_run(compiled_run, out, "cortex-m4", "hard", use_libm=True)
-    if shutil.which("arm-none-eabi-gcc"):
+    if have_arm_gcc():  # newlib's libm comes with gcc
         r = verify(out, run_dir=compiled_run, max_clips=1, count_clips=0, progress=False)
         assert r.ok, r.first_mismatch
     with pytest.raises(DeviceError, match="newlib"):

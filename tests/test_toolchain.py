@@ -3,11 +3,11 @@ both float ABIs, compile -> .S -> object -> linked image, ELF sizes, clear error
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
+from codegen_host import have_arm_gcc, toolchain_params
 from tinykws import toolchain as tc
 from tinykws.toolchain import FLOAT_ABIS, ToolchainError, find_toolchain, fpu_instructions
 
@@ -40,12 +40,6 @@ const void *vec[2] = {(void *)0x20004000, (void *)Reset_Handler};
 """
 
 
-def toolchains() -> list:
-    """zig always (it is a dependency of the device extra); gcc when on PATH."""
-    names = ["zig"] + (["gcc"] if shutil.which("arm-none-eabi-gcc") else [])
-    return [pytest.param(n, id=n) for n in names]
-
-
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("src")
@@ -56,7 +50,7 @@ def sources(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize("abi", FLOAT_ABIS)
-@pytest.mark.parametrize("name", toolchains())
+@pytest.mark.parametrize("name", toolchain_params())
 def test_compile_assemble_link(name, abi, sources, tmp_path):
     t = find_toolchain(name)
     S = t.compile_to_asm([sources / "dot.c"], tmp_path / "dot.S", abi)
@@ -71,7 +65,7 @@ def test_compile_assemble_link(name, abi, sources, tmp_path):
         assert fpu == []
         assert "__aeabi_fmul" in asm and "__aeabi_fadd" in asm
     obj = t.assemble(S, tmp_path / "dot.o", abi)
-    if shutil.which("arm-none-eabi-gcc"):  # firmware projects assemble with GNU as
+    if have_arm_gcc():  # firmware projects assemble with GNU as
         find_toolchain("gcc").assemble(S, tmp_path / "dot_gas.o", abi)
     main = t.compile_object(sources / "main.c", tmp_path / "main.o", abi)
     elf = t.link([obj, main], sources / "link.ld", tmp_path / "t.elf", abi)
