@@ -207,9 +207,11 @@ class _FastGRNNRecurrence(torch.autograd.Function):
     Inputs: pre [T, B, H] (= W x_t), h0 [B, H], U [H, H], bias_gate [H], bias_update [H],
     zeta [1], nu [1], need_grad (bool).  Output: hidden states of all steps [T, B, H].
 
-    With a = pre_t + U h, the per-step derivatives d h'/d a through the gate (G1) and the
-    update (G2) are computed in the forward loop while the step's data is in cache; the
-    backward loop is then 4 small ops and one GEMM a step.
+    With a = pre_t + U h, the per-step derivatives d h'/d a (G, through gate and update)
+    and d h'/d bias_update (G2) are computed in the forward loop while the step's data is
+    in cache.  They live beside z in one [T, 4, B, H] array, [G, G2, z, s] a step, so that
+    the ops that treat gate and update alike run once on a contiguous [2, B, H] block and
+    the backward loop is two products with dh and one GEMM a step.
     """
 
     @staticmethod
@@ -218,71 +220,84 @@ class _FastGRNNRecurrence(torch.autograd.Function):
         k1 = float(torch.sigmoid(zeta).item())  # σ(ζ)
         k2 = float(torch.sigmoid(nu).item())  # σ(ν)
         k12 = k1 + k2
-        pg = torch.add(pre, bias_gate, out=_POOL.take(pre))  # [T, B, H]
-        # tanh(v) = 2 σ(2v) - 1: torch's CPU tanh costs 5x its sigmoid
-        pu2 = torch.add(pre, bias_update, out=_POOL.take(pre)).mul_(2.0)
+        # tanh(v) = 2 σ(2v) - 1 (torch's CPU tanh costs 5x its sigmoid), and the update's
+        # 2 (a + bias_update) = 2 (a + bias_gate) + 2 (bias_update - bias_gate): one op
+        db2 = (bias_update - bias_gate).mul_(2.0)  # [H]
         Hs = pre.new_empty(T + 1, B, H)  # Hs[0] = h0, Hs[t + 1] = h_t
         Hs[0] = h0
+        Hl = Hs.unbind(0)
         Ut = U.t()
-        r = pre.new_empty(B, H)
         minus_one = pre.new_full((B, H), -1.0)
-        ones = pre.new_ones(B, H)
+        Fb = _POOL.take(pre, (T, 4 if need_grad else 2, B, H))  # per step [G, G2,] z, s
+        torch.add(pre, bias_gate, out=Fb[:, -2])  # W x + bias_gate, all steps
+        ZSl = Fb[:, -2:].unbind(0)
         if need_grad:
-            Z, C, ZC, G, G2 = (_POOL.take(pre) for _ in range(5))
+            C = _POOL.take(pre)
+            Cl = C.unbind(0)
+            GGl = Fb[:, :2].unbind(0)
+            k4 = pre.new_full((B, H), 4.0 * k12)
+            X = pre.new_empty(2, B, H)  # [h - k1 c, 4 (k12 - k1 z)]
+            D = pre.new_empty(2, B, H)  # [z (1 - z), s (1 - s)]
+            tmp, q = X[0], X[1]
         else:
-            z, c = pre.new_empty(B, H), pre.new_empty(B, H)
+            c, tmp = pre.new_empty(B, H), pre.new_empty(B, H)
         with _single_thread():
             for t in range(T):
-                h = Hs[t]
+                h = Hl[t]
+                zs = ZSl[t]
+                z, s = zs[0], zs[1]
                 if need_grad:
-                    z, c = Z[t], C[t]
-                torch.mm(h, Ut, out=r)  # U h
-                torch.add(pg[t], r, out=z).sigmoid_()
-                s = torch.add(pu2[t], r, alpha=2.0).sigmoid_()
+                    c = Cl[t]
+                z.addmm_(h, Ut)  # a + bias_gate
+                torch.add(db2, z, alpha=2.0, out=s)  # 2 (a + bias_update)
+                zs.sigmoid_()  # [z, s]
                 torch.add(minus_one, s, alpha=2.0, out=c)  # c = tanh(a + bias_update)
-                # h' = z h + (k1 (1 - z) + k2) c = z (h - k1 c) + (k1 + k2) c
-                tmp = torch.sub(h, c, alpha=k1)
+                torch.sub(h, c, alpha=k1, out=tmp)
                 if need_grad:
-                    g1 = tmp * torch.addcmul(z, z, z, value=-1.0)  # (h - k1 c) z (1 - z)
-                    omc = torch.addcmul(ones, c, c, value=-1.0)  # 1 - c²
-                    torch.mul(torch.rsub(z, k12, alpha=k1), omc, out=G2[t])  # (k12 - k1 z)(1 - c²)
-                    torch.add(g1, G2[t], out=G[t])
-                    torch.mul(z, c, out=ZC[t])
-                torch.add(tmp.mul_(z), c, alpha=k12, out=Hs[t + 1])
-        _POOL.give(pg, pu2)
+                    # G1 = (h - k1 c) z (1 - z); G2 = (k12 - k1 z)(1 - c²), 1 - c² = 4 s (1 - s)
+                    torch.addcmul(zs, zs, zs, value=-1.0, out=D)
+                    torch.add(k4, z, alpha=-4.0 * k1, out=q)
+                    gg = torch.mul(X, D, out=GGl[t])
+                    gg[0].add_(gg[1])  # G = G1 + G2
+                # h' = z h + (k1 (1 - z) + k2) c = z (h - k1 c) + (k1 + k2) c
+                torch.add(tmp.mul_(z), c, alpha=k12, out=Hl[t + 1])
         if need_grad:
-            ctx.save_for_backward(Z, C, ZC, G, G2, Hs, U)
+            ctx.save_for_backward(Fb, C, Hs, U)
             ctx.ks = (k1, k2)
+        else:
+            _POOL.give(Fb)
         ctx.set_materialize_grads(False)  # an unused output's gradient stays None
         return Hs[1:], Hs[T].clone()
 
     @staticmethod
     def backward(ctx, dout, dlast):  # noqa: D102
         _claim(ctx)
-        Z, C, ZC, G, G2, Hs, U = ctx.saved_tensors
+        Fb, C, Hs, U = ctx.saved_tensors
         k1, k2 = ctx.ks
-        T, B, H = Z.shape
-        DH = _POOL.take(Z)  # total dL/dh_t (incoming + carried)
-        DAc = _POOL.take(Z)  # the part of DA through the update c (bias_update's grad)
-        DA = torch.empty_like(Z)  # dL/da_t, a_t = W x_t + U h_{t-1} (returned: not pooled)
+        T, B, H = C.shape
+        DH = _POOL.take(C)  # total dL/dh_t (incoming + carried)
+        P = _POOL.take(C, (T, 2, B, H))  # per step dh·[G2, z]
+        DA = torch.empty_like(C)  # dL/da_t, a_t = W x_t + U h_{t-1} (returned: not pooled)
         dout = None if dout is None else dout.contiguous()
         carry = _first_carry(dlast, DH[T - 1])
+        DHl, DAl, Pl, DHZl = DH.unbind(0), DA.unbind(0), P.unbind(0), P[:, 1].unbind(0)
+        Gl, GZl = Fb[:, 0].unbind(0), Fb[:, 1:3].unbind(0)
         with _single_thread():
             for t in range(T - 1, -1, -1):
-                dh = _incoming(dout, t, carry, DH[t])
-                da = torch.mul(dh, G[t], out=DA[t])
-                torch.mul(dh, G2[t], out=DAc[t])
+                dh = _incoming(dout, t, carry, DHl[t])
+                torch.mul(Gl[t], dh, out=DAl[t])
+                torch.mul(GZl[t], dh, out=Pl[t])  # [dh G2, dh z]
                 # dL/dh_{t-1} = dh z + U^T da, written where step t-1 reads it
-                carry = torch.addmm(dh * Z[t], da, U, out=DH[t - 1] if t else None)
+                carry = torch.addmm(DHZl[t], DAl[t], U, out=DHl[t - 1] if t else None)
         # Everything below covers all steps at once (one GEMM / one reduction each).
         d_U = DA.view(-1, H).t() @ Hs[:-1].reshape(-1, H)
-        d_bu = DAc.view(-1, H).sum(0)
+        d_bu = P[:, 0].sum((0, 1))
         d_bg = DA.view(-1, H).sum(0) - d_bu
         dh_c = torch.dot(DH.view(-1), C.view(-1))  # sum dh ⊙ c
-        dh_zc = torch.dot(DH.view(-1), ZC.view(-1))  # sum dh ⊙ z ⊙ c
+        dh_zc = torch.mul(P[:, 1], C, out=DH).sum()  # sum dh ⊙ z ⊙ c (DH is free now)
         d_zeta = ((dh_c - dh_zc) * (k1 * (1.0 - k1))).reshape(1)
         d_nu = (dh_c * (k2 * (1.0 - k2))).reshape(1)
-        _POOL.give(Z, C, ZC, G, G2, DH, DAc)
+        _POOL.give(Fb, C, DH, P)
         return DA, carry, d_U, d_bg, d_bu, d_zeta, d_nu, None
 
 
