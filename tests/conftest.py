@@ -1,7 +1,8 @@
 """Suite-wide settings and fixtures shared by several test modules.
 
 - Progress bars off (`TINYKWS_NO_PROGRESS=1`) for every test, as the modules did one by one.
-- Hypothesis keeps no example database in the work tree (tests write only to tmp dirs).
+- Hypothesis keeps no example database, and its caches go to a temporary folder removed at
+  the end of the session: tests leave nothing in the work tree.
 - `one_torch_thread`: tiny models run on one intra-op thread (xdist already runs a worker
   per core; more threads only add barriers). Modules opt in with
   `pytestmark = pytest.mark.usefixtures("one_torch_thread")`.
@@ -12,14 +13,23 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pytest
 from hypothesis import settings
+from hypothesis.configuration import set_hypothesis_home_dir
 
 os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
 
 settings.register_profile("tinykws", database=None)
 settings.load_profile("tinykws")
+_HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="tinykws-hypothesis-")
+set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_HYPOTHESIS_HOME, ignore_errors=True)
 
 
 @pytest.fixture
