@@ -79,6 +79,9 @@ def test_params_roundtrip_and_errors():
         FeatureParams(fmax=9000)
     with pytest.raises(TinyKWSError, match="unknown feature parameters"):
         FeatureParams.from_dict({**P.to_dict(), "dct": True})
+    for bad in ({"hop": 0}, {"hop": -160}):  # a clean error, not a ZeroDivisionError
+        with pytest.raises(TinyKWSError, match="hop must be positive"):
+            FeatureParams(**bad)
 
 
 # ---------------------------------------------------------------- filterbank

@@ -83,7 +83,7 @@ class FeatureParams:
             problems.append(
                 f"need 0 <= fmin < fmax <= sample_rate/2, got fmin={self.fmin}, fmax={self.fmax}"
             )
-        if self.clip_samples < self.first_block * self.hop:
+        if self.hop > 0 and self.clip_samples < self.first_block * self.hop:  # first_block / hop
             problems.append(f"clip_samples {self.clip_samples} is shorter than one window")
         if not self.log_delta > 0:
             problems.append("log_delta must be > 0")
