@@ -62,6 +62,32 @@ def test_hash_rule_matches_the_official_split_of_the_dev_subset():
     assert which_set("a/abc_nohash_0.wav") == which_set("b/abc_nohash_7.wav")
 
 
+def _tensorflow_which_set(filename: str, validation_percentage=10, testing_percentage=10) -> str:
+    """TensorFlow's speech_commands input_data.which_set, transcribed literally."""
+    import hashlib
+    import os
+    import re
+
+    max_num_wavs_per_class = 2**27 - 1
+    base_name = os.path.basename(filename)
+    hash_name = re.sub(r"_nohash_.*$", "", base_name)
+    hash_name_hashed = hashlib.sha1(hash_name.encode()).hexdigest()
+    percentage_hash = (int(hash_name_hashed, 16) % (max_num_wavs_per_class + 1)) * (
+        100.0 / max_num_wavs_per_class)
+    if percentage_hash < validation_percentage:
+        return "validation"
+    if percentage_hash < testing_percentage + validation_percentage:
+        return "testing"
+    return "training"
+
+
+def test_hash_rule_equals_tensorflows_which_set():
+    rng = np.random.default_rng(0)
+    names = [f"w/{int(v):08x}_nohash_{i % 5}.wav" for i, v in enumerate(rng.integers(0, 2**32, 20000))]
+    names += ["yes/ab_cd_nohash_1.wav", "noise.wav", "a_nohash_b_nohash_1.wav"]
+    assert [which_set(n) for n in names] == [_tensorflow_which_set(n) for n in names]
+
+
 def test_google12_on_dev_data_has_12_categories_and_speaker_disjoint_splits(dev_lists):
     cats = read_categories(dev_lists)
     assert cats == list(GOOGLE12_WORDS) + [UNKNOWN, SILENCE]
