@@ -221,8 +221,16 @@ def test_augmentation_is_what_it_says():
               for s in range(-4, 5)]
         assert any(ok)
     masked = augment_batch(x, TrainConfig(time_masks=2, time_mask_width=5), g(), None, lpd)
-    changed_frames = (masked != x).any(dim=2).sum(dim=1)
-    assert int(changed_frames.max()) <= 10
+    changed = (masked != x).any(dim=2)  # [B, T]
+    assert 0 < int(changed.sum(dim=1).max()) <= 10
+    mean = x.mean(dim=(1, 2))  # masked frames hold the clip's mean, all 32 bands
+    for b, t in changed.nonzero().tolist():
+        assert torch.allclose(masked[b, t], mean[b].expand(32))
+    fmasked = augment_batch(x, TrainConfig(freq_masks=2, freq_mask_width=4), g(), None, lpd)
+    changed = (fmasked != x).any(dim=1)  # [B, F]
+    assert 0 < int(changed.sum(dim=1).max()) <= 8
+    for b, f in changed.nonzero().tolist():
+        assert torch.allclose(fmasked[b, :, f], mean[b].expand(20))
     same = augment_batch(x, TrainConfig(), g(), None, lpd)
     assert torch.equal(same, x)
 
