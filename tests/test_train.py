@@ -220,6 +220,7 @@ def test_augmentation_is_what_it_says():
         ok = [torch.equal(shifted[b, max(0, s):20 + min(0, s)], x[b, max(0, -s):20 - max(0, s)])
               for s in range(-4, 5)]
         assert any(ok)
+    assert any(not torch.equal(shifted[b], x[b]) for b in range(8))  # not a no-op
     masked = augment_batch(x, TrainConfig(time_masks=2, time_mask_width=5), g(), None, lpd)
     changed = (masked != x).any(dim=2)  # [B, T]
     assert 0 < int(changed.sum(dim=1).max()) <= 10
