@@ -15,6 +15,7 @@ faster of its two thread settings, torch's default and one thread).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 import types
@@ -83,6 +84,8 @@ def main() -> None:
 
     from tinykws.models import ModelConfig, build_model
 
+    load0 = os.getloadavg()[0]  # other processes on a shared machine move the figures
+
     torch.manual_seed(0)
     x = torch.randn(B, T, IN)
     y = torch.randint(0, C, (B,))
@@ -105,7 +108,8 @@ def main() -> None:
             f"{k}={B * args.iters * (r + 1) / v:.0f} seq/s" for k, v in spent.items()))
     rate = {k: B * args.iters * args.rounds / v for k, v in spent.items()}
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
-          f"T={T} B={B} in={IN} H={H} layers={L}")
+          f"T={T} B={B} in={IN} H={H} layers={L}, load average at start {load0:.1f}, "
+          f"at end {os.getloadavg()[0]:.1f}")
     # CPU time of the one-thread runs: the work each side does, insensitive to how much of a
     # busy machine it got (threads spinning at barriers would inflate it, hence 1 thread).
     n_iter = args.iters * args.rounds

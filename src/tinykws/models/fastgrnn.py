@@ -5,9 +5,11 @@ contiguous `[batch, feature]` block.  Training uses a fast path:
 
 1. the input projection `W x` of *all* time steps is one GEMM (autograd handles it);
 2. the recurrence runs in a hand-written `torch.autograd.Function` that records no
-   autograd graph per step: one small GEMM and ~15 in-place elementwise ops a step
-   forward (including the per-step derivatives needed later), one GEMM and 4 ops a
-   step backward, all on one intra-op thread, in recycled work buffers;
+   autograd graph per step: one small in-place GEMM and 10 in-place elementwise ops a
+   step forward (including the per-step derivatives needed later; gate and update share
+   ops on one [2, B, H] block), one GEMM and 2-3 ops a step backward, all on one
+   intra-op thread, in recycled work buffers (and freed blocks stay in glibc's heap,
+   see `_keep_freed_memory`);
 3. the gradients of `U`, the biases, `zeta` and `nu` over all steps are each one GEMM or
    one reduction after the backward loop.
 
