@@ -312,28 +312,31 @@ class _FastGRNNRecurrence(torch.autograd.Function):
         k1, k2 = ctx.ks
         T, B, H = C.shape
         DH = _POOL.take(C)  # total dL/dh_t (incoming + carried)
-        P = _POOL.take(C, (T, 2, B, H))  # per step dh·[G2, z]
         DA = torch.empty_like(C)  # dL/da_t, a_t = W x_t + U h_{t-1} (returned: not pooled)
+        acc = C.new_zeros(2, B, H)  # running sums over steps of dh G2 and dh z c
         dout = None if dout is None else dout.contiguous()
         carry = _first_carry(dlast, DH[T - 1])
-        DHl, DAl, Pl, DHZl = DH.unbind(0), DA.unbind(0), P.unbind(0), P[:, 1].unbind(0)
-        Gl, GZl = Fb[:, 0].unbind(0), Fb[:, 1:3].unbind(0)
+        DHl, DAl, Cl = DH.unbind(0), DA.unbind(0), C.unbind(0)
+        Gl, G2l, Zl = Fb[:, 0].unbind(0), Fb[:, 1].unbind(0), Fb[:, 2].unbind(0)
+        acc_bu, acc_zc = acc[0], acc[1]
         with _single_thread():
             for t in range(T - 1, -1, -1):
                 dh = _incoming(dout, t, carry, DHl[t])
                 torch.mul(Gl[t], dh, out=DAl[t])
-                torch.mul(GZl[t], dh, out=Pl[t])  # [dh G2, dh z]
+                acc_bu.addcmul_(dh, G2l[t])
                 # dL/dh_{t-1} = dh z + U^T da, written where step t-1 reads it
-                carry = torch.addmm(DHZl[t], DAl[t], U, out=DHl[t - 1] if t else None)
+                carry = torch.mul(Zl[t], dh, out=DHl[t - 1] if t else None)
+                acc_zc.addcmul_(carry, Cl[t])
+                carry.addmm_(DAl[t], U)
         # Everything below covers all steps at once (one GEMM / one reduction each).
         d_U = DA.view(-1, H).t() @ Hs[:-1].reshape(-1, H)
-        d_bu = P[:, 0].sum(0).sum(0)  # 8x faster than .sum((0, 1)) on this strided view
+        d_bu = acc_bu.sum(0)
         d_bg = DA.view(-1, H).sum(0) - d_bu
         dh_c = torch.dot(DH.view(-1), C.view(-1))  # sum dh ⊙ c
-        dh_zc = torch.mul(P[:, 1], C, out=DH).sum()  # sum dh ⊙ z ⊙ c (DH is free now)
+        dh_zc = acc_zc.sum()  # sum dh ⊙ z ⊙ c
         d_zeta = ((dh_c - dh_zc) * (k1 * (1.0 - k1))).reshape(1)
         d_nu = (dh_c * (k2 * (1.0 - k2))).reshape(1)
-        _POOL.give(Fb, C, DH, P)
+        _POOL.give(Fb, C, DH)
         return DA, carry, d_U, d_bg, d_bu, d_zeta, d_nu, None
 
 
