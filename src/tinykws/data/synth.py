@@ -68,8 +68,8 @@ FEMALE_SHARE = 0.45  # chance that a speaker's voice is a female variant
 WARP_RANGE = (0.86, 1.18)  # per-voice frequency scale (formants and pitch): deeper to child-like
 EQ_BANDS = (0, 3)  # random peaking-EQ bands a clip (microphone/room colour), each +-EQ_DB
 EQ_DB = 9.0
-NOISE_CHANCE = 0.5  # share of clips recorded over a coloured background noise
-NOISE_SNR_DB = (35.0, 65.0)  # loudest 100 ms of speech over the noise RMS (keeps speech > 20x)
+NOISE_CHANCE = 0.7  # share of clips recorded over a coloured background noise
+NOISE_SNR_DB = (28.0, 55.0)  # loudest 100 ms of speech over the noise RMS (keeps speech > 20x)
 BREATH_CHANCE = 0.5  # share of clips with envelope-following breath/turbulence noise
 CLIP_CHANCE = 0.08  # share of clips driven into soft saturation (hot microphone input)
 REVERB_CHANCE = 0.4  # share of clips given a small room's reverberation
@@ -130,7 +130,7 @@ class SynthSummary:
 
 
 VOICES_PER_JOB = 4  # a fresh process costs ~0.1 s (pool refill), so group a few voices
-_VERSION = 3  # bump when the synthesis changes, so old folders are not reused
+_VERSION = 4  # bump when the synthesis changes, so old folders are not reused
 
 
 # ------------------------------------------------------------------ espeak through ctypes
@@ -304,7 +304,7 @@ def render_word(word: str, voice: Voice, rng: np.random.Generator, espeak: Espea
     floor = np.abs(x).max() * np.exp(rng.uniform(np.log(1.5e-4), np.log(3e-3)))
     clip += _colored_noise(CLIP_SAMPLES, rng) * floor
     if rng.random() < NOISE_CHANCE:
-        clip += _colored_noise(CLIP_SAMPLES, rng) * loud * 10 ** (-rng.uniform(*NOISE_SNR_DB) / 20)
+        clip += _colored_noise(CLIP_SAMPLES, rng, 0.0, 1.0) * loud * 10 ** (-rng.uniform(*NOISE_SNR_DB) / 20)
     peak = np.exp(rng.uniform(*np.log(PEAK_RANGE)))
     clip *= peak / max(np.abs(clip).max(), 1e-9)
     return _to_int16(clip), cropped
@@ -338,12 +338,13 @@ def _peaking_sos(f0: float, gain_db: float, q: float) -> np.ndarray:
     return np.concatenate([b / den[0], den / den[0]])[None, :]
 
 
-def _colored_noise(n: int, rng: np.random.Generator) -> np.ndarray:
-    """Unit-RMS noise with a random spectral slope (pink .. brown: amplitude ~ f^-0.5..-1)."""
+def _colored_noise(n: int, rng: np.random.Generator, lo: float = 0.5, hi: float = 1.0) -> np.ndarray:
+    """Unit-RMS noise with a random spectral slope: amplitude ~ f^-s, s uniform in [lo, hi]
+    (0 white, 0.5 pink, 1 brown)."""
     spec = np.fft.rfft(rng.standard_normal(n))
     f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
     f[0] = f[1]
-    x = np.fft.irfft(spec / f ** rng.uniform(0.5, 1.0), n)
+    x = np.fft.irfft(spec / f ** rng.uniform(lo, hi), n)
     x = sosfilt(butter(1, rng.uniform(30, 200), "highpass", fs=SAMPLE_RATE, output="sos"), x)
     return x / max(np.sqrt(np.mean(x**2)), 1e-12)
 
