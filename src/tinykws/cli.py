@@ -410,7 +410,7 @@ def pipeline(
     epochs: Optional[int] = typer.Option(None, help="Override the training recipe's epochs."),
     quick: bool = typer.Option(False, help="Tiny sizes everywhere: a smoke test in a few minutes."),
     seed: int = typer.Option(0, help="Seed for data synthesis, lists, noise and training."),
-    per_word: Optional[int] = typer.Option(None, help="Synthesized clips per word (default 60; 8 with --quick)."),
+    per_word: Optional[int] = typer.Option(None, help="Synthesized clips per word (default 200; 8 with --quick)."),
     verify_clips: Optional[int] = typer.Option(None, help="Clips run on the emulated Cortex-M4 (default 20)."),
 ) -> None:
     """Run every stage, data to device report, into one run folder (resumes where it stopped)."""
