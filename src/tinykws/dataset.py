@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -200,13 +201,22 @@ def read_pcm16_wav(path: Path | str, sample_rate: int, length: int) -> Optional[
 
 
 def _load_chunk(
-    paths: Sequence[Path], params: FeatureParams, stats: AudioStats, on_error: str = "raise"
+    paths: Sequence[Path],
+    params: FeatureParams,
+    stats: AudioStats,
+    on_error: str = "raise",
+    out: Optional[np.ndarray] = None,
 ) -> np.ndarray:
     """Decode clips to int16 [n, clip_samples], counting into `stats` what was padded,
     cropped, resampled or mixed. A bad file raises AudioError naming it, or with
-    on_error="skip" is recorded in `stats.skipped` and left as a zero row (dropped later)."""
-    out = np.zeros((len(paths), params.clip_samples), dtype=np.int16)
+    on_error="skip" is recorded in `stats.skipped` and left as a zero row (dropped later).
+
+    `out`: optional int16 [>= n, clip_samples] buffer to reuse (every row is overwritten):
+    a fresh 2 MB array per chunk costs more in page faults than decoding it."""
     length, rate = params.clip_samples, params.sample_rate
+    if out is None:
+        out = np.empty((len(paths), length), dtype=np.int16)
+    out = out[: len(paths)]
     loaded = cropped = padded = 0  # fast-path counts, added to `stats` once per chunk
     for i, p in enumerate(paths):
         x = _read_pcm16(p, rate)
@@ -217,16 +227,26 @@ def _load_chunk(
                 cropped += n > length
             else:
                 out[i, :n] = x
+                out[i, n:] = 0
                 padded += 1
             loaded += 1
             continue
         y = try_load_audio(p, stats, on_error=on_error, sample_rate=rate, length=length)
-        if y is not None:
-            out[i] = y
+        out[i] = 0 if y is None else y
     stats.loaded += loaded
     stats.cropped += cropped
     stats.padded += padded
     return out
+
+
+def default_workers() -> int:
+    """One worker thread per usable CPU core. More threads only add GIL and cache contention
+    (measured on 2 cores, 26830 page-cached clips: 2 threads 6.1 CPU-s, 3.6 s wall; 4 threads
+    6.4 CPU-s, 3.7 s wall): decoding is a page-cache copy, not I/O worth waiting on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def featurize_clips(
@@ -250,15 +270,18 @@ def featurize_clips(
     """
     n = len(paths)
     out = np.empty((n, params.n_frames, params.n_mels), dtype=np.float32)
-    workers = max(1, workers or 2 * (os.cpu_count() or 1))  # threads wait on I/O too
+    workers = max(1, workers or default_workers())
 
     chunk_stats: list[AudioStats] = []  # one per chunk: threads never share one
+    local = threading.local()  # per-thread int16 [CHUNK, clip_samples] decode buffer
 
     def work(lo: int) -> int:
         hi = min(n, lo + CHUNK)
         st = AudioStats()
         chunk_stats.append(st)
-        clips = _load_chunk(paths[lo:hi], params, st, on_error)
+        if not hasattr(local, "clips"):
+            local.clips = np.empty((CHUNK, params.clip_samples), dtype=np.int16)
+        clips = _load_chunk(paths[lo:hi], params, st, on_error, out=local.clips)
         if plan is not None and noise:
             clips = mix_noise(clips, plan[lo:hi], noise)
         logmel_batch(clips, params, out=out[lo:hi])
