@@ -167,7 +167,7 @@ def featurize(
     noise_dir: Optional[Path] = typer.Option(None, help="Folder of background-noise .wav files, mixed into training clips only."),
     max_noise_ratio: float = typer.Option(0.1, help="Noise gain is drawn uniformly from [0, this]."),
     noise_selection: float = typer.Option(1.0, help="Fraction of training clips that get noise."),
-    workers: Optional[int] = typer.Option(None, help="Worker threads (default: 2 x CPU cores)."),
+    workers: Optional[int] = typer.Option(None, help="Worker threads (default: one per CPU core)."),
     seed: int = typer.Option(0, help="Seed for the noise draws."),
     window: str = typer.Option("rectangular", help="Analysis window: rectangular (the seed's) | hamming | hann."),
     on_error: str = typer.Option("raise", help="raise | skip: what to do with an unreadable clip (skip lists them at the end)."),
