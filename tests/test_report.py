@@ -97,3 +97,19 @@ def test_device_row_finds_nested_keys():
 def test_missing_run_folder_is_a_user_error(tmp_path):
     with pytest.raises(TinyKWSError, match="no such run"):
         write_report(tmp_path / "nope")
+
+
+def test_summary_warns_that_synthetic_accuracy_is_not_real_speech(tmp_path):
+    import json
+
+    from tinykws.report import section_summary
+
+    data = tmp_path / "data"
+    data.mkdir()
+    ev = tmp_path / "run" / "eval"
+    ev.mkdir(parents=True)
+    (ev / "evaluation.json").write_text(json.dumps({"accuracy": 0.9, "n": 10, "data_dir": str(data)}))
+    assert "synthesized" not in section_summary(tmp_path / "run")
+    (data / "synth.json").write_text("{}")
+    text = section_summary(tmp_path / "run")
+    assert "**90.0%** on 10 held-out clips" in text and "synthesized (espeak-ng) voices" in text

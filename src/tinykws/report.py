@@ -268,6 +268,9 @@ def section_summary(run_dir: Path) -> str:
     if isinstance(ev, dict) and "accuracy" in ev:
         lines.append(f"- Clip accuracy **{ev['accuracy']:.1%}** on {ev['n']} held-out clips "
                      f"({ev.get('backend', 'torch')}).")
+        if ev.get("data_dir") and (Path(ev["data_dir"]) / "synth.json").is_file():
+            lines.append("  These are synthesized (espeak-ng) voices: expect much less on real "
+                         "speakers; measure it with `tinykws evaluate RUN --data REAL_DATA`.")
     st = _read_json(run_dir / "eval" / "stream.json")
     if isinstance(st, dict) and "at_threshold" in st:
         at = st["at_threshold"]
