@@ -6,7 +6,6 @@ import hashlib
 import io
 import tarfile
 import threading
-from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 

@@ -22,6 +22,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 
 from tinykws.errors import TinyKWSError
+from tinykws.plots import pyplot, save_png
 
 UNKNOWN = "_unknown_"
 SILENCE = "_silence_"
@@ -321,10 +322,7 @@ def pretty_class(name: str) -> str:
 
 def plot_confusion(result: EvalResult, path: Path, title: str | None = None) -> Path:
     """Confusion matrix PNG: rows normalised to recall (colour), counts written in cells."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     cm = np.asarray(result.confusion, dtype=np.float64)
     rows = cm.sum(1, keepdims=True)
@@ -346,11 +344,7 @@ def plot_confusion(result: EvalResult, path: Path, title: str | None = None) -> 
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     ax.set_title(title or f"{result.backend}: accuracy {result.accuracy:.1%} on {result.n} clips")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 # --------------------------------------------------------------------------- evaluate

@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tinykws.plots import pyplot, save_png
+
 SPLITS = ("training", "validation", "testing")
 ABIS = ("hard", "soft")
 
@@ -57,10 +59,7 @@ def data_counts(run_dir: Path) -> tuple[dict[str, dict[str, int]], str] | None:
 
 def plot_data(counts: dict[str, dict[str, int]], path: Path) -> Path:
     """Grouped bars: clips per class, one colour per split."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     classes = list(next(iter(counts.values())).keys())
     splits = [s for s in SPLITS if s in counts]
@@ -77,10 +76,7 @@ def plot_data(counts: dict[str, dict[str, int]], path: Path) -> Path:
     ax.legend(ncols=len(splits), loc="upper center")
     ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def section_data(run_dir: Path) -> str:

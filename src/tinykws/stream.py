@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from tinykws.errors import TinyKWSError
+from tinykws.plots import pyplot, save_png
 
 SAMPLE_RATE = 16000
 CLIP = 16000
@@ -254,10 +255,7 @@ def operating_point(curve: Sequence[StreamScore], max_fa_per_hour: float = 1.0) 
 def plot_det(curves: dict[str, Sequence[StreamScore]], path: Path, title: str = "",
              goal: tuple[float, float] | None = (1.0, 0.9)) -> Path:
     """DET-style plot: miss rate against false alarms per hour, one line per curve."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(9.5, 5))
     for name, curve in curves.items():
@@ -279,11 +277,7 @@ def plot_det(curves: dict[str, Sequence[StreamScore]], path: Path, title: str = 
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.set_title(title or "Streaming detection (lower left is better)")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def evaluate_stream(detector, stream: Stream, thresholds=None) -> dict:

@@ -27,7 +27,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Optional
 
@@ -37,9 +37,10 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from tinykws.errors import TinyKWSError
-from tinykws.models import KWSModel, ModelConfig, build_model
+from tinykws.models import ModelConfig, build_model
 from tinykws.models.sparsity import iht_phase, sparse_groups, sparsify_step
 from tinykws.progress import progress_bar
+from tinykws.plots import pyplot, save_png
 
 SILENCE = "_silence_"
 LOG_COLUMNS = (
@@ -433,10 +434,7 @@ def _write_log(path: Path, rows: list[dict[str, Any]]) -> None:
 
 def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
     """Loss and accuracy per epoch (training and validation) as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     ep = [int(r["epoch"]) for r in rows]
     col = {k: [float(r[k]) for r in rows] for k in ("train_loss", "val_loss", "train_acc", "val_acc")}
@@ -448,10 +446,7 @@ def plot_curves(rows: list[dict[str, Any]], path: Path) -> None:
     a2.plot(ep, col["val_acc"], label="validation")
     a2.set_xlabel("epoch"), a2.set_ylabel("accuracy"), a2.legend(), a2.grid(alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=80)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_png(fig, path, dpi=80)
 
 
 def train(
@@ -469,7 +464,7 @@ def train(
     """
     features_dir, run_dir = Path(features_dir), Path(out_dir)
     train_dir = run_dir / "train"
-    last_path, best_path = train_dir / "last.pt", train_dir / "best.pt"
+    last_path = train_dir / "last.pt"
     ckpt = None
     if resume:
         if not last_path.is_file():
