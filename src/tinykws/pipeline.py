@@ -70,10 +70,9 @@ def _synth(cfg: PipelineConfig, out: Path) -> Path:
 
 def _train(cfg: PipelineConfig, run: Path) -> Any:
     """Train with the pipeline recipe; resume a killed run, keep a finished one."""
-    from tinykws.dataset import load_features
     from tinykws.train import pipeline_recipe, train
 
-    n_train = len(load_features(run / "features" / "training.npz")["labels"])
+    n_train = _rows(run / "features" / "training.npz")  # labels only: features may be GBs
     recipe = pipeline_recipe(n_train, quick=cfg.quick)
     recipe = dataclasses.replace(recipe, seed=cfg.seed)
     if cfg.epochs is not None:
@@ -133,13 +132,12 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
         data = Path(cfg.data)
         if not data.is_dir():
             raise TinyKWSError(f"--data {data} is not a folder")
-    lists = t.run(
+    t.run(
         "data lists",
         lambda: make_lists(data, cfg.task, run / "lists", seed=cfg.seed),
         lambda s: f"{len(s.categories)} classes, "
         + ", ".join(f"{k} {s.total(k)}" for k in ("training", "validation", "testing")),
     )
-    del lists
     noise = data / "_background_noise_"
     t.run(
         "featurize",
