@@ -27,7 +27,8 @@ from tinykws.data.speech_commands import (
 )
 from tinykws.errors import TinyKWSError
 
-DEV = Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev"
+# resolved: ../shared may be a symlink, and make_lists stores resolved paths
+DEV = (Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev").resolve()
 
 
 @pytest.fixture(scope="module")

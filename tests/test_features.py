@@ -337,6 +337,17 @@ def test_real_clips_batch_streaming_logmel_agree():
         np.testing.assert_allclose(frames_from_stream(x), one, atol=STREAM_ATOL, rtol=1e-6, err_msg=name)
 
 
+def test_batch_features_do_not_depend_on_batch_size():
+    """A clip's features are bit-equal whatever it is batched with (the dataset cache and
+    `logmel` must agree exactly). Before the per-clip mel GEMM, OpenBLAS's Haswell/Zen
+    kernels (OPENBLAS_CORETYPE=Haswell) gave 1720 differing values here."""
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((21, 16000)) * 3000).astype(np.int16)
+    singles = np.stack([logmel(c) for c in x])
+    for n in (1, 2, 3, 7, 8, 9, 21):
+        np.testing.assert_array_equal(logmel_batch(x[:n]), singles[:n], err_msg=f"batch of {n}")
+
+
 def test_frames_from_stream_long_recording_crosses_chunks():
     """9 s of real speech (> one internal chunk of 784 frames) with a partial last block."""
     x = np.concatenate([c for _, c in real_clips(9)] + [np.arange(100, dtype=np.int16)])
