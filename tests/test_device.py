@@ -167,7 +167,7 @@ def test_runaway_and_missing_symbol_are_clear_errors(funcs_image, monkeypatch):
     with pytest.raises(DeviceError, match="not found"):
         em.call("no_such_function")
     # the runaway guard: a call that does not return within the instruction budget
-    monkeypatch.setattr("tinykws.device.MAX_INSTRUCTIONS_PER_CALL", 50)
+    monkeypatch.setattr("tinykws.device.emulator.MAX_INSTRUCTIONS_PER_CALL", 50)
     with pytest.raises(DeviceError, match="tk_loop did not return"):
         em.call("tk_loop", 100)  # > 300 instructions
 

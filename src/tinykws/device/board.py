@@ -1,0 +1,45 @@
+"""A run's model on the emulated board: compile and link on demand, classify clips (the
+`evaluate --backend device` path)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from tinykws.device.errors import DeviceError
+from tinykws.device.harness import KWSDevice
+from tinykws.device.image import build_image
+from tinykws.device.reference import torch_reference
+from tinykws.toolchain import Toolchain, check_float_abi
+
+def device_for_run(
+    run_dir: Path | str, float_abi: str = "hard", toolchain: Optional[Toolchain] = None
+) -> KWSDevice:
+    """The emulated board for RUN_DIR/device/<abi>: compiles the run first when the `.S`
+    files are missing, and relinks the image when they are newer than it."""
+    check_float_abi(float_abi)
+    run_dir = Path(run_dir)
+    compiled = run_dir / "device" / float_abi
+    sources = [compiled / "featurizer.S", compiled / "model.S"]
+    if not all(p.is_file() for p in sources):
+        from tinykws.codegen import compile_run
+
+        compile_run(run_dir, compiled, "cortex-m4", float_abi)
+    elf = compiled / "build" / "image.elf"
+    if not elf.is_file() or elf.stat().st_mtime < max(p.stat().st_mtime for p in sources):
+        elf = build_image(sources, compiled / "build", float_abi, toolchain)
+    _, shape, _, _ = torch_reference(run_dir)
+    return KWSDevice(elf, shape)
+
+
+def classify_clips(run_dir: Path | str, audio: np.ndarray, abi: str = "hard") -> np.ndarray:
+    """Class scores [N, C] of 1-s clips `audio` [N, S] (int16 samples) on the emulated
+    Cortex-M4: each clip from reset, the scores after its last frame (evaluate's backend)."""
+    audio = np.asarray(audio)
+    if audio.ndim != 2:
+        raise DeviceError(f"classify_clips: expected clips [N, samples], got shape {audio.shape}")
+    device = device_for_run(run_dir, abi)
+    return np.stack([device.run_clip(x).scores[-1] for x in audio]).astype(np.float32)
+

@@ -1,0 +1,129 @@
+"""The mailbox harness: the host writes a clip's audio into RAM, `tkws_harness_run` (see
+`runtime/harness.c`) feeds it block by block through the generated featurizer and model,
+and the host reads back features and class scores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from tinykws.device.emulator import CallCounts, Emulator
+from tinykws.device.errors import DeviceError
+
+MAILBOX_MAGIC = 0x534B4B54
+MAILBOX_FIELDS = (
+    "magic",
+    "n_blocks",
+    "block_len",
+    "n_features",
+    "n_scores",
+    "warmup_blocks",
+    "reset",
+    "frames_done",
+)
+
+
+@dataclass(frozen=True)
+class HarnessShape:
+    """Sizes the mailbox harness needs: block length, features and scores per call, and the
+    number of blocks after a reset before the featurizer's window is full."""
+
+    block_len: int = 160
+    n_features: int = 32
+    n_scores: int = 12
+    warmup_blocks: int = 2
+
+
+@dataclass
+class ClipRun:
+    features: np.ndarray  # [n_blocks, n_features] float32: mfcc_Filter output of every block
+    scores: np.ndarray  # [n_frames, n_scores] float32: completemodel_Predict output per frame
+    counts: Optional[CallCounts] = None
+
+
+class KWSDevice:
+    """The emulated board running the generated featurizer + model through the harness."""
+
+    TRACKED = ("mfcc_Filter", "completemodel_Predict", "mfcc_Reset", "completemodel_Reset")
+
+    def __init__(self, elf: Path | str, shape: HarnessShape) -> None:
+        self.em = Emulator(elf)
+        self.shape = shape
+        for name in (*self.TRACKED, "tkws_harness_run", "tkws_mailbox", "tkws_mailbox_data"):
+            self.em.addr(name)  # a clear error when the image lacks the harness or the API
+        self.data_addr = self.em.addr("tkws_mailbox_data")
+        self.capacity = (self.em.addr("_mailbox_end") - self.data_addr) // 4  # floats
+
+    def run_clip(
+        self,
+        audio: np.ndarray,
+        count: bool = False,
+        reset: bool = True,
+        count_blocks: Optional[int] = None,
+    ) -> ClipRun:
+        """Feed `audio` (int16-scale samples, a whole number of blocks) block by block.
+
+        With `reset`, the states are reset first and the first `warmup_blocks` blocks feed
+        the featurizer only, as a firmware loop does after start-up. With `count`, the
+        instructions of the first `count_blocks` blocks (default: all) are counted; the rest
+        of the clip runs hook-free, continuing the same states.
+        """
+        s = self.shape
+        x = np.asarray(audio, dtype=np.float32)
+        if x.ndim != 1 or x.size % s.block_len:
+            raise DeviceError(
+                f"run_clip: need a 1-D clip of whole {s.block_len}-sample blocks, got {x.shape}"
+            )
+        n_blocks = x.size // s.block_len
+        per_block = s.block_len + s.n_features + s.n_scores
+        if n_blocks * per_block > self.capacity:
+            raise DeviceError(
+                f"clip too long for the device mailbox ({n_blocks} blocks; at most "
+                f"{self.capacity // per_block})"
+            )
+        if not count or count_blocks is None or count_blocks >= n_blocks:
+            return self._run_part(x, count, reset)
+        if count_blocks <= s.warmup_blocks:
+            raise DeviceError(f"count_blocks must exceed the {s.warmup_blocks} warm-up blocks")
+        cut = count_blocks * s.block_len
+        head = self._run_part(x[:cut], True, reset)
+        tail = self._run_part(x[cut:], False, False)
+        return ClipRun(
+            np.concatenate([head.features, tail.features]),
+            np.concatenate([head.scores, tail.scores]),
+            head.counts,
+        )
+
+    def _run_part(self, x: np.ndarray, count: bool, reset: bool) -> ClipRun:
+        """One harness call over the blocks of `x`."""
+        s = self.shape
+        n_blocks = x.size // s.block_len
+        header = (MAILBOX_MAGIC, n_blocks, s.block_len, s.n_features, s.n_scores,
+                  s.warmup_blocks, int(reset), 0)  # fmt: skip
+        self.em.write_u32(self.em.addr("tkws_mailbox"), header)
+        self.em.write_f32(self.data_addr, x)
+        counts = None
+        if count:
+            _, counts = self.em.call("tkws_harness_run", count=self.TRACKED)
+        else:
+            self.em.call("tkws_harness_run")
+        done_field = self.em.addr("tkws_mailbox") + 4 * MAILBOX_FIELDS.index("frames_done")
+        frames = self.em.read_u32(done_field)[0]
+        feat_addr = self.data_addr + 4 * n_blocks * s.block_len
+        features = self.em.read_f32(feat_addr, n_blocks * s.n_features)
+        features = features.reshape(n_blocks, s.n_features)
+        score_addr = feat_addr + 4 * n_blocks * s.n_features
+        scores = self.em.read_f32(score_addr, frames * s.n_scores).reshape(frames, s.n_scores)
+        return ClipRun(features, scores, counts)
+
+    def peak_stack(self, counts: Optional[CallCounts] = None) -> int:
+        """Deepest stack use of the featurizer and model calls (bytes below the SP at the call)."""
+        used = self.em.stack_used()
+        if counts is None or not counts.sp_at_entry:
+            return used
+        caller_frame = self.em.stack_top - min(counts.sp_at_entry.values())
+        return used - caller_frame
+

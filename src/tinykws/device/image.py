@@ -1,0 +1,82 @@
+"""Build the bare-metal Cortex-M4 image: start-up, mailbox harness and the compiled files,
+linked with the toolchain (`tinykws.toolchain`) against `runtime/cortex_m4.ld`."""
+
+from __future__ import annotations
+
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Iterable, Optional, Sequence
+
+from tinykws.device.errors import DeviceError
+from tinykws.toolchain import GCC, Toolchain, ToolchainError, check_float_abi, find_toolchain
+
+
+def runtime_dir() -> Path:
+    """Folder of the bare-metal start-up, harness and linker script shipped with tinykws."""
+    return Path(str(resources.files("tinykws.device") / "runtime"))
+
+
+def build_image(
+    sources: Sequence[Path | str],
+    out_dir: Path | str,
+    float_abi: str,
+    toolchain: Optional[Toolchain] = None,
+    harness: bool = True,
+    include_dirs: Iterable[Path | str] = (),
+    name: str = "image",
+    keep: Sequence[str] = (),
+    autorun: bool = False,
+) -> Path:
+    """Link `sources` (.S/.s assembled, .c compiled, .o as is) with the start-up code.
+
+    Writes `out_dir/<name>.elf` (and the objects; with gcc also `<name>.map`).
+
+    With `harness=True` the mailbox harness is linked too; the sources must then define the
+    ELL entry points (`mfcc_Filter`, `mfcc_Reset`, `completemodel_Predict`,
+    `completemodel_Reset`). `keep`: functions to keep although nothing calls them (tests).
+    `autorun` (QEMU): the reset handler runs the harness once, then exits by semihosting.
+    """
+    check_float_abi(float_abi)
+    tc = toolchain or find_toolchain()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rt = runtime_dir()
+    # -fno-builtin keeps memcpy/memset's own loops from compiling into calls to themselves.
+    no_builtin = ["-ffreestanding", "-fno-builtin"]
+    if tc.name == GCC:
+        no_builtin.append("-fno-tree-loop-distribute-patterns")
+    if autorun:
+        no_builtin.append("-DTKWS_AUTORUN")
+    objs = [tc.compile_object(rt / "startup.c", out_dir / "startup.o", float_abi,
+                              extra_flags=no_builtin)]  # fmt: skip
+    if harness:
+        objs.append(tc.compile_object(rt / "harness.c", out_dir / "harness.o", float_abi))
+        keep = [*keep, "tkws_harness_run"]  # only the host calls it
+    for src in map(Path, sources):
+        obj = out_dir / f"{src.stem}.o"
+        if src.suffix == ".o":
+            objs.append(src)
+        elif src.suffix in (".S", ".s"):
+            objs.append(tc.assemble(src, obj, float_abi))
+        else:
+            objs.append(tc.compile_object(src, obj, float_abi, include_dirs=include_dirs))
+    try:
+        return tc.link(
+            objs,
+            rt / "cortex_m4.ld",
+            out_dir / f"{name}.elf",
+            float_abi,
+            map_file=out_dir / f"{name}.map",
+            keep=keep,
+        )
+    except ToolchainError as e:
+        libm = r"undefined (symbol: |reference to `)(expf|logf|tanhf|sqrtf)"
+        if re.search(libm, str(e)):
+            raise DeviceError(
+                "the compiled files call libm (compiled with --libm), which only "
+                "arm-none-eabi-gcc with newlib provides for the emulated image: install "
+                "gcc-arm-none-eabi and libnewlib-arm-none-eabi, or compile without --libm"
+            ) from None
+        raise
+

@@ -1,0 +1,69 @@
+"""What the device is checked against: the Python features and the model's scores after
+every frame, from the run's PyTorch checkpoint or its exported ONNX step model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from tinykws.device.errors import DeviceError
+from tinykws.device.harness import HarnessShape
+
+def torch_reference(run_dir: Path | str):
+    """(reference, HarnessShape, FeatureParams) from RUN_DIR/train/best.pt.
+
+    reference(audio [N, S]) -> (features [N, T, F], scores [N, T, C]): the Python features
+    (identical to StreamingFeaturizer fed block by block) and the softmax of the model's
+    logits after every frame (KWSModel.forward_sequence = KWSModel.step frame by frame).
+    """
+    import torch
+
+    from tinykws.features import FeatureParams, frames_from_stream
+    from tinykws.models import load_checkpoint
+
+    ckpt = Path(run_dir) / "train" / "best.pt"
+    model, meta = load_checkpoint(ckpt)
+    fp = FeatureParams.from_dict(meta["feature_params"])
+    n_classes = len(meta["categories"])
+
+    def reference(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        feats = np.stack([frames_from_stream(a, fp) for a in audio])  # [N, T, F]
+        with torch.no_grad():
+            logits, _ = model.forward_sequence(torch.from_numpy(feats))  # [N, T, C]
+            scores = torch.softmax(logits.double(), dim=-1).float().numpy()
+        return feats, scores
+
+    shape = HarnessShape(fp.hop, fp.n_mels, n_classes, fp.first_block - 1)
+    return reference, shape, fp, meta
+
+
+def onnx_reference(run_dir: Path | str):
+    """Like `torch_reference`, but the scores come from RUN_DIR/export/model_step.onnx run
+    frame by frame in onnxruntime (the exported artifact, states carried between steps)."""
+    import onnxruntime as ort
+
+    from tinykws.features import frames_from_stream
+
+    _, shape, fp, meta = torch_reference(run_dir)
+    path = Path(run_dir) / "export" / "model_step.onnx"
+    if not path.is_file():
+        raise DeviceError(f"{path} not found: run `tinykws export RUN_DIR` first")
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    cfg = meta["model_config"]
+    state_names = [i.name for i in sess.get_inputs() if i.name != "frame"]
+
+    def reference(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        feats = np.stack([frames_from_stream(a, fp) for a in audio])  # [N, T, F]
+        n = len(feats)
+        states = {k: np.zeros((cfg["num_layers"], n, cfg["hidden_size"]), np.float32)
+                  for k in state_names}  # fmt: skip
+        scores = []
+        for t in range(feats.shape[1]):
+            out = sess.run(None, {"frame": feats[:, t], **states})
+            scores.append(out[0])  # [N, C]
+            states = dict(zip(state_names, out[1:]))
+        return feats, np.stack(scores, axis=1).astype(np.float32)  # [N, T, C]
+
+    return reference, shape, fp, meta
+

@@ -1,0 +1,368 @@
+"""`tinykws verify`: run real clips on the emulated Cortex-M4, compare every class score
+with the reference, and report costs (instructions per frame, flash, RAM, peak stack).
+
+flash = text + rodata + data (its initial values), RAM = data + bss + peak stack, for the
+featurizer and model objects only (the harness is not part of a firmware; with --libm,
+newlib's expf/logf are not counted either).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from tinykws.device.emulator import CallCounts
+from tinykws.device.errors import DeviceError
+from tinykws.device.harness import KWSDevice
+from tinykws.device.image import build_image
+from tinykws.device.qemu import qemu_binary, qemu_cross_check
+from tinykws.device.reference import onnx_reference, torch_reference
+from tinykws.toolchain import (
+    Toolchain,
+    check_float_abi,
+    elf_section_sizes,
+    find_toolchain,
+    fpu_instructions,
+)
+
+COUNT_CLIPS = 3  # clips run with the instruction-counting hook (costs barely depend on data)
+# (clips, blocks per clip) counted by `verify`: the Python hook runs once per basic block,
+# ~1 s per 5-10 M instructions, so soft float (70-600 M instructions per clip) counts a
+# sample: 6 featurizer calls (3 while the window fills) and 4 model calls.
+COUNTING = {"hard": (COUNT_CLIPS, None), "soft": (1, 6)}
+
+
+@dataclass
+class VerifyReport:
+    """What `tinykws verify` found: parity with the reference, costs and sizes."""
+
+    ok: bool
+    float_abi: str
+    toolchain: str
+    n_clips: int
+    n_frames: int
+    atol: float
+    max_abs_diff: float  # over every class score of every frame of every clip
+    max_feature_diff: float  # featurizer output vs the Python features (log domain)
+    argmax_agreement: float  # fraction of clips whose final decision matches
+    first_mismatch: Optional[dict[str, Any]]
+    instructions: dict[str, Any]  # per 10-ms frame: featurizer / model mean, max; how counted
+    sizes: dict[str, dict[str, int]]  # featurizer / model: text, rodata, data, bss (bytes)
+    flash_bytes: int
+    ram_bytes: int
+    peak_stack_bytes: int
+    seconds: float
+    clips: list[str] = field(default_factory=list)
+    reference: str = "torch"  # what the scores were compared with: torch | onnx
+    qemu_check: Optional[dict[str, Any]] = None  # per-call counts from QEMU vs unicorn
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def save(self, path: Path | str) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+
+Reference = Any  # callable: audio [N, S] float32 -> (features [N, T, F], scores [N, T, C])
+
+
+def verify_device(
+    device: KWSDevice,
+    clips: Sequence[tuple[str, np.ndarray]],
+    reference: Reference,
+    atol: float = 1e-3,
+    count_clips: int = COUNT_CLIPS,
+    progress: bool = True,
+    count_blocks: Optional[int] = None,
+) -> tuple[dict[str, Any], CallCounts | None]:
+    """Run every clip on the device and compare with `reference`; the parity part of a report.
+
+    Checks every class score of every frame to `atol`, and the final decision (argmax of
+    the last frame) of every clip. Instructions are counted on the first `count_clips`
+    clips (their first `count_blocks` blocks; default all). Records the first mismatch
+    (clip, frame, class, values, and the featurizer's difference at that frame, to tell
+    featurizer from model faults).
+    """
+    from tinykws.progress import progress_bar
+
+    if not clips:
+        raise DeviceError("no clips to verify")
+    audio = np.stack([a.astype(np.float32) for _, a in clips])  # [N, S]
+    ref_feat, ref_scores = reference(audio)  # [N, T, F], [N, T, C]
+    warm = device.shape.warmup_blocks
+    max_diff = max_fdiff = 0.0
+    agree, n_frames, first, counted = 0, 0, None, 0
+    calls: dict[str, list[int]] = {}
+    totals: dict[str, int] = {}
+    sp: dict[str, int] = {}
+    bar = progress_bar(transient=True)
+    if not progress:
+        bar.disable = True
+    with bar:
+        task = bar.add_task("emulated Cortex-M4", total=len(clips))
+        for i, (name, x) in enumerate(clips):
+            run = device.run_clip(x, count=i < count_clips, count_blocks=count_blocks)
+            if run.counts is not None:
+                counted += 1
+                for k, v in run.counts.per_call.items():
+                    calls.setdefault(k, []).extend(v)
+                for k, v in run.counts.total.items():
+                    totals[k] = totals.get(k, 0) + v
+                for k, v in run.counts.sp_at_entry.items():
+                    sp[k] = min(sp.get(k, v), v)
+            dev_feat = run.features[warm:]  # [T, F]: frames once the window is full
+            if run.scores.shape != ref_scores[i].shape or dev_feat.shape != ref_feat[i].shape:
+                raise DeviceError(
+                    f"{name}: device gave {run.scores.shape} scores / {dev_feat.shape} features, "
+                    f"the reference {ref_scores[i].shape} / {ref_feat[i].shape}: wrong sizes "
+                    "in the compiled files?"
+                )
+            fdiff = np.abs(dev_feat - ref_feat[i]).max(axis=1)  # [T]
+            diff = np.abs(run.scores - ref_scores[i])  # [T, C]
+            bad = ~(diff <= atol)  # NaN counts as bad
+            worst = float(np.nanmax(diff)) if np.isfinite(diff).any() else math.inf
+            max_diff = max(max_diff, worst)
+            max_fdiff = max(max_fdiff, float(np.nanmax(fdiff)) if fdiff.size else 0.0)
+            same = int(np.argmax(run.scores[-1])) == int(np.argmax(ref_scores[i][-1]))
+            agree += same
+            n_frames += len(diff)
+            if first is None and (bad.any() or not same):
+                if bad.any():
+                    t, c = np.argwhere(bad)[0]
+                else:  # scores within tolerance but the final decision differs (a tie)
+                    t, c = len(diff) - 1, int(np.argmax(diff[-1]))
+                first = {
+                    "clip": name,
+                    "clip_index": i,
+                    "frame": int(t),
+                    "class_index": int(c),
+                    "device": float(run.scores[t, c]),
+                    "reference": float(ref_scores[i][t, c]),
+                    "abs_diff": float(diff[t, c]),
+                    "feature_max_diff_at_frame": float(fdiff[t]),
+                    "argmax_device": int(np.argmax(run.scores[-1])),
+                    "argmax_reference": int(np.argmax(ref_scores[i][-1])),
+                }
+            bar.advance(task)
+    parity = {
+        "ok": first is None,
+        "n_clips": len(clips),
+        "n_frames": n_frames,
+        "atol": atol,
+        "max_abs_diff": max_diff,
+        "max_feature_diff": max_fdiff,
+        "argmax_agreement": agree / len(clips),
+        "first_mismatch": first,
+        "clips": [n for n, _ in clips],
+        "counted_clips": counted,
+    }
+    counts = CallCounts(totals, calls, sp) if calls else None
+    return parity, counts
+
+
+def instruction_summary(counts: Optional[CallCounts], counted_clips: int) -> dict[str, Any]:
+    """Instructions per call of mfcc_Filter (= per 10-ms frame) and completemodel_Predict."""
+    out: dict[str, Any] = {
+        "method": "unicorn basic-block hook; Thumb instructions per executed block, "
+        "including condition-failed ones inside IT blocks; callees charged to the caller",
+        "counted_clips": counted_clips,
+    }
+    if counts is None:
+        return out
+    for key, fn in (("featurizer", "mfcc_Filter"), ("model", "completemodel_Predict")):
+        v = counts.per_call.get(fn, [])
+        if v:
+            out[key] = {
+                "mean": float(np.mean(v)),
+                "min": int(min(v)),
+                "max": int(max(v)),
+                "calls": len(v),
+            }
+    return out
+
+
+def select_clips(
+    run_dir: Path | str, data_dir: Path | str | None, max_clips: int
+) -> list[Path]:
+    """The clips to verify: every WAV under `data_dir`, else the run's testing list; an evenly
+    spaced subset of at most `max_clips` (lists are sorted by class, so classes vary)."""
+    if data_dir is not None:
+        data_dir = Path(data_dir)
+        if not data_dir.is_dir():
+            raise DeviceError(f"--data {data_dir} is not a folder")
+        paths = sorted(
+            p for p in data_dir.rglob("*.wav") if not p.parent.name.startswith("_background")
+        )
+        if not paths:
+            raise DeviceError(f"no .wav files under {data_dir}")
+    else:
+        from tinykws.data.speech_commands import read_list
+
+        lists = Path(run_dir) / "lists"
+        paths = [e.path for e in read_list(lists, "testing")]
+        if not paths:
+            raise DeviceError(f"{lists}/testing_list.txt is empty: pass --data")
+    if max_clips <= 0:
+        raise DeviceError(f"--max-clips must be positive, got {max_clips}")
+    if len(paths) > max_clips:
+        idx = np.linspace(0, len(paths) - 1, max_clips).round().astype(int)
+        paths = [paths[i] for i in sorted(set(idx))]
+    return paths
+
+
+def detect_float_abi(compiled_dir: Path | str) -> str:
+    """'hard' when the compiled model.S uses the FPU, else 'soft'."""
+    asm = (Path(compiled_dir) / "model.S").read_text(errors="replace")
+    return "hard" if fpu_instructions(asm) else "soft"
+
+
+def object_sizes(build_dir: Path, names: Sequence[str] = ("featurizer", "model")) -> dict:
+    """Section sizes of the assembled featurizer.o and model.o (what a firmware links)."""
+    return {n: elf_section_sizes(build_dir / f"{n}.o") for n in names}
+
+
+def verify(
+    compiled_dir: Path | str,
+    run_dir: Path | str | None = None,
+    data_dir: Path | str | None = None,
+    max_clips: int = 50,
+    float_abi: Optional[str] = None,
+    toolchain: Optional[Toolchain] = None,
+    atol: float = 1e-3,
+    count_clips: Optional[int] = None,
+    count_blocks: Optional[int] = None,
+    progress: bool = True,
+    qemu: bool = False,
+    reference: str = "torch",
+) -> VerifyReport:
+    """Link `compiled_dir/{featurizer,model}.S` into an emulated Cortex-M4 image, run real
+    clips through it and compare every class score with the PyTorch model.
+
+    `run_dir` defaults to compiled_dir/../.. (RUN_DIR/device/<abi>). Writes
+    `compiled_dir/verify.json`; the build lands in `compiled_dir/build/`. Instructions are
+    counted on `count_clips` clips x `count_blocks` blocks (default per ABI: COUNTING).
+    `qemu`: also count the first clip's first blocks on QEMU's mps2-an386 (exact
+    per-instruction trace) and report whether the counts agree. `reference`: 'torch'
+    (RUN_DIR/train/best.pt) or 'onnx' (RUN_DIR/export/model_step.onnx).
+    """
+    t0 = time.perf_counter()
+    compiled_dir = Path(compiled_dir)
+    for f in ("featurizer.S", "model.S"):
+        if not (compiled_dir / f).is_file():
+            raise DeviceError(
+                f"{compiled_dir / f} not found: run `tinykws compile RUN_DIR` first"
+            )
+    run_dir = Path(run_dir) if run_dir is not None else compiled_dir.resolve().parent.parent
+    if not (run_dir / "train" / "best.pt").is_file():
+        raise DeviceError(f"{run_dir}/train/best.pt not found: pass the run folder with --run")
+    float_abi = check_float_abi(float_abi or detect_float_abi(compiled_dir))
+    tc = toolchain or find_toolchain()
+    build = compiled_dir / "build"
+    elf = build_image(
+        [compiled_dir / "featurizer.S", compiled_dir / "model.S"], build, float_abi, tc
+    )
+    if reference not in ("torch", "onnx"):
+        raise DeviceError(f"reference must be 'torch' or 'onnx', not {reference!r}")
+    ref_fn, shape, fp, _ = (onnx_reference if reference == "onnx" else torch_reference)(run_dir)
+    clips = []
+    from tinykws.data.audio import load_audio
+
+    for p in select_clips(run_dir, data_dir, max_clips):
+        x, _ = load_audio(p, fp.sample_rate, fp.clip_samples)
+        clips.append((str(p), x))
+    device = KWSDevice(elf, shape)
+    default_clips, default_blocks = COUNTING[float_abi]
+    parity, counts = verify_device(
+        device,
+        clips,
+        ref_fn,
+        atol,
+        default_clips if count_clips is None else count_clips,
+        progress,
+        count_blocks or default_blocks,
+    )
+    stack = device.peak_stack(counts)
+    qemu_check = None
+    if qemu:
+        if qemu_binary() is None:
+            raise DeviceError(
+                "--qemu needs qemu-system-arm (Debian: apt-get install qemu-system-arm)"
+            )
+        qemu_check = qemu_cross_check(compiled_dir, device, clips[0][1], float_abi, tc)
+    sizes = object_sizes(build)
+    flash = sum(s["text"] + s["rodata"] + s["data"] for s in sizes.values())
+    ram = sum(s["data"] + s["bss"] for s in sizes.values()) + stack
+    counted = parity.pop("counted_clips")
+    report = VerifyReport(
+        float_abi=float_abi,
+        toolchain=tc.version,
+        instructions=instruction_summary(counts, counted),
+        sizes=sizes,
+        flash_bytes=flash,
+        ram_bytes=ram,
+        peak_stack_bytes=stack,
+        seconds=time.perf_counter() - t0,
+        qemu_check=qemu_check,
+        reference=reference,
+        **parity,
+    )
+    report.save(compiled_dir / "verify.json")
+    return report
+
+
+def format_report(r: VerifyReport) -> str:
+    """Human-readable summary of a VerifyReport (what `tinykws verify` prints)."""
+    lines = [
+        f"emulated Cortex-M4, float ABI {r.float_abi}, {r.toolchain}",
+        f"parity vs {r.reference}: {r.n_clips} clips, {r.n_frames} frames; "
+        f"max |score diff| {r.max_abs_diff:.2e} "
+        f"(limit {r.atol:g}); max |feature diff| {r.max_feature_diff:.2e}; "
+        f"argmax agreement {r.argmax_agreement:.1%}",
+    ]
+    ins = r.instructions
+    for key in ("featurizer", "model"):
+        if key in ins:
+            v = ins[key]
+            lines.append(
+                f"{key:10s} {v['mean']:10,.0f} instructions per 10-ms frame (max {v['max']:,}; "
+                f"{v['calls']} calls over {ins['counted_clips']} clips)"
+            )
+    for key, s in r.sizes.items():
+        lines.append(
+            f"{key:10s} text {s['text']:,} B, rodata {s['rodata']:,} B, data {s['data']:,} B, "
+            f"bss {s['bss']:,} B"
+        )
+    lines.append(
+        f"flash {r.flash_bytes:,} B (text + rodata + data); RAM {r.ram_bytes:,} B "
+        f"(data + bss + peak stack {r.peak_stack_bytes:,} B)"
+    )
+    if r.float_abi == "soft":
+        lines.append("soft float: the counts include the __aeabi_* helpers they call")
+    if r.qemu_check is not None:
+        q = r.qemu_check
+        verdict = "identical" if q["agree"] else "DIFFERENT"
+        lines.append(
+            f"QEMU mps2-an386 cross-check over {q['blocks']} blocks: per-call counts "
+            f"{verdict} (featurizer {q['qemu']['featurizer']}, model {q['qemu']['model']})"
+        )
+    if r.ok:
+        lines.append(f"PASS in {r.seconds:.1f} s")
+    else:
+        m = r.first_mismatch or {}
+        lines.append(
+            f"FAIL: first mismatch in {m.get('clip')} (clip {m.get('clip_index')}), frame "
+            f"{m.get('frame')}, class {m.get('class_index')}: device {m.get('device'):.6g} vs "
+            f"reference {m.get('reference'):.6g} (|diff| {m.get('abs_diff'):.3g}); featurizer "
+            f"|diff| at that frame {m.get('feature_max_diff_at_frame'):.3g}; final argmax "
+            f"device {m.get('argmax_device')} vs reference {m.get('argmax_reference')}"
+        )
+    return "\n".join(lines)
+
