@@ -52,6 +52,8 @@ def _build(tmp: Path, model, cats=CATS) -> ctypes.CDLL:
         (d / name).write_text(text)
     lib = build_shared([d / "model.c"], d / "libmodel.so", include_dirs=[d], extra=PEDANTIC)
     lib.completemodel_Predict.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    lib.completemodel_Step.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
+    lib.completemodel_Init.argtypes = [ctypes.c_void_p]
     lib.dir = d
     return lib
 
@@ -177,3 +179,36 @@ def test_fastgrnn_gate_paths_saturated_and_fallback(tmp_path_factory):
         c = _c_scores(lib, frames, 12)
         ref = _torch_step_scores(model, frames)
         assert np.abs(c - ref).max() <= CLIP_ATOL, f"gap {gap}"
+
+
+def test_explicit_states_are_independent(tmp_path_factory):
+    """Two streams on two `completemodel_state`s, interleaved frame by frame, give exactly
+    what each gives alone through ELL's Predict (the default state), and Init restarts."""
+    model = _model(5, True, architecture="lstm", hidden_size=12, num_layers=2)
+    lib = _build(tmp_path_factory.getbasetemp() / "models", model)
+    a, b = _features(2)
+    lib.completemodel_Reset()
+    alone_a, alone_b = _c_scores(lib, a, 12), (lib.completemodel_Reset(), _c_scores(lib, b, 12))[1]
+    states = [np.full(4096, np.nan, np.float32) for _ in range(2)]  # larger than the struct
+    for s in states:
+        lib.completemodel_Init(s.ctypes.data_as(ctypes.c_void_p))
+    out = np.zeros((2, len(a), 12), np.float32)
+    for t in range(len(a)):
+        for k, frames in enumerate((a, b)):
+            f = np.ascontiguousarray(frames[t], dtype=np.float32)
+            lib.completemodel_Step(states[k].ctypes.data_as(ctypes.c_void_p), f.ctypes.data,
+                                   out[k, t].ctypes.data)
+    np.testing.assert_array_equal(out[0], alone_a)
+    np.testing.assert_array_equal(out[1], alone_b)
+
+
+def test_gate_limit_is_generated_not_typed_into_the_runtime(tmp_path_factory):
+    """The FastGRNN gate clamp reaches the C as data from the one Python constant."""
+    from tinykws.codegen.cgen import c_float
+    from tinykws.codegen.emit import runtime_dir
+    from tinykws.models.fastgrnn import GATE_CLAMP
+
+    model = _model(6, False, architecture="fastgrnn", hidden_size=8, num_layers=1)
+    text = emit_model(model, CATS)["model.c"]
+    assert f".gate_clamp = {c_float(GATE_CLAMP)}," in text
+    assert c_float(GATE_CLAMP) not in (runtime_dir() / "tkws_rnn.c").read_text()

@@ -1,4 +1,4 @@
-"""Tiny helpers that print C literals: floats, arrays, identifiers, string tables.
+"""Tiny helpers that print C literals: floats, arrays, identifiers, string tables, structs.
 
 Floats are printed with ``%.9g`` and an ``f`` suffix: 9 significant digits round-trip
 every float32 exactly (``%.6f`` would lose small weights). Non-finite values are an error:
@@ -8,7 +8,7 @@ C has no portable literal for them and a model with NaN weights is broken anyway
 from __future__ import annotations
 
 import re
-from typing import Iterable, Sequence
+from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -125,6 +125,27 @@ def c_enum(name: str, prefix: str, labels: Sequence[str]) -> str:
         lines.append(f"    {ident} = {i}, /* {c_comment(lab)} */")
     lines.append(f"    {prefix}_COUNT = {len(labels)}")
     return "typedef enum {\n" + "\n".join(lines) + f"\n}} {c_ident(name)};\n"
+
+
+def c_init(fields: Mapping[str, object], indent: str = "") -> str:
+    """A designated initialiser, one member a line: ``{\n    .rows = 8,\n    ...\n}``.
+
+    Values are C expressions (str) or ints; floats go through `c_float`. Members left out
+    are zero (C99 6.7.8), so callers omit NULL pointers instead of spelling them out.
+    """
+    lines = []
+    for k, v in fields.items():
+        text = c_float(v) if isinstance(v, (float, np.floating)) else str(v)
+        lines.append(f"{indent}    .{c_ident(k)} = {text},")
+    return "{\n" + "\n".join(lines) + f"\n{indent}}}"
+
+
+def c_struct(ctype: str, name: str, fields: Mapping[str, object], *, static: bool = True,
+             const: bool = True, comment: str = "") -> str:
+    """A struct definition with a designated initialiser: ``static const T name = {...};``."""
+    quals = ("static " if static else "") + ("const " if const else "")
+    head = f"/* {comment} */\n" if comment else ""
+    return f"{head}{quals}{ctype} {c_ident(name)} = {c_init(fields)};\n"
 
 
 def c_comment(text: str) -> str:

@@ -31,12 +31,11 @@ from tinykws.codegen.cgen import (
     c_ident,
     c_string,
     c_string_table,
+    c_struct,
 )
 from tinykws.errors import TinyKWSError
 
 FEATURIZER_MODULE = "mfcc"
-# FastGRNN's one-exponential gate path (tkws_rnn.c) needs |bias_gate - bias_update| <= this.
-GATE_K_MAX_BIAS_GAP = 16.9
 MODEL_MODULE = "completemodel"
 RUNTIME_FILES = (
     "tkws_common.h",
@@ -240,8 +239,9 @@ def fft_plan_c(n_fft: int, prefix: str) -> str:
                 comment="W_N^k = (cos, -sin)(2 pi k / N), k < N/2"),
         c_array("float", f"{prefix}_fft_tw4", fft_twiddles4(n_fft), per_line=6,
                 comment="radix-4 stage twiddles (W^j, W^2j, W^3j) per stage and j"),
-        f"static const tkws_fft_plan {prefix}_fft = "
-        f"{{ {n_fft}, {prefix}_fft_pos, {prefix}_fft_tw, {prefix}_fft_tw4 }};\n",
+        c_struct("tkws_fft_plan", f"{prefix}_fft", {
+            "n": n_fft, "pos": f"{prefix}_fft_pos", "tw": f"{prefix}_fft_tw",
+            "tw4": f"{prefix}_fft_tw4"}),
     ])
 
 
@@ -302,7 +302,6 @@ def featurizer_tables(params: Any, prefix: str = "tkws") -> str:
     n = int(params.fft_size)
     mel = sparse_mel(params)
     win = window_table(params)
-    first_block = -(-params.window_size // params.hop)
     if not np.float32(params.log_delta) >= np.finfo(np.float32).tiny:
         raise TinyKWSError(f"log_delta {params.log_delta} is below float32's normal range")
     # The runtime's spectrum is |2X|^2 (or 2|X|): fold 1/(4N) (or 1/2) into the weights.
@@ -318,63 +317,68 @@ def featurizer_tables(params: Any, prefix: str = "tkws") -> str:
     if win is not None:
         parts.append(c_array("float", f"{prefix}_window", win, per_line=4,
                              comment=f"{params.window} window"))
-    parts.append(
-        f"""static const tkws_logmel_config {prefix}_config = {{
-    {params.hop},     /* hop */
-    {params.window_size},     /* window_size */
-    {first_block * params.hop},     /* ring_size */
-    {first_block},       /* first_block */
-    {params.n_mels},      /* n_mels */
-    {0 if params.power_spec else 1},       /* magnitude */
-    {c_float(params.preemphasis)},   /* preemphasis */
-    {c_float(params.log_delta)}, /* log_delta */
-    {f'{prefix}_window' if win is not None else '0'},       /* window */
-    &{prefix}_fft,
-    {prefix}_mel_start,
-    {prefix}_mel_len,
-    {prefix}_mel_weights
-}};
-"""
-    )
+    config = {
+        "hop": params.hop,
+        "window_size": params.window_size,
+        "ring_size": params.first_block * params.hop,
+        "first_block": params.first_block,
+        "n_mels": params.n_mels,
+        "magnitude": 0 if params.power_spec else 1,
+        "preemphasis": float(params.preemphasis),
+        "log_delta": float(params.log_delta),
+        "window": f"{prefix}_window" if win is not None else "0",
+        "fft": f"&{prefix}_fft",
+        "mel_start": f"{prefix}_mel_start",
+        "mel_len": f"{prefix}_mel_len",
+        "mel_weights": f"{prefix}_mel_weights",
+    }
+    parts.append(c_struct("tkws_logmel_config", f"{prefix}_config", config))
     return "\n".join(parts)
 
 
-def featurizer_state_decl(params: Any, prefix: str = "tkws") -> str:
-    """`<prefix>_state`: every buffer of the featurizer in one zero-initialised static struct
-    (.bss), and `<prefix>_st`, the runtime's small state pointing into it (.data)."""
-    first_block = -(-params.window_size // params.hop)
-    n = int(params.fft_size)
+def featurizer_state_members(params: Any) -> str:
+    """Members of the featurizer's state struct (one stream: ring, scratch, counters)."""
     return f"""\
-/* All mutable state of the featurizer: one static struct (zero at start-up), no heap. */
-static struct {{
-    float ring[{first_block * params.hop}];   /* last {first_block} blocks, pre-emphasised */
-    float work[{n}];  /* FFT work buffer */
-    float power[{n // 2 + 1}]; /* power spectrum */
-    int32_t valid;    /* 1 if the last frame covered real samples only */
-}} {prefix}_state;
-static tkws_logmel_state {prefix}_st = {{
-    {prefix}_state.ring, {prefix}_state.work, {prefix}_state.power, 0.0f, 0, 0 }};
-"""
+    float ring[{params.first_block * params.hop}];  /* last {params.first_block} blocks, pre-emphasised */
+    float work[{params.fft_size}];  /* FFT work buffer (scratch) */
+    float power[{params.fft_size // 2 + 1}];  /* power spectrum (scratch) */
+    float prev;  /* last raw input sample (pre-emphasis state) */
+    int32_t pos;  /* where the next block goes in the ring */
+    int32_t blocks;  /* blocks since the start, saturating at {params.first_block} */
+    int32_t valid;  /* 1 if the last frame covered real samples only */"""
 
 
 def emit_featurizer(params: Any, module: str = FEATURIZER_MODULE) -> dict[str, str]:
-    """FeatureParams -> {"featurizer.h": ..., "featurizer.c": ...}."""
+    """FeatureParams -> {"featurizer.h": ..., "featurizer.c": ...}.
+
+    The state is explicit (`<m>_state`, `<m>_Init`, `<m>_Step`); ELL's `<m>_Filter`,
+    `<m>_Reset` and `<m>_IsFrameValid` run on one static default state."""
     m = c_ident(module)
     M = m.upper()
-    first_block = -(-params.window_size // params.hop)
+    warmup = params.first_block - 1
     guard = f"TINYKWS_{M}_FEATURIZER_H"
     h = _header_open(guard, f"Log-mel featurizer, ELL-compatible module \"{m}\" (tinykws).")
     h += f"""\
 #define {M}_INPUT_SIZE {params.hop}   /* samples per call (int16-scale floats) */
 #define {M}_OUTPUT_SIZE {params.n_mels}  /* log-mel features per call */
-#define {M}_WARMUP_CALLS {first_block - 1}  /* calls after a reset whose output is warm-up */
+#define {M}_WARMUP_CALLS {warmup}  /* calls after a reset whose output is warm-up */
 
-/* Feed one block of {params.hop} samples, get {params.n_mels} features. `context` is unused
- * (ELL passes it to callbacks). After {m}_Reset() the first {first_block - 1} calls write
- * warm-up frames computed over a partly zero window (as ELL's featurizer does);
- * {m}_IsFrameValid() tells them apart. */
+/* Everything the featurizer keeps for one audio stream. All zeros (static storage, or
+ * {m}_Init) is the start of a stream. */
+typedef struct {{
+{featurizer_state_members(params)}
+}} {m}_state;
+
+/* Start a stream: empty window, pre-emphasis state x[-1] = 0. */
+void {m}_Init({m}_state *state);
+/* Feed one block of {params.hop} samples, get {params.n_mels} features. Returns 1 for a real
+ * frame; 0 for the first {warmup} calls after {m}_Init, whose frames are computed over a partly
+ * zero window (as ELL's featurizer does). */
+int32_t {m}_Step({m}_state *state, const float *input, float *output);
+
+/* ELL's API on one static default state. `context` is unused (ELL passes it to callbacks). */
 void {m}_Filter(void *context, const float *input, float *output);
-/* Start over: empty window, pre-emphasis state x[-1] = 0. */
+/* Start over: {m}_Init on the default state. */
 void {m}_Reset(void);
 /* 1 if the last {m}_Filter output covered real samples only, 0 during warm-up. */
 int32_t {m}_IsFrameValid(void);
@@ -396,23 +400,59 @@ int32_t {m}_IsFrameValid(void);
 #include "featurizer.h"
 
 """
-    c += featurizer_tables(params, prefix=m) + "\n" + featurizer_state_decl(params, prefix=m)
+    c += featurizer_tables(params, prefix=m)
     c += f"""
+/* The runtime's view of a {m}_state: its buffers and counters. */
+static tkws_logmel_state {m}__view({m}_state *state)
+{{
+    tkws_logmel_state st = {{
+        .ring = state->ring,
+        .work = state->work,
+        .power = state->power,
+        .prev = state->prev,
+        .pos = state->pos,
+        .blocks = state->blocks,
+    }};
+    return st;
+}}
+
+void {m}_Init({m}_state *state)
+{{
+    tkws_logmel_state st = {m}__view(state);
+    tkws_logmel_reset(&{m}_config, &st);
+    state->prev = st.prev;
+    state->pos = st.pos;
+    state->blocks = st.blocks;
+    state->valid = 0;
+}}
+
+int32_t {m}_Step({m}_state *state, const float *input, float *output)
+{{
+    tkws_logmel_state st = {m}__view(state);
+    state->valid = tkws_logmel_step(&{m}_config, &st, input, output);
+    state->prev = st.prev;
+    state->pos = st.pos;
+    state->blocks = st.blocks;
+    return state->valid;
+}}
+
+/* The state behind ELL's API (zero at start-up: static storage). */
+static {m}_state {m}_default_state;
+
 void {m}_Filter(void *context, const float *input, float *output)
 {{
     (void)context;
-    {m}_state.valid = tkws_logmel_step(&{m}_config, &{m}_st, input, output);
+    (void){m}_Step(&{m}_default_state, input, output);
 }}
 
 void {m}_Reset(void)
 {{
-    tkws_logmel_reset(&{m}_config, &{m}_st);
-    {m}_state.valid = 0;
+    {m}_Init(&{m}_default_state);
 }}
 
 int32_t {m}_IsFrameValid(void)
 {{
-    return {m}_state.valid;
+    return {m}_default_state.valid;
 }}
 """
     c += _common_getters(m, params.hop, params.n_mels, 6, meta)
@@ -440,160 +480,118 @@ def _pad8(v: np.ndarray) -> np.ndarray:
     return out
 
 
-class _ModelWriter:
-    """Collects the C definitions of one model: matrices, vectors, cells, buffers."""
+@dataclass(frozen=True)
+class CMatrix:
+    """A generated `tkws_matrix`: its C name and padded shape."""
+
+    name: str
+    rows_p: int
+    cols_p: int
+
+
+def _f32(x: Any) -> np.ndarray:
+    """A torch tensor or array as a float32 numpy array."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().float().numpy()
+    return np.asarray(x, dtype=np.float32)
+
+
+class ModelWriter:
+    """Collects the C of one model: constant tables and structs, the recurrent state (a
+    struct the caller owns), the per-step scratch buffers (on the stack) and the step code.
+
+    Each layer type writes its own part (`emit_c` next to the cell in `tinykws.models`);
+    `emit_model` adds normalisation, classifier and softmax around them.
+    """
 
     def __init__(self, prefix: str) -> None:
         self.p = prefix
         self.defs: list[str] = []
-        self.buffers: dict[str, int] = {}  # state struct member -> floats
+        self.state: dict[str, int] = {}  # member of <prefix>_state -> floats (multiple of 8)
+        self.scratch: dict[str, int] = {}  # member of the step's local work struct -> floats
+        self.steps: list[str] = []  # statements of the step function, in order
 
-    def matrix(self, name: str, mat: np.ndarray) -> tuple[str, int, int]:
-        """Define data + tkws_matrix; return (C name, rows_p, cols_p)."""
-        rows, cols, rows_p, cols_p, data = blocked(mat)
+    def matrix(self, name: str, mat: Any) -> CMatrix:
+        """Define the blocked data and its `tkws_matrix`."""
+        rows, cols, rows_p, cols_p, data = blocked(_f32(mat))
         cname = f"{self.p}_{name}"
         self.defs.append(c_array("float", f"{cname}_data", data, per_line=4,
                                  comment=f"{name} [{rows}, {cols}], blocked 8x{cols_p}"))
-        self.defs.append(
-            f"static const tkws_matrix {cname} = {{ {rows}, {cols}, {rows_p}, {cols_p}, {cname}_data }};\n"
-        )
-        return cname, rows_p, cols_p
+        self.defs.append(c_struct("tkws_matrix", cname, {
+            "rows": rows, "cols": cols, "rows_p": rows_p, "cols_p": cols_p,
+            "data": f"{cname}_data"}))
+        return CMatrix(cname, rows_p, cols_p)
 
-    def vector(self, name: str, v: np.ndarray, pad: bool = True) -> str:
+    def vector(self, name: str, v: Any, pad: bool = True) -> str:
+        """Define a constant vector (zero-padded to a multiple of 8 unless `pad` is False)."""
         cname = f"{self.p}_{name}"
-        vals = _pad8(v) if pad else np.asarray(v, dtype=np.float32).ravel()
-        self.defs.append(c_array("float", cname, vals, per_line=4, comment=f"{name} [{np.size(v)}]"))
+        v = _f32(v).ravel()
+        vals = _pad8(v) if pad else v
+        self.defs.append(c_array("float", cname, vals, per_line=4, comment=f"{name} [{v.size}]"))
         return cname
 
-    def buffer(self, name: str, floats: int) -> str:
-        self.buffers[name] = max(self.buffers.get(name, 0), -(-floats // 8) * 8)
-        return f"{self.p}_state.{name}"
+    def struct(self, ctype: str, name: str, fields: dict[str, Any]) -> str:
+        """Define `static const ctype <prefix>_name` with a designated initialiser."""
+        cname = f"{self.p}_{name}"
+        self.defs.append(c_struct(ctype, cname, fields))
+        return cname
 
+    def state_buffer(self, name: str, floats: int) -> str:
+        """A recurrent-state vector (kept between steps, zero at the start of a stream)."""
+        self.state[name] = max(self.state.get(name, 0), -(-floats // 8) * 8)
+        return f"state->{name}"
 
-def _t(sd: dict, key: str) -> np.ndarray:
-    return sd[key].detach().cpu().numpy().astype(np.float32)
+    def scratch_buffer(self, name: str, floats: int) -> str:
+        """A work vector of one step (shared by the layers that ask for the same name)."""
+        self.scratch[name] = max(self.scratch.get(name, 0), -(-floats // 8) * 8)
+        return f"work.{name}"
 
-
-def _sig(sd: dict, key: str) -> float:
-    import torch
-
-    return float(torch.sigmoid(sd[key].detach().float().cpu()).reshape(-1)[0].item())
+    def step(self, statement: str) -> None:
+        self.steps.append(statement)
 
 
 def emit_model(model: Any, categories: Sequence[str], module: str = MODEL_MODULE,
                extra_meta: Optional[dict[str, str]] = None) -> dict[str, str]:
-    """KWSModel -> {"model.h": ..., "model.c": ...}: scores = softmax probabilities."""
+    """KWSModel -> {"model.h": ..., "model.c": ...}: scores = softmax probabilities.
+
+    The state is explicit (`<m>_state`, `<m>_Init`, `<m>_Step`); ELL's `<m>_Predict` and
+    `<m>_Reset` run on one static default state, so firmware written for the seed links
+    unchanged. Each layer's C comes from its cell's `emit_c`.
+    """
     m = c_ident(module)
-    M = m.upper()
     cfg = model.config
-    arch = cfg.architecture
-    sd = {k: v for k, v in model.state_dict().items()}
     F, H, L, C = cfg.input_size, cfg.hidden_size, cfg.num_layers, cfg.num_classes
     if len(categories) != C:
         raise TinyKWSError(f"model has {C} classes but {len(categories)} category names were given")
-    w = _ModelWriter(m)
-    mean = w.vector("mean", _t(sd, "mean"), pad=False)
-    std = w.vector("std", _t(sd, "std"), pad=False)
-    x_buf = w.buffer("x", max(F, 4))
-    steps: list[str] = []
-    reset: list[str] = []
-    inp = x_buf
-    for i in range(L):
-        pre = f"cells.{i}."
-        h_buf = w.buffer(f"h{i}", max(H, 4))
-        reset.append(f"    for (i = 0; i < {H}; ++i) {{\n        {h_buf}[i] = 0.0f;\n    }}")
-        if arch in ("fastgrnn", "fastrnn"):
-            mats = {}
-            for nm in ("W", "U"):
-                if pre + nm in sd:
-                    mats[nm] = (w.matrix(f"l{i}_{nm}", _t(sd, pre + nm))[0], "0")
-                else:
-                    a1, r1, _ = w.matrix(f"l{i}_{nm}1", _t(sd, pre + nm + "1"))
-                    a2, _, _ = w.matrix(f"l{i}_{nm}2", _t(sd, pre + nm + "2"))
-                    w.buffer("tmp", r1)
-                    mats[nm] = (a1, f"&{a2}")
-            bu = w.vector(f"l{i}_bias_update", _t(sd, pre + "bias_update"))
-            gk = "0"
-            if arch == "fastgrnn":
-                bg = w.vector(f"l{i}_bias_gate", _t(sd, pre + "bias_gate"))
-                k1, k2 = _sig(sd, pre + "zeta"), _sig(sd, pre + "nu")
-                d = _t(sd, pre + "bias_gate").astype(np.float64) - _t(sd, pre + "bias_update")
-                if np.all(np.abs(d) <= GATE_K_MAX_BIAS_GAP):  # else: two exponentials a unit
-                    gk = w.vector(f"l{i}_gate_k", np.exp(2.0 * d))
-            else:
-                bg = "0"
-                k1, k2 = _sig(sd, pre + "alpha"), _sig(sd, pre + "beta")
-            w.defs.append(
-                f"static const tkws_fast_cell {m}_cell{i} = {{ {H}, &{mats['W'][0]}, {mats['W'][1]}, "
-                f"&{mats['U'][0]}, {mats['U'][1]}, {bg}, {bu}, {c_float(k1)}, {c_float(k2)}, {gk} }};\n"
-            )
-            a_buf = w.buffer("a", H)
-            tmp = f"{m}_state.tmp" if "tmp" in w.buffers else "0"
-            steps.append(f"    tkws_{arch}_step(&{m}_cell{i}, {inp}, {h_buf}, {a_buf}, {tmp});")
-        elif arch == "gru":
-            wih, r, _ = w.matrix(f"l{i}_w_ih", _t(sd, pre + "rnn.weight_ih_l0"))
-            whh, _, _ = w.matrix(f"l{i}_w_hh", _t(sd, pre + "rnn.weight_hh_l0"))
-            bih = w.vector(f"l{i}_b_ih", _t(sd, pre + "rnn.bias_ih_l0"))
-            bhh = w.vector(f"l{i}_b_hh", _t(sd, pre + "rnn.bias_hh_l0"))
-            w.defs.append(f"static const tkws_gru_cell {m}_cell{i} = {{ {H}, &{wih}, &{whh}, {bih}, {bhh} }};\n")
-            gi, gh = w.buffer("g", r), w.buffer("g2", r)
-            steps.append(f"    tkws_gru_step(&{m}_cell{i}, {inp}, {h_buf}, {gi}, {gh});")
-        elif arch == "lstm":
-            wih, r, _ = w.matrix(f"l{i}_w_ih", _t(sd, pre + "rnn.weight_ih_l0"))
-            whh, _, _ = w.matrix(f"l{i}_w_hh", _t(sd, pre + "rnn.weight_hh_l0"))
-            b = w.vector(f"l{i}_bias", _t(sd, pre + "rnn.bias_ih_l0") + _t(sd, pre + "rnn.bias_hh_l0"))
-            w.defs.append(f"static const tkws_lstm_cell {m}_cell{i} = {{ {H}, &{wih}, &{whh}, {b} }};\n")
-            c_buf = w.buffer(f"c{i}", H)
-            reset.append(f"    for (i = 0; i < {H}; ++i) {{\n        {c_buf}[i] = 0.0f;\n    }}")
-            g = w.buffer("g", r)
-            steps.append(f"    tkws_lstm_step(&{m}_cell{i}, {inp}, {h_buf}, {c_buf}, {g});")
-        else:
-            raise TinyKWSError(f"cannot generate C for architecture {arch!r}")
-        inp = h_buf
-    fc, fc_rows, _ = w.matrix("fc", _t(sd, "fc.weight"))
-    fcb = w.vector("fc_bias", _t(sd, "fc.bias"))
-    scores = w.buffer("scores", fc_rows)
-
-    members = "\n".join(f"    float {k}[{n}];" for k, n in w.buffers.items())
-    state = f"/* All mutable state of the model: one static struct, no heap. */\nstatic struct {{\n{members}\n}} {m}_state;\n"
-
+    w = ModelWriter(m)
+    mean = w.vector("mean", model.mean, pad=False)
+    std = w.vector("std", model.std, pad=False)
+    x = w.scratch_buffer("x", max(F, 4))
+    inp = x
+    for i, cell in enumerate(model.cells):
+        if not hasattr(cell, "emit_c"):
+            raise TinyKWSError(f"cannot generate C for architecture {cfg.architecture!r}")
+        inp = cell.emit_c(w, i, inp)
+    fc = w.matrix("fc", model.fc.weight)
+    fcb = w.vector("fc_bias", model.fc.bias)
+    scores = w.scratch_buffer("scores", fc.rows_p)
+    x_pad = w.scratch["x"] - F  # matvec reads padded columns: keep them zero
+    zero_pad = (f"    for (i = {F}; i < {w.scratch['x']}; ++i) {{\n        {x}[i] = 0.0f;\n    }}\n"
+                if x_pad else "")
     meta = {
         "categories": ",".join(categories),
         "model_config": json.dumps(cfg.to_dict(), sort_keys=True),
         "generator": "tinykws",
         **(extra_meta or {}),
     }
-    guard = f"TINYKWS_{M}_MODEL_H"
-    enum_prefix = M
-    h = _header_open(guard, f"Keyword-spotting model, ELL-compatible module \"{m}\" (tinykws): "
-                            f"{arch}, {L} x {H}, {C} classes.")
-    h += f"""\
-#define {M}_INPUT_SIZE {F}    /* log-mel features per call */
-#define {M}_OUTPUT_SIZE {C}   /* class scores (softmax probabilities) per call */
-
-/* The classes, in output order (one list: the enum and the names below agree). */
-{c_enum(f"{m}_category", enum_prefix, list(categories))}
-/* Category names indexed by {m}_category. */
-extern const char *const {m}_categories[{C}];
-
-/* One frame of {F} features in, {C} class probabilities out. The recurrent state persists
- * between calls; `context` is unused (ELL passes it to callbacks). */
-void {m}_Predict(void *context, const float *input, float *output);
-/* Zero the recurrent state (start of a new stream). */
-void {m}_Reset(void);
-/* ELL: outputs of sink nodes; this model has none. */
-int32_t {m}_GetSinkOutputSize(int32_t index);
-"""
-    h += _common_protos(m, F, C)
-    h += _header_close(guard)
-
-    body = "\n".join(steps)
+    h = _model_header(m, cfg, categories, w.state)
+    steps = "\n".join(f"    {s}" for s in w.steps)
     c = f"""\
 /*
  * Keyword-spotting model "{m}", generated by tinykws:
  *   {c_comment(json.dumps(cfg.to_dict(), sort_keys=True))}
- * (x - mean) / std -> {L} x {arch} -> Linear -> softmax. Data tables + glue; the loops
- * are the runtime's tkws_rnn.c. Matrices use its blocked layout (see tkws_rnn.h).
+ * (x - mean) / std -> {L} x {cfg.architecture} -> Linear -> softmax. Data tables + glue; the
+ * loops are the runtime's tkws_rnn.c. Matrices use its blocked layout (see tkws_rnn.h).
  */
 #define TKWS_STATIC_RUNTIME 1
 #include "tkws_math.c"
@@ -602,25 +600,45 @@ int32_t {m}_GetSinkOutputSize(int32_t index);
 
 {c_string_table(f"{m}_categories", list(categories))}
 """
-    c += "\n".join(w.defs) + "\n" + state
+    c += "\n".join(w.defs)
+    work = "\n".join(f"        float {k}[{n}];" for k, n in w.scratch.items())
+    init = "\n".join(
+        f"    for (i = 0; i < {n}; ++i) {{\n        state->{k}[i] = 0.0f;\n    }}"
+        for k, n in w.state.items())
     c += f"""
-void {m}_Predict(void *context, const float *input, float *output)
+void {m}_Init({m}_state *state)
 {{
     int32_t i;
-    (void)context;
-    tkws_normalize(input, {mean}, {std}, {x_buf}, {F});
-{body}
-    tkws_matvec(&{fc}, {inp}, {fcb}, {scores});
+{init}
+}}
+
+void {m}_Step({m}_state *state, const float *input, float *output)
+{{
+    struct {{  /* this step's work buffers (stack) */
+{work}
+    }} work;
+    int32_t i;
+{zero_pad}    tkws_normalize(input, {mean}, {std}, {x}, {F});
+{steps}
+    tkws_matvec(&{fc.name}, {inp}, {fcb}, {scores});
     tkws_softmax({scores}, {C});
     for (i = 0; i < {C}; ++i) {{
         output[i] = {scores}[i];
     }}
 }}
 
+/* The state behind ELL's API (zero at start-up: static storage). */
+static {m}_state {m}_default_state;
+
+void {m}_Predict(void *context, const float *input, float *output)
+{{
+    (void)context;
+    {m}_Step(&{m}_default_state, input, output);
+}}
+
 void {m}_Reset(void)
 {{
-    int32_t i;
-{chr(10).join(reset)}
+    {m}_Init(&{m}_default_state);
 }}
 
 int32_t {m}_GetSinkOutputSize(int32_t index)
@@ -631,6 +649,47 @@ int32_t {m}_GetSinkOutputSize(int32_t index)
 """
     c += _common_getters(m, F, C, 3 + L, meta)
     return {"model.h": h, "model.c": c}
+
+
+def _model_header(m: str, cfg: Any, categories: Sequence[str], state: dict[str, int]) -> str:
+    """model.h: sizes, the class enum and names, the state type, ELL's API."""
+    M = m.upper()
+    F, H, L, C = cfg.input_size, cfg.hidden_size, cfg.num_layers, cfg.num_classes
+    guard = f"TINYKWS_{M}_MODEL_H"
+    members = "\n".join(f"    float {k}[{n}];" for k, n in state.items())
+    h = _header_open(guard, f"Keyword-spotting model, ELL-compatible module \"{m}\" (tinykws): "
+                            f"{cfg.architecture}, {L} x {H}, {C} classes.")
+    h += f"""\
+#define {M}_INPUT_SIZE {F}    /* log-mel features per call */
+#define {M}_OUTPUT_SIZE {C}   /* class scores (softmax probabilities) per call */
+
+/* The classes, in output order (one list: the enum and the names below agree). */
+{c_enum(f"{m}_category", M, list(categories))}
+/* Category names indexed by {m}_category. */
+extern const char *const {m}_categories[{C}];
+
+/* The recurrent state of one audio stream. Keep one per stream; all zeros (static storage,
+ * or {m}_Init) is the start of a stream. */
+typedef struct {{
+{members}
+}} {m}_state;
+
+/* Start a stream: zero `state`. */
+void {m}_Init({m}_state *state);
+/* One frame of {F} features in, {C} class probabilities out; advances `state`. */
+void {m}_Step({m}_state *state, const float *input, float *output);
+
+/* ELL's API on one static default state: {m}_Step / {m}_Init on it. `context` is unused
+ * (ELL passes it to callbacks). */
+void {m}_Predict(void *context, const float *input, float *output);
+/* Zero the default state (start of a new stream). */
+void {m}_Reset(void);
+/* ELL: outputs of sink nodes; this model has none. */
+int32_t {m}_GetSinkOutputSize(int32_t index);
+"""
+    h += _common_protos(m, F, C)
+    h += _header_close(guard)
+    return h
 
 
 def write_sources(out_dir: Path, params: Any, model: Any, categories: Sequence[str],

@@ -125,11 +125,13 @@ TKWS_API void tkws_fastgrnn_step(const tkws_fast_cell *cell, const float *x, flo
     if (gk) {
         /* One exponential per unit: with u = a + bg and E = e^-u,
          *   z = 1 / (1 + E),   tanh(a + bu) = (1 - F) / (1 + F),  F = e^-2(a+bu) = E^2 K,
-         * K = e^(2 (bg - bu)) (gate_k). u is clamped to +-26: z is exact to float there,
-         * and the generator only sets gate_k when |bg - bu| <= 16.9, so that F stays in
-         * float range and tanh is saturated whenever the clamp is active. */
+         * K = e^(2 (bg - bu)) (gate_k). u is clamped to +-gate_clamp: z is exact to float
+         * there, and the generator sets gate_k only when every |bg - bu| is small enough
+         * for that clamp (tinykws.models.fastgrnn: GATE_CLAMP, GATE_K_MAX_BIAS_GAP), so
+         * that F stays in float range and tanh is saturated whenever the clamp is active. */
+        const float clamp = cell->gate_clamp;
         for (int32_t i = 0; i < cell->hidden; ++i) {
-            const float e = tkws__exp_neg_core(tkws__clamp(a[i] + bg[i], -26.0f, 26.0f));
+            const float e = tkws__exp_neg_core(tkws__clamp(a[i] + bg[i], -clamp, clamp));
             const float z = 1.0f / (1.0f + e);
             const float f = e * e * gk[i];
             const float c = (1.0f - f) / (1.0f + f);

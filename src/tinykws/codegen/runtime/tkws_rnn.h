@@ -36,6 +36,9 @@ typedef struct {
     float k2;                   /* FastGRNN: sigma(nu);   FastRNN: sigma(beta) */
     const float *gate_k;        /* FastGRNN: [H] e^(2 (bias_gate - bias_update)) for the
                                    one-exponential gate path, or NULL (two exponentials) */
+    float gate_clamp;           /* with gate_k: |a + bias_gate| is clamped to this; the
+                                   generator picks it with the largest bias gap it allows
+                                   (tinykws.models.fastgrnn.GATE_CLAMP) */
 } tkws_fast_cell;
 
 /* a = W x + U h;  z = sigma(a + bias_gate);  c = tanh(a + bias_update);
