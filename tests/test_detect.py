@@ -215,6 +215,84 @@ def test_live_without_sounddevice_is_a_clear_error(run, monkeypatch, capsys):
     assert code == 2 and "--live" in err
 
 
+def test_run_detector_config_is_the_default_everywhere(tmp_path, capsys, monkeypatch):
+    """RUN/detector.json (threshold from an operating point) drives `Detector(run)`,
+    `detect_file` and `tinykws detect`; explicit options still override single settings."""
+    from tinykws.detect import DetectorConfig, load_detector, set_operating_point
+
+    run = make_run(tmp_path, rolling=True)
+    assert load_detector(run) == (DetectorConfig(), None)  # no file: the defaults
+    curve = [{"threshold": t, "recall": r, "fa_per_hour": fa}
+             for t, r, fa in ((0.5, 0.9, 12.0), (0.8, 0.8, 2.0), (0.9, 0.8, 0.5),
+                              (0.95, 0.7, 0.5), (0.99, 0.4, 0.0))]
+    base = DetectorConfig(smoothing_ms=200, refractory_ms=500, keywords=("yes", "no"))
+    op = set_operating_point(run, curve, target_fa_per_hour=1.0, hours=2.0, source="negatives",
+                             config=base)
+    assert (op.threshold, op.recall, op.fa_per_hour, op.met) == (0.9, 0.8, 0.5, True)
+    cfg, saved = load_detector(run)
+    assert cfg == base.replace(threshold=0.9) and saved == op
+    assert json.loads((run / "detector.json").read_text())["detector"]["keywords"] == ["yes", "no"]
+
+    det = Detector(run)
+    assert (det.config.threshold, det.config.smoothing_ms, det.mode) == (0.9, 200, "rolling")
+    assert det.trigger.buf.maxlen == 20 and det.trigger.refractory_s == 0.5
+    assert [c for c, k in zip(CATEGORIES, det.keywords) if k] == ["yes", "no"]
+    assert Detector(run, threshold=0.3).config.threshold == 0.3
+
+    # threshold 0 fires once per refractory period: 0.5 s from the run, 1 s when overridden
+    wav = tmp_path / "noise.wav"
+    sf.write(wav, (np.random.default_rng(0).standard_normal(16000 * 3) * 3000).astype(np.int16), 16000)
+    fast = detect_file(run, wav, threshold=0.0)
+    slow = detect_file(run, wav, threshold=0.0, refractory_ms=1000)
+    assert {d.label for d in fast} <= {"yes", "no"} and len(fast) > len(slow) >= 2
+    code, out, err = run_cli(["detect", str(run), str(wav), "--threshold", "0", "--json"],
+                             capsys, monkeypatch)
+    assert code == 0 and json.loads(out) == [d.to_dict() for d in fast]
+
+
+def test_operating_point_when_no_threshold_meets_the_target():
+    from tinykws.detect import choose_operating_point
+    from tinykws.stream import StreamScore
+
+    curve = [StreamScore(0.5, 9, 1, 30, 0.9, 30.0), StreamScore(0.9, 6, 4, 8, 0.6, 8.0)]
+    op = choose_operating_point(curve, target_fa_per_hour=1.0)
+    assert (op.threshold, op.met) == (0.9, False)
+    with pytest.raises(TinyKWSError):
+        choose_operating_point([], 1.0)
+
+
+def test_bad_detector_settings_are_clear_errors(tmp_path):
+    from tinykws.detect import DetectorConfig, load_detector
+
+    with pytest.raises(TinyKWSError, match="mode"):
+        DetectorConfig(mode="sometimes")
+    with pytest.raises(TinyKWSError, match="smoothing_ms"):
+        DetectorConfig(smoothing_ms=float("nan"))
+    with pytest.raises(TinyKWSError, match="not classes"):
+        DetectorConfig(keywords=("maybe",)).keyword_mask(CATEGORIES)
+    (tmp_path / "detector.json").write_text('{"detector": {"threshold": "high"}}')
+    with pytest.raises(TinyKWSError, match="detector"):
+        load_detector(tmp_path)
+    (tmp_path / "detector.json").write_text('{"detector": {"treshold": 0.5}}')
+    with pytest.raises(TinyKWSError, match="treshold"):
+        load_detector(tmp_path)
+
+
+def test_refractory_counts_whole_frames():
+    """1000 ms at 10-ms frames is exactly 100 frames, however the times round."""
+    from tinykws.detect import DetectorConfig
+
+    cfg = DetectorConfig(refractory_ms=1000)
+    assert cfg.refractory_steps(10.0) == 100 and cfg.refractory_steps(100.0) == 10
+    assert DetectorConfig(refractory_ms=995).refractory_steps(10.0) == 100
+    assert DetectorConfig(refractory_ms=0).refractory_steps(10.0) == 0
+    times = (np.arange(400) + 3) * 160 / 16000  # what Detector reports
+    s = np.full((400, len(CATEGORIES)), 0.0)
+    s[:, YES] = 1.0
+    d = pick_detections(times, s, CATEGORIES, 0.5, refractory_s=1.0)
+    assert np.diff([round(x.time_s * 100) for x in d]).tolist() == [100, 100, 100]
+
+
 # ---------------------------------------------------------------- stream benchmark pieces
 
 

@@ -353,10 +353,15 @@ def evaluate(
 def detect(
     run_dir: Path = typer.Argument(..., help="Run folder with train/best.pt."),
     audio: Optional[Path] = typer.Argument(None, help="WAV file (any length); omit with --live."),
-    threshold: float = typer.Option(0.7, help="Smoothed score a keyword must reach."),
-    smoothing_ms: float = typer.Option(300.0, help="Moving average of the scores."),
-    refractory_ms: float = typer.Option(1000.0, help="No detection this long after one."),
-    mode: str = typer.Option("auto", help="auto | rolling | window | reset"),
+    threshold: Optional[float] = typer.Option(
+        None, help="Smoothed score a keyword must reach [default: the run's detector.json "
+        "operating point, else 0.7]."),
+    smoothing_ms: Optional[float] = typer.Option(
+        None, help="Moving average of the scores [default: the run's, else 300]."),
+    refractory_ms: Optional[float] = typer.Option(
+        None, help="No detection this long after one [default: the run's, else 1000]."),
+    mode: Optional[str] = typer.Option(
+        None, help="auto | rolling | window | reset [default: the run's, else auto]."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON list of detections."),
     live: bool = typer.Option(False, "--live", help="Listen to the microphone (extra `live`)."),
 ) -> None:

@@ -21,11 +21,15 @@ and no detection happened in the last `refractory_ms`.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import math
+import os
 from collections import deque
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Optional, Sequence
 
 import numpy as np
 
@@ -50,9 +54,27 @@ class Detection:
         return asdict(self)
 
 
+DETECTOR_FILE = "detector.json"  # RUN_DIR/detector.json: the run's DetectorConfig + operating point
+# Detection times are multiples of the frame period; comparing time differences with this
+# slack makes `refractory_ms=1000` mean exactly 100 frames despite float rounding (the C
+# detector counts frames: `DetectorConfig.refractory_steps`).
+TIME_EPS_S = 1e-6
+
+
 @dataclass(frozen=True)
 class DetectorConfig:
-    """How scores become detections, and how the state of a non-rolling model is managed."""
+    """The one definition of the detector: how class scores become detections.
+
+    Scores (softmax probabilities) are averaged over the last `smoothing_ms`; the best
+    keyword class fires when its average reaches `threshold` and the last detection is at
+    least `refractory_ms` old. `keywords` names the classes that may fire (None: every
+    class but `_unknown_` and `_silence_`). `mode` says how a model's state is run
+    (see the module docstring); `hop_ms` / `reset_ms` belong to modes `window` / `reset`.
+
+    Saved in the run as `RUN_DIR/detector.json` (with the operating point the threshold
+    was chosen at, `set_operating_point`); `tinykws detect`, the report and the generated
+    C detector (`tinykws.codegen`, mode `rolling` only) all read it from there.
+    """
 
     threshold: float = 0.7  # smoothed score a keyword must reach
     smoothing_ms: float = 300.0  # moving-average length over the score stream
@@ -60,6 +82,162 @@ class DetectorConfig:
     mode: Mode = "auto"  # auto = rolling for rolling-trained models, else `window`
     hop_ms: float = 100.0  # window mode: a fresh 1-s classification every hop
     reset_ms: float = 1000.0  # reset mode: state reset period
+    keywords: Optional[tuple[str, ...]] = None  # classes that fire; None = all but NON_KEYWORDS
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise TinyKWSError(f"unknown detector mode {self.mode!r}; choose one of {', '.join(MODES)}")
+        for name in ("threshold", "smoothing_ms", "refractory_ms", "hop_ms", "reset_ms"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+                raise TinyKWSError(f"detector {name} must be a finite number >= 0, not {v!r}")
+        if self.hop_ms <= 0 or self.reset_ms <= 0:
+            raise TinyKWSError("detector hop_ms and reset_ms must be positive")
+        if self.keywords is not None:
+            kw = tuple(self.keywords)
+            if not kw or not all(isinstance(k, str) for k in kw):
+                raise TinyKWSError("detector keywords must be a non-empty list of class names")
+            object.__setattr__(self, "keywords", kw)
+
+    def replace(self, **changes: Any) -> "DetectorConfig":
+        """A copy with `changes`; None values keep the current setting."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def keyword_mask(self, categories: Sequence[str]) -> np.ndarray:
+        """bool [C]: which classes may fire."""
+        cats = list(categories)
+        if self.keywords is None:
+            return np.array([c not in NON_KEYWORDS for c in cats])
+        missing = [k for k in self.keywords if k not in cats]
+        if missing:
+            raise TinyKWSError(f"detector keywords {missing} are not classes of the model "
+                               f"({', '.join(cats)})")
+        return np.array([c in self.keywords for c in cats])
+
+    def resolve_mode(self, meta: dict) -> str:
+        """`mode` with `auto` resolved for a checkpoint's meta."""
+        if self.mode != "auto":
+            return self.mode
+        return "rolling" if is_rolling(meta) else "window"
+
+    def smooth_steps(self, period_ms: float) -> int:
+        """Score vectors in the moving average when scores come every `period_ms`."""
+        return max(1, round(self.smoothing_ms / period_ms))
+
+    def refractory_steps(self, period_ms: float) -> int:
+        """Score steps after a detection before the next may fire: the smallest n with
+        n * period >= refractory (up to TIME_EPS_S), as `Trigger` compares times."""
+        return max(0, math.ceil((self.refractory_ms - 1000.0 * TIME_EPS_S) / period_ms))
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["keywords"] = None if self.keywords is None else list(self.keywords)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DetectorConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise TinyKWSError(f"unknown detector settings {unknown}")
+        try:
+            return cls(**d)
+        except TypeError as e:
+            raise TinyKWSError(f"bad detector settings: {e}") from None
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """Where the run's threshold was chosen: the DET-curve point picked for a target
+    false-alarm rate on held-apart data."""
+
+    threshold: float
+    target_fa_per_hour: float
+    fa_per_hour: float  # measured at `threshold` on that data
+    recall: float  # measured at `threshold` on that data
+    met: bool  # False: no threshold reached the target; the lowest-FA point was taken
+    hours: Optional[float] = None  # length of the held-apart audio
+    source: str = ""  # what the curve was measured on
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def choose_operating_point(curve: Sequence[Any], target_fa_per_hour: float,
+                           hours: Optional[float] = None, source: str = "") -> OperatingPoint:
+    """The DET-curve point for a target false-alarm rate.
+
+    `curve`: points with `threshold`, `recall`, `fa_per_hour` (`stream.StreamScore`s or
+    dicts, as `stream.det_curve` makes them). Among the points with at most
+    `target_fa_per_hour`, the best recall; on a tie the fewest false alarms, then the
+    higher threshold (more margin). When none meets the target: the point with the fewest
+    false alarms (then the best recall), marked `met=False`.
+    """
+    pts = [p if isinstance(p, dict) else asdict(p) for p in curve]
+    pts = [p for p in pts if all(k in p for k in ("threshold", "recall", "fa_per_hour"))]
+    if not pts:
+        raise TinyKWSError("choose_operating_point: the DET curve has no points")
+    ok = [p for p in pts if p["fa_per_hour"] <= target_fa_per_hour]
+    if ok:
+        best = max(ok, key=lambda p: (p["recall"], -p["fa_per_hour"], p["threshold"]))
+    else:
+        best = min(pts, key=lambda p: (p["fa_per_hour"], -p["recall"], -p["threshold"]))
+    return OperatingPoint(float(best["threshold"]), float(target_fa_per_hour),
+                          float(best["fa_per_hour"]), float(best["recall"]), bool(ok),
+                          hours, source)
+
+
+def detector_path(run_dir: Path | str) -> Path:
+    return Path(run_dir) / DETECTOR_FILE
+
+
+def load_detector(run_dir: Path | str) -> tuple[DetectorConfig, Optional[OperatingPoint]]:
+    """The run's detector (RUN_DIR/detector.json) and its operating point; the defaults
+    (and None) when the file does not exist. A malformed file is a TinyKWSError."""
+    path = detector_path(run_dir)
+    if not path.is_file():
+        return DetectorConfig(), None
+    try:
+        d = json.loads(path.read_text())
+        cfg = DetectorConfig.from_dict(d["detector"])
+        op = d.get("operating_point")
+        return cfg, OperatingPoint(**op) if op else None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise TinyKWSError(f"{path} is not a detector file ({e}); delete it to use the "
+                           "defaults") from None
+
+
+def load_detector_config(run_dir: Path | str | None) -> DetectorConfig:
+    """The run's DetectorConfig (defaults without a run or without detector.json)."""
+    return DetectorConfig() if run_dir is None else load_detector(run_dir)[0]
+
+
+def save_detector(run_dir: Path | str, config: DetectorConfig,
+                  operating_point: Optional[OperatingPoint] = None) -> Path:
+    """Write RUN_DIR/detector.json atomically (temporary file, then rename)."""
+    path = detector_path(run_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"detector": config.to_dict(),
+            "operating_point": operating_point.to_dict() if operating_point else None}
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(body, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def set_operating_point(run_dir: Path | str, curve: Sequence[Any], target_fa_per_hour: float = 1.0,
+                        hours: Optional[float] = None, source: str = "",
+                        config: Optional[DetectorConfig] = None) -> OperatingPoint:
+    """Choose the threshold on a DET curve measured on held-apart data
+    (`choose_operating_point`) and store it as the run's detector threshold.
+
+    `config`: the detector the curve was measured with (default: the run's current one);
+    its other settings are saved unchanged. Returns the chosen point.
+    """
+    op = choose_operating_point(curve, target_fa_per_hour, hours, source)
+    base = config if config is not None else load_detector_config(run_dir)
+    save_detector(run_dir, base.replace(threshold=op.threshold), op)
+    return op
 
 
 # --------------------------------------------------------------------------- state helpers
@@ -166,14 +344,16 @@ def moving_average(scores: np.ndarray, n: int) -> np.ndarray:
 
 def pick_detections(
     times: np.ndarray, smoothed: np.ndarray, categories: Sequence[str], threshold: float,
-    refractory_s: float,
+    refractory_s: float, keywords: Optional[np.ndarray] = None,
 ) -> list[Detection]:
     """Detections from a smoothed score trace `[S, C]` at `times` `[S]` (seconds).
 
-    A keyword fires where its smoothed score reaches `threshold`, unless another detection
-    happened less than `refractory_s` before.
+    A keyword (`keywords`: bool [C], default all but NON_KEYWORDS) fires where its smoothed
+    score is the best keyword score and reaches `threshold`, unless another detection
+    happened less than `refractory_s` before (up to TIME_EPS_S).
     """
-    kw = np.array([c not in NON_KEYWORDS for c in categories])
+    kw = (np.array([c not in NON_KEYWORDS for c in categories]) if keywords is None
+          else np.asarray(keywords, bool))
     if not kw.any() or len(times) == 0:
         return []
     masked = np.where(kw[None, :], smoothed, -np.inf)
@@ -182,18 +362,23 @@ def pick_detections(
     out: list[Detection] = []
     last = -np.inf
     for i in np.flatnonzero(best_score >= threshold):
-        if times[i] - last >= refractory_s:
+        if times[i] - last >= refractory_s - TIME_EPS_S:
             out.append(Detection(float(times[i]), categories[best[i]], float(best_score[i])))
             last = times[i]
     return out
 
 
 class Trigger:
-    """Streaming form of `moving_average` + `pick_detections`, one score vector at a time."""
+    """Streaming form of `moving_average` + `pick_detections`, one score vector at a time.
 
-    def __init__(self, categories: Sequence[str], threshold: float, smooth_n: int, refractory_s: float):
+    The generated C detector (runtime `tkws_detect.c`) is this, counting score steps
+    instead of seconds (`DetectorConfig.refractory_steps`)."""
+
+    def __init__(self, categories: Sequence[str], threshold: float, smooth_n: int,
+                 refractory_s: float, keywords: Optional[np.ndarray] = None):
         self.categories = list(categories)
-        self.kw = np.array([c not in NON_KEYWORDS for c in self.categories])
+        self.kw = (np.array([c not in NON_KEYWORDS for c in self.categories]) if keywords is None
+                   else np.asarray(keywords, bool))
         self.threshold, self.refractory_s = threshold, refractory_s
         self.buf: deque[np.ndarray] = deque(maxlen=max(1, smooth_n))
         self.last = -np.inf
@@ -207,7 +392,7 @@ class Trigger:
         smoothed = np.mean(self.buf, axis=0)
         masked = np.where(self.kw, smoothed, -np.inf)
         k = int(masked.argmax())
-        if masked[k] >= self.threshold and t - self.last >= self.refractory_s:
+        if masked[k] >= self.threshold and t - self.last >= self.refractory_s - TIME_EPS_S:
             self.last = t
             return Detection(float(t), self.categories[k], float(masked[k]))
         return None
@@ -219,25 +404,32 @@ class Trigger:
 class Detector:
     """Feed 160-sample int16 blocks (`process`), get `Detection`s back.
 
-    `Detector(run_dir)` loads the run's best checkpoint; `model`/`meta` may be passed instead
-    (tests, benchmarks). `mode="auto"` picks `rolling` for rolling-trained models, else
-    `window`.
+    `Detector(run_dir)` loads the run's best checkpoint and its detector
+    (RUN_DIR/detector.json, else the `DetectorConfig` defaults); `config` replaces the
+    latter, and any of threshold ... reset_ms given (not None) override single settings.
+    `model`/`meta` may be passed instead of a run (tests, benchmarks). Mode `auto` picks
+    `rolling` for rolling-trained models, else `window`.
     """
 
     def __init__(
         self,
         run_dir: Path | str | None = None,
-        threshold: float = DetectorConfig.threshold,
-        smoothing_ms: float = DetectorConfig.smoothing_ms,
-        refractory_ms: float = DetectorConfig.refractory_ms,
-        mode: str = "auto",
-        hop_ms: float = DetectorConfig.hop_ms,
-        reset_ms: float = DetectorConfig.reset_ms,
+        threshold: Optional[float] = None,
+        smoothing_ms: Optional[float] = None,
+        refractory_ms: Optional[float] = None,
+        mode: Optional[str] = None,
+        hop_ms: Optional[float] = None,
+        reset_ms: Optional[float] = None,
         model=None,
         meta: dict | None = None,
+        config: Optional[DetectorConfig] = None,
     ):
         from tinykws.features import FeatureParams, StreamingFeaturizer
 
+        base = config if config is not None else load_detector_config(run_dir)
+        cfg = base.replace(threshold=threshold, smoothing_ms=smoothing_ms,
+                           refractory_ms=refractory_ms, mode=mode, hop_ms=hop_ms,
+                           reset_ms=reset_ms)
         if model is None:
             if run_dir is None:
                 raise TinyKWSError("Detector needs a run folder (or a model and its meta)")
@@ -245,22 +437,22 @@ class Detector:
 
             model, meta = load_run_model(Path(run_dir))
         assert meta is not None
-        if mode not in MODES:
-            raise TinyKWSError(f"unknown detector mode {mode!r}; choose one of {', '.join(MODES)}")
-        self.mode = ("rolling" if is_rolling(meta) else "window") if mode == "auto" else mode
+        self.mode = cfg.resolve_mode(meta)
+        self.config = cfg.replace(mode=self.mode)
         fp = meta["feature_params"]
         self.params = FeatureParams.from_dict(fp) if isinstance(fp, dict) else fp
         self.model = model
         self.categories = list(meta["categories"])
-        self.config = DetectorConfig(threshold, smoothing_ms, refractory_ms, self.mode, hop_ms, reset_ms)
         frame_ms = 1000.0 * BLOCK / SAMPLE_RATE
         self.win = self.params.n_frames  # frames in one 1-s training clip (98)
         self.scorer = FrameScorer(model, self.mode, self.win,
-                                  hop_frames=round(hop_ms / frame_ms),
-                                  reset_frames=round(reset_ms / frame_ms))
+                                  hop_frames=round(cfg.hop_ms / frame_ms),
+                                  reset_frames=round(cfg.reset_ms / frame_ms))
         self.score_period_s = self.scorer.period_frames * frame_ms / 1000.0
-        smooth_n = max(1, round(smoothing_ms / 1000.0 / self.score_period_s))
-        self.trigger = Trigger(self.categories, threshold, smooth_n, refractory_ms / 1000.0)
+        self.keywords = cfg.keyword_mask(self.categories)
+        smooth_n = cfg.smooth_steps(1000.0 * self.score_period_s)
+        self.trigger = Trigger(self.categories, cfg.threshold, smooth_n,
+                               cfg.refractory_ms / 1000.0, self.keywords)
         self.featurizer = StreamingFeaturizer(self.params)
         self.samples = 0
 
@@ -342,7 +534,8 @@ class Detector:
         cfg = self.config
         smoothed = moving_average(scores, self.trigger.buf.maxlen or 1)
         thr = cfg.threshold if threshold is None else threshold
-        return pick_detections(times, smoothed, self.categories, thr, cfg.refractory_ms / 1000.0)
+        return pick_detections(times, smoothed, self.categories, thr, cfg.refractory_ms / 1000.0,
+                               self.keywords)
 
 
 def blocks(audio: np.ndarray) -> Iterator[np.ndarray]:
@@ -355,25 +548,27 @@ def blocks(audio: np.ndarray) -> Iterator[np.ndarray]:
 def detect_file(
     run_dir: Path | str,
     wav: Path | str,
-    threshold: float = DetectorConfig.threshold,
-    smoothing_ms: float = DetectorConfig.smoothing_ms,
-    refractory_ms: float = DetectorConfig.refractory_ms,
-    mode: str = "auto",
+    threshold: Optional[float] = None,
+    smoothing_ms: Optional[float] = None,
+    refractory_ms: Optional[float] = None,
+    mode: Optional[str] = None,
+    config: Optional[DetectorConfig] = None,
 ) -> list[Detection]:
-    """Detections in a WAV file of any length (resampled to 16 kHz mono)."""
+    """Detections in a WAV file of any length (resampled to 16 kHz mono), with the run's
+    detector (RUN_DIR/detector.json) unless `config` or single settings are given."""
     from tinykws.data.audio import load_audio
 
     audio, _ = load_audio(wav, length=None)
-    det = Detector(run_dir, threshold, smoothing_ms, refractory_ms, mode)
+    det = Detector(run_dir, threshold, smoothing_ms, refractory_ms, mode, config=config)
     return det.run(audio)
 
 
 def detect_live(
     run_dir: Path | str,
-    threshold: float = DetectorConfig.threshold,
-    smoothing_ms: float = DetectorConfig.smoothing_ms,
-    refractory_ms: float = DetectorConfig.refractory_ms,
-    mode: str = "auto",
+    threshold: Optional[float] = None,
+    smoothing_ms: Optional[float] = None,
+    refractory_ms: Optional[float] = None,
+    mode: Optional[str] = None,
     on_detection: Callable[[Detection], None] = print,
     seconds: float | None = None,
     on_start: Callable[[], None] | None = None,

@@ -303,18 +303,18 @@ def stream_metrics(
 ) -> dict:
     """Short streaming check for the pipeline: `eval/stream.json` + `eval/det.png`.
 
-    Builds a `minutes`-long stream from the run's testing split, runs the detector and
+    Builds a `minutes`-long stream from the run's testing split, runs the run's detector
+    (RUN_DIR/detector.json; `threshold` and a `mode` other than auto override it) and
     sweeps the threshold. Returns the dict written to stream.json.
     """
-    from tinykws.detect import Detector, DetectorConfig
+    from tinykws.detect import Detector
 
     run_dir = Path(run_dir)
     kws, others, noise, data_dir = run_stream_clips(run_dir, "testing")
     if not kws:
         raise TinyKWSError(f"{run_dir}: the testing split has no keyword clips")
     stream = build_stream(kws, others, noise, StreamSpec(minutes=minutes, seed=seed), root=data_dir)
-    det = Detector(run_dir, threshold=DetectorConfig.threshold if threshold is None else threshold,
-                   mode=mode)
+    det = Detector(run_dir, threshold=threshold, mode=None if mode == "auto" else mode)
     res = evaluate_stream(det, stream)
     res.update(minutes=stream.duration_s / 60, n_keywords=stream.n_keywords,
                n_events=len(stream.events), snrs_db=list(StreamSpec.snrs_db))
