@@ -1,9 +1,11 @@
-"""`tinykws compile`: a trained run -> C for the Cortex-M4 (featurizer and model).
+"""`tinykws compile`: a trained run -> C for the Cortex-M4 (featurizer, model, detector).
 
-`compile_run(run_dir)` loads ``RUN_DIR/train/best.pt``, writes ``featurizer.{c,h}``,
-``model.{c,h}`` and the runtime sources they #include, then cross-compiles each generated
-``.c`` into one self-contained ``.S`` (``featurizer.S``, ``model.S``) with
-`tinykws.toolchain` (arm-none-eabi-gcc, or the ziglang wheel's clang).
+`compile_run(run_dir)` loads ``RUN_DIR/train/best.pt`` and the run's detector
+(``RUN_DIR/detector.json``, else the defaults), writes ``featurizer.{c,h}``,
+``model.{c,h}``, ``detector.{c,h}`` and the runtime sources they #include, then
+cross-compiles each generated ``.c`` into one self-contained ``.S`` (``featurizer.S``,
+``model.S``, ``detector.S``) with `tinykws.toolchain` (arm-none-eabi-gcc, or the ziglang
+wheel's clang).
 
 The C API keeps ELL's conventions (see docs/architecture.md, "Code generation"):
 ``mfcc_Filter`` / ``mfcc_Reset`` and ``completemodel_Predict`` / ``completemodel_Reset``.
@@ -40,6 +42,10 @@ class CompileResult:
     def model_S(self) -> Path:
         return self.files["model.S"]
 
+    @property
+    def detector_S(self) -> Path:
+        return self.files["detector.S"]
+
 
 def _check_asm(path: Path, float_abi: str, use_libm: bool) -> None:
     """Refuse a .S that calls anything but the EABI float helpers (no libc on the device)."""
@@ -74,8 +80,10 @@ def compile_run(
     use_libm: bool = False,
     checkpoint: Optional[Path | str] = None,
 ) -> CompileResult:
-    """RUN_DIR/train/best.pt -> OUT (default RUN_DIR/device/<abi>/): .c, .h and .S files."""
+    """RUN_DIR/train/best.pt (+ RUN_DIR/detector.json) -> OUT (default RUN_DIR/device/<abi>/):
+    .c, .h and .S files."""
     from tinykws.codegen.emit import write_sources
+    from tinykws.detect import load_detector_config
     from tinykws.features import FeatureParams
     from tinykws.models import load_checkpoint
     from tinykws.toolchain import check_float_abi, find_toolchain
@@ -93,11 +101,11 @@ def compile_run(
     if not categories:
         raise TinyKWSError(f"{ckpt} has no category names")
     out = Path(out_dir) if out_dir else run_dir / "device" / float_abi
-    files = write_sources(out, params, model, categories)
+    files = write_sources(out, params, model, categories, detector=load_detector_config(run_dir))
 
     tc = find_toolchain()
     defines = ["TKWS_USE_LIBM"] if use_libm else []
-    for stem in ("featurizer", "model"):
+    for stem in ("featurizer", "model", "detector"):
         S = tc.compile_to_asm([files[f"{stem}.c"]], out / f"{stem}.S", float_abi,
                               include_dirs=[out], defines=defines)
         _gnu_as_compatible(S)
