@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from tinykws.tuning import torch_threads, tune_for_training
+
 T, B, IN, H, L, C = 98, 128, 32, 128, 2, 12
 
 
@@ -57,13 +59,10 @@ def make_step(model: nn.Module, threads: int | None = None):
                           weight_decay=1e-5)
 
     def step(x, y):
-        n = torch.get_num_threads()
-        if threads:
-            torch.set_num_threads(threads)
-        opt.zero_grad(set_to_none=True)
-        F.cross_entropy(model(x), y).backward()
-        opt.step()
-        torch.set_num_threads(n)
+        with torch_threads(threads):
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
 
     return step
 
@@ -83,6 +82,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from tinykws.models import ModelConfig, build_model
+
+    tune_for_training()  # as tinykws.train.train() does first (process-wide: both sides)
 
     load0 = os.getloadavg()[0]  # other processes on a shared machine move the figures
 

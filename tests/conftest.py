@@ -34,12 +34,10 @@ def pytest_unconfigure(config):
 
 @pytest.fixture
 def one_torch_thread():
-    import torch
+    from tinykws.tuning import torch_threads
 
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+    with torch_threads(1):
+        yield
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -26,7 +26,6 @@ import json
 import math
 import os
 from collections import deque
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal, Optional, Sequence
@@ -34,6 +33,7 @@ from typing import Any, Callable, Iterator, Literal, Optional, Sequence
 import numpy as np
 
 from tinykws.errors import TinyKWSError
+from tinykws.tuning import torch_threads
 
 SAMPLE_RATE = 16000
 BLOCK = 160  # samples per streaming block = one feature hop (10 ms)
@@ -256,20 +256,6 @@ def _where_rows(mask, fresh, state):
     raise TypeError(f"unsupported model state type {type(state).__name__}")
 
 
-@contextmanager
-def one_thread():
-    """Run torch single-threaded inside: per-frame steps are tiny matrix products, and
-    thread barriers cost ~300x the arithmetic on a busy 2-core machine (measured)."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
 def is_rolling(meta: dict) -> bool:
     """Was the checkpoint trained on rolling streams (`tinykws train --rolling`)?"""
     cfg = meta.get("train_config") or {}
@@ -304,7 +290,7 @@ class FrameScorer:
     def __call__(self, frame: np.ndarray) -> np.ndarray | None:
         torch = self.torch
         x = torch.as_tensor(np.asarray(frame, np.float32)).view(1, -1).expand(self.k, -1)
-        with torch.no_grad(), one_thread():
+        with torch.no_grad(), torch_threads(1):
             logits, self.state = self.model.step(x, self.state)
         self.age += 1
         if self.mode == "rolling":
@@ -506,7 +492,7 @@ class Detector:
         c = len(self.categories)
         if len(frames) == 0:
             return np.zeros(0), np.zeros((0, c))
-        with torch.no_grad(), one_thread():
+        with torch.no_grad(), torch_threads(1):
             if self.mode == "rolling":
                 logits, _ = self.model.forward_sequence(frames[None])  # [1, T, C]
                 return t_all, torch.softmax(logits[0], -1).double().numpy()

@@ -21,17 +21,16 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import threading
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from functools import lru_cache
-from pathlib import Path
 from typing import Any, Iterator, Optional
 
 import numpy as np
 
 from tinykws.errors import TinyKWSError
+from tinykws.rfft import rfft_into
 
 WINDOWS = ("rectangular", "hamming", "hann")
 
@@ -235,40 +234,6 @@ def _preemphasis(x: np.ndarray, coef: float) -> np.ndarray:
     return y
 
 
-def _load_r2c() -> Any:
-    """scipy's pocketfft binding `r2c`, which can write into a caller's buffer (public rfft
-    cannot), or None on other scipy builds.
-
-    Loaded straight from its extension file when scipy.fft is not imported yet: importing
-    the scipy.fft package pulls in scipy.special and array-api-compat, ~0.2 s of every
-    `tinykws featurize` start-up. The module is registered under its own name, so a later
-    `import scipy.fft` reuses it.
-    """
-    name = "scipy.fft._pocketfft.pypocketfft"
-    try:
-        if name not in sys.modules and "scipy.fft" not in sys.modules:
-            import importlib.machinery
-            import importlib.util
-
-            scipy_spec = importlib.util.find_spec("scipy")
-            folder = Path(scipy_spec.submodule_search_locations[0]) / "fft" / "_pocketfft"
-            suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
-            ext = [f for f in folder.iterdir() if f.name.startswith("pypocketfft.") and f.name.endswith(suffixes)]
-            if ext:
-                spec = importlib.util.spec_from_file_location(name, ext[0])
-                module = importlib.util.module_from_spec(spec)
-                spec.loader.exec_module(module)
-                sys.modules[name] = module
-        from scipy.fft._pocketfft.pypocketfft import r2c
-
-        return r2c
-    except (ImportError, OSError, TypeError, AttributeError):  # pragma: no cover - other scipy builds
-        return None
-
-
-_r2c = _load_r2c()
-
-
 class _Workspace(threading.local):
     """Per-thread scratch buffers, reused across calls.
 
@@ -313,12 +278,7 @@ def windows_to_logmel(
     if win is not None:
         buf[:, :nw] *= win
     spec = _ws.get("spec", (m, nb), np.complex64)  # [M, n_bins]
-    if _r2c is not None:
-        _r2c(buf, axes=[1], forward=True, inorm=0, out=spec)
-    else:  # pragma: no cover
-        import scipy.fft
-
-        spec[...] = scipy.fft.rfft(buf, axis=-1)
+    rfft_into(buf, spec)  # scipy's pocketfft, no allocation (tinykws.rfft)
     sq = np.square(spec.view(np.float32), out=_ws.get("sq", (m, 2 * nb), np.float32))
     p = np.add(sq[:, 0::2], sq[:, 1::2], out=_ws.get("power", (m, nb), np.float32))  # |X|^2
     if params.power_spec:

@@ -41,6 +41,7 @@ from tinykws.models import ModelConfig, build_model
 from tinykws.models.sparsity import iht_phase, sparse_groups, sparsify_step
 from tinykws.progress import progress_bar
 from tinykws.plots import pyplot, save_png
+from tinykws.tuning import torch_threads, tune_for_training
 
 SILENCE = "_silence_"
 LOG_COLUMNS = (
@@ -461,6 +462,8 @@ def train(
 
     `resume=True` continues from `out_dir/train/last.pt` with the configuration saved
     there.  `max_epochs_this_run` stops early (as a kill would; used by tests).
+    Tunes the process for training first (`tinykws.tuning.tune_for_training`) and runs
+    with `config.threads` intra-op threads (0: torch's default).
     """
     features_dir, run_dir = Path(features_dir), Path(out_dir)
     train_dir = run_dir / "train"
@@ -471,13 +474,9 @@ def train(
             raise TinyKWSError(f"nothing to resume: {last_path} does not exist")
         ckpt = torch.load(last_path, map_location="cpu", weights_only=True)
         config = TrainConfig.from_dict(ckpt["train_config"])
-    threads_before = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
+    tune_for_training()  # process-wide: glibc keeps freed tensors (see tinykws.tuning)
+    with torch_threads(config.threads):
         return _train(features_dir, run_dir, config, ckpt, max_epochs_this_run)
-    finally:
-        torch.set_num_threads(threads_before)
 
 
 def _train(

@@ -8,8 +8,8 @@ contiguous `[batch, feature]` block.  Training uses a fast path:
    autograd graph per step: one small in-place GEMM and 10 in-place elementwise ops a
    step forward (including the per-step derivatives needed later; gate and update share
    ops on one [2, B, H] block), one GEMM and 2-3 ops a step backward, all on one
-   intra-op thread, in recycled work buffers (and freed blocks stay in glibc's heap,
-   see `_keep_freed_memory`);
+   intra-op thread (`tuning.torch_threads`), in recycled work buffers (and `train()` lets
+   freed blocks stay in glibc's heap: `tuning.tune_for_training`);
 3. the gradients of `U`, the biases, `zeta` and `nu` over all steps are each one GEMM or
    one reduction after the backward loop.
 
@@ -22,15 +22,14 @@ Parameter names and shapes are a contract with export and codegen (docs/architec
 
 from __future__ import annotations
 
-import ctypes
-import os
-import sys
 from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from tinykws.tuning import torch_threads
 
 if TYPE_CHECKING:
     from tinykws.codegen.emit import ModelWriter
@@ -164,24 +163,6 @@ class _FastCellBase(nn.Module):
 # ---------------------------------------------------------------------------- FastGRNN
 
 
-class _single_thread:
-    """Run the per-step loops on one intra-op thread.
-
-    The per-step matrices are tiny ([B, H] @ [H, H]); splitting them over threads costs
-    more in barriers than it gains, and on a busy machine a barrier can wait for a whole
-    scheduler slice.  The big all-steps GEMMs outside the loops keep every thread.
-    """
-
-    def __enter__(self):
-        self.n = torch.get_num_threads()
-        if self.n != 1:
-            torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        if self.n != 1:
-            torch.set_num_threads(self.n)
-
-
 class _BufferPool:
     """Reusable internal [T, B, H] work buffers of the recurrences.
 
@@ -211,36 +192,6 @@ class _BufferPool:
 
 
 _POOL = _BufferPool()
-
-_MALLOC_TUNED = False
-
-
-def _keep_freed_memory() -> None:
-    """Let glibc keep freed multi-megabyte blocks in the heap instead of unmapping them.
-
-    By default glibc hands blocks above a (dynamic) threshold back to the OS when they are
-    freed, so every training step's fresh [T, B, H] tensors (outputs, gradients, autograd's
-    GEMM results) start as untouched pages: thousands of page faults a step, 5-10 % of the
-    step time at the benchmark configuration.  Raising the mmap and trim thresholds keeps
-    those blocks for the next step (at most 256 MB kept free).  Process-wide, called once
-    by the first training forward of the fast path; a no-op outside glibc (where the
-    symbol is missing) and with TINYKWS_NO_MALLOC_TUNING=1.
-    """
-    global _MALLOC_TUNED
-    if _MALLOC_TUNED:
-        return
-    _MALLOC_TUNED = True
-    if os.environ.get("TINYKWS_NO_MALLOC_TUNING") == "1" or not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    mallopt(m_mmap_threshold, 32 << 20)  # glibc's maximum on 64-bit
-    mallopt(m_trim_threshold, 256 << 20)
-
 
 def buffer_pool(enabled: bool) -> None:
     """Switch the recycling of the fast path's work buffers on (default) or off."""
@@ -293,8 +244,6 @@ class _FastGRNNRecurrence(torch.autograd.Function):
         k1 = float(torch.sigmoid(zeta).item())  # σ(ζ)
         k2 = float(torch.sigmoid(nu).item())  # σ(ν)
         k12 = k1 + k2
-        if need_grad:
-            _keep_freed_memory()
         # tanh(v) = 2 σ(2v) - 1 (torch's CPU tanh costs 5x its sigmoid), and the update's
         # 2 (a + bias_update) = 2 (a + bias_gate) + 2 (bias_update - bias_gate): one op
         db2 = (bias_update - bias_gate).mul_(2.0)  # [H]
@@ -316,7 +265,7 @@ class _FastGRNNRecurrence(torch.autograd.Function):
             tmp, q = X[0], X[1]
         else:
             c, tmp = pre.new_empty(B, H), pre.new_empty(B, H)
-        with _single_thread():
+        with torch_threads(1):
             for t in range(T):
                 h = Hl[t]
                 zs = ZSl[t]
@@ -358,7 +307,7 @@ class _FastGRNNRecurrence(torch.autograd.Function):
         DHl, DAl, Cl = DH.unbind(0), DA.unbind(0), C.unbind(0)
         Gl, G2l, Zl = Fb[:, 0].unbind(0), Fb[:, 1].unbind(0), Fb[:, 2].unbind(0)
         acc_bu, acc_zc = acc[0], acc[1]
-        with _single_thread():
+        with torch_threads(1):
             for t in range(T - 1, -1, -1):
                 dh = _incoming(dout, t, carry, DHl[t])
                 torch.mul(Gl[t], dh, out=DAl[t])
@@ -448,8 +397,6 @@ class _FastRNNRecurrence(torch.autograd.Function):
         T, B, H = pre.shape
         ka = float(torch.sigmoid(alpha).item())
         kb = float(torch.sigmoid(beta).item())
-        if need_grad:
-            _keep_freed_memory()
         # tanh(v) = 2 σ(2v) - 1: torch's CPU tanh costs 5x its sigmoid
         pu2 = torch.add(pre, bias_update, out=_POOL.take(pre)).mul_(2.0)
         C = _POOL.take(pre) if need_grad else None
@@ -460,7 +407,7 @@ class _FastRNNRecurrence(torch.autograd.Function):
         Hs = pre.new_empty(T + 1, B, H)
         Hs[0] = h0
         Ut = U.t()
-        with _single_thread():
+        with torch_threads(1):
             for t in range(T):
                 if need_grad:
                     c = C[t]
@@ -486,7 +433,7 @@ class _FastRNNRecurrence(torch.autograd.Function):
         DA = torch.empty_like(C)
         dout = None if dout is None else dout.contiguous()
         carry = _first_carry(dlast, DH[T - 1])
-        with _single_thread():
+        with torch_threads(1):
             for t in range(T - 1, -1, -1):
                 dh = _incoming(dout, t, carry, DH[t])
                 da = torch.mul(dh, G[t], out=DA[t])
