@@ -41,9 +41,9 @@ def run_dir(tmp_path_factory):
 
 
 @pytest.mark.parametrize("toolchain", toolchain_params())
-@pytest.mark.parametrize("abi", ["hard", "soft"])
+@pytest.mark.parametrize("abi", ["hard", "soft", "softfp"])
 def test_compile_writes_self_contained_asm(run_dir, tmp_path, monkeypatch, toolchain, abi):
-    from tinykws.toolchain import find_toolchain
+    from tinykws.toolchain import asm_float_abi, find_toolchain
 
     monkeypatch.setenv("TINYKWS_TOOLCHAIN", toolchain)
     r = compile_run(run_dir, out_dir=tmp_path / abi, float_abi=abi)
@@ -52,7 +52,8 @@ def test_compile_writes_self_contained_asm(run_dir, tmp_path, monkeypatch, toolc
     for S in (r.featurizer_S, r.model_S):
         text = S.read_text()
         body = "\n".join(ln for ln in text.splitlines() if not ln.lstrip().startswith("@"))
-        if abi == "hard":
+        assert asm_float_abi(text) == abi
+        if abi in ("hard", "softfp"):
             assert re.search(r"^\s*v(add|mul|sub|fma)\.f32", body, re.M), f"{S.name}: no FPU maths"
             if S.stem == "model":  # the matrix-vector kernel
                 assert len(re.findall(r"^\s*vfma\.f32", body, re.M)) >= 32, "no vfma kernel"
@@ -143,7 +144,7 @@ def test_compile_errors_are_clear(tmp_path):
     with pytest.raises(TinyKWSError, match="unknown target"):
         compile_run(run, target="cortex-m0")
     with pytest.raises(TinyKWSError, match="float ABI"):
-        compile_run(run, float_abi="softfp")
+        compile_run(run, float_abi="softer")
 
 
 def test_cli_compile(run_dir, tmp_path):

@@ -273,7 +273,9 @@ def compile_cmd(
     run_dir: Path = typer.Argument(..., help="Run folder with train/best.pt."),
     target: str = typer.Option("cortex-m4", "--target", help="Target CPU (cortex-m4)."),
     float_abi: str = typer.Option(
-        "hard", "--float-abi", help="hard (FPv4-SP FPU, e.g. STM BlueCoin) or soft (no FPU, MXChip)."
+        "hard", "--float-abi",
+        help="hard (FPv4-SP FPU, e.g. STM BlueCoin), softfp (FPU inside, soft-float calling "
+        "convention: links with -mfloat-abi=soft firmware, e.g. MXChip AZ3166) or soft (no FPU).",
     ),
     out: Optional[Path] = typer.Option(None, "--out", help="Output folder; default RUN_DIR/device/<abi>."),
     libm: bool = typer.Option(False, "--libm", help="Use libm's expf/logf/tanhf instead of tinykws' own."),

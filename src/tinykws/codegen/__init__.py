@@ -28,7 +28,7 @@ class CompileResult:
     """What `compile_run` wrote."""
 
     out_dir: Path
-    float_abi: str  # hard | soft
+    float_abi: str  # hard | soft | softfp
     target: str  # cortex-m4
     toolchain: str  # compiler name and version
     use_libm: bool
