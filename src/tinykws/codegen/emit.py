@@ -50,6 +50,9 @@ RUNTIME_FILES = (
     "tkws_rnn.c",
     "tkws_detect.h",
     "tkws_detect.c",
+    "tkws_dsp.h",
+    "tkws_qlogmel.h",
+    "tkws_qlogmel.c",
 )
 
 
