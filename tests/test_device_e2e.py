@@ -1,6 +1,7 @@
-"""End to end on a small FastGRNN run: `tinykws compile` (codegen) for both float ABIs,
-then `tinykws verify` on real clips from ../shared/data/speech_commands_dev, the files'
-promises (FPU instructions only in hard float, assemble with arm-none-eabi-gcc), and the
+"""End to end on a small FastGRNN run: `tinykws compile` (codegen) for the three float
+ABIs, then `tinykws verify` on real clips from ../shared/data/speech_commands_dev, the
+files' promises (FPU instructions only in hard float and softfp, assemble with
+arm-none-eabi-gcc; softfp links with a soft-float harness at hard-float cost), and the
 example firmware loop in docs/ compiled against the generated headers."""
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from tinykws.device import classify_clips, torch_reference, verify
 from tinykws.features import FeatureParams, logmel
 from tinykws.data.audio import load_audio
 from tinykws.models import ModelConfig, build_model
-from tinykws.toolchain import FLOAT_ABIS, find_toolchain, fpu_instructions
+from tinykws.toolchain import FLOAT_ABIS, asm_float_abi, find_toolchain, fpu_instructions
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev"
 REPO = Path(__file__).resolve().parents[1]
@@ -69,7 +70,8 @@ def test_compiled_files_keep_their_promises(compiled_run, abi):
         assert (d / name).is_file(), name
     for name in ("featurizer.S", "model.S"):
         fpu = fpu_instructions((d / name).read_text())
-        assert bool(fpu) == (abi == "hard"), (name, fpu[:5])
+        assert bool(fpu) == (abi != "soft"), (name, fpu[:5])
+        assert asm_float_abi((d / name).read_text()) == abi
     if have_arm_gcc():  # the firmware engineers' assembler accepts them
         gcc = find_toolchain("gcc")
         for name in ("featurizer.S", "model.S"):
@@ -79,10 +81,10 @@ def test_compiled_files_keep_their_promises(compiled_run, abi):
 @pytest.mark.parametrize("abi", FLOAT_ABIS)
 def test_verify_passes_on_real_clips(compiled_run, abi):
     d = compiled_run / "device" / abi
-    r = verify(d, max_clips=6 if abi == "hard" else 3, count_clips=1, count_blocks=12,
-               progress=False)  # fmt: skip
+    n_clips = 3 if abi == "soft" else 6
+    r = verify(d, max_clips=n_clips, count_clips=1, count_blocks=12, progress=False)
     assert r.ok, r.first_mismatch
-    assert r.n_clips == (6 if abi == "hard" else 3) and r.n_frames == 98 * r.n_clips
+    assert r.n_clips == n_clips and r.n_frames == 98 * r.n_clips
     assert r.max_abs_diff <= 1e-3 and r.argmax_agreement == 1.0
     assert r.max_feature_diff <= 1e-3  # issue 4's C featurizer tolerance (log domain)
     ins = r.instructions
@@ -92,6 +94,38 @@ def test_verify_passes_on_real_clips(compiled_run, abi):
     assert r.flash_bytes > sum(s["text"] for s in r.sizes.values())
     saved = json.loads((d / "verify.json").read_text())
     assert saved["ok"] and saved["float_abi"] == abi
+
+
+def test_softfp_runs_at_hard_float_cost_with_a_soft_float_firmware(compiled_run):
+    """softfp (issue 11): verify links the softfp .S files with a harness built
+    -mfloat-abi=soft (no FPU attributes: the soft-float firmware) and the instruction count
+    stays within 5 % of hard float's."""
+    counts = {}
+    for abi in ("hard", "softfp"):
+        d = compiled_run / "device" / abi
+        r = verify(d, max_clips=1, count_clips=1, progress=False)
+        assert r.ok and r.float_abi == abi, r.first_mismatch
+        counts[abi] = r.instructions["featurizer"]["mean"] + r.instructions["model"]["mean"]
+    assert counts["softfp"] <= 1.05 * counts["hard"], counts
+    harness = compiled_run / "device" / "softfp" / "build" / "harness.o"
+    attrs = _arm_attributes(harness)
+    assert attrs.get("TAG_ABI_VFP_ARGS", 0) == 0 and attrs.get("TAG_FP_ARCH", 0) == 0, attrs
+    assert _arm_attributes(compiled_run / "device" / "softfp" / "build" / "model.o").get(
+        "TAG_FP_ARCH", 0) != 0  # the model itself does use the FPU
+
+
+def _arm_attributes(obj: Path) -> dict:
+    """The EABI attributes (.ARM.attributes) of an object file, by tag name."""
+    from elftools.elf.elffile import ELFFile
+
+    out = {}
+    with open(obj, "rb") as f:
+        sec = ELFFile(f).get_section_by_name(".ARM.attributes")
+        for sub in sec.iter_subsections():
+            for subsub in sub.iter_subsubsections():
+                for attr in subsub.iter_attributes():
+                    out[attr.tag] = attr.value
+    return out
 
 
 def test_verify_cli_fails_on_a_wrong_model(compiled_run, tmp_path):

@@ -36,6 +36,10 @@ def build_image(
     ELL entry points (`mfcc_Filter`, `mfcc_Reset`, `completemodel_Predict`,
     `completemodel_Reset`). `keep`: functions to keep although nothing calls them (tests).
     `autorun` (QEMU): the reset handler runs the harness once, then exits by semihosting.
+
+    softfp: the harness, which plays the firmware, is compiled `-mfloat-abi=soft` (what
+    softfp objects are for: a soft-float firmware calling them), the start-up softfp (it
+    enables the FPU, as the firmware's SystemInit must).
     """
     check_float_abi(float_abi)
     tc = toolchain or find_toolchain()
@@ -51,7 +55,8 @@ def build_image(
     objs = [tc.compile_object(rt / "startup.c", out_dir / "startup.o", float_abi,
                               extra_flags=no_builtin)]  # fmt: skip
     if harness:
-        objs.append(tc.compile_object(rt / "harness.c", out_dir / "harness.o", float_abi))
+        firmware_abi = "soft" if float_abi == "softfp" else float_abi
+        objs.append(tc.compile_object(rt / "harness.c", out_dir / "harness.o", firmware_abi))
         keep = [*keep, "tkws_harness_run"]  # only the host calls it
     for src in map(Path, sources):
         obj = out_dir / f"{src.stem}.o"

@@ -17,7 +17,7 @@ from tinykws.device.harness import MAILBOX_MAGIC, HarnessShape, KWSDevice
 from tinykws.device.image import build_image
 from tinykws.toolchain import Toolchain
 
-QEMU_BLOCKS = {"hard": 6, "soft": 3}  # blocks run under QEMU's per-instruction trace
+QEMU_BLOCKS = {"hard": 6, "softfp": 6, "soft": 3}  # blocks run under QEMU's per-instruction trace
 
 
 def qemu_binary() -> Optional[str]:

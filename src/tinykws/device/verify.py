@@ -25,17 +25,17 @@ from tinykws.device.qemu import qemu_binary, qemu_cross_check
 from tinykws.device.reference import onnx_reference, torch_reference
 from tinykws.toolchain import (
     Toolchain,
+    asm_float_abi,
     check_float_abi,
     elf_section_sizes,
     find_toolchain,
-    fpu_instructions,
 )
 
 COUNT_CLIPS = 3  # clips run with the instruction-counting hook (costs barely depend on data)
 # (clips, blocks per clip) counted by `verify`: the Python hook runs once per basic block,
 # ~1 s per 5-10 M instructions, so soft float (70-600 M instructions per clip) counts a
 # sample: 6 featurizer calls (3 while the window fills) and 4 model calls.
-COUNTING = {"hard": (COUNT_CLIPS, None), "soft": (1, 6)}
+COUNTING = {"hard": (COUNT_CLIPS, None), "softfp": (COUNT_CLIPS, None), "soft": (1, 6)}
 
 
 @dataclass
@@ -219,9 +219,9 @@ def select_clips(
 
 
 def detect_float_abi(compiled_dir: Path | str) -> str:
-    """'hard' when the compiled model.S uses the FPU, else 'soft'."""
-    asm = (Path(compiled_dir) / "model.S").read_text(errors="replace")
-    return "hard" if fpu_instructions(asm) else "soft"
+    """The float ABI the compiled model.S was made for: 'hard', 'softfp' or 'soft'
+    (`tinykws.toolchain.asm_float_abi`: our header, else its FPU use and ABI attributes)."""
+    return asm_float_abi((Path(compiled_dir) / "model.S").read_text(errors="replace"))
 
 
 def object_sizes(build_dir: Path, names: Sequence[str] = ("featurizer", "model")) -> dict:
@@ -346,6 +346,9 @@ def format_report(r: VerifyReport) -> str:
     )
     if r.float_abi == "soft":
         lines.append("soft float: the counts include the __aeabi_* helpers they call")
+    if r.float_abi == "softfp":
+        lines.append("softfp: FPU instructions inside, soft-float calling convention; the "
+                     "harness (the firmware) was built -mfloat-abi=soft and linked with them")
     if r.qemu_check is not None:
         q = r.qemu_check
         verdict = "identical" if q["agree"] else "DIFFERENT"
