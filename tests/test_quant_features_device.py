@@ -51,7 +51,8 @@ def _clips(k: int) -> list[np.ndarray]:
     return out
 
 
-def _build(tmp: Path, tc_name: str, abi: str, params: FeatureParams = FeatureParams()):
+def _build(tmp: Path, tc_name: str, abi: str, params: FeatureParams = FeatureParams(),
+           defines: tuple[str, ...] = ()):
     from tinykws.device import HarnessShape, KWSDevice, build_image
 
     copy_runtime(tmp)
@@ -59,7 +60,8 @@ def _build(tmp: Path, tc_name: str, abi: str, params: FeatureParams = FeaturePar
         (tmp / name).write_text(text)
     (tmp / "stub_model.c").write_text(STUB_MODEL)
     tc = find_toolchain(tc_name)
-    S = tc.compile_to_asm([tmp / "featurizer.c"], tmp / "featurizer.S", abi, include_dirs=[tmp])
+    S = tc.compile_to_asm([tmp / "featurizer.c"], tmp / "featurizer.S", abi, include_dirs=[tmp],
+                          defines=defines)
     elf = build_image([S, tmp / "stub_model.c"], tmp / "build", abi, tc)
     shape = HarnessShape(params.hop, params.n_mels, 1, params.first_block - 1)
     return S.read_text(), KWSDevice(elf, shape)
@@ -80,10 +82,12 @@ def test_soft_float_build_is_bit_exact_on_real_clips(tmp_path, tc_name):
         np.testing.assert_array_equal(run.features[warm:], ref)
 
 
-@pytest.mark.parametrize("abi", ["hard", "softfp"])
-def test_fpu_builds_are_bit_exact_too(tmp_path, abi):
+@pytest.mark.parametrize("abi,defines", [("hard", ()), ("softfp", ()), ("soft", ("TKWS_NO_ASM",))],
+                         ids=["hard", "softfp", "soft-portable-c"])  # fmt: skip
+def test_other_builds_are_bit_exact_too(tmp_path, abi, defines):
+    """The FPU ABIs, and the portable C (no DSP instructions) compiled for the M4."""
     params = FeatureParams(fft_size=256, window_size=200, hop=80, n_mels=20, fmax=7000.0)
-    _, device = _build(tmp_path, "zig", abi, params)  # radix-2 stage, other sizes
+    _, device = _build(tmp_path, "zig", abi, params, defines)  # radix-2 stage, other sizes
     x = _clips(1)[0]
     run = device.run_clip(x.astype(np.float32))
     ref = frames_from_stream_q(x, params).astype(np.float32) / FEATURE_SCALE

@@ -140,10 +140,4 @@ static inline int32_t tkws_bitlen32(uint32_t x)
     return 32 - (int32_t)tkws_clz(x);
 }
 
-/* Bits needed for a 64-bit value given as hi:lo words. */
-static inline int32_t tkws_bitlen64(uint32_t hi, uint32_t lo)
-{
-    return hi ? 64 - (int32_t)tkws_clz(hi) : tkws_bitlen32(lo);
-}
-
 #endif /* TKWS_DSP_H */
