@@ -260,3 +260,18 @@ def test_verify_user_errors_are_one_line(tmp_path):
     (tmp_path / "model.S").write_text("")
     with pytest.raises(DeviceError, match="best.pt not found"):
         verify(tmp_path, run_dir=tmp_path)
+
+
+def test_harness_rejects_another_mailbox_magic(mock_device, monkeypatch):
+    """A host writing another layout's magic: the harness touches nothing and says so."""
+    from tinykws.device import layout
+
+    monkeypatch.setattr(layout, "MAILBOX_MAGIC", layout.MAILBOX_MAGIC ^ 1)
+    with pytest.raises(DeviceError, match="rejected the mailbox magic"):
+        mock_device.run_clip(np.ones(800, np.float32))
+    mailbox = mock_device.em.addr("tkws_mailbox")
+    status = mock_device.em.read_u32(mailbox + layout.mailbox_offset("status"))[0]
+    assert status == layout.MAILBOX_STATUS["BAD_MAGIC"]
+    assert mock_device.em.read_u32(mailbox + layout.mailbox_offset("frames_done"))[0] == 0
+    monkeypatch.undo()  # the right magic again: the same device runs normally
+    assert mock_device.run_clip(np.ones(800, np.float32)).scores.shape == (3, 4)

@@ -7,6 +7,7 @@ compares every class score with the PyTorch model.
 
 One module per job, in dependency order:
 - `errors`    DeviceError;
+- `layout`    the memory map and the mailbox, defined once (the C side is generated);
 - `image`     build the bare-metal image with the toolchain (`build_image`, `runtime_dir`);
 - `emulator`  ELF reading, the unicorn Cortex-M4 (`Emulator`) and the instruction counter;
 - `harness`   the host <-> device mailbox and `KWSDevice` (clips in, features and scores out);
@@ -32,14 +33,18 @@ from tinykws.device.emulator import (
     read_symbols,
 )
 from tinykws.device.errors import DeviceError
-from tinykws.device.harness import (
+from tinykws.device.harness import ClipRun, HarnessShape, KWSDevice, mailbox_fields
+from tinykws.device.image import build_image, runtime_dir
+from tinykws.device.layout import (
+    FLASH,
+    MAILBOX,
     MAILBOX_FIELDS,
     MAILBOX_MAGIC,
-    ClipRun,
-    HarnessShape,
-    KWSDevice,
+    MEMORY,
+    RAM,
+    STACK_SIZE,
+    pack_mailbox,
 )
-from tinykws.device.image import build_image, runtime_dir
 from tinykws.device.qemu import QEMU_BLOCKS, qemu_binary, qemu_count, qemu_cross_check
 from tinykws.device.reference import onnx_reference, torch_reference
 from tinykws.device.verify import (
@@ -62,14 +67,19 @@ __all__ = [
     "COUNTING",
     "DeviceError",
     "Emulator",
+    "FLASH",
     "HarnessShape",
     "InstructionCounter",
     "KWSDevice",
+    "MAILBOX",
     "MAILBOX_FIELDS",
     "MAILBOX_MAGIC",
     "MAX_INSTRUCTIONS_PER_CALL",
+    "MEMORY",
     "QEMU_BLOCKS",
+    "RAM",
     "STACK_PATTERN",
+    "STACK_SIZE",
     "Symbol",
     "VerifyReport",
     "build_image",
@@ -80,9 +90,11 @@ __all__ = [
     "featurizer_macs",
     "format_report",
     "instruction_summary",
+    "mailbox_fields",
     "model_macs",
     "object_sizes",
     "onnx_reference",
+    "pack_mailbox",
     "qemu_binary",
     "qemu_count",
     "qemu_cross_check",

@@ -10,7 +10,7 @@ import numpy as np
 
 from tinykws.device.errors import DeviceError
 from tinykws.device.harness import KWSDevice
-from tinykws.device.image import build_image
+from tinykws.device.image import build_image, image_inputs
 from tinykws.device.reference import torch_reference
 from tinykws.toolchain import Toolchain, check_float_abi
 
@@ -18,7 +18,8 @@ def device_for_run(
     run_dir: Path | str, float_abi: str = "hard", toolchain: Optional[Toolchain] = None
 ) -> KWSDevice:
     """The emulated board for RUN_DIR/device/<abi>: compiles the run first when the `.S`
-    files are missing, and relinks the image when they are newer than it."""
+    files are missing, and relinks the image when they (or the runtime and layout it is
+    built from) are newer than it."""
     check_float_abi(float_abi)
     run_dir = Path(run_dir)
     compiled = run_dir / "device" / float_abi
@@ -28,7 +29,8 @@ def device_for_run(
 
         compile_run(run_dir, compiled, "cortex-m4", float_abi)
     elf = compiled / "build" / "image.elf"
-    if not elf.is_file() or elf.stat().st_mtime < max(p.stat().st_mtime for p in sources):
+    newest = max(p.stat().st_mtime for p in [*sources, *image_inputs()])
+    if not elf.is_file() or elf.stat().st_mtime < newest:
         elf = build_image(sources, compiled / "build", float_abi, toolchain)
     _, shape, _, _ = torch_reference(run_dir)
     return KWSDevice(elf, shape)

@@ -21,6 +21,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 
 from tinykws.device.errors import DeviceError
+from tinykws.device.layout import FLASH, MEMORY, RAM, SYSTEM_CONTROL_SPACE
 
 STACK_PATTERN = 0xC5ACCE55  # written over the whole stack before the first run
 MAX_INSTRUCTIONS_PER_CALL = 2_000_000_000  # runaway guard for one emulator call
@@ -165,16 +166,19 @@ class Emulator:
         from unicorn.arm_const import UC_ARM_REG_SP
 
         assert UC_ARM_REG_SP == _REG_SP
-        self.flash = (0x00000000, 4 << 20)
-        self.ram = (0x20000000, 4 << 20)
-        for base, size in (self.flash, self.ram):
-            self.uc.mem_map(base, size)
-        # System control space, so the start-up code's FPU enable (CPACR) is a plain store.
-        self.uc.mem_map(0xE000E000, 0x1000)
-        code = bytearray(self.flash[1])
+        self.flash = (FLASH.origin, FLASH.length)  # (base, bytes): the map of layout.py
+        self.ram = (RAM.origin, RAM.length)
+        for region in (*MEMORY, SYSTEM_CONTROL_SPACE):
+            self.uc.mem_map(region.origin, region.length)
+        code = bytearray(FLASH.end)  # indexed by address: flash starts at 0
         for addr, data in _load_segments(self.elf):
+            if not any(r.origin <= addr and addr + len(data) <= r.end for r in MEMORY):
+                raise DeviceError(
+                    f"{self.elf} loads {len(data)} B at {addr:#x}, outside the memory map of "
+                    "tinykws.device.layout: not linked by build_image?"
+                )
             self.uc.mem_write(addr, data)
-            if addr + len(data) <= self.flash[1]:
+            if addr + len(data) <= FLASH.end:
                 code[addr : addr + len(data)] = data
         self.code = bytes(code)
         self.stack_lo = self.symbols["_sstack"].addr
@@ -196,6 +200,9 @@ class Emulator:
 
     def write_f32(self, addr: int, values: np.ndarray) -> None:
         self.uc.mem_write(addr, np.ascontiguousarray(values, dtype="<f4").tobytes())
+
+    def write(self, addr: int, data: bytes) -> None:
+        self.uc.mem_write(addr, data)
 
     def read_u32(self, addr: int, n: int = 1) -> list[int]:
         return list(struct.unpack(f"<{n}I", bytes(self.uc.mem_read(addr, 4 * n))))

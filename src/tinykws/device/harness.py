@@ -1,6 +1,10 @@
 """The mailbox harness: the host writes a clip's audio into RAM, `tkws_harness_run` (see
 `runtime/harness.c`) feeds it block by block through the generated featurizer and model,
-and the host reads back features and class scores."""
+and the host reads back features and class scores.
+
+The header's fields are defined once in `layout.MAILBOX`; `mailbox_fields` decides where
+the features and scores go in the data area, and tells the device in the header.
+"""
 
 from __future__ import annotations
 
@@ -12,18 +16,7 @@ import numpy as np
 
 from tinykws.device.emulator import CallCounts, Emulator
 from tinykws.device.errors import DeviceError
-
-MAILBOX_MAGIC = 0x534B4B54
-MAILBOX_FIELDS = (
-    "magic",
-    "n_blocks",
-    "block_len",
-    "n_features",
-    "n_scores",
-    "warmup_blocks",
-    "reset",
-    "frames_done",
-)
+from tinykws.device.layout import MAILBOX_STATUS, mailbox_offset, pack_mailbox
 
 
 @dataclass(frozen=True)
@@ -35,6 +28,37 @@ class HarnessShape:
     n_features: int = 32
     n_scores: int = 12
     warmup_blocks: int = 2
+
+
+def mailbox_fields(shape: HarnessShape, n_blocks: int, reset: bool) -> dict[str, int]:
+    """The host's header fields for one harness call over `n_blocks` blocks. Data area
+    (floats): audio [n_blocks * block_len], then features [n_blocks * n_features], then
+    scores [frames * n_scores]."""
+    features_at = n_blocks * shape.block_len
+    return {
+        "n_blocks": n_blocks,
+        "block_len": shape.block_len,
+        "n_features": shape.n_features,
+        "n_scores": shape.n_scores,
+        "warmup_blocks": shape.warmup_blocks,
+        "reset": int(reset),
+        "features_at": features_at,
+        "scores_at": features_at + n_blocks * shape.n_features,
+    }
+
+
+def check_status(status: int, elf: Path | str) -> None:
+    """Raise a DeviceError unless the harness reported DONE in the header's `status`."""
+    if status == MAILBOX_STATUS["DONE"]:
+        return
+    if status == MAILBOX_STATUS["BAD_MAGIC"]:
+        why = "the harness rejected the mailbox magic this tinykws writes"
+    else:
+        why = f"the harness did not report (status {status})"
+    raise DeviceError(
+        f"{why}: {elf} was built with another mailbox layout (another tinykws version?); "
+        "delete its build folder and run again"
+    )
 
 
 @dataclass
@@ -101,21 +125,21 @@ class KWSDevice:
         """One harness call over the blocks of `x`."""
         s = self.shape
         n_blocks = x.size // s.block_len
-        header = (MAILBOX_MAGIC, n_blocks, s.block_len, s.n_features, s.n_scores,
-                  s.warmup_blocks, int(reset), 0)  # fmt: skip
-        self.em.write_u32(self.em.addr("tkws_mailbox"), header)
+        fields = mailbox_fields(s, n_blocks, reset)
+        mailbox = self.em.addr("tkws_mailbox")
+        self.em.write(mailbox, pack_mailbox(**fields))
         self.em.write_f32(self.data_addr, x)
         counts = None
         if count:
             _, counts = self.em.call("tkws_harness_run", count=self.TRACKED)
         else:
             self.em.call("tkws_harness_run")
-        done_field = self.em.addr("tkws_mailbox") + 4 * MAILBOX_FIELDS.index("frames_done")
-        frames = self.em.read_u32(done_field)[0]
-        feat_addr = self.data_addr + 4 * n_blocks * s.block_len
+        check_status(self.em.read_u32(mailbox + mailbox_offset("status"))[0], self.em.elf)
+        frames = self.em.read_u32(mailbox + mailbox_offset("frames_done"))[0]
+        feat_addr = self.data_addr + 4 * fields["features_at"]
         features = self.em.read_f32(feat_addr, n_blocks * s.n_features)
         features = features.reshape(n_blocks, s.n_features)
-        score_addr = feat_addr + 4 * n_blocks * s.n_features
+        score_addr = self.data_addr + 4 * fields["scores_at"]
         scores = self.em.read_f32(score_addr, frames * s.n_scores).reshape(frames, s.n_scores)
         return ClipRun(features, scores, counts)
 

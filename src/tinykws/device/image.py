@@ -1,5 +1,11 @@
 """Build the bare-metal Cortex-M4 image: start-up, mailbox harness and the compiled files,
-linked with the toolchain (`tinykws.toolchain`) against `runtime/cortex_m4.ld`."""
+linked with the toolchain (`tinykws.toolchain`).
+
+The parts shared with the host are generated into the build folder from
+`tinykws.device.layout` first: `<name>.ld` (the memory map in front of
+`runtime/cortex_m4.ld`) and `tkws_mailbox.h` (the mailbox struct `runtime/harness.c`
+includes).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +15,37 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from tinykws.device.errors import DeviceError
+from tinykws.device.layout import linker_memory, mailbox_header_c
 from tinykws.toolchain import GCC, Toolchain, ToolchainError, check_float_abi, find_toolchain
+
+WARNINGS = ("-Wall", "-Wextra", "-Werror")  # the harness and its generated header are clean
 
 
 def runtime_dir() -> Path:
     """Folder of the bare-metal start-up, harness and linker script shipped with tinykws."""
     return Path(str(resources.files("tinykws.device") / "runtime"))
+
+
+def image_inputs() -> list[Path]:
+    """What every image is built from besides the compiled files: the runtime sources and
+    layout.py (an image older than any of them has a stale harness or memory map)."""
+    from tinykws.device import layout
+
+    return [*sorted(runtime_dir().iterdir()), Path(layout.__file__)]
+
+
+def write_linker_script(out_dir: Path, name: str = "image") -> Path:
+    """`out_dir/<name>.ld`: the memory map from layout.py, then runtime/cortex_m4.ld."""
+    path = Path(out_dir) / f"{name}.ld"
+    path.write_text(linker_memory() + (runtime_dir() / "cortex_m4.ld").read_text())
+    return path
+
+
+def write_mailbox_header(out_dir: Path) -> Path:
+    """`out_dir/tkws_mailbox.h`: the mailbox struct from layout.py, for harness.c."""
+    path = Path(out_dir) / "tkws_mailbox.h"
+    path.write_text(mailbox_header_c())
+    return path
 
 
 def build_image(
@@ -30,7 +61,8 @@ def build_image(
 ) -> Path:
     """Link `sources` (.S/.s assembled, .c compiled, .o as is) with the start-up code.
 
-    Writes `out_dir/<name>.elf` (and the objects; with gcc also `<name>.map`).
+    Writes `out_dir/<name>.elf`, the objects, the generated `<name>.ld` and
+    `tkws_mailbox.h`, and with gcc also `<name>.map`.
 
     With `harness=True` the mailbox harness is linked too; the sources must then define the
     ELL entry points (`mfcc_Filter`, `mfcc_Reset`, `completemodel_Predict`,
@@ -56,7 +88,9 @@ def build_image(
                               extra_flags=no_builtin)]  # fmt: skip
     if harness:
         firmware_abi = "soft" if float_abi == "softfp" else float_abi
-        objs.append(tc.compile_object(rt / "harness.c", out_dir / "harness.o", firmware_abi))
+        write_mailbox_header(out_dir)
+        objs.append(tc.compile_object(rt / "harness.c", out_dir / "harness.o", firmware_abi,
+                                      include_dirs=[out_dir], extra_flags=WARNINGS))  # fmt: skip
         keep = [*keep, "tkws_harness_run"]  # only the host calls it
     for src in map(Path, sources):
         obj = out_dir / f"{src.stem}.o"
@@ -69,7 +103,7 @@ def build_image(
     try:
         return tc.link(
             objs,
-            rt / "cortex_m4.ld",
+            write_linker_script(out_dir, name),
             out_dir / f"{name}.elf",
             float_abi,
             map_file=out_dir / f"{name}.map",

@@ -4,7 +4,6 @@ equal the unicorn block counter's (`tinykws verify --qemu`)."""
 
 from __future__ import annotations
 
-import struct
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -13,8 +12,9 @@ import numpy as np
 
 from tinykws.device.emulator import CallCounts, InstructionCounter, read_symbols
 from tinykws.device.errors import DeviceError
-from tinykws.device.harness import MAILBOX_MAGIC, HarnessShape, KWSDevice
+from tinykws.device.harness import HarnessShape, KWSDevice, mailbox_fields
 from tinykws.device.image import build_image
+from tinykws.device.layout import pack_mailbox
 from tinykws.toolchain import Toolchain
 
 QEMU_BLOCKS = {"hard": 6, "softfp": 6, "soft": 3}  # blocks run under QEMU's per-instruction trace
@@ -48,10 +48,7 @@ def qemu_count(
     syms = read_symbols(elf)
     x = np.asarray(audio, dtype="<f4")
     n_blocks = x.size // shape.block_len
-    header = struct.pack(
-        "<8I", MAILBOX_MAGIC, n_blocks, shape.block_len, shape.n_features, shape.n_scores,
-        shape.warmup_blocks, 1, 0,
-    )  # fmt: skip
+    header = pack_mailbox(**mailbox_fields(shape, n_blocks, reset=True))
     mb, data = syms["tkws_mailbox"].addr, syms["tkws_mailbox_data"].addr
     fn = syms["tkws_harness_run"]
     counter = InstructionCounter(

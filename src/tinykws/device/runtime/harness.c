@@ -1,10 +1,16 @@
 /* tinykws device harness: the host writes a clip's audio into a RAM mailbox, calls
  * tkws_harness_run, and reads back features and class scores.
  *
- * Exactly what firmware does with the ELL-compatible API: every 160-sample block goes
- * through mfcc_Filter; its output goes through completemodel_Predict once the featurizer's
- * window is full (after `warmup_blocks` blocks since a reset). */
+ * Exactly what firmware does with the ELL-compatible API: every block of `block_len`
+ * samples goes through mfcc_Filter; its output goes through completemodel_Predict once the
+ * featurizer's window is full (after `warmup_blocks` blocks since a reset).
+ *
+ * The mailbox layout (tkws_mailbox.h) is generated from tinykws/device/layout.py when the
+ * image is built; the host packs the same fields. Where the features and scores go in the
+ * data area is the host's choice too (`features_at`, `scores_at`). */
 #include <stdint.h>
+
+#include "tkws_mailbox.h"
 
 /* The generated entry points (see featurizer.h / model.h). */
 void mfcc_Filter(void *context, const float *input, float *output);
@@ -12,33 +18,26 @@ void mfcc_Reset(void);
 void completemodel_Predict(void *context, const float *input, float *output);
 void completemodel_Reset(void);
 
-#define TKWS_MAILBOX_MAGIC 0x534B4B54u /* "TKKS" */
-
-typedef struct {
-    uint32_t magic;         /* TKWS_MAILBOX_MAGIC, written by the host */
-    uint32_t n_blocks;      /* audio blocks in this call */
-    uint32_t block_len;     /* samples per block (160) */
-    uint32_t n_features;    /* featurizer outputs per block (32) */
-    uint32_t n_scores;      /* model outputs per frame (classes) */
-    uint32_t warmup_blocks; /* blocks after a reset before the first frame (2) */
-    uint32_t reset;         /* nonzero: mfcc_Reset + completemodel_Reset first */
-    uint32_t frames_done;   /* written by the device: completemodel_Predict calls */
-} tkws_mailbox_t;
-
 /* In its own section after the stack (see cortex_m4.ld): the start-up code never touches
  * it, so a host (or QEMU's loader) may fill it before reset. */
 __attribute__((section(".mailbox_header"))) volatile tkws_mailbox_t tkws_mailbox;
 
-/* Data area after the stack, up to the end of RAM (see cortex_m4.ld):
- * audio [n_blocks * block_len], features [n_blocks * n_features], scores [frames * n_scores]. */
+/* Data area after the header, up to the end of RAM (see cortex_m4.ld): audio
+ * [n_blocks * block_len] first, features and scores where the header says. */
 extern float tkws_mailbox_data[];
 
 __attribute__((noinline, used)) void tkws_harness_run(void) {
+    if (tkws_mailbox.magic != TKWS_MAILBOX_MAGIC) {
+        /* The host wrote another layout (or nothing): read nothing, say so. */
+        tkws_mailbox.frames_done = 0;
+        tkws_mailbox.status = TKWS_MAILBOX_BAD_MAGIC;
+        return;
+    }
     const uint32_t n_blocks = tkws_mailbox.n_blocks, block_len = tkws_mailbox.block_len;
     const uint32_t n_features = tkws_mailbox.n_features, n_scores = tkws_mailbox.n_scores;
     const float *audio = tkws_mailbox_data;
-    float *features = tkws_mailbox_data + n_blocks * block_len;
-    float *scores = features + n_blocks * n_features;
+    float *features = tkws_mailbox_data + tkws_mailbox.features_at;
+    float *scores = tkws_mailbox_data + tkws_mailbox.scores_at;
     uint32_t skip = 0, frames = 0;
     if (tkws_mailbox.reset) {
         mfcc_Reset();
@@ -53,4 +52,5 @@ __attribute__((noinline, used)) void tkws_harness_run(void) {
         frames++;
     }
     tkws_mailbox.frames_done = frames;
+    tkws_mailbox.status = TKWS_MAILBOX_DONE;
 }
