@@ -172,17 +172,17 @@ static void on_detect(int c, const char *name, float p, void *user) {
 
 int main(void) {
     static kws_ring_t ring;
-    static kws_detector_t det;
+    static kws_stream_t kws;
     int16_t pcm[KWS_BLOCK];
     int blocks = 0;
-    kws_init(&det, 0.0f, on_detect, 0);
+    kws_init(&kws, on_detect, 0);
     while (fread(pcm, sizeof pcm[0], KWS_BLOCK, stdin) == KWS_BLOCK) {
         if (kws_ring_push(&ring, pcm) != 0) return 3;
-        if (++blocks % 3 == 0) kws_poll(&ring, &det); /* the loop runs now and then */
+        if (++blocks % 3 == 0) kws_poll(&ring, &kws); /* the loop runs now and then */
     }
-    kws_poll(&ring, &det);
-    printf("%u %d", (unsigned)det.frames, detections);
-    for (int c = 0; c < KWS_CLASSES; c++) printf(" %.9g", (double)det.scores[c]);
+    kws_poll(&ring, &kws);
+    printf("%u %d", (unsigned)kws.frames, detections);
+    for (int c = 0; c < KWS_CLASSES; c++) printf(" %.9g", (double)kws.scores[c]);
     printf("\n");
     return 0;
 }
@@ -202,12 +202,20 @@ def test_example_loop_runs_on_host_and_matches_torch(compiled_run, tmp_path):
     cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if cc is None:
         pytest.fail("no host C compiler (cc) found")
+    from tinykws.codegen.emit import emit_detector
+    from tinykws.detect import DetectorConfig
+
     d = compiled_run / "device" / "hard"
     (tmp_path / "driver.c").write_text(DRIVER_C)
+    # a detector with threshold 0 (found first on the include path): fires on frame 1
+    cats = torch.load(compiled_run / "train" / "best.pt", weights_only=True)["categories"]
+    for name, text in emit_detector(DetectorConfig(threshold=0.0), cats, 10.0).items():
+        (tmp_path / name).write_text(text)
     exe = tmp_path / "kws_host"
     subprocess.run(
-        [cc, *STRICT, "-O2", f"-I{d}", f"-I{KWS_LOOP.parent}", str(tmp_path / "driver.c"),
-         str(d / "featurizer.c"), str(d / "model.c"), "-o", str(exe), "-lm"],
+        [cc, *STRICT, "-O2", f"-I{tmp_path}", f"-I{d}", f"-I{KWS_LOOP.parent}",
+         str(tmp_path / "driver.c"), str(d / "featurizer.c"), str(d / "model.c"),
+         str(tmp_path / "detector.c"), "-o", str(exe), "-lm"],
         check=True, capture_output=True, text=True,
     )  # fmt: skip
     clip = load_audio(sorted((DATA / "yes").glob("*.wav"))[0])[0]  # int16 [16000]

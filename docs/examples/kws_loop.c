@@ -2,29 +2,33 @@
  * Example firmware loop for a tinykws keyword spotter (see docs/device-guide.md).
  *
  *   audio driver (ISR) --int16 blocks of 160--> ring buffer --> main loop:
- *     mfcc_Filter (160 samples -> 32 log-mel features)
- *     completemodel_Predict (32 features -> class probabilities, state kept between calls)
- *     posterior smoothing (moving average over the last KWS_SMOOTH_FRAMES frames)
- *     detection: a keyword whose smoothed probability crosses the threshold -> callback,
- *     then a refractory period so one utterance gives one detection.
+ *     mfcc_Step           160 samples -> 32 log-mel features (skips the 2 warm-up blocks)
+ *     completemodel_Step  32 features -> class probabilities, recurrent state kept
+ *     detector_Step       probabilities -> a keyword, or nothing
+ *
+ * The detector is generated from the run (`tinykws compile` writes detector.h/.S from
+ * RUN_DIR/detector.json): its smoothing, threshold, refractory time and keyword classes
+ * are the ones `tinykws detect` uses, and `tinykws verify DIR --stream AUDIO` checks on the
+ * emulated Cortex-M4 that this chain gives the same detections as `tinykws detect`.
+ * Nothing is typed in here: change the detector in the run and recompile.
  *
  * Board-independent: the board code calls kws_ring_push() from its audio interrupt (16 kHz
  * mono, 160 samples = 10 ms per call) and kws_poll() from its main loop. Nothing here
- * allocates memory; all state lives in the two structs below.
+ * allocates memory; all state lives in the two structs below, so a board with two
+ * microphones keeps two kws_stream_t.
  *
- * Build: add featurizer.S, model.S, featurizer.h and model.h from `tinykws compile` and this
- * file to the firmware project; compile with the float ABI the .S files were made for.
+ * Build: add featurizer.S, model.S, detector.S and their headers from `tinykws compile` and
+ * this file to the firmware project; compile with the float ABI the .S files were made for.
  */
 #include <stdint.h>
 
+#include "detector.h"
 #include "featurizer.h"
 #include "model.h"
 
 #define KWS_BLOCK MFCC_INPUT_SIZE              /* samples per block: 160 = 10 ms */
 #define KWS_CLASSES COMPLETEMODEL_OUTPUT_SIZE  /* model outputs */
 #define KWS_RING_BLOCKS 8u                     /* power of two: 80 ms of slack */
-#define KWS_SMOOTH_FRAMES 30                   /* posterior smoothing window: 300 ms */
-#define KWS_REFRACTORY_FRAMES 100              /* 1 s without a new detection */
 
 /* ------------------------------------------------------------------ ring buffer */
 
@@ -49,80 +53,46 @@ int kws_ring_push(kws_ring_t *ring, const int16_t *pcm) {
     return 0;
 }
 
-/* ------------------------------------------------------------------ detector */
+/* ------------------------------------------------------------------ one audio stream */
 
 typedef void (*kws_callback)(int category, const char *name, float score, void *user);
 
 typedef struct {
-    float history[KWS_SMOOTH_FRAMES][KWS_CLASSES]; /* last frames' probabilities */
-    float sum[KWS_CLASSES];                        /* running sum of history */
-    int pos;                                       /* next history row to overwrite */
-    int filled;                                    /* rows in use (<= KWS_SMOOTH_FRAMES) */
-    int refractory;                                /* frames left without detections */
-    float threshold;                               /* smoothed probability to detect */
+    mfcc_state features;          /* featurizer: window and pre-emphasis state */
+    completemodel_state model;    /* recurrent state: one never-reset stream */
+    detector_state detector;      /* smoothing history and refractory count */
+    float scores[KWS_CLASSES];    /* latest model output (probabilities) */
+    uint32_t frames;              /* model steps since kws_init */
     kws_callback on_detect;
     void *user;
-    float scores[KWS_CLASSES];                     /* latest raw model output */
-    uint32_t frames;                               /* frames seen since kws_init */
-} kws_detector_t;
+} kws_stream_t;
 
-void kws_init(kws_detector_t *d, float threshold, kws_callback on_detect, void *user) {
-    for (int t = 0; t < KWS_SMOOTH_FRAMES; t++)
-        for (int c = 0; c < KWS_CLASSES; c++) d->history[t][c] = 0.0f;
-    for (int c = 0; c < KWS_CLASSES; c++) d->sum[c] = d->scores[c] = 0.0f;
-    d->pos = d->filled = d->refractory = 0;
-    d->threshold = threshold;
-    d->on_detect = on_detect;
-    d->user = user;
-    d->frames = 0;
-    mfcc_Reset();          /* empty window, pre-emphasis state 0 */
-    completemodel_Reset(); /* zero recurrent state */
+void kws_init(kws_stream_t *s, kws_callback on_detect, void *user) {
+    mfcc_Init(&s->features);
+    completemodel_Init(&s->model);
+    detector_Init(&s->detector);
+    for (int c = 0; c < KWS_CLASSES; c++) s->scores[c] = 0.0f;
+    s->frames = 0;
+    s->on_detect = on_detect;
+    s->user = user;
 }
 
-/* Classes whose name starts with '_' (_silence_, _unknown_) are never reported. */
-static int is_keyword(int c) { return completemodel_categories[c][0] != '_'; }
-
-/* One 10-ms block through featurizer, model, smoothing and detection. */
-void kws_process_block(kws_detector_t *d, const float *block) {
+/* One 10-ms block through featurizer, model and detector. */
+void kws_process_block(kws_stream_t *s, const float *block) {
     float features[MFCC_OUTPUT_SIZE];
-    mfcc_Filter(0, block, features);
-    if (!mfcc_IsFrameValid()) return; /* the first 2 blocks after a reset fill the window */
-    completemodel_Predict(0, features, d->scores);
-    d->frames++;
-
-    /* moving average: replace the oldest row of the history in the running sum */
-    float *row = d->history[d->pos];
-    for (int c = 0; c < KWS_CLASSES; c++) {
-        d->sum[c] += d->scores[c] - row[c];
-        row[c] = d->scores[c];
-    }
-    d->pos = (d->pos + 1) % KWS_SMOOTH_FRAMES;
-    if (d->filled < KWS_SMOOTH_FRAMES) d->filled++;
-
-    if (d->refractory > 0) {
-        d->refractory--;
-        return;
-    }
-    int best = -1;
-    float best_score = 0.0f;
-    for (int c = 0; c < KWS_CLASSES; c++) {
-        float smoothed = d->sum[c] / (float)d->filled;
-        if (is_keyword(c) && smoothed > best_score) {
-            best = c;
-            best_score = smoothed;
-        }
-    }
-    if (best >= 0 && best_score >= d->threshold) {
-        d->refractory = KWS_REFRACTORY_FRAMES;
-        if (d->on_detect) d->on_detect(best, completemodel_categories[best], best_score, d->user);
-    }
+    float confidence;
+    if (!mfcc_Step(&s->features, block, features)) return; /* window still filling */
+    completemodel_Step(&s->model, features, s->scores);
+    s->frames++;
+    const int32_t c = detector_Step(&s->detector, s->scores, &confidence);
+    if (c >= 0 && s->on_detect) s->on_detect(c, completemodel_categories[c], confidence, s->user);
 }
 
 /* Main loop: process every queued block. Returns the number of blocks processed. */
-int kws_poll(kws_ring_t *ring, kws_detector_t *d) {
+int kws_poll(kws_ring_t *ring, kws_stream_t *s) {
     int n = 0;
     while (ring->tail != ring->head) {
-        kws_process_block(d, ring->blocks[ring->tail % KWS_RING_BLOCKS]);
+        kws_process_block(s, ring->blocks[ring->tail % KWS_RING_BLOCKS]);
         ring->tail++;
         n++;
     }
@@ -133,12 +103,12 @@ int kws_poll(kws_ring_t *ring, kws_detector_t *d) {
  * board's own functions):
  *
  *   static kws_ring_t ring;
- *   static kws_detector_t det;
+ *   static kws_stream_t kws;
  *   static void on_keyword(int c, const char *name, float p, void *user) { led_on(c); }
  *   void audio_isr(const int16_t *pcm160) { kws_ring_push(&ring, pcm160); }
  *   int main(void) {
- *       kws_init(&det, 0.8f, on_keyword, 0);
+ *       kws_init(&kws, on_keyword, 0);
  *       audio_start(16000, 160, audio_isr);
- *       for (;;) { kws_poll(&ring, &det); wait_for_interrupt(); }
+ *       for (;;) { kws_poll(&ring, &kws); wait_for_interrupt(); }
  *   }
  */
