@@ -113,3 +113,18 @@ def test_summary_warns_that_synthetic_accuracy_is_not_real_speech(tmp_path):
     (data / "synth.json").write_text("{}")
     text = section_summary(tmp_path / "run")
     assert "**90.0%** on 10 held-out clips" in text and "synthesized (espeak-ng) voices" in text
+
+
+def test_report_and_stream_use_the_runs_operating_point(tmp_path):
+    """The threshold chosen by set_operating_point drives stream_metrics' "at threshold"
+    point, and the report says where it came from."""
+    from tinykws.detect import set_operating_point
+
+    run = make_run(tmp_path)
+    curve = [{"threshold": 0.42, "recall": 0.9, "fa_per_hour": 0.5},
+             {"threshold": 0.2, "recall": 0.95, "fa_per_hour": 8.0}]
+    set_operating_point(run, curve, target_fa_per_hour=1.0, hours=1.5, source="held-apart negatives")
+    st = stream_metrics(run, minutes=0.2)
+    assert st["at_threshold"]["threshold"] == 0.42
+    text = write_report(run).read_text()
+    assert "threshold **0.42**, chosen on held-apart negatives (1.5 h) for ≤ 1 false alarms" in text

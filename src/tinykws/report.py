@@ -176,9 +176,32 @@ def section_stream(run_dir: Path) -> str:
     if st.get("minutes", 60) < 60:
         out += ("_A short stream: one false alarm already counts "
                 f"{60 / max(st.get('minutes', 1), 1e-9):.0f} per hour._\n")
+    out += _operating_point(run_dir)
     if (run_dir / "eval" / "det.png").is_file():
         out += "\n![DET curve](eval/det.png)\n"
     return out
+
+
+def _operating_point(run_dir: Path) -> str:
+    """Where the run's detector threshold comes from (RUN_DIR/detector.json)."""
+    from tinykws.detect import load_detector
+    from tinykws.errors import TinyKWSError
+
+    try:
+        cfg, op = load_detector(run_dir)
+    except TinyKWSError as e:
+        return f"\nThe run's detector could not be read: {e}\n"
+    if op is None:
+        return (f"\nDetector: the defaults (threshold {cfg.threshold:g}, smoothing "
+                f"{cfg.smoothing_ms:g} ms, refractory {cfg.refractory_ms:g} ms); no operating "
+                "point chosen yet (`tinykws.detect.set_operating_point`).\n")
+    where = f" on {op.source}" if op.source else ""
+    hours = f" ({op.hours:.1f} h)" if op.hours else ""
+    verdict = "" if op.met else " — no threshold met the target; the fewest false alarms was taken"
+    return (f"\nOperating point (`detector.json`, used by `tinykws detect` and the generated C "
+            f"detector): threshold **{op.threshold:.4g}**, chosen{where}{hours} for ≤ "
+            f"{op.target_fa_per_hour:g} false alarms per hour: recall {op.recall:.1%} at "
+            f"{op.fa_per_hour:.2f} per hour{verdict}.\n")
 
 
 # --------------------------------------------------------------------------- device
