@@ -35,7 +35,9 @@ console = Console(stderr=True)
 def main() -> None:
     """Console-script entry point: run the app, turning user errors into clean exits."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # click returns typer.Exit's code in this mode
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except TinyKWSError as e:
         # soft_wrap: one line however narrow the terminal; escape: messages may hold [brackets]
         console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True, highlight=False)
@@ -304,12 +306,26 @@ def verify(
     reference: str = typer.Option(
         "torch", "--reference", help="Compare with torch (train/best.pt) or onnx (export/)."
     ),
+    stream: Optional[Path] = typer.Option(
+        None, "--stream", help="A recording (WAV, any length): run featurizer + model + "
+        "detector over it and compare the detections with `tinykws detect`'s."
+    ),
 ) -> None:
-    """Run the compiled featurizer + model on an emulated Cortex-M4 and check every score."""
+    """Run the compiled featurizer + model on an emulated Cortex-M4 and check every score
+    (with --stream: the whole keyword spotter over a recording, against `tinykws detect`)."""
     import json as _json
 
     from tinykws.device import format_report
     from tinykws.device import verify as run_verify
+
+    if stream is not None:
+        from tinykws.device.stream import format_stream_report, verify_stream
+
+        rs = verify_stream(compiled, stream, run_dir=run, progress=not as_json)
+        print(_json.dumps(rs.to_dict(), indent=2) if as_json else format_stream_report(rs))
+        if not rs.ok:
+            raise typer.Exit(1)
+        return
 
     r = run_verify(
         compiled, run_dir=run, data_dir=data, max_clips=max_clips, progress=not as_json,

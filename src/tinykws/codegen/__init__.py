@@ -83,7 +83,7 @@ def compile_run(
     """RUN_DIR/train/best.pt (+ RUN_DIR/detector.json) -> OUT (default RUN_DIR/device/<abi>/):
     .c, .h and .S files."""
     from tinykws.codegen.emit import write_sources
-    from tinykws.detect import load_detector_config
+    from tinykws.detect import load_detector, save_detector
     from tinykws.features import FeatureParams
     from tinykws.models import load_checkpoint
     from tinykws.toolchain import check_float_abi, find_toolchain
@@ -101,7 +101,9 @@ def compile_run(
     if not categories:
         raise TinyKWSError(f"{ckpt} has no category names")
     out = Path(out_dir) if out_dir else run_dir / "device" / float_abi
-    files = write_sources(out, params, model, categories, detector=load_detector_config(run_dir))
+    detector, op = load_detector(run_dir)
+    files = write_sources(out, params, model, categories, detector=detector)
+    files["detector.json"] = save_detector(out, detector, op)  # what detector.S was made from
 
     tc = find_toolchain()
     defines = ["TKWS_USE_LIBM"] if use_libm else []

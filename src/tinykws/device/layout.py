@@ -81,6 +81,10 @@ MAILBOX = (
     MailboxField("reset", "nonzero: mfcc_Reset + completemodel_Reset first"),
     MailboxField("features_at", "features [n_blocks][n_features] at data + this (floats)"),
     MailboxField("scores_at", "scores [frames][n_scores] at data + this (floats)"),
+    MailboxField("detect", "nonzero: detector_Process after every frame (detector_Reset "
+                 "with the others); the image must link detector.S"),
+    MailboxField("detections_at", "detect: [frames][2] (class or -1, confidence) at data + "
+                 "this (floats)"),
     MailboxField("frames_done", "completemodel_Predict calls", by_device=True),
     MailboxField("status", "TKWS_MAILBOX_DONE, or TKWS_MAILBOX_BAD_MAGIC", by_device=True),
 )

@@ -17,6 +17,9 @@ void mfcc_Filter(void *context, const float *input, float *output);
 void mfcc_Reset(void);
 void completemodel_Predict(void *context, const float *input, float *output);
 void completemodel_Reset(void);
+/* The generated detector (detector.h): linked only into stream images, NULL otherwise. */
+__attribute__((weak)) void detector_Reset(void);
+__attribute__((weak)) int32_t detector_Process(const float *scores, float *confidence);
 
 /* In its own section after the stack (see cortex_m4.ld): the start-up code never touches
  * it, so a host (or QEMU's loader) may fill it before reset. */
@@ -38,17 +41,26 @@ __attribute__((noinline, used)) void tkws_harness_run(void) {
     const float *audio = tkws_mailbox_data;
     float *features = tkws_mailbox_data + tkws_mailbox.features_at;
     float *scores = tkws_mailbox_data + tkws_mailbox.scores_at;
+    const int detect = tkws_mailbox.detect && detector_Process && detector_Reset;
+    float *detections = tkws_mailbox_data + tkws_mailbox.detections_at;
     uint32_t skip = 0, frames = 0;
     if (tkws_mailbox.reset) {
         mfcc_Reset();
         completemodel_Reset();
+        if (detect) detector_Reset();
         skip = tkws_mailbox.warmup_blocks;
     }
     for (uint32_t b = 0; b < n_blocks; b++) {
         float *feat = features + b * n_features;
+        float *score = scores + frames * n_scores;
         mfcc_Filter(0, audio + b * block_len, feat);
         if (b < skip) continue;
-        completemodel_Predict(0, feat, scores + frames * n_scores);
+        completemodel_Predict(0, feat, score);
+        if (detect) {
+            float confidence;
+            detections[2 * frames] = (float)detector_Process(score, &confidence);
+            detections[2 * frames + 1] = confidence;
+        }
         frames++;
     }
     tkws_mailbox.frames_done = frames;
