@@ -1,0 +1,107 @@
+"""The whole keyword spotter on the emulated Cortex-M4 (docs/benchmarks.md, "Device"):
+instructions per 10-ms frame of featurizer + model + detector over a recording, hard float,
+with the device detections checked against `tinykws detect` (`tinykws verify --stream`).
+
+The model is bench/device.py's (a random FastGRNN of the pipeline's default shape unless
+--run is given; hard-float costs do not depend on the weights); the detector is the run's
+(`detector.json`, else the defaults). The recording is --seconds of the dev test clips one
+after another. The peer, from the same counts: the Python default for non-rolling models,
+`window` mode, needs K = 10 model steps a frame (one per staggered state).
+
+Usage:  python bench/stream_device.py [--run RUN_DIR] [--seconds 30] [--toolchains gcc,zig]
+Last line: `stream_device toolchain=... featurizer=N model=N detector=N total=N target=120000`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+
+from device import DATA, synthetic_run  # noqa: E402  (bench/device.py)
+
+TARGET = 120_000  # issue 10: featurizer + model + detector, hard float, 2 x 128 model
+WINDOW_K = 10  # window mode at its default 100-ms hop: ceil(98 / 10) states
+
+
+def stream_wav(path: Path, seconds: float) -> Path:
+    """Dev test clips back to back (with 0.3 s of quiet between), `seconds` long."""
+    import soundfile as sf
+
+    rng = np.random.default_rng(0)
+    test = [line for line in (DATA / "testing_list.txt").read_text().split() if line]
+    parts, n = [], 0
+    for i in rng.permutation(len(test)):
+        x, _ = sf.read(DATA / test[i], dtype="int16")
+        parts += [x, rng.normal(0, 30, 4800).astype(np.int16)]
+        n += len(x) + 4800
+        if n >= seconds * 16000:
+            break
+    sf.write(path, np.concatenate(parts)[: int(seconds * 16000)], 16000)
+    return path
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", type=Path, help="a trained run (default: a random 2 x 128 model)")
+    ap.add_argument("--arch", default="fastgrnn")
+    ap.add_argument("--hidden", type=int, default=128)
+    ap.add_argument("--layers", type=int, default=2)
+    ap.add_argument("--wrank", type=int)
+    ap.add_argument("--urank", type=int)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--count-blocks", type=int, default=300, help="blocks counted (3 s)")
+    ap.add_argument("--toolchains", default=None, help="comma list of gcc,zig (default: all)")
+    args = ap.parse_args()
+
+    from tinykws.codegen import compile_run
+    from tinykws.device.stream import verify_stream
+    from tinykws.toolchain import available_toolchains, find_toolchain
+
+    names = args.toolchains.split(",") if args.toolchains else [
+        "gcc" if t.name == "arm-none-eabi-gcc" else "zig" for t in available_toolchains()]
+    with tempfile.TemporaryDirectory(prefix="tinykws-bench-stream-") as tmp:
+        run = Path(tmp) / "run"
+        if args.run is None:
+            synthetic_run(run, args)
+        else:  # work on a copy: keep the user's run folder clean
+            shutil.copytree(args.run / "lists", run / "lists")
+            shutil.copytree(args.run / "train", run / "train", ignore=lambda d, f: ["last.pt"])
+            if (args.run / "detector.json").is_file():
+                shutil.copy(args.run / "detector.json", run / "detector.json")
+        wav = stream_wav(Path(tmp) / "stream.wav", args.seconds)
+        print(f"{'toolchain':<22} {'featurizer':>10} {'model':>8} {'detector':>8} {'total':>8} "
+              f"{'window K=10':>11}  detections device = python")
+        rows = []
+        for name in names:
+            os.environ["TINYKWS_TOOLCHAIN"] = name  # compile_run uses find_toolchain()
+            out = run / "device" / f"hard-{name}"
+            compile_run(run, out, "cortex-m4", "hard")
+            r = verify_stream(out, wav, run_dir=run, toolchain=find_toolchain(name),
+                              count_blocks=args.count_blocks, progress=False)
+            ins = r.instructions
+            f, m, d = (ins[k]["mean"] for k in ("featurizer", "model", "detector"))
+            rows.append((name, f, m, d, ins["total"]))
+            verdict = "identical" if r.ok else "DIFFERENT"
+            print(f"{r.toolchain[:22]:<22} {f:>10,.0f} {m:>8,.0f} {d:>8,.0f} {ins['total']:>8,.0f} "
+                  f"{f + WINDOW_K * m + d:>11,.0f}  {len(r.device_detections)} = "
+                  f"{len(r.python_detections)} ({verdict})", flush=True)
+            if not r.ok:
+                sys.exit(f"device and Python detections differ: {r.first_difference}")
+        name, f, m, d, total = rows[0]
+        print(f"target: featurizer + model + detector <= {TARGET:,} instructions per frame -> "
+              f"{total:,.0f} ({'met' if total <= TARGET else 'NOT met'})")
+        print(f"stream_device toolchain={name} featurizer={f:.0f} model={m:.0f} detector={d:.0f} "
+              f"total={total:.0f} target={TARGET}")
+
+
+if __name__ == "__main__":
+    main()
