@@ -27,7 +27,7 @@ from tinykws.toolchain import Toolchain, check_float_abi, find_toolchain
 
 # Blocks counted with the instruction hook (~1 s per 5-10 M instructions): 3 s of audio in
 # hard float; soft float (~6 M instructions a frame) a handful, as plain `verify` does.
-STREAM_COUNT_BLOCKS = {"hard": 300, "soft": 6}
+STREAM_COUNT_BLOCKS = {"hard": 300, "softfp": 300, "soft": 6}
 CHUNK_BLOCKS = 2000  # blocks per harness call (20 s of audio; the mailbox holds ~5000)
 CONFIDENCE_ATOL = 1e-4  # device vs Python smoothed score at a detection (float32 vs torch)
 ENTRY_POINTS = {"featurizer": "mfcc_Filter", "model": "completemodel_Predict",
