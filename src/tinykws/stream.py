@@ -120,8 +120,10 @@ def build_stream(
     """
     from tinykws.data.audio import load_audio
 
-    if not keyword_clips:
+    if not keyword_clips and spec.keyword_fraction > 0:
         raise TinyKWSError("no keyword clips to build a stream from")
+    if not keyword_clips and not other_clips:
+        raise TinyKWSError("no clips to build a stream from")
     rng = np.random.default_rng(spec.seed)
     n = int(spec.minutes * 60 * SAMPLE_RATE)
     pools = {True: list(keyword_clips), False: list(other_clips)}
@@ -183,6 +185,86 @@ def run_stream_clips(run_dir: Path, split: str = "testing") -> tuple[list, list,
         (kws if ex.label not in NON_KEYWORDS else others).append((Path(ex.path), word, ex.label))
     noise = sorted((data_dir / "_background_noise_").glob("*.wav"))
     return kws, others, noise, data_dir
+
+
+# --------------------------------------------------------------------------- negatives
+
+NEGATIVE_SNRS_DB = (40.0, 30.0, 20.0, 10.0, 5.0)
+
+
+def negative_stream_clips(negatives_dir: Path | str, split: str = "testing") -> tuple[list, list[Path]]:
+    """(speech clips, noise files) of a `tinykws data negatives` folder's `split`.
+
+    Clips are `(path, item, "_unknown_")`; the default split, testing, is the held-apart
+    part (words and voices never trained on), and the noise files are its own
+    (`_background_noise_/testing-*.wav`).
+    """
+    from tinykws.data.negatives import read_negatives
+
+    neg = read_negatives(negatives_dir)
+    clips = [(neg.root / rel, rel.split("/", 1)[0], "_unknown_") for rel in neg.speech[split]]
+    noise = sorted((neg.root / "_background_noise_").glob(f"{split}-*.wav"))
+    return clips, noise
+
+
+def build_negative_stream(
+    negatives_dir: Path | str, minutes: float = 60.0, snrs_db: tuple[float, ...] = NEGATIVE_SNRS_DB,
+    gap_s: tuple[float, float] = (0.1, 0.8), noise_files: Sequence[Path] | None = None, seed: int = 0,
+    piece_minutes: float = 10.0,
+) -> Stream:
+    """A long stream of held-apart non-keyword speech over background noise, for false
+    alarms per hour: every detection on it is a false alarm.
+
+    Continuous speech: 1-s clips of the held-apart negatives (`negative_stream_clips`),
+    0.1-0.8 s apart, each at an SNR drawn from `snrs_db` over the held-apart noise (or
+    `noise_files`). Built as `build_stream` pieces of `piece_minutes` (bounded memory),
+    each with its own share of the clips (a clip repeats only when the pool runs out).
+    """
+    clips, noise = negative_stream_clips(negatives_dir, "testing")
+    if not clips:
+        raise TinyKWSError(f"{negatives_dir}: the held-apart part has no speech clips")
+    noise = list(noise_files) if noise_files is not None else noise
+    rng = np.random.default_rng([seed, 5])
+    order = rng.permutation(len(clips))
+    total, per_piece = int(round(minutes * 60 * SAMPLE_RATE)), int(round(piece_minutes * 60 * SAMPLE_RATE))
+    n_pieces = max(1, -(-total // per_piece))
+    audio, events = [], []
+    offset = 0.0
+    for k in range(n_pieces):
+        samples = min(per_piece, total - k * per_piece)
+        share = [clips[i] for i in order[k :: n_pieces]] or clips
+        spec = StreamSpec(minutes=(samples + 0.5) / (60 * SAMPLE_RATE), snrs_db=tuple(snrs_db), keyword_fraction=0.0, gap_s=gap_s,
+                          seed=int(rng.integers(2**31)))  # fmt: skip
+        part = build_stream([], share, noise, spec, root=Path(negatives_dir).resolve())
+        audio.append(part.audio)
+        events += [Event(round(e.start_s + offset, 4), e.word, e.label, e.snr_db, e.source) for e in part.events]
+        offset += part.duration_s
+    return Stream(np.concatenate(audio), events)
+
+
+def save_stream(stream: Stream, path: Path | str) -> Path:
+    """Write `stream` as a 16-kHz WAV at `path` and its events beside it (`.events.json`)."""
+    from tinykws.data.audio import save_wav
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_wav(tmp, stream.audio, stream.sample_rate)
+    tmp.replace(path)
+    path.with_suffix(".events.json").write_text(json.dumps([asdict(e) for e in stream.events]))
+    return path
+
+
+def load_stream(path: Path | str) -> Stream:
+    """A stream written by `save_stream`."""
+    from tinykws.data.audio import load_audio
+
+    path = Path(path)
+    events_path = path.with_suffix(".events.json")
+    if not events_path.is_file():
+        raise TinyKWSError(f"{events_path} not found: not a stream written by save_stream")
+    audio = load_audio(path, length=None)[0]
+    return Stream(audio, [Event(**e) for e in json.loads(events_path.read_text())])
 
 
 # --------------------------------------------------------------------------- scoring

@@ -25,6 +25,7 @@ SPLITS = ("training", "validation", "testing")
 UNKNOWN = "_unknown_"
 SILENCE = "_silence_"
 BACKGROUND = "_background_noise_"
+NEGATIVES = "_negatives_"  # list lines `_negatives_/...` are relative to the negatives folder
 GOOGLE12_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
 # TensorFlow's speech_commands/input_data.py `which_set`: the bucket of a speaker id.
@@ -101,11 +102,20 @@ def read_list(lists_dir: Path | str, split: str, data_dir: Path | str | None = N
     if not list_path.is_file():
         raise TinyKWSError(f"{list_path} not found: make lists first (`tinykws data lists`)")
     examples = []
+    negatives_dir: Path | None = None
     for line in list_path.read_text().splitlines():
         rel = line.strip()
         if not rel:
             continue
         folder = rel.split("/", 1)[0]
+        if folder == NEGATIVES:  # `_negatives_/<item>/...` (unknown) or `_negatives_/_silence_/...`
+            negatives_dir = negatives_dir or _recorded_negatives_dir(lists_dir)
+            inner = rel.split("/", 1)[1]
+            label = SILENCE if inner.startswith(SILENCE + "/") and SILENCE in index else UNKNOWN
+            if label not in index:
+                raise TinyKWSError(f"{list_path}: {rel!r} is a negative but there is no {UNKNOWN} class")
+            examples.append(Example(negatives_dir / inner, label, index[label], speaker_of(rel)))
+            continue
         base = lists_dir if folder == SILENCE else data_dir
         label = folder if folder in index else UNKNOWN
         if label not in index:
@@ -125,6 +135,19 @@ def _recorded_data_dir(lists_dir: Path) -> Path:
     relative = info.get("data_dir_relative")
     if not recorded.is_dir() and relative is not None and (lists_dir / relative).is_dir():
         return (lists_dir / relative).resolve()  # the run folder was moved or copied
+    return recorded
+
+
+def _recorded_negatives_dir(lists_dir: Path) -> Path:
+    """The negatives folder recorded in `lists_dir/lists.json` (also after both moved)."""
+    meta = lists_dir / "lists.json"
+    info = json.loads(meta.read_text()) if meta.is_file() else {}
+    if not info.get("negatives_dir"):
+        raise TinyKWSError(f"{lists_dir}: the lists name {NEGATIVES} clips but lists.json records no negatives folder")
+    recorded = Path(info["negatives_dir"])
+    relative = info.get("negatives_dir_relative")
+    if not recorded.is_dir() and relative is not None and (lists_dir / relative).is_dir():
+        return (lists_dir / relative).resolve()
     return recorded
 
 
@@ -224,6 +247,9 @@ class ListsSummary:
     max_per_class: int | None
     unknown_share: float
     audio: dict  # AudioStats.as_dict() for the noise files
+    negatives_dir: str | None = None  # `make_negatives` folder whose clips were added
+    negatives_dir_relative: str | None = None
+    negatives: dict[str, dict[str, int]] | None = None  # split -> {"speech", "background"} added
 
     def total(self, split: str) -> int:
         return sum(self.counts[split].values())
@@ -242,6 +268,8 @@ def make_lists(
     silence_count: int | None = None,
     seed: int = 0,
     on_error: OnError = "raise",
+    negatives_dir: Path | str | None = None,
+    negatives_share: float | None = None,
 ) -> ListsSummary:
     """Write categories.txt, {training,validation,testing}_list.txt, lists.json and the
     silence crops (`out_dir/_silence_/*.wav`) for `task` on the dataset in `data_dir`.
@@ -251,6 +279,12 @@ def make_lists(
       drawn at random from every non-keyword word of that split.
     - `silence_count`: None gives each split as many silence crops as its mean keyword
       class; an int is the total over the splits, shared in proportion to their sizes.
+    - `negatives_dir`: a `make_negatives` folder. Its training and validation speech clips
+      are added to `_unknown_` and its background clips to `_silence_` of the same split,
+      on top of the clips above (the real other-word clips are all kept); its held-apart
+      (testing) part is never listed. `negatives_share` caps the speech clips added per
+      split at share x the split's mean keyword class (None: all of them), and the
+      background clips in the same proportion. List lines: `_negatives_/<item>/<clip>`.
     Deterministic for a given `seed`.
     """
     scan = scan_dataset(data_dir)
@@ -261,7 +295,11 @@ def make_lists(
         raise TinyKWSError("--unknown-share must be >= 0")
     if max_per_class is not None and max_per_class < 1:
         raise TinyKWSError("--max must be >= 1")
+    if negatives_share is not None and negatives_share < 0:
+        raise TinyKWSError("--negatives-share must be >= 0")
     keywords, extra = parse_task(task, list(scan.words))
+    if negatives_dir is not None and not extra:
+        raise TinyKWSError(f"--negatives needs a task with an {UNKNOWN} class (google12 or a word list), not {task!r}")
     categories = keywords + ([UNKNOWN, SILENCE] if extra else [])
 
     # split every clip: split -> category -> [rel paths]
@@ -299,6 +337,9 @@ def make_lists(
                 chosen[s][SILENCE] = chosen_sil[s]
         else:
             _clear_silence(out_dir / SILENCE)
+    negatives = None
+    if negatives_dir is not None:
+        negatives = _add_negatives(chosen, negatives_dir, keywords, mean_kw, negatives_share, seed)
 
     speakers = {s: {speaker_of(p) for c in categories if c != SILENCE for p in chosen[s][c]} for s in SPLITS}
     overlap = len(
@@ -327,8 +368,42 @@ def make_lists(
         unknown_share=unknown_share,
         audio=stats.as_dict(),
     )
+    if negatives is not None:
+        summary.negatives_dir = str(Path(negatives_dir).resolve())
+        summary.negatives_dir_relative = os.path.relpath(summary.negatives_dir, out_dir)
+        summary.negatives = negatives
     (out_dir / "lists.json").write_text(summary.to_json())
     return summary
+
+
+def _add_negatives(
+    chosen: dict[str, dict[str, list[str]]], negatives_dir: Path | str, keywords: list[str],
+    mean_kw: dict[str, float], share: float | None, seed: int,
+) -> dict[str, dict[str, int]]:
+    """Add a negatives set's training/validation clips to `chosen` (see `make_lists`);
+    returns split -> {"speech": n, "background": n} added."""
+    from tinykws.data.negatives import read_negatives
+
+    neg = read_negatives(negatives_dir)
+    said = {w for s in SPLITS for w in neg.words(s)}
+    clash = sorted(said & set(keywords))
+    if clash:
+        raise TinyKWSError(f"{negatives_dir}: the negatives say the keyword(s) {', '.join(clash)}; make a set for this task (--keywords)")
+    added = {}
+    for i, s in enumerate(SPLITS):
+        speech, background = neg.speech[s], neg.background[s]
+        if s == "testing":  # held apart: for measuring false alarms only
+            speech, background = [], []
+        if share is not None and speech:
+            n = min(len(speech), int(round(share * mean_kw[s])))
+            rng = np.random.default_rng([seed, 3, i])
+            speech = sorted(speech[j] for j in rng.choice(len(speech), n, replace=False))
+            n_bg = int(round(len(background) * n / len(neg.speech[s])))
+            background = sorted(background[j] for j in rng.choice(len(background), n_bg, replace=False))
+        chosen[s][UNKNOWN] += [f"{NEGATIVES}/{rel}" for rel in speech]
+        chosen[s][SILENCE] += [f"{NEGATIVES}/{rel}" for rel in background]
+        added[s] = {"speech": len(speech), "background": len(background)}
+    return added
 
 
 def _silence_counts(
@@ -382,7 +457,6 @@ def write_silence(
     """
     _clear_silence(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    lo, hi = np.log(SILENCE_RMS_RANGE[0]), np.log(SILENCE_RMS_RANGE[1])
     lines: dict[str, list[str]] = {}
     for i, split in enumerate(SPLITS):
         a, b = _SPLIT_REGIONS[split]
@@ -392,14 +466,25 @@ def write_silence(
         lines[split] = []
         for k in range(counts.get(split, 0)):
             x, start, stop = regions[rng.integers(len(regions))]
-            off = int(rng.integers(start, stop - CLIP_SAMPLES + 1))
-            crop = x[off : off + CLIP_SAMPLES].astype(np.float64) / 32768.0
-            target = np.exp(rng.uniform(lo, hi))  # RMS of full scale
-            rms = np.sqrt(np.mean(crop**2))
-            if rms > 1e-6:
-                crop *= target / rms
-            samples = np.clip(np.rint(crop * 32768.0), -32768, 32767).astype(np.int16)
+            samples = silence_crop(x, rng, start, stop)
             name = f"{SILENCE}/silence-{split}_nohash_{k}.wav"
             save_wav(folder.parent / name, samples)
             lines[split].append(name)
     return lines
+
+
+def silence_crop(
+    x: np.ndarray, rng: np.random.Generator, start: int, stop: int,
+    rms_range: tuple[float, float] | None = None,
+) -> np.ndarray:
+    """A 1-s crop of int16 noise `x` from within `[start, stop)`, scaled to an RMS drawn
+    log-uniformly from `rms_range` (of full scale; default SILENCE_RMS_RANGE);
+    int16 [CLIP_SAMPLES]."""
+    rms_range = rms_range or SILENCE_RMS_RANGE
+    off = int(rng.integers(start, stop - CLIP_SAMPLES + 1))
+    crop = x[off : off + CLIP_SAMPLES].astype(np.float64) / 32768.0
+    target = np.exp(rng.uniform(np.log(rms_range[0]), np.log(rms_range[1])))  # RMS of full scale
+    rms = np.sqrt(np.mean(crop**2))
+    if rms > 1e-6:
+        crop *= target / rms
+    return np.clip(np.rint(crop * 32768.0), -32768, 32767).astype(np.int16)

