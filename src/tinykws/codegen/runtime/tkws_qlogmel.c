@@ -6,8 +6,9 @@
  * w = (wr | wi << 16) is
  *     re = smulwb(ar, w) - smulwt(ai, w),  im = smlawb(ai, w, smulwt(ar, w))
  * = a W / 4: three DSP instructions and a subtraction on the Cortex-M4. There, the radix-4
- * butterflies are one inline-assembly loop (45 instructions a butterfly, against ~56 from
- * the compilers); the C beside it is the same arithmetic (host tests, TKWS_NO_ASM).
+ * butterflies (45 instructions a butterfly, against ~56 from the compilers) and the split
+ * step (26 a bin pair, against ~33) are inline-assembly loops; the C beside them is the
+ * same arithmetic in the same order (host tests, TKWS_NO_ASM).
  */
 #include "tkws_qlogmel.h"
 
@@ -238,6 +239,48 @@ static inline uint32_t tkws__q_split_power(const tkws_qlogmel_config *cfg, int32
     uint32_t hi = (uint32_t)(p0 >> 32) | (uint32_t)(pm >> 32);
     u[0] = (uint32_t)p0; u[1] = (uint32_t)(p0 >> 32);
     u[2 * m] = (uint32_t)pm; u[2 * m + 1] = (uint32_t)(pm >> 32);
+#if TKWS_ARM_DSP
+    {   /* the loop below as Cortex-M4 assembly: 26 instructions per k (the compilers: ~33) */
+        int32_t *pa = z + 2, *pb = z + 2 * (m - 1);
+        const uint32_t *pw = tw + 1;
+        int32_t n = m >> 1;  /* k = 1 .. M/2 */
+        int32_t ar, ai, br, bi, w, t1, t2, t3;
+        __asm__ volatile(
+            "1:\n\t"
+            "ldrd %[ar], %[ai], [%[pa]]\n\t"
+            "ldrd %[br], %[bi], [%[pb]]\n\t"
+            "ldr %[w], [%[pw]], #4\n\t"
+            "add %[t1], %[ai], %[bi]\n\t"          /* O = (ai + bi, br - ar) */
+            "sub %[t2], %[br], %[ar]\n\t"
+            "add %[ar], %[ar], %[br]\n\t"          /* E = (ar + br, ai - bi) */
+            "sub %[ai], %[ai], %[bi]\n\t"
+            "smulwb %[br], %[t1], %[w]\n\t"        /* T = O W / 4 */
+            "smulwt %[bi], %[t2], %[w]\n\t"
+            "sub %[br], %[br], %[bi]\n\t"
+            "smulwt %[t3], %[t1], %[w]\n\t"
+            "smlawb %[t3], %[t2], %[w], %[t3]\n\t"
+            "add %[t1], %[br], %[ar], asr #2\n\t"   /* X[k] = E / 4 + T */
+            "add %[t2], %[t3], %[ai], asr #2\n\t"
+            "rsb %[br], %[br], %[ar], asr #2\n\t"   /* conj X[M - k] = E / 4 - T */
+            "rsb %[t3], %[t3], %[ai], asr #2\n\t"
+            "smull %[ar], %[ai], %[t1], %[t1]\n\t"  /* P[k] */
+            "smlal %[ar], %[ai], %[t2], %[t2]\n\t"
+            "smull %[t1], %[t2], %[br], %[br]\n\t"  /* P[M - k] */
+            "smlal %[t1], %[t2], %[t3], %[t3]\n\t"
+            "strd %[ar], %[ai], [%[pa]], #8\n\t"
+            "strd %[t1], %[t2], [%[pb]], #-8\n\t"
+            "orr %[hi], %[hi], %[ai]\n\t"
+            "orr %[hi], %[hi], %[t2]\n\t"
+            "subs %[n], %[n], #1\n\t"
+            "bne 1b\n\t"
+            : [pa] "+r"(pa), [pb] "+r"(pb), [pw] "+r"(pw), [n] "+r"(n), [hi] "+r"(hi),
+              [ar] "=&r"(ar), [ai] "=&r"(ai), [br] "=&r"(br), [bi] "=&r"(bi), [w] "=&r"(w),
+              [t1] "=&r"(t1), [t2] "=&r"(t2), [t3] "=&r"(t3)
+            :
+            : "cc", "memory");
+        return hi;
+    }
+#endif
     for (int32_t k = 1; k <= m - k; ++k) {
         int32_t *a = z + 2 * k;
         int32_t *b = z + 2 * (m - k);
