@@ -5,10 +5,12 @@
  * FFT data are int32 (re, im) pairs; a complex product with a packed Q14 twiddle
  * w = (wr | wi << 16) is
  *     re = smulwb(ar, w) - smulwt(ai, w),  im = smlawb(ai, w, smulwt(ar, w))
- * = a W / 4: three DSP instructions and a subtraction on the Cortex-M4. There, the radix-4
- * butterflies (45 instructions a butterfly, against ~56 from the compilers) and the split
- * step (26 a bin pair, against ~33) are inline-assembly loops; the C beside them is the
- * same arithmetic in the same order (host tests, TKWS_NO_ASM).
+ * = a W / 4: three DSP instructions and a subtraction on the Cortex-M4. There, four loops
+ * are inline assembly (the compilers spill registers or index poorly in them): the radix-4
+ * butterflies (45 instructions a butterfly, against ~56 compiled), the split step (26 a bin
+ * pair, ~33), the 64 -> 32-bit power shift and the mel sums (two UMLALs per 7
+ * instructions). The C beside them is the same arithmetic in the same order (host tests,
+ * TKWS_NO_ASM).
  */
 #include "tkws_qlogmel.h"
 
@@ -399,6 +401,32 @@ TKWS_API int32_t tkws_qlogmel_step(const tkws_qlogmel_config *cfg, tkws_qlogmel_
     if (sh) {
         const int32_t up = 32 - sh;
         int32_t k = 0;
+#if TKWS_ARM_DSP
+        {   /* two bins per 11 instructions (the compilers: ~15) */
+            const uint32_t *src = p;
+            uint32_t *dst = p;
+            int32_t pairs = (m + 1) >> 1;
+            uint32_t a, b, c, d;
+            __asm__ volatile(
+                "1:\n\t"
+                "ldrd %[a], %[b], [%[src]], #8\n\t"  /* (ldm needs ascending registers) */
+                "ldrd %[c], %[d], [%[src]], #8\n\t"
+                "lsr %[a], %[a], %[sh]\n\t"
+                "lsl %[b], %[b], %[up]\n\t"
+                "orr %[a], %[a], %[b]\n\t"
+                "lsr %[c], %[c], %[sh]\n\t"
+                "lsl %[d], %[d], %[up]\n\t"
+                "orr %[c], %[c], %[d]\n\t"
+                "strd %[a], %[c], [%[dst]], #8\n\t"
+                "subs %[n], %[n], #1\n\t"
+                "bne 1b\n\t"
+                : [src] "+r"(src), [dst] "+r"(dst), [n] "+r"(pairs), [a] "=&r"(a), [b] "=&r"(b),
+                  [c] "=&r"(c), [d] "=&r"(d)
+                : [sh] "r"(sh), [up] "r"(up)
+                : "cc", "memory");
+            k = 2 * ((m + 1) >> 1);
+        }
+#endif
         for (; k + 2 <= m + 1; k += 2) {
             const uint32_t *src = p + 2 * k;
             const uint32_t a = (src[0] >> sh) | (src[1] << up);
@@ -423,10 +451,34 @@ TKWS_API int32_t tkws_qlogmel_step(const tkws_qlogmel_config *cfg, tkws_qlogmel_
         const uint32_t *pj = p + cfg->mel_start[j];
         const int32_t len = cfg->mel_len[j];
         uint64_t acc = dq;
+#if TKWS_ARM_DSP
+        int32_t pairs = len >> 1;
+        if (pairs) {  /* two UMLALs per 7 instructions (the compilers: ~5 per MAC) */
+            uint32_t lo = (uint32_t)acc, hi = (uint32_t)(acc >> 32), w0, w1, q0, q1;
+            __asm__ volatile(
+                "1:\n\t"
+                "ldrh %[w0], [%[w]], #2\n\t"
+                "ldrh %[w1], [%[w]], #2\n\t"
+                "ldrd %[q0], %[q1], [%[p]], #8\n\t"
+                "umlal %[lo], %[hi], %[w0], %[q0]\n\t"
+                "umlal %[lo], %[hi], %[w1], %[q1]\n\t"
+                "subs %[n], %[n], #1\n\t"
+                "bne 1b\n\t"
+                : [lo] "+r"(lo), [hi] "+r"(hi), [w] "+r"(w), [p] "+r"(pj), [n] "+r"(pairs),
+                  [w0] "=&r"(w0), [w1] "=&r"(w1), [q0] "=&r"(q0), [q1] "=&r"(q1)
+                :
+                : "cc", "memory");
+            acc = ((uint64_t)hi << 32) | lo;
+        }
+        if (len & 1) {
+            acc += (uint64_t)*w++ * *pj;
+        }
+#else
         for (int32_t t = 0; t < len; ++t) {
             acc += (uint64_t)w[t] * pj[t];
         }
         w += len;
+#endif
         out[j] = acc ? tkws__q_log(cfg, acc, eoff) : (int16_t)cfg->log_floor;
     }
     return st->blocks >= cfg->first_block;
