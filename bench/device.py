@@ -1,5 +1,5 @@
 """Device cost (docs/benchmarks.md, "Device"): instructions per 10-ms frame on an emulated
-Cortex-M4 against the multiply-accumulate count, hard and soft float, and the CPU load.
+Cortex-M4 against the multiply-accumulate count, hard, softfp and soft float, and the CPU load.
 
 For each toolchain (arm-none-eabi-gcc when installed, the ziglang wheel's clang) and float
 ABI, compiles the run (`tinykws.codegen.compile_run`) and verifies it on real clips
@@ -16,10 +16,17 @@ instructions in 1 cycle, but loads take 2 (1 when pipelined back to back), vfma 
 its result is needed next), vldm 1 + n, taken branches 2-4; flash wait states at 80 MHz
 are assumed hidden by the flash accelerator (e.g. STM32's ART).
 
+The integer featurizer (`tinykws.quant.features`, for cores without an FPU) gets its own
+rows: per toolchain, built soft-float with a stand-in model, run on real clips (every frame
+checked bit for bit against the Python reference), instructions per frame through the
+float interface `mfcc_Filter` and the int16 one `mfcc_FilterInt16`, its flash and RAM;
+and its difference from the float features over the whole dev testing list.
+
 Usage:  python bench/device.py [--run RUN_DIR] [--hidden 128 --layers 2] [--clips 3]
+        python bench/device.py --int-featurizer-only
 Last line: `device hard_featurizer=N hard_model=N featurizer_macs=N model_macs=N
-hard_model_per_mac=R hard_load=P soft_featurizer=N soft_model=N soft_load=P` (one line;
-the first toolchain's numbers).
+hard_model_per_mac=R hard_load=P soft_featurizer=N soft_model=N soft_load=P
+softfp_featurizer=N softfp_model=N` (one line; the first toolchain's numbers).
 """
 
 from __future__ import annotations
@@ -83,6 +90,121 @@ def measure(run: Path, toolchain: str, abi: str, clips: int) -> dict:
     return report.to_dict()
 
 
+STUB_MODEL = """
+void completemodel_Predict(void *context, const float *input, float *output);
+void completemodel_Reset(void);
+void completemodel_Predict(void *context, const float *input, float *output)
+{ (void)context; output[0] = input[0]; }
+void completemodel_Reset(void) {}
+"""
+
+
+def _dev_clips(k: int) -> list[np.ndarray]:
+    """k dev testing clips (evenly spaced), int16, padded to 1 s."""
+    import soundfile as sf
+
+    test = [p for p in (DATA / "testing_list.txt").read_text().split() if p]
+    idx = np.linspace(0, len(test) - 1, min(k, len(test))).round().astype(int)
+    out = []
+    for i in idx:
+        x = sf.read(DATA / test[i], dtype="int16")[0]
+        out.append(np.pad(x, (0, max(0, 16000 - len(x)))))
+    return out
+
+
+def measure_int_featurizer(toolchain: str, clips: int, work: Path) -> dict:
+    """The integer featurizer, soft float, on the emulated M4: instructions per frame through
+    mfcc_Filter (float in/out) and mfcc_FilterInt16, flash/RAM, bit-exactness on real clips."""
+    from tinykws.codegen.emit import copy_runtime
+    from tinykws.codegen.int_featurizer import emit_int_featurizer
+    from tinykws.device import HarnessShape, KWSDevice, build_image
+    from tinykws.features import FeatureParams
+    from tinykws.quant.features import frames_from_stream_q
+    from tinykws.toolchain import elf_section_sizes, find_toolchain
+
+    fp = FeatureParams()
+    out = work / f"intfeat-{toolchain}"
+    copy_runtime(out)
+    for name, text in emit_int_featurizer(fp).items():
+        (out / name).write_text(text)
+    (out / "stub_model.c").write_text(STUB_MODEL)
+    tc = find_toolchain(toolchain)
+    S = tc.compile_to_asm([out / "featurizer.c"], out / "featurizer.S", "soft", include_dirs=[out])
+    elf = build_image([S, out / "stub_model.c"], out / "build", "soft", tc, keep=["mfcc_FilterInt16"])
+    dev = KWSDevice(elf, HarnessShape(fp.hop, fp.n_mels, 1, fp.first_block - 1))
+    warm = fp.first_block - 1
+    per_call, stack = [], 0
+    for i, x in enumerate(_dev_clips(clips)):
+        run = dev.run_clip(x.astype(np.float32), count=i == 0)
+        ref = frames_from_stream_q(x).astype(np.float32) / 256
+        if not np.array_equal(run.features[warm:], ref):
+            sys.exit(f"integer featurizer ({toolchain}) differs from the Python reference")
+        if run.counts is not None:
+            per_call = run.counts.per_call["mfcc_Filter"][warm:]
+            stack = dev.peak_stack(run.counts)
+    # the int16 entry point, called directly: blocks of the first clip from a reset
+    em = dev.em
+    x = _dev_clips(1)[0]
+    buf = em.addr("tkws_mailbox_data")
+    em.call("mfcc_Reset")
+    int_calls = []
+    ref = frames_from_stream_q(x)
+    for b in range(len(x) // fp.hop):
+        em.uc.mem_write(buf, np.ascontiguousarray(x[b * fp.hop : (b + 1) * fp.hop]).tobytes())
+        _, counts = em.call("mfcc_FilterInt16", 0, buf, buf + 2 * fp.hop,
+                            count=["mfcc_FilterInt16"])
+        int_calls.extend(counts.per_call["mfcc_FilterInt16"])
+        got = np.frombuffer(bytes(em.uc.mem_read(buf + 2 * fp.hop, 2 * fp.n_mels)), "<i2")
+        if b >= warm and not np.array_equal(got, ref[b - warm]):
+            sys.exit(f"mfcc_FilterInt16 ({toolchain}) differs from the Python reference")
+    s = elf_section_sizes(out / "build" / "featurizer.o")
+    return {
+        "toolchain": tc.version,
+        "float_api": float(np.mean(per_call)),
+        "int16_api": float(np.mean(int_calls[warm:])),
+        "flash": s["text"] + s["rodata"] + s["data"],
+        "ram": s["data"] + s["bss"] + stack,
+        "stack": stack,
+        "sizes": s,
+    }
+
+
+def int_feature_tolerance() -> dict:
+    """|integer - float| features (ln units) over every dev testing clip."""
+    from tinykws.features import frames_from_stream
+    from tinykws.quant.features import frames_from_stream_q
+    from tinykws.quant.formats import features_from_q
+
+    clips = _dev_clips(10**6)
+    d = np.concatenate([
+        np.abs(features_from_q(frames_from_stream_q(x)) - frames_from_stream(x)).ravel() for x in clips
+    ])
+    return {"clips": len(clips), "values": d.size, "mean": float(d.mean()),
+            "p99": float(np.percentile(d, 99)), "p99.9": float(np.percentile(d, 99.9)),
+            "max": float(d.max()), "within_one_step": float(np.mean(d <= 1 / 256))}  # fmt: skip
+
+
+def int_featurizer_rows(names: list[str], clips: int) -> None:
+    """Print the integer featurizer's rows and its float tolerance."""
+    print("integer featurizer (soft float, stand-in model; bit-exact with the Python reference)")
+    print(f"{'toolchain':<22} {'mfcc_Filter':>11} {'FilterInt16':>11} {'flash B':>8} {'RAM B':>7} "
+          f"{'stack B':>7}")  # fmt: skip
+    first = None
+    with tempfile.TemporaryDirectory(prefix="tinykws-bench-intfeat-") as tmp:
+        for name in names:
+            r = measure_int_featurizer(name, clips, Path(tmp))
+            first = first or r
+            print(f"{r['toolchain'][:22]:<22} {r['float_api']:>11,.0f} {r['int16_api']:>11,.0f} "
+                  f"{r['flash']:>8,} {r['ram']:>7,} {r['stack']:>7,}", flush=True)  # fmt: skip
+    t = int_feature_tolerance()
+    print(f"|int - float| features over {t['clips']} dev testing clips ({t['values']:,} values, "
+          f"ln units; one Q7.8 step = 0.0039): mean {t['mean']:.5f}, p99 {t['p99']:.4f}, "
+          f"p99.9 {t['p99.9']:.4f}, max {t['max']:.4f}; {t['within_one_step']:.2%} within one step")
+    print(f"int_featurizer float_api={first['float_api']:.0f} int16_api={first['int16_api']:.0f} "
+          f"flash={first['flash']} ram={first['ram']} tol_mean={t['mean']:.5f} "
+          f"tol_p999={t['p99.9']:.4f} tol_max={t['max']:.4f}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--run", type=Path, help="a trained run (default: a random model)")
@@ -95,7 +217,17 @@ def main() -> None:
     ap.add_argument("--toolchains", default=None, help="comma list of gcc,zig (default: all)")
     ap.add_argument("--mhz", type=float, default=80.0)
     ap.add_argument("--cpi", type=float, default=1.25, help="assumed cycles per instruction")
+    ap.add_argument("--int-featurizer-only", action="store_true",
+                    help="only the integer featurizer's rows and float tolerance")
     args = ap.parse_args()
+    if args.int_featurizer_only:
+        from tinykws.toolchain import available_toolchains
+
+        names = args.toolchains.split(",") if args.toolchains else [
+            "gcc" if t.name == "arm-none-eabi-gcc" else "zig" for t in available_toolchains()
+        ]
+        int_featurizer_rows(names, args.clips)
+        return
 
     from tinykws.device import featurizer_macs, model_macs
     from tinykws.features import FeatureParams
@@ -126,30 +258,35 @@ def main() -> None:
               f"model {mmacs['total']:,} ({mmacs})")
         print(f"load at {args.mhz:g} MHz, assuming {args.cpi} cycles per instruction "
               f"({frame_cycles:,.0f} cycles per 10-ms frame)")
-        header = (f"{'toolchain':<22} {'ABI':<4} {'featurizer':>11} {'/MAC':>5} {'model':>11} "
+        header = (f"{'toolchain':<22} {'ABI':<6} {'featurizer':>11} {'/MAC':>5} {'model':>11} "
                   f"{'/MAC':>5} {'load':>6} {'flash B':>8} {'RAM B':>7} {'stack B':>7}")
         print(header)
         rows = {}
         for name in names:
-            for abi in ("hard", "soft"):
+            for abi in ("hard", "softfp", "soft"):
                 r = measure(run, name, abi, args.clips)
                 f_ins = r["instructions"]["featurizer"]["mean"]
                 m_ins = r["instructions"]["model"]["mean"]
                 load = (f_ins + m_ins) * args.cpi / frame_cycles
                 rows[(name, abi)] = (f_ins, m_ins, load)
-                print(f"{r['toolchain'][:22]:<22} {abi:<4} {f_ins:>11,.0f} "
+                print(f"{r['toolchain'][:22]:<22} {abi:<6} {f_ins:>11,.0f} "
                       f"{f_ins / fmacs['total']:>5.2f} {m_ins:>11,.0f} "
                       f"{m_ins / mmacs['total']:>5.2f} {load:>6.1%} {r['flash_bytes']:>8,} "
                       f"{r['ram_bytes']:>7,} {r['peak_stack_bytes']:>7,}", flush=True)
+        int_featurizer_rows(names, args.clips)
         first = names[0]
         hf, hm, hl = rows[(first, "hard")]
         sf, sm, sl = rows[(first, "soft")]
+        pf, pm, _ = rows[(first, "softfp")]
+        print(f"softfp vs hard float (instructions per frame): "
+              f"{(pf + pm) / (hf + hm) - 1:+.2%} (goal: within 5 %)")
         print(f"goals (hard float): model <= 1.5 x MACs -> {hm / mmacs['total']:.2f}x; "
               f"featurizer <= 25,000 instructions -> {hf:,.0f}")
         print(f"device toolchain={first} hard_featurizer={hf:.0f} hard_model={hm:.0f} "
               f"featurizer_macs={fmacs['total']} model_macs={mmacs['total']} "
               f"hard_model_per_mac={hm / mmacs['total']:.3f} hard_load={hl:.4f} "
-              f"soft_featurizer={sf:.0f} soft_model={sm:.0f} soft_load={sl:.4f}")
+              f"soft_featurizer={sf:.0f} soft_model={sm:.0f} soft_load={sl:.4f} "
+              f"softfp_featurizer={pf:.0f} softfp_model={pm:.0f}")
 
 
 if __name__ == "__main__":
