@@ -32,32 +32,45 @@ app.add_typer(data_app, name="data")
 console = Console(stderr=True)
 
 
-def main() -> None:
-    """Console-script entry point: run the app, turning user errors into clean exits."""
-    try:
-        code = app(standalone_mode=False)  # click returns typer.Exit's code in this mode
-        if isinstance(code, int) and code:
-            sys.exit(code)
-    except TinyKWSError as e:
-        # soft_wrap: one line however narrow the terminal; escape: messages may hold [brackets]
-        console.print(f"[bold red]error:[/] {escape(str(e))}", soft_wrap=True, highlight=False)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
-        sys.exit(130)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except SystemExit:
-        raise
-    except Exception as e:  # click's usage errors arrive here in non-standalone mode
-        import click
+def main(argv: Optional[list[str]] = None) -> None:
+    """Console-script entry point: exit with `run`'s status."""
+    sys.exit(run(argv))
 
-        if isinstance(e, click.exceptions.ClickException):
-            e.show()
-            sys.exit(e.exit_code)
-        if isinstance(e, click.exceptions.Abort):
-            sys.exit(1)
-        raise
+
+def run(argv: Optional[list[str]] = None) -> int:
+    """Run the CLI on `argv` (default: sys.argv[1:]) and return its exit status.
+
+    0 done; 1 a check failed (`verify`); 2 bad input or usage (one line `error: ...` on
+    stderr, never a traceback); 130 interrupted. Only typer's public API is used: typer
+    vendors click, so `import click` is not guaranteed to work.
+    """
+    try:
+        rv = app(args=argv, prog_name="tinykws", standalone_mode=False)
+    except TinyKWSError as e:
+        return _error(str(e))
+    except (KeyboardInterrupt, typer.Abort):
+        console.print("[yellow]interrupted[/]")
+        return 130
+    except typer.TyperException as e:  # usage errors: unknown command, bad option value...
+        if type(e).__name__ == "NoArgsIsHelpError":  # bare `tinykws`: help already shown
+            return 0
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        return _error(e.format_message() + hint, e.exit_code)
+    except OSError as e:  # the environment: permission denied, disk full, no such file
+        where = f": {e.filename}" if e.filename else ""
+        return _error(f"{e.strerror or e}{where}")
+    # standalone_mode=False returns typer.Exit's code (verify's failed check) or the
+    # command's return value (None)
+    return rv if isinstance(rv, int) else 0
+
+
+def _error(message: str, status: int = 2) -> int:
+    """Print `error: message` as one line on stderr; return `status`."""
+    line = " ".join(message.split())  # one line, whatever the message holds
+    # soft_wrap: one line however narrow the terminal; escape: messages may hold [brackets]
+    console.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True, highlight=False)
+    return status
 
 
 # ---------------------------------------------------------------- data (issue 3)
