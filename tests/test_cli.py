@@ -51,3 +51,23 @@ def test_console_script_without_click():
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith("error: No such command 'bogus'"), r.stderr
     assert len(r.stderr.splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_verify_mismatch_exits_1(monkeypatch, capsys, tmp_path, as_json):
+    """`verify` printing FAIL must exit 1 through the console script's main(), which used to
+    drop the code that app(standalone_mode=False) returns."""
+    import tinykws.device as device
+
+    report = SimpleNamespace(ok=False, to_dict=lambda: {"ok": False})
+    monkeypatch.setattr(device, "verify", lambda *a, **k: report)
+    monkeypatch.setattr(device, "format_report", lambda r: "FAIL: scores differ")
+    argv = ["verify", str(tmp_path), *(["--json"] if as_json else [])]
+    assert cli.run(argv) == 1
+    assert ("FAIL" in capsys.readouterr().out) != as_json
+    monkeypatch.setattr(sys, "argv", ["tinykws", *argv])
+    with pytest.raises(SystemExit) as e:
+        cli.main()
+    assert e.value.code == 1
+    report.ok = True
+    assert cli.run(argv) == 0
