@@ -340,3 +340,44 @@ def test_kill_while_saving_loses_no_epoch(feats, tmp_path, monkeypatch):
     b, _ = load_checkpoint(resumed.last_path)
     for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(va, vb), k
+
+
+@pytest.mark.parametrize("field,value", [
+    ("learning_rate", float("nan")), ("learning_rate", float("inf")), ("lr_min", float("nan")),
+    ("weight_decay", float("nan")), ("weight_decay", -1.0), ("label_smoothing", 2.0),
+    ("label_smoothing", float("nan")), ("gain_db", float("inf")), ("momentum", 1.5),
+])
+def test_non_finite_or_out_of_range_numbers_refused(field, value):
+    with pytest.raises(TinyKWSError, match=field.replace("_", ".")):
+        replace(TINY, **{field: value})
+
+
+@pytest.mark.parametrize("args", [["-lr", "nan"], ["-lr", "inf"], ["--lr-min", "nan"],
+                                  ["--weight-decay", "nan"], ["--label-smoothing", "2"]],
+                         ids=" ".join)
+def test_cli_bad_numbers_one_line(feats, tmp_path, capsys, args):
+    from tinykws.cli import run
+
+    assert run(["train", "--features", str(feats), "--out", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("error: ")
+    assert not (tmp_path / "train" / "best.pt").exists()
+
+
+def test_divergence_stops_and_keeps_last_good_checkpoint(feats, tmp_path, monkeypatch):
+    """A rate that blows up in epoch 3 stops training with a clear error; last.pt and
+    best.pt keep finite weights from epoch 2."""
+    import tinykws.train as tr
+
+    good = tr.learning_rate_at
+    per_epoch = 96 // TINY.batch_size
+    monkeypatch.setattr(tr, "learning_rate_at", lambda it, total, cfg:
+                        good(it, total, cfg) if it < 2 * per_epoch else 1e30)
+    cfg = replace(TINY, optimizer="sgd", momentum=0.0)
+    with pytest.raises(TinyKWSError, match=r"diverged in epoch 3 .*last.pt keeps epoch 2"):
+        train(feats, tmp_path, cfg)
+    for name in ("last.pt", "best.pt"):
+        model, meta = load_checkpoint(tmp_path / "train" / name)
+        assert meta["epoch"] <= 1
+        assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert [int(r["epoch"]) for r in _log(tmp_path)] == [0, 1]

@@ -111,8 +111,7 @@ class TrainConfig:
             raise TinyKWSError(f"epochs must be >= 1, not {self.epochs}")
         if self.batch_size < 1:
             raise TinyKWSError(f"batch size must be >= 1, not {self.batch_size}")
-        if self.learning_rate <= 0 or self.lr_min < 0:
-            raise TinyKWSError("learning rates must be positive")
+        self._check_numbers()
         if self.lr_scheduler not in ("cosine", "constant"):
             raise TinyKWSError(f"unknown lr scheduler {self.lr_scheduler!r}; use cosine or constant")
         if self.lr_peaks < 0:
@@ -128,6 +127,30 @@ class TrainConfig:
         if not 0.0 <= self.noise_prob <= 1.0:
             raise TinyKWSError("noise_prob must be in [0, 1]")
         self.model_config(1, 32)  # validates architecture, layers, ranks, sparsity
+
+    def _check_numbers(self) -> None:
+        """Numeric options in range; NaN/Inf refused (a NaN learning rate "trained" into a
+        model with non-finite weights)."""
+        floats = [("learning rate", self.learning_rate), ("lr_min", self.lr_min),
+                  ("weight decay", self.weight_decay), ("momentum", self.momentum),
+                  ("label smoothing", self.label_smoothing), ("gain_db", self.gain_db),
+                  *(("noise_db", v) for v in self.noise_db)]
+        for name, v in floats:
+            if not math.isfinite(v):
+                raise TinyKWSError(f"{name} must be a finite number, not {v}")
+        if self.learning_rate <= 0 or self.lr_min < 0:
+            raise TinyKWSError("learning rates must be positive")
+        if self.weight_decay < 0:
+            raise TinyKWSError(f"weight decay must be >= 0, not {self.weight_decay}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise TinyKWSError(f"momentum must be in [0, 1), not {self.momentum}")
+        if not 0.0 <= self.label_smoothing <= 1.0:
+            raise TinyKWSError(f"label smoothing must be in [0, 1], not {self.label_smoothing}")
+        if self.gain_db < 0:
+            raise TinyKWSError(f"gain_db must be >= 0, not {self.gain_db}")
+        for name in ("time_shift", "time_masks", "time_mask_width", "freq_masks", "freq_mask_width"):
+            if getattr(self, name) < 0:
+                raise TinyKWSError(f"{name} must be >= 0, not {getattr(self, name)}")
 
     def model_config(self, num_classes: int, input_size: int) -> ModelConfig:
         return ModelConfig(
@@ -610,7 +633,10 @@ def _train(
                         bag[:, slots] = final.detach()
                         state = bag[:, :nb].clone()
                 iteration += 1
-                sum_loss += loss.item() * len(idx)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    _diverged(epoch, f"loss {loss_value} at step {iteration}", train_dir)
+                sum_loss += loss_value * len(idx)
                 sum_correct += int((logits.argmax(1) == yb).sum())
                 seen += len(idx)
             totals = torch.tensor([sum_loss, sum_correct, seen], dtype=torch.float64)
@@ -628,6 +654,8 @@ def _train(
             improved = eligible and (val_acc > best_acc or math.isnan(val_acc))
             if improved:
                 best_acc, best_epoch = val_acc, epoch
+            if not all(torch.isfinite(p).all() for p in model.parameters()):
+                _diverged(epoch, "non-finite weights", train_dir)
             if dist.main:
                 rows.append({
                     "epoch": epoch, "iterations": iteration, "learning_rate": f"{lr:.6g}",
@@ -680,6 +708,17 @@ def _train(
         train_dir=train_dir, best_path=best_path, last_path=last_path, best_epoch=best_epoch,
         best_val_acc=best_acc, last_val_acc=last_val_acc, test_acc=test_acc,
         epochs_run=len(epochs_to_run), seconds=time.perf_counter() - t_start,
+    )
+
+
+def _diverged(epoch: int, what: str, train_dir: Path) -> None:
+    """Stop a run whose loss or weights went non-finite, before it saves anything of this
+    epoch: last.pt and best.pt keep the last good epoch."""
+    kept = (f"{train_dir}/last.pt keeps epoch {epoch} (the last good one)" if epoch > 0
+            else "no checkpoint was written")
+    raise TinyKWSError(
+        f"training diverged in epoch {epoch + 1} ({what}); {kept}. "
+        "Lower --learning-rate (or --lr-min) and train again"
     )
 
 
