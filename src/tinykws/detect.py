@@ -93,6 +93,8 @@ class DetectorConfig:
                 raise TinyKWSError(f"detector {name} must be a finite number >= 0, not {v!r}")
         if self.hop_ms <= 0 or self.reset_ms <= 0:
             raise TinyKWSError("detector hop_ms and reset_ms must be positive")
+        if self.threshold > 1:  # a softmax score never gets there: nothing would fire
+            raise TinyKWSError(f"detector threshold is a score in [0, 1], not {self.threshold}")
         if self.keywords is not None:
             kw = tuple(self.keywords)
             if not kw or not all(isinstance(k, str) for k in kw):
