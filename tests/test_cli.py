@@ -71,3 +71,66 @@ def test_verify_mismatch_exits_1(monkeypatch, capsys, tmp_path, as_json):
     assert e.value.code == 1
     report.ok = True
     assert cli.run(argv) == 0
+
+
+# ------------------------------------------------------- issue 13's reproductions, one line each
+
+
+def _one_line_error(argv, capsys, match: str, code: int = 2) -> None:
+    assert cli.run([str(a) for a in argv]) == code
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    assert match in err, err
+
+
+@pytest.fixture
+def tiny_run(tmp_path):
+    """A run folder with a random 1 x 16 model (no data needed) and a 2-s WAV."""
+    import numpy as np
+    import soundfile as sf
+
+    from eval_helpers import CATEGORIES, random_model, save_checkpoint
+
+    run = tmp_path / "run"
+    save_checkpoint(run, random_model(), CATEGORIES)
+    sf.write(tmp_path / "a.wav", np.zeros(32000, np.int16), 16000, subtype="PCM_16")
+    return run
+
+
+@pytest.mark.parametrize("flags,match", [
+    (["--smoothing-ms", "nan"], "smoothing_ms"), (["--smoothing-ms", "-5"], "smoothing_ms"),
+    (["--threshold", "nan"], "threshold"), (["--threshold", "-1"], "threshold"),
+    (["--threshold", "2"], "threshold"), (["--refractory-ms", "inf"], "refractory_ms"),
+], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
+def test_detect_bad_numbers(tiny_run, capsys, flags, match):
+    _one_line_error(["detect", tiny_run, tiny_run.parent / "a.wav", *flags], capsys, match)
+
+
+def test_detect_edge_numbers_accepted(tiny_run, capsys):
+    for flags in (["--threshold", "0"], ["--threshold", "1", "--smoothing-ms", "0"]):
+        assert cli.run(["detect", str(tiny_run), str(tiny_run.parent / "a.wav"), *flags]) == 0
+
+
+@pytest.mark.parametrize("n", ["0", "-1"])
+def test_evaluate_max_clips_below_1(tiny_run, tmp_path, capsys, n):
+    _one_line_error(["evaluate", tiny_run, "--data", tmp_path, "--max-clips", n], capsys, "--max-clips")
+
+
+def test_compile_out_is_a_file(tiny_run, tmp_path, capsys):
+    f = tmp_path / "file"
+    f.write_text("x")
+    _one_line_error(["compile", tiny_run, "--out", f], capsys, "is a file")
+    assert f.read_text() == "x"
+
+
+def test_resume_truncated_checkpoint(tmp_path, capsys):
+    from eval_helpers import make_features
+
+    feats = make_features(tmp_path / "f", n_train=16, n_val=8, T=10)
+    args = ["train", "--features", feats, "--out", tmp_path / "r", "--epochs", "1", "-hu", "4",
+            "-bs", "8"]
+    assert cli.run([str(a) for a in args]) == 0
+    last = tmp_path / "r" / "train" / "last.pt"
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
+    capsys.readouterr()
+    _one_line_error([*args, "--resume"], capsys, "last.pt")

@@ -381,6 +381,8 @@ def evaluate(
     `max_clips` takes an evenly spaced subset (for the slow device backend).
     """
     run_dir, data_dir = Path(run_dir), Path(data_dir)
+    if max_clips is not None and max_clips < 1:
+        raise TinyKWSError(f"--max-clips must be >= 1, not {max_clips}")
     model, meta = load_run_model(run_dir)
     categories = list(meta["categories"])
     layout, clips = collect_clips(data_dir, categories, split, run_dir)

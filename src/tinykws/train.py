@@ -495,8 +495,15 @@ def train(
     if resume:
         if not last_path.is_file():
             raise TinyKWSError(f"nothing to resume: {last_path} does not exist")
-        ckpt = torch.load(last_path, map_location="cpu", weights_only=True)
-        config = TrainConfig.from_dict(ckpt["train_config"])
+        try:
+            ckpt = torch.load(last_path, map_location="cpu", weights_only=True)
+            config = TrainConfig.from_dict(ckpt["train_config"])
+        except TinyKWSError:
+            raise
+        except Exception as e:  # truncated, corrupt or not a training checkpoint
+            raise TinyKWSError(
+                f"cannot resume from {last_path} ({type(e).__name__}: {e}); it is damaged: "
+                "delete it to start over") from None
     tune_for_training()  # process-wide: glibc keeps freed tensors (see tinykws.tuning)
     with torch_threads(config.threads):
         return _train(features_dir, run_dir, config, ckpt, max_epochs_this_run)

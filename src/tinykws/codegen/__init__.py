@@ -101,6 +101,8 @@ def compile_run(
     if not categories:
         raise TinyKWSError(f"{ckpt} has no category names")
     out = Path(out_dir) if out_dir else run_dir / "device" / float_abi
+    if out.exists() and not out.is_dir():
+        raise TinyKWSError(f"--out {out} is a file; give a folder (it is created if missing)")
     detector, op = load_detector(run_dir)
     files = write_sources(out, params, model, categories, detector=detector)
     files["detector.json"] = save_detector(out, detector, op)  # what detector.S was made from
