@@ -173,8 +173,9 @@ def test_hostile_archive_is_refused_with_nothing_written_outside(tmp_path, kind)
     with Server({"/evil.tar.gz": HOSTILE[kind]}) as srv:
         with pytest.raises(DownloadError, match="refusing"):
             download_dataset(root / "sc", url=srv.url + "/evil.tar.gz")
-    # nothing outside: no escaped files, no DEST, no temp folder; only the archive remains
-    assert sorted(p.name for p in root.iterdir()) == ["sc.evil.tar.gz"]
+    # nothing outside: no escaped files, no DEST, no temp folder, and the refused archive
+    # is deleted (a kept one was reused by every later run)
+    assert list(root.iterdir()) == []
     assert not (tmp_path / "escaped.txt").exists()
     assert not Path("/tmp/tinykws-escaped-abs.txt").exists()
     assert [p for p in tmp_path.rglob("*") if p.is_symlink()] == []
@@ -220,3 +221,59 @@ def test_cli_download_and_refusal(tmp_path):
         p = tinykws_command("data", "download", "--dest", str(tmp_path / "evil"), "--url", srv.url + "/evil.tar.gz")
     assert p.returncode == 2 and "refusing" in p.stderr and "Traceback" not in p.stderr
     assert not (tmp_path / "evil").exists() and not (tmp_path / "escaped.txt").exists()
+
+
+def test_failed_extraction_deletes_the_archive_and_the_next_run_recovers(tmp_path):
+    """A corrupt archive used to stay beside DEST and be reused by every later run, even with
+    the right --sha256 (which reported the mismatch and kept the file)."""
+    bad = GOOD[: len(GOOD) // 2]
+    with Server({"/sc.tar.gz": bad}) as srv:
+        with pytest.raises(DownloadError, match="corrupt or truncated"):
+            download_dataset(tmp_path / "sc", url=srv.url + "/sc.tar.gz")
+    assert list(tmp_path.iterdir()) == []
+    # an archive left by an older version: the right checksum replaces it
+    (tmp_path / "sc.sc.tar.gz").write_bytes(bad)
+    with Server({"/sc.tar.gz": GOOD}) as srv:
+        download_dataset(tmp_path / "sc", url=srv.url + "/sc.tar.gz",
+                         sha256=hashlib.sha256(GOOD).hexdigest())
+    assert (tmp_path / "sc" / "README.md").read_bytes() == b"hello"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sc"]
+
+
+def test_extraction_folder_cannot_be_pre_planted(tmp_path, monkeypatch):
+    """The temp folder used to be `.DEST.extract-<pid>`: a symlink planted under that name
+    sent the dataset into someone else's folder. Now it is a fresh mkdtemp folder."""
+    import os
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    root = tmp_path / "root"
+    root.mkdir()
+    for pid in range(os.getpid() - 2, os.getpid() + 3):
+        (root / f".sc.extract-{pid}").symlink_to(theirs)
+    with Server({"/sc.tar.gz": GOOD}) as srv:
+        download_dataset(root / "sc", url=srv.url + "/sc.tar.gz")
+    assert not (root / "sc").is_symlink() and (root / "sc" / "README.md").is_file()
+    assert list(theirs.iterdir()) == []
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (root / "sc").stat().st_mode & 0o777 == 0o777 & ~umask  # not mkdtemp's 0700
+
+
+@pytest.mark.parametrize("bad", ["abc", "0" * 63, "g" * 64, "0" * 65, ""])
+def test_sha256_form_checked_before_downloading(tmp_path, bad):
+    with Server({"/sc.tar.gz": GOOD}) as srv:
+        with pytest.raises(DownloadError, match="64 hexadecimal"):
+            download_dataset(tmp_path / "sc", url=srv.url + "/sc.tar.gz", sha256=bad)
+        assert srv.requests == []
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_extracted_size_is_capped(tmp_path):
+    big = make_tar([("file", "a.bin", bytes(3000)), ("file", "b.bin", bytes(3000))])
+    with Server({"/big.tar.gz": big}) as srv:
+        with pytest.raises(DownloadError, match="unpacks to more than"):
+            download_dataset(tmp_path / "sc", url=srv.url + "/big.tar.gz", max_bytes=5000)
+        assert list(tmp_path.iterdir()) == []
+        download_dataset(tmp_path / "sc", url=srv.url + "/big.tar.gz", max_bytes=6000)
+    assert (tmp_path / "sc" / "b.bin").stat().st_size == 3000

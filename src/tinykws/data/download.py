@@ -6,8 +6,12 @@
 - `safe_extract` unpacks a tar archive, refusing absolute paths, `..`, links and devices
   (DownloadError) before anything of that member is written; it writes only regular files
   and folders, with our own permissions.
-- `download_dataset` = fetch + extract into a temporary folder beside DEST + rename into place,
-  so DEST either does not exist or is complete. A marker file makes re-runs a no-op.
+- `download_dataset` = fetch + extract into a fresh, unpredictably named temporary folder
+  beside DEST (`tempfile.mkdtemp`: nobody can pre-plant it) + rename into place, so DEST
+  either does not exist or is complete. A marker file makes re-runs a no-op. An archive
+  that fails its checksum or its extraction is deleted, so the next run downloads afresh.
+- `--sha256` is checked for form before anything is fetched; the extracted size is capped
+  (`max_bytes`, default 16 GiB; the real dataset unpacks to ~3.4 GB) against archive bombs.
 Only the standard library (urllib, tarfile, hashlib) is used.
 """
 
@@ -17,9 +21,11 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import tarfile
+import tempfile
 import time
 import urllib.error
 import urllib.parse
@@ -41,6 +47,7 @@ from tinykws.errors import DownloadError
 DEFAULT_URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
 MARKER = ".tinykws-download.json"  # written last into DEST: the download is complete
 CHUNK = 1 << 20  # bytes per read
+MAX_EXTRACTED_BYTES = 16 << 30  # default cap on what one archive may unpack to (16 GiB)
 _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError, socket.timeout)
 
 
@@ -67,9 +74,13 @@ def fetch(url: str, file: Path | str, sha256: str | None = None, *, retries: int
     """
     file = Path(file)
     part = file.with_name(file.name + ".part")
+    check_sha256_form(sha256)
     if file.is_file():
-        _check_sha256(file, sha256)
-        return file
+        try:
+            _check_sha256(file, sha256)
+            return file
+        except DownloadError:  # a stale or wrong file from an earlier run: fetch afresh
+            file.unlink()
     file.parent.mkdir(parents=True, exist_ok=True)
     last_error: Exception | None = None
     with _byte_bar() as bar:
@@ -158,6 +169,12 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+def check_sha256_form(sha256: str | None) -> None:
+    """Refuse a --sha256 that is not 64 hex digits, before anything is downloaded."""
+    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256.strip()):
+        raise DownloadError(f"--sha256 must be 64 hexadecimal digits, not {sha256!r}")
+
+
 def _check_sha256(path: Path, expected: str | None) -> None:
     if expected is None:
         return
@@ -201,18 +218,19 @@ class _Counting:
         return getattr(self._f, name)
 
 
-def safe_extract(archive: Path | str, dest: Path | str) -> int:
+def safe_extract(archive: Path | str, dest: Path | str, max_bytes: int = MAX_EXTRACTED_BYTES) -> int:
     """Extract the tar (any compression) `archive` into `dest`; returns files written.
 
     Every member is checked before it is written: absolute paths, `..`, symlinks, hard
-    links and devices raise DownloadError. Only regular files and folders are created,
+    links and devices raise DownloadError, and so does a member that would take the total
+    past `max_bytes` (an archive bomb). Only regular files and folders are created,
     so nothing can land outside `dest`. On error, what was already written stays in `dest`
     (callers extract into a temporary folder and delete it).
     """
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
     root = dest.resolve()
-    files = 0
+    files = written = 0
     with _byte_bar() as bar, open(archive, "rb") as raw:
         task = bar.add_task(f"extract {archive.name}", total=archive.stat().st_size)
         counted = _Counting(raw, lambda n: bar.advance(task, n))
@@ -231,6 +249,11 @@ def safe_extract(archive: Path | str, dest: Path | str) -> int:
                 if m.isdir():
                     target.mkdir(parents=True, exist_ok=True)
                     continue
+                written += m.size
+                if written > max_bytes:
+                    raise DownloadError(
+                        f"refusing {archive.name}: it unpacks to more than {max_bytes / 2**30:.3g} GiB "
+                        "(raise the cap with --max-extracted-gb if you trust it)")
                 target.parent.mkdir(parents=True, exist_ok=True)
                 src = tar.extractfile(m)
                 with open(target, "wb") as out:
@@ -246,12 +269,15 @@ def safe_extract(archive: Path | str, dest: Path | str) -> int:
 # ------------------------------------------------------------------ the whole operation
 
 
-def download_dataset(dest: Path | str, url: str = DEFAULT_URL, sha256: str | None = None, *, keep_archive: bool = False) -> Path:
+def download_dataset(
+    dest: Path | str, url: str = DEFAULT_URL, sha256: str | None = None, *,
+    keep_archive: bool = False, max_bytes: int = MAX_EXTRACTED_BYTES,
+) -> Path:
     """Download and unpack the archive at `url` into `dest`; returns `dest`.
 
     The archive is kept as `DEST.<name>.part` while downloading (resumable), extracted into a
-    temporary folder beside `dest` and renamed into place. Re-running on a finished `dest`
-    does nothing.
+    fresh temporary folder beside `dest` and renamed into place. An archive that fails its
+    checksum or extraction is deleted. Re-running on a finished `dest` does nothing.
     """
     dest = Path(dest)
     marker = dest / MARKER
@@ -259,13 +285,23 @@ def download_dataset(dest: Path | str, url: str = DEFAULT_URL, sha256: str | Non
         return dest
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise DownloadError(f"{dest} exists and is not a finished tinykws download; remove it or choose another --dest")
+    check_sha256_form(sha256)
+    if not max_bytes > 0:
+        raise DownloadError(f"the extracted-size cap must be positive, not {max_bytes}")
     name = PurePosixPath(urllib.parse.urlparse(url).path).name or "archive.tar.gz"
     archive = dest.parent / f"{dest.name}.{name}"
     fetch(url, archive, sha256)
-    tmp = dest.parent / f".{dest.name}.extract-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    # unpredictable name, created by us with mode 0700: no one can plant a symlink there
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.extract-", dir=dest.parent))
     try:
-        files = safe_extract(archive, tmp)
+        try:
+            files = safe_extract(archive, tmp, max_bytes)
+        except DownloadError:
+            archive.unlink()  # a bad archive must not be reused by the next run
+            raise
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)  # the dataset folder gets normal permissions, not 0700
         digest = sha256.strip().lower() if sha256 else sha256_of(archive)  # given = already checked
         info = {"url": url, "sha256": digest, "files": files, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         (tmp / MARKER).write_text(json.dumps(info, indent=1))
