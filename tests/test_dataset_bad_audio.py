@@ -69,3 +69,24 @@ def test_skip_leaves_bad_clip_out_and_counts_conversions(tmp_path: Path, capsys)
     assert [Path(s["path"]).name for s in audio["skipped"]] == ["bad_nohash_0.wav"]
     err = capsys.readouterr()
     assert "bad_nohash_0.wav" in err.out + err.err and "skipped 1" in err.out + err.err
+
+
+def test_cache_of_a_skip_run_does_not_satisfy_a_raise_run(tmp_path: Path) -> None:
+    """After `--on-error skip`, a default (raise) run reported "unchanged (cached)" with the
+    bad clip silently missing; it must redo the split and report the bad clip."""
+    import pytest
+
+    from tinykws.errors import AudioError
+
+    data, lists = _dataset(tmp_path)
+    out = tmp_path / "f"
+    featurize_lists(data, lists, out, on_error="skip", workers=1)
+    with pytest.raises(AudioError, match="bad_nohash_0.wav"):
+        featurize_lists(data, lists, out, workers=1)
+    # a skip run reuses its own cache, and a raise run's cache (nothing skipped) serves both
+    (lists / "training_list.txt").write_text("yes/a_nohash_0.wav\nno/c_nohash_0.wav\n")
+    featurize_lists(data, lists, tmp_path / "g", workers=1)
+    stamp = (tmp_path / "g" / "training.npz").stat().st_mtime_ns
+    featurize_lists(data, lists, tmp_path / "g", on_error="skip", workers=1)
+    featurize_lists(data, lists, tmp_path / "g", workers=1)
+    assert (tmp_path / "g" / "training.npz").stat().st_mtime_ns == stamp

@@ -404,7 +404,7 @@ def featurize_lists(
             npz, meta = out_dir / f"{split}.npz", out_dir / f"{split}.cache.json"
             key = cache_key(examples, categories, settings)
             results[split] = npz
-            if npz.is_file() and meta.is_file() and _read_key(meta) == key:
+            if npz.is_file() and meta.is_file() and _cache_hit(meta, key, on_error):
                 console.print(f"{split}: {len(examples)} clips, unchanged -> {npz} (cached)")
                 continue
 
@@ -462,11 +462,17 @@ def _save_split(npz: Path, meta: Path, arrays: dict, info: dict) -> None:
     meta.write_text(json.dumps(info, indent=1))
 
 
-def _read_key(meta: Path) -> Optional[str]:
+def _cache_hit(meta: Path, key: str, on_error: str) -> bool:
+    """Does `<split>.cache.json` describe the npz this run would make? Same key, and, for an
+    on_error="raise" run, no clip skipped (a skip run's npz lacks the clips raise must report)."""
     try:
-        return json.loads(meta.read_text()).get("key")
+        info = json.loads(meta.read_text())
     except (OSError, ValueError):
-        return None
+        return False
+    if not isinstance(info, dict) or info.get("key") != key:
+        return False
+    skipped = (info.get("audio") or {}).get("skipped")
+    return on_error == "skip" or not skipped
 
 
 def load_features(path: Path | str) -> dict:
