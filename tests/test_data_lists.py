@@ -278,3 +278,19 @@ def test_cli_on_error_skip_lists_bad_noise_files(tmp_path):
     p = tinykws_command("data", "lists", str(data), "--task", "yes", "--out", str(tmp_path / "l"), "--on-error", "skip")
     assert p.returncode == 0, p.stderr
     assert "skipped 1" in p.stderr and "broken.wav" in p.stderr
+
+
+def test_a_folder_named_like_a_clip_is_not_a_clip(tmp_path):
+    data = tmp_path / "data"
+    for w in ("yes", "no"):
+        for spk in range(40):
+            (data / w).mkdir(parents=True, exist_ok=True)
+            (data / w / f"{spk:08x}_nohash_0.wav").write_bytes(b"")  # lists never read clips
+    (data / "yes" / "x.wav").mkdir()
+    (data / "_background_noise_" / "n.wav").mkdir(parents=True)
+    s = scan_dataset(data)
+    assert "yes/x.wav" not in s.words["yes"] and len(s.words["yes"]) == 40
+    assert s.noise_files == []
+    make_lists(data, "yes,no", tmp_path / "lists", silence_count=0)
+    for split in ("training", "validation", "testing"):
+        assert all(e.path.name != "x.wav" for e in read_list(tmp_path / "lists", split))

@@ -182,12 +182,13 @@ def scan_dataset(data_dir: Path | str) -> DatasetScan:
     for entry in sorted(os.scandir(data_dir), key=lambda e: e.name):
         if not entry.is_dir() or entry.name.startswith("_") or entry.name.startswith("."):
             continue
-        clips = sorted(f"{entry.name}/{f.name}" for f in os.scandir(entry.path) if f.name.endswith(".wav"))
+        clips = sorted(f"{entry.name}/{f.name}" for f in os.scandir(entry.path)
+                       if f.name.endswith(".wav") and f.is_file())  # not a folder named x.wav
         if clips:
             words[entry.name] = clips
     if not words:
         raise TinyKWSError(f"{data_dir} has no word folders with .wav files (Speech Commands layout expected)")
-    noise = sorted((data_dir / BACKGROUND).glob("*.wav"))
+    noise = sorted(p for p in (data_dir / BACKGROUND).glob("*.wav") if p.is_file())
     lists = None
     if (data_dir / "validation_list.txt").is_file() or (data_dir / "testing_list.txt").is_file():
         lists = {s: _read_lines(data_dir / f"{s}_list.txt") for s in ("validation", "testing")}
