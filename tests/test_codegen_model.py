@@ -212,3 +212,28 @@ def test_gate_limit_is_generated_not_typed_into_the_runtime(tmp_path_factory):
     text = emit_model(model, CATS)["model.c"]
     assert f".gate_clamp = {c_float(GATE_CLAMP)}," in text
     assert c_float(GATE_CLAMP) not in (runtime_dir() / "tkws_rnn.c").read_text()
+
+
+INPUT_LIMIT = 1.0e4  # TKWS_INPUT_LIMIT in tkws_rnn.h
+
+
+@pytest.mark.parametrize("name", ["fastgrnn-2x32", "fastrnn-1x16-wrank", "gru-2x20", "lstm-1x18"])
+def test_non_finite_frame_does_not_poison_the_state(tmp_path_factory, name):
+    """A NaN/Inf/huge feature frame left the C model's state NaN until completemodel_Reset.
+    Now the input is sanitised (NaN -> the training mean, +-Inf -> +-1e4 std): every score
+    stays a probability, and the scores equal PyTorch's on the sanitised frames."""
+    model = _model(list(CONFIGS).index(name), True, **CONFIGS[name])
+    lib = _build(tmp_path_factory.getbasetemp() / "models", model)
+    frames = _features(1)[0].copy()
+    frames[10] = np.nan
+    frames[20, :5] = np.inf
+    frames[30, ::2] = -np.inf
+    frames[40, 3] = 3e38
+    lib.completemodel_Reset()
+    c = _c_scores(lib, frames, 12)
+    assert np.isfinite(c).all()
+    np.testing.assert_allclose(c.sum(axis=1), 1.0, atol=1e-5)
+    mean, std = model.mean.numpy().astype(np.float64), model.std.numpy().astype(np.float64)
+    z = np.clip(np.nan_to_num((frames - mean) / std, nan=0.0), -INPUT_LIMIT, INPUT_LIMIT)
+    ref = _torch_step_scores(model, (mean + z * std).astype(np.float32))
+    assert np.abs(c - ref).max() <= CLIP_ATOL

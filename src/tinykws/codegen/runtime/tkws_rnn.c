@@ -190,8 +190,14 @@ TKWS_API void tkws_lstm_step(const tkws_lstm_cell *cell, const float *x, float *
 TKWS_API void tkws_normalize(const float *x, const float *mean, const float *std, float *out,
                              int32_t n)
 {
+    /* A non-finite input must not poison the recurrent state until the next reset: NaN
+     * becomes 0 (the training mean), +-Inf and absurd values +-TKWS_INPUT_LIMIT standard
+     * deviations (real features stay within a few). Finite inputs are unchanged. */
     for (int32_t i = 0; i < n; ++i) {
-        out[i] = (x[i] - mean[i]) / std[i];
+        const float v = (x[i] - mean[i]) / std[i];
+        out[i] = v != v ? 0.0f
+               : v > TKWS_INPUT_LIMIT ? TKWS_INPUT_LIMIT
+               : v < -TKWS_INPUT_LIMIT ? -TKWS_INPUT_LIMIT : v;
     }
 }
 

@@ -73,7 +73,10 @@ typedef struct {
 TKWS_API void tkws_lstm_step(const tkws_lstm_cell *cell, const float *x, float *h, float *c,
                              float *g);
 
-/* out[i] = (x[i] - mean[i]) / std[i], i < n. */
+/* Largest |normalized input| the model sees (tkws_normalize). */
+#define TKWS_INPUT_LIMIT 1.0e4f
+
+/* out[i] = (x[i] - mean[i]) / std[i], i < n; NaN -> 0, limited to +-TKWS_INPUT_LIMIT. */
 TKWS_API void tkws_normalize(const float *x, const float *mean, const float *std, float *out,
                              int32_t n);
 
