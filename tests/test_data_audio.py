@@ -175,3 +175,23 @@ def test_property_any_input_gives_mono_int16_of_the_asked_length(tmp_path_factor
     assert info.resampled == (rate != 16000) and info.mixed == (channels > 1)
     assert info.cropped == (length is not None and expected_n > length)
     assert info.padded == (length is not None and expected_n < length)
+
+
+@pytest.mark.parametrize("rate,channels,subtype", [
+    (16000, 1, "PCM_16"), (44100, 2, "FLOAT"), (8000, 1, "PCM_16"), (48000, 1, "PCM_24"),
+    (22050, 2, "PCM_16"),
+])
+def test_stream_audio_chunks_equal_load_audio(tmp_path, rate, channels, subtype):
+    """detect reads recordings in chunks: the chunks must be exactly load_audio's samples,
+    resampling included, whatever the chunk size."""
+    from tinykws.data.audio import stream_audio
+
+    rng = np.random.default_rng(rate)
+    x = rng.normal(0, 0.2, (rate * 2 + 17, channels)).astype(np.float32)
+    path = tmp_path / "a.wav"
+    sf.write(path, x, rate, subtype=subtype)
+    whole = load_audio(path, length=None)[0]
+    for chunk in (1000, 4097, 1 << 18):
+        parts = list(stream_audio(path, chunk=chunk))
+        assert max(len(p) for p in parts) <= 2 * chunk
+        np.testing.assert_array_equal(np.concatenate(parts), whole)

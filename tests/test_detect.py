@@ -365,3 +365,28 @@ def test_real_tiny_model_finds_held_out_keywords_in_a_stream(tmp_path):
     assert at["recall"] >= 0.6 and at["false_alarms"] <= 3, at  # measured: 79 %, 0 FA
     found = det.run(stream.audio)  # the block-by-block path gives the same detections
     assert len(found) == at["hits"] + at["false_alarms"]
+
+
+def test_detect_file_reads_in_chunks_with_the_same_detections(tmp_path, monkeypatch):
+    """detect_file streams the recording (never load_audio on the whole file) and finds
+    exactly what one Detector.run over the whole signal finds, across chunk boundaries
+    that fall mid-block, with and without resampling."""
+    import tinykws.data.audio as audio
+    from eval_helpers import save_checkpoint
+
+    run = save_checkpoint(tmp_path / "run", random_model(3), CATEGORIES).parents[1]
+    x = tone_stream(9.0, [1.0, 3.2, 6.5], seed=1)
+    sf.write(tmp_path / "a16.wav", x, 16000, subtype="PCM_16")
+    y = np.stack([x, x // 2], 1).astype(np.float32) / 32768.0
+    from scipy.signal import resample_poly
+
+    sf.write(tmp_path / "a44.wav", resample_poly(y, 441, 160).astype(np.float32), 44100, subtype="FLOAT")
+    settings = dict(threshold=0.0, refractory_ms=250.0)
+    whole = {name: Detector(run, **settings).run(audio.load_audio(tmp_path / name, length=None)[0])
+             for name in ("a16.wav", "a44.wav")}
+    real_stream = audio.stream_audio
+    monkeypatch.setattr(audio, "stream_audio", lambda p: real_stream(p, chunk=12345))
+    monkeypatch.setattr(audio, "load_audio", lambda *a, **k: pytest.fail("read whole"))
+    for name, expected in whole.items():
+        assert len(expected) > 10
+        assert detect_file(run, tmp_path / name, **settings) == expected, name

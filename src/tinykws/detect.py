@@ -543,12 +543,21 @@ def detect_file(
     config: Optional[DetectorConfig] = None,
 ) -> list[Detection]:
     """Detections in a WAV file of any length (resampled to 16 kHz mono), with the run's
-    detector (RUN_DIR/detector.json) unless `config` or single settings are given."""
-    from tinykws.data.audio import load_audio
+    detector (RUN_DIR/detector.json) unless `config` or single settings are given.
 
-    audio, _ = load_audio(wav, length=None)
+    The file is read in chunks (`stream_audio`), never whole: a day-long recording needs
+    no more memory than a minute."""
+    from tinykws.data.audio import stream_audio
+
     det = Detector(run_dir, threshold, smoothing_ms, refractory_ms, mode, config=config)
-    return det.run(audio)
+    found: list[Detection] = []
+    carry = np.zeros(0, np.int16)  # samples short of a whole block, for the next chunk
+    for chunk in stream_audio(wav):
+        x = np.concatenate([carry, chunk])
+        n = len(x) - len(x) % BLOCK
+        found += det.run(x[:n])
+        carry = x[n:]
+    return found
 
 
 def detect_live(

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from math import gcd
 from pathlib import Path
-from typing import Iterable, Literal, NamedTuple
+from typing import Iterable, Iterator, Literal, NamedTuple
 
 import numpy as np
 import soundfile as sf
@@ -155,6 +155,84 @@ def load_audio(
         elif n < length:
             data, padded = np.pad(data, (0, length - n)), True
     return data, AudioInfo(path, rate, channels, frames, resampled, mixed, cropped, padded, clipped)
+
+
+def stream_audio(
+    path: Path | str, sample_rate: int = SAMPLE_RATE, chunk: int = 1 << 18
+) -> Iterator[np.ndarray]:
+    """A recording of any length as consecutive mono int16 chunks at `sample_rate`, read
+    about `chunk` frames at a time: memory stays bounded whatever the file's length.
+
+    The concatenated chunks equal `load_audio(path, length=None)[0]` (a test checks it):
+    channel mixing and scaling are per sample, and resampling runs `resample_poly` on
+    overlapping slices whose overlap covers its filter, so every output sample sees the
+    same input samples as in one call on the whole file. Raises AudioError like load_audio.
+    """
+    path = Path(path)
+    try:
+        f = sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as e:
+        raise AudioError(f"{path}: cannot read audio ({_short(e)})") from None
+    with f:
+        rate, channels = f.samplerate, f.channels
+        if f.frames <= 0:
+            raise AudioError(f"{path}: audio file has no samples")
+        if channels == 1 and rate == sample_rate and not _is_float(f):
+            yield from _read_chunks(f, path, chunk, dtype="int16")
+            return
+        mono = (d.mean(axis=1) if channels > 1 else d[:, 0] for d in _read_chunks(f, path, chunk))
+        g = gcd(rate, sample_rate)
+        up, down = sample_rate // g, rate // g
+        pieces = mono if up == down else _resample_stream(mono, up, down, chunk)
+        for x in pieces:
+            yield np.clip(np.rint(x * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def _read_chunks(f: sf.SoundFile, path: Path, chunk: int, dtype: str = "float32") -> Iterator[np.ndarray]:
+    """int16 [n] or finite float32 [n, channels] blocks of an open file, until its end."""
+    while True:
+        try:
+            d = f.read(chunk, dtype=dtype, always_2d=dtype == "float32")
+        except (sf.LibsndfileError, RuntimeError, ValueError) as e:
+            raise AudioError(f"{path}: cannot read audio ({_short(e)})") from None
+        if len(d) == 0:
+            return
+        if dtype == "float32" and not np.isfinite(d).all():
+            raise AudioError(f"{path}: audio holds NaN or infinite samples")
+        yield d
+
+
+def _resample_stream(pieces: Iterator[np.ndarray], up: int, down: int, chunk: int) -> Iterator[np.ndarray]:
+    """`resample_poly(whole, up, down)` computed slice by slice: float32 mono in, out.
+
+    Input slices [i0, i1) start at multiples of `down` (so output indices are whole), and
+    are resampled with `pad` input samples of context on each side, more than the filter's
+    half-length (10 * max(up, down) upsampled samples), then trimmed to their own outputs."""
+    from scipy.signal import resample_poly
+
+    pad = -(-(10 * max(up, down) // up + 2) // down) * down  # multiple of down
+    step = max(1, chunk // down) * down
+    buf, buf_start, i0, eof = np.zeros(0, np.float32), 0, 0, False
+    while True:
+        while not eof and buf_start + len(buf) < i0 + step + pad:
+            nxt = next(pieces, None)
+            if nxt is None:
+                eof = True
+            else:
+                buf = np.concatenate([buf, nxt.astype(np.float32)])
+        end = buf_start + len(buf)
+        if i0 >= end:
+            return
+        i1 = min(i0 + step, end)
+        lo = max(i0 - pad, buf_start)
+        y = resample_poly(buf[lo - buf_start : min(i1 + pad, end) - buf_start], up, down)
+        off = (i0 - lo) * up // down
+        last = eof and i1 == end
+        n = -(-(end - i0) * up // down) if last else (i1 - i0) * up // down
+        yield y[off : off + n].astype(np.float32)
+        i0 = i1
+        cut = max(0, i0 - pad - buf_start)
+        buf, buf_start = buf[cut:], buf_start + cut
 
 
 def try_load_audio(
