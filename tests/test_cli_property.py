@@ -1,0 +1,155 @@
+"""Property: every subcommand, driven with random and hostile arguments and files, either
+does its job (exit 0), reports a failed check (exit 1, `verify` only) or prints
+`error: ...` as its last stderr line and exits 2. Never a traceback, never another code.
+
+The subcommands and their options are read from the CLI itself (typer's click command),
+so a new option is covered without editing this file. Runs in-process (`cli.run`). Every
+example is kept cheap: path arguments come from a pool of hostile files and folders, and
+the commands that would start long work on good input (`pipeline`, `data synth`,
+`data download`) always get one hostile argument that stops them early.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+import typer.main
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from eval_helpers import CATEGORIES, random_model, save_checkpoint
+from tinykws import cli
+
+VALUES = ["nan", "inf", "-inf", "-1", "0", "1", "2", "1e309", "abc", "", "99999999999999999999",
+          "ü", "-", "0x10", "0.5", "--", "google12", "hard", "soft", "skip", "raise", "a,b"]
+URLS = ["http://127.0.0.1:9/x.tar.gz", "file:///nonexistent/x.tar.gz", "not a url", "",
+        "ftp://127.0.0.1:9/x"]
+PATH_OPTIONS = {"--out", "--features", "--data", "--lists", "--dest", "--run", "--noise-dir"}
+EXIT_ONE = {("verify",)}  # commands whose checks may fail with 1
+
+
+def _commands():
+    """(path, click command) for every leaf subcommand, e.g. (("data", "lists"), cmd)."""
+    def walk(c, path=()):
+        if hasattr(c, "commands"):
+            for name, sub in sorted(c.commands.items()):
+                yield from walk(sub, (*path, name))
+        else:
+            yield path, c
+
+    return list(walk(typer.main.get_command(cli.app)))
+
+
+COMMANDS = _commands()
+
+
+def _hostile_files(root: Path) -> list[str]:
+    """Bad inputs of every kind a careless or hostile user might pass."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "empty_dir").mkdir()
+    (root / "junk.wav").write_bytes(b"RIFF\x00\x00not audio at all")
+    (root / "empty.wav").write_bytes(b"")
+    (root / "x.wav").mkdir()  # a folder named like a clip
+    sf.write(root / "nan.wav", np.full(1600, np.nan, np.float32), 16000, subtype="FLOAT")
+    sf.write(root / "short.wav", np.zeros(100, np.int16), 16000, subtype="PCM_16")
+    garbage = root / "garbage_run"
+    (garbage / "train").mkdir(parents=True)
+    (garbage / "train" / "best.pt").write_bytes(os.urandom(256))
+    save_checkpoint(root / "good_run", random_model(hidden=4), CATEGORIES)  # a real, tiny run
+    truncated = root / "truncated_run"
+    ck = save_checkpoint(truncated, random_model(), CATEGORIES)
+    ck.write_bytes(ck.read_bytes()[:300])
+    feats = root / "bad_features"
+    feats.mkdir()
+    (feats / "training.npz").write_bytes(b"PK\x03\x04 not a zip")
+    np.savez(feats / "validation.npz", nothing=np.zeros(3))
+    lists = root / "bad_lists"
+    lists.mkdir()
+    (lists / "categories.txt").write_text("yes\n\x00\n")
+    (lists / "training_list.txt").write_text("../../etc/passwd\n")
+    (root / "a_file").write_text("just text")
+    return [str(root / n) for n in ("missing", "empty_dir", "junk.wav", "empty.wav", "x.wav",
+                                    "nan.wav", "short.wav", "garbage_run", "truncated_run",
+                                    "bad_features", "bad_lists", "a_file", "good_run")]
+
+
+@st.composite
+def invocations(draw, paths: list[str]):
+    """argv for one random subcommand with random options, arguments and values."""
+    path, cmd = draw(st.sampled_from(COMMANDS))
+    argv = list(path)
+    forced = {}
+    if path == ("pipeline",):
+        forced["--data"] = draw(st.sampled_from(paths))
+    if path == ("data", "synth"):
+        forced["--per-word"] = draw(st.sampled_from(["0", "-1", "abc", "nan", ""]))
+    if path == ("data", "download"):
+        forced["--url"] = draw(st.sampled_from(URLS))
+    for p in cmd.params:
+        name = p.opts[0]
+        if name in ("--live", "--help"):
+            continue  # --live would listen to a microphone for ever
+        if p.param_type_name == "argument":
+            if draw(st.integers(0, 9)) > 0:  # sometimes missing
+                argv.append(draw(st.sampled_from(paths + VALUES)))
+            continue
+        if name in forced:
+            argv += [name, forced[name]]
+            continue
+        if draw(st.integers(0, 4)) > 0:  # few options an example: most reach the real checks
+            continue
+        if getattr(p, "is_flag", False):
+            argv.append(name)
+            continue
+        pool = paths if name in PATH_OPTIONS else URLS if name == "--url" else VALUES + paths[:3]
+        argv += [name, draw(st.sampled_from(pool))]
+    if draw(st.integers(0, 19)) == 19:
+        argv.insert(draw(st.integers(0, len(argv))), draw(st.sampled_from(["--bogus", "extra"])))
+    return argv
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory) -> list[str]:
+    return _hostile_files(tmp_path_factory.mktemp("hostile"))
+
+
+def _run(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.run(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_every_command_exits_cleanly_on_hostile_input(hostile, tmp_path_factory, monkeypatch_module, data):
+    argv = data.draw(invocations(hostile), label="argv")
+    code, out, err = _run(argv)
+    assert "Traceback" not in out + err, argv
+    allowed = {0, 2} | ({1} if tuple(argv[:2]) in EXIT_ONE or tuple(argv[:1]) in EXIT_ONE else set())
+    assert code in allowed, (argv, code, err)
+    if code == 2:
+        lines = err.strip().splitlines()
+        assert lines and lines[-1].startswith("error: "), (argv, err)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module(tmp_path_factory):
+    """Module-wide: a scratch working folder, no retry back-off in downloads, one torch
+    thread (tiny models), progress bars off."""
+    mp = pytest.MonkeyPatch()
+    mp.chdir(tmp_path_factory.mktemp("cwd"))
+    mp.setattr("tinykws.data.download.time.sleep", lambda s: None)
+    mp.setenv("TINYKWS_NO_PROGRESS", "1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield mp
+    torch.set_num_threads(threads)
+    mp.undo()
