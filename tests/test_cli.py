@@ -134,3 +134,17 @@ def test_resume_truncated_checkpoint(tmp_path, capsys):
     last.write_bytes(last.read_bytes()[: last.stat().st_size // 2])
     capsys.readouterr()
     _one_line_error([*args, "--resume"], capsys, "last.pt")
+
+
+def test_missing_optional_dependency_is_one_line():
+    """A base install (no extras) running `train`: one line naming the extra to install."""
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from tinykws.cli import main\n"
+        "sys.argv = ['tinykws', 'train', '--features', 'f', '--out', 'o']\n"
+        "main()\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("error: this command needs torch") and "tinykws[train]" in r.stderr
+    assert len(r.stderr.splitlines()) == 1

@@ -57,12 +57,24 @@ def run(argv: Optional[list[str]] = None) -> int:
         ctx = getattr(e, "ctx", None)
         hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
         return _error(e.format_message() + hint, e.exit_code)
+    except ModuleNotFoundError as e:  # an optional dependency (pyproject extras) is missing
+        extra = _EXTRAS.get((e.name or "").split(".")[0])
+        if extra is None:
+            raise
+        return _error(f"this command needs {e.name}, which is not installed: "
+                      f"pip install 'tinykws[{extra}]'")
     except OSError as e:  # the environment: permission denied, disk full, no such file
         where = f": {e.filename}" if e.filename else ""
         return _error(f"{e.strerror or e}{where}")
     # standalone_mode=False returns typer.Exit's code (verify's failed check) or the
     # command's return value (None)
     return rv if isinstance(rv, int) else 0
+
+
+# top-level module -> the pyproject extra that installs it
+_EXTRAS = {"torch": "train", "onnx": "export", "onnxruntime": "export", "unicorn": "device",
+           "elftools": "device", "ziglang": "device", "sounddevice": "live",
+           "espeakng_loader": "synth"}
 
 
 def _error(message: str, status: int = 2) -> int:
