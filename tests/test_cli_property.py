@@ -6,7 +6,7 @@ The subcommands and their options are read from the CLI itself (typer's click co
 so a new option is covered without editing this file. Runs in-process (`cli.run`). Every
 example is kept cheap: path arguments come from a pool of hostile files and folders, and
 the commands that would start long work on good input (`pipeline`, `data synth`,
-`data download`) always get one hostile argument that stops them early.
+`data negatives`, `data download`) always get one hostile argument that stops them early.
 """
 
 from __future__ import annotations
@@ -85,13 +85,14 @@ def invocations(draw, paths: list[str]):
     """argv for one random subcommand with random options, arguments and values."""
     path, cmd = draw(st.sampled_from(COMMANDS))
     argv = list(path)
-    forced = {}
-    if path == ("pipeline",):
-        forced["--data"] = draw(st.sampled_from(paths))
-    if path == ("data", "synth"):
-        forced["--per-word"] = draw(st.sampled_from(["0", "-1", "abc", "nan", ""]))
-    if path == ("data", "download"):
-        forced["--url"] = draw(st.sampled_from(URLS))
+    bad_count = ["0", "-1", "abc", "nan", ""]
+    forced = {  # one argument that stops commands which would start long work on good input
+        ("pipeline",): {"--data": paths},
+        ("data", "synth"): {"--per-word": bad_count},
+        ("data", "negatives"): {"--utterances": bad_count},
+        ("data", "download"): {"--url": URLS},
+    }.get(path, {})
+    forced = {name: draw(st.sampled_from(pool)) for name, pool in forced.items()}
     for p in cmd.params:
         name = p.opts[0]
         if name in ("--live", "--help"):
