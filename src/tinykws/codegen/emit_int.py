@@ -1,0 +1,267 @@
+"""Generate C for the integer model (`tinykws.quant.model.IntModel`): ``model.{h,c}``.
+
+The same module name and ELL entry points as the float model (``completemodel_Predict``
+float features in, float probabilities out; ``completemodel_Reset``), plus
+``completemodel_PredictQ`` for firmware with int16 Q7.8 features (the integer featurizer's
+output), which returns Q15 probabilities. The loops are the runtime's ``tkws_qrnn.c``;
+this file writes int8 weight tables in its blocked SMLAD layout, multipliers, biases, the
+tanh and 2^-f tables, and the glue. No floating-point arithmetic except the float-to-Q15
+output conversion of the float entry point.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from tinykws.codegen.cgen import c_array, c_comment, c_enum, c_ident, c_string_table
+from tinykws.codegen.emit import (
+    MODEL_MODULE,
+    _common_getters,
+    _common_protos,
+    _header_close,
+    _header_open,
+    runtime_dir,
+)
+from tinykws.errors import TinyKWSError
+
+INT_RUNTIME_FILES = ("tkws_common.h", "tkws_qrnn.h", "tkws_qrnn.c")
+# byte order of the 4 weights of one row inside a group of 4 columns (see tkws_qrnn.h)
+_PERM = (0, 2, 1, 3)
+
+
+def copy_int_runtime(out_dir: Path) -> list[Path]:
+    """Copy the integer runtime next to the generated model.c (it #includes it)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in INT_RUNTIME_FILES:
+        shutil.copyfile(runtime_dir() / name, out_dir / name)
+    return [out_dir / n for n in INT_RUNTIME_FILES]
+
+
+def qblocked(mat: np.ndarray) -> tuple[int, int, int, int, np.ndarray]:
+    """int8 [rows, cols] -> (rows, cols, rows_p, cols_p, data int8) in tkws_qrnn.h's layout."""
+    mat = np.asarray(mat)
+    if mat.dtype != np.int8:
+        raise TinyKWSError(f"qblocked: expected int8 weights, got {mat.dtype}")
+    rows, cols = mat.shape
+    rows_p, cols_p = -(-rows // 4) * 4, max(4, -(-cols // 4) * 4)
+    p = np.zeros((rows_p, cols_p), np.int8)
+    p[:rows, :cols] = mat
+    # [row block, row in block, col group, col in group] -> [row block, col group, row, byte]
+    b = p.reshape(rows_p // 4, 4, cols_p // 4, 4)[..., list(_PERM)]
+    # byte k of a row holds column _PERM[k]: bytes (w0, w2, w1, w3)
+    return rows, cols, rows_p, cols_p, b.transpose(0, 2, 1, 3).ravel()
+
+
+def qunblocked(rows: int, cols: int, data: np.ndarray) -> np.ndarray:
+    """Inverse of `qblocked` (for tests)."""
+    rows_p, cols_p = -(-rows // 4) * 4, max(4, -(-cols // 4) * 4)
+    b = np.asarray(data, np.int8).reshape(rows_p // 4, cols_p // 4, 4, 4).transpose(0, 2, 1, 3)
+    out = np.empty_like(b)
+    out[..., list(_PERM)] = b
+    return out.reshape(rows_p, cols_p)[:rows, :cols]
+
+
+def _int32(v: np.ndarray, what: str) -> np.ndarray:
+    v = np.asarray(v, np.int64)
+    if v.size and (v.max() > 2**31 - 1 or v.min() < -(2**31)):
+        raise TinyKWSError(f"{what} does not fit int32")
+    return v
+
+
+class _QWriter:
+    def __init__(self, prefix: str) -> None:
+        self.p = prefix
+        self.defs: list[str] = []
+
+    def matrix(self, name: str, mat: np.ndarray) -> tuple[str, int, int]:
+        rows, cols, rows_p, cols_p, data = qblocked(mat)
+        cname = f"{self.p}_{name}"
+        self.defs.append(
+            f"/* {name} [{rows}, {cols}] int8, blocked 4 x 4 for SMLAD (tkws_qrnn.h) */\n"
+            + c_array("int8_t", f"{cname}_data", data, per_line=16).replace("] = {", "] TKWS_ALIGN4 = {", 1)
+        )
+        self.defs.append(
+            f"static const tkws_qmatrix {cname} = {{ {rows}, {cols}, {rows_p}, {cols_p}, {cname}_data }};\n"
+        )
+        return cname, rows_p, cols_p
+
+    def ints(self, name: str, v: np.ndarray, comment: str) -> str:
+        cname = f"{self.p}_{name}"
+        self.defs.append(c_array("int32_t", cname, _int32(v, name), comment=comment))
+        return cname
+
+
+def qtables_c() -> str:
+    """The tanh and 2^-f tables the runtime reads (the same as the Python reference's)."""
+    from tinykws.quant.model import exp2_table, tanh_table
+
+    return (
+        c_array("uint16_t", "tkws_tanh_table", tanh_table(),
+                comment="round(tanh(k / 64) * 2^15), k = 0 .. 512") + "\n"
+        + c_array("uint32_t", "tkws_exp2_table", exp2_table(),
+                  comment="round(2^(-k / 256) * 2^16), k = 0 .. 256")
+    )
+
+
+def emit_int_model(im: Any, module: str = MODEL_MODULE,
+                   extra_meta: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """IntModel -> {"model.h": ..., "model.c": ...}."""
+    from tinykws.quant.formats import FEATURE_FRAC_BITS
+    from tinykws.quant.model import LOGIT_FRAC, PRE_FRAC
+
+    m = c_ident(module)
+    M = m.upper()
+    categories: Sequence[str] = im.categories
+    F, C, L = im.input_size, im.num_classes, len(im.layers)
+    H = im.layers[0].hidden
+    if len(categories) != C:
+        raise TinyKWSError(f"integer model has {C} classes but {len(categories)} category names")
+    if C > 64:
+        raise TinyKWSError("the integer softmax handles at most 64 classes")
+    w = _QWriter(m)
+    steps, reset, members = [], [], []
+    f_p = max(4, -(-F // 4) * 4)
+    members.append(f"    int16_t x[{f_p}];  /* Q7.8 features (padding stays 0) */")
+    inp = f"{m}_state.x"
+    acc_rows = 4
+    for i, layer in enumerate(im.layers):
+        wn, wr, _ = w.matrix(f"l{i}_W", layer.w)
+        un, ur, uc = w.matrix(f"l{i}_U", layer.u)
+        acc_rows = max(acc_rows, wr, ur)
+        wm = w.ints(f"l{i}_w_mult", layer.w_mult, f"W row scales * 2^{PRE_FRAC - layer.in_frac + layer.shift}")
+        um = w.ints(f"l{i}_u_mult", layer.u_mult, f"U row scales * 2^{PRE_FRAC - layer.h_frac + layer.shift}")
+        bu = w.ints(f"l{i}_bias_update", layer.bias_update, f"bias_update, Q.{PRE_FRAC}")
+        bg = "0"
+        if im.arch == "fastgrnn":
+            bg = w.ints(f"l{i}_bias_gate", layer.bias_gate, f"bias_gate, Q.{PRE_FRAC}")
+        w.defs.append(
+            f"static const tkws_qfast_cell {m}_cell{i} = {{ {layer.hidden}, {layer.h_frac}, {layer.shift}, "
+            f"&{wn}, &{un}, {wm}, {um}, {bg}, {bu}, {layer.k1}, {layer.k2} }};\n"
+        )
+        members.append(f"    int16_t h{i}[{uc}];      /* layer {i} hidden state, Q.{layer.h_frac} */")
+        reset.append(f"    for (i = 0; i < {uc}; ++i) {{\n        {m}_state.h{i}[i] = 0;\n    }}")
+        steps.append(f"    tkws_q{im.arch}_step(&{m}_cell{i}, {inp}, {m}_state.h{i}, "
+                     f"{m}_state.acc_w, {m}_state.acc_u);")
+        inp = f"{m}_state.h{i}"
+    fc, fr, _ = w.matrix("fc", im.fc_w)
+    acc_rows = max(acc_rows, fr)
+    fm = w.ints("fc_mult", im.fc_mult, f"classifier row scales * 2^{LOGIT_FRAC - im.layers[-1].h_frac + im.fc_shift}")
+    fb = w.ints("fc_bias", im.fc_bias, f"classifier bias, Q.{LOGIT_FRAC}")
+    members = [f"    int32_t acc_w[{acc_rows}];  /* scratch: W x */",
+               f"    int32_t acc_u[{acc_rows}];  /* scratch: U h */",
+               f"    int32_t logits[{-(-C // 4) * 4}];  /* Q.{LOGIT_FRAC} */", *members]
+    state = ("/* All mutable state of the model: one static struct, no heap. */\n"
+             "static struct {\n" + "\n".join(members) + f"\n}} {m}_state;\n")
+
+    meta = {
+        "categories": ",".join(categories),
+        "model_config": json.dumps(im.info.get("model_config", {}), sort_keys=True),
+        "precision": "int8",
+        "generator": "tinykws",
+        **(extra_meta or {}),
+    }
+    guard = f"TINYKWS_{M}_MODEL_H"
+    h = _header_open(guard, f"Keyword-spotting model, ELL-compatible module \"{m}\" (tinykws): "
+                            f"integer {im.arch}, {L} x {H}, {C} classes, int8 weights.")
+    h += f"""\
+#define {M}_INPUT_SIZE {F}    /* log-mel features per call */
+#define {M}_OUTPUT_SIZE {C}   /* class scores (softmax probabilities) per call */
+#define {M}_INPUT_FRAC_BITS {FEATURE_FRAC_BITS}   /* completemodel_PredictQ: features in Q7.8 */
+#define {M}_OUTPUT_FRAC_BITS 15  /* completemodel_PredictQ: probabilities in Q15 */
+
+/* The classes, in output order (one list: the enum and the names below agree). */
+{c_enum(f"{m}_category", M, list(categories))}
+/* Category names indexed by {m}_category. */
+extern const char *const {m}_categories[{C}];
+
+/* One frame of {F} float log-mel features in, {C} class probabilities out (multiples of
+ * 2^-15). The features are rounded to Q7.8 first; the rest is integer arithmetic. The
+ * recurrent state persists between calls; `context` is unused (ELL passes it to callbacks). */
+void {m}_Predict(void *context, const float *input, float *output);
+/* The same for int16 Q7.8 features (value * 256, the integer featurizer's output);
+ * probabilities as Q15 (32767 = 1.0). */
+void {m}_PredictQ(void *context, const int16_t *input, int16_t *output);
+/* Zero the recurrent state (start of a new stream). */
+void {m}_Reset(void);
+/* ELL: outputs of sink nodes; this model has none. */
+int32_t {m}_GetSinkOutputSize(int32_t index);
+"""
+    h += _common_protos(m, F, C)
+    h += _header_close(guard)
+
+    body = "\n".join(steps)
+    c = f"""\
+/*
+ * Integer keyword-spotting model "{m}", generated by tinykws:
+ *   {c_comment(json.dumps(im.info.get("model_config", {}), sort_keys=True))}
+ * Q7.8 features -> {L} x integer {im.arch} (int8 weights, int16 state) -> int8 Linear ->
+ * integer softmax. Bit-exact with tinykws.quant.model.IntModel; formats in tkws_qrnn.h.
+ */
+#define TKWS_STATIC_RUNTIME 1
+#include "tkws_common.h"
+#include "model.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define TKWS_ALIGN4 __attribute__((aligned(4)))
+#else
+#define TKWS_ALIGN4
+#endif
+
+{qtables_c()}
+#include "tkws_qrnn.c"
+
+{c_string_table(f"{m}_categories", list(categories))}
+"""
+    c += "\n".join(w.defs) + "\n" + state
+    c += f"""
+/* The model on the Q7.8 features in {m}_state.x: probabilities Q15 into out. */
+static void {m}__run(int16_t *out)
+{{
+{body}
+    tkws_qlinear(&{fc}, {fm}, {im.fc_shift}, {fb}, {inp}, {m}_state.acc_w, {m}_state.logits);
+    tkws_softmax_q15({m}_state.logits, out, {C});
+}}
+
+void {m}_PredictQ(void *context, const int16_t *input, int16_t *output)
+{{
+    int32_t i;
+    (void)context;
+    for (i = 0; i < {F}; ++i) {{
+        {m}_state.x[i] = input[i];
+    }}
+    {m}__run(output);
+}}
+
+void {m}_Predict(void *context, const float *input, float *output)
+{{
+    int16_t p[{C}];
+    int32_t i;
+    (void)context;
+    for (i = 0; i < {F}; ++i) {{
+        {m}_state.x[i] = tkws_q78_from_float(input[i]);
+    }}
+    {m}__run(p);
+    for (i = 0; i < {C}; ++i) {{
+        output[i] = (float)p[i] * 3.0517578125e-05f; /* 2^-15: exact */
+    }}
+}}
+
+void {m}_Reset(void)
+{{
+    int32_t i;
+{chr(10).join(reset)}
+}}
+
+int32_t {m}_GetSinkOutputSize(int32_t index)
+{{
+    (void)index;
+    return 0;
+}}
+"""
+    c += _common_getters(m, F, C, 3 + L, meta)
+    return {"model.h": h, "model.c": c}

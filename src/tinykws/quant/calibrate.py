@@ -1,0 +1,174 @@
+"""`tinykws quantize RUN`: calibrate on the training features, quantize, measure.
+
+Writes `RUN_DIR/quant/`:
+- `model_int.npz`: the `IntModel` (int8 weights, multipliers, formats) that
+  `tinykws compile --precision int8` turns into C;
+- `quant.json`: calibration figures and the accuracy of the float and the integer model on
+  the validation and testing features (argmax agreement, clip accuracy, max score error),
+  for post-training quantization and, with `qat_epochs > 0`, after quantization-aware
+  fine-tuning (`tinykws.quant.qat`).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from tinykws.errors import TinyKWSError
+from tinykws.quant.model import IntModel, quantize_features, quantize_model, scores_float
+
+CALIB_CLIPS = 512  # training clips the hidden-state ranges are measured on
+
+
+def hidden_ranges(model: Any, features: np.ndarray, batch: int = 256) -> list[float]:
+    """Max |h| of every layer of a float `KWSModel` over clips `features` [N, T, F]."""
+    import torch
+
+    out = [0.0] * len(model.cells)
+    with torch.no_grad():
+        for s in range(0, len(features), batch):
+            x = torch.from_numpy(np.ascontiguousarray(features[s : s + batch], dtype=np.float32))
+            seq = ((x - model.mean) / model.std).transpose(0, 1)  # [T, B, F]
+            for i, cell in enumerate(model.cells):
+                seq, _ = cell(seq, cell.init_state(seq.shape[1]))
+                out[i] = max(out[i], float(seq.abs().max()))
+    return out
+
+
+def calibration_set(features: np.ndarray, n: int = CALIB_CLIPS, seed: int = 0) -> np.ndarray:
+    """An evenly random subset of at most `n` training clips (reproducible)."""
+    if len(features) <= n:
+        return features
+    idx = np.sort(np.random.default_rng(seed).choice(len(features), n, replace=False))
+    return features[idx]
+
+
+@dataclass
+class Agreement:
+    """Integer vs float model on one feature set (last frame of every clip)."""
+
+    n: int
+    float_accuracy: float
+    int_accuracy: float
+    argmax_agreement: float
+    max_score_diff: float  # |int - float| softmax probability, any frame, any class
+    mean_last_score_diff: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def float_scores(model: Any, features: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Softmax probabilities after every frame [N, T, C] of the float model."""
+    import torch
+
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(features), batch):
+            x = torch.from_numpy(np.ascontiguousarray(features[s : s + batch], dtype=np.float32))
+            logits, _ = model.forward_sequence(x)
+            out.append(torch.softmax(logits.double(), -1).float().numpy())
+    return np.concatenate(out)
+
+
+def int_scores(im: IntModel, features: np.ndarray, batch: int = 512) -> np.ndarray:
+    """Float probabilities [N, T, C] of the integer model on float features (quantized to
+    Q7.8 first, as the contract with the featurizer says)."""
+    out = []
+    for s in range(0, len(features), batch):
+        _, sc = im.run(quantize_features(features[s : s + batch]))
+        out.append(scores_float(sc))
+    return np.concatenate(out)
+
+
+def compare(model: Any, im: IntModel, features: np.ndarray, labels: np.ndarray) -> Agreement:
+    fs = float_scores(model, features)
+    qs = int_scores(im, features)
+    fa, qa = fs[:, -1].argmax(-1), qs[:, -1].argmax(-1)
+    return Agreement(
+        n=len(labels),
+        float_accuracy=float((fa == labels).mean()),
+        int_accuracy=float((qa == labels).mean()),
+        argmax_agreement=float((fa == qa).mean()),
+        max_score_diff=float(np.abs(fs - qs).max()),
+        mean_last_score_diff=float(np.abs(fs[:, -1] - qs[:, -1]).mean()),
+    )
+
+
+def _load(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    from tinykws.train import load_feature_set
+
+    fs = load_feature_set(path)
+    return fs.features.numpy(), fs.labels.numpy()
+
+
+def quantize_run(run_dir: Path | str, qat_epochs: int = 0, per_row: bool = True,
+                 checkpoint: Optional[Path | str] = None, seed: int = 0) -> dict[str, Any]:
+    """RUN_DIR/train/best.pt -> RUN_DIR/quant/{model_int.npz, quant.json}; returns the json.
+
+    Post-training quantization always; with `qat_epochs > 0` also quantization-aware
+    fine-tuning, and the better of the two on the validation features is kept."""
+    from tinykws.models import load_checkpoint
+
+    run_dir = Path(run_dir)
+    ckpt = Path(checkpoint) if checkpoint else run_dir / "train" / "best.pt"
+    if not ckpt.is_file():
+        raise TinyKWSError(f"no trained model at {ckpt}: run `tinykws train` first")
+    model, meta = load_checkpoint(ckpt)
+    categories = list(meta.get("categories") or [])
+    feats = run_dir / "features"
+    tr_x, tr_y = _load(feats / "training.npz")
+    va_x, va_y = _load(feats / "validation.npz")
+    te = feats / "testing.npz"
+    te_x, te_y = _load(te) if te.is_file() else (None, None)
+
+    def measure(m: Any) -> tuple[IntModel, dict[str, Any]]:
+        ranges = hidden_ranges(m, calibration_set(tr_x, seed=seed))
+        im = quantize_model(m, categories, ranges, per_row=per_row)
+        res = {"h_max_abs": ranges, "h_frac": [layer.h_frac for layer in im.layers],
+               "validation": compare(m, im, va_x, va_y).to_dict()}
+        if te_x is not None:
+            res["testing"] = compare(m, im, te_x, te_y).to_dict()
+        return im, res
+
+    im, ptq = measure(model)
+    report: dict[str, Any] = {"checkpoint": str(ckpt), "per_row": per_row, "ptq": ptq,
+                              "calibration_clips": int(min(len(tr_x), CALIB_CLIPS))}
+    chosen = "ptq"
+    if qat_epochs > 0:
+        from tinykws.quant.qat import finetune
+
+        tuned = finetune(model, tr_x, tr_y, va_x, va_y, epochs=qat_epochs, per_row=per_row, seed=seed)
+        im_qat, qat = measure(tuned)
+        report["qat"] = {"epochs": qat_epochs, **qat}
+        if qat["validation"]["int_accuracy"] > ptq["validation"]["int_accuracy"]:
+            im, chosen = im_qat, "qat"
+            _save_checkpoint(tuned, meta, run_dir / "quant" / "qat.pt")
+    report["chosen"] = chosen
+    im.info["chosen"] = chosen
+    out = run_dir / "quant"
+    im.save(out / "model_int.npz")
+    tmp = out / "quant.json.tmp"
+    tmp.write_text(json.dumps(report, indent=2) + "\n")
+    tmp.replace(out / "quant.json")
+    return report
+
+
+def _save_checkpoint(model: Any, meta: dict[str, Any], path: Path) -> None:
+    """The fine-tuned float model, as a tinykws checkpoint (the integer model's source)."""
+    import torch
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    keep = {k: meta[k] for k in ("model_config", "feature_params", "categories") if k in meta}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({**keep, "state_dict": model.state_dict()}, tmp)
+    tmp.replace(path)
+
+
+def load_int_model(run_dir: Path | str) -> IntModel:
+    """RUN_DIR/quant/model_int.npz."""
+    return IntModel.load(Path(run_dir) / "quant" / "model_int.npz")

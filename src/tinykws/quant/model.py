@@ -1,0 +1,365 @@
+"""The integer FastGRNN / FastRNN: its fixed-point formats, quantization from a float
+`KWSModel`, and the Python integer reference the generated C matches bit for bit.
+
+Formats (value = integer * 2^-frac):
+
+| quantity | type | format |
+| --- | --- | --- |
+| input features | int16 | Q7.8 (`formats.FEATURE_FRAC_BITS`) |
+| weights W, U, fc | int8 | per-row scale (float at quantization, folded into `*_mult`) |
+| pre-activation a = W x + U h + bias | int32 | Q.12 (`PRE_FRAC`), clamped to +-2^27 |
+| sigmoid, tanh, zeta/nu, alpha/beta | int32 | Q15 (`0 .. 32768`, `-32768 .. 32768`) |
+| hidden state h of layer l | int16 | Q.`h_frac[l]` (calibrated: 15 - bits of max abs h) |
+| logits | int32 | Q.10 (`LOGIT_FRAC`) |
+| class scores (softmax) | int16 | Q15, 0 .. 32767 |
+
+Input normalisation is folded into the first layer: W' = W / std (per column) and the
+constant -W' mean is added to both biases, so the model consumes raw Q7.8 features.
+
+Per layer, one frame: accW = W_q x_q and accU = U_q h_q (int32 sums of int8 x int16),
+a = (accW * w_mult[i] + accU * u_mult[i] + 2^(shift-1)) >> shift (int64; `*_mult` =
+row scale * 2^(PRE_FRAC - input frac + shift), rounded), then
+z = sigmoid_q15(a + bias_gate), c = tanh_q15(a + bias_update) and
+h' = (z h 2^15 + g c 2^h_frac + 2^29) >> 30 (int64, saturated to int16) with
+g = ((zeta (32768 - z) + 2^14) >> 15) + nu (FastGRNN; FastRNN: z -> beta, g -> alpha).
+
+tanh is a 513-entry Q15 table on [0, 8] (step 1/64) with linear interpolation, odd
+symmetry, 1.0 beyond 8; sigmoid(u) = (1 + tanh(u / 2)) / 2 on the same table. The softmax
+uses exp(d) = 2^(d log2 e) with a 257-entry Q16 table of 2^-f (interpolated) and one
+integer division a class. Errors against float64 (tests/test_quant_model.py asserts them):
+`TANH_MAX_ERR`, `SIGMOID_MAX_ERR`.
+
+Every step is integer arithmetic with arithmetic right shifts (numpy's `>>` on int64 and
+C's `>>` on signed values in gcc and clang), so this reference and the C are identical.
+The matrix products run as float64 GEMMs: every partial sum is an integer below 2^53, so
+they are exact and vectorised over clips.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from tinykws.errors import TinyKWSError
+from tinykws.quant.formats import FEATURE_FRAC_BITS
+
+PRE_FRAC = 12  # pre-activations, int32
+LOGIT_FRAC = 10  # logits, int32
+Q15 = 1 << 15
+ACT_CLAMP = 1 << 27  # |pre-activation|, |logit| are clamped to this (keeps sums in int32)
+TANH_STEP_BITS = 6  # tanh table step 2^-6
+TANH_RANGE = 8  # table covers [0, 8]; tanh(8) = 1 - 2.3e-7
+EXP2_BITS = 8  # 2^-f table step 2^-8
+EXP_FRAC = 14  # softmax exponent d log2(e), Q14 (LOGIT_FRAC + 15 - 11)
+LOG2E_Q15 = 47274  # round(log2(e) * 2^15)
+SOFTMAX_CLAMP = (1 << 15) - 1  # logit differences beyond 32 (Q10) give exp = 0 anyway
+WEIGHT_MAX = 127  # int8 weights in -127..127 (symmetric)
+# Max |error| against float64 on every Q.12 input in [-20, 20] (tests/test_quant_model.py).
+TANH_MAX_ERR = 5.0e-5  # measured 4.65e-5
+SIGMOID_MAX_ERR = 4.0e-5  # measured 3.85e-5
+SOFTMAX_MAX_ERR = 1.5e-4  # probabilities, on exact Q10 logits (measured 1.13e-4 on 24k)
+ARCHS = ("fastgrnn", "fastrnn")
+
+
+def tanh_table() -> np.ndarray:
+    """uint16 [513]: round(tanh(k / 64) * 2^15), k = 0 .. 512."""
+    k = np.arange(TANH_RANGE * (1 << TANH_STEP_BITS) + 1, dtype=np.float64)
+    return np.round(np.tanh(k / (1 << TANH_STEP_BITS)) * Q15).astype(np.uint16)
+
+
+def exp2_table() -> np.ndarray:
+    """uint32 [257]: round(2^(-k / 256) * 2^16), k = 0 .. 256."""
+    k = np.arange((1 << EXP2_BITS) + 1, dtype=np.float64)
+    return np.round(np.exp2(-k / (1 << EXP2_BITS)) * 65536).astype(np.uint32)
+
+
+_TANH = tanh_table().astype(np.int64)
+_EXP2 = exp2_table().astype(np.int64)
+
+
+def tanh_q15(u: np.ndarray, frac: int) -> np.ndarray:
+    """tanh of int `u` in Q.frac -> int64 Q15 in [-32768, 32768] (frac > TANH_STEP_BITS)."""
+    u = np.asarray(u, dtype=np.int64)
+    sh = frac - TANH_STEP_BITS
+    m = np.abs(u)
+    k = m >> sh
+    last = TANH_RANGE << TANH_STEP_BITS
+    kc = np.minimum(k, last - 1)
+    f = m & ((1 << sh) - 1)
+    lo = _TANH[kc]
+    r = lo + (((_TANH[kc + 1] - lo) * f + (1 << (sh - 1))) >> sh)
+    r = np.where(k >= last, _TANH[last], r)
+    return np.where(u < 0, -r, r)
+
+
+def sigmoid_q15(u: np.ndarray, frac: int) -> np.ndarray:
+    """sigmoid of int `u` in Q.frac -> int64 Q15 in [0, 32768]: (1 + tanh(u / 2)) / 2."""
+    return (Q15 + tanh_q15(u, frac + 1)) >> 1
+
+
+def softmax_q15(logits: np.ndarray) -> np.ndarray:
+    """Integer softmax over the last axis: int logits Q.LOGIT_FRAC -> int64 Q15, 0..32767."""
+    lg = np.asarray(logits, dtype=np.int64)
+    d = np.minimum(lg.max(axis=-1, keepdims=True) - lg, SOFTMAX_CLAMP)  # >= 0
+    y = (d * LOG2E_Q15 + (1 << 10)) >> 11  # Q14: d log2(e)
+    n = y >> EXP_FRAC
+    fr = y & ((1 << EXP_FRAC) - 1)
+    sh = EXP_FRAC - EXP2_BITS
+    k = fr >> sh
+    lo = _EXP2[k]
+    e = lo - (((lo - _EXP2[k + 1]) * (fr & ((1 << sh) - 1)) + (1 << (sh - 1))) >> sh)
+    e = np.where(n < 31, e >> np.minimum(n, 31), 0)  # Q16, the maximum gives 65536
+    s = e.sum(axis=-1, keepdims=True)
+    p = (e * Q15 + (s >> 1)) // s
+    return np.minimum(p, SOFTMAX_CLAMP)
+
+
+def sat16(v: np.ndarray) -> np.ndarray:
+    return np.clip(v, -32768, 32767)
+
+
+def quantize_features(x: np.ndarray) -> np.ndarray:
+    """Float log-mel -> int16 Q7.8: round half away from zero of x * 256, saturated.
+
+    The same as the generated C's float-in entry point (`tkws_q78_from_float`)."""
+    with np.errstate(over="ignore"):  # beyond float32: inf, saturated below
+        v = np.asarray(x, dtype=np.float32) * np.float32(1 << FEATURE_FRAC_BITS)  # exact
+    v = np.clip(v, np.float32(-32768.0), np.float32(32767.0))
+    r = np.floor(np.abs(v) + np.float32(0.5))
+    return (np.sign(v) * r).astype(np.int16)
+
+
+@dataclass
+class IntLayer:
+    """One integer FastGRNN / FastRNN layer (see the module docstring for the arithmetic)."""
+
+    w: np.ndarray  # int8 [H, in]
+    w_mult: np.ndarray  # int64 [H]
+    u: np.ndarray  # int8 [H, H]
+    u_mult: np.ndarray  # int64 [H]
+    shift: int
+    bias_gate: np.ndarray  # int64 [H], Q.PRE_FRAC (zeros for FastRNN)
+    bias_update: np.ndarray  # int64 [H], Q.PRE_FRAC
+    k1: int  # Q15: FastGRNN sigmoid(zeta); FastRNN sigmoid(alpha)
+    k2: int  # Q15: FastGRNN sigmoid(nu); FastRNN sigmoid(beta)
+    in_frac: int
+    h_frac: int
+
+    @property
+    def hidden(self) -> int:
+        return int(self.w.shape[0])
+
+
+@dataclass
+class IntModel:
+    """An integer KWS model: layers, classifier, formats; runs frames of Q7.8 features."""
+
+    arch: str
+    layers: list[IntLayer]
+    fc_w: np.ndarray  # int8 [C, H]
+    fc_mult: np.ndarray  # int64 [C]
+    fc_shift: int
+    fc_bias: np.ndarray  # int64 [C], Q.LOGIT_FRAC
+    categories: list[str] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)  # how it was made (scales, calibration)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.fc_w.shape[0])
+
+    @property
+    def input_size(self) -> int:
+        return int(self.layers[0].w.shape[1])
+
+    def init_state(self, n: int) -> list[np.ndarray]:
+        """Zero hidden states: one int64 [n, H] per layer (values stay within int16)."""
+        return [np.zeros((n, layer.hidden), np.int64) for layer in self.layers]
+
+    def step(self, x_q: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """One frame of int16 Q7.8 features [N, F] -> (logits int64 [N, C] Q10,
+        scores int64 [N, C] Q15, new state)."""
+        x = np.asarray(x_q, dtype=np.int64)
+        new = []
+        for layer, h in zip(self.layers, state):
+            h = _layer_step(layer, self.arch, x, h)
+            new.append(h)
+            x = h
+        logits = _requant(_matvec(x, self.fc_w), self.fc_mult, None, None, self.fc_shift)
+        logits = np.clip(logits + self.fc_bias, -ACT_CLAMP, ACT_CLAMP)
+        return logits, softmax_q15(logits), new
+
+    def run(self, x_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Clips of int16 Q7.8 features [N, T, F] from zero state -> (logits [N, T, C] Q10,
+        scores [N, T, C] Q15), int64, after every frame."""
+        x_q = np.asarray(x_q)
+        if x_q.ndim != 3 or x_q.shape[2] != self.input_size:
+            raise TinyKWSError(f"integer model: expected [N, T, {self.input_size}] features, got {x_q.shape}")
+        state = self.init_state(x_q.shape[0])
+        logits, scores = [], []
+        for t in range(x_q.shape[1]):
+            lg, sc, state = self.step(x_q[:, t], state)
+            logits.append(lg)
+            scores.append(sc)
+        return np.stack(logits, axis=1), np.stack(scores, axis=1)
+
+    # -- files -------------------------------------------------------------------------
+    def save(self, path: Path | str) -> Path:
+        """Write an .npz (atomically): arrays plus a JSON header with the scalars."""
+        path = Path(path)
+        arrays: dict[str, np.ndarray] = {"fc_w": self.fc_w, "fc_mult": self.fc_mult, "fc_bias": self.fc_bias}
+        scalars: list[dict[str, int]] = []
+        for i, layer in enumerate(self.layers):
+            for name in ("w", "w_mult", "u", "u_mult", "bias_gate", "bias_update"):
+                arrays[f"l{i}_{name}"] = getattr(layer, name)
+            scalars.append({k: int(getattr(layer, k)) for k in ("shift", "k1", "k2", "in_frac", "h_frac")})
+        header = {"arch": self.arch, "layers": scalars, "fc_shift": self.fc_shift,
+                  "categories": self.categories, "info": self.info, "format": 1}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        with open(tmp, "wb") as f:
+            np.savez(f, header=np.array(json.dumps(header)), **arrays)
+        tmp.replace(path)
+        return path
+
+    @classmethod
+    def load(cls, path: Path | str) -> "IntModel":
+        path = Path(path)
+        if not path.is_file():
+            raise TinyKWSError(f"no integer model at {path}: run `tinykws quantize RUN_DIR` first")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                header = json.loads(str(z["header"]))
+                arr = {k: z[k] for k in z.files if k != "header"}
+            layers = [
+                IntLayer(**{n: arr[f"l{i}_{n}"] for n in ("w", "w_mult", "u", "u_mult", "bias_gate", "bias_update")},
+                         **s)
+                for i, s in enumerate(header["layers"])
+            ]
+            return cls(header["arch"], layers, arr["fc_w"], arr["fc_mult"], int(header["fc_shift"]),
+                       arr["fc_bias"], list(header["categories"]), dict(header.get("info", {})))
+        except (KeyError, ValueError, TypeError) as e:
+            raise TinyKWSError(f"{path} is not a tinykws integer model ({e})") from None
+
+
+def _matvec(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """int x [N, in] times int8 w [R, in]^T -> int64 [N, R], exactly (float64 GEMM of
+    integers whose every partial sum stays below 2^53)."""
+    return np.rint(x.astype(np.float64) @ w.astype(np.float64).T).astype(np.int64)
+
+
+def _requant(acc_w: np.ndarray, mult_w: np.ndarray, acc_u: Optional[np.ndarray],
+             mult_u: Optional[np.ndarray], shift: int) -> np.ndarray:
+    """(acc_w * mult_w [+ acc_u * mult_u] + 2^(shift-1)) >> shift, int64."""
+    t = acc_w * mult_w
+    if acc_u is not None:
+        t = t + acc_u * mult_u
+    return (t + (1 << (shift - 1))) >> shift
+
+
+def _layer_step(layer: IntLayer, arch: str, x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    a = _requant(_matvec(x, layer.w), layer.w_mult, _matvec(h, layer.u), layer.u_mult, layer.shift)
+    a = np.clip(a, -ACT_CLAMP, ACT_CLAMP)
+    c = tanh_q15(a + layer.bias_update, PRE_FRAC)
+    if arch == "fastgrnn":
+        z = sigmoid_q15(a + layer.bias_gate, PRE_FRAC)
+        g = ((layer.k1 * (Q15 - z) + (1 << 14)) >> 15) + layer.k2
+    else:  # fastrnn: h' = beta h + alpha c
+        z = np.int64(layer.k2)
+        g = np.int64(layer.k1)
+    t = ((z * h) << 15) + ((g * c) << layer.h_frac)
+    return sat16((t + (1 << 29)) >> 30)
+
+
+# ---------------------------------------------------------------------- quantization
+
+
+def quantize_rows(w: np.ndarray, per_row: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric int8 quantization: (q int8 [R, C], scale float64 [R]), w ~ q * scale."""
+    w = np.asarray(w, dtype=np.float64)
+    amax = np.abs(w).max(axis=1) if per_row else np.full(w.shape[0], np.abs(w).max())
+    scale = np.where(amax > 0, amax / WEIGHT_MAX, 1.0)
+    q = np.clip(np.round(w / scale[:, None]), -WEIGHT_MAX, WEIGHT_MAX).astype(np.int8)
+    return q, scale
+
+
+def _multipliers(scales: Sequence[np.ndarray], out_frac: int, in_fracs: Sequence[int]) -> tuple[list[np.ndarray], int]:
+    """Integer multipliers m = round(scale * 2^(out_frac - in_frac + shift)) sharing one
+    shift, as large as possible below 2^30 (30 bits of precision for the largest row)."""
+    reals = [np.asarray(s, np.float64) * 2.0 ** (out_frac - f) for s, f in zip(scales, in_fracs)]
+    top = max(float(r.max()) for r in reals)
+    shift = int(np.clip(np.floor(np.log2((2**30 - 1) / top)), 1, 62)) if top > 0 else 1
+    return [np.round(r * 2.0**shift).astype(np.int64) for r in reals], shift
+
+
+def hidden_frac(max_abs: float, margin: float = 1.5) -> int:
+    """Fractional bits of an int16 hidden state whose calibrated max |h| is `max_abs`."""
+    bound = max(max_abs * margin, 2.0**-6)
+    return int(np.clip(15 - np.ceil(np.log2(bound)), 8, 14))
+
+
+def _sig(v: Any) -> float:
+    return float(1.0 / (1.0 + np.exp(-float(np.asarray(v).reshape(-1)[0]))))
+
+
+def _q15(p: float) -> int:
+    return int(min(round(p * Q15), Q15 - 1))
+
+
+def quantize_model(model: Any, categories: Sequence[str], h_max_abs: Sequence[float],
+                   per_row: bool = True) -> IntModel:
+    """A float `KWSModel` (FastGRNN or FastRNN; low rank W/U multiplied out) -> IntModel.
+
+    `h_max_abs[l]`: the calibrated max |h| of layer l (`tinykws.quant.calibrate`)."""
+    cfg = model.config
+    if cfg.architecture not in ARCHS:
+        raise TinyKWSError(
+            f"the integer build supports {' and '.join(ARCHS)}, not {cfg.architecture}"
+        )
+    sd = {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
+    mean, std = sd["mean"], sd["std"]
+    layers = []
+    in_frac = FEATURE_FRAC_BITS
+    for i, cell in enumerate(model.cells):
+        W = cell.effective_W().detach().double().numpy()
+        U = cell.effective_U().detach().double().numpy()
+        p = f"cells.{i}."
+        bias_u = sd[p + "bias_update"].copy()
+        bias_g = sd[p + "bias_gate"].copy() if cfg.architecture == "fastgrnn" else np.zeros_like(bias_u)
+        if i == 0:  # fold (x - mean) / std: W' = W / std, bias += -W' mean
+            W = W / std[None, :]
+            fold = -(W @ mean)
+            bias_u = bias_u + fold
+            bias_g = bias_g + fold
+        h_frac = hidden_frac(float(h_max_abs[i]))
+        wq, ws = quantize_rows(W, per_row)
+        uq, us = quantize_rows(U, per_row)
+        (wm, um), shift = _multipliers([ws, us], PRE_FRAC, [in_frac, h_frac])
+        if cfg.architecture == "fastgrnn":
+            k1, k2 = _sig(sd[p + "zeta"]), _sig(sd[p + "nu"])
+        else:
+            k1, k2 = _sig(sd[p + "alpha"]), _sig(sd[p + "beta"])
+        layers.append(IntLayer(
+            w=wq, w_mult=wm, u=uq, u_mult=um, shift=shift,
+            bias_gate=_fixed(bias_g, PRE_FRAC), bias_update=_fixed(bias_u, PRE_FRAC),
+            k1=_q15(k1), k2=_q15(k2), in_frac=in_frac, h_frac=h_frac,
+        ))  # fmt: skip
+        in_frac = h_frac
+    fq, fs = quantize_rows(sd["fc.weight"], per_row)
+    (fm,), fshift = _multipliers([fs], LOGIT_FRAC, [in_frac])
+    info = {"per_row": per_row, "h_max_abs": [float(v) for v in h_max_abs],
+            "model_config": cfg.to_dict()}
+    return IntModel(cfg.architecture, layers, fq, fm, fshift, _fixed(sd["fc.bias"], LOGIT_FRAC),
+                    list(categories), info)
+
+
+def _fixed(v: np.ndarray, frac: int) -> np.ndarray:
+    return np.clip(np.round(np.asarray(v, np.float64) * 2.0**frac), -ACT_CLAMP, ACT_CLAMP).astype(np.int64)
+
+
+def scores_float(scores_q: np.ndarray) -> np.ndarray:
+    """Q15 class scores -> float32 probabilities (exact: a power-of-two scale)."""
+    return (np.asarray(scores_q, np.float32) / np.float32(Q15)).astype(np.float32)

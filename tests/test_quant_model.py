@@ -1,0 +1,220 @@
+"""The integer model: nonlinearity errors, quantization, and the generated C (host build)
+bit for bit against the Python integer reference on real clips.
+
+The Cortex-M4 side (SMLAD kernels on the emulated device) is in tests/test_quant_device.py.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from codegen_host import PEDANTIC, build_shared, digest
+from tinykws.codegen.emit_int import copy_int_runtime, emit_int_model, qblocked, qunblocked
+from tinykws.features import logmel
+from tinykws.models import ModelConfig, build_model
+from tinykws.quant import model as qm
+from tinykws.quant.calibrate import hidden_ranges
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+DEV = Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev"
+CATS = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off",
+        "stop", "go"]
+
+
+def _features(n_clips: int, start: int = 0) -> np.ndarray:
+    """[n, 98, 32] float log-mel of real dev clips."""
+    files = sorted(DEV.glob("*/*.wav"))[start : start + 40 * n_clips : 40]
+    if len(files) < n_clips:
+        pytest.fail(f"shared dev data missing at {DEV}")
+    return np.stack([logmel(sf.read(f, dtype="int16")[0]) for f in files])
+
+
+def _float_model(seed: int, **kw) -> torch.nn.Module:
+    """A trained-looking float model, normalised like the training features."""
+    torch.manual_seed(seed)
+    m = build_model(ModelConfig(**{"input_size": 32, "num_classes": 12, **kw}))
+    feats = _features(4, start=seed)
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if p.dim() == 2:
+                p.mul_(3.0)
+            if p.dim() == 1 and "bias" in name:
+                p.add_(0.5 * torch.randn_like(p))
+        m.set_normalization(torch.from_numpy(feats.mean((0, 1))), torch.from_numpy(feats.std((0, 1))))
+    return m.eval()
+
+
+def _int_model(seed: int, **kw) -> tuple[torch.nn.Module, qm.IntModel]:
+    m = _float_model(seed, **kw)
+    ranges = hidden_ranges(m, _features(4, start=seed + 1))
+    return m, qm.quantize_model(m, CATS[: m.config.num_classes], ranges)
+
+
+# ---------------------------------------------------------------------- arithmetic
+
+
+def test_tanh_sigmoid_error_bounds():
+    """The stated maximum errors, on every input of a Q.12 grid over [-20, 20]."""
+    u = np.arange(-20 << 12, (20 << 12) + 1)
+    x = u / 4096.0
+    t = qm.tanh_q15(u, 12) / 32768.0
+    s = qm.sigmoid_q15(u, 12) / 32768.0
+    assert np.abs(t - np.tanh(x)).max() <= qm.TANH_MAX_ERR
+    assert np.abs(s - 1 / (1 + np.exp(-x))).max() <= qm.SIGMOID_MAX_ERR
+    assert (np.diff(t) >= 0).all() and (np.diff(s) >= 0).all()  # monotone
+    np.testing.assert_array_equal(qm.tanh_q15(-u, 12), -qm.tanh_q15(u, 12))  # odd
+
+
+def test_softmax_q15_close_to_float():
+    rng = np.random.default_rng(0)
+    logits = np.round(rng.normal(scale=6.0, size=(2000, 12)) * 1024) / 1024  # Q10 values
+    p = qm.softmax_q15((logits * 1024).astype(np.int64)) / 32768.0
+    ref = np.exp(logits - logits.max(1, keepdims=True))
+    ref /= ref.sum(1, keepdims=True)
+    assert np.abs(p - ref).max() < qm.SOFTMAX_MAX_ERR
+    assert (p.argmax(1) == ref.argmax(1)).mean() > 0.999
+
+
+def test_quantize_features_rounds_half_away_and_saturates():
+    x = np.array([0.0, 1 / 512, -1 / 512, 3 / 512, 1.0, -127.9, 200.0, -200.0, 1e-30], np.float32)
+    np.testing.assert_array_equal(qm.quantize_features(x), [0, 1, -1, 2, 256, -32742, 32767, -32768, 0])
+
+
+def test_quantized_weights_are_close_and_int8():
+    w = np.random.default_rng(1).normal(size=(10, 7))
+    q, s = qm.quantize_rows(w)
+    assert q.dtype == np.int8 and np.abs(q).max() == 127
+    assert np.abs(q * s[:, None] - w).max() <= s.max() / 2 + 1e-12
+
+
+def test_integer_model_tracks_float_model():
+    """PTQ of a trained-looking 2 x 32 FastGRNN: probabilities within 0.05, same argmax."""
+    m, im = _int_model(0, architecture="fastgrnn", hidden_size=32, num_layers=2)
+    feats = _features(6, start=5)
+    with torch.no_grad():
+        ref = torch.softmax(m.forward_sequence(torch.from_numpy(feats))[0], -1).numpy()
+    _, sc = im.run(qm.quantize_features(feats))
+    p = qm.scores_float(sc)
+    assert np.abs(p - ref).max() < 0.05
+    assert (p[:, -1].argmax(-1) == ref[:, -1].argmax(-1)).all()
+
+
+def test_save_load_roundtrip(tmp_path):
+    _, im = _int_model(1, architecture="fastrnn", hidden_size=12, num_layers=2)
+    back = qm.IntModel.load(im.save(tmp_path / "m.npz"))
+    x = qm.quantize_features(_features(1))
+    for a, b in zip(im.run(x), back.run(x)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_gru_is_refused():
+    from tinykws.errors import TinyKWSError
+
+    m = build_model(ModelConfig(architecture="gru", hidden_size=8, num_layers=1))
+    with pytest.raises(TinyKWSError, match="integer build supports"):
+        qm.quantize_model(m, CATS, [1.0])
+
+
+def test_qblocked_layout_roundtrip():
+    a = np.random.default_rng(2).integers(-127, 128, size=(13, 7)).astype(np.int8)
+    rows, cols, rp, cp, data = qblocked(a)
+    assert (rows, cols, rp, cp) == (13, 7, 16, 8)
+    np.testing.assert_array_equal(qunblocked(13, 7, data), a)
+    # one row's 4 bytes of a column group are (w0, w2, w1, w3)
+    np.testing.assert_array_equal(data[:4], a[0, [0, 2, 1, 3]])
+
+
+# ---------------------------------------------------------------------- C, host build
+
+
+def _build(tmp: Path, im: qm.IntModel) -> ctypes.CDLL:
+    files = emit_int_model(im)
+    d = tmp / digest(*files.values())
+    d.mkdir(parents=True, exist_ok=True)
+    copy_int_runtime(d)
+    for name, text in files.items():
+        (d / name).write_text(text)
+    lib = build_shared([d / "model.c"], d / "libqmodel.so", include_dirs=[d], extra=PEDANTIC)
+    lib.completemodel_Predict.argtypes = [ctypes.c_void_p] * 3
+    lib.completemodel_PredictQ.argtypes = [ctypes.c_void_p] * 3
+    lib.dir = d
+    return lib
+
+
+def _c_run(lib, x_q: np.ndarray, n_classes: int, float_in: bool = False) -> np.ndarray:
+    """Frames [T, F] from reset through completemodel_PredictQ (or _Predict) -> [T, C]."""
+    lib.completemodel_Reset()
+    if float_in:
+        out = np.zeros((len(x_q), n_classes), np.float32)
+        xf = np.ascontiguousarray(x_q, np.float32) / np.float32(256)
+        for t, f in enumerate(xf):
+            lib.completemodel_Predict(None, f.ctypes.data, out[t].ctypes.data)
+        return out
+    out = np.zeros((len(x_q), n_classes), np.int16)
+    for t, f in enumerate(np.ascontiguousarray(x_q, np.int16)):
+        lib.completemodel_PredictQ(None, f.ctypes.data, out[t].ctypes.data)
+    return out
+
+
+CONFIGS = {
+    "fastgrnn-2x32": dict(architecture="fastgrnn", hidden_size=32, num_layers=2),
+    "fastgrnn-1x21-lowrank": dict(architecture="fastgrnn", hidden_size=21, num_layers=1, wrank=6, urank=5),
+    "fastrnn-2x14": dict(architecture="fastrnn", hidden_size=14, num_layers=2),
+}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_c_matches_python_bit_for_bit(tmp_path_factory, name):
+    """Every probability of every frame of real clips, PredictQ and the float entry point."""
+    _, im = _int_model(list(CONFIGS).index(name), **CONFIGS[name])
+    lib = _build(tmp_path_factory.getbasetemp() / "qmodels", im)
+    x = qm.quantize_features(_features(3, start=7))
+    _, ref = im.run(x)
+    for clip, r in zip(x, ref):
+        np.testing.assert_array_equal(_c_run(lib, clip, im.num_classes), r)
+    f = _c_run(lib, x[0], im.num_classes, float_in=True)
+    np.testing.assert_array_equal(f, qm.scores_float(ref[0]))
+
+
+def test_c_saturation_paths_bit_exact(tmp_path_factory):
+    """Huge inputs and weights: saturated features, clamped pre-activations, tanh beyond
+    the table, hidden states at the int16 limits - still identical."""
+    m, _ = _int_model(3, architecture="fastgrnn", hidden_size=16, num_layers=2)
+    with torch.no_grad():
+        for cell in m.cells:
+            cell.W.mul_(20.0)
+    im = qm.quantize_model(m, CATS, [0.3, 0.3])  # too small a range: h saturates
+    lib = _build(tmp_path_factory.getbasetemp() / "qmodels", im)
+    rng = np.random.default_rng(5)
+    x = rng.integers(-32768, 32768, size=(1, 60, 32)).astype(np.int16)
+    _, ref = im.run(x)
+    np.testing.assert_array_equal(_c_run(lib, x[0], 12), ref[0])
+    assert (np.abs(im.run(x)[0]) > 0).any()
+
+
+def test_c_float_to_q78_matches_python(tmp_path_factory):
+    d = tmp_path_factory.getbasetemp() / "q78"
+    d.mkdir(exist_ok=True)
+    copy_int_runtime(d)
+    (d / "q78.c").write_text(
+        "#include <stdint.h>\nstatic const uint16_t tkws_tanh_table[513] = {0};\n"
+        "static const uint32_t tkws_exp2_table[257] = {0};\n#include \"tkws_qrnn.c\"\n"
+        "void q78(const float *x, int16_t *y, int32_t n);\n"
+        "void q78(const float *x, int16_t *y, int32_t n) { for (int32_t i = 0; i < n; ++i) y[i] = tkws_q78_from_float(x[i]); }\n"
+    )
+    lib = build_shared([d / "q78.c"], d / "libq78.so", include_dirs=[d], defines=["TKWS_STATIC_RUNTIME"])
+    rng = np.random.default_rng(0)
+    x = np.concatenate([
+        rng.normal(scale=30, size=20000), rng.integers(-40000, 40000, 2000) / 256.0 + 1 / 512,
+        [0.0, -0.0, 1e-40, -1e-40, 127.998, 128.0, -128.0, -128.002, 3e38, -3e38, np.inf, -np.inf],
+    ]).astype(np.float32)
+    y = np.zeros(x.size, np.int16)
+    lib.q78(x.ctypes.data_as(ctypes.c_void_p), y.ctypes.data_as(ctypes.c_void_p), ctypes.c_int32(x.size))
+    np.testing.assert_array_equal(y, qm.quantize_features(x))
