@@ -82,9 +82,9 @@ def test_softmax_q15_close_to_float():
     assert (p.argmax(1) == ref.argmax(1)).mean() > 0.999
 
 
-def test_quantize_features_rounds_half_away_and_saturates():
-    x = np.array([0.0, 1 / 512, -1 / 512, 3 / 512, 1.0, -127.9, 200.0, -200.0, 1e-30], np.float32)
-    np.testing.assert_array_equal(qm.quantize_features(x), [0, 1, -1, 2, 256, -32742, 32767, -32768, 0])
+def test_quantize_features_rounds_half_even_and_saturates():
+    x = np.array([0.0, 1 / 512, -1 / 512, 3 / 512, 1.0, -127.9, 200.0, -200.0, 1e-30, np.inf], np.float32)
+    np.testing.assert_array_equal(qm.quantize_features(x), [0, 0, 0, 2, 256, -32742, 32767, -32768, 0, 32767])
 
 
 def test_quantized_weights_are_close_and_int8():
@@ -212,7 +212,7 @@ def test_c_float_to_q78_matches_python(tmp_path_factory):
     lib = build_shared([d / "q78.c"], d / "libq78.so", include_dirs=[d], defines=["TKWS_STATIC_RUNTIME"])
     rng = np.random.default_rng(0)
     x = np.concatenate([
-        rng.normal(scale=30, size=20000), rng.integers(-40000, 40000, 2000) / 256.0 + 1 / 512,
+        rng.normal(scale=30, size=20000), rng.integers(-40000, 40000, 2000) / 256.0 + 1 / 512, rng.integers(-99, 99, 200) / 2.0 ** rng.integers(1, 30, 200),
         [0.0, -0.0, 1e-40, -1e-40, 127.998, 128.0, -128.0, -128.002, 3e38, -3e38, np.inf, -np.inf],
     ]).astype(np.float32)
     y = np.zeros(x.size, np.int16)

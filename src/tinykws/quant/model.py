@@ -123,14 +123,12 @@ def sat16(v: np.ndarray) -> np.ndarray:
 
 
 def quantize_features(x: np.ndarray) -> np.ndarray:
-    """Float log-mel -> int16 Q7.8: round half away from zero of x * 256, saturated.
-
-    The same as the generated C's float-in entry point (`tkws_q78_from_float`)."""
+    """Float log-mel -> int16 Q7.8: x * 256 rounded half to even, saturated (the contract
+    of `tinykws.quant.formats`; the generated C's float entry point does the same with bit
+    operations, `tkws_q78_from_float`)."""
     with np.errstate(over="ignore"):  # beyond float32: inf, saturated below
         v = np.asarray(x, dtype=np.float32) * np.float32(1 << FEATURE_FRAC_BITS)  # exact
-    v = np.clip(v, np.float32(-32768.0), np.float32(32767.0))
-    r = np.floor(np.abs(v) + np.float32(0.5))
-    return (np.sign(v) * r).astype(np.int16)
+    return np.rint(np.clip(v, np.float32(-32768.0), np.float32(32767.0))).astype(np.int16)
 
 
 @dataclass

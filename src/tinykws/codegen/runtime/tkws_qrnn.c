@@ -216,8 +216,11 @@ TKWS_API int16_t tkws_q78_from_float(float x)
         r = 32768u;                            /* |x * 256| >= 2^23: saturate */
     } else if (sh > 24) {
         r = 0u;                                /* |x * 256| < 0.5 */
-    } else {
-        r = (mant + ((uint32_t)1 << (sh - 1))) >> sh;
+    } else {                                   /* round half to even */
+        const uint32_t half = (uint32_t)1 << (sh - 1);
+        const uint32_t rem = mant & ((half << 1) - 1u);
+        r = mant >> sh;
+        r += (rem > half || (rem == half && (r & 1u))) ? 1u : 0u;
     }
     if (neg) {
         return (int16_t)(-(int32_t)(r > 32768u ? 32768u : r));

@@ -77,7 +77,7 @@ TKWS_API int32_t tkws_sigmoid_q15(int32_t u, int32_t frac);
 /* Integer softmax: logits Q.10 [n] -> probabilities Q15 [n] in 0 .. 32767. n <= 64. */
 TKWS_API void tkws_softmax_q15(const int32_t *logits, int16_t *p, int32_t n);
 
-/* Float log-mel -> int16 Q7.8: round half away from zero of x * 256, saturated (bit
+/* Float log-mel -> int16 Q7.8: x * 256 rounded half to even, saturated (bit
  * operations only: no floating-point arithmetic, cheap without an FPU). */
 TKWS_API int16_t tkws_q78_from_float(float x);
 
