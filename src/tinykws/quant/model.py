@@ -9,7 +9,7 @@ Formats (value = integer * 2^-frac):
 | weights W, U, fc | int8 | per-row scale (float at quantization, folded into `*_mult`) |
 | pre-activation a = W x + U h + bias | int32 | Q.12 (`PRE_FRAC`), clamped to +-2^27 |
 | sigmoid, tanh, zeta/nu, alpha/beta | int32 | Q15 (`0 .. 32768`, `-32768 .. 32768`) |
-| hidden state h of layer l | int16 | Q.`h_frac[l]` (calibrated: 15 - bits of max abs h) |
+| hidden state h of layer l | int16 | Q.`h_frac[l]` (calibrated: 15 - bits of 1.5 max abs h, 8..13) |
 | logits | int32 | Q.10 (`LOGIT_FRAC`) |
 | class scores (softmax) | int16 | Q15, 0 .. 32767 |
 
@@ -17,11 +17,12 @@ Input normalisation is folded into the first layer: W' = W / std (per column) an
 constant -W' mean is added to both biases, so the model consumes raw Q7.8 features.
 
 Per layer, one frame: accW = W_q x_q and accU = U_q h_q (int32 sums of int8 x int16),
-a = (accW * w_mult[i] + accU * u_mult[i] + 2^(shift-1)) >> shift (int64; `*_mult` =
-row scale * 2^(PRE_FRAC - input frac + shift), rounded), then
-z = sigmoid_q15(a + bias_gate), c = tanh_q15(a + bias_update) and
-h' = (z h 2^15 + g c 2^h_frac + 2^29) >> 30 (int64, saturated to int16) with
+a = (accW * w_mult[i] + accU * u_mult[i] + 2^31) >> 32 (the high word of an int64 sum;
+`*_mult` = row scale * 2^(PRE_FRAC - input frac + 32), rounded, int32), clamped to
++-2^27, then z = sigmoid_q15(a + bias_gate), c = tanh_q15(a + bias_update) and
+h' = (z h + (g c >> (15 - h_frac)) + 2^14) >> 15 (int32, saturated to int16) with
 g = ((zeta (32768 - z) + 2^14) >> 15) + nu (FastGRNN; FastRNN: z -> beta, g -> alpha).
+h_frac <= 13 keeps every sum below 2^31.
 
 tanh is a 513-entry Q15 table on [0, 8] (step 1/64) with linear interpolation, odd
 symmetry, 1.0 beyond 8; sigmoid(u) = (1 + tanh(u / 2)) / 2 on the same table. The softmax
@@ -139,7 +140,7 @@ class IntLayer:
     w_mult: np.ndarray  # int64 [H]
     u: np.ndarray  # int8 [H, H]
     u_mult: np.ndarray  # int64 [H]
-    shift: int
+    shift: int  # 0 unless the multipliers would overflow int32 (see `_multipliers`)
     bias_gate: np.ndarray  # int64 [H], Q.PRE_FRAC (zeros for FastRNN)
     bias_update: np.ndarray  # int64 [H], Q.PRE_FRAC
     k1: int  # Q15: FastGRNN sigmoid(zeta); FastRNN sigmoid(alpha)
@@ -187,7 +188,7 @@ class IntModel:
             new.append(h)
             x = h
         logits = _requant(_matvec(x, self.fc_w), self.fc_mult, None, None, self.fc_shift)
-        logits = np.clip(logits + self.fc_bias, -ACT_CLAMP, ACT_CLAMP)
+        logits = logits + self.fc_bias
         return logits, softmax_q15(logits), new
 
     def run(self, x_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -251,16 +252,17 @@ def _matvec(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 def _requant(acc_w: np.ndarray, mult_w: np.ndarray, acc_u: Optional[np.ndarray],
              mult_u: Optional[np.ndarray], shift: int) -> np.ndarray:
-    """(acc_w * mult_w [+ acc_u * mult_u] + 2^(shift-1)) >> shift, int64."""
+    """clamp((acc_w * mult_w [+ acc_u * mult_u] + 2^31) >> 32, +-2^(27 - shift)) << shift:
+    the high word of a 64-bit multiply-accumulate (SMULL, SMLAL on the M4), int64."""
     t = acc_w * mult_w
     if acc_u is not None:
         t = t + acc_u * mult_u
-    return (t + (1 << (shift - 1))) >> shift
+    lim = ACT_CLAMP >> shift
+    return np.clip((t + (1 << 31)) >> 32, -lim, lim) << shift
 
 
 def _layer_step(layer: IntLayer, arch: str, x: np.ndarray, h: np.ndarray) -> np.ndarray:
     a = _requant(_matvec(x, layer.w), layer.w_mult, _matvec(h, layer.u), layer.u_mult, layer.shift)
-    a = np.clip(a, -ACT_CLAMP, ACT_CLAMP)
     c = tanh_q15(a + layer.bias_update, PRE_FRAC)
     if arch == "fastgrnn":
         z = sigmoid_q15(a + layer.bias_gate, PRE_FRAC)
@@ -268,8 +270,8 @@ def _layer_step(layer: IntLayer, arch: str, x: np.ndarray, h: np.ndarray) -> np.
     else:  # fastrnn: h' = beta h + alpha c
         z = np.int64(layer.k2)
         g = np.int64(layer.k1)
-    t = ((z * h) << 15) + ((g * c) << layer.h_frac)
-    return sat16((t + (1 << 29)) >> 30)
+    t = z * h + ((g * c) >> (15 - layer.h_frac))  # Q(15 + h_frac), |t| < 2^31
+    return sat16((t + (1 << 14)) >> 15)
 
 
 # ---------------------------------------------------------------------- quantization
@@ -285,18 +287,23 @@ def quantize_rows(w: np.ndarray, per_row: bool = True) -> tuple[np.ndarray, np.n
 
 
 def _multipliers(scales: Sequence[np.ndarray], out_frac: int, in_fracs: Sequence[int]) -> tuple[list[np.ndarray], int]:
-    """Integer multipliers m = round(scale * 2^(out_frac - in_frac + shift)) sharing one
-    shift, as large as possible below 2^30 (30 bits of precision for the largest row)."""
+    """int32 multipliers m = round(scale * 2^(out_frac - in_frac + 32 - shift)) for
+    `_requant`; `shift` >= 0 is 0 unless a scale is so large that m would not fit int32
+    (then the result loses `shift` low bits)."""
     reals = [np.asarray(s, np.float64) * 2.0 ** (out_frac - f) for s, f in zip(scales, in_fracs)]
     top = max(float(r.max()) for r in reals)
-    shift = int(np.clip(np.floor(np.log2((2**30 - 1) / top)), 1, 62)) if top > 0 else 1
-    return [np.round(r * 2.0**shift).astype(np.int64) for r in reals], shift
+    shift = max(0, int(np.ceil(np.log2(top * 2.0**32 / (2**31 - 1))))) if top > 0 else 0
+    mults = [np.round(r * 2.0 ** (32 - shift)).astype(np.int64) for r in reals]
+    if max(int(m.max()) for m in mults) > 2**31 - 1:  # rounding at the edge
+        shift += 1
+        mults = [np.round(r * 2.0 ** (32 - shift)).astype(np.int64) for r in reals]
+    return mults, shift
 
 
 def hidden_frac(max_abs: float, margin: float = 1.5) -> int:
     """Fractional bits of an int16 hidden state whose calibrated max |h| is `max_abs`."""
     bound = max(max_abs * margin, 2.0**-6)
-    return int(np.clip(15 - np.ceil(np.log2(bound)), 8, 14))
+    return int(np.clip(15 - np.ceil(np.log2(bound)), 8, 13))
 
 
 def _sig(v: Any) -> float:

@@ -5,61 +5,52 @@
  */
 #include "tkws_qrnn.h"
 
+/* Inside a generated model.c every call is inlined, so that the per-layer constants of the
+ * const cell structs (shift, h_frac, sizes) fold into the code. */
+#if defined(TKWS_STATIC_RUNTIME) && (defined(__GNUC__) || defined(__clang__))
+#define TKWS_QAPI static inline __attribute__((always_inline))
+#else
+#define TKWS_QAPI TKWS_API
+#endif
+
 #if TKWS_ARM_DSP
-/* 32-bit load from any address (the M4 loads unaligned words; memcpy keeps C's aliasing
- * rules and compiles to one ldr). */
-static inline int32_t tkws__ld32(const void *p)
-{
-    int32_t v;
-    __builtin_memcpy(&v, p, 4);
-    return v;
-}
-
-/* (sign-extended byte 0, byte 2) and (byte 1, byte 3) as int16 pairs. */
-static inline int32_t tkws__sxtb16(int32_t v)
-{
-    int32_t r;
-    __asm__("sxtb16 %0, %1" : "=r"(r) : "r"(v));
-    return r;
-}
-
-static inline int32_t tkws__sxtb16_ror8(int32_t v)
-{
-    int32_t r;
-    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
-    return r;
-}
-
-/* acc + a.lo * b.lo + a.hi * b.hi (int16 halves). */
-static inline int32_t tkws__smlad(int32_t a, int32_t b, int32_t acc)
-{
-    int32_t r;
-    __asm__("smlad %0, %1, %2, %3" : "=r"(r) : "r"(a), "r"(b), "r"(acc));
-    return r;
-}
-
-/* Per 4 rows x 4 columns: 2 loads of x, 4 of weights, 8 sxtb16, 8 smlad. */
-TKWS_API void tkws_qmatvec(const tkws_qmatrix *a, const int16_t *x, int32_t *y)
+/* Per 4 rows x 4 columns (16 multiply-accumulates): 3 ldrd (post-indexed), 8 sxtb16,
+ * 8 smlad, plus the loop's subs + bne: 21 instructions. x and the weights must be 4-byte
+ * aligned (ldrd does not load unaligned words). */
+TKWS_QAPI void tkws_qmatvec(const tkws_qmatrix *a, const int16_t *x, int32_t *y)
 {
     const int8_t *w = a->data;
     const int32_t groups = a->cols_p >> 2;
     for (int32_t r = 0; r < a->rows_p; r += 4, y += 4) {
         int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         const int16_t *xp = x;
-        for (int32_t g = 0; g < groups; ++g, xp += 4, w += 16) {
-            const int32_t x01 = tkws__ld32(xp), x23 = tkws__ld32(xp + 2);
-            int32_t v = tkws__ld32(w);
-            s0 = tkws__smlad(tkws__sxtb16(v), x01, s0);
-            s0 = tkws__smlad(tkws__sxtb16_ror8(v), x23, s0);
-            v = tkws__ld32(w + 4);
-            s1 = tkws__smlad(tkws__sxtb16(v), x01, s1);
-            s1 = tkws__smlad(tkws__sxtb16_ror8(v), x23, s1);
-            v = tkws__ld32(w + 8);
-            s2 = tkws__smlad(tkws__sxtb16(v), x01, s2);
-            s2 = tkws__smlad(tkws__sxtb16_ror8(v), x23, s2);
-            v = tkws__ld32(w + 12);
-            s3 = tkws__smlad(tkws__sxtb16(v), x01, s3);
-            s3 = tkws__smlad(tkws__sxtb16_ror8(v), x23, s3);
+        for (int32_t g = groups; g > 0; --g) {
+            int32_t x0, x1, w0, w1, t;
+            __asm__(
+                "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
+                "ldrd %[w0], %[w1], [%[wp]], #8\n\t"
+                "sxtb16 %[t], %[w0]\n\t"
+                "sxtb16 %[w0], %[w0], ror #8\n\t"
+                "smlad %[s0], %[t], %[x0], %[s0]\n\t"
+                "smlad %[s0], %[w0], %[x1], %[s0]\n\t"
+                "sxtb16 %[t], %[w1]\n\t"
+                "sxtb16 %[w1], %[w1], ror #8\n\t"
+                "smlad %[s1], %[t], %[x0], %[s1]\n\t"
+                "smlad %[s1], %[w1], %[x1], %[s1]\n\t"
+                "ldrd %[w0], %[w1], [%[wp]], #8\n\t"
+                "sxtb16 %[t], %[w0]\n\t"
+                "sxtb16 %[w0], %[w0], ror #8\n\t"
+                "smlad %[s2], %[t], %[x0], %[s2]\n\t"
+                "smlad %[s2], %[w0], %[x1], %[s2]\n\t"
+                "sxtb16 %[t], %[w1]\n\t"
+                "sxtb16 %[w1], %[w1], ror #8\n\t"
+                "smlad %[s3], %[t], %[x0], %[s3]\n\t"
+                "smlad %[s3], %[w1], %[x1], %[s3]\n\t"
+                : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [xp] "+r"(xp),
+                  [wp] "+r"(w), [x0] "=&r"(x0), [x1] "=&r"(x1), [w0] "=&r"(w0),
+                  [w1] "=&r"(w1), [t] "=&r"(t)
+                :
+                : "memory");
         }
         y[0] = s0;
         y[1] = s1;
@@ -69,7 +60,7 @@ TKWS_API void tkws_qmatvec(const tkws_qmatrix *a, const int16_t *x, int32_t *y)
 }
 #else
 /* Portable version: the same sums in the same layout. */
-TKWS_API void tkws_qmatvec(const tkws_qmatrix *a, const int16_t *x, int32_t *y)
+TKWS_QAPI void tkws_qmatvec(const tkws_qmatrix *a, const int16_t *x, int32_t *y)
 {
     const int8_t *w = a->data;
     const int32_t groups = a->cols_p >> 2;
@@ -89,17 +80,25 @@ TKWS_API void tkws_qmatvec(const tkws_qmatrix *a, const int16_t *x, int32_t *y)
 }
 #endif
 
-static inline int32_t tkws__clamp32(int64_t v, int32_t lim)
+static inline int32_t tkws__clamp(int32_t v, int32_t lim)
 {
-    return v > lim ? lim : (v < -lim ? -lim : (int32_t)v);
+    return v > lim ? lim : (v < -lim ? -lim : v);
 }
 
-static inline int16_t tkws__sat16(int64_t v)
+static inline int16_t tkws__sat16(int32_t v)
 {
     return (int16_t)(v > 32767 ? 32767 : (v < -32768 ? -32768 : v));
 }
 
-TKWS_API int32_t tkws_tanh_q15(int32_t u, int32_t frac)
+/* clamp((t + 2^31) >> 32, +-2^(27 - shift)) << shift: the high word of a rounded 64-bit
+ * multiply-accumulate (SMULL + SMLAL + one add with carry on the M4). */
+static inline int32_t tkws__hi_round(int64_t t, int32_t shift)
+{
+    const int32_t hi = (int32_t)((t + ((int64_t)1 << 31)) >> 32);
+    return tkws__clamp(hi, (int32_t)(TKWS_Q_ACT_CLAMP >> shift)) * (1 << shift);
+}
+
+TKWS_QAPI int32_t tkws_tanh_q15(int32_t u, int32_t frac)
 {
     const int32_t sh = frac - 6;              /* table step 2^-6 */
     const uint32_t m = u < 0 ? (uint32_t)0 - (uint32_t)u : (uint32_t)u;
@@ -115,7 +114,7 @@ TKWS_API int32_t tkws_tanh_q15(int32_t u, int32_t frac)
     return u < 0 ? -r : r;
 }
 
-TKWS_API int32_t tkws_sigmoid_q15(int32_t u, int32_t frac)
+TKWS_QAPI int32_t tkws_sigmoid_q15(int32_t u, int32_t frac)
 {
     return (32768 + tkws_tanh_q15(u, frac + 1)) >> 1;
 }
@@ -124,19 +123,19 @@ TKWS_API int32_t tkws_sigmoid_q15(int32_t u, int32_t frac)
 static inline int32_t tkws__preact(const tkws_qfast_cell *cell, const int32_t *acc_w,
                                    const int32_t *acc_u, int32_t i)
 {
-    const int64_t t = (int64_t)acc_w[i] * cell->w_mult[i] + (int64_t)acc_u[i] * cell->u_mult[i];
-    return tkws__clamp32((t + ((int64_t)1 << (cell->shift - 1))) >> cell->shift,
-                         (int32_t)TKWS_Q_ACT_CLAMP);
+    return tkws__hi_round((int64_t)acc_w[i] * cell->w_mult[i] + (int64_t)acc_u[i] * cell->u_mult[i],
+                          cell->shift);
 }
 
-/* (z h 2^15 + g c 2^h_frac + 2^29) >> 30, saturated: z, g, c Q15; h Q.h_frac. */
+/* (z h + (g c >> (15 - h_frac)) + 2^14) >> 15, saturated: z, g, c Q15; h Q.h_frac <= 13,
+ * so that the sum stays below 2^31. */
 static inline int16_t tkws__blend(int32_t z, int32_t h, int32_t g, int32_t c, int32_t h_frac)
 {
-    const int64_t t = ((int64_t)(z * h) << 15) + ((int64_t)(g * c) << h_frac);
-    return tkws__sat16((t + ((int64_t)1 << 29)) >> 30);
+    const int32_t t = z * h + ((g * c) >> (15 - h_frac));
+    return tkws__sat16((t + (1 << 14)) >> 15);
 }
 
-TKWS_API void tkws_qfastgrnn_step(const tkws_qfast_cell *cell, const int16_t *x, int16_t *h,
+TKWS_QAPI void tkws_qfastgrnn_step(const tkws_qfast_cell *cell, const int16_t *x, int16_t *h,
                                   int32_t *acc_w, int32_t *acc_u)
 {
     tkws_qmatvec(cell->w, x, acc_w);
@@ -151,7 +150,7 @@ TKWS_API void tkws_qfastgrnn_step(const tkws_qfast_cell *cell, const int16_t *x,
     }
 }
 
-TKWS_API void tkws_qfastrnn_step(const tkws_qfast_cell *cell, const int16_t *x, int16_t *h,
+TKWS_QAPI void tkws_qfastrnn_step(const tkws_qfast_cell *cell, const int16_t *x, int16_t *h,
                                  int32_t *acc_w, int32_t *acc_u)
 {
     tkws_qmatvec(cell->w, x, acc_w);
@@ -163,18 +162,17 @@ TKWS_API void tkws_qfastrnn_step(const tkws_qfast_cell *cell, const int16_t *x, 
     }
 }
 
-TKWS_API void tkws_qlinear(const tkws_qmatrix *a, const int32_t *mult, int32_t shift,
+TKWS_QAPI void tkws_qlinear(const tkws_qmatrix *a, const int32_t *mult, int32_t shift,
                            const int32_t *bias, const int16_t *x, int32_t *acc,
                            int32_t *logits)
 {
     tkws_qmatvec(a, x, acc);
     for (int32_t i = 0; i < a->rows; ++i) {
-        const int64_t t = ((int64_t)acc[i] * mult[i] + ((int64_t)1 << (shift - 1))) >> shift;
-        logits[i] = tkws__clamp32(t + bias[i], (int32_t)TKWS_Q_ACT_CLAMP);
+        logits[i] = tkws__hi_round((int64_t)acc[i] * mult[i], shift) + bias[i];
     }
 }
 
-TKWS_API void tkws_softmax_q15(const int32_t *logits, int16_t *p, int32_t n)
+TKWS_QAPI void tkws_softmax_q15(const int32_t *logits, int16_t *p, int32_t n)
 {
     uint32_t e[64];
     uint32_t sum = 0;
@@ -200,7 +198,7 @@ TKWS_API void tkws_softmax_q15(const int32_t *logits, int16_t *p, int32_t n)
     }
 }
 
-TKWS_API int16_t tkws_q78_from_float(float x)
+TKWS_QAPI int16_t tkws_q78_from_float(float x)
 {
     union {
         float f;

@@ -47,17 +47,17 @@ TKWS_API void tkws_qmatvec(const tkws_qmatrix *a, const int16_t *x, int32_t *y);
 typedef struct {
     int32_t hidden;             /* H */
     int32_t h_frac;             /* hidden state format Q.h_frac */
-    int32_t shift;              /* requantization shift of w_mult / u_mult */
+    int32_t shift;              /* 0, or low bits dropped when a multiplier needed it */
     const tkws_qmatrix *w, *u;
-    const int32_t *w_mult, *u_mult;   /* [H]: row scale * 2^(12 - input frac + shift) */
+    const int32_t *w_mult, *u_mult;   /* [H]: row scale * 2^(12 - input frac + 32 - shift) */
     const int32_t *bias_gate;   /* [H] Q.12 (FastGRNN only) */
     const int32_t *bias_update; /* [H] Q.12 */
     int32_t k1, k2;             /* Q15: FastGRNN sigma(zeta), sigma(nu); FastRNN sigma(alpha), sigma(beta) */
 } tkws_qfast_cell;
 
-/* a = (W x * w_mult + U h * u_mult) >> shift (int64, rounded, clamped to +-2^27), Q.12;
- * z = sigmoid(a + bias_gate), c = tanh(a + bias_update) (Q15);
- * h <- (z h 2^15 + (k1 (1 - z) + k2) c 2^h_frac) >> 30 (rounded, saturated to int16).
+/* a = (W x * w_mult + U h * u_mult + 2^31) >> 32 (int64 sum, clamped to +-2^27), Q.12;
+ * z = sigmoid(a + bias_gate), c = tanh(a + bias_update) (Q15), g = k1 (1 - z) + k2;
+ * h <- (z h + (g c >> (15 - h_frac)) + 2^14) >> 15 (saturated to int16).
  * Scratch acc_w, acc_u: [rows_p of W] int32. x: cols_p of W, h: cols_p of U entries. */
 TKWS_API void tkws_qfastgrnn_step(const tkws_qfast_cell *cell, const int16_t *x, int16_t *h,
                                   int32_t *acc_w, int32_t *acc_u);
@@ -65,7 +65,7 @@ TKWS_API void tkws_qfastgrnn_step(const tkws_qfast_cell *cell, const int16_t *x,
 TKWS_API void tkws_qfastrnn_step(const tkws_qfast_cell *cell, const int16_t *x, int16_t *h,
                                  int32_t *acc_w, int32_t *acc_u);
 
-/* logits[i] = clamp(((A x)_i * mult[i] + 2^(shift-1)) >> shift + bias[i]), Q.10. */
+/* logits[i] = clamp(((A x)_i * mult[i] + 2^31) >> 32) + bias[i], Q.10. */
 TKWS_API void tkws_qlinear(const tkws_qmatrix *a, const int32_t *mult, int32_t shift,
                            const int32_t *bias, const int16_t *x, int32_t *acc,
                            int32_t *logits);
