@@ -15,7 +15,8 @@ import soundfile as sf
 import torch
 
 from codegen_host import PEDANTIC, build_shared, digest
-from tinykws.codegen.emit_int import copy_int_runtime, emit_int_model, qblocked, qunblocked
+from tinykws.codegen.emit import copy_runtime
+from tinykws.codegen.emit_int import emit_int_model, qblocked, qunblocked
 from tinykws.features import logmel
 from tinykws.models import ModelConfig, build_model
 from tinykws.quant import model as qm
@@ -138,7 +139,7 @@ def _build(tmp: Path, im: qm.IntModel) -> ctypes.CDLL:
     files = emit_int_model(im)
     d = tmp / digest(*files.values())
     d.mkdir(parents=True, exist_ok=True)
-    copy_int_runtime(d)
+    copy_runtime(d)
     for name, text in files.items():
         (d / name).write_text(text)
     lib = build_shared([d / "model.c"], d / "libqmodel.so", include_dirs=[d], extra=PEDANTIC)
@@ -202,7 +203,7 @@ def test_c_saturation_paths_bit_exact(tmp_path_factory):
 def test_c_float_to_q78_matches_python(tmp_path_factory):
     d = tmp_path_factory.getbasetemp() / "q78"
     d.mkdir(exist_ok=True)
-    copy_int_runtime(d)
+    copy_runtime(d)
     (d / "q78.c").write_text(
         "#include <stdint.h>\nstatic const uint16_t tkws_tanh_table[513] = {0};\n"
         "static const uint32_t tkws_exp2_table[257] = {0};\n#include \"tkws_qrnn.c\"\n"

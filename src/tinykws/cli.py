@@ -337,6 +337,32 @@ def export(run_dir: Path = typer.Argument(..., help="Run folder with train/best.
         console.print(f"{name}: {path}")
 
 
+# ---------------------------------------------------------------- quantize (issue 11)
+
+
+@app.command()
+def quantize(
+    run_dir: Path = typer.Argument(..., help="Run folder with train/best.pt and features/."),
+    qat_epochs: int = typer.Option(
+        0, "--qat-epochs", help="Also fine-tune with int8 weights in the loop for N epochs; "
+        "the integer model that is better on validation is kept."
+    ),
+    per_tensor: bool = typer.Option(False, "--per-tensor", help="One weight scale per matrix "
+                                    "instead of one per row."),
+    as_json: bool = typer.Option(False, "--json", help="Print quant.json."),
+) -> None:
+    """Quantize the trained model to int8 weights / int16 states (calibrated on the training
+    features); writes RUN_DIR/quant/ and prints integer vs float accuracy."""
+    import json as _json
+
+    from tinykws.quant.calibrate import format_quant_report, quantize_run
+
+    if qat_epochs < 0:
+        raise TinyKWSError(f"--qat-epochs must be >= 0, got {qat_epochs}")
+    rep = quantize_run(run_dir, qat_epochs=qat_epochs, per_row=not per_tensor)
+    print(_json.dumps(rep, indent=2) if as_json else format_quant_report(rep))
+
+
 # ---------------------------------------------------------------- compile / verify (issue 6)
 
 
@@ -349,14 +375,23 @@ def compile_cmd(
         help="hard (FPv4-SP FPU, e.g. STM BlueCoin), softfp (FPU inside, soft-float calling "
         "convention: links with -mfloat-abi=soft firmware, e.g. MXChip AZ3166) or soft (no FPU).",
     ),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output folder; default RUN_DIR/device/<abi>."),
+    out: Optional[Path] = typer.Option(
+        None, "--out", help="Output folder; default RUN_DIR/device/<abi> (float), "
+        "RUN_DIR/device/int8 (int8, soft ABI) or RUN_DIR/device/int8-<abi>."
+    ),
     libm: bool = typer.Option(False, "--libm", help="Use libm's expf/logf/tanhf instead of tinykws' own."),
+    precision: str = typer.Option(
+        "float", "--precision", help="float, or int8: integer featurizer and model (int8 "
+        "weights; for cores without an FPU; quantizes the run first if needed)."
+    ),
 ) -> None:
     """Write featurizer.{h,c,S} and model.{h,c,S} (ELL-compatible C API) for the Cortex-M4."""
     from tinykws.codegen import compile_run
 
-    r = compile_run(run_dir, out_dir=out, target=target, float_abi=float_abi, use_libm=libm)
-    console.print(f"[bold]compiled[/] {r.target} float ABI {r.float_abi} with {r.toolchain} -> {r.out_dir}")
+    r = compile_run(run_dir, out_dir=out, target=target, float_abi=float_abi, use_libm=libm,
+                    precision=precision)
+    console.print(f"[bold]compiled[/] {r.target} {r.precision}, float ABI {r.float_abi} with "
+                  f"{r.toolchain} -> {r.out_dir}")
     for name in ("featurizer.h", "featurizer.S", "model.h", "model.S"):
         print(r.files[name])
 

@@ -9,6 +9,11 @@ wheel's clang).
 
 The C API keeps ELL's conventions (see docs/architecture.md, "Code generation"):
 ``mfcc_Filter`` / ``mfcc_Reset`` and ``completemodel_Predict`` / ``completemodel_Reset``.
+
+``precision="int8"`` builds the integer path instead (cores without an FPU): the integer
+featurizer (`tinykws.codegen.int_featurizer`) and the integer model
+(`tinykws.codegen.emit_int`) from ``RUN_DIR/quant/model_int.npz``, which `tinykws quantize`
+writes (and this function, when it is missing or older than the checkpoint).
 """
 
 from __future__ import annotations
@@ -21,6 +26,15 @@ from typing import Optional
 from tinykws.errors import TinyKWSError
 
 TARGETS = ("cortex-m4",)
+PRECISIONS = ("float", "int8")
+
+
+def default_out_dir(run_dir: Path, float_abi: str, precision: str = "float") -> Path:
+    """RUN_DIR/device/<abi> for float builds; RUN_DIR/device/int8 for the integer build with
+    the soft-float ABI (the MXChip build) and RUN_DIR/device/int8-<abi> for other ABIs."""
+    if precision == "float":
+        return Path(run_dir) / "device" / float_abi
+    return Path(run_dir) / "device" / ("int8" if float_abi == "soft" else f"int8-{float_abi}")
 
 
 @dataclass(frozen=True)
@@ -33,6 +47,7 @@ class CompileResult:
     toolchain: str  # compiler name and version
     use_libm: bool
     files: dict[str, Path] = field(default_factory=dict)  # file name -> path
+    precision: str = "float"  # float | int8
 
     @property
     def featurizer_S(self) -> Path:
@@ -79,9 +94,12 @@ def compile_run(
     float_abi: str = "hard",
     use_libm: bool = False,
     checkpoint: Optional[Path | str] = None,
+    precision: str = "float",
 ) -> CompileResult:
-    """RUN_DIR/train/best.pt (+ RUN_DIR/detector.json) -> OUT (default RUN_DIR/device/<abi>/):
-    .c, .h and .S files."""
+    """RUN_DIR/train/best.pt (+ RUN_DIR/detector.json) -> OUT (default `default_out_dir`):
+    .c, .h and .S files.
+
+    `precision`: "float" (the float featurizer and model) or "int8" (the integer path)."""
     from tinykws.codegen.emit import write_sources
     from tinykws.detect import load_detector, save_detector
     from tinykws.features import FeatureParams
@@ -91,6 +109,8 @@ def compile_run(
     if target not in TARGETS:
         raise TinyKWSError(f"unknown target {target!r}; supported: {', '.join(TARGETS)}")
     check_float_abi(float_abi)
+    if precision not in PRECISIONS:
+        raise TinyKWSError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
     run_dir = Path(run_dir)
     ckpt = Path(checkpoint) if checkpoint else run_dir / "train" / "best.pt"
     if not ckpt.is_file():
@@ -100,11 +120,14 @@ def compile_run(
     categories = list(meta.get("categories") or [])
     if not categories:
         raise TinyKWSError(f"{ckpt} has no category names")
-    out = Path(out_dir) if out_dir else run_dir / "device" / float_abi
+    out = Path(out_dir) if out_dir else default_out_dir(run_dir, float_abi, precision)
     if out.exists() and not out.is_dir():
         raise TinyKWSError(f"--out {out} is a file; give a folder (it is created if missing)")
     detector, op = load_detector(run_dir)
-    files = write_sources(out, params, model, categories, detector=detector)
+    if precision == "int8":
+        files = _write_int_sources(run_dir, ckpt, out, params, meta, detector)
+    else:
+        files = write_sources(out, params, model, categories, detector=detector)
     files["detector.json"] = save_detector(out, detector, op)  # what detector.S was made from
 
     tc = find_toolchain()
@@ -115,7 +138,32 @@ def compile_run(
         _gnu_as_compatible(S)
         _check_asm(S, float_abi, use_libm)
         files[f"{stem}.S"] = S
-    return CompileResult(out, float_abi, target, tc.version, use_libm, files)
+    return CompileResult(out, float_abi, target, tc.version, use_libm, files, precision)
 
 
-__all__ = ["CompileResult", "TARGETS", "compile_run"]
+def _write_int_sources(run_dir: Path, ckpt: Path, out: Path, params, meta,
+                       detector) -> dict[str, Path]:
+    """The integer featurizer and model C (quantizing the run first when needed), and the
+    streaming detector on top of the model's float scores."""
+    from tinykws.codegen.emit import copy_runtime, emit_detector
+    from tinykws.codegen.emit_int import emit_int_model
+    from tinykws.codegen.int_featurizer import emit_int_featurizer
+    from tinykws.quant.calibrate import load_int_model, quantize_run
+
+    qpath = run_dir / "quant" / "model_int.npz"
+    if not qpath.is_file() or qpath.stat().st_mtime < ckpt.stat().st_mtime:
+        quantize_run(run_dir, checkpoint=ckpt)
+    im = load_int_model(run_dir)
+    if list(im.categories) != list(meta.get("categories") or []):
+        raise TinyKWSError(f"{qpath} has other categories than {ckpt}: run `tinykws quantize` again")
+    files = {p.name: p for p in copy_runtime(out)}
+    frame_ms = 1000.0 * params.hop / params.sample_rate
+    texts = {**emit_int_featurizer(params), **emit_int_model(im),
+             **emit_detector(detector, im.categories, frame_ms)}
+    for name, text in texts.items():
+        (out / name).write_text(text)
+        files[name] = out / name
+    return files
+
+
+__all__ = ["CompileResult", "PRECISIONS", "TARGETS", "compile_run", "default_out_dir"]

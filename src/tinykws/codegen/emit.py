@@ -53,6 +53,8 @@ RUNTIME_FILES = (
     "tkws_dsp.h",
     "tkws_qlogmel.h",
     "tkws_qlogmel.c",
+    "tkws_qrnn.h",
+    "tkws_qrnn.c",
 )
 
 

@@ -12,8 +12,6 @@ output conversion of the float entry point.
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -25,21 +23,11 @@ from tinykws.codegen.emit import (
     _common_protos,
     _header_close,
     _header_open,
-    runtime_dir,
 )
 from tinykws.errors import TinyKWSError
 
-INT_RUNTIME_FILES = ("tkws_common.h", "tkws_qrnn.h", "tkws_qrnn.c")
 # byte order of the 4 weights of one row inside a group of 4 columns (see tkws_qrnn.h)
 _PERM = (0, 2, 1, 3)
-
-
-def copy_int_runtime(out_dir: Path) -> list[Path]:
-    """Copy the integer runtime next to the generated model.c (it #includes it)."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in INT_RUNTIME_FILES:
-        shutil.copyfile(runtime_dir() / name, out_dir / name)
-    return [out_dir / n for n in INT_RUNTIME_FILES]
 
 
 def qblocked(mat: np.ndarray) -> tuple[int, int, int, int, np.ndarray]:

@@ -151,7 +151,7 @@ def quantize_run(run_dir: Path | str, qat_epochs: int = 0, per_row: bool = True,
     report["chosen"] = chosen
     im.info["chosen"] = chosen
     out = run_dir / "quant"
-    im.save(out / "model_int.npz")
+    report["out"] = str(im.save(out / "model_int.npz"))
     tmp = out / "quant.json.tmp"
     tmp.write_text(json.dumps(report, indent=2) + "\n")
     tmp.replace(out / "quant.json")
@@ -172,3 +172,25 @@ def _save_checkpoint(model: Any, meta: dict[str, Any], path: Path) -> None:
 def load_int_model(run_dir: Path | str) -> IntModel:
     """RUN_DIR/quant/model_int.npz."""
     return IntModel.load(Path(run_dir) / "quant" / "model_int.npz")
+
+
+def format_quant_report(rep: dict[str, Any]) -> str:
+    """What `tinykws quantize` prints: per method and split, float vs integer accuracy."""
+    lines = [f"integer model from {rep['checkpoint']} ({'per-row' if rep['per_row'] else 'per-tensor'} "
+             f"int8 weights, calibrated on {rep['calibration_clips']} training clips)"]
+    for method in ("ptq", "qat"):
+        if method not in rep:
+            continue
+        r = rep[method]
+        head = "post-training" if method == "ptq" else f"quantization-aware ({r['epochs']} epochs)"
+        lines.append(f"{head}: hidden state formats Q.{', Q.'.join(map(str, r['h_frac']))}")
+        for split in ("validation", "testing"):
+            if split in r:
+                a = r[split]
+                lines.append(
+                    f"  {split:10s} {a['n']:5d} clips: float {a['float_accuracy']:.2%}, integer "
+                    f"{a['int_accuracy']:.2%}; argmax agreement {a['argmax_agreement']:.2%}; max "
+                    f"|score diff| {a['max_score_diff']:.3g}"
+                )
+    lines.append(f"kept: {rep['chosen']} -> {rep.get('out', 'RUN_DIR/quant/model_int.npz')}")
+    return "\n".join(lines)
