@@ -452,9 +452,15 @@ def evaluate(
     run_dir: Path = typer.Argument(..., help="Run folder with train/best.pt."),
     data: Path = typer.Option(..., "--data", help="Speech Commands folder or Google-12 test layout."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-    backend: str = typer.Option("torch", help="torch | onnx | device"),
+    backend: str = typer.Option(
+        "torch", help="torch | onnx | int8 (the integer path in Python) | device (emulated M4)"
+    ),
     max_clips: Optional[int] = typer.Option(None, help="Evaluate an evenly spaced subset."),
     split: str = typer.Option("testing", help="Split of a Speech Commands layout."),
+    build: str = typer.Option(
+        "hard", "--build", help="With --backend device: the build to run, hard | soft | int8 "
+        "(RUN_DIR/device/<build>, compiled when missing)."
+    ),
 ) -> None:
     """Accuracy and per-class precision/recall/F1 on 1-s clips; writes RUN_DIR/eval/."""
     import contextlib
@@ -464,7 +470,7 @@ def evaluate(
 
     with contextlib.redirect_stdout(sys.stderr if json_out else sys.stdout):  # stdout: JSON only
         result = run_eval(run_dir, data, backend=backend, split=split, max_clips=max_clips,
-                          log=None if json_out else console.print)
+                          log=None if json_out else console.print, build=build)
     if json_out:
         typer.echo(_json.dumps(result.to_dict()))
     else:

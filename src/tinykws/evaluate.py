@@ -28,8 +28,8 @@ UNKNOWN = "_unknown_"
 SILENCE = "_silence_"
 BACKGROUND = "_background_noise_"
 CLIP_SAMPLES = 16000  # 1 s at 16 kHz
-Backend = Literal["torch", "onnx", "device"]
-BACKENDS = ("torch", "onnx", "device")
+Backend = Literal["torch", "onnx", "int8", "device"]
+BACKENDS = ("torch", "onnx", "int8", "device")
 
 
 # --------------------------------------------------------------------------- clips
@@ -232,9 +232,25 @@ def onnx_model_path(run_dir: Path) -> Path:
     return path
 
 
+def int8_scores(run_dir: Path, audio: np.ndarray, feature_params: dict) -> np.ndarray:
+    """Scores `[N, C]` of the integer path in Python (what the int8 build computes, bit for
+    bit): the integer featurizer's reference and RUN_DIR/quant/model_int.npz."""
+    from tinykws.features import FeatureParams
+    from tinykws.quant.calibrate import load_int_model
+    from tinykws.quant.features import logmel_q_batch
+    from tinykws.quant.model import scores_float
+
+    im = load_int_model(run_dir)
+    q = logmel_q_batch(np.asarray(audio, dtype=np.int16), FeatureParams.from_dict(feature_params))
+    out = []
+    for s in range(0, len(q), 256):
+        out.append(scores_float(im.run(q[s : s + 256])[1][:, -1]))
+    return np.concatenate(out) if out else np.zeros((0, im.num_classes), np.float32)
+
+
 def device_scores(run_dir: Path, audio: np.ndarray, abi: str = "hard") -> np.ndarray:
     """Scores `[N, C]` from the emulated Cortex-M4 running the generated featurizer + model
-    on the raw int16 audio `[N, 16000]`."""
+    on the raw int16 audio `[N, 16000]`; `abi`: the build (hard, soft, int8, ...)."""
     try:
         from tinykws import device
     except ImportError:
@@ -351,15 +367,19 @@ def plot_confusion(result: EvalResult, path: Path, title: str | None = None) -> 
 
 
 def backend_scores(
-    backend: str, run_dir: Path, audio: np.ndarray, model=None, meta: dict | None = None
+    backend: str, run_dir: Path, audio: np.ndarray, model=None, meta: dict | None = None,
+    build: str = "hard",
 ) -> np.ndarray:
-    """Scores `[N, C]` of one backend on 1-s int16 clips `[N, 16000]`."""
+    """Scores `[N, C]` of one backend on 1-s int16 clips `[N, 16000]` (`build`: which
+    compiled build the device backend runs)."""
     if backend not in BACKENDS:
         raise TinyKWSError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "device":
-        return device_scores(run_dir, audio)
+        return device_scores(run_dir, audio, abi=build)
     if model is None or meta is None:
         model, meta = load_run_model(run_dir)
+    if backend == "int8":
+        return int8_scores(run_dir, audio, meta["feature_params"])
     feats = features_for(audio, meta["feature_params"])
     if backend == "torch":
         return torch_scores(model, feats)
@@ -374,11 +394,15 @@ def evaluate(
     max_clips: int | None = None,
     write: bool = True,
     log: Callable[[str], None] | None = None,
+    build: str = "hard",
 ) -> EvalResult:
     """Classify every clip of `data_dir` (see the module docstring for layouts) with the
-    run's model on `backend`; writes `eval/evaluation.json` (+ `eval/confusion.png`).
+    run's model on `backend`; writes `eval/evaluation.json` (+ `eval/confusion.png`); the
+    integer path (backend int8, or device with an int8 build) writes
+    `eval/evaluation_int8.json` (+ `confusion_int8.png`), so both can be reported.
 
-    `max_clips` takes an evenly spaced subset (for the slow device backend).
+    `max_clips` takes an evenly spaced subset (for the slow device backend). `build`: the
+    compiled build the device backend runs (hard, soft, int8, ...: RUN_DIR/device/<build>).
     """
     run_dir, data_dir = Path(run_dir), Path(data_dir)
     if max_clips is not None and max_clips < 1:
@@ -392,13 +416,15 @@ def evaluate(
     if log:
         log(f"{len(clips)} clips ({layout} layout) from {data_dir}, backend {backend}")
     audio = clip_audio(clips)
-    scores = backend_scores(backend, run_dir, audio, model, meta)
+    scores = backend_scores(backend, run_dir, audio, model, meta, build=build)
     y_true = np.array([categories.index(c.label) for c in clips])
     result = result_from_predictions(y_true, scores.argmax(1), categories, backend=backend,
                                      layout=layout, data_dir=str(data_dir))
     if write:
         out = run_dir / "eval"
         out.mkdir(parents=True, exist_ok=True)
-        (out / "evaluation.json").write_text(json.dumps(result.to_dict(), indent=2))
-        plot_confusion(result, out / "confusion.png")
+        integer = backend == "int8" or (backend == "device" and build.startswith("int8"))
+        suffix = "_int8" if integer else ""
+        (out / f"evaluation{suffix}.json").write_text(json.dumps(result.to_dict(), indent=2))
+        plot_confusion(result, out / f"confusion{suffix}.png")
     return result

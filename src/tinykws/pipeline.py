@@ -23,7 +23,11 @@ from tinykws.errors import TinyKWSError
 
 console = Console(stderr=True)
 
-FLOAT_ABIS = ("hard", "soft")
+# The builds the pipeline compiles and verifies: hard float (Cortex-M4F) and, for cores
+# without an FPU, the integer build (int8 weights, soft-float ABI). The float soft-float build
+# stays available (`tinykws compile RUN --float-abi soft --precision float`): it is correct
+# but 50x too slow for real time on an FPU-less M4.
+BUILDS = ("hard", "int8")
 
 
 @dataclass(frozen=True)
@@ -98,26 +102,33 @@ def _train(cfg: PipelineConfig, run: Path) -> Any:
     return result
 
 
-def _verify(run: Path, abi: str, clips: int) -> Any:
+def _verify(run: Path, build: str, clips: int) -> Any:
     from tinykws.device import format_report, verify
 
-    report = verify(run / "device" / abi, run_dir=run, max_clips=clips)
+    report = verify(run / "device" / build, run_dir=run, max_clips=clips)
     console.print(format_report(report))
     if not report.ok:
         raise TinyKWSError(
-            f"the emulated Cortex-M4 ({abi} float) disagrees with the Python model; "
-            f"see {run / 'device' / abi / 'verify.json'}"
+            f"the emulated Cortex-M4 ({build} build) disagrees with its Python reference; "
+            f"see {run / 'device' / build / 'verify.json'}"
         )
     return report
 
 
+def _compile(run: Path, build: str) -> Any:
+    from tinykws.codegen import build_spec, compile_run
+
+    abi, precision = build_spec(build)
+    return compile_run(run, run / "device" / build, float_abi=abi, precision=precision)
+
+
 def run_pipeline(cfg: PipelineConfig) -> Path:
     """Run every stage into `cfg.out`; returns the path of the report."""
-    from tinykws.codegen import compile_run
     from tinykws.data.speech_commands import make_lists
     from tinykws.dataset import featurize_lists
     from tinykws.evaluate import evaluate
     from tinykws.export import export_run
+    from tinykws.quant.calibrate import quantize_run
     from tinykws.report import write_report
     from tinykws.stream import stream_metrics
 
@@ -154,16 +165,22 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     )
     t.run("export", lambda: export_run(run), lambda d: ", ".join(p.name for p in d.values()))
     clips = cfg.verify_clips or (4 if cfg.quick else 20)
-    n_clips = {"hard": clips, "soft": max(2, clips // 3)}
-    for abi in FLOAT_ABIS:
-        t.run(f"compile ({abi} float)", lambda abi=abi: compile_run(run, float_abi=abi),
-              lambda r: r.toolchain)  # fmt: skip
-        t.run(f"verify ({abi} float)", lambda abi=abi: _verify(run, abi, n_clips[abi]),
+    t.run("quantize", lambda: quantize_run(run),
+          lambda r: "integer vs float on validation: argmax agreement "
+          f"{r['ptq']['validation']['argmax_agreement']:.1%}")  # fmt: skip
+    for build in BUILDS:
+        t.run(f"compile ({build})", lambda b=build: _compile(run, b), lambda r: r.toolchain)
+        t.run(f"verify ({build})", lambda b=build: _verify(run, b, clips),
               lambda r: f"{r.n_clips} clips match")  # fmt: skip
     t.run(
         "evaluate",
         lambda: evaluate(run, data, backend="torch"),
         lambda r: f"testing accuracy {r.accuracy:.3f} on {r.n} clips",
+    )
+    t.run(
+        "evaluate (int8)",
+        lambda: evaluate(run, data, backend="int8"),
+        lambda r: f"testing accuracy {r.accuracy:.3f} on {r.n} clips (integer path)",
     )
     minutes = cfg.stream_minutes or (0.5 if cfg.quick else 3.0)
     t.run(

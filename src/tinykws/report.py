@@ -1,7 +1,8 @@
 """`RUN_DIR/report.md`: one page a person can read about a run, with its pictures.
 
 Sections: data summary, training curves, clip accuracy + confusion matrix, streaming DET
-curve, device table (flash, RAM, instructions per frame for hard and soft float). Every
+curve, device table (flash, RAM, instructions per frame for the hard-float, soft-float and
+integer builds). Every
 section reads the files its stage wrote (docs/architecture.md "Run folder") and says
 "not run" when they are missing, so a partial run still gets a report.
 """
@@ -20,7 +21,9 @@ import numpy as np
 from tinykws.plots import pyplot, save_png
 
 SPLITS = ("training", "validation", "testing")
-ABIS = ("hard", "soft")
+# builds under RUN_DIR/device/ and how the report names them
+BUILDS = {"hard": "hard float", "soft": "soft float", "int8": "integer (int8), soft ABI"}
+ABIS = tuple(BUILDS)  # kept for callers of the old name
 
 
 def _read_json(path: Path) -> Any | None:
@@ -259,22 +262,37 @@ def _round(v: Any) -> Any:
     return int(round(v)) if isinstance(v, float) else v
 
 
+_BUILD_CMD = {"hard": "tinykws compile RUN --float-abi hard",
+              "soft": "tinykws compile RUN --float-abi soft --precision float",
+              "int8": "tinykws compile RUN --float-abi soft --precision int8"}
+
+
 def section_device(run_dir: Path) -> str:
     out = "## Device (emulated Cortex-M4)\n\n"
-    rows = {abi: _read_json(run_dir / "device" / abi / "verify.json") for abi in ABIS}
+    rows = {b: _read_json(run_dir / "device" / b / "verify.json") for b in BUILDS}
     if not any(isinstance(r, dict) for r in rows.values()):
-        return out + _not_run("device/{hard,soft}/verify.json", "tinykws verify")
-    out += ("| float ABI | flash | RAM | instructions / frame | featurizer | model | "
-            "matches PyTorch | max score diff |\n|---|---:|---:|---:|---:|---:|:---:|---:|\n")
-    for abi, r in rows.items():
+        return out + _not_run("device/{hard,soft,int8}/verify.json", "tinykws verify")
+    out += ("| build | flash | RAM | instructions / frame | featurizer | model | "
+            "matches its reference | max score diff | vs float model |\n"
+            "|---|---:|---:|---:|---:|---:|:---:|---:|---|\n")
+    for b, r in rows.items():
         if not isinstance(r, dict):
-            out += f"| {abi} | not run | | | | | | |\n"
+            out += (f"| {BUILDS[b]} | not run (`{_BUILD_CMD[b]}`, then "
+                    f"`tinykws verify RUN/device/{b}`) | | | | | | | |\n")
             continue
         d = device_row(r)
-        out += (f"| {abi} | {_fmt(d['flash'], 'B')} | {_fmt(d['ram'], 'B')} | "
+        ref = {"int": "integer reference", "onnx": "ONNX"}.get(r.get("reference"), "PyTorch")
+        fm = r.get("float_model")
+        vs = (f"argmax {fm['argmax_agreement']:.1%}, max diff {fm['max_abs_diff']:.3g}"
+              if isinstance(fm, dict) else "–")
+        out += (f"| {BUILDS[b]} | {_fmt(d['flash'], 'B')} | {_fmt(d['ram'], 'B')} | "
                 f"{_fmt(_round(d['instructions']))} | {_fmt(_round(d['featurizer']))} | "
-                f"{_fmt(_round(d['model']))} | {_fmt(d['passed'])} | {_fmt(d['max_err'])} |\n")
-    return out + "\n_From `device/<abi>/verify.json`; one frame = 10 ms of audio (featurizer + model step)._\n"
+                f"{_fmt(_round(d['model']))} | {_fmt(d['passed'])} ({ref}) | "
+                f"{_fmt(d['max_err'])} | {vs} |\n")
+    return out + ("\n_From `device/<build>/verify.json`; one frame = 10 ms of audio (featurizer "
+                  "+ model step). The integer build must equal its Python reference bit for bit "
+                  "(max score diff 0); its agreement with the float model is measured on the same "
+                  "clips._\n")
 
 
 # --------------------------------------------------------------------------- summary
@@ -296,13 +314,18 @@ def section_summary(run_dir: Path) -> str:
         lines.append(f"- Streaming: **{at['recall']:.0%} of keywords caught, "
                      f"{at['fa_per_hour']:.0f} false alarms per hour** at threshold "
                      f"{at['threshold']:.2f} ({st.get('minutes', 0):.1f}-min test stream).")
-    for abi in ABIS:
-        v = _read_json(run_dir / "device" / abi / "verify.json")
+    ev8 = _read_json(run_dir / "eval" / "evaluation_int8.json")
+    if isinstance(ev8, dict) and "accuracy" in ev8:
+        lines.append(f"- Integer build (int8): clip accuracy **{ev8['accuracy']:.1%}** on "
+                     f"{ev8['n']} clips ({ev8.get('backend', 'int8')}).")
+    for b, name in BUILDS.items():
+        v = _read_json(run_dir / "device" / b / "verify.json")
         if isinstance(v, dict):
             d = device_row(v)
-            lines.append(f"- Cortex-M4 {abi} float: {_fmt(d['flash'], 'B')} flash, "
+            ref = "its integer reference" if v.get("reference") == "int" else "PyTorch"
+            lines.append(f"- Cortex-M4 {name}: {_fmt(d['flash'], 'B')} flash, "
                          f"{_fmt(d['ram'], 'B')} RAM, {_fmt(_round(d['instructions']))} "
-                         f"instructions per 10-ms frame; matches PyTorch: {_fmt(d['passed'])}.")
+                         f"instructions per 10-ms frame; matches {ref}: {_fmt(d['passed'])}.")
     return "## Summary\n\n" + ("\n".join(lines) + "\n" if lines else "_No stage results yet._\n")
 
 

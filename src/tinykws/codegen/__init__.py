@@ -29,6 +29,16 @@ TARGETS = ("cortex-m4",)
 PRECISIONS = ("float", "int8")
 
 
+def build_spec(build: str) -> tuple[str, str]:
+    """A build's name (the folder under RUN_DIR/device/) -> (float ABI, precision):
+    "hard" -> (hard, float), "int8" -> (soft, int8), "int8-hard" -> (hard, int8)."""
+    if build == "int8":
+        return "soft", "int8"
+    if build.startswith("int8-"):
+        return build[len("int8-"):], "int8"
+    return build, "float"
+
+
 def default_out_dir(run_dir: Path, float_abi: str, precision: str = "float") -> Path:
     """RUN_DIR/device/<abi> for float builds; RUN_DIR/device/int8 for the integer build with
     the soft-float ABI (the MXChip build) and RUN_DIR/device/int8-<abi> for other ABIs."""
@@ -166,4 +176,4 @@ def _write_int_sources(run_dir: Path, ckpt: Path, out: Path, params, meta,
     return files
 
 
-__all__ = ["CompileResult", "PRECISIONS", "TARGETS", "compile_run", "default_out_dir"]
+__all__ = ["CompileResult", "PRECISIONS", "TARGETS", "build_spec", "compile_run", "default_out_dir"]

@@ -15,19 +15,23 @@ from tinykws.device.reference import torch_reference
 from tinykws.toolchain import Toolchain, check_float_abi
 
 def device_for_run(
-    run_dir: Path | str, float_abi: str = "hard", toolchain: Optional[Toolchain] = None
+    run_dir: Path | str, build: str = "hard", toolchain: Optional[Toolchain] = None
 ) -> KWSDevice:
-    """The emulated board for RUN_DIR/device/<abi>: compiles the run first when the `.S`
-    files are missing, and relinks the image when they (or the runtime and layout it is
-    built from) are newer than it."""
+    """The emulated board for RUN_DIR/device/<build> (hard, soft, int8, int8-hard, ...; see
+    `tinykws.codegen.build_spec`): compiles the run first when the `.S` files are missing,
+    and relinks the image when they (or the runtime and layout it is built from) are newer
+    than it."""
+    from tinykws.codegen import build_spec
+
+    float_abi, precision = build_spec(build)
     check_float_abi(float_abi)
     run_dir = Path(run_dir)
-    compiled = run_dir / "device" / float_abi
+    compiled = run_dir / "device" / build
     sources = [compiled / "featurizer.S", compiled / "model.S"]
     if not all(p.is_file() for p in sources):
         from tinykws.codegen import compile_run
 
-        compile_run(run_dir, compiled, "cortex-m4", float_abi)
+        compile_run(run_dir, compiled, "cortex-m4", float_abi, precision=precision)
     elf = compiled / "build" / "image.elf"
     newest = max(p.stat().st_mtime for p in [*sources, *image_inputs()])
     if not elf.is_file() or elf.stat().st_mtime < newest:
@@ -38,7 +42,8 @@ def device_for_run(
 
 def classify_clips(run_dir: Path | str, audio: np.ndarray, abi: str = "hard") -> np.ndarray:
     """Class scores [N, C] of 1-s clips `audio` [N, S] (int16 samples) on the emulated
-    Cortex-M4: each clip from reset, the scores after its last frame (evaluate's backend)."""
+    Cortex-M4: each clip from reset, the scores after its last frame (evaluate's backend).
+    `abi`: the build (hard, soft, int8, ...; the folder under RUN_DIR/device/)."""
     audio = np.asarray(audio)
     if audio.ndim != 2:
         raise DeviceError(f"classify_clips: expected clips [N, samples], got shape {audio.shape}")

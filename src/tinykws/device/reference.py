@@ -67,3 +67,25 @@ def onnx_reference(run_dir: Path | str):
 
     return reference, shape, fp, meta
 
+
+
+def int_reference(run_dir: Path | str):
+    """Like `torch_reference`, for the integer build: the integer featurizer's Python
+    reference (`tinykws.quant.features`) and the integer model's
+    (RUN_DIR/quant/model_int.npz). Features are Q7.8 / 256 and scores Q15 / 32768, as the
+    float entry points `mfcc_Filter` and `completemodel_Predict` return them: the device
+    must match them exactly."""
+    from tinykws.quant.calibrate import load_int_model
+    from tinykws.quant.features import frames_from_stream_q
+    from tinykws.quant.model import scores_float
+
+    _, shape, fp, meta = torch_reference(run_dir)
+    im = load_int_model(run_dir)
+
+    def reference(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        pcm = np.asarray(audio).astype(np.int16)  # the harness feeds int16-valued floats
+        q = np.stack([frames_from_stream_q(a, fp) for a in pcm])  # [N, T, F] int16
+        _, sc = im.run(q)
+        return q.astype(np.float32) / np.float32(256), scores_float(sc)
+
+    return reference, shape, fp, meta

@@ -22,7 +22,7 @@ from tinykws.device.errors import DeviceError
 from tinykws.device.harness import KWSDevice
 from tinykws.device.image import build_image
 from tinykws.device.qemu import qemu_binary, qemu_cross_check
-from tinykws.device.reference import onnx_reference, torch_reference
+from tinykws.device.reference import int_reference, onnx_reference, torch_reference
 from tinykws.toolchain import (
     Toolchain,
     asm_float_abi,
@@ -35,7 +35,8 @@ COUNT_CLIPS = 3  # clips run with the instruction-counting hook (costs barely de
 # (clips, blocks per clip) counted by `verify`: the Python hook runs once per basic block,
 # ~1 s per 5-10 M instructions, so soft float (70-600 M instructions per clip) counts a
 # sample: 6 featurizer calls (3 while the window fills) and 4 model calls.
-COUNTING = {"hard": (COUNT_CLIPS, None), "softfp": (COUNT_CLIPS, None), "soft": (1, 6)}
+COUNTING = {"hard": (COUNT_CLIPS, None), "softfp": (COUNT_CLIPS, None), "soft": (1, 6),
+            "int8": (COUNT_CLIPS, None)}  # int8: the integer build, any ABI
 
 
 @dataclass
@@ -59,8 +60,11 @@ class VerifyReport:
     peak_stack_bytes: int
     seconds: float
     clips: list[str] = field(default_factory=list)
-    reference: str = "torch"  # what the scores were compared with: torch | onnx
+    reference: str = "torch"  # what the scores were compared with: torch | onnx | int
     qemu_check: Optional[dict[str, Any]] = None  # per-call counts from QEMU vs unicorn
+    precision: str = "float"  # float | int8 (integer featurizer and model)
+    # int8 builds: the device's scores vs the float model's (max_abs_diff, argmax_agreement)
+    float_model: Optional[dict[str, Any]] = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -82,8 +86,14 @@ def verify_device(
     count_clips: int = COUNT_CLIPS,
     progress: bool = True,
     count_blocks: Optional[int] = None,
+    secondary: Optional[Reference] = None,
+    feature_atol: Optional[float] = None,
 ) -> tuple[dict[str, Any], CallCounts | None]:
     """Run every clip on the device and compare with `reference`; the parity part of a report.
+
+    `secondary` (integer builds: the float model): also measured, not checked; its
+    max score difference and final-decision agreement go into parity["float_model"].
+    `feature_atol`: also check every feature to this (integer builds: 0, exact).
 
     Checks every class score of every frame to `atol`, and the final decision (argmax of
     the last frame) of every clip. Instructions are counted on the first `count_clips`
@@ -97,6 +107,8 @@ def verify_device(
         raise DeviceError("no clips to verify")
     audio = np.stack([a.astype(np.float32) for _, a in clips])  # [N, S]
     ref_feat, ref_scores = reference(audio)  # [N, T, F], [N, T, C]
+    sec_scores = secondary(audio)[1] if secondary is not None else None
+    sec_diff, sec_agree, sec_last = 0.0, 0, []
     warm = device.shape.warmup_blocks
     max_diff = max_fdiff = 0.0
     agree, n_frames, first, counted = 0, 0, None, 0
@@ -128,12 +140,18 @@ def verify_device(
             fdiff = np.abs(dev_feat - ref_feat[i]).max(axis=1)  # [T]
             diff = np.abs(run.scores - ref_scores[i])  # [T, C]
             bad = ~(diff <= atol)  # NaN counts as bad
+            if feature_atol is not None:  # a featurizer mismatch marks its frame bad
+                bad |= ~(fdiff <= feature_atol)[:, None]
             worst = float(np.nanmax(diff)) if np.isfinite(diff).any() else math.inf
             max_diff = max(max_diff, worst)
             max_fdiff = max(max_fdiff, float(np.nanmax(fdiff)) if fdiff.size else 0.0)
             same = int(np.argmax(run.scores[-1])) == int(np.argmax(ref_scores[i][-1]))
             agree += same
             n_frames += len(diff)
+            if sec_scores is not None:
+                sec_diff = max(sec_diff, float(np.abs(run.scores - sec_scores[i]).max()))
+                sec_last.append(float(np.abs(run.scores[-1] - sec_scores[i][-1]).max()))
+                sec_agree += int(np.argmax(run.scores[-1])) == int(np.argmax(sec_scores[i][-1]))
             if first is None and (bad.any() or not same):
                 if bad.any():
                     t, c = np.argwhere(bad)[0]
@@ -164,6 +182,12 @@ def verify_device(
         "clips": [n for n, _ in clips],
         "counted_clips": counted,
     }
+    if sec_scores is not None:
+        parity["float_model"] = {
+            "max_abs_diff": sec_diff,
+            "mean_last_frame_max_diff": float(np.mean(sec_last)),
+            "argmax_agreement": sec_agree / len(clips),
+        }
     counts = CallCounts(totals, calls, sp) if calls else None
     return parity, counts
 
@@ -224,6 +248,12 @@ def detect_float_abi(compiled_dir: Path | str) -> str:
     return asm_float_abi((Path(compiled_dir) / "model.S").read_text(errors="replace"))
 
 
+def detect_precision(compiled_dir: Path | str) -> str:
+    """'int8' for an integer build (its model.h declares completemodel_PredictQ), else 'float'."""
+    h = Path(compiled_dir) / "model.h"
+    return "int8" if h.is_file() and "_PredictQ(" in h.read_text(errors="replace") else "float"
+
+
 def object_sizes(build_dir: Path, names: Sequence[str] = ("featurizer", "model")) -> dict:
     """Section sizes of the assembled featurizer.o and model.o (what a firmware links)."""
     return {n: elf_section_sizes(build_dir / f"{n}.o") for n in names}
@@ -264,6 +294,7 @@ def verify(
     if not (run_dir / "train" / "best.pt").is_file():
         raise DeviceError(f"{run_dir}/train/best.pt not found: pass the run folder with --run")
     float_abi = check_float_abi(float_abi or detect_float_abi(compiled_dir))
+    precision = detect_precision(compiled_dir)
     tc = toolchain or find_toolchain()
     build = compiled_dir / "build"
     elf = build_image(
@@ -272,6 +303,11 @@ def verify(
     if reference not in ("torch", "onnx"):
         raise DeviceError(f"reference must be 'torch' or 'onnx', not {reference!r}")
     ref_fn, shape, fp, _ = (onnx_reference if reference == "onnx" else torch_reference)(run_dir)
+    secondary = None
+    if precision == "int8":  # exact against the integer reference; the float model measured
+        secondary = ref_fn
+        ref_fn, shape, fp, _ = int_reference(run_dir)
+        reference, atol = "int", 0.0
     clips = []
     from tinykws.data.audio import load_audio
 
@@ -279,7 +315,7 @@ def verify(
         x, _ = load_audio(p, fp.sample_rate, fp.clip_samples)
         clips.append((str(p), x))
     device = KWSDevice(elf, shape)
-    default_clips, default_blocks = COUNTING[float_abi]
+    default_clips, default_blocks = COUNTING["int8" if precision == "int8" else float_abi]
     parity, counts = verify_device(
         device,
         clips,
@@ -288,6 +324,8 @@ def verify(
         default_clips if count_clips is None else count_clips,
         progress,
         count_blocks or default_blocks,
+        secondary,
+        0.0 if precision == "int8" else None,
     )
     stack = device.peak_stack(counts)
     qemu_check = None
@@ -312,6 +350,7 @@ def verify(
         seconds=time.perf_counter() - t0,
         qemu_check=qemu_check,
         reference=reference,
+        precision=precision,
         **parity,
     )
     report.save(compiled_dir / "verify.json")
@@ -321,12 +360,19 @@ def verify(
 def format_report(r: VerifyReport) -> str:
     """Human-readable summary of a VerifyReport (what `tinykws verify` prints)."""
     lines = [
-        f"emulated Cortex-M4, float ABI {r.float_abi}, {r.toolchain}",
+        f"emulated Cortex-M4, {'integer (int8) build, ' if r.precision == 'int8' else ''}"
+        f"float ABI {r.float_abi}, {r.toolchain}",
         f"parity vs {r.reference}: {r.n_clips} clips, {r.n_frames} frames; "
         f"max |score diff| {r.max_abs_diff:.2e} "
         f"(limit {r.atol:g}); max |feature diff| {r.max_feature_diff:.2e}; "
         f"argmax agreement {r.argmax_agreement:.1%}",
     ]
+    if r.float_model is not None:
+        f = r.float_model
+        lines.append(
+            f"vs the float model: argmax agreement {f['argmax_agreement']:.1%}, max |score diff| "
+            f"{f['max_abs_diff']:.3g} (last frame, mean over clips {f['mean_last_frame_max_diff']:.3g})"
+        )
     ins = r.instructions
     for key in ("featurizer", "model"):
         if key in ins:
@@ -344,7 +390,7 @@ def format_report(r: VerifyReport) -> str:
         f"flash {r.flash_bytes:,} B (text + rodata + data); RAM {r.ram_bytes:,} B "
         f"(data + bss + peak stack {r.peak_stack_bytes:,} B)"
     )
-    if r.float_abi == "soft":
+    if r.float_abi == "soft" and r.precision == "float":
         lines.append("soft float: the counts include the __aeabi_* helpers they call")
     if r.float_abi == "softfp":
         lines.append("softfp: FPU instructions inside, soft-float calling convention; the "
