@@ -7,7 +7,7 @@ Formats (value = integer * 2^-frac):
 | --- | --- | --- |
 | input features | int16 | Q7.8 (`formats.FEATURE_FRAC_BITS`) |
 | weights W, U, fc | int8 | per-row scale (float at quantization, folded into `*_mult`) |
-| pre-activation a = W x + U h + bias | int32 | Q.12 (`PRE_FRAC`), clamped to +-2^27 |
+| pre-activation a = W x + U h + bias | int32 | Q.12 (`PRE_FRAC`), W x + U h clamped to [-2^27, 2^27) |
 | sigmoid, tanh, zeta/nu, alpha/beta | int32 | Q15 (`0 .. 32768`, `-32768 .. 32768`) |
 | hidden state h of layer l | int16 | Q.`h_frac[l]` (calibrated: 15 - bits of 1.5 max abs h, 8..13) |
 | logits | int32 | Q.10 (`LOGIT_FRAC`) |
@@ -19,13 +19,13 @@ constant -W' mean is added to both biases, so the model consumes raw Q7.8 featur
 Per layer, one frame: accW = W_q x_q and accU = U_q h_q (int32 sums of int8 x int16),
 a = (accW * w_mult[i] + accU * u_mult[i] + 2^31) >> 32 (the high word of an int64 sum;
 `*_mult` = row scale * 2^(PRE_FRAC - input frac + 32), rounded, int32), clamped to
-+-2^27, then z = sigmoid_q15(a + bias_gate), c = tanh_q15(a + bias_update) and
+[-2^27, 2^27), then z = sigmoid_q15(a + bias_gate), c = tanh_q15(a + bias_update) and
 h' = (z h + (g c >> (15 - h_frac)) + 2^14) >> 15 (int32, saturated to int16) with
 g = ((zeta (32768 - z) + 2^14) >> 15) + nu (FastGRNN; FastRNN: z -> beta, g -> alpha).
 h_frac <= 13 keeps every sum below 2^31.
 
 tanh is a 513-entry Q15 table on [0, 8] (step 1/64) with linear interpolation, odd
-symmetry, 1.0 beyond 8; sigmoid(u) = (1 + tanh(u / 2)) / 2 on the same table. The softmax
+symmetry, |u| clamped below 8 (where the table is already 1.0); sigmoid(u) = (1 + tanh(u / 2)) / 2 on the same table. The softmax
 uses exp(d) = 2^(d log2 e) with a 257-entry Q16 table of 2^-f (interpolated) and one
 integer division a class. Errors against float64 (tests/test_quant_model.py asserts them):
 `TANH_MAX_ERR`, `SIGMOID_MAX_ERR`.
@@ -51,7 +51,7 @@ from tinykws.quant.formats import FEATURE_FRAC_BITS
 PRE_FRAC = 12  # pre-activations, int32
 LOGIT_FRAC = 10  # logits, int32
 Q15 = 1 << 15
-ACT_CLAMP = 1 << 27  # |pre-activation|, |logit| are clamped to this (keeps sums in int32)
+ACT_CLAMP = 1 << 27  # pre-activations, logits clamped to [-2^27, 2^27 - 1] (SSAT #28)
 TANH_STEP_BITS = 6  # tanh table step 2^-6
 TANH_RANGE = 8  # table covers [0, 8]; tanh(8) = 1 - 2.3e-7
 EXP2_BITS = 8  # 2^-f table step 2^-8
@@ -86,14 +86,12 @@ def tanh_q15(u: np.ndarray, frac: int) -> np.ndarray:
     """tanh of int `u` in Q.frac -> int64 Q15 in [-32768, 32768] (frac > TANH_STEP_BITS)."""
     u = np.asarray(u, dtype=np.int64)
     sh = frac - TANH_STEP_BITS
-    m = np.abs(u)
-    k = m >> sh
     last = TANH_RANGE << TANH_STEP_BITS
-    kc = np.minimum(k, last - 1)
+    m = np.minimum(np.abs(u), (last << sh) - 1)  # USAT: beyond 8, T[511] = T[512] = 2^15
+    k = m >> sh
     f = m & ((1 << sh) - 1)
-    lo = _TANH[kc]
-    r = lo + (((_TANH[kc + 1] - lo) * f + (1 << (sh - 1))) >> sh)
-    r = np.where(k >= last, _TANH[last], r)
+    lo = _TANH[k]
+    r = lo + (((_TANH[k + 1] - lo) * f + (1 << (sh - 1))) >> sh)
     return np.where(u < 0, -r, r)
 
 
@@ -252,13 +250,14 @@ def _matvec(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 def _requant(acc_w: np.ndarray, mult_w: np.ndarray, acc_u: Optional[np.ndarray],
              mult_u: Optional[np.ndarray], shift: int) -> np.ndarray:
-    """clamp((acc_w * mult_w [+ acc_u * mult_u] + 2^31) >> 32, +-2^(27 - shift)) << shift:
-    the high word of a 64-bit multiply-accumulate (SMULL, SMLAL on the M4), int64."""
+    """clamp((acc_w * mult_w [+ acc_u * mult_u] + 2^31) >> 32) << shift, clamped to
+    [-2^(27 - shift), 2^(27 - shift) - 1]: the high word of a 64-bit multiply-accumulate
+    (SMULL, SMLAL, SSAT on the M4), int64."""
     t = acc_w * mult_w
     if acc_u is not None:
         t = t + acc_u * mult_u
     lim = ACT_CLAMP >> shift
-    return np.clip((t + (1 << 31)) >> 32, -lim, lim) << shift
+    return np.clip((t + (1 << 31)) >> 32, -lim, lim - 1) << shift
 
 
 def _layer_step(layer: IntLayer, arch: str, x: np.ndarray, h: np.ndarray) -> np.ndarray:

@@ -14,9 +14,39 @@
 #endif
 
 #if TKWS_ARM_DSP
-/* Per 4 rows x 4 columns (16 multiply-accumulates): 3 ldrd (post-indexed), 8 sxtb16,
- * 8 smlad, plus the loop's subs + bne: 21 instructions. x and the weights must be 4-byte
- * aligned (ldrd does not load unaligned words). */
+/* 4 rows x 4 columns (16 multiply-accumulates): 3 ldrd (post-indexed), 8 sxtb16, 8 smlad.
+ * x and the weights must be 4-byte aligned (ldrd does not load unaligned words). */
+#define TKWS__QMAC_4X4(xp, w, s0, s1, s2, s3)                                            \
+    do {                                                                                 \
+        int32_t x0_, x1_, w0_, w1_, t_;                                                  \
+        __asm__("ldrd %[x0], %[x1], [%[xp]], #8\n\t"                                      \
+                "ldrd %[w0], %[w1], [%[wp]], #8\n\t"                                      \
+                "sxtb16 %[t], %[w0]\n\t"                                                  \
+                "sxtb16 %[w0], %[w0], ror #8\n\t"                                         \
+                "smlad %[s0], %[t], %[x0], %[s0]\n\t"                                     \
+                "smlad %[s0], %[w0], %[x1], %[s0]\n\t"                                    \
+                "sxtb16 %[t], %[w1]\n\t"                                                  \
+                "sxtb16 %[w1], %[w1], ror #8\n\t"                                         \
+                "smlad %[s1], %[t], %[x0], %[s1]\n\t"                                     \
+                "smlad %[s1], %[w1], %[x1], %[s1]\n\t"                                    \
+                "ldrd %[w0], %[w1], [%[wp]], #8\n\t"                                      \
+                "sxtb16 %[t], %[w0]\n\t"                                                  \
+                "sxtb16 %[w0], %[w0], ror #8\n\t"                                         \
+                "smlad %[s2], %[t], %[x0], %[s2]\n\t"                                     \
+                "smlad %[s2], %[w0], %[x1], %[s2]\n\t"                                    \
+                "sxtb16 %[t], %[w1]\n\t"                                                  \
+                "sxtb16 %[w1], %[w1], ror #8\n\t"                                         \
+                "smlad %[s3], %[t], %[x0], %[s3]\n\t"                                     \
+                "smlad %[s3], %[w1], %[x1], %[s3]\n\t"                                    \
+                : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3),             \
+                  [xp] "+r"(xp), [wp] "+r"(w), [x0] "=&r"(x0_), [x1] "=&r"(x1_),          \
+                  [w0] "=&r"(w0_), [w1] "=&r"(w1_), [t] "=&r"(t_)                         \
+                :                                                                        \
+                : "memory");                                                             \
+    } while (0)
+
+/* Per block of 4 rows: the column groups 4 at a time (19 instructions each, plus the
+ * loop's subs + bne once per 4 groups: 1.22 instructions per multiply-accumulate). */
 TKWS_QAPI void tkws_qmatvec(const tkws_qmatrix *a, const int16_t *x, int32_t *y)
 {
     const int8_t *w = a->data;
@@ -24,33 +54,14 @@ TKWS_QAPI void tkws_qmatvec(const tkws_qmatrix *a, const int16_t *x, int32_t *y)
     for (int32_t r = 0; r < a->rows_p; r += 4, y += 4) {
         int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         const int16_t *xp = x;
-        for (int32_t g = groups; g > 0; --g) {
-            int32_t x0, x1, w0, w1, t;
-            __asm__(
-                "ldrd %[x0], %[x1], [%[xp]], #8\n\t"
-                "ldrd %[w0], %[w1], [%[wp]], #8\n\t"
-                "sxtb16 %[t], %[w0]\n\t"
-                "sxtb16 %[w0], %[w0], ror #8\n\t"
-                "smlad %[s0], %[t], %[x0], %[s0]\n\t"
-                "smlad %[s0], %[w0], %[x1], %[s0]\n\t"
-                "sxtb16 %[t], %[w1]\n\t"
-                "sxtb16 %[w1], %[w1], ror #8\n\t"
-                "smlad %[s1], %[t], %[x0], %[s1]\n\t"
-                "smlad %[s1], %[w1], %[x1], %[s1]\n\t"
-                "ldrd %[w0], %[w1], [%[wp]], #8\n\t"
-                "sxtb16 %[t], %[w0]\n\t"
-                "sxtb16 %[w0], %[w0], ror #8\n\t"
-                "smlad %[s2], %[t], %[x0], %[s2]\n\t"
-                "smlad %[s2], %[w0], %[x1], %[s2]\n\t"
-                "sxtb16 %[t], %[w1]\n\t"
-                "sxtb16 %[w1], %[w1], ror #8\n\t"
-                "smlad %[s3], %[t], %[x0], %[s3]\n\t"
-                "smlad %[s3], %[w1], %[x1], %[s3]\n\t"
-                : [s0] "+r"(s0), [s1] "+r"(s1), [s2] "+r"(s2), [s3] "+r"(s3), [xp] "+r"(xp),
-                  [wp] "+r"(w), [x0] "=&r"(x0), [x1] "=&r"(x1), [w0] "=&r"(w0),
-                  [w1] "=&r"(w1), [t] "=&r"(t)
-                :
-                : "memory");
+        for (int32_t g = groups >> 2; g > 0; --g) {
+            TKWS__QMAC_4X4(xp, w, s0, s1, s2, s3);
+            TKWS__QMAC_4X4(xp, w, s0, s1, s2, s3);
+            TKWS__QMAC_4X4(xp, w, s0, s1, s2, s3);
+            TKWS__QMAC_4X4(xp, w, s0, s1, s2, s3);
+        }
+        for (int32_t g = groups & 3; g > 0; --g) {
+            TKWS__QMAC_4X4(xp, w, s0, s1, s2, s3);
         }
         y[0] = s0;
         y[1] = s1;
@@ -80,38 +91,57 @@ TKWS_QAPI void tkws_qmatvec(const tkws_qmatrix *a, const int16_t *x, int32_t *y)
 }
 #endif
 
-static inline int32_t tkws__clamp(int32_t v, int32_t lim)
+#if TKWS_ARM_DSP
+static inline int32_t tkws__ssat28(int32_t v)
 {
-    return v > lim ? lim : (v < -lim ? -lim : v);
+    int32_t r;
+    __asm__("ssat %0, #28, %1" : "=r"(r) : "r"(v));
+    return r;
 }
-
-static inline int16_t tkws__sat16(int32_t v)
+#else
+static inline int32_t tkws__ssat28(int32_t v)
 {
-    return (int16_t)(v > 32767 ? 32767 : (v < -32768 ? -32768 : v));
+    return v < -(1 << 27) ? -(1 << 27) : (v > (1 << 27) - 1 ? (1 << 27) - 1 : v);
 }
+#endif
 
-/* clamp((t + 2^31) >> 32, +-2^(27 - shift)) << shift: the high word of a rounded 64-bit
- * multiply-accumulate (SMULL + SMLAL + one add with carry on the M4). */
+/* clamp((t + 2^31) >> 32, [-2^(27 - shift), 2^(27 - shift))) << shift: the high word of a
+ * rounded 64-bit multiply-accumulate (SMULL + SMLAL + ADDS/ADC + SSAT on the M4). */
 static inline int32_t tkws__hi_round(int64_t t, int32_t shift)
 {
     const int32_t hi = (int32_t)((t + ((int64_t)1 << 31)) >> 32);
-    return tkws__clamp(hi, (int32_t)(TKWS_Q_ACT_CLAMP >> shift)) * (1 << shift);
+    if (shift == 0) {
+        return tkws__ssat28(hi);
+    }
+    const int32_t lim = (int32_t)(TKWS_Q_ACT_CLAMP >> shift);
+    return (hi < -lim ? -lim : (hi > lim - 1 ? lim - 1 : hi)) * (1 << shift);
 }
 
+/* Branch-free: |u| clamped below 8 (USAT-like), table + interpolation, sign restored. */
 TKWS_QAPI int32_t tkws_tanh_q15(int32_t u, int32_t frac)
 {
     const int32_t sh = frac - 6;              /* table step 2^-6 */
-    const uint32_t m = u < 0 ? (uint32_t)0 - (uint32_t)u : (uint32_t)u;
-    const uint32_t k = m >> sh;
-    int32_t r;
-    if (k >= 512u) {
-        r = (int32_t)tkws_tanh_table[512];
+    const int32_t s = u >> 31;                /* 0 or -1 */
+    const uint32_t top = ((uint32_t)512 << sh) - 1u;
+    uint32_t m = (uint32_t)((u ^ s) - s);     /* |u| (|u| < 2^31) */
+#if TKWS_ARM_DSP
+    if (sh == 6 || sh == 7) {                 /* the model's two uses: one USAT */
+        if (sh == 6) {
+            __asm__("usat %0, #15, %0" : "+r"(m));
+        } else {
+            __asm__("usat %0, #16, %0" : "+r"(m));
+        }
     } else {
-        const int32_t lo = (int32_t)tkws_tanh_table[k];
-        const int32_t f = (int32_t)(m & (((uint32_t)1 << sh) - 1u));
-        r = lo + ((((int32_t)tkws_tanh_table[k + 1] - lo) * f + (1 << (sh - 1))) >> sh);
+        m = m > top ? top : m;
     }
-    return u < 0 ? -r : r;
+#else
+    m = m > top ? top : m;                    /* beyond 8: T[511] = T[512] = 2^15 */
+#endif
+    const uint32_t k = m >> sh;
+    const int32_t lo = (int32_t)tkws_tanh_table[k];
+    const int32_t f = (int32_t)(m & (((uint32_t)1 << sh) - 1u));
+    const int32_t r = lo + ((((int32_t)tkws_tanh_table[k + 1] - lo) * f + (1 << (sh - 1))) >> sh);
+    return (r ^ s) - s;
 }
 
 TKWS_QAPI int32_t tkws_sigmoid_q15(int32_t u, int32_t frac)
@@ -132,7 +162,7 @@ static inline int32_t tkws__preact(const tkws_qfast_cell *cell, const int32_t *a
 static inline int16_t tkws__blend(int32_t z, int32_t h, int32_t g, int32_t c, int32_t h_frac)
 {
     const int32_t t = z * h + ((g * c) >> (15 - h_frac));
-    return tkws__sat16((t + (1 << 14)) >> 15);
+    return (int16_t)tkws_ssat16((t + (1 << 14)) >> 15);
 }
 
 TKWS_QAPI void tkws_qfastgrnn_step(const tkws_qfast_cell *cell, const int16_t *x, int16_t *h,

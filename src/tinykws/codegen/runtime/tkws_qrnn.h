@@ -21,18 +21,11 @@
 #define TKWS_QRNN_H
 
 #include "tkws_common.h"
-
-/* DSP-extension kernels (SMLAD, SXTB16) on ARMv7E-M; portable C elsewhere (host tests). */
-#if !defined(TKWS_NO_ASM) && (defined(__GNUC__) || defined(__clang__)) && \
-    defined(__ARM_FEATURE_DSP) && defined(__thumb2__)
-#define TKWS_ARM_DSP 1
-#else
-#define TKWS_ARM_DSP 0
-#endif
+#include "tkws_dsp.h"   /* TKWS_ARM_DSP: the SMLAD/SXTB16 kernel on ARMv7E-M, portable C elsewhere */
 
 #define TKWS_Q_PRE_FRAC 12      /* pre-activations: int32 Q.12 */
 #define TKWS_Q_LOGIT_FRAC 10    /* logits: int32 Q.10 */
-#define TKWS_Q_ACT_CLAMP (1L << 27)
+#define TKWS_Q_ACT_CLAMP (1L << 27)  /* W x + U h, logits: [-2^27, 2^27) */
 
 typedef struct {
     int32_t rows, cols;         /* logical shape */
