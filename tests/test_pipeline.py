@@ -32,13 +32,18 @@ def check_run(run: Path) -> None:
         "eval/confusion.png", "report.md", "pipeline.json",
     ):  # fmt: skip
         assert (run / rel).is_file(), rel
-    for abi in ("hard", "soft"):
-        d = run / "device" / abi
+    for build in ("hard", "int8"):  # hard float, and the integer build for FPU-less cores
+        d = run / "device" / build
         for name in ("featurizer.h", "featurizer.S", "model.h", "model.S"):
             assert (d / name).is_file(), d / name
         v = json.loads((d / "verify.json").read_text())
         assert v["ok"] and v["argmax_agreement"] == 1.0 and v["max_abs_diff"] <= 1e-3, v
         assert v["instructions"], "verify must count instructions"
+    v = json.loads((run / "device" / "int8" / "verify.json").read_text())
+    assert v["reference"] == "int" and v["max_abs_diff"] == 0.0 and v["max_feature_diff"] == 0.0
+    assert 0.0 <= v["float_model"]["argmax_agreement"] <= 1.0
+    assert (run / "quant" / "model_int.npz").is_file() and (run / "eval" / "evaluation_int8.json").is_file()
+    assert "integer (int8)" in (run / "report.md").read_text()
     report = (run / "report.md").read_text()
     for png in ("curves.png", "confusion.png"):
         assert png in report
