@@ -1,5 +1,6 @@
 """Device cost (docs/benchmarks.md, "Device"): instructions per 10-ms frame on an emulated
-Cortex-M4 against the multiply-accumulate count, hard, softfp and soft float, and the CPU load.
+Cortex-M4 against the multiply-accumulate count, hard, softfp and soft float and the
+integer (int8) build, and the CPU load.
 
 For each toolchain (arm-none-eabi-gcc when installed, the ziglang wheel's clang) and float
 ABI, compiles the run (`tinykws.codegen.compile_run`) and verifies it on real clips
@@ -8,7 +9,11 @@ come from the emulator's basic-block counter (see docs/architecture.md, "Device"
 
 Without --run, the model is a randomly initialised one of the pipeline's default shape
 (FastGRNN, 2 layers x 128, 12 classes, full rank): hard-float costs do not depend on
-weight values; soft-float ones vary by a few percent with the operands.
+weight values; soft-float ones vary by a few percent with the operands. The integer build
+(`--precision int8`, soft-float ABI: the FPU-less target) is verified bit for bit against
+its Python reference (run's quant/model_int.npz; for the random model, quantized here with
+hidden-state ranges from 20 dev clips); its rows also give its agreement with the float
+model on the verified clips.
 
 CPU load at --mhz (80) = (featurizer + model instructions) x --cpi / cycles per 10 ms.
 CPI 1.25 is an assumption, not a measurement: the Cortex-M4 issues most integer and FPU
@@ -26,7 +31,8 @@ Usage:  python bench/device.py [--run RUN_DIR] [--hidden 128 --layers 2] [--clip
         python bench/device.py --int-featurizer-only
 Last line: `device hard_featurizer=N hard_model=N featurizer_macs=N model_macs=N
 hard_model_per_mac=R hard_load=P soft_featurizer=N soft_model=N soft_load=P
-softfp_featurizer=N softfp_model=N` (one line; the first toolchain's numbers).
+softfp_featurizer=N softfp_model=N int8_featurizer=N int8_model=N int8_load=P int8_flash=B
+int8_ram=B` (one line; the first toolchain's numbers).
 """
 
 from __future__ import annotations
@@ -71,18 +77,26 @@ def synthetic_run(run: Path, args: argparse.Namespace) -> Path:
     torch.save({"model_config": cfg.to_dict(), "feature_params": FeatureParams().to_dict(),
                 "categories": CATEGORIES, "state_dict": model.state_dict()},
                run / "train" / "best.pt")  # fmt: skip
+    from tinykws.quant.calibrate import hidden_ranges
+    from tinykws.quant.model import quantize_model
+
+    clips = np.stack([logmel(load_audio(DATA / p)[0], FeatureParams()) for p in test[:20]])
+    quantize_model(model.eval(), CATEGORIES, hidden_ranges(model, clips)).save(
+        run / "quant" / "model_int.npz")
     return run
 
 
-def measure(run: Path, toolchain: str, abi: str, clips: int) -> dict:
-    """Compile `run` with one toolchain and ABI, verify it, return the report as a dict."""
-    from tinykws.codegen import compile_run
+def measure(run: Path, toolchain: str, build: str, clips: int) -> dict:
+    """Compile `run` with one toolchain as `build` (hard, soft, int8), verify it, return the
+    report as a dict."""
+    from tinykws.codegen import build_spec, compile_run
     from tinykws.device import verify
     from tinykws.toolchain import find_toolchain
 
+    abi, precision = build_spec(build)
     os.environ["TINYKWS_TOOLCHAIN"] = toolchain  # compile_run uses find_toolchain()
-    out = run / "device" / f"{abi}-{toolchain}"
-    compile_run(run, out, "cortex-m4", abi)
+    out = run / "device" / f"{build}-{toolchain}"
+    compile_run(run, out, "cortex-m4", abi, precision=precision)
     report = verify(out, run_dir=run, max_clips=clips, toolchain=find_toolchain(toolchain),
                     progress=False)  # fmt: skip
     if not report.ok:
@@ -242,6 +256,9 @@ def main() -> None:
             run = Path(tmp) / "run"
             shutil.copytree(args.run / "lists", run / "lists")
             shutil.copytree(args.run / "train", run / "train", ignore=lambda d, f: ["last.pt"])
+            if (args.run / "quant").is_dir():
+                shutil.copytree(args.run / "quant", run / "quant")
+            (run / "features").symlink_to((args.run / "features").resolve())  # quantize
         import torch
 
         ckpt = torch.load(run / "train" / "best.pt", weights_only=True)
@@ -258,35 +275,43 @@ def main() -> None:
               f"model {mmacs['total']:,} ({mmacs})")
         print(f"load at {args.mhz:g} MHz, assuming {args.cpi} cycles per instruction "
               f"({frame_cycles:,.0f} cycles per 10-ms frame)")
-        header = (f"{'toolchain':<22} {'ABI':<6} {'featurizer':>11} {'/MAC':>5} {'model':>11} "
-                  f"{'/MAC':>5} {'load':>6} {'flash B':>8} {'RAM B':>7} {'stack B':>7}")
+        header = (f"{'toolchain':<22} {'build':<6} {'featurizer':>11} {'/MAC':>5} {'model':>11} "
+                  f"{'/MAC':>5} {'load':>6} {'flash B':>8} {'RAM B':>7} {'stack B':>7}  vs float")
         print(header)
         rows = {}
         for name in names:
-            for abi in ("hard", "softfp", "soft"):
-                r = measure(run, name, abi, args.clips)
+            for build in ("hard", "softfp", "soft", "int8"):
+                r = measure(run, name, build, args.clips)
                 f_ins = r["instructions"]["featurizer"]["mean"]
                 m_ins = r["instructions"]["model"]["mean"]
                 load = (f_ins + m_ins) * args.cpi / frame_cycles
-                rows[(name, abi)] = (f_ins, m_ins, load)
-                print(f"{r['toolchain'][:22]:<22} {abi:<6} {f_ins:>11,.0f} "
+                rows[(name, build)] = (f_ins, m_ins, load, r["flash_bytes"], r["ram_bytes"])
+                fm = r.get("float_model")
+                vs = (f"argmax {fm['argmax_agreement']:.0%}, max diff {fm['max_abs_diff']:.3g}"
+                      if fm else "")
+                print(f"{r['toolchain'][:22]:<22} {build:<6} {f_ins:>11,.0f} "
                       f"{f_ins / fmacs['total']:>5.2f} {m_ins:>11,.0f} "
                       f"{m_ins / mmacs['total']:>5.2f} {load:>6.1%} {r['flash_bytes']:>8,} "
-                      f"{r['ram_bytes']:>7,} {r['peak_stack_bytes']:>7,}", flush=True)
+                      f"{r['ram_bytes']:>7,} {r['peak_stack_bytes']:>7,}  {vs}", flush=True)
         int_featurizer_rows(names, args.clips)
         first = names[0]
-        hf, hm, hl = rows[(first, "hard")]
-        sf, sm, sl = rows[(first, "soft")]
-        pf, pm, _ = rows[(first, "softfp")]
+        hf, hm, hl = rows[(first, "hard")][:3]
+        sf, sm, sl = rows[(first, "soft")][:3]
+        pf, pm, _ = rows[(first, "softfp")][:3]
+        qf, qm, ql, qflash, qram = rows[(first, "int8")]
         print(f"softfp vs hard float (instructions per frame): "
               f"{(pf + pm) / (hf + hm) - 1:+.2%} (goal: within 5 %)")
+        print(f"int8 build: featurizer + model {qf + qm:,.0f} instructions per frame (goal "
+              f"<= 120,000), flash {qflash:,} B (goal <= 72 KiB), RAM {qram:,} B (goal <= 8 KiB)")
         print(f"goals (hard float): model <= 1.5 x MACs -> {hm / mmacs['total']:.2f}x; "
               f"featurizer <= 25,000 instructions -> {hf:,.0f}")
         print(f"device toolchain={first} hard_featurizer={hf:.0f} hard_model={hm:.0f} "
               f"featurizer_macs={fmacs['total']} model_macs={mmacs['total']} "
               f"hard_model_per_mac={hm / mmacs['total']:.3f} hard_load={hl:.4f} "
               f"soft_featurizer={sf:.0f} soft_model={sm:.0f} soft_load={sl:.4f} "
-              f"softfp_featurizer={pf:.0f} softfp_model={pm:.0f}")
+              f"softfp_featurizer={pf:.0f} softfp_model={pm:.0f} "
+              f"int8_featurizer={qf:.0f} int8_model={qm:.0f} int8_load={ql:.4f} "
+              f"int8_flash={qflash} int8_ram={qram}")
 
 
 if __name__ == "__main__":
