@@ -123,6 +123,13 @@ def test_gru_is_refused():
         qm.quantize_model(m, CATS, [1.0])
 
 
+def test_runtime_tables_are_the_references():
+    from tinykws.codegen.emit import runtime_dir
+    from tinykws.codegen.emit_int import qtables_c
+
+    assert qtables_c() in (runtime_dir() / "tkws_qrnn.c").read_text()
+
+
 def test_qblocked_layout_roundtrip():
     a = np.random.default_rng(2).integers(-127, 128, size=(13, 7)).astype(np.int8)
     rows, cols, rp, cp, data = qblocked(a)
@@ -205,8 +212,7 @@ def test_c_float_to_q78_matches_python(tmp_path_factory):
     d.mkdir(exist_ok=True)
     copy_runtime(d)
     (d / "q78.c").write_text(
-        "#include <stdint.h>\nstatic const uint16_t tkws_tanh_table[513] = {0};\n"
-        "static const uint32_t tkws_exp2_table[257] = {0};\n#include \"tkws_qrnn.c\"\n"
+        "#include <stdint.h>\n#include \"tkws_qrnn.c\"\n"
         "void q78(const float *x, int16_t *y, int32_t n);\n"
         "void q78(const float *x, int16_t *y, int32_t n) { for (int32_t i = 0; i < n; ++i) y[i] = tkws_q78_from_float(x[i]); }\n"
     )

@@ -85,7 +85,8 @@ class _QWriter:
 
 
 def qtables_c() -> str:
-    """The tanh and 2^-f tables the runtime reads (the same as the Python reference's)."""
+    """The tanh and 2^-f tables as C (how runtime/tkws_qrnn.c's were written; a test checks
+    that they still equal the Python reference's)."""
     from tinykws.quant.model import exp2_table, tanh_table
 
     return (
@@ -200,7 +201,6 @@ int32_t {m}_GetSinkOutputSize(int32_t index);
 #define TKWS_ALIGN4
 #endif
 
-{qtables_c()}
 #include "tkws_qrnn.c"
 
 {c_string_table(f"{m}_categories", list(categories))}

@@ -13,9 +13,8 @@
  * Element (i, j) is at data[((i / 4) * (cols_p / 4) + j / 4) * 16 + (i % 4) * 4 + P[j % 4]],
  * P = {0, 2, 1, 3}.
  *
- * The generated model.c defines the two tables before including tkws_qrnn.c:
- *   static const uint16_t tkws_tanh_table[513];   round(tanh(k / 64) * 2^15)
- *   static const uint32_t tkws_exp2_table[257];   round(2^(-k / 256) * 2^16)
+ * Tables (in tkws_qrnn.c): tkws_tanh_table[513] = round(tanh(k / 64) * 2^15),
+ * tkws_exp2_table[257] = round(2^(-k / 256) * 2^16).
  */
 #ifndef TKWS_QRNN_H
 #define TKWS_QRNN_H
