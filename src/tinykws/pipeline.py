@@ -45,7 +45,7 @@ class PipelineConfig:
     # "Generalisation to real speech"); 400 gave nothing more.
     per_word: Optional[int] = None
     verify_clips: Optional[int] = None  # clips on the emulated device; None: 4 quick, 20 full
-    # (soft float runs ~15x slower in the emulator: it verifies a third of the clips)
+    # (per build: hard float and the integer build both run fast in the emulator)
     stream_minutes: Optional[float] = None  # streaming check length; None: 0.5 quick, 3 full
 
 
