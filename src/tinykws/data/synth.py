@@ -12,8 +12,10 @@ Layout = Speech Commands: `OUT/<word>/<speaker>_nohash_0.wav` (16 kHz mono int16
 1 s), `OUT/_background_noise_/*.wav` (synthesized noises), `OUT/validation_list.txt` and
 `OUT/testing_list.txt`, which hold out whole voice *variants* (timbres never heard in
 training), and `OUT/synth.json` (parameters and the voice of every speaker).
-espeak is not thread-safe and keeps state between utterances, so every job (one voice, or one
-noise) runs in a fresh process: the output depends only on the seed, not on the worker count.
+espeak is not thread-safe and keeps state between utterances, so every job (a fixed group of
+voices, or one noise) runs in a fresh process, and its noise generator (seeded from the clock
+by espeak) is re-seeded before every utterance: the output depends only on the seed, not on
+the worker count, the output folder or the time.
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ class SynthSummary:
 
 
 VOICES_PER_JOB = 4  # a fresh process costs ~0.1 s (pool refill), so group a few voices
-_VERSION = 4  # bump when the synthesis changes, so old folders are not reused
+_VERSION = 5  # bump when the synthesis changes, so old folders are not reused
 
 
 # ------------------------------------------------------------------ espeak through ctypes
@@ -166,11 +168,12 @@ class Espeak:
         self._callback = _CALLBACK(self._collect)  # keep a reference: C holds a pointer to it
         lib.espeak_SetSynthCallback(self._callback)
         self._lib = lib
-        # espeak-ng >= 1.51: its noise generator's seed; one per utterance makes every
-        # utterance depend on its text and voice only, not on the time or what came before
-        self._seed = getattr(lib, "espeak_ng_SetRandSeed", None)
-        if self._seed is not None:
-            self._seed.argtypes = [ctypes.c_long]
+        # espeak's noise (breathy variants f2/f3/f5/Alicia/adam/..., Klatt voices) comes from its
+        # own generator, which espeak_Initialize seeds from time(NULL): say() re-seeds it every
+        # utterance. Without it the same seed gave different clips from one run to the next.
+        if not hasattr(lib, "espeak_ng_SetRandSeed"):
+            raise TinyKWSError("reproducible synthesis needs espeak-ng >= 1.52: pip install -U espeakng-loader")
+        lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         self.variants = {p.name for p in (Path(espeakng_loader.get_data_path()) / "voices" / "!v").iterdir()}
 
     def _collect(self, wav, n: int, events) -> int:
@@ -188,8 +191,9 @@ class Espeak:
         self._lib.espeak_SetParameter(_PARAM_RATE, int(rate), 0)
         self._lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
         self._lib.espeak_SetParameter(_PARAM_RANGE, int(range_), 0)
-        if self._seed is not None:  # breathy and Klatt voices add noise, seeded from the clock by default
-            self._seed(zlib.crc32(f"{text}|{voice}|{rate}|{pitch}|{range_}".encode()))
+        # the noise depends on what is said and how only, not on the clock (espeak keeps other
+        # state between utterances, so synthesize still runs each job in a fresh process)
+        self._lib.espeak_ng_SetRandSeed(zlib.crc32(f"{text}|{voice}|{rate}|{pitch}|{range_}".encode()))
         self._chunks = []
         text_b = text.encode() + b"\0"
         err = self._lib.espeak_Synth(text_b, len(text_b), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
