@@ -297,8 +297,9 @@ class NegativesSummary:
     hours: float = 0.0  # of audio, speech and background clips
     jobs: int = 0
     jobs_run: int = 0  # this call; the others were done by an earlier (interrupted) call
-    seconds: float = 0.0
-    clips_per_second: float = 0.0  # speech clips made by this call / its seconds
+    seconds: float = 0.0  # this call, all of it
+    plan_seconds: float = 0.0  # word list, near-misses, voices and jobs (before any audio)
+    clips_per_second: float = 0.0  # speech clips made by this call / (seconds - plan_seconds)
     bytes: int = 0
     reused: bool = False  # a finished identical set was found and kept
 
@@ -361,6 +362,7 @@ def make_negatives(
     done = _read_log(out_dir / _LOG)
     todo = [j for j in jobs if j[1] not in done]
     summary.jobs, summary.jobs_run = len(jobs), len(todo)
+    summary.plan_seconds = round(time.perf_counter() - t0, 2)
     for folder in {c[0].folder for c in clips} | {BACKGROUND, SILENCE}:
         (out_dir / folder).mkdir(exist_ok=True)
 
@@ -407,7 +409,7 @@ def make_negatives(
     summary.cropped = cropped
     summary.hours = round((len(clips) + background) * CLIP_SAMPLES / 16000 / 3600, 2)
     summary.seconds = round(time.perf_counter() - t0, 2)
-    summary.clips_per_second = round(made / summary.seconds, 1) if made else 0.0
+    summary.clips_per_second = round(made / (summary.seconds - summary.plan_seconds), 1) if made else 0.0
     summary.bytes = sum(f.stat().st_size for f in out_dir.rglob("*.wav"))
     voice_rows = [{"speaker": v.speaker_id, "split": s, **asdict(v)} for v, s in voice_plan]
     _write_json(manifest, {
