@@ -1,14 +1,26 @@
 """Streaming benchmark (docs/benchmarks.md, "Streaming"): recall and false alarms per hour.
 
-Trains two models on the same lists/features of a Speech Commands folder (the pipeline's
-training recipe, `--rolling` on and off), builds a long stream (default 10 min) from the
-*testing* split only (keywords at known times among other words, over background noise
-at several SNRs), runs the detector over it and sweeps the threshold:
+Scores trained runs (e.g. the `tinykws pipeline` default before and after a change) on
+three long recordings made from held-out material only:
 
-    python bench/stream.py --data ../shared/data/speech_commands_dev --out runs/bench_stream
+- a keyword stream at 10-40 dB SNR (the acceptance stream) and one at 5 dB, both from the
+  run's *testing* split (speakers never seen in training): keywords at known times among
+  other words, over the dataset's background-noise recordings;
+- a negative stream (default 60 min) of non-keyword speech only, from `--negatives` (a
+  folder of WAV files, or a text file listing them: words and voices never trained on);
+  without it, the testing split's other words, replayed.
 
-Prints one table row per (model, detector mode) and writes `OUT/stream_bench.json` and
-the DET curves `OUT/stream_det.png`. Models already trained in OUT are reused.
+Each model runs in its detector's default mode (`rolling` = one state, never reset, for
+stream-trained models; `window` otherwise), or the modes given (`NAME=RUN:mode`). For
+each: the DET curve (threshold swept), the best recall at <= 1 and <= 6 false alarms per
+hour on the keyword stream, and at that threshold the false alarms per hour on the
+negative stream; the largest |state| and the longest run of one keyword as top class over
+the negative stream (a locked-in state shows as minutes).
+
+    python bench/stream.py --runs before=runs/before after=runs/after --out runs/bench_stream \
+        --negatives DIR
+
+Prints a table and writes `OUT/stream_bench.json` and `OUT/stream_det.png`.
 """
 
 from __future__ import annotations
@@ -16,13 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
+
+import numpy as np  # noqa: E402
 
 from tinykws.detect import Detector  # noqa: E402
 from tinykws.evaluate import load_run_model  # noqa: E402
@@ -30,112 +43,138 @@ from tinykws.stream import (  # noqa: E402
     StreamScore,
     StreamSpec,
     build_stream,
-    evaluate_stream,
+    det_curve,
+    operating_point,
     plot_det,
     run_stream_clips,
+    score_detections,
 )
 
 
-def prepare(data: Path, out: Path) -> Path:
-    """Lists + features once, in OUT/base (shared by both models)."""
-    from tinykws.data.speech_commands import make_lists
-    from tinykws.dataset import featurize_lists
+def negative_clips(src: Path | None, fallback: list) -> list:
+    """(path, word, '_unknown_') of every WAV under a folder or listed in a text file."""
+    if src is None:
+        return fallback
+    if src.is_dir():
+        paths = sorted(src.rglob("*.wav"))
+    else:
+        paths = [Path(line.strip()) for line in src.read_text().splitlines() if line.strip()]
+        paths = [p if p.is_absolute() else src.parent / p for p in paths]
+    if not paths:
+        sys.exit(f"error: no WAV files in {src}")
+    return [(p, p.parent.name, "_unknown_") for p in paths]
 
-    base = out / "base"
-    if not (base / "features" / "validation.npz").is_file():
-        make_lists(data, "google12", base / "lists")
-        featurize_lists(data, base / "lists", base / "features")
-    return base
 
+def lock_in(det: Detector, audio: np.ndarray) -> dict:
+    """Largest |state| and longest one-keyword run over a recording on one state."""
+    import torch
 
-def train_model(base: Path, run: Path, rolling: bool, args) -> None:
-    """The pipeline recipe with the benchmark's size overrides."""
-    from tinykws.train import pipeline_recipe, train
+    from tinykws.features import frames_from_stream
+    from tinykws.train_stream import longest_keyword_run, stream_through
 
-    if (run / "train" / "best.pt").is_file():
-        return
-    run.mkdir(parents=True, exist_ok=True)
-    if not (run / "lists").exists():
-        shutil.copytree(base / "lists", run / "lists")
-    import numpy as np
-
-    n_train = len(np.load(base / "features" / "training.npz")["labels"])
-    cfg = replace(pipeline_recipe(n_train), rolling=rolling, seed=args.seed)
-    if args.epochs:
-        cfg = replace(cfg, epochs=args.epochs)
-    if args.hidden:
-        cfg = replace(cfg, hidden_units=args.hidden)
-    if args.layers:
-        cfg = replace(cfg, num_layers=args.layers)
-    t = time.time()
-    res = train(base / "features", run, cfg)
-    print(f"trained {run.name}: best val acc {res.best_val_acc:.3f} (epoch {res.best_epoch}), "
-          f"test acc {res.test_acc:.3f}, {time.time() - t:.0f} s; config {cfg.to_dict()}",
-          file=sys.stderr)
+    frames = torch.from_numpy(np.asarray(frames_from_stream(audio, det.params), np.float32))
+    scores, peaks = stream_through(det.model, frames)
+    run, label = longest_keyword_run(scores, det.categories)
+    return {"state_max": float(peaks.max()), "state_max_first_minute": float(peaks[0]),
+            "longest_keyword_run_s": run / 100.0, "longest_keyword_run_label": label}
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev")
+    ap.add_argument("--runs", nargs="+", required=True,
+                    help="NAME=RUN_DIR or NAME=RUN_DIR:MODE (rolling, window, reset)")
     ap.add_argument("--out", type=Path, default=Path("runs/bench_stream"))
-    ap.add_argument("--minutes", type=float, default=10.0)
+    ap.add_argument("--negatives", type=Path, default=None,
+                    help="folder of (or list file of) held-apart non-keyword WAVs")
+    ap.add_argument("--minutes", type=float, default=30.0, help="keyword stream at 10-40 dB")
+    ap.add_argument("--minutes-5db", type=float, default=10.0, help="keyword stream at 5 dB")
+    ap.add_argument("--negative-minutes", type=float, default=60.0)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs")
-    ap.add_argument("--hidden", type=int, default=None, help="override the recipe's hidden units")
-    ap.add_argument("--layers", type=int, default=None, help="override the recipe's layers")
-    ap.add_argument("--snrs", type=float, nargs="+", default=[20.0, 10.0, 5.0], help="SNRs in dB")
-    ap.add_argument("--threshold", type=float, default=0.7)
-    ap.add_argument("--smoothing-ms", type=float, default=300.0)
-    ap.add_argument("--refractory-ms", type=float, default=1000.0)
-    ap.add_argument("--runs", nargs="*", default=None,
-                    help="NAME=RUN_DIR pairs to benchmark instead of training plain/rolling")
     args = ap.parse_args()
 
-    if args.runs:
-        runs = {k: Path(v) for k, v in (r.split("=", 1) for r in args.runs)}
-    else:
-        base = prepare(args.data, args.out)
-        runs = {"plain": args.out / "plain", "rolling": args.out / "rolling"}
-        for name, run in runs.items():
-            train_model(base, run, name == "rolling", args)
+    runs = {}
+    for r in args.runs:
+        name, _, rest = r.partition("=")
+        path, _, mode = rest.partition(":")
+        runs[name] = (Path(path), mode or "auto")
 
-    first = next(iter(runs.values()))
+    first = next(iter(runs.values()))[0]
     kws, others, noise, data_dir = run_stream_clips(first, "testing")
-    spec = StreamSpec(minutes=args.minutes, seed=args.seed, snrs_db=tuple(args.snrs))
+    negs = negative_clips(args.negatives, others)
     t = time.time()
-    stream = build_stream(kws, others, noise, spec, root=data_dir)
-    print(f"stream: {stream.duration_s / 60:.1f} min, {stream.n_keywords} keywords among "
-          f"{len(stream.events)} words from {len(kws)} keyword and {len(others)} other testing "
-          f"clips, SNR {spec.snrs_db} dB ({time.time() - t:.0f} s to build)", file=sys.stderr)
+    streams = {
+        "10-40 dB": build_stream(kws, others, noise, StreamSpec(
+            minutes=args.minutes, snrs_db=(40.0, 30.0, 20.0, 10.0), seed=args.seed), root=data_dir),
+        "5 dB": build_stream(kws, others, noise, StreamSpec(
+            minutes=args.minutes_5db, snrs_db=(5.0,), seed=args.seed + 1), root=data_dir),
+        "negatives": build_stream(negs, negs, noise, StreamSpec(
+            minutes=args.negative_minutes, snrs_db=(40.0, 30.0, 20.0, 10.0), keyword_fraction=0.0,
+            gap_s=(0.2, 1.5), seed=args.seed + 2)),
+    }
+    for k, s in streams.items():
+        print(f"stream {k}: {s.duration_s / 60:.1f} min, {s.n_keywords} keywords among "
+              f"{len(s.events)} words", file=sys.stderr)
+    print(f"(negatives from {args.negatives or 'the testing split other words'}: {len(negs)} clips; "
+          f"{len(kws)} keyword, {len(others)} other testing clips; built in {time.time() - t:.0f} s)",
+          file=sys.stderr)
 
     results, curves = {}, {}
-    for name, run in runs.items():
+    print("| model | mode | recall at <= 1 FA/h (threshold) | negative FA/h there | "
+          "recall at <= 6 FA/h | negative FA/h there | 5 dB recall at that threshold | "
+          "lock-in: max abs state, longest keyword run |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for name, (run, mode) in runs.items():
         model, meta = load_run_model(run)
-        rolling = bool((meta.get("train_config") or {}).get("rolling"))
-        modes = ["rolling", "window"] if rolling else ["window", "reset"]
-        for mode in modes:
-            det = Detector(threshold=args.threshold, smoothing_ms=args.smoothing_ms,
-                           refractory_ms=args.refractory_ms, mode=mode, model=model, meta=meta)
-            t = time.time()
-            res = evaluate_stream(det, stream)
-            res["seconds"] = round(time.time() - t, 1)
-            key = f"{name} model, {mode} mode"
-            results[key] = res
-            curves[key] = [StreamScore(**s) for s in res["curve"]]
-            at, best = res["at_threshold"], res["best_at_1_fa_per_hour"]
-            print(f"| {key} | {at['recall']:.1%} | {at['fa_per_hour']:.1f} | "
-                  + (f"{best['recall']:.1%} (thr {best['threshold']:.4f}) |" if best else "– |")
-                  + " " + ", ".join(f"{k}: {v:.0%}" for k, v in res["recall_by_snr_at_threshold"].items())
-                  + f" | {res['seconds']} s |")
+        det = Detector(model=model, meta=meta, mode=mode)
+        t = time.time()
+        traces = {k: det.score_trace(s.audio) for k, s in streams.items()}
+        kw = streams["10-40 dB"]
+        curve = det_curve(det, *traces["10-40 dB"], kw)
+
+        def at(thr: float, key: str) -> StreamScore:
+            s = streams[key]
+            return score_detections(det.detections_from_trace(*traces[key], thr), s.events,
+                                    s.duration_s, threshold=thr)
+
+        res = {"mode": det.mode, "curve": [asdict(s) for s in curve]}
+        cells = []
+        for limit in (1.0, 6.0):
+            op = operating_point(curve, limit)
+            if op is None:
+                res[f"at_{limit:g}_fa_per_hour"] = None
+                cells += ["–", "–"]
+                continue
+            neg = at(op.threshold, "negatives")
+            hard = at(op.threshold, "5 dB")
+            res[f"at_{limit:g}_fa_per_hour"] = {"keywords": asdict(op), "negatives": asdict(neg),
+                                                 "5 dB": asdict(hard)}
+            cells += [f"{op.recall:.1%} ({op.threshold:.4f})", f"{neg.fa_per_hour:.1f}"]
+        hard6 = (res["at_6_fa_per_hour"] or {}).get("5 dB")
+        res["negative_curve"] = [asdict(s) for s in det_curve(det, *traces["negatives"],
+                                                              streams["negatives"])]
+        res["5db_curve"] = [asdict(s) for s in det_curve(det, *traces["5 dB"], streams["5 dB"])]
+        if det.mode == "rolling":
+            res["lock_in"] = lock_in(det, streams["negatives"].audio)
+            li = res["lock_in"]
+            cells_li = f"{li['state_max']:.2f}, {li['longest_keyword_run_s']:.1f} s ({li['longest_keyword_run_label']})"
+        else:
+            cells_li = "(window: state reset every second)"
+        res["seconds"] = round(time.time() - t, 1)
+        results[name] = res
+        curves[f"{name} ({det.mode}), 10-40 dB"] = curve
+        print(f"| {name} | {det.mode} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | "
+              f"{hard6['recall']:.1%} |" if hard6 else f"| {name} | {det.mode} | {' | '.join(cells)} | – |",
+              cells_li, "|")
 
     args.out.mkdir(parents=True, exist_ok=True)
-    summary = {"spec": asdict(spec), "minutes": stream.duration_s / 60,
-               "n_keywords": stream.n_keywords, "n_events": len(stream.events),
-               "threshold": args.threshold, "smoothing_ms": args.smoothing_ms,
-               "refractory_ms": args.refractory_ms, "results": results}
+    summary = {"streams": {k: {"minutes": s.duration_s / 60, "n_keywords": s.n_keywords,
+                               "n_events": len(s.events)} for k, s in streams.items()},
+               "negatives": str(args.negatives or "testing split other words"),
+               "results": results}
     (args.out / "stream_bench.json").write_text(json.dumps(summary, indent=2))
     plot_det(curves, args.out / "stream_det.png",
-             title=f"{stream.duration_s / 60:.0f} min stream, {stream.n_keywords} held-out keywords")
+             title=f"{streams['10-40 dB'].duration_s / 60:.0f} min, {kw.n_keywords} unseen-speaker "
+                   "keywords at 10-40 dB")
     print(f"wrote {args.out / 'stream_bench.json'} and {args.out / 'stream_det.png'}", file=sys.stderr)
 
 

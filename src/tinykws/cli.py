@@ -546,6 +546,10 @@ def pipeline(
     seed: int = typer.Option(0, help="Seed for data synthesis, lists, noise and training."),
     per_word: Optional[int] = typer.Option(None, help="Synthesized clips per word (default 200; 8 with --quick)."),
     verify_clips: Optional[int] = typer.Option(None, help="Clips run on the emulated Cortex-M4 (default 20)."),
+    streaming: bool = typer.Option(
+        True, help="Train on long streams after the clips: one model step per 10-ms frame, one "
+        "never-reset state (--no-streaming: the clip model, detected with a sliding window)."
+    ),
 ) -> None:
     """Run every stage, data to device report, into one run folder (resumes where it stopped)."""
     from tinykws.pipeline import PipelineConfig, run_pipeline
@@ -553,7 +557,7 @@ def pipeline(
     run_pipeline(
         PipelineConfig(
             data=data, out=out, task=task, epochs=epochs, quick=quick, seed=seed,
-            per_word=per_word, verify_clips=verify_clips,
+            per_word=per_word, verify_clips=verify_clips, streaming=streaming,
         )  # fmt: skip
     )
 

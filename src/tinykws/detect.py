@@ -259,9 +259,10 @@ def _where_rows(mask, fresh, state):
 
 
 def is_rolling(meta: dict) -> bool:
-    """Was the checkpoint trained on rolling streams (`tinykws train --rolling`)?"""
+    """Was the checkpoint trained to run on one never-reset state: on the seed's rolling
+    batches (`tinykws train --rolling`) or on long streams (`tinykws.train_stream`)?"""
     cfg = meta.get("train_config") or {}
-    return bool(cfg.get("rolling", meta.get("rolling", False)))
+    return bool(cfg.get("rolling", meta.get("rolling", False)) or meta.get("stream_config"))
 
 
 # --------------------------------------------------------------------------- scorers

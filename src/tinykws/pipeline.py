@@ -47,6 +47,9 @@ class PipelineConfig:
     verify_clips: Optional[int] = None  # clips on the emulated device; None: 4 quick, 20 full
     # (per build: hard float and the integer build both run fast in the emulator)
     stream_minutes: Optional[float] = None  # streaming check length; None: 0.5 quick, 3 full
+    # Second training phase on long streams (tinykws.train_stream): the model then runs one
+    # step per 10-ms frame on one never-reset state. False: the clip model, `window` mode.
+    streaming: bool = True
 
 
 @dataclass
@@ -97,9 +100,26 @@ def _train(cfg: PipelineConfig, run: Path) -> Any:
         resume = meta.get("train_config") == recipe.to_dict()
         if resume:
             console.print(f"resuming the killed training run from {last}")
+    for stale in ("clip.pt", "stream_last.pt", "stream_done.json", "stream_log.csv"):
+        (run / "train" / stale).unlink(missing_ok=True)  # a new clip model: stream anew
     result = train(run / "features", run, recipe, resume=resume)
     done.write_text(json.dumps({"config": recipe.to_dict()}, indent=2))
     return result
+
+
+def _train_stream(cfg: PipelineConfig, run: Path) -> Any:
+    """The stream phase after the clip phase; a finished one is kept (`stream_done.json`)."""
+    from tinykws.train_stream import StreamTrainConfig, quick_stream_config, train_stream
+
+    scfg = quick_stream_config() if cfg.quick else StreamTrainConfig()
+    scfg = dataclasses.replace(scfg, seed=cfg.seed)
+    done = run / "train" / "stream_done.json"
+    if done.is_file() and json.loads(done.read_text()).get("config") == scfg.to_dict():
+        console.print(f"stream training already finished; delete {done} to train again")
+        return None
+    path = train_stream(run / "features", run, scfg)
+    done.write_text(json.dumps({"config": scfg.to_dict()}, indent=2))
+    return path
 
 
 def _verify(run: Path, build: str, clips: int) -> Any:
@@ -163,6 +183,9 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
         lambda: _train(cfg, run),
         lambda r: "kept the finished run" if r is None else f"best validation {r.best_val_acc:.3f}",
     )
+    if cfg.streaming:
+        t.run("train streaming", lambda: _train_stream(cfg, run),
+              lambda r: "kept the finished run" if r is None else "one state, one step a frame")
     t.run("export", lambda: export_run(run), lambda d: ", ".join(p.name for p in d.values()))
     clips = cfg.verify_clips or (4 if cfg.quick else 20)
     t.run("quantize", lambda: quantize_run(run),

@@ -1,0 +1,481 @@
+"""Stream training: teach a clip-trained model to run on one never-reset state.
+
+A model trained on 1-s clips from a zero state knows nothing about what comes before a
+word; run on one state for minutes it drifts and locks onto one class (docs/benchmarks.md,
+"Streaming"). This second training phase shows it what the detector will show it:
+
+- **long streams**, made in feature space from the training clips: words (keywords, other
+  words, extra negatives) cut to their speech plus a little margin, gaps of background
+  noise between them, a continuous noise bed under everything at 5-40 dB SNR (mixed in the
+  power domain: `logaddexp`). Each batch row is one endless stream; the recurrent state is
+  carried from chunk to chunk (truncated backpropagation through time) and reset only
+  rarely, so the model learns to stay stable over hours, not over one clip.
+- **per-frame targets**: a word's class from just before its end (found by energy) until
+  `target_frames` after it, `_silence_` elsewhere; frames inside a keyword are not scored
+  (the model may be unsure until the word is over), frames inside other words count as
+  `_unknown_` at a lower weight (no keyword may fire in the middle of "upper").
+- **class weights**: keyword frames, other-word frames and background frames each carry a
+  weight, so the rare word ends are not drowned by hours of background.
+- **the clip loss kept**: every step also trains on a batch of augmented clips from a zero
+  state (last-frame cross-entropy, as the clip phase), so clip accuracy does not drop.
+- **hard-negative mining**: every `mine_every` steps the model scores every negative clip
+  inside a stream context; clips on which a keyword score rose above `mine_threshold` are
+  drawn `mine_boost` times more often afterwards.
+
+`train_stream(features_dir, run_dir, StreamTrainConfig())` reads the clip model
+`RUN_DIR/train/best.pt` (kept as `train/clip.pt`), writes the stream model to
+`train/best.pt` with `stream_config` in the checkpoint (the detector then runs it on one
+state, `mode="rolling"`), `train/stream_log.csv`, and `train/stream_last.pt` for resume.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from tinykws.errors import TinyKWSError
+
+SILENCE, UNKNOWN = "_silence_", "_unknown_"
+IGNORE = -100  # target of frames that are not scored
+
+
+@dataclass(frozen=True)
+class StreamTrainConfig:
+    """The stream phase's choices (saved in the checkpoint as `stream_config`)."""
+
+    iterations: int = 1200
+    learning_rate: float = 1e-3
+    lr_min: float = 1e-4
+    batch: int = 32  # streams trained side by side
+    chunk_frames: int = 200  # frames per truncated-BPTT step (2 s)
+    reset_prob: float = 0.02  # chance a stream's state restarts from zero at a chunk
+    # what a stream holds
+    keyword_prob: float = 0.45  # of the words; the rest are negatives
+    gap_frames: tuple[int, int] = (5, 200)  # background between two words
+    margin_frames: tuple[int, int] = (3, 25)  # kept around a word's speech
+    snr_db: tuple[float, float] = (5.0, 40.0)
+    # targets and weights
+    target_lead: int = 3  # frames before a word's end that already take its class
+    target_frames: int = 40  # frames after a word's end that keep its class
+    keyword_weight: float = 1.0
+    unknown_weight: float = 1.0
+    inside_unknown_weight: float = 0.3  # frames inside another word
+    silence_weight: float = 0.3
+    clip_weight: float = 1.0  # the clip loss beside the stream loss
+    clip_batch: int = 64
+    bounded_state: bool = True  # FastGRNN: σ(nu) -> 0, so |h| <= max(|h0|, σ(zeta)) <= 1
+    # hard-negative mining
+    mine_every: int = 300
+    mine_threshold: float = 0.3
+    mine_boost: float = 4.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.iterations < 1 or self.batch < 1 or self.chunk_frames < 1:
+            raise TinyKWSError("stream training needs iterations, batch and chunk_frames >= 1")
+        if not 0.0 < self.keyword_prob < 1.0:
+            raise TinyKWSError("keyword_prob must be in (0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "StreamTrainConfig":
+        names = {f.name: f for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
+
+
+def quick_stream_config() -> StreamTrainConfig:
+    """The CI smoke configuration (seconds, not minutes)."""
+    return StreamTrainConfig(iterations=20, batch=8, chunk_frames=100, clip_batch=16,
+                             mine_every=10)
+
+
+# ---------------------------------------------------------------------------- clips
+
+
+def word_bounds(features: np.ndarray, drop_db: float = 20.0, log_per_db: float = math.log(10) / 10
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(first, last + 1) speech frame of each clip `[N, T, F]` by energy: frames whose
+    energy (log of summed mel power) is within `drop_db` of the clip's loudest frame and
+    above the clip's floor (10th percentile) by half the clip's range."""
+    e = torch.logsumexp(torch.as_tensor(features), dim=2).numpy()  # [N, T] log power
+    peak = e.max(1, keepdims=True)
+    floor = np.percentile(e, 10, axis=1, keepdims=True)
+    thr = np.maximum(peak - drop_db * log_per_db, floor + 0.5 * (peak - floor))
+    loud = e >= thr
+    T = e.shape[1]
+    first = loud.argmax(1)
+    last = T - loud[:, ::-1].argmax(1)
+    return first.astype(np.int64), last.astype(np.int64)
+
+
+@dataclass
+class ClipPool:
+    """The training clips a stream is made of, with their speech bounds and levels."""
+
+    features: np.ndarray  # float32 [N, T, F] log-mel
+    labels: np.ndarray  # int64 [N]
+    categories: list[str]
+    first: np.ndarray  # [N] first speech frame
+    end: np.ndarray  # [N] last speech frame + 1
+    peak: np.ndarray  # [N] loudest frame's log power
+    log_per_db: float
+
+    @classmethod
+    def from_arrays(cls, features: np.ndarray, labels: np.ndarray, categories: Sequence[str],
+                    log_per_db: float) -> "ClipPool":
+        first, end = word_bounds(features, log_per_db=log_per_db)
+        peak = torch.logsumexp(torch.as_tensor(features), dim=2).amax(1).numpy()
+        return cls(features, labels, list(categories), first, end, peak, log_per_db)
+
+    def indices(self, *names: str) -> np.ndarray:
+        ids = [self.categories.index(n) for n in names if n in self.categories]
+        return np.flatnonzero(np.isin(self.labels, ids))
+
+    @property
+    def keyword_ids(self) -> np.ndarray:
+        return np.flatnonzero(~np.isin(self.labels, [self.categories.index(c) for c in
+                                                     (SILENCE, UNKNOWN) if c in self.categories]))
+
+
+# ---------------------------------------------------------------------------- streams
+
+
+class StreamMaker:
+    """Endless training streams, one per batch row, served in chunks of frames.
+
+    `next_chunk()` -> (x [B, T, F] float32, target [B, T] int64, weight [B, T] float32).
+    Frames are made `block` at a time per row and consumed in order, so a word, its
+    target window and the state that heard it run on across chunk boundaries.
+    """
+
+    def __init__(self, pool: ClipPool, cfg: StreamTrainConfig, rng: np.random.Generator,
+                 block: int = 1500):
+        self.pool, self.cfg, self.rng, self.block = pool, cfg, rng, block
+        self.kw = pool.keyword_ids
+        self.neg = pool.indices(UNKNOWN)
+        self.noise = pool.indices(SILENCE)
+        if len(self.kw) == 0 or len(self.noise) == 0:
+            raise TinyKWSError("stream training needs keyword clips and _silence_ clips")
+        self.neg_weight = np.ones(len(self.neg))
+        self.sil = pool.categories.index(SILENCE)
+        self.unk = pool.categories.index(UNKNOWN) if UNKNOWN in pool.categories else self.sil
+        self.floor = pool.features.min(axis=(0, 1))  # [F] quietest level of each band
+        self.rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
+            self._make(self.block) for _ in range(cfg.batch)]
+
+    def set_negative_weights(self, w: np.ndarray) -> None:
+        self.neg_weight = np.asarray(w, np.float64)
+
+    def _draw_negative(self) -> int:
+        p = self.neg_weight / self.neg_weight.sum()
+        return int(self.neg[self.rng.choice(len(self.neg), p=p)])
+
+    def _noise_bed(self, n: int) -> np.ndarray:
+        """[n, F] log-mel of background clips end to end (each at its recorded level)."""
+        T = self.pool.features.shape[1]
+        picks = self.pool.features[self.rng.choice(self.noise, size=-(-n // T))]
+        return picks.reshape(-1, picks.shape[-1])[:n]
+
+    def _make(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """At least n frames of stream: (x [n', F], target [n'], weight [n'])."""
+        cfg, pool, rng = self.cfg, self.pool, self.rng
+        xs, words = [], []  # words: (start, first speech, end, class, is keyword)
+        pos = 0
+        peaks = []
+        while pos < n:
+            gap = int(rng.integers(cfg.gap_frames[0], cfg.gap_frames[1] + 1))
+            xs.append(np.broadcast_to(self.floor, (gap, len(self.floor))))
+            pos += gap
+            is_kw = bool(rng.random() < cfg.keyword_prob) or len(self.neg) == 0
+            i = int(self.kw[rng.integers(len(self.kw))]) if is_kw else self._draw_negative()
+            T = pool.features.shape[1]
+            a = max(0, int(pool.first[i]) - int(rng.integers(*cfg.margin_frames)))
+            b = min(T, int(pool.end[i]) + int(rng.integers(*cfg.margin_frames)))
+            xs.append(pool.features[i, a:b])
+            cls = int(pool.labels[i]) if is_kw else self.unk
+            words.append((pos, pos + int(pool.first[i]) - a, pos + int(pool.end[i]) - a, cls, is_kw))
+            peaks.append(pool.peak[i])
+            pos += b - a
+        x = np.concatenate(xs).astype(np.float32)
+        target = np.full(len(x), self.sil, np.int64)
+        weight = np.full(len(x), cfg.silence_weight, np.float32)
+        for k, (start, on, end, cls, is_kw) in enumerate(words):
+            stop = min(len(x), end + cfg.target_frames)
+            if k + 1 < len(words):
+                stop = min(stop, words[k + 1][1])  # the next word's speech takes over
+            if is_kw:
+                target[start:end - cfg.target_lead] = IGNORE
+                weight[start:end - cfg.target_lead] = 0.0
+            else:
+                target[on:end - cfg.target_lead] = cls
+                weight[on:end - cfg.target_lead] = cfg.inside_unknown_weight
+            lo = max(on, end - cfg.target_lead)
+            target[lo:stop] = cls
+            weight[lo:stop] = cfg.keyword_weight if is_kw else cfg.unknown_weight
+        # the noise bed: one level for this block, `snr` dB under its words' mean peak
+        bed = self._noise_bed(len(x))
+        bed_level = float(torch.logsumexp(torch.as_tensor(bed), dim=1).mean())
+        snr = rng.uniform(*cfg.snr_db)
+        shift = float(np.mean(peaks)) - snr * pool.log_per_db - bed_level
+        x = np.logaddexp(x, bed + shift).astype(np.float32)
+        return x, target, weight
+
+    def next_chunk(self) -> tuple[Tensor, Tensor, Tensor]:
+        T = self.cfg.chunk_frames
+        out = []
+        for r in range(len(self.rows)):
+            x, t, w = self.rows[r]
+            if len(x) < T:
+                x2, t2, w2 = self._make(self.block)
+                x, t, w = np.concatenate([x, x2]), np.concatenate([t, t2]), np.concatenate([w, w2])
+            out.append((x[:T], t[:T], w[:T]))
+            self.rows[r] = (x[T:], t[T:], w[T:])
+        xs, ts, ws = zip(*out)
+        return (torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts)),
+                torch.from_numpy(np.stack(ws)))
+
+
+# ---------------------------------------------------------------------------- mining
+
+
+@torch.no_grad()
+def negative_keyword_scores(model, maker: StreamMaker, context: int = 100, batch: int = 256
+                            ) -> np.ndarray:
+    """Highest keyword probability of each negative clip `[len(maker.neg)]`, heard after
+    `context` frames of background from a zero state and until its target window ends."""
+    pool, cfg = maker.pool, maker.cfg
+    kw_cls = torch.tensor([c not in (SILENCE, UNKNOWN) for c in pool.categories])
+    out = []
+    T = pool.features.shape[1]
+    for s in range(0, len(maker.neg), batch):
+        ids = maker.neg[s:s + batch]
+        bed = torch.from_numpy(np.stack([maker._noise_bed(context + T + cfg.target_frames)
+                                         for _ in ids]))
+        x = bed.clone()
+        words = torch.from_numpy(pool.features[ids])
+        x[:, context:context + T] = torch.logaddexp(words, bed[:, context:context + T])
+        logits, _ = model.forward_sequence(x)
+        p = torch.softmax(logits[:, context:], -1)[..., kw_cls].amax(-1)  # [b, T']
+        out.append(p.amax(1).numpy())
+    return np.concatenate(out) if out else np.zeros(0)
+
+
+# ---------------------------------------------------------------------------- state
+
+
+BOUNDED_NU = -40.0  # σ(-40) = 4e-18: below float32's resolution next to any |h| >= 1e-9
+
+
+def bound_state(model) -> int:
+    """Make every FastGRNN layer's state bounded by construction; returns the layers changed.
+
+    FastGRNN's h' = z h + (σ(zeta)(1 - z) + σ(nu)) c. Where the gate z saturates at 1 the
+    state grows by σ(nu) c every frame: the clip models' σ(nu) ≈ 0.016 makes |h| climb by
+    ~1.6 a second, and after a minute every unit is pinned and one class wins whatever
+    the audio (the lock-in measured in docs/benchmarks.md). With σ(nu) = 0,
+    |h'| <= z |h| + (1 - z) σ(zeta) <= max(|h|, σ(zeta)) <= 1 from a zero state, for ever.
+    nu is set to `BOUNDED_NU` and frozen (the generated C computes σ(nu) from it as before).
+    """
+    n = 0
+    for cell in model.cells:
+        if hasattr(cell, "nu") and hasattr(cell, "zeta"):
+            with torch.no_grad():
+                cell.nu.fill_(BOUNDED_NU)
+            cell.nu.requires_grad_(False)
+            n += 1
+    return n
+
+
+@torch.no_grad()
+def stream_through(model, frames: Tensor, chunk: int = 6000) -> tuple[np.ndarray, np.ndarray]:
+    """Run frames `[T, F]` through `model` on one never-reset state.
+
+    Returns (softmax scores `[T, C]`, largest |state| `[n_chunks]` at each chunk's end).
+    """
+    state = model.init_state(1)
+    scores, peaks = [], []
+    for s in range(0, len(frames), chunk):
+        logits, state = model.forward_sequence(frames[None, s:s + chunk], state)
+        scores.append(torch.softmax(logits[0], -1).numpy())
+        st = torch.cat([x.flatten() for x in state]) if isinstance(state, tuple) else state
+        peaks.append(float(st.abs().max()))
+    return np.concatenate(scores), np.array(peaks)
+
+
+def longest_keyword_run(scores: np.ndarray, categories: Sequence[str]) -> tuple[int, str]:
+    """(frames, class) of the longest run of consecutive frames whose top class is one and
+    the same keyword: a state locked onto a class shows as a run of minutes."""
+    top = np.asarray(scores).argmax(1)
+    is_kw = np.array([c not in (SILENCE, UNKNOWN) for c in categories])[top]
+    best, label = 0, ""
+    change = np.flatnonzero(np.diff(top) != 0) + 1
+    starts = np.concatenate([[0], change])
+    ends = np.concatenate([change, [len(top)]])
+    for a, b in zip(starts, ends):
+        if is_kw[a] and b - a > best:
+            best, label = int(b - a), categories[top[a]]
+    return best, label
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def _detach(state):
+    return tuple(s.detach() for s in state) if isinstance(state, tuple) else state.detach()
+
+
+def _reset_rows(state, rows: Tensor):
+    if isinstance(state, tuple):
+        return tuple(_reset_rows(s, rows) for s in state)
+    return torch.where(rows.view(1, -1, 1), torch.zeros_like(state), state)
+
+
+def stream_loss(logits: Tensor, target: Tensor, weight: Tensor) -> Tensor:
+    """Weighted per-frame cross-entropy; logits [B, T, C], target/weight [B, T]."""
+    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                         ignore_index=IGNORE, reduction="none")
+    w = weight.reshape(-1)
+    return (ce * w).sum() / w.sum().clamp_min(1e-6)
+
+
+def _lr(i: int, cfg: StreamTrainConfig) -> float:
+    return cfg.lr_min + (cfg.learning_rate - cfg.lr_min) * (1 + math.cos(math.pi * i / cfg.iterations)) / 2
+
+
+def _save(obj: Any, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train_stream(
+    features_dir: Path | str, run_dir: Path | str, cfg: StreamTrainConfig = StreamTrainConfig(),
+    *, extra_negatives: Optional[np.ndarray] = None, threads: int = 1,
+) -> Path:
+    """Stream-train `RUN_DIR/train/best.pt` (the clip model) into a new `best.pt`.
+
+    `extra_negatives` `[M, T, F]`: more non-keyword clips (log-mel, same features) mixed
+    into the streams as `_unknown_` words. Resumes from `train/stream_last.pt`. Returns the
+    path of the stream model.
+    """
+    from tinykws.models import load_checkpoint
+    from tinykws.progress import progress_bar
+    from tinykws.train import augment_batch, load_feature_set, pipeline_recipe
+
+    features_dir, run_dir = Path(features_dir), Path(run_dir)
+    tdir = run_dir / "train"
+    clip_path, best_path, last_path = tdir / "clip.pt", tdir / "best.pt", tdir / "stream_last.pt"
+    if not clip_path.is_file():
+        if not best_path.is_file():
+            raise TinyKWSError(f"{best_path} missing: train the clip model first")
+        shutil.copyfile(best_path, clip_path)
+    model, meta = load_checkpoint(clip_path)
+    if cfg.bounded_state:
+        bound_state(model)
+    model.train()
+    tr = load_feature_set(features_dir / "training.npz")
+    if tr.categories != list(meta["categories"]):
+        raise TinyKWSError("training.npz and the clip model have different categories")
+    log_per_db = math.log(10) / (10 if tr.feature_params.get("power_spec", True) else 20)
+    feats, labels = tr.features.numpy(), tr.labels.numpy()
+    if extra_negatives is not None and len(extra_negatives):
+        unk = tr.categories.index(UNKNOWN)
+        feats = np.concatenate([feats, np.asarray(extra_negatives, np.float32)])
+        labels = np.concatenate([labels, np.full(len(extra_negatives), unk, np.int64)])
+    pool = ClipPool.from_arrays(feats, labels, tr.categories, log_per_db)
+
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    maker = StreamMaker(pool, cfg, rng)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
+    start = 0
+    if last_path.is_file():
+        ck = torch.load(last_path, map_location="cpu", weights_only=True)
+        if ck.get("stream_config") == cfg.to_dict():
+            model.load_state_dict(ck["state_dict"])
+            opt.load_state_dict(ck["optimizer"])
+            start = int(ck["iteration"])
+            maker.set_negative_weights(np.asarray(ck["negative_weights"]))
+    recipe = pipeline_recipe(len(tr.labels))  # the clip phase's augmentation
+    sil = tr.categories.index(SILENCE)
+    noise = tr.features[tr.labels == sil]
+    state = model.init_state(cfg.batch)
+    rows: list[dict[str, Any]] = []
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    try:
+        with progress_bar() as bar:
+            task = bar.add_task("stream train", total=cfg.iterations, completed=start)
+            for it in range(start, cfg.iterations):
+                for g in opt.param_groups:
+                    g["lr"] = _lr(it, cfg)
+                x, target, weight = maker.next_chunk()
+                reset = torch.from_numpy(rng.random(cfg.batch) < cfg.reset_prob)
+                state = _reset_rows(_detach(state), reset)
+                logits, state = model.forward_sequence(x, state)
+                loss_s = stream_loss(logits, target, weight)
+                loss = loss_s
+                loss_c = torch.zeros(())
+                if cfg.clip_weight > 0:
+                    idx = torch.randint(0, len(tr.labels), (cfg.clip_batch,), generator=gen)
+                    xb = augment_batch(tr.features[idx], recipe, gen, noise, log_per_db)
+                    loss_c = F.cross_entropy(model(xb), tr.labels[idx],
+                                             label_smoothing=recipe.label_smoothing)
+                    loss = loss + cfg.clip_weight * loss_c
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+                opt.step()
+                rows.append({"iteration": it + 1, "stream_loss": f"{loss_s.item():.4f}",
+                             "clip_loss": f"{loss_c.item():.4f}",
+                             "state_max": f"{float(state.detach().abs().max()):.3f}"
+                             if isinstance(state, Tensor) else ""})
+                mined = ""
+                if cfg.mine_every and (it + 1) % cfg.mine_every == 0 and len(maker.neg):
+                    model.eval()
+                    s = negative_keyword_scores(model, maker)
+                    model.train()
+                    maker.set_negative_weights(1.0 + (cfg.mine_boost - 1.0) * (s >= cfg.mine_threshold))
+                    mined = f" mined {int((s >= cfg.mine_threshold).sum())}/{len(s)}"
+                    _append_log(tdir / "stream_log.csv", rows)  # log first, as train.py
+                    rows = []
+                    _save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+                           "iteration": it + 1, "stream_config": cfg.to_dict(),
+                           "negative_weights": maker.neg_weight.tolist()}, last_path)
+                bar.update(task, advance=1, description=(
+                    f"stream train {it + 1} loss {loss_s.item():.3f}/{loss_c.item():.3f}{mined}"))
+    finally:
+        torch.set_num_threads(threads_before)
+    _append_log(tdir / "stream_log.csv", rows)
+    model.eval()
+    ck = dict(torch.load(clip_path, map_location="cpu", weights_only=True))
+    ck.update(state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
+              stream_config=cfg.to_dict(),
+              stream_seconds=round(time.perf_counter() - t0, 1))
+    _save(ck, best_path)
+    return best_path
+
+
+def _append_log(path: Path, rows: list[dict[str, Any]]) -> None:
+    if not rows:
+        return
+    new = not path.is_file()
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        if new:
+            w.writeheader()
+        w.writerows(rows)

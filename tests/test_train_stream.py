@@ -1,0 +1,207 @@
+"""Stream training (tinykws.train_stream): stream making, targets, bounded state, no lock-in."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from tinykws.features import FeatureParams
+from tinykws.models import ModelConfig, build_model
+from tinykws.train_stream import (
+    IGNORE,
+    ClipPool,
+    StreamMaker,
+    StreamTrainConfig,
+    bound_state,
+    longest_keyword_run,
+    quick_stream_config,
+    stream_through,
+    train_stream,
+    word_bounds,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CATS = ["yes", "no", "_unknown_", "_silence_"]
+LOG_PER_DB = math.log(10) / 10
+WORD = slice(30, 60)  # frames of the word in every toy clip
+
+
+def toy_clips(n_per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Log-mel-like clips [N, 98, 32]: a noise floor, and for words a 30-frame loud block in
+    the class's own 8 bands (yes 0-7, no 8-15, other words 16-23); silence is floor only."""
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for label in range(len(CATS)):
+        for _ in range(n_per_class):
+            x = rng.normal(-12.0, 1.0, (98, 32)) + rng.uniform(-2, 2)
+            if CATS[label] != "_silence_":
+                x[WORD, 8 * label:8 * label + 8] += 10.0
+            xs.append(x)
+            ys.append(label)
+    return np.asarray(xs, np.float32), np.asarray(ys, np.int64)
+
+
+def test_word_bounds_finds_the_loud_block():
+    x, _ = toy_clips(3)
+    first, end = word_bounds(x[:9], log_per_db=LOG_PER_DB)
+    assert np.all(np.abs(first - WORD.start) <= 1) and np.all(np.abs(end - WORD.stop) <= 1)
+
+
+def test_stream_targets_follow_word_ends():
+    x, y = toy_clips(20)
+    pool = ClipPool.from_arrays(x, y, CATS, LOG_PER_DB)
+    cfg = StreamTrainConfig(batch=3, chunk_frames=500, target_frames=40, target_lead=3)
+    maker = StreamMaker(pool, cfg, np.random.default_rng(0))
+    xs, target, weight = maker.next_chunk()
+    assert xs.shape == (3, 500, 32) and target.shape == weight.shape == (3, 500)
+    t = target.numpy()
+    sil = CATS.index("_silence_")
+    # every keyword stretch is scored as that keyword for at most lead + 40 frames, comes
+    # right after unscored frames (the word itself) and is followed by background
+    for row in t:
+        for k in (0, 1):
+            idx = np.flatnonzero(row == k)
+            if len(idx) == 0:
+                continue
+            runs = np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1)
+            for r in runs:
+                assert len(r) <= 43
+                if r[0] > 0:
+                    assert row[r[0] - 1] == IGNORE
+    assert (t == sil).mean() > 0.3  # background dominates
+    assert set(np.unique(t)) <= {IGNORE, 0, 1, 2, 3}
+    assert np.all(weight.numpy()[t == IGNORE] == 0)
+    # a chunk continues the same stream: the next one is not the start of a new one
+    x2, _, _ = maker.next_chunk()
+    assert x2.shape == (3, 500, 32)
+
+
+def _saturating_fastgrnn(hidden: int = 8) -> torch.nn.Module:
+    """A FastGRNN whose gate sits at 1 and whose update is +1: the state can only grow."""
+    m = build_model(ModelConfig(architecture="fastgrnn", input_size=32, hidden_size=hidden,
+                                num_layers=1, num_classes=4))
+    with torch.no_grad():
+        for c in m.cells:
+            c.bias_gate.fill_(30.0)
+            c.bias_update.fill_(5.0)
+    return m.eval()
+
+
+def test_bound_state_stops_the_drift_that_locks_clip_models_in():
+    frames = torch.zeros(20_000, 32)  # 200 s of frames
+    m = _saturating_fastgrnn()
+    _, grow = stream_through(m, frames, chunk=5000)
+    assert grow[-1] > 300 and grow[-1] > 3.5 * grow[0]  # σ(-4) ≈ 0.018 more every frame
+    assert bound_state(m) == 1
+    _, bounded = stream_through(m, frames, chunk=5000)
+    assert bounded.max() <= 1.0
+
+
+def test_bounded_fastgrnn_state_stays_within_sigma_zeta_on_loud_random_input():
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(architecture="fastgrnn", input_size=32, hidden_size=16,
+                                num_layers=2, num_classes=4))
+    with torch.no_grad():
+        for p in m.parameters():
+            p.mul_(5.0)  # large weights: gates saturate often
+    bound_state(m)
+    frames = torch.randn(30_000, 32) * 20
+    _, peaks = stream_through(m.eval(), frames, chunk=3000)
+    k1 = max(float(torch.sigmoid(c.zeta.detach())) for c in m.cells)
+    assert peaks.max() <= k1 + 1e-6
+
+
+def test_longest_keyword_run_ignores_background():
+    s = np.zeros((10, 4))
+    s[:, 3] = 1  # silence everywhere ...
+    s[2:5, 3], s[2:5, 0] = 0, 1  # ... but 3 frames of yes
+    s[6:8, 3], s[6:8, 1] = 0, 1
+    assert longest_keyword_run(s, CATS) == (3, "yes")
+    assert longest_keyword_run(np.tile([0, 0, 0, 1.0], (5, 1)), CATS) == (0, "")
+
+
+@pytest.fixture(scope="module")
+def toy_run(tmp_path_factory):
+    """Clip phase (tinykws.train) then stream phase on toy features: (model, run folder)."""
+    from tinykws.models import load_checkpoint
+    from tinykws.train import TrainConfig, train
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        tmp_path = tmp_path_factory.mktemp("toy_run")
+        return _toy_run(tmp_path, TrainConfig, train, load_checkpoint)
+    finally:
+        torch.set_num_threads(n)
+
+
+def _toy_run(tmp_path, TrainConfig, train, load_checkpoint):
+    fdir = tmp_path / "features"
+    fdir.mkdir()
+    fp = FeatureParams().to_json()
+    for split, n, seed in (("training", 60, 0), ("validation", 8, 1)):
+        x, y = toy_clips(n, seed)
+        np.savez(fdir / f"{split}.npz", features=x, labels=y, categories=np.array(CATS),
+                 feature_params=fp, paths=np.array([f"{split}/{i}" for i in range(len(y))]))
+    train(fdir, tmp_path, TrainConfig(epochs=40, hidden_units=16, batch_size=32, optimizer="adam",
+                                      learning_rate=0.01, lr_min=0.001, threads=1))
+    cfg = StreamTrainConfig(iterations=250, batch=8, chunk_frames=150, clip_batch=16,
+                            mine_every=125, learning_rate=0.005, lr_min=0.001)
+    train_stream(fdir, tmp_path, cfg)
+    model, meta = load_checkpoint(tmp_path / "train" / "best.pt")
+    assert meta["stream_config"] == cfg.to_dict()
+    assert (tmp_path / "train" / "clip.pt").is_file()
+    return model, tmp_path
+
+
+def _never_locks_in(model, minutes: float) -> None:
+    x, y = toy_clips(20, seed=7)  # clips the model never saw
+    pool = ClipPool.from_arrays(x, y, CATS, LOG_PER_DB)
+    cfg = StreamTrainConfig(batch=1, chunk_frames=6000, snr_db=(10.0, 40.0))
+    maker = StreamMaker(pool, cfg, np.random.default_rng(3))
+    chunks = [maker.next_chunk() for _ in range(int(minutes * 60 * 100) // 6000)]
+    frames = torch.cat([c[0][0] for c in chunks])  # [T, 32], one continuous stream
+    target = torch.cat([c[1][0] for c in chunks]).numpy()
+    scores, peaks = stream_through(model, frames)
+    assert peaks.max() <= 1.0  # bounded state, at every minute
+    run, label = longest_keyword_run(scores, CATS)
+    assert run <= 300, f"{label} was the top class for {run / 100:.1f} s on end"
+    # and the model still hears the words: most keyword target frames are recognised
+    kw = (target == 0) | (target == 1)
+    assert (scores.argmax(1)[kw] == target[kw]).mean() > 0.6
+    # the last ten minutes are as good as the first: nothing drifts
+    half = len(frames) // 2
+    acc = [(scores.argmax(1)[s][kw[s]] == target[s][kw[s]]).mean()
+           for s in (slice(0, half), slice(half, None))]
+    assert acc[1] > acc[0] - 0.15
+
+
+def test_stream_model_never_locks_in_ten_minutes(toy_run):
+    _never_locks_in(toy_run[0], minutes=10)
+
+
+@pytest.mark.slow
+def test_stream_model_never_locks_in_one_hour(toy_run):
+    _never_locks_in(toy_run[0], minutes=60)
+
+
+def test_stream_checkpoint_runs_on_one_state_and_keeps_its_log(toy_run):
+    from tinykws.detect import Detector
+    from tinykws.models import load_checkpoint
+
+    model, run = toy_run
+    _, meta = load_checkpoint(run / "train" / "best.pt")
+    assert Detector(model=model, meta=meta).mode == "rolling"  # one state, one step a frame
+    _, clip_meta = load_checkpoint(run / "train" / "clip.pt")
+    assert "stream_config" not in clip_meta  # the clip model is kept as it was
+    last = torch.load(run / "train" / "stream_last.pt", weights_only=True)
+    assert last["iteration"] == 250
+    log = (run / "train" / "stream_log.csv").read_text().splitlines()
+    assert len(log) == 251  # header + one row an iteration
+    cfg = StreamTrainConfig.from_dict(json.loads(json.dumps(quick_stream_config().to_dict())))
+    assert cfg == quick_stream_config()
