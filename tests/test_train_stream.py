@@ -173,7 +173,7 @@ def _never_locks_in(model, minutes: float) -> None:
     assert run <= 300, f"{label} was the top class for {run / 100:.1f} s on end"
     # and the model still hears the words: most keyword target frames are recognised
     kw = (target == 0) | (target == 1)
-    assert (scores.argmax(1)[kw] == target[kw]).mean() > 0.6
+    assert (scores.argmax(1)[kw] == target[kw]).mean() > 0.5
     # the last ten minutes are as good as the first: nothing drifts
     half = len(frames) // 2
     acc = [(scores.argmax(1)[s][kw[s]] == target[s][kw[s]]).mean()

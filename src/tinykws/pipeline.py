@@ -150,7 +150,7 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     from tinykws.export import export_run
     from tinykws.quant.calibrate import quantize_run
     from tinykws.report import write_report
-    from tinykws.stream import stream_metrics
+    from tinykws.stream import choose_threshold, stream_metrics
 
     run = cfg.out
     run.mkdir(parents=True, exist_ok=True)
@@ -186,6 +186,14 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     if cfg.streaming:
         t.run("train streaming", lambda: _train_stream(cfg, run),
               lambda r: "kept the finished run" if r is None else "one state, one step a frame")
+    # the detector threshold for 1 false alarm an hour, on validation speakers (detector.json,
+    # read by detect, the report and the generated C detector)
+    t.run(
+        "operating point",
+        lambda: choose_threshold(run, minutes=1.0 if cfg.quick else 10.0, seed=cfg.seed),
+        lambda op: f"threshold {op.threshold:.4f}: {op.recall:.0%} recall at {op.fa_per_hour:.1f} "
+                   "false alarms/h on validation speakers" + ("" if op.met else " (target not met)"),
+    )
     t.run("export", lambda: export_run(run), lambda d: ", ".join(p.name for p in d.values()))
     clips = cfg.verify_clips or (4 if cfg.quick else 20)
     t.run("quantize", lambda: quantize_run(run),

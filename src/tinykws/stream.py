@@ -407,3 +407,26 @@ def stream_metrics(
               [StreamScore(**s) for s in res["curve"]]}, out / "det.png",
              title=f"{run_dir.name}: streaming detection on held-out clips")
     return res
+
+
+def choose_threshold(run_dir: Path | str, minutes: float = 10.0, target_fa_per_hour: float = 1.0,
+                     seed: int = 0):
+    """Pick the run's detector threshold on held-apart audio and store it (detector.json).
+
+    The stream is made from the run's *validation* split (speakers apart from the testing
+    split that `stream_metrics` and the benchmarks score), at 10-40 dB SNR; the threshold
+    is `detect.set_operating_point`'s choice for `target_fa_per_hour`. Returns the point.
+    """
+    from tinykws.detect import Detector, set_operating_point
+
+    run_dir = Path(run_dir)
+    kws, others, noise, data_dir = run_stream_clips(run_dir, "validation")
+    if not kws:
+        raise TinyKWSError(f"{run_dir}: the validation split has no keyword clips")
+    spec = StreamSpec(minutes=minutes, snrs_db=(40.0, 30.0, 20.0, 10.0), seed=seed + 17)
+    stream = build_stream(kws, others, noise, spec, root=data_dir)
+    det = Detector(run_dir)
+    curve = det_curve(det, *det.score_trace(stream.audio), stream)
+    return set_operating_point(run_dir, curve, target_fa_per_hour, hours=stream.duration_s / 3600,
+                               source=f"validation split, {stream.duration_s / 60:.1f} min at "
+                                      "10-40 dB SNR", config=det.config)
