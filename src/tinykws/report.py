@@ -176,6 +176,13 @@ def section_stream(run_dir: Path) -> str:
                 f"(threshold {best['threshold']:.4f}).\n")
     else:
         out += "No threshold catches any keyword at ≤ 1 false alarm per hour.\n"
+    clip = st.get("clip_model")
+    if isinstance(clip, dict):
+        cb = clip.get("best_at_1_fa_per_hour")
+        out += ("Before stream training, the clip model (`window` mode, 10 model steps a frame) "
+                + (f"caught {cb['recall']:.1%} at ≤ 1 false alarm per hour (threshold "
+                   f"{cb['threshold']:.4f})" if cb else "never stayed at ≤ 1 false alarm per hour")
+                + "; both curves are in the DET plot.\n")
     if st.get("minutes", 60) < 60:
         out += ("_A short stream: one false alarm already counts "
                 f"{60 / max(st.get('minutes', 1), 1e-9):.0f} per hour._\n")

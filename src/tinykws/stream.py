@@ -400,12 +400,22 @@ def stream_metrics(
     res = evaluate_stream(det, stream)
     res.update(minutes=stream.duration_s / 60, n_keywords=stream.n_keywords,
                n_events=len(stream.events), snrs_db=list(StreamSpec.snrs_db))
+    curves = {f"{det.mode} ({stream.duration_s / 60:.1f} min, {stream.n_keywords} keywords)":
+              [StreamScore(**s) for s in res["curve"]]}
+    clip = run_dir / "train" / "clip.pt"
+    if clip.is_file():  # a stream-trained run: its clip model (window mode) is the "before"
+        from tinykws.models import load_checkpoint
+
+        model, meta = load_checkpoint(clip)
+        before = evaluate_stream(Detector(model=model, meta=meta,
+                                          config=det.config.replace(mode="window")), stream)
+        res["clip_model"] = {k: before[k] for k in ("mode", "best_at_1_fa_per_hour", "curve")}
+        curves["before stream training: clip model, window (10 steps a frame)"] = [
+            StreamScore(**s) for s in before["curve"]]
     out = run_dir / "eval"
     out.mkdir(parents=True, exist_ok=True)
     (out / "stream.json").write_text(json.dumps(res, indent=2))
-    plot_det({f"{det.mode} ({stream.duration_s / 60:.1f} min, {stream.n_keywords} keywords)":
-              [StreamScore(**s) for s in res["curve"]]}, out / "det.png",
-             title=f"{run_dir.name}: streaming detection on held-out clips")
+    plot_det(curves, out / "det.png", title=f"{run_dir.name}: streaming detection on held-out clips")
     return res
 
 

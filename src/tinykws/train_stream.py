@@ -54,10 +54,10 @@ IGNORE = -100  # target of frames that are not scored
 class StreamTrainConfig:
     """The stream phase's choices (saved in the checkpoint as `stream_config`)."""
 
-    iterations: int = 1200
+    iterations: int = 800
     learning_rate: float = 1e-3
     lr_min: float = 1e-4
-    batch: int = 32  # streams trained side by side
+    batch: int = 16  # streams trained side by side
     chunk_frames: int = 200  # frames per truncated-BPTT step (2 s)
     reset_prob: float = 0.02  # chance a stream's state restarts from zero at a chunk
     # what a stream holds
@@ -68,12 +68,12 @@ class StreamTrainConfig:
     # targets and weights
     target_lead: int = 3  # frames before a word's end that already take its class
     target_frames: int = 40  # frames after a word's end that keep its class
-    keyword_weight: float = 1.0
+    keyword_weight: float = 3.0  # the word ends are rare: make them count
     unknown_weight: float = 1.0
     inside_unknown_weight: float = 0.3  # frames inside another word
     silence_weight: float = 0.3
     clip_weight: float = 1.0  # the clip loss beside the stream loss
-    clip_batch: int = 64
+    clip_batch: int = 32
     bounded_state: bool = True  # FastGRNN: σ(nu) -> 0, so |h| <= max(|h0|, σ(zeta)) <= 1
     # hard-negative mining
     mine_every: int = 300
