@@ -7,7 +7,9 @@ three long recordings made from held-out material only:
   run's *testing* split (speakers never seen in training): keywords at known times among
   other words, over the dataset's background-noise recordings;
 - a negative stream (default 60 min) of non-keyword speech only, from `--negatives` (a
-  folder of WAV files, or a text file listing them: words and voices never trained on);
+  folder of WAV files, or a text file listing them, e.g. the held-apart
+  `testing_list.txt` of `tinykws data negatives`: words and voices never trained on;
+  `_silence_/` lines are left out);
   without it, the testing split's other words, replayed.
 
 Each model runs in its detector's default mode (`rolling` = one state, never reset, for
@@ -58,7 +60,8 @@ def negative_clips(src: Path | None, fallback: list) -> list:
     if src.is_dir():
         paths = sorted(src.rglob("*.wav"))
     else:
-        paths = [Path(line.strip()) for line in src.read_text().splitlines() if line.strip()]
+        lines = [ln.strip() for ln in src.read_text().splitlines()]
+        paths = [Path(ln) for ln in lines if ln and not ln.startswith("_silence_")]
         paths = [p if p.is_absolute() else src.parent / p for p in paths]
     if not paths:
         sys.exit(f"error: no WAV files in {src}")
