@@ -56,17 +56,25 @@ def check_run(run: Path) -> None:
 
 def test_pipeline_quick_end_to_end(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    r = run_cli("pipeline", "--quick", "--out", str(run), cwd=tmp_path)
+    r = run_cli("pipeline", "--quick", "--streaming", "--out", str(run), cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
     assert r.stdout.strip().endswith("report.md")
     check_run(run)
     acc = json.loads((run / "eval" / "evaluation.json").read_text())["accuracy"]
     assert 0.0 <= acc <= 1.0
 
+    # the stream phase ran: one-state model, its clip model kept and scored as "before"
+    assert (run / "train" / "clip.pt").is_file() and (run / "train" / "stream_log.csv").is_file()
+    stream = json.loads((run / "eval" / "stream.json").read_text())
+    assert stream["mode"] == "rolling" and stream["clip_model"]["mode"] == "window"
+    detector = json.loads((run / "detector.json").read_text())
+    assert "validation" in detector["operating_point"]["source"]
+
     # A second run finds every stage done: nothing is recomputed, the report is rewritten.
-    r2 = run_cli("pipeline", "--quick", "--out", str(run), cwd=tmp_path)
+    r2 = run_cli("pipeline", "--quick", "--streaming", "--out", str(run), cwd=tmp_path)
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert "training already finished" in r2.stderr
+    assert "stream training already finished" in r2.stderr
 
 
 def test_pipeline_bad_data_is_a_clean_error(tmp_path: Path) -> None:

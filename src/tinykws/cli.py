@@ -547,8 +547,9 @@ def pipeline(
     per_word: Optional[int] = typer.Option(None, help="Synthesized clips per word (default 200; 8 with --quick)."),
     verify_clips: Optional[int] = typer.Option(None, help="Clips run on the emulated Cortex-M4 (default 20)."),
     streaming: bool = typer.Option(
-        True, help="Train on long streams after the clips: one model step per 10-ms frame, one "
-        "never-reset state (--no-streaming: the clip model, detected with a sliding window)."
+        False, help="Train on long streams after the clips: one model step per 10-ms frame on one "
+        "never-reset state, as a Cortex-M4 can afford (default: the clip model, detected with a "
+        "sliding 1-s window, 10 steps a frame; see docs/benchmarks.md, Streaming)."
     ),
 ) -> None:
     """Run every stage, data to device report, into one run folder (resumes where it stopped)."""
