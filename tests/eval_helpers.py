@@ -18,7 +18,7 @@ from tinykws.data.speech_commands import GOOGLE12_WORDS, make_lists, read_list
 from tinykws.features import FeatureParams
 from tinykws.models import ModelConfig, build_model
 
-DEV = Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev"
+from realdata import REAL as DEV  # the dev set, or the committed mini set
 CATEGORIES = [*GOOGLE12_WORDS, "_unknown_", "_silence_"]
 FEATURE_CATS = ["_silence_", "_unknown_", "yes", "no"]  # the classes of make_features
 

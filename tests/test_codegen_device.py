@@ -23,7 +23,7 @@ from tinykws.features import FeatureParams, frames_from_stream
 from tinykws.models import ModelConfig, build_model
 
 pytest.importorskip("unicorn", reason="the emulated Cortex-M4 needs the device extra (unicorn)")
-DEV = Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev"
+from realdata import REAL as DEV  # the dev set, or the committed mini set
 
 CASES = {
     # H = 20: U has 20 columns (8 + 8 + a 4-column tail); wrank 3: W2 has 4 columns (tail only)

@@ -28,7 +28,10 @@ from tinykws.data.speech_commands import (
 from tinykws.errors import TinyKWSError
 
 # resolved: ../shared may be a symlink, and make_lists stores resolved paths
-DEV = (Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev").resolve()
+from realdata import DEV_SET, REAL, needs_dev_set
+
+DEV = DEV_SET.resolve()  # the whole dev set (tests marked needs_dev_set)
+SOME = REAL.resolve()  # the dev set or the committed mini set: any real dataset will do
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +51,7 @@ def test_speaker_id_is_the_name_before_nohash():
     assert speaker_of("noise.wav") == "noise"
 
 
+@needs_dev_set
 def test_hash_rule_matches_the_official_split_of_the_dev_subset():
     # The dev subset was drawn from the official v0.02 testing split (made by TensorFlow's
     # which_set): all 141 speakers must hash to "testing". A wrong hash, modulus or scale
@@ -89,6 +93,7 @@ def test_hash_rule_equals_tensorflows_which_set():
     assert [which_set(n) for n in names] == [_tensorflow_which_set(n) for n in names]
 
 
+@needs_dev_set
 def test_google12_on_dev_data_has_12_categories_and_speaker_disjoint_splits(dev_lists):
     cats = read_categories(dev_lists)
     assert cats == list(GOOGLE12_WORDS) + [UNKNOWN, SILENCE]
@@ -105,6 +110,7 @@ def test_google12_on_dev_data_has_12_categories_and_speaker_disjoint_splits(dev_
     assert meta["speaker_overlap"] == 0 and meta["split_source"] == "dataset lists"
 
 
+@needs_dev_set
 def test_dataset_lists_are_respected(dev_lists):
     official_test = set((DEV / "testing_list.txt").read_text().split())
     ours = [e for e in read_list(dev_lists, "testing") if e.label != SILENCE]
@@ -114,6 +120,7 @@ def test_dataset_lists_are_respected(dev_lists):
     assert kw_official <= {str(e.path.relative_to(DEV)) for e in ours}
 
 
+@needs_dev_set
 def test_unknown_clips_come_from_other_words_and_follow_the_share(tmp_path):
     s = make_lists(DEV, "google12", tmp_path / "a", unknown_share=0.5, silence_count=0)
     tr = read_list(tmp_path / "a", "training")
@@ -124,6 +131,7 @@ def test_unknown_clips_come_from_other_words_and_follow_the_share(tmp_path):
     assert s.counts["training"][SILENCE] == 0 and not list((tmp_path / "a" / SILENCE).glob("*.wav"))
 
 
+@needs_dev_set
 def test_silence_crops_are_1s_span_a_wide_loudness_range_and_are_deterministic(tmp_path):
     make_lists(DEV, "google12", tmp_path / "a", silence_count=300, seed=3)
     make_lists(DEV, "google12", tmp_path / "b", silence_count=300, seed=3)
@@ -177,6 +185,7 @@ def test_hash_rule_split_is_speaker_disjoint_without_dataset_lists(tmp_path):
             assert which_set(e.path.name) == split
 
 
+@needs_dev_set
 def test_lists_still_find_the_data_when_the_run_folder_moves(tmp_path):
     run = tmp_path / "run"
     shutil.copytree(DEV / "yes", run / "data" / "yes")
@@ -187,12 +196,14 @@ def test_lists_still_find_the_data_when_the_run_folder_moves(tmp_path):
     assert ex and all(e.path.is_file() and "moved" in str(e.path) for e in ex)
 
 
+@needs_dev_set
 def test_all_task_uses_every_word_folder(tmp_path):
     s = make_lists(DEV, "all", tmp_path)
     assert len(s.categories) == 35 and UNKNOWN not in s.categories
     assert s.categories == sorted(s.categories)
 
 
+@needs_dev_set
 def test_custom_task_and_max(tmp_path):
     s = make_lists(DEV, "marvin,sheila", tmp_path, max_per_class=5, silence_count=10)
     assert s.categories == ["marvin", "sheila", UNKNOWN, SILENCE]
@@ -206,7 +217,7 @@ def test_custom_task_and_max(tmp_path):
 @pytest.mark.parametrize("task, msg", [("yes,nope", "nope"), ("yes,yes", "twice"), (",", "empty")])
 def test_bad_tasks_are_user_errors(tmp_path, task, msg):
     with pytest.raises(TinyKWSError, match=msg):
-        make_lists(DEV, task, tmp_path)
+        make_lists(SOME, task, tmp_path)
 
 
 def test_missing_noise_is_a_clear_error_unless_silence_is_off(tmp_path):
@@ -223,6 +234,7 @@ def test_missing_noise_is_a_clear_error_unless_silence_is_off(tmp_path):
     assert sum(s.counts[sp]["yes"] for sp in s.counts) == 1  # the keyword clip is listed
 
 
+@needs_dev_set
 def test_lists_are_never_written_into_the_dataset(tmp_path):
     data = tmp_path / "data"
     shutil.copytree(DEV / "yes", data / "yes")
@@ -232,15 +244,16 @@ def test_lists_are_never_written_into_the_dataset(tmp_path):
 
 def test_read_list_errors_are_user_errors(tmp_path):
     with pytest.raises(TinyKWSError, match="categories.txt"):
-        read_list(tmp_path, "training", data_dir=DEV)
+        read_list(tmp_path, "training", data_dir=SOME)
     (tmp_path / "categories.txt").write_text("yes\n")
     with pytest.raises(TinyKWSError, match="split"):
-        read_list(tmp_path, "train", data_dir=DEV)
+        read_list(tmp_path, "train", data_dir=SOME)
     (tmp_path / "training_list.txt").write_text("bed/x_nohash_0.wav\n")
     with pytest.raises(TinyKWSError, match="_unknown_"):
-        read_list(tmp_path, "training", data_dir=DEV)
+        read_list(tmp_path, "training", data_dir=SOME)
 
 
+@needs_dev_set
 def test_scan_finds_words_and_noise():
     scan = scan_dataset(DEV)
     assert len(scan.words) == 35 and len(scan.noise_files) == 6
@@ -250,6 +263,7 @@ def test_scan_finds_words_and_noise():
 # ------------------------------------------------------------------ CLI
 
 
+@needs_dev_set
 def test_cli_lists_prints_counts_and_writes_the_lists(tmp_path):
     p = tinykws_command("data", "lists", str(DEV), "--task", "google12", "--out", str(tmp_path), "--silence", "30", "--seed", "1")
     assert p.returncode == 0, p.stderr
@@ -259,7 +273,7 @@ def test_cli_lists_prints_counts_and_writes_the_lists(tmp_path):
 
 
 def test_cli_user_errors_are_one_line_without_traceback(tmp_path):
-    p = tinykws_command("data", "lists", str(DEV), "--task", "yes,nope", "--out", str(tmp_path))
+    p = tinykws_command("data", "lists", str(SOME), "--task", "yes,nope", "--out", str(tmp_path))
     assert p.returncode == 2 and "nope" in p.stderr and "Traceback" not in p.stderr
     p = tinykws_command("data", "lists", str(tmp_path / "missing"), "--out", str(tmp_path / "o"))
     assert p.returncode == 2 and "does not exist" in p.stderr and "Traceback" not in p.stderr

@@ -18,7 +18,8 @@ from tinykws.data.speech_commands import make_lists
 from tinykws.errors import TinyKWSError
 from tinykws.features import FeatureParams, logmel, logmel_batch
 
-DEV = Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev"
+from realdata import REAL as DEV  # the dev set, or the committed mini set
+from realdata import needs_dev_set, require_dev_set
 NOISE = DEV / "_background_noise_"
 
 
@@ -30,8 +31,7 @@ def _quiet(monkeypatch):
 @pytest.fixture
 def lists(tmp_path) -> Path:
     """A small hand list: yes, no and _unknown_ (up); 12 + 6 + 6 clips, disjoint."""
-    if not DEV.is_dir():
-        pytest.fail(f"shared dev data missing at {DEV}")
+    require_dev_set()  # 8 clips a word
     d = tmp_path / "lists"
     d.mkdir()
     (d / "categories.txt").write_text("yes\nno\n_unknown_\n")
@@ -150,6 +150,7 @@ def test_rows_window_and_shift(lists, tmp_path):
         ds.row_starts(98, 99, 1)
 
 
+@needs_dev_set
 def test_featurize_clips_threads_equal_batch():
     files = sorted(DEV.glob("yes/*.wav"))[:70]  # more than one CHUNK
     want = logmel_batch(np.stack([load_audio(f)[0] for f in files]))
@@ -157,6 +158,7 @@ def test_featurize_clips_threads_equal_batch():
         np.testing.assert_array_equal(ds.featurize_clips(files, workers=workers), want)
 
 
+@needs_dev_set
 def test_dev_subset_from_make_lists(tmp_path):
     make_lists(DEV, "yes,no", tmp_path / "lists", max_per_class=15, unknown_share=0.5, silence_count=6)
     out = ds.featurize_lists(DEV, tmp_path / "lists", tmp_path / "f", noise_dir=NOISE)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-DEV = Path(__file__).resolve().parents[2] / "shared" / "data" / "speech_commands_dev"
+from realdata import DEV_SET as DEV, needs_dev_set
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -84,7 +84,7 @@ def test_pipeline_bad_data_is_a_clean_error(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not DEV.is_dir(), reason="needs ../shared/data/speech_commands_dev")
+@needs_dev_set
 def test_pipeline_default_on_dev_data(tmp_path: Path) -> None:
     run = tmp_path / "dev"
     r = run_cli("pipeline", "--data", str(DEV), "--out", str(run), cwd=tmp_path)

@@ -26,7 +26,7 @@ from tinykws.quant.formats import FEATURE_SCALE
 from tinykws.toolchain import find_toolchain, fpu_instructions
 
 pytest.importorskip("unicorn", reason="the emulated Cortex-M4 needs the device extra (unicorn)")
-DEV = Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev"
+from realdata import REAL as DEV  # the dev set, or the committed mini set
 
 STUB_MODEL = """\
 /* Stand-in for the model: the harness calls it once the window is full. */

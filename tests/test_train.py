@@ -19,6 +19,7 @@ import torch
 from typer.testing import CliRunner
 
 from eval_helpers import DEV, tinykws_command
+from realdata import require_dev_set
 from eval_helpers import FEATURE_CATS as CATS
 from eval_helpers import make_features
 from tinykws.errors import TinyKWSError
@@ -289,8 +290,7 @@ def test_cli_train_from_data_makes_lists_and_features(tmp_path):
     """`--data`: lists and features with the default settings, then training."""
     from tinykws.cli import app
 
-    if not DEV.is_dir():
-        pytest.fail(f"shared dev data missing at {DEV}")
+    require_dev_set()  # 9 clips a word
     mini = tmp_path / "mini"
     val, test = [], []
     for word in ("yes", "no", "up"):
