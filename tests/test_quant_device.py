@@ -26,7 +26,7 @@ from tinykws.toolchain import find_toolchain
 
 pytest.importorskip("unicorn", reason="the emulated Cortex-M4 needs the device extra (unicorn)")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
-DEV = Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev"
+from realdata import REAL as DEV  # the dev set, or the committed mini set
 
 
 def _clips(k: int) -> list[np.ndarray]:
