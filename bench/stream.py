@@ -40,7 +40,7 @@ os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
 import numpy as np  # noqa: E402
 
 from tinykws.detect import Detector  # noqa: E402
-from tinykws.evaluate import load_run_model  # noqa: E402
+from tinykws.run import load_model  # noqa: E402
 from tinykws.stream import (  # noqa: E402
     StreamScore,
     StreamSpec,
@@ -127,8 +127,8 @@ def main() -> None:
           "lock-in: max abs state, longest keyword run |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | --- |")
     for name, (run, mode) in runs.items():
-        model, meta = load_run_model(run)
-        det = Detector(model=model, meta=meta, mode=mode)
+        model, ck = load_model(run)
+        det = Detector(model=model, checkpoint=ck, mode=mode)
         t = time.time()
         traces = {k: det.score_trace(s.audio) for k, s in streams.items()}
         kw = streams["10-40 dB"]

@@ -138,7 +138,7 @@ def test_firmware_loop_links_both_modules_on_host(run_dir, tmp_path, monkeypatch
 
 
 def test_compile_errors_are_clear(tmp_path):
-    with pytest.raises(TinyKWSError, match="no trained model"):
+    with pytest.raises(TinyKWSError, match="no train/best.pt"):
         compile_run(tmp_path)
     run = make_run(tmp_path / "r")
     with pytest.raises(TinyKWSError, match="unknown target"):

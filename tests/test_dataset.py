@@ -17,6 +17,7 @@ from tinykws.data.audio import load_audio
 from tinykws.data.speech_commands import make_lists
 from tinykws.errors import TinyKWSError
 from tinykws.features import FeatureParams, logmel, logmel_batch
+from tinykws.run import read_features
 
 from realdata import REAL as DEV  # the dev set, or the committed mini set
 from realdata import needs_dev_set, require_dev_set
@@ -67,8 +68,8 @@ def test_npz_contract_and_clean_features(lists, tmp_path):
             word = Path(str(path)).parent.name
             assert label == {"yes": 0, "no": 1}.get(word, 2)
             np.testing.assert_array_equal(feats, logmel(load_audio(str(path))[0]))  # no noise: exact
-    loaded = ds.load_features(out["testing"])
-    assert loaded["feature_params"] == FeatureParams() and loaded["categories"][2] == "_unknown_"
+    loaded = read_features(out["testing"])
+    assert loaded.params == FeatureParams() and loaded.categories[2] == "_unknown_"
 
 
 def test_noise_training_only_seeded(lists, tmp_path):

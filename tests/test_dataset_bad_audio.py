@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from tinykws.dataset import featurize_lists, load_features
+from tinykws.dataset import featurize_lists
+from tinykws.run import read_features
 from tinykws.features import logmel
 
 
@@ -55,14 +56,14 @@ def test_bad_clip_is_a_one_line_error_naming_it(tmp_path: Path) -> None:
 def test_skip_leaves_bad_clip_out_and_counts_conversions(tmp_path: Path, capsys) -> None:
     data, lists = _dataset(tmp_path)
     out = featurize_lists(data, lists, tmp_path / "f", on_error="skip", workers=2)
-    tr = load_features(out["training"])
-    assert [Path(p).name for p in tr["paths"]] == [
+    tr = read_features(out["training"])
+    assert [Path(p).name for p in tr.paths] == [
         "a_nohash_0.wav", "b_nohash_0.wav", "c_nohash_0.wav", "d_nohash_0.wav"
     ]
     # The short clip is the first half of the tone, zero padded: same features as logmel of that.
     padded = np.zeros(16000, np.int16)
     padded[:8000] = (3000 * np.sin(2 * np.pi * 440 * np.arange(8000) / 16000)).astype(np.int16)
-    np.testing.assert_allclose(tr["features"][1], logmel(padded), atol=1e-4)
+    np.testing.assert_allclose(tr.features[1], logmel(padded), atol=1e-4)
     audio = json.loads((tmp_path / "f" / "training.cache.json").read_text())["audio"]
     assert (audio["loaded"], audio["padded"], audio["cropped"]) == (4, 1, 1)
     assert (audio["resampled"], audio["mixed"]) == (1, 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,11 @@ from tinykws.detect import (
 )
 from tinykws.errors import TinyKWSError
 from tinykws.features import FeatureParams, frames_from_stream
+from tinykws.models import ModelConfig
+from tinykws.run import Checkpoint
+from tinykws.train import TrainConfig
 
-META = {"feature_params": FeatureParams().to_dict(), "categories": CATEGORIES}
+META = Checkpoint(ModelConfig(num_classes=len(CATEGORIES)), FeatureParams(), tuple(CATEGORIES), {})
 YES = CATEGORIES.index("yes")
 
 
@@ -117,7 +121,7 @@ def test_block_path_equals_batched_trace(mode):
     """`process`-style streaming (StreamingFeaturizer + model.step) == `score_trace`."""
     model = random_model(seed=1)
     audio = (np.random.default_rng(0).standard_normal(16000 * 3) * 2000).astype(np.int16)
-    det = Detector(threshold=0.0, mode=mode, model=model, meta=META)
+    det = Detector(threshold=0.0, mode=mode, model=model, checkpoint=META)
     got = [r for b in range(0, len(audio) - 159, 160) if (r := det.scores(audio[b : b + 160]))]
     times, scores = det.score_trace(audio)
     assert len(got) == len(times) > 0
@@ -129,7 +133,7 @@ def test_window_mode_is_forward_on_the_last_second():
     """Staggered states score exactly like `forward()` on the last 98 frames, every hop."""
     model = random_model(seed=2)
     audio = (np.random.default_rng(1).standard_normal(16000 * 3) * 2000).astype(np.int16)
-    det = Detector(threshold=0.0, mode="window", hop_ms=100, model=model, meta=META)
+    det = Detector(threshold=0.0, mode="window", hop_ms=100, model=model, checkpoint=META)
     frames = torch.from_numpy(frames_from_stream(audio))
     got = [r for b in range(0, len(audio) - 159, 160) if (r := det.scores(audio[b : b + 160]))]
     assert np.diff([t for t, _ in got]) == pytest.approx(0.1)  # one score per 100 ms
@@ -143,11 +147,11 @@ def test_window_mode_is_forward_on_the_last_second():
 
 def test_auto_mode_follows_the_checkpoint():
     m = random_model()
-    assert Detector(model=m, meta={**META, "train_config": {"rolling": True}}).mode == "rolling"
-    assert Detector(model=m, meta={**META, "train_config": {"rolling": False}}).mode == "window"
-    assert Detector(model=m, meta=META).mode == "window"
+    assert Detector(model=m, checkpoint=replace(META, train_config=TrainConfig(rolling=True))).mode == "rolling"
+    assert Detector(model=m, checkpoint=replace(META, train_config=TrainConfig(rolling=False))).mode == "window"
+    assert Detector(model=m, checkpoint=META).mode == "window"
     with pytest.raises(TinyKWSError, match="mode"):
-        Detector(model=m, meta=META, mode="sometimes")
+        Detector(model=m, checkpoint=META, mode="sometimes")
 
 
 @pytest.mark.parametrize("mode", ["rolling", "window"])
@@ -155,7 +159,7 @@ def test_detects_tone_bursts_at_their_times(mode):
     bursts = [1.0, 3.5, 3.9, 7.0]  # 3.9 falls in the refractory period of 3.5
     audio = tone_stream(9.0, bursts)
     det = Detector(threshold=0.8, smoothing_ms=100, refractory_ms=1000, mode=mode,
-                   model=EnergyModel(), meta=META)
+                   model=EnergyModel(), checkpoint=META)
     found = det.run(audio)
     assert [d.label for d in found] == ["yes"] * 3
     for d, b in zip(found, [1.0, 3.5, 7.0]):
@@ -169,7 +173,7 @@ def test_reset_mode_scores_only_the_second_half_of_each_period():
     """Periodic reset reads scores once half a window has been seen: it is blind to a
     word that ends in the first half of a period (why `window` is the default)."""
     det = Detector(threshold=0.8, smoothing_ms=100, mode="reset", reset_ms=1000,
-                   model=EnergyModel(), meta=META)
+                   model=EnergyModel(), checkpoint=META)
     times, _ = det.score_trace(tone_stream(5.0, []))
     frame = np.round(times / 0.01).astype(int) - 3  # frame index of each score
     assert set(frame % 100) == set(range(48, 100))  # ages 49..100 of each 100-frame period
@@ -178,7 +182,7 @@ def test_reset_mode_scores_only_the_second_half_of_each_period():
 
 
 def test_blocks_must_be_160_samples():
-    det = Detector(model=EnergyModel(), meta=META, mode="rolling")
+    det = Detector(model=EnergyModel(), checkpoint=META, mode="rolling")
     with pytest.raises(TinyKWSError, match="160"):
         det.process(np.zeros(100, np.int16))
 

@@ -258,7 +258,7 @@ def test_verify_user_errors_are_one_line(tmp_path):
         verify(tmp_path)
     (tmp_path / "featurizer.S").write_text("")
     (tmp_path / "model.S").write_text("")
-    with pytest.raises(DeviceError, match="best.pt not found"):
+    with pytest.raises(DeviceError, match="no train/best.pt"):
         verify(tmp_path, run_dir=tmp_path)
 
 

@@ -263,12 +263,12 @@ def test_counts_equal_qemu_exec_trace(compiled_run, abi):
 def test_reference_equals_streaming_step_by_step(compiled_run):
     """verify's batched reference = StreamingFeaturizer block by block + KWSModel.step."""
     from tinykws.features import StreamingFeaturizer
-    from tinykws.models import load_checkpoint
+    from tinykws.run import load_model
 
     x = load_audio(sorted((DATA / "no").glob("*.wav"))[0])[0].astype(np.float32)
     ref, shape, fp, _ = torch_reference(compiled_run)
     feats, scores = ref(x[None])
-    model, _ = load_checkpoint(compiled_run / "train" / "best.pt")
+    model, _ = load_model(compiled_run / "train" / "best.pt")
     sf, state, t = StreamingFeaturizer(fp), model.init_state(1), 0
     with torch.no_grad():
         for b in range(len(x) // shape.block_len):

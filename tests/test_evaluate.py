@@ -145,14 +145,15 @@ def test_max_clips_takes_a_spread_subset(run, g12):
 
 
 def test_torch_and_onnx_backends_agree(run, g12):
-    from tinykws.evaluate import backend_scores, load_run_model
+    from tinykws.evaluate import backend_scores
+    from tinykws.run import load_model
 
     pytest.importorskip("onnxruntime", reason="onnx backend needs the export extra")
-    model, meta = load_run_model(run)
+    model, ck = load_model(run)
     _, clips = collect_clips(g12, CATEGORIES)
     audio = clip_audio(clips)
-    s_torch = backend_scores("torch", run, audio, model, meta)
-    s_onnx = backend_scores("onnx", run, audio, model, meta)  # exports the run first
+    s_torch = backend_scores("torch", run, audio, model, ck)
+    s_onnx = backend_scores("onnx", run, audio, model, ck)  # exports the run first
     assert (run / "export" / "model.onnx").is_file()
     assert s_torch.shape == s_onnx.shape == (len(clips), len(CATEGORIES))
     np.testing.assert_allclose(s_onnx.sum(1), 1.0, atol=1e-5)  # scores are softmax
@@ -186,13 +187,14 @@ def test_cli_entry_point_runs(run, g12):
 def test_device_backend_agrees_with_torch(run, g12):
     """The emulated Cortex-M4 (generated featurizer + model, hard float) on the same clips."""
     pytest.importorskip("unicorn", reason="the device backend needs the device extra")
-    from tinykws.evaluate import backend_scores, load_run_model
+    from tinykws.evaluate import backend_scores
+    from tinykws.run import load_model
 
-    model, meta = load_run_model(run)
+    model, ck = load_model(run)
     _, clips = collect_clips(g12, CATEGORIES)
     audio = clip_audio(clips[::9])  # 4 clips: the emulator runs ~1 s per clip
-    s_torch = backend_scores("torch", run, audio, model, meta)
-    s_dev = backend_scores("device", run, audio, model, meta)
+    s_torch = backend_scores("torch", run, audio, model, ck)
+    s_dev = backend_scores("device", run, audio, model, ck)
     assert s_dev.shape == s_torch.shape
     np.testing.assert_array_equal(s_torch.argmax(1), s_dev.argmax(1))
     assert np.abs(s_torch - s_dev).max() <= 1e-3  # tinykws verify's tolerance

@@ -10,7 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from tinykws.errors import TinyKWSError
-from tinykws.models import ModelConfig, build_model, load_checkpoint
+from tinykws.models import ModelConfig, build_model
 from tinykws.models.sparsity import hard_threshold_mask, iht_phase, sparsify_step
 
 FAST = ("fastgrnn", "fastrnn")
@@ -195,23 +195,3 @@ def test_iht_phases_and_fixed_support():
     assert int((W != 0).sum()) == int(np.ceil(0.25 * W.numel()))
     assert int((U != 0).sum()) == int(np.ceil(0.5 * U.numel()))
     assert torch.equal(W != 0, support[0]) and torch.equal(U != 0, support[1])
-
-
-def test_load_checkpoint_round_trip_and_errors(tmp_path):
-    m = _model("fastgrnn", torch.float32)
-    ck = {"model_config": m.config.to_dict(), "feature_params": {"n_mels": 32},
-          "categories": list("abcde"), "state_dict": m.state_dict()}
-    torch.save(ck, tmp_path / "m.pt")
-    m2, meta = load_checkpoint(tmp_path / "m.pt")
-    assert meta["categories"] == list("abcde") and "state_dict" not in meta
-    x = torch.randn(2, 10, 32)
-    with torch.no_grad():
-        torch.testing.assert_close(m2(x), m(x))
-    with pytest.raises(TinyKWSError, match="not found"):
-        load_checkpoint(tmp_path / "missing.pt")
-    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(TinyKWSError):
-        load_checkpoint(tmp_path / "junk.pt")
-    torch.save({"x": 1}, tmp_path / "other.pt")
-    with pytest.raises(TinyKWSError, match="not a tinykws checkpoint"):
-        load_checkpoint(tmp_path / "other.pt")

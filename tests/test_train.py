@@ -23,7 +23,8 @@ from realdata import require_dev_set
 from eval_helpers import FEATURE_CATS as CATS
 from eval_helpers import make_features
 from tinykws.errors import TinyKWSError
-from tinykws.models import load_checkpoint
+from tinykws.features import FeatureParams
+from tinykws.run import load_model
 from tinykws.train import (
     RollingPlan,
     TrainConfig,
@@ -60,10 +61,10 @@ def test_train_writes_run_folder_and_learns(feats, tmp_path):
     accs = [float(r["val_acc"]) for r in rows]
     assert res.best_val_acc == max(accs) and res.best_epoch == int(np.argmax(accs))
     assert res.best_val_acc > 0.8  # separable data: chance is 0.25
-    model, meta = load_checkpoint(res.best_path)
-    assert meta["categories"] == CATS and meta["epoch"] == res.best_epoch
-    assert meta["feature_params"] == {"power_spec": True}
-    assert meta["train_config"]["hidden_units"] == 8
+    model, ck = load_model(res.best_path)
+    assert list(ck.categories) == CATS and ck.training.epoch == res.best_epoch
+    assert ck.feature_params == FeatureParams(power_spec=True)
+    assert ck.train_config.hidden_units == 8
     # normalisation is the training set's, stored in the model
     tr = np.load(feats / "training.npz")["features"]
     np.testing.assert_allclose(model.mean.numpy(), tr.mean(axis=(0, 1)), rtol=1e-4, atol=1e-4)
@@ -80,10 +81,10 @@ def test_best_checkpoint_is_the_best_epoch_not_the_last(feats, tmp_path):
                   lr_scheduler="constant", momentum=0.0)
     res = train(feats, tmp_path, cfg)
     accs = [float(r["val_acc"]) for r in _log(tmp_path)]
-    best, best_meta = load_checkpoint(res.best_path)
-    last, last_meta = load_checkpoint(res.last_path)
-    assert last_meta["epoch"] == 4
-    assert res.best_epoch == int(np.argmax(accs)) == best_meta["epoch"] < 4, accs
+    best, best_ck = load_model(res.best_path)
+    last, last_ck = load_model(res.last_path)
+    assert last_ck.training.epoch == 4
+    assert res.best_epoch == int(np.argmax(accs)) == best_ck.training.epoch < 4, accs
     assert accs[res.best_epoch] > accs[0]  # it learned before the best epoch
     assert not torch.equal(best.fc.weight, last.fc.weight)
     # best.pt holds the weights that scored best_val_acc (re-scored here, independently)
@@ -103,9 +104,9 @@ def test_resume_after_kill_equals_uninterrupted_run(feats, tmp_path, extra):
     full = train(feats, tmp_path / "a", cfg)
     train(feats, tmp_path / "b", cfg, max_epochs_this_run=2)  # "killed" after 2 epochs
     resumed = train(feats, tmp_path / "b", TrainConfig(epochs=1), resume=True)  # config from last.pt
-    a, _ = load_checkpoint(full.last_path)
-    b, meta = load_checkpoint(resumed.last_path)
-    assert meta["epoch"] == cfg.epochs - 1
+    a, _ = load_model(full.last_path)
+    b, ck = load_model(resumed.last_path)
+    assert ck.training.epoch == cfg.epochs - 1
     for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(va, vb), k
     assert _log(tmp_path / "a") == [
@@ -116,13 +117,13 @@ def test_resume_after_kill_equals_uninterrupted_run(feats, tmp_path, extra):
 
 def test_sparse_training_reaches_target_sparsity(feats, tmp_path):
     res = train(feats, tmp_path, replace(TINY, epochs=6, w_sparsity=0.25, u_sparsity=0.5))
-    model, _ = load_checkpoint(res.last_path)
+    model, _ = load_model(res.last_path)
     for cell in model.cells:
         assert int((cell.W != 0).sum()) == math.ceil(0.25 * cell.W.numel())
         assert int((cell.U != 0).sum()) == math.ceil(0.5 * cell.U.numel())
     phases = [r["phase"] for r in _log(tmp_path)]
     assert phases[0] == "dense" and phases[-1] == "sparse"
-    assert load_checkpoint(res.best_path)[1]["epoch"] >= 4  # chosen only from sparse epochs
+    assert load_model(res.best_path)[1].training.epoch >= 4  # chosen only from sparse epochs
 
 
 def test_resume_without_checkpoint_is_a_user_error(feats, tmp_path):
@@ -282,8 +283,8 @@ def test_ddp_two_cpu_processes(feats, tmp_path):
     assert cfg["world_size"] == 2
     # each process took half of every epoch: 96 clips / 2 ranks / 8 per rank = 6 steps
     assert int(rows[0]["iterations"]) == 6
-    _, meta = load_checkpoint(out / "train" / "last.pt")
-    assert meta["epoch"] == 2 and float(rows[-1]["val_acc"]) > 0.5
+    _, ck = load_model(out / "train" / "last.pt")
+    assert ck.training.epoch == 2 and float(rows[-1]["val_acc"]) > 0.5
 
 
 def test_cli_train_from_data_makes_lists_and_features(tmp_path):
@@ -309,9 +310,9 @@ def test_cli_train_from_data_makes_lists_and_features(tmp_path):
     assert r.exit_code == 0, (r.output, r.exception)
     assert (out / "lists" / "categories.txt").is_file()
     assert (out / "features" / "training.npz").is_file()
-    _, meta = load_checkpoint(out / "train" / "last.pt")
-    assert set(meta["categories"]) >= {"yes", "no"}
-    assert meta["feature_params"]["n_mels"] == 32
+    _, ck = load_model(out / "train" / "last.pt")
+    assert set(ck.categories) >= {"yes", "no"}
+    assert ck.feature_params.n_mels == 32
 
 
 def test_kill_while_saving_loses_no_epoch(feats, tmp_path, monkeypatch):
@@ -336,8 +337,8 @@ def test_kill_while_saving_loses_no_epoch(feats, tmp_path, monkeypatch):
     assert [int(r["epoch"]) for r in _log(tmp_path / "b")] == [0, 1, 2]
     resumed = train(feats, tmp_path / "b", cfg, resume=True)
     assert [int(r["epoch"]) for r in _log(tmp_path / "b")] == list(range(5))
-    a, _ = load_checkpoint(full.last_path)
-    b, _ = load_checkpoint(resumed.last_path)
+    a, _ = load_model(full.last_path)
+    b, _ = load_model(resumed.last_path)
     for (k, va), (_, vb) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(va, vb), k
 

@@ -128,19 +128,19 @@ def test_longest_keyword_run_ignores_background():
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
     """Clip phase (tinykws.train) then stream phase on toy features: (model, run folder)."""
-    from tinykws.models import load_checkpoint
+    from tinykws.run import load_model
     from tinykws.train import TrainConfig, train
 
     n = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
         tmp_path = tmp_path_factory.mktemp("toy_run")
-        return _toy_run(tmp_path, TrainConfig, train, load_checkpoint)
+        return _toy_run(tmp_path, TrainConfig, train, load_model)
     finally:
         torch.set_num_threads(n)
 
 
-def _toy_run(tmp_path, TrainConfig, train, load_checkpoint):
+def _toy_run(tmp_path, TrainConfig, train, load_model):
     fdir = tmp_path / "features"
     fdir.mkdir()
     fp = FeatureParams().to_json()
@@ -153,8 +153,8 @@ def _toy_run(tmp_path, TrainConfig, train, load_checkpoint):
     cfg = StreamTrainConfig(iterations=250, batch=8, chunk_frames=150, clip_batch=16,
                             mine_every=125, learning_rate=0.005, lr_min=0.001)
     train_stream(fdir, tmp_path, cfg)
-    model, meta = load_checkpoint(tmp_path / "train" / "best.pt")
-    assert meta["stream_config"] == cfg.to_dict()
+    model, ck = load_model(tmp_path / "train" / "best.pt")
+    assert ck.stream_config == cfg.to_dict()
     assert (tmp_path / "train" / "clip.pt").is_file()
     return model, tmp_path
 
@@ -192,13 +192,13 @@ def test_stream_model_never_locks_in_one_hour(toy_run):
 
 def test_stream_checkpoint_runs_on_one_state_and_keeps_its_log(toy_run):
     from tinykws.detect import Detector
-    from tinykws.models import load_checkpoint
+    from tinykws.run import load_model
 
     model, run = toy_run
-    _, meta = load_checkpoint(run / "train" / "best.pt")
-    assert Detector(model=model, meta=meta).mode == "rolling"  # one state, one step a frame
-    _, clip_meta = load_checkpoint(run / "train" / "clip.pt")
-    assert "stream_config" not in clip_meta  # the clip model is kept as it was
+    _, ck = load_model(run / "train" / "best.pt")
+    assert Detector(model=model, checkpoint=ck).mode == "rolling"  # one state, one step a frame
+    _, clip_ck = load_model(run / "train" / "clip.pt")
+    assert clip_ck.stream_config is None  # the clip model is kept as it was
     last = torch.load(run / "train" / "stream_last.pt", weights_only=True)
     assert last["iteration"] == 250
     log = (run / "train" / "stream_log.csv").read_text().splitlines()

@@ -19,7 +19,8 @@ them. A cache key (list contents, file sizes and mtimes, FeatureParams and every
 is stored beside each .npz; re-running with unchanged inputs does no work.
 
 npz keys (docs/architecture.md): features float32 [N, window_size, n_mels], labels int64
-[N], categories str [C], paths str [N], feature_params str (JSON).
+[N], categories str [C], paths str [N], feature_params str (JSON); read back with
+`tinykws.run.read_features`.
 """
 
 from __future__ import annotations
@@ -473,15 +474,3 @@ def _cache_hit(meta: Path, key: str, on_error: str) -> bool:
         return False
     skipped = (info.get("audio") or {}).get("skipped")
     return on_error == "skip" or not skipped
-
-
-def load_features(path: Path | str) -> dict:
-    """Read a featurized split: the npz keys, with `feature_params` as a FeatureParams."""
-    path = Path(path)
-    if not path.is_file():
-        raise TinyKWSError(f"{path} not found: run `tinykws featurize` first")
-    with np.load(path, allow_pickle=False) as z:
-        d = {k: z[k] for k in z.files}
-    d["feature_params"] = FeatureParams.from_json(str(d["feature_params"]))
-    d["categories"] = [str(c) for c in d["categories"]]
-    return d

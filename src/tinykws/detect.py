@@ -28,12 +28,15 @@ import os
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Literal, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Optional, Sequence
 
 import numpy as np
 
 from tinykws.errors import TinyKWSError
 from tinykws.tuning import torch_threads
+
+if TYPE_CHECKING:
+    from tinykws.run import Checkpoint
 
 SAMPLE_RATE = 16000
 BLOCK = 160  # samples per streaming block = one feature hop (10 ms)
@@ -116,11 +119,11 @@ class DetectorConfig:
                                f"({', '.join(cats)})")
         return np.array([c in self.keywords for c in cats])
 
-    def resolve_mode(self, meta: dict) -> str:
-        """`mode` with `auto` resolved for a checkpoint's meta."""
+    def resolve_mode(self, checkpoint: "Checkpoint") -> str:
+        """`mode` with `auto` resolved for a checkpoint: `rolling` for rolling-trained models."""
         if self.mode != "auto":
             return self.mode
-        return "rolling" if is_rolling(meta) else "window"
+        return "rolling" if checkpoint.rolling else "window"
 
     def smooth_steps(self, period_ms: float) -> int:
         """Score vectors in the moving average when scores come every `period_ms`."""
@@ -258,13 +261,6 @@ def _where_rows(mask, fresh, state):
     raise TypeError(f"unsupported model state type {type(state).__name__}")
 
 
-def is_rolling(meta: dict) -> bool:
-    """Was the checkpoint trained to run on one never-reset state: on the seed's rolling
-    batches (`tinykws train --rolling`) or on long streams (`tinykws.train_stream`)?"""
-    cfg = meta.get("train_config") or {}
-    return bool(cfg.get("rolling", meta.get("rolling", False)) or meta.get("stream_config"))
-
-
 # --------------------------------------------------------------------------- scorers
 
 
@@ -393,11 +389,11 @@ class Trigger:
 class Detector:
     """Feed 160-sample int16 blocks (`process`), get `Detection`s back.
 
-    `Detector(run_dir)` loads the run's best checkpoint and its detector
+    `Detector(run_dir)` loads the run's checkpoint (`tinykws.run.load_model`) and its detector
     (RUN_DIR/detector.json, else the `DetectorConfig` defaults); `config` replaces the
     latter, and any of threshold ... reset_ms given (not None) override single settings.
-    `model`/`meta` may be passed instead of a run (tests, benchmarks). Mode `auto` picks
-    `rolling` for rolling-trained models, else `window`.
+    `model` and its `checkpoint` may be passed instead of a run (tests, benchmarks). Mode
+    `auto` picks `rolling` for rolling-trained models, else `window`.
     """
 
     def __init__(
@@ -410,28 +406,26 @@ class Detector:
         hop_ms: Optional[float] = None,
         reset_ms: Optional[float] = None,
         model=None,
-        meta: dict | None = None,
+        checkpoint: "Checkpoint | None" = None,
         config: Optional[DetectorConfig] = None,
     ):
-        from tinykws.features import FeatureParams, StreamingFeaturizer
+        from tinykws.features import StreamingFeaturizer
 
         base = config if config is not None else load_detector_config(run_dir)
         cfg = base.replace(threshold=threshold, smoothing_ms=smoothing_ms,
                            refractory_ms=refractory_ms, mode=mode, hop_ms=hop_ms,
                            reset_ms=reset_ms)
-        if model is None:
+        if model is None or checkpoint is None:
             if run_dir is None:
-                raise TinyKWSError("Detector needs a run folder (or a model and its meta)")
-            from tinykws.evaluate import load_run_model
+                raise TinyKWSError("Detector needs a run folder (or a model and its checkpoint)")
+            from tinykws.run import load_model
 
-            model, meta = load_run_model(Path(run_dir))
-        assert meta is not None
-        self.mode = cfg.resolve_mode(meta)
+            model, checkpoint = load_model(Path(run_dir))
+        self.mode = cfg.resolve_mode(checkpoint)
         self.config = cfg.replace(mode=self.mode)
-        fp = meta["feature_params"]
-        self.params = FeatureParams.from_dict(fp) if isinstance(fp, dict) else fp
+        self.params = checkpoint.feature_params
         self.model = model
-        self.categories = list(meta["categories"])
+        self.categories = list(checkpoint.categories)
         frame_ms = 1000.0 * BLOCK / SAMPLE_RATE
         self.win = self.params.n_frames  # frames in one 1-s training clip (98)
         self.scorer = FrameScorer(model, self.mode, self.win,

@@ -14,3 +14,12 @@ class AudioError(TinyKWSError):
 
 class DownloadError(TinyKWSError):
     """A download or extraction failed (network, checksum, hostile archive)."""
+
+
+class CheckpointError(TinyKWSError):
+    """A checkpoint is missing, damaged, or disagrees with itself (weights vs model_config,
+    feature parameters vs the model's input, non-finite weights)."""
+
+
+class FeatureFileError(TinyKWSError):
+    """A feature file is missing, damaged, or made differently from the run's other splits."""

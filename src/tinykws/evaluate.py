@@ -17,12 +17,16 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 import numpy as np
 
 from tinykws.errors import TinyKWSError
 from tinykws.plots import pyplot, save_png
+from tinykws.run import Checkpoint, RunDir, load_model
+
+if TYPE_CHECKING:
+    from tinykws.features import FeatureParams
 
 UNKNOWN = "_unknown_"
 SILENCE = "_silence_"
@@ -168,29 +172,10 @@ def clip_audio(clips: Sequence[Clip]) -> np.ndarray:
 # --------------------------------------------------------------------------- backends
 
 
-def find_checkpoint(run_dir: Path) -> Path:
-    """`train/best.pt`, else `train/last.pt`."""
-    for name in ("best.pt", "last.pt"):
-        p = Path(run_dir) / "train" / name
-        if p.is_file():
-            return p
-    raise TinyKWSError(f"{run_dir}: no train/best.pt or train/last.pt; run `tinykws train` first")
-
-
-def load_run_model(run_dir: Path):
-    """(model in eval mode, meta) from the run's best checkpoint."""
-    from tinykws.models import load_checkpoint
-
-    model, meta = load_checkpoint(find_checkpoint(run_dir))
-    model.eval()
-    return model, meta
-
-
-def features_for(audio: np.ndarray, feature_params: dict) -> np.ndarray:
+def features_for(audio: np.ndarray, params: "FeatureParams") -> np.ndarray:
     """`[N, 16000]` int16 -> `[N, 98, 32]` float32 log-mel with the run's parameters."""
-    from tinykws.features import FeatureParams, logmel_batch
+    from tinykws.features import logmel_batch
 
-    params = FeatureParams.from_dict(feature_params) if isinstance(feature_params, dict) else feature_params
     return np.asarray(logmel_batch(audio, params), dtype=np.float32)
 
 
@@ -224,7 +209,7 @@ def onnx_scores(onnx_path: Path, features: np.ndarray, batch: int = 512) -> np.n
 
 def onnx_model_path(run_dir: Path) -> Path:
     """`export/model.onnx`, exporting the run first when it is missing."""
-    path = Path(run_dir) / "export" / "model.onnx"
+    path = RunDir(run_dir).model_onnx
     if not path.is_file():
         from tinykws.export import export_run
 
@@ -232,16 +217,15 @@ def onnx_model_path(run_dir: Path) -> Path:
     return path
 
 
-def int8_scores(run_dir: Path, audio: np.ndarray, feature_params: dict) -> np.ndarray:
+def int8_scores(run_dir: Path, audio: np.ndarray, params: "FeatureParams") -> np.ndarray:
     """Scores `[N, C]` of the integer path in Python (what the int8 build computes, bit for
     bit): the integer featurizer's reference and RUN_DIR/quant/model_int.npz."""
-    from tinykws.features import FeatureParams
     from tinykws.quant.calibrate import load_int_model
     from tinykws.quant.features import logmel_q_batch
     from tinykws.quant.model import scores_float
 
     im = load_int_model(run_dir)
-    q = logmel_q_batch(np.asarray(audio, dtype=np.int16), FeatureParams.from_dict(feature_params))
+    q = logmel_q_batch(np.asarray(audio, dtype=np.int16), params)
     out = []
     for s in range(0, len(q), 256):
         out.append(scores_float(im.run(q[s : s + 256])[1][:, -1]))
@@ -367,8 +351,8 @@ def plot_confusion(result: EvalResult, path: Path, title: str | None = None) -> 
 
 
 def backend_scores(
-    backend: str, run_dir: Path, audio: np.ndarray, model=None, meta: dict | None = None,
-    build: str = "hard",
+    backend: str, run_dir: Path, audio: np.ndarray, model=None,
+    checkpoint: "Checkpoint | None" = None, build: str = "hard",
 ) -> np.ndarray:
     """Scores `[N, C]` of one backend on 1-s int16 clips `[N, 16000]` (`build`: which
     compiled build the device backend runs)."""
@@ -376,11 +360,11 @@ def backend_scores(
         raise TinyKWSError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "device":
         return device_scores(run_dir, audio, abi=build)
-    if model is None or meta is None:
-        model, meta = load_run_model(run_dir)
+    if model is None or checkpoint is None:
+        model, checkpoint = load_model(run_dir)
     if backend == "int8":
-        return int8_scores(run_dir, audio, meta["feature_params"])
-    feats = features_for(audio, meta["feature_params"])
+        return int8_scores(run_dir, audio, checkpoint.feature_params)
+    feats = features_for(audio, checkpoint.feature_params)
     if backend == "torch":
         return torch_scores(model, feats)
     return onnx_scores(onnx_model_path(run_dir), feats)
@@ -407,8 +391,8 @@ def evaluate(
     run_dir, data_dir = Path(run_dir), Path(data_dir)
     if max_clips is not None and max_clips < 1:
         raise TinyKWSError(f"--max-clips must be >= 1, not {max_clips}")
-    model, meta = load_run_model(run_dir)
-    categories = list(meta["categories"])
+    model, ck = load_model(run_dir)
+    categories = list(ck.categories)
     layout, clips = collect_clips(data_dir, categories, split, run_dir)
     if max_clips is not None and len(clips) > max_clips:
         keep = np.linspace(0, len(clips) - 1, max_clips).round().astype(int)
@@ -416,12 +400,12 @@ def evaluate(
     if log:
         log(f"{len(clips)} clips ({layout} layout) from {data_dir}, backend {backend}")
     audio = clip_audio(clips)
-    scores = backend_scores(backend, run_dir, audio, model, meta, build=build)
+    scores = backend_scores(backend, run_dir, audio, model, ck, build=build)
     y_true = np.array([categories.index(c.label) for c in clips])
     result = result_from_predictions(y_true, scores.argmax(1), categories, backend=backend,
                                      layout=layout, data_dir=str(data_dir))
     if write:
-        out = run_dir / "eval"
+        out = RunDir(run_dir).eval
         out.mkdir(parents=True, exist_ok=True)
         integer = backend == "int8" or (backend == "device" and build.startswith("int8"))
         suffix = "_int8" if integer else ""

@@ -21,7 +21,8 @@ import torch
 from torch import Tensor, nn
 
 from tinykws.errors import TinyKWSError
-from tinykws.models import KWSModel, load_checkpoint
+from tinykws.models import KWSModel
+from tinykws.run import RunDir, load_model
 
 OPSET = 17
 STANDARD_DOMAINS = ("", "ai.onnx")
@@ -103,19 +104,7 @@ def check_standard_onnx(path: Path) -> None:
 
 
 def export_run(run_dir: Path | str) -> dict[str, Path]:
-    """Export RUN_DIR/train/best.pt (else last.pt) to RUN_DIR/export/."""
-    run_dir = Path(run_dir)
-    for name in ("best.pt", "last.pt"):
-        ckpt = run_dir / "train" / name
-        if ckpt.is_file():
-            break
-    else:
-        raise TinyKWSError(f"{run_dir}: no train/best.pt or train/last.pt; run `tinykws train` first")
-    model, meta = load_checkpoint(ckpt)
-    frames = 98
-    fp = meta.get("feature_params") or {}
-    if fp:
-        from tinykws.features import FeatureParams
-
-        frames = FeatureParams.from_dict(fp).n_frames
-    return export_model(model, run_dir / "export", frames=frames)
+    """Export the run's checkpoint (`RunDir.checkpoint()`) to RUN_DIR/export/."""
+    run = RunDir(run_dir)
+    model, ck = load_model(run.checkpoint())
+    return export_model(model, run.export, frames=ck.feature_params.n_frames)

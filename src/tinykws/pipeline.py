@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tinykws.errors import TinyKWSError
+from tinykws.run import RunDir, read_features
 
 console = Console(stderr=True)
 
@@ -81,30 +82,28 @@ def _train(cfg: PipelineConfig, run: Path) -> Any:
     """Train with the pipeline recipe; resume a killed run, keep a finished one."""
     from tinykws.train import pipeline_recipe, train
 
-    n_train = _rows(run / "features" / "training.npz")  # labels only: features may be GBs
+    rd = RunDir(run)
+    n_train = _rows(rd.features_file("training"))  # labels only: features may be GBs
     recipe = pipeline_recipe(n_train, quick=cfg.quick)
     recipe = dataclasses.replace(recipe, seed=cfg.seed)
     if cfg.epochs is not None:
         recipe = dataclasses.replace(recipe, epochs=cfg.epochs)
-    last = run / "train" / "last.pt"
-    best = run / "train" / "best.pt"
-    done = run / "train" / "done.json"
-    if done.is_file() and best.is_file():
+    done = rd.train_done
+    if done.is_file() and rd.best.is_file():
         state = json.loads(done.read_text())
         if state.get("config") == recipe.to_dict():
-            console.print(f"training already finished ({best}); delete {done} to train again")
+            console.print(f"training already finished ({rd.best}); delete {done} to train again")
             return None
     resume = False
-    if last.is_file():
-        from tinykws.models import load_checkpoint
+    if rd.last.is_file():
+        from tinykws.run import load_checkpoint
 
-        _, meta = load_checkpoint(last)
-        resume = meta.get("train_config") == recipe.to_dict()
+        resume = load_checkpoint(rd.last).train_config == recipe
         if resume:
-            console.print(f"resuming the killed training run from {last}")
+            console.print(f"resuming the killed training run from {rd.last}")
     for stale in ("clip.pt", "stream_last.pt", "stream_done.json", "stream_log.csv"):
-        (run / "train" / stale).unlink(missing_ok=True)  # a new clip model: stream anew
-    result = train(run / "features", run, recipe, resume=resume)
+        (rd.train / stale).unlink(missing_ok=True)  # a new clip model: stream anew
+    result = train(rd.features, run, recipe, resume=resume)
     done.write_text(json.dumps({"config": recipe.to_dict()}, indent=2))
     return result
 
@@ -127,12 +126,12 @@ def _train_stream(cfg: PipelineConfig, run: Path) -> Any:
 def _verify(run: Path, build: str, clips: int) -> Any:
     from tinykws.device import format_report, verify
 
-    report = verify(run / "device" / build, run_dir=run, max_clips=clips)
+    report = verify(RunDir(run).device(build), run_dir=run, max_clips=clips)
     console.print(format_report(report))
     if not report.ok:
         raise TinyKWSError(
             f"the emulated Cortex-M4 ({build} build) disagrees with its Python reference; "
-            f"see {run / 'device' / build / 'verify.json'}"
+            f"see {RunDir(run).device(build) / 'verify.json'}"
         )
     return report
 
@@ -141,7 +140,7 @@ def _compile(run: Path, build: str) -> Any:
     from tinykws.codegen import build_spec, compile_run
 
     abi, precision = build_spec(build)
-    return compile_run(run, run / "device" / build, float_abi=abi, precision=precision)
+    return compile_run(run, RunDir(run).device(build), float_abi=abi, precision=precision)
 
 
 def run_pipeline(cfg: PipelineConfig) -> Path:
@@ -154,20 +153,20 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     from tinykws.report import write_report
     from tinykws.stream import choose_threshold, stream_metrics
 
-    run = cfg.out
+    run, rd = cfg.out, RunDir(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]tinykws pipeline[/] -> {run}")
     t = StageTimer()
 
     if cfg.data is None:
-        data = t.run("data synth", lambda: _synth(cfg, run / "data"), lambda p: str(p))
+        data = t.run("data synth", lambda: _synth(cfg, rd.data), lambda p: str(p))
     else:
         data = Path(cfg.data)
         if not data.is_dir():
             raise TinyKWSError(f"--data {data} is not a folder")
     t.run(
         "data lists",
-        lambda: make_lists(data, cfg.task, run / "lists", seed=cfg.seed),
+        lambda: make_lists(data, cfg.task, rd.lists, seed=cfg.seed),
         lambda s: f"{len(s.categories)} classes, "
         + ", ".join(f"{k} {s.total(k)}" for k in ("training", "validation", "testing")),
     )
@@ -175,7 +174,7 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     t.run(
         "featurize",
         lambda: featurize_lists(
-            data, run / "lists", run / "features",
+            data, rd.lists, rd.features,
             noise_dir=noise if noise.is_dir() else None, seed=cfg.seed,
         ),  # fmt: skip
         lambda paths: ", ".join(f"{k} {_rows(p)}" for k, p in paths.items()) + " rows [N, 98, 32]",
@@ -233,10 +232,7 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
 
 def _rows(npz: Path) -> int:
     """Rows of a feature file, without loading its features."""
-    import numpy as np
-
-    with np.load(npz) as f:
-        return int(f["labels"].shape[0])
+    return len(read_features(npz, features=False))
 
 
 def _summary(t: StageTimer, run: Path) -> None:
@@ -247,6 +243,6 @@ def _summary(t: StageTimer, run: Path) -> None:
     for name, secs, note in t.rows:
         table.add_row(name, f"{secs:.1f}", note)
     console.print(table)
-    (run / "pipeline.json").write_text(
+    RunDir(run).pipeline_json.write_text(
         json.dumps([{"stage": n, "seconds": round(s, 2), "result": r} for n, s, r in t.rows], indent=2)
     )

@@ -18,9 +18,10 @@ from typing import Any, Callable
 
 import numpy as np
 
+from tinykws.data.speech_commands import SPLITS
 from tinykws.plots import pyplot, save_png
+from tinykws.run import RunDir, read_features
 
-SPLITS = ("training", "validation", "testing")
 # builds under RUN_DIR/device/ and how the report names them
 BUILDS = {"hard": "hard float", "soft": "soft float", "int8": "integer (int8), soft ABI"}
 ABIS = tuple(BUILDS)  # kept for callers of the old name
@@ -51,12 +52,11 @@ def data_counts(run_dir: Path) -> tuple[dict[str, dict[str, int]], str] | None:
         return {s: dict(meta["counts"][s]) for s in SPLITS if s in meta["counts"]}, "lists/lists.json"
     counts = {}
     for s in SPLITS:
-        f = run_dir / "features" / f"{s}.npz"
+        f = RunDir(run_dir).features_file(s)
         if f.is_file():
-            with np.load(f, allow_pickle=False) as z:
-                cats, labels = [str(c) for c in z["categories"]], z["labels"]
-            n = np.bincount(labels, minlength=len(cats))
-            counts[s] = {c: int(n[i]) for i, c in enumerate(cats)}
+            split = read_features(f, features=False)
+            n = np.bincount(split.labels, minlength=len(split.categories))
+            counts[s] = {c: int(n[i]) for i, c in enumerate(split.categories)}
     return (counts, "features/*.npz") if counts else None
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from tinykws.errors import TinyKWSError
 from tinykws.plots import pyplot, save_png
+from tinykws.run import RunDir, load_model
 
 SAMPLE_RATE = 16000
 CLIP = 16000
@@ -402,12 +403,10 @@ def stream_metrics(
                n_events=len(stream.events), snrs_db=list(StreamSpec.snrs_db))
     curves = {f"{det.mode} ({stream.duration_s / 60:.1f} min, {stream.n_keywords} keywords)":
               [StreamScore(**s) for s in res["curve"]]}
-    clip = run_dir / "train" / "clip.pt"
+    clip = RunDir(run_dir).clip
     if clip.is_file():  # a stream-trained run: its clip model (window mode) is the "before"
-        from tinykws.models import load_checkpoint
-
-        model, meta = load_checkpoint(clip)
-        before = evaluate_stream(Detector(model=model, meta=meta,
+        model, clip_ck = load_model(clip)
+        before = evaluate_stream(Detector(model=model, checkpoint=clip_ck,
                                           config=det.config.replace(mode="window")), stream)
         res["clip_model"] = {k: before[k] for k in ("mode", "best_at_1_fa_per_hour", "curve")}
         curves["before stream training: clip model, window (10 steps a frame)"] = [

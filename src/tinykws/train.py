@@ -3,7 +3,7 @@
 Writes `RUN_DIR/train/`: `config.json` (TrainConfig + ModelConfig), `log.csv` (one row an
 epoch), `curves.png`, `last.pt` (every epoch, atomically; `--resume` continues from it
 exactly) and `best.pt` (best validation accuracy).  Checkpoints follow the contract in
-docs/architecture.md and load with `tinykws.models.load_checkpoint` (weights_only=True).
+docs/architecture.md and load with `tinykws.run.load_checkpoint` (weights_only=True).
 
 Faithful to the seed (ELL's `train_classifier.py` driving EdgeML's FastGRNN):
 - loss: cross-entropy of the linear classifier on the last step;
@@ -41,6 +41,10 @@ from tinykws.models import ModelConfig, build_model
 from tinykws.models.sparsity import iht_phase, sparse_groups, sparsify_step
 from tinykws.progress import progress_bar
 from tinykws.plots import pyplot, save_png
+from tinykws.run import (
+    Checkpoint, TrainingState, atomic_torch_save, check_splits_agree, load_checkpoint,
+    load_model, read_features,
+)
 from tinykws.tuning import torch_threads, tune_for_training
 
 SILENCE = "_silence_"
@@ -204,37 +208,6 @@ def pipeline_recipe(n_train: int, quick: bool = False) -> TrainConfig:
 # ---------------------------------------------------------------------------- data
 
 
-@dataclass
-class FeatureSet:
-    """One `*.npz` feature file in memory."""
-
-    features: Tensor  # float32 [N, T, F]
-    labels: Tensor  # int64 [N]
-    categories: list[str]
-    feature_params: dict[str, Any]
-
-
-def load_feature_set(path: Path) -> FeatureSet:
-    """Read a feature file (keys: features, labels, categories, feature_params)."""
-    if not path.is_file():
-        raise TinyKWSError(f"feature file missing: {path}; run `tinykws featurize` first")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            feats = np.asarray(z["features"], dtype=np.float32)
-            labels = np.asarray(z["labels"], dtype=np.int64)
-            cats = [str(c) for c in z["categories"]]
-            fp = json.loads(str(z["feature_params"])) if "feature_params" in z else {}
-    except KeyError as e:
-        raise TinyKWSError(f"{path} lacks key {e}; not a tinykws feature file") from None
-    except Exception as e:
-        raise TinyKWSError(f"cannot read feature file {path}: {e}") from None
-    if feats.ndim != 3 or len(feats) != len(labels):
-        raise TinyKWSError(f"{path}: features must be [N, T, F] with one label a row")
-    if len(labels) and (labels.min() < 0 or labels.max() >= len(cats)):
-        raise TinyKWSError(f"{path}: labels outside the {len(cats)} categories")
-    return FeatureSet(torch.from_numpy(feats), torch.from_numpy(labels), cats, fp)
-
-
 def normalization_stats(x: Tensor) -> tuple[Tensor, Tensor]:
     """The seed's --normalize: per-feature mean over all frames; std = the per-(time,
     feature) std across clips, averaged over time; zero std -> 1.  x [N, T, F] -> [F], [F]."""
@@ -347,13 +320,6 @@ def augment_batch(
 
 
 # ---------------------------------------------------------------------------- checkpoints
-
-
-def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write to a temporary file beside `path`, then rename: never a half-written file."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def _rng_seed(cfg: TrainConfig, epoch: int, rank: int, stream: int) -> int:
@@ -495,15 +461,10 @@ def train(
     if resume:
         if not last_path.is_file():
             raise TinyKWSError(f"nothing to resume: {last_path} does not exist")
-        try:
-            ckpt = torch.load(last_path, map_location="cpu", weights_only=True)
-            config = TrainConfig.from_dict(ckpt["train_config"])
-        except TinyKWSError:
-            raise
-        except Exception as e:  # truncated, corrupt or not a training checkpoint
-            raise TinyKWSError(
-                f"cannot resume from {last_path} ({type(e).__name__}: {e}); it is damaged: "
-                "delete it to start over") from None
+        ckpt = load_checkpoint(last_path)
+        if ckpt.train_config is None or ckpt.training is None:
+            raise TinyKWSError(f"{last_path} has no training state; cannot resume from it")
+        config = ckpt.train_config
     tune_for_training()  # process-wide: glibc keeps freed tensors (see tinykws.tuning)
     with torch_threads(config.threads):
         return _train(features_dir, run_dir, config, ckpt, max_epochs_this_run)
@@ -520,32 +481,35 @@ def _train(
     if dist.world > 1 and device.type == "cuda":
         torch.cuda.set_device(device)
 
-    tr = load_feature_set(features_dir / "training.npz")
-    va = load_feature_set(features_dir / "validation.npz")
+    tr = read_features(features_dir / "training.npz")
+    va = read_features(features_dir / "validation.npz")
     if len(tr.labels) == 0:
         raise TinyKWSError(f"{features_dir}/training.npz has no clips")
-    if va.categories != tr.categories:
-        raise TinyKWSError("training.npz and validation.npz have different categories")
-    n_train, T, Fdim = tr.features.shape
+    check_splits_agree(tr, va)
+    tr_x, tr_y = torch.from_numpy(tr.features), torch.from_numpy(tr.labels)
+    va_x, va_y = torch.from_numpy(va.features), torch.from_numpy(va.labels)
+    n_train, T, Fdim = tr_x.shape
     mcfg = cfg.model_config(len(tr.categories), Fdim)
 
     torch.manual_seed(cfg.seed)
     model = build_model(mcfg)
     if cfg.normalize:
-        model.set_normalization(*normalization_stats(tr.features))
+        model.set_normalization(*normalization_stats(tr_x))
     model.to(device)
     opt = _make_optimizer(model, cfg)
     start_epoch, best_acc, best_epoch = 0, -1.0, -1
     bag_state = None
     if ckpt is not None:
-        if ckpt["model_config"] != mcfg.to_dict():
+        if ckpt.model_config != mcfg or ckpt.feature_params != tr.params \
+                or list(ckpt.categories) != tr.categories:
             raise TinyKWSError("the features no longer match the checkpoint's model; cannot resume")
-        model.load_state_dict(ckpt["state_dict"])
-        opt.load_state_dict(ckpt["optimizer"])
-        start_epoch = int(ckpt["epoch"]) + 1
-        best_acc, best_epoch = float(ckpt["best_val_acc"]), int(ckpt["best_epoch"])
-        bag_state = ckpt.get("rolling_bag")
-        torch.set_rng_state(ckpt["rng_state"])
+        ckpt.load_weights(model)
+        st = ckpt.training
+        opt.load_state_dict(st.optimizer)
+        start_epoch = st.epoch + 1
+        best_acc, best_epoch = st.best_val_acc, st.best_epoch
+        bag_state = st.rolling_bag
+        torch.set_rng_state(st.rng_state)
     net: nn.Module = model
     if dist.world > 1:
         net = nn.parallel.DistributedDataParallel(
@@ -565,8 +529,8 @@ def _train(
 
     noise = None
     if cfg.noise_prob > 0 and SILENCE in tr.categories:
-        noise = tr.features[tr.labels == tr.categories.index(SILENCE)].to(device)
-    log_per_db = math.log(10) / (10 if tr.feature_params.get("power_spec", True) else 20)
+        noise = tr_x[tr_y == tr.categories.index(SILENCE)].to(device)
+    log_per_db = math.log(10) / (10 if tr.params.power_spec else 20)
 
     masks = None
     if sparse_groups(model) and iht_phase(max(iteration - 1, 0), total_iters) != "dense" \
@@ -577,8 +541,8 @@ def _train(
         train_dir.mkdir(parents=True, exist_ok=True)
         (train_dir / "config.json").write_text(json.dumps(
             {"train_config": cfg.to_dict(), "model_config": mcfg.to_dict(),
-             "categories": tr.categories, "feature_params": tr.feature_params,
-             "n_train": n_train, "n_validation": len(va.labels), "world_size": dist.world},
+             "categories": tr.categories, "feature_params": tr.params.to_dict(),
+             "n_train": n_train, "n_validation": len(va_y), "world_size": dist.world},
             indent=2) + "\n")
     rows = _read_log(train_dir / "log.csv", start_epoch - 1) if dist.main else []
 
@@ -613,7 +577,7 @@ def _train(
                 idx = order[b * per_rank_batch:(b + 1) * per_rank_batch]
                 if len(idx) == 0:
                     idx = order[:per_rank_batch]
-                xb, yb = tr.features[idx].to(device), tr.labels[idx].to(device)
+                xb, yb = tr_x[idx].to(device), tr_y[idx].to(device)
                 if cfg.augments:
                     xb = augment_batch(xb, cfg, gen, noise, log_per_db)
                 lr = learning_rate_at(iteration, total_iters, cfg)
@@ -652,7 +616,7 @@ def _train(
 
                 tdist.all_reduce(totals)
             train_loss, train_acc = float(totals[0] / totals[2]), float(totals[1] / totals[2])
-            val_loss, val_acc = evaluate_set(model, va.features, va.labels)
+            val_loss, val_acc = evaluate_set(model, va_x, va_y)
             last_val_acc = val_acc
             phase = iht_phase(iteration - 1, total_iters) if sparse_groups(model) else "dense"
             # sparse models are selected only once their support is fixed (EdgeML: after IHT)
@@ -670,23 +634,19 @@ def _train(
                     "val_loss": f"{val_loss:.5f}", "val_acc": f"{val_acc:.5f}", "phase": phase,
                     "seconds": f"{time.perf_counter() - t0:.2f}",
                 })
-                ck = {
-                    "model_config": mcfg.to_dict(),
-                    "feature_params": tr.feature_params,
-                    "categories": list(tr.categories),
-                    "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                    "optimizer": opt.state_dict(),
-                    "scheduler": {"iteration": iteration, "total_iterations": total_iters},
-                    "epoch": epoch,
-                    "best_val_acc": best_acc,
-                    "best_epoch": best_epoch,
-                    "val_acc": val_acc,
-                    "train_config": cfg.to_dict(),
-                    "rng_state": torch.get_rng_state(),
-                }
-                if cfg.rolling and dist.world == 1:
-                    ck["rolling_bag"] = tuple(b.cpu() for b in bag) if isinstance(bag, tuple) \
-                        else bag.cpu()
+                ck = Checkpoint(
+                    mcfg, tr.params, tuple(tr.categories),
+                    {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                    train_config=cfg,
+                    training=TrainingState(
+                        epoch=epoch, best_val_acc=best_acc, best_epoch=best_epoch,
+                        val_acc=val_acc, optimizer=opt.state_dict(),
+                        scheduler={"iteration": iteration, "total_iterations": total_iters},
+                        rng_state=torch.get_rng_state(),
+                        rolling_bag=(tuple(b.cpu() for b in bag) if isinstance(bag, tuple)
+                                     else bag.cpu()) if cfg.rolling and dist.world == 1 else None,
+                    ),
+                ).to_dict()
                 # Log first: a kill between the two leaves a log row ahead of last.pt, which
                 # resume drops (it keeps rows up to the checkpoint's epoch) and redoes.
                 _write_log(train_dir / "log.csv", rows)
@@ -702,11 +662,11 @@ def _train(
 
     test_acc = None
     if dist.main and (features_dir / "testing.npz").is_file() and best_path.is_file():
-        from tinykws.models import load_checkpoint
-
-        te = load_feature_set(features_dir / "testing.npz")
-        best_model, _ = load_checkpoint(best_path)
-        _, test_acc = evaluate_set(best_model.to(device), te.features, te.labels)
+        te = read_features(features_dir / "testing.npz")
+        check_splits_agree(tr, te)
+        best_model, _ = load_model(best_path)
+        _, test_acc = evaluate_set(best_model.to(device), torch.from_numpy(te.features),
+                                   torch.from_numpy(te.labels))
     if dist.world > 1:
         import torch.distributed as tdist
 

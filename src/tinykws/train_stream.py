@@ -31,8 +31,8 @@ state, `mode="rolling"`), `train/stream_log.csv`, and `train/stream_last.pt` for
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
-import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, fields
@@ -355,12 +355,6 @@ def _lr(i: int, cfg: StreamTrainConfig) -> float:
     return cfg.lr_min + (cfg.learning_rate - cfg.lr_min) * (1 + math.cos(math.pi * i / cfg.iterations)) / 2
 
 
-def _save(obj: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
-
-
 def train_stream(
     features_dir: Path | str, run_dir: Path | str, cfg: StreamTrainConfig = StreamTrainConfig(),
     *, extra_negatives: Optional[np.ndarray] = None, threads: int = 1,
@@ -371,31 +365,32 @@ def train_stream(
     into the streams as `_unknown_` words. Resumes from `train/stream_last.pt`. Returns the
     path of the stream model.
     """
-    from tinykws.models import load_checkpoint
     from tinykws.progress import progress_bar
-    from tinykws.train import augment_batch, load_feature_set, pipeline_recipe
+    from tinykws.run import RunDir, atomic_torch_save, load_model, load_torch, read_features
+    from tinykws.train import augment_batch, pipeline_recipe
 
-    features_dir, run_dir = Path(features_dir), Path(run_dir)
-    tdir = run_dir / "train"
-    clip_path, best_path, last_path = tdir / "clip.pt", tdir / "best.pt", tdir / "stream_last.pt"
+    features_dir, run = Path(features_dir), RunDir(run_dir)
+    tdir = run.train
+    clip_path, best_path, last_path = run.clip, run.best, run.stream_last
     if not clip_path.is_file():
         if not best_path.is_file():
             raise TinyKWSError(f"{best_path} missing: train the clip model first")
         shutil.copyfile(best_path, clip_path)
-    model, meta = load_checkpoint(clip_path)
+    model, clip = load_model(clip_path)
     if cfg.bounded_state:
         bound_state(model)
     model.train()
-    tr = load_feature_set(features_dir / "training.npz")
-    if tr.categories != list(meta["categories"]):
+    split = read_features(features_dir / "training.npz")
+    if split.categories != list(clip.categories):
         raise TinyKWSError("training.npz and the clip model have different categories")
-    log_per_db = math.log(10) / (10 if tr.feature_params.get("power_spec", True) else 20)
-    feats, labels = tr.features.numpy(), tr.labels.numpy()
+    log_per_db = math.log(10) / (10 if split.params.power_spec else 20)
+    feats, labels = split.features, split.labels
+    tr_x, tr_y = torch.from_numpy(split.features), torch.from_numpy(split.labels)
     if extra_negatives is not None and len(extra_negatives):
-        unk = tr.categories.index(UNKNOWN)
+        unk = split.categories.index(UNKNOWN)
         feats = np.concatenate([feats, np.asarray(extra_negatives, np.float32)])
         labels = np.concatenate([labels, np.full(len(extra_negatives), unk, np.int64)])
-    pool = ClipPool.from_arrays(feats, labels, tr.categories, log_per_db)
+    pool = ClipPool.from_arrays(feats, labels, split.categories, log_per_db)
 
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
@@ -403,15 +398,15 @@ def train_stream(
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     start = 0
     if last_path.is_file():
-        ck = torch.load(last_path, map_location="cpu", weights_only=True)
+        ck = load_torch(last_path)
         if ck.get("stream_config") == cfg.to_dict():
             model.load_state_dict(ck["state_dict"])
             opt.load_state_dict(ck["optimizer"])
             start = int(ck["iteration"])
             maker.set_negative_weights(np.asarray(ck["negative_weights"]))
-    recipe = pipeline_recipe(len(tr.labels))  # the clip phase's augmentation
-    sil = tr.categories.index(SILENCE)
-    noise = tr.features[tr.labels == sil]
+    recipe = pipeline_recipe(len(tr_y))  # the clip phase's augmentation
+    sil = split.categories.index(SILENCE)
+    noise = tr_x[tr_y == sil]
     state = model.init_state(cfg.batch)
     rows: list[dict[str, Any]] = []
     threads_before = torch.get_num_threads()
@@ -431,9 +426,9 @@ def train_stream(
                 loss = loss_s
                 loss_c = torch.zeros(())
                 if cfg.clip_weight > 0:
-                    idx = torch.randint(0, len(tr.labels), (cfg.clip_batch,), generator=gen)
-                    xb = augment_batch(tr.features[idx], recipe, gen, noise, log_per_db)
-                    loss_c = F.cross_entropy(model(xb), tr.labels[idx],
+                    idx = torch.randint(0, len(tr_y), (cfg.clip_batch,), generator=gen)
+                    xb = augment_batch(tr_x[idx], recipe, gen, noise, log_per_db)
+                    loss_c = F.cross_entropy(model(xb), tr_y[idx],
                                              label_smoothing=recipe.label_smoothing)
                     loss = loss + cfg.clip_weight * loss_c
                 opt.zero_grad(set_to_none=True)
@@ -453,7 +448,7 @@ def train_stream(
                     mined = f" mined {int((s >= cfg.mine_threshold).sum())}/{len(s)}"
                     _append_log(tdir / "stream_log.csv", rows)  # log first, as train.py
                     rows = []
-                    _save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+                    atomic_torch_save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
                            "iteration": it + 1, "stream_config": cfg.to_dict(),
                            "negative_weights": maker.neg_weight.tolist()}, last_path)
                 bar.update(task, advance=1, description=(
@@ -462,11 +457,10 @@ def train_stream(
         torch.set_num_threads(threads_before)
     _append_log(tdir / "stream_log.csv", rows)
     model.eval()
-    ck = dict(torch.load(clip_path, map_location="cpu", weights_only=True))
-    ck.update(state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
-              stream_config=cfg.to_dict(),
-              stream_seconds=round(time.perf_counter() - t0, 1))
-    _save(ck, best_path)
+    stream_model = dataclasses.replace(
+        clip, state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
+        stream_config=cfg.to_dict(), stream_seconds=round(time.perf_counter() - t0, 1))
+    atomic_torch_save(stream_model.to_dict(), best_path)
     return best_path
 
 

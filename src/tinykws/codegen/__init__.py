@@ -1,6 +1,6 @@
 """`tinykws compile`: a trained run -> C for the Cortex-M4 (featurizer, model, detector).
 
-`compile_run(run_dir)` loads ``RUN_DIR/train/best.pt`` and the run's detector
+`compile_run(run_dir)` loads the run's checkpoint (`tinykws.run`) and the run's detector
 (``RUN_DIR/detector.json``, else the defaults), writes ``featurizer.{c,h}``,
 ``model.{c,h}``, ``detector.{c,h}`` and the runtime sources they #include, then
 cross-compiles each generated ``.c`` into one self-contained ``.S`` (``featurizer.S``,
@@ -21,9 +21,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 from tinykws.errors import TinyKWSError
+
+if TYPE_CHECKING:
+    from tinykws.run import Checkpoint
 
 TARGETS = ("cortex-m4",)
 PRECISIONS = ("float", "int8")
@@ -42,9 +45,11 @@ def build_spec(build: str) -> tuple[str, str]:
 def default_out_dir(run_dir: Path, float_abi: str, precision: str = "float") -> Path:
     """RUN_DIR/device/<abi> for float builds; RUN_DIR/device/int8 for the integer build with
     the soft-float ABI (the MXChip build) and RUN_DIR/device/int8-<abi> for other ABIs."""
+    from tinykws.run import RunDir
+
     if precision == "float":
-        return Path(run_dir) / "device" / float_abi
-    return Path(run_dir) / "device" / ("int8" if float_abi == "soft" else f"int8-{float_abi}")
+        return RunDir(run_dir).device(float_abi)
+    return RunDir(run_dir).device("int8" if float_abi == "soft" else f"int8-{float_abi}")
 
 
 @dataclass(frozen=True)
@@ -106,14 +111,13 @@ def compile_run(
     checkpoint: Optional[Path | str] = None,
     precision: str = "float",
 ) -> CompileResult:
-    """RUN_DIR/train/best.pt (+ RUN_DIR/detector.json) -> OUT (default `default_out_dir`):
-    .c, .h and .S files.
+    """The run's checkpoint (`RunDir.checkpoint()`) + RUN_DIR/detector.json -> OUT (default
+    `default_out_dir`): .c, .h and .S files.
 
     `precision`: "float" (the float featurizer and model) or "int8" (the integer path)."""
     from tinykws.codegen.emit import write_sources
     from tinykws.detect import load_detector, save_detector
-    from tinykws.features import FeatureParams
-    from tinykws.models import load_checkpoint
+    from tinykws.run import RunDir, load_model
     from tinykws.toolchain import check_float_abi, find_toolchain
 
     if target not in TARGETS:
@@ -121,23 +125,17 @@ def compile_run(
     check_float_abi(float_abi)
     if precision not in PRECISIONS:
         raise TinyKWSError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
-    run_dir = Path(run_dir)
-    ckpt = Path(checkpoint) if checkpoint else run_dir / "train" / "best.pt"
-    if not ckpt.is_file():
-        raise TinyKWSError(f"no trained model at {ckpt}: run `tinykws train` first")
-    model, meta = load_checkpoint(ckpt)
-    params = FeatureParams.from_dict(meta.get("feature_params") or {})
-    categories = list(meta.get("categories") or [])
-    if not categories:
-        raise TinyKWSError(f"{ckpt} has no category names")
+    run = RunDir(run_dir)
+    ckpt = Path(checkpoint) if checkpoint else run.checkpoint()
+    model, ck = load_model(ckpt)
     out = Path(out_dir) if out_dir else default_out_dir(run_dir, float_abi, precision)
     if out.exists() and not out.is_dir():
         raise TinyKWSError(f"--out {out} is a file; give a folder (it is created if missing)")
     detector, op = load_detector(run_dir)
     if precision == "int8":
-        files = _write_int_sources(run_dir, ckpt, out, params, meta, detector)
+        files = _write_int_sources(Path(run_dir), ckpt, out, ck, detector)
     else:
-        files = write_sources(out, params, model, categories, detector=detector)
+        files = write_sources(out, ck.feature_params, model, list(ck.categories), detector=detector)
     files["detector.json"] = save_detector(out, detector, op)  # what detector.S was made from
 
     tc = find_toolchain()
@@ -151,7 +149,7 @@ def compile_run(
     return CompileResult(out, float_abi, target, tc.version, use_libm, files, precision)
 
 
-def _write_int_sources(run_dir: Path, ckpt: Path, out: Path, params, meta,
+def _write_int_sources(run_dir: Path, ckpt: Path, out: Path, checkpoint: "Checkpoint",
                        detector) -> dict[str, Path]:
     """The integer featurizer and model C (quantizing the run first when needed), and the
     streaming detector on top of the model's float scores."""
@@ -164,7 +162,8 @@ def _write_int_sources(run_dir: Path, ckpt: Path, out: Path, params, meta,
     if not qpath.is_file() or qpath.stat().st_mtime < ckpt.stat().st_mtime:
         quantize_run(run_dir, checkpoint=ckpt)
     im = load_int_model(run_dir)
-    if list(im.categories) != list(meta.get("categories") or []):
+    params = checkpoint.feature_params
+    if list(im.categories) != list(checkpoint.categories):
         raise TinyKWSError(f"{qpath} has other categories than {ckpt}: run `tinykws quantize` again")
     files = {p.name: p for p in copy_runtime(out)}
     frame_ms = 1000.0 * params.hop / params.sample_rate

@@ -11,7 +11,7 @@ from tinykws.device.errors import DeviceError
 from tinykws.device.harness import HarnessShape
 
 def torch_reference(run_dir: Path | str):
-    """(reference, HarnessShape, FeatureParams) from RUN_DIR/train/best.pt.
+    """(reference, HarnessShape, FeatureParams, Checkpoint) from the run's checkpoint.
 
     reference(audio [N, S]) -> (features [N, T, F], scores [N, T, C]): the Python features
     (identical to StreamingFeaturizer fed block by block) and the softmax of the model's
@@ -19,13 +19,12 @@ def torch_reference(run_dir: Path | str):
     """
     import torch
 
-    from tinykws.features import FeatureParams, frames_from_stream
-    from tinykws.models import load_checkpoint
+    from tinykws.features import frames_from_stream
+    from tinykws.run import load_model
 
-    ckpt = Path(run_dir) / "train" / "best.pt"
-    model, meta = load_checkpoint(ckpt)
-    fp = FeatureParams.from_dict(meta["feature_params"])
-    n_classes = len(meta["categories"])
+    model, ck = load_model(run_dir)
+    fp = ck.feature_params
+    n_classes = len(ck.categories)
 
     def reference(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         feats = np.stack([frames_from_stream(a, fp) for a in audio])  # [N, T, F]
@@ -35,7 +34,7 @@ def torch_reference(run_dir: Path | str):
         return feats, scores
 
     shape = HarnessShape(fp.hop, fp.n_mels, n_classes, fp.first_block - 1)
-    return reference, shape, fp, meta
+    return reference, shape, fp, ck
 
 
 def onnx_reference(run_dir: Path | str):
@@ -44,19 +43,20 @@ def onnx_reference(run_dir: Path | str):
     import onnxruntime as ort
 
     from tinykws.features import frames_from_stream
+    from tinykws.run import RunDir
 
-    _, shape, fp, meta = torch_reference(run_dir)
-    path = Path(run_dir) / "export" / "model_step.onnx"
+    _, shape, fp, ck = torch_reference(run_dir)
+    path = RunDir(run_dir).model_step_onnx
     if not path.is_file():
         raise DeviceError(f"{path} not found: run `tinykws export RUN_DIR` first")
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    cfg = meta["model_config"]
+    cfg = ck.model_config
     state_names = [i.name for i in sess.get_inputs() if i.name != "frame"]
 
     def reference(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         feats = np.stack([frames_from_stream(a, fp) for a in audio])  # [N, T, F]
         n = len(feats)
-        states = {k: np.zeros((cfg["num_layers"], n, cfg["hidden_size"]), np.float32)
+        states = {k: np.zeros((cfg.num_layers, n, cfg.hidden_size), np.float32)
                   for k in state_names}  # fmt: skip
         scores = []
         for t in range(feats.shape[1]):
@@ -65,7 +65,7 @@ def onnx_reference(run_dir: Path | str):
             states = dict(zip(state_names, out[1:]))
         return feats, np.stack(scores, axis=1).astype(np.float32)  # [N, T, C]
 
-    return reference, shape, fp, meta
+    return reference, shape, fp, ck
 
 
 
@@ -79,7 +79,7 @@ def int_reference(run_dir: Path | str):
     from tinykws.quant.features import frames_from_stream_q
     from tinykws.quant.model import scores_float
 
-    _, shape, fp, meta = torch_reference(run_dir)
+    _, shape, fp, ck = torch_reference(run_dir)
     im = load_int_model(run_dir)
 
     def reference(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -88,4 +88,4 @@ def int_reference(run_dir: Path | str):
         _, sc = im.run(q)
         return q.astype(np.float32) / np.float32(256), scores_float(sc)
 
-    return reference, shape, fp, meta
+    return reference, shape, fp, ck

@@ -281,7 +281,7 @@ def verify(
     counted on `count_clips` clips x `count_blocks` blocks (default per ABI: COUNTING).
     `qemu`: also count the first clip's first blocks on QEMU's mps2-an386 (exact
     per-instruction trace) and report whether the counts agree. `reference`: 'torch'
-    (RUN_DIR/train/best.pt) or 'onnx' (RUN_DIR/export/model_step.onnx).
+    (the run's checkpoint) or 'onnx' (RUN_DIR/export/model_step.onnx).
     """
     t0 = time.perf_counter()
     compiled_dir = Path(compiled_dir)
@@ -291,23 +291,26 @@ def verify(
                 f"{compiled_dir / f} not found: run `tinykws compile RUN_DIR` first"
             )
     run_dir = Path(run_dir) if run_dir is not None else compiled_dir.resolve().parent.parent
-    if not (run_dir / "train" / "best.pt").is_file():
-        raise DeviceError(f"{run_dir}/train/best.pt not found: pass the run folder with --run")
+    from tinykws.run import RunDir
+
+    if not RunDir(run_dir).has_checkpoint():
+        raise DeviceError(f"{run_dir}: no train/best.pt or train/last.pt: pass the run folder with --run")
     float_abi = check_float_abi(float_abi or detect_float_abi(compiled_dir))
     precision = detect_precision(compiled_dir)
-    tc = toolchain or find_toolchain()
-    build = compiled_dir / "build"
-    elf = build_image(
-        [compiled_dir / "featurizer.S", compiled_dir / "model.S"], build, float_abi, tc
-    )
     if reference not in ("torch", "onnx"):
         raise DeviceError(f"reference must be 'torch' or 'onnx', not {reference!r}")
+    # the checkpoint first: a damaged or inconsistent one fails before any build
     ref_fn, shape, fp, _ = (onnx_reference if reference == "onnx" else torch_reference)(run_dir)
     secondary = None
     if precision == "int8":  # exact against the integer reference; the float model measured
         secondary = ref_fn
         ref_fn, shape, fp, _ = int_reference(run_dir)
         reference, atol = "int", 0.0
+    tc = toolchain or find_toolchain()
+    build = compiled_dir / "build"
+    elf = build_image(
+        [compiled_dir / "featurizer.S", compiled_dir / "model.S"], build, float_abi, tc
+    )
     clips = []
     from tinykws.data.audio import load_audio
 

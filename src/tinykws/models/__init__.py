@@ -6,7 +6,6 @@ from tinykws.models.classifier import (
     ModelConfig,
     State,
     build_model,
-    load_checkpoint,
 )
 from tinykws.models.fastgrnn import FastGRNNCell, FastRNNCell
 from tinykws.models.rnn import GRULayer, LSTMLayer
@@ -21,5 +20,4 @@ __all__ = [
     "ModelConfig",
     "State",
     "build_model",
-    "load_checkpoint",
 ]

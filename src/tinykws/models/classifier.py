@@ -1,7 +1,7 @@
 """`KWSModel`: normalisation, 1-3 recurrent layers and a linear classifier on the last step.
 
 The model config is a frozen dataclass saved in every checkpoint, so export, codegen and
-resume rebuild the model without guessing (`load_checkpoint`).
+resume rebuild the model without guessing (`tinykws.run.load_checkpoint`).
 """
 
 from __future__ import annotations
@@ -176,24 +176,3 @@ class KWSModel(nn.Module):
 def build_model(config: ModelConfig) -> KWSModel:
     """A freshly initialised model (EdgeML initialisation for the Fast cells)."""
     return KWSModel(config)
-
-
-def load_checkpoint(path, map_location="cpu") -> tuple[KWSModel, dict[str, Any]]:
-    """Rebuild the model from a checkpoint (weights_only=True); meta = the rest of the dict.
-
-    meta holds `model_config`, `feature_params`, `categories` and, for training checkpoints,
-    `train_config`, `epoch`, `best_val_acc`, `optimizer`, `scheduler`.
-    """
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
-        raise TinyKWSError(f"checkpoint not found: {path}") from None
-    except Exception as e:  # corrupt / not a checkpoint
-        raise TinyKWSError(f"cannot read checkpoint {path}: {e}") from None
-    if not isinstance(ckpt, dict) or "model_config" not in ckpt or "state_dict" not in ckpt:
-        raise TinyKWSError(f"{path} is not a tinykws checkpoint (no model_config/state_dict)")
-    model = build_model(ModelConfig.from_dict(ckpt["model_config"]))
-    model.load_state_dict(ckpt["state_dict"])
-    model.eval()
-    meta = {k: v for k, v in ckpt.items() if k != "state_dict"}
-    return model, meta

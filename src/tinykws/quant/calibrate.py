@@ -14,12 +14,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
 from tinykws.errors import TinyKWSError
 from tinykws.quant.model import IntModel, quantize_features, quantize_model, scores_float
+
+if TYPE_CHECKING:
+    from tinykws.run import Checkpoint
 
 CALIB_CLIPS = 512  # training clips the hidden-state ranges are measured on
 
@@ -100,27 +103,26 @@ def compare(model: Any, im: IntModel, features: np.ndarray, labels: np.ndarray) 
 
 
 def _load(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    from tinykws.train import load_feature_set
+    """features [N, T, F] float32, labels [N] int64 of one split (`tinykws.run.read_features`)."""
+    from tinykws.run import read_features
 
-    fs = load_feature_set(path)
-    return fs.features.numpy(), fs.labels.numpy()
+    fs = read_features(path)
+    return fs.features, fs.labels
 
 
 def quantize_run(run_dir: Path | str, qat_epochs: int = 0, per_row: bool = True,
                  checkpoint: Optional[Path | str] = None, seed: int = 0) -> dict[str, Any]:
-    """RUN_DIR/train/best.pt -> RUN_DIR/quant/{model_int.npz, quant.json}; returns the json.
+    """The run's checkpoint -> RUN_DIR/quant/{model_int.npz, quant.json}; returns the json.
 
     Post-training quantization always; with `qat_epochs > 0` also quantization-aware
     fine-tuning, and the better of the two on the validation features is kept."""
-    from tinykws.models import load_checkpoint
+    from tinykws.run import RunDir, load_model
 
     run_dir = Path(run_dir)
-    ckpt = Path(checkpoint) if checkpoint else run_dir / "train" / "best.pt"
-    if not ckpt.is_file():
-        raise TinyKWSError(f"no trained model at {ckpt}: run `tinykws train` first")
-    model, meta = load_checkpoint(ckpt)
-    categories = list(meta.get("categories") or [])
-    feats = run_dir / "features"
+    ckpt = Path(checkpoint) if checkpoint else RunDir(run_dir).checkpoint()
+    model, meta = load_model(ckpt)
+    categories = list(meta.categories)
+    feats = RunDir(run_dir).features
     tr_x, tr_y = _load(feats / "training.npz")
     va_x, va_y = _load(feats / "validation.npz")
     te = feats / "testing.npz"
@@ -158,15 +160,15 @@ def quantize_run(run_dir: Path | str, qat_epochs: int = 0, per_row: bool = True,
     return report
 
 
-def _save_checkpoint(model: Any, meta: dict[str, Any], path: Path) -> None:
+def _save_checkpoint(model: Any, source: "Checkpoint", path: Path) -> None:
     """The fine-tuned float model, as a tinykws checkpoint (the integer model's source)."""
-    import torch
+    from dataclasses import replace
+
+    from tinykws.run import save_checkpoint
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    keep = {k: meta[k] for k in ("model_config", "feature_params", "categories") if k in meta}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({**keep, "state_dict": model.state_dict()}, tmp)
-    tmp.replace(path)
+    tuned = replace(source, state_dict=model.state_dict(), train_config=None, training=None)
+    save_checkpoint(tuned, path)
 
 
 def load_int_model(run_dir: Path | str) -> IntModel:

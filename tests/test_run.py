@@ -1,0 +1,241 @@
+"""The run contract (`tinykws.run`): one checkpoint loader, one feature-file reader, and
+what they refuse. Every stage that loads a run gets a one-line `error:` (exit 2) for a
+damaged or inconsistent checkpoint instead of a traceback or wrong C."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from eval_helpers import DEV, FEATURE_CATS, make_features, make_run, random_model, run_cli
+from tinykws.errors import CheckpointError, FeatureFileError
+from tinykws.features import FeatureParams
+from tinykws.models import ModelConfig, build_model
+from tinykws.run import (
+    Checkpoint, RunDir, check_splits_agree, load_checkpoint, load_model, read_features,
+)
+from tinykws.train import TrainConfig, train
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CATS = ["a", "b", "c", "d", "e"]
+
+
+def _checkpoint(hidden: int = 16, **kw) -> Checkpoint:
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(hidden_size=hidden, num_layers=1, num_classes=len(CATS)))
+    m.set_normalization(torch.randn(32), torch.rand(32) + 0.5)
+    return Checkpoint(m.config, FeatureParams(), tuple(CATS), m.state_dict(), **kw)
+
+
+# ---------------------------------------------------------------- checkpoint
+
+
+def test_checkpoint_round_trip_rebuilds_the_model(tmp_path):
+    ck = _checkpoint(train_config=TrainConfig(hidden_units=16, num_layers=1, rolling=True))
+    torch.save(ck.to_dict(), tmp_path / "m.pt")
+    back = load_checkpoint(tmp_path / "m.pt")
+    assert (back.model_config, back.feature_params, back.categories, back.train_config) == \
+        (ck.model_config, ck.feature_params, ck.categories, ck.train_config)
+    assert back.rolling and back.training is None
+    assert isinstance(back.feature_params, FeatureParams)
+    model, _ = load_model(tmp_path / "m.pt")
+    ref = build_model(ck.model_config)
+    ref.load_state_dict(ck.state_dict)
+    x = torch.randn(2, 10, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), ref(x))
+    mean, std = back.normalization
+    torch.testing.assert_close(mean, ck.state_dict["mean"])
+
+
+def test_run_dir_resolves_the_checkpoint_in_one_place(tmp_path):
+    run = RunDir(tmp_path)
+    with pytest.raises(CheckpointError, match="no train/best.pt or train/last.pt"):
+        run.checkpoint()
+    run.train.mkdir()
+    torch.save(_checkpoint().to_dict(), run.last)
+    assert run.checkpoint() == run.last  # a run killed before its first best epoch
+    torch.save(_checkpoint().to_dict(), run.best)
+    assert run.checkpoint() == run.best
+    assert load_model(tmp_path)[1].categories == tuple(CATS)
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"not a checkpoint", "not a weights-only PyTorch checkpoint"),
+    (None, "damaged or not a checkpoint"),  # a truncated real checkpoint
+    (b"", "damaged or not a checkpoint"),
+])
+def test_damaged_checkpoint_files_are_one_line_errors(tmp_path, content, match):
+    path = tmp_path / "m.pt"
+    if content is None:
+        torch.save(_checkpoint().to_dict(), path)
+        content = path.read_bytes()[: path.stat().st_size // 2]
+    path.write_bytes(content)
+    with pytest.raises(CheckpointError, match=match) as e:
+        load_checkpoint(path)
+    assert "\n" not in str(e.value)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "missing.pt")
+
+
+def _corrupt(d: dict, how: str) -> dict:
+    if how == "n_mels":  # item 3: params for 40 bands, a model with 32 inputs
+        d["feature_params"] = {**d["feature_params"], "n_mels": 40}
+    elif how == "hidden":  # item 4: the config says half the units the weights have
+        d["model_config"] = {**d["model_config"], "hidden_size": d["model_config"]["hidden_size"] // 2}
+    elif how == "nan":
+        d["state_dict"] = {**d["state_dict"]}
+        d["state_dict"]["fc.bias"] = d["state_dict"]["fc.bias"].clone()
+        d["state_dict"]["fc.bias"][0] = float("nan")
+    elif how == "classes":
+        d["categories"] = d["categories"][:-1]
+    elif how == "other":
+        d = {"x": 1}
+    elif how == "params":
+        d["feature_params"] = {**d["feature_params"], "window": "kaiser"}
+    elif how == "missing_weight":
+        d["state_dict"] = {k: v for k, v in d["state_dict"].items() if k != "fc.bias"}
+    return d
+
+
+@pytest.mark.parametrize("how, match", [
+    ("n_mels", "n_mels.*but the model takes 32"),
+    ("hidden", r"do not match model_config: .* is \[16, 32\] in the weights but \[8, 32\]"),
+    ("nan", "fc.bias is not finite"),
+    ("classes", "4 categories but model_config has 5 classes"),
+    ("other", "not a tinykws checkpoint"),
+    ("params", "bad feature_params: .*window must be one of"),
+    ("missing_weight", "do not match model_config .*missing fc.bias"),
+])
+def test_inconsistent_checkpoints_are_refused(tmp_path, how, match):
+    path = tmp_path / "m.pt"
+    torch.save(_corrupt(_checkpoint().to_dict(), how), path)
+    with pytest.raises(CheckpointError, match=match) as e:
+        load_model(path)
+    assert "\n" not in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory) -> Path:
+    if not DEV.is_dir():
+        pytest.fail(f"shared dev data missing at {DEV}")
+    return make_run(tmp_path_factory.mktemp("runs"), model=random_model(hidden=8))
+
+
+@pytest.mark.parametrize("how", ["n_mels", "hidden", "nan"])
+@pytest.mark.parametrize("command", ["compile", "export", "evaluate", "detect", "verify"])
+def test_every_stage_refuses_an_inconsistent_checkpoint(good_run, tmp_path, capsys, monkeypatch,
+                                                        command, how):
+    """Issue 13 items 3 and 4: compile/export/evaluate/detect/verify print one line, exit 2
+    (before: wrong C from compile and export, tracebacks from the rest)."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(good_run, run)
+    best = RunDir(run).best
+    torch.save(_corrupt(torch.load(best, weights_only=True), how), best)
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.zeros(16000, np.int16), 16000)
+    compiled = RunDir(run).device("hard")
+    compiled.mkdir(parents=True)
+    for f in ("featurizer.S", "model.S"):
+        (compiled / f).write_text("")
+    args = {
+        "compile": ["compile", str(run), "--out", str(tmp_path / "c")],
+        "export": ["export", str(run)],
+        "evaluate": ["evaluate", str(run), "--data", str(DEV), "--max-clips", "2"],
+        "detect": ["detect", str(run), str(wav)],
+        "verify": ["verify", str(compiled)],
+    }[command]
+    code, out, err = run_cli(args, capsys, monkeypatch)
+    assert code == 2, (out, err)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), err
+    assert str(best) in lines[0]
+    assert not (tmp_path / "c" / "model.c").exists()  # compile wrote nothing
+
+
+# ---------------------------------------------------------------- feature files
+
+
+def test_read_features_returns_the_arrays_and_real_params(tmp_path):
+    d = make_features(tmp_path)
+    split = read_features(d / "training.npz")
+    with np.load(d / "training.npz") as z:
+        np.testing.assert_array_equal(split.features, z["features"])
+        np.testing.assert_array_equal(split.labels, z["labels"])
+    assert split.features.dtype == np.float32 and split.labels.dtype == np.int64
+    assert split.categories == FEATURE_CATS and split.params == FeatureParams()
+    light = read_features(d / "training.npz", features=False)
+    assert light.features is None and len(light) == len(split)
+
+
+def _rewrite(path: Path, **changes) -> None:
+    with np.load(path) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays.update(changes)
+    arrays = {k: v for k, v in arrays.items() if v is not None}
+    np.savez(path, **arrays)
+
+
+@pytest.mark.parametrize("change, match", [
+    (dict(feature_params=None), "lacks key 'feature_params'"),
+    (dict(feature_params=json.dumps({"n_mels": 40})), "32 features a frame, but its feature_params say n_mels=40"),
+    (dict(feature_params="{not json"), "feature_params is not a JSON object"),
+    (dict(labels=np.full(96, 9, np.int64)), "labels outside the 4 categories"),
+    (dict(features=np.zeros((96, 32), np.float32)), r"must be \[N, T, F\]"),
+])
+def test_bad_feature_files_are_one_line_errors(tmp_path, change, match):
+    d = make_features(tmp_path)
+    _rewrite(d / "training.npz", **change)
+    with pytest.raises(FeatureFileError, match=match) as e:
+        read_features(d / "training.npz")
+    assert "\n" not in str(e.value)
+
+
+def test_garbage_and_truncated_feature_files(tmp_path):
+    d = make_features(tmp_path)
+    (d / "g.npz").write_bytes(b"garbage")
+    raw = (d / "training.npz").read_bytes()
+    (d / "t.npz").write_bytes(raw[: len(raw) // 2])
+    for name in ("g.npz", "t.npz"):
+        with pytest.raises(FeatureFileError, match="cannot read feature file"):
+            read_features(d / name)
+    with pytest.raises(FeatureFileError, match="feature file missing"):
+        read_features(d / "none.npz")
+
+
+def test_train_refuses_splits_made_differently(tmp_path):
+    """Issue 13 item 10: a Hamming-window validation set beside a rectangular training set
+    (or other categories) is refused before training, naming the difference."""
+    d = make_features(tmp_path / "f")
+    _rewrite(d / "validation.npz", feature_params=FeatureParams(window="hamming").to_json())
+    with pytest.raises(FeatureFileError, match="window 'hamming' vs 'rectangular'"):
+        train(d, tmp_path / "r", TrainConfig(epochs=1, hidden_units=4))
+    assert not RunDir(tmp_path / "r").last.exists()
+    d2 = make_features(tmp_path / "f2")
+    with np.load(d2 / "testing.npz") as z:
+        cats = list(z["categories"])
+    _rewrite(d2 / "validation.npz", categories=np.array(cats[::-1]))
+    with pytest.raises(FeatureFileError, match="different categories"):
+        train(d2, tmp_path / "r2", TrainConfig(epochs=1, hidden_units=4))
+    a, b = read_features(d2 / "training.npz"), read_features(d2 / "testing.npz")
+    check_splits_agree(a, b)  # the untouched splits agree
+
+
+def test_resume_from_a_truncated_last_checkpoint_is_one_line(tmp_path, capsys, monkeypatch):
+    d = make_features(tmp_path / "f")
+    run = RunDir(tmp_path / "r")
+    train(d, run.root, TrainConfig(epochs=2, hidden_units=4, batch_size=32), max_epochs_this_run=1)
+    raw = run.last.read_bytes()
+    run.last.write_bytes(raw[: len(raw) // 3])
+    code, _, err = run_cli(["train", "--features", str(d), "--out", str(run.root), "--resume"],
+                           capsys, monkeypatch)
+    assert code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1, err
+    assert "damaged or not a checkpoint" in err
