@@ -33,14 +33,12 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Optional, Se
 import numpy as np
 
 from tinykws.errors import TinyKWSError
+from tinykws.labels import NON_KEYWORDS
 from tinykws.tuning import torch_threads
 
 if TYPE_CHECKING:
     from tinykws.run import Checkpoint
 
-SAMPLE_RATE = 16000
-BLOCK = 160  # samples per streaming block = one feature hop (10 ms)
-NON_KEYWORDS = ("_unknown_", "_silence_")
 Mode = Literal["auto", "rolling", "window", "reset"]
 MODES = ("auto", "rolling", "window", "reset")
 
@@ -426,7 +424,7 @@ class Detector:
         self.params = checkpoint.feature_params
         self.model = model
         self.categories = list(checkpoint.categories)
-        frame_ms = 1000.0 * BLOCK / SAMPLE_RATE
+        frame_ms = 1000.0 * self.params.hop / self.params.sample_rate  # one block = one frame
         self.win = self.params.n_frames  # frames in one 1-s training clip (98)
         self.scorer = FrameScorer(model, self.mode, self.win,
                                   hop_frames=round(cfg.hop_ms / frame_ms),
@@ -448,14 +446,15 @@ class Detector:
     def scores(self, block: np.ndarray) -> tuple[float, np.ndarray] | None:
         """One block -> (time in s, raw softmax scores `[C]`) when the model scored."""
         block = np.asarray(block)
-        if block.shape != (BLOCK,):
-            raise TinyKWSError(f"blocks must hold {BLOCK} samples, got shape {block.shape}")
-        self.samples += BLOCK
+        hop = self.params.hop
+        if block.shape != (hop,):
+            raise TinyKWSError(f"blocks must hold {hop} samples, got shape {block.shape}")
+        self.samples += hop
         frame = self.featurizer.step(block)
         if frame is None:
             return None
         s = self.scorer(frame)
-        return None if s is None else (self.samples / SAMPLE_RATE, s)
+        return None if s is None else (self.samples / self.params.sample_rate, s)
 
     def process(self, block: np.ndarray) -> list[Detection]:
         """One 160-sample int16 block -> the detections it completed (0 or 1)."""
@@ -468,7 +467,7 @@ class Detector:
     def run(self, audio: np.ndarray) -> list[Detection]:
         """All detections in an int16 signal (the tail shorter than a block is dropped)."""
         out: list[Detection] = []
-        for block in blocks(audio):
+        for block in blocks(audio, self.params.hop):
             out += self.process(block)
         return out
 
@@ -521,11 +520,11 @@ class Detector:
                                self.keywords)
 
 
-def blocks(audio: np.ndarray) -> Iterator[np.ndarray]:
-    """Consecutive 160-sample blocks of a 1-D signal."""
+def blocks(audio: np.ndarray, hop: int) -> Iterator[np.ndarray]:
+    """Consecutive `hop`-sample blocks of a 1-D signal (`FeatureParams.hop`, 160 = 10 ms)."""
     audio = np.asarray(audio)
-    for i in range(0, len(audio) - BLOCK + 1, BLOCK):
-        yield audio[i : i + BLOCK]
+    for i in range(0, len(audio) - hop + 1, hop):
+        yield audio[i : i + hop]
 
 
 def detect_file(
@@ -591,9 +590,10 @@ def detect_live(
     def callback(indata, frames, time, status):  # noqa: ARG001 - sounddevice's signature
         q.put(indata[:, 0].copy())
 
-    n_blocks = None if seconds is None else int(seconds * SAMPLE_RATE / BLOCK)
+    rate, hop = det.params.sample_rate, det.params.hop
+    n_blocks = None if seconds is None else int(seconds * rate / hop)
     try:
-        with sd.InputStream(samplerate=SAMPLE_RATE, blocksize=BLOCK, channels=1,
+        with sd.InputStream(samplerate=rate, blocksize=hop, channels=1,
                             dtype="int16", callback=callback):
             if on_start:
                 on_start()

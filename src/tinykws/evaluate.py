@@ -21,17 +21,16 @@ from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 import numpy as np
 
+from tinykws.data.audio import CLIP_SAMPLES
+from tinykws.data.speech_commands import BACKGROUND
 from tinykws.errors import TinyKWSError
+from tinykws.labels import SILENCE, UNKNOWN
 from tinykws.plots import pyplot, save_png
 from tinykws.run import Checkpoint, RunDir, load_model
 
 if TYPE_CHECKING:
     from tinykws.features import FeatureParams
 
-UNKNOWN = "_unknown_"
-SILENCE = "_silence_"
-BACKGROUND = "_background_noise_"
-CLIP_SAMPLES = 16000  # 1 s at 16 kHz
 Backend = Literal["torch", "onnx", "int8", "device"]
 BACKENDS = ("torch", "onnx", "int8", "device")
 

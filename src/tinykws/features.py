@@ -187,7 +187,10 @@ def mel_filterbank(params: FeatureParams = FeatureParams()) -> np.ndarray:
 
 
 @lru_cache(maxsize=16)
-def _window_cached(params: FeatureParams) -> Optional[np.ndarray]:
+def window_table(params: FeatureParams) -> Optional[np.ndarray]:
+    """The analysis window, float32 [window_size], or None for rectangular. The one
+    definition: the Python features and the generated C table both use it (read-only:
+    it is cached)."""
     if params.window == "rectangular":
         return None
     w = np.hamming(params.window_size) if params.window == "hamming" else np.hanning(params.window_size)
@@ -274,7 +277,7 @@ def windows_to_logmel(
     nfft, nw, nb = params.fft_size, params.window_size, params.n_bins
     buf = _ws.get(f"frames{nw}", (m, nfft), np.float32)  # [M, fft_size]; columns >= nw stay 0
     buf.reshape(*lead, nfft)[..., :nw] = windows
-    win = _window_cached(params)
+    win = window_table(params)
     if win is not None:
         buf[:, :nw] *= win
     spec = _ws.get("spec", (m, nb), np.complex64)  # [M, n_bins]

@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # torch and the models load lazily: `tinykws --help` stays fa
 # ---------------------------------------------------------------------------- paths
 
 
+
 @dataclass(frozen=True)
 class RunDir:
     """The paths of one run folder (layout: docs/architecture.md, "Run folder")."""

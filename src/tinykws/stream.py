@@ -20,13 +20,11 @@ from typing import Sequence
 
 import numpy as np
 
+from tinykws.data.audio import CLIP_SAMPLES, SAMPLE_RATE
 from tinykws.errors import TinyKWSError
+from tinykws.labels import NON_KEYWORDS, SILENCE
 from tinykws.plots import pyplot, save_png
 from tinykws.run import RunDir, load_model
-
-SAMPLE_RATE = 16000
-CLIP = 16000
-NON_KEYWORDS = ("_unknown_", "_silence_")
 
 
 @dataclass(frozen=True)
@@ -137,10 +135,10 @@ def build_stream(
         if not order[kw]:
             order[kw] = list(rng.permutation(len(pools[kw])))
         path, word, label = pools[kw][order[kw].pop()]
-        x = load_audio(path, length=CLIP)[0].astype(np.float64)
+        x = load_audio(path, length=CLIP_SAMPLES)[0].astype(np.float64)
         snr = float(rng.choice(spec.snrs_db))
         s = int(round(t * SAMPLE_RATE))
-        speech[s : s + CLIP] += x
+        speech[s : s + CLIP_SAMPLES] += x
         noise_levels.append(max(spec.min_noise_rms, _speech_rms(x) / 10 ** (snr / 20)))
         name = str(Path(path).relative_to(root)) if root and Path(path).is_relative_to(root) else str(path)
         events.append(Event(round(s / SAMPLE_RATE, 4), word, label, snr, name))
@@ -180,7 +178,7 @@ def run_stream_clips(run_dir: Path, split: str = "testing") -> tuple[list, list,
     data_dir = run_data_dir(lists)
     kws, others = [], []
     for ex in read_list(lists, split):
-        if ex.label == "_silence_":
+        if ex.label == SILENCE:
             continue
         word = Path(ex.path).parent.name
         (kws if ex.label not in NON_KEYWORDS else others).append((Path(ex.path), word, ex.label))

@@ -37,6 +37,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from tinykws.errors import TinyKWSError
+from tinykws.labels import SILENCE
 from tinykws.models import ModelConfig, build_model
 from tinykws.models.sparsity import iht_phase, sparse_groups, sparsify_step
 from tinykws.progress import progress_bar
@@ -47,7 +48,6 @@ from tinykws.run import (
 )
 from tinykws.tuning import torch_threads, tune_for_training
 
-SILENCE = "_silence_"
 LOG_COLUMNS = (
     "epoch", "iterations", "learning_rate", "train_loss", "train_acc", "val_loss", "val_acc",
     "phase", "seconds",

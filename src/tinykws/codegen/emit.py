@@ -34,6 +34,7 @@ from tinykws.codegen.cgen import (
     c_struct,
 )
 from tinykws.errors import TinyKWSError
+from tinykws.features import mel_filterbank, window_table
 
 FEATURIZER_MODULE = "mfcc"
 MODEL_MODULE = "completemodel"
@@ -274,8 +275,6 @@ class SparseMel:
 
 def sparse_mel(params: Any) -> SparseMel:
     """`tinykws.features.mel_filterbank(params)` (as float32) without its zeros."""
-    from tinykws.features import mel_filterbank
-
     fb = np.asarray(mel_filterbank(params), dtype=np.float32)  # [n_bins, n_mels]
     starts, lens, weights = [], [], []
     for j in range(fb.shape[1]):
@@ -294,14 +293,6 @@ def sparse_mel(params: Any) -> SparseMel:
     )
 
 
-def window_table(params: Any) -> Optional[np.ndarray]:
-    """float32 [window_size] as tinykws.features uses it, or None for rectangular."""
-    if params.window == "rectangular":
-        return None
-    fn = np.hamming if params.window == "hamming" else np.hanning
-    return fn(params.window_size).astype(np.float32)
-
-
 def featurizer_tables(params: Any, prefix: str = "tkws") -> str:
     """C definitions of the FFT plan and the logmel config `<prefix>_config` (no glue).
 
@@ -309,7 +300,7 @@ def featurizer_tables(params: Any, prefix: str = "tkws") -> str:
     """
     n = int(params.fft_size)
     mel = sparse_mel(params)
-    win = window_table(params)
+    win = window_table(params)  # the very table the Python features use
     if not np.float32(params.log_delta) >= np.finfo(np.float32).tiny:
         raise TinyKWSError(f"log_delta {params.log_delta} is below float32's normal range")
     # The runtime's spectrum is |2X|^2 (or 2|X|): fold 1/(4N) (or 1/2) into the weights.

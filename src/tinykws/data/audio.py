@@ -17,9 +17,10 @@ import numpy as np
 import soundfile as sf
 
 from tinykws.errors import AudioError
+from tinykws.features import FeatureParams
 
-SAMPLE_RATE = 16000  # Hz, what every later stage expects
-CLIP_SAMPLES = 16000  # 1 s at 16 kHz
+SAMPLE_RATE = FeatureParams.sample_rate  # Hz (16000): the features' rate, what every stage expects
+CLIP_SAMPLES = FeatureParams.clip_samples  # samples a clip (16000 = 1 s)
 
 OnError = Literal["raise", "skip"]
 

@@ -20,10 +20,9 @@ import numpy as np
 
 from tinykws.data.audio import CLIP_SAMPLES, AudioStats, OnError, save_wav, try_load_audio
 from tinykws.errors import TinyKWSError
+from tinykws.labels import SILENCE, UNKNOWN
 
 SPLITS = ("training", "validation", "testing")
-UNKNOWN = "_unknown_"
-SILENCE = "_silence_"
 BACKGROUND = "_background_noise_"
 NEGATIVES = "_negatives_"  # list lines `_negatives_/...` are relative to the negatives folder
 GOOGLE12_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
