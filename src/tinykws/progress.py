@@ -14,13 +14,14 @@ from rich.progress import (
 )
 
 
-def progress_bar(transient: bool = False, extra_columns: tuple = ()) -> Progress:
+def progress_bar(transient: bool = False, extra_columns: tuple = (), enabled: bool = True) -> Progress:
     """A rich Progress with counts, elapsed and remaining time.
 
-    Silent when TINYKWS_NO_PROGRESS=1 (tests). On a non-terminal, rich prints only the
-    final state, so CI logs stay readable.
+    Silent when TINYKWS_NO_PROGRESS=1 (tests) or not `enabled` (e.g. on all but one
+    process of a distributed run). On a non-terminal, rich prints only the final state,
+    so CI logs stay readable.
     """
-    disable = os.environ.get("TINYKWS_NO_PROGRESS") == "1"
+    disable = not enabled or os.environ.get("TINYKWS_NO_PROGRESS") == "1"
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

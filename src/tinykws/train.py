@@ -27,9 +27,9 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -38,13 +38,13 @@ from torch.nn import functional as F
 
 from tinykws.errors import TinyKWSError
 from tinykws.labels import SILENCE
-from tinykws.models import ModelConfig, build_model
+from tinykws.models import KWSModel, ModelConfig, State, build_model
 from tinykws.models.sparsity import iht_phase, sparse_groups, sparsify_step
 from tinykws.progress import progress_bar
 from tinykws.plots import pyplot, save_png
 from tinykws.run import (
-    Checkpoint, TrainingState, atomic_torch_save, check_splits_agree, load_checkpoint,
-    load_model, read_features,
+    Checkpoint, FeatureSplit, RunDir, TrainingState, atomic_torch_save, check_splits_agree,
+    load_checkpoint, load_model, read_features,
 )
 from tinykws.tuning import torch_threads, tune_for_training
 
@@ -208,6 +208,38 @@ def pipeline_recipe(n_train: int, quick: bool = False) -> TrainConfig:
 # ---------------------------------------------------------------------------- data
 
 
+class ClipSource:
+    """Where an epoch's batches come from: the clips of `training.npz`, in memory.
+
+    Each epoch draws a seeded shuffle (`DistributedSampler`: under torchrun each process
+    takes its 1/world share) and cuts it into batches of `batch` clips, dropping the last
+    partial batch as the seed did. A training loop only needs `batches_per_epoch` and
+    `batches(epoch, n, device)`; another source (e.g. long streams) can offer the same.
+    """
+
+    def __init__(self, split: FeatureSplit, batch_size: int, dist: "Dist", seed: int) -> None:
+        self.x = torch.from_numpy(split.features)  # float32 [N, T, F]
+        self.y = torch.from_numpy(split.labels)  # int64 [N]
+        self.batch = max(1, batch_size // dist.world)  # clips a step in this process
+        self.sampler = torch.utils.data.DistributedSampler(
+            range(len(self.y)), num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=seed
+        )
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return max(1, len(self.sampler) // self.batch)  # drop_last, as the seed
+
+    def batches(self, epoch: int, n: int, device: torch.device) -> Iterator[tuple[Tensor, Tensor]]:
+        """The first `n` batches (x [B, T, F], y [B]) of epoch `epoch`'s order."""
+        self.sampler.set_epoch(epoch)
+        order = torch.tensor(list(iter(self.sampler)), dtype=torch.long)
+        for b in range(n):
+            idx = order[b * self.batch:(b + 1) * self.batch]
+            if len(idx) == 0:
+                idx = order[:self.batch]
+            yield self.x[idx].to(device), self.y[idx].to(device)
+
+
 def normalization_stats(x: Tensor) -> tuple[Tensor, Tensor]:
     """The seed's --normalize: per-feature mean over all frames; std = the per-(time,
     feature) std across clips, averaged over time; zero std -> 1.  x [N, T, F] -> [F], [F]."""
@@ -268,7 +300,67 @@ class RollingPlan:
         return sum(self.batches(e) for e in range(self.epochs))
 
 
+@dataclass(frozen=True)
+class Schedule:
+    """How many batches each epoch trains, and the iteration count the learning rate
+    and the sparsity phases follow (rolling warm-up epochs are cut short)."""
+
+    batches_per_epoch: int
+    epochs: int
+    rolling: Optional[RollingPlan] = None  # --rolling
+
+    def batches(self, epoch: int) -> int:
+        return self.rolling.batches(epoch) if self.rolling else self.batches_per_epoch
+
+    def warming(self, epoch: int) -> bool:
+        """Is this a rolling warm-up epoch (cut short, its bag reset)?"""
+        return self.rolling is not None and self.rolling.warming(epoch)
+
+    def iterations_before(self, epoch: int) -> int:
+        return sum(self.batches(e) for e in range(epoch))
+
+    @property
+    def total_iterations(self) -> int:
+        return self.iterations_before(self.epochs)
+
+
 BAG_COUNT = 100  # the seed's bag_count
+
+
+class RollingBag:
+    """The bag of hidden states of the seed's `--rolling` training (see `RollingPlan`):
+    BAG_COUNT * batch states per layer. A batch starts from the states in slots [0, B)
+    and leaves its final (detached) states in B random slots."""
+
+    def __init__(self, model: nn.Module, batch: int, device: torch.device,
+                 saved: Optional[State] = None) -> None:
+        self.model, self.size, self.device = model, BAG_COUNT * batch, device
+        self.states: State = model.init_state(self.size, device)  # [L, size, H] (LSTM: h, c)
+        if saved is not None:
+            self.states = _map_state(lambda t: t.to(device), saved)
+
+    def reset(self) -> None:
+        """All states back to zeros (each rolling warm-up epoch)."""
+        self.states = self.model.init_state(self.size, self.device)
+
+    def carry(self, final: State, gen: torch.Generator) -> State:
+        """Store a batch's final states in random slots; the next batch's start states."""
+        n = (final[0] if isinstance(final, tuple) else final).shape[1]  # B
+        slots = torch.randperm(self.size, generator=gen)[:n].to(self.device)
+        if isinstance(self.states, tuple):
+            for k in range(2):
+                self.states[k][:, slots] = final[k].detach()
+        else:
+            self.states[:, slots] = final.detach()
+        return _map_state(lambda t: t[:, :n].clone(), self.states)
+
+    def saved(self) -> State:
+        """A CPU copy for the checkpoint (resume continues from the same bag)."""
+        return _map_state(lambda t: t.cpu(), self.states)
+
+
+def _map_state(fn: Callable[[Tensor], Tensor], state: State) -> State:
+    return tuple(fn(t) for t in state) if isinstance(state, tuple) else fn(state)
 
 
 # ---------------------------------------------------------------------------- augmentation
@@ -319,10 +411,11 @@ def augment_batch(
     return x
 
 
-# ---------------------------------------------------------------------------- checkpoints
+# ---------------------------------------------------------------------------- randomness
 
 
 def _rng_seed(cfg: TrainConfig, epoch: int, rank: int, stream: int) -> int:
+    """The seed of one random stream of one epoch and process (resume repeats it exactly)."""
     return (cfg.seed * 1_000_003 + epoch * 7919 + rank * 104_729 + stream) % (2**63)
 
 
@@ -454,228 +547,257 @@ def train(
     Tunes the process for training first (`tinykws.tuning.tune_for_training`) and runs
     with `config.threads` intra-op threads (0: torch's default).
     """
-    features_dir, run_dir = Path(features_dir), Path(out_dir)
-    train_dir = run_dir / "train"
-    last_path = train_dir / "last.pt"
+    features_dir, run = Path(features_dir), RunDir(out_dir)
     ckpt = None
     if resume:
-        if not last_path.is_file():
-            raise TinyKWSError(f"nothing to resume: {last_path} does not exist")
-        ckpt = load_checkpoint(last_path)
+        if not run.last.is_file():
+            raise TinyKWSError(f"nothing to resume: {run.last} does not exist")
+        ckpt = load_checkpoint(run.last)
         if ckpt.train_config is None or ckpt.training is None:
-            raise TinyKWSError(f"{last_path} has no training state; cannot resume from it")
+            raise TinyKWSError(f"{run.last} has no training state; cannot resume from it")
         config = ckpt.train_config
     tune_for_training()  # process-wide: glibc keeps freed tensors (see tinykws.tuning)
     with torch_threads(config.threads):
-        return _train(features_dir, run_dir, config, ckpt, max_epochs_this_run)
+        session = _set_up(features_dir, run, config, ckpt)
+        return _train(session, features_dir, max_epochs_this_run)
 
 
-def _train(
-    features_dir: Path, run_dir: Path, cfg: TrainConfig, ckpt: Optional[dict],
-    max_epochs_this_run: Optional[int],
-) -> TrainResult:
-    train_dir = run_dir / "train"
-    last_path, best_path = train_dir / "last.pt", train_dir / "best.pt"
-    device = choose_device(cfg.device)
-    dist = _init_distributed(device)
-    if dist.world > 1 and device.type == "cuda":
-        torch.cuda.set_device(device)
+@dataclass
+class _Session:
+    """Everything one `train` call works with; the mutable fields change every epoch."""
 
+    cfg: TrainConfig
+    run: RunDir
+    dist: Dist
+    device: torch.device
+    training: FeatureSplit  # training.npz: its categories and params go into checkpoints
+    data: ClipSource  # where each epoch's batches come from
+    val: tuple[Tensor, Tensor]  # validation features [N, T, F], labels [N]
+    model: KWSModel
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper
+    opt: torch.optim.Optimizer
+    schedule: Schedule
+    noise: Optional[Tensor]  # training `_silence_` clips for the noise augmentation
+    log_per_db: float  # log-mel units per dB (power: ln 10 / 10)
+    bag: Optional[RollingBag]  # --rolling
+    start_epoch: int = 0
+    iteration: int = 0  # optimiser steps so far (the learning rate follows it)
+    best_acc: float = -1.0
+    best_epoch: int = -1
+    masks: Optional[list[Tensor]] = None  # sparsity supports once fixed
+    rows: list[dict[str, Any]] = field(default_factory=list)  # log.csv
+
+
+def _load_splits(features_dir: Path) -> tuple[FeatureSplit, FeatureSplit]:
+    """training.npz and validation.npz, checked to be made alike."""
     tr = read_features(features_dir / "training.npz")
     va = read_features(features_dir / "validation.npz")
     if len(tr.labels) == 0:
         raise TinyKWSError(f"{features_dir}/training.npz has no clips")
     check_splits_agree(tr, va)
-    tr_x, tr_y = torch.from_numpy(tr.features), torch.from_numpy(tr.labels)
-    va_x, va_y = torch.from_numpy(va.features), torch.from_numpy(va.labels)
-    n_train, T, Fdim = tr_x.shape
-    mcfg = cfg.model_config(len(tr.categories), Fdim)
+    return tr, va
+
+
+def _set_up(features_dir: Path, run: RunDir, cfg: TrainConfig,
+            ckpt: Optional[Checkpoint]) -> _Session:
+    """Data, model, optimiser and schedule; restored from `ckpt` when resuming."""
+    device = choose_device(cfg.device)
+    dist = _init_distributed(device)
+    if dist.world > 1 and device.type == "cuda":
+        torch.cuda.set_device(device)
+    tr, va = _load_splits(features_dir)
+    data = ClipSource(tr, cfg.batch_size, dist, cfg.seed)
+    mcfg = cfg.model_config(len(tr.categories), tr.features.shape[2])
 
     torch.manual_seed(cfg.seed)
     model = build_model(mcfg)
     if cfg.normalize:
-        model.set_normalization(*normalization_stats(tr_x))
+        model.set_normalization(*normalization_stats(data.x))
     model.to(device)
     opt = _make_optimizer(model, cfg)
-    start_epoch, best_acc, best_epoch = 0, -1.0, -1
-    bag_state = None
-    if ckpt is not None:
-        if ckpt.model_config != mcfg or ckpt.feature_params != tr.params \
-                or list(ckpt.categories) != tr.categories:
-            raise TinyKWSError("the features no longer match the checkpoint's model; cannot resume")
-        ckpt.load_weights(model)
-        st = ckpt.training
-        opt.load_state_dict(st.optimizer)
-        start_epoch = st.epoch + 1
-        best_acc, best_epoch = st.best_val_acc, st.best_epoch
-        bag_state = st.rolling_bag
-        torch.set_rng_state(st.rng_state)
-    net: nn.Module = model
-    if dist.world > 1:
-        net = nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-
-    per_rank_batch = max(1, cfg.batch_size // dist.world)
-    sampler = torch.utils.data.DistributedSampler(
-        range(n_train), num_replicas=dist.world, rank=dist.rank, shuffle=True, seed=cfg.seed
-    )
-    n_local = len(sampler)
-    batches_per_epoch = max(1, n_local // per_rank_batch)  # drop_last, as the seed
-    plan = RollingPlan(batches_per_epoch, cfg.epochs, cfg.max_rolling_length)
-    total_iters = plan.total_iterations() if cfg.rolling else batches_per_epoch * cfg.epochs
-    iteration = sum(plan.batches(e) for e in range(start_epoch)) if cfg.rolling \
-        else batches_per_epoch * start_epoch
-
+    schedule = Schedule(data.batches_per_epoch, cfg.epochs,
+                        RollingPlan(data.batches_per_epoch, cfg.epochs, cfg.max_rolling_length)
+                        if cfg.rolling else None)
     noise = None
     if cfg.noise_prob > 0 and SILENCE in tr.categories:
-        noise = tr_x[tr_y == tr.categories.index(SILENCE)].to(device)
-    log_per_db = math.log(10) / (10 if tr.params.power_spec else 20)
-
-    masks = None
-    if sparse_groups(model) and iht_phase(max(iteration - 1, 0), total_iters) != "dense" \
-            and start_epoch > 0:
-        masks = [p.detach() != 0 for p, _ in sparse_groups(model)]
-
+        noise = data.x[data.y == tr.categories.index(SILENCE)].to(device)
+    s = _Session(
+        cfg=cfg, run=run, dist=dist, device=device, training=tr, data=data,
+        val=(torch.from_numpy(va.features), torch.from_numpy(va.labels)),
+        model=model, net=model, opt=opt, schedule=schedule, noise=noise,
+        log_per_db=math.log(10) / (10 if tr.params.power_spec else 20), bag=None,
+    )  # fmt: skip
+    if ckpt is not None:
+        _restore(s, ckpt)
+    if cfg.rolling:
+        s.bag = RollingBag(model, data.batch, device,
+                           ckpt.training.rolling_bag if ckpt is not None else None)
+    if dist.world > 1:
+        s.net = nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    s.iteration = schedule.iterations_before(s.start_epoch)
+    if sparse_groups(model) and s.start_epoch > 0 \
+            and iht_phase(max(s.iteration - 1, 0), schedule.total_iterations) != "dense":
+        s.masks = [p.detach() != 0 for p, _ in sparse_groups(model)]
     if dist.main:
-        train_dir.mkdir(parents=True, exist_ok=True)
-        (train_dir / "config.json").write_text(json.dumps(
+        run.train.mkdir(parents=True, exist_ok=True)
+        run.train_config.write_text(json.dumps(
             {"train_config": cfg.to_dict(), "model_config": mcfg.to_dict(),
              "categories": tr.categories, "feature_params": tr.params.to_dict(),
-             "n_train": n_train, "n_validation": len(va_y), "world_size": dist.world},
+             "n_train": len(data.y), "n_validation": len(va.labels), "world_size": dist.world},
             indent=2) + "\n")
-    rows = _read_log(train_dir / "log.csv", start_epoch - 1) if dist.main else []
+        s.rows = _read_log(run.train_log, s.start_epoch - 1)
+    return s
 
-    bag = None
-    if cfg.rolling:
-        bag = model.init_state(BAG_COUNT * per_rank_batch, device)
-        if bag_state is not None:
-            bag = tuple(b.to(device) for b in bag_state) if isinstance(bag, tuple) \
-                else bag_state.to(device)
 
+def _restore(s: _Session, ckpt: Checkpoint) -> None:
+    """Continue from `last.pt`: weights, optimiser, epoch, best so far, torch's RNG."""
+    tr = s.training
+    if ckpt.model_config != s.model.config or ckpt.feature_params != tr.params \
+            or list(ckpt.categories) != tr.categories:
+        raise TinyKWSError("the features no longer match the checkpoint's model; cannot resume")
+    ckpt.load_weights(s.model)
+    st = ckpt.training
+    s.opt.load_state_dict(st.optimizer)
+    s.start_epoch = st.epoch + 1
+    s.best_acc, s.best_epoch = st.best_val_acc, st.best_epoch
+    torch.set_rng_state(st.rng_state)
+
+
+def _train_epoch(s: _Session, epoch: int) -> tuple[float, float, float]:
+    """One epoch of optimiser steps -> (training loss, training accuracy, last rate)."""
+    cfg, total = s.cfg, s.schedule.total_iterations
+    s.net.train()
+    gen = torch.Generator().manual_seed(_rng_seed(cfg, epoch, s.dist.rank, 1))
+    if s.bag is not None and s.schedule.warming(epoch):
+        s.bag.reset()
+    state, lr = None, cfg.learning_rate
+    sum_loss, sum_correct, seen = 0.0, 0, 0
+    for xb, yb in s.data.batches(epoch, s.schedule.batches(epoch), s.device):
+        if cfg.augments:
+            xb = augment_batch(xb, cfg, gen, s.noise, s.log_per_db)
+        lr = learning_rate_at(s.iteration, total, cfg)
+        for g in s.opt.param_groups:
+            g["lr"] = lr
+        s.opt.zero_grad(set_to_none=True)
+        if s.bag is not None:
+            logits, final = s.net(xb, state, return_state=True)
+        else:
+            logits = s.net(xb)
+        loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+        loss.backward()
+        s.opt.step()
+        s.masks = sparsify_step(s.model, s.iteration, total, s.masks)
+        if s.bag is not None:  # carry states to later batches through the bag
+            state = s.bag.carry(final, gen)
+        s.iteration += 1
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            _diverged(epoch, f"loss {loss_value} at step {s.iteration}", s.run.train)
+        sum_loss += loss_value * len(yb)
+        sum_correct += int((logits.argmax(1) == yb).sum())
+        seen += len(yb)
+    totals = torch.tensor([sum_loss, sum_correct, seen], dtype=torch.float64)
+    if s.dist.world > 1:
+        import torch.distributed as tdist
+
+        tdist.all_reduce(totals)
+    return float(totals[0] / totals[2]), float(totals[1] / totals[2]), lr
+
+
+def _end_epoch(s: _Session, epoch: int, train_loss: float, train_acc: float, lr: float,
+               seconds: float) -> float:
+    """Validate, track the best epoch, and (rank 0) write log.csv, best.pt, last.pt.
+    Returns the validation accuracy."""
+    val_loss, val_acc = evaluate_set(s.model, *s.val)
+    sparse = bool(sparse_groups(s.model))
+    phase = iht_phase(s.iteration - 1, s.schedule.total_iterations) if sparse else "dense"
+    # sparse models are selected only once their support is fixed (EdgeML: after IHT);
+    # no validation clips (a tiny dataset): the latest epoch counts as the best
+    improved = (phase == "sparse" or not sparse) and (val_acc > s.best_acc or math.isnan(val_acc))
+    if improved:
+        s.best_acc, s.best_epoch = val_acc, epoch
+    if not all(torch.isfinite(p).all() for p in s.model.parameters()):
+        _diverged(epoch, "non-finite weights", s.run.train)  # before anything is saved
+    if not s.dist.main:
+        return val_acc
+    s.rows.append({
+        "epoch": epoch, "iterations": s.iteration, "learning_rate": f"{lr:.6g}",
+        "train_loss": f"{train_loss:.5f}", "train_acc": f"{train_acc:.5f}",
+        "val_loss": f"{val_loss:.5f}", "val_acc": f"{val_acc:.5f}", "phase": phase,
+        "seconds": f"{seconds:.2f}",
+    })
+    ck = _checkpoint(s, epoch, val_acc).to_dict()
+    # Log first: a kill between the two leaves a log row ahead of last.pt, which resume
+    # drops (it keeps rows up to the checkpoint's epoch) and redoes.
+    _write_log(s.run.train_log, s.rows)
+    if improved:
+        atomic_torch_save(ck, s.run.best)
+    atomic_torch_save(ck, s.run.last)
+    if epoch % 10 == 9:  # and at the end; a killed run still has curves
+        plot_curves(s.rows, s.run.curves)
+    return val_acc
+
+
+def _checkpoint(s: _Session, epoch: int, val_acc: float) -> Checkpoint:
+    """The model after `epoch`, with what `--resume` needs (tinykws.run.Checkpoint)."""
+    return Checkpoint(
+        s.model.config, s.training.params, tuple(s.training.categories),
+        {k: v.detach().cpu() for k, v in s.model.state_dict().items()},
+        train_config=s.cfg,
+        training=TrainingState(
+            epoch=epoch, best_val_acc=s.best_acc, best_epoch=s.best_epoch, val_acc=val_acc,
+            optimizer=s.opt.state_dict(),
+            scheduler={"iteration": s.iteration, "total_iterations": s.schedule.total_iterations},
+            rng_state=torch.get_rng_state(),
+            # under DDP each rank has its own bag: not saved (resume starts it afresh)
+            rolling_bag=s.bag.saved() if s.bag is not None and s.dist.world == 1 else None,
+        ),
+    )  # fmt: skip
+
+
+def _train(s: _Session, features_dir: Path, max_epochs_this_run: Optional[int]) -> TrainResult:
+    """The epochs, then the best checkpoint's accuracy on testing.npz (when present)."""
+    cfg = s.cfg
     t_start = time.perf_counter()
-    epochs_to_run = range(start_epoch, cfg.epochs)
-    if max_epochs_this_run is not None:
-        epochs_to_run = range(start_epoch, min(cfg.epochs, start_epoch + max_epochs_this_run))
+    end = cfg.epochs if max_epochs_this_run is None \
+        else min(cfg.epochs, s.start_epoch + max_epochs_this_run)
+    epochs = range(s.start_epoch, end)
     last_val_acc = float("nan")
-    if not dist.main:
-        os.environ["TINYKWS_NO_PROGRESS"] = "1"  # one bar, from rank 0
-    with progress_bar() as bar:
-        task = bar.add_task("train", total=cfg.epochs, completed=start_epoch)
-        for epoch in epochs_to_run:
+    with progress_bar(enabled=s.dist.main) as bar:  # one bar, from rank 0
+        task = bar.add_task("train", total=cfg.epochs, completed=s.start_epoch)
+        for epoch in epochs:
             t0 = time.perf_counter()
-            net.train()
-            sampler.set_epoch(epoch)
-            order = torch.tensor(list(iter(sampler)), dtype=torch.long)
-            gen = torch.Generator().manual_seed(_rng_seed(cfg, epoch, dist.rank, 1))
-            n_batches = plan.batches(epoch) if cfg.rolling else batches_per_epoch
-            state = None
-            if cfg.rolling and plan.warming(epoch):
-                bag = model.init_state(BAG_COUNT * per_rank_batch, device)
-            sum_loss, sum_correct, seen = 0.0, 0, 0
-            for b in range(n_batches):
-                idx = order[b * per_rank_batch:(b + 1) * per_rank_batch]
-                if len(idx) == 0:
-                    idx = order[:per_rank_batch]
-                xb, yb = tr_x[idx].to(device), tr_y[idx].to(device)
-                if cfg.augments:
-                    xb = augment_batch(xb, cfg, gen, noise, log_per_db)
-                lr = learning_rate_at(iteration, total_iters, cfg)
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                opt.zero_grad(set_to_none=True)
-                if cfg.rolling:
-                    logits, final = net(xb, state, return_state=True)
-                else:
-                    logits = net(xb)
-                loss = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
-                loss.backward()
-                opt.step()
-                masks = sparsify_step(model, iteration, total_iters, masks)
-                if cfg.rolling:  # carry states to later batches through the bag
-                    slots = torch.randperm(BAG_COUNT * per_rank_batch, generator=gen)[:len(idx)]
-                    slots = slots.to(device)
-                    nb = len(idx)
-                    if isinstance(bag, tuple):
-                        for k in range(2):
-                            bag[k][:, slots] = final[k].detach()
-                        state = (bag[0][:, :nb].clone(), bag[1][:, :nb].clone())
-                    else:
-                        bag[:, slots] = final.detach()
-                        state = bag[:, :nb].clone()
-                iteration += 1
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    _diverged(epoch, f"loss {loss_value} at step {iteration}", train_dir)
-                sum_loss += loss_value * len(idx)
-                sum_correct += int((logits.argmax(1) == yb).sum())
-                seen += len(idx)
-            totals = torch.tensor([sum_loss, sum_correct, seen], dtype=torch.float64)
-            if dist.world > 1:
-                import torch.distributed as tdist
-
-                tdist.all_reduce(totals)
-            train_loss, train_acc = float(totals[0] / totals[2]), float(totals[1] / totals[2])
-            val_loss, val_acc = evaluate_set(model, va_x, va_y)
-            last_val_acc = val_acc
-            phase = iht_phase(iteration - 1, total_iters) if sparse_groups(model) else "dense"
-            # sparse models are selected only once their support is fixed (EdgeML: after IHT)
-            eligible = phase == "sparse" or not sparse_groups(model)
-            # no validation clips (a tiny dataset): the latest epoch counts as the best
-            improved = eligible and (val_acc > best_acc or math.isnan(val_acc))
-            if improved:
-                best_acc, best_epoch = val_acc, epoch
-            if not all(torch.isfinite(p).all() for p in model.parameters()):
-                _diverged(epoch, "non-finite weights", train_dir)
-            if dist.main:
-                rows.append({
-                    "epoch": epoch, "iterations": iteration, "learning_rate": f"{lr:.6g}",
-                    "train_loss": f"{train_loss:.5f}", "train_acc": f"{train_acc:.5f}",
-                    "val_loss": f"{val_loss:.5f}", "val_acc": f"{val_acc:.5f}", "phase": phase,
-                    "seconds": f"{time.perf_counter() - t0:.2f}",
-                })
-                ck = Checkpoint(
-                    mcfg, tr.params, tuple(tr.categories),
-                    {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                    train_config=cfg,
-                    training=TrainingState(
-                        epoch=epoch, best_val_acc=best_acc, best_epoch=best_epoch,
-                        val_acc=val_acc, optimizer=opt.state_dict(),
-                        scheduler={"iteration": iteration, "total_iterations": total_iters},
-                        rng_state=torch.get_rng_state(),
-                        rolling_bag=(tuple(b.cpu() for b in bag) if isinstance(bag, tuple)
-                                     else bag.cpu()) if cfg.rolling and dist.world == 1 else None,
-                    ),
-                ).to_dict()
-                # Log first: a kill between the two leaves a log row ahead of last.pt, which
-                # resume drops (it keeps rows up to the checkpoint's epoch) and redoes.
-                _write_log(train_dir / "log.csv", rows)
-                if improved:
-                    atomic_torch_save(ck, best_path)
-                atomic_torch_save(ck, last_path)
-                if epoch % 10 == 9:  # and at the end; a killed run still has curves
-                    plot_curves(rows, train_dir / "curves.png")
+            train_loss, train_acc, lr = _train_epoch(s, epoch)
+            last_val_acc = _end_epoch(s, epoch, train_loss, train_acc, lr, time.perf_counter() - t0)
             bar.update(task, advance=1, description=(
-                f"train e{epoch + 1} loss {train_loss:.3f} val {val_acc:.3f} best {best_acc:.3f}"))
-    if dist.main and rows:
-        plot_curves(rows, train_dir / "curves.png")
-
-    test_acc = None
-    if dist.main and (features_dir / "testing.npz").is_file() and best_path.is_file():
-        te = read_features(features_dir / "testing.npz")
-        check_splits_agree(tr, te)
-        best_model, _ = load_model(best_path)
-        _, test_acc = evaluate_set(best_model.to(device), torch.from_numpy(te.features),
-                                   torch.from_numpy(te.labels))
-    if dist.world > 1:
+                f"train e{epoch + 1} loss {train_loss:.3f} val {last_val_acc:.3f} "
+                f"best {s.best_acc:.3f}"))
+    if s.dist.main and s.rows:
+        plot_curves(s.rows, s.run.curves)
+    test_acc = _test_accuracy(s, features_dir) if s.dist.main else None
+    if s.dist.world > 1:
         import torch.distributed as tdist
 
         tdist.barrier()
     return TrainResult(
-        train_dir=train_dir, best_path=best_path, last_path=last_path, best_epoch=best_epoch,
-        best_val_acc=best_acc, last_val_acc=last_val_acc, test_acc=test_acc,
-        epochs_run=len(epochs_to_run), seconds=time.perf_counter() - t_start,
-    )
+        train_dir=s.run.train, best_path=s.run.best, last_path=s.run.last,
+        best_epoch=s.best_epoch, best_val_acc=s.best_acc, last_val_acc=last_val_acc,
+        test_acc=test_acc, epochs_run=len(epochs), seconds=time.perf_counter() - t_start,
+    )  # fmt: skip
+
+
+def _test_accuracy(s: _Session, features_dir: Path) -> Optional[float]:
+    """Accuracy of best.pt on testing.npz; None without either."""
+    if not (features_dir / "testing.npz").is_file() or not s.run.best.is_file():
+        return None
+    te = read_features(features_dir / "testing.npz")
+    check_splits_agree(s.training, te)
+    best_model, _ = load_model(s.run.best)
+    _, acc = evaluate_set(best_model.to(s.device), torch.from_numpy(te.features),
+                          torch.from_numpy(te.labels))
+    return acc
 
 
 def _diverged(epoch: int, what: str, train_dir: Path) -> None:
