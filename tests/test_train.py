@@ -382,3 +382,33 @@ def test_divergence_stops_and_keeps_last_good_checkpoint(feats, tmp_path, monkey
         assert meta["epoch"] <= 1
         assert all(torch.isfinite(p).all() for p in model.parameters())
     assert [int(r["epoch"]) for r in _log(tmp_path)] == [0, 1]
+
+
+def test_cli_train_options_are_trainconfig_fields(tmp_path, monkeypatch):
+    """`tinykws train`'s options are TrainConfig's fields with TrainConfig's defaults
+    (written once): no option gives TrainConfig(), each option lands in its field."""
+    from dataclasses import fields
+
+    import tinykws.train as tr
+    from tinykws.cli import TRAIN_OPTIONS, app
+
+    assert set(TRAIN_OPTIONS) == {f.name for f in fields(TrainConfig)}
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_train(features, out, config, resume=False):
+        seen.append(config)
+        raise Stop
+
+    monkeypatch.setattr(tr, "train", fake_train)
+    base = ["train", "--features", str(tmp_path), "--out", str(tmp_path / "o")]
+    assert isinstance(CliRunner().invoke(app, base).exception, Stop)
+    assert seen[-1] == TrainConfig()
+    opts = ["-lr", "0.1", "-hu", "8", "--no-normalize", "--noise-db", "-10", "-5", "--wrank", "4",
+            "--momentum", "0.5", "--rolling", "--optimizer", "adam"]
+    assert isinstance(CliRunner().invoke(app, base + opts).exception, Stop)
+    assert seen[-1] == replace(TrainConfig(), learning_rate=0.1, hidden_units=8, normalize=False,
+                               noise_db=(-10.0, -5.0), wrank=4, momentum=0.5, rolling=True,
+                               optimizer="adam")

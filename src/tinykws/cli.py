@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from tinykws.config import TrainConfig
 from tinykws.errors import TinyKWSError
 
 app = typer.Typer(
@@ -258,7 +259,77 @@ def featurize(
 # ---------------------------------------------------------------- train / export (issue 5)
 
 
+# `tinykws train` options: one per TrainConfig field, default from TrainConfig (written
+# once, there); here only their flags and help. A field missing here fails a test.
+TRAIN_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
+    "epochs": ((), "Training epochs."),
+    "learning_rate": (("--learning-rate", "-lr"), "Peak learning rate."),
+    "lr_min": ((), "Lowest learning rate of the cosine schedule."),
+    "lr_scheduler": ((), "cosine (per iteration) | constant."),
+    "lr_peaks": ((), "Warm restarts of the cosine schedule."),
+    "batch_size": (("--batch-size", "-bs"), "Clips per step (all processes)."),
+    "architecture": ((), "fastgrnn | fastrnn | gru | lstm."),
+    "hidden_units": (("--hidden-units", "-hu"), "Hidden units per layer."),
+    "num_layers": ((), "Recurrent layers (1-3)."),
+    "wrank": ((), "Rank of W (FastGRNN/FastRNN); default full."),
+    "urank": ((), "Rank of U (FastGRNN/FastRNN); default full."),
+    "w_sparsity": ((), "Fraction of W kept by hard thresholding."),
+    "u_sparsity": ((), "Fraction of U kept by hard thresholding."),
+    "normalize": (("--normalize/--no-normalize",), "Training mean/std in the model."),
+    "rolling": ((), "Seed's rolling training for streaming (state carried across clips)."),
+    "max_rolling_length": ((), "Epochs of rolling warm-up at most (seed's meaning)."),
+    "optimizer": ((), "sgd (Nesterov, EdgeML) | adam."),
+    "momentum": ((), "SGD momentum (Nesterov when > 0)."),
+    "weight_decay": ((), "L2 weight decay."),
+    "time_shift": ((), "Augment: max shift in frames."),
+    "gain_db": ((), "Augment: random gain within +-dB."),
+    "noise_prob": ((), "Augment: chance to mix in background noise."),
+    "noise_db": ((), "Augment: level range LO HI of the mixed noise, dB re its recording."),
+    "time_masks": ((), "Augment: SpecAugment time masks."),
+    "time_mask_width": ((), "Augment: widest time mask, frames."),
+    "freq_masks": ((), "Augment: SpecAugment frequency masks."),
+    "freq_mask_width": ((), "Augment: widest frequency mask, bands."),
+    "label_smoothing": ((), "Label smoothing of the cross-entropy."),
+    "seed": ((), "Random seed."),
+    "device": ((), "auto | cpu | cuda."),
+    "threads": ((), "CPU threads (0 = one per core; 1 is often fastest on a busy machine)."),
+}
+
+
+def config_options(cls: type, options: dict[str, tuple[tuple[str, ...], str]]):
+    """Decorator: add one typer option per `options` field of the dataclass `cls` (flags,
+    help; type and default from the dataclass) to a command, which receives them as one
+    `cls` instance in its `config` parameter."""
+    import functools
+    import inspect
+    import typing
+    from dataclasses import MISSING, fields
+
+    hints = typing.get_type_hints(cls)
+    defaults = {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+
+    def wrap(fn):
+        sig = inspect.signature(fn)
+        own = [p for p in sig.parameters.values() if p.name != "config"]
+        added = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=hints[name],
+                              default=typer.Option(defaults[name], *flags, help=help))
+            for name, (flags, help) in options.items()
+        ]  # fmt: skip
+
+        @functools.wraps(fn)
+        def command(**kwargs):
+            config = cls(**{name: kwargs.pop(name) for name in options})
+            return fn(**kwargs, config=config)
+
+        command.__signature__ = sig.replace(parameters=own + added)
+        return command
+
+    return wrap
+
+
 @app.command()
+@config_options(TrainConfig, TRAIN_OPTIONS)
 def train(
     features: Optional[Path] = typer.Option(
         None, "--features", help="Folder with training.npz, validation.npz (testing.npz)."
@@ -268,39 +339,11 @@ def train(
     ),
     out: Path = typer.Option(..., "--out", help="Run folder; writes RUN_DIR/train/."),
     task: str = typer.Option("google12", help="With --data: google12 | all | WORD,WORD,..."),
-    epochs: int = typer.Option(250, help="Training epochs."),
-    learning_rate: float = typer.Option(0.005, "--learning-rate", "-lr", help="Peak learning rate."),
-    lr_min: float = typer.Option(0.0005, help="Lowest learning rate of the cosine schedule."),
-    lr_scheduler: str = typer.Option("cosine", help="cosine (per iteration) | constant."),
-    lr_peaks: int = typer.Option(0, help="Warm restarts of the cosine schedule."),
-    batch_size: int = typer.Option(128, "--batch-size", "-bs", help="Clips per step (all processes)."),
-    architecture: str = typer.Option("fastgrnn", help="fastgrnn | fastrnn | gru | lstm."),
-    hidden_units: int = typer.Option(128, "--hidden-units", "-hu", help="Hidden units per layer."),
-    num_layers: int = typer.Option(2, help="Recurrent layers (1-3)."),
-    wrank: Optional[int] = typer.Option(None, help="Rank of W (FastGRNN/FastRNN); default full."),
-    urank: Optional[int] = typer.Option(None, help="Rank of U (FastGRNN/FastRNN); default full."),
-    w_sparsity: float = typer.Option(1.0, help="Fraction of W kept by hard thresholding."),
-    u_sparsity: float = typer.Option(1.0, help="Fraction of U kept by hard thresholding."),
-    normalize: bool = typer.Option(True, "--normalize/--no-normalize", help="Training mean/std in the model."),
-    rolling: bool = typer.Option(False, help="Seed's rolling training for streaming (state carried across clips)."),
-    max_rolling_length: int = typer.Option(235, help="Epochs of rolling warm-up at most (seed's meaning)."),
-    optimizer: str = typer.Option("sgd", help="sgd (Nesterov 0.9, EdgeML) | adam."),
-    weight_decay: float = typer.Option(1e-5, help="L2 weight decay."),
-    time_shift: int = typer.Option(0, help="Augment: max shift in frames."),
-    gain_db: float = typer.Option(0.0, help="Augment: random gain within +-dB."),
-    noise_prob: float = typer.Option(0.0, help="Augment: chance to mix in background noise."),
-    time_masks: int = typer.Option(0, help="Augment: SpecAugment time masks."),
-    time_mask_width: int = typer.Option(10, help="Augment: widest time mask, frames."),
-    freq_masks: int = typer.Option(0, help="Augment: SpecAugment frequency masks."),
-    freq_mask_width: int = typer.Option(4, help="Augment: widest frequency mask, bands."),
-    label_smoothing: float = typer.Option(0.0, help="Label smoothing of the cross-entropy."),
-    seed: int = typer.Option(0, help="Random seed."),
-    device: str = typer.Option("auto", help="auto | cpu | cuda."),
-    threads: int = typer.Option(0, help="CPU threads (0 = one per core; 1 is often fastest on a busy machine)."),
     resume: bool = typer.Option(False, help="Continue RUN_DIR/train/last.pt with its saved config."),
+    config: TrainConfig = None,  # type: ignore[assignment]  # the options of TRAIN_OPTIONS
 ) -> None:
     """Train a keyword spotter (the seed's options and defaults)."""
-    from tinykws.train import TrainConfig, train as train_fn
+    from tinykws.train import train as train_fn
 
     if (features is None) == (data is None):
         raise TinyKWSError("give exactly one of --features DIR or --data DIR")
@@ -308,18 +351,7 @@ def train(
         from tinykws.train import prepare_features
 
         features = prepare_features(data, out, task)
-    cfg = TrainConfig(
-        epochs=epochs, learning_rate=learning_rate, lr_min=lr_min, lr_scheduler=lr_scheduler,
-        lr_peaks=lr_peaks, batch_size=batch_size, architecture=architecture,
-        hidden_units=hidden_units, num_layers=num_layers, wrank=wrank, urank=urank,
-        w_sparsity=w_sparsity, u_sparsity=u_sparsity, normalize=normalize, rolling=rolling,
-        max_rolling_length=max_rolling_length, optimizer=optimizer, weight_decay=weight_decay,
-        time_shift=time_shift, gain_db=gain_db, noise_prob=noise_prob, time_masks=time_masks,
-        time_mask_width=time_mask_width, freq_masks=freq_masks, freq_mask_width=freq_mask_width,
-        label_smoothing=label_smoothing, seed=seed, device=device,
-        threads=threads,
-    )
-    res = train_fn(features, out, cfg, resume=resume)
+    res = train_fn(features, out, config, resume=resume)
     if int(__import__("os").environ.get("RANK", "0")) == 0:
         test = "" if res.test_acc is None else f", testing {res.test_acc:.4f}"
         console.print(

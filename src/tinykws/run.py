@@ -37,8 +37,8 @@ from tinykws.features import FeatureParams
 if TYPE_CHECKING:  # torch and the models load lazily: `tinykws --help` stays fast
     from torch import Tensor
 
-    from tinykws.models import KWSModel, ModelConfig, State
-    from tinykws.train import TrainConfig
+    from tinykws.config import ModelConfig, TrainConfig
+    from tinykws.models import KWSModel, State
 
 # ---------------------------------------------------------------------------- paths
 
@@ -236,8 +236,7 @@ class Checkpoint:
         shapes are checked against `model_config` when the model is built."""
         import torch
 
-        from tinykws.models import ModelConfig
-        from tinykws.train import TrainConfig
+        from tinykws.config import ModelConfig, TrainConfig
 
         if not isinstance(d, dict) or "model_config" not in d or "state_dict" not in d:
             raise CheckpointError(f"{source} is not a tinykws checkpoint (no model_config/state_dict)")

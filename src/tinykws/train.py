@@ -1,8 +1,9 @@
 """`tinykws train`: feature files -> a trained keyword spotter, with the seed's options.
 
-Writes `RUN_DIR/train/`: `config.json` (TrainConfig + ModelConfig), `log.csv` (one row an
-epoch), `curves.png`, `last.pt` (every epoch, atomically; `--resume` continues from it
-exactly) and `best.pt` (best validation accuracy).  Checkpoints follow the contract in
+Writes `RUN_DIR/train/`: `config.json` (`TrainConfig` + `ModelConfig`, from
+tinykws.config), `log.csv` (one row an epoch), `curves.png`, `last.pt` (every epoch,
+atomically; `--resume` continues from it exactly) and `best.pt` (best validation
+accuracy).  Checkpoints follow the contract in
 docs/architecture.md and load with `tinykws.run.load_checkpoint` (weights_only=True).
 
 Faithful to the seed (ELL's `train_classifier.py` driving EdgeML's FastGRNN):
@@ -27,7 +28,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
@@ -38,7 +39,8 @@ from torch.nn import functional as F
 
 from tinykws.errors import TinyKWSError
 from tinykws.labels import SILENCE
-from tinykws.models import KWSModel, ModelConfig, State, build_model
+from tinykws.config import TrainConfig
+from tinykws.models import KWSModel, State, build_model
 from tinykws.models.sparsity import iht_phase, sparse_groups, sparsify_step
 from tinykws.progress import progress_bar
 from tinykws.plots import pyplot, save_png
@@ -55,132 +57,6 @@ LOG_COLUMNS = (
 
 
 # ---------------------------------------------------------------------------- config
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every training choice; defaults are the seed's flags (saved in every checkpoint)."""
-
-    # schedule (seed: --epochs 250 --learning_rate 0.005 --lr_min 0.0005
-    #           --lr_scheduler CosineAnnealingLR --lr_peaks 0 -bs 128)
-    epochs: int = 250
-    learning_rate: float = 0.005
-    lr_min: float = 0.0005
-    lr_scheduler: str = "cosine"
-    """cosine (annealed every iteration, lr_peaks warm restarts) | constant"""
-    lr_peaks: int = 0
-    batch_size: int = 128
-    # optimiser (EdgeML's defaults: SGD, Nesterov momentum 0.9, weight decay 1e-5)
-    optimizer: str = "sgd"
-    """sgd | adam"""
-    momentum: float = 0.9
-    weight_decay: float = 1e-5
-    # model (seed: --architecture FastGRNN --num_layers 2 -hu 128)
-    architecture: str = "fastgrnn"
-    hidden_units: int = 128
-    num_layers: int = 2
-    wrank: Optional[int] = None
-    urank: Optional[int] = None
-    w_sparsity: float = 1.0
-    u_sparsity: float = 1.0
-    # data
-    normalize: bool = True
-    rolling: bool = False
-    max_rolling_length: int = 235
-    # on-the-fly augmentation in feature (log-mel) space; all off = the seed
-    time_shift: int = 0
-    """max frames a clip is shifted left or right (filled with the clip's quietest level)"""
-    gain_db: float = 0.0
-    """random gain in ±gain_db dB: an additive shift of the log-mel features"""
-    noise_prob: float = 0.0
-    """chance of mixing a training `_silence_` (background noise) clip into a clip"""
-    noise_db: tuple[float, float] = (-20.0, 0.0)
-    """level range of the mixed noise relative to its recorded level, dB"""
-    time_masks: int = 0
-    """SpecAugment: number of time masks a clip"""
-    time_mask_width: int = 10
-    freq_masks: int = 0
-    """SpecAugment: number of frequency masks a clip"""
-    freq_mask_width: int = 4
-    label_smoothing: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-    """auto (CUDA when available) | cpu | cuda"""
-    threads: int = 0
-    """torch intra-op CPU threads; 0 = torch's default (one per core).  On a busy machine
-    1 is often fastest: the per-step loops are single-threaded anyway"""
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1:
-            raise TinyKWSError(f"epochs must be >= 1, not {self.epochs}")
-        if self.batch_size < 1:
-            raise TinyKWSError(f"batch size must be >= 1, not {self.batch_size}")
-        self._check_numbers()
-        if self.lr_scheduler not in ("cosine", "constant"):
-            raise TinyKWSError(f"unknown lr scheduler {self.lr_scheduler!r}; use cosine or constant")
-        if self.lr_peaks < 0:
-            raise TinyKWSError("lr_peaks must be >= 0")
-        if self.optimizer not in ("sgd", "adam"):
-            raise TinyKWSError(f"unknown optimizer {self.optimizer!r}; use sgd or adam")
-        if self.device not in ("auto", "cpu", "cuda"):
-            raise TinyKWSError(f"unknown device {self.device!r}; use auto, cpu or cuda")
-        if self.threads < 0:
-            raise TinyKWSError("threads must be >= 0 (0 = torch's default)")
-        if self.max_rolling_length < 0:
-            raise TinyKWSError("max_rolling_length must be >= 0")
-        if not 0.0 <= self.noise_prob <= 1.0:
-            raise TinyKWSError("noise_prob must be in [0, 1]")
-        self.model_config(1, 32)  # validates architecture, layers, ranks, sparsity
-
-    def _check_numbers(self) -> None:
-        """Numeric options in range; NaN/Inf refused (a NaN learning rate "trained" into a
-        model with non-finite weights)."""
-        floats = [("learning rate", self.learning_rate), ("lr_min", self.lr_min),
-                  ("weight decay", self.weight_decay), ("momentum", self.momentum),
-                  ("label smoothing", self.label_smoothing), ("gain_db", self.gain_db),
-                  *(("noise_db", v) for v in self.noise_db)]
-        for name, v in floats:
-            if not math.isfinite(v):
-                raise TinyKWSError(f"{name} must be a finite number, not {v}")
-        if self.learning_rate <= 0 or self.lr_min < 0:
-            raise TinyKWSError("learning rates must be positive")
-        if self.weight_decay < 0:
-            raise TinyKWSError(f"weight decay must be >= 0, not {self.weight_decay}")
-        if not 0.0 <= self.momentum < 1.0:
-            raise TinyKWSError(f"momentum must be in [0, 1), not {self.momentum}")
-        if not 0.0 <= self.label_smoothing <= 1.0:
-            raise TinyKWSError(f"label smoothing must be in [0, 1], not {self.label_smoothing}")
-        if self.gain_db < 0:
-            raise TinyKWSError(f"gain_db must be >= 0, not {self.gain_db}")
-        for name in ("time_shift", "time_masks", "time_mask_width", "freq_masks", "freq_mask_width"):
-            if getattr(self, name) < 0:
-                raise TinyKWSError(f"{name} must be >= 0, not {getattr(self, name)}")
-
-    def model_config(self, num_classes: int, input_size: int) -> ModelConfig:
-        return ModelConfig(
-            architecture=self.architecture, input_size=input_size,
-            hidden_size=self.hidden_units, num_layers=self.num_layers, num_classes=num_classes,
-            wrank=self.wrank, urank=self.urank,
-            w_sparsity=self.w_sparsity, u_sparsity=self.u_sparsity,
-        )
-
-    @property
-    def augments(self) -> bool:
-        return bool(self.time_shift or self.gain_db or self.noise_prob or self.time_masks
-                    or self.freq_masks)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["noise_db"] = list(self.noise_db)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
-        names = {f.name for f in fields(cls)}
-        d = {k: v for k, v in d.items() if k in names}
-        if "noise_db" in d:
-            d["noise_db"] = tuple(d["noise_db"])
-        return cls(**d)
 
 
 def pipeline_recipe(n_train: int, quick: bool = False) -> TrainConfig:

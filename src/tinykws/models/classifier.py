@@ -6,76 +6,17 @@ resume rebuild the model without guessing (`tinykws.run.load_checkpoint`).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Optional, Union
+from typing import Optional, Union
 
 import torch
 from torch import Tensor, nn
 
-from tinykws.errors import TinyKWSError
+from tinykws.config import ARCHITECTURES, ModelConfig
 from tinykws.models.fastgrnn import FastGRNNCell, FastRNNCell
 from tinykws.models.rnn import GRULayer, LSTMLayer
 
-ARCHITECTURES = ("fastgrnn", "fastrnn", "gru", "lstm")
-
 # A model's recurrent state: [L, B, H] (fastgrnn, fastrnn, gru) or (h, c) each [L, B, H] (lstm).
 State = Union[Tensor, tuple[Tensor, Tensor]]
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Everything needed to rebuild a `KWSModel` (saved as a dict in every checkpoint)."""
-
-    architecture: str = "fastgrnn"
-    """fastgrnn | fastrnn | gru | lstm"""
-    input_size: int = 32
-    """features per frame (log-mel bands)"""
-    hidden_size: int = 128
-    """hidden units per layer"""
-    num_layers: int = 2
-    """recurrent layers, 1 to 3"""
-    num_classes: int = 12
-    """output classes (categories.txt)"""
-    wrank: Optional[int] = None
-    """rank of W (W = W2 @ W1); None = full rank (FastGRNN/FastRNN only)"""
-    urank: Optional[int] = None
-    """rank of U (U = U2 @ U1); None = full rank (FastGRNN/FastRNN only)"""
-    w_sparsity: float = 1.0
-    """fraction of W's entries kept by hard thresholding (EdgeML's sW); 1 = dense"""
-    u_sparsity: float = 1.0
-    """fraction of U's entries kept by hard thresholding (EdgeML's sU); 1 = dense"""
-
-    def __post_init__(self) -> None:
-        if self.architecture not in ARCHITECTURES:
-            raise TinyKWSError(
-                f"unknown architecture {self.architecture!r}; use one of {', '.join(ARCHITECTURES)}"
-            )
-        if not 1 <= self.num_layers <= 3:
-            raise TinyKWSError(f"num_layers must be 1, 2 or 3, not {self.num_layers}")
-        for name in ("input_size", "hidden_size", "num_classes"):
-            if getattr(self, name) < 1:
-                raise TinyKWSError(f"{name} must be positive, not {getattr(self, name)}")
-        for name in ("wrank", "urank"):
-            rank = getattr(self, name)
-            if rank is not None:
-                if self.architecture not in ("fastgrnn", "fastrnn"):
-                    raise TinyKWSError(f"--{name} needs a fastgrnn or fastrnn architecture")
-                if rank < 1:
-                    raise TinyKWSError(f"{name} must be positive, not {rank}")
-        for name in ("w_sparsity", "u_sparsity"):
-            s = getattr(self, name)
-            if not 0.0 < s <= 1.0:
-                raise TinyKWSError(f"{name} is the fraction of weights kept, in (0, 1]; got {s}")
-            if s < 1.0 and self.architecture not in ("fastgrnn", "fastrnn"):
-                raise TinyKWSError("sparsity needs a fastgrnn or fastrnn architecture")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 def make_cell(config: ModelConfig, input_size: int) -> nn.Module:
