@@ -22,7 +22,7 @@ import numpy as np
 
 from tinykws.data.audio import CLIP_SAMPLES, SAMPLE_RATE
 from tinykws.errors import TinyKWSError
-from tinykws.labels import NON_KEYWORDS, SILENCE
+from tinykws.labels import NON_KEYWORDS, SILENCE, UNKNOWN
 from tinykws.plots import pyplot, save_png
 from tinykws.run import RunDir, load_model
 
@@ -201,7 +201,7 @@ def negative_stream_clips(negatives_dir: Path | str, split: str = "testing") -> 
     from tinykws.data.negatives import read_negatives
 
     neg = read_negatives(negatives_dir)
-    clips = [(neg.root / rel, rel.split("/", 1)[0], "_unknown_") for rel in neg.speech[split]]
+    clips = [(neg.root / rel, rel.split("/", 1)[0], UNKNOWN) for rel in neg.speech[split]]
     noise = sorted((neg.root / "_background_noise_").glob(f"{split}-*.wav"))
     return clips, noise
 

@@ -188,6 +188,7 @@ def verify_stream(
     from tinykws.data.audio import load_audio
     from tinykws.detect import load_detector_config
     from tinykws.device.verify import detect_float_abi
+    from tinykws.run import RunDir
 
     t0 = time.perf_counter()
     compiled_dir = Path(compiled_dir)
@@ -195,8 +196,8 @@ def verify_stream(
         if not (compiled_dir / f).is_file():
             raise DeviceError(f"{compiled_dir / f} not found: run `tinykws compile RUN_DIR` first")
     run_dir = Path(run_dir) if run_dir is not None else compiled_dir.resolve().parent.parent
-    if not (run_dir / "train" / "best.pt").is_file():
-        raise DeviceError(f"{run_dir}/train/best.pt not found: pass the run folder with --run")
+    if not RunDir(run_dir).has_checkpoint():
+        raise DeviceError(f"{run_dir}: no train/best.pt or train/last.pt: pass the run folder with --run")
     compiled_cfg = _compiled_detector(compiled_dir)
     run_cfg = load_detector_config(run_dir)
     if compiled_cfg.replace(mode="auto") != run_cfg.replace(mode="auto"):
@@ -211,13 +212,13 @@ def verify_stream(
     tc = toolchain or find_toolchain()
     sources = [compiled_dir / f"{m}.S" for m in ("featurizer", "model", "detector")]
     elf = build_image(sources, compiled_dir / "build" / "stream", float_abi, tc)
-    _, shape, fp, meta = torch_reference(run_dir)
+    _, shape, fp, ck = torch_reference(run_dir)
     device = KWSDevice(elf, shape)
     n = STREAM_COUNT_BLOCKS[float_abi] if count_blocks is None else count_blocks
     dev = run_stream_on_device(device, audio, n, progress=progress)
 
     py_scores, py_found = _python_stream(run_dir, np.asarray(audio), run_cfg)
-    cats = list(meta["categories"])
+    cats = list(ck.categories)
     frame_s = fp.hop / fp.sample_rate
     dev_found = [{"time_s": (int(f) + fp.first_block) * fp.hop / fp.sample_rate,
                   "label": cats[int(dev.fired[f])], "confidence": float(dev.confidence[f])}
@@ -227,7 +228,7 @@ def verify_stream(
     if len(py_scores) != len(dev.scores):
         raise DeviceError(f"device ran {len(dev.scores)} frames, Python {len(py_scores)}")
     score_diff = float(np.abs(dev.scores - py_scores).max()) if len(py_scores) else 0.0
-    mode = run_cfg.resolve_mode(meta)
+    mode = run_cfg.resolve_mode(ck)
     note = ("" if mode == "rolling" else
             f"the run's Python detector runs mode `{mode}`; the device runs one model step "
             "per frame on one never-reset state, so it is compared with "
