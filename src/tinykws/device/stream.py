@@ -119,7 +119,7 @@ def _python_stream(run_dir: Path, audio: np.ndarray, config) -> tuple[np.ndarray
 
     det = Detector(run_dir, config=config.replace(mode="rolling"))
     scores, found = [], []
-    for block in blocks(audio):
+    for block in blocks(audio, det.params.hop):
         r = det.scores(block)
         if r is None:
             continue
