@@ -548,7 +548,7 @@ def detect_file(
     carry = np.zeros(0, np.int16)  # samples short of a whole block, for the next chunk
     for chunk in stream_audio(wav):
         x = np.concatenate([carry, chunk])
-        n = len(x) - len(x) % BLOCK
+        n = len(x) - len(x) % det.params.hop
         found += det.run(x[:n])
         carry = x[n:]
     return found
