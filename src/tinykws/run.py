@@ -40,8 +40,8 @@ if TYPE_CHECKING:  # torch and the models load lazily: `tinykws --help` stays fa
     from tinykws.config import ModelConfig, TrainConfig
     from tinykws.models import KWSModel, State
 
-# ---------------------------------------------------------------------------- paths
 
+# ---------------------------------------------------------------------------- paths
 
 
 @dataclass(frozen=True)
