@@ -145,7 +145,7 @@ def _compile(run: Path, build: str) -> Any:
 
 def run_pipeline(cfg: PipelineConfig) -> Path:
     """Run every stage into `cfg.out`; returns the path of the report."""
-    from tinykws.data.speech_commands import make_lists
+    from tinykws.data.speech_commands import BACKGROUND, make_lists
     from tinykws.dataset import featurize_lists
     from tinykws.evaluate import evaluate
     from tinykws.export import export_run
@@ -170,7 +170,7 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
         lambda s: f"{len(s.categories)} classes, "
         + ", ".join(f"{k} {s.total(k)}" for k in ("training", "validation", "testing")),
     )
-    noise = data / "_background_noise_"
+    noise = data / BACKGROUND
     t.run(
         "featurize",
         lambda: featurize_lists(

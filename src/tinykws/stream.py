@@ -21,6 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from tinykws.data.audio import CLIP_SAMPLES, SAMPLE_RATE
+from tinykws.data.speech_commands import BACKGROUND
 from tinykws.errors import TinyKWSError
 from tinykws.labels import NON_KEYWORDS, SILENCE, UNKNOWN
 from tinykws.plots import pyplot, save_png
@@ -182,7 +183,7 @@ def run_stream_clips(run_dir: Path, split: str = "testing") -> tuple[list, list,
             continue
         word = Path(ex.path).parent.name
         (kws if ex.label not in NON_KEYWORDS else others).append((Path(ex.path), word, ex.label))
-    noise = sorted((data_dir / "_background_noise_").glob("*.wav"))
+    noise = sorted((data_dir / BACKGROUND).glob("*.wav"))
     return kws, others, noise, data_dir
 
 
@@ -202,7 +203,7 @@ def negative_stream_clips(negatives_dir: Path | str, split: str = "testing") -> 
 
     neg = read_negatives(negatives_dir)
     clips = [(neg.root / rel, rel.split("/", 1)[0], UNKNOWN) for rel in neg.speech[split]]
-    noise = sorted((neg.root / "_background_noise_").glob(f"{split}-*.wav"))
+    noise = sorted((neg.root / BACKGROUND).glob(f"{split}-*.wav"))
     return clips, noise
 
 

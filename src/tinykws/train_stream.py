@@ -45,8 +45,8 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from tinykws.errors import TinyKWSError
+from tinykws.labels import SILENCE, UNKNOWN
 
-SILENCE, UNKNOWN = "_silence_", "_unknown_"
 IGNORE = -100  # target of frames that are not scored
 
 
