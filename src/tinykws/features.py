@@ -216,14 +216,6 @@ def _check_samples(x: Any, what: str) -> np.ndarray:
     return a.astype(np.float32, copy=False)
 
 
-def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
-    """Pad with zeros or crop the last axis to n samples."""
-    if x.shape[-1] >= n:
-        return x[..., :n]
-    pad = [(0, 0)] * (x.ndim - 1) + [(0, n - x.shape[-1])]
-    return np.pad(x, pad)
-
-
 # ---------------------------------------------------------------- batch path
 
 

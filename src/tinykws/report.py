@@ -24,7 +24,6 @@ from tinykws.run import RunDir, read_features
 
 # builds under RUN_DIR/device/ and how the report names them
 BUILDS = {"hard": "hard float", "soft": "soft float", "int8": "integer (int8), soft ABI"}
-ABIS = tuple(BUILDS)  # kept for callers of the old name
 
 
 def _read_json(path: Path) -> Any | None:
