@@ -3,7 +3,9 @@
 `tinykws verify DIR` links `featurizer.S` and `model.S` into a bare-metal image (vector
 table, start-up and a mailbox harness from `runtime/`), runs it in unicorn (QEMU's CPU
 core, pip-installable) as a Cortex-M4 with its FPU, feeds real clips block by block and
-compares every class score with the PyTorch model.
+compares every class score with the Python reference (the PyTorch model, its ONNX export,
+or for an int8 build the integer reference of `tinykws.quant`, whose features must match
+exactly too).
 
 One module per job, in dependency order:
 - `errors`    DeviceError;
@@ -11,11 +13,14 @@ One module per job, in dependency order:
 - `image`     build the bare-metal image with the toolchain (`build_image`, `runtime_dir`);
 - `emulator`  ELF reading, the unicorn Cortex-M4 (`Emulator`) and the instruction counter;
 - `harness`   the host <-> device mailbox and `KWSDevice` (clips in, features and scores out);
-- `reference` the Python side the device is compared with (PyTorch or ONNX);
+- `reference` the Python side the device is compared with (PyTorch, ONNX or integer);
 - `board`     a run's model on the emulated board (`device_for_run`, `classify_clips`);
 - `qemu`      cross-check of the instruction counts on QEMU's mps2-an386;
 - `verify`    `verify` and its report (parity, instructions, flash, RAM, peak stack);
-- `cost`      MACs per frame of the featurizer and the model (the cost model).
+- `cost`      MACs per frame of the featurizer and the model (the cost model);
+- `stream`    `verify --stream`: featurizer + model + detector over a long recording,
+              detections compared with `tinykws detect --mode rolling` (not re-exported
+              here: import `verify_stream` from `tinykws.device.stream`).
 
 The names below are the package's API; import them from `tinykws.device`.
 """

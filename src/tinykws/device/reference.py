@@ -1,5 +1,6 @@
 """What the device is checked against: the Python features and the model's scores after
-every frame, from the run's PyTorch checkpoint or its exported ONNX step model."""
+every frame, from the run's PyTorch checkpoint, its exported ONNX step model, or (int8
+builds) the integer featurizer and model of `tinykws.quant`."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Training runs in three equal thirds of all iterations:
 1. dense training;
-2. IHT: every `trim_every` iterations W and U are hard-thresholded to their largest
+2. IHT: every `TRIM_EVERY` iterations W and U are hard-thresholded to their largest
    entries (a new support); in between, entries outside the current support are zeroed
    after each optimiser step;
 3. sparse retraining on the fixed support from the last threshold.
