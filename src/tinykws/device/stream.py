@@ -187,7 +187,7 @@ def verify_stream(
     """
     from tinykws.data.audio import load_audio
     from tinykws.detect import load_detector_config
-    from tinykws.device.verify import detect_float_abi
+    from tinykws.device.verify import detect_float_abi, detect_precision
     from tinykws.run import RunDir
 
     t0 = time.perf_counter()
@@ -195,6 +195,9 @@ def verify_stream(
     for f in ("featurizer.S", "model.S"):
         if not (compiled_dir / f).is_file():
             raise DeviceError(f"{compiled_dir / f} not found: run `tinykws compile RUN_DIR` first")
+    if detect_precision(compiled_dir) == "int8":  # quantized scores: no float stream to equal
+        raise DeviceError(f"{compiled_dir} is an integer (int8) build: --stream compares with the "
+                          "float `tinykws detect`; check int8 builds with `tinykws verify DIR`")
     run_dir = Path(run_dir) if run_dir is not None else compiled_dir.resolve().parent.parent
     if not RunDir(run_dir).has_checkpoint():
         raise DeviceError(f"{run_dir}: no train/best.pt or train/last.pt: pass the run folder with --run")
