@@ -1,8 +1,10 @@
 """Evaluate a trained run on labelled 1-s clips: accuracy, per-class P/R/F1, confusion matrix.
 
-Three backends score the same log-mel features (or, for the device, the same audio):
-`torch` (the checkpoint), `onnx` (`export/model.onnx`) and `device` (the emulated
-Cortex-M4). They must agree; tests check it.
+Four backends score the same log-mel features (or, for int8 and the device, the same audio):
+`torch` (the checkpoint), `onnx` (`export/model.onnx`), `int8` (the integer featurizer and
+model in Python, `tinykws.quant`, what the int8 build computes) and `device` (the emulated
+Cortex-M4, any build). Float backends agree with each other to float precision; the int8
+build equals its Python reference bit for bit (`tinykws verify`); tests check both.
 
 Two input layouts are detected automatically:
 - Speech Commands: word folders (+ `_background_noise_`, `testing_list.txt`); the split

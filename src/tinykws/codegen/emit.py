@@ -1,14 +1,17 @@
 """Generate C from the one feature definition and from a trained model.
 
-`FeatureParams` -> ``featurizer.{h,c}`` (module ``mfcc``) and `KWSModel` -> ``model.{h,c}``
-(module ``completemodel``): constant tables plus thin glue over the hand-written runtime in
-``runtime/`` (``tkws_logmel``, ``tkws_rnn``). The entry points keep ELL's generated-header
-conventions (``<module>_<Function>``, ``<module>_Reset``, ``<module>_GetInputSize`` ...), so
-firmware written against the seed's ``featurizer.h`` / ``model.h`` compiles unchanged.
+`FeatureParams` -> ``featurizer.{h,c}`` (module ``mfcc``), `KWSModel` -> ``model.{h,c}``
+(module ``completemodel``) and `DetectorConfig` -> ``detector.{h,c}`` (module ``detector``):
+constant tables plus thin glue over the hand-written runtime in ``runtime/``
+(``tkws_logmel``, ``tkws_rnn``, ``tkws_detect``); the int8 build's C comes from
+`int_featurizer` and `emit_int`. The entry points keep ELL's generated-header conventions
+(``<module>_<Function>``, ``<module>_Reset``, ``<module>_GetInputSize`` ...), so firmware
+written against the seed's ``featurizer.h`` / ``model.h`` compiles unchanged.
 
 Each generated ``.c`` is one translation unit: it #includes the runtime ``.c`` files it needs
-with ``TKWS_STATIC_RUNTIME`` (everything ``static inline``), so ``featurizer.S`` and
-``model.S`` are self-contained and link side by side without duplicate symbols.
+with ``TKWS_STATIC_RUNTIME`` (everything ``static inline``), so ``featurizer.S``,
+``model.S`` and ``detector.S`` are self-contained and link side by side without duplicate
+symbols.
 """
 
 from __future__ import annotations
