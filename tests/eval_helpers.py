@@ -54,6 +54,46 @@ def save_checkpoint(run_dir: Path, model, categories, rolling: bool = False) -> 
     return path
 
 
+def corrupt_checkpoint(d: dict, how: str) -> dict:
+    """A checkpoint dict (`Checkpoint.to_dict()`) damaged one way (issue 13 items 3, 4)."""
+    if how == "n_mels":  # item 3: params for 40 bands, a model with 32 inputs
+        d["feature_params"] = {**d["feature_params"], "n_mels": 40}
+    elif how == "hidden":  # item 4: the config says half the units the weights have
+        d["model_config"] = {**d["model_config"], "hidden_size": d["model_config"]["hidden_size"] // 2}
+    elif how == "nan":
+        d["state_dict"] = {**d["state_dict"]}
+        d["state_dict"]["fc.bias"] = d["state_dict"]["fc.bias"].clone()
+        d["state_dict"]["fc.bias"][0] = float("nan")
+    elif how == "classes":
+        d["categories"] = d["categories"][:-1]
+    elif how == "other":
+        d = {"x": 1}
+    elif how == "params":
+        d["feature_params"] = {**d["feature_params"], "window": "kaiser"}
+    elif how == "missing_weight":
+        d["state_dict"] = {k: v for k, v in d["state_dict"].items() if k != "fc.bias"}
+    return d
+
+
+DAMAGED_CHECKPOINTS = ("n_mels", "hidden", "nan", "truncated")
+
+
+def damaged_runs(root: Path) -> dict[str, Path]:
+    """Run folders whose train/best.pt is damaged one way each (a tiny model, cheap): feature
+    params for 40 bands beside a 32-input model, a model_config that disagrees with the
+    weights, a NaN weight, a truncated file."""
+    runs = {}
+    for how in DAMAGED_CHECKPOINTS:
+        run = root / f"damaged_{how}"
+        best = save_checkpoint(run, random_model(hidden=4), CATEGORIES)
+        if how == "truncated":
+            best.write_bytes(best.read_bytes()[: best.stat().st_size // 2])
+        else:
+            torch.save(corrupt_checkpoint(torch.load(best, weights_only=True), how), best)
+        runs[how] = run
+    return runs
+
+
 def random_model(seed: int = 0, hidden: int = 16, classes: int = 12):
     torch.manual_seed(seed)
     model = build_model(ModelConfig(hidden_size=hidden, num_layers=1, num_classes=classes))

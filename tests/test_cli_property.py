@@ -7,6 +7,11 @@ so a new option is covered without editing this file. Runs in-process (`cli.run`
 example is kept cheap: path arguments come from a pool of hostile files and folders, and
 the commands that would start long work on good input (`pipeline`, `data synth`,
 `data negatives`, `data download`) always get one hostile argument that stops them early.
+
+The pool holds damaged runs too (a garbage, a truncated checkpoint; feature params for 40
+bands beside a 32-input model; a model_config that disagrees with the weights; a NaN
+weight); `test_every_run_loading_stage_refuses_damaged_checkpoints` makes sure each
+stage that loads a run meets each of them, which random draws alone would not.
 """
 
 from __future__ import annotations
@@ -24,7 +29,9 @@ import typer.main
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eval_helpers import CATEGORIES, random_model, save_checkpoint
+from eval_helpers import (
+    CATEGORIES, DAMAGED_CHECKPOINTS, DEV, damaged_runs, random_model, save_checkpoint,
+)
 from tinykws import cli
 
 VALUES = ["nan", "inf", "-inf", "-1", "0", "1", "2", "1e309", "abc", "", "99999999999999999999",
@@ -63,9 +70,11 @@ def _hostile_files(root: Path) -> list[str]:
     (garbage / "train").mkdir(parents=True)
     (garbage / "train" / "best.pt").write_bytes(os.urandom(256))
     save_checkpoint(root / "good_run", random_model(hidden=4), CATEGORIES)  # a real, tiny run
-    truncated = root / "truncated_run"
-    ck = save_checkpoint(truncated, random_model(), CATEGORIES)
-    ck.write_bytes(ck.read_bytes()[:300])
+    damaged = damaged_runs(root)  # damaged_n_mels, damaged_hidden, damaged_nan, damaged_truncated
+    for run in (garbage, *damaged.values()):  # a compiled folder for `verify` to start on
+        (run / "device" / "hard").mkdir(parents=True)
+        for name in ("featurizer.S", "model.S"):
+            (run / "device" / "hard" / name).write_text("")
     feats = root / "bad_features"
     feats.mkdir()
     (feats / "training.npz").write_bytes(b"PK\x03\x04 not a zip")
@@ -76,8 +85,8 @@ def _hostile_files(root: Path) -> list[str]:
     (lists / "training_list.txt").write_text("../../etc/passwd\n")
     (root / "a_file").write_text("just text")
     return [str(root / n) for n in ("missing", "empty_dir", "junk.wav", "empty.wav", "x.wav",
-                                    "nan.wav", "short.wav", "garbage_run", "truncated_run",
-                                    "bad_features", "bad_lists", "a_file", "good_run")]
+                                    "nan.wav", "short.wav", "garbage_run", "bad_features",
+                                    "bad_lists", "a_file", "good_run")] + [str(r) for r in damaged.values()]
 
 
 @st.composite
@@ -139,6 +148,34 @@ def test_every_command_exits_cleanly_on_hostile_input(hostile, tmp_path_factory,
     if code == 2:
         lines = err.strip().splitlines()
         assert lines and lines[-1].startswith("error: "), (argv, err)
+
+
+# every subcommand that loads a run's checkpoint; RUN is the damaged run, WAV a good clip
+RUN_LOADERS = {
+    "export": ["export", "RUN"],
+    "compile": ["compile", "RUN", "--out", "OUT"],
+    "verify": ["verify", "RUN/device/hard", "--run", "RUN"],
+    "evaluate": ["evaluate", "RUN", "--data", str(DEV), "--max-clips", "2"],
+    "detect": ["detect", "RUN", "WAV"],
+    "report": ["report", "RUN"],
+    "quantize": ["quantize", "RUN"],
+}
+
+
+@pytest.mark.parametrize("how", ["garbage", *DAMAGED_CHECKPOINTS])
+@pytest.mark.parametrize("command", sorted(RUN_LOADERS))
+def test_every_run_loading_stage_refuses_damaged_checkpoints(hostile, monkeypatch_module, command, how):
+    """Issue 13: each stage that loads a run prints one `error:` line naming the checkpoint
+    and exits 2 on every damaged checkpoint of the pool (before: `report` exited 0)."""
+    root = Path(hostile[0]).parent
+    run = root / ("garbage_run" if how == "garbage" else f"damaged_{how}")
+    argv = [a.replace("RUN", str(run)).replace("OUT", str(root / f"out_{how}"))
+             .replace("WAV", str(root / "short.wav")) for a in RUN_LOADERS[command]]
+    code, out, err = _run(argv)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (argv, code, err)
+    assert str(run / "train" / "best.pt") in lines[0]
+    assert not (run / "report.md").exists() and not (root / f"out_{how}").exists()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from eval_helpers import DEV, FEATURE_CATS, make_features, make_run, random_model, run_cli
+from eval_helpers import (
+    DEV, FEATURE_CATS, corrupt_checkpoint, make_features, make_run, random_model, run_cli,
+)
 from tinykws.errors import CheckpointError, FeatureFileError
 from tinykws.features import FeatureParams
 from tinykws.models import ModelConfig, build_model
@@ -84,26 +86,6 @@ def test_damaged_checkpoint_files_are_one_line_errors(tmp_path, content, match):
         load_checkpoint(tmp_path / "missing.pt")
 
 
-def _corrupt(d: dict, how: str) -> dict:
-    if how == "n_mels":  # item 3: params for 40 bands, a model with 32 inputs
-        d["feature_params"] = {**d["feature_params"], "n_mels": 40}
-    elif how == "hidden":  # item 4: the config says half the units the weights have
-        d["model_config"] = {**d["model_config"], "hidden_size": d["model_config"]["hidden_size"] // 2}
-    elif how == "nan":
-        d["state_dict"] = {**d["state_dict"]}
-        d["state_dict"]["fc.bias"] = d["state_dict"]["fc.bias"].clone()
-        d["state_dict"]["fc.bias"][0] = float("nan")
-    elif how == "classes":
-        d["categories"] = d["categories"][:-1]
-    elif how == "other":
-        d = {"x": 1}
-    elif how == "params":
-        d["feature_params"] = {**d["feature_params"], "window": "kaiser"}
-    elif how == "missing_weight":
-        d["state_dict"] = {k: v for k, v in d["state_dict"].items() if k != "fc.bias"}
-    return d
-
-
 @pytest.mark.parametrize("how, match", [
     ("n_mels", "n_mels.*but the model takes 32"),
     ("hidden", r"do not match model_config: .* is \[16, 32\] in the weights but \[8, 32\]"),
@@ -115,7 +97,7 @@ def _corrupt(d: dict, how: str) -> dict:
 ])
 def test_inconsistent_checkpoints_are_refused(tmp_path, how, match):
     path = tmp_path / "m.pt"
-    torch.save(_corrupt(_checkpoint().to_dict(), how), path)
+    torch.save(corrupt_checkpoint(_checkpoint().to_dict(), how), path)
     with pytest.raises(CheckpointError, match=match) as e:
         load_model(path)
     assert "\n" not in str(e.value)
@@ -139,7 +121,7 @@ def test_every_stage_refuses_an_inconsistent_checkpoint(good_run, tmp_path, caps
     run = tmp_path / "run"
     shutil.copytree(good_run, run)
     best = RunDir(run).best
-    torch.save(_corrupt(torch.load(best, weights_only=True), how), best)
+    torch.save(corrupt_checkpoint(torch.load(best, weights_only=True), how), best)
     wav = tmp_path / "a.wav"
     sf.write(wav, np.zeros(16000, np.int16), 16000)
     compiled = RunDir(run).device("hard")
@@ -239,3 +221,95 @@ def test_resume_from_a_truncated_last_checkpoint_is_one_line(tmp_path, capsys, m
                            capsys, monkeypatch)
     assert code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1, err
     assert "damaged or not a checkpoint" in err
+
+
+# ---------------------------------------------------------------- damaged run folders
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """features/ (random, 4 classes) + train/best.pt (4 hidden units) + a stub compiled
+    folder: every run-loading stage starts on it in well under a second."""
+    from eval_helpers import save_checkpoint
+
+    run = tmp_path_factory.mktemp("tiny") / "run"
+    make_features(run / "features", n_train=16, n_val=8, T=10)
+    save_checkpoint(run, random_model(hidden=4, classes=len(FEATURE_CATS)), FEATURE_CATS)
+    stub = RunDir(run).device("hard")
+    stub.mkdir(parents=True)
+    for f in ("featurizer.S", "model.S"):
+        (stub / f).write_text("")
+    return run
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+DAMAGE = {
+    "no checkpoint": lambda r: r.best.unlink(),
+    "no features": lambda r: __import__("shutil").rmtree(r.features),
+    "training.npz truncated": lambda r: _truncate(r.features_file("training")),
+    "validation.npz truncated": lambda r: _truncate(r.features_file("validation")),
+    "integer model truncated": lambda r: (r.root / "quant").mkdir() or
+    (r.root / "quant" / "model_int.npz").write_bytes(b"PK\x03\x04" + bytes(100)),
+    "onnx damaged": lambda r: r.export.mkdir() or r.model_onnx.write_bytes(b"\x08\x07garbage"),
+}
+ARGS = {
+    "export": ["export", "RUN"], "compile": ["compile", "RUN", "--out", "RUN/c"],
+    "verify": ["verify", "RUN/device/hard"], "detect": ["detect", "RUN", "RUN/../a.wav"],
+    "evaluate": ["evaluate", "RUN", "--data", str(DEV), "--max-clips", "2"],
+    "evaluate-int8": ["evaluate", "RUN", "--data", str(DEV), "--max-clips", "2", "--backend", "int8"],
+    "evaluate-onnx": ["evaluate", "RUN", "--data", str(DEV), "--max-clips", "2", "--backend", "onnx"],
+    "report": ["report", "RUN"], "quantize": ["quantize", "RUN"],
+}
+CASES = [  # (damage, command, what the one error line says)
+    *[("no checkpoint", c, "no train/best.pt or train/last.pt") for c in ARGS if c != "report"],
+    ("no features", "quantize", "feature file missing"),
+    *[(f"{s}.npz truncated", c, f"cannot read feature file .*{s}.npz")
+      for s in ("training", "validation") for c in ("quantize", "report")],
+    ("integer model truncated", "evaluate-int8", "model_int.npz is damaged"),
+    ("onnx damaged", "evaluate-onnx", "model.onnx is damaged or not an ONNX model"),
+]
+
+
+@pytest.mark.parametrize("damage, command, match", CASES)
+def test_run_loading_stages_on_damaged_run_folders(tiny_run, tmp_path, capsys, monkeypatch,
+                                                   damage, command, match):
+    """Issue 13: a run folder without its checkpoint, without or with truncated feature files,
+    or with a damaged integer model or ONNX graph: one `error:` line, exit 2, from each stage
+    that reads the file (before: tracebacks for the last two, exit 0 from report)."""
+    import re
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    sf.write(tmp_path / "a.wav", np.zeros(16000, np.int16), 16000)
+    DAMAGE[damage](RunDir(run))
+    args = [a.replace("RUN", str(run)) for a in ARGS[command]]
+    code, out, err = run_cli(args, capsys, monkeypatch)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), (code, err)
+    assert re.search(match, lines[0]), lines[0]
+    assert not (run / "report.md").exists() and not (run / "c").exists()
+
+
+def test_report_on_a_run_without_checkpoint_says_not_run(tiny_run, tmp_path, capsys, monkeypatch):
+    """`report` is for partial runs too: a missing checkpoint is "not run", not an error;
+    a present one is read through the run contract and described."""
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    code, _, err = run_cli(["report", str(run)], capsys, monkeypatch)
+    assert code == 0, err
+    assert "Model (`train/best.pt`): fastgrnn, 1 x 4 units, 32 inputs, 4 classes" in (run / "report.md").read_text()
+    RunDir(run).best.unlink()
+    code, _, err = run_cli(["report", str(run)], capsys, monkeypatch)
+    text = (run / "report.md").read_text()
+    assert code == 0 and "Not run: train/log.csv" in text and "Model (" not in text, err
+
+
+def test_a_missing_run_folder_is_named(tmp_path):
+    with pytest.raises(CheckpointError, match="no such run folder or checkpoint"):
+        load_model(tmp_path / "nowhere")

@@ -194,13 +194,9 @@ def torch_scores(model, features: np.ndarray, batch: int = 512) -> np.ndarray:
 
 def onnx_scores(onnx_path: Path, features: np.ndarray, batch: int = 512) -> np.ndarray:
     """Scores `[N, C]` of `export/model.onnx` (input `features`, output `scores`)."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise TinyKWSError("the onnx backend needs onnxruntime: pip install 'tinykws[export]'") from None
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = 1
-    sess = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+    from tinykws.export import onnx_session
+
+    sess = onnx_session(onnx_path, threads=1)
     out = []
     for i in range(0, len(features), batch):
         (s,) = sess.run(["scores"], {"features": np.ascontiguousarray(features[i : i + batch])})
@@ -351,6 +347,19 @@ def plot_confusion(result: EvalResult, path: Path, title: str | None = None) -> 
 # --------------------------------------------------------------------------- evaluate
 
 
+def check_backend(backend: str, run_dir: Path) -> None:
+    """Refuse a missing or damaged file of the backend (the integer model, the ONNX graph)
+    before any clip is read: one error line, not one after a log of the work."""
+    if backend == "int8":
+        from tinykws.quant.calibrate import load_int_model
+
+        load_int_model(run_dir)
+    elif backend == "onnx":
+        from tinykws.export import onnx_session
+
+        onnx_session(onnx_model_path(run_dir), threads=1)
+
+
 def backend_scores(
     backend: str, run_dir: Path, audio: np.ndarray, model=None,
     checkpoint: "Checkpoint | None" = None, build: str = "hard",
@@ -393,6 +402,7 @@ def evaluate(
     if max_clips is not None and max_clips < 1:
         raise TinyKWSError(f"--max-clips must be >= 1, not {max_clips}")
     model, ck = load_model(run_dir)
+    check_backend(backend, run_dir)
     categories = list(ck.categories)
     layout, clips = collect_clips(data_dir, categories, split, run_dir)
     if max_clips is not None and len(clips) > max_clips:

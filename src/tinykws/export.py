@@ -91,6 +91,24 @@ def export_model(model: KWSModel, out_dir: Path | str, frames: int = 98) -> dict
     return {"model": clip_path, "model_step": step_path}
 
 
+def onnx_session(path: Path | str, threads: int | None = None):
+    """An onnxruntime session on an exported graph (CPU): a damaged file is a one-line
+    error naming it, not onnxruntime's traceback."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise TinyKWSError("running ONNX needs onnxruntime: pip install 'tinykws[export]'") from None
+    opts = ort.SessionOptions()
+    if threads is not None:
+        opts.intra_op_num_threads = threads
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # onnxruntime's InvalidProtobuf, Fail, NoSuchFile, ...
+        first = (str(e).splitlines() or [type(e).__name__])[0]
+        raise TinyKWSError(f"{path} is damaged or not an ONNX model ({first}); "
+                           "rerun `tinykws export RUN_DIR`") from None
+
+
 def check_standard_onnx(path: Path) -> None:
     """onnx.checker passes and every node is in the default ONNX domain."""
     import onnx

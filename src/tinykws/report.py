@@ -4,7 +4,9 @@ Sections: data summary, training curves, clip accuracy + confusion matrix, strea
 curve, device table (flash, RAM, instructions per frame for the hard-float, soft-float and
 integer builds). Every
 section reads the files its stage wrote (docs/architecture.md "Run folder") and says
-"not run" when they are missing, so a partial run still gets a report.
+"not run" when they are missing, so a partial run still gets a report. The checkpoint and
+feature files are read through the run contract (`tinykws.run`): a damaged one is a
+one-line error (exit 2), not a report that hides it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from tinykws.data.speech_commands import SPLITS
+from tinykws.errors import TinyKWSError
 from tinykws.plots import pyplot, save_png
 from tinykws.run import RunDir, read_features
 
@@ -111,12 +114,31 @@ def section_data(run_dir: Path) -> str:
 # --------------------------------------------------------------------------- training
 
 
+def model_line(run_dir: Path) -> str:
+    """What the run's checkpoint holds, read through the run contract (`tinykws.run.
+    load_model`): a damaged or inconsistent checkpoint raises its one-line error, so
+    `tinykws report` fails (exit 2) like every other stage instead of hiding it."""
+    from tinykws.run import RunDir, load_model
+
+    run = RunDir(run_dir)
+    if not run.has_checkpoint():
+        return ""
+    model, ck = load_model(run.checkpoint())
+    mc = ck.model_config
+    params = sum(p.numel() for p in model.parameters())
+    return (f"Model (`{run.checkpoint().relative_to(run.root)}`): {mc.architecture}, "
+            f"{mc.num_layers} x {mc.hidden_size} units, {mc.input_size} inputs, "
+            f"{len(ck.categories)} classes, {params:,} parameters.\n\n")
+
+
 def section_training(run_dir: Path) -> str:
     out = "## Training\n\n"
     log = run_dir / "train" / "log.csv"
     cfg = _read_json(run_dir / "train" / "config.json")
+    model = model_line(run_dir)
     if not log.is_file() and not (run_dir / "train" / "curves.png").is_file():
-        return out + _not_run("train/log.csv", "tinykws train")
+        return out + model + _not_run("train/log.csv", "tinykws train")
+    out += model
     if isinstance(cfg, dict):
         keys = ("epochs", "batch_size", "lr", "rolling", "augment", "architecture", "hidden_size")
         flat = {**cfg, **(cfg.get("model") or {})} if isinstance(cfg.get("model"), dict) else cfg
@@ -194,7 +216,6 @@ def section_stream(run_dir: Path) -> str:
 def _operating_point(run_dir: Path) -> str:
     """Where the run's detector threshold comes from (RUN_DIR/detector.json)."""
     from tinykws.detect import load_detector
-    from tinykws.errors import TinyKWSError
 
     try:
         cfg, op = load_detector(run_dir)
@@ -355,11 +376,12 @@ SECTIONS: tuple[Callable[[Path], str], ...] = (
 
 
 def write_report(run_dir: Path | str) -> Path:
-    """Write `RUN_DIR/report.md` (and `eval/data.png`); returns its path."""
+    """Write `RUN_DIR/report.md` (and `eval/data.png`); returns its path.
+
+    A missing stage is "not run"; a damaged checkpoint or feature file (what
+    `tinykws.run` refuses) is an error and no report is written."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        from tinykws.errors import TinyKWSError
-
         raise TinyKWSError(f"{run_dir}: no such run folder")
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"# tinykws run `{run_dir.name}`\n\n_Written {when} by `tinykws report`._\n"]
@@ -368,6 +390,8 @@ def write_report(run_dir: Path | str) -> Path:
             text = section(run_dir)
             if text:
                 parts.append(text)
+        except TinyKWSError:  # the run contract refused a file: the run is damaged
+            raise
         except Exception as e:  # a malformed file must not cost the whole report
             title = section.__name__.removeprefix("section_")
             parts.append(f"## {title.capitalize()}\n\n_Could not read this section's files: {e}_\n")

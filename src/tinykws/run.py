@@ -360,6 +360,8 @@ def load_model(run_or_checkpoint: Path | str) -> tuple["KWSModel", Checkpoint]:
     """(model in eval mode, its checkpoint) from a run folder (`RunDir.checkpoint()`) or a
     checkpoint file."""
     p = Path(run_or_checkpoint)
+    if not p.exists():
+        raise CheckpointError(f"no such run folder or checkpoint: {p}")
     path = RunDir(p).checkpoint() if p.is_dir() else p
     ck = load_checkpoint(path)
     return ck.build_model(), ck

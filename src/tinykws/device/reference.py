@@ -41,8 +41,7 @@ def torch_reference(run_dir: Path | str):
 def onnx_reference(run_dir: Path | str):
     """Like `torch_reference`, but the scores come from RUN_DIR/export/model_step.onnx run
     frame by frame in onnxruntime (the exported artifact, states carried between steps)."""
-    import onnxruntime as ort
-
+    from tinykws.export import onnx_session
     from tinykws.features import frames_from_stream
     from tinykws.run import RunDir
 
@@ -50,7 +49,7 @@ def onnx_reference(run_dir: Path | str):
     path = RunDir(run_dir).model_step_onnx
     if not path.is_file():
         raise DeviceError(f"{path} not found: run `tinykws export RUN_DIR` first")
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = onnx_session(path)
     cfg = ck.model_config
     state_names = [i.name for i in sess.get_inputs() if i.name != "frame"]
 

@@ -39,6 +39,7 @@ they are exact and vectorised over clips.
 from __future__ import annotations
 
 import json
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -240,6 +241,8 @@ class IntModel:
                        arr["fc_bias"], list(header["categories"]), dict(header.get("info", {})))
         except (KeyError, ValueError, TypeError) as e:
             raise TinyKWSError(f"{path} is not a tinykws integer model ({e})") from None
+        except (OSError, EOFError, zipfile.BadZipFile) as e:  # truncated or garbage bytes
+            raise TinyKWSError(f"{path} is damaged (truncated?): {e}; rerun `tinykws quantize`") from None
 
 
 def _matvec(x: np.ndarray, w: np.ndarray) -> np.ndarray:
