@@ -303,7 +303,8 @@ def test_report_on_a_run_without_checkpoint_says_not_run(tiny_run, tmp_path, cap
     shutil.copytree(tiny_run, run)
     code, _, err = run_cli(["report", str(run)], capsys, monkeypatch)
     assert code == 0, err
-    assert "Model (`train/best.pt`): fastgrnn, 1 x 4 units, 32 inputs, 4 classes" in (run / "report.md").read_text()
+    text = (run / "report.md").read_text()
+    assert "Model (`train/best.pt`): fastgrnn, 1 x 4 units, 32 inputs, 4 classes" in text
     RunDir(run).best.unlink()
     code, _, err = run_cli(["report", str(run)], capsys, monkeypatch)
     text = (run / "report.md").read_text()
