@@ -10,8 +10,6 @@ gates, and a 1024-point FFT (radix-4 stages plus a final radix-2 stage).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf

@@ -10,7 +10,6 @@ of near-digital silence. Streaming vs batch differ only in BLAS summation order:
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -8,8 +8,6 @@ with both cross-compilers, soft float (the target: no FPU) and hard float.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import soundfile as sf

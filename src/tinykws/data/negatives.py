@@ -37,7 +37,6 @@ import functools
 import json
 import multiprocessing as mp
 import os
-import shutil
 import time
 import zlib
 from dataclasses import asdict, dataclass, field

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
-from tinykws.errors import TinyKWSError
 from tinykws.quant.model import IntModel, quantize_features, quantize_model, scores_float
 
 if TYPE_CHECKING:

@@ -12,7 +12,6 @@ out. Low-rank factors are left in float (the integer model multiplies them out).
 from __future__ import annotations
 
 import copy
-from typing import Any
 
 import numpy as np
 import torch
