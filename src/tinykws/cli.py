@@ -417,7 +417,7 @@ def compile_cmd(
         "weights; for cores without an FPU; quantizes the run first if needed)."
     ),
 ) -> None:
-    """Write featurizer.{h,c,S} and model.{h,c,S} (ELL-compatible C API) for the Cortex-M4."""
+    """Write featurizer, model and detector .{h,c,S} (ELL-compatible C API) for the Cortex-M4."""
     from tinykws.codegen import compile_run
 
     r = compile_run(run_dir, out_dir=out, target=target, float_abi=float_abi, use_libm=libm,
