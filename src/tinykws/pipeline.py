@@ -218,7 +218,7 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     t.run(
         "stream",
         lambda: stream_metrics(run, minutes=minutes, seed=cfg.seed),
-        lambda d: "recall {recall:.0%} at {fa_per_hour:.0f} false alarms/h (threshold {threshold})".format(
+        lambda d: "recall {recall:.0%} at {fa_per_hour:.0f} false alarms/h (threshold {threshold:.4f})".format(
             **d["at_threshold"]
         ),
     )
