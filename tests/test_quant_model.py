@@ -226,3 +226,30 @@ def test_c_float_to_q78_matches_python(tmp_path_factory):
     y = np.zeros(x.size, np.int16)
     lib.q78(x.ctypes.data_as(ctypes.c_void_p), y.ctypes.data_as(ctypes.c_void_p), ctypes.c_int32(x.size))
     np.testing.assert_array_equal(y, qm.quantize_features(x))
+
+
+
+def test_quantize_refuses_features_made_another_way(tmp_path):
+    """Calibration features must be the checkpoint's: other feature parameters or other
+    categories in a split give one clear error instead of silently wrong scales."""
+    import json
+
+    from eval_helpers import FEATURE_CATS, make_features, random_model, save_checkpoint
+    from tinykws.quant.calibrate import quantize_run
+    from tinykws.run import FeatureFileError
+
+    run = tmp_path / "run"
+    make_features(run / "features", n_train=24, n_val=8)
+    save_checkpoint(run, random_model(classes=len(FEATURE_CATS)), FEATURE_CATS)
+    quantize_run(run)  # the run's own features: accepted
+    assert (run / "quant" / "model_int.npz").is_file()
+
+    val = run / "features" / "validation.npz"
+    z = dict(np.load(val))
+    np.savez(val, **{**z, "feature_params": json.dumps({"power_spec": True, "window": "hamming"})})
+    with pytest.raises(FeatureFileError, match="other feature parameters.*window"):
+        quantize_run(run)
+
+    np.savez(val, **{**z, "categories": np.array(FEATURE_CATS[::-1])})
+    with pytest.raises(FeatureFileError, match="categories"):
+        quantize_run(run)

@@ -101,11 +101,22 @@ def compare(model: Any, im: IntModel, features: np.ndarray, labels: np.ndarray) 
     )
 
 
-def _load(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """features [N, T, F] float32, labels [N] int64 of one split (`tinykws.run.read_features`)."""
-    from tinykws.run import read_features
+def _load(path: Path, meta: Any) -> tuple[np.ndarray, np.ndarray]:
+    """features [N, T, F] float32, labels [N] int64 of one split (`tinykws.run.read_features`).
+
+    Refuses a split whose categories or feature parameters are not the checkpoint's
+    (`meta`): calibrating on features made another way would pick wrong scales silently."""
+    from tinykws.run import FeatureFileError, read_features
 
     fs = read_features(path)
+    if list(fs.categories) != list(meta.categories):
+        raise FeatureFileError(f"{path}: categories {list(fs.categories)} are not the checkpoint's "
+                               f"{list(meta.categories)}; featurize from the run's own lists")
+    if fs.params != meta.feature_params:
+        pa, pb = meta.feature_params.to_dict(), fs.params.to_dict()
+        diff = ", ".join(f"{k} {pb[k]!r} vs {pa[k]!r}" for k in pa if pa[k] != pb[k])
+        raise FeatureFileError(f"{path} was made with other feature parameters than the "
+                               f"checkpoint ({diff}); featurize with the run's settings")
     return fs.features, fs.labels
 
 
@@ -122,10 +133,10 @@ def quantize_run(run_dir: Path | str, qat_epochs: int = 0, per_row: bool = True,
     model, meta = load_model(ckpt)
     categories = list(meta.categories)
     feats = RunDir(run_dir).features
-    tr_x, tr_y = _load(feats / "training.npz")
-    va_x, va_y = _load(feats / "validation.npz")
+    tr_x, tr_y = _load(feats / "training.npz", meta)
+    va_x, va_y = _load(feats / "validation.npz", meta)
     te = feats / "testing.npz"
-    te_x, te_y = _load(te) if te.is_file() else (None, None)
+    te_x, te_y = _load(te, meta) if te.is_file() else (None, None)
 
     def measure(m: Any) -> tuple[IntModel, dict[str, Any]]:
         ranges = hidden_ranges(m, calibration_set(tr_x, seed=seed))
