@@ -27,7 +27,7 @@ import pickle
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
@@ -440,18 +440,26 @@ def read_features(path: Path | str, *, features: bool = True) -> FeatureSplit:
     return FeatureSplit(path, labels, cats, params, paths, x)
 
 
+def check_split_made_like(split: FeatureSplit, categories: Sequence[str], params: FeatureParams,
+                          source: str) -> None:
+    """Refuse a split whose categories (or their order) or feature parameters are not
+    `source`'s (another split, or the checkpoint)."""
+    if list(split.categories) != list(categories):
+        raise FeatureFileError(f"{split.path.name} and {source} have different categories "
+                               f"({list(split.categories)} vs {list(categories)}); "
+                               "featurize from one lists folder")
+    if split.params != params:
+        pa, pb = params.to_dict(), split.params.to_dict()
+        diff = ", ".join(f"{k} {pb[k]!r} vs {pa[k]!r}" for k in pa if pa[k] != pb[k])
+        raise FeatureFileError(f"{split.path.name} was made with other feature parameters than "
+                               f"{source} ({diff}); featurize with one setting")
+
+
 def check_splits_agree(reference: FeatureSplit, other: FeatureSplit) -> None:
     """Refuse splits of one run made differently: other categories (or their order),
     other feature parameters, or another number of features a frame."""
     a, b = reference, other
-    if b.categories != a.categories:
-        raise FeatureFileError(f"{b.path.name} and {a.path.name} have different categories "
-                               f"({b.categories} vs {a.categories}); featurize them from one lists folder")
-    if b.params != a.params:
-        pa, pb = a.params.to_dict(), b.params.to_dict()
-        diff = ", ".join(f"{k} {pb[k]!r} vs {pa[k]!r}" for k in pa if pa[k] != pb[k])
-        raise FeatureFileError(f"{b.path.name} was made with other feature parameters than "
-                               f"{a.path.name} ({diff}); featurize all splits with one setting")
+    check_split_made_like(b, a.categories, a.params, a.path.name)
     if a.features is not None and b.features is not None and a.features.shape[2] != b.features.shape[2]:
         raise FeatureFileError(f"{b.path.name} has {b.features.shape[2]} features a frame, "
                                f"{a.path.name} {a.features.shape[2]}")

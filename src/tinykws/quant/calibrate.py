@@ -106,17 +106,10 @@ def _load(path: Path, meta: Any) -> tuple[np.ndarray, np.ndarray]:
 
     Refuses a split whose categories or feature parameters are not the checkpoint's
     (`meta`): calibrating on features made another way would pick wrong scales silently."""
-    from tinykws.run import FeatureFileError, read_features
+    from tinykws.run import check_split_made_like, read_features
 
     fs = read_features(path)
-    if list(fs.categories) != list(meta.categories):
-        raise FeatureFileError(f"{path}: categories {list(fs.categories)} are not the checkpoint's "
-                               f"{list(meta.categories)}; featurize from the run's own lists")
-    if fs.params != meta.feature_params:
-        pa, pb = meta.feature_params.to_dict(), fs.params.to_dict()
-        diff = ", ".join(f"{k} {pb[k]!r} vs {pa[k]!r}" for k in pa if pa[k] != pb[k])
-        raise FeatureFileError(f"{path} was made with other feature parameters than the "
-                               f"checkpoint ({diff}); featurize with the run's settings")
+    check_split_made_like(fs, meta.categories, meta.feature_params, "the checkpoint")
     return fs.features, fs.labels
 
 
