@@ -56,3 +56,48 @@ def test_int_build_bit_exact_on_device(tmp_path, tc_name, abi):
         np.testing.assert_array_equal(run.features[2:], q.astype(np.float32) / 256)
         _, ref = im.run(q[None])
         np.testing.assert_array_equal(run.scores, scores_float(ref[0]))
+
+
+def test_int8_build_is_measured_against_the_checkpoint_it_was_quantized_from(tmp_path, monkeypatch):
+    """When `quantize` keeps quantization-aware fine-tuning, the integer model comes from
+    quant/qat.pt: `verify` of the int8 build must measure it against qat.pt (it measured
+    against train/best.pt, a model the build was not made from), and a later quantize that
+    keeps post-training quantization must point back at best.pt."""
+    import functools
+
+    from eval_helpers import FEATURE_CATS, make_features, random_model, save_checkpoint
+    from tinykws.codegen import compile_run
+    from tinykws.data.audio import load_audio
+    from tinykws.device import DeviceError, verify
+    from tinykws.device.reference import int_reference, torch_reference
+    from tinykws.quant import qat
+    from tinykws.quant.calibrate import int_model_checkpoint, quantize_run
+
+    run = tmp_path / "run"
+    make_features(run / "features", n_train=96, n_val=40)
+    best = save_checkpoint(run, random_model(hidden=16, classes=len(FEATURE_CATS)), FEATURE_CATS)
+    tuned = run / "quant" / "qat.pt"
+    # a learning rate at which 10 epochs of fine-tuning beat the random model (25 %)
+    monkeypatch.setattr(qat, "finetune", functools.partial(qat.finetune, lr=0.01))
+    rep = quantize_run(run, qat_epochs=10)
+    assert rep["chosen"] == "qat" and rep["source_checkpoint"] == "quant/qat.pt"
+    assert int_model_checkpoint(run) == tuned
+
+    compile_run(run, float_abi="soft", precision="int8")
+    r = verify(run / "device" / "int8", data_dir=DEV, max_clips=3, count_clips=0, progress=False)
+    assert r.ok and r.reference == "int" and r.max_abs_diff == 0.0
+    audio = np.stack([load_audio(p)[0] for p in r.clips]).astype(np.float32)
+    _, device_scores = int_reference(run)[0](audio)  # what the device gave, bit for bit (r.ok)
+
+    def max_diff(ckpt):
+        return float(np.abs(device_scores - torch_reference(ckpt)[0](audio)[1]).max())
+
+    assert r.float_model["checkpoint"] == str(tuned)
+    assert r.float_model["max_abs_diff"] == pytest.approx(max_diff(tuned), abs=1e-6)
+    assert abs(max_diff(best) - max_diff(tuned)) > 0.05  # the two checkpoints are told apart
+    with pytest.raises(DeviceError, match="no ONNX export"):  # export/ holds best.pt only
+        verify(run / "device" / "int8", data_dir=DEV, max_clips=1, reference="onnx", progress=False)
+
+    rep = quantize_run(run)  # post-training only: best.pt is the source, qat.pt is stale
+    assert rep["source_checkpoint"] == "train/best.pt" and int_model_checkpoint(run) == best
+    assert not tuned.exists()

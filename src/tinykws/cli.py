@@ -441,7 +441,9 @@ def verify(
         False, "--qemu", help="Cross-check the instruction counts with qemu-system-arm."
     ),
     reference: str = typer.Option(
-        "torch", "--reference", help="Compare with torch (train/best.pt) or onnx (export/)."
+        "torch", "--reference", help="Compare with torch (train/best.pt) or onnx (export/); "
+        "an int8 build is checked against its integer reference, and measured against the "
+        "float checkpoint it was quantized from (quant/qat.pt after fine-tuning)."
     ),
     stream: Optional[Path] = typer.Option(
         None, "--stream", help="A recording (WAV, any length): run featurizer + model + "

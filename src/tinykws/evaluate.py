@@ -360,6 +360,19 @@ def check_backend(backend: str, run_dir: Path) -> None:
         onnx_session(onnx_model_path(run_dir), threads=1)
 
 
+def reference_checkpoint(backend: str, run_dir: Path) -> Path:
+    """The checkpoint whose categories and feature parameters `backend` is scored with,
+    after `check_backend`: for int8 the one the integer model was quantized from
+    (`quant/qat.pt` when quantize kept fine-tuning), else the run's."""
+    ckpt = RunDir(run_dir).checkpoint()  # a run without one: that is the error to report
+    check_backend(backend, run_dir)
+    if backend == "int8":
+        from tinykws.quant.calibrate import int_model_checkpoint
+
+        return int_model_checkpoint(run_dir)
+    return ckpt
+
+
 def backend_scores(
     backend: str, run_dir: Path, audio: np.ndarray, model=None,
     checkpoint: "Checkpoint | None" = None, build: str = "hard",
@@ -371,7 +384,7 @@ def backend_scores(
     if backend == "device":
         return device_scores(run_dir, audio, abi=build)
     if model is None or checkpoint is None:
-        model, checkpoint = load_model(run_dir)
+        model, checkpoint = load_model(reference_checkpoint(backend, run_dir))
     if backend == "int8":
         return int8_scores(run_dir, audio, checkpoint.feature_params)
     feats = features_for(audio, checkpoint.feature_params)
@@ -401,8 +414,7 @@ def evaluate(
     run_dir, data_dir = Path(run_dir), Path(data_dir)
     if max_clips is not None and max_clips < 1:
         raise TinyKWSError(f"--max-clips must be >= 1, not {max_clips}")
-    model, ck = load_model(run_dir)
-    check_backend(backend, run_dir)
+    model, ck = load_model(reference_checkpoint(backend, run_dir))
     categories = list(ck.categories)
     layout, clips = collect_clips(data_dir, categories, split, run_dir)
     if max_clips is not None and len(clips) > max_clips:

@@ -74,13 +74,14 @@ def int_reference(run_dir: Path | str):
     reference (`tinykws.quant.features`) and the integer model's
     (RUN_DIR/quant/model_int.npz). Features are Q7.8 / 256 and scores Q15 / 32768, as the
     float entry points `mfcc_Filter` and `completemodel_Predict` return them: the device
-    must match them exactly."""
-    from tinykws.quant.calibrate import load_int_model
+    must match them exactly. The returned `Checkpoint` is the one the integer model was
+    quantized from (`tinykws.quant.calibrate.int_model_checkpoint`)."""
+    from tinykws.quant.calibrate import int_model_checkpoint, load_int_model
     from tinykws.quant.features import frames_from_stream_q
     from tinykws.quant.model import scores_float
 
-    _, shape, fp, ck = torch_reference(run_dir)
     im = load_int_model(run_dir)
+    _, shape, fp, ck = torch_reference(int_model_checkpoint(run_dir, im))
 
     def reference(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pcm = np.asarray(audio).astype(np.int16)  # the harness feeds int16-valued floats

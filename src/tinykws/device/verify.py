@@ -242,6 +242,19 @@ def select_clips(
     return paths
 
 
+def float_reference(run_dir: Path | str, reference: str, checkpoint: Optional[Path] = None):
+    """`torch_reference` of `checkpoint` (default: the run's), or `onnx_reference` of the run
+    (RUN_DIR/export holds the run's checkpoint only, so another checkpoint is refused)."""
+    from tinykws.run import RunDir
+
+    if reference == "torch":
+        return torch_reference(checkpoint or run_dir)
+    if checkpoint is not None and Path(checkpoint).resolve() != RunDir(run_dir).checkpoint().resolve():
+        raise DeviceError(f"this build was quantized from {checkpoint}, which has no ONNX export "
+                          "(export/ holds the run's checkpoint): use --reference torch")
+    return onnx_reference(run_dir)
+
+
 def detect_float_abi(compiled_dir: Path | str) -> str:
     """The float ABI the compiled model.S was made for: 'hard', 'softfp' or 'soft'
     (`tinykws.toolchain.asm_float_abi`: our header, else its FPU use and ABI attributes)."""
@@ -299,13 +312,18 @@ def verify(
     precision = detect_precision(compiled_dir)
     if reference not in ("torch", "onnx"):
         raise DeviceError(f"reference must be 'torch' or 'onnx', not {reference!r}")
-    # the checkpoint first: a damaged or inconsistent one fails before any build
-    ref_fn, shape, fp, _ = (onnx_reference if reference == "onnx" else torch_reference)(run_dir)
-    secondary = None
-    if precision == "int8":  # exact against the integer reference; the float model measured
-        secondary = ref_fn
+    # the checkpoints first: a damaged or inconsistent one fails before any build
+    secondary, float_source = None, None
+    if precision == "int8":  # exact against the integer reference; beside it, the float model
+        # it was quantized from (quant/qat.pt when quantize kept fine-tuning), measured
+        from tinykws.quant.calibrate import int_model_checkpoint
+
+        float_source = int_model_checkpoint(run_dir)
+        secondary = float_reference(run_dir, reference, float_source)[0]
         ref_fn, shape, fp, _ = int_reference(run_dir)
         reference, atol = "int", 0.0
+    else:
+        ref_fn, shape, fp, _ = float_reference(run_dir, reference)
     tc = toolchain or find_toolchain()
     build = compiled_dir / "build"
     elf = build_image(
@@ -342,6 +360,8 @@ def verify(
     flash = sum(s["text"] + s["rodata"] + s["data"] for s in sizes.values())
     ram = sum(s["data"] + s["bss"] for s in sizes.values()) + stack
     counted = parity.pop("counted_clips")
+    if float_source is not None:
+        parity["float_model"]["checkpoint"] = str(float_source)
     report = VerifyReport(
         float_abi=float_abi,
         toolchain=tc.version,
@@ -373,7 +393,8 @@ def format_report(r: VerifyReport) -> str:
     if r.float_model is not None:
         f = r.float_model
         lines.append(
-            f"vs the float model: argmax agreement {f['argmax_agreement']:.1%}, max |score diff| "
+            f"vs the float model ({f.get('checkpoint', 'the run checkpoint')}): argmax agreement "
+            f"{f['argmax_agreement']:.1%}, max |score diff| "
             f"{f['max_abs_diff']:.3g} (last frame, mean over clips {f['mean_last_frame_max_diff']:.3g})"
         )
     ins = r.instructions

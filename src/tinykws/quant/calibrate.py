@@ -2,7 +2,10 @@
 
 Writes `RUN_DIR/quant/`:
 - `model_int.npz`: the `IntModel` (int8 weights, multipliers, formats) that
-  `tinykws compile --precision int8` turns into C;
+  `tinykws compile --precision int8` turns into C; its `info["checkpoint"]` names the float
+  checkpoint it was quantized from (`int_model_checkpoint`: what int8 builds are compared
+  with);
+- `qat.pt`: the fine-tuned float model, when quantization-aware fine-tuning was kept;
 - `quant.json`: calibration figures and the accuracy of the float and the integer model on
   the validation and testing features (argmax agreement, clip accuracy, max score error),
   for post-training quantization and, with `qat_epochs > 0`, after quantization-aware
@@ -18,12 +21,14 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
+from tinykws.errors import TinyKWSError
 from tinykws.quant.model import IntModel, quantize_features, quantize_model, scores_float
 
 if TYPE_CHECKING:
     from tinykws.run import Checkpoint
 
 CALIB_CLIPS = 512  # training clips the hidden-state ranges are measured on
+QAT_CHECKPOINT = "qat.pt"  # in RUN_DIR/quant/: the fine-tuned float model, when it is kept
 
 
 def hidden_ranges(model: Any, features: np.ndarray, batch: int = 256) -> list[float]:
@@ -143,7 +148,8 @@ def quantize_run(run_dir: Path | str, qat_epochs: int = 0, per_row: bool = True,
     im, ptq = measure(model)
     report: dict[str, Any] = {"checkpoint": str(ckpt), "per_row": per_row, "ptq": ptq,
                               "calibration_clips": int(min(len(tr_x), CALIB_CLIPS))}
-    chosen = "ptq"
+    out = run_dir / "quant"
+    chosen, source = "ptq", ckpt
     if qat_epochs > 0:
         from tinykws.quant.qat import finetune
 
@@ -151,12 +157,14 @@ def quantize_run(run_dir: Path | str, qat_epochs: int = 0, per_row: bool = True,
         im_qat, qat = measure(tuned)
         report["qat"] = {"epochs": qat_epochs, **qat}
         if qat["validation"]["int_accuracy"] > ptq["validation"]["int_accuracy"]:
-            im, chosen = im_qat, "qat"
-            _save_checkpoint(tuned, meta, run_dir / "quant" / "qat.pt")
+            im, chosen, source = im_qat, "qat", out / QAT_CHECKPOINT
+            _save_checkpoint(tuned, meta, source)
     report["chosen"] = chosen
+    report["source_checkpoint"] = im.info["checkpoint"] = _run_relative(source, run_dir)
     im.info["chosen"] = chosen
-    out = run_dir / "quant"
     report["out"] = str(im.save(out / "model_int.npz"))
+    if chosen != "qat":  # an earlier quantize's fine-tuned model is not this one's source
+        (out / QAT_CHECKPOINT).unlink(missing_ok=True)
     tmp = out / "quant.json.tmp"
     tmp.write_text(json.dumps(report, indent=2) + "\n")
     tmp.replace(out / "quant.json")
@@ -174,9 +182,42 @@ def _save_checkpoint(model: Any, source: "Checkpoint", path: Path) -> None:
     save_checkpoint(tuned, path)
 
 
+def _run_relative(path: Path, run_dir: Path) -> str:
+    """`path` relative to the run folder when inside it (the run folder may move), else absolute."""
+    try:
+        return Path(path).resolve().relative_to(run_dir.resolve()).as_posix()
+    except ValueError:
+        return str(Path(path).resolve())
+
+
 def load_int_model(run_dir: Path | str) -> IntModel:
     """RUN_DIR/quant/model_int.npz."""
     return IntModel.load(Path(run_dir) / "quant" / "model_int.npz")
+
+
+def int_model_checkpoint(run_dir: Path | str, im: Optional[IntModel] = None) -> Path:
+    """The float checkpoint RUN_DIR/quant/model_int.npz was quantized from: `quant/qat.pt`
+    when `quantize` kept quantization-aware fine-tuning, else the checkpoint it started from
+    (usually `train/best.pt`). Every comparison of an int8 build (or of the integer model in
+    Python) with a float model uses this one, never `RunDir.checkpoint()` by itself.
+
+    `quantize` records it in the model's `info["checkpoint"]` (relative to the run folder);
+    models written before that are read from `info["chosen"]`."""
+    from tinykws.run import RunDir
+
+    run_dir = Path(run_dir)
+    im = im if im is not None else load_int_model(run_dir)
+    recorded = im.info.get("checkpoint")
+    if recorded is not None:
+        path = Path(recorded) if Path(recorded).is_absolute() else run_dir / recorded
+    elif im.info.get("chosen") == "qat":
+        path = run_dir / "quant" / QAT_CHECKPOINT
+    else:
+        path = RunDir(run_dir).checkpoint()
+    if not path.is_file():
+        raise TinyKWSError(f"{run_dir / 'quant' / 'model_int.npz'} was quantized from {path}, "
+                           "which is gone: run `tinykws quantize` again")
+    return path
 
 
 def format_quant_report(rep: dict[str, Any]) -> str:
@@ -197,5 +238,6 @@ def format_quant_report(rep: dict[str, Any]) -> str:
                     f"{a['int_accuracy']:.2%}; argmax agreement {a['argmax_agreement']:.2%}; max "
                     f"|score diff| {a['max_score_diff']:.3g}"
                 )
-    lines.append(f"kept: {rep['chosen']} -> {rep.get('out', 'RUN_DIR/quant/model_int.npz')}")
+    source = f" (quantized from {rep['source_checkpoint']})" if "source_checkpoint" in rep else ""
+    lines.append(f"kept: {rep['chosen']}{source} -> {rep.get('out', 'RUN_DIR/quant/model_int.npz')}")
     return "\n".join(lines)
