@@ -11,9 +11,8 @@ and detector.
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -23,6 +22,7 @@ from tinykws.device.errors import DeviceError
 from tinykws.device.harness import KWSDevice
 from tinykws.device.image import build_image
 from tinykws.device.reference import torch_reference
+from tinykws.device.verify import JSONReport
 from tinykws.toolchain import Toolchain, check_float_abi, find_toolchain
 
 # Blocks counted with the instruction hook (~1 s per 5-10 M instructions): 3 s of audio in
@@ -35,7 +35,7 @@ ENTRY_POINTS = {"featurizer": "mfcc_Filter", "model": "completemodel_Predict",
 
 
 @dataclass
-class StreamVerifyReport:
+class StreamVerifyReport(JSONReport):
     """What `tinykws verify --stream` found."""
 
     ok: bool  # detection lists identical (frame, label; confidence within `atol`)
@@ -57,14 +57,6 @@ class StreamVerifyReport:
     note: str = ""
     seconds: float = 0.0
     compare: str = "tinykws detect --mode rolling"
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def save(self, path: Path | str) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
 
 
 @dataclass

@@ -39,8 +39,25 @@ COUNTING = {"hard": (COUNT_CLIPS, None), "softfp": (COUNT_CLIPS, None), "soft": 
             "int8": (COUNT_CLIPS, None)}  # int8: the integer build, any ABI
 
 
+class JSONReport:
+    """`to_dict` and `save` of the verify reports (dataclasses): `verify.json` and
+    `verify_stream.json` are the dataclass's fields as indented JSON."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)  # mixed into dataclasses only
+
+    def save(self, path: Path | str) -> Path:
+        """Write the JSON atomically (temporary file, then rename): a killed verify leaves
+        the previous report, never half of one."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        tmp.replace(path)
+        return path
+
+
 @dataclass
-class VerifyReport:
+class VerifyReport(JSONReport):
     """What `tinykws verify` found: parity with the reference, costs and sizes."""
 
     ok: bool
@@ -65,14 +82,6 @@ class VerifyReport:
     precision: str = "float"  # float | int8 (integer featurizer and model)
     # int8 builds: the device's scores vs the float model's (max_abs_diff, argmax_agreement)
     float_model: Optional[dict[str, Any]] = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    def save(self, path: Path | str) -> Path:
-        path = Path(path)
-        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        return path
 
 
 Reference = Any  # callable: audio [N, S] float32 -> (features [N, T, F], scores [N, T, C])
