@@ -339,6 +339,26 @@ def test_build_stream_places_clips_at_known_times(tmp_path):
     assert np.array_equal(again.audio, s.audio)  # deterministic for a seed
 
 
+def test_saved_stream_loads_back_identical(tmp_path):
+    """`save_stream`/`load_stream` keep a built stream (e.g. the cached negative hour of
+    `build_negative_stream`) as WAV + `.events.json`: audio and events come back equal."""
+    from tinykws.errors import TinyKWSError
+    from tinykws.stream import Event, Stream, load_stream, save_stream
+
+    rng = np.random.default_rng(0)
+    audio = rng.integers(-32768, 32768, size=36_817).astype(np.int16)  # not whole blocks
+    events = [Event(0.25, "upper", "_unknown_", 20.0, "upper/a_nohash_0.wav"),
+              Event(1.3125, "yes", "yes", 5.0, "/abs/yes/b_nohash_1.wav")]
+    path = save_stream(Stream(audio, events), tmp_path / "cache" / "neg.wav")
+    back = load_stream(path)
+    assert back.audio.dtype == np.int16 and np.array_equal(back.audio, audio)
+    assert back.events == events and back.sample_rate == 16000
+    assert sorted(p.name for p in path.parent.iterdir()) == ["neg.events.json", "neg.wav"]
+    path.with_suffix(".events.json").unlink()
+    with pytest.raises(TinyKWSError, match="not a stream written by save_stream"):
+        load_stream(path)
+
+
 # ---------------------------------------------------------------- a real tiny model
 
 

@@ -251,7 +251,10 @@ def save_stream(stream: Stream, path: Path | str) -> Path:
     tmp = path.with_name(f".{path.name}.tmp")
     save_wav(tmp, stream.audio, stream.sample_rate)
     tmp.replace(path)
-    path.with_suffix(".events.json").write_text(json.dumps([asdict(e) for e in stream.events]))
+    events = path.with_suffix(".events.json")
+    tmp = events.with_name(f".{events.name}.tmp")
+    tmp.write_text(json.dumps([asdict(e) for e in stream.events]))
+    tmp.replace(events)  # written last: a stream whose events file exists is complete
     return path
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Optional
 
 import numpy as np
 
@@ -206,9 +206,6 @@ class Emulator:
 
     def read_u32(self, addr: int, n: int = 1) -> list[int]:
         return list(struct.unpack(f"<{n}I", bytes(self.uc.mem_read(addr, 4 * n))))
-
-    def write_u32(self, addr: int, values: Sequence[int]) -> None:
-        self.uc.mem_write(addr, struct.pack(f"<{len(values)}I", *values))
 
     # -------------------------------------------------------------- running
     def call(

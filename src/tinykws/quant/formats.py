@@ -22,11 +22,6 @@ def saturate_int16(x: Any) -> np.ndarray:
     return np.clip(np.asarray(x, dtype=np.int64), INT16_MIN, INT16_MAX).astype(np.int16)
 
 
-def features_to_q(x: Any) -> np.ndarray:
-    """Float log-mel features -> int16 Q7.8: round half to even, saturated."""
-    return saturate_int16(np.rint(np.asarray(x, dtype=np.float64) * FEATURE_SCALE))
-
-
 def features_from_q(q: Any) -> np.ndarray:
     """int16 Q7.8 features -> float32 (exact: every Q7.8 value is a float32)."""
     return np.asarray(q, dtype=np.float32) * np.float32(1.0 / FEATURE_SCALE)
