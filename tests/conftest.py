@@ -8,13 +8,16 @@
   `pytestmark = pytest.mark.usefixtures("one_torch_thread")`.
 - `TINYKWS_NO_SKIP=1` (for CI, where every optional tool is installed) turns any skip into
   a failure, so a missing install cannot hide behind a skipped test.
+- An xdist worker ignores SIGINT once its tests are done (`pytest_sessionfinish`): see there.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
+import threading
 
 import pytest
 from hypothesis import settings
@@ -26,6 +29,20 @@ settings.register_profile("tinykws", database=None)
 settings.load_profile("tinykws")
 _HYPOTHESIS_HOME = tempfile.mkdtemp(prefix="tinykws-hypothesis-")
 set_hypothesis_home_dir(_HYPOTHESIS_HOME)
+
+
+def pytest_sessionfinish(session):
+    """An xdist worker whose tests are done is not interrupted while it cleans up.
+
+    When the last worker reports, the controller shuts the workers down; execnet gives a
+    worker 5 s to finish, then sends it SIGINT (and exits it 10 s later). A worker's cleanup
+    after its session (pytest's final `gc.collect()` over torch, onnx and hypothesis objects)
+    can take longer than 5 s on a loaded machine, and the KeyboardInterrupt then lands in
+    hypothesis's gc callback: "PytestUnraisableExceptionWarning ... KeyboardInterrupt" after
+    the last test (reproduced with a 7-s cleanup). Nothing is left to interrupt here, so the
+    cleanup is left to finish."""
+    if hasattr(session.config, "workerinput") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def pytest_unconfigure(config):
