@@ -347,6 +347,7 @@ def test_kill_while_saving_loses_no_epoch(feats, tmp_path, monkeypatch):
     ("learning_rate", float("nan")), ("learning_rate", float("inf")), ("lr_min", float("nan")),
     ("weight_decay", float("nan")), ("weight_decay", -1.0), ("label_smoothing", 2.0),
     ("label_smoothing", float("nan")), ("gain_db", float("inf")), ("momentum", 1.5),
+    ("unknown_weight", 0.0), ("unknown_weight", float("nan")),
 ])
 def test_non_finite_or_out_of_range_numbers_refused(field, value):
     with pytest.raises(TinyKWSError, match=field.replace("_", ".")):
@@ -412,3 +413,20 @@ def test_cli_train_options_are_trainconfig_fields(tmp_path, monkeypatch):
     assert seen[-1] == replace(TrainConfig(), learning_rate=0.1, hidden_units=8, normalize=False,
                                noise_db=(-10.0, -5.0), wrank=4, momentum=0.5, rolling=True,
                                optimizer="adam")
+
+
+def test_unknown_weight_scales_the_unknown_rows_of_the_loss():
+    from tinykws.train import class_weights
+
+    cats = ["yes", "no", "_unknown_", "_silence_"]
+    assert class_weights(replace(TINY, unknown_weight=1.0), cats) is None
+    assert class_weights(replace(TINY, unknown_weight=3.0), ["yes", "no"]) is None  # no such class
+    w = class_weights(replace(TINY, unknown_weight=2.5), cats)
+    assert w.tolist() == [1.0, 1.0, 2.5, 1.0]
+    logits = torch.randn(6, 4)
+    y = torch.tensor([0, 2, 1, 2, 3, 2])
+    per = torch.nn.functional.cross_entropy(logits, y, reduction="none")
+    wy = w[y]  # torch's weighted mean: sum(w_y * loss) / sum(w_y)
+    expect = float((wy * per).sum() / wy.sum())
+    assert float(torch.nn.functional.cross_entropy(logits, y, weight=w)) == pytest.approx(expect, rel=1e-6)
+    assert expect != pytest.approx(float(per.mean()), rel=1e-3)  # the weight changes the loss

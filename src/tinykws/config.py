@@ -118,6 +118,10 @@ class TrainConfig:
     """SpecAugment: number of frequency masks a clip"""
     freq_mask_width: int = 4
     label_smoothing: float = 0.0
+    unknown_weight: float = 1.0
+    """loss weight of the `_unknown_` class (1 = the seed's plain cross-entropy): other
+    words are few and varied next to each keyword, and the ones a keyword swallows become
+    false alarms in a stream"""
     seed: int = 0
     device: str = "auto"
     """auto (CUDA when available) | cpu | cuda"""
@@ -153,6 +157,7 @@ class TrainConfig:
         floats = [("learning rate", self.learning_rate), ("lr_min", self.lr_min),
                   ("weight decay", self.weight_decay), ("momentum", self.momentum),
                   ("label smoothing", self.label_smoothing), ("gain_db", self.gain_db),
+                  ("unknown weight", self.unknown_weight),
                   *(("noise_db", v) for v in self.noise_db)]
         for name, v in floats:
             if not math.isfinite(v):
@@ -167,6 +172,8 @@ class TrainConfig:
             raise TinyKWSError(f"label smoothing must be in [0, 1], not {self.label_smoothing}")
         if self.gain_db < 0:
             raise TinyKWSError(f"gain_db must be >= 0, not {self.gain_db}")
+        if self.unknown_weight <= 0:
+            raise TinyKWSError(f"unknown weight must be > 0, not {self.unknown_weight}")
         for name in ("time_shift", "time_masks", "time_mask_width", "freq_masks", "freq_mask_width"):
             if getattr(self, name) < 0:
                 raise TinyKWSError(f"{name} must be >= 0, not {getattr(self, name)}")
