@@ -414,3 +414,19 @@ def test_detect_file_reads_in_chunks_with_the_same_detections(tmp_path, monkeypa
     for name, expected in whole.items():
         assert len(expected) > 10
         assert detect_file(run, tmp_path / name, **settings) == expected, name
+
+
+def test_pooled_curve_adds_counts_and_divides_by_total_time():
+    from tinykws.detect import choose_operating_point
+    from tinykws.stream import StreamScore, pooled_curve
+
+    kw = [StreamScore(0.5, 9, 1, 3, 0.9, 6.0), StreamScore(0.9, 6, 4, 1, 0.6, 2.0)]  # 0.5 h
+    neg = [StreamScore(0.5, 0, 0, 4, 0.0, 2.0), StreamScore(0.9, 0, 0, 0, 0.0, 0.0)]  # 2 h
+    pooled = pooled_curve([kw, neg], [0.5, 2.0])
+    assert [p.threshold for p in pooled] == [0.5, 0.9]
+    assert pooled[0].false_alarms == 7 and pooled[0].fa_per_hour == pytest.approx(7 / 2.5)
+    assert pooled[0].recall == pytest.approx(0.9) and pooled[1].recall == pytest.approx(0.6)
+    assert pooled[1].fa_per_hour == pytest.approx(1 / 2.5)
+    # the threshold for <= 1 false alarm an hour moves once the negatives are counted
+    assert choose_operating_point(kw, 2.0).threshold == 0.9
+    assert choose_operating_point(pooled, 3.0).threshold == 0.5

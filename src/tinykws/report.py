@@ -204,6 +204,7 @@ def section_stream(run_dir: Path) -> str:
                 + (f"caught {cb['recall']:.1%} at ≤ 1 false alarm per hour (threshold "
                    f"{cb['threshold']:.4f})" if cb else "never stayed at ≤ 1 false alarm per hour")
                 + "; both curves are in the DET plot.\n")
+    out += _negative_stream(st)
     if st.get("minutes", 60) < 60:
         out += ("_A short stream: one false alarm already counts "
                 f"{60 / max(st.get('minutes', 1), 1e-9):.0f} per hour._\n")
@@ -211,6 +212,26 @@ def section_stream(run_dir: Path) -> str:
     if (run_dir / "eval" / "det.png").is_file():
         out += "\n![DET curve](eval/det.png)\n"
     return out
+
+
+def _negative_stream(st: dict) -> str:
+    """False alarms on the held-apart non-keyword speech, this model and the clip model."""
+    neg = st.get("negatives")
+    if not isinstance(neg, dict):
+        return ""
+    at = neg["at_threshold"]
+    out = (f"\nOn {neg['minutes']:.1f} minutes of held-apart non-keyword speech ({neg['n_words']} "
+           "synthesized words and phrases, voices and words never trained on): "
+           f"**{at['fa_per_hour']:.1f} false alarms per hour** at threshold {at['threshold']:.4f}")
+    before = (st.get("clip_model") or {}).get("negatives")
+    if isinstance(before, dict):
+        # the clip model at the threshold this model uses: the same operating point
+        pts = [p for p in before["curve"] if p["threshold"] >= at["threshold"] - 1e-9]
+        if pts:
+            p = min(pts, key=lambda p: p["threshold"])
+            out += (f"; the clip model in `window` mode fires {p['fa_per_hour']:.1f} per hour "
+                    f"at threshold {p['threshold']:.4f}")
+    return out + ".\n"
 
 
 def _operating_point(run_dir: Path) -> str:

@@ -210,19 +210,20 @@ def negative_stream_clips(negatives_dir: Path | str, split: str = "testing") -> 
 def build_negative_stream(
     negatives_dir: Path | str, minutes: float = 60.0, snrs_db: tuple[float, ...] = NEGATIVE_SNRS_DB,
     gap_s: tuple[float, float] = (0.1, 0.8), noise_files: Sequence[Path] | None = None, seed: int = 0,
-    piece_minutes: float = 10.0,
+    piece_minutes: float = 10.0, split: str = "testing",
 ) -> Stream:
     """A long stream of held-apart non-keyword speech over background noise, for false
     alarms per hour: every detection on it is a false alarm.
 
-    Continuous speech: 1-s clips of the held-apart negatives (`negative_stream_clips`),
+    Continuous speech: 1-s clips of the held-apart negatives (`negative_stream_clips`; or
+    of another `split`, e.g. validation for choosing a threshold),
     0.1-0.8 s apart, each at an SNR drawn from `snrs_db` over the held-apart noise (or
     `noise_files`). Built as `build_stream` pieces of `piece_minutes` (bounded memory),
     each with its own share of the clips (a clip repeats only when the pool runs out).
     """
-    clips, noise = negative_stream_clips(negatives_dir, "testing")
+    clips, noise = negative_stream_clips(negatives_dir, split)
     if not clips:
-        raise TinyKWSError(f"{negatives_dir}: the held-apart part has no speech clips")
+        raise TinyKWSError(f"{negatives_dir}: the {split} part has no speech clips")
     noise = list(noise_files) if noise_files is not None else noise
     rng = np.random.default_rng([seed, 5])
     order = rng.permutation(len(clips))
@@ -323,9 +324,9 @@ def recall_by_snr(detections: Sequence, events: Sequence[Event], tolerance_s: fl
 def det_curve(detector, times: np.ndarray, scores: np.ndarray, stream: Stream,
               thresholds: Sequence[float] | None = None) -> list[StreamScore]:
     """Recall / FA-per-hour at each threshold, from one score trace."""
-    if thresholds is None:
-        thresholds = np.unique(np.concatenate([np.linspace(0.05, 0.9, 18),
-                                               1 - np.geomspace(0.1, 1e-4, 25)]))
+    if thresholds is None:  # 0.01 steps, then log-spaced towards 1 (scores crowd there)
+        thresholds = np.unique(np.round(np.concatenate([np.linspace(0.05, 0.98, 94),
+                                                        1 - np.geomspace(0.02, 1e-4, 24)]), 6))
     return [score_detections(detector.detections_from_trace(times, scores, float(t)),
                              stream.events, stream.duration_s, threshold=float(t))
             for t in thresholds]
@@ -384,13 +385,16 @@ def evaluate_stream(detector, stream: Stream, thresholds=None) -> dict:
 
 def stream_metrics(
     run_dir: Path | str, minutes: float = 2.5, seed: int = 0, threshold: float | None = None,
-    mode: str = "auto",
+    mode: str = "auto", negatives: Path | str | None = None, negative_minutes: float = 10.0,
 ) -> dict:
     """Short streaming check for the pipeline: `eval/stream.json` + `eval/det.png`.
 
     Builds a `minutes`-long stream from the run's testing split, runs the run's detector
     (RUN_DIR/detector.json; `threshold` and a `mode` other than auto override it) and
-    sweeps the threshold. Returns the dict written to stream.json.
+    sweeps the threshold. With `negatives` (a `data negatives` folder) it also counts the
+    false alarms per hour on `negative_minutes` of its held-apart speech (words and voices
+    never trained on), for this model and for the clip model before stream training.
+    Returns the dict written to stream.json.
     """
     from tinykws.detect import Detector
 
@@ -405,12 +409,18 @@ def stream_metrics(
                n_events=len(stream.events), snrs_db=list(StreamSpec.snrs_db))
     curves = {f"{det.mode} ({stream.duration_s / 60:.1f} min, {stream.n_keywords} keywords)":
               [StreamScore(**s) for s in res["curve"]]}
+    neg = None
+    if negatives is not None:
+        neg = build_negative_stream(negatives, minutes=negative_minutes, seed=seed + 23)
+        res["negatives"] = _negative_fa(det, neg)
     clip = RunDir(run_dir).clip
     if clip.is_file():  # a stream-trained run: its clip model (window mode) is the "before"
         model, clip_ck = load_model(clip)
-        before = evaluate_stream(Detector(model=model, checkpoint=clip_ck,
-                                          config=det.config.replace(mode="window")), stream)
+        before_det = Detector(model=model, checkpoint=clip_ck, config=det.config.replace(mode="window"))
+        before = evaluate_stream(before_det, stream)
         res["clip_model"] = {k: before[k] for k in ("mode", "best_at_1_fa_per_hour", "curve")}
+        if neg is not None:
+            res["clip_model"]["negatives"] = _negative_fa(before_det, neg)
         curves["before stream training: clip model, window (10 steps a frame)"] = [
             StreamScore(**s) for s in before["curve"]]
     out = run_dir / "eval"
@@ -420,13 +430,41 @@ def stream_metrics(
     return res
 
 
+def pooled_curve(curves: Sequence[Sequence[StreamScore]], hours: Sequence[float]) -> list[StreamScore]:
+    """One DET curve from curves measured at the same thresholds on several streams: hits
+    and misses add up, false alarms per hour are over the streams' total time."""
+    total = float(sum(hours))
+    out = []
+    for pts in zip(*curves):
+        hits, misses = sum(p.hits for p in pts), sum(p.misses for p in pts)
+        fa = sum(p.false_alarms for p in pts)
+        out.append(StreamScore(pts[0].threshold, hits, misses, fa,
+                               hits / (hits + misses) if hits + misses else 0.0,
+                               fa / total if total else 0.0))
+    return out
+
+
+def _negative_fa(detector, stream: Stream) -> dict:
+    """False alarms per hour on a negative stream: at the detector's threshold and swept."""
+    times, scores = detector.score_trace(stream.audio)
+    at = score_detections(detector.detections_from_trace(times, scores), stream.events,
+                          stream.duration_s, threshold=detector.config.threshold)
+    return {"minutes": stream.duration_s / 60, "n_words": len(stream.events),
+            "at_threshold": asdict(at),
+            "curve": [asdict(s) for s in det_curve(detector, times, scores, stream)]}
+
+
 def choose_threshold(run_dir: Path | str, minutes: float = 10.0, target_fa_per_hour: float = 1.0,
-                     seed: int = 0):
+                     seed: int = 0, negatives: Path | str | None = None,
+                     negative_minutes: float = 20.0):
     """Pick the run's detector threshold on held-apart audio and store it (detector.json).
 
     The stream is made from the run's *validation* split (speakers apart from the testing
     split that `stream_metrics` and the benchmarks score), at 10-40 dB SNR; the threshold
-    is `detect.set_operating_point`'s choice for `target_fa_per_hour`. Returns the point.
+    is `detect.set_operating_point`'s choice for `target_fa_per_hour`. With `negatives` (a
+    `data negatives` folder) a `negative_minutes` stream of its *validation* speech is added
+    to the false alarms: the validation split alone has a few dozen other-word clips, too
+    few to tell 1 false alarm an hour from 10. Returns the point.
     """
     from tinykws.detect import Detector, set_operating_point
 
@@ -438,6 +476,14 @@ def choose_threshold(run_dir: Path | str, minutes: float = 10.0, target_fa_per_h
     stream = build_stream(kws, others, noise, spec, root=data_dir)
     det = Detector(run_dir)
     curve = det_curve(det, *det.score_trace(stream.audio), stream)
-    return set_operating_point(run_dir, curve, target_fa_per_hour, hours=stream.duration_s / 3600,
-                               source=f"validation split, {stream.duration_s / 60:.1f} min at "
-                                      "10-40 dB SNR", config=det.config)
+    hours = stream.duration_s / 3600
+    source = f"validation split, {stream.duration_s / 60:.1f} min at 10-40 dB SNR"
+    if negatives is not None:
+        neg = build_negative_stream(negatives, minutes=negative_minutes, split="validation",
+                                    snrs_db=(40.0, 30.0, 20.0, 10.0), seed=seed + 19)
+        neg_curve = det_curve(det, *det.score_trace(neg.audio), neg)
+        curve = pooled_curve([curve, neg_curve], [hours, neg.duration_s / 3600])
+        hours += neg.duration_s / 3600
+        source += f" + {neg.duration_s / 60:.1f} min of validation negatives"
+    return set_operating_point(run_dir, curve, target_fa_per_hour, hours=hours,
+                               source=source, config=det.config)
