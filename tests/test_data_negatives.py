@@ -288,3 +288,26 @@ def test_cli_negatives(small, tmp_path):
                         "--negatives", str(small)], capture_output=True, text=True, env=env)  # fmt: skip
     assert p.returncode == 0, p.stderr
     assert "negatives" in p.stdout and "_negatives_/" in (tmp_path / "l" / "training_list.txt").read_text()
+
+
+def test_featurize_negatives_labels_every_training_clip_unknown_and_caches(small, tmp_path):
+    from tinykws.dataset import featurize_negatives
+    from tinykws.features import FeatureParams, logmel
+    from tinykws.data.audio import load_audio
+    from tinykws.run import read_features
+
+    cats = list(GOOGLE12_WORDS) + ["_unknown_", "_silence_"]
+    out = featurize_negatives(small, tmp_path / "negatives.npz", cats)
+    split = read_features(out)
+    neg = read_negatives(small)
+    assert len(split.labels) == len(neg.speech["training"]) > 0
+    assert set(split.labels.tolist()) == {cats.index("_unknown_")} and split.categories == cats
+    # never the held-apart or validation part: words and voices kept for measuring
+    assert {Path(p).parent.name for p in split.paths} <= {r.split("/", 1)[0] for r in neg.speech["training"]}
+    # the rows are the featurizer's log-mel of each clip, in list order
+    first = load_audio(neg.root / neg.speech["training"][0], 16000, length=16000)[0]
+    np.testing.assert_allclose(split.features[0], logmel(first, FeatureParams()), rtol=1e-5, atol=1e-5)
+    mtime = out.stat().st_mtime_ns
+    assert featurize_negatives(small, out, cats) == out and out.stat().st_mtime_ns == mtime  # cached
+    with pytest.raises(TinyKWSError, match="_unknown_"):
+        featurize_negatives(small, tmp_path / "x.npz", list(GOOGLE12_WORDS))

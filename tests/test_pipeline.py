@@ -56,7 +56,7 @@ def check_run(run: Path) -> None:
 
 def test_pipeline_quick_end_to_end(tmp_path: Path) -> None:
     run = tmp_path / "run"
-    r = run_cli("pipeline", "--quick", "--streaming", "--out", str(run), cwd=tmp_path)
+    r = run_cli("pipeline", "--quick", "--out", str(run), cwd=tmp_path)  # streaming by default
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
     assert r.stdout.strip().endswith("report.md")
     check_run(run)
@@ -69,12 +69,20 @@ def test_pipeline_quick_end_to_end(tmp_path: Path) -> None:
     assert stream["mode"] == "rolling" and stream["clip_model"]["mode"] == "window"
     detector = json.loads((run / "detector.json").read_text())
     assert "validation" in detector["operating_point"]["source"]
+    assert "validation negatives" in detector["operating_point"]["source"]
+    # the stream phase heard synthesized non-keyword speech; the report counts false alarms
+    # on its held-apart part, for this model and the clip model before it
+    assert (run / "negatives" / "negatives.json").is_file() and (run / "features" / "negatives.npz").is_file()
+    assert stream["negatives"]["n_words"] > 0 and "fa_per_hour" in stream["negatives"]["at_threshold"]
+    assert "negatives" in stream["clip_model"]
+    assert "held-apart non-keyword speech" in (run / "report.md").read_text()
 
     # A second run finds every stage done: nothing is recomputed, the report is rewritten.
-    r2 = run_cli("pipeline", "--quick", "--streaming", "--out", str(run), cwd=tmp_path)
+    r2 = run_cli("pipeline", "--quick", "--out", str(run), cwd=tmp_path)
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert "training already finished" in r2.stderr
     assert "stream training already finished" in r2.stderr
+    assert "(cached)" in r2.stderr.split("data negatives")[1].split("train streaming")[0]
 
 
 def test_pipeline_bad_data_is_a_clean_error(tmp_path: Path) -> None:

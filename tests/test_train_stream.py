@@ -205,3 +205,25 @@ def test_stream_checkpoint_runs_on_one_state_and_keeps_its_log(toy_run):
     assert len(log) == 251  # header + one row an iteration
     cfg = StreamTrainConfig.from_dict(json.loads(json.dumps(quick_stream_config().to_dict())))
     assert cfg == quick_stream_config()
+
+
+def test_cli_train_stream_writes_a_one_state_model_and_refuses_bad_negatives(toy_run, tmp_path, capsys):
+    import shutil
+
+    from tinykws.cli import run as cli
+    from tinykws.run import load_model
+
+    src = toy_run[1]
+    run = tmp_path / "run"
+    (run / "train").mkdir(parents=True)
+    shutil.copyfile(src / "train" / "clip.pt", run / "train" / "best.pt")
+    feats = str(src / "features")
+    assert cli(["train-stream", str(run), "--features", feats, "--iterations", "3"]) == 0
+    _, ck = load_model(run / "train" / "best.pt")
+    assert ck.rolling and ck.stream_config["iterations"] == 3
+    assert (run / "train" / "clip.pt").is_file()
+    capsys.readouterr()
+    assert cli(["train-stream", str(run), "--features", feats, "--negatives", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "negatives" in err and "Traceback" not in err
+    assert cli(["train-stream", str(run), "--iterations", "0"]) == 2

@@ -290,6 +290,7 @@ TRAIN_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "freq_masks": ((), "Augment: SpecAugment frequency masks."),
     "freq_mask_width": ((), "Augment: widest frequency mask, bands."),
     "label_smoothing": ((), "Label smoothing of the cross-entropy."),
+    "unknown_weight": ((), "Loss weight of the _unknown_ class (1: plain cross-entropy)."),
     "seed": ((), "Random seed."),
     "device": ((), "auto | cpu | cuda."),
     "threads": ((), "CPU threads (0 = one per core; 1 is often fastest on a busy machine)."),
@@ -358,6 +359,33 @@ def train(
             f"best validation accuracy {res.best_val_acc:.4f} (epoch {res.best_epoch + 1}){test}"
             f" -> {res.best_path}"
         )
+
+
+@app.command("train-stream")
+def train_stream_cmd(
+    run_dir: Path = typer.Argument(..., help="Run folder with train/best.pt (the clip model)."),
+    features: Optional[Path] = typer.Option(
+        None, help="Folder with training.npz (default RUN_DIR/features)."
+    ),
+    negatives: Optional[Path] = typer.Option(
+        None, help="`tinykws data negatives` folder: its training speech joins the streams as "
+        "_unknown_ words (featurized once into RUN_DIR/features/negatives.npz)."
+    ),
+    iterations: int = typer.Option(3000, help="Training steps of 16 streams x 2 s."),
+    seed: int = typer.Option(0, help="Seed for the streams and the clip batches."),
+) -> None:
+    """Second training phase on long streams: one model step per 10-ms frame on one state
+    that is never reset (bounded), as the Cortex-M4 runs it; resumes after a kill."""
+    from tinykws.run import RunDir
+    from tinykws.train_stream import StreamTrainConfig, negative_features, train_stream
+
+    if iterations < 1:
+        raise TinyKWSError("--iterations must be >= 1")
+    feats = features or RunDir(run_dir).features
+    extra = negative_features(negatives, feats, run_dir) if negatives is not None else None
+    cfg = StreamTrainConfig(iterations=iterations, seed=seed)
+    path = train_stream(feats, run_dir, cfg, extra_negatives=None if extra is None else extra.features)
+    console.print(f"stream model -> {path} (the clip model is kept as {RunDir(run_dir).clip})")
 
 
 @app.command()
@@ -581,9 +609,17 @@ def pipeline(
     per_word: Optional[int] = typer.Option(None, help="Synthesized clips per word (default 200; 8 with --quick)."),
     verify_clips: Optional[int] = typer.Option(None, help="Clips run on the emulated Cortex-M4 (default 20)."),
     streaming: bool = typer.Option(
-        False, help="Train on long streams after the clips: one model step per 10-ms frame on one "
-        "never-reset state, as a Cortex-M4 can afford (default: the clip model, detected with a "
-        "sliding 1-s window, 10 steps a frame; see docs/benchmarks.md, Streaming)."
+        True, help="Train on long streams with synthesized non-keyword speech after the clips: "
+        "one model step per 10-ms frame on one never-reset state, as the Cortex-M4 runs it. "
+        "--no-streaming: the clip model alone, detected with a sliding 1-s window (10 steps a "
+        "frame, Python only; see docs/benchmarks.md, Streaming)."
+    ),
+    negatives: Optional[Path] = typer.Option(
+        None, help="`tinykws data negatives` folder for the stream phase (made there if missing; "
+        "default RUN/negatives)."
+    ),
+    negative_utterances: Optional[int] = typer.Option(
+        None, help="Non-keyword utterances to synthesize (default 20000; 150 with --quick)."
     ),
 ) -> None:
     """Run every stage, data to device report, into one run folder (resumes where it stopped)."""
@@ -593,6 +629,7 @@ def pipeline(
         PipelineConfig(
             data=data, out=out, task=task, epochs=epochs, quick=quick, seed=seed,
             per_word=per_word, verify_clips=verify_clips, streaming=streaming,
+            negatives=negatives, negative_utterances=negative_utterances,
         )  # fmt: skip
     )
 

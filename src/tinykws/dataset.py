@@ -457,6 +457,58 @@ def featurize_lists(
     return results
 
 
+def featurize_negatives(
+    negatives_dir: Path | str,
+    out_npz: Path | str,
+    categories: Sequence[str],
+    params: FeatureParams = FeatureParams(),
+    *,
+    split: str = "training",
+    workers: Optional[int] = None,
+) -> Path:
+    """Featurize a `data negatives` set's `split` speech into one feature file, all labelled
+    `_unknown_` of `categories` (same format as a split's npz; cached like one).
+
+    The stream phase mixes these into its training streams (`train_stream(...,
+    extra_negatives=...)`); they stay out of the clip lists so the clip phase keeps its
+    balance of real clips (docs/benchmarks.md, "Streaming").
+    """
+    from tinykws.data.negatives import read_negatives
+    from tinykws.labels import UNKNOWN
+
+    if UNKNOWN not in categories:
+        raise TinyKWSError(f"negatives need an {UNKNOWN} class; the categories are {list(categories)}")
+    neg = read_negatives(negatives_dir)
+    unk = list(categories).index(UNKNOWN)
+    examples = [Example(neg.root / rel, UNKNOWN, unk, Path(rel).name.split("_nohash_")[0])
+                for rel in neg.speech.get(split, [])]
+    if not examples:
+        raise TinyKWSError(f"{negatives_dir}: no {split} speech clips to featurize")
+    out_npz = Path(out_npz)
+    meta = out_npz.with_suffix(".cache.json")
+    settings = {"split": f"negatives/{split}", "feature_params": params.to_dict()}
+    key = cache_key(examples, categories, settings)
+    if out_npz.is_file() and meta.is_file() and _cache_hit(meta, key, "raise"):
+        console.print(f"negatives: {len(examples)} clips, unchanged -> {out_npz} (cached)")
+        return out_npz
+    out_npz.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    stats = AudioStats()
+    with progress_bar() as bar:
+        task = bar.add_task("featurize negatives", total=len(examples))
+        feats = featurize_clips([ex.path for ex in examples], params, workers=workers,
+                                on_chunk=lambda k: bar.advance(task, k), stats=stats)
+    arrays = dict(features=feats, labels=np.full(len(examples), unk, dtype=np.int64),
+                  categories=np.array(list(categories), dtype=str),
+                  paths=np.array([str(ex.path) for ex in examples], dtype=str),
+                  feature_params=np.array(params.to_json()))
+    _save_split(out_npz, meta, arrays, {"key": key, "clips": len(examples), "rows": len(feats),
+                                        "audio": stats.as_dict(), **settings})
+    dt = time.perf_counter() - t0
+    console.print(f"negatives: {len(examples)} clips in {dt:.1f} s -> {tuple(feats.shape)} -> {out_npz}")
+    return out_npz
+
+
 def _save_split(npz: Path, meta: Path, arrays: dict, info: dict) -> None:
     """The npz first, then its cache key: a key on disk always describes a complete npz."""
     _save_npz(npz, **arrays)

@@ -63,11 +63,21 @@ class RunDir:
         return self.root / "lists"
 
     @property
+    def negatives(self) -> Path:
+        """The synthesized non-keyword speech the stream phase trains on (`data negatives`)."""
+        return self.root / "negatives"
+
+    @property
     def features(self) -> Path:
         return self.root / "features"
 
     def features_file(self, split: str) -> Path:
         return self.features / f"{split}.npz"
+
+    @property
+    def negative_features(self) -> Path:
+        """Log-mel `[N, 98, 32]` of the negatives' training speech (`dataset.featurize_negatives`)."""
+        return self.features / "negatives.npz"
 
     # training
     @property
