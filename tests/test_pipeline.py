@@ -91,6 +91,17 @@ def test_pipeline_bad_data_is_a_clean_error(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr and "nope" in r.stderr
 
 
+@pytest.mark.parametrize("args,words", [
+    (["--negative-utterances", "0"], "--negative-utterances"),
+    (["--negatives", "afile.txt"], "is a file"),
+])
+def test_pipeline_bad_negatives_options_fail_before_any_work(tmp_path: Path, args, words) -> None:
+    (tmp_path / "afile.txt").write_text("x")
+    r = run_cli("pipeline", "--quick", "--out", str(tmp_path / "r"), *args, cwd=tmp_path)
+    assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "r" / "data").exists()  # refused before synthesizing anything
+
+
 @pytest.mark.slow
 @needs_dev_set
 def test_pipeline_default_on_dev_data(tmp_path: Path) -> None:

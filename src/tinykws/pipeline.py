@@ -121,6 +121,14 @@ def _train(cfg: PipelineConfig, run: Path) -> Any:
     return result
 
 
+def _check_negatives_options(cfg: PipelineConfig) -> None:
+    """Refuse bad negatives options up front, not after the clip phase has run."""
+    if cfg.negative_utterances is not None and cfg.negative_utterances < 1:
+        raise TinyKWSError(f"--negative-utterances must be >= 1, not {cfg.negative_utterances}")
+    if cfg.negatives is not None and cfg.negatives.exists() and not cfg.negatives.is_dir():
+        raise TinyKWSError(f"--negatives {cfg.negatives} is a file, not a folder")
+
+
 def _negatives(cfg: PipelineConfig, run: Path) -> Optional[Path]:
     """Make (or reuse) the synthesized non-keyword speech and featurize its training part.
 
@@ -204,6 +212,7 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     console.print(f"[bold]tinykws pipeline[/] -> {run}")
     t = StageTimer()
 
+    _check_negatives_options(cfg)  # before any work: the negatives stage comes after training
     if cfg.data is None:
         data = t.run("data synth", lambda: _synth(cfg, rd.data), lambda p: str(p))
     else:
