@@ -59,8 +59,8 @@ class PipelineConfig:
     # state, as the Cortex-M4 does. On by default: measured on the dev data it fires 3-6x
     # less on held-apart non-keyword speech at equal recall, and catches more keywords at
     # <= 6 false alarms an hour, than the clip model in `window` mode (docs/benchmarks.md,
-    # "Streaming"). False: the
-    # clip model alone, detected in `window` mode (10 model steps a frame: Python only).
+    # "Streaming"). False: the clip model alone, detected in `window` mode (10 model steps
+    # a frame: Python only).
     streaming: bool = True
     # The non-keyword speech of the stream phase: a `tinykws data negatives` folder, made
     # (or finished) there if needed; None: RUN/negatives.
@@ -130,10 +130,11 @@ def _check_negatives_options(cfg: PipelineConfig) -> None:
 
 
 def _negatives(cfg: PipelineConfig, run: Path) -> Optional[Path]:
-    """Make (or reuse) the synthesized non-keyword speech and featurize its training part.
+    """Make (or reuse) the synthesized non-keyword speech and featurize its training part
+    (RUN/features/negatives.npz).
 
-    Returns the feature file, or None for a task without an `_unknown_` class (every word
-    is a keyword: there is nothing to call a negative).
+    Returns the negatives folder, or None for a task without an `_unknown_` class (every
+    word is a keyword: there is nothing to call a negative).
     """
     from tinykws.data.negatives import make_negatives
     from tinykws.data.speech_commands import read_categories
@@ -155,24 +156,25 @@ def _negatives(cfg: PipelineConfig, run: Path) -> Optional[Path]:
                      background=NEGATIVE_BACKGROUND)
     make_negatives(folder, keywords=keywords, seed=cfg.seed, **sizes)
     negative_features(folder, rd.features, run)  # featurized once, checked against training.npz
-    return rd.negative_features
+    return folder
 
 
-def _train_stream(cfg: PipelineConfig, run: Path, negatives: Optional[Path]) -> Any:
-    """The stream phase after the clip phase; a finished one is kept (`stream_done.json`)."""
+def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
+    """The stream phase after the clip phase; a finished one is kept (`stream_done.json`:
+    its config and the cache key of the negatives' features)."""
     from tinykws.train_stream import StreamTrainConfig, quick_stream_config, train_stream
 
     scfg = quick_stream_config() if cfg.quick else StreamTrainConfig()
     scfg = dataclasses.replace(scfg, seed=cfg.seed)
-    extra = read_features(negatives) if negatives is not None else None
-    key = {"config": scfg.to_dict(), "negatives": None if extra is None else
-           json.loads(negatives.with_suffix(".cache.json").read_text()).get("key")}
+    feats = RunDir(run).negative_features
+    key = {"config": scfg.to_dict(), "negatives": None if not with_negatives else
+           json.loads(feats.with_suffix(".cache.json").read_text()).get("key")}
     done = run / "train" / "stream_done.json"
     if done.is_file() and json.loads(done.read_text()) == key:
         console.print(f"stream training already finished; delete {done} to train again")
         return None
-    path = train_stream(run / "features", run, scfg,
-                        extra_negatives=None if extra is None else extra.features)
+    extra = read_features(feats).features if with_negatives else None  # [N, 98, 32], all _unknown_
+    path = train_stream(run / "features", run, scfg, extra_negatives=extra)
     done.write_text(json.dumps(key, indent=2))
     return path
 
@@ -241,14 +243,13 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     )
     negatives_dir = None  # the negatives folder, when the stream phase made one
     if cfg.streaming:
-        negatives = t.run(
+        negatives_dir = t.run(
             "data negatives", lambda: _negatives(cfg, run),
-            lambda p: "none (no _unknown_ class)" if p is None else f"{_rows(p)} training utterances",
+            lambda p: "none (no _unknown_ class)" if p is None
+            else f"{_rows(rd.negative_features)} training utterances",
         )
-        t.run("train streaming", lambda: _train_stream(cfg, run, negatives),
+        t.run("train streaming", lambda: _train_stream(cfg, run, negatives_dir is not None),
               lambda r: "kept the finished run" if r is None else "one state, one step a frame")
-        if negatives is not None:
-            negatives_dir = cfg.negatives or rd.negatives
     # the detector threshold for 1 false alarm an hour, on validation speakers (detector.json,
     # read by detect, the report and the generated C detector)
     t.run(
