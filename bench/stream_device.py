@@ -1,15 +1,21 @@
 """The whole keyword spotter on the emulated Cortex-M4 (docs/benchmarks.md, "Device"):
-instructions per 10-ms frame of featurizer + model + detector over a recording, hard float,
-with the device detections checked against `tinykws detect` (`tinykws verify --stream`).
+instructions per 10-ms frame of featurizer + model + detector over a recording, for the
+hard-float build and the integer (int8, soft-float ABI: the FPU-less target) build, with
+the device detections checked against their Python reference (`tinykws verify --stream`:
+`tinykws detect` for hard float, the bit-exact integer reference for int8).
 
 The model is bench/device.py's (a random FastGRNN of the pipeline's default shape unless
---run is given; hard-float costs do not depend on the weights); the detector is the run's
-(`detector.json`, else the defaults). The recording is --seconds of the dev test clips one
-after another. The peer, from the same counts: the Python default for non-rolling models,
-`window` mode, needs K = 10 model steps a frame (one per staggered state).
+--run is given, quantized there for int8; hard-float costs do not depend on the weights);
+the detector is the run's (`detector.json`, else the defaults). The recording is --seconds
+of the dev test clips one after another. The peer, from the same counts: the Python default
+for non-rolling models, `window` mode, needs K = 10 model steps a frame (one per staggered
+state). The int8 rows also give how many of the float model's detections (`tinykws detect
+--mode rolling`) the int8 spotter makes too.
 
 Usage:  python bench/stream_device.py [--run RUN_DIR] [--seconds 30] [--toolchains gcc,zig]
-Last line: `stream_device toolchain=... featurizer=N model=N detector=N total=N target=120000`.
+                                      [--builds hard,int8]
+Last line: `stream_device toolchain=... featurizer=N model=N detector=N total=N target=120000
+[int8_featurizer=N int8_model=N int8_detector=N int8_total=N]` (the first toolchain's).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ import numpy as np  # noqa: E402
 
 from device import DATA, synthetic_run  # noqa: E402  (bench/device.py)
 
-TARGET = 120_000  # issue 10: featurizer + model + detector, hard float, 2 x 128 model
+TARGET = 120_000  # issue 10: featurizer + model + detector, 2 x 128 model (int8: the same goal)
 WINDOW_K = 10  # window mode at its default 100-ms hop: ceil(98 / 10) states
 
 
@@ -60,6 +66,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--count-blocks", type=int, default=300, help="blocks counted (3 s)")
     ap.add_argument("--toolchains", default=None, help="comma list of gcc,zig (default: all)")
+    ap.add_argument("--builds", default="hard,int8", help="comma list of hard,int8")
     args = ap.parse_args()
 
     from tinykws.codegen import compile_run
@@ -68,6 +75,9 @@ def main() -> None:
 
     names = args.toolchains.split(",") if args.toolchains else [
         "gcc" if t.name == "arm-none-eabi-gcc" else "zig" for t in available_toolchains()]
+    builds = args.builds.split(",")
+    if not builds or not set(builds) <= {"hard", "int8"}:
+        sys.exit(f"--builds: a comma list of hard,int8, not {args.builds!r}")
     with tempfile.TemporaryDirectory(prefix="tinykws-bench-stream-") as tmp:
         run = Path(tmp) / "run"
         if args.run is None:
@@ -77,30 +87,49 @@ def main() -> None:
             shutil.copytree(args.run / "train", run / "train", ignore=lambda d, f: ["last.pt"])
             if (args.run / "detector.json").is_file():
                 shutil.copy(args.run / "detector.json", run / "detector.json")
+            if (args.run / "quant").is_dir():
+                shutil.copytree(args.run / "quant", run / "quant")
+            if (args.run / "features").is_dir():  # int8 quantizes when quant/ is stale
+                (run / "features").symlink_to((args.run / "features").resolve())
         wav = stream_wav(Path(tmp) / "stream.wav", args.seconds)
-        print(f"{'toolchain':<22} {'featurizer':>10} {'model':>8} {'detector':>8} {'total':>8} "
-              f"{'window K=10':>11}  detections device = python")
-        rows = []
+        print(f"{'toolchain':<22} {'build':<5} {'featurizer':>10} {'model':>8} {'detector':>8} "
+              f"{'total':>8} {'window K=10':>11}  detections device = python")
+        rows = {}
         for name in names:
             os.environ["TINYKWS_TOOLCHAIN"] = name  # compile_run uses find_toolchain()
-            out = run / "device" / f"hard-{name}"
-            compile_run(run, out, "cortex-m4", "hard")
-            r = verify_stream(out, wav, run_dir=run, toolchain=find_toolchain(name),
-                              count_blocks=args.count_blocks, progress=False)
-            ins = r.instructions
-            f, m, d = (ins[k]["mean"] for k in ("featurizer", "model", "detector"))
-            rows.append((name, f, m, d, ins["total"]))
-            verdict = "identical" if r.ok else "DIFFERENT"
-            print(f"{r.toolchain[:22]:<22} {f:>10,.0f} {m:>8,.0f} {d:>8,.0f} {ins['total']:>8,.0f} "
-                  f"{f + WINDOW_K * m + d:>11,.0f}  {len(r.device_detections)} = "
-                  f"{len(r.python_detections)} ({verdict})", flush=True)
-            if not r.ok:
-                sys.exit(f"device and Python detections differ: {r.first_difference}")
-        name, f, m, d, total = rows[0]
-        print(f"target: featurizer + model + detector <= {TARGET:,} instructions per frame -> "
-              f"{total:,.0f} ({'met' if total <= TARGET else 'NOT met'})")
-        print(f"stream_device toolchain={name} featurizer={f:.0f} model={m:.0f} detector={d:.0f} "
-              f"total={total:.0f} target={TARGET}")
+            for build in builds:
+                out = run / "device" / f"{build}-{name}"
+                if build == "int8":
+                    compile_run(run, out, "cortex-m4", "soft", precision="int8")
+                else:
+                    compile_run(run, out, "cortex-m4", "hard")
+                r = verify_stream(out, wav, run_dir=run, toolchain=find_toolchain(name),
+                                  count_blocks=args.count_blocks, progress=False)
+                ins = r.instructions
+                f, m, d = (ins[k]["mean"] for k in ("featurizer", "model", "detector"))
+                rows[(name, build)] = (f, m, d, ins["total"])
+                verdict = "identical" if r.ok else "DIFFERENT"
+                fm = r.float_model
+                vs = (f"; float model {len(fm['detections'])}, {fm['matched']} matched"
+                      if fm else "")
+                print(f"{r.toolchain[:22]:<22} {build:<5} {f:>10,.0f} {m:>8,.0f} {d:>8,.0f} "
+                      f"{ins['total']:>8,.0f} {f + WINDOW_K * m + d:>11,.0f}  "
+                      f"{len(r.device_detections)} = {len(r.python_detections)} ({verdict}){vs}",
+                      flush=True)
+                if not r.ok:
+                    sys.exit(f"device and Python differ: {r.first_difference or r.first_mismatch}")
+        first = names[0]
+        line = f"stream_device toolchain={first}"
+        for build in builds:
+            f, m, d, total = rows[(first, build)]
+            print(f"target ({build}): featurizer + model + detector <= {TARGET:,} instructions "
+                  f"per frame -> {total:,.0f} ({'met' if total <= TARGET else 'NOT met'})")
+            pre = "" if build == "hard" else "int8_"
+            line += (f" {pre}featurizer={f:.0f} {pre}model={m:.0f} {pre}detector={d:.0f} "
+                     f"{pre}total={total:.0f}")
+            if build == "hard":
+                line += f" target={TARGET}"
+        print(line)
 
 
 if __name__ == "__main__":

@@ -366,6 +366,14 @@ class Trigger:
         self.buf: deque[np.ndarray] = deque(maxlen=max(1, smooth_n))
         self.last = -np.inf
 
+    @classmethod
+    def from_config(cls, config: DetectorConfig, categories: Sequence[str],
+                    period_ms: float) -> "Trigger":
+        """The trigger of `config` for one score vector every `period_ms` (smoothing in
+        whole steps, `DetectorConfig.smooth_steps`, as the C detector counts them)."""
+        return cls(categories, config.threshold, config.smooth_steps(period_ms),
+                   config.refractory_ms / 1000.0, config.keyword_mask(categories))
+
     def reset(self) -> None:
         self.buf.clear()
         self.last = -np.inf
@@ -431,9 +439,7 @@ class Detector:
                                   reset_frames=round(cfg.reset_ms / frame_ms))
         self.score_period_s = self.scorer.period_frames * frame_ms / 1000.0
         self.keywords = cfg.keyword_mask(self.categories)
-        smooth_n = cfg.smooth_steps(1000.0 * self.score_period_s)
-        self.trigger = Trigger(self.categories, cfg.threshold, smooth_n,
-                               cfg.refractory_ms / 1000.0, self.keywords)
+        self.trigger = Trigger.from_config(cfg, self.categories, 1000.0 * self.score_period_s)
         self.featurizer = StreamingFeaturizer(self.params)
         self.samples = 0
 

@@ -2,11 +2,21 @@
 
 A recording goes block by block through the generated featurizer, model and detector
 (`mfcc_Filter` -> `completemodel_Predict` -> `detector_Process`, one never-reset state:
-mode `rolling`, what firmware runs) and, on the host, through `tinykws detect`'s Python
-detector with the same settings (the run's `detector.json`). The two detection lists must
-be identical: same frames (hence times) and labels, confidences equal to float precision.
-Instructions per 10-ms frame are counted on the first blocks, split into featurizer, model
-and detector.
+mode `rolling`, what firmware runs) and, on the host, through the Python reference of
+the same spotter with the same detector settings (the run's `detector.json`):
+
+- a float build: `tinykws detect`'s Python detector (`Detector`, mode rolling); the
+  detection lists must be identical (same frames, hence times, and labels; confidences
+  equal to float precision);
+- an integer (int8) build: the bit-exact integer reference of `tinykws.quant` (integer
+  featurizer, then the integer model one step per frame on one state) and `Trigger` on
+  its Q15 scores, which are exactly the float probabilities the C detector is fed. Every
+  feature and score must be equal, and the detections identical. Beside it, measured
+  only: the float model the integer one was quantized from, run as `tinykws detect
+  --mode rolling`, and how many of its detections the int8 spotter also makes.
+
+Instructions per 10-ms frame are counted on the first blocks, split into featurizer,
+model and detector.
 """
 
 from __future__ import annotations
@@ -27,9 +37,16 @@ from tinykws.toolchain import Toolchain, check_float_abi, find_toolchain
 
 # Blocks counted with the instruction hook (~1 s per 5-10 M instructions): 3 s of audio in
 # hard float; soft float (~6 M instructions a frame) a handful, as plain `verify` does.
+# int8 (integer featurizer and model, any ABI): INT8_COUNT_BLOCKS.
 STREAM_COUNT_BLOCKS = {"hard": 300, "softfp": 300, "soft": 6}
+INT8_COUNT_BLOCKS = 100  # ~0.15 M instructions a frame with the soft-float detector: 1 s
 CHUNK_BLOCKS = 2000  # blocks per harness call (20 s of audio; the mailbox holds ~5000)
 CONFIDENCE_ATOL = 1e-4  # device vs Python smoothed score at a detection (float32 vs torch)
+# int8: both sides smooth the same Q15 scores, whose sums are exact in float32 and float64;
+# only the final division rounds (float32 on the device): |diff| <= 2^-24 relative.
+INT8_CONFIDENCE_ATOL = 1e-6
+MATCH_WINDOW_S = 0.5  # int8 vs float detections: same label at most this far apart
+INT8_COMPARE = "integer reference (tinykws.quant featurizer + model, Trigger)"
 ENTRY_POINTS = {"featurizer": "mfcc_Filter", "model": "completemodel_Predict",
                 "detector": "detector_Process"}
 
@@ -57,6 +74,12 @@ class StreamVerifyReport(JSONReport):
     note: str = ""
     seconds: float = 0.0
     compare: str = "tinykws detect --mode rolling"
+    precision: str = "float"  # float | int8 (integer featurizer and model)
+    # int8: every feature and score must equal the integer reference's (ok includes it)
+    max_feature_diff: Optional[float] = None
+    first_mismatch: Optional[dict[str, Any]] = None  # first frame whose scores/features differ
+    # int8: the float model it was quantized from, as `tinykws detect --mode rolling` (measured)
+    float_model: Optional[dict[str, Any]] = None
 
 
 @dataclass
@@ -65,6 +88,7 @@ class _DeviceStream:
     fired: np.ndarray  # int32 [frames]: class index, or -1
     confidence: np.ndarray  # float32 [frames]
     per_call: dict[str, list[int]] = field(default_factory=dict)  # counted blocks only
+    features: Optional[np.ndarray] = None  # [frames, F]: mfcc_Filter's output, warm-up left out
 
 
 def run_stream_on_device(device: KWSDevice, audio: np.ndarray, count_blocks: int,
@@ -85,7 +109,7 @@ def run_stream_on_device(device: KWSDevice, audio: np.ndarray, count_blocks: int
     while cuts[-1] < n_blocks:
         cuts.append(min(cuts[-1] + chunk_blocks, n_blocks))
     cuts = sorted(set(cuts))
-    scores, fired, conf, per_call = [], [], [], {}
+    scores, fired, conf, feats, per_call = [], [], [], [], {}
     bar = progress_bar(transient=True)
     bar.disable = not progress
     with bar:
@@ -95,18 +119,20 @@ def run_stream_on_device(device: KWSDevice, audio: np.ndarray, count_blocks: int
             run = device.run_clip(x[a * s.block_len : b * s.block_len], count=counted,
                                   reset=a == 0, detect=True)
             scores.append(run.scores)
+            feats.append(run.features[s.warmup_blocks if a == 0 else 0 :])
             fired.append(run.fired)
             conf.append(run.confidence)
             if counted and run.counts is not None:
                 per_call = {k: list(v) for k, v in run.counts.per_call.items()}
             bar.advance(task, b - a)
     return _DeviceStream(np.concatenate(scores), np.concatenate(fired).astype(np.int32),
-                         np.concatenate(conf), per_call)
+                         np.concatenate(conf), per_call, np.concatenate(feats))
 
 
 def _python_stream(run_dir: Path, audio: np.ndarray, config) -> tuple[np.ndarray, list]:
     """Raw scores [frames, C] and detections of `tinykws detect`'s Python detector (block
-    by block, as `detect_file` runs it) with `config` in mode rolling."""
+    by block, as `detect_file` runs it) with `config` in mode rolling. `run_dir`: a run
+    folder or a checkpoint file."""
     from tinykws.detect import Detector, blocks
 
     det = Detector(run_dir, config=config.replace(mode="rolling"))
@@ -120,6 +146,79 @@ def _python_stream(run_dir: Path, audio: np.ndarray, config) -> tuple[np.ndarray
         if d:
             found.append(d)
     return np.array(scores, np.float64).reshape(len(scores), -1), found
+
+
+def _int_python_stream(reference, audio: np.ndarray, config, categories: list[str],
+                       fp) -> tuple[np.ndarray, np.ndarray, list]:
+    """The integer build's Python reference over a whole recording: (features [T, F],
+    scores [T, C], detections).
+
+    `reference` is `int_reference`'s (integer featurizer, then the integer model one step
+    per frame from one zero state, never reset: the recording is one clip); its Q15 scores
+    as float32 are exactly what `completemodel_Predict` hands the C detector, so `Trigger`
+    (the detector's Python definition) runs on them, one vector per frame."""
+    from tinykws.detect import Trigger
+
+    feats, scores = reference(np.asarray(audio)[None])  # [1, T, F], [1, T, C]
+    trigger = Trigger.from_config(config, categories, 1000.0 * fp.hop / fp.sample_rate)
+    found = []
+    for f, s in enumerate(scores[0]):
+        d = trigger(_frame_time(f, fp), s)
+        if d:
+            found.append(d)
+    return feats[0], scores[0], found
+
+
+def _frame_time(frame: int, fp) -> float:
+    """Seconds from the stream start when model step `frame` completed: samples fed / rate,
+    as `Detector` counts them (warm-up blocks included)."""
+    return (int(frame) + fp.first_block) * fp.hop / fp.sample_rate
+
+
+def _first_mismatch(dev: _DeviceStream, feats: np.ndarray, scores: np.ndarray
+                    ) -> tuple[Optional[dict[str, Any]], float]:
+    """(the first frame whose scores or features differ at all, or None; max |feature diff|)."""
+    if dev.features is None or dev.features.shape != feats.shape:
+        raise DeviceError(f"device gave features {None if dev.features is None else dev.features.shape}, "
+                          f"the integer reference {feats.shape}")
+    fdiff = np.abs(dev.features - feats).max(axis=1) if len(feats) else np.zeros(0)  # [T]
+    bad = ~(np.abs(dev.scores - scores) == 0) | ~(fdiff == 0)[:, None]  # NaN counts as bad
+    worst = float(fdiff.max()) if fdiff.size else 0.0
+    if not bad.any():
+        return None, worst
+    t, c = np.argwhere(bad)[0]
+    return {"frame": int(t), "class_index": int(c), "device": float(dev.scores[t, c]),
+            "reference": float(scores[t, c]), "feature_max_diff_at_frame": float(fdiff[t])}, worst
+
+
+def match_detections(a: list[dict], b: list[dict], window_s: float = MATCH_WINDOW_S
+                     ) -> tuple[int, int]:
+    """(pairs with the same label at most `window_s` apart, pairs at the same time): each
+    detection of `b` pairs with at most one of `a`, the earliest unused one, in time order."""
+    used = [False] * len(b)
+    near = same = 0
+    for d in a:
+        for j, e in enumerate(b):
+            if not used[j] and e["label"] == d["label"] and abs(e["time_s"] - d["time_s"]) <= window_s:
+                used[j] = True
+                near += 1
+                same += e["time_s"] == d["time_s"]
+                break
+    return near, same
+
+
+def _float_model_comparison(checkpoint: Path, audio: np.ndarray, config, int_found: list[dict],
+                            int_scores: np.ndarray) -> dict[str, Any]:
+    """The float model an int8 build was quantized from, run as `tinykws detect --mode
+    rolling` on the same audio: its detections and how many the int8 spotter also made."""
+    f_scores, f_found = _python_stream(checkpoint, audio, config)
+    f_list = [d.to_dict() for d in f_found]
+    near, same = match_detections(int_found, f_list)
+    n = min(len(f_scores), len(int_scores))
+    return {"checkpoint": str(checkpoint), "compare": "tinykws detect --mode rolling",
+            "detections": f_list, "matched": near, "same_frame": same,
+            "match_window_s": MATCH_WINDOW_S,
+            "max_score_diff": float(np.abs(f_scores[:n] - int_scores[:n]).max()) if n else 0.0}
 
 
 def compare_detections(device: list[dict], python: list[dict], atol: float
@@ -169,16 +268,22 @@ def verify_stream(
     toolchain: Optional[Toolchain] = None,
     count_blocks: Optional[int] = None,
     progress: bool = True,
-    atol: float = CONFIDENCE_ATOL,
+    atol: Optional[float] = None,
 ) -> StreamVerifyReport:
     """Run a recording through featurizer + model + detector on the emulated Cortex-M4 and
-    through `tinykws detect` (mode rolling), compare the detections, count instructions.
+    through its Python reference, compare the detections, count instructions.
+
+    The reference is `tinykws detect` (mode rolling) for a float build; for an integer
+    (int8) build the integer reference of `tinykws.quant` (features and scores must be
+    bit-exact too), with the float model it was quantized from measured beside it.
+    `atol`: confidence tolerance (default CONFIDENCE_ATOL, int8 INT8_CONFIDENCE_ATOL).
 
     Writes `compiled_dir/verify_stream.json`. The compiled detector must have been made
     from the run's current detector (`detector.json`): else a DeviceError says to recompile.
     """
     from tinykws.data.audio import load_audio
     from tinykws.detect import load_detector_config
+    from tinykws.device.reference import int_reference
     from tinykws.device.verify import detect_float_abi, detect_precision
     from tinykws.run import RunDir
 
@@ -187,9 +292,7 @@ def verify_stream(
     for f in ("featurizer.S", "model.S"):
         if not (compiled_dir / f).is_file():
             raise DeviceError(f"{compiled_dir / f} not found: run `tinykws compile RUN_DIR` first")
-    if detect_precision(compiled_dir) == "int8":  # quantized scores: no float stream to equal
-        raise DeviceError(f"{compiled_dir} is an integer (int8) build: --stream compares with the "
-                          "float `tinykws detect`; check int8 builds with `tinykws verify DIR`")
+    precision = detect_precision(compiled_dir)
     run_dir = Path(run_dir) if run_dir is not None else compiled_dir.resolve().parent.parent
     if not RunDir(run_dir).has_checkpoint():
         raise DeviceError(f"{run_dir}: no train/best.pt or train/last.pt: pass the run folder with --run")
@@ -201,44 +304,65 @@ def verify_stream(
     audio_path = Path(audio_path)
     if not audio_path.is_file():
         raise DeviceError(f"--stream {audio_path}: no such file")
+    # the models first: a missing or damaged one fails before any build
+    int8 = precision == "int8"
+    if int8:  # the integer model and the float checkpoint it was quantized from
+        from tinykws.quant.calibrate import int_model_checkpoint
+
+        float_source = int_model_checkpoint(run_dir)
+        int_ref, shape, fp, ck = int_reference(run_dir)
+    else:
+        _, shape, fp, ck = torch_reference(run_dir)
     audio, _ = load_audio(audio_path, length=None)
+    cfg = run_cfg.replace(mode="rolling")
+    atol = (INT8_CONFIDENCE_ATOL if int8 else CONFIDENCE_ATOL) if atol is None else atol
 
     float_abi = check_float_abi(float_abi or detect_float_abi(compiled_dir))
     tc = toolchain or find_toolchain()
     sources = [compiled_dir / f"{m}.S" for m in ("featurizer", "model", "detector")]
     elf = build_image(sources, compiled_dir / "build" / "stream", float_abi, tc)
-    _, shape, fp, ck = torch_reference(run_dir)
     device = KWSDevice(elf, shape)
-    n = STREAM_COUNT_BLOCKS[float_abi] if count_blocks is None else count_blocks
-    dev = run_stream_on_device(device, audio, n, progress=progress)
+    default_n = INT8_COUNT_BLOCKS if int8 else STREAM_COUNT_BLOCKS[float_abi]
+    dev = run_stream_on_device(device, audio, default_n if count_blocks is None else count_blocks,
+                               progress=progress)
 
-    py_scores, py_found = _python_stream(run_dir, np.asarray(audio), run_cfg)
     cats = list(ck.categories)
-    frame_s = fp.hop / fp.sample_rate
-    dev_found = [{"time_s": (int(f) + fp.first_block) * fp.hop / fp.sample_rate,
-                  "label": cats[int(dev.fired[f])], "confidence": float(dev.confidence[f])}
+    mismatch, fdiff, float_model = None, None, None
+    if int8:
+        feats, py_scores, py_found = _int_python_stream(int_ref, audio, cfg, cats, fp)
+    else:
+        py_scores, py_found = _python_stream(run_dir, np.asarray(audio), run_cfg)
+    if len(py_scores) != len(dev.scores):
+        raise DeviceError(f"device ran {len(dev.scores)} frames, Python {len(py_scores)}")
+    dev_found = [{"time_s": _frame_time(f, fp), "label": cats[int(dev.fired[f])],
+                  "confidence": float(dev.confidence[f])}
                  for f in np.flatnonzero(dev.fired >= 0)]
     py_list = [d.to_dict() for d in py_found]
     first, worst = compare_detections(dev_found, py_list, atol)
-    if len(py_scores) != len(dev.scores):
-        raise DeviceError(f"device ran {len(dev.scores)} frames, Python {len(py_scores)}")
     score_diff = float(np.abs(dev.scores - py_scores).max()) if len(py_scores) else 0.0
+    if int8:
+        mismatch, fdiff = _first_mismatch(dev, feats, py_scores)
+        float_model = _float_model_comparison(float_source, np.asarray(audio), run_cfg,
+                                              py_list, py_scores)
     mode = run_cfg.resolve_mode(ck)
     note = ("" if mode == "rolling" else
             f"the run's Python detector runs mode `{mode}`; the device runs one model step "
             "per frame on one never-reset state, so it is compared with "
             "`tinykws detect --mode rolling`")
-    frame_ms = 1000.0 * frame_s
+    frame_ms = 1000.0 * fp.hop / fp.sample_rate
     report = StreamVerifyReport(
-        ok=first is None, audio=str(audio_path), audio_seconds=len(audio) / fp.sample_rate,
+        ok=first is None and mismatch is None, audio=str(audio_path),
+        audio_seconds=len(audio) / fp.sample_rate,
         frames=len(dev.scores), float_abi=float_abi, toolchain=tc.version,
-        detector=run_cfg.replace(mode="rolling").to_dict(),
-        smooth_steps=run_cfg.smooth_steps(frame_ms),
+        detector=cfg.to_dict(), smooth_steps=run_cfg.smooth_steps(frame_ms),
         refractory_steps=run_cfg.refractory_steps(frame_ms),
         device_detections=dev_found, python_detections=py_list, first_difference=first,
         max_confidence_diff=worst, max_score_diff=score_diff,
         instructions=_instructions(dev.per_call), atol=atol, note=note,
-        seconds=time.perf_counter() - t0)
+        seconds=time.perf_counter() - t0,
+        compare=INT8_COMPARE if int8 else "tinykws detect --mode rolling",
+        precision=precision, max_feature_diff=fdiff, first_mismatch=mismatch,
+        float_model=float_model)
     report.save(compiled_dir / "verify_stream.json")
     return report
 
@@ -247,8 +371,9 @@ def format_stream_report(r: StreamVerifyReport) -> str:
     """What `tinykws verify DIR --stream AUDIO` prints."""
     d = r.detector
     kw = "all but _unknown_/_silence_" if d.get("keywords") is None else ", ".join(d["keywords"])
+    build = "integer (int8) build, " if r.precision == "int8" else ""
     lines = [
-        f"emulated Cortex-M4, float ABI {r.float_abi}, {r.toolchain}",
+        f"emulated Cortex-M4, {build}float ABI {r.float_abi}, {r.toolchain}",
         f"stream {r.audio}: {r.audio_seconds:.1f} s, {r.frames} frames; detector: threshold "
         f"{d['threshold']:g}, smoothing {d['smoothing_ms']:g} ms ({r.smooth_steps} frames), "
         f"refractory {d['refractory_ms']:g} ms ({r.refractory_steps} frames), keywords: {kw}",
@@ -258,8 +383,9 @@ def format_stream_report(r: StreamVerifyReport) -> str:
     lines.append(f"device detections ({len(r.device_detections)}):")
     lines += [f"  {x['time_s']:9.2f} s  {x['label']:<10} {x['confidence']:.3f}"
               for x in r.device_detections]
-    verdict = "IDENTICAL" if r.ok else "DIFFERENT"
-    lines.append(f"{r.compare}: {len(r.python_detections)} detections: {verdict} "
+    same = r.first_difference is None
+    lines.append(f"{r.compare}: {len(r.python_detections)} detections: "
+                 f"{'IDENTICAL' if same else 'DIFFERENT'} "
                  f"(time and label; max |confidence diff| {r.max_confidence_diff:.1e}, "
                  f"limit {r.atol:g}); max |score diff| over all frames {r.max_score_diff:.1e}")
     if r.first_difference is not None:
@@ -270,11 +396,30 @@ def format_stream_report(r: StreamVerifyReport) -> str:
 
         lines.append(f"first difference (detection {f['index']}): device {show(f['device'])}, "
                      f"python {show(f['python'])}")
+    if r.precision == "int8":
+        if r.first_mismatch is None:
+            lines.append(f"features and scores: bit for bit equal over all {r.frames} frames")
+        else:
+            m = r.first_mismatch
+            lines.append(
+                f"features and scores DIFFER: first at frame {m['frame']}, class "
+                f"{m['class_index']}: device {m['device']:.6g} vs reference {m['reference']:.6g}; "
+                f"featurizer |diff| at that frame {m['feature_max_diff_at_frame']:.3g} "
+                f"(max over all frames {r.max_feature_diff:.3g})")
+    if r.float_model is not None:
+        fm = r.float_model
+        lines.append(
+            f"vs the float model ({fm['checkpoint']}, {fm['compare']}; measured, not checked): "
+            f"{len(fm['detections'])} detections, {fm['matched']} of them made by the int8 "
+            f"spotter too (same label within {fm['match_window_s']:g} s; {fm['same_frame']} at "
+            f"the same frame); max |score diff| {fm['max_score_diff']:.3g}")
     ins = r.instructions
     parts = [f"{k} {ins[k]['mean']:,.0f}" for k in ENTRY_POINTS if k in ins]
     if parts:
         calls = ins.get("model", {}).get("calls", 0)
         lines.append(f"instructions per 10-ms frame: {' + '.join(parts)} = {ins['total']:,.0f} "
                      f"(mean over the first {calls} frames)")
+    if r.precision == "int8" and r.float_abi == "soft":
+        lines.append("soft float: the detector's float sums are __aeabi_* calls (counted)")
     lines.append(("PASS" if r.ok else "FAIL") + f" in {r.seconds:.1f} s")
     return "\n".join(lines)

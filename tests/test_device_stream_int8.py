@@ -1,0 +1,188 @@
+"""`tinykws verify DIR --stream AUDIO` for an integer (int8) build: the integer featurizer,
+model and the detector on the emulated Cortex-M4 over a recording give exactly the Python
+integer reference's features, scores and detections (one never-reset state, one model step
+per frame), and the float model's detections are reported beside them.
+
+The run is test_device_stream's small random FastGRNN (1 x 16), quantized here, with a
+threshold its integer scores cross several times on a stream of real dev clips. Near-ties
+matter only within float32 rounding of the smoothed score (~6e-8): the threshold keeps
+1e-5 away from every smoothed score, so identical detections are what the test demands."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from eval_helpers import run_cli
+from test_device_e2e import CATEGORIES, DATA, make_run
+from test_device_stream import _stream_audio
+from tinykws.detect import DetectorConfig, moving_average, pick_detections, save_detector
+
+pytest.importorskip("unicorn", reason="the emulated Cortex-M4 needs the device extra (unicorn)")
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SMOOTH_MS, REFRACTORY_MS, FRAME_MS = 100.0, 500.0, 10.0
+
+
+def _quantize(run: Path, audio: np.ndarray) -> None:
+    """RUN/quant/model_int.npz from train/best.pt, its hidden-state ranges calibrated on the
+    run's testing clips and the stream itself (what `tinykws quantize` does with features)."""
+    from tinykws.data.audio import load_audio
+    from tinykws.data.speech_commands import read_list
+    from tinykws.features import FeatureParams, frames_from_stream, logmel
+    from tinykws.quant.calibrate import hidden_ranges
+    from tinykws.quant.model import quantize_model
+    from tinykws.run import load_model
+
+    model, ck = load_model(run)
+    clips = np.stack([logmel(load_audio(e.path)[0], FeatureParams())
+                      for e in read_list(run / "lists", "testing")])
+    ranges = np.maximum(hidden_ranges(model, clips),
+                        hidden_ranges(model, frames_from_stream(audio, FeatureParams())[None]))
+    im = quantize_model(model, list(ck.categories), ranges)
+    im.info["checkpoint"] = "train/best.pt"
+    im.save(run / "quant" / "model_int.npz")
+
+
+def _reference(run: Path, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Times [T] and integer-model scores [T, C] (float32 probabilities) over the stream,
+    the batch way: the whole recording's Q7.8 frames, then `IntModel.run` on one clip."""
+    from tinykws.features import FeatureParams
+    from tinykws.quant.calibrate import load_int_model
+    from tinykws.quant.features import frames_from_stream_q
+    from tinykws.quant.model import scores_float
+
+    fp = FeatureParams()
+    q = frames_from_stream_q(audio, fp)
+    _, sc = load_int_model(run).run(q[None])
+    times = (np.arange(len(q)) + fp.first_block) * fp.hop / fp.sample_rate
+    return times, scores_float(sc[0])
+
+
+def _threshold_away_from_ties(cats, scores: np.ndarray, cfg: DetectorConfig) -> float:
+    """A threshold the best smoothed keyword score crosses a few times and never comes
+    within 1e-5 of."""
+    kw = cfg.keyword_mask(cats)
+    best = moving_average(scores, cfg.smooth_steps(FRAME_MS))[:, kw].max(axis=1)
+    for q in (0.9, 0.85, 0.8, 0.95, 0.75, 0.7):
+        thr = float(np.quantile(best, q)) + 3e-5
+        if np.abs(best - thr).min() > 1e-5:
+            return thr
+    pytest.fail("no threshold clear of near-ties")
+
+
+@pytest.fixture(scope="module")
+def int8_run(tmp_path_factory):
+    from tinykws.codegen import compile_run
+
+    if not DATA.is_dir():
+        pytest.fail(f"shared dev data missing at {DATA}")
+    root = tmp_path_factory.mktemp("stream_int8")
+    run = make_run(root / "run", hidden=16, layers=1)
+    audio = _stream_audio()
+    wav = root / "stream.wav"
+    sf.write(wav, audio, 16000)
+    _quantize(run, audio)
+    cfg = DetectorConfig(smoothing_ms=SMOOTH_MS, refractory_ms=REFRACTORY_MS, mode="rolling")
+    _, scores = _reference(run, audio)
+    save_detector(run, cfg.replace(threshold=_threshold_away_from_ties(CATEGORIES, scores, cfg)))
+    compile_run(run, float_abi="soft", precision="int8")
+    return run, wav, audio
+
+
+def test_int8_device_equals_the_integer_reference(int8_run):
+    """Detections, every score and every feature of the device equal the integer reference;
+    the detections also equal an independent batch computation (`IntModel.run` over the
+    whole recording, then `moving_average` + `pick_detections`)."""
+    from tinykws.detect import detect_file, load_detector_config
+    from tinykws.device.stream import verify_stream
+
+    run, wav, audio = int8_run
+    r = verify_stream(run / "device" / "int8", wav, count_blocks=40, progress=False)
+    assert r.ok, (r.first_difference, r.first_mismatch)
+    assert r.precision == "int8" and r.float_abi == "soft"
+    assert r.max_score_diff == 0.0 and r.max_feature_diff == 0.0
+    assert r.max_confidence_diff <= 1e-6  # float32 vs float64 division of the same exact sum
+    assert len(r.device_detections) >= 3
+
+    cfg = load_detector_config(run)
+    times, scores = _reference(run, audio)
+    batch = pick_detections(times, moving_average(scores, cfg.smooth_steps(FRAME_MS)), CATEGORIES,
+                            cfg.threshold, cfg.refractory_ms / 1000.0)
+    assert r.frames == len(times)
+    assert [(d["time_s"], d["label"]) for d in r.device_detections] == \
+        [(d.time_s, d.label) for d in batch]
+    np.testing.assert_allclose([d["confidence"] for d in r.device_detections],
+                               [d.confidence for d in batch], atol=1e-6)
+
+    ins = r.instructions
+    assert ins["model"]["calls"] == 40 - 2 and ins["detector"]["calls"] == 38
+    assert ins["total"] == pytest.approx(
+        ins["featurizer"]["mean"] + ins["model"]["mean"] + ins["detector"]["mean"])
+    assert ins["featurizer"]["mean"] > 5000 and ins["detector"]["mean"] > 0
+
+    fm = r.float_model  # the float model it was quantized from, as `tinykws detect` runs it
+    assert fm["checkpoint"] == str(run / "train" / "best.pt")
+    python = [d.to_dict() for d in detect_file(run, wav, mode="rolling")]
+    assert fm["detections"] == python
+    assert 0 <= fm["same_frame"] <= fm["matched"] <= min(len(python), len(r.device_detections))
+    assert 0 < fm["max_score_diff"] < 0.5  # quantized, yet the same model
+    saved = json.loads((run / "device" / "int8" / "verify_stream.json").read_text())
+    assert saved["ok"] and saved["precision"] == "int8"
+    assert saved["device_detections"] == r.device_detections
+
+
+def test_cli_fails_when_the_reference_diverges(int8_run, capsys, monkeypatch):
+    """Exit 0 and IDENTICAL as built; exit 1 when the Python reference loses a detection,
+    and exit 1 when one score of one frame is one Q15 step off (detections unchanged)."""
+    import tinykws.device.stream as ds
+
+    run, wav, _ = int8_run
+    args = ["verify", str(run / "device" / "int8"), "--stream", str(wav)]
+    code, out, err = run_cli(args, capsys, monkeypatch)
+    assert code == 0 and "IDENTICAL" in out and "bit for bit equal" in out, (out, err)
+    assert "integer (int8) build" in out and "vs the float model" in out
+    assert "instructions per 10-ms frame" in out
+
+    real = ds._int_python_stream
+
+    def one_missing(*a, **kw):
+        feats, scores, found = real(*a, **kw)
+        return feats, scores, found[1:]
+
+    monkeypatch.setattr(ds, "_int_python_stream", one_missing)
+    code, out, _ = run_cli(args, capsys, monkeypatch)
+    assert code == 1 and "DIFFERENT" in out and "first difference (detection 0)" in out
+
+    def one_score_off(*a, **kw):
+        feats, scores, found = real(*a, **kw)
+        scores = scores.copy()
+        scores[len(scores) // 2, 0] += np.float32(2.0**-15)
+        return feats, scores, found
+
+    monkeypatch.setattr(ds, "_int_python_stream", one_score_off)
+    code, out, _ = run_cli(args, capsys, monkeypatch)
+    assert code == 1 and "IDENTICAL" in out and "DIFFER: first at frame" in out
+    assert "FAIL" in out
+
+
+@pytest.mark.parametrize("damage", ["missing", "truncated"])
+def test_a_missing_or_damaged_integer_model_is_a_one_line_error(int8_run, tmp_path, damage,
+                                                                capsys, monkeypatch):
+    run, wav, _ = int8_run
+    other = tmp_path / "run"
+    shutil.copytree(run, other, ignore=shutil.ignore_patterns("build"))
+    qpath = other / "quant" / "model_int.npz"
+    if damage == "missing":
+        qpath.unlink()
+    else:
+        qpath.write_bytes(qpath.read_bytes()[:100])
+    code, out, err = run_cli(["verify", str(other / "device" / "int8"), "--stream", str(wav)],
+                             capsys, monkeypatch)
+    assert code == 2 and err.startswith("error: ") and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "tinykws quantize" in err
