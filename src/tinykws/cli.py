@@ -475,11 +475,14 @@ def verify(
     ),
     stream: Optional[Path] = typer.Option(
         None, "--stream", help="A recording (WAV, any length): run featurizer + model + "
-        "detector over it and compare the detections with `tinykws detect`'s."
+        "detector over it and compare the detections with `tinykws detect`'s (an int8 "
+        "build: features, scores and detections with the integer reference's, bit for bit; "
+        "the float model's detections are counted beside)."
     ),
 ) -> None:
     """Run the compiled featurizer + model on an emulated Cortex-M4 and check every score
-    (with --stream: the whole keyword spotter over a recording, against `tinykws detect`)."""
+    (with --stream: the whole keyword spotter over a recording, against `tinykws detect`,
+    or for an int8 build against the Python integer reference)."""
     import json as _json
 
     from tinykws.device import format_report

@@ -19,8 +19,9 @@ One module per job, in dependency order:
 - `verify`    `verify` and its report (parity, instructions, flash, RAM, peak stack);
 - `cost`      MACs per frame of the featurizer and the model (the cost model);
 - `stream`    `verify --stream`: featurizer + model + detector over a long recording,
-              detections compared with `tinykws detect --mode rolling` (not re-exported
-              here: import `verify_stream` from `tinykws.device.stream`).
+              detections compared with `tinykws detect --mode rolling` (int8 builds:
+              with the integer reference, bit for bit) (not re-exported here: import
+              `verify_stream` from `tinykws.device.stream`).
 
 The names below are the package's API; import them from `tinykws.device`.
 """
