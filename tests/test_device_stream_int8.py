@@ -186,3 +186,17 @@ def test_a_missing_or_damaged_integer_model_is_a_one_line_error(int8_run, tmp_pa
                              capsys, monkeypatch)
     assert code == 2 and err.startswith("error: ") and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1 and "tinykws quantize" in err
+
+
+def test_match_detections_pairs_each_detection_once():
+    """Same label within the window, each float detection used once, the earliest first."""
+    from tinykws.device.stream import match_detections
+
+    def d(t, label):
+        return {"time_s": t, "label": label, "confidence": 0.9}
+
+    int8 = [d(1.0, "yes"), d(1.2, "yes"), d(3.0, "no"), d(5.0, "up"), d(7.0, "go")]
+    flt = [d(1.1, "yes"), d(3.0, "no"), d(5.0, "down"), d(7.6, "go")]
+    assert match_detections(int8, flt, 0.5) == (2, 1)  # 1.2 "yes" finds 1.1 taken
+    assert match_detections(int8, flt, 0.6) == (3, 1)
+    assert match_detections([], flt) == (0, 0)

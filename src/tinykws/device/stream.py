@@ -39,7 +39,7 @@ from tinykws.toolchain import Toolchain, check_float_abi, find_toolchain
 # hard float; soft float (~6 M instructions a frame) a handful, as plain `verify` does.
 # int8 (integer featurizer and model, any ABI): INT8_COUNT_BLOCKS.
 STREAM_COUNT_BLOCKS = {"hard": 300, "softfp": 300, "soft": 6}
-INT8_COUNT_BLOCKS = 100  # ~0.15 M instructions a frame with the soft-float detector: 1 s
+INT8_COUNT_BLOCKS = 100  # 1 s of audio: ~0.13 M instructions a frame, ~2 s with the hook
 CHUNK_BLOCKS = 2000  # blocks per harness call (20 s of audio; the mailbox holds ~5000)
 CONFIDENCE_ATOL = 1e-4  # device vs Python smoothed score at a detection (float32 vs torch)
 # int8: both sides smooth the same Q15 scores, whose sums are exact in float32 and float64;
@@ -55,7 +55,8 @@ ENTRY_POINTS = {"featurizer": "mfcc_Filter", "model": "completemodel_Predict",
 class StreamVerifyReport(JSONReport):
     """What `tinykws verify --stream` found."""
 
-    ok: bool  # detection lists identical (frame, label; confidence within `atol`)
+    ok: bool  # detection lists identical (frame, label; confidence within `atol`); int8:
+    # and every feature and score equal
     audio: str
     audio_seconds: float
     frames: int  # model steps (= 10-ms frames once the featurizer's window is full)
