@@ -26,6 +26,7 @@ import json
 import math
 import os
 from collections import deque
+from fractions import Fraction
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Optional, Sequence
@@ -386,6 +387,83 @@ class Trigger:
         if masked[k] >= self.threshold and t - self.last >= self.refractory_s - TIME_EPS_S:
             self.last = t
             return Detection(float(t), self.categories[k], float(masked[k]))
+        return None
+
+
+# --------------------------------------------------------------------------- integer trigger
+
+Q15_ONE = 32768  # a Q15 score q stands for the probability q / 32768 (integer model outputs)
+
+
+def threshold_sums(threshold: float, n: int) -> np.ndarray:
+    """int64 [n]: entry m - 1 is the least integer sum of m Q15 scores whose mean reaches
+    `threshold`: ceil(T * 32768 * m), computed exactly, where T is the decimal number the
+    threshold is written as in detector.json (Python's shortest repr: 0.8 is 4/5, not the
+    binary64 number just above it). So `sum >= entry` is exactly "mean >= T" in real
+    numbers, and equals `Trigger`'s float64 test on the same Q15 scores whenever
+    m * 10^digits < 1e11 (a mean that is not T lies at least 1 / (32768 m 10^digits) from
+    it, far beyond float64 rounding; a mean equal to T rounds to the threshold itself)."""
+    t = Fraction(repr(float(threshold)))
+    return np.array([math.ceil(t * Q15_ONE * m) for m in range(1, n + 1)], np.int64)
+
+
+class IntTrigger:
+    """`Trigger` for integer builds: Q15 class scores in (int, 0 .. 32767, what the integer
+    model's softmax gives), decisions in exact integer arithmetic. The generated C detector
+    of an int8 build (runtime `tkws_qdetect.c`) is this, step for step.
+
+    Per score vector: the keyword classes' Q15 scores go into a ring of the last `smooth_n`
+    steps and each keyword's int sum over the m filled rows (m = min(steps seen,
+    `smooth_n`)) is kept up to date by adding the new score and subtracting the one that
+    leaves the ring. The keyword with the largest sum (the first on a tie) fires when its
+    sum reaches `threshold_sums(threshold, smooth_n)[m - 1]`, i.e. when its mean score is
+    >= threshold exactly (`Trigger` computes that mean in floating point), and at least
+    `refractory_steps` steps have passed since the last detection (or there was none).
+    The confidence is float32(sum) / float32(32768 m) rounded to float32, as the C
+    computes it, so device and Python confidences are equal bit for bit.
+    """
+
+    def __init__(self, categories: Sequence[str], threshold: float, smooth_n: int,
+                 refractory_steps: int, keywords: Optional[np.ndarray] = None):
+        self.categories = list(categories)
+        kw = (np.array([c not in NON_KEYWORDS for c in self.categories]) if keywords is None
+              else np.asarray(keywords, bool))
+        self.keyword_index = np.flatnonzero(kw)  # [K] class indices that may fire
+        self.smooth_n = max(1, int(smooth_n))
+        self.refractory = max(0, int(refractory_steps))
+        self.min_sum = threshold_sums(threshold, self.smooth_n)  # [smooth_n]
+        self.reset()
+
+    @classmethod
+    def from_config(cls, config: DetectorConfig, categories: Sequence[str],
+                    period_ms: float) -> "IntTrigger":
+        """The integer trigger of `config` for one score vector every `period_ms`."""
+        return cls(categories, config.threshold, config.smooth_steps(period_ms),
+                   config.refractory_steps(period_ms), config.keyword_mask(categories))
+
+    def reset(self) -> None:
+        self.history = np.zeros((self.smooth_n, len(self.keyword_index)), np.int64)  # ring
+        self.sums = np.zeros(len(self.keyword_index), np.int64)  # over the filled rows
+        self.pos = 0  # ring row written next
+        self.filled = 0  # rows in use
+        self.since = self.refractory  # steps since the last detection (saturating)
+
+    def __call__(self, t: float, scores_q15: np.ndarray) -> Detection | None:
+        """One Q15 score vector [C] at time `t` (s) -> the detection it makes, or None."""
+        new = np.asarray(scores_q15, np.int64)[self.keyword_index]
+        self.sums += new - self.history[self.pos]  # the leaving row is 0 while filling
+        self.history[self.pos] = new
+        self.pos = (self.pos + 1) % self.smooth_n
+        self.filled = min(self.filled + 1, self.smooth_n)
+        self.since = min(self.since + 1, self.refractory)
+        if len(self.sums) == 0:
+            return None
+        j = int(self.sums.argmax())
+        best = int(self.sums[j])
+        if best >= self.min_sum[self.filled - 1] and self.since >= self.refractory:
+            self.since = 0
+            confidence = np.float32(best) / np.float32(Q15_ONE * self.filled)
+            return Detection(float(t), self.categories[self.keyword_index[j]], float(confidence))
         return None
 
 

@@ -11,9 +11,10 @@ The C API keeps ELL's conventions (see docs/architecture.md, "Code generation"):
 ``mfcc_Filter`` / ``mfcc_Reset`` and ``completemodel_Predict`` / ``completemodel_Reset``.
 
 ``precision="int8"`` builds the integer path instead (cores without an FPU): the integer
-featurizer (`tinykws.codegen.int_featurizer`) and the integer model
-(`tinykws.codegen.emit_int`) from ``RUN_DIR/quant/model_int.npz``, which `tinykws quantize`
-writes (and this function, when it is missing or older than the checkpoint).
+featurizer (`tinykws.codegen.int_featurizer`), the integer model from
+``RUN_DIR/quant/model_int.npz`` (`tinykws.codegen.emit_int`; `tinykws quantize` writes it,
+and this function does when it is missing or older than the checkpoint) and the integer
+detector on its Q15 scores (`emit_int.emit_int_detector`).
 """
 
 from __future__ import annotations
@@ -151,10 +152,10 @@ def compile_run(
 
 def _write_int_sources(run_dir: Path, ckpt: Path, out: Path, checkpoint: "Checkpoint",
                        detector) -> dict[str, Path]:
-    """The integer featurizer and model C (quantizing the run first when needed), and the
-    streaming detector on top of the model's float scores."""
-    from tinykws.codegen.emit import copy_runtime, emit_detector
-    from tinykws.codegen.emit_int import emit_int_model
+    """The integer featurizer, model and detector C (quantizing the run first when needed):
+    no floating-point arithmetic but the float interfaces' conversions."""
+    from tinykws.codegen.emit import copy_runtime
+    from tinykws.codegen.emit_int import emit_int_detector, emit_int_model
     from tinykws.codegen.int_featurizer import emit_int_featurizer
     from tinykws.quant.calibrate import load_int_model, quantize_run
 
@@ -168,7 +169,7 @@ def _write_int_sources(run_dir: Path, ckpt: Path, out: Path, checkpoint: "Checkp
     files = {p.name: p for p in copy_runtime(out)}
     frame_ms = 1000.0 * params.hop / params.sample_rate
     texts = {**emit_int_featurizer(params), **emit_int_model(im),
-             **emit_detector(detector, im.categories, frame_ms)}
+             **emit_int_detector(detector, im.categories, frame_ms)}
     for name, text in texts.items():
         (out / name).write_text(text)
         files[name] = out / name

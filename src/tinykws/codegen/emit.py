@@ -59,6 +59,8 @@ RUNTIME_FILES = (
     "tkws_qlogmel.c",
     "tkws_qrnn.h",
     "tkws_qrnn.c",
+    "tkws_qdetect.h",
+    "tkws_qdetect.c",
 )
 
 

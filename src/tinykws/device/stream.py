@@ -9,11 +9,12 @@ the same spotter with the same detector settings (the run's `detector.json`):
   detection lists must be identical (same frames, hence times, and labels; confidences
   equal to float precision);
 - an integer (int8) build: the bit-exact integer reference of `tinykws.quant` (integer
-  featurizer, then the integer model one step per frame on one state) and `Trigger` on
-  its Q15 scores, which are exactly the float probabilities the C detector is fed. Every
-  feature and score must be equal, and the detections identical. Beside it, measured
-  only: the float model the integer one was quantized from, run as `tinykws detect
-  --mode rolling`, and how many of its detections the int8 spotter also makes.
+  featurizer, then the integer model one step per frame on one state) and `IntTrigger`
+  (the integer detector's Python definition, exact integer arithmetic like its C) on its
+  Q15 scores. Every feature and score must be equal, and the detections identical,
+  confidences bit for bit. Beside it, measured only: the float model the integer one was
+  quantized from, run as `tinykws detect --mode rolling`, and how many of its detections
+  the int8 spotter also makes.
 
 Instructions per 10-ms frame are counted on the first blocks, split into featurizer,
 model and detector.
@@ -42,11 +43,11 @@ STREAM_COUNT_BLOCKS = {"hard": 300, "softfp": 300, "soft": 6}
 INT8_COUNT_BLOCKS = 100  # 1 s of audio: ~0.13 M instructions a frame, ~2 s with the hook
 CHUNK_BLOCKS = 2000  # blocks per harness call (20 s of audio; the mailbox holds ~5000)
 CONFIDENCE_ATOL = 1e-4  # device vs Python smoothed score at a detection (float32 vs torch)
-# int8: both sides smooth the same Q15 scores, whose sums are exact in float32 and float64;
-# only the final division rounds (float32 on the device): |diff| <= 2^-24 relative.
-INT8_CONFIDENCE_ATOL = 1e-6
+# int8: both sides sum the same Q15 scores in integers and divide once in float32 (IntTrigger,
+# tkws_qdetect): the confidences are equal bit for bit.
+INT8_CONFIDENCE_ATOL = 0.0
 MATCH_WINDOW_S = 0.5  # int8 vs float detections: same label at most this far apart
-INT8_COMPARE = "integer reference (tinykws.quant featurizer + model, Trigger)"
+INT8_COMPARE = "integer reference (tinykws.quant featurizer + model, IntTrigger)"
 ENTRY_POINTS = {"featurizer": "mfcc_Filter", "model": "completemodel_Predict",
                 "detector": "detector_Process"}
 
@@ -155,15 +156,17 @@ def _int_python_stream(reference, audio: np.ndarray, config, categories: list[st
     scores [T, C], detections).
 
     `reference` is `int_reference`'s (integer featurizer, then the integer model one step
-    per frame from one zero state, never reset: the recording is one clip); its Q15 scores
-    as float32 are exactly what `completemodel_Predict` hands the C detector, so `Trigger`
-    (the detector's Python definition) runs on them, one vector per frame."""
-    from tinykws.detect import Trigger
+    per frame from one zero state, never reset: the recording is one clip); its scores are
+    the Q15 probabilities / 32768 (what `completemodel_Predict` hands the C detector, which
+    takes them back to Q15 exactly), so `IntTrigger` (the integer detector's Python
+    definition) runs on the Q15 values, one vector per frame."""
+    from tinykws.detect import Q15_ONE, IntTrigger
 
     feats, scores = reference(np.asarray(audio)[None])  # [1, T, F], [1, T, C]
-    trigger = Trigger.from_config(config, categories, 1000.0 * fp.hop / fp.sample_rate)
+    q15 = np.rint(scores[0].astype(np.float64) * Q15_ONE).astype(np.int64)  # exact
+    trigger = IntTrigger.from_config(config, categories, 1000.0 * fp.hop / fp.sample_rate)
     found = []
-    for f, s in enumerate(scores[0]):
+    for f, s in enumerate(q15):
         d = trigger(_frame_time(f, fp), s)
         if d:
             found.append(d)
@@ -420,7 +423,5 @@ def format_stream_report(r: StreamVerifyReport) -> str:
         calls = ins.get("model", {}).get("calls", 0)
         lines.append(f"instructions per 10-ms frame: {' + '.join(parts)} = {ins['total']:,.0f} "
                      f"(mean over the first {calls} frames)")
-    if r.precision == "int8" and r.float_abi == "soft":
-        lines.append("soft float: the detector's float sums are __aeabi_* calls (counted)")
     lines.append(("PASS" if r.ok else "FAIL") + f" in {r.seconds:.1f} s")
     return "\n".join(lines)
