@@ -16,7 +16,8 @@ How the state is managed depends on how the model was trained (`mode`):
 docs/architecture.md ("Evaluation and detection") gives the measurements behind the
 default. Scores (softmax) are then smoothed by a moving average over `smoothing_ms`; a
 keyword (never `_unknown_`/`_silence_`) fires when its smoothed score reaches `threshold`
-and no detection happened in the last `refractory_ms`.
+and no detection happened in the last `refractory_ms` (`Trigger`). `IntTrigger` is the
+same rule in exact integer arithmetic on Q15 scores, for integer (int8) builds.
 """
 
 from __future__ import annotations
@@ -355,8 +356,9 @@ def pick_detections(
 class Trigger:
     """Streaming form of `moving_average` + `pick_detections`, one score vector at a time.
 
-    The generated C detector (runtime `tkws_detect.c`) is this, counting score steps
-    instead of seconds (`DetectorConfig.refractory_steps`)."""
+    The generated C detector of float builds (runtime `tkws_detect.c`) is this, counting
+    score steps instead of seconds (`DetectorConfig.refractory_steps`); int8 builds run
+    `IntTrigger`."""
 
     def __init__(self, categories: Sequence[str], threshold: float, smooth_n: int,
                  refractory_s: float, keywords: Optional[np.ndarray] = None):

@@ -295,6 +295,9 @@ def emit_int_detector(config: Any, categories: Sequence[str], frame_ms: float,
                            f"detector (at most {MAX_INT_SMOOTH_STEPS} frames)")
     refractory = config.refractory_steps(frame_ms)
     min_sums = threshold_sums(config.threshold, smooth)
+    sums_doc = (f"a keyword fires when the sum of its last m Q15 scores reaches entry m - 1:\n"
+                f" * ceil({config.threshold!r} * 32768 * m), m = 1 .. {smooth}, exact "
+                "(tinykws.detect.threshold_sums)")
     cfg_json = json.dumps(config.to_dict(), sort_keys=True)
     note = ("" if config.mode in ("rolling", "auto") else
             f"\n * The run's Python detector uses mode `{config.mode}`; this one runs one model"
@@ -367,7 +370,7 @@ int32_t {m}_ProcessQ(const int16_t *scores, int16_t *confidence);
 #include "detector.h"
 
 {c_array("uint16_t", f"{m}_keywords", kw, comment="classes that may fire: " + c_comment(", ".join(cats[i] for i in kw)))}
-{c_array("int32_t", f"{m}_min_sums", min_sums, comment=f"ceil({config.threshold!r} * 32768 * m) for m = 1 .. {smooth}, exact: a keyword fires when the sum of its last m Q15 scores reaches entry m - 1")}
+{c_array("int32_t", f"{m}_min_sums", min_sums, comment=sums_doc)}
 {c_struct("tkws_qdetect_config", f"{m}_config", {
     "n_keywords": f"{M}_NUM_KEYWORDS", "keyword": f"{m}_keywords",
     "smooth": f"{M}_SMOOTH_STEPS", "refractory": f"{M}_REFRACTORY_STEPS",

@@ -40,7 +40,7 @@ from tinykws.toolchain import Toolchain, check_float_abi, find_toolchain
 # hard float; soft float (~6 M instructions a frame) a handful, as plain `verify` does.
 # int8 (integer featurizer and model, any ABI): INT8_COUNT_BLOCKS.
 STREAM_COUNT_BLOCKS = {"hard": 300, "softfp": 300, "soft": 6}
-INT8_COUNT_BLOCKS = 100  # 1 s of audio: ~0.13 M instructions a frame, ~2 s with the hook
+INT8_COUNT_BLOCKS = 100  # 1 s of audio: ~0.115 M instructions a frame, ~2 s with the hook
 CHUNK_BLOCKS = 2000  # blocks per harness call (20 s of audio; the mailbox holds ~5000)
 CONFIDENCE_ATOL = 1e-4  # device vs Python smoothed score at a detection (float32 vs torch)
 # int8: both sides sum the same Q15 scores in integers and divide once in float32 (IntTrigger,
