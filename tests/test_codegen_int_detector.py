@@ -108,6 +108,25 @@ def test_int_trigger_equals_numpy_and_the_float_rule(name):
     assert fired >= 3, "the traces should fire"
 
 
+TIES = [(0.8, 30), (0.96, 25), (0.1, 5), (0.9, 10)]  # thresholds T and m with T * 32768 * m whole
+
+
+def _tie_config(thr: float, m: int) -> DetectorConfig:
+    return DetectorConfig(threshold=thr, smoothing_ms=m * FRAME_MS, refractory_ms=0,
+                          keywords=("yes",))
+
+
+def _tie_trace(thr: float, m: int, delta: int) -> np.ndarray:
+    """m frames whose "yes" scores sum to T * 32768 * m + delta (exactly the threshold's
+    sum for delta 0)."""
+    total = int(threshold_sums(thr, m)[m - 1])
+    q = np.zeros((m, len(CATS)), np.int64)
+    q[:, 0] = total // m
+    q[: total % m, 0] += 1
+    q[-1, 0] += delta
+    return q
+
+
 def test_threshold_rounding_is_the_documented_one():
     """threshold_sums[m - 1] = ceil(T * 32768 * m) with T the decimal written in
     detector.json; a mean exactly at the threshold fires, one Q15 unit of sum below not."""
@@ -117,16 +136,12 @@ def test_threshold_rounding_is_the_documented_one():
     assert threshold_sums(0.96, 25)[24] == 786432  # 0.96 * 32768 * 25, exact
     assert threshold_sums(0.0, 4).tolist() == [0, 0, 0, 0]
     assert threshold_sums(1.0, 2).tolist() == [32768, 65536]  # Q15 scores stop at 32767
-    for thr, m in [(0.8, 30), (0.96, 25), (0.1, 5), (0.9, 10)]:
+    for thr, m in TIES:
         total = threshold_sums(thr, m)[m - 1]
         assert Fraction(int(total), 32768 * m) == Fraction(str(thr))  # an exact tie
-        cfg = DetectorConfig(threshold=thr, smoothing_ms=m * FRAME_MS, refractory_ms=0,
-                             keywords=("yes",))
+        cfg = _tie_config(thr, m)
         for delta, fires in [(0, True), (-1, False)]:
-            q = np.zeros((m, len(CATS)), np.int64)
-            q[:, 0] = total // m
-            q[: total % m, 0] += 1
-            q[-1, 0] += delta  # the window sum at the last frame is total + delta
+            q = _tie_trace(thr, m, delta)
             got = _run(IntTrigger.from_config(cfg, CATS, FRAME_MS), q)
             assert (len(got) > 0 and got[-1][0] == m - 1) == fires, (thr, m, delta)
             # the float rule agrees, also on the exact tie
@@ -196,6 +211,16 @@ def test_c_int_detector_equals_int_trigger(tmp_path_factory, name):
             rows = q[max(0, i + 1 - n) : i + 1, CATS.index(lab)]
             assert conf == int(rows.sum()) // len(rows)
             assert kw[CATS.index(lab)]
+
+
+@pytest.mark.parametrize("thr,m", TIES)
+def test_c_fires_on_an_exact_tie_and_not_one_below(tmp_path_factory, thr, m):
+    """The C's comparison and table: a window sum exactly at the threshold fires at the
+    last frame, one Q15 unit below does not (as IntTrigger, test above)."""
+    lib = _build(tmp_path_factory.getbasetemp() / "int_detectors", _tie_config(thr, m))
+    for api in ("float", "q15"):
+        assert [i for i, *_ in _c_run(lib, _tie_trace(thr, m, 0), api)][-1:] == [m - 1]
+        assert m - 1 not in [i for i, *_ in _c_run(lib, _tie_trace(thr, m, -1), api)]
 
 
 def test_c_wrappers_and_constants(tmp_path_factory):

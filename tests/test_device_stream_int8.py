@@ -22,7 +22,13 @@ import soundfile as sf
 from eval_helpers import run_cli
 from test_device_e2e import CATEGORIES, DATA, make_run
 from test_device_stream import _stream_audio
-from tinykws.detect import DetectorConfig, moving_average, pick_detections, save_detector
+from tinykws.detect import (
+    DetectorConfig,
+    IntTrigger,
+    moving_average,
+    pick_detections,
+    save_detector,
+)
 
 pytest.importorskip("unicorn", reason="the emulated Cortex-M4 needs the device extra (unicorn)")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -120,6 +126,10 @@ def test_int8_device_equals_the_integer_reference(int8_run):
         [(d.time_s, d.label) for d in batch]
     np.testing.assert_allclose([d["confidence"] for d in r.device_detections],
                                [d.confidence for d in batch], atol=1e-6)
+    trig = IntTrigger.from_config(cfg, CATEGORIES, FRAME_MS)  # on the Q15 scores: exactly
+    q15 = np.rint(scores.astype(np.float64) * 32768).astype(np.int64)
+    exact = [d.to_dict() for t, s in zip(times, q15) if (d := trig(t, s))]
+    assert r.device_detections == exact
 
     ins = r.instructions
     assert ins["model"]["calls"] == 40 - 2 and ins["detector"]["calls"] == 38
