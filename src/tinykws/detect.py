@@ -27,8 +27,8 @@ import json
 import math
 import os
 from collections import deque
-from fractions import Fraction
 from dataclasses import asdict, dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, Optional, Sequence
 
