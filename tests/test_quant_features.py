@@ -45,6 +45,8 @@ def _build(tmp: Path, params: FeatureParams) -> ctypes.CDLL:
                        extra=PEDANTIC)  # fmt: skip
     lib.mfcc_Filter.argtypes = [ctypes.c_void_p] * 3
     lib.mfcc_FilterInt16.argtypes = [ctypes.c_void_p] * 3
+    lib.mfcc_Init.argtypes = [ctypes.c_void_p]
+    lib.mfcc_Step.argtypes = lib.mfcc_StepInt16.argtypes = [ctypes.c_void_p] * 3
     return lib
 
 
@@ -168,6 +170,39 @@ def test_other_feature_params(tmp_path, params):
     np.testing.assert_array_equal(got[w:], ref)
     diff = np.abs(features_from_q(ref) - frames_from_stream(x, params))
     assert diff.max() <= FLOAT_TOL["max"], diff.max()
+
+
+def test_explicit_states_are_independent(lib):
+    """The explicit-state API of the float build, in the integer build (what
+    docs/examples/kws_loop.c calls): two streams on two `mfcc_state`s that start as garbage,
+    interleaved block by block (one through mfcc_StepInt16, one through the float mfcc_Step),
+    give exactly what each gives alone through mfcc_FilterInt16 on the default state, with
+    the same valid flags; mfcc_Init restarts a stream."""
+    p = FeatureParams()
+    n = 30
+    a, b = (x[: n * p.hop] for x in _dev_clips(2))
+    alone = [_stream(lib, x) for x in (a, b)]
+    states = [np.full(16384, 0xA5, np.uint8) for _ in range(2)]  # larger than the struct
+    for st in states:
+        lib.mfcc_Init(st.ctypes.data)
+    q = np.zeros((n, p.n_mels), np.int16)
+    f = np.zeros((n, p.n_mels), np.float32)
+    valid: list[list[int]] = [[], []]
+    for i in range(n):
+        blk = slice(i * p.hop, (i + 1) * p.hop)
+        pcm = np.ascontiguousarray(a[blk])
+        valid[0].append(lib.mfcc_StepInt16(states[0].ctypes.data, pcm.ctypes.data, q[i].ctypes.data))
+        flt = np.ascontiguousarray(b[blk], np.float32)
+        valid[1].append(lib.mfcc_Step(states[1].ctypes.data, flt.ctypes.data, f[i].ctypes.data))
+    np.testing.assert_array_equal(q, alone[0][0])
+    np.testing.assert_array_equal(f, alone[1][0].astype(np.float32) / FEATURE_SCALE)
+    assert valid == [alone[0][1], alone[1][1]] and valid[0][:3] == [0, 0, 1]
+    lib.mfcc_Init(states[0].ctypes.data)  # restart stream 0: the same frames again
+    again = np.zeros_like(q)
+    for i in range(n):
+        pcm = np.ascontiguousarray(a[i * p.hop : (i + 1) * p.hop])
+        lib.mfcc_StepInt16(states[0].ctypes.data, pcm.ctypes.data, again[i].ctypes.data)
+    np.testing.assert_array_equal(again, q)
 
 
 # ---------------------------------------------------------------- against the float features

@@ -153,6 +153,8 @@ def _build(tmp: Path, im: qm.IntModel) -> ctypes.CDLL:
     lib = build_shared([d / "model.c"], d / "libqmodel.so", include_dirs=[d], extra=PEDANTIC)
     lib.completemodel_Predict.argtypes = [ctypes.c_void_p] * 3
     lib.completemodel_PredictQ.argtypes = [ctypes.c_void_p] * 3
+    lib.completemodel_Init.argtypes = [ctypes.c_void_p]
+    lib.completemodel_Step.argtypes = lib.completemodel_StepQ.argtypes = [ctypes.c_void_p] * 3
     lib.dir = d
     return lib
 
@@ -190,6 +192,37 @@ def test_c_matches_python_bit_for_bit(tmp_path_factory, name):
         np.testing.assert_array_equal(_c_run(lib, clip, im.num_classes), r)
     f = _c_run(lib, x[0], im.num_classes, float_in=True)
     np.testing.assert_array_equal(f, qm.scores_float(ref[0]))
+
+
+def test_explicit_states_are_independent(tmp_path_factory):
+    """The explicit-state API of the float build, in the integer build (what
+    docs/examples/kws_loop.c calls): two streams on two `completemodel_state`s that start
+    as garbage, interleaved frame by frame (one through completemodel_StepQ, one through
+    the float completemodel_Step), give exactly the Python reference's scores, which
+    PredictQ on the default state gives too; completemodel_Init restarts a stream."""
+    _, im = _int_model(4, architecture="fastgrnn", hidden_size=20, num_layers=2, wrank=6)
+    lib = _build(tmp_path_factory.getbasetemp() / "qmodels", im)
+    x = qm.quantize_features(_features(2, start=3))
+    _, ref = im.run(x)
+    np.testing.assert_array_equal(_c_run(lib, x[1], im.num_classes), ref[1])
+    states = [np.full(16384, 0xA5, np.uint8) for _ in range(2)]  # larger than the struct
+    for st in states:
+        lib.completemodel_Init(st.ctypes.data)
+    q = np.zeros((x.shape[1], im.num_classes), np.int16)
+    f = np.zeros((x.shape[1], im.num_classes), np.float32)
+    xf = x[1].astype(np.float32) / np.float32(256)
+    for t in range(x.shape[1]):
+        fq = np.ascontiguousarray(x[0, t])
+        lib.completemodel_StepQ(states[0].ctypes.data, fq.ctypes.data, q[t].ctypes.data)
+        ff = np.ascontiguousarray(xf[t])
+        lib.completemodel_Step(states[1].ctypes.data, ff.ctypes.data, f[t].ctypes.data)
+    np.testing.assert_array_equal(q, ref[0])
+    np.testing.assert_array_equal(f, qm.scores_float(ref[1]))
+    lib.completemodel_Init(states[0].ctypes.data)
+    out = np.zeros(im.num_classes, np.int16)
+    fq = np.ascontiguousarray(x[0, 0])
+    lib.completemodel_StepQ(states[0].ctypes.data, fq.ctypes.data, out.ctypes.data)
+    np.testing.assert_array_equal(out, ref[0, 0])
 
 
 def test_c_saturation_paths_bit_exact(tmp_path_factory):

@@ -1,9 +1,10 @@
 """Generate C for the integer model (`tinykws.quant.model.IntModel`): ``model.{h,c}``.
 
-The same module name and ELL entry points as the float model (``completemodel_Predict``
-float features in, float probabilities out; ``completemodel_Reset``), plus
-``completemodel_PredictQ`` for firmware with int16 Q7.8 features (the integer featurizer's
-output), which returns Q15 probabilities. The loops are the runtime's ``tkws_qrnn.c``;
+The same module name and API as the float model: explicit state (``completemodel_state``,
+``completemodel_Init``, ``completemodel_Step``: float features in, float probabilities
+out) and ELL's ``completemodel_Predict`` / ``completemodel_Reset`` on a static default
+state; plus ``completemodel_StepQ`` / ``completemodel_PredictQ`` for firmware with int16
+Q7.8 features (the integer featurizer's output), which return Q15 probabilities. The loops are the runtime's ``tkws_qrnn.c``;
 this file writes int8 weight tables in its blocked SMLAD layout, multipliers, biases, the
 tanh and 2^-f tables, and the glue. No floating-point arithmetic except the float-to-Q15
 output conversion of the float entry point.
@@ -26,6 +27,7 @@ from tinykws.codegen.cgen import (
     c_struct,
 )
 from tinykws.codegen.emit import (
+    FEATURIZER_MODULE,
     MODEL_MODULE,
     _common_getters,
     _common_protos,
@@ -121,10 +123,11 @@ def emit_int_model(im: Any, module: str = MODEL_MODULE,
     if C > 64:
         raise TinyKWSError("the integer softmax handles at most 64 classes")
     w = _QWriter(m)
-    steps, reset, members = [], [], []
+    steps, members = [], []
     f_p = max(4, -(-F // 4) * 4)
-    members.append(f"    int16_t x[{f_p}];  /* Q7.8 features (padding stays 0) */")
-    inp = f"{m}_state.x"
+    members.append(f"    int16_t x[{f_p}];  /* this step's Q7.8 features (padding stays 0) */")
+    zero = [f"    for (i = 0; i < {f_p}; ++i) {{\n        state->x[i] = 0;\n    }}"]
+    inp = "state->x"
     acc_rows = 4
     for i, layer in enumerate(im.layers):
         wn, wr, _ = w.matrix(f"l{i}_W", layer.w)
@@ -141,19 +144,18 @@ def emit_int_model(im: Any, module: str = MODEL_MODULE,
             f"&{wn}, &{un}, {wm}, {um}, {bg}, {bu}, {layer.k1}, {layer.k2} }};\n"
         )
         members.append(f"    int16_t h{i}[{uc}];      /* layer {i} hidden state, Q.{layer.h_frac} */")
-        reset.append(f"    for (i = 0; i < {uc}; ++i) {{\n        {m}_state.h{i}[i] = 0;\n    }}")
-        steps.append(f"    tkws_q{im.arch}_step(&{m}_cell{i}, {inp}, {m}_state.h{i}, "
-                     f"{m}_state.acc_w, {m}_state.acc_u);")
-        inp = f"{m}_state.h{i}"
+        zero.append(f"    for (i = 0; i < {uc}; ++i) {{\n        state->h{i}[i] = 0;\n    }}")
+        steps.append(f"    tkws_q{im.arch}_step(&{m}_cell{i}, {inp}, state->h{i}, "
+                     "state->acc_w, state->acc_u);")
+        inp = f"state->h{i}"
     fc, fr, _ = w.matrix("fc", im.fc_w)
     acc_rows = max(acc_rows, fr)
     fm = w.ints("fc_mult", im.fc_mult, f"classifier row scales * 2^{LOGIT_FRAC - im.layers[-1].h_frac + im.fc_shift}")
     fb = w.ints("fc_bias", im.fc_bias, f"classifier bias, Q.{LOGIT_FRAC}")
+    # the int32 scratch first: it keeps the int16 vectors 4-byte aligned for ldrd (tkws_qrnn.c)
     members = [f"    int32_t acc_w[{acc_rows}];  /* scratch: W x */",
                f"    int32_t acc_u[{acc_rows}];  /* scratch: U h */",
-               f"    int32_t logits[{-(-C // 4) * 4}];  /* Q.{LOGIT_FRAC} */", *members]
-    state = ("/* All mutable state of the model: one static struct, no heap. */\n"
-             "static struct {\n" + "\n".join(members) + f"\n}} {m}_state;\n")
+               f"    int32_t logits[{-(-C // 4) * 4}];  /* scratch: Q.{LOGIT_FRAC} */", *members]
 
     meta = {
         "categories": ",".join(categories),
@@ -168,22 +170,37 @@ def emit_int_model(im: Any, module: str = MODEL_MODULE,
     h += f"""\
 #define {M}_INPUT_SIZE {F}    /* log-mel features per call */
 #define {M}_OUTPUT_SIZE {C}   /* class scores (softmax probabilities) per call */
-#define {M}_INPUT_FRAC_BITS {FEATURE_FRAC_BITS}   /* completemodel_PredictQ: features in Q7.8 */
-#define {M}_OUTPUT_FRAC_BITS 15  /* completemodel_PredictQ: probabilities in Q15 */
+#define {M}_INPUT_FRAC_BITS {FEATURE_FRAC_BITS}   /* {m}_StepQ: features in Q7.8 */
+#define {M}_OUTPUT_FRAC_BITS 15  /* {m}_StepQ: probabilities in Q15 */
 
 /* The classes, in output order (one list: the enum and the names below agree). */
 {c_enum(f"{m}_category", M, list(categories))}
 /* Category names indexed by {m}_category. */
 extern const char *const {m}_categories[{C}];
 
+/* Everything the model keeps for one audio stream: the recurrent state h*, and one step's
+ * work buffers (kept here, not on the stack; the int32 ones first keep the int16 vectors
+ * 4-byte aligned). Keep one per stream; all zeros (static storage, or {m}_Init) is the
+ * start of a stream. */
+typedef struct {{
+{chr(10).join(members)}
+}} {m}_state;
+
+/* Start a stream: zero `state`'s recurrent state. */
+void {m}_Init({m}_state *state);
 /* One frame of {F} float log-mel features in, {C} class probabilities out (multiples of
- * 2^-15). The features are rounded to Q7.8 first; the rest is integer arithmetic. The
- * recurrent state persists between calls; `context` is unused (ELL passes it to callbacks). */
+ * 2^-15); advances `state`. The features are rounded to Q7.8 first; the rest is integer
+ * arithmetic. */
+void {m}_Step({m}_state *state, const float *input, float *output);
+/* The same for int16 Q7.8 features (value * 256, {FEATURIZER_MODULE}_StepInt16's output);
+ * probabilities as Q15 (32767 = 1.0). No floating point. */
+void {m}_StepQ({m}_state *state, const int16_t *input, int16_t *output);
+
+/* ELL's API on one static default state: {m}_Step / {m}_StepQ / {m}_Init on it.
+ * `context` is unused (ELL passes it to callbacks). */
 void {m}_Predict(void *context, const float *input, float *output);
-/* The same for int16 Q7.8 features (value * 256, the integer featurizer's output);
- * probabilities as Q15 (32767 = 1.0). */
 void {m}_PredictQ(void *context, const int16_t *input, int16_t *output);
-/* Zero the recurrent state (start of a new stream). */
+/* Zero the default state (start of a new stream). */
 void {m}_Reset(void);
 /* ELL: outputs of sink nodes; this model has none. */
 int32_t {m}_GetSinkOutputSize(int32_t index);
@@ -213,44 +230,62 @@ int32_t {m}_GetSinkOutputSize(int32_t index);
 
 {c_string_table(f"{m}_categories", list(categories))}
 """
-    c += "\n".join(w.defs) + "\n" + state
+    c += "\n".join(w.defs)
     c += f"""
-/* The model on the Q7.8 features in {m}_state.x: probabilities Q15 into out. */
-static void {m}__run(int16_t *out)
+/* The model on the Q7.8 features in state->x: probabilities Q15 into out. */
+static void {m}__run({m}_state *state, int16_t *out)
 {{
 {body}
-    tkws_qlinear(&{fc}, {fm}, {im.fc_shift}, {fb}, {inp}, {m}_state.acc_w, {m}_state.logits);
-    tkws_softmax_q15({m}_state.logits, out, {C});
+    tkws_qlinear(&{fc}, {fm}, {im.fc_shift}, {fb}, {inp}, state->acc_w, state->logits);
+    tkws_softmax_q15(state->logits, out, {C});
 }}
 
-void {m}_PredictQ(void *context, const int16_t *input, int16_t *output)
+void {m}_Init({m}_state *state)
 {{
     int32_t i;
-    (void)context;
-    for (i = 0; i < {F}; ++i) {{
-        {m}_state.x[i] = input[i];
-    }}
-    {m}__run(output);
+{chr(10).join(zero)}
 }}
 
-void {m}_Predict(void *context, const float *input, float *output)
+void {m}_StepQ({m}_state *state, const int16_t *input, int16_t *output)
+{{
+    int32_t i;
+    for (i = 0; i < {F}; ++i) {{
+        state->x[i] = input[i];
+    }}
+    {m}__run(state, output);
+}}
+
+void {m}_Step({m}_state *state, const float *input, float *output)
 {{
     int16_t p[{C}];
     int32_t i;
-    (void)context;
     for (i = 0; i < {F}; ++i) {{
-        {m}_state.x[i] = tkws_q78_from_float(input[i]);
+        state->x[i] = tkws_q78_from_float(input[i]);
     }}
-    {m}__run(p);
+    {m}__run(state, p);
     for (i = 0; i < {C}; ++i) {{
         output[i] = (float)p[i] * 3.0517578125e-05f; /* 2^-15: exact */
     }}
 }}
 
+/* The state behind ELL's API (zero at start-up: static storage). */
+static {m}_state {m}_default_state;
+
+void {m}_PredictQ(void *context, const int16_t *input, int16_t *output)
+{{
+    (void)context;
+    {m}_StepQ(&{m}_default_state, input, output);
+}}
+
+void {m}_Predict(void *context, const float *input, float *output)
+{{
+    (void)context;
+    {m}_Step(&{m}_default_state, input, output);
+}}
+
 void {m}_Reset(void)
 {{
-    int32_t i;
-{chr(10).join(reset)}
+    {m}_Init(&{m}_default_state);
 }}
 
 int32_t {m}_GetSinkOutputSize(int32_t index)

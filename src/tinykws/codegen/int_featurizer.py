@@ -1,18 +1,20 @@
 """Generate the integer featurizer's C (module ``mfcc``) from `tinykws.quant.features`' tables.
 
 Same ELL-style API as the float featurizer (`tinykws.codegen.emit.emit_featurizer`), so
-firmware and the device harness use it unchanged:
+firmware (docs/examples/kws_loop.c) and the device harness use it unchanged:
 
-- ``mfcc_Filter(context, const float *in, float *out)``: the seed's interface (int16-scale
-  float samples in, log-mel floats out); samples are rounded to int16 and the Q7.8 output
-  converted back with bit operations only (no soft-float calls);
-- ``mfcc_FilterInt16(context, const int16_t *in, int16_t *out)``: raw PCM in, Q7.8 out,
-  for firmware that has int16 samples and an integer model;
-- ``mfcc_Reset``, ``mfcc_IsFrameValid`` and ELL's getters.
+- explicit state, one per audio stream: ``mfcc_state``, ``mfcc_Init``, ``mfcc_Step(state,
+  const float *in, float *out)`` (int16-scale float samples in, log-mel floats out; samples
+  are rounded to int16 and the Q7.8 output converted back with bit operations only, no
+  soft-float calls) and ``mfcc_StepInt16(state, const int16_t *in, int16_t *out)`` (raw PCM
+  in, Q7.8 out, for firmware that has int16 samples and an integer model);
+- ELL's ``mfcc_Filter`` / ``mfcc_FilterInt16``, ``mfcc_Reset`` and ``mfcc_IsFrameValid``
+  on one static default state, and ELL's getters.
 
 The tables come from `tinykws.quant.features.int_tables`, the same object the Python
 reference computes with, so the two cannot drift apart.
 """
+
 
 from __future__ import annotations
 
@@ -91,51 +93,64 @@ def int_featurizer_tables(params: Any, prefix: str = "tkws") -> str:
     return "\n".join(parts)
 
 
-def int_featurizer_state_decl(params: Any, prefix: str = "tkws") -> str:
-    """`<prefix>_qstate` (every buffer, zero at start-up) and `<prefix>_qst` pointing into it."""
+def int_featurizer_state_members(params: Any) -> str:
+    """Members of `mfcc_state` (one stream: raw-sample ring, scratch, counters). `work` comes
+    first: the int32 members keep the int16 ring 4-byte aligned for the word loads."""
     from tinykws.quant.features import int_tables
 
     t = int_tables(params)
+    blocks = t.ring_size // params.hop
     return f"""\
-/* All mutable state of the featurizer: one static struct (zero at start-up), no heap. */
-static struct {{
-    int32_t work[{params.fft_size + 2}];  /* FFT buffer, then the power spectrum */
-    int16_t ring[{t.ring_size}];   /* the last {t.ring_size // params.hop} blocks of raw samples */
-    uint16_t block_or[{t.ring_size // params.hop}];  /* per ring block: OR of (x ^ (x >> 15)) */
-    int32_t valid;     /* 1 if the last frame covered real samples only */
-}} {prefix}_qstate;
-static tkws_qlogmel_state {prefix}_qst = {{
-    {prefix}_qstate.ring, {prefix}_qstate.work, {prefix}_qstate.block_or, 0, 0 }};
-"""
+    int32_t work[{params.fft_size + 2}];  /* FFT buffer, then the power spectrum (scratch) */
+    int16_t ring[{t.ring_size}];  /* the last {blocks} blocks of raw samples */
+    uint16_t block_or[{blocks}];  /* per ring block: OR of (x ^ (x >> 15)) */
+    int32_t pos;  /* where the next block goes in the ring */
+    int32_t blocks;  /* blocks since the start, saturating at {params.first_block} */
+    int32_t valid;  /* 1 if the last frame covered real samples only */"""
 
 
 def emit_int_featurizer(params: Any, module: str = FEATURIZER_MODULE) -> dict[str, str]:
-    """FeatureParams -> {"featurizer.h": ..., "featurizer.c": ...} for the integer path."""
+    """FeatureParams -> {"featurizer.h": ..., "featurizer.c": ...} for the integer path.
+
+    The state is explicit (`<m>_state`, `<m>_Init`, `<m>_Step`, `<m>_StepInt16`) as in the
+    float build; ELL's `<m>_Filter`, `<m>_FilterInt16`, `<m>_Reset` and `<m>_IsFrameValid`
+    run on one static default state."""
     m = c_ident(module)
     M = m.upper()
-    first_block = params.first_block
+    hop, n_mels, warmup = params.hop, params.n_mels, params.first_block - 1
     guard = f"TINYKWS_{M}_FEATURIZER_H"
     h = _header_open(guard, f"Integer log-mel featurizer, ELL-compatible module \"{m}\" (tinykws).")
     h += f"""\
-#define {M}_INPUT_SIZE {params.hop}   /* samples per call */
-#define {M}_OUTPUT_SIZE {params.n_mels}  /* log-mel features per call */
-#define {M}_WARMUP_CALLS {first_block - 1}  /* calls after a reset whose output is warm-up */
-#define {M}_Q_FRAC_BITS {FEATURE_FRAC_BITS}  /* {m}_FilterInt16 output: ln(mel) * 2^{FEATURE_FRAC_BITS} (Q7.8) */
+#define {M}_INPUT_SIZE {hop}   /* samples per call */
+#define {M}_OUTPUT_SIZE {n_mels}  /* log-mel features per call */
+#define {M}_WARMUP_CALLS {warmup}  /* calls after a reset whose output is warm-up */
+#define {M}_Q_FRAC_BITS {FEATURE_FRAC_BITS}  /* {m}_StepInt16 output: ln(mel) * 2^{FEATURE_FRAC_BITS} (Q7.8) */
 
-/* Feed one block of {params.hop} int16-scale float samples, get {params.n_mels} log-mel
- * features (float). Samples are rounded to int16 (half away from zero, saturated); the
- * features are exactly {m}_FilterInt16's Q7.8 values / 256. `context` is unused (ELL passes
- * it to callbacks). After {m}_Reset() the first {first_block - 1} calls write warm-up frames
- * computed over a partly zero window; {m}_IsFrameValid() tells them apart. */
-void {m}_Filter(void *context, const float *input, float *output);
+/* Everything the featurizer keeps for one audio stream. All zeros (static storage, or
+ * {m}_Init) is the start of a stream. */
+typedef struct {{
+{int_featurizer_state_members(params)}
+}} {m}_state;
+
+/* Start a stream: empty window, pre-emphasis state x[-1] = 0. */
+void {m}_Init({m}_state *state);
+/* Feed one block of {hop} int16-scale float samples, get {n_mels} log-mel features (float).
+ * Samples are rounded to int16 (half away from zero, saturated); the features are exactly
+ * {m}_StepInt16's Q7.8 values / 256. Returns 1 for a real frame; 0 for the first {warmup}
+ * calls after {m}_Init, whose frames are computed over a partly zero window. */
+int32_t {m}_Step({m}_state *state, const float *input, float *output);
 /* The same from raw int16 PCM to int16 Q7.8 features (no float anywhere). */
+int32_t {m}_StepInt16({m}_state *state, const int16_t *input, int16_t *output);
+
+/* ELL's API on one static default state. `context` is unused (ELL passes it to callbacks). */
+void {m}_Filter(void *context, const float *input, float *output);
 void {m}_FilterInt16(void *context, const int16_t *input, int16_t *output);
-/* Start over: empty window, pre-emphasis state x[-1] = 0. */
+/* Start over: {m}_Init on the default state. */
 void {m}_Reset(void);
 /* 1 if the last {m}_Filter output covered real samples only, 0 during warm-up. */
 int32_t {m}_IsFrameValid(void);
 """
-    h += _common_protos(m, params.hop, params.n_mels)
+    h += _common_protos(m, hop, n_mels)
     h += _header_close(guard)
 
     meta = {
@@ -156,47 +171,94 @@ int32_t {m}_IsFrameValid(void);
 #include "featurizer.h"
 
 """
-    c += int_featurizer_tables(params, prefix=m) + "\n" + int_featurizer_state_decl(params, prefix=m)
+    c += int_featurizer_tables(params, prefix=m)
     c += f"""
-void {m}_FilterInt16(void *context, const int16_t *input, int16_t *output)
+/* The runtime's view of a {m}_state: its buffers and counters. */
+static tkws_qlogmel_state {m}__view({m}_state *state)
 {{
-    int16_t *dst = tkws_qlogmel_next_block(&{m}_qconfig, &{m}_qst);
+    tkws_qlogmel_state st = {{
+        .ring = state->ring,
+        .work = state->work,
+        .block_or = state->block_or,
+        .pos = state->pos,
+        .blocks = state->blocks,
+    }};
+    return st;
+}}
+
+/* The frame for the block just written at tkws_qlogmel_next_block(st); counters back. */
+static int32_t {m}__finish({m}_state *state, tkws_qlogmel_state *st, int16_t *output)
+{{
+    state->valid = tkws_qlogmel_step(&{m}_qconfig, st, output);
+    state->pos = st->pos;
+    state->blocks = st->blocks;
+    return state->valid;
+}}
+
+void {m}_Init({m}_state *state)
+{{
+    tkws_qlogmel_state st = {m}__view(state);
+    tkws_qlogmel_reset(&{m}_qconfig, &st);
+    state->pos = st.pos;
+    state->blocks = st.blocks;
+    state->valid = 0;
+}}
+
+int32_t {m}_StepInt16({m}_state *state, const int16_t *input, int16_t *output)
+{{
+    tkws_qlogmel_state st = {m}__view(state);
+    int16_t *dst = tkws_qlogmel_next_block(&{m}_qconfig, &st);
     int32_t i;
-    (void)context;
-    for (i = 0; i < {params.hop}; ++i) {{
+    for (i = 0; i < {hop}; ++i) {{
         dst[i] = input[i];
     }}
-    {m}_qstate.valid = tkws_qlogmel_step(&{m}_qconfig, &{m}_qst, output);
+    return {m}__finish(state, &st, output);
+}}
+
+int32_t {m}_Step({m}_state *state, const float *input, float *output)
+{{
+    tkws_qlogmel_state st = {m}__view(state);
+    int16_t *dst = tkws_qlogmel_next_block(&{m}_qconfig, &st);
+    int16_t q[{n_mels}];
+    int32_t i;
+    for (i = 0; i < {hop}; ++i) {{
+        dst[i] = tkws_pcm16_from_float(input[i]);
+    }}
+    (void){m}__finish(state, &st, q);
+    for (i = 0; i < {n_mels}; ++i) {{
+        output[i] = tkws_float_from_q8(q[i]);
+    }}
+    return state->valid;
+}}
+
+/* The state behind ELL's API (zero at start-up: static storage). */
+static {m}_state {m}_default_state;
+
+void {m}_FilterInt16(void *context, const int16_t *input, int16_t *output)
+{{
+    (void)context;
+    (void){m}_StepInt16(&{m}_default_state, input, output);
 }}
 
 void {m}_Filter(void *context, const float *input, float *output)
 {{
-    int16_t *dst = tkws_qlogmel_next_block(&{m}_qconfig, &{m}_qst);
-    int16_t q[{params.n_mels}];
-    int32_t i;
     (void)context;
-    for (i = 0; i < {params.hop}; ++i) {{
-        dst[i] = tkws_pcm16_from_float(input[i]);
-    }}
-    {m}_qstate.valid = tkws_qlogmel_step(&{m}_qconfig, &{m}_qst, q);
-    for (i = 0; i < {params.n_mels}; ++i) {{
-        output[i] = tkws_float_from_q8(q[i]);
-    }}
+    (void){m}_Step(&{m}_default_state, input, output);
 }}
 
 void {m}_Reset(void)
 {{
-    tkws_qlogmel_reset(&{m}_qconfig, &{m}_qst);
-    {m}_qstate.valid = 0;
+    {m}_Init(&{m}_default_state);
 }}
 
 int32_t {m}_IsFrameValid(void)
 {{
-    return {m}_qstate.valid;
+    return {m}_default_state.valid;
 }}
 """
-    c += _common_getters(m, params.hop, params.n_mels, 6, meta)
+    c += _common_getters(m, hop, n_mels, 6, meta)
     return {"featurizer.h": h, "featurizer.c": c}
 
 
-__all__ = ["INT_RUNTIME_FILES", "emit_int_featurizer", "int_featurizer_tables"]
+__all__ = ["INT_RUNTIME_FILES", "emit_int_featurizer", "int_featurizer_state_members",
+           "int_featurizer_tables"]
