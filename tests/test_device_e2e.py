@@ -2,7 +2,8 @@
 ABIs, then `tinykws verify` on real clips from ../shared/data/speech_commands_dev, the
 files' promises (FPU instructions only in hard float and softfp, assemble with
 arm-none-eabi-gcc; softfp links with a soft-float harness at hard-float cost), and the
-example firmware loop in docs/ compiled against the generated headers."""
+example firmware loop in docs/ compiled against the generated headers of the float builds
+and of the integer (int8) build, and run on the host against both."""
 
 from __future__ import annotations
 
@@ -163,9 +164,9 @@ DRIVER_C = r"""
 
 static int detections;
 static void on_detect(int c, const char *name, float p, void *user) {
-    (void)user;
+    const kws_stream_t *s = user;
     detections++;
-    fprintf(stderr, "detected %d %s %f\n", c, name, (double)p);
+    fprintf(stderr, "detected %u %d %s %.9g\n", (unsigned)s->frames, c, name, (double)p);
 }
 
 int main(void) {
@@ -173,7 +174,7 @@ int main(void) {
     static kws_stream_t kws;
     int16_t pcm[KWS_BLOCK];
     int blocks = 0;
-    kws_init(&kws, on_detect, 0);
+    kws_init(&kws, on_detect, &kws);
     while (fread(pcm, sizeof pcm[0], KWS_BLOCK, stdin) == KWS_BLOCK) {
         if (kws_ring_push(&ring, pcm) != 0) return 3;
         if (++blocks % 3 == 0) kws_poll(&ring, &kws); /* the loop runs now and then */
@@ -197,36 +198,110 @@ def test_example_loop_compiles_for_cortex_m4(compiled_run, tmp_path):
 
 
 def test_example_loop_runs_on_host_and_matches_torch(compiled_run, tmp_path):
-    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
-    if cc is None:
-        pytest.fail("no host C compiler (cc) found")
     from tinykws.codegen.emit import emit_detector
     from tinykws.detect import DetectorConfig
 
-    d = compiled_run / "device" / "hard"
-    (tmp_path / "driver.c").write_text(DRIVER_C)
-    # a detector with threshold 0 (found first on the include path): fires on frame 1
+    # a detector with threshold 0: fires on frame 1
     cats = torch.load(compiled_run / "train" / "best.pt", weights_only=True)["categories"]
+    det_dir = tmp_path / "detector"
+    det_dir.mkdir()
     for name, text in emit_detector(DetectorConfig(threshold=0.0), cats, 10.0).items():
-        (tmp_path / name).write_text(text)
-    exe = tmp_path / "kws_host"
-    subprocess.run(
-        [cc, *STRICT, "-O2", f"-I{tmp_path}", f"-I{d}", f"-I{KWS_LOOP.parent}",
-         str(tmp_path / "driver.c"), str(d / "featurizer.c"), str(d / "model.c"),
-         str(tmp_path / "detector.c"), "-o", str(exe), "-lm"],
-        check=True, capture_output=True, text=True,
-    )  # fmt: skip
+        (det_dir / name).write_text(text)
     clip = load_audio(sorted((DATA / "yes").glob("*.wav"))[0])[0]  # int16 [16000]
-    out = subprocess.run([str(exe)], input=clip.tobytes(), capture_output=True, check=True)
-    fields = out.stdout.decode().split()
-    frames, detections = int(fields[0]), int(fields[1])
-    scores = np.array([float(v) for v in fields[2:]], dtype=np.float32)
+    frames, scores, detections = _host_loop(compiled_run / "device" / "hard", det_dir, tmp_path,
+                                            clip)  # fmt: skip
     assert frames == 98
-    assert detections == 1  # threshold 0: the first frame detects, the refractory period holds
+    assert [d[0] for d in detections] == [1]  # the first frame; the refractory period holds
     ref, _, _, _ = torch_reference(compiled_run)
     want = ref(clip[None].astype(np.float32))[1][0, -1]
     np.testing.assert_allclose(scores, want, atol=1e-3)
     assert scores.argmax() == want.argmax()
+
+
+def _host_loop(build: Path, detector_dir: Path, tmp_path: Path, audio: np.ndarray):
+    """docs/examples/kws_loop.c built on the host against `build`'s featurizer and model and
+    `detector_dir`'s detector, run on int16 `audio` -> (frames, final scores, detections as
+    (frame, class, confidence) from the callback)."""
+    cc = shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if cc is None:
+        pytest.fail("no host C compiler (cc) found")
+    (tmp_path / "driver.c").write_text(DRIVER_C)
+    exe = tmp_path / "kws_host"
+    subprocess.run(
+        [cc, *STRICT, "-O2", f"-I{detector_dir}", f"-I{build}", f"-I{KWS_LOOP.parent}",
+         str(tmp_path / "driver.c"), str(build / "featurizer.c"), str(build / "model.c"),
+         str(detector_dir / "detector.c"), "-o", str(exe), "-lm"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    out = subprocess.run([str(exe)], input=audio.astype(np.int16).tobytes(), capture_output=True,
+                         check=True)  # fmt: skip
+    fields = out.stdout.decode().split()
+    detections = [(int(d[1]), int(d[2]), np.float32(d[4]))
+                  for d in (ln.split() for ln in out.stderr.decode().splitlines())]
+    assert len(detections) == int(fields[1])
+    return int(fields[0]), np.array([float(v) for v in fields[2:]], np.float32), detections
+
+
+@pytest.fixture(scope="module")
+def int8_build(compiled_run):
+    """RUN/device/int8 (`tinykws compile --float-abi soft --precision int8`), the model
+    quantized with hidden-state ranges calibrated on the run's testing clips."""
+    from tinykws.codegen import compile_run
+    from tinykws.quant.calibrate import hidden_ranges
+    from tinykws.quant.model import quantize_model
+    from tinykws.run import load_model
+
+    model, ck = load_model(compiled_run)
+    picked = (compiled_run / "lists" / "testing_list.txt").read_text().split()
+    clips = np.stack([logmel(load_audio(DATA / p)[0], FeatureParams()) for p in picked])
+    im = quantize_model(model, list(ck.categories), hidden_ranges(model, clips))
+    im.info["checkpoint"] = "train/best.pt"
+    im.save(compiled_run / "quant" / "model_int.npz")
+    return compile_run(compiled_run, float_abi="soft", precision="int8").out_dir
+
+
+def test_example_loop_compiles_for_cortex_m4_int8(int8_build, tmp_path):
+    """The same file, unchanged, against the integer build's headers (the MXChip path)."""
+    assert int8_build.name == "int8" and "completemodel_StepQ(" in (int8_build / "model.h").read_text()
+    for tc in {find_toolchain(), find_toolchain("zig")}:
+        obj = tmp_path / f"kws_loop_{tc.name}_int8.o"
+        tc.compile_object(KWS_LOOP, obj, "soft", include_dirs=[int8_build], extra_flags=STRICT)
+        assert obj.stat().st_size > 0
+
+
+def test_example_loop_on_int8_build_equals_the_integer_reference(compiled_run, int8_build,
+                                                                   tmp_path):
+    """kws_loop.c on the int8 build (host) over a few clips of real speech, one never-reset
+    stream: its last scores are the Python integer model's (`IntModel` on
+    `frames_from_stream_q`) bit for bit, and its detections, frame, class and confidence,
+    are `IntTrigger`'s on the same Q15 scores, with a threshold crossed several times."""
+    from tinykws.codegen.emit_int import emit_int_detector
+    from tinykws.detect import DetectorConfig, IntTrigger, moving_average
+    from tinykws.quant.calibrate import load_int_model
+    from tinykws.quant.features import frames_from_stream_q
+    from tinykws.quant.model import scores_float
+
+    picked = (compiled_run / "lists" / "testing_list.txt").read_text().split()
+    audio = np.concatenate([load_audio(DATA / p)[0] for p in picked[:4]])
+    _, q15 = load_int_model(compiled_run).run(frames_from_stream_q(audio)[None])
+    q15 = q15[0].astype(np.int64)  # [T, C]
+    cfg = DetectorConfig(smoothing_ms=50.0, refractory_ms=300.0, mode="rolling")
+    kw = cfg.keyword_mask(CATEGORIES)
+    best = moving_average(q15 / 32768.0, cfg.smooth_steps(10.0))[:, kw].max(axis=1)
+    cfg = cfg.replace(threshold=float(np.quantile(best, 0.8)))
+    trig = IntTrigger.from_config(cfg, CATEGORIES, 10.0)
+    want = [(t + 1, CATEGORIES.index(d.label), np.float32(d.confidence))
+            for t, s in enumerate(q15) if (d := trig(t * 0.01, s))]
+    assert len(want) >= 3
+    det_dir = tmp_path / "detector"
+    det_dir.mkdir()
+    for name, text in emit_int_detector(cfg, CATEGORIES, 10.0).items():
+        (det_dir / name).write_text(text)
+
+    frames, scores, got = _host_loop(int8_build, det_dir, tmp_path, audio)
+    assert frames == len(q15)
+    np.testing.assert_array_equal(scores, scores_float(q15[-1].astype(np.int16)))
+    assert got == want
 
 
 def test_verify_with_libm(compiled_run, tmp_path):
