@@ -19,6 +19,10 @@
  *
  * Build: add featurizer.S, model.S, detector.S and their headers from `tinykws compile` and
  * this file to the firmware project; compile with the float ABI the .S files were made for.
+ * The same file works with the float builds and with the integer build (`--precision
+ * int8`, -mfloat-abi=soft: cores without an FPU), which has the same functions; the
+ * integer build also has mfcc_StepInt16 / completemodel_StepQ / detector_StepQ, which skip
+ * the float conversions (docs/device-guide.md, section 5).
  */
 #include <stdint.h>
 
