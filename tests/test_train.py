@@ -33,6 +33,7 @@ from tinykws.train import (
     normalization_stats,
     pipeline_recipe,
     train,
+    warp_axis,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (conftest.py)
@@ -236,6 +237,42 @@ def test_augmentation_is_what_it_says():
         assert torch.allclose(fmasked[b, :, f], mean[b].expand(20))
     same = augment_batch(x, TrainConfig(), g(), None, lpd)
     assert torch.equal(same, x)
+
+
+def test_warp_axis_matches_numpy_interpolation():
+    """Speaking-rate and vocal-tract warps: output index i reads input position i / factor,
+    checked against numpy's np.interp; past the end the fill, factor 1 the identity."""
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(4, 30, 16)).astype(np.float32))
+    factors = torch.tensor([0.85, 1.0, 1.1, 1.3])
+    for axis, n in ((1, 30), (2, 16)):
+        fill = x.min(dim=1, keepdim=True).values if axis == 1 else x[:, :, -1:]
+        got = warp_axis(x, axis, factors, fill).numpy()
+        assert np.array_equal(got[1], x[1].numpy())
+        for b, f in enumerate(factors.tolist()):
+            pos = np.arange(n) / np.float32(f)
+            xb = x[b].numpy() if axis == 1 else x[b].numpy().T  # [n, other]
+            gb = got[b] if axis == 1 else got[b].T
+            fb = np.broadcast_to(fill[b].numpy() if axis == 1 else fill[b].numpy().T, xb.shape)
+            for j in range(xb.shape[1]):
+                want = np.where(pos <= n - 1, np.interp(pos, np.arange(n), xb[:, j]), fb[:, j])
+                np.testing.assert_allclose(gb[:, j], want, rtol=1e-5, atol=1e-5)
+
+
+def test_stretch_and_warp_in_augment_batch():
+    x = torch.randn(64, 20, 32)
+    g = torch.Generator().manual_seed(0)
+    out = augment_batch(x, TrainConfig(time_stretch=0.2, freq_warp=0.1), g, None, 0.23)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    changed = (out != x).flatten(1).any(dim=1)
+    assert int(changed.sum()) == 64  # every clip warped (a factor of exactly 1 is improbable)
+    # a warp only interpolates between neighbours: values stay within each clip's range
+    assert torch.all(out <= x.amax(dim=(1, 2), keepdim=True) + 1e-5)
+    assert torch.all(out >= x.amin(dim=(1, 2), keepdim=True) - 1e-5)
+    with pytest.raises(TinyKWSError, match="time_stretch"):
+        TrainConfig(time_stretch=0.6)
+    with pytest.raises(TinyKWSError, match="freq_warp"):
+        TrainConfig(freq_warp=float("nan"))
 
 
 def test_pipeline_recipe_sizes():

@@ -289,6 +289,8 @@ TRAIN_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "time_mask_width": ((), "Augment: widest time mask, frames."),
     "freq_masks": ((), "Augment: SpecAugment frequency masks."),
     "freq_mask_width": ((), "Augment: widest frequency mask, bands."),
+    "time_stretch": ((), "Augment: max relative change of speaking rate (0.1: 0.9-1.1x)."),
+    "freq_warp": ((), "Augment: max relative stretch of the mel axis (VTLP)."),
     "label_smoothing": ((), "Label smoothing of the cross-entropy."),
     "unknown_weight": ((), "Loss weight of the _unknown_ class (1: plain cross-entropy)."),
     "seed": ((), "Random seed."),

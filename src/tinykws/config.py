@@ -117,6 +117,12 @@ class TrainConfig:
     freq_masks: int = 0
     """SpecAugment: number of frequency masks a clip"""
     freq_mask_width: int = 4
+    time_stretch: float = 0.0
+    """max relative change of speaking rate: a clip is resampled in time by a factor in
+    [1 - time_stretch, 1 + time_stretch] (speakers differ in pace)"""
+    freq_warp: float = 0.0
+    """max relative stretch of the mel axis, [1 - freq_warp, 1 + freq_warp]: vocal-tract
+    length perturbation (VTLP) in feature space (speakers differ in formant positions)"""
     label_smoothing: float = 0.0
     unknown_weight: float = 1.0
     """loss weight of the `_unknown_` class (1 = the seed's plain cross-entropy): other
@@ -172,6 +178,10 @@ class TrainConfig:
             raise TinyKWSError(f"label smoothing must be in [0, 1], not {self.label_smoothing}")
         if self.gain_db < 0:
             raise TinyKWSError(f"gain_db must be >= 0, not {self.gain_db}")
+        for name in ("time_stretch", "freq_warp"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and 0.0 <= v < 0.5):
+                raise TinyKWSError(f"{name} is a relative change in [0, 0.5), not {v}")
         if self.unknown_weight <= 0:
             raise TinyKWSError(f"unknown weight must be > 0, not {self.unknown_weight}")
         for name in ("time_shift", "time_masks", "time_mask_width", "freq_masks", "freq_mask_width"):
@@ -189,7 +199,7 @@ class TrainConfig:
     @property
     def augments(self) -> bool:
         return bool(self.time_shift or self.gain_db or self.noise_prob or self.time_masks
-                    or self.freq_masks)
+                    or self.freq_masks or self.time_stretch or self.freq_warp)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

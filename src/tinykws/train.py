@@ -248,12 +248,33 @@ def _map_state(fn: Callable[[Tensor], Tensor], state: State) -> State:
 # ---------------------------------------------------------------------------- augmentation
 
 
+def warp_axis(x: Tensor, axis: int, factor: Tensor, fill: Tensor) -> Tensor:
+    """Resample x [B, T, F] along `axis` (1: time, 2: mel bands) by a factor per clip [B]:
+    output index i reads input position i / factor (linear interpolation), so a factor
+    above 1 stretches (slower speech, formants moved up).  Positions past the end take
+    `fill` (broadcastable to x)."""
+    x_ = x.transpose(1, axis) if axis != 1 else x  # warped axis second: [B, N, ...]
+    n = x_.shape[1]
+    pos = torch.arange(n, device=x.device, dtype=x.dtype)[None, :] / factor[:, None]  # [B, N]
+    lo = pos.floor().clamp(0, n - 1).long()
+    hi = (lo + 1).clamp(max=n - 1)
+    frac = (pos - lo.to(x.dtype)).clamp(0, 1)
+    shape = (x_.shape[0], n) + (1,) * (x_.dim() - 2)
+    gather = lambda i: torch.gather(x_, 1, i.view(shape).expand_as(x_))  # noqa: E731
+    out = gather(lo) * (1 - frac).view(shape) + gather(hi) * frac.view(shape)
+    out = out.transpose(1, axis) if axis != 1 else out
+    inside = (pos <= n - 1).view(shape)
+    inside = inside.transpose(1, axis) if axis != 1 else inside
+    return torch.where(inside, out, fill)
+
+
 def augment_batch(
     x: Tensor, cfg: TrainConfig, gen: torch.Generator, noise: Optional[Tensor], log_per_db: float
 ) -> Tensor:
-    """Random time shift, gain, background-noise mix and SpecAugment masks on log-mel
-    features x [B, T, F] (before normalisation).  Gain and noise act in the log domain:
-    a gain of g dB adds g * log_per_db; noise n mixes as log(e^x + e^(n + level))."""
+    """Random speaking rate and vocal-tract warp, time shift, gain, background-noise mix
+    and SpecAugment masks on log-mel features x [B, T, F] (before normalisation).  Gain and
+    noise act in the log domain: a gain of g dB adds g * log_per_db; noise n mixes as
+    log(e^x + e^(n + level))."""
     B, T, Fd = x.shape
     dev = x.device
 
@@ -263,6 +284,11 @@ def augment_batch(
     def randint(lo, hi, shape):
         return torch.randint(lo, hi, shape, generator=gen).to(dev)
 
+    for amount, axis in ((cfg.time_stretch, 1), (cfg.freq_warp, 2)):
+        if amount > 0:
+            factor = 1 + (rand(B) * 2 - 1) * amount
+            fill = x.min(dim=1, keepdim=True).values if axis == 1 else x[:, :, -1:]
+            x = warp_axis(x, axis, factor, fill)  # time: the quietest level; mel: top band
     if cfg.time_shift > 0:
         shift = randint(-cfg.time_shift, cfg.time_shift + 1, (B,))
         src = torch.arange(T, device=dev)[None, :] - shift[:, None]  # [B, T]
