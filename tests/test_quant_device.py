@@ -101,3 +101,33 @@ def test_int8_build_is_measured_against_the_checkpoint_it_was_quantized_from(tmp
     rep = quantize_run(run)  # post-training only: best.pt is the source, qat.pt is stale
     assert rep["source_checkpoint"] == "train/best.pt" and int_model_checkpoint(run) == best
     assert not tuned.exists()
+
+
+def test_compile_requantizes_by_content_not_file_times(tmp_path):
+    """`compile --precision int8` re-quantizes when the run's checkpoint is not the one the
+    integer model was made from, and only then: by the checkpoint's recorded SHA-256, so a
+    copy that loses (or a touch that changes) file times neither keeps a stale integer
+    model nor replaces a current one."""
+    import os
+
+    from eval_helpers import FEATURE_CATS, make_features, random_model, save_checkpoint
+    from tinykws.codegen import compile_run
+    from tinykws.quant.calibrate import file_sha256, int_model_is_current, load_int_model, quantize_run
+
+    run = tmp_path / "run"
+    make_features(run / "features", n_train=64, n_val=32)
+    best = save_checkpoint(run, random_model(hidden=16, classes=len(FEATURE_CATS), seed=1), FEATURE_CATS)
+    quantize_run(run)
+    qpath = run / "quant" / "model_int.npz"
+    made = qpath.read_bytes()
+    assert load_int_model(run).info["base_sha256"] == file_sha256(best)
+    os.utime(best, (qpath.stat().st_mtime + 100,) * 2)  # newer than the model, same bytes
+    assert int_model_is_current(run, best)
+    compile_run(run, float_abi="soft", precision="int8")
+    assert qpath.read_bytes() == made  # kept: same checkpoint
+
+    save_checkpoint(run, random_model(hidden=16, classes=len(FEATURE_CATS), seed=2), FEATURE_CATS)
+    os.utime(best, (qpath.stat().st_mtime - 100,) * 2)  # a copy that made it look older
+    assert not int_model_is_current(run, best)
+    compile_run(run, float_abi="soft", precision="int8")
+    assert qpath.read_bytes() != made and int_model_is_current(run, best)

@@ -157,10 +157,10 @@ def _write_int_sources(run_dir: Path, ckpt: Path, out: Path, checkpoint: "Checkp
     from tinykws.codegen.emit import copy_runtime
     from tinykws.codegen.emit_int import emit_int_detector, emit_int_model
     from tinykws.codegen.int_featurizer import emit_int_featurizer
-    from tinykws.quant.calibrate import load_int_model, quantize_run
+    from tinykws.quant.calibrate import int_model_is_current, load_int_model, quantize_run
 
     qpath = run_dir / "quant" / "model_int.npz"
-    if not qpath.is_file() or qpath.stat().st_mtime < ckpt.stat().st_mtime:
+    if not int_model_is_current(run_dir, ckpt):  # missing, or made from another checkpoint
         quantize_run(run_dir, checkpoint=ckpt)
     im = load_int_model(run_dir)
     params = checkpoint.feature_params

@@ -162,6 +162,9 @@ def quantize_run(run_dir: Path | str, qat_epochs: int = 0, per_row: bool = True,
     report["chosen"] = chosen
     report["source_checkpoint"] = im.info["checkpoint"] = _run_relative(source, run_dir)
     im.info["chosen"] = chosen
+    # what `compile --precision int8` checks to know whether this model is still the run's
+    # (file times do not survive every copy; a stale model must not pass for a current one)
+    report["base_sha256"] = im.info["base_sha256"] = file_sha256(ckpt)
     report["out"] = str(im.save(out / "model_int.npz"))
     if chosen != "qat":  # an earlier quantize's fine-tuned model is not this one's source
         (out / QAT_CHECKPOINT).unlink(missing_ok=True)
@@ -188,6 +191,29 @@ def _run_relative(path: Path, run_dir: Path) -> str:
         return Path(path).resolve().relative_to(run_dir.resolve()).as_posix()
     except ValueError:
         return str(Path(path).resolve())
+
+
+def file_sha256(path: Path | str) -> str:
+    """Hex SHA-256 of a file's bytes (a checkpoint: a few MB)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def int_model_is_current(run_dir: Path | str, checkpoint: Path | str) -> bool:
+    """Whether RUN_DIR/quant/model_int.npz was quantized from `checkpoint` as it is now
+    (by its recorded SHA-256; a model from before the hash was recorded: by file times)."""
+    qpath = Path(run_dir) / "quant" / "model_int.npz"
+    if not qpath.is_file():
+        return False
+    recorded = load_int_model(run_dir).info.get("base_sha256")
+    if recorded is None:
+        return qpath.stat().st_mtime >= Path(checkpoint).stat().st_mtime
+    return recorded == file_sha256(checkpoint)
 
 
 def load_int_model(run_dir: Path | str) -> IntModel:
