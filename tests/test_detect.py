@@ -317,6 +317,26 @@ def test_score_detections_golden():
     assert (s.hits, s.misses, s.false_alarms, s.recall) == (1, 1, 0, 0.5)
 
 
+def test_false_alarm_sources_name_what_fired():
+    """Each false alarm of `score_detections`, with the word under it and why it is one."""
+    from tinykws.stream import Event, false_alarm_sources, score_detections
+
+    events = [Event(1.0, "yes", "yes", 10, "a.wav"), Event(4.0, "no", "no", 10, "b.wav"),
+              Event(8.0, "zero", "_unknown_", 10, "c.wav")]
+    dets = [Detection(1.5, "yes", 0.9),  # hit
+            Detection(1.9, "yes", 0.8),  # its own keyword again
+            Detection(2.0, "no", 0.9),  # while "yes" is heard
+            Detection(5.6, "no", 0.9),  # hit
+            Detection(8.5, "no", 0.95),  # on an other word
+            Detection(30.0, "up", 0.7)]  # nothing there
+    fas = false_alarm_sources(dets, events)
+    assert [(f["kind"], f["word"], f["fired"]) for f in fas] == [
+        ("repeat", "yes", "yes"), ("wrong keyword", "yes", "no"), ("other word", "zero", "no"),
+        ("background", "", "up")]
+    assert len(fas) == score_detections(dets, events, 360.0).false_alarms
+    assert fas[2]["source"] == "c.wav" and fas[2]["confidence"] == 0.95
+
+
 def test_build_stream_places_clips_at_known_times(tmp_path):
     from eval_helpers import DEV
     from tinykws.stream import StreamSpec, build_stream

@@ -205,12 +205,35 @@ def section_stream(run_dir: Path) -> str:
                    f"{cb['threshold']:.4f})" if cb else "never stayed at ≤ 1 false alarm per hour")
                 + "; both curves are in the DET plot.\n")
     out += _negative_stream(st)
+    out += _false_alarm_table(st)
     if st.get("minutes", 60) < 60:
         out += ("_A short stream: one false alarm already counts "
                 f"{60 / max(st.get('minutes', 1), 1e-9):.0f} per hour._\n")
     out += _operating_point(run_dir)
     if (run_dir / "eval" / "det.png").is_file():
         out += "\n![DET curve](eval/det.png)\n"
+    return out
+
+
+def _false_alarm_table(st: dict, top: int = 8) -> str:
+    """What the false alarms at the detector's threshold fired on, most frequent first: a
+    clip that fires once fires every time it is replayed, so a few confusions can make
+    most of the count (and tell what to add to the training data)."""
+    rows: dict[tuple[str, str, str, str], int] = {}
+    for name, fas in (("test stream", st.get("false_alarms_at_threshold")),
+                      ("negatives", (st.get("negatives") or {}).get("false_alarms_at_threshold"))):
+        for fa in fas or []:
+            key = (name, fa["kind"], fa["word"] or "–", fa["fired"])
+            rows[key] = rows.get(key, 0) + 1
+    if not rows:
+        return ""
+    out = ("\nWhat the false alarms at the threshold fired on (`kind`: a non-keyword, another "
+           "keyword, the same keyword again after the refractory time, or noise alone):\n\n"
+           "| stream | kind | word heard | fired as | times |\n| --- | --- | --- | --- | ---: |\n")
+    ranked = sorted(rows.items(), key=lambda kv: (-kv[1], kv[0]))
+    out += "".join(f"| {s} | {k} | {w} | {f} | {n} |\n" for (s, k, w, f), n in ranked[:top])
+    if len(ranked) > top:
+        out += f"| … {len(ranked) - top} more in eval/stream.json | | | | |\n"
     return out
 
 

@@ -284,16 +284,15 @@ class StreamScore:
     fa_per_hour: float
 
 
-def score_detections(
-    detections: Sequence, events: Sequence[Event], duration_s: float, tolerance_s: float = 0.75,
-    threshold: float = float("nan"),
-) -> StreamScore:
-    """Hits, misses and false alarms of `detections` against the keyword `events`."""
+def _match(detections: Sequence, events: Sequence[Event], tolerance_s: float
+           ) -> tuple[list[Event], np.ndarray, list[int]]:
+    """The matching rule: (keyword events sorted by start, hit mask over them, indices of the
+    detections that are false alarms)."""
     kw = sorted((e for e in events if e.is_keyword), key=lambda e: e.start_s)
     starts = np.array([e.start_s for e in kw])
     hit = np.zeros(len(kw), bool)
-    fa = 0
-    for d in detections:
+    false = []
+    for n, d in enumerate(detections):
         # candidate events: started before the detection, ended less than tolerance ago
         i = int(np.searchsorted(starts, d.time_s, side="right")) - 1
         ok = False
@@ -302,11 +301,43 @@ def score_detections(
                 hit[i] = ok = True
                 break
             i -= 1
-        fa += not ok
+        if not ok:
+            false.append(n)
+    return kw, hit, false
+
+
+def score_detections(
+    detections: Sequence, events: Sequence[Event], duration_s: float, tolerance_s: float = 0.75,
+    threshold: float = float("nan"),
+) -> StreamScore:
+    """Hits, misses and false alarms of `detections` against the keyword `events`."""
+    kw, hit, false = _match(detections, events, tolerance_s)
+    fa = len(false)
     hours = duration_s / 3600.0
     n = len(kw)
     return StreamScore(threshold, int(hit.sum()), int(n - hit.sum()), fa,
                        float(hit.sum() / n) if n else 0.0, fa / hours if hours else 0.0)
+
+
+def false_alarm_sources(detections: Sequence, events: Sequence[Event], tolerance_s: float = 0.75
+                        ) -> list[dict]:
+    """What each false alarm fired on (same matching as `score_detections`): the word under
+    it and its kind: `other word` (a non-keyword), `wrong keyword` (another keyword),
+    `repeat` (its own keyword again, after the refractory time) or `background`."""
+    _, _, false = _match(detections, events, tolerance_s)
+    by_start = sorted(events, key=lambda e: e.start_s)
+    starts = np.array([e.start_s for e in by_start])
+    out = []
+    for n in false:
+        d = detections[n]
+        i = int(np.searchsorted(starts, d.time_s, side="right")) - 1
+        e = by_start[i] if i >= 0 and d.time_s <= starts[i] + 1.0 + tolerance_s else None
+        kind = ("background" if e is None else "other word" if not e.is_keyword
+                else "repeat" if e.label == d.label else "wrong keyword")
+        out.append({"time_s": round(float(d.time_s), 3), "fired": d.label, "kind": kind,
+                    "word": e.word if e else "", "source": e.source if e else "",
+                    "confidence": round(float(d.confidence), 4)})
+    return out
 
 
 def recall_by_snr(detections: Sequence, events: Sequence[Event], tolerance_s: float = 0.75
@@ -370,14 +401,14 @@ def evaluate_stream(detector, stream: Stream, thresholds=None) -> dict:
     """Score trace + DET curve + the point at the detector's own threshold."""
     times, scores = detector.score_trace(stream.audio)
     curve = det_curve(detector, times, scores, stream, thresholds)
-    at = score_detections(detector.detections_from_trace(times, scores), stream.events,
-                          stream.duration_s, threshold=detector.config.threshold)
-    best = operating_point(curve)
     dets = detector.detections_from_trace(times, scores)
+    at = score_detections(dets, stream.events, stream.duration_s, threshold=detector.config.threshold)
+    best = operating_point(curve)
     return {
         "mode": detector.mode,
         "at_threshold": asdict(at),
         "recall_by_snr_at_threshold": recall_by_snr(dets, stream.events),
+        "false_alarms_at_threshold": false_alarm_sources(dets, stream.events),
         "best_at_1_fa_per_hour": asdict(best) if best else None,
         "curve": [asdict(s) for s in curve],
     }
@@ -447,10 +478,11 @@ def pooled_curve(curves: Sequence[Sequence[StreamScore]], hours: Sequence[float]
 def _negative_fa(detector, stream: Stream) -> dict:
     """False alarms per hour on a negative stream: at the detector's threshold and swept."""
     times, scores = detector.score_trace(stream.audio)
-    at = score_detections(detector.detections_from_trace(times, scores), stream.events,
-                          stream.duration_s, threshold=detector.config.threshold)
+    dets = detector.detections_from_trace(times, scores)
+    at = score_detections(dets, stream.events, stream.duration_s, threshold=detector.config.threshold)
     return {"minutes": stream.duration_s / 60, "n_words": len(stream.events),
             "at_threshold": asdict(at),
+            "false_alarms_at_threshold": false_alarm_sources(dets, stream.events),
             "curve": [asdict(s) for s in det_curve(detector, times, scores, stream)]}
 
 
