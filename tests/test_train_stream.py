@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from tinykws.errors import TinyKWSError
 from tinykws.features import FeatureParams
 from tinykws.models import ModelConfig, build_model
 from tinykws.train_stream import (
@@ -79,6 +80,24 @@ def test_stream_targets_follow_word_ends():
     # a chunk continues the same stream: the next one is not the start of a new one
     x2, _, _ = maker.next_chunk()
     assert x2.shape == (3, 500, 32)
+
+
+def test_real_negative_share_sets_how_many_negatives_are_real_recordings():
+    """The first n_real pool clips are real; with synthesized negatives 10x as many, share
+    0 draws real ones in proportion (~1/11), share 0.5 about half, share 1 only real ones."""
+    x, y = toy_clips(20)
+    unk = CATS.index("_unknown_")
+    extra = np.repeat(x[y == unk], 10, axis=0)  # 200 "synthesized" negatives after 20 real
+    feats = np.concatenate([x, extra])
+    labels = np.concatenate([y, np.full(len(extra), unk)])
+    pool = ClipPool.from_arrays(feats, labels, CATS, LOG_PER_DB)
+    for share, lo, hi in ((0.0, 0.04, 0.15), (0.5, 0.4, 0.6), (1.0, 1.0, 1.0)):
+        maker = StreamMaker(pool, StreamTrainConfig(batch=1, real_negative_share=share),
+                            np.random.default_rng(0), n_real=len(y))
+        real = np.mean([maker._draw_negative() < len(y) for _ in range(2000)])
+        assert lo <= real <= hi, (share, real)
+    with pytest.raises(TinyKWSError, match="real_negative_share"):
+        StreamTrainConfig(real_negative_share=1.5)
 
 
 def _saturating_fastgrnn(hidden: int = 8) -> torch.nn.Module:

@@ -65,6 +65,10 @@ class StreamTrainConfig:
     reset_prob: float = 0.02  # chance a stream's state restarts from zero at a chunk
     # what a stream holds
     keyword_prob: float = 0.45  # of the words; the rest are negatives
+    # of the negatives, the share drawn from the real other-word clips of training.npz when
+    # synthesized ones are added (0: in proportion to their numbers, ~1 % for 179 real among
+    # 20,000): real voices are what a stream model must learn to reject
+    real_negative_share: float = 0.0
     gap_frames: tuple[int, int] = (5, 200)  # background between two words
     margin_frames: tuple[int, int] = (3, 25)  # kept around a word's speech
     snr_db: tuple[float, float] = (5.0, 40.0)
@@ -89,6 +93,8 @@ class StreamTrainConfig:
             raise TinyKWSError("stream training needs iterations, batch and chunk_frames >= 1")
         if not 0.0 < self.keyword_prob < 1.0:
             raise TinyKWSError("keyword_prob must be in (0, 1)")
+        if not 0.0 <= self.real_negative_share <= 1.0:
+            raise TinyKWSError("real_negative_share must be in [0, 1]")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -165,10 +171,13 @@ class StreamMaker:
     """
 
     def __init__(self, pool: ClipPool, cfg: StreamTrainConfig, rng: np.random.Generator,
-                 block: int = 1500):
+                 block: int = 1500, n_real: Optional[int] = None):
+        """`n_real`: the pool's first n_real clips are real recordings, the rest synthesized
+        negatives (None: all real)."""
         self.pool, self.cfg, self.rng, self.block = pool, cfg, rng, block
         self.kw = pool.keyword_ids
         self.neg = pool.indices(UNKNOWN)
+        self.real_neg = self.neg < (len(pool.labels) if n_real is None else n_real)  # [len(neg)]
         self.noise = pool.indices(SILENCE)
         if len(self.kw) == 0 or len(self.noise) == 0:
             raise TinyKWSError("stream training needs keyword clips and _silence_ clips")
@@ -183,8 +192,13 @@ class StreamMaker:
         self.neg_weight = np.asarray(w, np.float64)
 
     def _draw_negative(self) -> int:
-        p = self.neg_weight / self.neg_weight.sum()
-        return int(self.neg[self.rng.choice(len(self.neg), p=p)])
+        """A negative clip, by the mining weights; `real_negative_share` of them real."""
+        w = self.neg_weight
+        share = self.cfg.real_negative_share
+        if share > 0 and self.real_neg.any() and not self.real_neg.all():
+            real = self.rng.random() < share
+            w = np.where(self.real_neg == real, w, 0.0)
+        return int(self.neg[self.rng.choice(len(self.neg), p=w / w.sum())])
 
     def _noise_bed(self, n: int) -> np.ndarray:
         """[n, F] log-mel of background clips end to end (each at its recorded level)."""
@@ -414,7 +428,7 @@ def train_stream(
 
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    maker = StreamMaker(pool, cfg, rng)
+    maker = StreamMaker(pool, cfg, rng, n_real=len(split.labels))
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     start = 0
     if last_path.is_file():
