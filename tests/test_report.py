@@ -128,3 +128,29 @@ def test_report_and_stream_use_the_runs_operating_point(tmp_path):
     assert st["at_threshold"]["threshold"] == 0.42
     text = write_report(run).read_text()
     assert "threshold **0.42**, chosen on held-apart negatives (1.5 h) for ≤ 1 false alarms" in text
+
+
+def test_stream_section_tabulates_what_the_false_alarms_fired_on(tmp_path):
+    """Most frequent first, over both streams, capped with a pointer to the rest, and the
+    table closed by a blank line (GFM would read the next paragraph as one more row)."""
+    from tinykws.report import section_stream
+
+    def fa(word, fired, kind="other word"):
+        return {"time_s": 1.0, "fired": fired, "kind": kind, "word": word, "source": "x.wav",
+                "confidence": 0.97}
+
+    at = {"threshold": 0.9, "recall": 0.5, "fa_per_hour": 12.0, "false_alarms": 4}
+    st = {"minutes": 3.0, "snrs_db": [20.0], "n_keywords": 10, "n_events": 20, "mode": "rolling",
+          "at_threshold": at, "best_at_1_fa_per_hour": None, "curve": [],
+          "false_alarms_at_threshold": [fa("zero", "no")] * 3 + [fa("up", "on", "wrong keyword")],
+          "negatives": {"minutes": 10.0, "n_words": 400, "at_threshold": at, "curve": [],
+                        "false_alarms_at_threshold": [fa(f"w{i}", "yes") for i in range(9)]}}
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "stream.json").write_text(json.dumps(st))
+    text = section_stream(tmp_path)
+    rows = [ln for ln in text.splitlines() if ln.startswith("| ") and not ln.startswith(("| stream", "| ---"))]
+    assert rows[0] == "| test stream | other word | zero | no | 3 |"
+    assert rows[1] == "| negatives | other word | w0 | yes | 1 |"  # ties: by stream, word
+    assert len(rows) == 9 and rows[-1].startswith("| … 3 more in eval/stream.json")
+    table_end = text.index(rows[-1]) + len(rows[-1])
+    assert text[table_end:table_end + 2] == "\n\n"

@@ -234,7 +234,7 @@ def _false_alarm_table(st: dict, top: int = 8) -> str:
     out += "".join(f"| {s} | {k} | {w} | {f} | {n} |\n" for (s, k, w, f), n in ranked[:top])
     if len(ranked) > top:
         out += f"| … {len(ranked) - top} more in eval/stream.json | | | | |\n"
-    return out
+    return out + "\n"  # a blank line ends the table (GFM would read the next line as a row)
 
 
 def _negative_stream(st: dict) -> str:
