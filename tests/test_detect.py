@@ -450,3 +450,46 @@ def test_pooled_curve_adds_counts_and_divides_by_total_time():
     # the threshold for <= 1 false alarm an hour moves once the negatives are counted
     assert choose_operating_point(kw, 2.0).threshold == 0.9
     assert choose_operating_point(pooled, 3.0).threshold == 0.5
+
+
+class _FixedDetections:
+    """A stand-in detector: fixed detections, those at or above the threshold fire."""
+
+    def __init__(self, found):
+        self.found = found
+
+    def detections_from_trace(self, times, scores, threshold):
+        return [d for d in self.found if d.confidence >= threshold]
+
+
+def _toy_stream(n_kw: int = 40, replays: int = 8):
+    """Keyword clips each heard once (`kw{i}.wav`, confidence rising with i) and one other
+    word replayed `replays` times that fires 'no' at 0.95 every time (a 'zero' heard as 'no')."""
+    from tinykws.stream import Event, Stream
+
+    events, found = [], []
+    for i in range(n_kw):
+        events.append(Event(2.0 * i, "yes", "yes", 20, f"kw{i}.wav"))
+        found.append(Detection(2.0 * i + 0.5, "yes", 0.5 + 0.49 * i / n_kw))
+    for j in range(replays):
+        t = 2.0 * (n_kw + j)
+        events.append(Event(t, "zero", "_unknown_", 20, "zero.wav"))
+        found.append(Detection(t + 0.5, "no", 0.95))
+    return Stream(np.zeros(3600, np.int16), events, sample_rate=1), found  # one hour
+
+
+def test_bootstrap_recall_spreads_with_a_replayed_false_alarm_and_not_without():
+    from tinykws.stream import bootstrap_recall, det_curve, operating_point
+
+    stream, found = _toy_stream()
+    det = _FixedDetections(found)
+    point = operating_point(det_curve(det, None, None, stream), 1.0).recall
+    lo, mid, hi = bootstrap_recall(det, None, None, stream, limits=(1.0,), n=400)[1.0]
+    # the point: only thresholds above 0.95 keep the 8 replays out; the sweep's next one is
+    # 0.96, which 2 of the 40 keywords reach (0.9655, 0.97775)
+    assert point == pytest.approx(2 / 40)
+    # resampled, the 'zero' clip is sometimes not drawn: then most keywords count
+    assert lo <= point <= hi and hi > 0.5 and lo < 0.2
+    assert bootstrap_recall(det, None, None, stream, limits=(1.0,), n=400)[1.0] == (lo, mid, hi)
+    quiet = _FixedDetections([d for d in found if d.label == "yes"])  # nothing false fires
+    assert bootstrap_recall(quiet, None, None, stream, limits=(1.0,), n=200)[1.0] == (1.0, 1.0, 1.0)

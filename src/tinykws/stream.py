@@ -319,24 +319,82 @@ def score_detections(
                        float(hit.sum() / n) if n else 0.0, fa / hours if hours else 0.0)
 
 
+class _EventLookup:
+    """The latest event that started before a time and ended less than `tolerance_s` ago."""
+
+    def __init__(self, events: Sequence[Event], tolerance_s: float) -> None:
+        self.events = sorted(events, key=lambda e: e.start_s)
+        self.starts = np.array([e.start_s for e in self.events])
+        self.tolerance_s = tolerance_s
+
+    def __call__(self, t: float) -> Event | None:
+        i = int(np.searchsorted(self.starts, t, side="right")) - 1
+        return self.events[i] if i >= 0 and t <= self.starts[i] + 1.0 + self.tolerance_s else None
+
+
 def false_alarm_sources(detections: Sequence, events: Sequence[Event], tolerance_s: float = 0.75
                         ) -> list[dict]:
     """What each false alarm fired on (same matching as `score_detections`): the word under
     it and its kind: `other word` (a non-keyword), `wrong keyword` (another keyword),
     `repeat` (its own keyword again, after the refractory time) or `background`."""
     _, _, false = _match(detections, events, tolerance_s)
-    by_start = sorted(events, key=lambda e: e.start_s)
-    starts = np.array([e.start_s for e in by_start])
+    under = _EventLookup(events, tolerance_s)
     out = []
     for n in false:
         d = detections[n]
-        i = int(np.searchsorted(starts, d.time_s, side="right")) - 1
-        e = by_start[i] if i >= 0 and d.time_s <= starts[i] + 1.0 + tolerance_s else None
+        e = under(d.time_s)
         kind = ("background" if e is None else "other word" if not e.is_keyword
                 else "repeat" if e.label == d.label else "wrong keyword")
         out.append({"time_s": round(float(d.time_s), 3), "fired": d.label, "kind": kind,
                     "word": e.word if e else "", "source": e.source if e else "",
                     "confidence": round(float(d.confidence), 4)})
+    return out
+
+
+def bootstrap_recall(
+    detector, times: np.ndarray, scores: np.ndarray, stream: Stream,
+    limits: Sequence[float] = (1.0, 6.0), n: int = 1000, seed: int = 0,
+    thresholds: Sequence[float] | None = None, tolerance_s: float = 0.75,
+) -> dict[float, tuple[float, float, float]]:
+    """How far "best recall at <= limit false alarms per hour" could move with other clips:
+    the stream's source clips are resampled with replacement (a clip replayed 8 times is one
+    unit, so one clip that fires weighs as it should) -> {limit: (5th percentile, median,
+    95th percentile)}. False alarms on noise alone are kept as they are; the stream's length
+    scales with the words drawn. This is the spread from the test material only; a model
+    trained with another seed moves further (docs/benchmarks.md, "Streaming")."""
+    thresholds = det_thresholds() if thresholds is None else np.asarray(thresholds)
+    units = sorted({e.source for e in stream.events})
+    unit = {u: i for i, u in enumerate(units)}
+    U = len(units)
+    words = np.zeros(U)  # events per unit
+    keywords = np.zeros(U)
+    for e in stream.events:
+        words[unit[e.source]] += 1
+        keywords[unit[e.source]] += e.is_keyword
+    hits = np.zeros((len(thresholds), U))
+    fas = np.zeros((len(thresholds), U))
+    noise_fas = np.zeros(len(thresholds))
+    under = _EventLookup(stream.events, tolerance_s)
+    for ti, t in enumerate(thresholds):
+        dets = detector.detections_from_trace(times, scores, float(t))
+        kw, hit, false = _match(dets, stream.events, tolerance_s)
+        for e, h in zip(kw, hit):
+            hits[ti, unit[e.source]] += h
+        for k in false:
+            e = under(dets[k].time_s)
+            if e is None:
+                noise_fas[ti] += 1
+            else:
+                fas[ti, unit[e.source]] += 1
+    w = np.random.default_rng(seed).multinomial(U, np.full(U, 1.0 / U), size=n)  # [n, U]
+    hours = stream.duration_s / 3600.0 * (w @ words) / words.sum()  # [n]
+    recall = (w @ hits.T) / np.maximum(w @ keywords, 1)[:, None]  # [n, thresholds]
+    fa_per_hour = (w @ fas.T + noise_fas[None, :]) / hours[:, None]
+    out = {}
+    for limit in limits:
+        best = np.where(fa_per_hour <= limit, recall, 0.0).max(axis=1)
+        lo, mid, hi = np.percentile(best, [5, 50, 95])
+        out[float(limit)] = (float(lo), float(mid), float(hi))
     return out
 
 
@@ -352,12 +410,17 @@ def recall_by_snr(detections: Sequence, events: Sequence[Event], tolerance_s: fl
     return out
 
 
+def det_thresholds() -> np.ndarray:
+    """The DET sweep: 0.01 steps to 0.98, then log-spaced towards 1 (scores crowd there)."""
+    return np.unique(np.round(np.concatenate([np.linspace(0.05, 0.98, 94),
+                                              1 - np.geomspace(0.02, 1e-4, 24)]), 6))
+
+
 def det_curve(detector, times: np.ndarray, scores: np.ndarray, stream: Stream,
               thresholds: Sequence[float] | None = None) -> list[StreamScore]:
     """Recall / FA-per-hour at each threshold, from one score trace."""
-    if thresholds is None:  # 0.01 steps, then log-spaced towards 1 (scores crowd there)
-        thresholds = np.unique(np.round(np.concatenate([np.linspace(0.05, 0.98, 94),
-                                                        1 - np.geomspace(0.02, 1e-4, 24)]), 6))
+    if thresholds is None:
+        thresholds = det_thresholds()
     return [score_detections(detector.detections_from_trace(times, scores, float(t)),
                              stream.events, stream.duration_s, threshold=float(t))
             for t in thresholds]
