@@ -13,8 +13,9 @@ The C API keeps ELL's conventions (see docs/architecture.md, "Code generation"):
 ``precision="int8"`` builds the integer path instead (cores without an FPU): the integer
 featurizer (`tinykws.codegen.int_featurizer`), the integer model from
 ``RUN_DIR/quant/model_int.npz`` (`tinykws.codegen.emit_int`; `tinykws quantize` writes it,
-and this function does when it is missing or older than the checkpoint) and the integer
-detector on its Q15 scores (`emit_int.emit_int_detector`).
+and this function does when it is missing or was quantized from another checkpoint, by
+the SHA-256 it records) and the integer detector on its Q15 scores
+(`emit_int.emit_int_detector`).
 """
 
 from __future__ import annotations

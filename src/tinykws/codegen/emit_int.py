@@ -440,7 +440,8 @@ int32_t {m}_Step({m}_state *state, const float *scores, float *confidence)
         q[i] = tkws_q15_from_float(scores[i]);
     }}
     const int32_t fired = {m}__step(state, q, &sum);
-    /* sum / (32768 m), rounded once: both int-to-float conversions are exact */
+    /* sum / (32768 m) in float32, as IntTrigger computes it (both conversions are exact
+     * while sum < 2^24, i.e. up to 512 steps of smoothing; beyond, both round alike) */
     *confidence = (float)sum / (float)(state->filled << 15);
     return fired;
 }}
