@@ -751,6 +751,59 @@ extern "C" {{
 #define {M}_SMOOTH_STEPS {self.smooth}  /* moving average: {c.smoothing_ms:g} ms */
 #define {M}_REFRACTORY_STEPS {self.refractory}  /* no detection for {c.refractory_ms:g} ms after one */"""
 
+    def state_glue(self, runtime: str, arrays: Sequence[str]) -> str:
+        """C: `<m>__view` (the runtime's `<runtime>_state` over a `<m>_state`: its `arrays`
+        and counters), `<m>__store` (the counters back) and `<m>_Init` (`<runtime>_reset`)."""
+        m, rt = self.m, runtime
+        fields = "".join(f"        .{a} = state->{a},\n" for a in (*arrays, "pos", "filled", "since"))
+        return f"""/* The runtime's view of a {m}_state. */
+static {rt}_state {m}__view({m}_state *state)
+{{
+    {rt}_state st = {{
+{fields}    }};
+    return st;
+}}
+
+static void {m}__store({m}_state *state, const {rt}_state *st)
+{{
+    state->pos = st->pos;
+    state->filled = st->filled;
+    state->since = st->since;
+}}
+
+void {m}_Init({m}_state *state)
+{{
+    {rt}_state st = {m}__view(state);
+    {rt}_reset(&{m}_config, &st);
+    {m}__store(state, &st);
+}}
+"""
+
+    def default_state_glue(self, q15: bool = False) -> str:
+        """C: the static default state and `<m>_Reset` / `<m>_Process` on it (`q15`: also
+        `<m>_ProcessQ`, the integer detector's Q15 call)."""
+        m = self.m
+        c = f"""static {m}_state {m}_default_state;
+
+void {m}_Reset(void)
+{{
+    {m}_Init(&{m}_default_state);
+}}
+
+int32_t {m}_Process(const float *scores, float *confidence)
+{{
+    return {m}_Step(&{m}_default_state, scores, confidence);
+}}
+"""
+        if q15:
+            c += f"""
+int32_t {m}_ProcessQ(const int16_t *scores, int16_t *confidence)
+{{
+    return {m}_StepQ(&{m}_default_state, scores, confidence);
+}}
+"""
+        return c
+
 
 def detector_plan(config: Any, categories: Sequence[str], frame_ms: float,
                   module: str = DETECTOR_MODULE) -> DetectorPlan:
@@ -822,32 +875,7 @@ int32_t {m}_Process(const float *scores, float *confidence);
     "n_keywords": f"{M}_NUM_KEYWORDS", "keyword": f"{m}_keywords",
     "smooth": f"{M}_SMOOTH_STEPS", "refractory": f"{M}_REFRACTORY_STEPS",
     "threshold": f"{M}_THRESHOLD"})}
-/* The runtime's view of a {m}_state. */
-static tkws_detect_state {m}__view({m}_state *state)
-{{
-    tkws_detect_state st = {{
-        .history = state->history,
-        .pos = state->pos,
-        .filled = state->filled,
-        .since = state->since,
-    }};
-    return st;
-}}
-
-static void {m}__store({m}_state *state, const tkws_detect_state *st)
-{{
-    state->pos = st->pos;
-    state->filled = st->filled;
-    state->since = st->since;
-}}
-
-void {m}_Init({m}_state *state)
-{{
-    tkws_detect_state st = {m}__view(state);
-    tkws_detect_reset(&{m}_config, &st);
-    {m}__store(state, &st);
-}}
-
+{p.state_glue("tkws_detect", ["history"])}
 int32_t {m}_Step({m}_state *state, const float *scores, float *confidence)
 {{
     tkws_detect_state st = {m}__view(state);
@@ -856,18 +884,7 @@ int32_t {m}_Step({m}_state *state, const float *scores, float *confidence)
     return fired;
 }}
 
-static {m}_state {m}_default_state;
-
-void {m}_Reset(void)
-{{
-    {m}_Init(&{m}_default_state);
-}}
-
-int32_t {m}_Process(const float *scores, float *confidence)
-{{
-    return {m}_Step(&{m}_default_state, scores, confidence);
-}}
-"""
+{p.default_state_glue()}"""
     return {"detector.h": h, "detector.c": c}
 
 

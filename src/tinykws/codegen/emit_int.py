@@ -387,33 +387,7 @@ int32_t {m}_ProcessQ(const int16_t *scores, int16_t *confidence);
     "n_keywords": f"{M}_NUM_KEYWORDS", "keyword": f"{m}_keywords",
     "smooth": f"{M}_SMOOTH_STEPS", "refractory": f"{M}_REFRACTORY_STEPS",
     "min_sum": f"{m}_min_sums"})}
-/* The runtime's view of a {m}_state. */
-static tkws_qdetect_state {m}__view({m}_state *state)
-{{
-    tkws_qdetect_state st = {{
-        .history = state->history,
-        .sum = state->sum,
-        .pos = state->pos,
-        .filled = state->filled,
-        .since = state->since,
-    }};
-    return st;
-}}
-
-static void {m}__store({m}_state *state, const tkws_qdetect_state *st)
-{{
-    state->pos = st->pos;
-    state->filled = st->filled;
-    state->since = st->since;
-}}
-
-void {m}_Init({m}_state *state)
-{{
-    tkws_qdetect_state st = {m}__view(state);
-    tkws_qdetect_reset(&{m}_config, &st);
-    {m}__store(state, &st);
-}}
-
+{p.state_glue("tkws_qdetect", ["history", "sum"])}
 /* One step on Q15 scores: the class that fired or -1, the best keyword's sum in *sum. */
 static int32_t {m}__step({m}_state *state, const int16_t *scores, int32_t *sum)
 {{
@@ -446,21 +420,5 @@ int32_t {m}_Step({m}_state *state, const float *scores, float *confidence)
     return fired;
 }}
 
-static {m}_state {m}_default_state;
-
-void {m}_Reset(void)
-{{
-    {m}_Init(&{m}_default_state);
-}}
-
-int32_t {m}_Process(const float *scores, float *confidence)
-{{
-    return {m}_Step(&{m}_default_state, scores, confidence);
-}}
-
-int32_t {m}_ProcessQ(const int16_t *scores, int16_t *confidence)
-{{
-    return {m}_StepQ(&{m}_default_state, scores, confidence);
-}}
-"""
+{p.default_state_glue(q15=True)}"""
     return {"detector.h": h, "detector.c": c}
