@@ -131,3 +131,28 @@ def test_compile_requantizes_by_content_not_file_times(tmp_path):
     assert not int_model_is_current(run, best)
     compile_run(run, float_abi="soft", precision="int8")
     assert qpath.read_bytes() != made and int_model_is_current(run, best)
+
+
+def test_verify_refuses_an_int8_build_of_an_older_quantization(tmp_path):
+    """Quantizing the run again after `compile` makes its int8 build stale: `verify` and
+    `verify --stream` say so (recompile) instead of reporting every frame as different."""
+    from eval_helpers import FEATURE_CATS, make_features, random_model, save_checkpoint
+    from tinykws.codegen import compile_run
+    from tinykws.device import DeviceError, verify
+    from tinykws.device.stream import verify_stream
+    from tinykws.quant.calibrate import quantize_run
+
+    run = tmp_path / "run"
+    make_features(run / "features", n_train=64, n_val=32)
+    save_checkpoint(run, random_model(hidden=16, classes=len(FEATURE_CATS), seed=1), FEATURE_CATS)
+    compile_run(run, float_abi="soft", precision="int8")
+    build = run / "device" / "int8"
+    assert (build / "int_model.json").is_file()
+    clip = next(iter(sorted((DEV / "yes").glob("*.wav"))))
+    quantize_run(run, per_row=False)  # another integer model than the build's
+    with pytest.raises(DeviceError, match="quantized again since"):
+        verify(build, data_dir=DEV, max_clips=1, count_clips=0, progress=False)
+    with pytest.raises(DeviceError, match="quantized again since"):
+        verify_stream(build, clip, progress=False)
+    compile_run(run, float_abi="soft", precision="int8")  # recompiled: current again
+    assert verify(build, data_dir=DEV, max_clips=1, count_clips=0, progress=False).ok

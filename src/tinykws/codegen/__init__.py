@@ -20,6 +20,7 @@ the SHA-256 it records) and the integer detector on its Q15 scores
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 
 TARGETS = ("cortex-m4",)
 PRECISIONS = ("float", "int8")
+# An int8 build's record of the integer model it was generated from (its SHA-256)
+INT_MODEL_STAMP = "int_model.json"
 
 
 def build_spec(build: str) -> tuple[str, str]:
@@ -158,7 +161,7 @@ def _write_int_sources(run_dir: Path, ckpt: Path, out: Path, checkpoint: "Checkp
     from tinykws.codegen.emit import copy_runtime
     from tinykws.codegen.emit_int import emit_int_detector, emit_int_model
     from tinykws.codegen.int_featurizer import emit_int_featurizer
-    from tinykws.quant.calibrate import int_model_is_current, load_int_model, quantize_run
+    from tinykws.quant.calibrate import file_sha256, int_model_is_current, load_int_model, quantize_run
 
     qpath = run_dir / "quant" / "model_int.npz"
     if not int_model_is_current(run_dir, ckpt):  # missing, or made from another checkpoint
@@ -168,6 +171,9 @@ def _write_int_sources(run_dir: Path, ckpt: Path, out: Path, checkpoint: "Checkp
     if list(im.categories) != list(checkpoint.categories):
         raise TinyKWSError(f"{qpath} has other categories than {ckpt}: run `tinykws quantize` again")
     files = {p.name: p for p in copy_runtime(out)}
+    # which integer model this build is: `verify` refuses a build whose run was re-quantized
+    files[INT_MODEL_STAMP] = out / INT_MODEL_STAMP
+    files[INT_MODEL_STAMP].write_text(json.dumps({"model_int_sha256": file_sha256(qpath)}) + "\n")
     frame_ms = 1000.0 * params.hop / params.sample_rate
     texts = {**emit_int_featurizer(params), **emit_int_model(im),
              **emit_int_detector(detector, im.categories, frame_ms)}

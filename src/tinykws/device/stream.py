@@ -311,8 +311,10 @@ def verify_stream(
     # the models first: a missing or damaged one fails before any build
     int8 = precision == "int8"
     if int8:  # the integer model and the float checkpoint it was quantized from
+        from tinykws.device.verify import check_int_build_current
         from tinykws.quant.calibrate import int_model_checkpoint
 
+        check_int_build_current(compiled_dir, run_dir)
         float_source = int_model_checkpoint(run_dir)
         int_ref, shape, fp, ck = int_reference(run_dir)
     else:

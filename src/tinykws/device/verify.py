@@ -270,6 +270,28 @@ def detect_float_abi(compiled_dir: Path | str) -> str:
     return asm_float_abi((Path(compiled_dir) / "model.S").read_text(errors="replace"))
 
 
+def check_int_build_current(compiled_dir: Path | str, run_dir: Path | str) -> None:
+    """Refuse an int8 build made from another integer model than the run's
+    quant/model_int.npz (the run was re-quantized since): every frame would differ, and
+    the cause is a stale build, not the device. Builds from before the stamp pass."""
+    from tinykws.codegen import INT_MODEL_STAMP
+    from tinykws.quant.calibrate import file_sha256
+
+    stamp = Path(compiled_dir) / INT_MODEL_STAMP
+    qpath = Path(run_dir) / "quant" / "model_int.npz"
+    if not stamp.is_file() or not qpath.is_file():
+        return
+    try:
+        made_from = json.loads(stamp.read_text()).get("model_int_sha256")
+    except (ValueError, AttributeError):
+        raise DeviceError(f"{stamp} is damaged: run `tinykws compile RUN_DIR --float-abi soft "
+                          "--precision int8` again") from None
+    if made_from != file_sha256(qpath):
+        raise DeviceError(f"{compiled_dir} was compiled from another integer model than {qpath} "
+                          "(the run was quantized again since): run `tinykws compile RUN_DIR "
+                          "--float-abi soft --precision int8` again")
+
+
 def detect_precision(compiled_dir: Path | str) -> str:
     """'int8' for an integer build (its model.h declares completemodel_PredictQ), else 'float'."""
     h = Path(compiled_dir) / "model.h"
@@ -327,6 +349,7 @@ def verify(
         # it was quantized from (quant/qat.pt when quantize kept fine-tuning), measured
         from tinykws.quant.calibrate import int_model_checkpoint
 
+        check_int_build_current(compiled_dir, run_dir)
         float_source = int_model_checkpoint(run_dir)
         secondary = float_reference(run_dir, reference, float_source)[0]
         ref_fn, shape, fp, _ = int_reference(run_dir)
