@@ -314,9 +314,9 @@ def verify_stream(
         from tinykws.device.verify import check_int_build_current
         from tinykws.quant.calibrate import int_model_checkpoint
 
-        check_int_build_current(compiled_dir, run_dir)
         float_source = int_model_checkpoint(run_dir)
-        int_ref, shape, fp, ck = int_reference(run_dir)
+        int_ref, shape, fp, ck = int_reference(run_dir)  # a damaged model fails here first
+        check_int_build_current(compiled_dir, run_dir)
     else:
         _, shape, fp, ck = torch_reference(run_dir)
     audio, _ = load_audio(audio_path, length=None)

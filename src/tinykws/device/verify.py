@@ -349,10 +349,10 @@ def verify(
         # it was quantized from (quant/qat.pt when quantize kept fine-tuning), measured
         from tinykws.quant.calibrate import int_model_checkpoint
 
-        check_int_build_current(compiled_dir, run_dir)
         float_source = int_model_checkpoint(run_dir)
         secondary = float_reference(run_dir, reference, float_source)[0]
-        ref_fn, shape, fp, _ = int_reference(run_dir)
+        ref_fn, shape, fp, _ = int_reference(run_dir)  # a damaged model fails here first
+        check_int_build_current(compiled_dir, run_dir)
         reference, atol = "int", 0.0
     else:
         ref_fn, shape, fp, _ = float_reference(run_dir, reference)
