@@ -493,3 +493,9 @@ def test_bootstrap_recall_spreads_with_a_replayed_false_alarm_and_not_without():
     assert bootstrap_recall(det, None, None, stream, limits=(1.0,), n=400)[1.0] == (lo, mid, hi)
     quiet = _FixedDetections([d for d in found if d.label == "yes"])  # nothing false fires
     assert bootstrap_recall(quiet, None, None, stream, limits=(1.0,), n=200)[1.0] == (1.0, 1.0, 1.0)
+    from tinykws.errors import TinyKWSError
+    from tinykws.stream import Stream
+
+    words_only = Stream(stream.audio, [e for e in stream.events if not e.is_keyword], sample_rate=1)
+    with pytest.raises(TinyKWSError, match="keyword events"):
+        bootstrap_recall(det, None, None, words_only)

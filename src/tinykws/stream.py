@@ -362,6 +362,8 @@ def bootstrap_recall(
     95th percentile)}. False alarms on noise alone are kept as they are; the stream's length
     scales with the words drawn. This is the spread from the test material only; a model
     trained with another seed moves further (docs/benchmarks.md, "Streaming")."""
+    if not any(e.is_keyword for e in stream.events):  # recall is undefined without keywords
+        raise TinyKWSError("bootstrap_recall needs a stream with keyword events")
     thresholds = det_thresholds() if thresholds is None else np.asarray(thresholds)
     units = sorted({e.source for e in stream.events})
     unit = {u: i for i, u in enumerate(units)}
