@@ -101,6 +101,7 @@ def tiny_run(tmp_path):
     (["--smoothing-ms", "nan"], "smoothing_ms"), (["--smoothing-ms", "-5"], "smoothing_ms"),
     (["--threshold", "nan"], "threshold"), (["--threshold", "-1"], "threshold"),
     (["--threshold", "2"], "threshold"), (["--refractory-ms", "inf"], "refractory_ms"),
+    (["--smoothing-ms", "1e20"], "smoothing_ms"),  # was an OverflowError traceback
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else "")
 def test_detect_bad_numbers(tiny_run, capsys, flags, match):
     _one_line_error(["detect", tiny_run, tiny_run.parent / "a.wav", *flags], capsys, match)

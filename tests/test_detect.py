@@ -274,11 +274,27 @@ def test_bad_detector_settings_are_clear_errors(tmp_path):
         DetectorConfig(smoothing_ms=float("nan"))
     with pytest.raises(TinyKWSError, match="not classes"):
         DetectorConfig(keywords=("maybe",)).keyword_mask(CATEGORIES)
+    with pytest.raises(TinyKWSError, match="list of class names"):
+        DetectorConfig(keywords="yes")  # not ('y', 'e', 's')
+    with pytest.raises(TinyKWSError, match="threshold"):
+        DetectorConfig(threshold=True)
     (tmp_path / "detector.json").write_text('{"detector": {"threshold": "high"}}')
     with pytest.raises(TinyKWSError, match="detector"):
         load_detector(tmp_path)
     (tmp_path / "detector.json").write_text('{"detector": {"treshold": 0.5}}')
     with pytest.raises(TinyKWSError, match="treshold"):
+        load_detector(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["smoothing_ms", "refractory_ms", "hop_ms", "reset_ms"])
+def test_detector_durations_beyond_an_hour_are_refused(tmp_path, name):
+    """A hand-edited detector.json with a huge duration: one clear error, not an
+    OverflowError in `detect` nor a 300-digit #define (or a 40-MB state) in the C detector."""
+    from tinykws.detect import MAX_DURATION_MS, DetectorConfig, load_detector
+
+    assert getattr(DetectorConfig(**{name: MAX_DURATION_MS}), name) == MAX_DURATION_MS
+    (tmp_path / "detector.json").write_text(json.dumps({"detector": {name: 1e308}}))
+    with pytest.raises(TinyKWSError, match=f"{name} is at most"):
         load_detector(tmp_path)
 
 

@@ -62,6 +62,10 @@ DETECTOR_FILE = "detector.json"  # RUN_DIR/detector.json: the run's DetectorConf
 # slack makes `refractory_ms=1000` mean exactly 100 frames despite float rounding (the C
 # detector counts frames: `DetectorConfig.refractory_steps`).
 TIME_EPS_S = 1e-6
+# Longest smoothing, refractory, hop or reset time (ms): an hour. Far beyond any use for a
+# ~1-s keyword, and it keeps every step count a small int32 in the C detector (a 1e300-ms
+# refractory time became a 300-digit #define; 1e308-ms smoothing a Python OverflowError).
+MAX_DURATION_MS = 3_600_000.0
 
 
 @dataclass(frozen=True)
@@ -92,14 +96,17 @@ class DetectorConfig:
             raise TinyKWSError(f"unknown detector mode {self.mode!r}; choose one of {', '.join(MODES)}")
         for name in ("threshold", "smoothing_ms", "refractory_ms", "hop_ms", "reset_ms"):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise TinyKWSError(f"detector {name} must be a finite number >= 0, not {v!r}")
+            if name != "threshold" and v > MAX_DURATION_MS:
+                raise TinyKWSError(f"detector {name} is at most {MAX_DURATION_MS:.0f} (an hour), "
+                                   f"not {v:g}")
         if self.hop_ms <= 0 or self.reset_ms <= 0:
             raise TinyKWSError("detector hop_ms and reset_ms must be positive")
         if self.threshold > 1:  # a softmax score never gets there: nothing would fire
             raise TinyKWSError(f"detector threshold is a score in [0, 1], not {self.threshold}")
         if self.keywords is not None:
-            kw = tuple(self.keywords)
+            kw = () if isinstance(self.keywords, str) else tuple(self.keywords)
             if not kw or not all(isinstance(k, str) for k in kw):
                 raise TinyKWSError("detector keywords must be a non-empty list of class names")
             object.__setattr__(self, "keywords", kw)
