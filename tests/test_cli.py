@@ -149,3 +149,35 @@ def test_missing_optional_dependency_is_one_line():
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith("error: this command needs torch") and "tinykws[train]" in r.stderr
     assert len(r.stderr.splitlines()) == 1
+
+
+# ------------------------------------------------------- Ctrl-C while worker processes run
+
+
+@pytest.mark.parametrize("argv", [
+    ["data", "synth", "--per-word", "16", "--workers", "2", "--noise-seconds", "2"],
+    ["data", "negatives", "--utterances", "400", "--words", "40", "--phrases", "5",
+     "--near-misses", "2", "--voices", "12", "--background", "10", "--workers", "2",
+     "--noise-seconds", "2"],
+], ids=["synth", "negatives"])
+def test_ctrl_c_in_worker_pools_is_one_line(tmp_path, argv):
+    """Ctrl-C reaches the whole foreground process group: the synthesis workers used to
+    print a KeyboardInterrupt traceback each. Now: `interrupted`, exit 130, no traceback."""
+    import os
+    import signal
+    import time
+
+    pytest.importorskip("espeakng_loader", reason="the synth extra is not installed")
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, "-m", "tinykws", *argv, "--out", str(out)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         start_new_session=True, env={**os.environ, "TINYKWS_NO_PROGRESS": "1"})
+    deadline = time.monotonic() + 120
+    while not any(tmp_path.glob("**/*.wav")) and p.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the workers write clips
+    assert p.poll() is None, p.communicate()
+    os.killpg(p.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.strip().splitlines()[-1] == "interrupted", err

@@ -50,8 +50,7 @@ def run(argv: Optional[list[str]] = None) -> int:
     except TinyKWSError as e:
         return _error(str(e))
     except (KeyboardInterrupt, typer.Abort):
-        console.print("[yellow]interrupted[/]")
-        return 130
+        return _interrupted()
     except typer.TyperException as e:  # usage errors: unknown command, bad option value...
         if type(e).__name__ == "NoArgsIsHelpError":  # bare `tinykws`: help already shown
             return 0
@@ -68,8 +67,16 @@ def run(argv: Optional[list[str]] = None) -> int:
         where = f": {e.filename}" if e.filename else ""
         return _error(f"{e.strerror or e}{where}")
     # standalone_mode=False returns typer.Exit's code (verify's failed check) or the
-    # command's return value (None)
+    # command's return value (None); typer turns Ctrl-C inside a command into Exit(130)
+    if rv == 130:
+        return _interrupted()
     return rv if isinstance(rv, int) else 0
+
+
+def _interrupted() -> int:
+    """Say that Ctrl-C stopped the command (typer exits 130 silently); return 130."""
+    console.print("[yellow]interrupted[/]", highlight=False)
+    return 130
 
 
 # top-level module -> the pyproject extra that installs it

@@ -48,6 +48,7 @@ import numpy as np
 from tinykws.data.audio import CLIP_SAMPLES, save_wav
 from tinykws.data.speech_commands import BACKGROUND, GOOGLE12_WORDS, SILENCE, SPLITS
 from tinykws.errors import TinyKWSError
+from tinykws.tuning import ignore_sigint
 
 # Every word of Speech Commands v0.02: none of them (nor a homophone) is ever a negative,
 # whatever the task.
@@ -375,7 +376,7 @@ def make_negatives(
             # depends only on the seed, not on the worker count or an interruption
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload([__name__, "tinykws.data.synth"])
-            with ctx.Pool(workers, maxtasksperchild=1) as pool:
+            with ctx.Pool(workers, ignore_sigint, maxtasksperchild=1) as pool:
                 # the background clips are cut from the noise files: they go last
                 stages = [[j for j in todo if j[0] != "background"], [j for j in todo if j[0] == "background"]]
                 n_done = len(jobs) - len(todo)

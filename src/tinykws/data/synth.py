@@ -37,6 +37,7 @@ from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 from tinykws.data.audio import CLIP_SAMPLES, SAMPLE_RATE, save_wav
 from tinykws.data.speech_commands import BACKGROUND, GOOGLE12_WORDS
 from tinykws.errors import TinyKWSError
+from tinykws.tuning import ignore_sigint
 
 # The 25 non-keyword words of Speech Commands v0.02: the synthetic "unknown" class then
 # matches the real one.
@@ -543,7 +544,7 @@ def synthesize(
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload([__name__])
             results = []
-            with ctx.Pool(workers, maxtasksperchild=1) as pool:
+            with ctx.Pool(workers, ignore_sigint, maxtasksperchild=1) as pool:
                 for r in pool.imap_unordered(_run_job, jobs):
                     results.append(r)
                     bar.advance(task)
