@@ -111,3 +111,32 @@ def test_pipeline_default_on_dev_data(tmp_path: Path) -> None:
     check_run(run)
     acc = json.loads((run / "eval" / "evaluation.json").read_text())["accuracy"]
     assert acc > 1 / 12 * 3, f"testing accuracy {acc} barely above chance"
+
+
+@pytest.mark.parametrize("stage", ["train", "train streaming"])
+def test_a_torn_done_marker_means_run_the_stage_again(tmp_path: Path, monkeypatch, stage) -> None:
+    """train/done.json and stream_done.json say a stage finished. A run killed while one was
+    written left it torn, and the next `pipeline` died on a JSONDecodeError traceback. Now
+    the markers are written atomically, and an unreadable one means: not done."""
+    import tinykws.train
+    import tinykws.train_stream
+    from eval_helpers import make_features
+    from tinykws import pipeline
+
+    run = tmp_path / "run"
+    make_features(run / "features", n_train=16, n_val=8, T=10)
+    (run / "train").mkdir()
+    (run / "train" / "best.pt").write_bytes(b"a model")
+    calls = []
+    monkeypatch.setattr(tinykws.train, "train", lambda *a, **k: calls.append(a) or "trained")
+    monkeypatch.setattr(tinykws.train_stream, "train_stream", lambda *a, **k: calls.append(a) or "streamed")
+    cfg = pipeline.PipelineConfig(out=run, quick=True)
+    if stage == "train":
+        marker, again = run / "train" / "done.json", lambda: pipeline._train(cfg, run)
+    else:
+        marker, again = run / "train" / "stream_done.json", lambda: pipeline._train_stream(cfg, run, False)
+    marker.write_text('{"conf')  # torn
+    assert again() in ("trained", "streamed") and len(calls) == 1
+    assert json.loads(marker.read_text())  # whole again
+    assert again() is None and len(calls) == 1  # now it is done
+    assert [p.name for p in marker.parent.iterdir() if p.name.startswith(".")] == []  # no temporaries

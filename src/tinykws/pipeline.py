@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tinykws.errors import TinyKWSError
-from tinykws.run import RunDir, read_features
+from tinykws.run import RunDir, atomic_write_text, read_features
 
 console = Console(stderr=True)
 
@@ -102,9 +102,9 @@ def _train(cfg: PipelineConfig, run: Path) -> Any:
     if cfg.epochs is not None:
         recipe = dataclasses.replace(recipe, epochs=cfg.epochs)
     done = rd.train_done
-    if done.is_file() and rd.best.is_file():
-        state = json.loads(done.read_text())
-        if state.get("config") == recipe.to_dict():
+    if rd.best.is_file():
+        state = _read_marker(done)
+        if state is not None and state.get("config") == recipe.to_dict():
             console.print(f"training already finished ({rd.best}); delete {done} to train again")
             return None
     resume = False
@@ -117,7 +117,7 @@ def _train(cfg: PipelineConfig, run: Path) -> Any:
     for stale in ("clip.pt", "stream_last.pt", "stream_done.json", "stream_log.csv"):
         (rd.train / stale).unlink(missing_ok=True)  # a new clip model: stream anew
     result = train(rd.features, run, recipe, resume=resume)
-    done.write_text(json.dumps({"config": recipe.to_dict()}, indent=2))
+    atomic_write_text(done, json.dumps({"config": recipe.to_dict()}, indent=2))
     return result
 
 
@@ -170,13 +170,23 @@ def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
     key = {"config": scfg.to_dict(), "negatives": None if not with_negatives else
            json.loads(feats.with_suffix(".cache.json").read_text()).get("key")}
     done = run / "train" / "stream_done.json"
-    if done.is_file() and json.loads(done.read_text()) == key:
+    if _read_marker(done) == key:
         console.print(f"stream training already finished; delete {done} to train again")
         return None
     extra = read_features(feats).features if with_negatives else None  # [N, 98, 32], all _unknown_
     path = train_stream(run / "features", run, scfg, extra_negatives=extra)
-    done.write_text(json.dumps(key, indent=2))
+    atomic_write_text(done, json.dumps(key, indent=2))
     return path
+
+
+def _read_marker(path: Path) -> Optional[dict]:
+    """A stage's done marker (train/done.json, stream_done.json), or None when it is missing
+    or unreadable (torn, edited): then the stage runs again, which is always safe."""
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
 
 
 def _verify(run: Path, build: str, clips: int) -> Any:
@@ -309,6 +319,7 @@ def _summary(t: StageTimer, run: Path) -> None:
     for name, secs, note in t.rows:
         table.add_row(name, f"{secs:.1f}", note)
     console.print(table)
-    RunDir(run).pipeline_json.write_text(
+    atomic_write_text(
+        RunDir(run).pipeline_json,
         json.dumps([{"stage": n, "seconds": round(s, 2), "result": r} for n, s, r in t.rows], indent=2)
     )

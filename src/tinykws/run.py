@@ -382,6 +382,14 @@ def save_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
     atomic_torch_save(checkpoint.to_dict(), path)
 
 
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write `text` to a temporary file beside `path`, then rename: a kill never leaves a
+    torn file for a later run to trust."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def atomic_torch_save(obj: Any, path: Path) -> None:
     """Write to a temporary file beside `path`, then rename: never a half-written file."""
     import torch
