@@ -172,6 +172,32 @@ def test_runaway_and_missing_symbol_are_clear_errors(funcs_image, monkeypatch):
         em.call("tk_loop", 100)  # > 300 instructions
 
 
+def test_ctrl_c_during_a_counted_call_stops_it(funcs_image):
+    """Ctrl-C while the emulator runs: Python handles the signal at the first bytecode it
+    runs, the entry of unicorn's hook wrapper, outside the wrapper's own try, so ctypes
+    printed 'Exception ignored' with a traceback and dropped it; `verify` went on to PASS.
+    Now the call stops and raises KeyboardInterrupt, and the emulator stays usable."""
+    import os
+    import signal
+    import threading
+    import time
+
+    _, elf = funcs_image
+    em = Emulator(elf)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))  # a Ctrl-C, mid-call
+    t0 = time.perf_counter()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            em.call("tk_loop", 5_000_000, count=["tk_loop"])  # seconds of block hooks
+    finally:
+        timer.cancel()
+    assert time.perf_counter() - t0 < 30  # stopped, not run to the end
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    _, counts = em.call("tk_loop", 100, count=["tk_loop"])
+    assert counts.per_call["tk_loop"][0] > 300
+
+
 def test_thumb_instruction_decoder():
     # movs r0, #1 (16-bit) ; bl (32-bit: f000 f800) ; vadd.f32 (32-bit: ee30 0a00) ; bx lr
     code = bytes.fromhex("0120" "00f000f8" "30ee000a" "7047")

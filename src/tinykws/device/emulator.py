@@ -13,10 +13,13 @@ lowest overwritten word is the high-water mark.
 
 from __future__ import annotations
 
+import signal
 import struct
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
@@ -143,6 +146,33 @@ class InstructionCounter:
             self.cur[-1] += n
 
 
+@contextmanager
+def _ctrl_c_stops(uc) -> Iterator[None]:  # noqa: ANN001
+    """Inside the block, Ctrl-C stops the emulator; KeyboardInterrupt is raised after it.
+
+    Python handles a signal at the first bytecode it runs, which during emulation is the
+    entry of unicorn's hook wrapper, outside the wrapper's own try: ctypes printed the
+    KeyboardInterrupt as 'Exception ignored' and dropped it, and the run went on. Only the
+    main thread with Python's default handler is changed (signal.signal's rules)."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    hit = []
+
+    def stop(signum: int, frame) -> None:  # noqa: ANN001
+        hit.append(signum)
+        uc.emu_stop()
+
+    signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if hit:
+        raise KeyboardInterrupt
+
+
 class Emulator:
     """A Cortex-M4 (unicorn, FPU on) with one linked image loaded and reset.
 
@@ -249,7 +279,8 @@ class Emulator:
             hook = uc.hook_add(UC_HOOK_BLOCK, counter.hook)
             uc.ctl_flush_tb()  # code translated before the hook existed would not call it
         try:
-            uc.emu_start(self.addr(name) | 1, done, count=MAX_INSTRUCTIONS_PER_CALL)
+            with _ctrl_c_stops(uc):
+                uc.emu_start(self.addr(name) | 1, done, count=MAX_INSTRUCTIONS_PER_CALL)
         except UcError as e:
             pc = uc.reg_read(UC_ARM_REG_PC)
             raise DeviceError(
