@@ -7,7 +7,11 @@ the device detections checked against their Python reference (`tinykws verify --
 The model is bench/device.py's (a random FastGRNN of the pipeline's default shape unless
 --run is given, quantized there for int8; hard-float costs do not depend on the weights);
 the detector is the run's (`detector.json`, else the defaults). The recording is --seconds
-of the dev test clips one after another. The peer, from the same counts: the Python default
+of the dev test clips one after another. The int8 build is counted twice: `int8` is the
+all-integer firmware loop (int16 samples -> mfcc_FilterInt16 -> completemodel_PredictQ ->
+detector_ProcessQ; its detections checked over the whole recording), `int8 float-if` its
+float interface (mfcc_Filter -> completemodel_Predict -> detector_Process, what
+docs/examples/kws_loop.c calls; checked over the counted blocks). The peer, from the same counts: the Python default
 for non-rolling models, `window` mode, needs K = 10 model steps a frame (one per staggered
 state). The int8 rows also give how many of the float model's detections (`tinykws detect
 --mode rolling`) the int8 spotter makes too.
@@ -15,7 +19,8 @@ state). The int8 rows also give how many of the float model's detections (`tinyk
 Usage:  python bench/stream_device.py [--run RUN_DIR] [--seconds 30] [--toolchains gcc,zig]
                                       [--builds hard,int8]
 Last line: `stream_device toolchain=... featurizer=N model=N detector=N total=N target=120000
-[int8_featurizer=N int8_model=N int8_detector=N int8_total=N]` (the first toolchain's).
+[int8_featurizer=N int8_model=N int8_detector=N int8_total=N int8_float_interface_total=N]`
+(the first toolchain's; int8_*: the integer loop).
 """
 
 from __future__ import annotations
@@ -92,7 +97,7 @@ def main() -> None:
             if (args.run / "features").is_dir():  # int8 quantizes when quant/ is stale
                 (run / "features").symlink_to((args.run / "features").resolve())
         wav = stream_wav(Path(tmp) / "stream.wav", args.seconds)
-        print(f"{'toolchain':<22} {'build':<5} {'featurizer':>10} {'model':>8} {'detector':>8} "
+        print(f"{'toolchain':<22} {'build':<13} {'featurizer':>10} {'model':>8} {'detector':>8} "
               f"{'total':>8} {'window K=10':>11}  detections device = python")
         rows = {}
         for name in names:
@@ -112,23 +117,38 @@ def main() -> None:
                 fm = r.float_model
                 vs = (f"; float model {len(fm['detections'])}, {fm['matched']} matched"
                       if fm else "")
-                print(f"{r.toolchain[:22]:<22} {build:<5} {f:>10,.0f} {m:>8,.0f} {d:>8,.0f} "
+                soft = ins.get("soft_float_calls")
+                vs += f"; soft-float calls: {', '.join(soft) or 'none'}" if soft is not None else ""
+                print(f"{r.toolchain[:22]:<22} {build:<13} {f:>10,.0f} {m:>8,.0f} {d:>8,.0f} "
                       f"{ins['total']:>8,.0f} {f + WINDOW_K * m + d:>11,.0f}  "
                       f"{len(r.device_detections)} = {len(r.python_detections)} ({verdict}){vs}",
                       flush=True)
+                fi = r.float_interface
+                if fi is not None:
+                    fins = fi["instructions"]
+                    ff, fmod, fd = (fins[k]["mean"] for k in ("featurizer", "model", "detector"))
+                    rows[(name, "int8 float-if")] = (ff, fmod, fd, fins["total"])
+                    print(f"{'':<22} {'int8 float-if':<13} {ff:>10,.0f} {fmod:>8,.0f} {fd:>8,.0f} "
+                          f"{fins['total']:>8,.0f} {ff + WINDOW_K * fmod + fd:>11,.0f}  "
+                          f"first {fi['frames']} frames: {'equal' if fi['ok'] else 'DIFFERENT'}"
+                          f"; soft-float calls: {', '.join(fins['soft_float_calls']) or 'none'}",
+                          flush=True)
                 if not r.ok:
                     sys.exit(f"device and Python differ: {r.first_difference or r.first_mismatch}")
         first = names[0]
         line = f"stream_device toolchain={first}"
         for build in builds:
             f, m, d, total = rows[(first, build)]
-            print(f"target ({build}): featurizer + model + detector <= {TARGET:,} instructions "
+            what = "integer loop" if build == "int8" else build
+            print(f"target ({what}): featurizer + model + detector <= {TARGET:,} instructions "
                   f"per frame -> {total:,.0f} ({'met' if total <= TARGET else 'NOT met'})")
             pre = "" if build == "hard" else "int8_"
             line += (f" {pre}featurizer={f:.0f} {pre}model={m:.0f} {pre}detector={d:.0f} "
                      f"{pre}total={total:.0f}")
             if build == "hard":
                 line += f" target={TARGET}"
+            else:
+                line += f" int8_float_interface_total={rows[(first, 'int8 float-if')][3]:.0f}"
         print(line)
 
 

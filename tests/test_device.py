@@ -161,6 +161,34 @@ def test_hard_float_uses_fpu_soft_calls_helpers(funcs_image):
     assert bool(helpers) == (abi == "soft")
 
 
+def test_counter_names_the_soft_float_helpers_a_call_entered(funcs_image):
+    """`CallCounts.entered`: tk_math's float maths enters `__aeabi_fmul`/`__aeabi_fdiv` etc.
+    in soft float and no helper in hard/softfp; tk_loop (integers only) none in any ABI."""
+    from tinykws.device.emulator import soft_float_calls
+
+    abi, elf = funcs_image
+    em = Emulator(elf)
+    _, counts = em.call("tk_math", 8, count=["tk_math"])
+    assert "tk_math" in counts.entered["tk_math"]
+    helpers = soft_float_calls(counts.entered["tk_math"])
+    if abi == "soft":
+        assert {"__aeabi_fmul", "__aeabi_fdiv"} <= set(helpers), helpers
+    else:
+        assert helpers == []
+    _, counts = em.call("tk_loop", 100, count=["tk_loop"])
+    assert soft_float_calls(set().union(*counts.entered.values())) == []
+
+
+def test_soft_float_helper_names():
+    from tinykws.device.emulator import soft_float_calls
+
+    names = ["__aeabi_fadd", "__aeabi_i2f", "__aeabi_ul2f", "__aeabi_f2iz", "__aeabi_dmul",
+             "__aeabi_idiv", "__aeabi_uidivmod", "__aeabi_lmul", "__aeabi_llsr", "__aeabi_memcpy",
+             "mfcc_FilterInt16", "__addsf3"]
+    assert soft_float_calls(names) == ["__aeabi_dmul", "__aeabi_f2iz", "__aeabi_fadd",
+                                       "__aeabi_i2f", "__aeabi_ul2f"]
+
+
 def test_runaway_and_missing_symbol_are_clear_errors(funcs_image, monkeypatch):
     _, elf = funcs_image
     em = Emulator(elf)
@@ -301,3 +329,35 @@ def test_harness_rejects_another_mailbox_magic(mock_device, monkeypatch):
     assert mock_device.em.read_u32(mailbox + layout.mailbox_offset("frames_done"))[0] == 0
     monkeypatch.undo()  # the right magic again: the same device runs normally
     assert mock_device.run_clip(np.ones(800, np.float32)).scores.shape == (3, 4)
+
+
+def test_integer_loop_needs_an_int8_build(mock_device):
+    """A float image has no integer entry points: `run_clip(integer=True)` says so, and the
+    harness's integer loop, called anyway, reports NO_INTEGER and runs nothing."""
+    from tinykws.device import layout
+    from tinykws.device.harness import check_status, mailbox_fields
+
+    assert not mock_device.has_integer
+    with pytest.raises(DeviceError, match="not an int8 build"):
+        mock_device.run_clip(np.ones(800, np.int16), integer=True)
+    em = mock_device.em
+    mailbox = em.addr("tkws_mailbox")
+    em.write(mailbox, layout.pack_mailbox(**mailbox_fields(SHAPE, 5, True, integer=True)))
+    em.call("tkws_harness_run_q")
+    status = em.read_u32(mailbox + layout.mailbox_offset("status"))[0]
+    assert status == layout.MAILBOX_STATUS["NO_INTEGER"]
+    assert em.read_u32(mailbox + layout.mailbox_offset("frames_done"))[0] == 0
+    with pytest.raises(DeviceError, match="not an int8 build"):
+        check_status(status, em.elf)
+
+
+def test_integer_mailbox_packs_int16_two_to_a_word():
+    from tinykws.device.harness import mailbox_fields, mailbox_words
+
+    f = mailbox_fields(SHAPE, 5, True, detect=True, integer=True)
+    assert f["features_at"] == 5 * SHAPE.block_len // 2
+    assert f["scores_at"] == f["features_at"] + (5 * SHAPE.n_features + 1) // 2
+    assert f["detections_at"] == f["scores_at"] + (5 * SHAPE.n_scores + 1) // 2
+    assert mailbox_words(f) == f["detections_at"] + 2 * 5
+    g = mailbox_fields(SHAPE, 5, True, detect=False)
+    assert mailbox_words(g) == 5 * (SHAPE.block_len + SHAPE.n_features + SHAPE.n_scores)

@@ -1,7 +1,9 @@
-"""`tinykws verify DIR --stream AUDIO` for an integer (int8) build: the integer featurizer,
-model and the detector on the emulated Cortex-M4 over a recording give exactly the Python
-integer reference's features, scores and detections (one never-reset state, one model step
-per frame), and the float model's detections are reported beside them.
+"""`tinykws verify DIR --stream AUDIO` for an integer (int8) build: the all-integer firmware
+loop (int16 samples -> mfcc_FilterInt16 -> completemodel_PredictQ -> detector_ProcessQ) on
+the emulated Cortex-M4 over a recording gives exactly the Python integer reference's
+features, scores and detections (one never-reset state, one model step per frame), calling
+no soft-float helper; the float interface agrees on the counted blocks; and the float
+model's detections are reported beside them.
 
 The run is test_device_stream's small random FastGRNN (1 x 16), quantized here, with a
 threshold its integer scores cross several times on a stream of real dev clips. Device and
@@ -103,9 +105,10 @@ def int8_run(tmp_path_factory):
 
 
 def test_int8_device_equals_the_integer_reference(int8_run):
-    """Detections, every score and every feature of the device equal the integer reference;
-    the detections also equal an independent batch computation (`IntModel.run` over the
-    whole recording, then `moving_average` + `pick_detections`)."""
+    """Detections (Q15 confidences too), every score and every feature of the integer loop
+    equal the integer reference; the detections also equal an independent batch computation
+    (`IntModel.run` over the whole recording, then `moving_average` + `pick_detections`).
+    The counted loop is the integer one: its entry points, no soft-float helper."""
     from tinykws.detect import detect_file, load_detector_config
     from tinykws.device.stream import verify_stream
 
@@ -114,7 +117,7 @@ def test_int8_device_equals_the_integer_reference(int8_run):
     assert r.ok, (r.first_difference, r.first_mismatch)
     assert r.precision == "int8" and r.float_abi == "soft"
     assert r.max_score_diff == 0.0 and r.max_feature_diff == 0.0
-    assert r.atol == 0.0 and r.max_confidence_diff == 0.0  # the same float32 division
+    assert r.atol == 0.0 and r.max_confidence_diff == 0.0  # the same integer mean
     assert len(r.device_detections) >= 3
 
     cfg = load_detector_config(run)
@@ -124,18 +127,32 @@ def test_int8_device_equals_the_integer_reference(int8_run):
     assert r.frames == len(times)
     assert [(d["time_s"], d["label"]) for d in r.device_detections] == \
         [(d.time_s, d.label) for d in batch]
-    np.testing.assert_allclose([d["confidence"] for d in r.device_detections],
-                               [d.confidence for d in batch], atol=1e-6)
+    # detector_ProcessQ's confidence: the Q15 mean rounded down (at most 1/32768 below)
+    conf = np.array([d["confidence"] for d in r.device_detections])
+    batch_conf = np.array([d.confidence for d in batch])
+    assert np.all(conf <= batch_conf + 1e-7) and np.all(batch_conf - conf < 2.0**-15 + 1e-7)
+    assert np.array_equal(conf * 32768, np.floor(conf * 32768))  # whole Q15 steps
     trig = IntTrigger.from_config(cfg, CATEGORIES, FRAME_MS)  # on the Q15 scores: exactly
     q15 = np.rint(scores.astype(np.float64) * 32768).astype(np.int64)
-    exact = [d.to_dict() for t, s in zip(times, q15) if (d := trig(t, s))]
+    exact = [{**d.to_dict(), "confidence": trig.confidence_q15 / 32768}
+             for t, s in zip(times, q15) if (d := trig(t, s))]
     assert r.device_detections == exact
 
     ins = r.instructions
+    assert ins["entry_points"] == {"featurizer": "mfcc_FilterInt16",
+                                   "model": "completemodel_PredictQ",
+                                   "detector": "detector_ProcessQ"}
+    assert ins["soft_float_calls"] == []  # the integer loop: no __aeabi_f* helper ran
     assert ins["model"]["calls"] == 40 - 2 and ins["detector"]["calls"] == 38
     assert ins["total"] == pytest.approx(
         ins["featurizer"]["mean"] + ins["model"]["mean"] + ins["detector"]["mean"])
     assert ins["featurizer"]["mean"] > 5000 and ins["detector"]["mean"] > 0
+    fi = r.float_interface  # the float interface on the counted blocks, checked too
+    assert fi["ok"] and fi["frames"] == 38, fi
+    fins = fi["instructions"]
+    assert fins["entry_points"]["model"] == "completemodel_Predict"
+    assert fins["model"]["calls"] == 38 and fins["soft_float_calls"]  # it converts
+    assert fins["total"] > ins["total"]  # the conversions the integer loop skips
 
     fm = r.float_model  # the float model it was quantized from, as `tinykws detect` runs it
     assert fm["checkpoint"] == str(run / "train" / "best.pt")
@@ -158,28 +175,39 @@ def test_cli_fails_when_the_reference_diverges(int8_run, capsys, monkeypatch):
     code, out, err = run_cli(args, capsys, monkeypatch)
     assert code == 0 and "IDENTICAL" in out and "bit for bit equal" in out, (out, err)
     assert "integer (int8) build" in out and "vs the float model" in out
-    assert "instructions per 10-ms frame" in out
+    assert "integer loop (mfcc_FilterInt16 -> completemodel_PredictQ -> detector_ProcessQ)" in out
+    assert "soft-float helpers called: none" in out and "float interface (mfcc_Filter" in out
 
     real = ds._int_python_stream
 
     def one_missing(*a, **kw):
-        feats, scores, found = real(*a, **kw)
-        return feats, scores, found[1:]
+        feats, scores, found, found_float = real(*a, **kw)
+        return feats, scores, found[1:], found_float
 
     monkeypatch.setattr(ds, "_int_python_stream", one_missing)
     code, out, _ = run_cli(args, capsys, monkeypatch)
     assert code == 1 and "DIFFERENT" in out and "first difference (detection 0)" in out
 
     def one_score_off(*a, **kw):
-        feats, scores, found = real(*a, **kw)
+        feats, scores, found, found_float = real(*a, **kw)
         scores = scores.copy()
         scores[len(scores) // 2, 0] += np.float32(2.0**-15)
-        return feats, scores, found
+        return feats, scores, found, found_float
 
     monkeypatch.setattr(ds, "_int_python_stream", one_score_off)
     code, out, _ = run_cli(args, capsys, monkeypatch)
     assert code == 1 and "IDENTICAL" in out and "DIFFER: first at frame" in out
     assert "FAIL" in out
+
+    def first_score_off(*a, **kw):  # within the float interface's counted blocks only
+        feats, scores, found, found_float = real(*a, **kw)
+        scores = scores.copy()
+        scores[5, 0] += np.float32(2.0**-15)
+        return feats, scores, found, found_float
+
+    monkeypatch.setattr(ds, "_int_python_stream", first_score_off)
+    code, out, _ = run_cli(args, capsys, monkeypatch)
+    assert code == 1 and "float interface: first difference" in out and "FAIL" in out
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated"])

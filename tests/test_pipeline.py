@@ -42,6 +42,9 @@ def check_run(run: Path) -> None:
     v = json.loads((run / "device" / "int8" / "verify.json").read_text())
     assert v["reference"] == "int" and v["max_abs_diff"] == 0.0 and v["max_feature_diff"] == 0.0
     assert 0.0 <= v["float_model"]["argmax_agreement"] <= 1.0
+    # counted: the all-integer loop (no soft-float helper); the float interface checked too
+    assert v["instructions"]["entry_points"]["model"] == "completemodel_PredictQ"
+    assert v["instructions"]["soft_float_calls"] == [] and v["float_interface"]["ok"]
     assert (run / "quant" / "model_int.npz").is_file() and (run / "eval" / "evaluation_int8.json").is_file()
     assert "integer (int8)" in (run / "report.md").read_text()
     report = (run / "report.md").read_text()

@@ -38,7 +38,9 @@ def _clips(k: int) -> list[np.ndarray]:
 @pytest.mark.parametrize("tc_name", toolchain_params())
 def test_int_build_bit_exact_on_device(tmp_path, tc_name, abi):
     from tinykws.device import HarnessShape, KWSDevice, build_image
+    from tinykws.device.emulator import soft_float_calls
 
+    counts = []
     _, im = _int_model(0, architecture="fastgrnn", hidden_size=40, num_layers=2)
     fp = FeatureParams()
     copy_runtime(tmp_path)
@@ -50,12 +52,27 @@ def test_int_build_bit_exact_on_device(tmp_path, tc_name, abi):
     assert "smlad" in srcs[1].read_text()  # the DSP kernel, not the portable loop
     elf = build_image(srcs, tmp_path / "build", abi, tc)
     dev = KWSDevice(elf, HarnessShape(fp.hop, fp.n_mels, im.num_classes, fp.first_block - 1))
-    for x in _clips(3):
-        run = dev.run_clip(x.astype(np.float32))
+    assert dev.has_integer
+    for i, x in enumerate(_clips(3)):
         q = frames_from_stream_q(x, fp)
-        np.testing.assert_array_equal(run.features[2:], q.astype(np.float32) / 256)
         _, ref = im.run(q[None])
-        np.testing.assert_array_equal(run.scores, scores_float(ref[0]))
+        # the float interface, then the all-integer loop (mfcc_FilterInt16 -> PredictQ)
+        for run in (dev.run_clip(x.astype(np.float32), count=i == 0, count_blocks=8),
+                    dev.run_clip(x, integer=True, count=i == 0, count_blocks=8)):
+            np.testing.assert_array_equal(run.features[2:], q.astype(np.float32) / 256)
+            np.testing.assert_array_equal(run.scores, scores_float(ref[0]))
+            if i == 0:
+                counts.append(run.counts)
+    flt, integer = counts
+    assert len(integer.per_call["mfcc_FilterInt16"]) == 8
+    assert len(integer.per_call["completemodel_PredictQ"]) == 6
+    assert "mfcc_Filter" not in integer.per_call  # the integer loop calls no float entry point
+    int_helpers = soft_float_calls(set().union(*integer.entered.values()))
+    assert int_helpers == []  # no __aeabi_f* helper anywhere in the integer loop
+    # the float interface converts: in soft float through the helpers (the check can fail)
+    assert bool(soft_float_calls(flt.entered["completemodel_Predict"])) == (abi == "soft")
+    assert np.mean(integer.per_call["completemodel_PredictQ"]) < np.mean(
+        flt.per_call["completemodel_Predict"])
 
 
 def test_int8_build_is_measured_against_the_checkpoint_it_was_quantized_from(tmp_path, monkeypatch):
@@ -86,6 +103,8 @@ def test_int8_build_is_measured_against_the_checkpoint_it_was_quantized_from(tmp
     compile_run(run, float_abi="soft", precision="int8")
     r = verify(run / "device" / "int8", data_dir=DEV, max_clips=3, count_clips=0, progress=False)
     assert r.ok and r.reference == "int" and r.max_abs_diff == 0.0
+    assert r.float_interface["ok"] and r.float_interface["max_abs_diff"] == 0.0  # both loops
+    assert r.instructions["entry_points"]["featurizer"] == "mfcc_FilterInt16"
     audio = np.stack([load_audio(p)[0] for p in r.clips]).astype(np.float32)
     _, device_scores = int_reference(run)[0](audio)  # what the device gave, bit for bit (r.ok)
 

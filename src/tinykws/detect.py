@@ -429,7 +429,9 @@ class IntTrigger:
     >= threshold exactly (`Trigger` computes that mean in floating point), and at least
     `refractory_steps` steps have passed since the last detection (or there was none).
     The confidence is float32(sum) / float32(32768 m) rounded to float32, as the C
-    computes it, so device and Python confidences are equal bit for bit.
+    computes it, so device and Python confidences are equal bit for bit. After every call,
+    `confidence_q15` is the best keyword's mean in Q15 rounded down, ⌊sum / m⌋: what the
+    C's integer call (`detector_StepQ`) writes to `*confidence`.
     """
 
     def __init__(self, categories: Sequence[str], threshold: float, smooth_n: int,
@@ -456,6 +458,7 @@ class IntTrigger:
         self.pos = 0  # ring row written next
         self.filled = 0  # rows in use
         self.since = self.refractory  # steps since the last detection (saturating)
+        self.confidence_q15 = 0  # the last call's best keyword mean, Q15, rounded down
 
     def __call__(self, t: float, scores_q15: np.ndarray) -> Detection | None:
         """One Q15 score vector [C] at time `t` (s) -> the detection it makes, or None."""
@@ -469,6 +472,7 @@ class IntTrigger:
             return None
         j = int(self.sums.argmax())
         best = int(self.sums[j])
+        self.confidence_q15 = best // self.filled
         if best >= self.min_sum[self.filled - 1] and self.since >= self.refractory:
             self.since = 0
             confidence = np.float32(best) / np.float32(Q15_ONE * self.filled)

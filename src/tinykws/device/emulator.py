@@ -13,6 +13,7 @@ lowest overwritten word is the high-water mark.
 
 from __future__ import annotations
 
+import re
 import signal
 import struct
 import threading
@@ -41,7 +42,8 @@ class Symbol:
 
 
 def read_symbols(elf: Path | str) -> dict[str, Symbol]:
-    """Named symbols of an ELF: functions (Thumb bit cleared), objects and linker symbols."""
+    """Named symbols of an ELF: functions (Thumb bit cleared), objects and linker symbols;
+    not the undefined ones (a weak reference nothing defines)."""
     from elftools.elf.elffile import ELFFile
 
     out: dict[str, Symbol] = {}
@@ -52,6 +54,8 @@ def read_symbols(elf: Path | str) -> dict[str, Symbol]:
         for s in symtab.iter_symbols():
             if not s.name or s["st_info"]["type"] in ("STT_FILE", "STT_SECTION"):
                 continue
+            if s["st_shndx"] == "SHN_UNDEF":  # an unresolved weak reference (value 0)
+                continue
             t = s["st_info"]["type"]
             kind = {"STT_FUNC": "func", "STT_OBJECT": "object"}.get(t, "other")
             addr = s["st_value"] & ~1 if kind == "func" else s["st_value"]
@@ -60,6 +64,16 @@ def read_symbols(elf: Path | str) -> dict[str, Symbol]:
                 continue
             out[s.name] = Symbol(s.name, addr, s["st_size"], kind)
     return out
+
+
+# The soft-float library's entry points (EABI names; every helper has one): a call to one of
+# them is floating-point work. Integer helpers (`__aeabi_idiv`, `__aeabi_lmul`, ...) do not match.
+SOFT_FLOAT_HELPER = re.compile(r"^__aeabi_(f|d|u?[il]2[fd])")
+
+
+def soft_float_calls(names: Iterable[str]) -> list[str]:
+    """The soft-float helpers (`__aeabi_fadd`, `__aeabi_i2f`, ...) among function `names`."""
+    return sorted(n for n in names if SOFT_FLOAT_HELPER.match(n))
 
 
 def _load_segments(elf: Path | str) -> list[tuple[int, bytes]]:
@@ -98,16 +112,20 @@ class CallCounts:
     total: dict[str, int] = field(default_factory=dict)
     per_call: dict[str, list[int]] = field(default_factory=dict)
     sp_at_entry: dict[str, int] = field(default_factory=dict)  # lowest SP on entering each
+    # phase -> names (aliases included) of every function whose first instruction ran in it
+    entered: dict[str, set[str]] = field(default_factory=dict)
 
 
 class InstructionCounter:
     """Block-hook state: which phase we are in, and instruction totals."""
 
     __slots__ = (
-        "phase", "entries", "home_lo", "home_hi", "cache", "code", "total", "calls", "cur", "sp"
+        "phase", "entries", "home_lo", "home_hi", "cache", "code", "total", "calls", "cur", "sp",
+        "functions", "entered",
     )
 
-    def __init__(self, entries: dict[int, str], home: tuple[int, int], code: bytes) -> None:
+    def __init__(self, entries: dict[int, str], home: tuple[int, int], code: bytes,
+                 functions: Optional[dict[int, tuple[str, ...]]] = None) -> None:
         self.entries = entries  # block address of a tracked entry point -> phase name
         self.home_lo, self.home_hi = home  # the caller's code range: phase 'harness'
         self.code = code
@@ -117,6 +135,8 @@ class InstructionCounter:
         self.calls: dict[str, list[int]] = {}
         self.cur: Optional[list[int]] = None  # per-call counts of the current phase
         self.sp: dict[str, int] = {}  # lowest stack pointer seen at each tracked entry
+        self.functions = functions or {}  # function start address -> its names
+        self.entered: dict[str, set[str]] = {}  # phase -> names of the functions entered
 
     def hook(self, uc, address: int, size: int, _user) -> None:  # noqa: ANN001
         """unicorn block hook: charge the block's instructions to the current phase."""
@@ -142,6 +162,9 @@ class InstructionCounter:
             self.phase = "harness"
             self.cur = None
         self.total[self.phase] = self.total.get(self.phase, 0) + n
+        names = self.functions.get(address)
+        if names is not None:  # a block at a function's start: a call (or a fall-through)
+            self.entered.setdefault(self.phase, set()).update(names)
         if self.cur is not None:
             self.cur[-1] += n
 
@@ -275,7 +298,7 @@ class Emulator:
             fn = self.symbols[name]
             home = (0, 0) if name in count else (fn.addr, fn.addr + max(fn.size, 2))
             entries = {self.addr(n): n for n in count}
-            counter = InstructionCounter(entries, home, self.code)
+            counter = InstructionCounter(entries, home, self.code, self.function_starts())
             hook = uc.hook_add(UC_HOOK_BLOCK, counter.hook)
             uc.ctl_flush_tb()  # code translated before the hook existed would not call it
         try:
@@ -301,7 +324,17 @@ class Emulator:
         if counter is None:
             return r0
         calls = {k: list(v) for k, v in counter.calls.items()}
-        return r0, CallCounts(dict(counter.total), calls, dict(counter.sp))
+        entered = {k: set(v) for k, v in counter.entered.items()}
+        return r0, CallCounts(dict(counter.total), calls, dict(counter.sp), entered)
+
+    def function_starts(self) -> dict[int, tuple[str, ...]]:
+        """Start address -> names of the functions there (aliases such as `__aeabi_fadd` /
+        `__addsf3` share one)."""
+        out: dict[int, list[str]] = {}
+        for s in self.symbols.values():
+            if s.kind == "func":
+                out.setdefault(s.addr, []).append(s.name)
+        return {a: tuple(sorted(n)) for a, n in out.items()}
 
     def where(self, pc: int) -> str:
         """Name of the function containing address `pc` (for error messages)."""

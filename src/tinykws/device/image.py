@@ -91,7 +91,7 @@ def build_image(
         write_mailbox_header(out_dir)
         objs.append(tc.compile_object(rt / "harness.c", out_dir / "harness.o", firmware_abi,
                                       include_dirs=[out_dir], extra_flags=WARNINGS))  # fmt: skip
-        keep = [*keep, "tkws_harness_run"]  # only the host calls it
+        keep = [*keep, "tkws_harness_run", "tkws_harness_run_q"]  # only the host calls them
     for src in map(Path, sources):
         obj = out_dir / f"{src.stem}.o"
         if src.suffix == ".o":

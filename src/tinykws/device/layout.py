@@ -79,21 +79,24 @@ MAILBOX = (
     MailboxField("n_scores", "model outputs per frame (classes)"),
     MailboxField("warmup_blocks", "blocks after a reset before the first frame (2)"),
     MailboxField("reset", "nonzero: mfcc_Reset + completemodel_Reset first"),
-    MailboxField("features_at", "features [n_blocks][n_features] at data + this (floats)"),
-    MailboxField("scores_at", "scores [frames][n_scores] at data + this (floats)"),
+    MailboxField("features_at", "features [n_blocks][n_features] at data + this (32-bit "
+                 "words; float32, or int16 for tkws_harness_run_q)"),
+    MailboxField("scores_at", "scores [frames][n_scores] at data + this (words; float32 or "
+                 "int16)"),
     MailboxField("detect", "nonzero: detector_Process after every frame (detector_Reset "
                  "with the others); the image must link detector.S"),
     MailboxField("detections_at", "detect: [frames][2] (class or -1, confidence) at data + "
-                 "this (floats)"),
+                 "this (words; float32, or int32 with a Q15 confidence)"),
     MailboxField("frames_done", "completemodel_Predict calls", by_device=True),
-    MailboxField("status", "TKWS_MAILBOX_DONE, or TKWS_MAILBOX_BAD_MAGIC", by_device=True),
+    MailboxField("status", "TKWS_MAILBOX_DONE, BAD_MAGIC or NO_INTEGER", by_device=True),
 )
 MAILBOX_FIELDS = tuple(f.name for f in MAILBOX)
 MAILBOX_BYTES = 4 * len(MAILBOX)
 # 'TK' and a hash of the field names: an image built from another layout fails its check.
 MAILBOX_MAGIC = 0x544B0000 | (zlib.crc32(" ".join(MAILBOX_FIELDS).encode()) & 0xFFFF)
-# `status` values. The host writes PENDING; the harness writes DONE or BAD_MAGIC.
-MAILBOX_STATUS = {"PENDING": 0, "DONE": 1, "BAD_MAGIC": 2}
+# `status` values. The host writes PENDING; the harness writes DONE, BAD_MAGIC, or (the
+# integer loop in an image without integer entry points) NO_INTEGER.
+MAILBOX_STATUS = {"PENDING": 0, "DONE": 1, "BAD_MAGIC": 2, "NO_INTEGER": 3}
 
 
 def mailbox_offset(name: str) -> int:

@@ -8,16 +8,22 @@ the same spotter with the same detector settings (the run's `detector.json`):
 - a float build: `tinykws detect`'s Python detector (`Detector`, mode rolling); the
   detection lists must be identical (same frames, hence times, and labels; confidences
   equal to float precision);
-- an integer (int8) build: the bit-exact integer reference of `tinykws.quant` (integer
-  featurizer, then the integer model one step per frame on one state) and `IntTrigger`
-  (the integer detector's Python definition, exact integer arithmetic like its C) on its
-  Q15 scores. Every feature and score must be equal, and the detections identical,
-  confidences bit for bit. Beside it, measured only: the float model the integer one was
-  quantized from, run as `tinykws detect --mode rolling`, and how many of its detections
-  the int8 spotter also makes.
+- an integer (int8) build runs the all-integer firmware loop over the whole recording:
+  int16 samples -> `mfcc_FilterInt16` -> `completemodel_PredictQ` (Q7.8 in, Q15 out) ->
+  `detector_ProcessQ` (Q15 confidence), what FPU-less firmware runs. Its reference is the
+  bit-exact integer reference of `tinykws.quant` (integer featurizer, then the integer
+  model one step per frame on one state) and `IntTrigger` (the integer detector's Python
+  definition, exact integer arithmetic like its C) on its Q15 scores. Every feature and
+  score must be equal, and the detections identical, Q15 confidences too. The float
+  interface (`mfcc_Filter` -> `completemodel_Predict` -> `detector_Process`, what
+  docs/examples/kws_loop.c calls) runs on the counted blocks only, checked against the
+  same reference there (`float_interface`). Beside it, measured only: the float model the
+  integer one was quantized from, run as `tinykws detect --mode rolling`, and how many of
+  its detections the int8 spotter also makes.
 
 Instructions per 10-ms frame are counted on the first blocks, split into featurizer,
-model and detector.
+model and detector (int8: the integer loop's, the headline figure, and the float
+interface's), with the soft-float helpers (`__aeabi_f*`, ...) each part called.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from tinykws.device.emulator import soft_float_calls
 from tinykws.device.errors import DeviceError
 from tinykws.device.harness import KWSDevice
 from tinykws.device.image import build_image
@@ -50,6 +57,9 @@ MATCH_WINDOW_S = 0.5  # int8 vs float detections: same label at most this far ap
 INT8_COMPARE = "integer reference (tinykws.quant featurizer + model, IntTrigger)"
 ENTRY_POINTS = {"featurizer": "mfcc_Filter", "model": "completemodel_Predict",
                 "detector": "detector_Process"}
+# the all-integer loop of an int8 build (KWSDevice.run_clip(integer=True))
+INT_ENTRY_POINTS = {"featurizer": "mfcc_FilterInt16", "model": "completemodel_PredictQ",
+                    "detector": "detector_ProcessQ"}
 
 
 @dataclass
@@ -72,6 +82,8 @@ class StreamVerifyReport(JSONReport):
     max_confidence_diff: float  # over matched detections
     max_score_diff: float  # raw class scores, device vs Python, over every frame
     instructions: dict[str, Any]  # per 10-ms frame: featurizer / model / detector / total
+    # (int8: the integer loop's); `entry_points` names them, `soft_float_calls` the
+    # `__aeabi_f*`-style helpers they called
     atol: float = CONFIDENCE_ATOL
     note: str = ""
     seconds: float = 0.0
@@ -82,6 +94,10 @@ class StreamVerifyReport(JSONReport):
     first_mismatch: Optional[dict[str, Any]] = None  # first frame whose scores/features differ
     # int8: the float model it was quantized from, as `tinykws detect --mode rolling` (measured)
     float_model: Optional[dict[str, Any]] = None
+    # int8: the float interface (mfcc_Filter -> completemodel_Predict -> detector_Process)
+    # over the counted blocks: frames, ok (features, scores, detections equal the integer
+    # reference's there), first_mismatch / first_difference, instructions
+    float_interface: Optional[dict[str, Any]] = None
 
 
 @dataclass
@@ -91,17 +107,20 @@ class _DeviceStream:
     confidence: np.ndarray  # float32 [frames]
     per_call: dict[str, list[int]] = field(default_factory=dict)  # counted blocks only
     features: Optional[np.ndarray] = None  # [frames, F]: mfcc_Filter's output, warm-up left out
+    entered: dict[str, set[str]] = field(default_factory=dict)  # counted blocks: phase -> callees
 
 
 def run_stream_on_device(device: KWSDevice, audio: np.ndarray, count_blocks: int,
-                         chunk_blocks: int = CHUNK_BLOCKS, progress: bool = True) -> _DeviceStream:
+                         chunk_blocks: int = CHUNK_BLOCKS, progress: bool = True,
+                         integer: bool = False) -> _DeviceStream:
     """`audio` (int16-scale, a whole number of blocks) through featurizer + model + detector
     on the device, one stream from one reset, in harness calls of `chunk_blocks` blocks.
-    The first `count_blocks` blocks are run with the instruction counter."""
+    The first `count_blocks` blocks are run with the instruction counter. `integer`: the
+    all-integer loop of an int8 build (int16 samples; outputs in the float units)."""
     from tinykws.progress import progress_bar
 
     s = device.shape
-    x = np.asarray(audio, np.float32)
+    x = np.asarray(audio, np.int16 if integer else np.float32)
     n_blocks = x.size // s.block_len
     if n_blocks <= s.warmup_blocks:
         raise DeviceError(f"the recording is shorter than {s.warmup_blocks + 1} blocks of "
@@ -111,24 +130,25 @@ def run_stream_on_device(device: KWSDevice, audio: np.ndarray, count_blocks: int
     while cuts[-1] < n_blocks:
         cuts.append(min(cuts[-1] + chunk_blocks, n_blocks))
     cuts = sorted(set(cuts))
-    scores, fired, conf, feats, per_call = [], [], [], [], {}
+    scores, fired, conf, feats, per_call, entered = [], [], [], [], {}, {}
     bar = progress_bar(transient=True)
     bar.disable = not progress
     with bar:
-        task = bar.add_task("emulated Cortex-M4 (stream)", total=n_blocks)
+        task = bar.add_task(f"emulated Cortex-M4 ({'integer ' * integer}stream)", total=n_blocks)
         for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
             counted = i == 0 and a == 0 and b == cuts[1] and count_blocks > 0
             run = device.run_clip(x[a * s.block_len : b * s.block_len], count=counted,
-                                  reset=a == 0, detect=True)
+                                  reset=a == 0, detect=True, integer=integer)
             scores.append(run.scores)
             feats.append(run.features[s.warmup_blocks if a == 0 else 0 :])
             fired.append(run.fired)
             conf.append(run.confidence)
             if counted and run.counts is not None:
                 per_call = {k: list(v) for k, v in run.counts.per_call.items()}
+                entered = run.counts.entered
             bar.advance(task, b - a)
     return _DeviceStream(np.concatenate(scores), np.concatenate(fired).astype(np.int32),
-                         np.concatenate(conf), per_call, np.concatenate(feats))
+                         np.concatenate(conf), per_call, np.concatenate(feats), entered)
 
 
 def _python_stream(run_dir: Path, audio: np.ndarray, config) -> tuple[np.ndarray, list]:
@@ -151,26 +171,55 @@ def _python_stream(run_dir: Path, audio: np.ndarray, config) -> tuple[np.ndarray
 
 
 def _int_python_stream(reference, audio: np.ndarray, config, categories: list[str],
-                       fp) -> tuple[np.ndarray, np.ndarray, list]:
+                       fp) -> tuple[np.ndarray, np.ndarray, list[dict], list[dict]]:
     """The integer build's Python reference over a whole recording: (features [T, F],
-    scores [T, C], detections).
+    scores [T, C], detections of the integer loop, detections of the float interface).
 
     `reference` is `int_reference`'s (integer featurizer, then the integer model one step
     per frame from one zero state, never reset: the recording is one clip); its scores are
-    the Q15 probabilities / 32768 (what `completemodel_Predict` hands the C detector, which
-    takes them back to Q15 exactly), so `IntTrigger` (the integer detector's Python
-    definition) runs on the Q15 values, one vector per frame."""
+    the Q15 probabilities / 32768 (exact), so `IntTrigger` (the integer detector's Python
+    definition) runs on the Q15 values, one vector per frame. The two detection lists
+    differ in the confidence only: `detector_ProcessQ`'s Q15 mean rounded down (/ 32768)
+    and `detector_Process`'s float32 division."""
     from tinykws.detect import Q15_ONE, IntTrigger
 
     feats, scores = reference(np.asarray(audio)[None])  # [1, T, F], [1, T, C]
     q15 = np.rint(scores[0].astype(np.float64) * Q15_ONE).astype(np.int64)  # exact
     trigger = IntTrigger.from_config(config, categories, 1000.0 * fp.hop / fp.sample_rate)
-    found = []
+    found, found_q = [], []
     for f, s in enumerate(q15):
         d = trigger(_frame_time(f, fp), s)
         if d:
-            found.append(d)
-    return feats[0], scores[0], found
+            found.append(d.to_dict())
+            found_q.append({**d.to_dict(), "confidence": trigger.confidence_q15 / Q15_ONE})
+    return feats[0], scores[0], found_q, found
+
+
+def _device_detections(dev: _DeviceStream, fp, categories: list[str]) -> list[dict]:
+    """The frames where the device's detector fired, as detection dicts."""
+    return [{"time_s": _frame_time(f, fp), "label": categories[int(dev.fired[f])],
+             "confidence": float(dev.confidence[f])} for f in np.flatnonzero(dev.fired >= 0)]
+
+
+def _float_interface_check(device: KWSDevice, audio: np.ndarray, n_blocks: int, fp,
+                           categories: list[str], feats: np.ndarray, scores: np.ndarray,
+                           found: list[dict]) -> dict[str, Any]:
+    """An int8 build's float interface (`mfcc_Filter` -> `completemodel_Predict` ->
+    `detector_Process`, what kws_loop.c calls) over the first `n_blocks` blocks from a
+    reset, counted: its features, scores and detections must equal the integer
+    reference's there (`found`: the float interface's detections of the whole stream)."""
+    hop = device.shape.block_len
+    n = min(max(n_blocks, device.shape.warmup_blocks + 1), len(audio) // hop)
+    dev = run_stream_on_device(device, np.asarray(audio)[: n * hop], n, progress=False)
+    frames = len(dev.scores)
+    mismatch, _ = _first_mismatch(dev, feats[:frames], scores[:frames])
+    last = _frame_time(frames - 1, fp)
+    first, _ = compare_detections(_device_detections(dev, fp, categories),
+                                  [d for d in found if d["time_s"] <= last], 0.0)
+    return {"entry_points": dict(ENTRY_POINTS), "frames": frames,
+            "ok": mismatch is None and first is None, "first_mismatch": mismatch,
+            "first_difference": first, "detections": int((dev.fired >= 0).sum()),
+            "instructions": _instructions(dev.per_call, ENTRY_POINTS, dev.entered)}
 
 
 def _frame_time(frame: int, fp) -> float:
@@ -241,16 +290,23 @@ def compare_detections(device: list[dict], python: list[dict], atol: float
     return None, worst
 
 
-def _instructions(per_call: dict[str, list[int]]) -> dict[str, Any]:
+def _instructions(per_call: dict[str, list[int]], entry_points: dict[str, str] = ENTRY_POINTS,
+                  entered: Optional[dict[str, set[str]]] = None) -> dict[str, Any]:
+    """Instructions per call of each of `entry_points` (featurizer / model / detector ->
+    function) and their total; `soft_float_calls`: the soft-float helpers they called."""
     out: dict[str, Any] = {"method": "unicorn basic-block hook (as `tinykws verify`); per "
-                                     "call, callees included"}
+                                     "call, callees included",
+                           "entry_points": dict(entry_points)}
     total = 0.0
-    for key, fn in ENTRY_POINTS.items():
+    for key, fn in entry_points.items():
         v = per_call.get(fn, [])
         if v:
             out[key] = {"mean": float(np.mean(v)), "max": int(max(v)), "calls": len(v)}
             total += float(np.mean(v))
     out["total"] = total
+    if entered is not None:
+        out["soft_float_calls"] = soft_float_calls(
+            set().union(*(entered.get(fn, set()) for fn in entry_points.values())))
     return out
 
 
@@ -329,25 +385,25 @@ def verify_stream(
     elf = build_image(sources, compiled_dir / "build" / "stream", float_abi, tc)
     device = KWSDevice(elf, shape)
     default_n = INT8_COUNT_BLOCKS if int8 else STREAM_COUNT_BLOCKS[float_abi]
-    dev = run_stream_on_device(device, audio, default_n if count_blocks is None else count_blocks,
-                               progress=progress)
+    n_count = default_n if count_blocks is None else count_blocks
+    dev = run_stream_on_device(device, audio, n_count, progress=progress, integer=int8)
 
     cats = list(ck.categories)
-    mismatch, fdiff, float_model = None, None, None
+    mismatch, fdiff, float_model, float_interface = None, None, None, None
     if int8:
-        feats, py_scores, py_found = _int_python_stream(int_ref, audio, cfg, cats, fp)
+        feats, py_scores, py_list, py_float = _int_python_stream(int_ref, audio, cfg, cats, fp)
     else:
         py_scores, py_found = _python_stream(run_dir, np.asarray(audio), run_cfg)
+        py_list = [d.to_dict() for d in py_found]
     if len(py_scores) != len(dev.scores):
         raise DeviceError(f"device ran {len(dev.scores)} frames, Python {len(py_scores)}")
-    dev_found = [{"time_s": _frame_time(f, fp), "label": cats[int(dev.fired[f])],
-                  "confidence": float(dev.confidence[f])}
-                 for f in np.flatnonzero(dev.fired >= 0)]
-    py_list = [d.to_dict() for d in py_found]
+    dev_found = _device_detections(dev, fp, cats)
     first, worst = compare_detections(dev_found, py_list, atol)
     score_diff = float(np.abs(dev.scores - py_scores).max()) if len(py_scores) else 0.0
     if int8:
         mismatch, fdiff = _first_mismatch(dev, feats, py_scores)
+        float_interface = _float_interface_check(device, audio, n_count, fp, cats, feats,
+                                                 py_scores, py_float)
         float_model = _float_model_comparison(float_source, np.asarray(audio), run_cfg,
                                               py_list, py_scores)
     mode = run_cfg.resolve_mode(ck)
@@ -357,20 +413,38 @@ def verify_stream(
             "`tinykws detect --mode rolling`")
     frame_ms = 1000.0 * fp.hop / fp.sample_rate
     report = StreamVerifyReport(
-        ok=first is None and mismatch is None, audio=str(audio_path),
+        ok=first is None and mismatch is None and (float_interface or {"ok": True})["ok"],
+        audio=str(audio_path),
         audio_seconds=len(audio) / fp.sample_rate,
         frames=len(dev.scores), float_abi=float_abi, toolchain=tc.version,
         detector=cfg.to_dict(), smooth_steps=run_cfg.smooth_steps(frame_ms),
         refractory_steps=run_cfg.refractory_steps(frame_ms),
         device_detections=dev_found, python_detections=py_list, first_difference=first,
         max_confidence_diff=worst, max_score_diff=score_diff,
-        instructions=_instructions(dev.per_call), atol=atol, note=note,
+        instructions=_instructions(dev.per_call, INT_ENTRY_POINTS if int8 else ENTRY_POINTS,
+                                   dev.entered),
+        atol=atol, note=note,
         seconds=time.perf_counter() - t0,
         compare=INT8_COMPARE if int8 else "tinykws detect --mode rolling",
         precision=precision, max_feature_diff=fdiff, first_mismatch=mismatch,
-        float_model=float_model)
+        float_model=float_model, float_interface=float_interface)
     report.save(compiled_dir / "verify_stream.json")
     return report
+
+
+def _instruction_line(ins: dict[str, Any], what: str = "") -> str:
+    """'instructions per 10-ms frame[, what (entry points)]: a + b + c = total (...)'."""
+    parts = [f"{k} {ins[k]['mean']:,.0f}" for k in ENTRY_POINTS if k in ins]
+    if not parts:
+        return "instructions: not counted"
+    names = " -> ".join(ins.get("entry_points", ENTRY_POINTS).values())
+    calls = ins.get("model", {}).get("calls", 0)
+    helpers = ins.get("soft_float_calls")
+    soft = ("" if helpers is None else "; soft-float helpers called: " +
+            (", ".join(helpers) if helpers else "none"))
+    head = f", {what} ({names})" if what else ""
+    return (f"instructions per 10-ms frame{head}: {' + '.join(parts)} = {ins['total']:,.0f} "
+            f"(mean over the first {calls} frames{soft})")
 
 
 def format_stream_report(r: StreamVerifyReport) -> str:
@@ -419,11 +493,17 @@ def format_stream_report(r: StreamVerifyReport) -> str:
             f"{len(fm['detections'])} detections, {fm['matched']} of them made by the int8 "
             f"spotter too (same label within {fm['match_window_s']:g} s; {fm['same_frame']} at "
             f"the same frame); max |score diff| {fm['max_score_diff']:.3g}")
-    ins = r.instructions
-    parts = [f"{k} {ins[k]['mean']:,.0f}" for k in ENTRY_POINTS if k in ins]
-    if parts:
-        calls = ins.get("model", {}).get("calls", 0)
-        lines.append(f"instructions per 10-ms frame: {' + '.join(parts)} = {ins['total']:,.0f} "
-                     f"(mean over the first {calls} frames)")
+    if r.precision == "int8":
+        lines.append(_instruction_line(r.instructions, "integer loop"))
+        fi = r.float_interface
+        if fi is not None:
+            verdict = "equal" if fi["ok"] else "DIFFERENT"
+            lines.append(_instruction_line(fi["instructions"], "float interface") +
+                         f"; its features, scores, detections ({fi['detections']}): {verdict}")
+            bad = fi["first_mismatch"] or fi["first_difference"]
+            if bad:
+                lines.append(f"float interface: first difference {bad}")
+    else:
+        lines.append(_instruction_line(r.instructions))
     lines.append(("PASS" if r.ok else "FAIL") + f" in {r.seconds:.1f} s")
     return "\n".join(lines)

@@ -1,6 +1,12 @@
 """`tinykws verify`: run real clips on the emulated Cortex-M4, compare every class score
 with the reference, and report costs (instructions per frame, flash, RAM, peak stack).
 
+An int8 build runs every clip twice, both checked bit for bit against the integer
+reference: through the all-integer loop (int16 samples -> `mfcc_FilterInt16` ->
+`completemodel_PredictQ`, what FPU-less firmware runs; its instruction counts are the
+report's `instructions`) and through the float interface (`mfcc_Filter` ->
+`completemodel_Predict`, `float_interface`).
+
 flash = text + rodata + data (its initial values), RAM = data + bss + peak stack, for the
 featurizer and model objects only (the harness is not part of a firmware; with --libm,
 newlib's expf/logf are not counted either).
@@ -17,7 +23,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from tinykws.device.emulator import CallCounts
+from tinykws.device.emulator import CallCounts, soft_float_calls
 from tinykws.device.errors import DeviceError
 from tinykws.device.harness import KWSDevice
 from tinykws.device.image import build_image
@@ -82,6 +88,10 @@ class VerifyReport(JSONReport):
     precision: str = "float"  # float | int8 (integer featurizer and model)
     # int8 builds: the device's scores vs the float model's (max_abs_diff, argmax_agreement)
     float_model: Optional[dict[str, Any]] = None
+    # int8 builds: the float interface (mfcc_Filter -> completemodel_Predict) on the same
+    # clips: ok, max_abs_diff, max_feature_diff, first_mismatch, instructions (the report's
+    # own parity and `instructions` are the integer loop's)
+    float_interface: Optional[dict[str, Any]] = None
 
 
 Reference = Any  # callable: audio [N, S] float32 -> (features [N, T, F], scores [N, T, C])
@@ -97,12 +107,14 @@ def verify_device(
     count_blocks: Optional[int] = None,
     secondary: Optional[Reference] = None,
     feature_atol: Optional[float] = None,
+    integer: bool = False,
 ) -> tuple[dict[str, Any], CallCounts | None]:
     """Run every clip on the device and compare with `reference`; the parity part of a report.
 
     `secondary` (integer builds: the float model): also measured, not checked; its
     max score difference and final-decision agreement go into parity["float_model"].
     `feature_atol`: also check every feature to this (integer builds: 0, exact).
+    `integer`: run the all-integer loop of an int8 build (`KWSDevice.run_clip`).
 
     Checks every class score of every frame to `atol`, and the final decision (argmax of
     the last frame) of every clip. Instructions are counted on the first `count_clips`
@@ -124,13 +136,15 @@ def verify_device(
     calls: dict[str, list[int]] = {}
     totals: dict[str, int] = {}
     sp: dict[str, int] = {}
+    entered: dict[str, set[str]] = {}
     bar = progress_bar(transient=True)
     if not progress:
         bar.disable = True
     with bar:
         task = bar.add_task("emulated Cortex-M4", total=len(clips))
         for i, (name, x) in enumerate(clips):
-            run = device.run_clip(x, count=i < count_clips, count_blocks=count_blocks)
+            run = device.run_clip(x, count=i < count_clips, count_blocks=count_blocks,
+                                  integer=integer)
             if run.counts is not None:
                 counted += 1
                 for k, v in run.counts.per_call.items():
@@ -139,6 +153,8 @@ def verify_device(
                     totals[k] = totals.get(k, 0) + v
                 for k, v in run.counts.sp_at_entry.items():
                     sp[k] = min(sp.get(k, v), v)
+                for k, v in run.counts.entered.items():
+                    entered.setdefault(k, set()).update(v)
             dev_feat = run.features[warm:]  # [T, F]: frames once the window is full
             if run.scores.shape != ref_scores[i].shape or dev_feat.shape != ref_feat[i].shape:
                 raise DeviceError(
@@ -197,20 +213,30 @@ def verify_device(
             "mean_last_frame_max_diff": float(np.mean(sec_last)),
             "argmax_agreement": sec_agree / len(clips),
         }
-    counts = CallCounts(totals, calls, sp) if calls else None
+    counts = CallCounts(totals, calls, sp, entered) if calls else None
     return parity, counts
 
 
-def instruction_summary(counts: Optional[CallCounts], counted_clips: int) -> dict[str, Any]:
-    """Instructions per call of mfcc_Filter (= per 10-ms frame) and completemodel_Predict."""
+FLOAT_ENTRY_POINTS = {"featurizer": "mfcc_Filter", "model": "completemodel_Predict"}
+INT_ENTRY_POINTS = {"featurizer": "mfcc_FilterInt16", "model": "completemodel_PredictQ"}
+
+
+def instruction_summary(counts: Optional[CallCounts], counted_clips: int,
+                        entry_points: dict[str, str] = FLOAT_ENTRY_POINTS) -> dict[str, Any]:
+    """Instructions per call of the featurizer (= per 10-ms frame) and the model entry
+    points (default mfcc_Filter, completemodel_Predict), and the soft-float helpers
+    (`__aeabi_f*`, ...) they called."""
     out: dict[str, Any] = {
         "method": "unicorn basic-block hook; Thumb instructions per executed block, "
         "including condition-failed ones inside IT blocks; callees charged to the caller",
         "counted_clips": counted_clips,
+        "entry_points": dict(entry_points),
     }
     if counts is None:
         return out
-    for key, fn in (("featurizer", "mfcc_Filter"), ("model", "completemodel_Predict")):
+    out["soft_float_calls"] = soft_float_calls(
+        set().union(*(counts.entered.get(fn, set()) for fn in entry_points.values())))
+    for key, fn in entry_points.items():
         v = counts.per_call.get(fn, [])
         if v:
             out[key] = {
@@ -368,18 +394,29 @@ def verify(
         x, _ = load_audio(p, fp.sample_rate, fp.clip_samples)
         clips.append((str(p), x))
     device = KWSDevice(elf, shape)
-    default_clips, default_blocks = COUNTING["int8" if precision == "int8" else float_abi]
+    int8 = precision == "int8"
+    default_clips, default_blocks = COUNTING["int8" if int8 else float_abi]
+    n_count = default_clips if count_clips is None else count_clips
     parity, counts = verify_device(
         device,
         clips,
         ref_fn,
         atol,
-        default_clips if count_clips is None else count_clips,
+        n_count,
         progress,
         count_blocks or default_blocks,
         secondary,
-        0.0 if precision == "int8" else None,
+        0.0 if int8 else None,
+        integer=int8,
     )
+    entry_points = INT_ENTRY_POINTS if int8 else FLOAT_ENTRY_POINTS
+    float_interface = None
+    if int8:  # the same clips through the float interface, checked alike
+        fparity, fcounts = verify_device(device, clips, ref_fn, atol, n_count, progress,
+                                         count_blocks or default_blocks, None, 0.0)
+        float_interface = {k: fparity[k] for k in
+                           ("ok", "max_abs_diff", "max_feature_diff", "first_mismatch")}
+        float_interface["instructions"] = instruction_summary(fcounts, fparity["counted_clips"])
     stack = device.peak_stack(counts)
     qemu_check = None
     if qemu:
@@ -397,7 +434,7 @@ def verify(
     report = VerifyReport(
         float_abi=float_abi,
         toolchain=tc.version,
-        instructions=instruction_summary(counts, counted),
+        instructions=instruction_summary(counts, counted, entry_points),
         sizes=sizes,
         flash_bytes=flash,
         ram_bytes=ram,
@@ -406,10 +443,35 @@ def verify(
         qemu_check=qemu_check,
         reference=reference,
         precision=precision,
-        **parity,
+        float_interface=float_interface,
+        **{**parity, "ok": parity["ok"] and (float_interface or {"ok": True})["ok"]},
     )
     report.save(compiled_dir / "verify.json")
     return report
+
+
+def _chain(ins: dict[str, Any]) -> str:
+    return " -> ".join(ins.get("entry_points", FLOAT_ENTRY_POINTS).values())
+
+
+def _soft_calls(ins: dict[str, Any]) -> str:
+    calls = ins.get("soft_float_calls")
+    return "" if calls is None else "; soft-float helpers called: " + (", ".join(calls) or "none")
+
+
+def _instruction_lines(ins: dict[str, Any]) -> list[str]:
+    """One line per counted entry point (featurizer, model)."""
+    lines = []
+    for key in FLOAT_ENTRY_POINTS:
+        if key in ins:
+            v = ins[key]
+            lines.append(
+                f"{key:10s} {v['mean']:10,.0f} instructions per 10-ms frame (max {v['max']:,}; "
+                f"{v['calls']} calls over {ins['counted_clips']} clips)"
+            )
+    if "soft_float_calls" in ins and lines:
+        lines[-1] += _soft_calls(ins)
+    return lines
 
 
 def format_report(r: VerifyReport) -> str:
@@ -430,13 +492,18 @@ def format_report(r: VerifyReport) -> str:
             f"{f['max_abs_diff']:.3g} (last frame, mean over clips {f['mean_last_frame_max_diff']:.3g})"
         )
     ins = r.instructions
-    for key in ("featurizer", "model"):
-        if key in ins:
-            v = ins[key]
-            lines.append(
-                f"{key:10s} {v['mean']:10,.0f} instructions per 10-ms frame (max {v['max']:,}; "
-                f"{v['calls']} calls over {ins['counted_clips']} clips)"
-            )
+    if r.precision == "int8":
+        lines.append(f"integer loop ({_chain(ins)}), what FPU-less firmware runs:")
+    lines += _instruction_lines(ins)
+    if r.float_interface is not None:
+        fi = r.float_interface
+        fins = fi["instructions"]
+        parts = " + ".join(f"{k} {fins[k]['mean']:,.0f}" for k in FLOAT_ENTRY_POINTS if k in fins)
+        lines.append(
+            f"float interface ({_chain(fins)}): {parts} instructions per 10-ms frame"
+            f"{_soft_calls(fins)}; features and scores "
+            f"{'bit for bit equal' if fi['ok'] else 'DIFFERENT'} (max |score diff| "
+            f"{fi['max_abs_diff']:.2e})")
     for key, s in r.sizes.items():
         lines.append(
             f"{key:10s} text {s['text']:,} B, rodata {s['rodata']:,} B, data {s['data']:,} B, "
@@ -461,9 +528,12 @@ def format_report(r: VerifyReport) -> str:
     if r.ok:
         lines.append(f"PASS in {r.seconds:.1f} s")
     else:
-        m = r.first_mismatch or {}
+        m, where = r.first_mismatch, ""
+        if m is None and r.float_interface is not None:
+            m, where = r.float_interface["first_mismatch"], " of the float interface"
+        m = m or {}
         lines.append(
-            f"FAIL: first mismatch in {m.get('clip')} (clip {m.get('clip_index')}), frame "
+            f"FAIL: first mismatch{where} in {m.get('clip')} (clip {m.get('clip_index')}), frame "
             f"{m.get('frame')}, class {m.get('class_index')}: device {m.get('device'):.6g} vs "
             f"reference {m.get('reference'):.6g} (|diff| {m.get('abs_diff'):.3g}); featurizer "
             f"|diff| at that frame {m.get('feature_max_diff_at_frame'):.3g}; final argmax "
