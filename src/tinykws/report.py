@@ -361,9 +361,10 @@ def section_device(run_dir: Path) -> str:
                 f"{_fmt(_round(d['model']))} | {_fmt(d['passed'])} ({ref}) | "
                 f"{_fmt(d['max_err'])} | {vs} |\n")
     return out + ("\n_From `device/<build>/verify.json`; one frame = 10 ms of audio (featurizer "
-                  "+ model step). The integer build must equal its Python reference bit for bit "
-                  "(max score diff 0); its agreement with the float model is measured on the same "
-                  "clips._\n")
+                  "+ model step; the integer build through its integer calls, mfcc_FilterInt16 + "
+                  "completemodel_PredictQ). The integer build must equal its Python reference bit "
+                  "for bit (max score diff 0); its agreement with the float model is measured on "
+                  "the same clips._\n")
 
 
 # --------------------------------------------------------------------------- summary
