@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tinykws.data.audio import AudioStats, load_audio, load_many, save_wav, try_load_audio
+from tinykws.data.audio import AudioStats, load_audio, load_many, save_wav, stream_audio, try_load_audio
 from tinykws.errors import AudioError
 
 from realdata import REAL as DEV  # the dev set, or the committed mini set
@@ -98,6 +98,18 @@ def test_unreadable_files_raise_audio_error_naming_the_file(tmp_path, name, cont
         (tmp_path / name).write_bytes(content)
     with pytest.raises(AudioError, match=name):
         load_audio(tmp_path / name)
+
+
+@pytest.mark.parametrize("loader", [load_audio, lambda p: list(stream_audio(p))],
+                         ids=["load_audio", "stream_audio"])
+def test_missing_file_and_folder_say_so(tmp_path, loader):
+    """libsndfile says 'System error.' for a missing file and 'Format not recognised.' for a
+    folder; `tinykws detect` printed that for a mistyped path."""
+    with pytest.raises(AudioError, match=r"missing.wav: no such file$"):
+        loader(tmp_path / "missing.wav")
+    (tmp_path / "clips.wav").mkdir()
+    with pytest.raises(AudioError, match=r"clips.wav: is a folder, not an audio file$"):
+        loader(tmp_path / "clips.wav")
 
 
 def test_zero_length_wav_is_an_audio_error(tmp_path):

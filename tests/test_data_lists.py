@@ -287,11 +287,13 @@ def test_cli_on_error_skip_lists_bad_noise_files(tmp_path):
     (data / "_background_noise_").mkdir()
     save_wav(data / "_background_noise_" / "ok.wav", np.ones(32000, np.int16))
     (data / "_background_noise_" / "broken.wav").write_bytes(b"RIFF garbage")
+    save_wav(data / "_background_noise_" / "short.wav", np.ones(8000, np.int16))
     p = tinykws_command("data", "lists", str(data), "--task", "yes", "--out", str(tmp_path / "l"))
     assert p.returncode == 2 and "broken.wav" in p.stderr and "Traceback" not in p.stderr
     p = tinykws_command("data", "lists", str(data), "--task", "yes", "--out", str(tmp_path / "l"), "--on-error", "skip")
     assert p.returncode == 0, p.stderr
-    assert "skipped 1" in p.stderr and "broken.wav" in p.stderr
+    assert "skipped 2" in p.stderr and "broken.wav" in p.stderr
+    assert "short.wav: shorter than 1 s" in p.stderr  # each skipped file is named (was: reason only)
 
 
 def test_a_folder_named_like_a_clip_is_not_a_clip(tmp_path):

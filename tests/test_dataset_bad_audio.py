@@ -70,6 +70,8 @@ def test_skip_leaves_bad_clip_out_and_counts_conversions(tmp_path: Path, capsys)
     assert [Path(s["path"]).name for s in audio["skipped"]] == ["bad_nohash_0.wav"]
     err = capsys.readouterr()
     assert "bad_nohash_0.wav" in err.out + err.err and "skipped 1" in err.out + err.err
+    line = next(ln for ln in err.err.splitlines() if "bad_nohash_0.wav" in ln and "training" in ln)
+    assert line.count("bad_nohash_0.wav") == 1, line  # the path once, not path: path: reason
 
 
 def test_cache_of_a_skip_run_does_not_satisfy_a_raise_run(tmp_path: Path) -> None:

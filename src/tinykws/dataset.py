@@ -452,8 +452,8 @@ def featurize_lists(
             f.result()
     if skipped_all:
         console.print(f"[yellow]skipped {len(skipped_all)} unreadable clips:[/]")
-        for split, p, reason in skipped_all:
-            console.print(f"  {split}: {p}: {reason}", markup=False, soft_wrap=True)
+        for split, _, reason in skipped_all:  # the reason names the file
+            console.print(f"  {split}: {reason}", markup=False, soft_wrap=True)
     return results
 
 

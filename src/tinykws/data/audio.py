@@ -126,7 +126,7 @@ def load_audio(
     except AudioError:
         raise
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as e:
-        raise AudioError(f"{path}: cannot read audio ({_short(e)})") from None
+        raise AudioError(_cannot_open(path, e)) from None
 
     if len(data) == 0:
         raise AudioError(f"{path}: audio file has no samples")
@@ -173,7 +173,7 @@ def stream_audio(
     try:
         f = sf.SoundFile(path)
     except (sf.LibsndfileError, RuntimeError, OSError, ValueError, TypeError) as e:
-        raise AudioError(f"{path}: cannot read audio ({_short(e)})") from None
+        raise AudioError(_cannot_open(path, e)) from None
     with f:
         rate, channels = f.samplerate, f.channels
         if f.frames <= 0:
@@ -299,7 +299,21 @@ def _is_float(f: sf.SoundFile) -> bool:
         return f.subtype in ("FLOAT", "DOUBLE")
 
 
+def _cannot_open(path: Path, e: Exception) -> str:
+    """Why `path` does not open, in words: libsndfile says 'System error.' for a missing
+    file and 'Format not recognised.' for a folder."""
+    if path.is_dir():
+        return f"{path}: is a folder, not an audio file"
+    if not path.exists():
+        return f"{path}: no such file"
+    return f"{path}: cannot read audio ({_short(e)})"
+
+
 def _short(e: Exception) -> str:
-    """The first line of an exception message (libsndfile's can be long)."""
+    """The first line of an exception message (libsndfile's can be long), without
+    libsndfile's `Error opening '<path>': ` (every AudioError names the file already)."""
     msg = str(e).strip().splitlines()
-    return msg[0] if msg else type(e).__name__
+    first = msg[0] if msg else type(e).__name__
+    if first.startswith("Error opening '") and "': " in first:  # the path: callers name it
+        first = first.split("': ", 1)[1]
+    return first

@@ -428,7 +428,7 @@ def _load_noise(files: list[Path], stats: AudioStats, on_error: OnError) -> list
         if x is not None and len(x) >= CLIP_SAMPLES:
             noise.append((f.stem, x))
         elif x is not None:
-            stats.skip(f, "shorter than 1 s")
+            stats.skip(f, f"{f}: shorter than 1 s")  # reasons name the file, as AudioErrors do
     if not noise:
         raise TinyKWSError(
             "the silence class needs 1-s crops of background noise, but the data has no usable "

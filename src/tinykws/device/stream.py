@@ -363,7 +363,8 @@ def verify_stream(
                           f"{run_dir}/detector.json: run `tinykws compile RUN_DIR` again")
     audio_path = Path(audio_path)
     if not audio_path.is_file():
-        raise DeviceError(f"--stream {audio_path}: no such file")
+        what = "is a folder, not an audio file" if audio_path.is_dir() else "no such file"
+        raise DeviceError(f"--stream {audio_path}: {what}")
     # the models first: a missing or damaged one fails before any build
     int8 = precision == "int8"
     if int8:  # the integer model and the float checkpoint it was quantized from
