@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -173,8 +174,16 @@ def test_cli_json_prints_one_object(run, g12, capsys, monkeypatch):
     assert {"accuracy", "per_class", "n"} <= set(obj) and obj["n"] == _n_clips(g12)
     code, out, err = run_cli(["evaluate", str(run), "--data", str(g12)], capsys, monkeypatch)
     assert code == 0 and "accuracy" in out and "precision" in out
+    assert f"wrote {run / 'eval' / 'evaluation.json'} and confusion.png" in err
     code, out, err = run_cli(["evaluate", str(run), "--data", str(run / "nope")], capsys, monkeypatch)
     assert code == 2 and "no such data folder" in err and "Traceback" not in err
+    import tinykws.evaluate
+
+    monkeypatch.setattr(tinykws.evaluate, "evaluate", lambda *a, **k: SimpleNamespace(table=str))
+    for flags in (["--backend", "int8"], ["--backend", "device", "--build", "int8-softfp"]):
+        code, out, err = run_cli(["evaluate", str(run), "--data", str(g12), *flags], capsys, monkeypatch)
+        assert code == 0, err  # the integer path writes its own files: say so (was: evaluation.json)
+        assert f"wrote {run / 'eval' / 'evaluation_int8.json'} and confusion_int8.png" in err
 
 
 def test_cli_entry_point_runs(run, g12):

@@ -541,6 +541,7 @@ def evaluate(
     import json as _json
 
     from tinykws.evaluate import evaluate as run_eval
+    from tinykws.evaluate import evaluation_files
 
     with contextlib.redirect_stdout(sys.stderr if json_out else sys.stdout):  # stdout: JSON only
         result = run_eval(run_dir, data, backend=backend, split=split, max_clips=max_clips,
@@ -549,7 +550,8 @@ def evaluate(
         typer.echo(_json.dumps(result.to_dict()))
     else:
         typer.echo(result.table())
-        console.print(f"wrote {run_dir / 'eval' / 'evaluation.json'} and confusion.png")
+        json_path, png_path = evaluation_files(run_dir, backend, build)
+        console.print(f"wrote {json_path} and {png_path.name}", soft_wrap=True, highlight=False)
 
 
 @app.command()

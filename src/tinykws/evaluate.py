@@ -428,10 +428,17 @@ def evaluate(
     result = result_from_predictions(y_true, scores.argmax(1), categories, backend=backend,
                                      layout=layout, data_dir=str(data_dir))
     if write:
-        out = RunDir(run_dir).eval
-        out.mkdir(parents=True, exist_ok=True)
-        integer = backend == "int8" or (backend == "device" and build.startswith("int8"))
-        suffix = "_int8" if integer else ""
-        (out / f"evaluation{suffix}.json").write_text(json.dumps(result.to_dict(), indent=2))
-        plot_confusion(result, out / f"confusion{suffix}.png")
+        json_path, png_path = evaluation_files(run_dir, backend, build)
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(result.to_dict(), indent=2))
+        plot_confusion(result, png_path)
     return result
+
+
+def evaluation_files(run_dir: Path | str, backend: str, build: str = "hard") -> tuple[Path, Path]:
+    """(evaluation JSON, confusion PNG) that `evaluate` writes for `backend` / `build`: the
+    integer path (backend int8, or device with an int8 build) has its own pair, `_int8`."""
+    integer = backend == "int8" or (backend == "device" and build.startswith("int8"))
+    suffix = "_int8" if integer else ""
+    out = RunDir(run_dir).eval
+    return out / f"evaluation{suffix}.json", out / f"confusion{suffix}.png"
