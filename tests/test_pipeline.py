@@ -97,8 +97,14 @@ def test_pipeline_bad_data_is_a_clean_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize("args,words", [
     (["--negative-utterances", "0"], "--negative-utterances"),
     (["--negatives", "afile.txt"], "is a file"),
+    # --epochs 0 was refused only after synthesis, lists and features; --per-word 0 and
+    # --verify-clips 0 silently meant the defaults
+    (["--epochs", "0"], "--epochs must be >= 1"),
+    (["--per-word", "0"], "--per-word must be >= 1"),
+    (["--verify-clips", "0"], "--verify-clips must be >= 1"),
+    (["--verify-clips", "-2"], "--verify-clips must be >= 1"),
 ])
-def test_pipeline_bad_negatives_options_fail_before_any_work(tmp_path: Path, args, words) -> None:
+def test_pipeline_bad_options_fail_before_any_work(tmp_path: Path, args, words) -> None:
     (tmp_path / "afile.txt").write_text("x")
     r = run_cli("pipeline", "--quick", "--out", str(tmp_path / "r"), *args, cwd=tmp_path)
     assert r.returncode == 2 and words in r.stderr and "Traceback" not in r.stderr

@@ -121,10 +121,14 @@ def _train(cfg: PipelineConfig, run: Path) -> Any:
     return result
 
 
-def _check_negatives_options(cfg: PipelineConfig) -> None:
-    """Refuse bad negatives options up front, not after the clip phase has run."""
-    if cfg.negative_utterances is not None and cfg.negative_utterances < 1:
-        raise TinyKWSError(f"--negative-utterances must be >= 1, not {cfg.negative_utterances}")
+def _check_options(cfg: PipelineConfig) -> None:
+    """Refuse bad options up front, not after minutes of synthesis and training (and never
+    read 0 as 'the default')."""
+    counts = {"--epochs": cfg.epochs, "--per-word": cfg.per_word,
+              "--verify-clips": cfg.verify_clips, "--negative-utterances": cfg.negative_utterances}
+    for flag, value in counts.items():
+        if value is not None and value < 1:
+            raise TinyKWSError(f"{flag} must be >= 1, not {value}")
     if cfg.negatives is not None and cfg.negatives.exists() and not cfg.negatives.is_dir():
         raise TinyKWSError(f"--negatives {cfg.negatives} is a file, not a folder")
 
@@ -224,7 +228,7 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     console.print(f"[bold]tinykws pipeline[/] -> {run}")
     t = StageTimer()
 
-    _check_negatives_options(cfg)  # before any work: the negatives stage comes after training
+    _check_options(cfg)  # before any work
     if cfg.data is None:
         data = t.run("data synth", lambda: _synth(cfg, rd.data), lambda p: str(p))
     else:
