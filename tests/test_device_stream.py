@@ -85,6 +85,13 @@ def test_device_detections_equal_tinykws_detect(stream_run):
     assert 0 < ins["detector"]["mean"] < ins["model"]["mean"]
     saved = json.loads((run / "device" / "hard" / "verify_stream.json").read_text())
     assert saved["ok"] and saved["device_detections"] == r.device_detections
+    # read, run and compared 37 blocks at a time (states carried): the same
+    small = verify_stream(run / "device" / "hard", wav, count_blocks=40, progress=False,
+                          chunk_blocks=37)
+    assert small.ok and small.frames == r.frames
+    assert small.device_detections == r.device_detections
+    assert small.python_detections == r.python_detections
+    assert small.max_score_diff == r.max_score_diff
 
 
 def test_cli_exit_codes(stream_run, tmp_path, capsys, monkeypatch):
@@ -97,13 +104,17 @@ def test_cli_exit_codes(stream_run, tmp_path, capsys, monkeypatch):
     code, out, err = run_cli(["verify", str(compiled), "--stream", str(wav)], capsys, monkeypatch)
     assert code == 0 and "IDENTICAL" in out and "instructions per 10-ms frame" in out, err
 
-    real = ds._python_stream
+    real = ds._FloatReference.feed
+    lost = []
 
-    def one_missing(*args, **kwargs):
-        scores, found = real(*args, **kwargs)
-        return scores, found[1:]
+    def one_missing(self, pcm):  # the Python side loses the stream's first detection
+        scores, found = real(self, pcm)
+        if found and not lost:
+            lost.append(found[0])
+            found = found[1:]
+        return scores, found
 
-    monkeypatch.setattr(ds, "_python_stream", one_missing)
+    monkeypatch.setattr(ds._FloatReference, "feed", one_missing)
     code, out, err = run_cli(["verify", str(compiled), "--stream", str(wav)], capsys, monkeypatch)
     assert code == 1 and "DIFFERENT" in out and "first difference (detection 0)" in out
 
@@ -117,3 +128,16 @@ def test_cli_exit_codes(stream_run, tmp_path, capsys, monkeypatch):
                              capsys, monkeypatch)
     assert code == 2 and "tinykws compile" in err and "Traceback" not in err
 
+
+
+def test_a_recording_shorter_than_the_warm_up_is_refused(stream_run, tmp_path):
+    """Two blocks make no frame: a DeviceError says so (the recording is read in pieces,
+    so this is found while running, not from its length up front)."""
+    from tinykws.device import DeviceError
+    from tinykws.device.stream import verify_stream
+
+    run, _ = stream_run
+    wav = tmp_path / "short.wav"
+    sf.write(wav, np.zeros(2 * 160 + 50, np.int16), 16000)
+    with pytest.raises(DeviceError, match="shorter than 3 blocks"):
+        verify_stream(run / "device" / "hard", wav, progress=False)

@@ -178,36 +178,101 @@ def test_cli_fails_when_the_reference_diverges(int8_run, capsys, monkeypatch):
     assert "integer loop (mfcc_FilterInt16 -> completemodel_PredictQ -> detector_ProcessQ)" in out
     assert "soft-float helpers called: none" in out and "float interface (mfcc_Filter" in out
 
-    real = ds._int_python_stream
+    from tinykws.device.reference import IntStreamReference
 
-    def one_missing(*a, **kw):
-        feats, scores, found, found_float = real(*a, **kw)
-        return feats, scores, found[1:], found_float
+    real = IntStreamReference.feed
 
-    monkeypatch.setattr(ds, "_int_python_stream", one_missing)
+    def patched(change):
+        def feed(self, pcm):
+            return change(real(self, pcm))
+        monkeypatch.setattr(IntStreamReference, "feed", feed)
+
+    def one_missing(c):  # the first detection of the stream is lost
+        if c.detections and not getattr(one_missing, "done", False):
+            one_missing.done = True
+            c.detections = c.detections[1:]
+        return c
+
+    patched(one_missing)
     code, out, _ = run_cli(args, capsys, monkeypatch)
     assert code == 1 and "DIFFERENT" in out and "first difference (detection 0)" in out
 
-    def one_score_off(*a, **kw):
-        feats, scores, found, found_float = real(*a, **kw)
-        scores = scores.copy()
-        scores[len(scores) // 2, 0] += np.float32(2.0**-15)
-        return feats, scores, found, found_float
+    def score_off_at(frame):
+        def change(c):  # one score of one frame one Q15 step off (detections unchanged)
+            if c.first_frame <= frame < c.first_frame + len(c.scores):
+                c.scores = c.scores.copy()
+                c.scores[frame - c.first_frame, 0] += np.float32(2.0**-15)
+            return c
+        return change
 
-    monkeypatch.setattr(ds, "_int_python_stream", one_score_off)
+    patched(score_off_at(1000))  # in the second piece, past the 100 counted blocks
     code, out, _ = run_cli(args, capsys, monkeypatch)
-    assert code == 1 and "IDENTICAL" in out and "DIFFER: first at frame" in out
-    assert "FAIL" in out
+    assert code == 1 and "IDENTICAL" in out and "DIFFER: first at frame 1000" in out
+    assert "FAIL" in out and "float interface (" in out and "detections (" in out
 
-    def first_score_off(*a, **kw):  # within the float interface's counted blocks only
-        feats, scores, found, found_float = real(*a, **kw)
-        scores = scores.copy()
-        scores[5, 0] += np.float32(2.0**-15)
-        return feats, scores, found, found_float
-
-    monkeypatch.setattr(ds, "_int_python_stream", first_score_off)
+    patched(score_off_at(5))  # within the counted blocks: the float interface differs too
     code, out, _ = run_cli(args, capsys, monkeypatch)
     assert code == 1 and "float interface: first difference" in out and "FAIL" in out
+
+
+def test_the_reference_is_the_same_in_pieces_as_whole(int8_run):
+    """`IntStreamReference` fed the recording in pieces (odd sizes, a piece shorter than
+    the warm-up first, one block at a time) gives the features, scores and detections of
+    one call on the whole recording, and those equal the batch reference
+    (`int_reference`: `frames_from_stream_q` + `IntModel.run` on the whole recording)."""
+    from tinykws.detect import load_detector_config
+    from tinykws.device.reference import IntStreamReference, int_reference
+    from tinykws.features import FeatureParams
+    from tinykws.quant.calibrate import load_int_model
+
+    run, _, audio = int8_run
+    fp = FeatureParams()
+    pcm = audio[: len(audio) - len(audio) % fp.hop]
+    im, cfg = load_int_model(run), load_detector_config(run).replace(mode="rolling")
+
+    def time_of(f):
+        return (f + fp.first_block) * fp.hop / fp.sample_rate
+
+    def in_pieces(sizes):
+        ref = IntStreamReference(im, fp, cfg, CATEGORIES, time_of)
+        out, at = [], 0
+        for n in sizes:
+            if at < len(pcm):
+                out.append(ref.feed(pcm[at: at + n * fp.hop]))
+                at += n * fp.hop
+        assert at >= len(pcm)
+        return (np.concatenate([c.features for c in out]), np.concatenate([c.scores for c in out]),
+                [d for c in out for d in c.detections], [d for c in out for d in c.detections_float],
+                [c.first_frame for c in out])
+
+    n = len(pcm) // fp.hop
+    whole = in_pieces([n])
+    feats, scores = int_reference(run)[0](pcm[None].astype(np.float32))
+    np.testing.assert_array_equal(whole[0], feats[0])
+    np.testing.assert_array_equal(whole[1], scores[0])
+    assert len(whole[2]) >= 3  # the detections are compared too
+    for sizes in ([1, 2, 1] + [37] * n, [101, 3] * n, [1] * n, [n - 5, 5]):
+        parts = in_pieces(sizes)
+        np.testing.assert_array_equal(parts[0], whole[0])
+        np.testing.assert_array_equal(parts[1], whole[1])
+        assert parts[2] == whole[2] and parts[3] == whole[3]
+        assert parts[4][-1] + 0 <= len(whole[1])  # first_frame counts frames made before
+
+
+def test_verify_stream_in_small_pieces_reports_the_same(int8_run):
+    """verify_stream with 37-block pieces (the device and the reference cut alike, states
+    carried) reports what it reports with the default 2,000-block pieces."""
+    from tinykws.device.stream import verify_stream
+
+    run, wav, _ = int8_run
+    a = verify_stream(run / "device" / "int8", wav, count_blocks=40, progress=False)
+    b = verify_stream(run / "device" / "int8", wav, count_blocks=40, progress=False,
+                      chunk_blocks=37)
+    assert a.ok and b.ok
+    keep = ("frames", "device_detections", "python_detections", "max_score_diff",
+            "max_feature_diff", "audio_seconds", "instructions", "float_interface")
+    assert {k: getattr(a, k) for k in keep} == {k: getattr(b, k) for k in keep}
+    assert a.float_model["detections"] == b.float_model["detections"]
 
 
 @pytest.mark.parametrize("damage", ["missing", "truncated"])

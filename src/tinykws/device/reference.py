@@ -1,9 +1,11 @@
 """What the device is checked against: the Python features and the model's scores after
 every frame, from the run's PyTorch checkpoint, its exported ONNX step model, or (int8
-builds) the integer featurizer and model of `tinykws.quant`."""
+builds) the integer featurizer and model of `tinykws.quant` (`IntStreamReference`: the
+same over a long recording, a piece at a time)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +92,68 @@ def int_reference(run_dir: Path | str):
         return q.astype(np.float32) / np.float32(256), scores_float(sc)
 
     return reference, shape, fp, ck
+
+
+@dataclass
+class IntStreamChunk:
+    """`IntStreamReference.feed`'s output for one piece of a recording."""
+
+    first_frame: int  # stream frame index of row 0
+    features: np.ndarray  # [n, F] float32: Q7.8 / 256, as `int_reference`
+    scores: np.ndarray  # [n, C] float32: Q15 / 32768
+    detections: list[dict]  # IntTrigger's, confidence = detector_StepQ's Q15 mean / 32768
+    detections_float: list[dict]  # the same, confidence as detector_Step divides (float32)
+
+
+class IntStreamReference:
+    """`int_reference` over one long recording fed a piece at a time (whole blocks), with
+    the integer detector (`IntTrigger`) after it, states carried from piece to piece: the
+    integer featurizer's last samples, the integer model's hidden state, the trigger. The
+    result does not depend on how the recording is cut (bit for bit, tests/
+    test_device_stream_int8.py), and memory is bounded by the piece, not the recording.
+
+    Each piece goes through `frames_from_stream_q` behind the last `context` samples of
+    the one before: a frame depends only on its ring (`int_tables(params).ring_size`
+    samples) and the sample before it (pre-emphasis), so the frames of the new blocks come
+    out as from one call on the whole recording; the frames of the context are dropped.
+    `time_of(frame)` gives a frame's time in s (as `Detector` counts it).
+    """
+
+    def __init__(self, model, params, config, categories, time_of) -> None:
+        from tinykws.detect import IntTrigger
+        from tinykws.quant.features import int_tables
+
+        self.model, self.params, self.time_of = model, params, time_of
+        self.categories = list(categories)
+        self.trigger = IntTrigger.from_config(config, self.categories,
+                                              1000.0 * params.hop / params.sample_rate)
+        self.state = model.init_state(1)
+        ring_blocks = -(-int_tables(params).ring_size // params.hop)
+        self.context = max(params.first_block, ring_blocks + 1) * params.hop  # samples
+        self.tail = np.zeros(0, np.int16)  # the last `context` samples fed
+        self.frames = 0  # frames made so far
+
+    def feed(self, pcm: np.ndarray) -> IntStreamChunk:
+        """The next whole blocks of int16 samples -> their frames (none for the warm-up)."""
+        from tinykws.detect import Q15_ONE
+        from tinykws.quant.features import frames_from_stream_q
+        from tinykws.quant.model import scores_float
+
+        hop, warm = self.params.hop, self.params.first_block - 1
+        x = np.asarray(pcm).astype(np.int16)
+        if x.ndim != 1 or x.size % hop:
+            raise DeviceError(f"IntStreamReference.feed: need whole {hop}-sample blocks, got {x.shape}")
+        seg = np.concatenate([self.tail, x])
+        q = frames_from_stream_q(seg, self.params)  # frames of seg's blocks warm, warm + 1, ...
+        q = q[max(0, len(self.tail) // hop - warm):]  # those of the new blocks: [n, F]
+        self.tail = seg[-self.context:]
+        _, sc, self.state = self.model.run_from(q[None], self.state)
+        first, found, found_float = self.frames, [], []
+        for i, s in enumerate(sc[0]):
+            d = self.trigger(self.time_of(first + i), s)
+            if d:
+                found_float.append(d.to_dict())
+                found.append({**d.to_dict(), "confidence": self.trigger.confidence_q15 / Q15_ONE})
+        self.frames += len(q)
+        return IntStreamChunk(first, q.astype(np.float32) / np.float32(256), scores_float(sc[0]),
+                              found, found_float)

@@ -28,6 +28,7 @@ interface's), with the soft-float helpers (`__aeabi_f*`, ...) each part called.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,126 +101,135 @@ class StreamVerifyReport(JSONReport):
     float_interface: Optional[dict[str, Any]] = None
 
 
+class _Pieces:
+    """A recording read in pieces of whole blocks (`stream_audio`: never whole, so memory
+    does not grow with its length): first `first` blocks (when > 0), then `size` blocks
+    each; the last partial block is dropped, as `tinykws detect` drops it. `samples`: how
+    many were read (the partial block included)."""
+
+    def __init__(self, path: Path, hop: int, first: int, size: int) -> None:
+        self.path, self.hop, self.first, self.size = path, hop, first, size
+        self.samples = 0
+
+    def __iter__(self):
+        from tinykws.data.audio import stream_audio
+
+        want = (self.first if self.first > 0 else self.size) * self.hop
+        buf, n = [], 0
+        for chunk in stream_audio(self.path):
+            self.samples += len(chunk)
+            buf.append(chunk)
+            n += len(chunk)
+            while n >= want:
+                x = np.concatenate(buf)
+                yield x[:want]
+                buf, n = [x[want:]], n - want
+                want = self.size * self.hop
+        x = np.concatenate(buf) if buf else np.zeros(0, np.int16)
+        if len(x) >= self.hop:
+            yield x[: len(x) - len(x) % self.hop]
+
+    def seconds(self, sample_rate: int) -> float:
+        return self.samples / sample_rate
+
+
+def _blocks_in(path: Path, fp) -> Optional[int]:
+    """About how many blocks the recording at `path` holds (for the progress bar)."""
+    import soundfile as sf
+
+    try:
+        return int(sf.info(str(path)).duration * fp.sample_rate) // fp.hop
+    except (RuntimeError, OSError, ValueError, TypeError):
+        return None
+
+
+class _FloatReference:
+    """`tinykws detect`'s Python detector (`Detector`, mode rolling) fed block by block, as
+    `detect_file` runs it, a piece at a time: `feed(pcm) -> (scores [n, C], detections)`.
+    `run_dir`: a run folder or a checkpoint file."""
+
+    def __init__(self, run_dir: Path, config) -> None:
+        from tinykws.detect import Detector
+
+        self.det = Detector(run_dir, config=config.replace(mode="rolling"))
+
+    def feed(self, pcm: np.ndarray) -> tuple[np.ndarray, list[dict]]:
+        from tinykws.detect import blocks
+
+        scores, found = [], []
+        for block in blocks(pcm, self.det.params.hop):
+            r = self.det.scores(block)
+            if r is None:
+                continue
+            scores.append(r[1])
+            d = self.det.trigger(*r)
+            if d:
+                found.append(d.to_dict())
+        if not scores:  # warm-up blocks only
+            return np.zeros((0, len(self.det.categories)), np.float64), found
+        return np.array(scores, np.float64), found
+
+
 @dataclass
-class _DeviceStream:
-    scores: np.ndarray  # [frames, C]
-    fired: np.ndarray  # int32 [frames]: class index, or -1
-    confidence: np.ndarray  # float32 [frames]
-    per_call: dict[str, list[int]] = field(default_factory=dict)  # counted blocks only
-    features: Optional[np.ndarray] = None  # [frames, F]: mfcc_Filter's output, warm-up left out
-    entered: dict[str, set[str]] = field(default_factory=dict)  # counted blocks: phase -> callees
+class _Tally:
+    """Device vs reference, piece by piece: running maxima, the first mismatch and the
+    detection lists (the only things kept from a whole recording)."""
+
+    frames: int = 0
+    max_score_diff: float = 0.0
+    max_feature_diff: float = 0.0
+    first_mismatch: Optional[dict[str, Any]] = None  # int8: first frame whose scores/features differ
+    device: list[dict] = field(default_factory=list)
+    python: list[dict] = field(default_factory=list)
+    float_model: list[dict] = field(default_factory=list)  # int8: the float model's detections
+    float_model_score_diff: float = 0.0
+
+    def add(self, run, first_frame: int, scores: np.ndarray, found: list[dict],
+            feats: Optional[np.ndarray], fp, categories: list[str], warm: int) -> None:
+        """One piece: the device's `run` (features with the warm-up when `warm`) against the
+        reference's `scores`, detections `found` and (int8) `feats`."""
+        if len(scores) != len(run.scores):
+            raise DeviceError(f"device ran {len(run.scores)} frames, Python {len(scores)}")
+        if len(scores):
+            self.max_score_diff = max(self.max_score_diff,
+                                      float(np.abs(run.scores - scores).max()))
+        self.device += _device_detections(run, first_frame, fp, categories)
+        self.python += found
+        if feats is not None:
+            mismatch, worst = _first_mismatch(run.features[warm:], run.scores, feats, scores,
+                                              first_frame)
+            self.max_feature_diff = max(self.max_feature_diff, worst)
+            self.first_mismatch = self.first_mismatch or mismatch
+        self.frames += len(scores)
 
 
-def run_stream_on_device(device: KWSDevice, audio: np.ndarray, count_blocks: int,
-                         chunk_blocks: int = CHUNK_BLOCKS, progress: bool = True,
-                         integer: bool = False) -> _DeviceStream:
-    """`audio` (int16-scale, a whole number of blocks) through featurizer + model + detector
-    on the device, one stream from one reset, in harness calls of `chunk_blocks` blocks.
-    The first `count_blocks` blocks are run with the instruction counter. `integer`: the
-    all-integer loop of an int8 build (int16 samples; outputs in the float units)."""
-    from tinykws.progress import progress_bar
-
-    s = device.shape
-    x = np.asarray(audio, np.int16 if integer else np.float32)
-    n_blocks = x.size // s.block_len
-    if n_blocks <= s.warmup_blocks:
-        raise DeviceError(f"the recording is shorter than {s.warmup_blocks + 1} blocks of "
-                          f"{s.block_len} samples")
-    x = x[: n_blocks * s.block_len]
-    cuts = [0, min(max(count_blocks, 0), n_blocks)]
-    while cuts[-1] < n_blocks:
-        cuts.append(min(cuts[-1] + chunk_blocks, n_blocks))
-    cuts = sorted(set(cuts))
-    scores, fired, conf, feats, per_call, entered = [], [], [], [], {}, {}
-    bar = progress_bar(transient=True)
-    bar.disable = not progress
-    with bar:
-        task = bar.add_task(f"emulated Cortex-M4 ({'integer ' * integer}stream)", total=n_blocks)
-        for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
-            counted = i == 0 and a == 0 and b == cuts[1] and count_blocks > 0
-            run = device.run_clip(x[a * s.block_len : b * s.block_len], count=counted,
-                                  reset=a == 0, detect=True, integer=integer)
-            scores.append(run.scores)
-            feats.append(run.features[s.warmup_blocks if a == 0 else 0 :])
-            fired.append(run.fired)
-            conf.append(run.confidence)
-            if counted and run.counts is not None:
-                per_call = {k: list(v) for k, v in run.counts.per_call.items()}
-                entered = run.counts.entered
-            bar.advance(task, b - a)
-    return _DeviceStream(np.concatenate(scores), np.concatenate(fired).astype(np.int32),
-                         np.concatenate(conf), per_call, np.concatenate(feats), entered)
+def _device_detections(run, first_frame: int, fp, categories: list[str]) -> list[dict]:
+    """The frames where the device's detector fired (`run.fired`, frame `first_frame` +
+    i), as detection dicts."""
+    return [{"time_s": _frame_time(first_frame + f, fp), "label": categories[int(run.fired[f])],
+             "confidence": float(run.confidence[f])} for f in np.flatnonzero(run.fired >= 0)]
 
 
-def _python_stream(run_dir: Path, audio: np.ndarray, config) -> tuple[np.ndarray, list]:
-    """Raw scores [frames, C] and detections of `tinykws detect`'s Python detector (block
-    by block, as `detect_file` runs it) with `config` in mode rolling. `run_dir`: a run
-    folder or a checkpoint file."""
-    from tinykws.detect import Detector, blocks
-
-    det = Detector(run_dir, config=config.replace(mode="rolling"))
-    scores, found = [], []
-    for block in blocks(audio, det.params.hop):
-        r = det.scores(block)
-        if r is None:
-            continue
-        scores.append(r[1])
-        d = det.trigger(*r)
-        if d:
-            found.append(d)
-    return np.array(scores, np.float64).reshape(len(scores), -1), found
-
-
-def _int_python_stream(reference, audio: np.ndarray, config, categories: list[str],
-                       fp) -> tuple[np.ndarray, np.ndarray, list[dict], list[dict]]:
-    """The integer build's Python reference over a whole recording: (features [T, F],
-    scores [T, C], detections of the integer loop, detections of the float interface).
-
-    `reference` is `int_reference`'s (integer featurizer, then the integer model one step
-    per frame from one zero state, never reset: the recording is one clip); its scores are
-    the Q15 probabilities / 32768 (exact), so `IntTrigger` (the integer detector's Python
-    definition) runs on the Q15 values, one vector per frame. The two detection lists
-    differ in the confidence only: `detector_ProcessQ`'s Q15 mean rounded down (/ 32768)
-    and `detector_Process`'s float32 division."""
-    from tinykws.detect import Q15_ONE, IntTrigger
-
-    feats, scores = reference(np.asarray(audio)[None])  # [1, T, F], [1, T, C]
-    q15 = np.rint(scores[0].astype(np.float64) * Q15_ONE).astype(np.int64)  # exact
-    trigger = IntTrigger.from_config(config, categories, 1000.0 * fp.hop / fp.sample_rate)
-    found, found_q = [], []
-    for f, s in enumerate(q15):
-        d = trigger(_frame_time(f, fp), s)
-        if d:
-            found.append(d.to_dict())
-            found_q.append({**d.to_dict(), "confidence": trigger.confidence_q15 / Q15_ONE})
-    return feats[0], scores[0], found_q, found
-
-
-def _device_detections(dev: _DeviceStream, fp, categories: list[str]) -> list[dict]:
-    """The frames where the device's detector fired, as detection dicts."""
-    return [{"time_s": _frame_time(f, fp), "label": categories[int(dev.fired[f])],
-             "confidence": float(dev.confidence[f])} for f in np.flatnonzero(dev.fired >= 0)]
-
-
-def _float_interface_check(device: KWSDevice, audio: np.ndarray, n_blocks: int, fp,
-                           categories: list[str], feats: np.ndarray, scores: np.ndarray,
-                           found: list[dict]) -> dict[str, Any]:
+def _float_interface_check(device: KWSDevice, pcm: np.ndarray, fp, categories: list[str],
+                           reference) -> dict[str, Any]:
     """An int8 build's float interface (`mfcc_Filter` -> `completemodel_Predict` ->
-    `detector_Process`, what kws_loop.c calls) over the first `n_blocks` blocks from a
-    reset, counted: its features, scores and detections must equal the integer
-    reference's there (`found`: the float interface's detections of the whole stream)."""
-    hop = device.shape.block_len
-    n = min(max(n_blocks, device.shape.warmup_blocks + 1), len(audio) // hop)
-    dev = run_stream_on_device(device, np.asarray(audio)[: n * hop], n, progress=False)
-    frames = len(dev.scores)
-    mismatch, _ = _first_mismatch(dev, feats[:frames], scores[:frames])
-    last = _frame_time(frames - 1, fp)
-    first, _ = compare_detections(_device_detections(dev, fp, categories),
-                                  [d for d in found if d["time_s"] <= last], 0.0)
+    `detector_Process`, what kws_loop.c calls) over the recording's first blocks `pcm`
+    from a reset, counted: its features, scores and detections must equal those of
+    `reference` (a fresh `IntStreamReference`) there."""
+    run = device.run_clip(pcm, count=True, reset=True, detect=True)
+    ref = reference.feed(pcm)
+    frames = len(run.scores)
+    if frames != len(ref.scores):
+        raise DeviceError(f"device ran {frames} frames, Python {len(ref.scores)}")
+    mismatch, _ = _first_mismatch(run.features[device.shape.warmup_blocks:], run.scores,
+                                  ref.features, ref.scores, 0)
+    first, _ = compare_detections(_device_detections(run, 0, fp, categories),
+                                  ref.detections_float, 0.0)
     return {"entry_points": dict(ENTRY_POINTS), "frames": frames,
             "ok": mismatch is None and first is None, "first_mismatch": mismatch,
-            "first_difference": first, "detections": int((dev.fired >= 0).sum()),
-            "instructions": _instructions(dev.per_call, ENTRY_POINTS, dev.entered)}
+            "first_difference": first, "detections": int((run.fired >= 0).sum()),
+            "instructions": _instructions(run.counts.per_call, ENTRY_POINTS,
+                                          run.counts.entered)}
 
 
 def _frame_time(frame: int, fp) -> float:
@@ -228,20 +238,22 @@ def _frame_time(frame: int, fp) -> float:
     return (int(frame) + fp.first_block) * fp.hop / fp.sample_rate
 
 
-def _first_mismatch(dev: _DeviceStream, feats: np.ndarray, scores: np.ndarray
+def _first_mismatch(dev_feats: np.ndarray, dev_scores: np.ndarray, feats: np.ndarray,
+                    scores: np.ndarray, first_frame: int = 0
                     ) -> tuple[Optional[dict[str, Any]], float]:
-    """(the first frame whose scores or features differ at all, or None; max |feature diff|)."""
-    if dev.features is None or dev.features.shape != feats.shape:
-        raise DeviceError(f"device gave features {None if dev.features is None else dev.features.shape}, "
-                          f"the integer reference {feats.shape}")
-    fdiff = np.abs(dev.features - feats).max(axis=1) if len(feats) else np.zeros(0)  # [T]
-    bad = ~(np.abs(dev.scores - scores) == 0) | ~(fdiff == 0)[:, None]  # NaN counts as bad
+    """(the first frame whose scores or features differ at all, or None; max |feature diff|).
+    Frames are numbered from `first_frame`."""
+    if dev_feats.shape != feats.shape:
+        raise DeviceError(f"device gave features {dev_feats.shape}, the integer reference {feats.shape}")
+    fdiff = np.abs(dev_feats - feats).max(axis=1) if len(feats) else np.zeros(0)  # [T]
+    bad = ~(np.abs(dev_scores - scores) == 0) | ~(fdiff == 0)[:, None]  # NaN counts as bad
     worst = float(fdiff.max()) if fdiff.size else 0.0
     if not bad.any():
         return None, worst
     t, c = np.argwhere(bad)[0]
-    return {"frame": int(t), "class_index": int(c), "device": float(dev.scores[t, c]),
-            "reference": float(scores[t, c]), "feature_max_diff_at_frame": float(fdiff[t])}, worst
+    return {"frame": first_frame + int(t), "class_index": int(c),
+            "device": float(dev_scores[t, c]), "reference": float(scores[t, c]),
+            "feature_max_diff_at_frame": float(fdiff[t])}, worst
 
 
 def match_detections(a: list[dict], b: list[dict], window_s: float = MATCH_WINDOW_S
@@ -260,18 +272,13 @@ def match_detections(a: list[dict], b: list[dict], window_s: float = MATCH_WINDO
     return near, same
 
 
-def _float_model_comparison(checkpoint: Path, audio: np.ndarray, config, int_found: list[dict],
-                            int_scores: np.ndarray) -> dict[str, Any]:
+def _float_model_comparison(checkpoint: Path, tally: _Tally) -> dict[str, Any]:
     """The float model an int8 build was quantized from, run as `tinykws detect --mode
     rolling` on the same audio: its detections and how many the int8 spotter also made."""
-    f_scores, f_found = _python_stream(checkpoint, audio, config)
-    f_list = [d.to_dict() for d in f_found]
-    near, same = match_detections(int_found, f_list)
-    n = min(len(f_scores), len(int_scores))
+    near, same = match_detections(tally.python, tally.float_model)
     return {"checkpoint": str(checkpoint), "compare": "tinykws detect --mode rolling",
-            "detections": f_list, "matched": near, "same_frame": same,
-            "match_window_s": MATCH_WINDOW_S,
-            "max_score_diff": float(np.abs(f_scores[:n] - int_scores[:n]).max()) if n else 0.0}
+            "detections": tally.float_model, "matched": near, "same_frame": same,
+            "match_window_s": MATCH_WINDOW_S, "max_score_diff": tally.float_model_score_diff}
 
 
 def compare_detections(device: list[dict], python: list[dict], atol: float
@@ -329,6 +336,7 @@ def verify_stream(
     count_blocks: Optional[int] = None,
     progress: bool = True,
     atol: Optional[float] = None,
+    chunk_blocks: int = CHUNK_BLOCKS,
 ) -> StreamVerifyReport:
     """Run a recording through featurizer + model + detector on the emulated Cortex-M4 and
     through its Python reference, compare the detections, count instructions.
@@ -337,14 +345,18 @@ def verify_stream(
     (int8) build the integer reference of `tinykws.quant` (features and scores must be
     bit-exact too), with the float model it was quantized from measured beside it.
     `atol`: confidence tolerance (default CONFIDENCE_ATOL, int8 INT8_CONFIDENCE_ATOL).
+    The recording is read, run and compared `chunk_blocks` blocks at a time (the first
+    `count_blocks` counted, on their own), the states carried on both sides: memory does
+    not grow with its length, only the detection lists do.
 
     Writes `compiled_dir/verify_stream.json`. The compiled detector must have been made
     from the run's current detector (`detector.json`): else a DeviceError says to recompile.
     """
-    from tinykws.data.audio import load_audio
     from tinykws.detect import load_detector_config
-    from tinykws.device.reference import int_reference
+    from tinykws.device.reference import IntStreamReference, int_reference
     from tinykws.device.verify import detect_float_abi, detect_precision
+    from tinykws.progress import progress_bar
+    from tinykws.quant.calibrate import load_int_model
     from tinykws.run import RunDir
 
     t0 = time.perf_counter()
@@ -372,41 +384,71 @@ def verify_stream(
         from tinykws.quant.calibrate import int_model_checkpoint
 
         float_source = int_model_checkpoint(run_dir)
-        int_ref, shape, fp, ck = int_reference(run_dir)  # a damaged model fails here first
+        _, shape, fp, ck = int_reference(run_dir)  # a damaged model fails here first
         check_int_build_current(compiled_dir, run_dir)
     else:
         _, shape, fp, ck = torch_reference(run_dir)
-    audio, _ = load_audio(audio_path, length=None)
     cfg = run_cfg.replace(mode="rolling")
     atol = (INT8_CONFIDENCE_ATOL if int8 else CONFIDENCE_ATOL) if atol is None else atol
-
     float_abi = check_float_abi(float_abi or detect_float_abi(compiled_dir))
+    default_n = INT8_COUNT_BLOCKS if int8 else STREAM_COUNT_BLOCKS[float_abi]
+    n_count = default_n if count_blocks is None else count_blocks
+    warm, cats = shape.warmup_blocks, list(ck.categories)
+    pieces = _Pieces(audio_path, fp.hop, n_count, chunk_blocks)
+    it = iter(pieces)
+    first_piece = next(it, None)  # an unreadable recording fails before the build
+
     tc = toolchain or find_toolchain()
     sources = [compiled_dir / f"{m}.S" for m in ("featurizer", "model", "detector")]
     elf = build_image(sources, compiled_dir / "build" / "stream", float_abi, tc)
     device = KWSDevice(elf, shape)
-    default_n = INT8_COUNT_BLOCKS if int8 else STREAM_COUNT_BLOCKS[float_abi]
-    n_count = default_n if count_blocks is None else count_blocks
-    dev = run_stream_on_device(device, audio, n_count, progress=progress, integer=int8)
 
-    cats = list(ck.categories)
-    mismatch, fdiff, float_model, float_interface = None, None, None, None
+    def time_of(frame: int) -> float:
+        return _frame_time(frame, fp)
+
     if int8:
-        feats, py_scores, py_list, py_float = _int_python_stream(int_ref, audio, cfg, cats, fp)
+        im = load_int_model(run_dir)
+        reference = IntStreamReference(im, fp, cfg, cats, time_of)
+        float_ref = _FloatReference(float_source, run_cfg)  # measured beside it
     else:
-        py_scores, py_found = _python_stream(run_dir, np.asarray(audio), run_cfg)
-        py_list = [d.to_dict() for d in py_found]
-    if len(py_scores) != len(dev.scores):
-        raise DeviceError(f"device ran {len(dev.scores)} frames, Python {len(py_scores)}")
-    dev_found = _device_detections(dev, fp, cats)
-    first, worst = compare_detections(dev_found, py_list, atol)
-    score_diff = float(np.abs(dev.scores - py_scores).max()) if len(py_scores) else 0.0
-    if int8:
-        mismatch, fdiff = _first_mismatch(dev, feats, py_scores)
-        float_interface = _float_interface_check(device, audio, n_count, fp, cats, feats,
-                                                 py_scores, py_float)
-        float_model = _float_model_comparison(float_source, np.asarray(audio), run_cfg,
-                                              py_list, py_scores)
+        reference = _FloatReference(run_dir, run_cfg)
+    tally, counts, float_interface, prefix = _Tally(), None, None, None
+    todo = it if first_piece is None else itertools.chain([first_piece], it)
+    bar = progress_bar(transient=True)
+    bar.disable = not progress
+    with bar:
+        task = bar.add_task(f"emulated Cortex-M4 ({'integer ' * int8}stream)",
+                            total=_blocks_in(audio_path, fp))
+        for i, pcm in enumerate(todo):
+            counted = i == 0 and n_count > 0
+            run = device.run_clip(pcm, count=counted, reset=i == 0, detect=True, integer=int8)
+            counts = run.counts if counted else counts
+            w = warm if i == 0 else 0
+            if int8:
+                ref = reference.feed(pcm)
+                tally.add(run, ref.first_frame, ref.scores, ref.detections, ref.features, fp,
+                          cats, w)
+                f_scores, f_found = float_ref.feed(pcm)
+                tally.float_model += f_found
+                if len(f_scores):
+                    tally.float_model_score_diff = max(
+                        tally.float_model_score_diff,
+                        float(np.abs(f_scores - ref.scores[: len(f_scores)]).max()))
+                if counted:  # the float interface on these blocks, after the stream
+                    prefix = pcm  # (it resets the default states the integer loop runs on)
+            else:
+                scores, found = reference.feed(pcm)
+                tally.add(run, tally.frames, scores, found, None, fp, cats, w)
+            bar.advance(task, len(pcm) // fp.hop)
+    if tally.frames == 0:
+        raise DeviceError(f"the recording is shorter than {warm + 1} blocks of {fp.hop} samples")
+    if int8 and prefix is not None and len(prefix) > warm * fp.hop:
+        float_interface = _float_interface_check(device, prefix, fp, cats,
+                                                 IntStreamReference(im, fp, cfg, cats, time_of))
+    first, worst = compare_detections(tally.device, tally.python, atol)
+    mismatch = tally.first_mismatch
+    fdiff = tally.max_feature_diff if int8 else None
+    float_model = _float_model_comparison(float_source, tally) if int8 else None
     mode = run_cfg.resolve_mode(ck)
     note = ("" if mode == "rolling" else
             f"the run's Python detector runs mode `{mode}`; the device runs one model step "
@@ -416,14 +458,15 @@ def verify_stream(
     report = StreamVerifyReport(
         ok=first is None and mismatch is None and (float_interface or {"ok": True})["ok"],
         audio=str(audio_path),
-        audio_seconds=len(audio) / fp.sample_rate,
-        frames=len(dev.scores), float_abi=float_abi, toolchain=tc.version,
+        audio_seconds=pieces.seconds(fp.sample_rate),
+        frames=tally.frames, float_abi=float_abi, toolchain=tc.version,
         detector=cfg.to_dict(), smooth_steps=run_cfg.smooth_steps(frame_ms),
         refractory_steps=run_cfg.refractory_steps(frame_ms),
-        device_detections=dev_found, python_detections=py_list, first_difference=first,
-        max_confidence_diff=worst, max_score_diff=score_diff,
-        instructions=_instructions(dev.per_call, INT_ENTRY_POINTS if int8 else ENTRY_POINTS,
-                                   dev.entered),
+        device_detections=tally.device, python_detections=tally.python,
+        first_difference=first, max_confidence_diff=worst, max_score_diff=tally.max_score_diff,
+        instructions=_instructions(counts.per_call if counts else {},
+                                   INT_ENTRY_POINTS if int8 else ENTRY_POINTS,
+                                   counts.entered if counts else None),
         atol=atol, note=note,
         seconds=time.perf_counter() - t0,
         compare=INT8_COMPARE if int8 else "tinykws detect --mode rolling",

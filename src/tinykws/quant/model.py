@@ -196,13 +196,20 @@ class IntModel:
         x_q = np.asarray(x_q)
         if x_q.ndim != 3 or x_q.shape[2] != self.input_size:
             raise TinyKWSError(f"integer model: expected [N, T, {self.input_size}] features, got {x_q.shape}")
-        state = self.init_state(x_q.shape[0])
-        logits, scores = [], []
-        for t in range(x_q.shape[1]):
-            lg, sc, state = self.step(x_q[:, t], state)
-            logits.append(lg)
-            scores.append(sc)
-        return np.stack(logits, axis=1), np.stack(scores, axis=1)
+        logits, scores, _ = self.run_from(x_q, self.init_state(x_q.shape[0]))
+        return logits, scores
+
+    def run_from(self, x_q: np.ndarray, state: list[np.ndarray]
+                 ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+        """`run` from `state` (`init_state` or a previous call's): (logits, scores, the state
+        after the last frame), so a long recording can go through a piece at a time."""
+        x_q = np.asarray(x_q)
+        n, t_max = x_q.shape[0], x_q.shape[1]
+        logits = np.zeros((n, t_max, self.num_classes), np.int64)
+        scores = np.zeros((n, t_max, self.num_classes), np.int64)
+        for t in range(t_max):
+            logits[:, t], scores[:, t], state = self.step(x_q[:, t], state)
+        return logits, scores, state
 
     # -- files -------------------------------------------------------------------------
     def save(self, path: Path | str) -> Path:
