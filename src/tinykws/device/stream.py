@@ -21,6 +21,10 @@ the same spotter with the same detector settings (the run's `detector.json`):
   integer one was quantized from, run as `tinykws detect --mode rolling`, and how many of
   its detections the int8 spotter also makes.
 
+The recording is read, run and compared in pieces of `CHUNK_BLOCKS` blocks, with the
+states of both sides carried from piece to piece, so memory stays bounded however long
+it is (`_Pieces`, `_Tally`, `reference.IntStreamReference`).
+
 Instructions per 10-ms frame are counted on the first blocks, split into featurizer,
 model and detector (int8: the integer loop's, the headline figure, and the float
 interface's), with the soft-float helpers (`__aeabi_f*`, ...) each part called.
