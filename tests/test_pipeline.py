@@ -149,3 +149,47 @@ def test_a_torn_done_marker_means_run_the_stage_again(tmp_path: Path, monkeypatc
     assert json.loads(marker.read_text())  # whole again
     assert again() is None and len(calls) == 1  # now it is done
     assert [p.name for p in marker.parent.iterdir() if p.name.startswith(".")] == []  # no temporaries
+
+
+def test_pretrain_then_train_from_it_on_real_clips(tmp_path: Path, monkeypatch) -> None:
+    """`--data`: the synthesized set is made with the run's own classes, a model is
+    trained on it in RUN/pretrain, and the real training starts from that model (its
+    SHA-256 in the done marker: another pretrained model means train again)."""
+    from realdata import MINI
+    from tinykws import pipeline
+    from tinykws.data.speech_commands import make_lists, read_categories
+    from tinykws.dataset import featurize_lists
+    from tinykws.quant.calibrate import file_sha256
+
+    monkeypatch.setenv("TINYKWS_NO_PROGRESS", "1")
+    run = tmp_path / "run"
+    cfg = pipeline.PipelineConfig(data=MINI, out=run, quick=True)
+    make_lists(MINI, cfg.task, run / "lists")
+    featurize_lists(MINI, run / "lists", run / "features")
+
+    pre = pipeline._pretrain_data(cfg, run)
+    assert pre == run / "pretrain"
+    assert read_categories(pre / "lists") == read_categories(run / "lists")
+    assert (pre / "features" / "training.npz").is_file() and (pre / "data" / "synth.json").is_file()
+    assert pipeline._train(cfg, pre) is not None
+    init = pre / "train" / "best.pt"
+
+    res = pipeline._train(cfg, run, init=init)
+    assert res is not None
+    sha = file_sha256(init)
+    assert json.loads((run / "train" / "done.json").read_text())["init"] == sha
+    assert json.loads((run / "train" / "config.json").read_text())["init"]["sha256"] == sha
+    assert pipeline._train(cfg, run, init=init) is None  # done: kept
+    assert pipeline._train(cfg, run) is not None  # no pretrained start: another model
+    assert json.loads((run / "train" / "done.json").read_text())["init"] is None
+
+
+def test_pretrain_is_skipped_when_the_synthesized_set_cannot_have_the_run_classes(tmp_path: Path) -> None:
+    from tinykws import pipeline
+
+    run = tmp_path / "run"
+    (run / "lists").mkdir(parents=True)
+    # a class espeak-ng's set cannot list under task google12
+    (run / "lists" / "categories.txt").write_text("yes\nno\nzebra\n_unknown_\n_silence_\n")
+    cfg = pipeline.PipelineConfig(data=tmp_path, out=run, quick=True)
+    assert pipeline._pretrain_data(cfg, run) is None

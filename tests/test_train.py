@@ -466,3 +466,58 @@ def test_unknown_weight_is_in_the_training_loss(feats, tmp_path):
     mb, ck = load_model(b.last_path)
     assert ck.train_config.unknown_weight == 4.0
     assert any(not torch.equal(x, y) for x, y in zip(ma.state_dict().values(), mb.state_dict().values()))
+
+
+# ------------------------------------------------------------------ starting from a checkpoint
+
+
+def test_init_starts_from_the_checkpoint_weights_with_its_own_normalization(feats, tmp_path):
+    """`init`: every weight comes from the checkpoint, the input normalisation from the
+    new training set (a pretrained model's mean/std belong to its own data)."""
+    from tinykws.run import RunDir
+    from tinykws.train import _set_up
+
+    pre = train(feats, tmp_path / "pre", TINY)
+    other = make_features(tmp_path / "other", seed=5)  # same classes, other clips and levels
+    s = _set_up(other, RunDir(tmp_path / "ft"), TINY, None, pre.best_path)
+    _, ck = load_model(pre.best_path)
+    got = s.model.state_dict()
+    for k, v in ck.state_dict.items():
+        if k in ("mean", "std"):
+            x = torch.from_numpy(np.load(other / "training.npz")["features"])
+            want = normalization_stats(x)[0 if k == "mean" else 1]
+            assert torch.allclose(got[k], want) and not torch.allclose(got[k], v), k
+        else:
+            assert torch.equal(got[k], v), k
+    fresh = _set_up(other, RunDir(tmp_path / "fresh"), TINY, None).model.state_dict()
+    assert not torch.equal(fresh["fc.weight"], ck.state_dict["fc.weight"])  # not by chance
+
+    res = train(other, tmp_path / "ft", TINY, init=pre.best_path)
+    cfg = json.loads((res.train_dir / "config.json").read_text())
+    from tinykws.quant.calibrate import file_sha256
+    assert cfg["init"] == {"path": str(pre.best_path), "sha256": file_sha256(pre.best_path)}
+    assert json.loads((tmp_path / "pre" / "train" / "config.json").read_text())["init"] is None
+
+
+def test_init_refuses_a_checkpoint_that_does_not_fit(feats, tmp_path):
+    pre = train(feats, tmp_path / "pre", TINY)
+    with pytest.raises(TinyKWSError, match="cannot start from .*model"):
+        train(feats, tmp_path / "wide", replace(TINY, hidden_units=16), init=pre.best_path)
+    d = torch.load(pre.best_path, weights_only=True)
+    d["categories"] = list(reversed(d["categories"]))  # same count, another order
+    torch.save(d, tmp_path / "reordered.pt")
+    with pytest.raises(TinyKWSError, match="cannot start from .*classes"):
+        train(feats, tmp_path / "re", TINY, init=tmp_path / "reordered.pt")
+    with pytest.raises(TinyKWSError, match="not found"):
+        train(feats, tmp_path / "none", TINY, init=tmp_path / "nope.pt")
+
+
+def test_cli_train_init(feats, tmp_path):
+    pre = train(feats, tmp_path / "pre", TINY)
+    r = tinykws_command("train", "--features", str(feats), "--out", str(tmp_path / "ft"),
+                        "--epochs", "1", "-hu", "8", "-bs", "16", "--init", str(pre.best_path))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((tmp_path / "ft" / "train" / "config.json").read_text())["init"]["sha256"]
+    r = tinykws_command("train", "--features", str(feats), "--out", str(tmp_path / "bad"),
+                        "--epochs", "1", "-hu", "8", "--init", str(tmp_path / "nope.pt"))
+    assert r.returncode == 2 and "not found" in r.stderr and "Traceback" not in r.stderr

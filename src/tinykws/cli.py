@@ -350,6 +350,10 @@ def train(
     out: Path = typer.Option(..., "--out", help="Run folder; writes RUN_DIR/train/."),
     task: str = typer.Option("google12", help="With --data: google12 | all | WORD,WORD,..."),
     resume: bool = typer.Option(False, help="Continue RUN_DIR/train/last.pt with its saved config."),
+    init: Optional[Path] = typer.Option(
+        None, "--init", help="Checkpoint to start from (its weights; same model, classes and "
+        "features), e.g. RUN/pretrain/train/best.pt of a pipeline run."
+    ),
     config: TrainConfig = None,  # type: ignore[assignment]  # the options of TRAIN_OPTIONS
 ) -> None:
     """Train a keyword spotter (the seed's options and defaults)."""
@@ -361,7 +365,7 @@ def train(
         from tinykws.train import prepare_features
 
         features = prepare_features(data, out, task)
-    res = train_fn(features, out, config, resume=resume)
+    res = train_fn(features, out, config, resume=resume, init=init)
     if int(__import__("os").environ.get("RANK", "0")) == 0:
         test = "" if res.test_acc is None else f", testing {res.test_acc:.4f}"
         console.print(
@@ -635,6 +639,10 @@ def pipeline(
     negative_utterances: Optional[int] = typer.Option(
         None, help="Non-keyword utterances to synthesize (default 20000; 150 with --quick)."
     ),
+    pretrain: bool = typer.Option(
+        True, help="With --data: train on the embedded synthesized voices first (RUN/pretrain) "
+        "and start the real training from that model. --no-pretrain: start from random weights."
+    ),
 ) -> None:
     """Run every stage, data to device report, into one run folder (resumes where it stopped)."""
     from tinykws.pipeline import PipelineConfig, run_pipeline
@@ -643,7 +651,7 @@ def pipeline(
         PipelineConfig(
             data=data, out=out, task=task, epochs=epochs, quick=quick, seed=seed,
             per_word=per_word, verify_clips=verify_clips, streaming=streaming,
-            negatives=negatives, negative_utterances=negative_utterances,
+            negatives=negatives, negative_utterances=negative_utterances, pretrain=pretrain,
         )  # fmt: skip
     )
 

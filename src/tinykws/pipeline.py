@@ -36,6 +36,11 @@ BUILDS = ("hard", "int8")
 NEGATIVE_UTTERANCES = 20_000
 NEGATIVE_BACKGROUND = 2_000
 
+# Voices per word of the synthesized set a real-data (`--data`) run is pretrained on. The
+# clip phase then starts from that model instead of from random weights (docs/benchmarks.md,
+# "Pretraining on synthesized speech").
+PRETRAIN_PER_WORD = 400
+
 
 @dataclass(frozen=True)
 class PipelineConfig:
@@ -66,6 +71,9 @@ class PipelineConfig:
     # (or finished) there if needed; None: RUN/negatives.
     negatives: Optional[Path] = None
     negative_utterances: Optional[int] = None  # None: NEGATIVE_UTTERANCES (quick: 150)
+    # With --data: first train on the embedded synthesized set (RUN/pretrain), then start
+    # the real clip phase from that model. Without --data there is nothing to add.
+    pretrain: bool = True
 
 
 @dataclass
@@ -91,24 +99,28 @@ def _synth(cfg: PipelineConfig, out: Path) -> Path:
     return out
 
 
-def _train(cfg: PipelineConfig, run: Path) -> Any:
-    """Train with the pipeline recipe; resume a killed run, keep a finished one."""
+def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
+           epochs: Optional[int] = None) -> Any:
+    """Train with the pipeline recipe (from the weights of `init` when given); resume a
+    killed run, keep a finished one."""
+    from tinykws.quant.calibrate import file_sha256
     from tinykws.train import pipeline_recipe, train
 
     rd = RunDir(run)
     n_train = _rows(rd.features_file("training"))  # labels only: features may be GBs
     recipe = pipeline_recipe(n_train, quick=cfg.quick)
     recipe = dataclasses.replace(recipe, seed=cfg.seed)
-    if cfg.epochs is not None:
-        recipe = dataclasses.replace(recipe, epochs=cfg.epochs)
+    if epochs is not None:
+        recipe = dataclasses.replace(recipe, epochs=epochs)
+    marker = {"config": recipe.to_dict(), "init": None if init is None else file_sha256(init)}
     done = rd.train_done
     if rd.best.is_file():
         state = _read_marker(done)
-        if state is not None and state.get("config") == recipe.to_dict():
+        if state is not None and {k: state.get(k) for k in marker} == marker:
             console.print(f"training already finished ({rd.best}); delete {done} to train again")
             return None
     resume = False
-    if rd.last.is_file():
+    if rd.last.is_file() and _train_init(rd) == marker["init"]:
         from tinykws.run import load_checkpoint
 
         resume = load_checkpoint(rd.last).train_config == recipe
@@ -116,9 +128,44 @@ def _train(cfg: PipelineConfig, run: Path) -> Any:
             console.print(f"resuming the killed training run from {rd.last}")
     for stale in ("clip.pt", "stream_last.pt", "stream_done.json", "stream_log.csv"):
         (rd.train / stale).unlink(missing_ok=True)  # a new clip model: stream anew
-    result = train(rd.features, run, recipe, resume=resume)
-    atomic_write_text(done, json.dumps({"config": recipe.to_dict()}, indent=2))
+    result = train(rd.features, run, recipe, resume=resume, init=init)
+    atomic_write_text(done, json.dumps(marker, indent=2))
     return result
+
+
+def _train_init(rd: RunDir) -> Optional[str]:
+    """SHA-256 of the checkpoint the run in `rd` started from (train/config.json), if any."""
+    state = _read_marker(rd.train_config)
+    init = (state or {}).get("init")
+    return init.get("sha256") if isinstance(init, dict) else None
+
+
+def _pretrain_data(cfg: PipelineConfig, run: Path) -> Optional[Path]:
+    """With --data: the embedded synthesized set with the real run's classes, listed and
+    featurized in RUN/pretrain. None when it cannot have the same classes (a task whose
+    words espeak-ng cannot make into the same class list)."""
+    from tinykws.data.speech_commands import BACKGROUND, make_lists, read_categories
+    from tinykws.data.synth import OTHER_WORDS, synthesize
+    from tinykws.dataset import featurize_lists
+    from tinykws.labels import NON_KEYWORDS
+
+    pre, categories = RunDir(run / "pretrain"), read_categories(RunDir(run).lists)
+    keywords = [c for c in categories if c not in NON_KEYWORDS]
+    words = keywords + [w for w in OTHER_WORDS if w not in keywords]
+    synthesize(pre.data, words=words, per_word=8 if cfg.quick else PRETRAIN_PER_WORD, seed=cfg.seed)
+    try:
+        make_lists(pre.data, cfg.task, pre.lists, seed=cfg.seed)
+    except TinyKWSError as e:
+        console.print(f"no pretraining: the synthesized set cannot be listed as task {cfg.task!r} ({e})")
+        return None
+    if read_categories(pre.lists) != categories:
+        console.print(f"no pretraining: the synthesized set's classes {read_categories(pre.lists)} "
+                      f"differ from the run's {categories}")
+        return None
+    noise = pre.data / BACKGROUND
+    featurize_lists(pre.data, pre.lists, pre.features,
+                    noise_dir=noise if noise.is_dir() else None, seed=cfg.seed)
+    return run / "pretrain"
 
 
 def _check_options(cfg: PipelineConfig) -> None:
@@ -250,9 +297,19 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
         ),  # fmt: skip
         lambda paths: ", ".join(f"{k} {_rows(p)}" for k, p in paths.items()) + " rows [N, 98, 32]",
     )
+    init = None  # the pretrained checkpoint the clip phase starts from
+    if cfg.data is not None and cfg.pretrain:
+        pre = t.run("pretrain data", lambda: _pretrain_data(cfg, run),
+                    lambda p: "skipped" if p is None
+                    else f"synthesized training {_rows(RunDir(p).features_file('training'))}")
+        if pre is not None:
+            t.run("pretrain", lambda: _train(cfg, pre),
+                  lambda r: "kept the finished run" if r is None
+                  else f"best validation {r.best_val_acc:.3f} (synthesized voices)")
+            init = RunDir(pre).best
     t.run(
         "train",
-        lambda: _train(cfg, run),
+        lambda: _train(cfg, run, init=init, epochs=cfg.epochs),
         lambda r: "kept the finished run" if r is None else f"best validation {r.best_val_acc:.3f}",
     )
     negatives_dir = None  # the negatives folder, when the stream phase made one

@@ -447,11 +447,15 @@ def train(
     *,
     resume: bool = False,
     max_epochs_this_run: Optional[int] = None,
+    init: Path | str | None = None,
 ) -> TrainResult:
     """Train on `features_dir/{training,validation}.npz` into `out_dir/train/`.
 
     `resume=True` continues from `out_dir/train/last.pt` with the configuration saved
     there.  `max_epochs_this_run` stops early (as a kill would; used by tests).
+    `init`: a checkpoint whose weights (not its input normalisation) the model starts
+    from, e.g. one pretrained on synthesized speech (`initial_weights`); recorded in
+    `config.json`. A resumed run continues from `last.pt` whatever `init` says.
     Tunes the process for training first (`tinykws.tuning.tune_for_training`) and runs
     with `config.threads` intra-op threads (0: torch's default).
     """
@@ -466,7 +470,7 @@ def train(
         config = ckpt.train_config
     tune_for_training()  # process-wide: glibc keeps freed tensors (see tinykws.tuning)
     with torch_threads(config.threads):
-        session = _set_up(features_dir, run, config, ckpt)
+        session = _set_up(features_dir, run, config, ckpt, init)
         return _train(session, features_dir, max_epochs_this_run)
 
 
@@ -518,9 +522,30 @@ def class_weights(cfg: TrainConfig, categories: Sequence[str],
     return w.to(device)
 
 
+def initial_weights(path: Path | str, model_config: Any, categories: Sequence[str],
+                    params: Any) -> dict[str, Tensor]:
+    """The weights of checkpoint `path` to start training from, checked to fit the model
+    about to be trained (same architecture, classes in the same order, same features).
+
+    The input normalisation (`mean`, `std`) is left out: it is the new training set's.
+    """
+    ck = load_checkpoint(path)
+    what = []
+    if ck.model_config != model_config:
+        what.append(f"model {ck.model_config.to_dict()} != {model_config.to_dict()}")
+    if tuple(ck.categories) != tuple(categories):
+        what.append(f"classes {list(ck.categories)} != {list(categories)}")
+    if ck.feature_params != params:
+        what.append("feature parameters differ")
+    if what:
+        raise TinyKWSError(f"cannot start from {path}: " + "; ".join(what))
+    return {k: v for k, v in ck.state_dict.items() if k not in ("mean", "std")}
+
+
 def _set_up(features_dir: Path, run: RunDir, cfg: TrainConfig,
-            ckpt: Optional[Checkpoint]) -> _Session:
-    """Data, model, optimiser and schedule; restored from `ckpt` when resuming."""
+            ckpt: Optional[Checkpoint], init: Path | str | None = None) -> _Session:
+    """Data, model, optimiser and schedule; restored from `ckpt` when resuming, else
+    started from the weights of checkpoint `init` when given."""
     device = choose_device(cfg.device)
     dist = _init_distributed(device)
     if dist.world > 1 and device.type == "cuda":
@@ -531,6 +556,13 @@ def _set_up(features_dir: Path, run: RunDir, cfg: TrainConfig,
 
     torch.manual_seed(cfg.seed)
     model = build_model(mcfg)
+    init_sha = None
+    if init is not None and ckpt is None:  # (resuming: the weights come from last.pt)
+        model.load_state_dict(initial_weights(init, mcfg, tr.categories, tr.params), strict=False)
+    if init is not None and Path(init).is_file():
+        from tinykws.quant.calibrate import file_sha256
+
+        init_sha = file_sha256(init)
     if cfg.normalize:
         model.set_normalization(*normalization_stats(data.x))
     model.to(device)
@@ -566,7 +598,8 @@ def _set_up(features_dir: Path, run: RunDir, cfg: TrainConfig,
         run.train_config.write_text(json.dumps(
             {"train_config": cfg.to_dict(), "model_config": mcfg.to_dict(),
              "categories": tr.categories, "feature_params": tr.params.to_dict(),
-             "n_train": len(data.y), "n_validation": len(va.labels), "world_size": dist.world},
+             "n_train": len(data.y), "n_validation": len(va.labels), "world_size": dist.world,
+             "init": None if init is None else {"path": str(init), "sha256": init_sha}},
             indent=2) + "\n")
         s.rows = _read_log(run.train_log, s.start_epoch - 1)
     return s
