@@ -154,3 +154,22 @@ def test_stream_section_tabulates_what_the_false_alarms_fired_on(tmp_path):
     assert len(rows) == 9 and rows[-1].startswith("| … 3 more in eval/stream.json")
     table_end = text.index(rows[-1]) + len(rows[-1])
     assert text[table_end:table_end + 2] == "\n\n"
+
+
+def test_training_section_names_the_pretrained_start(tmp_path):
+    """A clip phase started from a pretrained model says so, with that model's accuracy on
+    its own (synthesized) validation set; one from random weights says nothing."""
+    from tinykws.report import section_training
+
+    run = tmp_path / "run"
+    (run / "train").mkdir(parents=True)
+    (run / "pretrain" / "train").mkdir(parents=True)
+    (run / "train" / "log.csv").write_text("epoch,val_acc\n0,0.5\n1,0.7\n")
+    (run / "pretrain" / "train" / "log.csv").write_text("epoch,val_acc\n0,0.8\n1,0.9375\n2,0.9\n")
+    init = {"path": str(run / "pretrain" / "train" / "best.pt"), "sha256": "ab"}
+    (run / "train" / "config.json").write_text(json.dumps({"epochs": 2, "init": init}))
+    text = section_training(run)
+    assert ("Started from the weights of `pretrain/train/best.pt` (trained on synthesized "
+            "voices: best validation accuracy 93.75% there)") in text
+    (run / "train" / "config.json").write_text(json.dumps({"epochs": 2, "init": None}))
+    assert "Started from" not in section_training(run)

@@ -131,6 +131,22 @@ def model_line(run_dir: Path) -> str:
             f"{len(ck.categories)} classes, {params:,} parameters.\n\n")
 
 
+def _init_line(run_dir: Path, init: Any) -> str:
+    """Where the clip phase started: a pretrained checkpoint (`train --init`) or nothing."""
+    if not isinstance(init, dict) or not isinstance(init.get("path"), str):
+        return ""
+    path = Path(init["path"])
+    shown = path.relative_to(run_dir) if path.is_relative_to(run_dir) else path
+    line = f"Started from the weights of `{shown}`"
+    pre_log = path.parent / "log.csv"
+    if path.parent.parent.name == "pretrain" and pre_log.is_file():
+        with pre_log.open() as f:
+            accs = [float(r["val_acc"]) for r in csv.DictReader(f) if r.get("val_acc")]
+        if accs:
+            line += f" (trained on synthesized voices: best validation accuracy {max(accs):.2%} there)"
+    return line + ", not from random weights.\n\n"
+
+
 def section_training(run_dir: Path) -> str:
     out = "## Training\n\n"
     log = run_dir / "train" / "log.csv"
@@ -145,6 +161,7 @@ def section_training(run_dir: Path) -> str:
         shown = {k: flat[k] for k in keys if k in flat}
         if shown:
             out += "Config: " + ", ".join(f"`{k}={v}`" for k, v in shown.items()) + " (see `train/config.json`).\n\n"
+        out += _init_line(run_dir, cfg.get("init"))
     if log.is_file():
         with log.open() as f:
             rows = list(csv.DictReader(f))
