@@ -436,7 +436,7 @@ def test_cli_train_options_are_trainconfig_fields(tmp_path, monkeypatch):
     class Stop(Exception):
         pass
 
-    def fake_train(features, out, config, resume=False):
+    def fake_train(features, out, config, resume=False, init=None):
         seen.append(config)
         raise Stop
 
