@@ -38,7 +38,7 @@ NEGATIVE_BACKGROUND = 2_000
 
 # Voices per word of the synthesized set a real-data (`--data`) run is pretrained on. The
 # clip phase then starts from that model instead of from random weights (docs/benchmarks.md,
-# "Pretraining on synthesized speech").
+# "Issue 10, fifth round: pretraining on synthesized speech").
 PRETRAIN_PER_WORD = 400
 
 
