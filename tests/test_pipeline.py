@@ -193,3 +193,21 @@ def test_pretrain_is_skipped_when_the_synthesized_set_cannot_have_the_run_classe
     (run / "lists" / "categories.txt").write_text("yes\nno\nzebra\n_unknown_\n_silence_\n")
     cfg = pipeline.PipelineConfig(data=tmp_path, out=run, quick=True)
     assert pipeline._pretrain_data(cfg, run) is None
+
+
+def test_pipeline_pretrain_option_end_to_end(tmp_path: Path) -> None:
+    """`--data DIR --pretrain`: the two pretraining stages run before the clip phase, the
+    clip phase starts from their model, and the report says so; without the flag neither
+    runs (off by default, docs/benchmarks.md "Issue 10, fifth round")."""
+    from realdata import MINI
+
+    run = tmp_path / "run"
+    r = run_cli("pipeline", "--quick", "--data", str(MINI), "--out", str(run), "--pretrain", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    stages = [s["stage"] for s in json.loads((run / "pipeline.json").read_text())]
+    assert stages[stages.index("pretrain data"):stages.index("train") + 1] == ["pretrain data", "pretrain", "train"]
+    assert json.loads((run / "train" / "config.json").read_text())["init"]["path"].endswith("pretrain/train/best.pt")
+    assert "Started from the weights of `pretrain/train/best.pt`" in (run / "report.md").read_text()
+    check_run(run)
+    from tinykws.pipeline import PipelineConfig
+    assert PipelineConfig().pretrain is False

@@ -640,8 +640,9 @@ def pipeline(
         None, help="Non-keyword utterances to synthesize (default 20000; 150 with --quick)."
     ),
     pretrain: bool = typer.Option(
-        True, help="With --data: train on the embedded synthesized voices first (RUN/pretrain) "
-        "and start the real training from that model. --no-pretrain: start from random weights."
+        False, help="With --data: train on the embedded synthesized voices first (RUN/pretrain) "
+        "and start the real training from that model (higher clip accuracy, but more confident "
+        "false alarms on the dev keyword stream; docs/benchmarks.md, Issue 10, fifth round)."
     ),
 ) -> None:
     """Run every stage, data to device report, into one run folder (resumes where it stopped)."""

@@ -72,8 +72,11 @@ class PipelineConfig:
     negatives: Optional[Path] = None
     negative_utterances: Optional[int] = None  # None: NEGATIVE_UTTERANCES (quick: 150)
     # With --data: first train on the embedded synthesized set (RUN/pretrain), then start
-    # the real clip phase from that model. Without --data there is nothing to add.
-    pretrain: bool = True
+    # the real clip phase from that model. Off by default: on the dev data it raised clip
+    # accuracy but lowered keyword-stream recall at <= 6 and <= 30 false alarms an hour in
+    # all three runs (docs/benchmarks.md, "Issue 10, fifth round"). Without --data there
+    # is nothing to add.
+    pretrain: bool = False
 
 
 @dataclass
