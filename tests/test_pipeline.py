@@ -159,7 +159,7 @@ def test_pretrain_then_train_from_it_on_real_clips(tmp_path: Path, monkeypatch) 
     from tinykws import pipeline
     from tinykws.data.speech_commands import make_lists, read_categories
     from tinykws.dataset import featurize_lists
-    from tinykws.quant.calibrate import file_sha256
+    from tinykws.run import file_sha256
 
     monkeypatch.setenv("TINYKWS_NO_PROGRESS", "1")
     run = tmp_path / "run"

@@ -131,7 +131,8 @@ def test_compile_requantizes_by_content_not_file_times(tmp_path):
 
     from eval_helpers import FEATURE_CATS, make_features, random_model, save_checkpoint
     from tinykws.codegen import compile_run
-    from tinykws.quant.calibrate import file_sha256, int_model_is_current, load_int_model, quantize_run
+    from tinykws.quant.calibrate import int_model_is_current, load_int_model, quantize_run
+    from tinykws.run import file_sha256
 
     run = tmp_path / "run"
     make_features(run / "features", n_train=64, n_val=32)

@@ -494,7 +494,7 @@ def test_init_starts_from_the_checkpoint_weights_with_its_own_normalization(feat
 
     res = train(other, tmp_path / "ft", TINY, init=pre.best_path)
     cfg = json.loads((res.train_dir / "config.json").read_text())
-    from tinykws.quant.calibrate import file_sha256
+    from tinykws.run import file_sha256
     assert cfg["init"] == {"path": str(pre.best_path), "sha256": file_sha256(pre.best_path)}
     assert json.loads((tmp_path / "pre" / "train" / "config.json").read_text())["init"] is None
 

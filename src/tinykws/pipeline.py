@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tinykws.errors import TinyKWSError
-from tinykws.run import RunDir, atomic_write_text, read_features
+from tinykws.run import RunDir, atomic_write_text, file_sha256, read_features
 
 console = Console(stderr=True)
 
@@ -106,7 +106,6 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
            epochs: Optional[int] = None) -> Any:
     """Train with the pipeline recipe (from the weights of `init` when given); resume a
     killed run, keep a finished one."""
-    from tinykws.quant.calibrate import file_sha256
     from tinykws.train import pipeline_recipe, train
 
     rd = RunDir(run)

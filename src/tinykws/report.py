@@ -16,7 +16,7 @@ import json
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -131,6 +131,21 @@ def model_line(run_dir: Path) -> str:
             f"{len(ck.categories)} classes, {params:,} parameters.\n\n")
 
 
+def _best_validation(log: Path) -> Optional[tuple[float, str, int]]:
+    """(best validation accuracy, its epoch, epochs logged) from a training `log.csv`;
+    None when the file is missing or has no readable accuracy."""
+    if not log.is_file():
+        return None
+    with log.open() as f:
+        rows = list(csv.DictReader(f))
+    acc_key = next((k for k in (rows[0] if rows else {}) if "val" in k and "acc" in k), None)
+    vals = [(float(r[acc_key]), r) for r in rows if acc_key and r.get(acc_key) not in (None, "")]
+    if not vals:
+        return None
+    best, row = max(vals, key=lambda v: v[0])
+    return best, row.get("epoch", "?"), len(rows)
+
+
 def _init_line(run_dir: Path, init: Any) -> str:
     """Where the clip phase started: a pretrained checkpoint (`train --init`) or nothing."""
     if not isinstance(init, dict) or not isinstance(init.get("path"), str):
@@ -138,12 +153,9 @@ def _init_line(run_dir: Path, init: Any) -> str:
     path = Path(init["path"])
     shown = path.relative_to(run_dir) if path.is_relative_to(run_dir) else path
     line = f"Started from the weights of `{shown}`"
-    pre_log = path.parent / "log.csv"
-    if path.parent.parent.name == "pretrain" and pre_log.is_file():
-        with pre_log.open() as f:
-            accs = [float(r["val_acc"]) for r in csv.DictReader(f) if r.get("val_acc")]
-        if accs:
-            line += f" (trained on synthesized voices: best validation accuracy {max(accs):.2%} there)"
+    pre = _best_validation(path.parent / "log.csv") if path.parent.parent.name == "pretrain" else None
+    if pre is not None:
+        line += f" (trained on synthesized voices: best validation accuracy {pre[0]:.2%} there)"
     return line + ", not from random weights.\n\n"
 
 
@@ -162,16 +174,9 @@ def section_training(run_dir: Path) -> str:
         if shown:
             out += "Config: " + ", ".join(f"`{k}={v}`" for k, v in shown.items()) + " (see `train/config.json`).\n\n"
         out += _init_line(run_dir, cfg.get("init"))
-    if log.is_file():
-        with log.open() as f:
-            rows = list(csv.DictReader(f))
-        acc_key = next((k for k in (rows[0] if rows else {}) if "val" in k and "acc" in k), None)
-        if rows and acc_key:
-            vals = [(float(r[acc_key]), r) for r in rows if r.get(acc_key) not in (None, "")]
-            if vals:
-                best, row = max(vals, key=lambda v: v[0])
-                ep = row.get("epoch", "?")
-                out += f"{len(rows)} epochs logged; best validation accuracy {best:.2%} (epoch {ep}).\n\n"
+    best = _best_validation(log)
+    if best is not None:
+        out += f"{best[2]} epochs logged; best validation accuracy {best[0]:.2%} (epoch {best[1]}).\n\n"
     if (run_dir / "train" / "curves.png").is_file():
         out += "![training curves](train/curves.png)\n"
     return out

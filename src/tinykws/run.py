@@ -338,6 +338,18 @@ def _describe(mc: "ModelConfig") -> str:
             f"{mc.num_classes} classes")
 
 
+def file_sha256(path: Path | str) -> str:
+    """Hex SHA-256 of a file's bytes (a checkpoint: a few MB): what a later stage or a
+    done marker records to tell that file apart from a rewritten one."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def load_checkpoint(path: Path | str) -> Checkpoint:
     """Read and check a checkpoint file (`torch.load(weights_only=True)`)."""
     return Checkpoint.from_dict(load_torch(path), source=str(path))

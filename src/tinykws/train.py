@@ -44,7 +44,7 @@ from tinykws.models.sparsity import iht_phase, sparse_groups, sparsify_step
 from tinykws.progress import progress_bar
 from tinykws.plots import pyplot, save_png
 from tinykws.run import (
-    Checkpoint, FeatureSplit, RunDir, TrainingState, atomic_torch_save, check_splits_agree,
+    Checkpoint, FeatureSplit, RunDir, TrainingState, atomic_torch_save, check_splits_agree, file_sha256,
     load_checkpoint, load_model, read_features,
 )
 from tinykws.tuning import torch_threads, tune_for_training
@@ -560,8 +560,6 @@ def _set_up(features_dir: Path, run: RunDir, cfg: TrainConfig,
     if init is not None and ckpt is None:  # (resuming: the weights come from last.pt)
         model.load_state_dict(initial_weights(init, mcfg, tr.categories, tr.params), strict=False)
     if init is not None and Path(init).is_file():
-        from tinykws.quant.calibrate import file_sha256
-
         init_sha = file_sha256(init)
     if cfg.normalize:
         model.set_normalization(*normalization_stats(data.x))

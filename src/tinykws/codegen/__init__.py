@@ -161,7 +161,8 @@ def _write_int_sources(run_dir: Path, ckpt: Path, out: Path, checkpoint: "Checkp
     from tinykws.codegen.emit import copy_runtime
     from tinykws.codegen.emit_int import emit_int_detector, emit_int_model
     from tinykws.codegen.int_featurizer import emit_int_featurizer
-    from tinykws.quant.calibrate import file_sha256, int_model_is_current, load_int_model, quantize_run
+    from tinykws.quant.calibrate import int_model_is_current, load_int_model, quantize_run
+    from tinykws.run import file_sha256
 
     qpath = run_dir / "quant" / "model_int.npz"
     if not int_model_is_current(run_dir, ckpt):  # missing, or made from another checkpoint

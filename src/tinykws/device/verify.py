@@ -301,7 +301,7 @@ def check_int_build_current(compiled_dir: Path | str, run_dir: Path | str) -> No
     quant/model_int.npz (the run was re-quantized since): every frame would differ, and
     the cause is a stale build, not the device. Builds from before the stamp pass."""
     from tinykws.codegen import INT_MODEL_STAMP
-    from tinykws.quant.calibrate import file_sha256
+    from tinykws.run import file_sha256
 
     stamp = Path(compiled_dir) / INT_MODEL_STAMP
     qpath = Path(run_dir) / "quant" / "model_int.npz"

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import numpy as np
 
 from tinykws.errors import TinyKWSError
+from tinykws.run import file_sha256
 from tinykws.quant.model import IntModel, quantize_features, quantize_model, scores_float
 
 if TYPE_CHECKING:
@@ -191,17 +192,6 @@ def _run_relative(path: Path, run_dir: Path) -> str:
         return Path(path).resolve().relative_to(run_dir.resolve()).as_posix()
     except ValueError:
         return str(Path(path).resolve())
-
-
-def file_sha256(path: Path | str) -> str:
-    """Hex SHA-256 of a file's bytes (a checkpoint: a few MB)."""
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def int_model_is_current(run_dir: Path | str, checkpoint: Path | str) -> bool:
