@@ -112,6 +112,7 @@ def test_pipeline_bad_options_fail_before_any_work(tmp_path: Path, args, words) 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the budget: 30 minutes on 2 cores (the suite's 900 s is too short)
 @needs_dev_set
 def test_pipeline_default_on_dev_data(tmp_path: Path) -> None:
     run = tmp_path / "dev"
