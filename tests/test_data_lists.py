@@ -310,3 +310,73 @@ def test_a_folder_named_like_a_clip_is_not_a_clip(tmp_path):
     make_lists(data, "yes,no", tmp_path / "lists", silence_count=0)
     for split in ("training", "validation", "testing"):
         assert all(e.path.name != "x.wav" for e in read_list(tmp_path / "lists", split))
+
+
+def _tiny_dataset(root: Path, words: dict[str, int], suffix: str = ".wav", lists: bool = False,
+                  noise: bool = True) -> Path:
+    """A Speech Commands-layout folder of 1-s tones: `words` word -> speakers (1 clip each)."""
+    rng = np.random.default_rng(len(str(root)))
+    for w, n in words.items():
+        (root / w).mkdir(parents=True)
+        for spk in range(n):
+            x = (rng.normal(0, 1000, 16000)).astype(np.int16)
+            sf.write(root / w / f"{w[:2]}{spk:06x}_nohash_0{suffix}", x, 16000, subtype="PCM_16")
+    if noise:
+        (root / "_background_noise_").mkdir()
+        sf.write(root / "_background_noise_" / "white.wav",
+                 rng.normal(0, 300, 16000 * 5).astype(np.int16), 16000)
+    if lists:  # speaker 0 of each word is validation, speaker 1 testing
+        for split, spk in (("validation", 0), ("testing", 1)):
+            (root / f"{split}_list.txt").write_text(
+                "".join(f"{w}/{w[:2]}{spk:06x}_nohash_0{suffix}\n" for w in words))
+    return root
+
+
+def test_several_folders_flac_extra_is_training_only_and_spare_unknown_is_listed(tmp_path):
+    main = _tiny_dataset(tmp_path / "main", {"yes": 6, "no": 6, "cat": 6}, lists=True)
+    extra = _tiny_dataset(tmp_path / "extra", {"yes": 2, "bed": 20, "cat": 5}, suffix=".flac",
+                          noise=False)
+    s = make_lists([main, extra], "yes,no", tmp_path / "lists", silence_count=0)
+    assert s.extra_data_dirs == [str(extra.resolve())]
+    by_split = {sp: read_list(tmp_path / "lists", sp) for sp in ("training", "validation", "testing")}
+    # the extra folder has no lists: every one of its clips is training, none held out
+    for sp in ("validation", "testing"):
+        assert all(e.path.is_relative_to(main.resolve()) for e in by_split[sp])
+        assert {e.label for e in by_split[sp]} == {"yes", "no", UNKNOWN}
+    train = by_split["training"]
+    extra_yes = [e for e in train if e.path.suffix == ".flac" and e.label == "yes"]
+    assert len(extra_yes) == 2 and all(e.path.is_file() for e in extra_yes)
+    # _unknown_ keeps its share of the clip phase; the other other-word clips are spare
+    # (training keywords: yes 4 + 2 extra, no 4 -> mean 5 -> 5 unknown clips of the 29)
+    n_unk = sum(e.label == UNKNOWN for e in train)
+    assert n_unk == s.counts["training"][UNKNOWN] == 5
+    spare = speech_commands.read_spare(tmp_path / "lists")
+    assert len(spare) == s.spare_unknown == 4 + 20 + 5 - 5
+    assert {e.label for e in spare} == {UNKNOWN}
+    assert not ({e.path for e in spare} & {e.path for e in train})
+    # featurize reads the FLAC clips like WAV ones
+    assert load_audio(extra_yes[0].path)[0].shape == (16000,)
+
+
+def test_several_folders_keep_the_hash_rule_when_none_has_lists(tmp_path):
+    a = _tiny_dataset(tmp_path / "a", {"yes": 30, "cat": 5})
+    b = _tiny_dataset(tmp_path / "b", {"yes": 30}, noise=False)
+    make_lists([a, b], "yes", tmp_path / "lists", silence_count=0)
+    held = read_list(tmp_path / "lists", "validation") + read_list(tmp_path / "lists", "testing")
+    assert any(e.path.is_relative_to(b.resolve()) for e in held)  # b is split too
+
+
+def test_the_same_folder_twice_is_refused(tmp_path):
+    a = _tiny_dataset(tmp_path / "a", {"yes": 3})
+    with pytest.raises(TinyKWSError, match="twice"):
+        make_lists([a, a], "yes", tmp_path / "lists", silence_count=0)
+
+
+def test_cli_lists_take_several_folders(tmp_path):
+    main = _tiny_dataset(tmp_path / "main", {"yes": 6, "no": 6, "cat": 6}, lists=True)
+    extra = _tiny_dataset(tmp_path / "extra", {"bed": 8}, suffix=".flac", noise=False)
+    r = tinykws_command("data", "lists", str(main), str(extra), "--out", str(tmp_path / "l"),
+                        "--task", "yes,no")
+    assert r.returncode == 0, r.stderr
+    info = json.loads((tmp_path / "l" / "lists.json").read_text())
+    assert info["extra_data_dirs"] == [str(extra.resolve())] and info["spare_unknown"] > 0

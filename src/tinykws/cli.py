@@ -123,7 +123,8 @@ def data_download(
 
 @data_app.command("lists")
 def data_lists(
-    data_dir: Path = typer.Argument(..., help="Speech Commands-layout folder."),
+    data_dir: list[Path] = typer.Argument(..., help="Speech Commands-layout folder(s): clips from all; "
+                                         "validation/testing from those with lists, the others training only."),
     out: Path = typer.Option(..., help="Folder for categories.txt, the *_list.txt files and silence crops."),
     task: str = typer.Option("google12", help="google12 | all | WORD,WORD,..."),
     max: Optional[int] = typer.Option(None, "--max", help="Cap on training clips per keyword class."),
@@ -616,8 +617,9 @@ def report(run_dir: Path = typer.Argument(..., help="Run folder.")) -> None:
 
 @app.command()
 def pipeline(
-    data: Optional[Path] = typer.Option(
-        None, help="Speech Commands-layout folder; default: synthesize the embedded set (no download)."
+    data: Optional[list[Path]] = typer.Option(
+        None, help="Speech Commands-layout folder; default: synthesize the embedded set (no download). "
+        "Repeat for several folders: clips from all, validation/testing from those with lists."
     ),
     out: Path = typer.Option(Path("runs/default"), help="Run folder for every stage's output."),
     task: str = typer.Option("google12", help="google12 | all | WORD,WORD,..."),
@@ -650,7 +652,7 @@ def pipeline(
 
     run_pipeline(
         PipelineConfig(
-            data=data, out=out, task=task, epochs=epochs, quick=quick, seed=seed,
+            data=tuple(data) if data else None, out=out, task=task, epochs=epochs, quick=quick, seed=seed,
             per_word=per_word, verify_clips=verify_clips, streaming=streaming,
             negatives=negatives, negative_utterances=negative_utterances, pretrain=pretrain,
         )  # fmt: skip

@@ -484,18 +484,46 @@ def featurize_negatives(
                 for rel in neg.speech.get(split, [])]
     if not examples:
         raise TinyKWSError(f"{negatives_dir}: no {split} speech clips to featurize")
+    return _featurize_unknown(examples, out_npz, categories, params, f"negatives/{split}", workers)
+
+
+def featurize_spare(
+    lists_dir: Path | str, out_npz: Path | str, params: FeatureParams = FeatureParams(),
+    *, data_dir: Path | str | None = None, workers: Optional[int] = None,
+) -> Optional[Path]:
+    """Featurize the lists' spare `_unknown_` training clips (`SPARE_LIST`: real other-word
+    speech the clip phase's `_unknown_` share left out) into one feature file, all
+    `_unknown_`, like `featurize_negatives`; None when the lists have no spare clips.
+
+    The stream phase draws them as real negatives beside the synthesized ones.
+    """
+    from tinykws.data.speech_commands import read_spare
+
+    examples = read_spare(lists_dir, data_dir)
+    if not examples:
+        return None
+    return _featurize_unknown(examples, out_npz, read_categories(lists_dir), params, "spare", workers)
+
+
+def _featurize_unknown(examples: Sequence[Example], out_npz: Path | str, categories: Sequence[str],
+                       params: FeatureParams, name: str, workers: Optional[int]) -> Path:
+    """`examples` (all `_unknown_`) -> one cached feature file `[N, 98, F]` (see
+    `featurize_negatives`)."""
+    from tinykws.labels import UNKNOWN
+
+    unk = list(categories).index(UNKNOWN)
     out_npz = Path(out_npz)
     meta = out_npz.with_suffix(".cache.json")
-    settings = {"split": f"negatives/{split}", "feature_params": params.to_dict()}
+    settings = {"split": name, "feature_params": params.to_dict()}
     key = cache_key(examples, categories, settings)
     if out_npz.is_file() and meta.is_file() and _cache_hit(meta, key, "raise"):
-        console.print(f"negatives: {len(examples)} clips, unchanged -> {out_npz} (cached)")
+        console.print(f"{name}: {len(examples)} clips, unchanged -> {out_npz} (cached)")
         return out_npz
     out_npz.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     stats = AudioStats()
     with progress_bar() as bar:
-        task = bar.add_task("featurize negatives", total=len(examples))
+        task = bar.add_task(f"featurize {name}", total=len(examples))
         feats = featurize_clips([ex.path for ex in examples], params, workers=workers,
                                 on_chunk=lambda k: bar.advance(task, k), stats=stats)
     arrays = dict(features=feats, labels=np.full(len(examples), unk, dtype=np.int64),
@@ -505,7 +533,7 @@ def featurize_negatives(
     _save_split(out_npz, meta, arrays, {"key": key, "clips": len(examples), "rows": len(feats),
                                         "audio": stats.as_dict(), **settings})
     dt = time.perf_counter() - t0
-    console.print(f"negatives: {len(examples)} clips in {dt:.1f} s -> {tuple(feats.shape)} -> {out_npz}")
+    console.print(f"{name}: {len(examples)} clips in {dt:.1f} s -> {tuple(feats.shape)} -> {out_npz}")
     return out_npz
 
 

@@ -46,7 +46,10 @@ PRETRAIN_PER_WORD = 400
 class PipelineConfig:
     """What the user chose; everything else is each stage's own default."""
 
-    data: Optional[Path] = None  # None: synthesize the embedded default dataset
+    # None: synthesize the embedded default dataset. Several folders (a tuple): clips from
+    # all of them, validation/testing from those with lists (`make_lists`); the first is
+    # the main one (background noise, evaluation).
+    data: Optional[Path | tuple[Path, ...]] = None
     out: Path = Path("runs/default")
     task: str = "google12"
     epochs: Optional[int] = None  # None: the recipe's choice for the training-set size
@@ -170,6 +173,13 @@ def _pretrain_data(cfg: PipelineConfig, run: Path) -> Optional[Path]:
     return run / "pretrain"
 
 
+def data_dirs(cfg: PipelineConfig) -> tuple[Path, ...]:
+    """The `--data` folders (empty for the embedded synthesized set)."""
+    if cfg.data is None:
+        return ()
+    return (Path(cfg.data),) if isinstance(cfg.data, (str, Path)) else tuple(Path(d) for d in cfg.data)
+
+
 def _check_options(cfg: PipelineConfig) -> None:
     """Refuse bad options up front, not after minutes of synthesis and training (and never
     read 0 as 'the default')."""
@@ -191,6 +201,7 @@ def _negatives(cfg: PipelineConfig, run: Path) -> Optional[Path]:
     """
     from tinykws.data.negatives import make_negatives
     from tinykws.data.speech_commands import read_categories
+    from tinykws.dataset import featurize_spare
     from tinykws.labels import NON_KEYWORDS, UNKNOWN
     from tinykws.train_stream import negative_features
 
@@ -209,6 +220,10 @@ def _negatives(cfg: PipelineConfig, run: Path) -> Optional[Path]:
                      background=NEGATIVE_BACKGROUND)
     make_negatives(folder, keywords=keywords, seed=cfg.seed, **sizes)
     negative_features(folder, rd.features, run)  # featurized once, checked against training.npz
+    params = read_features(rd.features_file("training"), features=False).params
+    if featurize_spare(rd.lists, rd.spare_features, params) is None:  # no spare real clips
+        rd.spare_features.unlink(missing_ok=True)
+        rd.spare_features.with_suffix(".cache.json").unlink(missing_ok=True)
     return folder
 
 
@@ -219,17 +234,26 @@ def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
 
     scfg = quick_stream_config() if cfg.quick else StreamTrainConfig()
     scfg = dataclasses.replace(scfg, seed=cfg.seed)
-    feats = RunDir(run).negative_features
+    rd = RunDir(run)
+    feats, spare = rd.negative_features, rd.spare_features
     key = {"config": scfg.to_dict(), "negatives": None if not with_negatives else
-           json.loads(feats.with_suffix(".cache.json").read_text()).get("key")}
+           json.loads(feats.with_suffix(".cache.json").read_text()).get("key"),
+           "spare": _cache_key(spare) if with_negatives else None}
     done = run / "train" / "stream_done.json"
     if _read_marker(done) == key:
         console.print(f"stream training already finished; delete {done} to train again")
         return None
     extra = read_features(feats).features if with_negatives else None  # [N, 98, 32], all _unknown_
-    path = train_stream(run / "features", run, scfg, extra_negatives=extra)
+    real = read_features(spare).features if with_negatives and spare.is_file() else None
+    path = train_stream(run / "features", run, scfg, extra_negatives=extra, real_negatives=real)
     atomic_write_text(done, json.dumps(key, indent=2))
     return path
+
+
+def _cache_key(npz: Path) -> Optional[str]:
+    """The cache key of a feature file (`<name>.cache.json`), None when there is none."""
+    marker = _read_marker(npz.with_suffix(".cache.json")) if npz.is_file() else None
+    return marker.get("key") if marker else None
 
 
 def _read_marker(path: Path) -> Optional[dict]:
@@ -281,12 +305,15 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     if cfg.data is None:
         data = t.run("data synth", lambda: _synth(cfg, rd.data), lambda p: str(p))
     else:
-        data = Path(cfg.data)
-        if not data.is_dir():
-            raise TinyKWSError(f"--data {data} is not a folder")
+        dirs = data_dirs(cfg)
+        for d in dirs:
+            if not d.is_dir():
+                raise TinyKWSError(f"--data {d} is not a folder")
+        data = dirs[0]
     t.run(
         "data lists",
-        lambda: make_lists(data, cfg.task, rd.lists, seed=cfg.seed),
+        lambda: make_lists(data_dirs(cfg) if cfg.data is not None else data, cfg.task, rd.lists,
+                           seed=cfg.seed),
         lambda s: f"{len(s.categories)} classes, "
         + ", ".join(f"{k} {s.total(k)}" for k in ("training", "validation", "testing")),
     )

@@ -79,6 +79,12 @@ class RunDir:
         """Log-mel `[N, 98, 32]` of the negatives' training speech (`dataset.featurize_negatives`)."""
         return self.features / "negatives.npz"
 
+    @property
+    def spare_features(self) -> Path:
+        """Log-mel `[N, 98, 32]` of the lists' spare `_unknown_` training clips (real other
+        words the clip phase's `_unknown_` share left out; `dataset.featurize_spare`)."""
+        return self.features / "spare.npz"
+
     # training
     @property
     def train(self) -> Path:

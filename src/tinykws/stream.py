@@ -22,6 +22,7 @@ import numpy as np
 
 from tinykws.data.audio import CLIP_SAMPLES, SAMPLE_RATE
 from tinykws.data.speech_commands import BACKGROUND
+from tinykws.detect import moving_average
 from tinykws.errors import TinyKWSError
 from tinykws.labels import NON_KEYWORDS, SILENCE, UNKNOWN
 from tinykws.plots import pyplot, save_png
@@ -397,6 +398,88 @@ def bootstrap_recall(
         best = np.where(fa_per_hour <= limit, recall, 0.0).max(axis=1)
         lo, mid, hi = np.percentile(best, [5, 50, 95])
         out[float(limit)] = (float(lo), float(mid), float(hi))
+    return out
+
+
+def clip_recall(detector, stream: Stream) -> dict:
+    """What the classifier knows about the stream's keywords: each keyword event's 1-s
+    segment cut out of the stream (its noise included) and classified alone from a fresh
+    state, as `evaluate` classifies a clip (the last frame's scores of `[98, F]` frames).
+
+    Returns {"n", "correct", "recall"}: the denominator of the stream efficiency.
+    """
+    import torch
+
+    from tinykws.features import logmel_batch
+
+    kw = [e for e in stream.events if e.is_keyword]
+    if not kw:
+        raise TinyKWSError("clip_recall needs a stream with keyword events")
+    starts = [int(round(e.start_s * stream.sample_rate)) for e in kw]
+    clips = np.stack([stream.audio[s : s + CLIP_SAMPLES] for s in starts])  # [N, 16000]
+    feats = torch.from_numpy(np.asarray(logmel_batch(clips, detector.params), np.float32))
+    with torch.no_grad():
+        pred = torch.cat([detector.model(feats[i : i + 512]).argmax(-1)
+                          for i in range(0, len(feats), 512)]).numpy()
+    cats = list(detector.categories)
+    correct = int(sum(cats[p] == e.label for p, e in zip(pred, kw)))
+    return {"n": len(kw), "correct": correct, "recall": correct / len(kw)}
+
+
+def stream_efficiency(curve: Sequence[StreamScore], clip: dict,
+                      limits: Sequence[float] = (1.0, 6.0)) -> dict[str, float | None]:
+    """Best stream recall at <= each limit of false alarms per hour, divided by the same
+    model's recall on the same keyword clips cut out alone (`clip_recall`); "ceiling" is
+    the best recall at any threshold over the same denominator."""
+    out: dict[str, float | None] = {}
+    for limit in limits:
+        op = operating_point(curve, limit)
+        out[f"{limit:g}"] = (op.recall / clip["recall"]) if op and clip["recall"] else None
+    best = max((s.recall for s in curve), default=0.0)
+    out["ceiling"] = best / clip["recall"] if clip["recall"] else None
+    return out
+
+
+MISS_KINDS = ("hit", "never above threshold", "as another keyword", "suppressed", "too late")
+
+
+def miss_reasons(detector, times: np.ndarray, scores: np.ndarray, stream: Stream, threshold: float,
+                 tolerance_s: float = 0.75) -> dict[str, int]:
+    """Where the keywords go at `threshold`: each keyword event counted once as
+    - `hit`;
+    - `as another keyword`: a detection of another keyword inside its window took it;
+    - `suppressed`: its own keyword was the best smoothed score at or above the threshold
+      inside the window, but no detection came (the refractory time of an earlier one);
+    - `too late`: its own keyword reached the threshold only after the window closed;
+    - `never above threshold`: none of the above (the model never got that confident).
+    The window is the matching rule's: the clip's start to `tolerance_s` after its end.
+    """
+    dets = detector.detections_from_trace(times, scores, threshold)
+    kw, hit, _ = _match(dets, stream.events, tolerance_s)
+    smoothed = moving_average(scores, detector.trigger.buf.maxlen or 1)
+    mask = np.asarray(detector.keywords, bool)
+    masked = np.where(mask[None, :], smoothed, -np.inf)
+    best, best_score = masked.argmax(1), masked.max(1)
+    cats = list(detector.categories)
+    det_t = np.array([d.time_s for d in dets])
+    out = dict.fromkeys(MISS_KINDS, 0)
+    for e, h in zip(kw, hit):
+        if h:
+            out["hit"] += 1
+            continue
+        c = cats.index(e.label)
+        lo, hi = e.start_s, e.start_s + 1.0 + tolerance_s
+        win = (times >= lo) & (times <= hi)
+        in_win = (det_t >= lo) & (det_t <= hi)
+        own = win & (best == c) & (best_score >= threshold)
+        if any(dets[i].label != e.label for i in np.flatnonzero(in_win)):
+            out["as another keyword"] += 1
+        elif own.any():
+            out["suppressed"] += 1
+        elif ((times > hi) & (times <= hi + 1.0) & (best == c) & (best_score >= threshold)).any():
+            out["too late"] += 1
+        else:
+            out["never above threshold"] += 1
     return out
 
 

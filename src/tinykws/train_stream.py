@@ -391,12 +391,15 @@ def negative_features(negatives_dir: Path | str, features_dir: Path | str, run_d
 
 def train_stream(
     features_dir: Path | str, run_dir: Path | str, cfg: StreamTrainConfig = StreamTrainConfig(),
-    *, extra_negatives: Optional[np.ndarray] = None, threads: int = 1,
+    *, extra_negatives: Optional[np.ndarray] = None, real_negatives: Optional[np.ndarray] = None,
+    threads: int = 1,
 ) -> Path:
     """Stream-train `RUN_DIR/train/best.pt` (the clip model) into a new `best.pt`.
 
     `extra_negatives` `[M, T, F]`: more non-keyword clips (log-mel, same features) mixed
-    into the streams as `_unknown_` words. Resumes from `train/stream_last.pt`. Returns the
+    into the streams as `_unknown_` words (synthesized); `real_negatives` `[R, T, F]`: real
+    recordings of other words (the lists' spare `_unknown_` clips), counted with the
+    training clips as real for `real_negative_share`. Resumes from `train/stream_last.pt`. Returns the
     path of the stream model.
     """
     from tinykws.progress import progress_bar
@@ -420,15 +423,18 @@ def train_stream(
     log_per_db = math.log(10) / (10 if split.params.power_spec else 20)
     feats, labels = split.features, split.labels
     tr_x, tr_y = torch.from_numpy(split.features), torch.from_numpy(split.labels)
-    if extra_negatives is not None and len(extra_negatives):
-        unk = split.categories.index(UNKNOWN)
-        feats = np.concatenate([feats, np.asarray(extra_negatives, np.float32)])
-        labels = np.concatenate([labels, np.full(len(extra_negatives), unk, np.int64)])
+    n_real = len(split.labels)  # real recordings first, then the synthesized negatives
+    for more in (real_negatives, extra_negatives):
+        if more is not None and len(more):
+            unk = split.categories.index(UNKNOWN)
+            feats = np.concatenate([feats, np.asarray(more, np.float32)])
+            labels = np.concatenate([labels, np.full(len(more), unk, np.int64)])
+            n_real += len(more) if more is real_negatives else 0
     pool = ClipPool.from_arrays(feats, labels, split.categories, log_per_db)
 
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
-    maker = StreamMaker(pool, cfg, rng, n_real=len(split.labels))
+    maker = StreamMaker(pool, cfg, rng, n_real=n_real)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     start = 0
     if last_path.is_file():

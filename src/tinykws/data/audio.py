@@ -21,6 +21,14 @@ from tinykws.features import FeatureParams
 
 SAMPLE_RATE = FeatureParams.sample_rate  # Hz (16000): the features' rate, what every stage expects
 CLIP_SAMPLES = FeatureParams.clip_samples  # samples a clip (16000 = 1 s)
+# File endings a dataset's clips and noise may have: the common formats libsndfile reads
+# (Speech Commands v0.01 slices are stored as FLAC). Headerless RAW is not a clip format.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
+
+
+def is_audio_name(name: str) -> bool:
+    """Does a file name end in one of AUDIO_SUFFIXES (any case)?"""
+    return name.lower().endswith(AUDIO_SUFFIXES)
 
 OnError = Literal["raise", "skip"]
 

@@ -1,10 +1,12 @@
 """The Speech Commands layout: word folders, speakers, splits, and the list files.
 
-Layout (v0.02 and every dataset tinykws makes): `DATA/<word>/<speaker>_nohash_<n>.wav`,
-`DATA/_background_noise_/*.wav`, optionally `DATA/validation_list.txt` and
-`DATA/testing_list.txt`. List files (see docs/architecture.md "Lists") hold one clip a line,
-relative to the data folder, except `_silence_/...` lines, which are relative to the lists
-folder. `read_list` and `read_categories` are the one reader every stage uses.
+Layout (v0.02 and every dataset tinykws makes): `DATA/<word>/<speaker>_nohash_<n>.wav`
+(or any format in `AUDIO_SUFFIXES`, e.g. `.flac`), `DATA/_background_noise_/*.wav`, optionally
+`DATA/validation_list.txt` and `DATA/testing_list.txt`. List files (see docs/architecture.md
+"Lists") hold one clip a line, relative to the data folder, except `_silence_/...` lines,
+which are relative to the lists folder, and `_dataK_/...` lines, relative to the K-th extra
+data folder of a list made from several folders. `read_list` and `read_categories` are the
+one reader every stage uses.
 """
 
 from __future__ import annotations
@@ -13,18 +15,24 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
-from tinykws.data.audio import CLIP_SAMPLES, AudioStats, OnError, save_wav, try_load_audio
+from tinykws.data.audio import CLIP_SAMPLES, AudioStats, OnError, is_audio_name, save_wav, try_load_audio
 from tinykws.errors import TinyKWSError
 from tinykws.labels import SILENCE, UNKNOWN
 
 SPLITS = ("training", "validation", "testing")
 BACKGROUND = "_background_noise_"
 NEGATIVES = "_negatives_"  # list lines `_negatives_/...` are relative to the negatives folder
+# list lines `_data1_/...`, `_data2_/...` are relative to the extra data folders (lists.json)
+_EXTRA = re.compile(r"^_data([1-9][0-9]*)_$")
+# training clips of other words that the `_unknown_` cap left out: real non-keyword speech
+# for the stream phase (`dataset.featurize_spare`), never in the clip phase's lists
+SPARE_LIST = "spare_unknown_list.txt"
 GOOGLE12_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
 # TensorFlow's speech_commands/input_data.py `which_set`: the bucket of a speaker id.
@@ -100,13 +108,42 @@ def read_list(lists_dir: Path | str, split: str, data_dir: Path | str | None = N
     list_path = lists_dir / f"{split}_list.txt"
     if not list_path.is_file():
         raise TinyKWSError(f"{list_path} not found: make lists first (`tinykws data lists`)")
+    return _examples(lists_dir, list_path, data_dir, index)
+
+
+def read_spare(lists_dir: Path | str, data_dir: Path | str | None = None) -> list[Example]:
+    """The spare `_unknown_` training clips (`SPARE_LIST`; empty when the lists have none)."""
+    lists_dir = Path(lists_dir)
+    path = lists_dir / SPARE_LIST
+    if not path.is_file():
+        return []
+    index = {c: i for i, c in enumerate(read_categories(lists_dir))}
+    data_dir = Path(data_dir) if data_dir is not None else _recorded_data_dir(lists_dir)
+    return _examples(lists_dir, path, data_dir, index)
+
+
+def _examples(lists_dir: Path, list_path: Path, data_dir: Path, index: dict[str, int]) -> list[Example]:
+    """The clips of one list file (see `read_list`)."""
     examples = []
     negatives_dir: Path | None = None
+    extra_dirs: list[Path] | None = None
     for line in list_path.read_text().splitlines():
         rel = line.strip()
         if not rel:
             continue
         folder = rel.split("/", 1)[0]
+        m = _EXTRA.match(folder)
+        if m:  # `_dataK_/<word>/<clip>`: a clip of the K-th extra data folder
+            extra_dirs = extra_dirs if extra_dirs is not None else _recorded_extra_dirs(lists_dir)
+            k, inner = int(m.group(1)), rel.split("/", 1)[1]
+            if k > len(extra_dirs):
+                raise TinyKWSError(f"{list_path}: {rel!r} names extra data folder {k}, but lists.json records {len(extra_dirs)}")
+            word = inner.split("/", 1)[0]
+            label = word if word in index else UNKNOWN
+            if label not in index:
+                raise TinyKWSError(f"{list_path}: {rel!r} is not in a category and there is no {UNKNOWN} class")
+            examples.append(Example(extra_dirs[k - 1] / inner, label, index[label], speaker_of(rel)))
+            continue
         if folder == NEGATIVES:  # `_negatives_/<item>/...` (unknown) or `_negatives_/_silence_/...`
             negatives_dir = negatives_dir or _recorded_negatives_dir(lists_dir)
             inner = rel.split("/", 1)[1]
@@ -135,6 +172,19 @@ def _recorded_data_dir(lists_dir: Path) -> Path:
     if not recorded.is_dir() and relative is not None and (lists_dir / relative).is_dir():
         return (lists_dir / relative).resolve()  # the run folder was moved or copied
     return recorded
+
+
+def _recorded_extra_dirs(lists_dir: Path) -> list[Path]:
+    """The extra data folders recorded in `lists_dir/lists.json` (also after all moved)."""
+    meta = lists_dir / "lists.json"
+    info = json.loads(meta.read_text()) if meta.is_file() else {}
+    out = []
+    for recorded, relative in zip(info.get("extra_data_dirs") or [], info.get("extra_data_dirs_relative") or []):
+        path = Path(recorded)
+        if not path.is_dir() and (lists_dir / relative).is_dir():
+            path = (lists_dir / relative).resolve()
+        out.append(path)
+    return out
 
 
 def _recorded_negatives_dir(lists_dir: Path) -> Path:
@@ -182,12 +232,12 @@ def scan_dataset(data_dir: Path | str) -> DatasetScan:
         if not entry.is_dir() or entry.name.startswith("_") or entry.name.startswith("."):
             continue
         clips = sorted(f"{entry.name}/{f.name}" for f in os.scandir(entry.path)
-                       if f.name.endswith(".wav") and f.is_file())  # not a folder named x.wav
+                       if is_audio_name(f.name) and f.is_file())  # not a folder named x.wav
         if clips:
             words[entry.name] = clips
     if not words:
-        raise TinyKWSError(f"{data_dir} has no word folders with .wav files (Speech Commands layout expected)")
-    noise = sorted(p for p in (data_dir / BACKGROUND).glob("*.wav") if p.is_file())
+        raise TinyKWSError(f"{data_dir} has no word folders with audio files (Speech Commands layout expected)")
+    noise = sorted(p for p in (data_dir / BACKGROUND).glob("*") if is_audio_name(p.name) and p.is_file())
     lists = None
     if (data_dir / "validation_list.txt").is_file() or (data_dir / "testing_list.txt").is_file():
         lists = {s: _read_lines(data_dir / f"{s}_list.txt") for s in ("validation", "testing")}
@@ -250,6 +300,9 @@ class ListsSummary:
     negatives_dir: str | None = None  # `make_negatives` folder whose clips were added
     negatives_dir_relative: str | None = None
     negatives: dict[str, dict[str, int]] | None = None  # split -> {"speech", "background"} added
+    extra_data_dirs: list[str] = field(default_factory=list)  # list lines `_dataK_/...`
+    extra_data_dirs_relative: list[str] = field(default_factory=list)
+    spare_unknown: int = 0  # training clips in SPARE_LIST
 
     def total(self, split: str) -> int:
         return sum(self.counts[split].values())
@@ -259,7 +312,7 @@ class ListsSummary:
 
 
 def make_lists(
-    data_dir: Path | str,
+    data_dir: Path | str | Sequence[Path | str],
     task: str,
     out_dir: Path | str,
     *,
@@ -274,6 +327,13 @@ def make_lists(
     """Write categories.txt, {training,validation,testing}_list.txt, lists.json and the
     silence crops (`out_dir/_silence_/*.wav`) for `task` on the dataset in `data_dir`.
 
+    `data_dir` may be several folders: clips come from all of them; a folder with its own
+    validation/testing lists is split by them, a folder without gives training clips only
+    (when no folder has lists, every folder is split by the hash rule). The first folder
+    is the main one (its background noise makes the silence crops); the others' list lines
+    read `_dataK_/<word>/<clip>`. Training clips of other words that the `_unknown_` share
+    leaves out are written to `SPARE_LIST` (real non-keyword speech for the stream phase).
+
     - `max_per_class` caps each keyword class of the *training* list (as the seed's `--max`).
     - `unknown_share`: per split, unknown clips = share x the mean keyword-class count,
       drawn at random from every non-keyword word of that split.
@@ -287,9 +347,15 @@ def make_lists(
       background clips in the same proportion. List lines: `_negatives_/<item>/<clip>`.
     Deterministic for a given `seed`.
     """
-    scan = scan_dataset(data_dir)
+    dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
+    if not dirs:
+        raise TinyKWSError("no data folder given")
+    scans = [scan_dataset(d) for d in dirs]
+    if len({sc.data_dir for sc in scans}) < len(scans):
+        raise TinyKWSError("the same data folder is given twice")
+    scan = scans[0]
     out_dir = Path(out_dir).resolve()
-    if out_dir == scan.data_dir:
+    if out_dir in {sc.data_dir for sc in scans}:
         raise TinyKWSError("write the lists to their own folder, not into the dataset (it has its own lists)")
     if unknown_share < 0:
         raise TinyKWSError("--unknown-share must be >= 0")
@@ -297,7 +363,7 @@ def make_lists(
         raise TinyKWSError("--max must be >= 1")
     if negatives_share is not None and negatives_share < 0:
         raise TinyKWSError("--negatives-share must be >= 0")
-    keywords, extra = parse_task(task, list(scan.words))
+    keywords, extra = parse_task(task, sorted({w for sc in scans for w in sc.words}))
     if negatives_dir is not None and not extra:
         raise TinyKWSError(f"--negatives needs a task with an {UNKNOWN} class (google12 or a word list), not {task!r}")
     categories = keywords + ([UNKNOWN, SILENCE] if extra else [])
@@ -305,13 +371,17 @@ def make_lists(
     # split every clip: split -> category -> [rel paths]
     chosen: dict[str, dict[str, list[str]]] = {s: {c: [] for c in categories} for s in SPLITS}
     unknown_pool: dict[str, list[str]] = {s: [] for s in SPLITS}
-    for word, clips in scan.words.items():
-        for rel in clips:
-            split = scan.split_of(rel)
-            if word in keywords:
-                chosen[split][word].append(rel)
-            elif extra:
-                unknown_pool[split].append(rel)
+    any_lists = any(sc.split_lists is not None for sc in scans)
+    for k, sc in enumerate(scans):
+        prefix = f"_data{k}_/" if k else ""
+        for word, clips in sc.words.items():
+            for rel in clips:
+                # a folder without lists beside one with lists: training data only
+                split = sc.split_of(rel) if sc.split_lists is not None or not any_lists else "training"
+                if word in keywords:
+                    chosen[split][word].append(prefix + rel)
+                elif extra:
+                    unknown_pool[split].append(prefix + rel)
 
     if max_per_class is not None:
         rng = np.random.default_rng([seed, 0])
@@ -322,6 +392,7 @@ def make_lists(
                 chosen["training"][word] = sorted(clips[i] for i in pick)
 
     stats = AudioStats()
+    spare: list[str] = []
     if extra:
         mean_kw = {s: np.mean([len(chosen[s][w]) for w in keywords]) for s in SPLITS}
         for i, s in enumerate(SPLITS):
@@ -329,6 +400,7 @@ def make_lists(
             n = min(len(pool), int(round(unknown_share * mean_kw[s])))
             pick = np.random.default_rng([seed, 1, i]).choice(len(pool), n, replace=False)
             chosen[s][UNKNOWN] = sorted(pool[j] for j in pick)
+        spare = sorted(set(unknown_pool["training"]) - set(chosen["training"][UNKNOWN]))
         n_sil = _silence_counts(silence_count, mean_kw, {s: sum(map(len, chosen[s].values())) for s in SPLITS})
         if any(n_sil.values()):
             noise = _load_noise(scan.noise_files, stats, on_error)
@@ -352,6 +424,7 @@ def make_lists(
     for s in SPLITS:
         lines = [p for c in categories for p in chosen[s][c]]
         (out_dir / f"{s}_list.txt").write_text("".join(p + "\n" for p in lines))
+    (out_dir / SPARE_LIST).write_text("".join(p + "\n" for p in spare))
     summary = ListsSummary(
         task=task,
         data_dir=str(scan.data_dir),
@@ -367,6 +440,9 @@ def make_lists(
         max_per_class=max_per_class,
         unknown_share=unknown_share,
         audio=stats.as_dict(),
+        extra_data_dirs=[str(sc.data_dir) for sc in scans[1:]],
+        extra_data_dirs_relative=[os.path.relpath(sc.data_dir, out_dir) for sc in scans[1:]],
+        spare_unknown=len(spare),
     )
     if negatives is not None:
         summary.negatives_dir = str(Path(negatives_dir).resolve())
