@@ -24,6 +24,9 @@ from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
 os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
+# The user cache (shared negatives sets) is this test process's own: never the user's, and
+# never shared by two xdist workers making the same set at once.
+os.environ["TINYKWS_CACHE"] = tempfile.mkdtemp(prefix="tinykws-cache-")
 
 settings.register_profile("tinykws", database=None)
 settings.load_profile("tinykws")
@@ -47,6 +50,7 @@ def pytest_sessionfinish(session):
 
 def pytest_unconfigure(config):
     shutil.rmtree(_HYPOTHESIS_HOME, ignore_errors=True)
+    shutil.rmtree(os.environ["TINYKWS_CACHE"], ignore_errors=True)
 
 
 @pytest.fixture

@@ -18,7 +18,10 @@ from tinykws.train_stream import (
     StreamMaker,
     StreamTrainConfig,
     bound_state,
+    causal_mean,
+    inside_keyword,
     longest_keyword_run,
+    peak_loss,
     quick_stream_config,
     stream_through,
     train_stream,
@@ -58,7 +61,8 @@ def test_stream_targets_follow_word_ends():
     pool = ClipPool.from_arrays(x, y, CATS, LOG_PER_DB)
     cfg = StreamTrainConfig(batch=3, chunk_frames=500, target_frames=40, target_lead=3)
     maker = StreamMaker(pool, cfg, np.random.default_rng(0))
-    xs, target, weight = maker.next_chunk()
+    xs, target, weight, region, rclass = maker.next_chunk()
+    inside = inside_keyword(target, rclass, torch.tensor([c not in ('_unknown_', '_silence_') for c in CATS]))
     assert xs.shape == (3, 500, 32) and target.shape == weight.shape == (3, 500)
     t = target.numpy()
     sil = CATS.index("_silence_")
@@ -77,8 +81,16 @@ def test_stream_targets_follow_word_ends():
     assert (t == sil).mean() > 0.3  # background dominates
     assert set(np.unique(t)) <= {IGNORE, 0, 1, 2, 3}
     assert np.all(weight.numpy()[t == IGNORE] == 0)
+    # `inside` marks the keyword's own speech (unscored frames), with the class scored after it
+    ins = inside.numpy()
+    assert (ins >= 0).any() and np.all(t[ins >= 0] == IGNORE)
+    for row_t, row_i in zip(t, ins):
+        for r in np.split(np.flatnonzero(row_i >= 0), np.flatnonzero(np.diff(np.flatnonzero(row_i >= 0)) > 1) + 1):
+            after = row_t[r[-1] + 1:][row_t[r[-1] + 1:] != IGNORE]
+            if len(r) and len(after):
+                assert after[0] == row_i[r[0]]
     # a chunk continues the same stream: the next one is not the start of a new one
-    x2, _, _ = maker.next_chunk()
+    x2, *_ = maker.next_chunk()
     assert x2.shape == (3, 500, 32)
 
 
@@ -246,3 +258,64 @@ def test_cli_train_stream_writes_a_one_state_model_and_refuses_bad_negatives(toy
     err = capsys.readouterr().err
     assert "error:" in err and "negatives" in err and "Traceback" not in err
     assert cli(["train-stream", str(run), "--iterations", "0"]) == 2
+
+
+def test_inside_penalty_punishes_other_keywords_only():
+    """Frames inside keyword 0: mass on keyword 1 costs, mass on keyword 0 or non-keywords
+    does not; weight 0 is the plain weighted cross-entropy."""
+    from tinykws.train_stream import stream_loss
+
+    C = len(CATS)
+    kw = torch.tensor([c not in ("_unknown_", "_silence_") for c in CATS])
+    target = torch.tensor([[IGNORE, 2]])
+    weight = torch.tensor([[0.0, 1.0]])
+    inside = torch.tensor([[0, -1]])
+
+    def loss(first_logits, w):
+        logits = torch.zeros(1, 2, C)
+        logits[0, 0] = torch.tensor(first_logits)
+        return float(stream_loss(logits, target, weight, inside, kw, w))
+
+    plain = float(torch.nn.functional.cross_entropy(torch.zeros(1, C), torch.tensor([2])))
+    assert loss([0.0] * C, 0.0) == pytest.approx(plain)
+    own = [5.0 if i == 0 else 0.0 for i in range(C)]
+    other = [5.0 if i == 1 else 0.0 for i in range(C)]
+    unk = [5.0 if CATS[i] == "_unknown_" else 0.0 for i in range(C)]
+    assert loss(other, 1.0) > loss(own, 1.0) + 1.0
+    assert loss(unk, 1.0) < loss([0.0] * C, 1.0)
+
+
+def test_causal_mean_is_the_detectors_moving_average():
+    from tinykws.detect import moving_average
+
+    p = torch.rand(2, 50, 4, dtype=torch.float64)
+    for n in (1, 7, 30, 80):
+        got = causal_mean(p, n).numpy()
+        for b in range(2):
+            np.testing.assert_allclose(got[b], moving_average(p[b].numpy(), n), atol=1e-12)
+
+
+def test_peak_loss_rewards_own_peaks_and_punishes_other_peaks():
+    """One row: gap (region 0), keyword 0's word (region 1: 3 unscored + 4 scored frames),
+    gap (region 2). Raising keyword 0's score on one scored frame lowers the loss; the same
+    rise on an unscored frame does not help it; keyword 1 rising anywhere costs."""
+    C = len(CATS)
+    kw = torch.tensor([c not in ("_unknown_", "_silence_") for c in CATS])
+    sil = CATS.index("_silence_")
+    region = torch.tensor([[0, 0, 1, 1, 1, 1, 1, 1, 1, 2, 2]])
+    rclass = torch.tensor([[sil, sil, 0, 0, 0, 0, 0, 0, 0, sil, sil]])
+    target = torch.tensor([[sil, sil, IGNORE, IGNORE, IGNORE, 0, 0, 0, 0, sil, sil]])
+
+    def loss(frame, cls, value=6.0):
+        logits = torch.zeros(1, 11, C)
+        logits[0, :, sil] = 3.0
+        if frame is not None:
+            logits[0, frame, cls] = value
+        return float(peak_loss(logits, target, region, rclass, kw, smooth=1))
+
+    base = loss(None, 0)
+    assert loss(6, 0) < base - 1.0  # own peak in the target window
+    assert loss(3, 0) == pytest.approx(base)  # own peak while still speaking: no credit
+    assert loss(6, 1) > base + 0.5  # another keyword inside the word
+    assert loss(0, 1) > base + 0.5  # a keyword in a gap
+    assert loss(0, CATS.index("_unknown_")) == pytest.approx(base, abs=0.2)  # not a keyword

@@ -636,7 +636,8 @@ def pipeline(
     ),
     negatives: Optional[Path] = typer.Option(
         None, help="`tinykws data negatives` folder for the stream phase (made there if missing; "
-        "default RUN/negatives)."
+        "default: a folder of the user cache, $TINYKWS_CACHE or ~/.cache/tinykws, shared by runs "
+        "with the same keywords, seed and sizes)."
     ),
     negative_utterances: Optional[int] = typer.Option(
         None, help="Non-keyword utterances to synthesize (default 20000; 150 with --quick)."

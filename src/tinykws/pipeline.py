@@ -9,6 +9,7 @@ redone: the synthesized data and the features carry cache keys, training resumes
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import json
 import time
 from collections.abc import Callable
@@ -71,7 +72,8 @@ class PipelineConfig:
     # a frame: Python only).
     streaming: bool = True
     # The non-keyword speech of the stream phase: a `tinykws data negatives` folder, made
-    # (or finished) there if needed; None: RUN/negatives.
+    # (or finished) there if needed; None: a folder of the user cache named by the set's
+    # parameters (`data.negatives.cached_negatives_dir`), shared by runs.
     negatives: Optional[Path] = None
     negative_utterances: Optional[int] = None  # None: NEGATIVE_UTTERANCES (quick: 150)
     # With --data: first train on the embedded synthesized set (RUN/pretrain), then start
@@ -199,7 +201,7 @@ def _negatives(cfg: PipelineConfig, run: Path) -> Optional[Path]:
     Returns the negatives folder, or None for a task without an `_unknown_` class (every
     word is a keyword: there is nothing to call a negative).
     """
-    from tinykws.data.negatives import make_negatives
+    from tinykws.data.negatives import cached_negatives_dir, make_negatives
     from tinykws.data.speech_commands import read_categories
     from tinykws.dataset import featurize_spare
     from tinykws.labels import NON_KEYWORDS, UNKNOWN
@@ -211,14 +213,20 @@ def _negatives(cfg: PipelineConfig, run: Path) -> Optional[Path]:
         console.print(f"task {cfg.task!r} has no {UNKNOWN} class: the stream phase uses no negatives")
         return None
     keywords = [c for c in categories if c not in NON_KEYWORDS]
-    folder = cfg.negatives or rd.negatives
     if cfg.quick:
         sizes = dict(utterances=cfg.negative_utterances or 150, words=60, phrases=10,
                      near_miss_count=2, voices=24, background=30, noise_seconds=5.0)
     else:
         sizes = dict(utterances=cfg.negative_utterances or NEGATIVE_UTTERANCES,
                      background=NEGATIVE_BACKGROUND)
-    make_negatives(folder, keywords=keywords, seed=cfg.seed, **sizes)
+    # default: the user cache, shared by every run with the same keywords, seed and sizes
+    folder = cfg.negatives or cached_negatives_dir(keywords=keywords, seed=cfg.seed, **sizes)
+    console.print(f"negatives: {folder}")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # one maker at a time: a second pipeline with the same set waits, then reuses it
+    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        make_negatives(folder, keywords=keywords, seed=cfg.seed, **sizes)
     negative_features(folder, rd.features, run)  # featurized once, checked against training.npz
     params = read_features(rd.features_file("training"), features=False).params
     if featurize_spare(rd.lists, rd.spare_features, params) is None:  # no spare real clips

@@ -63,11 +63,6 @@ class RunDir:
         return self.root / "lists"
 
     @property
-    def negatives(self) -> Path:
-        """The synthesized non-keyword speech the stream phase trains on (`data negatives`)."""
-        return self.root / "negatives"
-
-    @property
     def features(self) -> Path:
         return self.root / "features"
 

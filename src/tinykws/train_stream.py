@@ -79,6 +79,18 @@ class StreamTrainConfig:
     unknown_weight: float = 1.0
     inside_unknown_weight: float = 0.3  # frames inside another word
     silence_weight: float = 0.3
+    # frames inside a keyword (unscored above) may not lean to *another* keyword:
+    # -log(1 - sum of the other keywords' probabilities), at this weight (0: off). The
+    # detector fires on the first crossing, so a wrong keyword that rises mid-word takes
+    # the event and the refractory time suppresses the right one
+    inside_wrong_weight: float = 0.0
+    # the detector's own statistic, trained directly (0: off): scores averaged over
+    # `peak_smooth_frames` as the detector does; each keyword's best smoothed own score in
+    # its target window -> -log(it); every word's and gap's best smoothed score of a keyword
+    # it is not -> -log(1 - it). Per-frame cross-entropy asks for a plateau everywhere; the
+    # detector only ever looks at the peaks
+    peak_weight: float = 0.0
+    peak_smooth_frames: int = 30  # = DetectorConfig's 300 ms at 10 ms a frame
     clip_weight: float = 1.0  # the clip loss beside the stream loss
     clip_batch: int = 32
     bounded_state: bool = True  # FastGRNN: σ(nu) -> 0, so |h| <= max(|h0|, σ(zeta)) <= 1
@@ -165,7 +177,10 @@ class ClipPool:
 class StreamMaker:
     """Endless training streams, one per batch row, served in chunks of frames.
 
-    `next_chunk()` -> (x [B, T, F] float32, target [B, T] int64, weight [B, T] float32).
+    `next_chunk()` -> (x [B, T, F] float32, target [B, T] int64, weight [B, T] float32,
+    region [B, T] int64, rclass [B, T] int64): each word (its speech and target window) and
+    each gap is a region, numbered along the row; `rclass` is the word's class (a keyword,
+    `_unknown_`) or `_silence_` for a gap.
     Frames are made `block` at a time per row and consumed in order, so a word, its
     target window and the state that heard it run on across chunk boundaries.
     """
@@ -185,7 +200,8 @@ class StreamMaker:
         self.sil = pool.categories.index(SILENCE)
         self.unk = pool.categories.index(UNKNOWN) if UNKNOWN in pool.categories else self.sil
         self.floor = pool.features.min(axis=(0, 1))  # [F] quietest level of each band
-        self.rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
+        self.next_region = 0  # region numbers keep growing, so none repeats within a row
+        self.rows: list[tuple[np.ndarray, ...]] = [
             self._make(self.block) for _ in range(cfg.batch)]
 
     def set_negative_weights(self, w: np.ndarray) -> None:
@@ -206,8 +222,8 @@ class StreamMaker:
         picks = self.pool.features[self.rng.choice(self.noise, size=-(-n // T))]
         return picks.reshape(-1, picks.shape[-1])[:n]
 
-    def _make(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """At least n frames of stream: (x [n', F], target [n'], weight [n'])."""
+    def _make(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """At least n frames of stream: (x, target, weight, region, rclass), each `[n', ...]`."""
         cfg, pool, rng = self.cfg, self.pool, self.rng
         xs, words = [], []  # words: (start, first speech, end, class, is keyword)
         pos = 0
@@ -229,6 +245,8 @@ class StreamMaker:
         x = np.concatenate(xs).astype(np.float32)
         target = np.full(len(x), self.sil, np.int64)
         weight = np.full(len(x), cfg.silence_weight, np.float32)
+        rclass = np.full(len(x), self.sil, np.int64)
+        region = np.zeros(len(x), np.int64)  # gaps: the region of the word before them
         for k, (start, on, end, cls, is_kw) in enumerate(words):
             stop = min(len(x), end + cfg.target_frames)
             if k + 1 < len(words):
@@ -242,27 +260,29 @@ class StreamMaker:
             lo = max(on, end - cfg.target_lead)
             target[lo:stop] = cls
             weight[lo:stop] = cfg.keyword_weight if is_kw else cfg.unknown_weight
+            rclass[on:stop] = cls
+            region[on:stop] = 2 * k + 1  # odd: the word; even: the gap after it
+            region[stop:words[k + 1][1] if k + 1 < len(words) else len(x)] = 2 * k + 2
+        region += self.next_region
+        self.next_region = int(region.max()) + 1
         # the noise bed: one level for this block, `snr` dB under its words' mean peak
         bed = self._noise_bed(len(x))
         bed_level = float(torch.logsumexp(torch.as_tensor(bed), dim=1).mean())
         snr = rng.uniform(*cfg.snr_db)
         shift = float(np.mean(peaks)) - snr * pool.log_per_db - bed_level
         x = np.logaddexp(x, bed + shift).astype(np.float32)
-        return x, target, weight
+        return x, target, weight, region, rclass
 
-    def next_chunk(self) -> tuple[Tensor, Tensor, Tensor]:
+    def next_chunk(self) -> tuple[Tensor, ...]:
         T = self.cfg.chunk_frames
         out = []
         for r in range(len(self.rows)):
-            x, t, w = self.rows[r]
-            if len(x) < T:
-                x2, t2, w2 = self._make(self.block)
-                x, t, w = np.concatenate([x, x2]), np.concatenate([t, t2]), np.concatenate([w, w2])
-            out.append((x[:T], t[:T], w[:T]))
-            self.rows[r] = (x[T:], t[T:], w[T:])
-        xs, ts, ws = zip(*out)
-        return (torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ts)),
-                torch.from_numpy(np.stack(ws)))
+            row = self.rows[r]
+            if len(row[0]) < T:
+                row = tuple(np.concatenate([a, b]) for a, b in zip(row, self._make(self.block)))
+            out.append(tuple(a[:T] for a in row))
+            self.rows[r] = tuple(a[T:] for a in row)
+        return tuple(torch.from_numpy(np.stack(parts)) for parts in zip(*out))
 
 
 # ---------------------------------------------------------------------------- mining
@@ -360,12 +380,73 @@ def _reset_rows(state, rows: Tensor):
     return torch.where(rows.view(1, -1, 1), torch.zeros_like(state), state)
 
 
-def stream_loss(logits: Tensor, target: Tensor, weight: Tensor) -> Tensor:
-    """Weighted per-frame cross-entropy; logits [B, T, C], target/weight [B, T]."""
+def inside_keyword(target: Tensor, rclass: Tensor, keyword_mask: Tensor) -> Tensor:
+    """[B, T] int64: the keyword being spoken at each unscored frame of a keyword, else -1."""
+    inside = (target == IGNORE) & keyword_mask[rclass]
+    return torch.where(inside, rclass, torch.full_like(rclass, -1))
+
+
+def causal_mean(p: Tensor, n: int) -> Tensor:
+    """Mean of the last `n` frames (fewer at the start), as the detector smooths; p [B, T, C]."""
+    c = torch.cumsum(p, dim=1)
+    lagged = torch.cat([torch.zeros_like(c[:, :n]), c[:, :-n]], dim=1)[:, : c.shape[1]]
+    count = torch.arange(1, p.shape[1] + 1, device=p.device).clamp(max=n).to(p.dtype)
+    return (c - lagged) / count[None, :, None]
+
+
+def peak_loss(logits: Tensor, target: Tensor, region: Tensor, rclass: Tensor, keyword_mask: Tensor,
+              smooth: int) -> Tensor:
+    """The detector's statistic trained directly (see `StreamTrainConfig.peak_weight`).
+
+    Scores are softmax probabilities averaged over `smooth` frames. Per region (a word or a
+    gap of one row; `region`/`rclass` [B, T]): a keyword's best smoothed own score over its
+    scored frames (target == its class) -> -log(best); the best smoothed score of any
+    keyword other than the region's own class over the whole region -> -log(1 - best).
+    The mean of both terms over the regions in the chunk."""
+    B, T, C = logits.shape
+    s = causal_mean(torch.softmax(logits, -1), smooth)  # [B, T, C]
+    kw = keyword_mask.to(s.device)
+    own_cls = F.one_hot(rclass, C).bool()  # [B, T, C]
+    wrong = s.masked_fill(~kw[None, None] | own_cls, 0.0).amax(-1)  # [B, T]
+    own = s.gather(-1, rclass[..., None])[..., 0]  # [B, T]
+    scored = (target == rclass) & kw[rclass]  # keyword frames of the target window
+    key = torch.arange(B, device=s.device)[:, None] * (int(region.max()) + 1) + region  # [B, T]
+    uniq, inv = torch.unique(key.reshape(-1), return_inverse=True)
+    n = len(uniq)
+    zeros = torch.zeros(n, dtype=s.dtype, device=s.device)
+    wrong_max = zeros.scatter_reduce(0, inv, wrong.reshape(-1), "amax")
+    own_max = zeros.scatter_reduce(0, inv, torch.where(scored, own, torch.zeros_like(own)).reshape(-1), "amax")
+    has_own = zeros.scatter_reduce(0, inv, scored.reshape(-1).to(s.dtype), "amax") > 0
+    eps = 1e-6
+    loss = -torch.log1p(-wrong_max.clamp(max=1 - eps)).mean()
+    if has_own.any():
+        loss = loss - torch.log(own_max[has_own].clamp(min=eps)).mean()
+    return loss
+
+
+def stream_loss(logits: Tensor, target: Tensor, weight: Tensor, inside: Optional[Tensor] = None,
+                keyword_mask: Optional[Tensor] = None, inside_weight: float = 0.0) -> Tensor:
+    """Weighted per-frame cross-entropy; logits [B, T, C], target/weight/inside [B, T].
+
+    With `inside_weight` > 0, frames inside a keyword (`inside` >= 0: its class) add
+    `inside_weight` * -log(1 - p(other keywords)) (`keyword_mask` bool [C]), counted in the
+    same normalisation as the scored frames."""
     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
                          ignore_index=IGNORE, reduction="none")
     w = weight.reshape(-1)
-    return (ce * w).sum() / w.sum().clamp_min(1e-6)
+    total, norm = (ce * w).sum(), w.sum()
+    if inside_weight > 0 and inside is not None and keyword_mask is not None:
+        rows = inside.reshape(-1) >= 0
+        if rows.any():
+            logp = torch.log_softmax(logits.reshape(-1, logits.shape[-1])[rows], -1)  # [n, C]
+            own = F.one_hot(inside.reshape(-1)[rows], logp.shape[-1]).bool()
+            other = keyword_mask[None, :] & ~own  # [n, C]
+            log_other = torch.logsumexp(logp.masked_fill(~other, -torch.inf), -1)  # log p(other kw)
+            # -log(1 - p_other), computed stably from log p_other
+            pen = -torch.log1p(-torch.exp(log_other).clamp(max=1 - 1e-6))
+            total = total + inside_weight * pen.sum()
+            norm = norm + inside_weight * rows.sum()
+    return total / norm.clamp_min(1e-6)
 
 
 def _lr(i: int, cfg: StreamTrainConfig) -> float:
@@ -448,6 +529,7 @@ def train_stream(
     clip_weight = class_weights(recipe, split.categories)
     sil = split.categories.index(SILENCE)
     noise = tr_x[tr_y == sil]
+    kw_mask = torch.tensor([c not in (SILENCE, UNKNOWN) for c in split.categories])
     state = model.init_state(cfg.batch)
     rows: list[dict[str, Any]] = []
     threads_before = torch.get_num_threads()
@@ -459,11 +541,15 @@ def train_stream(
             for it in range(start, cfg.iterations):
                 for g in opt.param_groups:
                     g["lr"] = _lr(it, cfg)
-                x, target, weight = maker.next_chunk()
+                x, target, weight, region, rclass = maker.next_chunk()
                 reset = torch.from_numpy(rng.random(cfg.batch) < cfg.reset_prob)
                 state = _reset_rows(_detach(state), reset)
                 logits, state = model.forward_sequence(x, state)
-                loss_s = stream_loss(logits, target, weight)
+                loss_s = stream_loss(logits, target, weight, inside_keyword(target, rclass, kw_mask),
+                                     kw_mask, cfg.inside_wrong_weight)
+                if cfg.peak_weight > 0:
+                    loss_s = loss_s + cfg.peak_weight * peak_loss(
+                        logits, target, region, rclass, kw_mask, cfg.peak_smooth_frames)
                 loss = loss_s
                 loss_c = torch.zeros(())
                 if cfg.clip_weight > 0:

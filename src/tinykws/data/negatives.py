@@ -304,6 +304,37 @@ class NegativesSummary:
     reused: bool = False  # a finished identical set was found and kept
 
 
+def negatives_params(
+    *, utterances: int = DEFAULT_UTTERANCES, words: int = DEFAULT_WORDS, phrases: int = DEFAULT_PHRASES,
+    near_miss_count: int = DEFAULT_NEAR_MISSES, voices: int = DEFAULT_VOICES,
+    background: int = DEFAULT_BACKGROUND, keywords: Sequence[str] = GOOGLE12_WORDS, seed: int = 0,
+    noise_seconds: float = 60.0,
+) -> dict:
+    """Everything a negatives set depends on (its manifest's `params`, the cache key)."""
+    return {
+        "version": _VERSION, "utterances": utterances, "words": words, "phrases": phrases,
+        "near_miss_count": near_miss_count, "voices": voices, "background": background,
+        "keywords": [k.strip().lower() for k in keywords], "seed": seed, "noise_seconds": noise_seconds,
+    }  # fmt: skip
+
+
+def cache_root() -> Path:
+    """Where tinykws keeps what runs can share: `$TINYKWS_CACHE`, else
+    `$XDG_CACHE_HOME/tinykws`, else `~/.cache/tinykws`."""
+    if os.environ.get("TINYKWS_CACHE"):
+        return Path(os.environ["TINYKWS_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tinykws"
+
+
+def cached_negatives_dir(**kwargs) -> Path:
+    """The user-cache folder of the negatives set `make_negatives(**kwargs)` makes: one
+    folder per parameter set (`negatives_params`), so every run with the same keywords,
+    seed and sizes shares it instead of synthesizing its own copy (~0.8 GB, minutes)."""
+    params = negatives_params(**kwargs)
+    key = zlib.crc32(json.dumps(params, sort_keys=True).encode())
+    return cache_root() / "negatives" / f"{'-'.join(params['keywords'])[:40]}-s{params['seed']}-{key:08x}"
+
+
 def make_negatives(
     out_dir: Path | str,
     *,
@@ -331,11 +362,9 @@ def make_negatives(
 
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    params = {
-        "version": _VERSION, "utterances": utterances, "words": words, "phrases": phrases,
-        "near_miss_count": near_miss_count, "voices": voices, "background": background,
-        "keywords": [k.strip().lower() for k in keywords], "seed": seed, "noise_seconds": noise_seconds,
-    }  # fmt: skip
+    params = negatives_params(utterances=utterances, words=words, phrases=phrases,
+                              near_miss_count=near_miss_count, voices=voices, background=background,
+                              keywords=keywords, seed=seed, noise_seconds=noise_seconds)
     _check_params(params)
     summary = NegativesSummary(out_dir=str(out_dir))
     manifest = out_dir / _MANIFEST
