@@ -219,6 +219,7 @@ def section_stream(run_dir: Path) -> str:
                 f"(threshold {best['threshold']:.4f}).\n")
     else:
         out += "No threshold catches any keyword at ≤ 1 false alarm per hour.\n"
+    out += _efficiency(st)
     clip = st.get("clip_model")
     if isinstance(clip, dict):
         cb = clip.get("best_at_1_fa_per_hour")
@@ -234,6 +235,24 @@ def section_stream(run_dir: Path) -> str:
     out += _operating_point(run_dir)
     if (run_dir / "eval" / "det.png").is_file():
         out += "\n![DET curve](eval/det.png)\n"
+    return out
+
+
+def _efficiency(st: dict) -> str:
+    """The stream efficiency line and where the keywords went at the threshold."""
+    clip, eff = st.get("clip_recall"), st.get("efficiency")
+    if not isinstance(clip, dict) or not isinstance(eff, dict):
+        return ""
+    fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
+    out = (f"**Stream efficiency**: cut out alone, the model names {clip['recall']:.1%} of these "
+           f"keyword clips ({clip['correct']} of {clip['n']}); the stream keeps {fmt(eff.get('1'))} "
+           f"of that at ≤ 1 false alarm per hour, {fmt(eff.get('6'))} at ≤ 6, and "
+           f"{fmt(eff.get('ceiling'))} at its best threshold (the ceiling).\n")
+    miss = st.get("miss_reasons_at_threshold")
+    if isinstance(miss, dict):
+        gone = ", ".join(f"{n} {k}" for k, n in miss.items() if k != "hit" and n)
+        out += f"At the threshold, of {sum(miss.values())} keywords {miss.get('hit', 0)} were hit" + (
+            f"; the others: {gone}.\n" if gone else ".\n")
     return out
 
 

@@ -555,6 +555,7 @@ def evaluate_stream(detector, stream: Stream, thresholds=None) -> dict:
     return {
         "mode": detector.mode,
         "at_threshold": asdict(at),
+        "miss_reasons_at_threshold": miss_reasons(detector, times, scores, stream, detector.config.threshold),
         "recall_by_snr_at_threshold": recall_by_snr(dets, stream.events),
         "false_alarms_at_threshold": false_alarm_sources(dets, stream.events),
         "best_at_1_fa_per_hour": asdict(best) if best else None,
@@ -584,6 +585,9 @@ def stream_metrics(
     stream = build_stream(kws, others, noise, StreamSpec(minutes=minutes, seed=seed), root=data_dir)
     det = Detector(run_dir, threshold=threshold, mode=None if mode == "auto" else mode)
     res = evaluate_stream(det, stream)
+    # the stream efficiency: what the stream keeps of what the classifier knows
+    res["clip_recall"] = clip_recall(det, stream)
+    res["efficiency"] = stream_efficiency([StreamScore(**c) for c in res["curve"]], res["clip_recall"])
     res.update(minutes=stream.duration_s / 60, n_keywords=stream.n_keywords,
                n_events=len(stream.events), snrs_db=list(StreamSpec.snrs_db))
     curves = {f"{det.mode} ({stream.duration_s / 60:.1f} min, {stream.n_keywords} keywords)":
