@@ -105,7 +105,8 @@ def data_download(
     sha256: Optional[str] = typer.Option(None, help="Expected SHA-256 of the archive (hex)."),
     keep_archive: bool = typer.Option(False, help="Keep the downloaded archive beside DEST."),
     max_extracted_gb: float = typer.Option(
-        16.0, help="Refuse an archive that unpacks to more than this many GiB (archive bombs)."
+        16.0, help="Refuse an archive that downloads or unpacks to more than this many GiB "
+        "(archive bombs, endless answers; the official archive is also capped at its own size)."
     ),
 ) -> None:
     """Download and safely unpack a dataset (resumable; re-running a finished one does nothing)."""
@@ -114,7 +115,7 @@ def data_download(
     if not 0 < max_extracted_gb < float("inf"):
         raise TinyKWSError(f"--max-extracted-gb must be a positive number, not {max_extracted_gb}")
     already = (dest / MARKER).is_file()
-    download_dataset(dest, url=url or DEFAULT_URL, sha256=sha256, keep_archive=keep_archive,
+    download_dataset(dest, url=DEFAULT_URL if url is None else url, sha256=sha256, keep_archive=keep_archive,
                      max_bytes=max(1, int(max_extracted_gb * 2**30)))
     info = download_info(dest)
     state = "already downloaded" if already else "downloaded"
