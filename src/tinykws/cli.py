@@ -93,6 +93,20 @@ def _error(message: str, status: int = 2) -> int:
     return status
 
 
+def _run_lock(run_dir: Path, create: bool = False):
+    """The run folder's write lock (`RunDir.lock`) for a command that writes a run; under
+    torchrun only rank 0 takes it (its peers write through rank 0). Without `create`, a
+    missing folder is left missing (the command reports it)."""
+    import contextlib
+    import os
+
+    from tinykws.run import RunDir
+
+    if os.environ.get("RANK", "0") != "0" or not (create or Path(run_dir).is_dir()):
+        return contextlib.nullcontext()
+    return RunDir(run_dir).lock()
+
+
 # ---------------------------------------------------------------- data (issue 3)
 
 
@@ -362,11 +376,12 @@ def train(
 
     if (features is None) == (data is None):
         raise TinyKWSError("give exactly one of --features DIR or --data DIR")
-    if data is not None:
-        from tinykws.train import prepare_features
+    with _run_lock(out, create=True):
+        if data is not None:
+            from tinykws.train import prepare_features
 
-        features = prepare_features(data, out, task)
-    res = train_fn(features, out, config, resume=resume, init=init)
+            features = prepare_features(data, out, task)
+        res = train_fn(features, out, config, resume=resume, init=init)
     if int(__import__("os").environ.get("RANK", "0")) == 0:
         test = "" if res.test_acc is None else f", testing {res.test_acc:.4f}"
         console.print(
@@ -396,9 +411,10 @@ def train_stream_cmd(
     if iterations < 1:
         raise TinyKWSError("--iterations must be >= 1")
     feats = features or RunDir(run_dir).features
-    extra = negative_features(negatives, feats, run_dir) if negatives is not None else None
-    cfg = StreamTrainConfig(iterations=iterations, seed=seed)
-    path = train_stream(feats, run_dir, cfg, extra_negatives=None if extra is None else extra.features)
+    with _run_lock(run_dir):
+        extra = negative_features(negatives, feats, run_dir) if negatives is not None else None
+        cfg = StreamTrainConfig(iterations=iterations, seed=seed)
+        path = train_stream(feats, run_dir, cfg, extra_negatives=None if extra is None else extra.features)
     console.print(f"stream model -> {path} (the clip model is kept as {RunDir(run_dir).clip})")
 
 
@@ -433,7 +449,8 @@ def quantize(
 
     if qat_epochs < 0:
         raise TinyKWSError(f"--qat-epochs must be >= 0, got {qat_epochs}")
-    rep = quantize_run(run_dir, qat_epochs=qat_epochs, per_row=not per_tensor)
+    with _run_lock(run_dir):
+        rep = quantize_run(run_dir, qat_epochs=qat_epochs, per_row=not per_tensor)
     print(_json.dumps(rep, indent=2) if as_json else format_quant_report(rep))
 
 
@@ -462,8 +479,9 @@ def compile_cmd(
     """Write featurizer, model and detector .{h,c,S} (ELL-compatible C API) for the Cortex-M4."""
     from tinykws.codegen import compile_run
 
-    r = compile_run(run_dir, out_dir=out, target=target, float_abi=float_abi, use_libm=libm,
-                    precision=precision)
+    with _run_lock(run_dir):
+        r = compile_run(run_dir, out_dir=out, target=target, float_abi=float_abi, use_libm=libm,
+                        precision=precision)
     console.print(f"[bold]compiled[/] {r.target} {r.precision}, float ABI {r.float_abi} with "
                   f"{r.toolchain} -> {r.out_dir}")
     for name in ("featurizer.h", "featurizer.S", "model.h", "model.S"):
@@ -649,13 +667,14 @@ def pipeline(
     """Run every stage, data to device report, into one run folder (resumes where it stopped)."""
     from tinykws.pipeline import PipelineConfig, run_pipeline
 
-    run_pipeline(
-        PipelineConfig(
-            data=data, out=out, task=task, epochs=epochs, quick=quick, seed=seed,
-            per_word=per_word, verify_clips=verify_clips, streaming=streaming,
-            negatives=negatives, negative_utterances=negative_utterances, pretrain=pretrain,
-        )  # fmt: skip
-    )
+    with _run_lock(out, create=True):
+        run_pipeline(
+            PipelineConfig(
+                data=data, out=out, task=task, epochs=epochs, quick=quick, seed=seed,
+                per_word=per_word, verify_clips=verify_clips, streaming=streaming,
+                negatives=negatives, negative_utterances=negative_utterances, pretrain=pretrain,
+            )  # fmt: skip
+        )
 
 
 if __name__ == "__main__":
