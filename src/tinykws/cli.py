@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tinykws.config import TrainConfig
-from tinykws.errors import TinyKWSError
+from tinykws.errors import TinyKWSError, check_seed
 
 app = typer.Typer(
     name="tinykws",
@@ -169,6 +169,9 @@ def data_lists(
     if s.negatives:
         table.add_row("of which negatives", *(f"{s.negatives[sp]['speech']} + {s.negatives[sp]['background']} bg" for sp in SPLITS))
     Console().print(table)
+    if s.outside_links:
+        console.print(f"[yellow]warning:[/] skipped {len(s.outside_links)} link(s) that lead outside "
+                      f"{data_dir} (e.g. {escape(s.outside_links[0])}); copy the files in to use them")
     if s.speaker_overlap:
         console.print(f"[yellow]warning:[/] {s.speaker_overlap} speakers appear in more than one split (the dataset's lists are not speaker-disjoint)")
     _print_skipped(s.audio["skipped"])
@@ -187,7 +190,7 @@ def data_synth(
     """Synthesize a Speech Commands-layout dataset with espeak-ng (no download)."""
     from tinykws.data.synth import DEFAULT_WORDS, synthesize
 
-    word_list = tuple(w.strip() for w in words.split(",")) if words else DEFAULT_WORDS
+    word_list = tuple(_comma_list(words, "--words")) if words is not None else DEFAULT_WORDS
     s = synthesize(out, words=word_list, per_word=per_word, seed=seed, workers=workers, noise_seconds=noise_seconds)
     if s.reused:
         console.print(f"{out} already holds this dataset (same words, per-word count and seed): nothing to do")
@@ -219,7 +222,7 @@ def data_negatives(
 
     s = make_negatives(
         out, utterances=utterances, words=words, phrases=phrases, near_miss_count=near_misses,
-        voices=voices, background=background, keywords=[k for k in keywords.split(",") if k.strip()],
+        voices=voices, background=background, keywords=_comma_list(keywords, "--keywords"),
         seed=seed, workers=workers, noise_seconds=noise_seconds,
     )  # fmt: skip
     if s.reused:
@@ -233,6 +236,14 @@ def data_negatives(
         f"{s.bytes / 1e9:.2f} GB in {s.seconds:.0f} s ({s.jobs_run} of {s.jobs} jobs run, "
         f"{s.clips_per_second:.0f} clips/s) -> {out}"
     )
+
+
+def _comma_list(value: str, flag: str) -> list[str]:
+    """`a,b,c` -> [a, b, c]; an empty item (`a,,b`, `a,`) is an error, not dropped."""
+    items = [v.strip() for v in value.split(",")]
+    if not all(items):
+        raise TinyKWSError(f"{flag} {value!r} has an empty item; give words separated by single commas")
+    return items
 
 
 def _on_error(value: str) -> str:
@@ -410,6 +421,7 @@ def train_stream_cmd(
 
     if iterations < 1:
         raise TinyKWSError("--iterations must be >= 1")
+    check_seed(seed)
     feats = features or RunDir(run_dir).features
     with _run_lock(run_dir):
         extra = negative_features(negatives, feats, run_dir) if negatives is not None else None
@@ -573,7 +585,7 @@ def evaluate(
         typer.echo(_json.dumps(result.to_dict()))
     else:
         typer.echo(result.table())
-        json_path, png_path = evaluation_files(run_dir, backend, build)
+        json_path, png_path = evaluation_files(run_dir, backend, build, partial=result.partial_of is not None)
         console.print(f"wrote {json_path} and {png_path.name}", soft_wrap=True, highlight=False)
 
 
@@ -605,6 +617,8 @@ def detect(
         else:
             typer.echo(f"{d.time_s:9.2f} s  {d.label:<10} {d.confidence:.3f}")
 
+    if live and audio is not None:
+        raise TinyKWSError("give AUDIO or --live, not both")
     if live:
         detect_live(run_dir, threshold, smoothing_ms, refractory_ms, mode, on_detection=show,
                     on_start=lambda: console.print("listening (Ctrl-C to stop)..."))
@@ -624,9 +638,11 @@ def detect(
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="Run folder.")) -> None:
     """Write RUN_DIR/report.md (data, training, confusion, DET curve, device table)."""
-    from tinykws.report import write_report
+    from tinykws.report import damaged_files, write_report
 
     path = write_report(run_dir)
+    for rel, reason in damaged_files(run_dir):
+        console.print(f"[yellow]warning:[/] skipped damaged {escape(rel)} ({escape(reason)})", soft_wrap=True)
     console.print(f"report: {path}")
 
 
@@ -666,6 +682,8 @@ def pipeline(
 ) -> None:
     """Run every stage, data to device report, into one run folder (resumes where it stopped)."""
     from tinykws.pipeline import PipelineConfig, run_pipeline
+
+    check_seed(seed)
 
     with _run_lock(out, create=True):
         run_pipeline(

@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Optional
 
-from tinykws.errors import TinyKWSError
+from tinykws.errors import TinyKWSError, check_seed
 
 ARCHITECTURES = ("fastgrnn", "fastrnn", "gru", "lstm")
 
@@ -170,12 +170,19 @@ class TrainConfig:
                 raise TinyKWSError(f"{name} must be a finite number, not {v}")
         if self.learning_rate <= 0 or self.lr_min < 0:
             raise TinyKWSError("learning rates must be positive")
+        if self.lr_min > self.learning_rate:
+            raise TinyKWSError(f"lr_min {self.lr_min} is above the learning rate {self.learning_rate}; "
+                               "the schedule anneals from the learning rate down to lr_min")
+        lo, hi = self.noise_db
+        if lo > hi:
+            raise TinyKWSError(f"noise_db is a range LO HI with LO <= HI, not {lo} {hi}")
+        check_seed(self.seed)
         if self.weight_decay < 0:
             raise TinyKWSError(f"weight decay must be >= 0, not {self.weight_decay}")
         if not 0.0 <= self.momentum < 1.0:
             raise TinyKWSError(f"momentum must be in [0, 1), not {self.momentum}")
-        if not 0.0 <= self.label_smoothing <= 1.0:
-            raise TinyKWSError(f"label smoothing must be in [0, 1], not {self.label_smoothing}")
+        if not 0.0 <= self.label_smoothing < 1.0:  # 1 makes every target uniform: nothing to learn
+            raise TinyKWSError(f"label smoothing must be in [0, 1), not {self.label_smoothing}")
         if self.gain_db < 0:
             raise TinyKWSError(f"gain_db must be >= 0, not {self.gain_db}")
         for name in ("time_stretch", "freq_warp"):
@@ -187,6 +194,16 @@ class TrainConfig:
         for name in ("time_shift", "time_masks", "time_mask_width", "freq_masks", "freq_mask_width"):
             if getattr(self, name) < 0:
                 raise TinyKWSError(f"{name} must be >= 0, not {getattr(self, name)}")
+
+    def check_fits(self, frames: int, bands: int) -> None:
+        """Refuse augmentation that does not fit the features it will see ([N, frames,
+        bands]): a time shift of 1000 frames on 98-frame clips, a mask wider than the clip."""
+        for name, used, size, what in (("time_shift", True, frames, "frames"),
+                                       ("time_mask_width", self.time_masks, frames, "frames"),
+                                       ("freq_mask_width", self.freq_masks, bands, "mel bands")):
+            if used and getattr(self, name) >= size:
+                raise TinyKWSError(f"{name} {getattr(self, name)} must be less than the clips' "
+                                   f"{size} {what}")
 
     def model_config(self, num_classes: int, input_size: int) -> ModelConfig:
         return ModelConfig(

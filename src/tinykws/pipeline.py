@@ -221,7 +221,7 @@ def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
     scfg = dataclasses.replace(scfg, seed=cfg.seed)
     feats = RunDir(run).negative_features
     key = {"config": scfg.to_dict(), "negatives": None if not with_negatives else
-           json.loads(feats.with_suffix(".cache.json").read_text()).get("key")}
+           (_read_marker(feats.with_suffix(".cache.json")) or {}).get("key")}
     done = run / "train" / "stream_done.json"
     if _read_marker(done) == key:
         console.print(f"stream training already finished; delete {done} to train again")

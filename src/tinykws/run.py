@@ -468,6 +468,19 @@ def save_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
     atomic_torch_save(checkpoint.to_dict(), path)
 
 
+def read_json(path: Path | str, remedy: str) -> Any:
+    """A JSON file a stage wrote and a later one reads back (lists.json, synth.json, ...),
+    with a torn or unreadable file as one line naming it and saying what to do (`remedy`),
+    not a JSONDecodeError traceback."""
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise TinyKWSError(f"{path} is damaged or unreadable ({reason}); {remedy}") from None
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     """Write `text` to a temporary file beside `path`, then rename: a kill never leaves a
     torn file for a later run to trust."""

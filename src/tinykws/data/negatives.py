@@ -47,7 +47,7 @@ import numpy as np
 
 from tinykws.data.audio import CLIP_SAMPLES, save_wav
 from tinykws.data.speech_commands import BACKGROUND, GOOGLE12_WORDS, SILENCE, SPLITS
-from tinykws.errors import TinyKWSError
+from tinykws.errors import TinyKWSError, check_seed
 from tinykws.tuning import ignore_sigint
 
 # Every word of Speech Commands v0.02: none of them (nor a homophone) is ever a negative,
@@ -420,14 +420,16 @@ def make_negatives(
 
 
 def _check_params(p: dict) -> None:
+    from tinykws.data.synth import check_noise_seconds
+
     if p["utterances"] < 1 or p["words"] < 1:
         raise TinyKWSError("--utterances and --words must be >= 1")
     if min(p["phrases"], p["near_miss_count"], p["background"]) < 0:
         raise TinyKWSError("--phrases, --near-misses and --background must be >= 0")
     if p["voices"] < 3:
         raise TinyKWSError("--voices must be >= 3 (one each for training, validation, testing)")
-    if p["noise_seconds"] < 2:
-        raise TinyKWSError("--noise-seconds must be >= 2")
+    check_noise_seconds(p["noise_seconds"], 2.0)
+    check_seed(p["seed"])
     bad = [k for k in p["keywords"] if not k.replace("'", "").isalpha()]
     if bad or not p["keywords"]:
         raise TinyKWSError(f"keywords must be words of letters: {', '.join(bad) or '(none)'}")

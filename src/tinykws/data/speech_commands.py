@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tinykws.data.audio import CLIP_SAMPLES, AudioStats, OnError, save_wav, try_load_audio
-from tinykws.errors import TinyKWSError
+from tinykws.errors import TinyKWSError, check_seed
 from tinykws.labels import SILENCE, UNKNOWN
 
 SPLITS = ("training", "validation", "testing")
@@ -106,6 +106,8 @@ def read_list(lists_dir: Path | str, split: str, data_dir: Path | str | None = N
         rel = line.strip()
         if not rel:
             continue
+        if rel.startswith(("/", "\\")) or ".." in rel.replace("\\", "/").split("/"):
+            raise TinyKWSError(f"{list_path}: line {rel!r} leads outside the data folder; remake the lists")
         folder = rel.split("/", 1)[0]
         if folder == NEGATIVES:  # `_negatives_/<item>/...` (unknown) or `_negatives_/_silence_/...`
             negatives_dir = negatives_dir or _recorded_negatives_dir(lists_dir)
@@ -129,7 +131,9 @@ def _recorded_data_dir(lists_dir: Path) -> Path:
     meta = lists_dir / "lists.json"
     if not meta.is_file():
         raise TinyKWSError(f"{meta} not found: pass the data folder explicitly or remake the lists")
-    info = json.loads(meta.read_text())
+    info = _read_lists_json(meta)
+    if not isinstance(info.get("data_dir"), str):
+        raise TinyKWSError(f"{meta} records no data folder; pass the data folder explicitly or remake the lists")
     recorded = Path(info["data_dir"])
     relative = info.get("data_dir_relative")
     if not recorded.is_dir() and relative is not None and (lists_dir / relative).is_dir():
@@ -137,11 +141,20 @@ def _recorded_data_dir(lists_dir: Path) -> Path:
     return recorded
 
 
+def _read_lists_json(meta: Path) -> dict:
+    from tinykws.run import read_json
+
+    info = read_json(meta, "remake the lists (`tinykws data lists`)")
+    if not isinstance(info, dict):
+        raise TinyKWSError(f"{meta} is not a lists record; remake the lists (`tinykws data lists`)")
+    return info
+
+
 def _recorded_negatives_dir(lists_dir: Path) -> Path:
     """The negatives folder recorded in `lists_dir/lists.json` (also after both moved)."""
     meta = lists_dir / "lists.json"
-    info = json.loads(meta.read_text()) if meta.is_file() else {}
-    if not info.get("negatives_dir"):
+    info = _read_lists_json(meta) if meta.is_file() else {}
+    if not isinstance(info.get("negatives_dir"), str) or not info["negatives_dir"]:
         raise TinyKWSError(f"{lists_dir}: the lists name {NEGATIVES} clips but lists.json records no negatives folder")
     recorded = Path(info["negatives_dir"])
     relative = info.get("negatives_dir_relative")
@@ -161,6 +174,7 @@ class DatasetScan:
     words: dict[str, list[str]]  # word -> sorted clip paths relative to data_dir
     noise_files: list[Path]  # _background_noise_/*.wav
     split_lists: dict[str, set[str]] | None  # validation/testing lists when the dataset has them
+    outside_links: tuple[str, ...] = ()  # skipped: links (folders, clips) that lead outside data_dir
 
     def split_of(self, rel: str) -> str:
         """The clip's split: the dataset's lists when present, else its hash rule."""
@@ -173,25 +187,54 @@ class DatasetScan:
 
 
 def scan_dataset(data_dir: Path | str) -> DatasetScan:
-    """Find the word folders, clips and background noise of a dataset folder."""
+    """Find the word folders, clips and background noise of a dataset folder.
+
+    Symlinks (word folders, clips, noise files) whose target lies outside the dataset
+    are skipped and counted in `outside_links`, not followed: a link to `/etc/passwd` or
+    to another dataset's folder would otherwise be listed as a clip of that word (and
+    opened by featurize). Skipped rather than refused, so one stray link does not stop a
+    dataset of 100,000 clips; `data lists` prints the count. Links inside the dataset are
+    followed as before.
+    """
     data_dir = Path(data_dir).resolve()
     if not data_dir.is_dir():
         raise TinyKWSError(f"data folder {data_dir} does not exist")
     words: dict[str, list[str]] = {}
+    outside: list[str] = []
     for entry in sorted(os.scandir(data_dir), key=lambda e: e.name):
         if not entry.is_dir() or entry.name.startswith("_") or entry.name.startswith("."):
             continue
-        clips = sorted(f"{entry.name}/{f.name}" for f in os.scandir(entry.path)
-                       if f.name.endswith(".wav") and f.is_file())  # not a folder named x.wav
+        if entry.is_symlink() and not _inside(entry.path, data_dir):
+            outside.append(entry.name + "/")
+            continue
+        clips = []
+        for f in os.scandir(entry.path):
+            if not (f.name.endswith(".wav") and f.is_file()):  # not a folder named x.wav
+                continue
+            if f.is_symlink() and not _inside(f.path, data_dir):
+                outside.append(f"{entry.name}/{f.name}")
+                continue
+            clips.append(f"{entry.name}/{f.name}")
         if clips:
-            words[entry.name] = clips
+            words[entry.name] = sorted(clips)
     if not words:
-        raise TinyKWSError(f"{data_dir} has no word folders with .wav files (Speech Commands layout expected)")
-    noise = sorted(p for p in (data_dir / BACKGROUND).glob("*.wav") if p.is_file())
+        skipped = f" ({len(outside)} link(s) leading outside it skipped)" if outside else ""
+        raise TinyKWSError(f"{data_dir} has no word folders with .wav files (Speech Commands layout expected){skipped}")
+    noise = []
+    for p in sorted((data_dir / BACKGROUND).glob("*.wav")):
+        if p.is_symlink() and not _inside(p, data_dir):
+            outside.append(f"{BACKGROUND}/{p.name}")
+        elif p.is_file():
+            noise.append(p)
     lists = None
     if (data_dir / "validation_list.txt").is_file() or (data_dir / "testing_list.txt").is_file():
         lists = {s: _read_lines(data_dir / f"{s}_list.txt") for s in ("validation", "testing")}
-    return DatasetScan(data_dir, words, noise, lists)
+    return DatasetScan(data_dir, words, noise, lists, tuple(outside))
+
+
+def _inside(path: str | Path, root: Path) -> bool:
+    """Does `path`, links resolved, lie inside the resolved folder `root`?"""
+    return Path(os.path.realpath(path)).is_relative_to(root)
 
 
 def _read_lines(path: Path) -> set[str]:
@@ -208,7 +251,10 @@ def parse_task(task: str, available: list[str]) -> tuple[list[str], bool]:
     task = task.strip()
     if task == "all":
         return sorted(available), False
-    keywords = list(GOOGLE12_WORDS) if task == "google12" else [w.strip() for w in task.split(",") if w.strip()]
+    keywords = list(GOOGLE12_WORDS) if task == "google12" else [w.strip() for w in task.split(",")]
+    if len(keywords) > 1 and not all(keywords):  # `yes,,no` silently dropped the empty item
+        raise TinyKWSError(f"task {task!r} has an empty item; give words separated by single commas")
+    keywords = [w for w in keywords if w]
     if not keywords:
         raise TinyKWSError(f"empty task {task!r}: use google12, all, or a comma list of words")
     if len(set(keywords)) != len(keywords):
@@ -225,6 +271,7 @@ def parse_task(task: str, available: list[str]) -> tuple[list[str], bool]:
 # ------------------------------------------------------------------ making lists
 
 DEFAULT_UNKNOWN_SHARE = 1.0  # unknown clips per split = this x the split's mean keyword count
+MAX_SHARE = 1e6  # --unknown-share / --negatives-share: beyond it, "all of them" anyway
 SILENCE_RMS_RANGE = (0.001, 0.3)  # of full scale; log-uniform gain target for silence crops
 _SPLIT_REGIONS = {"training": (0.0, 0.8), "validation": (0.8, 0.9), "testing": (0.9, 1.0)}
 
@@ -250,6 +297,7 @@ class ListsSummary:
     negatives_dir: str | None = None  # `make_negatives` folder whose clips were added
     negatives_dir_relative: str | None = None
     negatives: dict[str, dict[str, int]] | None = None  # split -> {"speech", "background"} added
+    outside_links: list[str] | None = None  # links leading outside the dataset, skipped
 
     def total(self, split: str) -> int:
         return sum(self.counts[split].values())
@@ -291,12 +339,12 @@ def make_lists(
     out_dir = Path(out_dir).resolve()
     if out_dir == scan.data_dir:
         raise TinyKWSError("write the lists to their own folder, not into the dataset (it has its own lists)")
-    if unknown_share < 0:
-        raise TinyKWSError("--unknown-share must be >= 0")
+    check_seed(seed)
+    for flag, v in (("--unknown-share", unknown_share), ("--negatives-share", negatives_share)):
+        if v is not None and not 0 <= v <= MAX_SHARE:
+            raise TinyKWSError(f"{flag} must be a number in [0, {MAX_SHARE}], not {v}")
     if max_per_class is not None and max_per_class < 1:
         raise TinyKWSError("--max must be >= 1")
-    if negatives_share is not None and negatives_share < 0:
-        raise TinyKWSError("--negatives-share must be >= 0")
     keywords, extra = parse_task(task, list(scan.words))
     if negatives_dir is not None and not extra:
         raise TinyKWSError(f"--negatives needs a task with an {UNKNOWN} class (google12 or a word list), not {task!r}")
@@ -367,6 +415,7 @@ def make_lists(
         max_per_class=max_per_class,
         unknown_share=unknown_share,
         audio=stats.as_dict(),
+        outside_links=list(scan.outside_links),
     )
     if negatives is not None:
         summary.negatives_dir = str(Path(negatives_dir).resolve())

@@ -36,7 +36,7 @@ from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 
 from tinykws.data.audio import CLIP_SAMPLES, SAMPLE_RATE, save_wav
 from tinykws.data.speech_commands import BACKGROUND, GOOGLE12_WORDS
-from tinykws.errors import TinyKWSError
+from tinykws.errors import TinyKWSError, check_seed
 from tinykws.tuning import ignore_sigint
 
 # The 25 non-keyword words of Speech Commands v0.02: the synthetic "unknown" class then
@@ -486,6 +486,16 @@ def _run_job(job: tuple) -> tuple[str, int, int]:
     return _speakers_job(job[1:]) if job[0] == "speakers" else _noise_job(job[1:])
 
 
+MAX_NOISE_SECONDS = 3600.0  # one hour of noise a file (230 MB as float32); beyond is a typo
+
+
+def check_noise_seconds(seconds: float, least: float) -> None:
+    """Refuse a noise length that is negative, NaN, Inf or huge (`-1` gave `negative
+    dimensions`, `nan` a conversion error, `1e12` a 114 PiB allocation)."""
+    if not least <= seconds <= MAX_NOISE_SECONDS:  # NaN fails both comparisons
+        raise TinyKWSError(f"--noise-seconds must be in [{least:g}, {MAX_NOISE_SECONDS:g}], not {seconds}")
+
+
 def synthesize(
     out_dir: Path | str,
     words: tuple[str, ...] | list[str] = DEFAULT_WORDS,
@@ -510,10 +520,16 @@ def synthesize(
     bad = [w for w in words if not w.replace("'", "").isalpha() or w.startswith("_")]
     if bad:
         raise TinyKWSError(f"words must be letters only: {', '.join(bad)}")
+    check_seed(seed)
+    check_noise_seconds(noise_seconds, 1.0)
     summary = SynthSummary(out_dir=str(out_dir), words=words, per_word=per_word, seed=seed)
     manifest = out_dir / "synth.json"
     if manifest.is_file():
-        old = json.loads(manifest.read_text())
+        from tinykws.run import read_json
+
+        old = read_json(manifest, f"delete {out_dir} and synthesize again")
+        if not isinstance(old, dict) or not isinstance(old.get("summary"), dict):
+            raise TinyKWSError(f"{manifest} is not a synth record; delete {out_dir} and synthesize again")
         if old.get("params") == summary.params():
             return SynthSummary(**{**old["summary"], "reused": True})
     if out_dir.exists() and any(out_dir.iterdir()) and not manifest.is_file():
