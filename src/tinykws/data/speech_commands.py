@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tinykws.data.audio import CLIP_SAMPLES, AudioStats, OnError, save_wav, try_load_audio
-from tinykws.errors import TinyKWSError, check_seed
+from tinykws.errors import TinyKWSError, check_count, check_seed
 from tinykws.labels import SILENCE, UNKNOWN
 
 SPLITS = ("training", "validation", "testing")
@@ -340,6 +340,7 @@ def make_lists(
     if out_dir == scan.data_dir:
         raise TinyKWSError("write the lists to their own folder, not into the dataset (it has its own lists)")
     check_seed(seed)
+    check_count(silence_count, "--silence", 0, 1_000_000)
     for flag, v in (("--unknown-share", unknown_share), ("--negatives-share", negatives_share)):
         if v is not None and not 0 <= v <= MAX_SHARE:
             raise TinyKWSError(f"{flag} must be a number in [0, {MAX_SHARE}], not {v}")
