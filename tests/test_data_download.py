@@ -542,3 +542,20 @@ def test_cli_download_errors_are_one_line(tmp_path, argv, match):
     lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: ") and match in lines[0], lines
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("mode", ["truncated", *sorted(HOSTILE_ANSWERS)])
+def test_every_hostile_answer_ends_in_a_dataset_or_an_error(tmp_path, mode):
+    """Issue 22: the loopback server's truncated, endless, trickling, wrong-range and
+    wrong-length answers, each through the whole `download_dataset` with small limits:
+    a finished marker only ever stands beside the real dataset."""
+    cut = 1 if mode == "truncated" else 0
+    with Server({"/sc.tar.gz": GOOD}, cut_first=cut, mode="" if cut else mode) as srv:
+        try:
+            download_dataset(tmp_path / "sc", url=srv.url + "/sc.tar.gz", limits=FAST)
+        except DownloadError as e:
+            assert "\n" not in str(e)
+            _nothing_finished(tmp_path)
+            return
+    assert (tmp_path / "sc" / "yes" / "a_nohash_0.wav").read_bytes() == b"RIFF" + bytes(5000)
+    assert download_info(tmp_path / "sc")["files"] == 3
