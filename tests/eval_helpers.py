@@ -70,18 +70,26 @@ def corrupt_checkpoint(d: dict, how: str) -> dict:
         d = {"x": 1}
     elif how == "params":
         d["feature_params"] = {**d["feature_params"], "window": "kaiser"}
+    elif how == "std_zero":  # issue 22 case 5: right shapes, nonsense values
+        d["state_dict"] = {**d["state_dict"], "std": torch.zeros_like(d["state_dict"]["std"])}
+    elif how == "preemphasis_nan":
+        d["feature_params"] = {**d["feature_params"], "preemphasis": float("nan")}
+    elif how == "same_categories":  # issue 22 case 16
+        d["categories"] = ["yes"] * len(d["categories"])
     elif how == "missing_weight":
         d["state_dict"] = {k: v for k, v in d["state_dict"].items() if k != "fc.bias"}
     return d
 
 
-DAMAGED_CHECKPOINTS = ("n_mels", "hidden", "nan", "truncated")
+DAMAGED_CHECKPOINTS = ("n_mels", "hidden", "nan", "truncated", "std_zero", "preemphasis_nan",
+                       "same_categories")
 
 
 def damaged_runs(root: Path) -> dict[str, Path]:
     """Run folders whose train/best.pt is damaged one way each (a tiny model, cheap): feature
     params for 40 bands beside a 32-input model, a model_config that disagrees with the
-    weights, a NaN weight, a truncated file."""
+    weights, a NaN weight, a truncated file, a zero normalisation std, a NaN pre-emphasis,
+    twelve identical class names."""
     runs = {}
     for how in DAMAGED_CHECKPOINTS:
         run = root / f"damaged_{how}"

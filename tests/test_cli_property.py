@@ -36,6 +36,10 @@ from tinykws import cli
 
 VALUES = ["nan", "inf", "-inf", "-1", "0", "1", "2", "1e309", "abc", "", "99999999999999999999",
           "ü", "-", "0x10", "0.5", "--", "google12", "hard", "soft", "skip", "raise", "a,b"]
+# what a numeric option gets (issue 22): negative, zero, NaN, inf and huge, beside sane values
+NUMBERS = ["-5", "-1", "0", "nan", "-nan", "inf", "-inf", "1e12", "1e122", "1e309", "-1e309",
+           "100000000000", "99999999999999999999", "4294967296", "0.5", "1", "2", "abc", ""]
+NASTY_NUMBERS = ["-5", "0", "nan", "inf", "-inf", "1e122", "100000000000", "99999999999999999999"]
 URLS = ["http://127.0.0.1:9/x.tar.gz", "file:///nonexistent/x.tar.gz", "not a url", "",
         "ftp://127.0.0.1:9/x"]
 PATH_OPTIONS = {"--out", "--features", "--data", "--lists", "--dest", "--run", "--noise-dir"}
@@ -55,6 +59,16 @@ def _commands():
 
 
 COMMANDS = _commands()
+
+
+def _is_numeric(p) -> bool:
+    """An int or float option (typer's annotation; click's type name in older typer)."""
+    td = getattr(p, "type_descriptor", None)
+    name = str(td.annotation) if td is not None else getattr(getattr(p, "type", None), "name", "")
+    return p.param_type_name == "option" and any(k in name for k in ("int", "float"))
+
+
+NUMERIC_OPTIONS = [(path, p.opts[0], p.nargs) for path, cmd in COMMANDS for p in cmd.params if _is_numeric(p)]
 
 
 def _hostile_files(root: Path) -> list[str]:
@@ -113,13 +127,15 @@ def invocations(draw, paths: list[str]):
         if name in forced:
             argv += [name, forced[name]]
             continue
-        if draw(st.integers(0, 4)) > 0:  # few options an example: most reach the real checks
+        numeric = _is_numeric(p)
+        if draw(st.integers(0, 2 if numeric else 4)) > 0:  # few options an example: most reach the real checks
             continue
         if getattr(p, "is_flag", False):
             argv.append(name)
             continue
-        pool = paths if name in PATH_OPTIONS else URLS if name == "--url" else VALUES + paths[:3]
-        argv += [name, draw(st.sampled_from(pool))]
+        pool = (NUMBERS if numeric else paths if name in PATH_OPTIONS else URLS if name == "--url"
+                else VALUES + paths[:3])
+        argv += [name, *(draw(st.sampled_from(pool)) for _ in range(max(1, p.nargs)))]
     if draw(st.integers(0, 19)) == 19:
         argv.insert(draw(st.integers(0, len(argv))), draw(st.sampled_from(["--bogus", "extra"])))
     return argv
@@ -148,6 +164,51 @@ def test_every_command_exits_cleanly_on_hostile_input(hostile, tmp_path_factory,
     if code == 2:
         lines = err.strip().splitlines()
         assert lines and lines[-1].startswith("error: "), (argv, err)
+
+
+# issue 22: every numeric option of every subcommand, with every nasty value, once. BASE is
+# an invocation that reaches the option checks and then stops on a hostile argument (no
+# real work); ROOT is the hostile pool's folder, TMP a fresh folder for the example.
+SWEEP_BASE = {
+    ("data", "download"): ["--dest", "TMP/dl", "--url", "notaurl"],
+    ("data", "lists"): [str(DEV), "--out", "TMP/lists", "--task", "yes,nothere"],
+    ("data", "negatives"): ["--out", "TMP/neg", "--keywords", "a1"],
+    ("data", "synth"): ["--out", "TMP/synth", "--words", "a1"],
+    ("detect",): ["ROOT/good_run", "ROOT/short.wav"],
+    ("evaluate",): ["ROOT/good_run", "--data", "ROOT/empty_dir"],
+    ("featurize",): [str(DEV), "--lists", "ROOT/bad_lists", "--out", "TMP/feats"],
+    ("pipeline",): ["--data", "ROOT/empty_dir", "--out", "TMP/run"],
+    ("quantize",): ["ROOT/empty_dir"],
+    ("train",): ["--features", "ROOT/bad_features", "--out", "TMP/run"],
+    ("train-stream",): ["TMP/missing_run"],
+    ("verify",): ["ROOT/garbage_run/device/hard"],
+}
+
+
+def test_every_numeric_option_is_swept():
+    """A new subcommand with numbers gets a SWEEP_BASE entry (else the sweep skips it)."""
+    assert {path for path, _, _ in NUMERIC_OPTIONS} <= set(SWEEP_BASE)
+    assert len(NUMERIC_OPTIONS) >= 60  # the sweep really sees the options (typer's API moved once)
+
+
+@pytest.mark.parametrize("path", sorted(SWEEP_BASE), ids=" ".join)
+def test_nasty_numbers_for_every_numeric_option(path, hostile, monkeypatch_module, tmp_path):
+    """Issue 22: negative, zero, NaN, inf and huge values for each numeric option of the
+    command: clean exit (0, 2, or 1 for verify) with one `error:` line, never a traceback,
+    an allocation of petabytes or a loop for ever (each invocation stops early by design)."""
+    root = str(Path(hostile[0]).parent)
+    options = [(name, nargs) for p_, name, nargs in NUMERIC_OPTIONS if p_ == path]
+    for i, (name, nargs) in enumerate(options):
+        for value in NASTY_NUMBERS:
+            tmp = tmp_path / f"{i}_{NASTY_NUMBERS.index(value)}"
+            base = [a.replace("ROOT", root).replace("TMP", str(tmp)) for a in SWEEP_BASE[path]]
+            argv = [*path, *base, name, *([value] * max(1, nargs))]
+            code, out, err = _run(argv)
+            assert "Traceback" not in out + err, argv
+            assert code in ({0, 1, 2} if path == ("verify",) else {0, 2}), (argv, code, err)
+            if code == 2:
+                lines = err.strip().splitlines()
+                assert lines and lines[-1].startswith("error: "), (argv, err)
 
 
 # every subcommand that loads a run's checkpoint; RUN is the damaged run, WAV a good clip

@@ -179,7 +179,7 @@ def test_cli_json_prints_one_object(run, g12, capsys, monkeypatch):
     assert code == 2 and "no such data folder" in err and "Traceback" not in err
     import tinykws.evaluate
 
-    monkeypatch.setattr(tinykws.evaluate, "evaluate", lambda *a, **k: SimpleNamespace(table=str))
+    monkeypatch.setattr(tinykws.evaluate, "evaluate", lambda *a, **k: SimpleNamespace(table=str, partial_of=None))
     for flags in (["--backend", "int8"], ["--backend", "device", "--build", "int8-softfp"]):
         code, out, err = run_cli(["evaluate", str(run), "--data", str(g12), *flags], capsys, monkeypatch)
         assert code == 0, err  # the integer path writes its own files: say so (was: evaluation.json)

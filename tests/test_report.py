@@ -32,7 +32,8 @@ def full_run(tmp_path_factory) -> Path:
     ax.plot([1, 2], [0.35, 0.48])
     fig.savefig(run / "train" / "curves.png")
     plt.close(fig)
-    evaluate(run, DEV, max_clips=40)  # the run's own data folder: its testing list
+    evaluate(run, DEV)  # the run's own data folder: its testing list (a --max-clips
+    # evaluation is partial: eval/evaluation_partial.json, test_robustness.py)
     stream_metrics(run, minutes=0.5)
     for abi, flash in (("hard", 41_000), ("soft", 52_000)):
         d = run / "device" / abi

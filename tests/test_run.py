@@ -94,6 +94,9 @@ def test_damaged_checkpoint_files_are_one_line_errors(tmp_path, content, match):
     ("other", "not a tinykws checkpoint"),
     ("params", "bad feature_params: .*window must be one of"),
     ("missing_weight", "do not match model_config .*missing fc.bias"),
+    ("std_zero", "normalisation std has values <= 0"),
+    ("preemphasis_nan", "preemphasis must be a finite number, not nan"),
+    ("same_categories", "categories must be distinct"),
 ])
 def test_inconsistent_checkpoints_are_refused(tmp_path, how, match):
     path = tmp_path / "m.pt"
@@ -314,3 +317,100 @@ def test_report_on_a_run_without_checkpoint_says_not_run(tiny_run, tmp_path, cap
 def test_a_missing_run_folder_is_named(tmp_path):
     with pytest.raises(CheckpointError, match="no such run folder or checkpoint"):
         load_model(tmp_path / "nowhere")
+
+
+# ---------------------------------------------------------------- issue 22: values, not only shapes
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"preemphasis": float("nan")}, "preemphasis must be a finite number"),
+    ({"preemphasis": 1.5}, r"preemphasis must be in \[0, 1\]"),
+    ({"preemphasis": -0.1}, r"preemphasis must be in \[0, 1\]"),
+    ({"fmax": float("inf")}, "fmax must be a finite number"),
+    ({"log_delta": float("inf")}, "log_delta must be a finite number"),
+    ({"log_delta": 0.0}, "log_delta must be > 0"),
+    ({"n_mels": 10**9}, "n_mels must be positive, a whole number up to 1024"),
+    ({"n_mels": 300}, "n_mels 300 exceeds the 257 spectrum bins"),
+    ({"clip_samples": 16000.5}, "clip_samples must be positive, a whole number"),
+    ({"hop": True}, "hop must be positive, a whole number"),
+    ({"power_spec": "yes"}, "power_spec must be true or false"),
+])  # fmt: skip
+def test_feature_params_ranges(change, match):
+    """Issue 22 case 5: FeatureParams refuse values outside their documented ranges
+    (a NaN pre-emphasis made every score NaN, and every stage but compile went on)."""
+    from tinykws.errors import TinyKWSError
+
+    with pytest.raises(TinyKWSError, match=match):
+        FeatureParams(**change)
+    with pytest.raises(TinyKWSError, match=match):  # and through a feature file or checkpoint
+        FeatureParams.from_json(json.dumps({**FeatureParams().to_dict(), **change}))
+
+
+# ---------------------------------------------------------------- issue 22 case 4: the run lock
+
+_HOLDER = """
+import sys
+from tinykws.run import RunDir
+with RunDir(sys.argv[1]).lock():
+    print("held", flush=True)
+    sys.stdin.read()  # until the test closes stdin
+"""
+
+
+@pytest.fixture
+def held_run(tmp_path):
+    """A run folder whose lock another process holds; yields (run, that process' pid)."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    p = subprocess.Popen([sys.executable, "-c", _HOLDER, str(run)], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().strip() == "held"
+        yield run, p.pid
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)
+
+
+@pytest.mark.parametrize("argv", [
+    ["train", "--out", "RUN", "--features", "RUN/features"],
+    ["pipeline", "--quick", "--out", "RUN"],
+    ["train-stream", "RUN"],
+    ["quantize", "RUN"],
+    ["compile", "RUN"],
+])  # fmt: skip
+def test_a_second_writer_is_refused_naming_the_holder(held_run, argv, capsys, monkeypatch):
+    """Two `train --out X` at once both exited 0 and X/train/best.pt held the second one's
+    model under the first one's report. Each writing command is refused, one line, exit 2."""
+    run, pid = held_run
+    code, out, err = run_cli([a.replace("RUN", str(run)) for a in argv], capsys, monkeypatch)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert code == 2 and len(lines) == 1, err
+    assert lines[0].startswith("error: ") and f"in use by another tinykws process (pid {pid})" in lines[0]
+    assert sorted(p.name for p in run.iterdir()) == [".tinykws.lock"]  # nothing written
+
+
+def test_a_stale_lock_is_taken_over_and_the_lock_is_reentrant(tmp_path):
+    """A lock file left by a dead process (its pid inside, no flock) does not block; the
+    lock is re-entrant in one process (pipeline calls the stages in-process) and free for
+    another process after the outermost release."""
+    import subprocess
+    import sys
+
+    run = RunDir(tmp_path / "run")
+    run.root.mkdir()
+    run.lock_file.write_text("999999999\n")
+    with run.lock():
+        assert run.lock_file.read_text().strip() == str(__import__("os").getpid())
+        with run.lock(), RunDir(run.root / ".." / run.root.name).lock():  # same folder, another spelling
+            pass
+        probe = subprocess.run([sys.executable, "-c", "import sys\nfrom tinykws.run import RunDir\n"
+                                "with RunDir(sys.argv[1]).lock(): pass", str(run.root)],
+                               capture_output=True, text=True, timeout=60)
+        assert probe.returncode != 0 and "in use by another tinykws process" in probe.stderr
+    probe = subprocess.run([sys.executable, "-c", "import sys\nfrom tinykws.run import RunDir\n"
+                            "with RunDir(sys.argv[1]).lock(): pass", str(run.root)],
+                           capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0, probe.stderr

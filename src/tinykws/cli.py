@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from tinykws.config import TrainConfig
-from tinykws.errors import TinyKWSError
+from tinykws.errors import TinyKWSError, check_seed
 
 app = typer.Typer(
     name="tinykws",
@@ -93,6 +93,20 @@ def _error(message: str, status: int = 2) -> int:
     return status
 
 
+def _run_lock(run_dir: Path, create: bool = False):
+    """The run folder's write lock (`RunDir.lock`) for a command that writes a run; under
+    torchrun only rank 0 takes it (its peers write through rank 0). Without `create`, a
+    missing folder is left missing (the command reports it)."""
+    import contextlib
+    import os
+
+    from tinykws.run import RunDir
+
+    if os.environ.get("RANK", "0") != "0" or not (create or Path(run_dir).is_dir()):
+        return contextlib.nullcontext()
+    return RunDir(run_dir).lock()
+
+
 # ---------------------------------------------------------------- data (issue 3)
 
 
@@ -105,7 +119,8 @@ def data_download(
     sha256: Optional[str] = typer.Option(None, help="Expected SHA-256 of the archive (hex)."),
     keep_archive: bool = typer.Option(False, help="Keep the downloaded archive beside DEST."),
     max_extracted_gb: float = typer.Option(
-        16.0, help="Refuse an archive that unpacks to more than this many GiB (archive bombs)."
+        16.0, help="Refuse an archive that downloads or unpacks to more than this many GiB "
+        "(archive bombs, endless answers; the official archive is also capped at its own size)."
     ),
 ) -> None:
     """Download and safely unpack a dataset (resumable; re-running a finished one does nothing)."""
@@ -114,7 +129,7 @@ def data_download(
     if not 0 < max_extracted_gb < float("inf"):
         raise TinyKWSError(f"--max-extracted-gb must be a positive number, not {max_extracted_gb}")
     already = (dest / MARKER).is_file()
-    download_dataset(dest, url=url or DEFAULT_URL, sha256=sha256, keep_archive=keep_archive,
+    download_dataset(dest, url=DEFAULT_URL if url is None else url, sha256=sha256, keep_archive=keep_archive,
                      max_bytes=max(1, int(max_extracted_gb * 2**30)))
     info = download_info(dest)
     state = "already downloaded" if already else "downloaded"
@@ -155,6 +170,9 @@ def data_lists(
     if s.negatives:
         table.add_row("of which negatives", *(f"{s.negatives[sp]['speech']} + {s.negatives[sp]['background']} bg" for sp in SPLITS))
     Console().print(table)
+    if s.outside_links:
+        console.print(f"[yellow]warning:[/] skipped {len(s.outside_links)} link(s) that lead outside "
+                      f"{data_dir} (e.g. {escape(s.outside_links[0])}); copy the files in to use them")
     if s.speaker_overlap:
         console.print(f"[yellow]warning:[/] {s.speaker_overlap} speakers appear in more than one split (the dataset's lists are not speaker-disjoint)")
     _print_skipped(s.audio["skipped"])
@@ -173,7 +191,7 @@ def data_synth(
     """Synthesize a Speech Commands-layout dataset with espeak-ng (no download)."""
     from tinykws.data.synth import DEFAULT_WORDS, synthesize
 
-    word_list = tuple(w.strip() for w in words.split(",")) if words else DEFAULT_WORDS
+    word_list = tuple(_comma_list(words, "--words")) if words is not None else DEFAULT_WORDS
     s = synthesize(out, words=word_list, per_word=per_word, seed=seed, workers=workers, noise_seconds=noise_seconds)
     if s.reused:
         console.print(f"{out} already holds this dataset (same words, per-word count and seed): nothing to do")
@@ -205,7 +223,7 @@ def data_negatives(
 
     s = make_negatives(
         out, utterances=utterances, words=words, phrases=phrases, near_miss_count=near_misses,
-        voices=voices, background=background, keywords=[k for k in keywords.split(",") if k.strip()],
+        voices=voices, background=background, keywords=_comma_list(keywords, "--keywords"),
         seed=seed, workers=workers, noise_seconds=noise_seconds,
     )  # fmt: skip
     if s.reused:
@@ -219,6 +237,14 @@ def data_negatives(
         f"{s.bytes / 1e9:.2f} GB in {s.seconds:.0f} s ({s.jobs_run} of {s.jobs} jobs run, "
         f"{s.clips_per_second:.0f} clips/s) -> {out}"
     )
+
+
+def _comma_list(value: str, flag: str) -> list[str]:
+    """`a,b,c` -> [a, b, c]; an empty item (`a,,b`, `a,`) is an error, not dropped."""
+    items = [v.strip() for v in value.split(",")]
+    if not all(items):
+        raise TinyKWSError(f"{flag} {value!r} has an empty item; give words separated by single commas")
+    return items
 
 
 def _on_error(value: str) -> str:
@@ -362,11 +388,12 @@ def train(
 
     if (features is None) == (data is None):
         raise TinyKWSError("give exactly one of --features DIR or --data DIR")
-    if data is not None:
-        from tinykws.train import prepare_features
+    with _run_lock(out, create=True):
+        if data is not None:
+            from tinykws.train import prepare_features
 
-        features = prepare_features(data, out, task)
-    res = train_fn(features, out, config, resume=resume, init=init)
+            features = prepare_features(data, out, task)
+        res = train_fn(features, out, config, resume=resume, init=init)
     if int(__import__("os").environ.get("RANK", "0")) == 0:
         test = "" if res.test_acc is None else f", testing {res.test_acc:.4f}"
         console.print(
@@ -395,10 +422,12 @@ def train_stream_cmd(
 
     if iterations < 1:
         raise TinyKWSError("--iterations must be >= 1")
+    check_seed(seed)
     feats = features or RunDir(run_dir).features
-    extra = negative_features(negatives, feats, run_dir) if negatives is not None else None
-    cfg = StreamTrainConfig(iterations=iterations, seed=seed)
-    path = train_stream(feats, run_dir, cfg, extra_negatives=None if extra is None else extra.features)
+    with _run_lock(run_dir):
+        extra = negative_features(negatives, feats, run_dir) if negatives is not None else None
+        cfg = StreamTrainConfig(iterations=iterations, seed=seed)
+        path = train_stream(feats, run_dir, cfg, extra_negatives=None if extra is None else extra.features)
     console.print(f"stream model -> {path} (the clip model is kept as {RunDir(run_dir).clip})")
 
 
@@ -433,7 +462,8 @@ def quantize(
 
     if qat_epochs < 0:
         raise TinyKWSError(f"--qat-epochs must be >= 0, got {qat_epochs}")
-    rep = quantize_run(run_dir, qat_epochs=qat_epochs, per_row=not per_tensor)
+    with _run_lock(run_dir):
+        rep = quantize_run(run_dir, qat_epochs=qat_epochs, per_row=not per_tensor)
     print(_json.dumps(rep, indent=2) if as_json else format_quant_report(rep))
 
 
@@ -462,8 +492,9 @@ def compile_cmd(
     """Write featurizer, model and detector .{h,c,S} (ELL-compatible C API) for the Cortex-M4."""
     from tinykws.codegen import compile_run
 
-    r = compile_run(run_dir, out_dir=out, target=target, float_abi=float_abi, use_libm=libm,
-                    precision=precision)
+    with _run_lock(run_dir):
+        r = compile_run(run_dir, out_dir=out, target=target, float_abi=float_abi, use_libm=libm,
+                        precision=precision)
     console.print(f"[bold]compiled[/] {r.target} {r.precision}, float ABI {r.float_abi} with "
                   f"{r.toolchain} -> {r.out_dir}")
     for name in ("featurizer.h", "featurizer.S", "model.h", "model.S"):
@@ -555,7 +586,7 @@ def evaluate(
         typer.echo(_json.dumps(result.to_dict()))
     else:
         typer.echo(result.table())
-        json_path, png_path = evaluation_files(run_dir, backend, build)
+        json_path, png_path = evaluation_files(run_dir, backend, build, partial=result.partial_of is not None)
         console.print(f"wrote {json_path} and {png_path.name}", soft_wrap=True, highlight=False)
 
 
@@ -587,6 +618,8 @@ def detect(
         else:
             typer.echo(f"{d.time_s:9.2f} s  {d.label:<10} {d.confidence:.3f}")
 
+    if live and audio is not None:
+        raise TinyKWSError("give AUDIO or --live, not both")
     if live:
         detect_live(run_dir, threshold, smoothing_ms, refractory_ms, mode, on_detection=show,
                     on_start=lambda: console.print("listening (Ctrl-C to stop)..."))
@@ -606,9 +639,11 @@ def detect(
 @app.command()
 def report(run_dir: Path = typer.Argument(..., help="Run folder.")) -> None:
     """Write RUN_DIR/report.md (data, training, confusion, DET curve, device table)."""
-    from tinykws.report import write_report
+    from tinykws.report import damaged_files, write_report
 
     path = write_report(run_dir)
+    for rel, reason in damaged_files(run_dir):
+        console.print(f"[yellow]warning:[/] skipped damaged {escape(rel)} ({escape(reason)})", soft_wrap=True)
     console.print(f"report: {path}")
 
 
@@ -651,13 +686,16 @@ def pipeline(
     """Run every stage, data to device report, into one run folder (resumes where it stopped)."""
     from tinykws.pipeline import PipelineConfig, run_pipeline
 
-    run_pipeline(
-        PipelineConfig(
-            data=tuple(data) if data else None, out=out, task=task, epochs=epochs, quick=quick, seed=seed,
-            per_word=per_word, verify_clips=verify_clips, streaming=streaming,
-            negatives=negatives, negative_utterances=negative_utterances, pretrain=pretrain,
-        )  # fmt: skip
-    )
+    check_seed(seed)
+
+    with _run_lock(out, create=True):
+        run_pipeline(
+            PipelineConfig(
+                data=tuple(data) if data else None, out=out, task=task, epochs=epochs, quick=quick, seed=seed,
+                per_word=per_word, verify_clips=verify_clips, streaming=streaming,
+                negatives=negatives, negative_utterances=negative_utterances, pretrain=pretrain,
+            )  # fmt: skip
+        )
 
 
 if __name__ == "__main__":

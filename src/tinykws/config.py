@@ -11,7 +11,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Optional
 
-from tinykws.errors import TinyKWSError
+from tinykws.errors import TinyKWSError, check_seed
 
 ARCHITECTURES = ("fastgrnn", "fastrnn", "gru", "lstm")
 
@@ -47,15 +47,15 @@ class ModelConfig:
         if not 1 <= self.num_layers <= 3:
             raise TinyKWSError(f"num_layers must be 1, 2 or 3, not {self.num_layers}")
         for name in ("input_size", "hidden_size", "num_classes"):
-            if getattr(self, name) < 1:
-                raise TinyKWSError(f"{name} must be positive, not {getattr(self, name)}")
+            if not 1 <= getattr(self, name) <= MAX_UNITS:  # beyond: a multi-TB weight allocation
+                raise TinyKWSError(f"{name} must be in 1..{MAX_UNITS}, not {getattr(self, name)}")
         for name in ("wrank", "urank"):
             rank = getattr(self, name)
             if rank is not None:
                 if self.architecture not in ("fastgrnn", "fastrnn"):
                     raise TinyKWSError(f"--{name} needs a fastgrnn or fastrnn architecture")
-                if rank < 1:
-                    raise TinyKWSError(f"{name} must be positive, not {rank}")
+                if not 1 <= rank <= MAX_UNITS:
+                    raise TinyKWSError(f"{name} must be in 1..{MAX_UNITS}, not {rank}")
         for name in ("w_sparsity", "u_sparsity"):
             s = getattr(self, name)
             if not 0.0 < s <= 1.0:
@@ -70,6 +70,13 @@ class ModelConfig:
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+MAX_UNITS = 65536  # sizes of a model (units, ranks, inputs, classes): far above any M4 model
+# bounds of training numbers beyond which a value is a typo, not a choice (1e300 weight decay
+# overflowed torch's float32 with a traceback; 1e11 time masks looped for ever)
+TRAIN_LIMITS = {"learning_rate": 1e3, "weight_decay": 1.0, "gain_db": 100.0, "noise_db": 200.0,
+                "unknown_weight": 1e6, "time_masks": 1000, "freq_masks": 1000, "threads": 4096}
 
 
 @dataclass(frozen=True)
@@ -170,12 +177,19 @@ class TrainConfig:
                 raise TinyKWSError(f"{name} must be a finite number, not {v}")
         if self.learning_rate <= 0 or self.lr_min < 0:
             raise TinyKWSError("learning rates must be positive")
+        if self.lr_min > self.learning_rate:
+            raise TinyKWSError(f"lr_min {self.lr_min} is above the learning rate {self.learning_rate}; "
+                               "the schedule anneals from the learning rate down to lr_min")
+        lo, hi = self.noise_db
+        if lo > hi:
+            raise TinyKWSError(f"noise_db is a range LO HI with LO <= HI, not {lo} {hi}")
+        check_seed(self.seed)
         if self.weight_decay < 0:
             raise TinyKWSError(f"weight decay must be >= 0, not {self.weight_decay}")
         if not 0.0 <= self.momentum < 1.0:
             raise TinyKWSError(f"momentum must be in [0, 1), not {self.momentum}")
-        if not 0.0 <= self.label_smoothing <= 1.0:
-            raise TinyKWSError(f"label smoothing must be in [0, 1], not {self.label_smoothing}")
+        if not 0.0 <= self.label_smoothing < 1.0:  # 1 makes every target uniform: nothing to learn
+            raise TinyKWSError(f"label smoothing must be in [0, 1), not {self.label_smoothing}")
         if self.gain_db < 0:
             raise TinyKWSError(f"gain_db must be >= 0, not {self.gain_db}")
         for name in ("time_stretch", "freq_warp"):
@@ -187,6 +201,20 @@ class TrainConfig:
         for name in ("time_shift", "time_masks", "time_mask_width", "freq_masks", "freq_mask_width"):
             if getattr(self, name) < 0:
                 raise TinyKWSError(f"{name} must be >= 0, not {getattr(self, name)}")
+        for name, top in TRAIN_LIMITS.items():
+            values = self.noise_db if name == "noise_db" else (getattr(self, name),)
+            if any(abs(v) > top for v in values):
+                raise TinyKWSError(f"{name} must be at most {top:g} in size, not {getattr(self, name)}")
+
+    def check_fits(self, frames: int, bands: int) -> None:
+        """Refuse augmentation that does not fit the features it will see ([N, frames,
+        bands]): a time shift of 1000 frames on 98-frame clips, a mask wider than the clip."""
+        for name, used, size, what in (("time_shift", True, frames, "frames"),
+                                       ("time_mask_width", self.time_masks, frames, "frames"),
+                                       ("freq_mask_width", self.freq_masks, bands, "mel bands")):
+            if used and getattr(self, name) >= size:
+                raise TinyKWSError(f"{name} {getattr(self, name)} must be less than the clips' "
+                                   f"{size} {what}")
 
     def model_config(self, num_classes: int, input_size: int) -> ModelConfig:
         return ModelConfig(

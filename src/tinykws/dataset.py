@@ -41,7 +41,7 @@ from rich.console import Console
 from tinykws import __version__
 from tinykws.data.audio import AudioStats, load_audio, try_load_audio
 from tinykws.data.speech_commands import SPLITS, Example, read_categories, read_list
-from tinykws.errors import TinyKWSError
+from tinykws.errors import MAX_WORKERS, TinyKWSError, check_count, check_seed
 from tinykws.features import FeatureParams, logmel_batch, single_thread_blas
 from tinykws.progress import progress_bar
 
@@ -366,8 +366,10 @@ def featurize_lists(
         raise TinyKWSError(f"data folder {data_dir} not found")
     if not 0 <= noise_selection <= 1:
         raise TinyKWSError("--noise-selection must be in [0, 1]")
-    if max_noise_ratio < 0:
-        raise TinyKWSError("--max-noise-ratio must be >= 0")
+    if not 0 <= max_noise_ratio < float("inf"):  # NaN too
+        raise TinyKWSError(f"--max-noise-ratio must be a finite number >= 0, not {max_noise_ratio}")
+    check_seed(seed)
+    check_count(workers, "--workers", 1, MAX_WORKERS)
     if on_error not in ("raise", "skip"):
         raise TinyKWSError(f"--on-error must be raise or skip, not {on_error!r}")
     starts = row_starts(params.n_frames, window_size, shift)

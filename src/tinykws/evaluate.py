@@ -28,7 +28,7 @@ from tinykws.data.speech_commands import BACKGROUND
 from tinykws.errors import TinyKWSError
 from tinykws.labels import SILENCE, UNKNOWN
 from tinykws.plots import pyplot, save_png
-from tinykws.run import Checkpoint, RunDir, load_model
+from tinykws.run import Checkpoint, RunDir, atomic_write_text, load_model
 
 if TYPE_CHECKING:
     from tinykws.features import FeatureParams
@@ -260,6 +260,7 @@ class EvalResult:
     layout: str = ""
     data_dir: str = ""
     macro_f1: float = 0.0
+    partial_of: int | None = None  # --max-clips: the clips a full evaluation has (None: all ran)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -272,7 +273,8 @@ class EvalResult:
             m = self.per_class[c]
             lines.append(f"{c:<{w}}  {m['precision']:9.3f}  {m['recall']:6.3f}  "
                          f"{m['f1']:5.3f}  {m['support']:7d}")
-        lines.append(f"accuracy {self.accuracy:.4f} on {self.n} clips ({self.backend}); "
+        of = "" if self.partial_of is None else f" of {self.partial_of} (a partial evaluation)"
+        lines.append(f"accuracy {self.accuracy:.4f} on {self.n}{of} clips ({self.backend}); "
                      f"macro F1 {self.macro_f1:.4f}")
         return "\n".join(lines)
 
@@ -406,7 +408,8 @@ def evaluate(
     """Classify every clip of `data_dir` (see the module docstring for layouts) with the
     run's model on `backend`; writes `eval/evaluation.json` (+ `eval/confusion.png`); the
     integer path (backend int8, or device with an int8 build) writes
-    `eval/evaluation_int8.json` (+ `confusion_int8.png`), so both can be reported.
+    `eval/evaluation_int8.json` (+ `confusion_int8.png`), so both can be reported; a
+    partial one (`max_clips` below the clips there are) `..._partial.json` (+ .png).
 
     `max_clips` takes an evenly spaced subset (for the slow device backend). `build`: the
     compiled build the device backend runs (hard, soft, int8, ...: RUN_DIR/device/<build>).
@@ -417,9 +420,10 @@ def evaluate(
     model, ck = load_model(reference_checkpoint(backend, run_dir))
     categories = list(ck.categories)
     layout, clips = collect_clips(data_dir, categories, split, run_dir)
+    partial_of = None
     if max_clips is not None and len(clips) > max_clips:
         keep = np.linspace(0, len(clips) - 1, max_clips).round().astype(int)
-        clips = [clips[i] for i in np.unique(keep)]
+        partial_of, clips = len(clips), [clips[i] for i in np.unique(keep)]
     if log:
         log(f"{len(clips)} clips ({layout} layout) from {data_dir}, backend {backend}")
     audio = clip_audio(clips)
@@ -427,18 +431,22 @@ def evaluate(
     y_true = np.array([categories.index(c.label) for c in clips])
     result = result_from_predictions(y_true, scores.argmax(1), categories, backend=backend,
                                      layout=layout, data_dir=str(data_dir))
+    result.partial_of = partial_of
     if write:
-        json_path, png_path = evaluation_files(run_dir, backend, build)
+        json_path, png_path = evaluation_files(run_dir, backend, build, partial=partial_of is not None)
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(result.to_dict(), indent=2))
+        atomic_write_text(json_path, json.dumps(result.to_dict(), indent=2))
         plot_confusion(result, png_path)
     return result
 
 
-def evaluation_files(run_dir: Path | str, backend: str, build: str = "hard") -> tuple[Path, Path]:
+def evaluation_files(run_dir: Path | str, backend: str, build: str = "hard",
+                     partial: bool = False) -> tuple[Path, Path]:
     """(evaluation JSON, confusion PNG) that `evaluate` writes for `backend` / `build`: the
-    integer path (backend int8, or device with an int8 build) has its own pair, `_int8`."""
+    integer path (backend int8, or device with an int8 build) has its own pair, `_int8`.
+    A partial evaluation (`--max-clips` below the clips there are) has its own, `_partial`:
+    a 2-clip check must not replace the full result the report shows."""
     integer = backend == "int8" or (backend == "device" and build.startswith("int8"))
-    suffix = "_int8" if integer else ""
+    suffix = ("_int8" if integer else "") + ("_partial" if partial else "")
     out = RunDir(run_dir).eval
     return out / f"evaluation{suffix}.json", out / f"confusion{suffix}.png"

@@ -58,23 +58,27 @@ class FeatureParams:
     fmax: float = 8000.0
     """highest mel point in Hz (ELL fixes sample_rate / 2)"""
     preemphasis: float = 0.97
-    """pre-emphasis coefficient: y[n] = x[n] - preemphasis * x[n-1]; 0 disables it"""
+    """pre-emphasis coefficient in [0, 1]: y[n] = x[n] - preemphasis * x[n-1]; 0 disables it"""
     window: str = "rectangular"
     """window function: rectangular (the seed's), hamming or hann (both symmetric)"""
     power_spec: bool = True
     """True: P = |X|^2 / fft_size (seed's --power_spec). False: magnitude |X|"""
     log_delta: float = 2.220446049250313e-16
-    """added before the natural log, so silence gives ln(delta) instead of -inf"""
+    """finite, > 0: added before the natural log, so silence gives ln(delta) instead of -inf"""
     clip_samples: int = 16000
     """a clip is padded with zeros or cropped to this many samples (1 s -> 98 frames)"""
 
+    # the integer fields: positive whole numbers up to these bounds (no real featurizer
+    # comes near them; they keep a damaged checkpoint from asking for absurd allocations)
+    INT_LIMITS = {"sample_rate": 384_000, "window_size": 1 << 16, "hop": 1 << 16,
+                  "fft_size": 1 << 16, "n_mels": 1024, "clip_samples": 1 << 24}  # fmt: skip
+
     def __post_init__(self) -> None:
-        problems = []
+        problems = self._value_problems()
+        if problems:  # the checks below assume sane types
+            raise TinyKWSError("bad feature parameters: " + "; ".join(problems))
         if self.window not in WINDOWS:
             problems.append(f"window must be one of {', '.join(WINDOWS)}, not {self.window!r}")
-        for name in ("sample_rate", "window_size", "hop", "fft_size", "n_mels", "clip_samples"):
-            if int(getattr(self, name)) <= 0:
-                problems.append(f"{name} must be positive")
         if self.window_size > self.fft_size:
             problems.append(f"window_size {self.window_size} exceeds fft_size {self.fft_size}")
         if self.fft_size % 2:
@@ -85,10 +89,33 @@ class FeatureParams:
             )
         if self.hop > 0 and self.clip_samples < self.first_block * self.hop:  # first_block / hop
             problems.append(f"clip_samples {self.clip_samples} is shorter than one window")
-        if not self.log_delta > 0:
-            problems.append("log_delta must be > 0")
+        if self.n_mels > self.n_bins:
+            problems.append(f"n_mels {self.n_mels} exceeds the {self.n_bins} spectrum bins")
         if problems:
             raise TinyKWSError("bad feature parameters: " + "; ".join(problems))
+
+    def _value_problems(self) -> list[str]:
+        """Types and ranges field by field: whole numbers in `INT_LIMITS`, finite floats,
+        pre-emphasis in [0, 1], log_delta > 0, power_spec a bool. A checkpoint whose
+        params hold NaN (a NaN pre-emphasis made every score NaN: 0 detections, the argmax
+        of NaN as accuracy) is refused where it is read."""
+        problems = []
+        for name, top in self.INT_LIMITS.items():
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 0 < v <= top:
+                problems.append(f"{name} must be positive, a whole number up to {top}, not {v!r}")
+        for name in ("fmin", "fmax", "preemphasis", "log_delta"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.floating)) or not math.isfinite(v):
+                problems.append(f"{name} must be a finite number, not {v!r}")
+        if not problems:
+            if not 0 <= self.preemphasis <= 1:
+                problems.append(f"preemphasis must be in [0, 1], not {self.preemphasis}")
+            if not self.log_delta > 0:
+                problems.append("log_delta must be > 0")
+        if not isinstance(self.power_spec, (bool, np.bool_)):
+            problems.append(f"power_spec must be true or false, not {self.power_spec!r}")
+        return problems
 
     # ---- derived sizes
     @property

@@ -245,7 +245,7 @@ def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
     rd = RunDir(run)
     feats, spare = rd.negative_features, rd.spare_features
     key = {"config": scfg.to_dict(), "negatives": None if not with_negatives else
-           json.loads(feats.with_suffix(".cache.json").read_text()).get("key"),
+           (_read_marker(feats.with_suffix(".cache.json")) or {}).get("key"),
            "spare": _cache_key(spare) if with_negatives else None}
     done = run / "train" / "stream_done.json"
     if _read_marker(done) == key:

@@ -23,17 +23,55 @@ import numpy as np
 from tinykws.data.speech_commands import SPLITS
 from tinykws.errors import TinyKWSError
 from tinykws.plots import pyplot, save_png
-from tinykws.run import RunDir, read_features
+from tinykws.run import RunDir, atomic_write_text, read_features
 
 # builds under RUN_DIR/device/ and how the report names them
 BUILDS = {"hard": "hard float", "soft": "soft float", "int8": "integer (int8), soft ABI"}
 
 
 def _read_json(path: Path) -> Any | None:
+    """The file's JSON; None when it is missing or damaged (`damaged_files` names the
+    damaged ones at the top of the report)."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+# every JSON file a section reads, relative to the run folder
+REPORT_JSON = ("lists/lists.json", "train/config.json", "eval/evaluation.json",
+               "eval/evaluation_partial.json", "eval/evaluation_int8.json", "eval/stream.json",
+               "pipeline.json", *(f"device/{b}/verify.json" for b in BUILDS))  # fmt: skip
+
+
+def damaged_files(run_dir: Path) -> list[tuple[str, str]]:
+    """(file, reason) for each JSON file the report reads that exists but cannot be read
+    (torn, edited, not UTF-8): the report skips them and says so, instead of showing
+    "not run" as if the stage had never run."""
+    bad = []
+    for rel in REPORT_JSON:
+        path = run_dir / rel
+        if not path.exists():
+            continue
+        try:
+            json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            bad.append((rel, (str(e).splitlines() or [type(e).__name__])[0]))
+    return bad
+
+
+def _evaluation(run_dir: Path) -> tuple[Any | None, str, str]:
+    """(evaluation dict, its confusion PNG, a note): `eval/evaluation.json`, else a partial
+    one (`evaluate --max-clips`, `evaluation_partial.json`), which the note says is partial."""
+    ev = _read_json(run_dir / "eval" / "evaluation.json")
+    if isinstance(ev, dict):
+        return ev, "eval/confusion.png", ""
+    ev = _read_json(run_dir / "eval" / "evaluation_partial.json")
+    if isinstance(ev, dict):
+        note = (f" A partial evaluation: {ev.get('n')} of {ev.get('partial_of')} clips "
+                "(`evaluate --max-clips`); run `tinykws evaluate` without it for the full result.")
+        return ev, "eval/confusion_partial.png", note
+    return None, "", ""
 
 
 def _not_run(what: str, how: str) -> str:
@@ -187,17 +225,17 @@ def section_training(run_dir: Path) -> str:
 
 def section_evaluation(run_dir: Path) -> str:
     out = "## Clip accuracy\n\n"
-    ev = _read_json(run_dir / "eval" / "evaluation.json")
+    ev, png, note = _evaluation(run_dir)
     if not isinstance(ev, dict):
         return out + _not_run("eval/evaluation.json", "tinykws evaluate RUN_DIR --data DIR")
     out += (f"**Accuracy {ev['accuracy']:.2%}** on {ev['n']} clips "
             f"({ev.get('layout', '')} layout, `{ev.get('data_dir', '')}`, backend {ev.get('backend', '')}); "
-            f"macro F1 {ev.get('macro_f1', float('nan')):.3f}.\n\n")
+            f"macro F1 {ev.get('macro_f1', float('nan')):.3f}.{note}\n\n")
     out += "| class | precision | recall | F1 | clips |\n|---|---:|---:|---:|---:|\n"
     for c, m in ev["per_class"].items():
         out += f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |\n"
-    if (run_dir / "eval" / "confusion.png").is_file():
-        out += "\n![confusion matrix](eval/confusion.png)\n"
+    if (run_dir / png).is_file():
+        out += f"\n![confusion matrix]({png})\n"
     return out
 
 
@@ -414,10 +452,10 @@ def section_device(run_dir: Path) -> str:
 def section_summary(run_dir: Path) -> str:
     """The headline numbers, one line each, from whatever stages ran."""
     lines = []
-    ev = _read_json(run_dir / "eval" / "evaluation.json")
+    ev, _, note = _evaluation(run_dir)
     if isinstance(ev, dict) and "accuracy" in ev:
         lines.append(f"- Clip accuracy **{ev['accuracy']:.1%}** on {ev['n']} held-out clips "
-                     f"({ev.get('backend', 'torch')}).")
+                     f"({ev.get('backend', 'torch')}).{note}")
         if ev.get("data_dir") and (Path(ev["data_dir"]) / "synth.json").is_file():
             lines.append("  These are synthesized (espeak-ng) voices: expect much less on real "
                          "speakers; measure it with `tinykws evaluate RUN --data REAL_DATA`.")
@@ -471,6 +509,10 @@ def write_report(run_dir: Path | str) -> Path:
         raise TinyKWSError(f"{run_dir}: no such run folder")
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [f"# tinykws run `{run_dir.name}`\n\n_Written {when} by `tinykws report`._\n"]
+    damaged = damaged_files(run_dir)
+    if damaged:
+        parts.append("**Skipped damaged files** (rerun the stage that writes each): " + "; ".join(
+            f"`{rel}` ({reason})" for rel, reason in damaged) + ".\n")
     for section in SECTIONS:
         try:
             text = section(run_dir)
@@ -482,5 +524,5 @@ def write_report(run_dir: Path | str) -> Path:
             title = section.__name__.removeprefix("section_")
             parts.append(f"## {title.capitalize()}\n\n_Could not read this section's files: {e}_\n")
     path = run_dir / "report.md"
-    path.write_text("\n".join(parts))
+    atomic_write_text(path, "\n".join(parts))
     return path

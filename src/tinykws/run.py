@@ -22,12 +22,16 @@ feature parameters or categories.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import math
 import os
 import pickle
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -165,6 +169,67 @@ class RunDir:
     def pipeline_json(self) -> Path:
         return self.root / "pipeline.json"
 
+    @property
+    def lock_file(self) -> Path:
+        """Names the process that writes the run (`RunDir.lock`)."""
+        return self.root / ".tinykws.lock"
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run folder for writing: a second process is refused with one line
+        naming the holder's pid. `fcntl.flock` on `.tinykws.lock`: the lock dies with its
+        process, so a stale lock file of a dead run is simply taken over. Re-entrant within
+        one process (`pipeline` runs train, quantize, compile in-process), per folder."""
+        key = str(self.root.resolve())
+        with _HELD_GUARD:
+            held = _HELD.get(key)
+            if held is not None:
+                _HELD[key] = (held[0], held[1] + 1)
+        if held is not None:
+            try:
+                yield
+            finally:
+                _release(key)
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RunLockedError(
+                f"{self.root} is in use by another tinykws process (pid {holder}); wait for it "
+                "to finish or choose another run folder") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with _HELD_GUARD:
+            _HELD[key] = (fd, 1)
+        try:
+            yield
+        finally:
+            _release(key)
+
+
+class RunLockedError(TinyKWSError):
+    """Another process holds the run folder (`RunDir.lock`)."""
+
+
+_HELD: dict[str, tuple[int, int]] = {}  # resolved run folder -> (lock fd, depth) in this process
+_HELD_GUARD = threading.Lock()
+
+
+def _release(key: str) -> None:
+    """Leave one level of `RunDir.lock`; the last one unlocks (the file stays: deleting it
+    would let a third process lock a new file while a second still waits on the old one)."""
+    with _HELD_GUARD:
+        fd, depth = _HELD[key]
+        if depth > 1:
+            _HELD[key] = (fd, depth - 1)
+            return
+        del _HELD[key]
+    os.close(fd)  # closing the last descriptor releases the flock
+
 
 # ---------------------------------------------------------------------------- checkpoint
 
@@ -262,6 +327,9 @@ class Checkpoint:
         cats = d["categories"]
         if not isinstance(cats, (list, tuple)) or not all(isinstance(c, str) for c in cats):
             raise CheckpointError(f"{source}: categories must be a list of class names")
+        if len(set(cats)) != len(cats) or not all(c.strip() for c in cats):
+            raise CheckpointError(f"{source}: categories must be distinct, non-empty class names, "
+                                  f"got {list(cats)}")
         if len(cats) != mc.num_classes:
             raise CheckpointError(
                 f"{source}: {len(cats)} categories but model_config has {mc.num_classes} classes"
@@ -280,6 +348,12 @@ class Checkpoint:
                     f"{source}: weight {name} is not finite (NaN or Inf): the training diverged; "
                     "retrain with a lower learning rate"
                 )
+        std = sd.get("std")
+        if std is not None and std.is_floating_point() and not bool((std > 0).all()):
+            raise CheckpointError(
+                f"{source}: the input normalisation std has values <= 0 (min {float(std.min()):g}); "
+                "every score would be NaN or Inf: the checkpoint is damaged"
+            )
         training = None
         if all(k in d for k in TrainingState.KEYS):
             training = TrainingState(
@@ -393,6 +467,19 @@ def load_model(run_or_checkpoint: Path | str) -> tuple["KWSModel", Checkpoint]:
 def save_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
     """Write `checkpoint.to_dict()` atomically."""
     atomic_torch_save(checkpoint.to_dict(), path)
+
+
+def read_json(path: Path | str, remedy: str) -> Any:
+    """A JSON file a stage wrote and a later one reads back (lists.json, synth.json, ...),
+    with a torn or unreadable file as one line naming it and saying what to do (`remedy`),
+    not a JSONDecodeError traceback."""
+    import json
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
+        reason = (str(e).splitlines() or [type(e).__name__])[0]
+        raise TinyKWSError(f"{path} is damaged or unreadable ({reason}); {remedy}") from None
 
 
 def atomic_write_text(path: Path, text: str) -> None:

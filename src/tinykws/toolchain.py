@@ -151,7 +151,9 @@ class Toolchain:
             f"@ Compiler: {self.version}\n"
             f"@ Flags: {' '.join(f for f in flags if not f.startswith('-I'))}\n"
         )
-        out_S.write_text(header + asm)
+        from tinykws.run import atomic_write_text
+
+        atomic_write_text(out_S, header + asm)  # a kill mid-write never leaves a torn .S
         return out_S
 
     def compile_object(

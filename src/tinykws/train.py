@@ -551,6 +551,7 @@ def _set_up(features_dir: Path, run: RunDir, cfg: TrainConfig,
     if dist.world > 1 and device.type == "cuda":
         torch.cuda.set_device(device)
     tr, va = _load_splits(features_dir)
+    cfg.check_fits(tr.features.shape[1], tr.features.shape[2])
     data = ClipSource(tr, cfg.batch_size, dist, cfg.seed)
     mcfg = cfg.model_config(len(tr.categories), tr.features.shape[2])
 

@@ -101,10 +101,12 @@ def _check_asm(path: Path, float_abi: str, use_libm: bool) -> None:
 def _gnu_as_compatible(path: Path) -> None:
     """Drop clang's `.addrsig` directives (linker hints GNU as rejects), so that a .S made
     with the ziglang clang assembles with `arm-none-eabi-gcc -c` as firmware builds do."""
+    from tinykws.run import atomic_write_text
+
     lines = path.read_text().splitlines(keepends=True)
     kept = [ln for ln in lines if not ln.lstrip().startswith((".addrsig", "\t.addrsig"))]
     if len(kept) != len(lines):
-        path.write_text("".join(kept))
+        atomic_write_text(path, "".join(kept))
 
 
 def compile_run(
@@ -162,7 +164,7 @@ def _write_int_sources(run_dir: Path, ckpt: Path, out: Path, checkpoint: "Checkp
     from tinykws.codegen.emit_int import emit_int_detector, emit_int_model
     from tinykws.codegen.int_featurizer import emit_int_featurizer
     from tinykws.quant.calibrate import int_model_is_current, load_int_model, quantize_run
-    from tinykws.run import file_sha256
+    from tinykws.run import atomic_write_text, file_sha256
 
     qpath = run_dir / "quant" / "model_int.npz"
     if not int_model_is_current(run_dir, ckpt):  # missing, or made from another checkpoint
@@ -174,12 +176,12 @@ def _write_int_sources(run_dir: Path, ckpt: Path, out: Path, checkpoint: "Checkp
     files = {p.name: p for p in copy_runtime(out)}
     # which integer model this build is: `verify` refuses a build whose run was re-quantized
     files[INT_MODEL_STAMP] = out / INT_MODEL_STAMP
-    files[INT_MODEL_STAMP].write_text(json.dumps({"model_int_sha256": file_sha256(qpath)}) + "\n")
+    atomic_write_text(files[INT_MODEL_STAMP], json.dumps({"model_int_sha256": file_sha256(qpath)}) + "\n")
     frame_ms = 1000.0 * params.hop / params.sample_rate
     texts = {**emit_int_featurizer(params), **emit_int_model(im),
              **emit_int_detector(detector, im.categories, frame_ms)}
     for name, text in texts.items():
-        (out / name).write_text(text)
+        atomic_write_text(out / name, text)
         files[name] = out / name
     return files
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -38,6 +37,7 @@ from tinykws.codegen.cgen import (
 )
 from tinykws.errors import TinyKWSError
 from tinykws.features import mel_filterbank, window_table
+from tinykws.run import atomic_write_text
 
 FEATURIZER_MODULE = "mfcc"
 MODEL_MODULE = "completemodel"
@@ -75,7 +75,7 @@ def copy_runtime(out_dir: Path) -> list[Path]:
     src = runtime_dir()
     copied = []
     for name in RUNTIME_FILES:
-        shutil.copyfile(src / name, out_dir / name)
+        atomic_write_text(out_dir / name, (src / name).read_text())  # never a torn file
         copied.append(out_dir / name)
     return copied
 
@@ -902,6 +902,6 @@ def write_sources(out_dir: Path, params: Any, model: Any, categories: Sequence[s
     texts = {**emit_featurizer(params), **emit_model(model, categories, extra_meta=extra_meta),
              **emit_detector(detector or DetectorConfig(), categories, frame_ms)}
     for name, text in texts.items():
-        (out_dir / name).write_text(text)
+        atomic_write_text(out_dir / name, text)
         files[name] = out_dir / name
     return files

@@ -47,7 +47,7 @@ import numpy as np
 
 from tinykws.data.audio import CLIP_SAMPLES, save_wav
 from tinykws.data.speech_commands import BACKGROUND, GOOGLE12_WORDS, SILENCE, SPLITS
-from tinykws.errors import TinyKWSError
+from tinykws.errors import MAX_WORKERS, TinyKWSError, check_count, check_seed
 from tinykws.tuning import ignore_sigint
 
 # Every word of Speech Commands v0.02: none of them (nor a homophone) is ever a negative,
@@ -366,6 +366,7 @@ def make_negatives(
                               near_miss_count=near_miss_count, voices=voices, background=background,
                               keywords=keywords, seed=seed, noise_seconds=noise_seconds)
     _check_params(params)
+    check_count(workers, "--workers", 1, MAX_WORKERS)
     summary = NegativesSummary(out_dir=str(out_dir))
     manifest = out_dir / _MANIFEST
     old = _read_manifest(out_dir)
@@ -449,14 +450,22 @@ def make_negatives(
 
 
 def _check_params(p: dict) -> None:
+    from tinykws.data.synth import check_noise_seconds
+    from tinykws.errors import check_count
+
     if p["utterances"] < 1 or p["words"] < 1:
         raise TinyKWSError("--utterances and --words must be >= 1")
     if min(p["phrases"], p["near_miss_count"], p["background"]) < 0:
         raise TinyKWSError("--phrases, --near-misses and --background must be >= 0")
     if p["voices"] < 3:
         raise TinyKWSError("--voices must be >= 3 (one each for training, validation, testing)")
-    if p["noise_seconds"] < 2:
-        raise TinyKWSError("--noise-seconds must be >= 2")
+    for key, flag, least, top in (
+            ("utterances", "--utterances", 1, 10_000_000), ("words", "--words", 1, 1_000_000),
+            ("phrases", "--phrases", 0, 1_000_000), ("near_miss_count", "--near-misses", 0, 10_000),
+            ("voices", "--voices", 3, 1_000_000), ("background", "--background", 0, 10_000_000)):
+        check_count(p[key], flag, least, top)  # above the top: a typo that would run for days
+    check_noise_seconds(p["noise_seconds"], 2.0)
+    check_seed(p["seed"])
     bad = [k for k in p["keywords"] if not k.replace("'", "").isalpha()]
     if bad or not p["keywords"]:
         raise TinyKWSError(f"keywords must be words of letters: {', '.join(bad) or '(none)'}")

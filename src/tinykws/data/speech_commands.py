@@ -22,7 +22,7 @@ from typing import Sequence
 import numpy as np
 
 from tinykws.data.audio import CLIP_SAMPLES, AudioStats, OnError, is_audio_name, save_wav, try_load_audio
-from tinykws.errors import TinyKWSError
+from tinykws.errors import TinyKWSError, check_count, check_seed
 from tinykws.labels import SILENCE, UNKNOWN
 
 SPLITS = ("training", "validation", "testing")
@@ -131,6 +131,8 @@ def _examples(lists_dir: Path, list_path: Path, data_dir: Path, index: dict[str,
         rel = line.strip()
         if not rel:
             continue
+        if rel.startswith(("/", "\\")) or ".." in rel.replace("\\", "/").split("/"):
+            raise TinyKWSError(f"{list_path}: line {rel!r} leads outside the data folder; remake the lists")
         folder = rel.split("/", 1)[0]
         m = _EXTRA.match(folder)
         if m:  # `_dataK_/<word>/<clip>`: a clip of the K-th extra data folder
@@ -166,7 +168,9 @@ def _recorded_data_dir(lists_dir: Path) -> Path:
     meta = lists_dir / "lists.json"
     if not meta.is_file():
         raise TinyKWSError(f"{meta} not found: pass the data folder explicitly or remake the lists")
-    info = json.loads(meta.read_text())
+    info = _read_lists_json(meta)
+    if not isinstance(info.get("data_dir"), str):
+        raise TinyKWSError(f"{meta} records no data folder; pass the data folder explicitly or remake the lists")
     recorded = Path(info["data_dir"])
     relative = info.get("data_dir_relative")
     if not recorded.is_dir() and relative is not None and (lists_dir / relative).is_dir():
@@ -187,11 +191,20 @@ def _recorded_extra_dirs(lists_dir: Path) -> list[Path]:
     return out
 
 
+def _read_lists_json(meta: Path) -> dict:
+    from tinykws.run import read_json
+
+    info = read_json(meta, "remake the lists (`tinykws data lists`)")
+    if not isinstance(info, dict):
+        raise TinyKWSError(f"{meta} is not a lists record; remake the lists (`tinykws data lists`)")
+    return info
+
+
 def _recorded_negatives_dir(lists_dir: Path) -> Path:
     """The negatives folder recorded in `lists_dir/lists.json` (also after both moved)."""
     meta = lists_dir / "lists.json"
-    info = json.loads(meta.read_text()) if meta.is_file() else {}
-    if not info.get("negatives_dir"):
+    info = _read_lists_json(meta) if meta.is_file() else {}
+    if not isinstance(info.get("negatives_dir"), str) or not info["negatives_dir"]:
         raise TinyKWSError(f"{lists_dir}: the lists name {NEGATIVES} clips but lists.json records no negatives folder")
     recorded = Path(info["negatives_dir"])
     relative = info.get("negatives_dir_relative")
@@ -211,6 +224,7 @@ class DatasetScan:
     words: dict[str, list[str]]  # word -> sorted clip paths relative to data_dir
     noise_files: list[Path]  # _background_noise_/*.wav
     split_lists: dict[str, set[str]] | None  # validation/testing lists when the dataset has them
+    outside_links: tuple[str, ...] = ()  # skipped: links (folders, clips) that lead outside data_dir
 
     def split_of(self, rel: str) -> str:
         """The clip's split: the dataset's lists when present, else its hash rule."""
@@ -223,25 +237,54 @@ class DatasetScan:
 
 
 def scan_dataset(data_dir: Path | str) -> DatasetScan:
-    """Find the word folders, clips and background noise of a dataset folder."""
+    """Find the word folders, clips and background noise of a dataset folder.
+
+    Symlinks (word folders, clips, noise files) whose target lies outside the dataset
+    are skipped and counted in `outside_links`, not followed: a link to `/etc/passwd` or
+    to another dataset's folder would otherwise be listed as a clip of that word (and
+    opened by featurize). Skipped rather than refused, so one stray link does not stop a
+    dataset of 100,000 clips; `data lists` prints the count. Links inside the dataset are
+    followed as before.
+    """
     data_dir = Path(data_dir).resolve()
     if not data_dir.is_dir():
         raise TinyKWSError(f"data folder {data_dir} does not exist")
     words: dict[str, list[str]] = {}
+    outside: list[str] = []
     for entry in sorted(os.scandir(data_dir), key=lambda e: e.name):
         if not entry.is_dir() or entry.name.startswith("_") or entry.name.startswith("."):
             continue
-        clips = sorted(f"{entry.name}/{f.name}" for f in os.scandir(entry.path)
-                       if is_audio_name(f.name) and f.is_file())  # not a folder named x.wav
+        if entry.is_symlink() and not _inside(entry.path, data_dir):
+            outside.append(entry.name + "/")
+            continue
+        clips = []
+        for f in os.scandir(entry.path):
+            if not (is_audio_name(f.name) and f.is_file()):  # not a folder named x.wav
+                continue
+            if f.is_symlink() and not _inside(f.path, data_dir):
+                outside.append(f"{entry.name}/{f.name}")
+                continue
+            clips.append(f"{entry.name}/{f.name}")
         if clips:
-            words[entry.name] = clips
+            words[entry.name] = sorted(clips)
     if not words:
-        raise TinyKWSError(f"{data_dir} has no word folders with audio files (Speech Commands layout expected)")
-    noise = sorted(p for p in (data_dir / BACKGROUND).glob("*") if is_audio_name(p.name) and p.is_file())
+        skipped = f" ({len(outside)} link(s) leading outside it skipped)" if outside else ""
+        raise TinyKWSError(f"{data_dir} has no word folders with audio files (Speech Commands layout expected){skipped}")
+    noise = []
+    for p in sorted(q for q in (data_dir / BACKGROUND).glob("*") if is_audio_name(q.name)):
+        if p.is_symlink() and not _inside(p, data_dir):
+            outside.append(f"{BACKGROUND}/{p.name}")
+        elif p.is_file():
+            noise.append(p)
     lists = None
     if (data_dir / "validation_list.txt").is_file() or (data_dir / "testing_list.txt").is_file():
         lists = {s: _read_lines(data_dir / f"{s}_list.txt") for s in ("validation", "testing")}
-    return DatasetScan(data_dir, words, noise, lists)
+    return DatasetScan(data_dir, words, noise, lists, tuple(outside))
+
+
+def _inside(path: str | Path, root: Path) -> bool:
+    """Does `path`, links resolved, lie inside the resolved folder `root`?"""
+    return Path(os.path.realpath(path)).is_relative_to(root)
 
 
 def _read_lines(path: Path) -> set[str]:
@@ -258,7 +301,10 @@ def parse_task(task: str, available: list[str]) -> tuple[list[str], bool]:
     task = task.strip()
     if task == "all":
         return sorted(available), False
-    keywords = list(GOOGLE12_WORDS) if task == "google12" else [w.strip() for w in task.split(",") if w.strip()]
+    keywords = list(GOOGLE12_WORDS) if task == "google12" else [w.strip() for w in task.split(",")]
+    if len(keywords) > 1 and not all(keywords):  # `yes,,no` silently dropped the empty item
+        raise TinyKWSError(f"task {task!r} has an empty item; give words separated by single commas")
+    keywords = [w for w in keywords if w]
     if not keywords:
         raise TinyKWSError(f"empty task {task!r}: use google12, all, or a comma list of words")
     if len(set(keywords)) != len(keywords):
@@ -275,6 +321,7 @@ def parse_task(task: str, available: list[str]) -> tuple[list[str], bool]:
 # ------------------------------------------------------------------ making lists
 
 DEFAULT_UNKNOWN_SHARE = 1.0  # unknown clips per split = this x the split's mean keyword count
+MAX_SHARE = 1e6  # --unknown-share / --negatives-share: beyond it, "all of them" anyway
 SILENCE_RMS_RANGE = (0.001, 0.3)  # of full scale; log-uniform gain target for silence crops
 _SPLIT_REGIONS = {"training": (0.0, 0.8), "validation": (0.8, 0.9), "testing": (0.9, 1.0)}
 
@@ -303,6 +350,7 @@ class ListsSummary:
     extra_data_dirs: list[str] = field(default_factory=list)  # list lines `_dataK_/...`
     extra_data_dirs_relative: list[str] = field(default_factory=list)
     spare_unknown: int = 0  # training clips in SPARE_LIST
+    outside_links: list[str] | None = None  # links leading outside the dataset, skipped
 
     def total(self, split: str) -> int:
         return sum(self.counts[split].values())
@@ -357,12 +405,13 @@ def make_lists(
     out_dir = Path(out_dir).resolve()
     if out_dir in {sc.data_dir for sc in scans}:
         raise TinyKWSError("write the lists to their own folder, not into the dataset (it has its own lists)")
-    if unknown_share < 0:
-        raise TinyKWSError("--unknown-share must be >= 0")
+    check_seed(seed)
+    check_count(silence_count, "--silence", 0, 1_000_000)
+    for flag, v in (("--unknown-share", unknown_share), ("--negatives-share", negatives_share)):
+        if v is not None and not 0 <= v <= MAX_SHARE:
+            raise TinyKWSError(f"{flag} must be a number in [0, {MAX_SHARE}], not {v}")
     if max_per_class is not None and max_per_class < 1:
         raise TinyKWSError("--max must be >= 1")
-    if negatives_share is not None and negatives_share < 0:
-        raise TinyKWSError("--negatives-share must be >= 0")
     keywords, extra = parse_task(task, sorted({w for sc in scans for w in sc.words}))
     if negatives_dir is not None and not extra:
         raise TinyKWSError(f"--negatives needs a task with an {UNKNOWN} class (google12 or a word list), not {task!r}")
@@ -443,6 +492,7 @@ def make_lists(
         extra_data_dirs=[str(sc.data_dir) for sc in scans[1:]],
         extra_data_dirs_relative=[os.path.relpath(sc.data_dir, out_dir) for sc in scans[1:]],
         spare_unknown=len(spare),
+        outside_links=[(f"_data{k}_/" if k else "") + o for k, sc in enumerate(scans) for o in sc.outside_links],
     )
     if negatives is not None:
         summary.negatives_dir = str(Path(negatives_dir).resolve())

@@ -36,7 +36,7 @@ from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 
 from tinykws.data.audio import CLIP_SAMPLES, SAMPLE_RATE, save_wav
 from tinykws.data.speech_commands import BACKGROUND, GOOGLE12_WORDS
-from tinykws.errors import TinyKWSError
+from tinykws.errors import MAX_WORKERS, TinyKWSError, check_count, check_seed
 from tinykws.tuning import ignore_sigint
 
 # The 25 non-keyword words of Speech Commands v0.02: the synthetic "unknown" class then
@@ -486,6 +486,17 @@ def _run_job(job: tuple) -> tuple[str, int, int]:
     return _speakers_job(job[1:]) if job[0] == "speakers" else _noise_job(job[1:])
 
 
+MAX_PER_WORD = 100_000  # voices a word: espeak-ng variants are drawn, 100k is already absurd
+MAX_NOISE_SECONDS = 3600.0  # one hour of noise a file (230 MB as float32); beyond is a typo
+
+
+def check_noise_seconds(seconds: float, least: float) -> None:
+    """Refuse a noise length that is negative, NaN, Inf or huge (`-1` gave `negative
+    dimensions`, `nan` a conversion error, `1e12` a 114 PiB allocation)."""
+    if not least <= seconds <= MAX_NOISE_SECONDS:  # NaN fails both comparisons
+        raise TinyKWSError(f"--noise-seconds must be in [{least:g}, {MAX_NOISE_SECONDS:g}], not {seconds}")
+
+
 def synthesize(
     out_dir: Path | str,
     words: tuple[str, ...] | list[str] = DEFAULT_WORDS,
@@ -504,6 +515,11 @@ def synthesize(
 
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
+    check_seed(seed)
+    check_noise_seconds(noise_seconds, 1.0)
+    if per_word > MAX_PER_WORD:  # too few: plan_voices says why 3 are needed
+        raise TinyKWSError(f"--per-word must be at most {MAX_PER_WORD:,}, not {per_word}")
+    check_count(workers, "--workers", 1, MAX_WORKERS)
     words = [w.strip().lower() for w in words if w.strip()]
     if len(set(words)) != len(words) or not words:
         raise TinyKWSError("--words must be distinct, non-empty words")
@@ -513,7 +529,11 @@ def synthesize(
     summary = SynthSummary(out_dir=str(out_dir), words=words, per_word=per_word, seed=seed)
     manifest = out_dir / "synth.json"
     if manifest.is_file():
-        old = json.loads(manifest.read_text())
+        from tinykws.run import read_json
+
+        old = read_json(manifest, f"delete {out_dir} and synthesize again")
+        if not isinstance(old, dict) or not isinstance(old.get("summary"), dict):
+            raise TinyKWSError(f"{manifest} is not a synth record; delete {out_dir} and synthesize again")
         if old.get("params") == summary.params():
             return SynthSummary(**{**old["summary"], "reused": True})
     if out_dir.exists() and any(out_dir.iterdir()) and not manifest.is_file():

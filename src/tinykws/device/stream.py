@@ -358,7 +358,7 @@ def verify_stream(
     """
     from tinykws.detect import load_detector_config
     from tinykws.device.reference import IntStreamReference, int_reference
-    from tinykws.device.verify import detect_float_abi, detect_precision
+    from tinykws.device.verify import check_writable, detect_float_abi, detect_precision
     from tinykws.progress import progress_bar
     from tinykws.quant.calibrate import load_int_model
     from tinykws.run import RunDir
@@ -368,6 +368,7 @@ def verify_stream(
     for f in ("featurizer.S", "model.S"):
         if not (compiled_dir / f).is_file():
             raise DeviceError(f"{compiled_dir / f} not found: run `tinykws compile RUN_DIR` first")
+    check_writable(compiled_dir)
     precision = detect_precision(compiled_dir)
     run_dir = Path(run_dir) if run_dir is not None else compiled_dir.resolve().parent.parent
     if not RunDir(run_dir).has_checkpoint():

@@ -329,6 +329,19 @@ def object_sizes(build_dir: Path, names: Sequence[str] = ("featurizer", "model")
     return {n: elf_section_sizes(build_dir / f"{n}.o") for n in names}
 
 
+def check_writable(compiled_dir: Path) -> None:
+    """Refuse a compiled folder `verify` cannot write its build/ and reports into, before
+    any work (a read-only one failed inside the linker with its whole command line)."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=compiled_dir):
+            pass
+    except OSError as e:
+        raise DeviceError(f"read-only: {compiled_dir} ({e.strerror}); verify writes build/ and "
+                          "its report there: copy the folder somewhere writable") from None
+
+
 def verify(
     compiled_dir: Path | str,
     run_dir: Path | str | None = None,
@@ -360,6 +373,7 @@ def verify(
             raise DeviceError(
                 f"{compiled_dir / f} not found: run `tinykws compile RUN_DIR` first"
             )
+    check_writable(compiled_dir)
     run_dir = Path(run_dir) if run_dir is not None else compiled_dir.resolve().parent.parent
     from tinykws.run import RunDir
 
