@@ -240,11 +240,9 @@ static inline int16_t tkws__blend(int32_t z, int32_t h, int32_t g, int32_t c, in
     return (int16_t)tkws_ssat16((t + (1 << 14)) >> 15);
 }
 
-TKWS_QAPI void tkws_qfastgrnn_step(const tkws_qfast_cell *cell, const int16_t *x, int16_t *h,
-                                  int32_t *acc_w, int32_t *acc_u)
+TKWS_QAPI void tkws_qfastgrnn_update(const tkws_qfast_cell *cell, int16_t *h,
+                                    const int32_t *acc_w, const int32_t *acc_u)
 {
-    tkws_qmatvec(cell->w, x, acc_w);
-    tkws_qmatvec(cell->u, h, acc_u);
     const int32_t k1 = cell->k1, k2 = cell->k2, hf = cell->h_frac;
     for (int32_t i = 0; i < cell->hidden; ++i) {
         const int32_t a = tkws__preact(cell, acc_w, acc_u, i);
@@ -255,15 +253,57 @@ TKWS_QAPI void tkws_qfastgrnn_step(const tkws_qfast_cell *cell, const int16_t *x
     }
 }
 
+TKWS_QAPI void tkws_qfastgrnn_step(const tkws_qfast_cell *cell, const int16_t *x, int16_t *h,
+                                  int32_t *acc_w, int32_t *acc_u)
+{
+    tkws_qmatvec(cell->w, x, acc_w);
+    tkws_qmatvec(cell->u, h, acc_u);
+    tkws_qfastgrnn_update(cell, h, acc_w, acc_u);
+}
+
+TKWS_QAPI void tkws_qfastrnn_update(const tkws_qfast_cell *cell, int16_t *h,
+                                   const int32_t *acc_w, const int32_t *acc_u)
+{
+    for (int32_t i = 0; i < cell->hidden; ++i) {
+        const int32_t a = tkws__preact(cell, acc_w, acc_u, i);
+        const int32_t c = tkws_tanh_q15(a + cell->bias_update[i], TKWS_Q_PRE_FRAC);
+        h[i] = tkws__blend(cell->k2, h[i], cell->k1, c, cell->h_frac);
+    }
+}
+
 TKWS_QAPI void tkws_qfastrnn_step(const tkws_qfast_cell *cell, const int16_t *x, int16_t *h,
                                  int32_t *acc_w, int32_t *acc_u)
 {
     tkws_qmatvec(cell->w, x, acc_w);
     tkws_qmatvec(cell->u, h, acc_u);
-    for (int32_t i = 0; i < cell->hidden; ++i) {
-        const int32_t a = tkws__preact(cell, acc_w, acc_u, i);
-        const int32_t c = tkws_tanh_q15(a + cell->bias_update[i], TKWS_Q_PRE_FRAC);
-        h[i] = tkws__blend(cell->k2, h[i], cell->k1, c, cell->h_frac);
+    tkws_qfastrnn_update(cell, h, acc_w, acc_u);
+}
+
+/* Every row: its nonzeros 4 at a time, then the rest (gcc: ldrb + ldrsb + ldrsh + mla a
+ * nonzero, plus the loop's compare and branch once per 4). */
+TKWS_QAPI void tkws_qspmv(const tkws_qsparse *a, const int16_t *x, int32_t *y)
+{
+    const uint8_t *col = a->col;
+    const int8_t *val = a->val;
+    for (int32_t r = 0; r < a->rows; ++r) {
+        const int32_t n = a->count[r];
+        int32_t s = 0;
+        for (int32_t k = n >> 2; k > 0; --k, col += 4, val += 4) {
+            s += val[0] * x[col[0]] + val[1] * x[col[1]];
+            s += val[2] * x[col[2]] + val[3] * x[col[3]];
+        }
+        for (int32_t k = n & 3; k > 0; --k) {
+            s += *val++ * x[*col++];
+        }
+        y[r] = s;
+    }
+}
+
+TKWS_QAPI void tkws_qnarrow(const int32_t *acc, const int32_t *mult, int32_t n, int16_t *t)
+{
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t hi = (int32_t)(((int64_t)acc[i] * mult[i] + ((int64_t)1 << 31)) >> 32);
+        t[i] = (int16_t)tkws_ssat16(hi);
     }
 }
 
