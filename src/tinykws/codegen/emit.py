@@ -643,6 +643,8 @@ def emit_model(model: Any, categories: Sequence[str], module: str = MODEL_MODULE
         **(extra_meta or {}),
     }
     h = _model_header(m, cfg, categories, w.state)
+    sparse_define = ("#define TKWS_SPARSE_ROWS 1  /* some matrices are sparse rows */\n"
+                     if any("tkws_sparse_rows" in d for d in w.defs) else "")
     steps = "\n".join(f"    {s}" for s in w.steps)
     c = f"""\
 /*
@@ -652,7 +654,7 @@ def emit_model(model: Any, categories: Sequence[str], module: str = MODEL_MODULE
  * loops are the runtime's tkws_rnn.c. Matrices use its blocked layout (see tkws_rnn.h).
  */
 #define TKWS_STATIC_RUNTIME 1
-#include "tkws_math.c"
+{sparse_define}#include "tkws_math.c"
 #include "tkws_rnn.c"
 #include "model.h"
 

@@ -17,7 +17,8 @@
 
 /* A sparse matrix's rows: row r's count[r] nonzeros follow row r-1's, each as its column
  * (col, < 256) and its weight (val). Used when that is cheaper than the blocked layout
- * (few nonzeros: tinykws.codegen.emit.float_sparse). */
+ * (few nonzeros: tinykws.codegen.emit.float_sparse). Compiled in only when the model.c
+ * that includes the runtime defines TKWS_SPARSE_ROWS 1 (dense models pay nothing). */
 typedef struct {
     const uint16_t *count;      /* [rows] */
     const uint8_t *col;         /* [nonzeros] */
