@@ -289,9 +289,9 @@ def test_pipeline_presets():
 
     full, tiny = pipeline_recipe(2176, preset="full"), pipeline_recipe(2176, preset="tiny")
     assert full == pipeline_recipe(2176) and full.hidden_units == 128 and full.wrank is None
-    assert tiny.hidden_units < full.hidden_units and tiny.wrank and tiny.urank
+    assert tiny.hidden_units < full.hidden_units and tiny.urank
     assert replace(tiny, hidden_units=128, wrank=None, urank=None) == full
-    assert pipeline_recipe(2000, quick=True, preset="tiny").wrank is not None
+    assert pipeline_recipe(2000, quick=True, preset="tiny").urank is not None
     with pytest.raises(TinyKWSError, match="unknown preset"):
         pipeline_recipe(2176, preset="huge")
 

@@ -646,7 +646,7 @@ def pipeline(
     ),
     preset: str = typer.Option(
         "full", help="full: 2 x 128 FastGRNN (int8 ~65 KB flash, ~85,000 instructions a "
-        "frame) | tiny: 2 x 64 low-rank FastGRNN for the smallest M4 parts (see "
+        "frame) | tiny: 2 x 64 FastGRNN, U rank 16, for the smallest M4 parts (see "
         "docs/device-guide.md, Choosing a preset)."
     ),
 ) -> None:

@@ -23,9 +23,9 @@ ARCHITECTURES = ("fastgrnn", "fastrnn", "gru", "lstm")
 # "Choosing a preset"). QUICK_PRESETS: the same on the smoke recipe's 16 hidden units.
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {},
-    "tiny": {"hidden_units": 64, "wrank": 16, "urank": 16},
+    "tiny": {"hidden_units": 64, "urank": 16},
 }
-QUICK_PRESETS: dict[str, dict[str, Any]] = {"full": {}, "tiny": {"wrank": 4, "urank": 4}}
+QUICK_PRESETS: dict[str, dict[str, Any]] = {"full": {}, "tiny": {"urank": 4}}
 
 
 @dataclass(frozen=True)

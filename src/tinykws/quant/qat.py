@@ -6,7 +6,8 @@ loses accuracy.
 What is simulated: per-row (or per-tensor) symmetric int8 rounding of W (of W / std for the
 first layer, as `quantize_model` folds the input normalisation into it), U and the
 classifier. The int16 activations and Q7.8 features are fine enough (2^-13, 2^-8) to leave
-out. Low-rank factors are left in float (the integer model multiplies them out).
+out. Low-rank factors are left in float (the integer model keeps them as two int8 factors;
+they are not fake-quantized here), and a sparse model's zeros are not held.
 """
 
 from __future__ import annotations

@@ -80,6 +80,10 @@ static const uint32_t tkws_exp2_table[257] = {
     33125, 33035, 32946, 32857, 32768
 };
 
+#ifndef TKWS_QMATVEC_CALL
+#define TKWS_QMATVEC_CALL 0
+#endif
+
 /* Inside a generated model.c every call is inlined, so that the per-layer constants of the
  * const cell structs (shift, h_frac, sizes) fold into the code. */
 #if defined(TKWS_STATIC_RUNTIME) && (defined(__GNUC__) || defined(__clang__))
@@ -163,6 +167,19 @@ TKWS_QAPI void tkws_qmatvec(const tkws_qmatrix *a, const int16_t *x, int32_t *y)
         y[2] = s[2];
         y[3] = s[3];
     }
+}
+#endif
+
+#if TKWS_QMATVEC_CALL
+/* One out-of-line copy of the dense kernel, for the products a low-rank or sparse layer
+ * writes out in model.c (a generated model.c defines TKWS_QMATVEC_CALL 1 then): every
+ * inlined copy of the unrolled kernel costs flash, a call ~10 instructions. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static void tkws_qmatvec_call(const tkws_qmatrix *a, const int16_t *x, int32_t *y)
+{
+    tkws_qmatvec(a, x, y);
 }
 #endif
 
