@@ -47,13 +47,11 @@ GRID: dict[str, dict[str, Any]] = {
     "low rank 2x128 r16": dict(wrank=16, urank=16),
     "sparse 2x128 s0.2": dict(w_sparsity=0.2, u_sparsity=0.2),
     "low rank 1x128 u16": dict(num_layers=1, urank=16),
-    "low rank 1x128 u12": dict(num_layers=1, urank=12),
-    "full 2x64": dict(hidden_units=64),
     "low rank 2x64 u16": dict(hidden_units=64, urank=16),
     "low rank 2x64 r16": dict(hidden_units=64, wrank=16, urank=16),
 }
 SEEDS = {"full 2x128": (0, 1), "low rank 2x64 u16": (0, 1), "low rank 1x128 u16": (0, 1),
-         "low rank 1x128 u12": (0, 1)}
+         "low rank 2x64 r16": (0, 1)}
 # (the rest: seed 0)
 
 
