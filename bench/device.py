@@ -77,11 +77,12 @@ def synthetic_run(run: Path, args: argparse.Namespace) -> Path:
     torch.save({"model_config": cfg.to_dict(), "feature_params": FeatureParams().to_dict(),
                 "categories": CATEGORIES, "state_dict": model.state_dict()},
                run / "train" / "best.pt")  # fmt: skip
-    from tinykws.quant.calibrate import hidden_ranges
+    from tinykws.quant.calibrate import layer_ranges
     from tinykws.quant.model import quantize_model
 
     clips = np.stack([logmel(load_audio(DATA / p)[0], FeatureParams()) for p in test[:20]])
-    quantize_model(model.eval(), CATEGORIES, hidden_ranges(model, clips)).save(
+    ranges, inner = layer_ranges(model.eval(), clips)
+    quantize_model(model, CATEGORIES, ranges, rank_max_abs=inner).save(
         run / "quant" / "model_int.npz")
     return run
 

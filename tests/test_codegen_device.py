@@ -83,3 +83,45 @@ def test_assembly_paths_on_emulated_m4(tmp_path, case, tc_name):
     ref = _torch_scores(model, feats)  # the model's own parity: same input frames
     assert run.scores.shape == ref.shape
     assert np.abs(run.scores - ref).max() <= 1e-5
+
+
+def _sparse(model):
+    """Zero all but the largest entries of every sparse matrix (what IHT training leaves)."""
+    from tinykws.models.sparsity import hard_threshold_mask, sparse_groups
+
+    with torch.no_grad():
+        for p, keep in sparse_groups(model):
+            p.mul_(hard_threshold_mask(p, keep))
+    return model
+
+
+@pytest.mark.parametrize("abi", ["hard", "soft"])
+def test_lsq_float_build_on_emulated_m4(tmp_path, abi):
+    """Low-rank factors kept and sparse matrices as sparse rows, hard and soft float: the
+    scores match PyTorch, and the model step costs fewer instructions than the full-rank
+    dense model of the same size."""
+    from tinykws.device import HarnessShape, KWSDevice, build_image
+    from tinykws.toolchain import find_toolchain
+
+    params = FeatureParams()
+    tc = find_toolchain("zig")  # always installed (the ziglang wheel)
+    per_frame = {}
+    for name, extra in (("lsq", dict(urank=8, w_sparsity=0.05)),  # W sparse rows, U factored
+                        ("full", {})):
+        torch.manual_seed(2)
+        cfg = ModelConfig(input_size=params.n_mels, num_classes=5, architecture="fastgrnn",
+                          hidden_size=48, num_layers=2, **extra)
+        model = _sparse(build_model(cfg)).eval()
+        d = tmp_path / name
+        files = write_sources(d, params, model, ["a", "b", "c", "d", "e"])
+        if name == "lsq":
+            assert "tkws_sparse_rows" in files["model.c"].read_text()
+        srcs = [tc.compile_to_asm([files[f"{s}.c"]], d / f"{s}.S", abi, include_dirs=[d])
+                for s in ("featurizer", "model")]
+        run = KWSDevice(build_image(srcs, d / "build", abi, toolchain=tc),
+                        HarnessShape(params.hop, params.n_mels, 5, params.first_block - 1)
+                        ).run_clip(_clip(params), count=True, count_blocks=8)
+        feats = run.features[params.first_block - 1 :]
+        assert np.abs(run.scores - _torch_scores(model, feats)).max() <= 1e-5
+        per_frame[name] = np.mean(run.counts.per_call["completemodel_Predict"])
+    assert per_frame["lsq"] < 0.8 * per_frame["full"]

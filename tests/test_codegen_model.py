@@ -17,9 +17,11 @@ import soundfile as sf
 import torch
 
 from codegen_host import PEDANTIC, build_shared, digest
+from tinykws.codegen import emit
 from tinykws.codegen.emit import blocked, copy_runtime, emit_model
 from tinykws.features import logmel
 from tinykws.models import ModelConfig, build_model
+from tinykws.models.sparsity import hard_threshold_mask, sparse_groups
 
 from realdata import REAL as DEV  # the dev set, or the committed mini set
 STEP_ATOL = 5e-6  # one step, probabilities (measured: <= 3.4e-7 after 196 steps)
@@ -40,7 +42,15 @@ def _model(seed: int, trained_like: bool = False, **kw) -> torch.nn.Module:
             if trained_like and p.dim() == 1 and "bias" in name:
                 p.add_(0.5 * torch.randn_like(p))
         m.set_normalization(torch.randn(32) * 2 - 10, torch.rand(32) * 3 + 0.5)
-    return m.eval()
+    return _sparsify(m).eval()
+
+
+@torch.no_grad()
+def _sparsify(m: torch.nn.Module) -> torch.nn.Module:
+    """What IHT training leaves: only the largest entries of every sparse matrix."""
+    for p, keep in sparse_groups(m):
+        p.mul_(hard_threshold_mask(p, keep))
+    return m
 
 
 def _build(tmp: Path, model, cats=CATS) -> ctypes.CDLL:
@@ -89,6 +99,11 @@ CONFIGS = {
     "fastgrnn-3x13-urank": dict(architecture="fastgrnn", hidden_size=13, num_layers=3, urank=3),
     "fastrnn-2x24": dict(architecture="fastrnn", hidden_size=24, num_layers=2),
     "fastrnn-1x16-wrank": dict(architecture="fastrnn", hidden_size=16, num_layers=1, wrank=10),
+    # sparse matrices as sparse rows (tkws_sparse_rows), full rank and LSQ
+    "fastgrnn-2x24-sparse": dict(architecture="fastgrnn", hidden_size=24, num_layers=2,
+                                 w_sparsity=0.15, u_sparsity=0.1),
+    "fastrnn-2x40-lsq": dict(architecture="fastrnn", hidden_size=40, num_layers=2, wrank=10,
+                             urank=7, w_sparsity=0.15, u_sparsity=0.5),
     "gru-2x20": dict(architecture="gru", hidden_size=20, num_layers=2),
     "lstm-1x18": dict(architecture="lstm", hidden_size=18, num_layers=1),
 }
@@ -96,7 +111,9 @@ CONFIGS = {
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 @pytest.mark.parametrize("trained_like", [False, True], ids=["init", "trained-like"])
-def test_streaming_scores_match_pytorch(tmp_path_factory, name, trained_like):
+def test_streaming_scores_match_pytorch(tmp_path_factory, monkeypatch, name, trained_like):
+    if "sparse" in name or "lsq" in name:  # every W and U as sparse rows
+        monkeypatch.setattr(emit, "FORCE_STORAGE", "sparse")
     model = _model(list(CONFIGS).index(name), trained_like, **CONFIGS[name])
     lib = _build(tmp_path_factory.getbasetemp() / "models", model)
     frames = _features(2).reshape(-1, 32)  # two clips back to back: 196 steps, state kept
@@ -106,6 +123,20 @@ def test_streaming_scores_match_pytorch(tmp_path_factory, name, trained_like):
     assert np.abs(c[:5] - ref[:5]).max() <= STEP_ATOL
     assert np.abs(c - ref).max() <= CLIP_ATOL
     np.testing.assert_allclose(c.sum(axis=1), 1.0, atol=1e-5)  # probabilities
+
+
+def test_sparse_matrices_are_stored_as_sparse_rows():
+    """Matrices whose sparse rows cost fewer M4 instructions than the blocked kernel are
+    stored so (only their nonzeros in flash); the others, and every matrix of a dense
+    model, stay in the blocked layout."""
+    torch.manual_seed(0)
+    m = build_model(ModelConfig(hidden_size=96, num_layers=1, w_sparsity=0.5, u_sparsity=0.05))
+    _sparsify(m)
+    c = emit_model(m, CATS)["model.c"]
+    assert "completemodel_l0_U_rows" in c  # 5 % of 96 x 96
+    assert "completemodel_l0_W_rows" not in c and "completemodel_l0_W_data" in c  # 50 %
+    c = emit_model(_model(0, True, **CONFIGS["fastgrnn-2x32"]), CATS)["model.c"]
+    assert "tkws_sparse_rows" not in c
 
 
 def test_whole_clip_matches_forward(tmp_path_factory):

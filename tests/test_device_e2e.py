@@ -245,16 +245,18 @@ def _host_loop(build: Path, detector_dir: Path, tmp_path: Path, audio: np.ndarra
 @pytest.fixture(scope="module")
 def int8_build(compiled_run):
     """RUN/device/int8 (`tinykws compile --float-abi soft --precision int8`), the model
-    quantized with hidden-state ranges calibrated on the run's testing clips."""
+    quantized with hidden-state (and low-rank inner) ranges calibrated on the run's testing
+    clips."""
     from tinykws.codegen import compile_run
-    from tinykws.quant.calibrate import hidden_ranges
+    from tinykws.quant.calibrate import layer_ranges
     from tinykws.quant.model import quantize_model
     from tinykws.run import load_model
 
     model, ck = load_model(compiled_run)
     picked = (compiled_run / "lists" / "testing_list.txt").read_text().split()
     clips = np.stack([logmel(load_audio(DATA / p)[0], FeatureParams()) for p in picked])
-    im = quantize_model(model, list(ck.categories), hidden_ranges(model, clips))
+    ranges, inner = layer_ranges(model, clips)  # the run's model has W rank 8: factors kept
+    im = quantize_model(model, list(ck.categories), ranges, rank_max_abs=inner)
     im.info["checkpoint"] = "train/best.pt"
     im.save(compiled_run / "quant" / "model_int.npz")
     return compile_run(compiled_run, float_abi="soft", precision="int8").out_dir

@@ -44,16 +44,17 @@ def _quantize(run: Path, audio: np.ndarray) -> None:
     from tinykws.data.audio import load_audio
     from tinykws.data.speech_commands import read_list
     from tinykws.features import FeatureParams, frames_from_stream, logmel
-    from tinykws.quant.calibrate import hidden_ranges
+    from tinykws.quant.calibrate import layer_ranges
     from tinykws.quant.model import quantize_model
     from tinykws.run import load_model
 
     model, ck = load_model(run)
     clips = np.stack([logmel(load_audio(e.path)[0], FeatureParams())
                       for e in read_list(run / "lists", "testing")])
-    ranges = np.maximum(hidden_ranges(model, clips),
-                        hidden_ranges(model, frames_from_stream(audio, FeatureParams())[None]))
-    im = quantize_model(model, list(ck.categories), ranges)
+    (h1, in1), (h2, in2) = (layer_ranges(model, clips),
+                            layer_ranges(model, frames_from_stream(audio, FeatureParams())[None]))
+    im = quantize_model(model, list(ck.categories), np.maximum(h1, h2),
+                        rank_max_abs=np.maximum(in1, in2))
     im.info["checkpoint"] = "train/best.pt"
     im.save(run / "quant" / "model_int.npz")
 

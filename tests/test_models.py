@@ -11,7 +11,8 @@ from torch.nn import functional as F
 
 from tinykws.errors import TinyKWSError
 from tinykws.models import ModelConfig, build_model
-from tinykws.models.sparsity import hard_threshold_mask, iht_phase, sparsify_step
+from tinykws.models.sparsity import sparse_groups as sparsity_groups
+from tinykws.models.sparsity import fix_support, hard_threshold_mask, iht_phase, sparsify_step
 
 FAST = ("fastgrnn", "fastrnn")
 ALL = ("fastgrnn", "fastrnn", "gru", "lstm")
@@ -174,6 +175,27 @@ def test_hard_threshold_keeps_largest_fraction():
     m = hard_threshold_mask(t, 0.5)
     assert m.tolist() == [[False, True, True], [True, False, False]]
     assert hard_threshold_mask(t, 1.0).all()
+
+
+def test_fix_support_keeps_a_sparse_model_sparse_under_further_training():
+    """What the stream phase does after the clip phase's IHT: Adam moves every weight, the
+    post-step hook re-zeroes exactly the entries that were zero; a dense model gets none."""
+    torch.manual_seed(0)
+    m = build_model(ModelConfig("fastgrnn", hidden_size=12, num_layers=2, wrank=4,
+                                w_sparsity=0.3, u_sparsity=0.5))
+    with torch.no_grad():
+        for p, keep in sparsity_groups(m):
+            p.mul_(hard_threshold_mask(p, keep))
+    support = [(p != 0).clone() for p, _ in sparsity_groups(m)]
+    opt = torch.optim.Adam(m.parameters(), lr=0.05)
+    assert fix_support(m, opt) is not None
+    for _ in range(3):
+        opt.zero_grad()
+        m(torch.randn(4, 10, 32)).sum().backward()
+        opt.step()
+    assert [torch.equal(p != 0, s) for (p, _), s in zip(sparsity_groups(m), support)] == [True] * 6
+    dense = build_model(ModelConfig("fastgrnn", hidden_size=12, num_layers=1))
+    assert fix_support(dense, torch.optim.Adam(dense.parameters())) is None
 
 
 def test_iht_phases_and_fixed_support():

@@ -107,6 +107,7 @@ def test_pipeline_bad_data_is_a_clean_error(tmp_path: Path) -> None:
     (["--per-word", "0"], "--per-word must be >= 1"),
     (["--verify-clips", "0"], "--verify-clips must be >= 1"),
     (["--verify-clips", "-2"], "--verify-clips must be >= 1"),
+    (["--preset", "huge"], "unknown --preset 'huge'"),
 ])
 def test_pipeline_bad_options_fail_before_any_work(tmp_path: Path, args, words) -> None:
     (tmp_path / "afile.txt").write_text("x")
@@ -216,3 +217,23 @@ def test_pipeline_pretrain_option_end_to_end(tmp_path: Path) -> None:
     check_run(run)
     from tinykws.pipeline import PipelineConfig
     assert PipelineConfig().pretrain is False
+
+
+def test_pipeline_tiny_preset_end_to_end(tmp_path: Path) -> None:
+    """`--preset tiny`: the low-rank model is trained, quantized with its factors kept,
+    compiled, verified (the int8 build bit-exact) and the report sets its int8 model's
+    flash and instructions beside the full preset's."""
+    from realdata import MINI
+
+    run = tmp_path / "run"
+    r = run_cli("pipeline", "--quick", "--data", str(MINI), "--out", str(run), "--preset", "tiny",
+                "--no-streaming", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    check_run(run)
+    from tinykws.quant.model import IntModel
+
+    assert all(layer.u1 is not None for layer in IntModel.load(run / "quant" / "model_int.npz").layers)
+    report = (run / "report.md").read_text()
+    assert "(U rank 4)" in report and "the full preset's (2 x 128" in report
+    v = json.loads((run / "device" / "int8" / "verify.json").read_text())
+    assert v["ok"] and v["max_abs_diff"] == 0

@@ -176,3 +176,36 @@ def test_verify_refuses_an_int8_build_of_an_older_quantization(tmp_path):
         verify_stream(build, clip, progress=False)
     compile_run(run, float_abi="soft", precision="int8")  # recompiled: current again
     assert verify(build, data_dir=DEV, max_clips=1, count_clips=0, progress=False).ok
+
+
+@pytest.mark.parametrize("tc_name", toolchain_params())
+def test_lsq_int_build_bit_exact_and_cheaper_on_device(tmp_path, tc_name):
+    """LSQ int8 (low-rank factors with the int16 inner vector between them, sparse rows for
+    the sparse factors): every score of the all-integer loop equal to the Python reference
+    on the emulated M4, at fewer instructions a frame than the dense full-rank model."""
+    from tinykws.device import HarnessShape, KWSDevice, build_image
+
+    fp = FeatureParams()
+    tc = find_toolchain(tc_name)
+    per_frame = {}
+    lsq = dict(urank=8, w_sparsity=0.05)  # W sparse rows (77 of 1536), U two dense factors
+    for name, extra in (("lsq", lsq), ("full", {})):
+        _, im = _int_model(4, architecture="fastgrnn", hidden_size=48, num_layers=2, **extra)
+        d = tmp_path / name
+        copy_runtime(d)
+        files = {**emit_int_featurizer(fp), **emit_int_model(im)}
+        for fname, text in files.items():
+            (d / fname).write_text(text)
+        if name == "lsq":
+            assert "tkws_qspmv(&" in files["model.c"] and "tkws_qnarrow(" in files["model.c"]
+        srcs = [tc.compile_to_asm([d / f"{s}.c"], d / f"{s}.S", "soft", include_dirs=[d])
+                for s in ("featurizer", "model")]
+        dev = KWSDevice(build_image(srcs, d / "build", "soft", tc),
+                        HarnessShape(fp.hop, fp.n_mels, im.num_classes, fp.first_block - 1))
+        for i, x in enumerate(_clips(2)):
+            _, ref = im.run(frames_from_stream_q(x, fp)[None])
+            run = dev.run_clip(x, integer=True, count=i == 0, count_blocks=8)
+            np.testing.assert_array_equal(run.scores, scores_float(ref[0]))
+            if i == 0:
+                per_frame[name] = np.mean(run.counts.per_call["completemodel_PredictQ"])
+    assert per_frame["lsq"] < 0.75 * per_frame["full"]

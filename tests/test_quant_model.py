@@ -16,11 +16,13 @@ import torch
 
 from codegen_host import PEDANTIC, build_shared, digest
 from tinykws.codegen.emit import copy_runtime
+from tinykws.codegen import emit_int
 from tinykws.codegen.emit_int import emit_int_model, qblocked, qunblocked
 from tinykws.features import logmel
 from tinykws.models import ModelConfig, build_model
 from tinykws.quant import model as qm
-from tinykws.quant.calibrate import hidden_ranges
+from tinykws.quant.calibrate import layer_ranges
+from tinykws.models.sparsity import hard_threshold_mask, sparse_groups
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -53,10 +55,18 @@ def _float_model(seed: int, **kw) -> torch.nn.Module:
     return m.eval()
 
 
+def _sparsify(m: torch.nn.Module) -> torch.nn.Module:
+    """Zero all but the largest entries of every sparse matrix (what IHT training leaves)."""
+    with torch.no_grad():
+        for p, keep in sparse_groups(m):
+            p.mul_(hard_threshold_mask(p, keep))
+    return m
+
+
 def _int_model(seed: int, **kw) -> tuple[torch.nn.Module, qm.IntModel]:
-    m = _float_model(seed, **kw)
-    ranges = hidden_ranges(m, _features(4, start=seed + 1))
-    return m, qm.quantize_model(m, CATS[: m.config.num_classes], ranges)
+    m = _sparsify(_float_model(seed, **kw))
+    ranges, inner = layer_ranges(m, _features(4, start=seed + 1))
+    return m, qm.quantize_model(m, CATS[: m.config.num_classes], ranges, rank_max_abs=inner)
 
 
 # ---------------------------------------------------------------------- arithmetic
@@ -96,9 +106,12 @@ def test_quantized_weights_are_close_and_int8():
     assert np.abs(q * s[:, None] - w).max() <= s.max() / 2 + 1e-12
 
 
-def test_integer_model_tracks_float_model():
-    """PTQ of a trained-looking 2 x 32 FastGRNN: probabilities within 0.05, same argmax."""
-    m, im = _int_model(0, architecture="fastgrnn", hidden_size=32, num_layers=2)
+@pytest.mark.parametrize("kw", [dict(), dict(wrank=8, urank=6, w_sparsity=0.5, u_sparsity=0.5)],
+                         ids=["full", "lsq"])
+def test_integer_model_tracks_float_model(kw):
+    """PTQ of a trained-looking 2 x 32 FastGRNN (full, and LSQ with its factors kept and
+    the inner vectors in int16): probabilities within 0.05, same argmax."""
+    m, im = _int_model(0, architecture="fastgrnn", hidden_size=32, num_layers=2, **kw)
     feats = _features(6, start=5)
     with torch.no_grad():
         ref = torch.softmax(m.forward_sequence(torch.from_numpy(feats))[0], -1).numpy()
@@ -108,12 +121,56 @@ def test_integer_model_tracks_float_model():
     assert (p[:, -1].argmax(-1) == ref[:, -1].argmax(-1)).all()
 
 
-def test_save_load_roundtrip(tmp_path):
-    _, im = _int_model(1, architecture="fastrnn", hidden_size=12, num_layers=2)
+@pytest.mark.parametrize("kw", [dict(), dict(wrank=3, urank=4)], ids=["full", "lowrank"])
+def test_save_load_roundtrip(tmp_path, kw):
+    _, im = _int_model(1, architecture="fastrnn", hidden_size=12, num_layers=2, **kw)
     back = qm.IntModel.load(im.save(tmp_path / "m.npz"))
+    assert [layer.factored for layer in back.layers] == [bool(kw)] * 2
     x = qm.quantize_features(_features(1))
     for a, b in zip(im.run(x), back.run(x)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_low_rank_stays_factored():
+    """W = W2 W1 and U = U2 U1 are two int8 factors each (rank (in + H) multiply-
+    accumulates, not in H), and a low-rank model without inner ranges is refused."""
+    from tinykws.errors import TinyKWSError
+
+    m, im = _int_model(2, architecture="fastgrnn", hidden_size=20, num_layers=2, wrank=5, urank=3)
+    first = im.layers[0]
+    assert first.w1.shape == (5, 32) and first.w.shape == (20, 5)
+    assert first.u1.shape == (3, 20) and first.u.shape == (20, 3)
+    assert im.input_size == 32
+    with pytest.raises(TinyKWSError, match="inner vectors"):
+        qm.quantize_model(m, CATS, [1.0, 1.0])
+
+
+def test_lsq_c_keeps_factors_and_sparse_rows(monkeypatch):
+    """The generated C of an LSQ model multiplies by the factors (tkws_qnarrow between
+    them) and walks sparse matrices as sparse rows; a full dense model uses neither."""
+    _, im = _int_model(3, **CONFIGS["fastgrnn-2x40-lsq"])
+    monkeypatch.setattr(emit_int, "FORCE_STORAGE", "sparse")
+    c = emit_int_model(im)["model.c"]
+    assert "tkws_qnarrow(" in c and "tkws_qspmv(&" in c and "tkws_qfastgrnn_update(" in c
+    monkeypatch.setattr(emit_int, "FORCE_STORAGE", None)
+    _, full = _int_model(3, architecture="fastgrnn", hidden_size=16, num_layers=1)
+    c = emit_int_model(full)["model.c"]
+    assert "tkws_qnarrow(" not in c and "tkws_qspmv(&" not in c
+
+
+def test_sparse_storage_is_chosen_by_cost():
+    """Sparse rows when they cost fewer M4 instructions than the dense kernel (few nonzeros,
+    rows long enough to carry the per-row cost), at most 256 columns."""
+    rng = np.random.default_rng(0)
+
+    def sparse(rows: int, cols: int, density: float) -> np.ndarray:
+        m = (rng.integers(1, 127, (rows, cols)) * (rng.random((rows, cols)) < density))
+        return m.astype(np.int8)
+
+    assert emit_int.use_sparse(sparse(128, 128, 0.05))
+    assert not emit_int.use_sparse(sparse(128, 128, 0.3))
+    assert not emit_int.use_sparse(sparse(64, 8, 0.05))  # short rows: the per-row cost wins
+    assert not emit_int.use_sparse(sparse(8, 300, 0.01))  # column indices are one byte
 
 
 def test_gru_is_refused():
@@ -178,12 +235,22 @@ CONFIGS = {
     "fastgrnn-2x32": dict(architecture="fastgrnn", hidden_size=32, num_layers=2),
     "fastgrnn-1x21-lowrank": dict(architecture="fastgrnn", hidden_size=21, num_layers=1, wrank=6, urank=5),
     "fastrnn-2x14": dict(architecture="fastrnn", hidden_size=14, num_layers=2),
+    # sparse W and U stored as sparse rows (tkws_qspmv), full rank
+    "fastgrnn-2x24-sparse": dict(architecture="fastgrnn", hidden_size=24, num_layers=2,
+                                 w_sparsity=0.15, u_sparsity=0.1),
+    # LSQ: factors kept, some of them sparse enough for sparse rows
+    "fastgrnn-2x40-lsq": dict(architecture="fastgrnn", hidden_size=40, num_layers=2, wrank=10,
+                              urank=7, w_sparsity=0.2, u_sparsity=0.6),
+    "fastrnn-1x18-lowrank-u": dict(architecture="fastrnn", hidden_size=18, num_layers=1, urank=4),
 }
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
-def test_c_matches_python_bit_for_bit(tmp_path_factory, name):
-    """Every probability of every frame of real clips, PredictQ and the float entry point."""
+def test_c_matches_python_bit_for_bit(tmp_path_factory, monkeypatch, name):
+    """Every probability of every frame of real clips, PredictQ and the float entry point
+    (the sparse configurations with every W and U matrix as sparse rows)."""
+    if "sparse" in name or "lsq" in name:
+        monkeypatch.setattr(emit_int, "FORCE_STORAGE", "sparse")
     _, im = _int_model(list(CONFIGS).index(name), **CONFIGS[name])
     lib = _build(tmp_path_factory.getbasetemp() / "qmodels", im)
     x = qm.quantize_features(_features(3, start=7))

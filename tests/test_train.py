@@ -284,6 +284,19 @@ def test_pipeline_recipe_sizes():
     assert pipeline_recipe(80000).epochs < r.epochs
 
 
+def test_pipeline_presets():
+    """--preset full is the recipe unchanged; tiny changes only the model; unknown refused."""
+    from tinykws.errors import TinyKWSError
+
+    full, tiny = pipeline_recipe(2176, preset="full"), pipeline_recipe(2176, preset="tiny")
+    assert full == pipeline_recipe(2176) and full.hidden_units == 128 and full.wrank is None
+    assert tiny.hidden_units < full.hidden_units and tiny.urank
+    assert replace(tiny, hidden_units=128, wrank=None, urank=None) == full
+    assert pipeline_recipe(2000, quick=True, preset="tiny").urank is not None
+    with pytest.raises(TinyKWSError, match="unknown preset"):
+        pipeline_recipe(2176, preset="huge")
+
+
 def test_cli_train_and_errors(feats, tmp_path):
     from tinykws.cli import app
 

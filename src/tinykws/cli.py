@@ -682,6 +682,11 @@ def pipeline(
         "and start the real training from that model (higher clip accuracy, but more confident "
         "false alarms on the dev keyword stream; docs/benchmarks.md, Issue 10, fifth round)."
     ),
+    preset: str = typer.Option(
+        "full", help="full: 2 x 128 FastGRNN (int8 ~65 KB flash, ~85,000 instructions a "
+        "frame) | tiny: 2 x 64 FastGRNN, U rank 16, for the smallest M4 parts (see "
+        "docs/device-guide.md, Choosing a preset)."
+    ),
 ) -> None:
     """Run every stage, data to device report, into one run folder (resumes where it stopped)."""
     from tinykws.pipeline import PipelineConfig, run_pipeline
@@ -694,6 +699,7 @@ def pipeline(
                 data=tuple(data) if data else None, out=out, task=task, epochs=epochs, quick=quick, seed=seed,
                 per_word=per_word, verify_clips=verify_clips, streaming=streaming,
                 negatives=negatives, negative_utterances=negative_utterances, pretrain=pretrain,
+                preset=preset,
             )  # fmt: skip
         )
 

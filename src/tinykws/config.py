@@ -16,6 +16,18 @@ from tinykws.errors import TinyKWSError, check_seed
 ARCHITECTURES = ("fastgrnn", "fastrnn", "gru", "lstm")
 
 
+# The model of each `tinykws pipeline --preset`: TrainConfig changes from the pipeline
+# recipe's 2 x 128 full-rank FastGRNN (`tinykws.train.pipeline_recipe`). "tiny" is the LSQ
+# point chosen from the frontier (docs/benchmarks.md, "Kilobyte models"): its int8 model's
+# flash, instructions a frame and RAM fit the smallest Cortex-M4 parts (docs/device-guide.md,
+# "Choosing a preset"). QUICK_PRESETS: the same on the smoke recipe's 16 hidden units.
+PRESETS: dict[str, dict[str, Any]] = {
+    "full": {},
+    "tiny": {"hidden_units": 64, "urank": 16},
+}
+QUICK_PRESETS: dict[str, dict[str, Any]] = {"full": {}, "tiny": {"urank": 4}}
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Everything needed to rebuild a `KWSModel` (saved as a dict in every checkpoint)."""

@@ -20,6 +20,7 @@ from typing import Any, Optional
 from rich.console import Console
 from rich.table import Table
 
+from tinykws.config import PRESETS
 from tinykws.errors import TinyKWSError
 from tinykws.run import RunDir, atomic_write_text, file_sha256, read_features
 
@@ -82,6 +83,9 @@ class PipelineConfig:
     # all three runs (docs/benchmarks.md, "Issue 10, fifth round"). Without --data there
     # is nothing to add.
     pretrain: bool = False
+    # The model: "full" (2 x 128 FastGRNN, full rank) or "tiny" (the LSQ model for the
+    # smallest Cortex-M4 parts); `tinykws.config.PRESETS`.
+    preset: str = "full"
 
 
 @dataclass
@@ -115,7 +119,7 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
 
     rd = RunDir(run)
     n_train = _rows(rd.features_file("training"))  # labels only: features may be GBs
-    recipe = pipeline_recipe(n_train, quick=cfg.quick)
+    recipe = pipeline_recipe(n_train, quick=cfg.quick, preset=cfg.preset)
     recipe = dataclasses.replace(recipe, seed=cfg.seed)
     if epochs is not None:
         recipe = dataclasses.replace(recipe, epochs=epochs)
@@ -190,6 +194,8 @@ def _check_options(cfg: PipelineConfig) -> None:
     for flag, value in counts.items():
         if value is not None and value < 1:
             raise TinyKWSError(f"{flag} must be >= 1, not {value}")
+    if cfg.preset not in PRESETS:
+        raise TinyKWSError(f"unknown --preset {cfg.preset!r}; use one of {', '.join(PRESETS)}")
     if cfg.negatives is not None and cfg.negatives.exists() and not cfg.negatives.is_dir():
         raise TinyKWSError(f"--negatives {cfg.negatives} is a file, not a folder")
 

@@ -164,9 +164,12 @@ def model_line(run_dir: Path) -> str:
     model, ck = load_model(run.checkpoint())
     mc = ck.model_config
     params = sum(p.numel() for p in model.parameters())
+    lsq = [f"{n} rank {r}" for n, r in (("W", mc.wrank), ("U", mc.urank)) if r is not None]
+    lsq += [f"{n} {s:.0%} nonzero" for n, s in (("W", mc.w_sparsity), ("U", mc.u_sparsity)) if s < 1]
     return (f"Model (`{run.checkpoint().relative_to(run.root)}`): {mc.architecture}, "
             f"{mc.num_layers} x {mc.hidden_size} units, {mc.input_size} inputs, "
-            f"{len(ck.categories)} classes, {params:,} parameters.\n\n")
+            f"{len(ck.categories)} classes, {params:,} parameters"
+            + (f" ({', '.join(lsq)})" if lsq else "") + ".\n\n")
 
 
 def _best_validation(log: Path) -> Optional[tuple[float, str, int]]:
@@ -417,6 +420,38 @@ _BUILD_CMD = {"hard": "tinykws compile RUN --float-abi hard",
               "int8": "tinykws compile RUN --float-abi soft --precision int8"}
 
 
+# The full preset's int8 model (2 x 128 FastGRNN, gcc, emulated Cortex-M4): model flash
+# (text + rodata + data of model.o) and instructions a frame through completemodel_PredictQ,
+# as `bench/frontier.py` measured them (docs/benchmarks.md, "Kilobyte models"); they vary
+# with the weights by a few bytes and tens of instructions (seed 1: 64,839 B, 84,967).
+# The report sets a run's own int8 model beside them.
+FULL_PRESET_INT8 = {"model_flash": 64_827, "model_instructions": 84_903}  # seed 0
+
+
+def int8_model_cost(verify: dict) -> Optional[tuple[int, float]]:
+    """(model flash bytes, model instructions a frame) of an int8 `verify.json`, or None."""
+    s = verify.get("sizes", {}).get("model")
+    ins = verify.get("instructions", {}).get("model")
+    if not isinstance(s, dict) or not isinstance(ins, dict):
+        return None
+    return s.get("text", 0) + s.get("rodata", 0) + s.get("data", 0), ins.get("mean", 0.0)
+
+
+def _preset_line(run_dir: Path) -> str:
+    """This run's int8 model beside the full preset's: what --preset tiny saves."""
+    v = _read_json(run_dir / "device" / "int8" / "verify.json")
+    cost = int8_model_cost(v) if isinstance(v, dict) else None
+    if cost is None:
+        return ""
+    flash, ins = cost
+    full = FULL_PRESET_INT8
+    return (f"\nInt8 model alone: **{_fmt(flash, 'B')} flash, {_fmt(_round(ins))} instructions "
+            f"a frame**; the full preset's (2 x 128, `--preset full`) is "
+            f"{_fmt(full['model_flash'], 'B')} and {full['model_instructions']:,} "
+            f"({flash / full['model_flash']:.0%} and {ins / full['model_instructions']:.0%} of "
+            f"them).\n")
+
+
 def section_device(run_dir: Path) -> str:
     out = "## Device (emulated Cortex-M4)\n\n"
     rows = {b: _read_json(run_dir / "device" / b / "verify.json") for b in BUILDS}
@@ -439,6 +474,7 @@ def section_device(run_dir: Path) -> str:
                 f"{_fmt(_round(d['instructions']))} | {_fmt(_round(d['featurizer']))} | "
                 f"{_fmt(_round(d['model']))} | {_fmt(d['passed'])} ({ref}) | "
                 f"{_fmt(d['max_err'])} | {vs} |\n")
+    out += _preset_line(run_dir)
     return out + ("\n_From `device/<build>/verify.json`; one frame = 10 ms of audio (featurizer "
                   "+ model step; the integer build through its integer calls, mfcc_FilterInt16 + "
                   "completemodel_PredictQ). The integer build must equal its Python reference bit "

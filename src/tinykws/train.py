@@ -24,6 +24,7 @@ gradients (gloo on CPU, nccl on GPU); only rank 0 writes files.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -38,7 +39,7 @@ from torch.nn import functional as F
 
 from tinykws.errors import TinyKWSError
 from tinykws.labels import SILENCE, UNKNOWN
-from tinykws.config import TrainConfig
+from tinykws.config import PRESETS, QUICK_PRESETS, TrainConfig
 from tinykws.models import KWSModel, State, build_model
 from tinykws.models.sparsity import iht_phase, sparse_groups, sparsify_step
 from tinykws.progress import progress_bar
@@ -58,16 +59,24 @@ LOG_COLUMNS = (
 # ---------------------------------------------------------------------------- config
 
 
-def pipeline_recipe(n_train: int, quick: bool = False) -> TrainConfig:
-    """The default training recipe of `tinykws pipeline` for a training set of n_train clips.
+def pipeline_recipe(n_train: int, quick: bool = False, preset: str = "full") -> TrainConfig:
+    """The default training recipe of `tinykws pipeline` for a training set of n_train clips,
+    with the model of `preset` (`PRESETS`).
 
     Small data needs augmentation and a schedule sized to the data rather than the
     seed's 250 epochs of the full Speech Commands.  Measured on the shared dev data
     (docs/benchmarks.md, "Training").  `quick` is the CI smoke configuration.
     """
+    if preset not in PRESETS:
+        raise TinyKWSError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
     if quick:
         return TrainConfig(epochs=3, hidden_units=16, batch_size=32, optimizer="adam",
-                           learning_rate=0.01, lr_min=0.001)
+                           learning_rate=0.01, lr_min=0.001, **QUICK_PRESETS[preset])
+    return dataclasses.replace(_full_recipe(n_train), **PRESETS[preset])
+
+
+def _full_recipe(n_train: int) -> TrainConfig:
+    """`pipeline_recipe` of the full preset (not quick)."""
     # ~2800 iterations of 64 clips: 80 epochs of the ~2200-clip dev training set; larger
     # sets get fewer epochs (at least 20), which bounds the time on 2 cores.
     iters_per_epoch = max(1, n_train // 64)

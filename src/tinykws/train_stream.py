@@ -484,6 +484,7 @@ def train_stream(
     path of the stream model.
     """
     from tinykws.progress import progress_bar
+    from tinykws.models.sparsity import fix_support
     from tinykws.run import RunDir, atomic_torch_save, load_model, load_torch, read_features
     from tinykws.train import augment_batch, class_weights, pipeline_recipe
 
@@ -517,6 +518,7 @@ def train_stream(
     gen = torch.Generator().manual_seed(cfg.seed)
     maker = StreamMaker(pool, cfg, rng, n_real=n_real)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
+    fix_support(model, opt)  # a sparse clip model stays sparse: its zeros are re-zeroed every step
     start = 0
     if last_path.is_file():
         ck = load_torch(last_path)

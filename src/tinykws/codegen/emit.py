@@ -484,6 +484,37 @@ def _pad8(v: np.ndarray) -> np.ndarray:
     return out
 
 
+# Instructions of the float kernels on the Cortex-M4 FPU (gcc, hard float; `bench/frontier.py
+# --kernels`, docs/benchmarks.md, "Kilobyte models"): the blocked kernel ~1.11 a multiply-
+# accumulate whatever the weights; sparse rows ~7 a nonzero plus ~33 a row.
+FLOAT_DENSE_PER_MAC = 1.11
+FLOAT_SPARSE_PER_NONZERO = 7.0
+FLOAT_SPARSE_PER_ROW = 33.0
+FORCE_STORAGE: Optional[str] = None  # "dense" | "sparse": override the choice (benchmarks)
+
+
+def sparse_rows_cheaper(mat: np.ndarray, force: Optional[str], row_pad: int,
+                        per_mac: float, per_nonzero: float, per_row: float) -> bool:
+    """Whether sparse rows (one byte a column index: at most 256 columns) cost fewer
+    instructions than a dense kernel over the padded matrix (rows to `row_pad`, columns to
+    4), by the measured costs a multiply-accumulate, a nonzero and a row; `force` "dense" or
+    "sparse" overrides the choice (benchmarks)."""
+    rows, cols = mat.shape
+    if cols > 256 or force == "dense":
+        return False
+    if force == "sparse":
+        return True
+    dense = per_mac * (-(-rows // row_pad) * row_pad) * max(4, -(-cols // 4) * 4)
+    return per_nonzero * np.count_nonzero(mat) + per_row * rows < dense
+
+
+def float_sparse(mat: np.ndarray) -> bool:
+    """Whether a float matrix is stored as sparse rows: when that costs fewer instructions
+    than the blocked kernel (and then less flash too)."""
+    return sparse_rows_cheaper(mat, FORCE_STORAGE, 8, FLOAT_DENSE_PER_MAC,
+                               FLOAT_SPARSE_PER_NONZERO, FLOAT_SPARSE_PER_ROW)
+
+
 @dataclass(frozen=True)
 class CMatrix:
     """A generated `tkws_matrix`: its C name and padded shape."""
@@ -516,7 +547,10 @@ class ModelWriter:
         self.steps: list[str] = []  # statements of the step function, in order
 
     def matrix(self, name: str, mat: Any) -> CMatrix:
-        """Define the blocked data and its `tkws_matrix`."""
+        """Define the blocked data (or, with few nonzeros, the sparse rows: `float_sparse`)
+        and its `tkws_matrix`."""
+        if float_sparse(_f32(mat)):
+            return self._sparse_matrix(name, _f32(mat))
         rows, cols, rows_p, cols_p, data = blocked(_f32(mat))
         cname = f"{self.p}_{name}"
         self.defs.append(c_array("float", f"{cname}_data", data, per_line=4,
@@ -524,6 +558,26 @@ class ModelWriter:
         self.defs.append(c_struct("tkws_matrix", cname, {
             "rows": rows, "cols": cols, "rows_p": rows_p, "cols_p": cols_p,
             "data": f"{cname}_data"}))
+        return CMatrix(cname, rows_p, cols_p)
+
+    def _sparse_matrix(self, name: str, mat: np.ndarray) -> CMatrix:
+        """A `tkws_matrix` whose rows are stored sparse (`tkws_sparse_rows`)."""
+        rows, cols = mat.shape
+        rows_p, cols_p = -(-rows // 8) * 8, max(4, -(-cols // 4) * 4)
+        cname = f"{self.p}_{name}"
+        r, c = np.nonzero(mat)  # row by row, columns ascending
+        vals = mat[r, c] if len(r) else np.zeros(1, np.float32)
+        self.defs.append(
+            c_array("uint16_t", f"{cname}_count", np.bincount(r, minlength=rows), per_line=16,
+                    comment=f"{name} [{rows}, {cols}]: {len(r)} nonzeros "
+                            f"({len(r) / mat.size:.1%}), sparse rows (tkws_rnn.h)")
+            + c_array("uint8_t", f"{cname}_col", c if len(c) else np.zeros(1, np.int64), per_line=16)
+            + c_array("float", f"{cname}_val", vals, per_line=4))
+        self.defs.append(c_struct("tkws_sparse_rows", f"{cname}_rows", {
+            "count": f"{cname}_count", "col": f"{cname}_col", "val": f"{cname}_val"}))
+        self.defs.append(c_struct("tkws_matrix", cname, {
+            "rows": rows, "cols": cols, "rows_p": rows_p, "cols_p": cols_p,
+            "data": "0", "sparse": f"&{cname}_rows"}))
         return CMatrix(cname, rows_p, cols_p)
 
     def vector(self, name: str, v: Any, pad: bool = True) -> str:
@@ -589,6 +643,8 @@ def emit_model(model: Any, categories: Sequence[str], module: str = MODEL_MODULE
         **(extra_meta or {}),
     }
     h = _model_header(m, cfg, categories, w.state)
+    sparse_define = ("#define TKWS_SPARSE_ROWS 1  /* some matrices are sparse rows */\n"
+                     if any("tkws_sparse_rows" in d for d in w.defs) else "")
     steps = "\n".join(f"    {s}" for s in w.steps)
     c = f"""\
 /*
@@ -598,7 +654,7 @@ def emit_model(model: Any, categories: Sequence[str], module: str = MODEL_MODULE
  * loops are the runtime's tkws_rnn.c. Matrices use its blocked layout (see tkws_rnn.h).
  */
 #define TKWS_STATIC_RUNTIME 1
-#include "tkws_math.c"
+{sparse_define}#include "tkws_math.c"
 #include "tkws_rnn.c"
 #include "model.h"
 

@@ -34,6 +34,7 @@ from tinykws.codegen.emit import (
     _header_close,
     _header_open,
     detector_plan,
+    sparse_rows_cheaper,
 )
 from tinykws.errors import TinyKWSError
 
@@ -72,6 +73,28 @@ def _int32(v: np.ndarray, what: str) -> np.ndarray:
     return v
 
 
+# Instructions of the int8 kernels on the Cortex-M4 (gcc; `bench/frontier.py --kernels`,
+# docs/benchmarks.md, "Kilobyte models"): the dense SMLAD kernel ~1.22 a multiply-accumulate
+# whatever the weights; the sparse rows (`tkws_qspmv`) ~5.5 a nonzero plus ~20 a row.
+DENSE_PER_MAC = 1.22
+SPARSE_PER_NONZERO = 5.5
+SPARSE_PER_ROW = 20.0
+FORCE_STORAGE: Optional[str] = None  # "dense" | "sparse": override the choice (benchmarks)
+
+
+def use_sparse(mat: np.ndarray) -> bool:
+    """Whether an int8 matrix is stored as sparse rows (`tkws_qsparse`): when that costs
+    fewer instructions than the dense kernel (then it is also at most ~1/3 of the dense
+    flash: 2 bytes a nonzero), and it has at most 256 columns (one byte a column index)."""
+    return sparse_rows_cheaper(np.asarray(mat), FORCE_STORAGE, 4, DENSE_PER_MAC,
+                               SPARSE_PER_NONZERO, SPARSE_PER_ROW)
+
+
+def plain_layer(layer: Any) -> bool:
+    """A full-rank layer with dense W and U: one `tkws_q*_step` call does it all."""
+    return not layer.factored and not use_sparse(layer.w) and not use_sparse(layer.u)
+
+
 class _QWriter:
     def __init__(self, prefix: str) -> None:
         self.p = prefix
@@ -88,6 +111,33 @@ class _QWriter:
             f"static const tkws_qmatrix {cname} = {{ {rows}, {cols}, {rows_p}, {cols_p}, {cname}_data }};\n"
         )
         return cname, rows_p, cols_p
+
+    def sparse(self, name: str, mat: np.ndarray) -> str:
+        """Define the `tkws_qsparse` rows of int8 `mat` (nonzeros only)."""
+        rows, cols = mat.shape
+        cname = f"{self.p}_{name}"
+        r, c = np.nonzero(mat)  # row-major: row by row, columns ascending
+        count = np.bincount(r, minlength=rows)
+        self.defs.append(
+            f"/* {name} [{rows}, {cols}] int8, {len(r)} nonzeros ({len(r) / mat.size:.1%}): "
+            "sparse rows (tkws_qrnn.h) */\n"
+            + c_array("uint16_t", f"{cname}_count", count, per_line=16)
+            + c_array("uint8_t", f"{cname}_col", c if len(c) else np.zeros(1, np.int64), per_line=16)
+            + c_array("int8_t", f"{cname}_val", mat[r, c] if len(r) else np.zeros(1, np.int8), per_line=16)
+        )
+        self.defs.append(
+            f"static const tkws_qsparse {cname} = {{ {rows}, {cols}, {cname}_count, {cname}_col, "
+            f"{cname}_val }};\n"
+        )
+        return cname
+
+    def product(self, name: str, mat: np.ndarray, x: str, acc: str) -> tuple[str, int]:
+        """Store `mat` dense or sparse (whichever `use_sparse` says is cheaper); returns the
+        C statement acc = mat x and the rows of acc it writes (padded when dense)."""
+        if use_sparse(mat):
+            return f"tkws_qspmv(&{self.sparse(name, mat)}, {x}, {acc});", mat.shape[0]
+        cname, rows_p, _ = self.matrix(name, mat)
+        return f"tkws_qmatvec_call(&{cname}, {x}, {acc});", rows_p
 
     def ints(self, name: str, v: np.ndarray, comment: str) -> str:
         cname = f"{self.p}_{name}"
@@ -130,24 +180,55 @@ def emit_int_model(im: Any, module: str = MODEL_MODULE,
     zero = [f"    for (i = 0; i < {f_p}; ++i) {{\n        state->x[i] = 0;\n    }}"]
     inp = "state->x"
     acc_rows = 4
+    inner = 0  # int16 entries of the low-rank inner vector (shared by all layers)
     for i, layer in enumerate(im.layers):
-        wn, wr, _ = w.matrix(f"l{i}_W", layer.w)
-        un, ur, uc = w.matrix(f"l{i}_U", layer.u)
-        acc_rows = max(acc_rows, wr, ur)
-        wm = w.ints(f"l{i}_w_mult", layer.w_mult, f"W row scales * 2^{PRE_FRAC - layer.in_frac + layer.shift}")
-        um = w.ints(f"l{i}_u_mult", layer.u_mult, f"U row scales * 2^{PRE_FRAC - layer.h_frac + layer.shift}")
+        uc = max(4, -(-layer.hidden // 4) * 4)  # the state h: cols_p of U
+        if plain_layer(layer):
+            wn, wr, _ = w.matrix(f"l{i}_W", layer.w)
+            un, ur, uc = w.matrix(f"l{i}_U", layer.u)
+            wn, un = "&" + wn, "&" + un
+            acc_rows = max(acc_rows, wr, ur)
+            step = (f"    tkws_q{im.arch}_step(&{m}_cell{i}, {inp}, state->h{i}, "
+                    "state->acc_w, state->acc_u);")
+        else:
+            wn = un = "0"  # the products are written out below
+            lines = []
+            for nm, m1, m1_mult, mat, x, acc in (
+                    ("W", layer.w1, layer.w1_mult, layer.w, inp, "state->acc_w"),
+                    ("U", layer.u1, layer.u1_mult, layer.u, f"state->h{i}", "state->acc_u")):
+                if m1 is not None:
+                    call, rows = w.product(f"l{i}_{nm}1", m1, x, acc)
+                    frac = layer.w1_frac if nm == "W" else layer.u1_frac
+                    src = layer.in_frac if nm == "W" else layer.h_frac
+                    mult = w.ints(f"l{i}_{nm.lower()}1_mult", m1_mult,
+                                  f"{nm}1 row scales * 2^{frac - src + 32}: inner vector Q.{frac} "
+                                  "(tkws_qnarrow)")
+                    lines += [f"    {call}",
+                              f"    tkws_qnarrow({acc}, {mult}, {m1.shape[0]}, state->t);"]
+                    acc_rows, inner = max(acc_rows, rows), max(inner, -(-m1.shape[0] // 4) * 4)
+                    x = "state->t"
+                call, rows = w.product(f"l{i}_{nm}" + ("2" if m1 is not None else ""), mat, x, acc)
+                lines.append(f"    {call}")
+                acc_rows = max(acc_rows, -(-rows // 4) * 4)
+            step = "\n".join(lines + [f"    tkws_q{im.arch}_update(&{m}_cell{i}, state->h{i}, "
+                                       "state->acc_w, state->acc_u);"])
+        w_in = layer.in_frac if layer.w1 is None else layer.w1_frac
+        u_in = layer.h_frac if layer.u1 is None else layer.u1_frac
+        wn2 = "W" if layer.w1 is None else "W2"
+        un2 = "U" if layer.u1 is None else "U2"
+        wm = w.ints(f"l{i}_w_mult", layer.w_mult, f"{wn2} row scales * 2^{PRE_FRAC - w_in + layer.shift}")
+        um = w.ints(f"l{i}_u_mult", layer.u_mult, f"{un2} row scales * 2^{PRE_FRAC - u_in + layer.shift}")
         bu = w.ints(f"l{i}_bias_update", layer.bias_update, f"bias_update, Q.{PRE_FRAC}")
         bg = "0"
         if im.arch == "fastgrnn":
             bg = w.ints(f"l{i}_bias_gate", layer.bias_gate, f"bias_gate, Q.{PRE_FRAC}")
         w.defs.append(
             f"static const tkws_qfast_cell {m}_cell{i} = {{ {layer.hidden}, {layer.h_frac}, {layer.shift}, "
-            f"&{wn}, &{un}, {wm}, {um}, {bg}, {bu}, {layer.k1}, {layer.k2} }};\n"
+            f"{wn}, {un}, {wm}, {um}, {bg}, {bu}, {layer.k1}, {layer.k2} }};\n"
         )
         members.append(f"    int16_t h{i}[{uc}];      /* layer {i} hidden state, Q.{layer.h_frac} */")
         zero.append(f"    for (i = 0; i < {uc}; ++i) {{\n        state->h{i}[i] = 0;\n    }}")
-        steps.append(f"    tkws_q{im.arch}_step(&{m}_cell{i}, {inp}, state->h{i}, "
-                     "state->acc_w, state->acc_u);")
+        steps.append(step)
         inp = f"state->h{i}"
     fc, fr, _ = w.matrix("fc", im.fc_w)
     acc_rows = max(acc_rows, fr)
@@ -157,6 +238,8 @@ def emit_int_model(im: Any, module: str = MODEL_MODULE,
     members = [f"    int32_t acc_w[{acc_rows}];  /* scratch: W x */",
                f"    int32_t acc_u[{acc_rows}];  /* scratch: U h */",
                f"    int32_t logits[{-(-C // 4) * 4}];  /* scratch: Q.{LOGIT_FRAC} */", *members]
+    if inner:
+        members.insert(3, f"    int16_t t[{inner}];  /* scratch: low-rank inner vector */")
 
     meta = {
         "categories": ",".join(categories),
@@ -210,6 +293,8 @@ int32_t {m}_GetSinkOutputSize(int32_t index);
     h += _header_close(guard)
 
     body = "\n".join(steps)
+    call_define = ("#define TKWS_QMATVEC_CALL 1  /* one shared copy of the dense kernel */\n"
+                   if "tkws_qmatvec_call(" in body else "")
     c = f"""\
 /*
  * Integer keyword-spotting model "{m}", generated by tinykws:
@@ -218,7 +303,7 @@ int32_t {m}_GetSinkOutputSize(int32_t index);
  * integer softmax. Bit-exact with tinykws.quant.model.IntModel; formats in tkws_qrnn.h.
  */
 #define TKWS_STATIC_RUNTIME 1
-#include "tkws_common.h"
+{call_define}#include "tkws_common.h"
 #include "model.h"
 
 #if defined(__GNUC__) || defined(__clang__)

@@ -67,3 +67,23 @@ def sparsify_step(
     for (p, _), m in zip(groups, masks):
         p.mul_(m)
     return masks
+
+
+def fix_support(model: nn.Module, opt: torch.optim.Optimizer) -> list[Tensor] | None:
+    """Keep a sparse model sparse while `opt` trains it further (e.g. the pipeline's stream
+    phase after the clip phase's IHT): the zeros of every sparse matrix now are re-zeroed
+    after each `opt.step()` (a post-step hook), so the support stays the one the clip phase
+    fixed and the device build keeps its size. Returns the masks (None: a dense model, no
+    hook)."""
+    groups = sparse_groups(model)
+    if not groups:
+        return None
+    masks = [p.detach() != 0 for p, _ in groups]
+
+    @torch.no_grad()
+    def reapply(*_: object) -> None:
+        for (p, _), m in zip(groups, masks):
+            p.mul_(m)
+
+    opt.register_step_post_hook(reapply)
+    return masks

@@ -34,17 +34,33 @@ QAT_CHECKPOINT = "qat.pt"  # in RUN_DIR/quant/: the fine-tuned float model, when
 
 def hidden_ranges(model: Any, features: np.ndarray, batch: int = 256) -> list[float]:
     """Max |h| of every layer of a float `KWSModel` over clips `features` [N, T, F]."""
+    return layer_ranges(model, features, batch)[0]
+
+
+def layer_ranges(model: Any, features: np.ndarray, batch: int = 256
+                 ) -> tuple[list[float], list[tuple[float, float]]]:
+    """(max |h| of every layer, (max |W1 x|, max |U1 h|) of every layer) of a float
+    `KWSModel` over clips `features` [N, T, F]: what `quantize_model` needs. The inner
+    ranges are those of the low-rank factors (0 for a full-rank matrix), with x as the
+    integer layer sees it (the first layer: x / std; the mean is folded into the biases)."""
     import torch
 
-    out = [0.0] * len(model.cells)
+    hmax = [0.0] * len(model.cells)
+    inner = [[0.0, 0.0] for _ in model.cells]
     with torch.no_grad():
         for s in range(0, len(features), batch):
             x = torch.from_numpy(np.ascontiguousarray(features[s : s + batch], dtype=np.float32))
             seq = ((x - model.mean) / model.std).transpose(0, 1)  # [T, B, F]
+            raw = (x / model.std).transpose(0, 1)  # what the first layer's W1 multiplies
             for i, cell in enumerate(model.cells):
+                inp = raw if i == 0 else seq
                 seq, _ = cell(seq, cell.init_state(seq.shape[1]))
-                out[i] = max(out[i], float(seq.abs().max()))
-    return out
+                if getattr(cell, "wrank", None) is not None:
+                    inner[i][0] = max(inner[i][0], float((inp @ cell.W1.T).abs().max()))
+                if getattr(cell, "urank", None) is not None:  # h0 = 0: U1 h0 = 0
+                    inner[i][1] = max(inner[i][1], float((seq @ cell.U1.T).abs().max()))
+                hmax[i] = max(hmax[i], float(seq.abs().max()))
+    return hmax, [(a, b) for a, b in inner]
 
 
 def calibration_set(features: np.ndarray, n: int = CALIB_CLIPS, seed: int = 0) -> np.ndarray:
@@ -138,8 +154,8 @@ def quantize_run(run_dir: Path | str, qat_epochs: int = 0, per_row: bool = True,
     te_x, te_y = _load(te, meta) if te.is_file() else (None, None)
 
     def measure(m: Any) -> tuple[IntModel, dict[str, Any]]:
-        ranges = hidden_ranges(m, calibration_set(tr_x, seed=seed))
-        im = quantize_model(m, categories, ranges, per_row=per_row)
+        ranges, inner = layer_ranges(m, calibration_set(tr_x, seed=seed))
+        im = quantize_model(m, categories, ranges, per_row=per_row, rank_max_abs=inner)
         res = {"h_max_abs": ranges, "h_frac": [layer.h_frac for layer in im.layers],
                "validation": compare(m, im, va_x, va_y).to_dict()}
         if te_x is not None:

@@ -146,10 +146,28 @@ class IntLayer:
     k2: int  # Q15: FastGRNN sigmoid(nu); FastRNN sigmoid(beta)
     in_frac: int
     h_frac: int
+    # Low rank (kept factored): W x = w @ (w1 x), the inner vector narrowed to int16 Q.w1_frac
+    # (`narrow16`); `w` is then the second factor [H, rank] and `w_mult` scales Q.w1_frac
+    # inputs. Likewise U h = u @ (u1 h). None: full rank.
+    w1: Optional[np.ndarray] = None  # int8 [rank, in]
+    w1_mult: Optional[np.ndarray] = None  # int64 [rank]: row scale * 2^(w1_frac - in_frac + 32)
+    w1_frac: int = 0
+    u1: Optional[np.ndarray] = None  # int8 [rank, H]
+    u1_mult: Optional[np.ndarray] = None  # int64 [rank]: row scale * 2^(u1_frac - h_frac + 32)
+    u1_frac: int = 0
 
     @property
     def hidden(self) -> int:
         return int(self.w.shape[0])
+
+    @property
+    def input_size(self) -> int:
+        return int((self.w if self.w1 is None else self.w1).shape[1])
+
+    @property
+    def factored(self) -> bool:
+        """Whether W or U is kept as two low-rank factors."""
+        return self.w1 is not None or self.u1 is not None
 
 
 @dataclass
@@ -171,7 +189,7 @@ class IntModel:
 
     @property
     def input_size(self) -> int:
-        return int(self.layers[0].w.shape[1])
+        return int(self.layers[0].input_size)
 
     def init_state(self, n: int) -> list[np.ndarray]:
         """Zero hidden states: one int64 [n, H] per layer (values stay within int16)."""
@@ -218,9 +236,12 @@ class IntModel:
         arrays: dict[str, np.ndarray] = {"fc_w": self.fc_w, "fc_mult": self.fc_mult, "fc_bias": self.fc_bias}
         scalars: list[dict[str, int]] = []
         for i, layer in enumerate(self.layers):
-            for name in ("w", "w_mult", "u", "u_mult", "bias_gate", "bias_update"):
-                arrays[f"l{i}_{name}"] = getattr(layer, name)
-            scalars.append({k: int(getattr(layer, k)) for k in ("shift", "k1", "k2", "in_frac", "h_frac")})
+            for name in (*_LAYER_ARRAYS, *_FACTOR_ARRAYS):
+                if getattr(layer, name) is not None:
+                    arrays[f"l{i}_{name}"] = getattr(layer, name)
+            scalars.append({k: int(getattr(layer, k)) for k in _LAYER_SCALARS})
+            if layer.factored:
+                scalars[-1].update(w1_frac=layer.w1_frac, u1_frac=layer.u1_frac)
         header = {"arch": self.arch, "layers": scalars, "fc_shift": self.fc_shift,
                   "categories": self.categories, "info": self.info, "format": 1}
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -240,8 +261,8 @@ class IntModel:
                 header = json.loads(str(z["header"]))
                 arr = {k: z[k] for k in z.files if k != "header"}
             layers = [
-                IntLayer(**{n: arr[f"l{i}_{n}"] for n in ("w", "w_mult", "u", "u_mult", "bias_gate", "bias_update")},
-                         **s)
+                IntLayer(**{n: arr[f"l{i}_{n}"] for n in _LAYER_ARRAYS},
+                         **{n: arr.get(f"l{i}_{n}") for n in _FACTOR_ARRAYS}, **s)
                 for i, s in enumerate(header["layers"])
             ]
             return cls(header["arch"], layers, arr["fc_w"], arr["fc_mult"], int(header["fc_shift"]),
@@ -250,6 +271,11 @@ class IntModel:
             raise TinyKWSError(f"{path} is not a tinykws integer model ({e})") from None
         except (OSError, EOFError, zipfile.BadZipFile) as e:  # truncated or garbage bytes
             raise TinyKWSError(f"{path} is damaged (truncated?): {e}; rerun `tinykws quantize`") from None
+
+
+_LAYER_ARRAYS = ("w", "w_mult", "u", "u_mult", "bias_gate", "bias_update")
+_FACTOR_ARRAYS = ("w1", "w1_mult", "u1", "u1_mult")  # saved only when present
+_LAYER_SCALARS = ("shift", "k1", "k2", "in_frac", "h_frac")
 
 
 def _matvec(x: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -270,8 +296,23 @@ def _requant(acc_w: np.ndarray, mult_w: np.ndarray, acc_u: Optional[np.ndarray],
     return np.clip((t + (1 << 31)) >> 32, -lim, lim - 1) << shift
 
 
+def narrow16(acc: np.ndarray, mult: np.ndarray) -> np.ndarray:
+    """sat16((acc * mult + 2^31) >> 32): an int32 low-rank inner product -> int16 (the high
+    word of a rounded SMULL, then SSAT #16 on the M4), int64."""
+    return sat16((acc * mult + (1 << 31)) >> 32)
+
+
+def _product(v: np.ndarray, m: np.ndarray, m1: Optional[np.ndarray],
+             m1_mult: Optional[np.ndarray]) -> np.ndarray:
+    """m v, or m (narrow16(m1 v)) when low rank: int64 accumulators [N, rows of m]."""
+    if m1 is None:
+        return _matvec(v, m)
+    return _matvec(narrow16(_matvec(v, m1), m1_mult), m)
+
+
 def _layer_step(layer: IntLayer, arch: str, x: np.ndarray, h: np.ndarray) -> np.ndarray:
-    a = _requant(_matvec(x, layer.w), layer.w_mult, _matvec(h, layer.u), layer.u_mult, layer.shift)
+    a = _requant(_product(x, layer.w, layer.w1, layer.w1_mult), layer.w_mult,
+                 _product(h, layer.u, layer.u1, layer.u1_mult), layer.u_mult, layer.shift)
     c = tanh_q15(a + layer.bias_update, PRE_FRAC)
     if arch == "fastgrnn":
         z = sigmoid_q15(a + layer.bias_gate, PRE_FRAC)
@@ -323,35 +364,86 @@ def _q15(p: float) -> int:
     return int(min(round(p * Q15), Q15 - 1))
 
 
-def quantize_model(model: Any, categories: Sequence[str], h_max_abs: Sequence[float],
-                   per_row: bool = True) -> IntModel:
-    """A float `KWSModel` (FastGRNN or FastRNN; low rank W/U multiplied out) -> IntModel.
+def inner_frac(max_abs: float, margin: float = 1.5) -> int:
+    """Fractional bits of an int16 low-rank inner vector whose calibrated max |v| is
+    `max_abs` (0 .. 14: the vector is the input of an int8 product, like h)."""
+    bound = max(max_abs * margin, 2.0**-6)
+    return int(np.clip(15 - np.ceil(np.log2(bound)), 0, 14))
 
-    `h_max_abs[l]`: the calibrated max |h| of layer l (`tinykws.quant.calibrate`)."""
+
+def _factor(m1: np.ndarray, in_frac: int, max_abs: float, per_row: bool
+            ) -> tuple[np.ndarray, np.ndarray, int]:
+    """The first low-rank factor [rank, in] on Q.in_frac inputs -> (int8 factor, int32
+    multipliers of `narrow16`, the inner format's fractional bits). The format is lowered
+    until every multiplier fits int32."""
+    q, scale = quantize_rows(m1, per_row)
+    frac = inner_frac(max_abs)
+    while True:
+        mult = np.round(scale * 2.0 ** (frac - in_frac + 32)).astype(np.int64)
+        if int(mult.max()) <= 2**31 - 1:
+            return q, mult, frac
+        frac -= 1
+
+
+def _factors(cell: Any, name: str, std: Optional[np.ndarray]) -> tuple[Optional[np.ndarray], np.ndarray]:
+    """(first factor or None, second factor or the full matrix) of W or U as float64,
+    the first layer's input scaling applied to W's columns (`std`: divided by, per column)."""
+    if getattr(cell, name.lower() + "rank") is None:
+        full = getattr(cell, name).detach().double().numpy()
+        return None, full if std is None else full / std[None, :]
+    m1 = getattr(cell, name + "1").detach().double().numpy()
+    m2 = getattr(cell, name + "2").detach().double().numpy()
+    return (m1 if std is None else m1 / std[None, :]), m2
+
+
+def quantize_model(model: Any, categories: Sequence[str], h_max_abs: Sequence[float],
+                   per_row: bool = True,
+                   rank_max_abs: Optional[Sequence[Sequence[float]]] = None) -> IntModel:
+    """A float `KWSModel` (FastGRNN or FastRNN) -> IntModel.
+
+    `h_max_abs[l]`: the calibrated max |h| of layer l; `rank_max_abs[l]`: (max |W1 x|, max
+    |U1 h|) of its low-rank inner vectors, x as the integer layer sees it (the first
+    layer: x / std, the mean being folded into the biases). Both from
+    `tinykws.quant.calibrate.layer_ranges`; `rank_max_abs` is needed only for low-rank
+    models, whose factors stay factored (W x = W2 (W1 x): rank (in + H) multiply-
+    accumulates instead of in H)."""
     cfg = model.config
     if cfg.architecture not in ARCHS:
         raise TinyKWSError(
             f"the integer build supports {' and '.join(ARCHS)}, not {cfg.architecture}"
         )
+    low_rank = cfg.wrank is not None or cfg.urank is not None
+    if low_rank and rank_max_abs is None:
+        raise TinyKWSError("a low-rank model needs the ranges of its inner vectors "
+                           "(rank_max_abs: tinykws.quant.calibrate.layer_ranges)")
     sd = {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
     mean, std = sd["mean"], sd["std"]
     layers = []
     in_frac = FEATURE_FRAC_BITS
     for i, cell in enumerate(model.cells):
-        W = cell.effective_W().detach().double().numpy()
-        U = cell.effective_U().detach().double().numpy()
+        # (x - mean) / std folded into the first layer: W' = W / std, biases -= W' mean
+        W1, W = _factors(cell, "W", std if i == 0 else None)
+        U1, U = _factors(cell, "U", None)
         p = f"cells.{i}."
         bias_u = sd[p + "bias_update"].copy()
         bias_g = sd[p + "bias_gate"].copy() if cfg.architecture == "fastgrnn" else np.zeros_like(bias_u)
-        if i == 0:  # fold (x - mean) / std: W' = W / std, bias += -W' mean
-            W = W / std[None, :]
-            fold = -(W @ mean)
-            bias_u = bias_u + fold
-            bias_g = bias_g + fold
+        if i == 0:
+            shift_in = -(W @ (mean if W1 is None else W1 @ mean))
+            bias_u = bias_u + shift_in
+            bias_g = bias_g + shift_in
         h_frac = hidden_frac(float(h_max_abs[i]))
+        inner = rank_max_abs[i] if rank_max_abs is not None else (0.0, 0.0)
+        fw: dict[str, Any] = {}
+        w_in, u_in = in_frac, h_frac
+        if W1 is not None:
+            fw["w1"], fw["w1_mult"], fw["w1_frac"] = _factor(W1, in_frac, float(inner[0]), per_row)
+            w_in = fw["w1_frac"]
+        if U1 is not None:
+            fw["u1"], fw["u1_mult"], fw["u1_frac"] = _factor(U1, h_frac, float(inner[1]), per_row)
+            u_in = fw["u1_frac"]
         wq, ws = quantize_rows(W, per_row)
         uq, us = quantize_rows(U, per_row)
-        (wm, um), shift = _multipliers([ws, us], PRE_FRAC, [in_frac, h_frac])
+        (wm, um), shift = _multipliers([ws, us], PRE_FRAC, [w_in, u_in])
         if cfg.architecture == "fastgrnn":
             k1, k2 = _sig(sd[p + "zeta"]), _sig(sd[p + "nu"])
         else:
@@ -359,13 +451,15 @@ def quantize_model(model: Any, categories: Sequence[str], h_max_abs: Sequence[fl
         layers.append(IntLayer(
             w=wq, w_mult=wm, u=uq, u_mult=um, shift=shift,
             bias_gate=_fixed(bias_g, PRE_FRAC), bias_update=_fixed(bias_u, PRE_FRAC),
-            k1=_q15(k1), k2=_q15(k2), in_frac=in_frac, h_frac=h_frac,
+            k1=_q15(k1), k2=_q15(k2), in_frac=in_frac, h_frac=h_frac, **fw,
         ))  # fmt: skip
         in_frac = h_frac
     fq, fs = quantize_rows(sd["fc.weight"], per_row)
     (fm,), fshift = _multipliers([fs], LOGIT_FRAC, [in_frac])
     info = {"per_row": per_row, "h_max_abs": [float(v) for v in h_max_abs],
             "model_config": cfg.to_dict()}
+    if rank_max_abs is not None:
+        info["rank_max_abs"] = [[float(v) for v in r] for r in rank_max_abs]
     return IntModel(cfg.architecture, layers, fq, fm, fshift, _fixed(sd["fc.bias"], LOGIT_FRAC),
                     list(categories), info)
 

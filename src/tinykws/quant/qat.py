@@ -6,7 +6,8 @@ loses accuracy.
 What is simulated: per-row (or per-tensor) symmetric int8 rounding of W (of W / std for the
 first layer, as `quantize_model` folds the input normalisation into it), U and the
 classifier. The int16 activations and Q7.8 features are fine enough (2^-13, 2^-8) to leave
-out. Low-rank factors are left in float (the integer model multiplies them out).
+out. Low-rank factors are left in float (the integer model keeps them as two int8 factors;
+they are not fake-quantized here), and a sparse model's zeros are not held.
 """
 
 from __future__ import annotations
@@ -60,7 +61,7 @@ def finetune(model: nn.Module, tr_x: np.ndarray, tr_y: np.ndarray, va_x: np.ndar
     removed, weights = the latent float weights) of the epoch whose *integer* model is best
     on the validation features."""
     from tinykws.progress import progress_bar
-    from tinykws.quant.calibrate import calibration_set, hidden_ranges, int_scores
+    from tinykws.quant.calibrate import calibration_set, int_scores, layer_ranges
     from tinykws.quant.model import quantize_model
 
     g = torch.Generator().manual_seed(seed)
@@ -84,8 +85,9 @@ def finetune(model: nn.Module, tr_x: np.ndarray, tr_y: np.ndarray, va_x: np.ndar
                 opt.step()
                 bar.advance(task)
             plain = _plain(m)
+            ranges, inner = layer_ranges(plain, calibration_set(tr_x, seed=seed))
             im = quantize_model(plain, [str(i) for i in range(plain.config.num_classes)],
-                                hidden_ranges(plain, calibration_set(tr_x, seed=seed)), per_row)
+                                ranges, per_row, rank_max_abs=inner)
             acc = float((int_scores(im, va_x)[:, -1].argmax(-1) == va_y).mean())
             if acc > best_acc:
                 best, best_acc = plain, acc

@@ -80,6 +80,10 @@ static const uint32_t tkws_exp2_table[257] = {
     33125, 33035, 32946, 32857, 32768
 };
 
+#ifndef TKWS_QMATVEC_CALL
+#define TKWS_QMATVEC_CALL 0
+#endif
+
 /* Inside a generated model.c every call is inlined, so that the per-layer constants of the
  * const cell structs (shift, h_frac, sizes) fold into the code. */
 #if defined(TKWS_STATIC_RUNTIME) && (defined(__GNUC__) || defined(__clang__))
@@ -166,6 +170,19 @@ TKWS_QAPI void tkws_qmatvec(const tkws_qmatrix *a, const int16_t *x, int32_t *y)
 }
 #endif
 
+#if TKWS_QMATVEC_CALL
+/* One out-of-line copy of the dense kernel, for the products a low-rank or sparse layer
+ * writes out in model.c (a generated model.c defines TKWS_QMATVEC_CALL 1 then): every
+ * inlined copy of the unrolled kernel costs flash, a call ~10 instructions. */
+#if defined(__GNUC__) || defined(__clang__)
+__attribute__((noinline))
+#endif
+static void tkws_qmatvec_call(const tkws_qmatrix *a, const int16_t *x, int32_t *y)
+{
+    tkws_qmatvec(a, x, y);
+}
+#endif
+
 #if TKWS_ARM_DSP
 static inline int32_t tkws__ssat28(int32_t v)
 {
@@ -240,11 +257,9 @@ static inline int16_t tkws__blend(int32_t z, int32_t h, int32_t g, int32_t c, in
     return (int16_t)tkws_ssat16((t + (1 << 14)) >> 15);
 }
 
-TKWS_QAPI void tkws_qfastgrnn_step(const tkws_qfast_cell *cell, const int16_t *x, int16_t *h,
-                                  int32_t *acc_w, int32_t *acc_u)
+TKWS_QAPI void tkws_qfastgrnn_update(const tkws_qfast_cell *cell, int16_t *h,
+                                    const int32_t *acc_w, const int32_t *acc_u)
 {
-    tkws_qmatvec(cell->w, x, acc_w);
-    tkws_qmatvec(cell->u, h, acc_u);
     const int32_t k1 = cell->k1, k2 = cell->k2, hf = cell->h_frac;
     for (int32_t i = 0; i < cell->hidden; ++i) {
         const int32_t a = tkws__preact(cell, acc_w, acc_u, i);
@@ -255,15 +270,57 @@ TKWS_QAPI void tkws_qfastgrnn_step(const tkws_qfast_cell *cell, const int16_t *x
     }
 }
 
+TKWS_QAPI void tkws_qfastgrnn_step(const tkws_qfast_cell *cell, const int16_t *x, int16_t *h,
+                                  int32_t *acc_w, int32_t *acc_u)
+{
+    tkws_qmatvec(cell->w, x, acc_w);
+    tkws_qmatvec(cell->u, h, acc_u);
+    tkws_qfastgrnn_update(cell, h, acc_w, acc_u);
+}
+
+TKWS_QAPI void tkws_qfastrnn_update(const tkws_qfast_cell *cell, int16_t *h,
+                                   const int32_t *acc_w, const int32_t *acc_u)
+{
+    for (int32_t i = 0; i < cell->hidden; ++i) {
+        const int32_t a = tkws__preact(cell, acc_w, acc_u, i);
+        const int32_t c = tkws_tanh_q15(a + cell->bias_update[i], TKWS_Q_PRE_FRAC);
+        h[i] = tkws__blend(cell->k2, h[i], cell->k1, c, cell->h_frac);
+    }
+}
+
 TKWS_QAPI void tkws_qfastrnn_step(const tkws_qfast_cell *cell, const int16_t *x, int16_t *h,
                                  int32_t *acc_w, int32_t *acc_u)
 {
     tkws_qmatvec(cell->w, x, acc_w);
     tkws_qmatvec(cell->u, h, acc_u);
-    for (int32_t i = 0; i < cell->hidden; ++i) {
-        const int32_t a = tkws__preact(cell, acc_w, acc_u, i);
-        const int32_t c = tkws_tanh_q15(a + cell->bias_update[i], TKWS_Q_PRE_FRAC);
-        h[i] = tkws__blend(cell->k2, h[i], cell->k1, c, cell->h_frac);
+    tkws_qfastrnn_update(cell, h, acc_w, acc_u);
+}
+
+/* Every row: its nonzeros 4 at a time, then the rest (gcc: ldrb + ldrsb + ldrsh + mla a
+ * nonzero, plus the loop's compare and branch once per 4). */
+TKWS_QAPI void tkws_qspmv(const tkws_qsparse *a, const int16_t *x, int32_t *y)
+{
+    const uint8_t *col = a->col;
+    const int8_t *val = a->val;
+    for (int32_t r = 0; r < a->rows; ++r) {
+        const int32_t n = a->count[r];
+        int32_t s = 0;
+        for (int32_t k = n >> 2; k > 0; --k, col += 4, val += 4) {
+            s += val[0] * x[col[0]] + val[1] * x[col[1]];
+            s += val[2] * x[col[2]] + val[3] * x[col[3]];
+        }
+        for (int32_t k = n & 3; k > 0; --k) {
+            s += *val++ * x[*col++];
+        }
+        y[r] = s;
+    }
+}
+
+TKWS_QAPI void tkws_qnarrow(const int32_t *acc, const int32_t *mult, int32_t n, int16_t *t)
+{
+    for (int32_t i = 0; i < n; ++i) {
+        const int32_t hi = (int32_t)(((int64_t)acc[i] * mult[i] + ((int64_t)1 << 31)) >> 32);
+        t[i] = (int16_t)tkws_ssat16(hi);
     }
 }
 

@@ -35,6 +35,22 @@ typedef struct {
 /* y[0..rows_p) = A x (int32). x has cols_p entries (padding zero), 4-byte aligned. */
 TKWS_API void tkws_qmatvec(const tkws_qmatrix *a, const int16_t *x, int32_t *y);
 
+/* A sparse matrix (the int8 build of a sparse W or U when that is cheaper than dense; see
+ * docs/device-guide.md): row r's count[r] nonzeros follow row r-1's, each as its column
+ * (col, < 256) and its weight (val). y[0..rows) = A x; x needs cols entries. */
+typedef struct {
+    int32_t rows, cols;
+    const uint16_t *count;      /* [rows] nonzeros of each row */
+    const uint8_t *col;         /* [nonzeros] column of each, row by row */
+    const int8_t *val;          /* [nonzeros] int8 weight of each */
+} tkws_qsparse;
+
+TKWS_API void tkws_qspmv(const tkws_qsparse *a, const int16_t *x, int32_t *y);
+
+/* Low-rank inner vector: t[i] = sat16((acc[i] * mult[i] + 2^31) >> 32), i < n (the first
+ * factor's int32 sums -> int16 in the format its multipliers were made for). */
+TKWS_API void tkws_qnarrow(const int32_t *acc, const int32_t *mult, int32_t n, int16_t *t);
+
 /* One integer FastGRNN / FastRNN layer. */
 typedef struct {
     int32_t hidden;             /* H */
@@ -56,6 +72,12 @@ TKWS_API void tkws_qfastgrnn_step(const tkws_qfast_cell *cell, const int16_t *x,
 /* The same with h <- k2 h + k1 c (c = tanh(a + bias_update)). */
 TKWS_API void tkws_qfastrnn_step(const tkws_qfast_cell *cell, const int16_t *x, int16_t *h,
                                  int32_t *acc_w, int32_t *acc_u);
+/* The steps after the products: acc_w = W x and acc_u = U h given (a low-rank or sparse
+ * layer computes them itself: tkws_qnarrow, tkws_qspmv); cell->w and cell->u are unused. */
+TKWS_API void tkws_qfastgrnn_update(const tkws_qfast_cell *cell, int16_t *h,
+                                    const int32_t *acc_w, const int32_t *acc_u);
+TKWS_API void tkws_qfastrnn_update(const tkws_qfast_cell *cell, int16_t *h,
+                                   const int32_t *acc_w, const int32_t *acc_u);
 
 /* logits[i] = clamp(((A x)_i * mult[i] + 2^31) >> 32) + bias[i], Q.10. */
 TKWS_API void tkws_qlinear(const tkws_qmatrix *a, const int32_t *mult, int32_t shift,

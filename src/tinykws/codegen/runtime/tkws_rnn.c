@@ -90,8 +90,39 @@ static inline void tkws__matvec_blocks(const float *a, const float *x, const flo
 }
 #endif
 
+#ifndef TKWS_SPARSE_ROWS
+#define TKWS_SPARSE_ROWS 0  /* a generated model.c with sparse rows defines it 1 */
+#endif
+
+#if TKWS_SPARSE_ROWS
+/* Sparse rows: y[r] = init[r] + the row's nonzeros times x, in column order (with FMA
+ * contraction the same sums as the blocked kernel's: it adds 0 * x for the zeros); the
+ * padding rows get init (or 0). */
+static void tkws__spmatvec(const tkws_matrix *a, const float *x, const float *init, float *y)
+{
+    const tkws_sparse_rows *sp = a->sparse;
+    const uint8_t *col = sp->col;
+    const float *val = sp->val;
+    for (int32_t r = 0; r < a->rows_p; ++r) {
+        float s = init ? init[r] : 0.0f;
+        if (r < a->rows) {
+            for (int32_t k = sp->count[r]; k > 0; --k) {
+                s += *val++ * x[*col++];
+            }
+        }
+        y[r] = s;
+    }
+}
+#endif
+
 TKWS_API void tkws_matvec(const tkws_matrix *a, const float *x, const float *init, float *y)
 {
+#if TKWS_SPARSE_ROWS
+    if (a->sparse) {
+        tkws__spmatvec(a, x, init, y);
+        return;
+    }
+#endif
     /* init_step is in bytes: 32 walks init along with y, 0 reuses the 8 zeros */
     tkws__matvec_blocks(a->data, x, init ? init : tkws__zeros8, init ? 32 : 0, y,
                         a->rows_p >> 3, a->cols_p >> 2);

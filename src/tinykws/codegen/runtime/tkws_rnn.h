@@ -15,10 +15,21 @@
 
 #include "tkws_common.h"
 
+/* A sparse matrix's rows: row r's count[r] nonzeros follow row r-1's, each as its column
+ * (col, < 256) and its weight (val). Used when that is cheaper than the blocked layout
+ * (few nonzeros: tinykws.codegen.emit.float_sparse). Compiled in only when the model.c
+ * that includes the runtime defines TKWS_SPARSE_ROWS 1 (dense models pay nothing). */
+typedef struct {
+    const uint16_t *count;      /* [rows] */
+    const uint8_t *col;         /* [nonzeros] */
+    const float *val;           /* [nonzeros] */
+} tkws_sparse_rows;
+
 typedef struct {
     int32_t rows, cols;         /* logical shape */
     int32_t rows_p, cols_p;     /* padded: multiples of 8 and 4 */
-    const float *data;          /* [rows_p * cols_p], blocked layout (see above) */
+    const float *data;          /* [rows_p * cols_p], blocked layout (see above); NULL when sparse */
+    const tkws_sparse_rows *sparse;  /* non-NULL: the matrix is stored as sparse rows */
 } tkws_matrix;
 
 /* y[0..rows_p) = init + A x, init NULL meaning zeros; init may be y itself. */
