@@ -81,6 +81,10 @@ def test_clip_recall_classifies_each_keyword_segment_alone():
     got = clip_recall(FakeDetector(model=Always(0)), stream)
     assert got == {"n": 3, "correct": 2, "recall": pytest.approx(2 / 3)}  # other words not counted
     assert clip_recall(FakeDetector(model=Always(1)), stream)["correct"] == 1
+    # a (short) stream without keywords: no denominator, so no efficiency, and no error
+    none = clip_recall(FakeDetector(model=Always(0)), Stream(stream.audio, ev[3:]))
+    assert none == {"n": 0, "correct": 0, "recall": 0.0}
+    assert stream_efficiency([StreamScore(0.5, 0, 0, 0, 0.0, 0.0)], none) == {"1": None, "6": None, "ceiling": None}
 
 
 def test_efficiency_divides_the_best_recall_under_each_limit_by_the_clip_recall():

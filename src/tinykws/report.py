@@ -282,8 +282,8 @@ def section_stream(run_dir: Path) -> str:
 def _efficiency(st: dict) -> str:
     """The stream efficiency line and where the keywords went at the threshold."""
     clip, eff = st.get("clip_recall"), st.get("efficiency")
-    if not isinstance(clip, dict) or not isinstance(eff, dict):
-        return ""
+    if not isinstance(clip, dict) or not isinstance(eff, dict) or not clip.get("n"):
+        return ""  # none recorded, or a stream without keywords: no efficiency to state
     fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
     out = (f"**Stream efficiency**: cut out alone, the model names {clip['recall']:.1%} of these "
            f"keyword clips ({clip['correct']} of {clip['n']}); the stream keeps {fmt(eff.get('1'))} "
