@@ -181,7 +181,7 @@ def _recorded_data_dir(lists_dir: Path) -> Path:
 def _recorded_extra_dirs(lists_dir: Path) -> list[Path]:
     """The extra data folders recorded in `lists_dir/lists.json` (also after all moved)."""
     meta = lists_dir / "lists.json"
-    info = json.loads(meta.read_text()) if meta.is_file() else {}
+    info = _read_lists_json(meta) if meta.is_file() else {}  # torn: one line, not a traceback
     out = []
     for recorded, relative in zip(info.get("extra_data_dirs") or [], info.get("extra_data_dirs_relative") or []):
         path = Path(recorded)
