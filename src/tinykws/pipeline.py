@@ -251,8 +251,7 @@ def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
     rd = RunDir(run)
     feats, spare = rd.negative_features, rd.spare_features
     key = {"config": scfg.to_dict(), "negatives": None if not with_negatives else
-           (_read_marker(feats.with_suffix(".cache.json")) or {}).get("key"),
-           "spare": _cache_key(spare) if with_negatives else None}
+           _cache_key(feats), "spare": _cache_key(spare) if with_negatives else None}
     done = run / "train" / "stream_done.json"
     if _read_marker(done) == key:
         console.print(f"stream training already finished; delete {done} to train again")
@@ -326,8 +325,7 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
         data = dirs[0]
     t.run(
         "data lists",
-        lambda: make_lists(data_dirs(cfg) if cfg.data is not None else data, cfg.task, rd.lists,
-                           seed=cfg.seed),
+        lambda: make_lists(data_dirs(cfg) or data, cfg.task, rd.lists, seed=cfg.seed),
         lambda s: f"{len(s.categories)} classes, "
         + ", ".join(f"{k} {s.total(k)}" for k in ("training", "validation", "testing")),
     )

@@ -222,7 +222,7 @@ class StreamMaker:
         picks = self.pool.features[self.rng.choice(self.noise, size=-(-n // T))]
         return picks.reshape(-1, picks.shape[-1])[:n]
 
-    def _make(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _make(self, n: int) -> tuple[np.ndarray, ...]:
         """At least n frames of stream: (x, target, weight, region, rclass), each `[n', ...]`."""
         cfg, pool, rng = self.cfg, self.pool, self.rng
         xs, words = [], []  # words: (start, first speech, end, class, is keyword)
@@ -246,7 +246,7 @@ class StreamMaker:
         target = np.full(len(x), self.sil, np.int64)
         weight = np.full(len(x), cfg.silence_weight, np.float32)
         rclass = np.full(len(x), self.sil, np.int64)
-        region = np.zeros(len(x), np.int64)  # gaps: the region of the word before them
+        region = np.zeros(len(x), np.int64)  # 0: the gap before the first word
         for k, (start, on, end, cls, is_kw) in enumerate(words):
             stop = min(len(x), end + cfg.target_frames)
             if k + 1 < len(words):
