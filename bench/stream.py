@@ -44,7 +44,7 @@ os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
 import numpy as np  # noqa: E402
 
 from tinykws.detect import Detector  # noqa: E402
-from tinykws.run import load_model  # noqa: E402
+from tinykws.checkpoint import load_model  # noqa: E402
 from tinykws.stream import (  # noqa: E402
     StreamScore,
     StreamSpec,

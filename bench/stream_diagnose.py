@@ -17,7 +17,7 @@ from pathlib import Path
 os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
 import numpy as np
 from tinykws.detect import Detector, moving_average, pick_detections, Detection, TIME_EPS_S
-from tinykws.run import load_model
+from tinykws.checkpoint import load_model
 from tinykws.stream import _EventLookup, det_thresholds
 from tinykws.stream import (StreamSpec, build_stream, run_stream_clips, build_negative_stream, det_curve,
                             operating_point, score_detections, clip_recall, stream_efficiency, miss_reasons,

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from codegen_host import PEDANTIC, build_shared, digest
-from tinykws.codegen.emit import copy_runtime, emit_detector
+from tinykws.codegen.glue import copy_runtime
+from tinykws.codegen.detector import emit_detector
 from tinykws.detect import DetectorConfig, Trigger, moving_average
 
 CATS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",

@@ -28,7 +28,7 @@ from tinykws.detect import (
 from tinykws.errors import TinyKWSError
 from tinykws.features import FeatureParams, frames_from_stream
 from tinykws.models import ModelConfig
-from tinykws.run import Checkpoint
+from tinykws.checkpoint import Checkpoint
 from tinykws.train import TrainConfig
 
 META = Checkpoint(ModelConfig(num_classes=len(CATEGORIES)), FeatureParams(), tuple(CATEGORIES), {})

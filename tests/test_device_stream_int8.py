@@ -46,7 +46,7 @@ def _quantize(run: Path, audio: np.ndarray) -> None:
     from tinykws.features import FeatureParams, frames_from_stream, logmel
     from tinykws.quant.calibrate import layer_ranges
     from tinykws.quant.model import quantize_model
-    from tinykws.run import load_model
+    from tinykws.checkpoint import load_model
 
     model, ck = load_model(run)
     clips = np.stack([logmel(load_audio(e.path)[0], FeatureParams())

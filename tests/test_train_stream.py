@@ -159,7 +159,7 @@ def test_longest_keyword_run_ignores_background():
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
     """Clip phase (tinykws.train) then stream phase on toy features: (model, run folder)."""
-    from tinykws.run import load_model
+    from tinykws.checkpoint import load_model
     from tinykws.train import TrainConfig, train
 
     n = torch.get_num_threads()
@@ -223,7 +223,7 @@ def test_stream_model_never_locks_in_one_hour(toy_run):
 
 def test_stream_checkpoint_runs_on_one_state_and_keeps_its_log(toy_run):
     from tinykws.detect import Detector
-    from tinykws.run import load_model
+    from tinykws.checkpoint import load_model
 
     model, run = toy_run
     _, ck = load_model(run / "train" / "best.pt")
@@ -242,7 +242,7 @@ def test_cli_train_stream_writes_a_one_state_model_and_refuses_bad_negatives(toy
     import shutil
 
     from tinykws.cli import run as cli
-    from tinykws.run import load_model
+    from tinykws.checkpoint import load_model
 
     src = toy_run[1]
     run = tmp_path / "run"

@@ -4,7 +4,10 @@ Every command is a thin wrapper over a plain function in the stage's module, so 
 users can call the same code from Python. Errors meant for the user (TinyKWSError) are
 printed as one line and exit with status 2; they never show a traceback.
 
-Layout: each stage owns one clearly marked section below.
+Layout: each stage owns one clearly marked section below. Each command imports its stage
+inside its function, on purpose: `tinykws --help` and the light commands start without
+loading torch, onnx or the emulator, and a missing optional extra fails only the command
+that needs it (tests/test_imports.py lets this module alone do so).
 """
 
 from __future__ import annotations
@@ -390,9 +393,7 @@ def train(
         raise TinyKWSError("give exactly one of --features DIR or --data DIR")
     with _run_lock(out, create=True):
         if data is not None:
-            from tinykws.train import prepare_features
-
-            features = prepare_features(data, out, task)
+            features = _lists_and_features(data, out, task)
         res = train_fn(features, out, config, resume=resume, init=init)
     if int(__import__("os").environ.get("RANK", "0")) == 0:
         test = "" if res.test_acc is None else f", testing {res.test_acc:.4f}"
@@ -400,6 +401,23 @@ def train(
             f"best validation accuracy {res.best_val_acc:.4f} (epoch {res.best_epoch + 1}){test}"
             f" -> {res.best_path}"
         )
+
+
+def _lists_and_features(data: Path, run_dir: Path, task: str) -> Path:
+    """`train --data`: the lists and featurize stages with their defaults into RUN_DIR,
+    said before they run (they are stages of their own: `tinykws data lists`, `tinykws
+    featurize`)."""
+    from tinykws.data.speech_commands import make_lists
+    from tinykws.dataset import featurize_lists
+    from tinykws.run import RunDir
+
+    rd = RunDir(run_dir)
+    console.print(f"train --data: running `tinykws data lists {data} --task {task} --out "
+                  f"{rd.lists}` and `tinykws featurize` into {rd.features} first",
+                  soft_wrap=True, highlight=False)
+    make_lists(data, task, rd.lists)
+    featurize_lists(data, rd.lists, rd.features)
+    return rd.features
 
 
 @app.command("train-stream")
@@ -504,7 +522,7 @@ def compile_cmd(
 @app.command()
 def verify(
     compiled: Path = typer.Argument(..., help="A compiled folder, e.g. RUN_DIR/device/hard."),
-    run: Optional[Path] = typer.Option(None, "--run", help="Run folder; default: DIR/../.."),
+    run: Optional[Path] = typer.Option(None, "--run", help="Run folder; default: the one DIR was compiled from (DIR/run.json)."),
     data: Optional[Path] = typer.Option(
         None, "--data", help="Verify on every WAV under this folder instead of the test list."
     ),

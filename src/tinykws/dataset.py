@@ -40,9 +40,11 @@ from rich.console import Console
 
 from tinykws import __version__
 from tinykws.data.audio import AudioStats, load_audio, try_load_audio
-from tinykws.data.speech_commands import SPLITS, Example, read_categories, read_list
+from tinykws.data.negatives import read_negatives
+from tinykws.data.speech_commands import Example, SPLITS, read_categories, read_list, read_spare
 from tinykws.errors import MAX_WORKERS, TinyKWSError, check_count, check_seed
 from tinykws.features import FeatureParams, logmel_batch, single_thread_blas
+from tinykws.labels import UNKNOWN
 from tinykws.progress import progress_bar
 
 console = Console(stderr=True)
@@ -475,9 +477,6 @@ def featurize_negatives(
     extra_negatives=...)`); they stay out of the clip lists so the clip phase keeps its
     balance of real clips (docs/benchmarks.md, "Streaming").
     """
-    from tinykws.data.negatives import read_negatives
-    from tinykws.labels import UNKNOWN
-
     if UNKNOWN not in categories:
         raise TinyKWSError(f"negatives need an {UNKNOWN} class; the categories are {list(categories)}")
     neg = read_negatives(negatives_dir)
@@ -499,8 +498,6 @@ def featurize_spare(
 
     The stream phase draws them as real negatives beside the synthesized ones.
     """
-    from tinykws.data.speech_commands import read_spare
-
     examples = read_spare(lists_dir, data_dir)
     if not examples:
         return None
@@ -511,8 +508,6 @@ def _featurize_unknown(examples: Sequence[Example], out_npz: Path | str, categor
                        params: FeatureParams, name: str, workers: Optional[int]) -> Path:
     """`examples` (all `_unknown_`) -> one cached feature file `[N, 98, F]` (see
     `featurize_negatives`)."""
-    from tinykws.labels import UNKNOWN
-
     unk = list(categories).index(UNKNOWN)
     out_npz = Path(out_npz)
     meta = out_npz.with_suffix(".cache.json")

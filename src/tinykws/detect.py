@@ -39,7 +39,7 @@ from tinykws.labels import NON_KEYWORDS
 from tinykws.tuning import torch_threads
 
 if TYPE_CHECKING:
-    from tinykws.run import Checkpoint
+    from tinykws.checkpoint import Checkpoint
 
 Mode = Literal["auto", "rolling", "window", "reset"]
 MODES = ("auto", "rolling", "window", "reset")
@@ -486,7 +486,7 @@ class IntTrigger:
 class Detector:
     """Feed 160-sample int16 blocks (`process`), get `Detection`s back.
 
-    `Detector(run_dir)` loads the run's checkpoint (`tinykws.run.load_model`) and its detector
+    `Detector(run_dir)` loads the run's checkpoint (`tinykws.checkpoint.load_model`) and its detector
     (RUN_DIR/detector.json, else the `DetectorConfig` defaults); `config` replaces the
     latter, and any of threshold ... reset_ms given (not None) override single settings.
     `model` and its `checkpoint` may be passed instead of a run (tests, benchmarks). Mode
@@ -515,7 +515,7 @@ class Detector:
         if model is None or checkpoint is None:
             if run_dir is None:
                 raise TinyKWSError("Detector needs a run folder (or a model and its checkpoint)")
-            from tinykws.run import load_model
+            from tinykws.checkpoint import load_model
 
             model, checkpoint = load_model(Path(run_dir))
         self.mode = cfg.resolve_mode(checkpoint)
@@ -523,7 +523,7 @@ class Detector:
         self.params = checkpoint.feature_params
         self.model = model
         self.categories = list(checkpoint.categories)
-        frame_ms = 1000.0 * self.params.hop / self.params.sample_rate  # one block = one frame
+        frame_ms = self.params.frame_ms  # one block = one frame
         self.win = self.params.n_frames  # frames in one 1-s training clip (98)
         self.scorer = FrameScorer(model, self.mode, self.win,
                                   hop_frames=round(cfg.hop_ms / frame_ms),

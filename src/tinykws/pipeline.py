@@ -22,15 +22,9 @@ from rich.table import Table
 
 from tinykws.config import PRESETS
 from tinykws.errors import TinyKWSError
-from tinykws.run import RunDir, atomic_write_text, file_sha256, read_features
+from tinykws.run import PIPELINE_BUILDS, Build, RunDir, atomic_write_text, file_sha256, read_features
 
 console = Console(stderr=True)
-
-# The builds the pipeline compiles and verifies: hard float (Cortex-M4F) and, for cores
-# without an FPU, the integer build (int8 weights, soft-float ABI). The float soft-float build
-# stays available (`tinykws compile RUN --float-abi soft --precision float`): it is correct
-# but 50x too slow for real time on an FPU-less M4.
-BUILDS = ("hard", "int8")
 
 # Synthesized non-keyword utterances the pipeline makes for the stream phase. 20,000 (of the
 # `data negatives` default 50,000) keeps `pipeline --data DIR` within 30 minutes on 2 cores;
@@ -132,7 +126,7 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
             return None
     resume = False
     if rd.last.is_file() and _train_init(rd) == marker["init"]:
-        from tinykws.run import load_checkpoint
+        from tinykws.checkpoint import load_checkpoint
 
         resume = load_checkpoint(rd.last).train_config == recipe
         if resume:
@@ -279,24 +273,24 @@ def _read_marker(path: Path) -> Optional[dict]:
     return state if isinstance(state, dict) else None
 
 
-def _verify(run: Path, build: str, clips: int) -> Any:
+def _verify(run: Path, build: Build, clips: int) -> Any:
     from tinykws.device import format_report, verify
 
     report = verify(RunDir(run).device(build), run_dir=run, max_clips=clips)
     console.print(format_report(report))
     if not report.ok:
         raise TinyKWSError(
-            f"the emulated Cortex-M4 ({build} build) disagrees with its Python reference; "
-            f"see {RunDir(run).device(build) / 'verify.json'}"
+            f"the emulated Cortex-M4 ({build.name} build) disagrees with its Python reference; "
+            f"see {RunDir(run).verify_report(build)}"
         )
     return report
 
 
-def _compile(run: Path, build: str) -> Any:
-    from tinykws.codegen import build_spec, compile_run
+def _compile(run: Path, build: Build) -> Any:
+    from tinykws.codegen import compile_run
 
-    abi, precision = build_spec(build)
-    return compile_run(run, RunDir(run).device(build), float_abi=abi, precision=precision)
+    return compile_run(run, RunDir(run).device(build), float_abi=build.float_abi,
+                       precision=build.precision)
 
 
 def run_pipeline(cfg: PipelineConfig) -> Path:
@@ -377,9 +371,9 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     t.run("quantize", lambda: quantize_run(run),
           lambda r: "integer vs float on validation: argmax agreement "
           f"{r['ptq']['validation']['argmax_agreement']:.1%}")  # fmt: skip
-    for build in BUILDS:
-        t.run(f"compile ({build})", lambda b=build: _compile(run, b), lambda r: r.toolchain)
-        t.run(f"verify ({build})", lambda b=build: _verify(run, b, clips),
+    for build in PIPELINE_BUILDS:
+        t.run(f"compile ({build.name})", lambda b=build: _compile(run, b), lambda r: r.toolchain)
+        t.run(f"verify ({build.name})", lambda b=build: _verify(run, b, clips),
               lambda r: f"{r.n_clips} clips match")  # fmt: skip
     t.run(
         "evaluate",

@@ -26,7 +26,8 @@ from tinykws.detect import moving_average
 from tinykws.errors import TinyKWSError
 from tinykws.labels import NON_KEYWORDS, SILENCE, UNKNOWN
 from tinykws.plots import pyplot, save_png
-from tinykws.run import RunDir, load_model
+from tinykws.checkpoint import load_model
+from tinykws.run import RunDir
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ Writes `RUN_DIR/train/`: `config.json` (`TrainConfig` + `ModelConfig`, from
 tinykws.config), `log.csv` (one row an epoch), `curves.png`, `last.pt` (every epoch,
 atomically; `--resume` continues from it exactly) and `best.pt` (best validation
 accuracy).  Checkpoints follow the contract in
-docs/architecture.md and load with `tinykws.run.load_checkpoint` (weights_only=True).
+docs/architecture.md and load with `tinykws.checkpoint.load_checkpoint` (weights_only=True).
 
 Faithful to the seed (ELL's `train_classifier.py` driving EdgeML's FastGRNN):
 - loss: cross-entropy of the linear classifier on the last step;
@@ -44,9 +44,9 @@ from tinykws.models import KWSModel, State, build_model
 from tinykws.models.sparsity import iht_phase, sparse_groups, sparsify_step
 from tinykws.progress import progress_bar
 from tinykws.plots import pyplot, save_png
+from tinykws.checkpoint import Checkpoint, TrainingState, load_checkpoint, load_model
 from tinykws.run import (
-    Checkpoint, FeatureSplit, RunDir, TrainingState, atomic_torch_save, check_splits_agree, file_sha256,
-    load_checkpoint, load_model, read_features,
+    FeatureSplit, RunDir, atomic_torch_save, check_splits_agree, file_sha256, read_features,
 )
 from tinykws.tuning import torch_threads, tune_for_training
 
@@ -703,7 +703,7 @@ def _end_epoch(s: _Session, epoch: int, train_loss: float, train_acc: float, lr:
 
 
 def _checkpoint(s: _Session, epoch: int, val_acc: float) -> Checkpoint:
-    """The model after `epoch`, with what `--resume` needs (tinykws.run.Checkpoint)."""
+    """The model after `epoch`, with what `--resume` needs (tinykws.checkpoint.Checkpoint)."""
     return Checkpoint(
         s.model.config, s.training.params, tuple(s.training.categories),
         {k: v.detach().cpu() for k, v in s.model.state_dict().items()},
@@ -771,16 +771,3 @@ def _diverged(epoch: int, what: str, train_dir: Path) -> None:
         f"training diverged in epoch {epoch + 1} ({what}); {kept}. "
         "Lower --learning-rate (or --lr-min) and train again"
     )
-
-
-def prepare_features(data_dir: Path | str, run_dir: Path | str, task: str = "google12") -> Path:
-    """`--data`: write RUN_DIR/lists and RUN_DIR/features with the default settings."""
-    try:
-        from tinykws.data.speech_commands import make_lists
-        from tinykws.dataset import featurize_lists
-    except ImportError as e:
-        raise TinyKWSError(f"--data needs the lists and featurize stages ({e}); use --features") from None
-    run_dir = Path(run_dir)
-    make_lists(data_dir, task, run_dir / "lists")
-    featurize_lists(data_dir, run_dir / "lists", run_dir / "features")
-    return run_dir / "features"

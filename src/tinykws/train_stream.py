@@ -485,7 +485,8 @@ def train_stream(
     """
     from tinykws.progress import progress_bar
     from tinykws.models.sparsity import fix_support
-    from tinykws.run import RunDir, atomic_torch_save, load_model, load_torch, read_features
+    from tinykws.checkpoint import load_model, load_torch
+    from tinykws.run import RunDir, atomic_torch_save, read_features
     from tinykws.train import augment_batch, class_weights, pipeline_recipe
 
     features_dir, run = Path(features_dir), RunDir(run_dir)

@@ -45,9 +45,14 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tinykws.data.audio import CLIP_SAMPLES, save_wav
-from tinykws.data.speech_commands import BACKGROUND, GOOGLE12_WORDS, SILENCE, SPLITS
+from tinykws.data.audio import CLIP_SAMPLES, load_audio, save_wav
+from tinykws.data.layout import BACKGROUND, GOOGLE12_WORDS, SPLITS, silence_crop
+from tinykws.data.synth import (
+    NOISE_KINDS, check_noise_seconds, make_noise, plan_voices, render_word,
+)
 from tinykws.errors import MAX_WORKERS, TinyKWSError, check_count, check_seed
+from tinykws.labels import SILENCE
+from tinykws.progress import progress_bar
 from tinykws.tuning import ignore_sigint
 
 # Every word of Speech Commands v0.02: none of them (nor a homophone) is ever a negative,
@@ -358,8 +363,6 @@ def make_negatives(
     held-apart voices are also voices the synthesized keywords never trained on.
     `on_job(done, total)` is called after every finished job (progress hooks, tests).
     """
-    from tinykws.progress import progress_bar
-
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     params = negatives_params(utterances=utterances, words=words, phrases=phrases,
@@ -379,8 +382,6 @@ def make_negatives(
                                    "seconds": round(time.perf_counter() - t0, 2)})  # fmt: skip
     if old is None and out_dir.exists() and any(out_dir.iterdir()):
         raise TinyKWSError(f"{out_dir} exists and is not a tinykws negatives folder; choose another --out")
-
-    from tinykws.data.synth import plan_voices
 
     items = plan_items(params["keywords"], words, phrases, near_miss_count, seed)
     voice_plan = plan_voices(voices, seed)
@@ -450,9 +451,6 @@ def make_negatives(
 
 
 def _check_params(p: dict) -> None:
-    from tinykws.data.synth import check_noise_seconds
-    from tinykws.errors import check_count
-
     if p["utterances"] < 1 or p["words"] < 1:
         raise TinyKWSError("--utterances and --words must be >= 1")
     if min(p["phrases"], p["near_miss_count"], p["background"]) < 0:
@@ -515,8 +513,6 @@ def _background_counts(background: int) -> dict[str, int]:
 def _plan_jobs(out_dir: Path, clips: list[tuple], voice_plan: list, background: int,
                noise_seconds: float, seed: int) -> list[tuple]:
     """Fixed jobs, independent of the worker count: noise files, speech, background clips."""
-    from tinykws.data.synth import NOISE_KINDS
-
     jobs: list[tuple] = []
     noise_names = {s: [] for s in SPLITS}
     for s, per_kind in NOISE_FILES.items():
@@ -544,16 +540,12 @@ def _run_job(job: tuple) -> tuple[str, int, int]:
     """One job in a worker: `(job id, clips made, clips cropped)`; files are written atomically."""
     kind, job_id, out = job[0], job[1], Path(job[2])
     if kind == "noise":
-        from tinykws.data.synth import make_noise
-
         _, _, _, names, kinds, seconds, seed = job
         for name, noise_kind in zip(names, kinds):
             rng = np.random.default_rng([seed, 9, zlib.crc32(name.encode())])
             _save(out / BACKGROUND / name, make_noise(noise_kind, seconds * (2 / 3 if noise_kind == "babble" else 1), rng))
         return job_id, 0, 0
     if kind == "speech":
-        from tinykws.data.synth import render_word
-
         _, _, _, rows, seed = job
         cropped = 0
         for text, folder, voice, sid, k in rows:
@@ -574,15 +566,11 @@ def _run_job(job: tuple) -> tuple[str, int, int]:
 def background_crop(x: np.ndarray, rng: np.random.Generator, rms_range=BACKGROUND_RMS_RANGE) -> np.ndarray:
     """A random 1-s crop of int16 noise `x`, scaled to an RMS drawn log-uniformly from
     `rms_range` (of full scale); int16 [16000]. The `_silence_` crops of `data lists` are
-    made the same way (`speech_commands.silence_crop`)."""
-    from tinykws.data.speech_commands import silence_crop
-
+    made the same way (`layout.silence_crop`)."""
     return silence_crop(x, rng, 0, len(x), rms_range)
 
 
 def _load_noise(path: Path) -> np.ndarray:
-    from tinykws.data.audio import load_audio
-
     return load_audio(path, length=None)[0]
 
 

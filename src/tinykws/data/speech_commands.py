@@ -22,18 +22,17 @@ from typing import Sequence
 import numpy as np
 
 from tinykws.data.audio import CLIP_SAMPLES, AudioStats, OnError, is_audio_name, save_wav, try_load_audio
+from tinykws.data.layout import (  # noqa: F401 (SILENCE_RMS_RANGE, silence_crop: re-exported)
+    BACKGROUND, GOOGLE12_WORDS, NEGATIVES, SILENCE_RMS_RANGE, SPLITS, silence_crop,
+)
 from tinykws.errors import TinyKWSError, check_count, check_seed
 from tinykws.labels import SILENCE, UNKNOWN
 
-SPLITS = ("training", "validation", "testing")
-BACKGROUND = "_background_noise_"
-NEGATIVES = "_negatives_"  # list lines `_negatives_/...` are relative to the negatives folder
 # list lines `_data1_/...`, `_data2_/...` are relative to the extra data folders (lists.json)
 _EXTRA = re.compile(r"^_data([1-9][0-9]*)_$")
 # training clips of other words that the `_unknown_` cap left out: real non-keyword speech
 # for the stream phase (`dataset.featurize_spare`), never in the clip phase's lists
 SPARE_LIST = "spare_unknown_list.txt"
-GOOGLE12_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
 # TensorFlow's speech_commands/input_data.py `which_set`: the bucket of a speaker id.
 MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # ~134M
@@ -322,7 +321,6 @@ def parse_task(task: str, available: list[str]) -> tuple[list[str], bool]:
 
 DEFAULT_UNKNOWN_SHARE = 1.0  # unknown clips per split = this x the split's mean keyword count
 MAX_SHARE = 1e6  # --unknown-share / --negatives-share: beyond it, "all of them" anyway
-SILENCE_RMS_RANGE = (0.001, 0.3)  # of full scale; log-uniform gain target for silence crops
 _SPLIT_REGIONS = {"training": (0.0, 0.8), "validation": (0.8, 0.9), "testing": (0.9, 1.0)}
 
 
@@ -597,20 +595,3 @@ def write_silence(
             save_wav(folder.parent / name, samples)
             lines[split].append(name)
     return lines
-
-
-def silence_crop(
-    x: np.ndarray, rng: np.random.Generator, start: int, stop: int,
-    rms_range: tuple[float, float] | None = None,
-) -> np.ndarray:
-    """A 1-s crop of int16 noise `x` from within `[start, stop)`, scaled to an RMS drawn
-    log-uniformly from `rms_range` (of full scale; default SILENCE_RMS_RANGE);
-    int16 [CLIP_SAMPLES]."""
-    rms_range = rms_range or SILENCE_RMS_RANGE
-    off = int(rng.integers(start, stop - CLIP_SAMPLES + 1))
-    crop = x[off : off + CLIP_SAMPLES].astype(np.float64) / 32768.0
-    target = np.exp(rng.uniform(np.log(rms_range[0]), np.log(rms_range[1])))  # RMS of full scale
-    rms = np.sqrt(np.mean(crop**2))
-    if rms > 1e-6:
-        crop *= target / rms
-    return np.clip(np.rint(crop * 32768.0), -32768, 32767).astype(np.int16)

@@ -16,22 +16,17 @@
 #ifndef TKWS_QDETECT_H
 #define TKWS_QDETECT_H
 
-#include "tkws_common.h"
+#include "tkws_trigger.h"
 
 typedef struct {
-    int32_t n_keywords;         /* K: classes that may fire */
-    const uint16_t *keyword;    /* [K] their indices in the score vector */
-    int32_t smooth;             /* moving-average length, in steps (1 .. 65535) */
-    int32_t refractory;         /* steps after a detection before the next may fire */
+    TKWS_TRIGGER_CONFIG         /* smooth: 1 .. 65535 */
     const int32_t *min_sum;     /* [smooth]: least sum of m scores that fires, m = 1 .. smooth */
 } tkws_qdetect_config;
 
 typedef struct {
     int16_t *history;           /* [smooth * K]: the keywords' Q15 scores of the last steps */
     int32_t *sum;               /* [K]: each keyword's sum over the filled rows */
-    int32_t pos;                /* history row written next */
-    int32_t filled;             /* rows in use (<= smooth) */
-    int32_t since;              /* steps since the last detection, saturating at refractory */
+    TKWS_TRIGGER_COUNTERS
 } tkws_qdetect_state;
 
 /* Start over: empty history, zero sums, no detection yet. */
