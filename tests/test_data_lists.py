@@ -380,3 +380,44 @@ def test_cli_lists_take_several_folders(tmp_path):
     assert r.returncode == 0, r.stderr
     info = json.loads((tmp_path / "l" / "lists.json").read_text())
     assert info["extra_data_dirs"] == [str(extra.resolve())] and info["spare_unknown"] > 0
+
+
+def _pool(counts: dict[str, tuple[int, int]]) -> list[str]:
+    """List lines for words -> (speakers, clips per speaker), some behind a `_data1_/` prefix."""
+    return [f"{'_data1_/' if i % 2 else ''}{w}/{w}{s:04x}_nohash_{k}.wav"
+            for i, (w, (n_spk, per)) in enumerate(counts.items())
+            for s in range(n_spk) for k in range(per)]
+
+
+def test_balanced_pick_spreads_over_words_then_speakers():
+    # one dominant word (as bed/cat/happy in the v0.01 extra set) and a few rare ones
+    pool = _pool({"bed": (400, 4), "cat": (300, 2), "wow": (3, 1), "dog": (10, 2), "tree": (6, 1)})
+    got = speech_commands.balanced_pick(pool, 40, np.random.default_rng(0))
+    assert len(got) == len(set(got)) == 40 and set(got) <= set(pool)
+    words = Counter(Path(p).parent.name for p in got)
+    # the rare words give all they have (3 and 6), the others share the rest evenly
+    assert words["wow"] == 3 and words["tree"] == 6
+    assert max(words.values()) - min(words[w] for w in ("bed", "cat", "dog")) <= 1
+    # no speaker repeats within a word before every speaker of it has spoken
+    for w in ("bed", "cat"):
+        spk = Counter(speaker_of(p) for p in got if Path(p).parent.name == w)
+        assert max(spk.values()) == 1
+    dog = Counter(speaker_of(p) for p in got if Path(p).parent.name == "dog")
+    assert len(dog) == 10 and max(dog.values()) - min(dog.values()) <= 1  # 10 speakers, 2 clips
+    # deterministic for a seed, different for another; all of a small pool
+    assert got == speech_commands.balanced_pick(pool, 40, np.random.default_rng(0))
+    assert got != speech_commands.balanced_pick(pool, 40, np.random.default_rng(1))
+    assert sorted(speech_commands.balanced_pick(pool[:5], 9, np.random.default_rng(0))) == sorted(pool[:5])
+    assert speech_commands.balanced_pick(pool, 0, np.random.default_rng(0)) == []
+
+
+def test_unknown_share_is_not_drowned_by_one_big_word(tmp_path):
+    main = _tiny_dataset(tmp_path / "main", {"yes": 10, "no": 10, "cat": 8, "dog": 8}, lists=True)
+    extra = _tiny_dataset(tmp_path / "extra", {"bed": 200}, suffix=".flac", noise=False)
+    s = make_lists([main, extra], "yes,no", tmp_path / "lists", silence_count=0)
+    train = read_list(tmp_path / "lists", "training")
+    words = Counter(e.path.parent.name for e in train if e.label == UNKNOWN)
+    # 8 unknown clips (the mean keyword class): cat, dog and bed share them (~3 each),
+    # where a uniform draw from the 212 pooled clips would give bed ~7 of 8
+    assert sum(words.values()) == s.counts["training"][UNKNOWN] == 8
+    assert set(words) == {"cat", "dog", "bed"} and max(words.values()) <= 3

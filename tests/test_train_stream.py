@@ -15,6 +15,7 @@ from tinykws.models import ModelConfig, build_model
 from tinykws.train_stream import (
     IGNORE,
     ClipPool,
+    Miner,
     StreamMaker,
     StreamTrainConfig,
     bound_state,
@@ -112,6 +113,28 @@ def test_real_negative_share_sets_how_many_negatives_are_real_recordings():
         StreamTrainConfig(real_negative_share=1.5)
 
 
+def test_miner_scores_in_turn_and_boosts_only_the_top_share():
+    """Rounds of `mine_clips` cover every negative in turn (wrapping); a negative is boosted
+    while its latest score passes the threshold and, with `mine_top`, is in the top share;
+    never-scored negatives (NaN) are not boosted."""
+    miner = Miner(np.full(10, np.nan))
+    cfg = StreamTrainConfig(mine_clips=4, mine_top=0.4, mine_threshold=0.3, mine_boost=8.0)
+    rounds = [miner.next_round(cfg) for _ in range(3)]
+    assert [r.tolist() for r in rounds] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 0, 1]]
+    miner.scores[:5] = [0.9, 0.5, 0.4, 0.1, 0.95]  # 5..9 not scored yet
+    w = miner.weights(cfg)
+    assert w.tolist() == [8, 1, 1, 1, 8] + [1] * 5  # the top 40 % of the 5 scored: 0.9, 0.95
+    # without mine_top, the threshold alone (the old rule): every score >= 0.3
+    w = miner.weights(StreamTrainConfig(mine_threshold=0.3, mine_boost=4.0))
+    assert w.tolist() == [4, 4, 4, 1, 4] + [1] * 5
+    # the threshold still applies under mine_top: nothing is hard when every score is low
+    miner.scores[:5] = 0.01
+    assert (miner.weights(cfg) == 1).all()
+    assert Miner(np.zeros(3)).next_round(StreamTrainConfig()).tolist() == [0, 1, 2]  # 0: all
+    with pytest.raises(TinyKWSError, match="mine_top"):
+        StreamTrainConfig(mine_top=1.5)
+
+
 def _saturating_fastgrnn(hidden: int = 8) -> torch.nn.Module:
     """A FastGRNN whose gate sits at 1 and whose update is +1: the state can only grow."""
     m = build_model(ModelConfig(architecture="fastgrnn", input_size=32, hidden_size=hidden,
@@ -182,7 +205,8 @@ def _toy_run(tmp_path, TrainConfig, train, load_model):
     train(fdir, tmp_path, TrainConfig(epochs=40, hidden_units=16, batch_size=32, optimizer="adam",
                                       learning_rate=0.01, lr_min=0.001, threads=1))
     cfg = StreamTrainConfig(iterations=250, batch=8, chunk_frames=150, clip_batch=16,
-                            mine_every=125, learning_rate=0.005, lr_min=0.001)
+                            mine_every=125, mine_clips=30, mine_top=0.2,
+                            learning_rate=0.005, lr_min=0.001)
     train_stream(fdir, tmp_path, cfg)
     model, ck = load_model(tmp_path / "train" / "best.pt")
     assert ck.stream_config == cfg.to_dict()

@@ -94,10 +94,17 @@ class StreamTrainConfig:
     clip_weight: float = 1.0  # the clip loss beside the stream loss
     clip_batch: int = 32
     bounded_state: bool = True  # FastGRNN: σ(nu) -> 0, so |h| <= max(|h0|, σ(zeta)) <= 1
-    # hard-negative mining
+    # hard-negative mining: every `mine_every` steps the next `mine_clips` negatives (all of
+    # them when 0; in turn, so each round is as cheap as the first) are scored in a stream
+    # context; a negative is drawn `mine_boost` times as often while its latest score is
+    # >= `mine_threshold` and, with `mine_top` > 0, among the highest `mine_top` share of
+    # the scores so far (a fixed threshold boosts most clips once the model is wary of
+    # every word: at 0.3, 73 % of the pipeline's negatives after the stream phase)
     mine_every: int = 500
     mine_threshold: float = 0.3
     mine_boost: float = 4.0
+    mine_clips: int = 0
+    mine_top: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -107,6 +114,8 @@ class StreamTrainConfig:
             raise TinyKWSError("keyword_prob must be in (0, 1)")
         if not 0.0 <= self.real_negative_share <= 1.0:
             raise TinyKWSError("real_negative_share must be in [0, 1]")
+        if not 0.0 <= self.mine_top <= 1.0 or self.mine_clips < 0:
+            raise TinyKWSError("mine_top must be in [0, 1] and mine_clips >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -289,16 +298,18 @@ class StreamMaker:
 
 
 @torch.no_grad()
-def negative_keyword_scores(model, maker: StreamMaker, context: int = 100, batch: int = 256
-                            ) -> np.ndarray:
-    """Highest keyword probability of each negative clip `[len(maker.neg)]`, heard after
-    `context` frames of background from a zero state and until its target window ends."""
+def negative_keyword_scores(model, maker: StreamMaker, context: int = 100, batch: int = 256,
+                            which: Optional[np.ndarray] = None) -> np.ndarray:
+    """Highest keyword probability of each negative clip `[len(maker.neg)]` (or of the
+    negatives at positions `which` of `maker.neg`), heard after `context` frames of
+    background from a zero state and until its target window ends."""
     pool, cfg = maker.pool, maker.cfg
     kw_cls = torch.tensor([c not in (SILENCE, UNKNOWN) for c in pool.categories])
     out = []
     T = pool.features.shape[1]
-    for s in range(0, len(maker.neg), batch):
-        ids = maker.neg[s:s + batch]
+    negs = maker.neg if which is None else maker.neg[which]
+    for s in range(0, len(negs), batch):
+        ids = negs[s:s + batch]
         bed = torch.from_numpy(np.stack([maker._noise_bed(context + T + cfg.target_frames)
                                          for _ in ids]))
         x = bed.clone()
@@ -308,6 +319,45 @@ def negative_keyword_scores(model, maker: StreamMaker, context: int = 100, batch
         p = torch.softmax(logits[:, context:], -1)[..., kw_cls].amax(-1)  # [b, T']
         out.append(p.amax(1).numpy())
     return np.concatenate(out) if out else np.zeros(0)
+
+
+@dataclass
+class Miner:
+    """Hard-negative mining state: the latest score of every negative (NaN: not scored
+    yet) and where the next round starts (`StreamTrainConfig.mine_*`)."""
+
+    scores: np.ndarray  # [len(maker.neg)] float64
+    pos: int = 0
+
+    @classmethod
+    def for_maker(cls, maker: StreamMaker) -> "Miner":
+        return cls(np.full(len(maker.neg), np.nan))
+
+    def next_round(self, cfg: StreamTrainConfig) -> np.ndarray:
+        """Positions in `maker.neg` to score this round (the next `mine_clips`, wrapping)."""
+        n = len(self.scores)
+        k = n if cfg.mine_clips <= 0 else min(n, cfg.mine_clips)
+        which = (self.pos + np.arange(k)) % n
+        self.pos = int((self.pos + k) % n)
+        return which
+
+    def weights(self, cfg: StreamTrainConfig) -> np.ndarray:
+        """Drawing weight of every negative: `mine_boost` for the hard ones, else 1."""
+        s = np.nan_to_num(self.scores, nan=-np.inf)
+        hard = s >= cfg.mine_threshold
+        scored = s[np.isfinite(s)]
+        if cfg.mine_top > 0 and len(scored):
+            k = max(1, round(cfg.mine_top * len(scored)))  # the k highest scores so far
+            hard &= s >= np.partition(scored, len(scored) - k)[len(scored) - k]
+        return 1.0 + (cfg.mine_boost - 1.0) * hard
+
+    def mine(self, model, maker: StreamMaker, cfg: StreamTrainConfig) -> int:
+        """Score this round's negatives, reweight the maker; returns the hard count."""
+        which = self.next_round(cfg)
+        self.scores[which] = negative_keyword_scores(model, maker, which=which)
+        w = self.weights(cfg)
+        maker.set_negative_weights(w)
+        return int((w > 1).sum())
 
 
 # ---------------------------------------------------------------------------- state
@@ -520,6 +570,7 @@ def train_stream(
     maker = StreamMaker(pool, cfg, rng, n_real=n_real)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     fix_support(model, opt)  # a sparse clip model stays sparse: its zeros are re-zeroed every step
+    miner = Miner.for_maker(maker)
     start = 0
     if last_path.is_file():
         ck = load_torch(last_path)
@@ -528,6 +579,8 @@ def train_stream(
             opt.load_state_dict(ck["optimizer"])
             start = int(ck["iteration"])
             maker.set_negative_weights(np.asarray(ck["negative_weights"]))
+            if "negative_scores" in ck:
+                miner = Miner(np.asarray(ck["negative_scores"], np.float64), int(ck["mine_pos"]))
     recipe = pipeline_recipe(len(tr_y))  # the clip phase's augmentation and class weights
     clip_weight = class_weights(recipe, split.categories)
     sil = split.categories.index(SILENCE)
@@ -572,15 +625,15 @@ def train_stream(
                 mined = ""
                 if cfg.mine_every and (it + 1) % cfg.mine_every == 0 and len(maker.neg):
                     model.eval()
-                    s = negative_keyword_scores(model, maker)
+                    hard = miner.mine(model, maker, cfg)
                     model.train()
-                    maker.set_negative_weights(1.0 + (cfg.mine_boost - 1.0) * (s >= cfg.mine_threshold))
-                    mined = f" mined {int((s >= cfg.mine_threshold).sum())}/{len(s)}"
+                    mined = f" mined {hard}/{len(miner.scores)}"
                     _append_log(tdir / "stream_log.csv", rows)  # log first, as train.py
                     rows = []
                     atomic_torch_save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
                            "iteration": it + 1, "stream_config": cfg.to_dict(),
-                           "negative_weights": maker.neg_weight.tolist()}, last_path)
+                           "negative_weights": maker.neg_weight.tolist(),
+                           "negative_scores": miner.scores.tolist(), "mine_pos": miner.pos}, last_path)
                 bar.update(task, advance=1, description=(
                     f"stream train {it + 1} loss {loss_s.item():.3f}/{loss_c.item():.3f}{mined}"))
     finally:
