@@ -24,7 +24,8 @@ import pytest
 from codegen_host import PEDANTIC, STRICT, build_shared, digest, toolchain_params
 from tinykws.codegen.glue import copy_runtime
 from tinykws.codegen.detector import MAX_INT_SMOOTH_STEPS, emit_int_detector
-from tinykws.detect import DetectorConfig, IntTrigger, Trigger, threshold_sums
+from tinykws.detector_config import DetectorConfig
+from tinykws.triggers import IntTrigger, Trigger, threshold_sums
 from tinykws.errors import TinyKWSError
 
 CATS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",

@@ -199,7 +199,7 @@ def test_example_loop_compiles_for_cortex_m4(compiled_run, tmp_path):
 
 def test_example_loop_runs_on_host_and_matches_torch(compiled_run, tmp_path):
     from tinykws.codegen.detector import emit_detector
-    from tinykws.detect import DetectorConfig
+    from tinykws.detector_config import DetectorConfig
 
     # a detector with threshold 0: fires on frame 1
     cats = torch.load(compiled_run / "train" / "best.pt", weights_only=True)["categories"]
@@ -278,7 +278,8 @@ def test_example_loop_on_int8_build_equals_the_integer_reference(compiled_run, i
     `frames_from_stream_q`) bit for bit, and its detections, frame, class and confidence,
     are `IntTrigger`'s on the same Q15 scores, with a threshold crossed several times."""
     from tinykws.codegen.detector import emit_int_detector
-    from tinykws.detect import DetectorConfig, IntTrigger, moving_average
+    from tinykws.detector_config import DetectorConfig
+    from tinykws.triggers import IntTrigger, moving_average
     from tinykws.quant.calibrate import load_int_model
     from tinykws.quant.features import frames_from_stream_q
     from tinykws.quant.model import scores_float

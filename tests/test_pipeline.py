@@ -134,7 +134,7 @@ def test_a_torn_done_marker_means_run_the_stage_again(tmp_path: Path, monkeypatc
     written left it torn, and the next `pipeline` died on a JSONDecodeError traceback. Now
     the markers are written atomically, and an unreadable one means: not done."""
     import tinykws.train
-    import tinykws.train_stream
+    import tinykws.stream_training
     from eval_helpers import make_features
     from tinykws import pipeline
 
@@ -144,7 +144,7 @@ def test_a_torn_done_marker_means_run_the_stage_again(tmp_path: Path, monkeypatc
     (run / "train" / "best.pt").write_bytes(b"a model")
     calls = []
     monkeypatch.setattr(tinykws.train, "train", lambda *a, **k: calls.append(a) or "trained")
-    monkeypatch.setattr(tinykws.train_stream, "train_stream", lambda *a, **k: calls.append(a) or "streamed")
+    monkeypatch.setattr(tinykws.stream_training, "train_stream", lambda *a, **k: calls.append(a) or "streamed")
     cfg = pipeline.PipelineConfig(out=run, quick=True)
     if stage == "train":
         marker, again = run / "train" / "done.json", lambda: pipeline._train(cfg, run)

@@ -161,7 +161,7 @@ def test_verify_refuses_an_int8_build_of_an_older_quantization(tmp_path):
     from eval_helpers import FEATURE_CATS, make_features, random_model, save_checkpoint
     from tinykws.codegen import compile_run
     from tinykws.device import DeviceError, verify
-    from tinykws.device.stream import verify_stream
+    from tinykws.device.verify_stream import verify_stream
     from tinykws.quant.calibrate import quantize_run
 
     run = tmp_path / "run"

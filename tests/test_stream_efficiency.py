@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from tinykws.detect import moving_average, pick_detections
+from tinykws.triggers import moving_average, pick_detections
 from tinykws.features import FeatureParams
-from tinykws.stream import Event, Stream, StreamScore, clip_recall, miss_reasons, stream_efficiency
+from tinykws.keyword_streams import Event, Stream
+from tinykws.stream_eval import StreamScore, clip_recall, miss_reasons, stream_efficiency
 
 CATS = ["yes", "no", "_unknown_", "_silence_"]
 KW = np.array([True, True, False, False])

@@ -26,16 +26,9 @@ from eval_helpers import make_features
 from tinykws.errors import TinyKWSError
 from tinykws.features import FeatureParams
 from tinykws.checkpoint import load_model
-from tinykws.train import (
-    RollingPlan,
-    TrainConfig,
-    augment_batch,
-    learning_rate_at,
-    normalization_stats,
-    pipeline_recipe,
-    train,
-    warp_axis,
-)
+from tinykws.augment import augment_batch, warp_axis
+from tinykws.schedule import RollingPlan, learning_rate_at
+from tinykws.train import TrainConfig, normalization_stats, pipeline_recipe, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (conftest.py)
 

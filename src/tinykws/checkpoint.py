@@ -64,7 +64,7 @@ class Checkpoint:
     state_dict: dict[str, "Tensor"]  # includes the normalisation buffers mean, std [F]
     train_config: Optional["TrainConfig"] = None
     training: Optional[TrainingState] = None
-    stream_config: Optional[dict[str, Any]] = None  # tinykws.train_stream's phase, when run
+    stream_config: Optional[dict[str, Any]] = None  # tinykws.stream_training's phase, when run
     stream_seconds: Optional[float] = None
     source: str = field(default="checkpoint", compare=False)  # for error messages
 
@@ -76,7 +76,7 @@ class Checkpoint:
     @property
     def rolling(self) -> bool:
         """Was the model trained to run on one never-reset state: on the seed's rolling
-        batches (`tinykws train --rolling`) or on long streams (`tinykws.train_stream`)?"""
+        batches (`tinykws train --rolling`) or on long streams (`tinykws.stream_training`)?"""
         return bool(self.train_config and self.train_config.rolling) or bool(self.stream_config)
 
     def to_dict(self) -> dict[str, Any]:

@@ -20,9 +20,26 @@ from typing import Any, Optional
 from rich.console import Console
 from rich.table import Table
 
+from tinykws.checkpoint import load_checkpoint
+from tinykws.codegen import compile_run
 from tinykws.config import PRESETS
+from tinykws.data.negatives import NegativesConfig, cached_negatives_dir, make_negatives
+from tinykws.data.speech_commands import BACKGROUND, make_lists, read_categories
+from tinykws.data.synth import OTHER_WORDS, synthesize
+from tinykws.dataset import FeaturizeConfig, featurize_lists, featurize_spare
+from tinykws.device import format_report, verify
 from tinykws.errors import TinyKWSError
+from tinykws.evaluate import evaluate
+from tinykws.export import export_run
+from tinykws.labels import NON_KEYWORDS, UNKNOWN
+from tinykws.quant.calibrate import quantize_run
+from tinykws.report import write_report
 from tinykws.run import PIPELINE_BUILDS, Build, RunDir, atomic_write_text, file_sha256, read_features
+from tinykws.stream_eval import choose_threshold, stream_metrics
+from tinykws.train import pipeline_recipe, train
+from tinykws.stream_training import (
+    StreamTrainConfig, negative_features, quick_stream_config, train_stream,
+)
 
 console = Console(stderr=True)
 
@@ -58,7 +75,7 @@ class PipelineConfig:
     verify_clips: Optional[int] = None  # clips on the emulated device; None: 4 quick, 20 full
     # (per build: hard float and the integer build both run fast in the emulator)
     stream_minutes: Optional[float] = None  # streaming check length; None: 0.5 quick, 3 full
-    # Second training phase on long streams (tinykws.train_stream) with synthesized
+    # Second training phase on long streams (tinykws.stream_training) with synthesized
     # non-keyword speech: the model then runs one step per 10-ms frame on one never-reset
     # state, as the Cortex-M4 does. On by default: measured on the dev data it fires 3-6x
     # less on held-apart non-keyword speech at equal recall, and catches more keywords at
@@ -98,8 +115,6 @@ class StageTimer:
 
 def _synth(cfg: PipelineConfig, out: Path) -> Path:
     """The embedded default dataset (espeak-ng), made once per run folder."""
-    from tinykws.data.synth import synthesize
-
     per_word = cfg.per_word or (8 if cfg.quick else 200)
     synthesize(out, per_word=per_word, seed=cfg.seed)
     return out
@@ -109,8 +124,6 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
            epochs: Optional[int] = None) -> Any:
     """Train with the pipeline recipe (from the weights of `init` when given); resume a
     killed run, keep a finished one."""
-    from tinykws.train import pipeline_recipe, train
-
     rd = RunDir(run)
     n_train = _rows(rd.features_file("training"))  # labels only: features may be GBs
     recipe = pipeline_recipe(n_train, quick=cfg.quick, preset=cfg.preset)
@@ -126,13 +139,11 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
             return None
     resume = False
     if rd.last.is_file() and _train_init(rd) == marker["init"]:
-        from tinykws.checkpoint import load_checkpoint
-
         resume = load_checkpoint(rd.last).train_config == recipe
         if resume:
             console.print(f"resuming the killed training run from {rd.last}")
-    for stale in ("clip.pt", "stream_last.pt", "stream_done.json", "stream_log.csv"):
-        (rd.train / stale).unlink(missing_ok=True)  # a new clip model: stream anew
+    for stale in (rd.clip, rd.stream_last, rd.stream_done, rd.stream_log):
+        stale.unlink(missing_ok=True)  # a new clip model: stream anew
     result = train(rd.features, run, recipe, resume=resume, init=init)
     atomic_write_text(done, json.dumps(marker, indent=2))
     return result
@@ -149,11 +160,6 @@ def _pretrain_data(cfg: PipelineConfig, run: Path) -> Optional[Path]:
     """With --data: the embedded synthesized set with the real run's classes, listed and
     featurized in RUN/pretrain. None when it cannot have the same classes (a task whose
     words espeak-ng cannot make into the same class list)."""
-    from tinykws.data.speech_commands import BACKGROUND, make_lists, read_categories
-    from tinykws.data.synth import OTHER_WORDS, synthesize
-    from tinykws.dataset import featurize_lists
-    from tinykws.labels import NON_KEYWORDS
-
     pre, categories = RunDir(run / "pretrain"), read_categories(RunDir(run).lists)
     keywords = [c for c in categories if c not in NON_KEYWORDS]
     words = keywords + [w for w in OTHER_WORDS if w not in keywords]
@@ -169,7 +175,7 @@ def _pretrain_data(cfg: PipelineConfig, run: Path) -> Optional[Path]:
         return None
     noise = pre.data / BACKGROUND
     featurize_lists(pre.data, pre.lists, pre.features,
-                    noise_dir=noise if noise.is_dir() else None, seed=cfg.seed)
+                    FeaturizeConfig(noise_dir=noise if noise.is_dir() else None, seed=cfg.seed))
     return run / "pretrain"
 
 
@@ -201,12 +207,6 @@ def _negatives(cfg: PipelineConfig, run: Path) -> Optional[Path]:
     Returns the negatives folder, or None for a task without an `_unknown_` class (every
     word is a keyword: there is nothing to call a negative).
     """
-    from tinykws.data.negatives import cached_negatives_dir, make_negatives
-    from tinykws.data.speech_commands import read_categories
-    from tinykws.dataset import featurize_spare
-    from tinykws.labels import NON_KEYWORDS, UNKNOWN
-    from tinykws.train_stream import negative_features
-
     rd = RunDir(run)
     categories = read_categories(rd.lists)
     if UNKNOWN not in categories:
@@ -220,13 +220,14 @@ def _negatives(cfg: PipelineConfig, run: Path) -> Optional[Path]:
         sizes = dict(utterances=cfg.negative_utterances or NEGATIVE_UTTERANCES,
                      background=NEGATIVE_BACKGROUND)
     # default: the user cache, shared by every run with the same keywords, seed and sizes
-    folder = cfg.negatives or cached_negatives_dir(keywords=keywords, seed=cfg.seed, **sizes)
+    config = NegativesConfig(keywords=keywords, seed=cfg.seed, **sizes)
+    folder = cfg.negatives or cached_negatives_dir(config)
     console.print(f"negatives: {folder}")
     folder.parent.mkdir(parents=True, exist_ok=True)
     # one maker at a time: a second pipeline with the same set waits, then reuses it
     with open(folder.parent / f".{folder.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        make_negatives(folder, keywords=keywords, seed=cfg.seed, **sizes)
+        make_negatives(folder, config)
     negative_features(folder, rd.features, run)  # featurized once, checked against training.npz
     params = read_features(rd.features_file("training"), features=False).params
     if featurize_spare(rd.lists, rd.spare_features, params) is None:  # no spare real clips
@@ -238,15 +239,13 @@ def _negatives(cfg: PipelineConfig, run: Path) -> Optional[Path]:
 def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
     """The stream phase after the clip phase; a finished one is kept (`stream_done.json`:
     its config and the cache key of the negatives' features)."""
-    from tinykws.train_stream import StreamTrainConfig, quick_stream_config, train_stream
-
     scfg = quick_stream_config() if cfg.quick else StreamTrainConfig()
     scfg = dataclasses.replace(scfg, seed=cfg.seed)
     rd = RunDir(run)
     feats, spare = rd.negative_features, rd.spare_features
     key = {"config": scfg.to_dict(), "negatives": None if not with_negatives else
            _cache_key(feats), "spare": _cache_key(spare) if with_negatives else None}
-    done = run / "train" / "stream_done.json"
+    done = rd.stream_done
     if _read_marker(done) == key:
         console.print(f"stream training already finished; delete {done} to train again")
         return None
@@ -274,8 +273,6 @@ def _read_marker(path: Path) -> Optional[dict]:
 
 
 def _verify(run: Path, build: Build, clips: int) -> Any:
-    from tinykws.device import format_report, verify
-
     report = verify(RunDir(run).device(build), run_dir=run, max_clips=clips)
     console.print(format_report(report))
     if not report.ok:
@@ -287,22 +284,12 @@ def _verify(run: Path, build: Build, clips: int) -> Any:
 
 
 def _compile(run: Path, build: Build) -> Any:
-    from tinykws.codegen import compile_run
-
     return compile_run(run, RunDir(run).device(build), float_abi=build.float_abi,
                        precision=build.precision)
 
 
 def run_pipeline(cfg: PipelineConfig) -> Path:
     """Run every stage into `cfg.out`; returns the path of the report."""
-    from tinykws.data.speech_commands import BACKGROUND, make_lists
-    from tinykws.dataset import featurize_lists
-    from tinykws.evaluate import evaluate
-    from tinykws.export import export_run
-    from tinykws.quant.calibrate import quantize_run
-    from tinykws.report import write_report
-    from tinykws.stream import choose_threshold, stream_metrics
-
     run, rd = cfg.out, RunDir(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]tinykws pipeline[/] -> {run}")
@@ -328,7 +315,7 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
         "featurize",
         lambda: featurize_lists(
             data, rd.lists, rd.features,
-            noise_dir=noise if noise.is_dir() else None, seed=cfg.seed,
+            FeaturizeConfig(noise_dir=noise if noise.is_dir() else None, seed=cfg.seed),
         ),  # fmt: skip
         lambda paths: ", ".join(f"{k} {_rows(p)}" for k, p in paths.items()) + " rows [N, 98, 32]",
     )

@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from tinykws.data.speech_commands import SPLITS
-from tinykws.detect import load_detector
+from tinykws.detector_config import load_detector
 from tinykws.errors import TinyKWSError
 from tinykws.evaluate import evaluation_files
 from tinykws.plots import pyplot, save_png
@@ -249,7 +249,7 @@ def section_stream(run_dir: Path) -> str:
     out = "## Streaming detection\n\n"
     st = _read_json(RunDir(run_dir).stream_result)
     if not isinstance(st, dict):
-        return out + _not_run("eval/stream.json", "the pipeline's streaming check (tinykws.stream.stream_metrics)")
+        return out + _not_run("eval/stream.json", "the pipeline's streaming check (tinykws.stream_eval.stream_metrics)")
     at = st["at_threshold"]
     out += (f"{st.get('minutes', 0):.1f} minutes of held-out clips over background noise "
             f"(SNR {', '.join(f'{s:g}' for s in st.get('snrs_db', []))} dB), "
@@ -351,7 +351,7 @@ def _operating_point(run_dir: Path) -> str:
     if op is None:
         return (f"\nDetector: the defaults (threshold {cfg.threshold:g}, smoothing "
                 f"{cfg.smoothing_ms:g} ms, refractory {cfg.refractory_ms:g} ms); no operating "
-                "point chosen yet (`tinykws.detect.set_operating_point`).\n")
+                "point chosen yet (`tinykws.detector_config.set_operating_point`).\n")
     where = f" on {op.source}" if op.source else ""
     hours = f" ({op.hours:.1f} h)" if op.hours else ""
     verdict = "" if op.met else " — no threshold met the target; the fewest false alarms was taken"

@@ -93,6 +93,7 @@ COMPILED_RUN = "run.json"  # the run it was compiled from: {"run_dir": ...}
 INT_MODEL_STAMP = "int_model.json"  # int8 builds: the SHA-256 of the integer model used
 VERIFY_REPORT = "verify.json"  # `verify`'s record
 VERIFY_STREAM_REPORT = "verify_stream.json"  # `verify --stream`'s record
+DETECTOR_FILE = "detector.json"  # DetectorConfig + operating point (a run's, a build's copy)
 
 
 def record_compiled_run(compiled_dir: Path, run_dir: Path) -> Path:
@@ -187,7 +188,7 @@ class RunDir:
 
     @property
     def clip(self) -> Path:
-        """The clip model, kept when `tinykws.train_stream` turns best.pt into a stream model."""
+        """The clip model, kept when `tinykws.stream_training` turns best.pt into a stream model."""
         return self.train / "clip.pt"
 
     @property
@@ -249,7 +250,7 @@ class RunDir:
     @property
     def detector(self) -> Path:
         """`detector.json`: the run's DetectorConfig and operating point."""
-        return self.root / "detector.json"
+        return self.root / DETECTOR_FILE
 
     def device(self, build: "Build | str") -> Path:
         """Compiled C, `verify.json` and `verify_stream.json` of one build (a `Build` or its
@@ -284,6 +285,11 @@ class RunDir:
     def lists_json(self) -> Path:
         """`lists/lists.json`: the task, data folders and counts of the lists."""
         return self.lists / "lists.json"
+
+    @property
+    def stream_log(self) -> Path:
+        """`train/stream_log.csv`: the stream phase's log, one row an iteration."""
+        return self.train / "stream_log.csv"
 
     @property
     def stream_done(self) -> Path:

@@ -35,7 +35,7 @@ from tinykws.codegen.detector import emit_detector, emit_int_detector
 from tinykws.codegen.featurizer import emit_featurizer, emit_int_featurizer
 from tinykws.codegen.glue import copy_runtime
 from tinykws.codegen.model import emit_int_model, emit_model
-from tinykws.detect import DetectorConfig, load_detector, save_detector
+from tinykws.detector_config import DetectorConfig, load_detector, save_detector
 from tinykws.errors import TinyKWSError
 from tinykws.quant.calibrate import int_model_is_current, load_int_model, quantize_run
 from tinykws.checkpoint import Checkpoint, load_model

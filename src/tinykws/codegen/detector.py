@@ -1,5 +1,5 @@
 """The detector's C (module ``detector``), float and integer: a `DetectorConfig` ->
-``detector.{h,c}``, `tinykws.detect.Trigger` (float) or `IntTrigger` (integer builds) in C
+``detector.{h,c}``, `tinykws.triggers.Trigger` (float) or `IntTrigger` (integer builds) in C
 for one score vector per featurizer frame (mode `rolling`: one model step per frame).
 
 Both variants share one plan (`DetectorPlan`: names, keyword classes, whole-step smoothing
@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from tinykws.codegen.cgen import c_array, c_comment, c_float, c_ident, c_struct
 from tinykws.codegen.glue import state_view
-from tinykws.detect import threshold_sums
+from tinykws.triggers import threshold_sums
 from tinykws.errors import TinyKWSError
 
 DETECTOR_MODULE = "detector"
@@ -187,7 +187,7 @@ def detector_plan(config: Any, categories: Sequence[str], frame_ms: float,
 
 def emit_detector(config: Any, categories: Sequence[str], frame_ms: float,
                   module: str = DETECTOR_MODULE) -> dict[str, str]:
-    """DetectorConfig -> {"detector.h": ..., "detector.c": ...}: `tinykws.detect.Trigger`
+    """DetectorConfig -> {"detector.h": ..., "detector.c": ...}: `tinykws.triggers.Trigger`
     in C for one score vector per `frame_ms` (mode `rolling`: one model step per frame).
 
     Explicit state (`<m>_state`, `<m>_Init`, `<m>_Step`), plus `<m>_Reset` / `<m>_Process`
@@ -232,7 +232,7 @@ MAX_INT_SMOOTH_STEPS = 65535  # sums of Q15 scores and (m << 15) stay within int
 def emit_int_detector(config: Any, categories: Sequence[str], frame_ms: float,
                       module: str = DETECTOR_MODULE) -> dict[str, str]:
     """DetectorConfig -> {"detector.h": ..., "detector.c": ...} for integer builds:
-    `tinykws.detect.IntTrigger` in C (runtime `tkws_qdetect.c`), one Q15 score vector per
+    `tinykws.triggers.IntTrigger` in C (runtime `tkws_qdetect.c`), one Q15 score vector per
     `frame_ms`.
 
     The API of the float detector (`emit_detector`: `<m>_state`, `<m>_Init`,
@@ -241,7 +241,7 @@ def emit_int_detector(config: Any, categories: Sequence[str], frame_ms: float,
     are turned into Q15 with bit operations (exact for the integer model's outputs), and
     the confidence is the one float division a frame. `<m>_StepQ` / `<m>_ProcessQ` take
     `completemodel_PredictQ`'s Q15 scores directly and use no floating point at all. The
-    threshold becomes the table `<m>_min_sums` (`tinykws.detect.threshold_sums`)."""
+    threshold becomes the table `<m>_min_sums` (`tinykws.triggers.threshold_sums`)."""
     p = detector_plan(config, categories, frame_ms, module)
     m, M, cats, kw, smooth = p.m, p.M, p.cats, p.kw, p.smooth
     if smooth > MAX_INT_SMOOTH_STEPS:

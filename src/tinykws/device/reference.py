@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinykws.detect import IntTrigger, Q15_ONE
+from tinykws.triggers import IntTrigger, Q15_ONE
 from tinykws.device.errors import DeviceError
 from tinykws.device.harness import HarnessShape
 from tinykws.features import frames_from_stream

@@ -386,16 +386,7 @@ def verify(
     """
     t0 = time.perf_counter()
     compiled_dir = Path(compiled_dir)
-    for f in ("featurizer.S", "model.S"):
-        if not (compiled_dir / f).is_file():
-            raise DeviceError(
-                f"{compiled_dir / f} not found: run `tinykws compile RUN_DIR` first"
-            )
-    check_writable(compiled_dir)
-    run_dir = Path(run_dir) if run_dir is not None else compiled_run(compiled_dir)
-
-    if not RunDir(run_dir).has_checkpoint():
-        raise DeviceError(f"{run_dir}: no train/best.pt or train/last.pt: pass the run folder with --run")
+    run_dir = check_build(compiled_dir, run_dir)
     float_abi = check_float_abi(float_abi or detect_float_abi(compiled_dir))
     precision = detect_precision(compiled_dir)
     if reference not in ("torch", "onnx"):
@@ -464,6 +455,20 @@ def verify(
     )
     report.save(compiled_dir / VERIFY_REPORT)
     return report
+
+
+def check_build(compiled_dir: Path, run_dir: Path | str | None) -> Path:
+    """The run folder of a build about to be verified (`run_dir`, else the one it was
+    compiled from), refused with one line when the build's `.S` files are missing, its
+    folder is not writable or the run has no checkpoint."""
+    for f in ("featurizer.S", "model.S"):
+        if not (compiled_dir / f).is_file():
+            raise DeviceError(f"{compiled_dir / f} not found: run `tinykws compile RUN_DIR` first")
+    check_writable(compiled_dir)
+    run_dir = Path(run_dir) if run_dir is not None else compiled_run(compiled_dir)
+    if not RunDir(run_dir).has_checkpoint():
+        raise DeviceError(f"{run_dir}: no train/best.pt or train/last.pt: pass the run folder with --run")
+    return run_dir
 
 
 def _references(compiled_dir: Path, run_dir: Path, precision: str, reference: str, atol: float

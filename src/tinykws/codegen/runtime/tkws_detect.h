@@ -1,5 +1,5 @@
 /*
- * tkws_detect.h - keyword detection from class scores (tinykws.detect.Trigger, in C).
+ * tkws_detect.h - keyword detection from class scores (tinykws.triggers.Trigger, in C).
  *
  * Per score vector (one model step; softmax probabilities, or any float scores the
  * threshold is meant for):

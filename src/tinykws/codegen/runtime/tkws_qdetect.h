@@ -1,6 +1,6 @@
 /*
  * tkws_qdetect.h - keyword detection from Q15 class scores, integer only
- * (tinykws.detect.IntTrigger, in C). The detector of integer (int8) builds.
+ * (tinykws.triggers.IntTrigger, in C). The detector of integer (int8) builds.
  *
  * Per score vector (one model step; Q15 probabilities, 0 .. 32767 = q / 32768):
  *   1. the keyword classes' scores go into a ring of the last `smooth` steps, and each
@@ -10,7 +10,7 @@
  *      min_sum[m - 1], m = rows filled (fewer than `smooth` at the start), and at least
  *      `refractory` steps have passed since the last detection (or there was none).
  * min_sum[m - 1] = ceil(threshold * 32768 * m), computed exactly by the generator
- * (tinykws.detect.threshold_sums): `sum >= min_sum[m - 1]` is exactly "mean >= threshold".
+ * (tinykws.triggers.threshold_sums): `sum >= min_sum[m - 1]` is exactly "mean >= threshold".
  * Sums fit int32 for smooth <= 65535. No floating point.
  */
 #ifndef TKWS_QDETECT_H

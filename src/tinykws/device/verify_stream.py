@@ -41,18 +41,19 @@ from typing import Any, Callable, Iterable, Optional
 import numpy as np
 
 from tinykws.data.audio import stream_audio
-from tinykws.detect import Detector, DetectorConfig, blocks, load_detector, load_detector_config
+from tinykws.detector_config import DetectorConfig, load_detector, load_detector_config
+from tinykws.detect import Detector, blocks
 from tinykws.device.emulator import soft_float_calls
 from tinykws.device.errors import DeviceError
 from tinykws.device.harness import KWSDevice
 from tinykws.device.image import build_image
 from tinykws.device.reference import IntStreamReference, int_reference, torch_reference
 from tinykws.device.verify import (
-    JSONReport, check_int_build_current, check_writable, detect_float_abi, detect_precision,
+    JSONReport, check_build, check_int_build_current, detect_float_abi, detect_precision,
 )
 from tinykws.progress import progress_bar
 from tinykws.quant.calibrate import int_model_checkpoint, load_int_model
-from tinykws.run import VERIFY_STREAM_REPORT, RunDir, compiled_run
+from tinykws.run import VERIFY_STREAM_REPORT
 from tinykws.toolchain import Toolchain, check_float_abi, find_toolchain
 
 # Blocks counted with the instruction hook (~1 s per 5-10 M instructions): 3 s of audio in
@@ -335,14 +336,8 @@ def _check_inputs(compiled_dir: Path, audio_path: Path, run_dir: Path | str | No
     """(run folder, precision, the run's detector) of a `verify --stream`, refused with one
     line when the build is missing, unwritable, of another detector, or the run or the
     recording is missing."""
-    for f in ("featurizer.S", "model.S"):
-        if not (compiled_dir / f).is_file():
-            raise DeviceError(f"{compiled_dir / f} not found: run `tinykws compile RUN_DIR` first")
-    check_writable(compiled_dir)
+    run_dir = check_build(compiled_dir, run_dir)
     precision = detect_precision(compiled_dir)
-    run_dir = Path(run_dir) if run_dir is not None else compiled_run(compiled_dir)
-    if not RunDir(run_dir).has_checkpoint():
-        raise DeviceError(f"{run_dir}: no train/best.pt or train/last.pt: pass the run folder with --run")
     compiled_cfg = _compiled_detector(compiled_dir)
     run_cfg = load_detector_config(run_dir)
     if compiled_cfg.replace(mode="auto") != run_cfg.replace(mode="auto"):
@@ -465,11 +460,7 @@ def verify_stream(
     mismatch = tally.first_mismatch
     fdiff = tally.max_feature_diff if int8 else None
     float_model = _float_model_comparison(float_source, tally) if int8 else None
-    mode = run_cfg.resolve_mode(ck)
-    note = ("" if mode == "rolling" else
-            f"the run's Python detector runs mode `{mode}`; the device runs one model step "
-            "per frame on one never-reset state, so it is compared with "
-            "`tinykws detect --mode rolling`")
+    note = _mode_note(run_cfg.resolve_mode(ck))
     frame_ms = fp.frame_ms
     report = StreamVerifyReport(
         ok=first is None and mismatch is None and (float_interface or {"ok": True})["ok"],
@@ -490,6 +481,16 @@ def verify_stream(
         float_model=float_model, float_interface=float_interface)
     report.save(compiled_dir / VERIFY_STREAM_REPORT)
     return report
+
+
+def _mode_note(mode: str) -> str:
+    """Why the device is compared with `detect --mode rolling` when the run's Python
+    detector runs another mode ("" when it runs rolling)."""
+    if mode == "rolling":
+        return ""
+    return (f"the run's Python detector runs mode `{mode}`; the device runs one model step "
+            "per frame on one never-reset state, so it is compared with "
+            "`tinykws detect --mode rolling`")
 
 
 def _instruction_line(ins: dict[str, Any], what: str = "") -> str:
