@@ -45,9 +45,17 @@ import numpy as np  # noqa: E402
 
 from tinykws.detect import Detector  # noqa: E402
 from tinykws.checkpoint import load_model  # noqa: E402
-from tinykws.keyword_streams import StreamSpec, build_stream, run_stream_clips
-from tinykws.stream_eval import (
-    # noqa: E402     StreamScore, bootstrap_recall, clip_recall, det_curve, miss_reasons, operating_point, plot_det, score_detections, stream_efficiency,
+from tinykws.keyword_streams import StreamSpec, build_stream, run_stream_clips  # noqa: E402
+from tinykws.stream_eval import (  # noqa: E402
+    StreamScore,
+    bootstrap_recall,
+    clip_recall,
+    det_curve,
+    miss_reasons,
+    operating_point,
+    plot_det,
+    score_detections,
+    stream_efficiency,
 )
 
 

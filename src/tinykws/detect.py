@@ -26,7 +26,6 @@ configuration and `detector.json` are `tinykws.detector_config`, the triggers
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterator, Optional
 
@@ -34,7 +33,7 @@ import numpy as np
 
 from tinykws.checkpoint import load_model
 from tinykws.data.audio import stream_audio
-from tinykws.detector_config import Detection, DetectorConfig, Mode, load_detector_config
+from tinykws.detector_config import Detection, DetectorConfig, load_detector_config
 from tinykws.errors import TinyKWSError
 from tinykws.features import StreamingFeaturizer, frames_from_stream
 from tinykws.triggers import Trigger, moving_average, pick_detections

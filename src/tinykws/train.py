@@ -41,7 +41,7 @@ from tinykws.augment import augment_batch
 from tinykws.errors import TinyKWSError
 from tinykws.labels import SILENCE, UNKNOWN
 from tinykws.config import PRESETS, QUICK_PRESETS, TrainConfig
-from tinykws.models import KWSModel, State, build_model
+from tinykws.models import KWSModel, build_model
 from tinykws.models.sparsity import iht_phase, sparse_groups, sparsify_step
 from tinykws.progress import progress_bar
 from tinykws.plots import pyplot, save_png

@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from tinykws.data.audio import AudioStats, OnError
-from tinykws.data.layout import (  # noqa: F401 (SILENCE_RMS_RANGE, silence_crop: re-exported)
+from tinykws.data.layout import (  # noqa: F401 (BACKGROUND, SILENCE_RMS_RANGE, silence_crop: re-exported)
     BACKGROUND, GOOGLE12_WORDS, NEGATIVES, SILENCE_RMS_RANGE, SPLITS, clear_silence,
     load_background_noise, silence_crop, write_silence,
 )

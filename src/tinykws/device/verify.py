@@ -33,7 +33,7 @@ from tinykws.device.qemu import qemu_binary, qemu_cross_check
 from tinykws.device.reference import int_reference, onnx_reference, torch_reference
 from tinykws.progress import progress_bar
 from tinykws.quant.calibrate import int_model_checkpoint
-from tinykws.run import VERIFY_REPORT, RunDir, compiled_run, file_sha256
+from tinykws.run import INT_MODEL_STAMP, VERIFY_REPORT, RunDir, compiled_run, file_sha256
 from tinykws.toolchain import (
     Toolchain,
     asm_float_abi,
