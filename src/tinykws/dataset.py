@@ -46,6 +46,7 @@ from tinykws.errors import MAX_WORKERS, TinyKWSError, check_count, check_seed
 from tinykws.features import FeatureParams, logmel_batch, single_thread_blas
 from tinykws.labels import UNKNOWN
 from tinykws.progress import progress_bar
+from tinykws.run import cache_json, split_file
 
 console = Console(stderr=True)
 
@@ -423,7 +424,7 @@ def featurize_lists(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="save") as saver:
         saves = []
         for split, examples in lists.items():
-            results[split] = out_dir / f"{split}.npz"
+            results[split] = split_file(out_dir, split)
             made = job.run(split, examples, out_dir)
             if made is not None:
                 saves.append(saver.submit(_save_split, *made))
@@ -452,7 +453,8 @@ class _SplitJob:
         cfg, params = self.config, self.config.params
         settings = cfg.settings(split, self.noise)
         with_noise = settings["noise"] is not None
-        npz, meta = out_dir / f"{split}.npz", out_dir / f"{split}.cache.json"
+        npz = split_file(out_dir, split)
+        meta = cache_json(npz)
         key = cache_key(examples, self.categories, settings)
         if npz.is_file() and meta.is_file() and _cache_hit(meta, key, cfg.on_error):
             console.print(f"{split}: {len(examples)} clips, unchanged -> {npz} (cached)")
@@ -547,7 +549,7 @@ def _featurize_unknown(examples: Sequence[Example], out_npz: Path | str, categor
     `featurize_negatives`)."""
     unk = list(categories).index(UNKNOWN)
     out_npz = Path(out_npz)
-    meta = out_npz.with_suffix(".cache.json")
+    meta = cache_json(out_npz)
     settings = {"split": name, "feature_params": params.to_dict()}
     key = cache_key(examples, categories, settings)
     if out_npz.is_file() and meta.is_file() and _cache_hit(meta, key, "raise"):

@@ -34,7 +34,7 @@ from tinykws.quant.calibrate import int_model_checkpoint, load_int_model
 from tinykws.quant.features import logmel_q_batch
 from tinykws.quant.model import scores_float
 from tinykws.checkpoint import Checkpoint, load_model
-from tinykws.run import RunDir, atomic_write_text
+from tinykws.run import RunDir, atomic_write_text, lists_json
 
 if TYPE_CHECKING:
     from tinykws.features import FeatureParams
@@ -135,7 +135,7 @@ def speech_commands_clips(
 
     data_dir = Path(data_dir).resolve()
     lists_dir = Path(run_dir) / "lists" if run_dir else None
-    if lists_dir and (lists_dir / "lists.json").is_file():
+    if lists_dir and lists_json(lists_dir).is_file():
         if run_data_dir(lists_dir).resolve() == data_dir:
             return _clips_from_lists(lists_dir, split, data_dir, categories, load_silence=False)
     with tempfile.TemporaryDirectory(prefix="tinykws-eval-") as tmp:
@@ -433,5 +433,5 @@ def evaluation_files(run_dir: Path | str, backend: str, build: str = "hard",
     a 2-clip check must not replace the full result the report shows."""
     integer = backend == "int8" or (backend == "device" and build.startswith("int8"))
     suffix = ("_int8" if integer else "") + ("_partial" if partial else "")
-    out = RunDir(run_dir).eval
-    return out / f"evaluation{suffix}.json", out / f"confusion{suffix}.png"
+    rd = RunDir(run_dir)
+    return rd.evaluation(suffix), rd.confusion_plot(suffix)

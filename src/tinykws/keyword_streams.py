@@ -20,6 +20,7 @@ from tinykws.data.speech_commands import BACKGROUND, read_list
 from tinykws.errors import TinyKWSError
 from tinykws.evaluate import run_data_dir
 from tinykws.labels import NON_KEYWORDS, SILENCE, UNKNOWN
+from tinykws.run import lists_json
 
 
 @dataclass(frozen=True)
@@ -160,7 +161,7 @@ def run_stream_clips(run_dir: Path, split: str = "testing") -> tuple[list, list,
     their part); noise comes from the data folder's `_background_noise_`.
     """
     lists = Path(run_dir) / "lists"
-    if not (lists / "lists.json").is_file():
+    if not lists_json(lists).is_file():
         raise TinyKWSError(f"{lists}: no lists.json; run `tinykws data lists` first")
 
     data_dir = run_data_dir(lists)

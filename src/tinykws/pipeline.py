@@ -34,7 +34,9 @@ from tinykws.export import export_run
 from tinykws.labels import NON_KEYWORDS, UNKNOWN
 from tinykws.quant.calibrate import quantize_run
 from tinykws.report import write_report
-from tinykws.run import PIPELINE_BUILDS, Build, RunDir, atomic_write_text, file_sha256, read_features
+from tinykws.run import (
+    PIPELINE_BUILDS, Build, RunDir, atomic_write_text, cache_json, file_sha256, read_features,
+)
 from tinykws.stream_eval import choose_threshold, stream_metrics
 from tinykws.train import pipeline_recipe, train
 from tinykws.stream_training import (
@@ -232,7 +234,7 @@ def _negatives(cfg: PipelineConfig, run: Path) -> Optional[Path]:
     params = read_features(rd.features_file("training"), features=False).params
     if featurize_spare(rd.lists, rd.spare_features, params) is None:  # no spare real clips
         rd.spare_features.unlink(missing_ok=True)
-        rd.spare_features.with_suffix(".cache.json").unlink(missing_ok=True)
+        cache_json(rd.spare_features).unlink(missing_ok=True)
     return folder
 
 
@@ -258,7 +260,7 @@ def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
 
 def _cache_key(npz: Path) -> Optional[str]:
     """The cache key of a feature file (`<name>.cache.json`), None when there is none."""
-    marker = _read_marker(npz.with_suffix(".cache.json")) if npz.is_file() else None
+    marker = _read_marker(cache_json(npz)) if npz.is_file() else None
     return marker.get("key") if marker else None
 
 

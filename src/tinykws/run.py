@@ -96,6 +96,22 @@ VERIFY_STREAM_REPORT = "verify_stream.json"  # `verify --stream`'s record
 DETECTOR_FILE = "detector.json"  # DetectorConfig + operating point (a run's, a build's copy)
 
 
+def split_file(features_dir: Path | str, split: str) -> Path:
+    """A features folder's file of one split (`<split>.npz`; also outside a run folder:
+    `train --features DIR`)."""
+    return Path(features_dir) / f"{split}.npz"
+
+
+def cache_json(npz: Path | str) -> Path:
+    """The cache-key record beside a feature file (`<name>.cache.json`)."""
+    return Path(npz).with_suffix(".cache.json")
+
+
+def lists_json(lists_dir: Path | str) -> Path:
+    """A lists folder's `lists.json`: the task, data folders and counts of the lists."""
+    return Path(lists_dir) / "lists.json"
+
+
 def record_compiled_run(compiled_dir: Path, run_dir: Path) -> Path:
     """Write `compiled_dir/run.json`: the run folder the build was compiled from, so `verify`
     and `verify --stream` find it without guessing from the folder's place. Relative to the
@@ -146,7 +162,7 @@ class RunDir:
         return self.root / "features"
 
     def features_file(self, split: str) -> Path:
-        return self.features / f"{split}.npz"
+        return split_file(self.features, split)
 
     @property
     def negative_features(self) -> Path:
@@ -268,6 +284,10 @@ class RunDir:
         """`eval/evaluation<suffix>.json` ("", "_partial", "_int8", ...: `evaluation_files`)."""
         return self.eval / f"evaluation{suffix}.json"
 
+    def confusion_plot(self, suffix: str = "") -> Path:
+        """`eval/confusion<suffix>.png`, beside `evaluation(suffix)`."""
+        return self.eval / f"confusion{suffix}.png"
+
     @property
     def stream_result(self) -> Path:
         """`eval/stream.json`: the keyword-stream benchmark (`stream_metrics`)."""
@@ -284,7 +304,7 @@ class RunDir:
     @property
     def lists_json(self) -> Path:
         """`lists/lists.json`: the task, data folders and counts of the lists."""
-        return self.lists / "lists.json"
+        return lists_json(self.lists)
 
     @property
     def stream_log(self) -> Path:

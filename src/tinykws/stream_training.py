@@ -51,7 +51,7 @@ from tinykws.errors import TinyKWSError
 from tinykws.labels import SILENCE, UNKNOWN
 from tinykws.models.sparsity import fix_support
 from tinykws.progress import progress_bar
-from tinykws.run import RunDir, atomic_torch_save, check_splits_agree, read_features
+from tinykws.run import RunDir, atomic_torch_save, check_splits_agree, read_features, split_file
 from tinykws.stream_clips import ClipPool
 from tinykws.stream_state import bound_state
 from tinykws.train import class_weights, pipeline_recipe
@@ -413,7 +413,7 @@ def negative_features(negatives_dir: Path | str, features_dir: Path | str, run_d
 
     Returns a `run.FeatureSplit` whose clips are all `_unknown_`, for `extra_negatives`.
     """
-    training = read_features(Path(features_dir) / "training.npz", features=False)
+    training = read_features(split_file(features_dir, "training"), features=False)
     path = featurize_negatives(negatives_dir, RunDir(run_dir).negative_features,
                                training.categories, training.params)
     extra = read_features(path)
@@ -444,7 +444,7 @@ def train_stream(
     if cfg.bounded_state:
         bound_state(model)
     model.train()
-    split = read_features(features_dir / "training.npz")
+    split = read_features(split_file(features_dir, "training"))
     if split.categories != list(clip.categories):
         raise TinyKWSError("training.npz and the clip model have different categories")
     log_per_db = math.log(10) / (10 if split.params.power_spec else 20)

@@ -49,6 +49,7 @@ from tinykws.checkpoint import Checkpoint, TrainingState, load_checkpoint, load_
 from tinykws.schedule import RollingBag, RollingPlan, Schedule, learning_rate_at
 from tinykws.run import (
     FeatureSplit, RunDir, atomic_torch_save, check_splits_agree, file_sha256, read_features,
+    split_file,
 )
 from tinykws.tuning import torch_threads, tune_for_training
 
@@ -325,8 +326,8 @@ class _Session:
 
 def _load_splits(features_dir: Path) -> tuple[FeatureSplit, FeatureSplit]:
     """training.npz and validation.npz, checked to be made alike."""
-    tr = read_features(features_dir / "training.npz")
-    va = read_features(features_dir / "validation.npz")
+    tr = read_features(split_file(features_dir, "training"))
+    va = read_features(split_file(features_dir, "validation"))
     if len(tr.labels) == 0:
         raise TinyKWSError(f"{features_dir}/training.npz has no clips")
     check_splits_agree(tr, va)
@@ -565,9 +566,9 @@ def _train(s: _Session, features_dir: Path, max_epochs_this_run: Optional[int]) 
 
 def _test_accuracy(s: _Session, features_dir: Path) -> Optional[float]:
     """Accuracy of best.pt on testing.npz; None without either."""
-    if not (features_dir / "testing.npz").is_file() or not s.run.best.is_file():
+    if not split_file(features_dir, "testing").is_file() or not s.run.best.is_file():
         return None
-    te = read_features(features_dir / "testing.npz")
+    te = read_features(split_file(features_dir, "testing"))
     check_splits_agree(s.training, te)
     best_model, _ = load_model(s.run.best)
     _, acc = evaluate_set(best_model.to(s.device), torch.from_numpy(te.features),

@@ -40,7 +40,7 @@ from tinykws.errors import TinyKWSError
 from tinykws.quant.calibrate import int_model_is_current, load_int_model, quantize_run
 from tinykws.checkpoint import Checkpoint, load_model
 from tinykws.run import (
-    COMPILED_RUN, INT_MODEL_STAMP, PRECISIONS, Build, RunDir, atomic_write_text, file_sha256, record_compiled_run,
+    COMPILED_RUN, DETECTOR_FILE, INT_MODEL_STAMP, PRECISIONS, Build, RunDir, atomic_write_text, file_sha256, record_compiled_run,
 )
 from tinykws.toolchain import check_float_abi, find_toolchain
 
@@ -129,7 +129,7 @@ def compile_run(
         files = _write_int_sources(Path(run_dir), ckpt, out, ck, detector)
     else:
         files = write_sources(out, ck.feature_params, model, list(ck.categories), detector=detector)
-    files["detector.json"] = save_detector(out, detector, op)  # what detector.S was made from
+    files[DETECTOR_FILE] = save_detector(out, detector, op)  # what detector.S was made from
     files[COMPILED_RUN] = record_compiled_run(out, run.root)
 
     tc = find_toolchain()

@@ -31,7 +31,7 @@ from tinykws.data.scan import (  # noqa: F401 (which_set: re-exported)
 )
 from tinykws.errors import TinyKWSError, check_count, check_seed
 from tinykws.labels import SILENCE, UNKNOWN
-from tinykws.run import read_json
+from tinykws.run import lists_json, read_json
 
 # list lines `_data1_/...`, `_data2_/...` are relative to the extra data folders (lists.json)
 _EXTRA = re.compile(r"^_data([1-9][0-9]*)_$")
@@ -137,7 +137,7 @@ def _examples(lists_dir: Path, list_path: Path, data_dir: Path, index: dict[str,
 
 
 def _recorded_data_dir(lists_dir: Path) -> Path:
-    meta = lists_dir / "lists.json"
+    meta = lists_json(lists_dir)
     if not meta.is_file():
         raise TinyKWSError(f"{meta} not found: pass the data folder explicitly or remake the lists")
     info = _read_lists_json(meta)
@@ -152,7 +152,7 @@ def _recorded_data_dir(lists_dir: Path) -> Path:
 
 def _recorded_extra_dirs(lists_dir: Path) -> list[Path]:
     """The extra data folders recorded in `lists_dir/lists.json` (also after all moved)."""
-    meta = lists_dir / "lists.json"
+    meta = lists_json(lists_dir)
     info = _read_lists_json(meta) if meta.is_file() else {}  # torn: one line, not a traceback
     out = []
     for recorded, relative in zip(info.get("extra_data_dirs") or [], info.get("extra_data_dirs_relative") or []):
@@ -172,7 +172,7 @@ def _read_lists_json(meta: Path) -> dict:
 
 def _recorded_negatives_dir(lists_dir: Path) -> Path:
     """The negatives folder recorded in `lists_dir/lists.json` (also after both moved)."""
-    meta = lists_dir / "lists.json"
+    meta = lists_json(lists_dir)
     info = _read_lists_json(meta) if meta.is_file() else {}
     if not isinstance(info.get("negatives_dir"), str) or not info["negatives_dir"]:
         raise TinyKWSError(f"{lists_dir}: the lists name {NEGATIVES} clips but lists.json records no negatives folder")
@@ -344,7 +344,7 @@ def make_lists(
         summary.negatives_dir = str(Path(negatives_dir).resolve())
         summary.negatives_dir_relative = os.path.relpath(summary.negatives_dir, out_dir)
         summary.negatives = negatives
-    (out_dir / "lists.json").write_text(summary.to_json())
+    lists_json(out_dir).write_text(summary.to_json())
     return summary
 
 

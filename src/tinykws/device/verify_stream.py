@@ -53,7 +53,7 @@ from tinykws.device.verify import (
 )
 from tinykws.progress import progress_bar
 from tinykws.quant.calibrate import int_model_checkpoint, load_int_model
-from tinykws.run import VERIFY_STREAM_REPORT
+from tinykws.run import DETECTOR_FILE, VERIFY_STREAM_REPORT
 from tinykws.toolchain import Toolchain, check_float_abi, find_toolchain
 
 # Blocks counted with the instruction hook (~1 s per 5-10 M instructions): 3 s of audio in
@@ -325,7 +325,7 @@ def _instructions(per_call: dict[str, list[int]], entry_points: dict[str, str] =
 
 def _compiled_detector(compiled_dir: Path):
     """The DetectorConfig the compiled detector was generated from (DIR/detector.json)."""
-    if not (compiled_dir / "detector.S").is_file() or not (compiled_dir / "detector.json").is_file():
+    if not (compiled_dir / "detector.S").is_file() or not (compiled_dir / DETECTOR_FILE).is_file():
         raise DeviceError(f"{compiled_dir} has no compiled detector (detector.S, detector.json): "
                           "run `tinykws compile RUN_DIR` again")
     return load_detector(compiled_dir)[0]

@@ -27,7 +27,9 @@ from tinykws.quant.measure import (  # noqa: F401 (the measures, re-exported)
 )
 from tinykws.quant.model import IntModel, quantize_model
 from tinykws.checkpoint import Checkpoint, load_model, save_checkpoint
-from tinykws.run import RunDir, atomic_write_text, check_split_made_like, file_sha256, read_features
+from tinykws.run import (
+    RunDir, atomic_write_text, check_split_made_like, file_sha256, read_features, split_file,
+)
 
 
 
@@ -52,9 +54,9 @@ def quantize_run(run_dir: Path | str, qat_epochs: int = 0, per_row: bool = True,
     model, meta = load_model(ckpt)
     categories = list(meta.categories)
     feats = RunDir(run_dir).features
-    tr_x, tr_y = _load(feats / "training.npz", meta)
-    va_x, va_y = _load(feats / "validation.npz", meta)
-    te = feats / "testing.npz"
+    tr_x, tr_y = _load(split_file(feats, "training"), meta)
+    va_x, va_y = _load(split_file(feats, "validation"), meta)
+    te = split_file(feats, "testing")
     te_x, te_y = _load(te, meta) if te.is_file() else (None, None)
 
     def measure(m: Any) -> tuple[IntModel, dict[str, Any]]:
