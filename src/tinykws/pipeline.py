@@ -200,25 +200,39 @@ def _check_options(cfg: PipelineConfig) -> None:
         raise TinyKWSError(f"--negatives {cfg.negatives} is a file, not a folder")
 
 
-def _negatives(cfg: PipelineConfig, run: Path) -> Optional[Path]:
-    """Make (or reuse) the synthesized non-keyword speech and featurize its training part
-    (RUN/features/negatives.npz).
+@dataclass(frozen=True)
+class NegativesPlan:
+    """Which synthesized negatives set the stream phase uses, and with which parameters."""
 
-    Returns the negatives folder, or None for a task without an `_unknown_` class (every
-    word is a keyword: there is nothing to call a negative).
-    """
-    from tinykws.data.negatives import cached_negatives_dir, make_negatives
+    folder: Path
+    keywords: tuple[str, ...]
+    seed: int
+    sizes: dict[str, Any]
+
+    def make(self, workers: Optional[int] = None) -> None:
+        """Make (or finish, or reuse) the set, one maker at a time: a second pipeline (or
+        the background maker, `start_negatives`) holding the same set's lock is waited for,
+        and its finished set reused."""
+        from tinykws.data.negatives import make_negatives
+
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.folder.parent / f".{self.folder.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            make_negatives(self.folder, keywords=self.keywords, seed=self.seed, workers=workers,
+                           **self.sizes)
+
+
+def negatives_plan(cfg: PipelineConfig, run: Path) -> Optional[NegativesPlan]:
+    """The negatives set of this run (from its lists' keywords), or None for a task without
+    an `_unknown_` class (every word is a keyword: there is nothing to call a negative)."""
+    from tinykws.data.negatives import cached_negatives_dir
     from tinykws.data.speech_commands import read_categories
-    from tinykws.dataset import featurize_spare
     from tinykws.labels import NON_KEYWORDS, UNKNOWN
-    from tinykws.train_stream import negative_features
 
-    rd = RunDir(run)
-    categories = read_categories(rd.lists)
+    categories = read_categories(RunDir(run).lists)
     if UNKNOWN not in categories:
-        console.print(f"task {cfg.task!r} has no {UNKNOWN} class: the stream phase uses no negatives")
         return None
-    keywords = [c for c in categories if c not in NON_KEYWORDS]
+    keywords = tuple(c for c in categories if c not in NON_KEYWORDS)
     if cfg.quick:
         sizes = dict(utterances=cfg.negative_utterances or 150, words=60, phrases=10,
                      near_miss_count=2, voices=24, background=30, noise_seconds=5.0)
@@ -226,13 +240,83 @@ def _negatives(cfg: PipelineConfig, run: Path) -> Optional[Path]:
         sizes = dict(utterances=cfg.negative_utterances or NEGATIVE_UTTERANCES,
                      background=NEGATIVE_BACKGROUND)
     # default: the user cache, shared by every run with the same keywords, seed and sizes
-    folder = cfg.negatives or cached_negatives_dir(keywords=keywords, seed=cfg.seed, **sizes)
+    folder = cfg.negatives or cached_negatives_dir(keywords=list(keywords), seed=cfg.seed, **sizes)
+    return NegativesPlan(Path(folder), keywords, cfg.seed, sizes)
+
+
+def _background_maker(plan: NegativesPlan, log: str) -> None:
+    """The child process of `start_negatives`: quiet, its output in `log`, one worker (the
+    clip phase trains on the other core)."""
+    import os
+    import sys
+
+    os.environ["TINYKWS_NO_PROGRESS"] = "1"
+    with open(log, "a") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            plan.make(workers=1)
+        except BaseException as e:  # the foreground stage redoes what is missing and reports
+            print(f"background negatives stopped: {e!r}", file=sys.stderr)
+            sys.exit(1)
+
+
+def start_negatives(plan: Optional[NegativesPlan], run: Path):
+    """Start making the negatives set in a child process while the clip phase trains (they
+    do not depend on each other; on 2 cores this hides the set's minutes on a first run).
+    Returns the process (None when there is nothing to make: no set, or a finished one).
+    The "data negatives" stage takes the set's lock after it, so it waits for it, and
+    finishes whatever a failed or killed child left (the set resumes job by job)."""
+    import multiprocessing as mp
+
+    from tinykws.data.negatives import is_complete
+
+    if plan is None or is_complete(plan.folder):
+        return None
+    log = RunDir(run).root / "negatives_background.log"
+    proc = mp.get_context("spawn").Process(target=_background_maker, args=(plan, str(log)),
+                                           name="tinykws-negatives")
+    proc.start()
+    console.print(f"negatives: making {plan.folder} in the background (log: {log})")
+    return proc
+
+
+def stop_negatives(proc) -> None:
+    """Stop a background maker still running (the pipeline failed or was interrupted):
+    SIGINT first, so its pool shuts down and its finished jobs stay logged."""
+    import signal
+
+    if proc is None or not proc.is_alive():
+        return
+    import os
+
+    os.kill(proc.pid, signal.SIGINT)
+    proc.join(20)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(5)
+
+
+def _negatives(cfg: PipelineConfig, run: Path, proc=None) -> Optional[Path]:
+    """Make (or reuse, or wait for the background maker `proc` and check) the synthesized
+    non-keyword speech and featurize its training part (RUN/features/negatives.npz).
+
+    Returns the negatives folder, or None for a task without an `_unknown_` class.
+    """
+    from tinykws.dataset import featurize_spare
+    from tinykws.labels import UNKNOWN
+    from tinykws.train_stream import negative_features
+
+    rd = RunDir(run)
+    plan = negatives_plan(cfg, run)
+    if plan is None:
+        console.print(f"task {cfg.task!r} has no {UNKNOWN} class: the stream phase uses no negatives")
+        return None
+    folder = plan.folder
     console.print(f"negatives: {folder}")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    # one maker at a time: a second pipeline with the same set waits, then reuses it
-    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        make_negatives(folder, keywords=keywords, seed=cfg.seed, **sizes)
+    plan.make()  # waits for the background maker (same lock), then reuses or finishes its set
+    if proc is not None:
+        proc.join()
     negative_features(folder, rd.features, run)  # featurized once, checked against training.npz
     params = read_features(rd.features_file("training"), features=False).params
     if featurize_spare(rd.lists, rd.spare_features, params) is None:  # no spare real clips
@@ -301,13 +385,7 @@ def _compile(run: Path, build: str) -> Any:
 
 def run_pipeline(cfg: PipelineConfig) -> Path:
     """Run every stage into `cfg.out`; returns the path of the report."""
-    from tinykws.data.speech_commands import BACKGROUND, make_lists
-    from tinykws.dataset import featurize_lists
-    from tinykws.evaluate import evaluate
-    from tinykws.export import export_run
-    from tinykws.quant.calibrate import quantize_run
-    from tinykws.report import write_report
-    from tinykws.stream import choose_threshold, stream_metrics
+    from tinykws.data.speech_commands import make_lists
 
     run, rd = cfg.out, RunDir(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
@@ -329,6 +407,25 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
         lambda s: f"{len(s.categories)} classes, "
         + ", ".join(f"{k} {s.total(k)}" for k in ("training", "validation", "testing")),
     )
+    # the negatives set is made in the background while the clip phase trains
+    maker = start_negatives(negatives_plan(cfg, run), run) if cfg.streaming else None
+    try:
+        return _after_lists(cfg, run, data, t, maker)
+    finally:
+        stop_negatives(maker)
+
+
+def _after_lists(cfg: PipelineConfig, run: Path, data: Path, t: "StageTimer", maker) -> Path:
+    """The stages after the lists (`run_pipeline`); `maker`: the background negatives maker."""
+    from tinykws.data.speech_commands import BACKGROUND
+    from tinykws.dataset import featurize_lists
+    from tinykws.evaluate import evaluate
+    from tinykws.export import export_run
+    from tinykws.quant.calibrate import quantize_run
+    from tinykws.report import write_report
+    from tinykws.stream import choose_threshold, stream_metrics
+
+    rd = RunDir(run)
     noise = data / BACKGROUND
     t.run(
         "featurize",
@@ -356,7 +453,7 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     negatives_dir = None  # the negatives folder, when the stream phase made one
     if cfg.streaming:
         negatives_dir = t.run(
-            "data negatives", lambda: _negatives(cfg, run),
+            "data negatives", lambda: _negatives(cfg, run, maker),
             lambda p: "none (no _unknown_ class)" if p is None
             else f"{_rows(rd.negative_features)} training utterances",
         )
