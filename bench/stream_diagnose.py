@@ -8,7 +8,8 @@ Builds (once, cached under --cache as NAME) a 30-min keyword stream of RUN's tes
 10-40 dB and a 60-min stream of the negatives' held-apart part, scores RUN on both and
 prints: the clip recall of the stream's keyword clips, per smoothing/hold-off the efficiency
 at <= 1 / <= 6 FA/h, the ceiling, the negatives' FA/h there and the recall where the keyword
-stream has <= 1 and the negatives <= 2 FA/h; the miss reasons; then the peak quantiles.
+stream has <= 1 and the negatives <= 2 FA/h; the miss reasons and what the false alarms
+fired on (`stream.false_alarm_causes`); then the peak quantiles.
 A hold-off of D frames fires at the highest smoothed score within D frames of the first
 crossing instead of at the crossing.
 """
@@ -21,7 +22,7 @@ from tinykws.run import load_model
 from tinykws.stream import _EventLookup, det_thresholds
 from tinykws.stream import (StreamSpec, build_stream, run_stream_clips, build_negative_stream, det_curve,
                             operating_point, score_detections, clip_recall, stream_efficiency, miss_reasons,
-                            save_stream, load_stream, StreamScore)
+                            save_stream, load_stream, StreamScore, false_alarm_causes)
 
 def holdoff(times, smoothed, cats, thr, refr, kw, D):
     """Fire at the max within D frames after the first crossing."""
@@ -98,6 +99,12 @@ if __name__ == "__main__":
                     if op: print(f"  miss reasons at <= {lim:g} FA/h (thr {op.threshold:.4f}):", miss_reasons(det, tk, sk, kw, op.threshold))
                 print("  miss reasons at 0.5:", miss_reasons(det, tk, sk, kw, 0.5))
                 print("  miss reasons at 0.9:", miss_reasons(det, tk, sk, kw, 0.9))
+                # what the false alarms fired on: (keyword fired, word under it) -> count
+                for thr in (0.5, 0.8):
+                    for name, st, tt, ss in (("kw stream", kw, tk, smk), ("neg hour", neg, tn, smn)):
+                        fa = false_alarm_causes(dets(tt, ss, thr), st.events)
+                        print(f"  false alarms at {thr:g} on the {name} ({sum(fa.values())}):",
+                              ", ".join(f"{k} on {w!r} x{n}" for (k, w), n in list(fa.items())[:10]))
     smooth = det.trigger.buf.maxlen or 1
     cats, mask = det.categories, det.keywords
     def peaks(stream, times, scores):
