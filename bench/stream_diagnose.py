@@ -99,6 +99,21 @@ if __name__ == "__main__":
                     if op: print(f"  miss reasons at <= {lim:g} FA/h (thr {op.threshold:.4f}):", miss_reasons(det, tk, sk, kw, op.threshold))
                 print("  miss reasons at 0.5:", miss_reasons(det, tk, sk, kw, 0.5))
                 print("  miss reasons at 0.9:", miss_reasons(det, tk, sk, kw, 0.9))
+                # the negative hour's false alarms per kind of item (common word, near-miss,
+                # phrase), when the negatives folder says which item is which
+                manifest = Path(a.negatives) / "negatives.json"
+                if manifest.is_file():
+                    kind = {i["folder"]: i["kind"] for i in json.loads(manifest.read_text())["items"]}
+                    n_kind = {}
+                    for e in neg.events:
+                        n_kind[kind.get(e.word, "background")] = n_kind.get(kind.get(e.word, "background"), 0) + 1
+                    print("  negative hour items by kind:", n_kind)
+                    for thr in (0.9, 0.95, 0.98):
+                        by = {}
+                        for (k, w), c in false_alarm_causes(dets(tn, smn, thr), neg.events).items():
+                            by[kind.get(w, "background")] = by.get(kind.get(w, "background"), 0) + c
+                        print(f"  negative hour FA/h by kind at {thr:g}:",
+                              {k: round(v / (neg.duration_s / 3600), 1) for k, v in by.items()})
                 # what the false alarms fired on: (keyword fired, word under it) -> count
                 for thr in (0.5, 0.8):
                     for name, st, tt, ss in (("kw stream", kw, tk, smk), ("neg hour", neg, tn, smn)):
