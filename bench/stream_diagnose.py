@@ -8,7 +8,8 @@ Builds (once, cached under --cache as NAME) a 30-min keyword stream of RUN's tes
 10-40 dB and a 60-min stream of the negatives' held-apart part, scores RUN on both and
 prints: the clip recall of the stream's keyword clips, per smoothing/hold-off the efficiency
 at <= 1 / <= 6 FA/h, the ceiling, the negatives' FA/h there and the recall where the keyword
-stream has <= 1 and the negatives <= 2 FA/h; the miss reasons; then the peak quantiles.
+stream has <= 1 and the negatives <= 2 FA/h; the miss reasons and what the false alarms
+fired on (`stream.false_alarm_causes`); then the peak quantiles.
 A hold-off of D frames fires at the highest smoothed score within D frames of the first
 crossing instead of at the crossing.
 """
@@ -26,6 +27,7 @@ from tinykws.keyword_streams import (
 )
 from tinykws.stream_eval import (
     det_curve, operating_point, score_detections, clip_recall, stream_efficiency, miss_reasons, StreamScore,
+    false_alarm_causes,
 )
 
 def holdoff(times, smoothed, cats, thr, refr, kw, D):
@@ -103,6 +105,27 @@ if __name__ == "__main__":
                     if op: print(f"  miss reasons at <= {lim:g} FA/h (thr {op.threshold:.4f}):", miss_reasons(det, tk, sk, kw, op.threshold))
                 print("  miss reasons at 0.5:", miss_reasons(det, tk, sk, kw, 0.5))
                 print("  miss reasons at 0.9:", miss_reasons(det, tk, sk, kw, 0.9))
+                # the negative hour's false alarms per kind of item (common word, near-miss,
+                # phrase), when the negatives folder says which item is which
+                manifest = Path(a.negatives) / "negatives.json"
+                if manifest.is_file():
+                    kind = {i["folder"]: i["kind"] for i in json.loads(manifest.read_text())["items"]}
+                    n_kind = {}
+                    for e in neg.events:
+                        n_kind[kind.get(e.word, "background")] = n_kind.get(kind.get(e.word, "background"), 0) + 1
+                    print("  negative hour items by kind:", n_kind)
+                    for thr in (0.9, 0.95, 0.98):
+                        by = {}
+                        for (k, w), c in false_alarm_causes(dets(tn, smn, thr), neg.events).items():
+                            by[kind.get(w, "background")] = by.get(kind.get(w, "background"), 0) + c
+                        print(f"  negative hour FA/h by kind at {thr:g}:",
+                              {k: round(v / (neg.duration_s / 3600), 1) for k, v in by.items()})
+                # what the false alarms fired on: (keyword fired, word under it) -> count
+                for thr in (0.5, 0.8):
+                    for name, st, tt, ss in (("kw stream", kw, tk, smk), ("neg hour", neg, tn, smn)):
+                        fa = false_alarm_causes(dets(tt, ss, thr), st.events)
+                        print(f"  false alarms at {thr:g} on the {name} ({sum(fa.values())}):",
+                              ", ".join(f"{k} on {w!r} x{n}" for (k, w), n in list(fa.items())[:10]))
     smooth = det.trigger.buf.maxlen or 1
     cats, mask = det.categories, det.keywords
     def peaks(stream, times, scores):

@@ -78,6 +78,11 @@ def test_pipeline_quick_end_to_end(tmp_path: Path) -> None:
     # (made once into the user cache, this test process's own TINYKWS_CACHE, not the run folder)
     made = list(Path(os.environ["TINYKWS_CACHE"]).glob("negatives/*/negatives.json"))
     assert made and not (run / "negatives").exists() and (run / "features" / "negatives.npz").is_file()
+    # ... in a child process while the clip phase trained (unless this test process's cache
+    # already held the set)
+    if "in the background" in r.stderr:
+        assert (run / "negatives_background.log").is_file()
+        assert r.stderr.index("in the background") < r.stderr.index("─ train ─")
     assert "stream efficiency" in (run / "report.md").read_text().lower()
     assert set(stream["efficiency"]) == {"1", "6", "ceiling"} and stream["clip_recall"]["n"] > 0
     assert stream["negatives"]["n_words"] > 0 and "fa_per_hour" in stream["negatives"]["at_threshold"]
@@ -237,3 +242,34 @@ def test_pipeline_tiny_preset_end_to_end(tmp_path: Path) -> None:
     assert "(U rank 4)" in report and "the full preset's (2 x 128" in report
     v = json.loads((run / "device" / "int8" / "verify.json").read_text())
     assert v["ok"] and v["max_abs_diff"] == 0
+
+
+def test_background_negatives_stop_cleanly_and_the_stage_finishes_them(tmp_path: Path) -> None:
+    """The pipeline's background negatives maker, interrupted mid-set (the pipeline failed
+    or was killed), leaves its finished jobs logged; the "data negatives" stage then makes
+    only the rest, and a finished set is not started again."""
+    import time
+
+    from tinykws.data.negatives import NegativesConfig, _read_log, is_complete, make_negatives
+    from tinykws.pipeline import NegativesPlan, start_negatives, stop_negatives
+
+    sizes = dict(utterances=800, words=60, phrases=10, near_miss_count=2, voices=24,
+                 background=10, noise_seconds=5.0)
+    plan = NegativesPlan(tmp_path / "cache" / "negs", NegativesConfig(keywords=("yes", "no"), seed=0, **sizes))
+    (tmp_path / "run").mkdir()
+    proc = start_negatives(plan, tmp_path / "run")
+    assert proc is not None and proc.is_alive()
+    log = plan.folder / ".jobs.log"
+    deadline = time.time() + 300
+    while not (log.is_file() and _read_log(log)) and proc.is_alive() and time.time() < deadline:
+        time.sleep(0.2)
+    stop_negatives(proc)
+    assert not proc.is_alive()
+    done_before = len(_read_log(log))
+    assert done_before >= 1
+    assert not is_complete(plan.folder)  # stopped after its first of 5 jobs
+    plan.make()  # the stage: finishes the set from where the child stopped
+    assert is_complete(plan.folder)
+    again = make_negatives(plan.folder, plan.config)
+    assert again.reused and again.utterances == 800
+    assert start_negatives(plan, tmp_path / "run") is None  # finished: no child

@@ -11,8 +11,11 @@ import torch
 
 from tinykws.triggers import moving_average, pick_detections
 from tinykws.features import FeatureParams
+from tinykws.detector_config import Detection
 from tinykws.keyword_streams import Event, Stream
-from tinykws.stream_eval import StreamScore, clip_recall, miss_reasons, stream_efficiency
+from tinykws.stream_eval import (
+    StreamScore, clip_recall, false_alarm_causes, miss_reasons, stream_efficiency,
+)
 
 CATS = ["yes", "no", "_unknown_", "_silence_"]
 KW = np.array([True, True, False, False])
@@ -60,6 +63,22 @@ def test_miss_reasons_sort_each_keyword_into_one_kind():
                    "suppressed": 1, "too late": 1}
     # below every bump's score nothing changes; above them every keyword is "never"
     assert miss_reasons(FakeDetector(), times, scores, stream, threshold=0.96)["never above threshold"] == 5
+
+
+def test_false_alarm_causes_name_the_word_each_false_alarm_fired_on():
+    ev = [Event(10.0, "zero", "_unknown_", 20, "a"), Event(20.0, "off", "off", 20, "b"),
+          Event(30.0, "stop", "stop", 20, "c")]
+    dets = [Detection(10.9, "no", 0.9),   # a near-miss word
+            Detection(20.8, "up", 0.9),   # a keyword heard as another ...
+            Detection(21.0, "off", 0.9),  # ... and then as itself: a hit, not counted
+            Detection(30.9, "stop", 0.9),  # a hit
+            Detection(31.6, "stop", 0.9),  # the same keyword fired twice
+            Detection(45.0, "no", 0.9),   # background alone
+            Detection(11.5, "no", 0.9)]   # the near-miss again, within its window
+    got = false_alarm_causes(sorted(dets, key=lambda d: d.time_s), ev)
+    assert got == {("no", "zero"): 2, ("up", "off"): 1, ("stop", "stop"): 1, ("no", "-"): 1}
+    assert list(got)[0] == ("no", "zero")  # most frequent first
+    assert false_alarm_causes([], ev) == {}
 
 
 class Always(torch.nn.Module):

@@ -15,34 +15,23 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from rich.console import Console
 from rich.table import Table
 
-from tinykws.checkpoint import load_checkpoint
-from tinykws.codegen import compile_run
 from tinykws.config import PRESETS
-from tinykws.data.negatives import NegativesConfig, cached_negatives_dir, make_negatives
-from tinykws.data.speech_commands import BACKGROUND, make_lists, read_categories
-from tinykws.data.synth import OTHER_WORDS, synthesize
-from tinykws.dataset import FeaturizeConfig, featurize_lists, featurize_spare
-from tinykws.device import format_report, verify
 from tinykws.errors import TinyKWSError
-from tinykws.evaluate import evaluate
-from tinykws.export import export_run
-from tinykws.labels import NON_KEYWORDS, UNKNOWN
-from tinykws.quant.calibrate import quantize_run
-from tinykws.report import write_report
 from tinykws.run import (
     PIPELINE_BUILDS, Build, RunDir, atomic_write_text, cache_json, file_sha256, read_features,
 )
-from tinykws.stream_eval import choose_threshold, stream_metrics
-from tinykws.train import pipeline_recipe, train
-from tinykws.stream_training import (
-    StreamTrainConfig, negative_features, quick_stream_config, train_stream,
-)
 
+if TYPE_CHECKING:
+    from tinykws.data.negatives import NegativesConfig
+
+# The stages' imports wait inside the functions that run them: `start_negatives` spawns a
+# child process that imports this module to make the negatives set beside the clip phase,
+# and it must not load torch, onnx and the emulator for that (tests/test_imports.py).
 console = Console(stderr=True)
 
 # Synthesized non-keyword utterances the pipeline makes for the stream phase. 20,000 (of the
@@ -77,7 +66,7 @@ class PipelineConfig:
     verify_clips: Optional[int] = None  # clips on the emulated device; None: 4 quick, 20 full
     # (per build: hard float and the integer build both run fast in the emulator)
     stream_minutes: Optional[float] = None  # streaming check length; None: 0.5 quick, 3 full
-    # Second training phase on long streams (tinykws.stream_training) with synthesized
+    # Second training phase on long streams (tinykws.train_stream) with synthesized
     # non-keyword speech: the model then runs one step per 10-ms frame on one never-reset
     # state, as the Cortex-M4 does. On by default: measured on the dev data it fires 3-6x
     # less on held-apart non-keyword speech at equal recall, and catches more keywords at
@@ -117,6 +106,8 @@ class StageTimer:
 
 def _synth(cfg: PipelineConfig, out: Path) -> Path:
     """The embedded default dataset (espeak-ng), made once per run folder."""
+    from tinykws.data.synth import synthesize
+
     per_word = cfg.per_word or (8 if cfg.quick else 200)
     synthesize(out, per_word=per_word, seed=cfg.seed)
     return out
@@ -126,6 +117,8 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
            epochs: Optional[int] = None) -> Any:
     """Train with the pipeline recipe (from the weights of `init` when given); resume a
     killed run, keep a finished one."""
+    from tinykws.train import pipeline_recipe, train
+
     rd = RunDir(run)
     n_train = _rows(rd.features_file("training"))  # labels only: features may be GBs
     recipe = pipeline_recipe(n_train, quick=cfg.quick, preset=cfg.preset)
@@ -141,6 +134,8 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
             return None
     resume = False
     if rd.last.is_file() and _train_init(rd) == marker["init"]:
+        from tinykws.checkpoint import load_checkpoint
+
         resume = load_checkpoint(rd.last).train_config == recipe
         if resume:
             console.print(f"resuming the killed training run from {rd.last}")
@@ -162,6 +157,11 @@ def _pretrain_data(cfg: PipelineConfig, run: Path) -> Optional[Path]:
     """With --data: the embedded synthesized set with the real run's classes, listed and
     featurized in RUN/pretrain. None when it cannot have the same classes (a task whose
     words espeak-ng cannot make into the same class list)."""
+    from tinykws.data.speech_commands import BACKGROUND, make_lists, read_categories
+    from tinykws.data.synth import OTHER_WORDS, synthesize
+    from tinykws.dataset import FeaturizeConfig, featurize_lists
+    from tinykws.labels import NON_KEYWORDS
+
     pre, categories = RunDir(run / "pretrain"), read_categories(RunDir(run).lists)
     keywords = [c for c in categories if c not in NON_KEYWORDS]
     words = keywords + [w for w in OTHER_WORDS if w not in keywords]
@@ -202,19 +202,36 @@ def _check_options(cfg: PipelineConfig) -> None:
         raise TinyKWSError(f"--negatives {cfg.negatives} is a file, not a folder")
 
 
-def _negatives(cfg: PipelineConfig, run: Path) -> Optional[Path]:
-    """Make (or reuse) the synthesized non-keyword speech and featurize its training part
-    (RUN/features/negatives.npz).
+@dataclass(frozen=True)
+class NegativesPlan:
+    """Which synthesized negatives set the stream phase uses, and with which parameters."""
 
-    Returns the negatives folder, or None for a task without an `_unknown_` class (every
-    word is a keyword: there is nothing to call a negative).
-    """
-    rd = RunDir(run)
-    categories = read_categories(rd.lists)
+    folder: Path
+    config: NegativesConfig  # the set's keywords, seed and sizes
+
+    def make(self, workers: Optional[int] = None) -> None:
+        """Make (or finish, or reuse) the set, one maker at a time: a second pipeline (or
+        the background maker, `start_negatives`) holding the same set's lock is waited for,
+        and its finished set reused."""
+        from tinykws.data.negatives import make_negatives
+
+        self.folder.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.folder.parent / f".{self.folder.name}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            make_negatives(self.folder, self.config, workers=workers)
+
+
+def negatives_plan(cfg: PipelineConfig, run: Path) -> Optional[NegativesPlan]:
+    """The negatives set of this run (from its lists' keywords), or None for a task without
+    an `_unknown_` class (every word is a keyword: there is nothing to call a negative)."""
+    from tinykws.data.negatives import NegativesConfig, cached_negatives_dir
+    from tinykws.data.speech_commands import read_categories
+    from tinykws.labels import NON_KEYWORDS, UNKNOWN
+
+    categories = read_categories(RunDir(run).lists)
     if UNKNOWN not in categories:
-        console.print(f"task {cfg.task!r} has no {UNKNOWN} class: the stream phase uses no negatives")
         return None
-    keywords = [c for c in categories if c not in NON_KEYWORDS]
+    keywords = tuple(c for c in categories if c not in NON_KEYWORDS)
     if cfg.quick:
         sizes = dict(utterances=cfg.negative_utterances or 150, words=60, phrases=10,
                      near_miss_count=2, voices=24, background=30, noise_seconds=5.0)
@@ -224,12 +241,82 @@ def _negatives(cfg: PipelineConfig, run: Path) -> Optional[Path]:
     # default: the user cache, shared by every run with the same keywords, seed and sizes
     config = NegativesConfig(keywords=keywords, seed=cfg.seed, **sizes)
     folder = cfg.negatives or cached_negatives_dir(config)
+    return NegativesPlan(Path(folder), config)
+
+
+def _background_maker(plan: NegativesPlan, log: str) -> None:
+    """The child process of `start_negatives`: quiet, its output in `log`, one worker (the
+    clip phase trains on the other core)."""
+    import os
+    import sys
+
+    os.environ["TINYKWS_NO_PROGRESS"] = "1"
+    with open(log, "a") as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            plan.make(workers=1)
+        except BaseException as e:  # the foreground stage redoes what is missing and reports
+            print(f"background negatives stopped: {e!r}", file=sys.stderr)
+            sys.exit(1)
+
+
+def start_negatives(plan: Optional[NegativesPlan], run: Path):
+    """Start making the negatives set in a child process while the clip phase trains (they
+    do not depend on each other; on 2 cores this hides the set's minutes on a first run).
+    Returns the process (None when there is nothing to make: no set, or a finished one).
+    The "data negatives" stage takes the set's lock after it, so it waits for it, and
+    finishes whatever a failed or killed child left (the set resumes job by job)."""
+    import multiprocessing as mp
+
+    from tinykws.data.negatives import is_complete
+
+    if plan is None or is_complete(plan.folder):
+        return None
+    log = RunDir(run).root / "negatives_background.log"
+    proc = mp.get_context("spawn").Process(target=_background_maker, args=(plan, str(log)),
+                                           name="tinykws-negatives")
+    proc.start()
+    console.print(f"negatives: making {plan.folder} in the background (log: {log})")
+    return proc
+
+
+def stop_negatives(proc) -> None:
+    """Stop a background maker still running (the pipeline failed or was interrupted):
+    SIGINT first, so its pool shuts down and its finished jobs stay logged."""
+    import signal
+
+    if proc is None or not proc.is_alive():
+        return
+    import os
+
+    os.kill(proc.pid, signal.SIGINT)
+    proc.join(20)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(5)
+
+
+def _negatives(cfg: PipelineConfig, run: Path, proc=None) -> Optional[Path]:
+    """Make (or reuse, or wait for the background maker `proc` and check) the synthesized
+    non-keyword speech and featurize its training part (RUN/features/negatives.npz).
+
+    Returns the negatives folder, or None for a task without an `_unknown_` class.
+    """
+    from tinykws.dataset import featurize_spare
+    from tinykws.labels import UNKNOWN
+    from tinykws.stream_training import negative_features
+
+    rd = RunDir(run)
+    plan = negatives_plan(cfg, run)
+    if plan is None:
+        console.print(f"task {cfg.task!r} has no {UNKNOWN} class: the stream phase uses no negatives")
+        return None
+    folder = plan.folder
     console.print(f"negatives: {folder}")
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    # one maker at a time: a second pipeline with the same set waits, then reuses it
-    with open(folder.parent / f".{folder.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        make_negatives(folder, config)
+    plan.make()  # waits for the background maker (same lock), then reuses or finishes its set
+    if proc is not None:
+        proc.join()
     negative_features(folder, rd.features, run)  # featurized once, checked against training.npz
     params = read_features(rd.features_file("training"), features=False).params
     if featurize_spare(rd.lists, rd.spare_features, params) is None:  # no spare real clips
@@ -241,6 +328,8 @@ def _negatives(cfg: PipelineConfig, run: Path) -> Optional[Path]:
 def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
     """The stream phase after the clip phase; a finished one is kept (`stream_done.json`:
     its config and the cache key of the negatives' features)."""
+    from tinykws.stream_training import StreamTrainConfig, quick_stream_config, train_stream
+
     scfg = quick_stream_config() if cfg.quick else StreamTrainConfig()
     scfg = dataclasses.replace(scfg, seed=cfg.seed)
     rd = RunDir(run)
@@ -275,6 +364,8 @@ def _read_marker(path: Path) -> Optional[dict]:
 
 
 def _verify(run: Path, build: Build, clips: int) -> Any:
+    from tinykws.device import format_report, verify
+
     report = verify(RunDir(run).device(build), run_dir=run, max_clips=clips)
     console.print(format_report(report))
     if not report.ok:
@@ -286,12 +377,16 @@ def _verify(run: Path, build: Build, clips: int) -> Any:
 
 
 def _compile(run: Path, build: Build) -> Any:
+    from tinykws.codegen import compile_run
+
     return compile_run(run, RunDir(run).device(build), float_abi=build.float_abi,
                        precision=build.precision)
 
 
 def run_pipeline(cfg: PipelineConfig) -> Path:
     """Run every stage into `cfg.out`; returns the path of the report."""
+    from tinykws.data.speech_commands import make_lists
+
     run, rd = cfg.out, RunDir(cfg.out)
     run.mkdir(parents=True, exist_ok=True)
     console.print(f"[bold]tinykws pipeline[/] -> {run}")
@@ -312,6 +407,25 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
         lambda s: f"{len(s.categories)} classes, "
         + ", ".join(f"{k} {s.total(k)}" for k in ("training", "validation", "testing")),
     )
+    # the negatives set is made in the background while the clip phase trains
+    maker = start_negatives(negatives_plan(cfg, run), run) if cfg.streaming else None
+    try:
+        return _after_lists(cfg, run, data, t, maker)
+    finally:
+        stop_negatives(maker)
+
+
+def _after_lists(cfg: PipelineConfig, run: Path, data: Path, t: "StageTimer", maker) -> Path:
+    """The stages after the lists (`run_pipeline`); `maker`: the background negatives maker."""
+    from tinykws.data.speech_commands import BACKGROUND
+    from tinykws.dataset import FeaturizeConfig, featurize_lists
+    from tinykws.evaluate import evaluate
+    from tinykws.export import export_run
+    from tinykws.quant.calibrate import quantize_run
+    from tinykws.report import write_report
+    from tinykws.stream_eval import choose_threshold, stream_metrics
+
+    rd = RunDir(run)
     noise = data / BACKGROUND
     t.run(
         "featurize",
@@ -339,7 +453,7 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
     negatives_dir = None  # the negatives folder, when the stream phase made one
     if cfg.streaming:
         negatives_dir = t.run(
-            "data negatives", lambda: _negatives(cfg, run),
+            "data negatives", lambda: _negatives(cfg, run, maker),
             lambda p: "none (no _unknown_ class)" if p is None
             else f"{_rows(rd.negative_features)} training utterances",
         )

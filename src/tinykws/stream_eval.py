@@ -244,6 +244,25 @@ def miss_reasons(detector, times: np.ndarray, scores: np.ndarray, stream: Stream
     return out
 
 
+def false_alarm_causes(detections: Sequence, events: Sequence[Event], tolerance_s: float = 0.75
+                       ) -> dict[tuple[str, str], int]:
+    """What each false alarm fired on: (detected keyword, the word under it) -> count, the
+    word being the latest clip (keyword or not) whose window (its start to `tolerance_s`
+    after its end) holds the detection, or `-` for background alone. "no" on "zero" is
+    a near-miss word; "up" on "off" a keyword heard as another; "stop" on "stop" a
+    keyword fired twice."""
+    _, _, false = _match(detections, events, tolerance_s)
+    ordered = sorted(events, key=lambda e: e.start_s)
+    starts = np.array([e.start_s for e in ordered])
+    out: dict[tuple[str, str], int] = {}
+    for n in false:
+        d = detections[n]
+        i = int(np.searchsorted(starts, d.time_s, side="right")) - 1
+        word = ordered[i].word if i >= 0 and d.time_s <= starts[i] + 1.0 + tolerance_s else "-"
+        out[(d.label, word)] = out.get((d.label, word), 0) + 1
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
 def recall_by_snr(detections: Sequence, events: Sequence[Event], tolerance_s: float = 0.75
                   ) -> dict[str, float]:
     """Recall per SNR of the keyword events (same matching as `score_detections`)."""

@@ -476,6 +476,12 @@ def _read_log(path: Path) -> dict[str, int]:
     return done
 
 
+def is_complete(out_dir: Path | str) -> bool:
+    """Whether `out_dir` holds a finished negatives set (its manifest says so)."""
+    manifest = _read_manifest(Path(out_dir)) if Path(out_dir).is_dir() else None
+    return bool(manifest and manifest.get("complete"))
+
+
 def _read_manifest(out_dir: Path) -> dict | None:
     path = out_dir / _MANIFEST
     if not path.is_file():

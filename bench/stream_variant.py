@@ -1,0 +1,50 @@
+"""Train one stream-phase variant from a run's clip model, into a run folder of its own.
+
+    python bench/stream_variant.py BASE_RUN OUT_RUN --cfg '{"mine_top": 0.1}' [--no-spare]
+
+OUT_RUN gets links to BASE_RUN's lists and features and a copy of its clip model
+(`train/clip.pt`, else `train/best.pt`); the stream phase then runs with the pipeline's
+`StreamTrainConfig` changed by the JSON of `--cfg`, with BASE_RUN's negatives
+(`features/negatives.npz`) and spare other-word clips (`features/spare.npz`, unless
+`--no-spare`). Score the variant with `bench/stream_diagnose.py OUT_RUN ...`
+(docs/benchmarks.md, "Issue 19").
+"""
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+
+os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
+from tinykws.run import RunDir, read_features  # noqa: E402
+from tinykws.train_stream import StreamTrainConfig, train_stream  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("base")
+    ap.add_argument("out")
+    ap.add_argument("--cfg", default="{}", help="StreamTrainConfig fields to change, as JSON")
+    ap.add_argument("--no-spare", action="store_true", help="without the spare other-word clips")
+    a = ap.parse_args()
+    base, out = RunDir(a.base), RunDir(a.out)
+    out.root.mkdir(parents=True, exist_ok=True)
+    for name in ("lists", "features"):
+        if not (out.root / name).exists():
+            (out.root / name).symlink_to((base.root / name).resolve())
+    out.train.mkdir(exist_ok=True)
+    if not out.clip.is_file():
+        shutil.copyfile(base.clip if base.clip.is_file() else base.best, out.clip)
+    cfg = StreamTrainConfig.from_dict({**StreamTrainConfig().to_dict(), **json.loads(a.cfg)})
+    extra = read_features(base.negative_features).features if base.negative_features.is_file() else None
+    real = None
+    if not a.no_spare and base.spare_features.is_file():
+        real = read_features(base.spare_features).features
+    t = time.time()
+    train_stream(base.features, out.root, cfg, extra_negatives=extra, real_negatives=real)
+    print(f"stream phase {time.time() - t:.0f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
