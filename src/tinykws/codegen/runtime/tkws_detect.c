@@ -8,7 +8,7 @@ TKWS_API void tkws_detect_reset(const tkws_detect_config *cfg, tkws_detect_state
     for (int32_t i = 0; i < cfg->smooth * cfg->n_keywords; ++i) {
         st->history[i] = 0.0f;
     }
-    tkws_trigger_reset(cfg->refractory, &st->pos, &st->filled, &st->since);
+    TKWS_TRIGGER_RESET(cfg, st);
 }
 
 TKWS_API int32_t tkws_detect_step(const tkws_detect_config *cfg, tkws_detect_state *st,
@@ -19,7 +19,7 @@ TKWS_API int32_t tkws_detect_step(const tkws_detect_config *cfg, tkws_detect_sta
     for (int32_t j = 0; j < k; ++j) {
         row[j] = scores[cfg->keyword[j]];
     }
-    tkws_trigger_advance(cfg->smooth, cfg->refractory, &st->pos, &st->filled, &st->since);
+    TKWS_TRIGGER_ADVANCE(cfg, st);
 
     /* the best keyword by its sum over the filled rows (same divisor for all) */
     int32_t best = 0;
@@ -36,5 +36,5 @@ TKWS_API int32_t tkws_detect_step(const tkws_detect_config *cfg, tkws_detect_sta
     }
     const float mean = best_sum / (float)st->filled;
     *confidence = mean;
-    return tkws_trigger_fire(mean >= cfg->threshold, cfg->refractory, &st->since, cfg->keyword[best]);
+    TKWS_TRIGGER_RETURN(cfg, st, mean >= cfg->threshold, best);
 }

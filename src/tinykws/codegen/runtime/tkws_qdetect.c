@@ -11,7 +11,7 @@ TKWS_API void tkws_qdetect_reset(const tkws_qdetect_config *cfg, tkws_qdetect_st
     for (int32_t j = 0; j < cfg->n_keywords; ++j) {
         st->sum[j] = 0;
     }
-    tkws_trigger_reset(cfg->refractory, &st->pos, &st->filled, &st->since);
+    TKWS_TRIGGER_RESET(cfg, st);
 }
 
 TKWS_API int32_t tkws_qdetect_step(const tkws_qdetect_config *cfg, tkws_qdetect_state *st,
@@ -31,10 +31,9 @@ TKWS_API int32_t tkws_qdetect_step(const tkws_qdetect_config *cfg, tkws_qdetect_
             best_s = s;
         }
     }
-    tkws_trigger_advance(cfg->smooth, cfg->refractory, &st->pos, &st->filled, &st->since);
+    TKWS_TRIGGER_ADVANCE(cfg, st);
     *best_sum = best_s;
-    return tkws_trigger_fire(best_s >= cfg->min_sum[st->filled - 1], cfg->refractory, &st->since,
-                             cfg->keyword[best]);
+    TKWS_TRIGGER_RETURN(cfg, st, best_s >= cfg->min_sum[st->filled - 1], best);
 }
 
 TKWS_API int16_t tkws_q15_from_float(float x)

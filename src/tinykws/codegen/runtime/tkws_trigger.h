@@ -23,35 +23,34 @@
     int32_t since;              /* steps since the last detection, saturating at refractory */
 
 /* Start over: row 0 next, no row in use, no detection yet (nothing holds the next one
- * back). */
-static inline void tkws_trigger_reset(int32_t refractory, int32_t *pos, int32_t *filled,
-                                      int32_t *since)
-{
-    *pos = 0;
-    *filled = 0;
-    *since = refractory;
-}
+ * back). `cfg`, `st`: a detector's configuration and state (float or integer). The three
+ * steps are macros, so each detector compiles to exactly the code it had when it spelled
+ * them out itself. */
+#define TKWS_TRIGGER_RESET(cfg, st)                                                      \
+    do {                                                                                 \
+        (st)->pos = 0;                                                                   \
+        (st)->filled = 0;                                                                \
+        (st)->since = (cfg)->refractory;                                                 \
+    } while (0)
 
 /* After the step's row was written: the next row (a ring of `smooth`), one more row in use
  * (up to smooth), one more step since the last detection (saturating at refractory). */
-static inline void tkws_trigger_advance(int32_t smooth, int32_t refractory, int32_t *pos,
-                                        int32_t *filled, int32_t *since)
-{
-    *pos = *pos + 1 == smooth ? 0 : *pos + 1;
-    *filled += *filled < smooth;
-    *since += *since < refractory;
-}
+#define TKWS_TRIGGER_ADVANCE(cfg, st)                                                    \
+    do {                                                                                 \
+        (st)->pos = (st)->pos + 1 == (cfg)->smooth ? 0 : (st)->pos + 1;                  \
+        (st)->filled += (st)->filled < (cfg)->smooth;                                    \
+        (st)->since += (st)->since < (cfg)->refractory;                                  \
+    } while (0)
 
-/* `keyword` fires when its smoothed score `reached` the threshold and the refractory time
- * is over (then the count starts again); else -1. */
-static inline int32_t tkws_trigger_fire(int32_t reached, int32_t refractory, int32_t *since,
-                                        int32_t keyword)
-{
-    if (reached && *since >= refractory) {
-        *since = 0;
-        return keyword;
-    }
-    return -1;
-}
+/* Return the class of keyword `best` when its smoothed score `reached` the threshold and
+ * the refractory time is over (the count then starts again), else return -1. */
+#define TKWS_TRIGGER_RETURN(cfg, st, reached, best)                                      \
+    do {                                                                                 \
+        if ((reached) && (st)->since >= (cfg)->refractory) {                             \
+            (st)->since = 0;                                                             \
+            return (cfg)->keyword[best];                                                 \
+        }                                                                                \
+        return -1;                                                                       \
+    } while (0)
 
 #endif /* TKWS_TRIGGER_H */
