@@ -90,11 +90,12 @@ def synthetic_run(run: Path, args: argparse.Namespace) -> Path:
 def measure(run: Path, toolchain: str, build: str, clips: int) -> dict:
     """Compile `run` with one toolchain as `build` (hard, soft, int8), verify it, return the
     report as a dict."""
-    from tinykws.codegen import build_spec, compile_run
+    from tinykws.codegen import compile_run
     from tinykws.device import verify
+    from tinykws.run import Build
     from tinykws.toolchain import find_toolchain
 
-    abi, precision = build_spec(build)
+    abi, precision = Build.named(build).float_abi, Build.named(build).precision
     os.environ["TINYKWS_TOOLCHAIN"] = toolchain  # compile_run uses find_toolchain()
     out = run / "device" / f"{build}-{toolchain}"
     compile_run(run, out, "cortex-m4", abi, precision=precision)
@@ -130,8 +131,8 @@ def _dev_clips(k: int) -> list[np.ndarray]:
 def measure_int_featurizer(toolchain: str, clips: int, work: Path) -> dict:
     """The integer featurizer, soft float, on the emulated M4: instructions per frame through
     mfcc_Filter (float in/out) and mfcc_FilterInt16, flash/RAM, bit-exactness on real clips."""
-    from tinykws.codegen.emit import copy_runtime
-    from tinykws.codegen.int_featurizer import emit_int_featurizer
+    from tinykws.codegen.glue import copy_runtime
+    from tinykws.codegen.featurizer import emit_int_featurizer
     from tinykws.device import HarnessShape, KWSDevice, build_image
     from tinykws.features import FeatureParams
     from tinykws.quant.features import frames_from_stream_q

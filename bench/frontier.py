@@ -20,7 +20,7 @@ against instructions.
 
 `--kernels` measures the storage choice of sparse matrices: a random 2 x 128 FastGRNN with
 W and U hard-thresholded to a density, compiled once with dense storage and once with sparse
-rows (`tinykws.codegen.emit_int.FORCE_STORAGE`, `emit.FORCE_STORAGE`), int8 and hard float, verified on 3 dev clips: instructions per frame and flash.
+rows (`tinykws.codegen.writers.FORCE_STORAGE`), int8 and hard float, verified on 3 dev clips: instructions per frame and flash.
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def measure_run(run: Path, clips: int) -> dict[str, Any]:
     from tinykws.codegen import compile_run
     from tinykws.device import verify
     from tinykws.quant.calibrate import quantize_run
-    from tinykws.run import RunDir, load_model
+    from tinykws.checkpoint import load_model
+    from tinykws.run import RunDir
     from tinykws.toolchain import elf_section_sizes, find_toolchain
 
     q = quantize_run(run)
@@ -188,8 +189,7 @@ def kernels(args: argparse.Namespace) -> None:
     """Dense vs sparse-rows storage of the same sparse models, int8 and hard float."""
     import torch
 
-    import tinykws.codegen.emit as emit
-    import tinykws.codegen.emit_int as emit_int
+    import tinykws.codegen.writers as writers
     from tinykws.codegen import compile_run
     from tinykws.data.audio import load_audio
     from tinykws.device import verify
@@ -231,7 +231,7 @@ def kernels(args: argparse.Namespace) -> None:
             os.environ["TINYKWS_TOOLCHAIN"] = "gcc"
             for build, abi, prec in (("int8", "soft", "int8"), ("hard", "hard", "float")):
                 for storage, force in (("dense", "dense"), ("sparse rows", "sparse")):
-                    emit_int.FORCE_STORAGE = emit.FORCE_STORAGE = force
+                    writers.FORCE_STORAGE = force
                     out = run / "device" / f"{build}-{storage[:6]}"
                     compile_run(run, out, "cortex-m4", abi, precision=prec)
                     rep = verify(out, run_dir=run, max_clips=args.clips,

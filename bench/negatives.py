@@ -22,7 +22,8 @@ from pathlib import Path
 
 os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
 
-from tinykws.data.negatives import candidate_words, make_negatives  # noqa: E402
+from tinykws.data.near_misses import candidate_words  # noqa: E402
+from tinykws.data.negatives import NegativesConfig, make_negatives  # noqa: E402
 from tinykws.data.synth import synthesize  # noqa: E402
 
 
@@ -44,9 +45,9 @@ def main() -> None:
     words = max(50, n // 10)  # as the default set: ~8 clips per item
 
     t = time.perf_counter()
-    s = make_negatives(args.out / "negatives", utterances=n, words=words, phrases=words // 4,
-                       background=args.background, voices=max(30, n // 50), workers=args.workers,
-                       noise_seconds=args.noise_seconds)  # fmt: skip
+    s = make_negatives(args.out / "negatives", NegativesConfig(
+        utterances=n, words=words, phrases=words // 4, background=args.background,
+        voices=max(30, n // 50), noise_seconds=args.noise_seconds), workers=args.workers)
     neg_s = time.perf_counter() - t
     per_word = 50
     synth_words = candidate_words()[: max(1, n // per_word)]  # real words, as the negatives

@@ -60,7 +60,7 @@ def make_layouts(dev: Path, out: Path, silence: int = 240, seed: int = 123) -> d
 def run(data: Path, run_dir: Path, g12: Path, overrides: list[str], seed: int = 0) -> dict:
     """Train on `data` the way `tinykws pipeline` does, then evaluate on the layouts."""
     from tinykws.data.speech_commands import make_lists
-    from tinykws.dataset import featurize_lists
+    from tinykws.dataset import FeaturizeConfig, featurize_lists
     from tinykws.evaluate import evaluate
     from tinykws.run import RunDir, read_features
     from tinykws.train import pipeline_recipe, train
@@ -68,7 +68,7 @@ def run(data: Path, run_dir: Path, g12: Path, overrides: list[str], seed: int = 
     make_lists(data, "google12", run_dir / "lists", seed=seed)
     noise = data / "_background_noise_"
     featurize_lists(data, run_dir / "lists", run_dir / "features",
-                    noise_dir=noise if noise.is_dir() else None, seed=seed)  # fmt: skip
+                    FeaturizeConfig(noise_dir=noise if noise.is_dir() else None, seed=seed))
     n = len(read_features(RunDir(run_dir).features_file("training"), features=False))
     cfg = dataclasses.replace(pipeline_recipe(n), seed=seed)
     for kv in overrides:

@@ -16,7 +16,7 @@ Each model runs in its detector's default mode (`rolling` = one state, never res
 stream-trained models; `window` otherwise), or the modes given (`NAME=RUN:mode`). For
 each: the DET curve (threshold swept), the best recall at <= 1 and <= 6 false alarms per
 hour on the keyword stream (with a 90 % interval from resampling the stream's source clips,
-`tinykws.stream.bootstrap_recall`: how much of a difference the test material alone can
+`tinykws.stream_eval.bootstrap_recall`: how much of a difference the test material alone can
 make), and at that threshold the false alarms per hour on the negative stream; the
 largest |state| and the longest run of one keyword as top class over
 the negative stream (a locked-in state shows as minutes).
@@ -44,18 +44,16 @@ os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
 import numpy as np  # noqa: E402
 
 from tinykws.detect import Detector  # noqa: E402
-from tinykws.run import load_model  # noqa: E402
-from tinykws.stream import (  # noqa: E402
+from tinykws.checkpoint import load_model  # noqa: E402
+from tinykws.keyword_streams import StreamSpec, build_stream, run_stream_clips  # noqa: E402
+from tinykws.stream_eval import (  # noqa: E402
     StreamScore,
-    StreamSpec,
     bootstrap_recall,
-    build_stream,
     clip_recall,
     det_curve,
     miss_reasons,
     operating_point,
     plot_det,
-    run_stream_clips,
     score_detections,
     stream_efficiency,
 )
@@ -83,7 +81,7 @@ def lock_in(det: Detector, audio: np.ndarray) -> dict:
     import torch
 
     from tinykws.features import frames_from_stream
-    from tinykws.train_stream import longest_keyword_run, stream_through
+    from tinykws.stream_state import longest_keyword_run, stream_through
 
     frames = torch.from_numpy(np.asarray(frames_from_stream(audio, det.params), np.float32))
     scores, peaks = stream_through(det.model, frames)

@@ -75,7 +75,7 @@ def main() -> None:
     args = ap.parse_args()
 
     from tinykws.codegen import compile_run
-    from tinykws.device.stream import verify_stream
+    from tinykws.device.verify_stream import verify_stream
     from tinykws.toolchain import available_toolchains, find_toolchain
 
     names = args.toolchains.split(",") if args.toolchains else [

@@ -17,12 +17,18 @@ import argparse, json, os, sys, time
 from pathlib import Path
 os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
 import numpy as np
-from tinykws.detect import Detector, moving_average, pick_detections, Detection, TIME_EPS_S
-from tinykws.run import load_model
-from tinykws.stream import _EventLookup, det_thresholds
-from tinykws.stream import (StreamSpec, build_stream, run_stream_clips, build_negative_stream, det_curve,
-                            operating_point, score_detections, clip_recall, stream_efficiency, miss_reasons,
-                            save_stream, load_stream, StreamScore, false_alarm_causes)
+from tinykws.detector_config import Detection, TIME_EPS_S
+from tinykws.triggers import moving_average, pick_detections
+from tinykws.detect import Detector
+from tinykws.checkpoint import load_model
+from tinykws.stream_eval import _EventLookup, det_thresholds
+from tinykws.keyword_streams import (
+    StreamSpec, build_stream, run_stream_clips, build_negative_stream, save_stream, load_stream,
+)
+from tinykws.stream_eval import (
+    det_curve, operating_point, score_detections, clip_recall, stream_efficiency, miss_reasons, StreamScore,
+    false_alarm_causes,
+)
 
 def holdoff(times, smoothed, cats, thr, refr, kw, D):
     """Fire at the max within D frames after the first crossing."""
@@ -76,7 +82,7 @@ if __name__ == "__main__":
                 if D == 0:
                     return pick_detections(times, sm_, det.categories, thr, refr, det.keywords)
                 return holdoff(times, sm_, det.categories, thr, refr, det.keywords, D)
-            from tinykws.stream import det_thresholds
+            from tinykws.stream_eval import det_thresholds
             curve, ncurve = [], []
             for thr in det_thresholds():
                 curve.append(score_detections(dets(tk, smk, thr), kw.events, kw.duration_s, threshold=thr))

@@ -33,6 +33,7 @@ from eval_helpers import (
     CATEGORIES, DAMAGED_CHECKPOINTS, DEV, damaged_runs, random_model, save_checkpoint,
 )
 from tinykws import cli
+from tinykws.run import record_compiled_run
 
 VALUES = ["nan", "inf", "-inf", "-1", "0", "1", "2", "1e309", "abc", "", "99999999999999999999",
           "ü", "-", "0x10", "0.5", "--", "google12", "hard", "soft", "skip", "raise", "a,b"]
@@ -89,6 +90,7 @@ def _hostile_files(root: Path) -> list[str]:
         (run / "device" / "hard").mkdir(parents=True)
         for name in ("featurizer.S", "model.S"):
             (run / "device" / "hard" / name).write_text("")
+        record_compiled_run(run / "device" / "hard", run)
     feats = root / "bad_features"
     feats.mkdir()
     (feats / "training.npz").write_bytes(b"PK\x03\x04 not a zip")

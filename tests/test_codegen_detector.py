@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 
 from codegen_host import PEDANTIC, build_shared, digest
-from tinykws.codegen.emit import copy_runtime, emit_detector
-from tinykws.detect import DetectorConfig, Trigger, moving_average
+from tinykws.codegen.glue import copy_runtime
+from tinykws.codegen.detector import emit_detector
+from tinykws.detector_config import DetectorConfig
+from tinykws.triggers import Trigger, moving_average
 
 CATS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",
         "_unknown_", "_silence_"]

@@ -16,7 +16,7 @@ import soundfile as sf
 import torch
 
 from codegen_host import toolchain_params
-from tinykws.codegen.emit import write_sources
+from tinykws.codegen import write_sources
 from tinykws.features import FeatureParams, frames_from_stream
 from tinykws.models import ModelConfig, build_model
 

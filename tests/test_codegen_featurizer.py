@@ -14,7 +14,9 @@ import pytest
 import soundfile as sf
 
 from codegen_host import PEDANTIC, build_shared
-from tinykws.codegen.emit import copy_runtime, emit_featurizer, sparse_mel
+from tinykws.codegen.glue import copy_runtime
+from tinykws.codegen.featurizer import emit_featurizer
+from tinykws.feature_tables import sparse_mel
 from tinykws.features import (
     FeatureParams,
     StreamingFeaturizer,

@@ -22,9 +22,10 @@ import numpy as np
 import pytest
 
 from codegen_host import PEDANTIC, STRICT, build_shared, digest, toolchain_params
-from tinykws.codegen.emit import copy_runtime
-from tinykws.codegen.emit_int import MAX_INT_SMOOTH_STEPS, emit_int_detector
-from tinykws.detect import DetectorConfig, IntTrigger, Trigger, threshold_sums
+from tinykws.codegen.glue import copy_runtime
+from tinykws.codegen.detector import MAX_INT_SMOOTH_STEPS, emit_int_detector
+from tinykws.detector_config import DetectorConfig
+from tinykws.triggers import IntTrigger, Trigger, threshold_sums
 from tinykws.errors import TinyKWSError
 
 CATS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go",

@@ -17,8 +17,10 @@ import soundfile as sf
 import torch
 
 from codegen_host import PEDANTIC, build_shared, digest
-from tinykws.codegen import emit
-from tinykws.codegen.emit import blocked, copy_runtime, emit_model
+from tinykws.codegen import writers
+from tinykws.codegen.writers import blocked
+from tinykws.codegen.glue import copy_runtime
+from tinykws.codegen.model import emit_model
 from tinykws.features import logmel
 from tinykws.models import ModelConfig, build_model
 from tinykws.models.sparsity import hard_threshold_mask, sparse_groups
@@ -113,7 +115,7 @@ CONFIGS = {
 @pytest.mark.parametrize("trained_like", [False, True], ids=["init", "trained-like"])
 def test_streaming_scores_match_pytorch(tmp_path_factory, monkeypatch, name, trained_like):
     if "sparse" in name or "lsq" in name:  # every W and U as sparse rows
-        monkeypatch.setattr(emit, "FORCE_STORAGE", "sparse")
+        monkeypatch.setattr(writers, "FORCE_STORAGE", "sparse")
     model = _model(list(CONFIGS).index(name), trained_like, **CONFIGS[name])
     lib = _build(tmp_path_factory.getbasetemp() / "models", model)
     frames = _features(2).reshape(-1, 32)  # two clips back to back: 196 steps, state kept
@@ -234,8 +236,8 @@ def test_explicit_states_are_independent(tmp_path_factory):
 def test_gate_limit_is_generated_not_typed_into_the_runtime(tmp_path_factory):
     """The FastGRNN gate clamp reaches the C as data from the one Python constant."""
     from tinykws.codegen.cgen import c_float
-    from tinykws.codegen.emit import runtime_dir
-    from tinykws.models.fastgrnn import GATE_CLAMP
+    from tinykws.codegen.glue import runtime_dir
+    from tinykws.codegen.cells import GATE_CLAMP
 
     model = _model(6, False, architecture="fastgrnn", hidden_size=8, num_layers=1)
     text = emit_model(model, CATS)["model.c"]

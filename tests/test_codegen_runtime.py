@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 
 from codegen_host import build_shared, fptr
-from tinykws.codegen.emit import RUNTIME_FILES, fft_plan_c, fft_positions, runtime_dir
+from tinykws.codegen.glue import RUNTIME_FILES, runtime_dir
+from tinykws.codegen.featurizer import fft_plan_c
+from tinykws.feature_tables import fft_positions
 
 FFT_SIZES = (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 

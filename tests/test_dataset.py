@@ -46,7 +46,7 @@ def lists(tmp_path) -> Path:
 
 
 def run(lists: Path, out: Path, **kw) -> dict[str, Path]:
-    return ds.featurize_lists(DEV, lists, out, workers=kw.pop("workers", 2), **kw)
+    return ds.featurize_lists(DEV, lists, out, ds.FeaturizeConfig(workers=kw.pop("workers", 2), **kw))
 
 
 def load(path: Path) -> dict:
@@ -162,7 +162,7 @@ def test_featurize_clips_threads_equal_batch():
 @needs_dev_set
 def test_dev_subset_from_make_lists(tmp_path):
     make_lists(DEV, "yes,no", tmp_path / "lists", max_per_class=15, unknown_share=0.5, silence_count=6)
-    out = ds.featurize_lists(DEV, tmp_path / "lists", tmp_path / "f", noise_dir=NOISE)
+    out = ds.featurize_lists(DEV, tmp_path / "lists", tmp_path / "f", ds.FeaturizeConfig(noise_dir=NOISE))
     z = load(out["training"])
     cats = z["categories"].tolist()
     assert cats == ["yes", "no", "_unknown_", "_silence_"]

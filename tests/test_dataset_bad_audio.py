@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from tinykws.dataset import featurize_lists
+from tinykws.dataset import FeaturizeConfig, featurize_lists
 from tinykws.run import read_features
 from tinykws.features import logmel
 
@@ -55,7 +55,7 @@ def test_bad_clip_is_a_one_line_error_naming_it(tmp_path: Path) -> None:
 
 def test_skip_leaves_bad_clip_out_and_counts_conversions(tmp_path: Path, capsys) -> None:
     data, lists = _dataset(tmp_path)
-    out = featurize_lists(data, lists, tmp_path / "f", on_error="skip", workers=2)
+    out = featurize_lists(data, lists, tmp_path / "f", FeaturizeConfig(on_error="skip", workers=2))
     tr = read_features(out["training"])
     assert [Path(p).name for p in tr.paths] == [
         "a_nohash_0.wav", "b_nohash_0.wav", "c_nohash_0.wav", "d_nohash_0.wav"
@@ -83,13 +83,13 @@ def test_cache_of_a_skip_run_does_not_satisfy_a_raise_run(tmp_path: Path) -> Non
 
     data, lists = _dataset(tmp_path)
     out = tmp_path / "f"
-    featurize_lists(data, lists, out, on_error="skip", workers=1)
+    featurize_lists(data, lists, out, FeaturizeConfig(on_error="skip", workers=1))
     with pytest.raises(AudioError, match="bad_nohash_0.wav"):
-        featurize_lists(data, lists, out, workers=1)
+        featurize_lists(data, lists, out, FeaturizeConfig(workers=1))
     # a skip run reuses its own cache, and a raise run's cache (nothing skipped) serves both
     (lists / "training_list.txt").write_text("yes/a_nohash_0.wav\nno/c_nohash_0.wav\n")
-    featurize_lists(data, lists, tmp_path / "g", workers=1)
+    featurize_lists(data, lists, tmp_path / "g", FeaturizeConfig(workers=1))
     stamp = (tmp_path / "g" / "training.npz").stat().st_mtime_ns
-    featurize_lists(data, lists, tmp_path / "g", on_error="skip", workers=1)
-    featurize_lists(data, lists, tmp_path / "g", workers=1)
+    featurize_lists(data, lists, tmp_path / "g", FeaturizeConfig(on_error="skip", workers=1))
+    featurize_lists(data, lists, tmp_path / "g", FeaturizeConfig(workers=1))
     assert (tmp_path / "g" / "training.npz").stat().st_mtime_ns == stamp

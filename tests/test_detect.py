@@ -16,19 +16,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eval_helpers import CATEGORIES, make_run, random_model, run_cli, tone_stream
-from tinykws.detect import (
-    Detection,
-    Detector,
-    Trigger,
-    detect_file,
-    detect_live,
-    moving_average,
-    pick_detections,
-)
+from tinykws.detector_config import Detection
+from tinykws.triggers import Trigger, moving_average, pick_detections
+from tinykws.detect import Detector, detect_file, detect_live
 from tinykws.errors import TinyKWSError
 from tinykws.features import FeatureParams, frames_from_stream
 from tinykws.models import ModelConfig
-from tinykws.run import Checkpoint
+from tinykws.checkpoint import Checkpoint
 from tinykws.train import TrainConfig
 
 META = Checkpoint(ModelConfig(num_classes=len(CATEGORIES)), FeatureParams(), tuple(CATEGORIES), {})
@@ -222,7 +216,7 @@ def test_live_without_sounddevice_is_a_clear_error(run, monkeypatch, capsys):
 def test_run_detector_config_is_the_default_everywhere(tmp_path, capsys, monkeypatch):
     """RUN/detector.json (threshold from an operating point) drives `Detector(run)`,
     `detect_file` and `tinykws detect`; explicit options still override single settings."""
-    from tinykws.detect import DetectorConfig, load_detector, set_operating_point
+    from tinykws.detector_config import DetectorConfig, load_detector, set_operating_point
 
     run = make_run(tmp_path, rolling=True)
     assert load_detector(run) == (DetectorConfig(), None)  # no file: the defaults
@@ -255,8 +249,8 @@ def test_run_detector_config_is_the_default_everywhere(tmp_path, capsys, monkeyp
 
 
 def test_operating_point_when_no_threshold_meets_the_target():
-    from tinykws.detect import choose_operating_point
-    from tinykws.stream import StreamScore
+    from tinykws.detector_config import choose_operating_point
+    from tinykws.stream_eval import StreamScore
 
     curve = [StreamScore(0.5, 9, 1, 30, 0.9, 30.0), StreamScore(0.9, 6, 4, 8, 0.6, 8.0)]
     op = choose_operating_point(curve, target_fa_per_hour=1.0)
@@ -266,7 +260,7 @@ def test_operating_point_when_no_threshold_meets_the_target():
 
 
 def test_bad_detector_settings_are_clear_errors(tmp_path):
-    from tinykws.detect import DetectorConfig, load_detector
+    from tinykws.detector_config import DetectorConfig, load_detector
 
     with pytest.raises(TinyKWSError, match="mode"):
         DetectorConfig(mode="sometimes")
@@ -290,7 +284,7 @@ def test_bad_detector_settings_are_clear_errors(tmp_path):
 def test_detector_durations_beyond_an_hour_are_refused(tmp_path, name):
     """A hand-edited detector.json with a huge duration: one clear error, not an
     OverflowError in `detect` nor a 300-digit #define (or a 40-MB state) in the C detector."""
-    from tinykws.detect import MAX_DURATION_MS, DetectorConfig, load_detector
+    from tinykws.detector_config import MAX_DURATION_MS, DetectorConfig, load_detector
 
     assert getattr(DetectorConfig(**{name: MAX_DURATION_MS}), name) == MAX_DURATION_MS
     (tmp_path / "detector.json").write_text(json.dumps({"detector": {name: 1e308}}))
@@ -300,7 +294,7 @@ def test_detector_durations_beyond_an_hour_are_refused(tmp_path, name):
 
 def test_refractory_counts_whole_frames():
     """1000 ms at 10-ms frames is exactly 100 frames, however the times round."""
-    from tinykws.detect import DetectorConfig
+    from tinykws.detector_config import DetectorConfig
 
     cfg = DetectorConfig(refractory_ms=1000)
     assert cfg.refractory_steps(10.0) == 100 and cfg.refractory_steps(100.0) == 10
@@ -317,7 +311,8 @@ def test_refractory_counts_whole_frames():
 
 
 def test_score_detections_golden():
-    from tinykws.stream import Event, score_detections
+    from tinykws.keyword_streams import Event
+    from tinykws.stream_eval import score_detections
 
     events = [Event(1.0, "yes", "yes", 10, "a"), Event(4.0, "no", "no", 10, "b"),
               Event(8.0, "bed", "_unknown_", 10, "c")]
@@ -335,7 +330,8 @@ def test_score_detections_golden():
 
 def test_false_alarm_sources_name_what_fired():
     """Each false alarm of `score_detections`, with the word under it and why it is one."""
-    from tinykws.stream import Event, false_alarm_sources, score_detections
+    from tinykws.keyword_streams import Event
+    from tinykws.stream_eval import false_alarm_sources, score_detections
 
     events = [Event(1.0, "yes", "yes", 10, "a.wav"), Event(4.0, "no", "no", 10, "b.wav"),
               Event(8.0, "zero", "_unknown_", 10, "c.wav")]
@@ -355,7 +351,7 @@ def test_false_alarm_sources_name_what_fired():
 
 def test_build_stream_places_clips_at_known_times(tmp_path):
     from eval_helpers import DEV
-    from tinykws.stream import StreamSpec, build_stream
+    from tinykws.keyword_streams import StreamSpec, build_stream
 
     kws = [(DEV / "yes" / f.name, "yes", "yes") for f in sorted((DEV / "yes").glob("*.wav"))[:5]]
     other = [(DEV / "bed" / f.name, "bed", "_unknown_") for f in sorted((DEV / "bed").glob("*.wav"))[:3]]
@@ -379,7 +375,7 @@ def test_saved_stream_loads_back_identical(tmp_path):
     """`save_stream`/`load_stream` keep a built stream (e.g. the cached negative hour of
     `build_negative_stream`) as WAV + `.events.json`: audio and events come back equal."""
     from tinykws.errors import TinyKWSError
-    from tinykws.stream import Event, Stream, load_stream, save_stream
+    from tinykws.keyword_streams import Event, Stream, load_stream, save_stream
 
     rng = np.random.default_rng(0)
     audio = rng.integers(-32768, 32768, size=36_817).astype(np.int16)  # not whole blocks
@@ -405,13 +401,14 @@ def test_real_tiny_model_finds_held_out_keywords_in_a_stream(tmp_path):
     training) among other words over background noise (30 dB SNR)."""
     from eval_helpers import DEV
     from tinykws.data.speech_commands import make_lists
-    from tinykws.dataset import featurize_lists
-    from tinykws.stream import StreamSpec, build_stream, evaluate_stream, run_stream_clips
+    from tinykws.dataset import FeaturizeConfig, featurize_lists
+    from tinykws.keyword_streams import StreamSpec, build_stream, run_stream_clips
+    from tinykws.stream_eval import evaluate_stream
     from tinykws.train import TrainConfig, train
 
     run = tmp_path / "run"
     make_lists(DEV, "yes", run / "lists")
-    featurize_lists(DEV, run / "lists", run / "features", noise_dir=DEV / "_background_noise_")
+    featurize_lists(DEV, run / "lists", run / "features", FeaturizeConfig(noise_dir=DEV / "_background_noise_"))
     cfg = TrainConfig(epochs=12, hidden_units=32, num_layers=1, batch_size=32, optimizer="adam",
                       learning_rate=0.01, lr_min=0.001, time_shift=10, gain_db=6.0, noise_prob=0.5)
     train(run / "features", run, cfg)
@@ -453,8 +450,8 @@ def test_detect_file_reads_in_chunks_with_the_same_detections(tmp_path, monkeypa
 
 
 def test_pooled_curve_adds_counts_and_divides_by_total_time():
-    from tinykws.detect import choose_operating_point
-    from tinykws.stream import StreamScore, pooled_curve
+    from tinykws.detector_config import choose_operating_point
+    from tinykws.stream_eval import StreamScore, pooled_curve
 
     kw = [StreamScore(0.5, 9, 1, 3, 0.9, 6.0), StreamScore(0.9, 6, 4, 1, 0.6, 2.0)]  # 0.5 h
     neg = [StreamScore(0.5, 0, 0, 4, 0.0, 2.0), StreamScore(0.9, 0, 0, 0, 0.0, 0.0)]  # 2 h
@@ -481,7 +478,7 @@ class _FixedDetections:
 def _toy_stream(n_kw: int = 40, replays: int = 8):
     """Keyword clips each heard once (`kw{i}.wav`, confidence rising with i) and one other
     word replayed `replays` times that fires 'no' at 0.95 every time (a 'zero' heard as 'no')."""
-    from tinykws.stream import Event, Stream
+    from tinykws.keyword_streams import Event, Stream
 
     events, found = [], []
     for i in range(n_kw):
@@ -495,7 +492,7 @@ def _toy_stream(n_kw: int = 40, replays: int = 8):
 
 
 def test_bootstrap_recall_spreads_with_a_replayed_false_alarm_and_not_without():
-    from tinykws.stream import bootstrap_recall, det_curve, operating_point
+    from tinykws.stream_eval import bootstrap_recall, det_curve, operating_point
 
     stream, found = _toy_stream()
     det = _FixedDetections(found)
@@ -510,7 +507,7 @@ def test_bootstrap_recall_spreads_with_a_replayed_false_alarm_and_not_without():
     quiet = _FixedDetections([d for d in found if d.label == "yes"])  # nothing false fires
     assert bootstrap_recall(quiet, None, None, stream, limits=(1.0,), n=200)[1.0] == (1.0, 1.0, 1.0)
     from tinykws.errors import TinyKWSError
-    from tinykws.stream import Stream
+    from tinykws.keyword_streams import Stream
 
     words_only = Stream(stream.audio, [e for e in stream.events if not e.is_keyword], sample_rate=1)
     with pytest.raises(TinyKWSError, match="keyword events"):

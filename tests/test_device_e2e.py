@@ -145,7 +145,7 @@ def test_verify_cli_fails_on_a_wrong_model(compiled_run, tmp_path):
 
 def test_classify_clips_matches_torch(compiled_run):
     audio = np.stack([load_audio(p)[0] for p in sorted((DATA / "yes").glob("*.wav"))[:2]])
-    scores = classify_clips(compiled_run, audio, abi="hard")
+    scores = classify_clips(compiled_run, audio, build="hard")
     ref, _, _, _ = torch_reference(compiled_run)
     want = ref(audio.astype(np.float32))[1][:, -1]
     np.testing.assert_allclose(scores, want, atol=1e-4)
@@ -198,8 +198,8 @@ def test_example_loop_compiles_for_cortex_m4(compiled_run, tmp_path):
 
 
 def test_example_loop_runs_on_host_and_matches_torch(compiled_run, tmp_path):
-    from tinykws.codegen.emit import emit_detector
-    from tinykws.detect import DetectorConfig
+    from tinykws.codegen.detector import emit_detector
+    from tinykws.detector_config import DetectorConfig
 
     # a detector with threshold 0: fires on frame 1
     cats = torch.load(compiled_run / "train" / "best.pt", weights_only=True)["categories"]
@@ -250,7 +250,7 @@ def int8_build(compiled_run):
     from tinykws.codegen import compile_run
     from tinykws.quant.calibrate import layer_ranges
     from tinykws.quant.model import quantize_model
-    from tinykws.run import load_model
+    from tinykws.checkpoint import load_model
 
     model, ck = load_model(compiled_run)
     picked = (compiled_run / "lists" / "testing_list.txt").read_text().split()
@@ -277,8 +277,9 @@ def test_example_loop_on_int8_build_equals_the_integer_reference(compiled_run, i
     stream: its last scores are the Python integer model's (`IntModel` on
     `frames_from_stream_q`) bit for bit, and its detections, frame, class and confidence,
     are `IntTrigger`'s on the same Q15 scores, with a threshold crossed several times."""
-    from tinykws.codegen.emit_int import emit_int_detector
-    from tinykws.detect import DetectorConfig, IntTrigger, moving_average
+    from tinykws.codegen.detector import emit_int_detector
+    from tinykws.detector_config import DetectorConfig
+    from tinykws.triggers import IntTrigger, moving_average
     from tinykws.quant.calibrate import load_int_model
     from tinykws.quant.features import frames_from_stream_q
     from tinykws.quant.model import scores_float
@@ -340,7 +341,7 @@ def test_counts_equal_qemu_exec_trace(compiled_run, abi):
 def test_reference_equals_streaming_step_by_step(compiled_run):
     """verify's batched reference = StreamingFeaturizer block by block + KWSModel.step."""
     from tinykws.features import StreamingFeaturizer
-    from tinykws.run import load_model
+    from tinykws.checkpoint import load_model
 
     x = load_audio(sorted((DATA / "no").glob("*.wav"))[0])[0].astype(np.float32)
     ref, shape, fp, _ = torch_reference(compiled_run)

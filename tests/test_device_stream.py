@@ -17,7 +17,9 @@ import soundfile as sf
 
 from eval_helpers import run_cli
 from test_device_e2e import DATA, make_run
-from tinykws.detect import Detector, DetectorConfig, moving_average, save_detector
+from tinykws.detector_config import DetectorConfig, save_detector
+from tinykws.triggers import moving_average
+from tinykws.detect import Detector
 
 
 def _stream_audio(seconds_of_clips: int = 12) -> np.ndarray:
@@ -66,7 +68,7 @@ def stream_run(tmp_path_factory):
 
 def test_device_detections_equal_tinykws_detect(stream_run):
     from tinykws.detect import detect_file
-    from tinykws.device.stream import verify_stream
+    from tinykws.device.verify_stream import verify_stream
 
     run, wav = stream_run
     r = verify_stream(run / "device" / "hard", wav, count_blocks=40, progress=False)
@@ -97,7 +99,7 @@ def test_device_detections_equal_tinykws_detect(stream_run):
 def test_cli_exit_codes(stream_run, tmp_path, capsys, monkeypatch):
     """0 and IDENTICAL when they agree; 1 and DIFFERENT when they do not; 2 when the
     compiled detector is not the run's."""
-    import tinykws.device.stream as ds
+    import tinykws.device.verify_stream as ds
 
     run, wav = stream_run
     compiled = run / "device" / "hard"
@@ -134,7 +136,7 @@ def test_a_recording_shorter_than_the_warm_up_is_refused(stream_run, tmp_path):
     """Two blocks make no frame: a DeviceError says so (the recording is read in pieces,
     so this is found while running, not from its length up front)."""
     from tinykws.device import DeviceError
-    from tinykws.device.stream import verify_stream
+    from tinykws.device.verify_stream import verify_stream
 
     run, _ = stream_run
     wav = tmp_path / "short.wav"

@@ -24,13 +24,8 @@ import soundfile as sf
 from eval_helpers import run_cli
 from test_device_e2e import CATEGORIES, DATA, make_run
 from test_device_stream import _stream_audio
-from tinykws.detect import (
-    DetectorConfig,
-    IntTrigger,
-    moving_average,
-    pick_detections,
-    save_detector,
-)
+from tinykws.detector_config import DetectorConfig, save_detector
+from tinykws.triggers import IntTrigger, moving_average, pick_detections
 
 pytest.importorskip("unicorn", reason="the emulated Cortex-M4 needs the device extra (unicorn)")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -46,7 +41,7 @@ def _quantize(run: Path, audio: np.ndarray) -> None:
     from tinykws.features import FeatureParams, frames_from_stream, logmel
     from tinykws.quant.calibrate import layer_ranges
     from tinykws.quant.model import quantize_model
-    from tinykws.run import load_model
+    from tinykws.checkpoint import load_model
 
     model, ck = load_model(run)
     clips = np.stack([logmel(load_audio(e.path)[0], FeatureParams())
@@ -110,8 +105,9 @@ def test_int8_device_equals_the_integer_reference(int8_run):
     equal the integer reference; the detections also equal an independent batch computation
     (`IntModel.run` over the whole recording, then `moving_average` + `pick_detections`).
     The counted loop is the integer one: its entry points, no soft-float helper."""
-    from tinykws.detect import detect_file, load_detector_config
-    from tinykws.device.stream import verify_stream
+    from tinykws.detector_config import load_detector_config
+    from tinykws.detect import detect_file
+    from tinykws.device.verify_stream import verify_stream
 
     run, wav, audio = int8_run
     r = verify_stream(run / "device" / "int8", wav, count_blocks=40, progress=False)
@@ -169,7 +165,7 @@ def test_int8_device_equals_the_integer_reference(int8_run):
 def test_cli_fails_when_the_reference_diverges(int8_run, capsys, monkeypatch):
     """Exit 0 and IDENTICAL as built; exit 1 when the Python reference loses a detection,
     and exit 1 when one score of one frame is one Q15 step off (detections unchanged)."""
-    import tinykws.device.stream as ds
+    import tinykws.device.verify_stream as ds
 
     run, wav, _ = int8_run
     args = ["verify", str(run / "device" / "int8"), "--stream", str(wav)]
@@ -221,7 +217,7 @@ def test_the_reference_is_the_same_in_pieces_as_whole(int8_run):
     the warm-up first, one block at a time) gives the features, scores and detections of
     one call on the whole recording, and those equal the batch reference
     (`int_reference`: `frames_from_stream_q` + `IntModel.run` on the whole recording)."""
-    from tinykws.detect import load_detector_config
+    from tinykws.detector_config import load_detector_config
     from tinykws.device.reference import IntStreamReference, int_reference
     from tinykws.features import FeatureParams
     from tinykws.quant.calibrate import load_int_model
@@ -263,7 +259,7 @@ def test_the_reference_is_the_same_in_pieces_as_whole(int8_run):
 def test_verify_stream_in_small_pieces_reports_the_same(int8_run):
     """verify_stream with 37-block pieces (the device and the reference cut alike, states
     carried) reports what it reports with the default 2,000-block pieces."""
-    from tinykws.device.stream import verify_stream
+    from tinykws.device.verify_stream import verify_stream
 
     run, wav, _ = int8_run
     a = verify_stream(run / "device" / "int8", wav, count_blocks=40, progress=False)
@@ -295,7 +291,7 @@ def test_a_missing_or_damaged_integer_model_is_a_one_line_error(int8_run, tmp_pa
 
 def test_match_detections_pairs_each_detection_once():
     """Same label within the window, each float detection used once, the earliest first."""
-    from tinykws.device.stream import match_detections
+    from tinykws.device.verify_stream import match_detections
 
     def d(t, label):
         return {"time_s": t, "label": label, "confidence": 0.9}

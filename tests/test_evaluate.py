@@ -147,7 +147,7 @@ def test_max_clips_takes_a_spread_subset(run, g12):
 
 def test_torch_and_onnx_backends_agree(run, g12):
     from tinykws.evaluate import backend_scores
-    from tinykws.run import load_model
+    from tinykws.checkpoint import load_model
 
     pytest.importorskip("onnxruntime", reason="onnx backend needs the export extra")
     model, ck = load_model(run)
@@ -197,7 +197,7 @@ def test_device_backend_agrees_with_torch(run, g12):
     """The emulated Cortex-M4 (generated featurizer + model, hard float) on the same clips."""
     pytest.importorskip("unicorn", reason="the device backend needs the device extra")
     from tinykws.evaluate import backend_scores
-    from tinykws.run import load_model
+    from tinykws.checkpoint import load_model
 
     model, ck = load_model(run)
     _, clips = collect_clips(g12, CATEGORIES)

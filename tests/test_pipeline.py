@@ -139,7 +139,7 @@ def test_a_torn_done_marker_means_run_the_stage_again(tmp_path: Path, monkeypatc
     written left it torn, and the next `pipeline` died on a JSONDecodeError traceback. Now
     the markers are written atomically, and an unreadable one means: not done."""
     import tinykws.train
-    import tinykws.train_stream
+    import tinykws.stream_training
     from eval_helpers import make_features
     from tinykws import pipeline
 
@@ -149,7 +149,7 @@ def test_a_torn_done_marker_means_run_the_stage_again(tmp_path: Path, monkeypatc
     (run / "train" / "best.pt").write_bytes(b"a model")
     calls = []
     monkeypatch.setattr(tinykws.train, "train", lambda *a, **k: calls.append(a) or "trained")
-    monkeypatch.setattr(tinykws.train_stream, "train_stream", lambda *a, **k: calls.append(a) or "streamed")
+    monkeypatch.setattr(tinykws.stream_training, "train_stream", lambda *a, **k: calls.append(a) or "streamed")
     cfg = pipeline.PipelineConfig(out=run, quick=True)
     if stage == "train":
         marker, again = run / "train" / "done.json", lambda: pipeline._train(cfg, run)
@@ -250,12 +250,12 @@ def test_background_negatives_stop_cleanly_and_the_stage_finishes_them(tmp_path:
     only the rest, and a finished set is not started again."""
     import time
 
-    from tinykws.data.negatives import _read_log, is_complete, make_negatives
+    from tinykws.data.negatives import NegativesConfig, _read_log, is_complete, make_negatives
     from tinykws.pipeline import NegativesPlan, start_negatives, stop_negatives
 
     sizes = dict(utterances=800, words=60, phrases=10, near_miss_count=2, voices=24,
                  background=10, noise_seconds=5.0)
-    plan = NegativesPlan(tmp_path / "cache" / "negs", ("yes", "no"), 0, sizes)
+    plan = NegativesPlan(tmp_path / "cache" / "negs", NegativesConfig(keywords=("yes", "no"), seed=0, **sizes))
     (tmp_path / "run").mkdir()
     proc = start_negatives(plan, tmp_path / "run")
     assert proc is not None and proc.is_alive()
@@ -270,6 +270,6 @@ def test_background_negatives_stop_cleanly_and_the_stage_finishes_them(tmp_path:
     assert not is_complete(plan.folder)  # stopped after its first of 5 jobs
     plan.make()  # the stage: finishes the set from where the child stopped
     assert is_complete(plan.folder)
-    again = make_negatives(plan.folder, keywords=plan.keywords, seed=0, **sizes)
+    again = make_negatives(plan.folder, plan.config)
     assert again.reused and again.utterances == 800
     assert start_negatives(plan, tmp_path / "run") is None  # finished: no child

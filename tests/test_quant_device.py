@@ -14,9 +14,9 @@ import soundfile as sf
 
 from codegen_host import toolchain_params
 from test_quant_model import _int_model
-from tinykws.codegen.emit import copy_runtime
-from tinykws.codegen.emit_int import emit_int_model
-from tinykws.codegen.int_featurizer import emit_int_featurizer
+from tinykws.codegen.glue import copy_runtime
+from tinykws.codegen.model import emit_int_model
+from tinykws.codegen.featurizer import emit_int_featurizer
 from tinykws.features import FeatureParams
 from tinykws.quant.features import frames_from_stream_q
 from tinykws.quant.model import scores_float
@@ -122,7 +122,7 @@ def test_int8_build_is_measured_against_the_checkpoint_it_was_quantized_from(tmp
     assert not tuned.exists()
 
 
-def test_compile_requantizes_by_content_not_file_times(tmp_path):
+def test_compile_requantizes_by_content_not_file_times(tmp_path, capsys):
     """`compile --precision int8` re-quantizes when the run's checkpoint is not the one the
     integer model was made from, and only then: by the checkpoint's recorded SHA-256, so a
     copy that loses (or a touch that changes) file times neither keeps a stale integer
@@ -149,8 +149,10 @@ def test_compile_requantizes_by_content_not_file_times(tmp_path):
     save_checkpoint(run, random_model(hidden=16, classes=len(FEATURE_CATS), seed=2), FEATURE_CATS)
     os.utime(best, (qpath.stat().st_mtime - 100,) * 2)  # a copy that made it look older
     assert not int_model_is_current(run, best)
+    capsys.readouterr()
     compile_run(run, float_abi="soft", precision="int8")
     assert qpath.read_bytes() != made and int_model_is_current(run, best)
+    assert "running `tinykws quantize" in capsys.readouterr().err  # said before it runs
 
 
 def test_verify_refuses_an_int8_build_of_an_older_quantization(tmp_path):
@@ -159,7 +161,7 @@ def test_verify_refuses_an_int8_build_of_an_older_quantization(tmp_path):
     from eval_helpers import FEATURE_CATS, make_features, random_model, save_checkpoint
     from tinykws.codegen import compile_run
     from tinykws.device import DeviceError, verify
-    from tinykws.device.stream import verify_stream
+    from tinykws.device.verify_stream import verify_stream
     from tinykws.quant.calibrate import quantize_run
 
     run = tmp_path / "run"

@@ -14,8 +14,8 @@ import pytest
 import soundfile as sf
 
 from codegen_host import PEDANTIC, build_shared
-from tinykws.codegen.emit import copy_runtime
-from tinykws.codegen.int_featurizer import emit_int_featurizer
+from tinykws.codegen.glue import copy_runtime
+from tinykws.codegen.featurizer import emit_int_featurizer
 from tinykws.errors import TinyKWSError
 from tinykws.features import FeatureParams, frames_from_stream
 from tinykws.quant.features import (

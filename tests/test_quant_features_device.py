@@ -18,8 +18,8 @@ import pytest
 import soundfile as sf
 
 from codegen_host import toolchain_params
-from tinykws.codegen.emit import copy_runtime
-from tinykws.codegen.int_featurizer import emit_int_featurizer
+from tinykws.codegen.glue import copy_runtime
+from tinykws.codegen.featurizer import emit_int_featurizer
 from tinykws.features import FeatureParams
 from tinykws.quant.features import frames_from_stream_q
 from tinykws.quant.formats import FEATURE_SCALE

@@ -15,9 +15,10 @@ import soundfile as sf
 import torch
 
 from codegen_host import PEDANTIC, build_shared, digest
-from tinykws.codegen.emit import copy_runtime
-from tinykws.codegen import emit_int
-from tinykws.codegen.emit_int import emit_int_model, qblocked, qunblocked
+from tinykws.codegen.glue import copy_runtime
+from tinykws.codegen import writers
+from tinykws.codegen.model import emit_int_model
+from tinykws.codegen.writers import qblocked, qunblocked
 from tinykws.features import logmel
 from tinykws.models import ModelConfig, build_model
 from tinykws.quant import model as qm
@@ -149,10 +150,10 @@ def test_lsq_c_keeps_factors_and_sparse_rows(monkeypatch):
     """The generated C of an LSQ model multiplies by the factors (tkws_qnarrow between
     them) and walks sparse matrices as sparse rows; a full dense model uses neither."""
     _, im = _int_model(3, **CONFIGS["fastgrnn-2x40-lsq"])
-    monkeypatch.setattr(emit_int, "FORCE_STORAGE", "sparse")
+    monkeypatch.setattr(writers, "FORCE_STORAGE", "sparse")
     c = emit_int_model(im)["model.c"]
     assert "tkws_qnarrow(" in c and "tkws_qspmv(&" in c and "tkws_qfastgrnn_update(" in c
-    monkeypatch.setattr(emit_int, "FORCE_STORAGE", None)
+    monkeypatch.setattr(writers, "FORCE_STORAGE", None)
     _, full = _int_model(3, architecture="fastgrnn", hidden_size=16, num_layers=1)
     c = emit_int_model(full)["model.c"]
     assert "tkws_qnarrow(" not in c and "tkws_qspmv(&" not in c
@@ -167,10 +168,10 @@ def test_sparse_storage_is_chosen_by_cost():
         m = (rng.integers(1, 127, (rows, cols)) * (rng.random((rows, cols)) < density))
         return m.astype(np.int8)
 
-    assert emit_int.use_sparse(sparse(128, 128, 0.05))
-    assert not emit_int.use_sparse(sparse(128, 128, 0.3))
-    assert not emit_int.use_sparse(sparse(64, 8, 0.05))  # short rows: the per-row cost wins
-    assert not emit_int.use_sparse(sparse(8, 300, 0.01))  # column indices are one byte
+    assert writers.use_sparse(sparse(128, 128, 0.05))
+    assert not writers.use_sparse(sparse(128, 128, 0.3))
+    assert not writers.use_sparse(sparse(64, 8, 0.05))  # short rows: the per-row cost wins
+    assert not writers.use_sparse(sparse(8, 300, 0.01))  # column indices are one byte
 
 
 def test_gru_is_refused():
@@ -182,10 +183,26 @@ def test_gru_is_refused():
 
 
 def test_runtime_tables_are_the_references():
-    from tinykws.codegen.emit import runtime_dir
-    from tinykws.codegen.emit_int import qtables_c
+    from tinykws.codegen.glue import runtime_dir
+    from tinykws.codegen.model import qtables_c
 
     assert qtables_c() in (runtime_dir() / "tkws_qrnn.c").read_text()
+
+
+def test_runtime_q_formats_are_generated_from_the_python_definition(monkeypatch):
+    """tkws_qformats.h is what `qformats_h` writes from quant.model's formats, and it moves
+    with them (a changed PRE_FRAC would change the header, not pass the bit-exact tests by
+    luck of a stale copy)."""
+    from tinykws.codegen import model as cmodel
+    from tinykws.codegen.glue import RUNTIME_FILES, runtime_dir
+
+    shipped = (runtime_dir() / "tkws_qformats.h").read_text()
+    assert cmodel.qformats_h() == shipped
+    assert "tkws_qformats.h" in RUNTIME_FILES
+    assert '#include "tkws_qformats.h"' in (runtime_dir() / "tkws_qrnn.h").read_text()
+    assert "TKWS_Q_PRE_FRAC" not in (runtime_dir() / "tkws_qrnn.h").read_text().split("tkws_qformats.h")[0]
+    monkeypatch.setattr(cmodel, "PRE_FRAC", 11)
+    assert "#define TKWS_Q_PRE_FRAC 11 " in cmodel.qformats_h()
 
 
 def test_qblocked_layout_roundtrip():
@@ -250,7 +267,7 @@ def test_c_matches_python_bit_for_bit(tmp_path_factory, monkeypatch, name):
     """Every probability of every frame of real clips, PredictQ and the float entry point
     (the sparse configurations with every W and U matrix as sparse rows)."""
     if "sparse" in name or "lsq" in name:
-        monkeypatch.setattr(emit_int, "FORCE_STORAGE", "sparse")
+        monkeypatch.setattr(writers, "FORCE_STORAGE", "sparse")
     _, im = _int_model(list(CONFIGS).index(name), **CONFIGS[name])
     lib = _build(tmp_path_factory.getbasetemp() / "qmodels", im)
     x = qm.quantize_features(_features(3, start=7))

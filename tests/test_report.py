@@ -13,7 +13,7 @@ from eval_helpers import DEV, make_run
 from tinykws.errors import TinyKWSError
 from tinykws.evaluate import evaluate
 from tinykws.report import device_row, write_report
-from tinykws.stream import stream_metrics
+from tinykws.stream_eval import stream_metrics
 
 SECTIONS = ("## Data", "## Training", "## Clip accuracy", "## Streaming detection", "## Device")
 
@@ -119,7 +119,7 @@ def test_summary_warns_that_synthetic_accuracy_is_not_real_speech(tmp_path):
 def test_report_and_stream_use_the_runs_operating_point(tmp_path):
     """The threshold chosen by set_operating_point drives stream_metrics' "at threshold"
     point, and the report says where it came from."""
-    from tinykws.detect import set_operating_point
+    from tinykws.detector_config import set_operating_point
 
     run = make_run(tmp_path)
     curve = [{"threshold": 0.42, "recall": 0.9, "fa_per_hour": 0.5},

@@ -18,8 +18,9 @@ from eval_helpers import (
 from tinykws.errors import CheckpointError, FeatureFileError
 from tinykws.features import FeatureParams
 from tinykws.models import ModelConfig, build_model
+from tinykws.checkpoint import Checkpoint, load_checkpoint, load_model
 from tinykws.run import (
-    Checkpoint, RunDir, check_splits_agree, load_checkpoint, load_model, read_features,
+    Build, RunDir, check_splits_agree, compiled_run, read_features, record_compiled_run,
 )
 from tinykws.train import TrainConfig, train
 
@@ -131,6 +132,7 @@ def test_every_stage_refuses_an_inconsistent_checkpoint(good_run, tmp_path, caps
     compiled.mkdir(parents=True)
     for f in ("featurizer.S", "model.S"):
         (compiled / f).write_text("")
+    record_compiled_run(compiled, run)
     args = {
         "compile": ["compile", str(run), "--out", str(tmp_path / "c")],
         "export": ["export", str(run)],
@@ -242,6 +244,7 @@ def tiny_run(tmp_path_factory) -> Path:
     stub.mkdir(parents=True)
     for f in ("featurizer.S", "model.S"):
         (stub / f).write_text("")
+    record_compiled_run(stub, run)
     return run
 
 
@@ -414,3 +417,53 @@ def test_a_stale_lock_is_taken_over_and_the_lock_is_reentrant(tmp_path):
                             "with RunDir(sys.argv[1]).lock(): pass", str(run.root)],
                            capture_output=True, text=True, timeout=60)
     assert probe.returncode == 0, probe.stderr
+
+
+# ---------------------------------------------------------------- builds and compiled folders
+
+
+@pytest.mark.parametrize("name, abi, precision", [
+    ("hard", "hard", "float"), ("soft", "soft", "float"), ("softfp", "softfp", "float"),
+    ("int8", "soft", "int8"), ("int8-hard", "hard", "int8"), ("int8-softfp", "softfp", "int8"),
+])
+def test_build_names_one_axis(tmp_path, name, abi, precision):
+    """One `Build` for the build / float ABI / precision axis: its folder name and its
+    (ABI, precision) pair say the same thing both ways."""
+    b = Build.named(name)
+    assert (b.float_abi, b.precision) == (abi, precision)
+    assert Build.of(abi, precision) == b
+    assert RunDir(tmp_path).device(b) == RunDir(tmp_path).device(name) == tmp_path / "device" / name
+
+
+def test_compiled_folder_records_its_run(tmp_path):
+    """A compiled folder says which run it came from: relative inside the run (so a moved
+    or copied run folder still finds itself), absolute for `compile --out` elsewhere."""
+    import shutil
+
+    run = tmp_path / "run"
+    inside = RunDir(run).device("hard")
+    inside.mkdir(parents=True)
+    record_compiled_run(inside, run)
+    assert json.loads((inside / "run.json").read_text()) == {"run_dir": "../.."}
+    assert compiled_run(inside) == run
+    shutil.copytree(run, tmp_path / "copy")
+    assert compiled_run(tmp_path / "copy" / "device" / "hard") == tmp_path / "copy"
+    elsewhere = tmp_path / "out"
+    elsewhere.mkdir()
+    record_compiled_run(elsewhere, run)
+    assert compiled_run(elsewhere) == run.resolve()
+
+
+@pytest.mark.parametrize("content", [None, "{torn", '{"other": 1}', '{"run_dir": 3}'])
+def test_compiled_folder_without_a_good_record_is_one_error(tmp_path, content):
+    from tinykws.errors import TinyKWSError
+
+    if content is not None:
+        (tmp_path / "run.json").write_text(content)
+    with pytest.raises(TinyKWSError, match="pass the run folder with --run, or compile again"):
+        compiled_run(tmp_path)
+
+
+def test_frame_ms_is_the_hop_in_milliseconds():
+    assert FeatureParams().frame_ms == 10.0
+    assert FeatureParams(hop=320, window_size=640, fft_size=1024).frame_ms == 20.0

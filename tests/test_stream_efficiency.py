@@ -9,11 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from tinykws.detect import moving_average, pick_detections
+from tinykws.triggers import moving_average, pick_detections
 from tinykws.features import FeatureParams
-from tinykws.detect import Detection
-from tinykws.stream import (Event, Stream, StreamScore, clip_recall, false_alarm_causes, miss_reasons,
-                            stream_efficiency)
+from tinykws.detector_config import Detection
+from tinykws.keyword_streams import Event, Stream
+from tinykws.stream_eval import (
+    StreamScore, clip_recall, false_alarm_causes, miss_reasons, stream_efficiency,
+)
 
 CATS = ["yes", "no", "_unknown_", "_silence_"]
 KW = np.array([True, True, False, False])

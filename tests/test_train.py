@@ -25,17 +25,10 @@ from eval_helpers import FEATURE_CATS as CATS
 from eval_helpers import make_features
 from tinykws.errors import TinyKWSError
 from tinykws.features import FeatureParams
-from tinykws.run import load_model
-from tinykws.train import (
-    RollingPlan,
-    TrainConfig,
-    augment_batch,
-    learning_rate_at,
-    normalization_stats,
-    pipeline_recipe,
-    train,
-    warp_axis,
-)
+from tinykws.checkpoint import load_model
+from tinykws.augment import augment_batch, warp_axis
+from tinykws.schedule import RollingPlan, learning_rate_at
+from tinykws.train import TrainConfig, normalization_stats, pipeline_recipe, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")  # tiny models (conftest.py)
 
@@ -359,6 +352,7 @@ def test_cli_train_from_data_makes_lists_and_features(tmp_path):
     r = CliRunner().invoke(app, ["train", "--data", str(mini), "--task", "yes,no", "--out",
                                  str(out), "--epochs", "1", "-hu", "8", "-bs", "4"])
     assert r.exit_code == 0, (r.output, r.exception)
+    assert "running `tinykws data lists" in r.output  # said, not done behind the user's back
     assert (out / "lists" / "categories.txt").is_file()
     assert (out / "features" / "training.npz").is_file()
     _, ck = load_model(out / "train" / "last.pt")

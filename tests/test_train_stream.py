@@ -1,4 +1,4 @@
-"""Stream training (tinykws.train_stream): stream making, targets, bounded state, no lock-in."""
+"""Stream training (tinykws.stream_training): stream making, targets, bounded state, no lock-in."""
 
 from __future__ import annotations
 
@@ -12,21 +12,18 @@ import torch
 from tinykws.errors import TinyKWSError
 from tinykws.features import FeatureParams
 from tinykws.models import ModelConfig, build_model
-from tinykws.train_stream import (
+from tinykws.stream_clips import ClipPool, word_bounds
+from tinykws.stream_state import bound_state, longest_keyword_run, stream_through
+from tinykws.stream_training import (
     IGNORE,
-    ClipPool,
     Miner,
     StreamMaker,
     StreamTrainConfig,
-    bound_state,
     causal_mean,
     inside_keyword,
-    longest_keyword_run,
     peak_loss,
     quick_stream_config,
-    stream_through,
     train_stream,
-    word_bounds,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -182,7 +179,7 @@ def test_longest_keyword_run_ignores_background():
 @pytest.fixture(scope="module")
 def toy_run(tmp_path_factory):
     """Clip phase (tinykws.train) then stream phase on toy features: (model, run folder)."""
-    from tinykws.run import load_model
+    from tinykws.checkpoint import load_model
     from tinykws.train import TrainConfig, train
 
     n = torch.get_num_threads()
@@ -247,7 +244,7 @@ def test_stream_model_never_locks_in_one_hour(toy_run):
 
 def test_stream_checkpoint_runs_on_one_state_and_keeps_its_log(toy_run):
     from tinykws.detect import Detector
-    from tinykws.run import load_model
+    from tinykws.checkpoint import load_model
 
     model, run = toy_run
     _, ck = load_model(run / "train" / "best.pt")
@@ -266,7 +263,7 @@ def test_cli_train_stream_writes_a_one_state_model_and_refuses_bad_negatives(toy
     import shutil
 
     from tinykws.cli import run as cli
-    from tinykws.run import load_model
+    from tinykws.checkpoint import load_model
 
     src = toy_run[1]
     run = tmp_path / "run"
@@ -287,7 +284,7 @@ def test_cli_train_stream_writes_a_one_state_model_and_refuses_bad_negatives(toy
 def test_inside_penalty_punishes_other_keywords_only():
     """Frames inside keyword 0: mass on keyword 1 costs, mass on keyword 0 or non-keywords
     does not; weight 0 is the plain weighted cross-entropy."""
-    from tinykws.train_stream import stream_loss
+    from tinykws.stream_training import stream_loss
 
     C = len(CATS)
     kw = torch.tensor([c not in ("_unknown_", "_silence_") for c in CATS])
@@ -310,7 +307,7 @@ def test_inside_penalty_punishes_other_keywords_only():
 
 
 def test_causal_mean_is_the_detectors_moving_average():
-    from tinykws.detect import moving_average
+    from tinykws.triggers import moving_average
 
     p = torch.rand(2, 50, 4, dtype=torch.float64)
     for n in (1, 7, 30, 80):

@@ -4,7 +4,10 @@ Every command is a thin wrapper over a plain function in the stage's module, so 
 users can call the same code from Python. Errors meant for the user (TinyKWSError) are
 printed as one line and exit with status 2; they never show a traceback.
 
-Layout: each stage owns one clearly marked section below.
+Layout: each stage owns one clearly marked section below. Each command imports its stage
+inside its function, on purpose: `tinykws --help` and the light commands start without
+loading torch, onnx or the emulator, and a missing optional extra fails only the command
+that needs it (tests/test_imports.py lets it and cli_data.py alone do so).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from tinykws.cli_data import data_app
 from tinykws.config import TrainConfig
 from tinykws.errors import TinyKWSError, check_seed
 
@@ -27,8 +31,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-data_app = typer.Typer(help="Get and organise speech data.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
+app.add_typer(data_app, name="data")  # `tinykws data ...`: tinykws.cli_data
 
 console = Console(stderr=True)
 
@@ -107,160 +110,6 @@ def _run_lock(run_dir: Path, create: bool = False):
     return RunDir(run_dir).lock()
 
 
-# ---------------------------------------------------------------- data (issue 3)
-
-
-@data_app.command("download")
-def data_download(
-    dest: Path = typer.Option(..., help="Folder to create with the unpacked dataset."),
-    url: Optional[str] = typer.Option(
-        None, help="Archive URL, tar of any compression (default: the official Speech Commands v0.02)."
-    ),
-    sha256: Optional[str] = typer.Option(None, help="Expected SHA-256 of the archive (hex)."),
-    keep_archive: bool = typer.Option(False, help="Keep the downloaded archive beside DEST."),
-    max_extracted_gb: float = typer.Option(
-        16.0, help="Refuse an archive that downloads or unpacks to more than this many GiB "
-        "(archive bombs, endless answers; the official archive is also capped at its own size)."
-    ),
-) -> None:
-    """Download and safely unpack a dataset (resumable; re-running a finished one does nothing)."""
-    from tinykws.data.download import DEFAULT_URL, MARKER, download_dataset, download_info
-
-    if not 0 < max_extracted_gb < float("inf"):
-        raise TinyKWSError(f"--max-extracted-gb must be a positive number, not {max_extracted_gb}")
-    already = (dest / MARKER).is_file()
-    download_dataset(dest, url=DEFAULT_URL if url is None else url, sha256=sha256, keep_archive=keep_archive,
-                     max_bytes=max(1, int(max_extracted_gb * 2**30)))
-    info = download_info(dest)
-    state = "already downloaded" if already else "downloaded"
-    console.print(f"{state}: {dest} ({info['files']} files, sha256 {info['sha256']})")
-
-
-@data_app.command("lists")
-def data_lists(
-    data_dir: list[Path] = typer.Argument(..., help="Speech Commands-layout folder(s): clips from all; "
-                                         "validation/testing from those with lists, the others training only."),
-    out: Path = typer.Option(..., help="Folder for categories.txt, the *_list.txt files and silence crops."),
-    task: str = typer.Option("google12", help="google12 | all | WORD,WORD,..."),
-    max: Optional[int] = typer.Option(None, "--max", help="Cap on training clips per keyword class."),
-    unknown_share: float = typer.Option(1.0, help="Unknown clips per split, as a multiple of the mean keyword class."),
-    silence: Optional[int] = typer.Option(None, help="Silence crops over all splits (default: one keyword class' worth per split)."),
-    seed: int = typer.Option(0, help="Seed for every random choice (lists are deterministic)."),
-    on_error: str = typer.Option("raise", help="raise | skip: what to do with an unreadable noise file."),
-    negatives: Optional[Path] = typer.Option(None, help="A `tinykws data negatives` folder: add its training/validation speech to _unknown_ and its background clips to _silence_ (its held-apart part is never listed)."),
-    negatives_share: Optional[float] = typer.Option(None, help="With --negatives: negative speech clips per split, as a multiple of the mean keyword class (default: all)."),
-) -> None:
-    """Write the training/validation/testing lists and categories for a task (the seed's make_training_list.py)."""
-    from rich.table import Table
-
-    from tinykws.data.speech_commands import SPLITS, make_lists
-
-    s = make_lists(
-        data_dir, task, out, max_per_class=max, unknown_share=unknown_share, silence_count=silence,
-        seed=seed, on_error=_on_error(on_error), negatives_dir=negatives, negatives_share=negatives_share,
-    )  # fmt: skip
-    table = Table(title=f"{task}: {len(s.categories)} categories, splits from the {s.split_source}")
-    table.add_column("category")
-    for split in SPLITS:
-        table.add_column(split, justify="right")
-    for c in s.categories:
-        table.add_row(c, *(str(s.counts[sp][c]) for sp in SPLITS))
-    table.add_row("[bold]total", *(f"[bold]{s.total(sp)}" for sp in SPLITS))
-    table.add_row("speakers", *(str(s.speakers[sp]) for sp in SPLITS))
-    if s.negatives:
-        table.add_row("of which negatives", *(f"{s.negatives[sp]['speech']} + {s.negatives[sp]['background']} bg" for sp in SPLITS))
-    Console().print(table)
-    if s.outside_links:
-        console.print(f"[yellow]warning:[/] skipped {len(s.outside_links)} link(s) that lead outside "
-                      f"{data_dir} (e.g. {escape(s.outside_links[0])}); copy the files in to use them")
-    if s.speaker_overlap:
-        console.print(f"[yellow]warning:[/] {s.speaker_overlap} speakers appear in more than one split (the dataset's lists are not speaker-disjoint)")
-    _print_skipped(s.audio["skipped"])
-    console.print(f"lists written to {out}")
-
-
-@data_app.command("synth")
-def data_synth(
-    out: Path = typer.Option(..., help="Folder to create with the synthetic dataset."),
-    per_word: int = typer.Option(50, help="Clips per word (= number of voices)."),
-    words: Optional[str] = typer.Option(None, help="Comma list of words (default: 10 keywords + 25 others)."),
-    seed: int = typer.Option(0, help="Same seed, same dataset."),
-    workers: Optional[int] = typer.Option(None, help="Processes (default: all cores)."),
-    noise_seconds: float = typer.Option(30.0, help="Length of each synthesized background noise."),
-) -> None:
-    """Synthesize a Speech Commands-layout dataset with espeak-ng (no download)."""
-    from tinykws.data.synth import DEFAULT_WORDS, synthesize
-
-    word_list = tuple(_comma_list(words, "--words")) if words is not None else DEFAULT_WORDS
-    s = synthesize(out, words=word_list, per_word=per_word, seed=seed, workers=workers, noise_seconds=noise_seconds)
-    if s.reused:
-        console.print(f"{out} already holds this dataset (same words, per-word count and seed): nothing to do")
-    else:
-        sp = s.speakers
-        console.print(
-            f"{s.clips} clips of {len(s.words)} words by {sum(sp.values())} voices "
-            f"({sp['training']} training, {sp['validation']} validation, {sp['testing']} testing), "
-            f"{len(s.noise_files)} noise files in {s.seconds:.1f} s -> {out}"
-        )
-
-
-@data_app.command("negatives")
-def data_negatives(
-    out: Path = typer.Option(..., help="Folder to create (or finish) with the negatives."),
-    utterances: int = typer.Option(50_000, help="Synthesized non-keyword utterances (1-s clips)."),
-    words: int = typer.Option(6000, help="Distinct common words (the most frequent in wordfreq)."),
-    phrases: int = typer.Option(1500, help="Distinct two-word phrases, each with a near-miss."),
-    near_misses: int = typer.Option(40, help="Near-miss words per keyword (closest in cmudict phonemes)."),
-    voices: int = typer.Option(1000, help="Distinct voices, split 80/10/10 into training/validation/held apart."),
-    background: int = typer.Option(5000, help="Background-only 1-s clips over the full loudness range."),
-    keywords: str = typer.Option("yes,no,up,down,left,right,on,off,stop,go", help="Comma list: never said, and the targets of the near-misses."),
-    seed: int = typer.Option(0, help="Same seed, same set; use the seed of `data synth` (same held-out voices)."),
-    workers: Optional[int] = typer.Option(None, help="Processes (default: all cores)."),
-    noise_seconds: float = typer.Option(60.0, help="Length of each synthesized background noise."),
-) -> None:
-    """Synthesize non-keyword speech in bulk (words, near-misses, phrases) and background clips. Resumable."""
-    from tinykws.data.negatives import make_negatives
-
-    s = make_negatives(
-        out, utterances=utterances, words=words, phrases=phrases, near_miss_count=near_misses,
-        voices=voices, background=background, keywords=_comma_list(keywords, "--keywords"),
-        seed=seed, workers=workers, noise_seconds=noise_seconds,
-    )  # fmt: skip
-    if s.reused:
-        console.print(f"{out} already holds this negatives set: nothing to do")
-        return
-    items = {sp: sum(k.values()) for sp, k in s.items.items()}
-    console.print(
-        f"{s.utterances} utterances of {sum(items.values())} words and phrases "
-        f"({items['training']} training, {items['validation']} validation, {items['testing']} held apart) "
-        f"by {sum(s.voices.values())} voices, {s.background} background clips, {s.hours:.1f} h, "
-        f"{s.bytes / 1e9:.2f} GB in {s.seconds:.0f} s ({s.jobs_run} of {s.jobs} jobs run, "
-        f"{s.clips_per_second:.0f} clips/s) -> {out}"
-    )
-
-
-def _comma_list(value: str, flag: str) -> list[str]:
-    """`a,b,c` -> [a, b, c]; an empty item (`a,,b`, `a,`) is an error, not dropped."""
-    items = [v.strip() for v in value.split(",")]
-    if not all(items):
-        raise TinyKWSError(f"{flag} {value!r} has an empty item; give words separated by single commas")
-    return items
-
-
-def _on_error(value: str) -> str:
-    if value not in ("raise", "skip"):
-        raise TinyKWSError(f"--on-error must be raise or skip, not {value!r}")
-    return value
-
-
-def _print_skipped(skipped: list[dict]) -> None:
-    """List the files that --on-error skip left out (CLI commands that load audio in bulk)."""
-    if skipped:
-        console.print(f"[yellow]skipped {len(skipped)} unreadable file(s):[/]")
-        for item in skipped:
-            console.print(f"  {item['reason']}")
-
-
 # ---------------------------------------------------------------- featurize (issue 4)
 
 
@@ -280,14 +129,13 @@ def featurize(
     on_error: str = typer.Option("raise", help="raise | skip: what to do with an unreadable clip (skip lists them at the end)."),
 ) -> None:
     """Log-mel features of every listed clip -> <split>.npz (the seed's make_dataset.py). Cached."""
-    from tinykws.dataset import featurize_lists
+    from tinykws.dataset import FeaturizeConfig, featurize_lists
     from tinykws.features import FeatureParams
 
-    featurize_lists(
-        data_dir, lists, out, FeatureParams(window=window), noise_dir=noise_dir,
-        max_noise_ratio=max_noise_ratio, noise_selection=noise_selection, window_size=window_size,
-        shift=shift, workers=workers, seed=seed, on_error=on_error,
-    )  # fmt: skip
+    featurize_lists(data_dir, lists, out, FeaturizeConfig(
+        FeatureParams(window=window), noise_dir=noise_dir, max_noise_ratio=max_noise_ratio,
+        noise_selection=noise_selection, window_size=window_size, shift=shift, workers=workers,
+        seed=seed, on_error=on_error))
 
 
 # ---------------------------------------------------------------- train / export (issue 5)
@@ -390,9 +238,7 @@ def train(
         raise TinyKWSError("give exactly one of --features DIR or --data DIR")
     with _run_lock(out, create=True):
         if data is not None:
-            from tinykws.train import prepare_features
-
-            features = prepare_features(data, out, task)
+            features = _lists_and_features(data, out, task)
         res = train_fn(features, out, config, resume=resume, init=init)
     if int(__import__("os").environ.get("RANK", "0")) == 0:
         test = "" if res.test_acc is None else f", testing {res.test_acc:.4f}"
@@ -400,6 +246,23 @@ def train(
             f"best validation accuracy {res.best_val_acc:.4f} (epoch {res.best_epoch + 1}){test}"
             f" -> {res.best_path}"
         )
+
+
+def _lists_and_features(data: Path, run_dir: Path, task: str) -> Path:
+    """`train --data`: the lists and featurize stages with their defaults into RUN_DIR,
+    said before they run (they are stages of their own: `tinykws data lists`, `tinykws
+    featurize`)."""
+    from tinykws.data.speech_commands import make_lists
+    from tinykws.dataset import featurize_lists
+    from tinykws.run import RunDir
+
+    rd = RunDir(run_dir)
+    console.print(f"train --data: running `tinykws data lists {data} --task {task} --out "
+                  f"{rd.lists}` and `tinykws featurize` into {rd.features} first",
+                  soft_wrap=True, highlight=False)
+    make_lists(data, task, rd.lists)
+    featurize_lists(data, rd.lists, rd.features)
+    return rd.features
 
 
 @app.command("train-stream")
@@ -418,7 +281,7 @@ def train_stream_cmd(
     """Second training phase on long streams: one model step per 10-ms frame on one state
     that is never reset (bounded), as the Cortex-M4 runs it; resumes after a kill."""
     from tinykws.run import RunDir
-    from tinykws.train_stream import StreamTrainConfig, negative_features, train_stream
+    from tinykws.stream_training import StreamTrainConfig, negative_features, train_stream
 
     if iterations < 1:
         raise TinyKWSError("--iterations must be >= 1")
@@ -504,7 +367,7 @@ def compile_cmd(
 @app.command()
 def verify(
     compiled: Path = typer.Argument(..., help="A compiled folder, e.g. RUN_DIR/device/hard."),
-    run: Optional[Path] = typer.Option(None, "--run", help="Run folder; default: DIR/../.."),
+    run: Optional[Path] = typer.Option(None, "--run", help="Run folder; default: the one DIR was compiled from (DIR/run.json)."),
     data: Optional[Path] = typer.Option(
         None, "--data", help="Verify on every WAV under this folder instead of the test list."
     ),
@@ -534,7 +397,7 @@ def verify(
     from tinykws.device import verify as run_verify
 
     if stream is not None:
-        from tinykws.device.stream import format_stream_report, verify_stream
+        from tinykws.device.verify_stream import format_stream_report, verify_stream
 
         rs = verify_stream(compiled, stream, run_dir=run, progress=not as_json)
         print(_json.dumps(rs.to_dict(), indent=2) if as_json else format_stream_report(rs))

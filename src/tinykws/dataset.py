@@ -40,10 +40,13 @@ from rich.console import Console
 
 from tinykws import __version__
 from tinykws.data.audio import AudioStats, load_audio, try_load_audio
-from tinykws.data.speech_commands import SPLITS, Example, read_categories, read_list
+from tinykws.data.negatives import read_negatives
+from tinykws.data.speech_commands import Example, SPLITS, read_categories, read_list, read_spare
 from tinykws.errors import MAX_WORKERS, TinyKWSError, check_count, check_seed
 from tinykws.features import FeatureParams, logmel_batch, single_thread_blas
+from tinykws.labels import UNKNOWN
 from tinykws.progress import progress_bar
+from tinykws.run import cache_json, split_file
 
 console = Console(stderr=True)
 
@@ -336,21 +339,60 @@ def _save_npz(path: Path, **arrays) -> None:
 # ---------------------------------------------------------------- all splits
 
 
+@dataclass(frozen=True)
+class FeaturizeConfig:
+    """How `featurize_lists` makes the feature files: the feature parameters, the noise
+    mixed into the training split, the rows cut from each clip, and the work."""
+
+    params: FeatureParams = FeatureParams()
+    noise_dir: Optional[Path | str] = None  # background noise, mixed into training only
+    max_noise_ratio: float = 0.1  # largest noise gain (random up to it, per clip)
+    noise_selection: float = 1.0  # share of training clips that get noise
+    window_size: int = 98  # frames a row
+    shift: int = 98  # frames from one row to the next
+    workers: Optional[int] = None  # threads (None: one per core)
+    seed: int = 0
+    splits: Sequence[str] = SPLITS
+    on_error: str = "raise"  # raise | skip: what an unreadable clip does
+
+    def check(self) -> None:
+        """Refuse bad options with one line, before any work."""
+        if not 0 <= self.noise_selection <= 1:
+            raise TinyKWSError("--noise-selection must be in [0, 1]")
+        if not 0 <= self.max_noise_ratio < float("inf"):  # NaN too
+            raise TinyKWSError(f"--max-noise-ratio must be a finite number >= 0, not {self.max_noise_ratio}")
+        check_seed(self.seed)
+        check_count(self.workers, "--workers", 1, MAX_WORKERS)
+        if self.on_error not in ("raise", "skip"):
+            raise TinyKWSError(f"--on-error must be raise or skip, not {self.on_error!r}")
+        self.row_starts()
+
+    def row_starts(self) -> list[int]:
+        """First frame of each row cut from a clip (`row_starts`)."""
+        return row_starts(self.params.n_frames, self.window_size, self.shift)
+
+    def settings(self, split: str, noise: NoiseOptions) -> dict:
+        """What the split's features depend on besides its clips (part of its cache key)."""
+        with_noise = split == "training" and bool(noise.files)
+        return {
+            "split": split,
+            "feature_params": self.params.to_dict(),
+            "window_size": self.window_size,
+            "shift": self.shift,
+            "noise": {
+                "files": [_file_stamp(p) for p in noise.files],
+                "max_ratio": noise.max_ratio,
+                "selection": noise.selection,
+                "seed": self.seed,
+            } if with_noise else None,
+        }  # fmt: skip
+
+
 def featurize_lists(
     data_dir: Path | str,
     lists_dir: Path | str,
     out_dir: Path | str,
-    params: FeatureParams = FeatureParams(),
-    *,
-    noise_dir: Path | str | None = None,
-    max_noise_ratio: float = 0.1,
-    noise_selection: float = 1.0,
-    window_size: int = 98,
-    shift: int = 98,
-    workers: Optional[int] = None,
-    seed: int = 0,
-    splits: Sequence[str] = SPLITS,
-    on_error: str = "raise",
+    config: FeaturizeConfig = FeaturizeConfig(),
 ) -> dict[str, Path]:
     """Featurize each split's list into `out_dir/<split>.npz`; returns split -> npz path.
 
@@ -364,99 +406,98 @@ def featurize_lists(
     data_dir, lists_dir, out_dir = Path(data_dir).resolve(), Path(lists_dir), Path(out_dir)
     if not data_dir.is_dir():
         raise TinyKWSError(f"data folder {data_dir} not found")
-    if not 0 <= noise_selection <= 1:
-        raise TinyKWSError("--noise-selection must be in [0, 1]")
-    if not 0 <= max_noise_ratio < float("inf"):  # NaN too
-        raise TinyKWSError(f"--max-noise-ratio must be a finite number >= 0, not {max_noise_ratio}")
-    check_seed(seed)
-    check_count(workers, "--workers", 1, MAX_WORKERS)
-    if on_error not in ("raise", "skip"):
-        raise TinyKWSError(f"--on-error must be raise or skip, not {on_error!r}")
-    starts = row_starts(params.n_frames, window_size, shift)
+    config.check()
     categories = read_categories(lists_dir)
-    noise_opts = NoiseOptions(
-        files=noise_files(noise_dir) if noise_dir is not None else (),
-        max_ratio=max_noise_ratio,
-        selection=noise_selection,
+    noise = NoiseOptions(
+        files=noise_files(config.noise_dir) if config.noise_dir is not None else (),
+        max_ratio=config.max_noise_ratio,
+        selection=config.noise_selection,
     )
-    lists = {split: read_list(lists_dir, split, data_dir) for split in splits}
+    lists = {split: read_list(lists_dir, split, data_dir) for split in config.splits}
     for split, examples in lists.items():  # fail before any work, not after the first split
         if not examples:
             raise TinyKWSError(f"{Path(lists_dir) / f'{split}_list.txt'} is empty: nothing to featurize")
     out_dir.mkdir(parents=True, exist_ok=True)
     results: dict[str, Path] = {}
-    noise_audio: Optional[list[np.ndarray]] = None
+    job = _SplitJob(config, categories, noise)
     # npz writing (hundreds of MB, I/O bound) overlaps the next split's featurizing
-    skipped_all: list[tuple[str, str, str]] = []  # (split, path, reason)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="save") as saver:
         saves = []
         for split, examples in lists.items():
-            with_noise = split == "training" and bool(noise_opts.files)
-            settings = {
-                "split": split,
-                "feature_params": params.to_dict(),
-                "window_size": window_size,
-                "shift": shift,
-                "noise": {
-                    "files": [_file_stamp(p) for p in noise_opts.files],
-                    "max_ratio": noise_opts.max_ratio,
-                    "selection": noise_opts.selection,
-                    "seed": seed,
-                } if with_noise else None,
-            }  # fmt: skip
-            npz, meta = out_dir / f"{split}.npz", out_dir / f"{split}.cache.json"
-            key = cache_key(examples, categories, settings)
-            results[split] = npz
-            if npz.is_file() and meta.is_file() and _cache_hit(meta, key, on_error):
-                console.print(f"{split}: {len(examples)} clips, unchanged -> {npz} (cached)")
-                continue
-
-            plan = None
-            if with_noise:
-                if noise_audio is None:
-                    noise_audio = [load_audio(p, params.sample_rate, length=None)[0] for p in noise_opts.files]
-                plan = noise_plan(len(examples), len(noise_audio), noise_opts, seed)
-            t0 = time.perf_counter()
-            stats = AudioStats()
-            with progress_bar() as bar:
-                task = bar.add_task(f"featurize {split}", total=len(examples))
-                feats = featurize_clips(
-                    [ex.path for ex in examples], params, workers=workers,
-                    noise=noise_audio or (), plan=plan,
-                    on_chunk=lambda k: bar.advance(task, k), stats=stats, on_error=on_error,
-                )  # fmt: skip
-            dt = time.perf_counter() - t0
-            if stats.skipped:
-                bad = {p for p, _ in stats.skipped}
-                keep = np.array([str(ex.path) not in bad for ex in examples])
-                feats, examples = feats[keep], [ex for ex, k in zip(examples, keep) if k]
-                skipped_all.extend((split, p, r) for p, r in stats.skipped)
-                if not examples:
-                    raise TinyKWSError(f"every clip of the {split} list was unreadable")
-            rows = _rows(feats, starts, window_size)
-            per_clip = len(starts)
-            arrays = dict(
-                features=rows,
-                labels=np.repeat(np.array([ex.label_index for ex in examples], dtype=np.int64), per_clip),
-                categories=np.array(categories, dtype=str),
-                paths=np.repeat(np.array([str(ex.path) for ex in examples], dtype=str), per_clip),
-                feature_params=np.array(params.to_json()),
-            )
-            info = {"key": key, "clips": len(examples), "rows": len(rows), "audio": stats.as_dict(),
-                    **settings}  # fmt: skip
-            saves.append(saver.submit(_save_split, npz, meta, arrays, info))
-            console.print(
-                f"{split}: {len(examples)} clips in {dt:.1f} s ({len(examples) / max(dt, 1e-9):.0f} clips/s)"
-                f" -> {len(rows)} rows {tuple(rows.shape)} -> {npz}" + (" (noise mixed)" if with_noise else "")
-            )
-            console.print(f"  audio: {stats.summary()}")
+            results[split] = split_file(out_dir, split)
+            made = job.run(split, examples, out_dir)
+            if made is not None:
+                saves.append(saver.submit(_save_split, *made))
         for f in saves:
             f.result()
-    if skipped_all:
-        console.print(f"[yellow]skipped {len(skipped_all)} unreadable clips:[/]")
-        for split, _, reason in skipped_all:  # the reason names the file
+    if job.skipped:
+        console.print(f"[yellow]skipped {len(job.skipped)} unreadable clips:[/]")
+        for split, _, reason in job.skipped:  # the reason names the file
             console.print(f"  {split}: {reason}", markup=False, soft_wrap=True)
     return results
+
+
+class _SplitJob:
+    """Featurizes one split after another for `featurize_lists` (the noise is loaded once,
+    for the training split; the clips skipped by on_error="skip" are gathered)."""
+
+    def __init__(self, config: FeaturizeConfig, categories: list[str], noise: NoiseOptions) -> None:
+        self.config, self.categories, self.noise = config, categories, noise
+        self.starts = config.row_starts()
+        self.noise_audio: Optional[list[np.ndarray]] = None
+        self.skipped: list[tuple[str, str, str]] = []  # (split, path, reason)
+
+    def run(self, split: str, examples: list[Example], out_dir: Path) -> Optional[tuple]:
+        """The split's (npz, cache json, arrays, info) to save, or None when its cache is
+        current."""
+        cfg, params = self.config, self.config.params
+        settings = cfg.settings(split, self.noise)
+        with_noise = settings["noise"] is not None
+        npz = split_file(out_dir, split)
+        meta = cache_json(npz)
+        key = cache_key(examples, self.categories, settings)
+        if npz.is_file() and meta.is_file() and _cache_hit(meta, key, cfg.on_error):
+            console.print(f"{split}: {len(examples)} clips, unchanged -> {npz} (cached)")
+            return None
+        plan = None
+        if with_noise:
+            if self.noise_audio is None:
+                self.noise_audio = [load_audio(p, params.sample_rate, length=None)[0] for p in self.noise.files]
+            plan = noise_plan(len(examples), len(self.noise_audio), self.noise, cfg.seed)
+        t0 = time.perf_counter()
+        stats = AudioStats()
+        with progress_bar() as bar:
+            task = bar.add_task(f"featurize {split}", total=len(examples))
+            feats = featurize_clips(
+                [ex.path for ex in examples], params, workers=cfg.workers,
+                noise=self.noise_audio or (), plan=plan,
+                on_chunk=lambda k: bar.advance(task, k), stats=stats, on_error=cfg.on_error,
+            )  # fmt: skip
+        dt = time.perf_counter() - t0
+        if stats.skipped:
+            bad = {p for p, _ in stats.skipped}
+            keep = np.array([str(ex.path) not in bad for ex in examples])
+            feats, examples = feats[keep], [ex for ex, k in zip(examples, keep) if k]
+            self.skipped.extend((split, p, r) for p, r in stats.skipped)
+            if not examples:
+                raise TinyKWSError(f"every clip of the {split} list was unreadable")
+        rows = _rows(feats, self.starts, cfg.window_size)
+        per_clip = len(self.starts)
+        arrays = dict(
+            features=rows,
+            labels=np.repeat(np.array([ex.label_index for ex in examples], dtype=np.int64), per_clip),
+            categories=np.array(self.categories, dtype=str),
+            paths=np.repeat(np.array([str(ex.path) for ex in examples], dtype=str), per_clip),
+            feature_params=np.array(params.to_json()),
+        )
+        info = {"key": key, "clips": len(examples), "rows": len(rows), "audio": stats.as_dict(),
+                **settings}  # fmt: skip
+        console.print(
+            f"{split}: {len(examples)} clips in {dt:.1f} s ({len(examples) / max(dt, 1e-9):.0f} clips/s)"
+            f" -> {len(rows)} rows {tuple(rows.shape)} -> {npz}" + (" (noise mixed)" if with_noise else "")
+        )
+        console.print(f"  audio: {stats.summary()}")
+        return npz, meta, arrays, info
 
 
 def featurize_negatives(
@@ -475,9 +516,6 @@ def featurize_negatives(
     extra_negatives=...)`); they stay out of the clip lists so the clip phase keeps its
     balance of real clips (docs/benchmarks.md, "Streaming").
     """
-    from tinykws.data.negatives import read_negatives
-    from tinykws.labels import UNKNOWN
-
     if UNKNOWN not in categories:
         raise TinyKWSError(f"negatives need an {UNKNOWN} class; the categories are {list(categories)}")
     neg = read_negatives(negatives_dir)
@@ -499,8 +537,6 @@ def featurize_spare(
 
     The stream phase draws them as real negatives beside the synthesized ones.
     """
-    from tinykws.data.speech_commands import read_spare
-
     examples = read_spare(lists_dir, data_dir)
     if not examples:
         return None
@@ -511,11 +547,9 @@ def _featurize_unknown(examples: Sequence[Example], out_npz: Path | str, categor
                        params: FeatureParams, name: str, workers: Optional[int]) -> Path:
     """`examples` (all `_unknown_`) -> one cached feature file `[N, 98, F]` (see
     `featurize_negatives`)."""
-    from tinykws.labels import UNKNOWN
-
     unk = list(categories).index(UNKNOWN)
     out_npz = Path(out_npz)
-    meta = out_npz.with_suffix(".cache.json")
+    meta = cache_json(out_npz)
     settings = {"split": name, "feature_params": params.to_dict()}
     key = cache_key(examples, categories, settings)
     if out_npz.is_file() and meta.is_file() and _cache_hit(meta, key, "raise"):

@@ -23,12 +23,18 @@ from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
 import numpy as np
 
-from tinykws.data.audio import CLIP_SAMPLES
-from tinykws.data.speech_commands import BACKGROUND
+from tinykws.data import speech_commands
+from tinykws.data.audio import CLIP_SAMPLES, load_audio
+from tinykws.data.speech_commands import BACKGROUND, GOOGLE12_WORDS, make_lists, read_list
 from tinykws.errors import TinyKWSError
+from tinykws.features import logmel_batch
 from tinykws.labels import SILENCE, UNKNOWN
 from tinykws.plots import pyplot, save_png
-from tinykws.run import Checkpoint, RunDir, atomic_write_text, load_model
+from tinykws.quant.calibrate import int_model_checkpoint, load_int_model
+from tinykws.quant.features import logmel_q_batch
+from tinykws.quant.model import scores_float
+from tinykws.checkpoint import Checkpoint, load_model
+from tinykws.run import RunDir, atomic_write_text, lists_json
 
 if TYPE_CHECKING:
     from tinykws.features import FeatureParams
@@ -89,8 +95,6 @@ def google12_clips(data_dir: Path, categories: Sequence[str]) -> list[Clip]:
 
 def task_of(categories: Sequence[str]) -> str:
     """The `make_lists` task string that gives these categories."""
-    from tinykws.data.speech_commands import GOOGLE12_WORDS
-
     keywords = [c for c in categories if c not in (UNKNOWN, SILENCE)]
     if UNKNOWN not in categories:
         return "all"
@@ -99,9 +103,6 @@ def task_of(categories: Sequence[str]) -> str:
 
 def _clips_from_lists(lists_dir: Path, split: str, data_dir: Path, categories: Sequence[str],
                       load_silence: bool) -> list[Clip]:
-    from tinykws.data.audio import load_audio
-    from tinykws.data.speech_commands import read_list
-
     out = []
     for ex in read_list(lists_dir, split, data_dir=data_dir):
         label = map_label(ex.label, categories)
@@ -117,8 +118,6 @@ def _clips_from_lists(lists_dir: Path, split: str, data_dir: Path, categories: S
 
 def run_data_dir(lists_dir: Path) -> Path:
     """The data folder a run's lists were made from (also after the run folder moved)."""
-    from tinykws.data import speech_commands
-
     return Path(speech_commands._recorded_data_dir(Path(lists_dir)))
 
 
@@ -134,11 +133,9 @@ def speech_commands_clips(
     """
     import tempfile
 
-    from tinykws.data.speech_commands import make_lists
-
     data_dir = Path(data_dir).resolve()
     lists_dir = Path(run_dir) / "lists" if run_dir else None
-    if lists_dir and (lists_dir / "lists.json").is_file():
+    if lists_dir and lists_json(lists_dir).is_file():
         if run_data_dir(lists_dir).resolve() == data_dir:
             return _clips_from_lists(lists_dir, split, data_dir, categories, load_silence=False)
     with tempfile.TemporaryDirectory(prefix="tinykws-eval-") as tmp:
@@ -162,8 +159,6 @@ def collect_clips(
 
 def clip_audio(clips: Sequence[Clip]) -> np.ndarray:
     """Load the clips as `[N, 16000]` int16 (padded/cropped to 1 s)."""
-    from tinykws.data.audio import load_audio
-
     out = np.zeros((len(clips), CLIP_SAMPLES), np.int16)
     for i, c in enumerate(clips):
         out[i] = c.audio if c.audio is not None else load_audio(c.path, length=CLIP_SAMPLES)[0]
@@ -175,8 +170,6 @@ def clip_audio(clips: Sequence[Clip]) -> np.ndarray:
 
 def features_for(audio: np.ndarray, params: "FeatureParams") -> np.ndarray:
     """`[N, 16000]` int16 -> `[N, 98, 32]` float32 log-mel with the run's parameters."""
-    from tinykws.features import logmel_batch
-
     return np.asarray(logmel_batch(audio, params), dtype=np.float32)
 
 
@@ -194,7 +187,7 @@ def torch_scores(model, features: np.ndarray, batch: int = 512) -> np.ndarray:
 
 def onnx_scores(onnx_path: Path, features: np.ndarray, batch: int = 512) -> np.ndarray:
     """Scores `[N, C]` of `export/model.onnx` (input `features`, output `scores`)."""
-    from tinykws.export import onnx_session
+    from tinykws.export import onnx_session  # optional: tinykws.export needs torch
 
     sess = onnx_session(onnx_path, threads=1)
     out = []
@@ -208,7 +201,7 @@ def onnx_model_path(run_dir: Path) -> Path:
     """`export/model.onnx`, exporting the run first when it is missing."""
     path = RunDir(run_dir).model_onnx
     if not path.is_file():
-        from tinykws.export import export_run
+        from tinykws.export import export_run  # optional: needs torch and onnx
 
         export_run(run_dir)
     return path
@@ -217,10 +210,6 @@ def onnx_model_path(run_dir: Path) -> Path:
 def int8_scores(run_dir: Path, audio: np.ndarray, params: "FeatureParams") -> np.ndarray:
     """Scores `[N, C]` of the integer path in Python (what the int8 build computes, bit for
     bit): the integer featurizer's reference and RUN_DIR/quant/model_int.npz."""
-    from tinykws.quant.calibrate import load_int_model
-    from tinykws.quant.features import logmel_q_batch
-    from tinykws.quant.model import scores_float
-
     im = load_int_model(run_dir)
     q = logmel_q_batch(np.asarray(audio, dtype=np.int16), params)
     out = []
@@ -229,9 +218,9 @@ def int8_scores(run_dir: Path, audio: np.ndarray, params: "FeatureParams") -> np
     return np.concatenate(out) if out else np.zeros((0, im.num_classes), np.float32)
 
 
-def device_scores(run_dir: Path, audio: np.ndarray, abi: str = "hard") -> np.ndarray:
+def device_scores(run_dir: Path, audio: np.ndarray, build: str = "hard") -> np.ndarray:
     """Scores `[N, C]` from the emulated Cortex-M4 running the generated featurizer + model
-    on the raw int16 audio `[N, 16000]`; `abi`: the build (hard, soft, int8, ...)."""
+    on the raw int16 audio `[N, 16000]`; `build`: the `Build`'s name (hard, soft, int8, ...)."""
     try:
         from tinykws import device
     except ImportError:
@@ -241,7 +230,7 @@ def device_scores(run_dir: Path, audio: np.ndarray, abi: str = "hard") -> np.nda
     runner = getattr(device, "classify_clips", None)
     if runner is None:
         raise TinyKWSError("tinykws.device has no `classify_clips`; the device backend cannot run")
-    return np.asarray(runner(run_dir, audio, abi=abi), dtype=np.float32)
+    return np.asarray(runner(run_dir, audio, build=build), dtype=np.float32)
 
 
 # --------------------------------------------------------------------------- metrics
@@ -353,11 +342,9 @@ def check_backend(backend: str, run_dir: Path) -> None:
     """Refuse a missing or damaged file of the backend (the integer model, the ONNX graph)
     before any clip is read: one error line, not one after a log of the work."""
     if backend == "int8":
-        from tinykws.quant.calibrate import load_int_model
-
         load_int_model(run_dir)
     elif backend == "onnx":
-        from tinykws.export import onnx_session
+        from tinykws.export import onnx_session  # optional: tinykws.export needs torch
 
         onnx_session(onnx_model_path(run_dir), threads=1)
 
@@ -369,8 +356,6 @@ def reference_checkpoint(backend: str, run_dir: Path) -> Path:
     ckpt = RunDir(run_dir).checkpoint()  # a run without one: that is the error to report
     check_backend(backend, run_dir)
     if backend == "int8":
-        from tinykws.quant.calibrate import int_model_checkpoint
-
         return int_model_checkpoint(run_dir)
     return ckpt
 
@@ -384,7 +369,7 @@ def backend_scores(
     if backend not in BACKENDS:
         raise TinyKWSError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "device":
-        return device_scores(run_dir, audio, abi=build)
+        return device_scores(run_dir, audio, build=build)
     if model is None or checkpoint is None:
         model, checkpoint = load_model(reference_checkpoint(backend, run_dir))
     if backend == "int8":
@@ -448,5 +433,5 @@ def evaluation_files(run_dir: Path | str, backend: str, build: str = "hard",
     a 2-clip check must not replace the full result the report shows."""
     integer = backend == "int8" or (backend == "device" and build.startswith("int8"))
     suffix = ("_int8" if integer else "") + ("_partial" if partial else "")
-    out = RunDir(run_dir).eval
-    return out / f"evaluation{suffix}.json", out / f"confusion{suffix}.png"
+    rd = RunDir(run_dir)
+    return rd.evaluation(suffix), rd.confusion_plot(suffix)

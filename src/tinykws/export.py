@@ -22,7 +22,8 @@ from torch import Tensor, nn
 
 from tinykws.errors import TinyKWSError
 from tinykws.models import KWSModel
-from tinykws.run import RunDir, load_model
+from tinykws.checkpoint import load_model
+from tinykws.run import RunDir
 
 OPSET = 17
 STANDARD_DOMAINS = ("", "ai.onnx")

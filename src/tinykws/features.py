@@ -129,6 +129,12 @@ class FeatureParams:
         return -(-self.window_size // self.hop)
 
     @property
+    def frame_ms(self) -> float:
+        """Milliseconds from one frame to the next: 1000 * hop / sample_rate (10.0); the
+        detector counts its smoothing and refractory time in these steps."""
+        return 1000.0 * self.hop / self.sample_rate
+
+    @property
     def frame_offset(self) -> int:
         """Start sample of frame 0: first_block * hop - window_size (80)."""
         return self.first_block * self.hop - self.window_size

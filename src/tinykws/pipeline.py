@@ -15,22 +15,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from rich.console import Console
 from rich.table import Table
 
 from tinykws.config import PRESETS
 from tinykws.errors import TinyKWSError
-from tinykws.run import RunDir, atomic_write_text, file_sha256, read_features
+from tinykws.run import (
+    PIPELINE_BUILDS, Build, RunDir, atomic_write_text, cache_json, file_sha256, read_features,
+)
 
+if TYPE_CHECKING:
+    from tinykws.data.negatives import NegativesConfig
+
+# The stages' imports wait inside the functions that run them: `start_negatives` spawns a
+# child process that imports this module to make the negatives set beside the clip phase,
+# and it must not load torch, onnx and the emulator for that (tests/test_imports.py).
 console = Console(stderr=True)
-
-# The builds the pipeline compiles and verifies: hard float (Cortex-M4F) and, for cores
-# without an FPU, the integer build (int8 weights, soft-float ABI). The float soft-float build
-# stays available (`tinykws compile RUN --float-abi soft --precision float`): it is correct
-# but 50x too slow for real time on an FPU-less M4.
-BUILDS = ("hard", "int8")
 
 # Synthesized non-keyword utterances the pipeline makes for the stream phase. 20,000 (of the
 # `data negatives` default 50,000) keeps `pipeline --data DIR` within 30 minutes on 2 cores;
@@ -132,13 +134,13 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
             return None
     resume = False
     if rd.last.is_file() and _train_init(rd) == marker["init"]:
-        from tinykws.run import load_checkpoint
+        from tinykws.checkpoint import load_checkpoint
 
         resume = load_checkpoint(rd.last).train_config == recipe
         if resume:
             console.print(f"resuming the killed training run from {rd.last}")
-    for stale in ("clip.pt", "stream_last.pt", "stream_done.json", "stream_log.csv"):
-        (rd.train / stale).unlink(missing_ok=True)  # a new clip model: stream anew
+    for stale in (rd.clip, rd.stream_last, rd.stream_done, rd.stream_log):
+        stale.unlink(missing_ok=True)  # a new clip model: stream anew
     result = train(rd.features, run, recipe, resume=resume, init=init)
     atomic_write_text(done, json.dumps(marker, indent=2))
     return result
@@ -157,7 +159,7 @@ def _pretrain_data(cfg: PipelineConfig, run: Path) -> Optional[Path]:
     words espeak-ng cannot make into the same class list)."""
     from tinykws.data.speech_commands import BACKGROUND, make_lists, read_categories
     from tinykws.data.synth import OTHER_WORDS, synthesize
-    from tinykws.dataset import featurize_lists
+    from tinykws.dataset import FeaturizeConfig, featurize_lists
     from tinykws.labels import NON_KEYWORDS
 
     pre, categories = RunDir(run / "pretrain"), read_categories(RunDir(run).lists)
@@ -175,7 +177,7 @@ def _pretrain_data(cfg: PipelineConfig, run: Path) -> Optional[Path]:
         return None
     noise = pre.data / BACKGROUND
     featurize_lists(pre.data, pre.lists, pre.features,
-                    noise_dir=noise if noise.is_dir() else None, seed=cfg.seed)
+                    FeaturizeConfig(noise_dir=noise if noise.is_dir() else None, seed=cfg.seed))
     return run / "pretrain"
 
 
@@ -205,9 +207,7 @@ class NegativesPlan:
     """Which synthesized negatives set the stream phase uses, and with which parameters."""
 
     folder: Path
-    keywords: tuple[str, ...]
-    seed: int
-    sizes: dict[str, Any]
+    config: NegativesConfig  # the set's keywords, seed and sizes
 
     def make(self, workers: Optional[int] = None) -> None:
         """Make (or finish, or reuse) the set, one maker at a time: a second pipeline (or
@@ -218,14 +218,13 @@ class NegativesPlan:
         self.folder.parent.mkdir(parents=True, exist_ok=True)
         with open(self.folder.parent / f".{self.folder.name}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            make_negatives(self.folder, keywords=self.keywords, seed=self.seed, workers=workers,
-                           **self.sizes)
+            make_negatives(self.folder, self.config, workers=workers)
 
 
 def negatives_plan(cfg: PipelineConfig, run: Path) -> Optional[NegativesPlan]:
     """The negatives set of this run (from its lists' keywords), or None for a task without
     an `_unknown_` class (every word is a keyword: there is nothing to call a negative)."""
-    from tinykws.data.negatives import cached_negatives_dir
+    from tinykws.data.negatives import NegativesConfig, cached_negatives_dir
     from tinykws.data.speech_commands import read_categories
     from tinykws.labels import NON_KEYWORDS, UNKNOWN
 
@@ -240,8 +239,9 @@ def negatives_plan(cfg: PipelineConfig, run: Path) -> Optional[NegativesPlan]:
         sizes = dict(utterances=cfg.negative_utterances or NEGATIVE_UTTERANCES,
                      background=NEGATIVE_BACKGROUND)
     # default: the user cache, shared by every run with the same keywords, seed and sizes
-    folder = cfg.negatives or cached_negatives_dir(keywords=list(keywords), seed=cfg.seed, **sizes)
-    return NegativesPlan(Path(folder), keywords, cfg.seed, sizes)
+    config = NegativesConfig(keywords=keywords, seed=cfg.seed, **sizes)
+    folder = cfg.negatives or cached_negatives_dir(config)
+    return NegativesPlan(Path(folder), config)
 
 
 def _background_maker(plan: NegativesPlan, log: str) -> None:
@@ -305,7 +305,7 @@ def _negatives(cfg: PipelineConfig, run: Path, proc=None) -> Optional[Path]:
     """
     from tinykws.dataset import featurize_spare
     from tinykws.labels import UNKNOWN
-    from tinykws.train_stream import negative_features
+    from tinykws.stream_training import negative_features
 
     rd = RunDir(run)
     plan = negatives_plan(cfg, run)
@@ -321,14 +321,14 @@ def _negatives(cfg: PipelineConfig, run: Path, proc=None) -> Optional[Path]:
     params = read_features(rd.features_file("training"), features=False).params
     if featurize_spare(rd.lists, rd.spare_features, params) is None:  # no spare real clips
         rd.spare_features.unlink(missing_ok=True)
-        rd.spare_features.with_suffix(".cache.json").unlink(missing_ok=True)
+        cache_json(rd.spare_features).unlink(missing_ok=True)
     return folder
 
 
 def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
     """The stream phase after the clip phase; a finished one is kept (`stream_done.json`:
     its config and the cache key of the negatives' features)."""
-    from tinykws.train_stream import StreamTrainConfig, quick_stream_config, train_stream
+    from tinykws.stream_training import StreamTrainConfig, quick_stream_config, train_stream
 
     scfg = quick_stream_config() if cfg.quick else StreamTrainConfig()
     scfg = dataclasses.replace(scfg, seed=cfg.seed)
@@ -336,7 +336,7 @@ def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
     feats, spare = rd.negative_features, rd.spare_features
     key = {"config": scfg.to_dict(), "negatives": None if not with_negatives else
            _cache_key(feats), "spare": _cache_key(spare) if with_negatives else None}
-    done = run / "train" / "stream_done.json"
+    done = rd.stream_done
     if _read_marker(done) == key:
         console.print(f"stream training already finished; delete {done} to train again")
         return None
@@ -349,7 +349,7 @@ def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
 
 def _cache_key(npz: Path) -> Optional[str]:
     """The cache key of a feature file (`<name>.cache.json`), None when there is none."""
-    marker = _read_marker(npz.with_suffix(".cache.json")) if npz.is_file() else None
+    marker = _read_marker(cache_json(npz)) if npz.is_file() else None
     return marker.get("key") if marker else None
 
 
@@ -363,24 +363,24 @@ def _read_marker(path: Path) -> Optional[dict]:
     return state if isinstance(state, dict) else None
 
 
-def _verify(run: Path, build: str, clips: int) -> Any:
+def _verify(run: Path, build: Build, clips: int) -> Any:
     from tinykws.device import format_report, verify
 
     report = verify(RunDir(run).device(build), run_dir=run, max_clips=clips)
     console.print(format_report(report))
     if not report.ok:
         raise TinyKWSError(
-            f"the emulated Cortex-M4 ({build} build) disagrees with its Python reference; "
-            f"see {RunDir(run).device(build) / 'verify.json'}"
+            f"the emulated Cortex-M4 ({build.name} build) disagrees with its Python reference; "
+            f"see {RunDir(run).verify_report(build)}"
         )
     return report
 
 
-def _compile(run: Path, build: str) -> Any:
-    from tinykws.codegen import build_spec, compile_run
+def _compile(run: Path, build: Build) -> Any:
+    from tinykws.codegen import compile_run
 
-    abi, precision = build_spec(build)
-    return compile_run(run, RunDir(run).device(build), float_abi=abi, precision=precision)
+    return compile_run(run, RunDir(run).device(build), float_abi=build.float_abi,
+                       precision=build.precision)
 
 
 def run_pipeline(cfg: PipelineConfig) -> Path:
@@ -418,12 +418,12 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
 def _after_lists(cfg: PipelineConfig, run: Path, data: Path, t: "StageTimer", maker) -> Path:
     """The stages after the lists (`run_pipeline`); `maker`: the background negatives maker."""
     from tinykws.data.speech_commands import BACKGROUND
-    from tinykws.dataset import featurize_lists
+    from tinykws.dataset import FeaturizeConfig, featurize_lists
     from tinykws.evaluate import evaluate
     from tinykws.export import export_run
     from tinykws.quant.calibrate import quantize_run
     from tinykws.report import write_report
-    from tinykws.stream import choose_threshold, stream_metrics
+    from tinykws.stream_eval import choose_threshold, stream_metrics
 
     rd = RunDir(run)
     noise = data / BACKGROUND
@@ -431,7 +431,7 @@ def _after_lists(cfg: PipelineConfig, run: Path, data: Path, t: "StageTimer", ma
         "featurize",
         lambda: featurize_lists(
             data, rd.lists, rd.features,
-            noise_dir=noise if noise.is_dir() else None, seed=cfg.seed,
+            FeaturizeConfig(noise_dir=noise if noise.is_dir() else None, seed=cfg.seed),
         ),  # fmt: skip
         lambda paths: ", ".join(f"{k} {_rows(p)}" for k, p in paths.items()) + " rows [N, 98, 32]",
     )
@@ -474,9 +474,9 @@ def _after_lists(cfg: PipelineConfig, run: Path, data: Path, t: "StageTimer", ma
     t.run("quantize", lambda: quantize_run(run),
           lambda r: "integer vs float on validation: argmax agreement "
           f"{r['ptq']['validation']['argmax_agreement']:.1%}")  # fmt: skip
-    for build in BUILDS:
-        t.run(f"compile ({build})", lambda b=build: _compile(run, b), lambda r: r.toolchain)
-        t.run(f"verify ({build})", lambda b=build: _verify(run, b, clips),
+    for build in PIPELINE_BUILDS:
+        t.run(f"compile ({build.name})", lambda b=build: _compile(run, b), lambda r: r.toolchain)
+        t.run(f"verify ({build.name})", lambda b=build: _verify(run, b, clips),
               lambda r: f"{r.n_clips} clips match")  # fmt: skip
     t.run(
         "evaluate",

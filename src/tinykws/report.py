@@ -21,12 +21,13 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from tinykws.data.speech_commands import SPLITS
+from tinykws.detector_config import load_detector
 from tinykws.errors import TinyKWSError
+from tinykws.evaluate import evaluation_files
 from tinykws.plots import pyplot, save_png
-from tinykws.run import RunDir, atomic_write_text, read_features
+from tinykws.checkpoint import load_model
+from tinykws.run import REPORT_BUILDS, Build, RunDir, atomic_write_text, read_features
 
-# builds under RUN_DIR/device/ and how the report names them
-BUILDS = {"hard": "hard float", "soft": "soft float", "int8": "integer (int8), soft ABI"}
 
 
 def _read_json(path: Path) -> Any | None:
@@ -38,10 +39,11 @@ def _read_json(path: Path) -> Any | None:
         return None
 
 
-# every JSON file a section reads, relative to the run folder
-REPORT_JSON = ("lists/lists.json", "train/config.json", "eval/evaluation.json",
-               "eval/evaluation_partial.json", "eval/evaluation_int8.json", "eval/stream.json",
-               "pipeline.json", *(f"device/{b}/verify.json" for b in BUILDS))  # fmt: skip
+def report_json(run: RunDir) -> tuple[Path, ...]:
+    """Every JSON file a section reads."""
+    return (run.lists_json, run.train_config, run.evaluation(), run.evaluation("_partial"),
+            run.evaluation("_int8"), run.stream_result, run.pipeline_json,
+            *(run.verify_report(b) for b in REPORT_BUILDS))
 
 
 def damaged_files(run_dir: Path) -> list[tuple[str, str]]:
@@ -49,8 +51,8 @@ def damaged_files(run_dir: Path) -> list[tuple[str, str]]:
     (torn, edited, not UTF-8): the report skips them and says so, instead of showing
     "not run" as if the stage had never run."""
     bad = []
-    for rel in REPORT_JSON:
-        path = run_dir / rel
+    for path in report_json(RunDir(run_dir)):
+        rel = path.relative_to(run_dir).as_posix()
         if not path.exists():
             continue
         try:
@@ -63,15 +65,17 @@ def damaged_files(run_dir: Path) -> list[tuple[str, str]]:
 def _evaluation(run_dir: Path) -> tuple[Any | None, str, str]:
     """(evaluation dict, its confusion PNG, a note): `eval/evaluation.json`, else a partial
     one (`evaluate --max-clips`, `evaluation_partial.json`), which the note says is partial."""
-    ev = _read_json(run_dir / "eval" / "evaluation.json")
-    if isinstance(ev, dict):
-        return ev, "eval/confusion.png", ""
-    ev = _read_json(run_dir / "eval" / "evaluation_partial.json")
-    if isinstance(ev, dict):
-        note = (f" A partial evaluation: {ev.get('n')} of {ev.get('partial_of')} clips "
-                "(`evaluate --max-clips`); run `tinykws evaluate` without it for the full result.")
-        return ev, "eval/confusion_partial.png", note
-    return None, "", ""
+    for partial in (False, True):
+        path, png = evaluation_files(run_dir, "torch", partial=partial)
+        ev = _read_json(path)
+        if isinstance(ev, dict):
+            break
+    else:
+        return None, "", ""
+    note = (f" A partial evaluation: {ev.get('n')} of {ev.get('partial_of')} clips "
+            "(`evaluate --max-clips`); run `tinykws evaluate` without it for the full result."
+            if partial else "")
+    return ev, png.relative_to(run_dir).as_posix(), note
 
 
 def _not_run(what: str, how: str) -> str:
@@ -87,7 +91,7 @@ def _pretty(name: str) -> str:
 
 def data_counts(run_dir: Path) -> tuple[dict[str, dict[str, int]], str] | None:
     """split -> class -> clips, from `lists/lists.json`, else from the feature files."""
-    meta = _read_json(run_dir / "lists" / "lists.json")
+    meta = _read_json(RunDir(run_dir).lists_json)
     if isinstance(meta, dict) and isinstance(meta.get("counts"), dict):
         return {s: dict(meta["counts"][s]) for s in SPLITS if s in meta["counts"]}, "lists/lists.json"
     counts = {}
@@ -128,7 +132,7 @@ def section_data(run_dir: Path) -> str:
     if not found:
         return out + _not_run("lists/lists.json (or features/*.npz)", "tinykws data lists")
     counts, source = found
-    meta = _read_json(run_dir / "lists" / "lists.json") or {}
+    meta = _read_json(RunDir(run_dir).lists_json) or {}
     if meta.get("data_dir"):
         out += f"Data: `{meta['data_dir']}`"
         if meta.get("task"):
@@ -145,7 +149,7 @@ def section_data(run_dir: Path) -> str:
         out += f"| {c} | " + " | ".join(str(counts[s].get(c, 0)) for s in splits) + " |\n"
     out += "| **total** | " + " | ".join(f"**{sum(counts[s].values())}**" for s in splits) + " |\n\n"
     out += f"_Source: `{source}`._\n\n"
-    plot_data(counts, run_dir / "eval" / "data.png")
+    plot_data(counts, RunDir(run_dir).data_plot)
     return out + "![clips per class and split](eval/data.png)\n"
 
 
@@ -156,8 +160,6 @@ def model_line(run_dir: Path) -> str:
     """What the run's checkpoint holds, read through the run contract (`tinykws.run.
     load_model`): a damaged or inconsistent checkpoint raises its one-line error, so
     `tinykws report` fails (exit 2) like every other stage instead of hiding it."""
-    from tinykws.run import RunDir, load_model
-
     run = RunDir(run_dir)
     if not run.has_checkpoint():
         return ""
@@ -202,10 +204,11 @@ def _init_line(run_dir: Path, init: Any) -> str:
 
 def section_training(run_dir: Path) -> str:
     out = "## Training\n\n"
-    log = run_dir / "train" / "log.csv"
-    cfg = _read_json(run_dir / "train" / "config.json")
+    rd = RunDir(run_dir)
+    log = rd.train_log
+    cfg = _read_json(rd.train_config)
     model = model_line(run_dir)
-    if not log.is_file() and not (run_dir / "train" / "curves.png").is_file():
+    if not log.is_file() and not rd.curves.is_file():
         return out + model + _not_run("train/log.csv", "tinykws train")
     out += model
     if isinstance(cfg, dict):
@@ -218,7 +221,7 @@ def section_training(run_dir: Path) -> str:
     best = _best_validation(log)
     if best is not None:
         out += f"{best[2]} epochs logged; best validation accuracy {best[0]:.2%} (epoch {best[1]}).\n\n"
-    if (run_dir / "train" / "curves.png").is_file():
+    if rd.curves.is_file():
         out += "![training curves](train/curves.png)\n"
     return out
 
@@ -244,9 +247,9 @@ def section_evaluation(run_dir: Path) -> str:
 
 def section_stream(run_dir: Path) -> str:
     out = "## Streaming detection\n\n"
-    st = _read_json(run_dir / "eval" / "stream.json")
+    st = _read_json(RunDir(run_dir).stream_result)
     if not isinstance(st, dict):
-        return out + _not_run("eval/stream.json", "the pipeline's streaming check (tinykws.stream.stream_metrics)")
+        return out + _not_run("eval/stream.json", "the pipeline's streaming check (tinykws.stream_eval.stream_metrics)")
     at = st["at_threshold"]
     out += (f"{st.get('minutes', 0):.1f} minutes of held-out clips over background noise "
             f"(SNR {', '.join(f'{s:g}' for s in st.get('snrs_db', []))} dB), "
@@ -274,7 +277,7 @@ def section_stream(run_dir: Path) -> str:
         out += ("_A short stream: one false alarm already counts "
                 f"{60 / max(st.get('minutes', 1), 1e-9):.0f} per hour._\n")
     out += _operating_point(run_dir)
-    if (run_dir / "eval" / "det.png").is_file():
+    if RunDir(run_dir).det_plot.is_file():
         out += "\n![DET curve](eval/det.png)\n"
     return out
 
@@ -341,8 +344,6 @@ def _negative_stream(st: dict) -> str:
 
 def _operating_point(run_dir: Path) -> str:
     """Where the run's detector threshold comes from (RUN_DIR/detector.json)."""
-    from tinykws.detect import load_detector
-
     try:
         cfg, op = load_detector(run_dir)
     except TinyKWSError as e:
@@ -350,7 +351,7 @@ def _operating_point(run_dir: Path) -> str:
     if op is None:
         return (f"\nDetector: the defaults (threshold {cfg.threshold:g}, smoothing "
                 f"{cfg.smoothing_ms:g} ms, refractory {cfg.refractory_ms:g} ms); no operating "
-                "point chosen yet (`tinykws.detect.set_operating_point`).\n")
+                "point chosen yet (`tinykws.detector_config.set_operating_point`).\n")
     where = f" on {op.source}" if op.source else ""
     hours = f" ({op.hours:.1f} h)" if op.hours else ""
     verdict = "" if op.met else " — no threshold met the target; the fewest false alarms was taken"
@@ -415,9 +416,11 @@ def _round(v: Any) -> Any:
     return int(round(v)) if isinstance(v, float) else v
 
 
-_BUILD_CMD = {"hard": "tinykws compile RUN --float-abi hard",
-              "soft": "tinykws compile RUN --float-abi soft --precision float",
-              "int8": "tinykws compile RUN --float-abi soft --precision int8"}
+def _build_cmd(b: Build) -> str:
+    """The command that compiles build `b`."""
+    if b.name == "hard":
+        return "tinykws compile RUN --float-abi hard"
+    return f"tinykws compile RUN --float-abi {b.float_abi} --precision {b.precision}"
 
 
 # The full preset's int8 model (2 x 128 FastGRNN, gcc, emulated Cortex-M4): model flash
@@ -439,7 +442,7 @@ def int8_model_cost(verify: dict) -> Optional[tuple[int, float]]:
 
 def _preset_line(run_dir: Path) -> str:
     """This run's int8 model beside the full preset's: what --preset tiny saves."""
-    v = _read_json(run_dir / "device" / "int8" / "verify.json")
+    v = _read_json(RunDir(run_dir).verify_report("int8"))
     cost = int8_model_cost(v) if isinstance(v, dict) else None
     if cost is None:
         return ""
@@ -454,7 +457,7 @@ def _preset_line(run_dir: Path) -> str:
 
 def section_device(run_dir: Path) -> str:
     out = "## Device (emulated Cortex-M4)\n\n"
-    rows = {b: _read_json(run_dir / "device" / b / "verify.json") for b in BUILDS}
+    rows = {b: _read_json(RunDir(run_dir).verify_report(b)) for b in REPORT_BUILDS}
     if not any(isinstance(r, dict) for r in rows.values()):
         return out + _not_run("device/{hard,soft,int8}/verify.json", "tinykws verify")
     out += ("| build | flash | RAM | instructions / frame | featurizer | model | "
@@ -462,15 +465,15 @@ def section_device(run_dir: Path) -> str:
             "|---|---:|---:|---:|---:|---:|:---:|---:|---|\n")
     for b, r in rows.items():
         if not isinstance(r, dict):
-            out += (f"| {BUILDS[b]} | not run (`{_BUILD_CMD[b]}`, then "
-                    f"`tinykws verify RUN/device/{b}`) | | | | | | | |\n")
+            out += (f"| {b.label} | not run (`{_build_cmd(b)}`, then "
+                    f"`tinykws verify RUN/device/{b.name}`) | | | | | | | |\n")
             continue
         d = device_row(r)
         ref = {"int": "integer reference", "onnx": "ONNX"}.get(r.get("reference"), "PyTorch")
         fm = r.get("float_model")
         vs = (f"argmax {fm['argmax_agreement']:.1%}, max diff {fm['max_abs_diff']:.3g}"
               if isinstance(fm, dict) else "–")
-        out += (f"| {BUILDS[b]} | {_fmt(d['flash'], 'B')} | {_fmt(d['ram'], 'B')} | "
+        out += (f"| {b.label} | {_fmt(d['flash'], 'B')} | {_fmt(d['ram'], 'B')} | "
                 f"{_fmt(_round(d['instructions']))} | {_fmt(_round(d['featurizer']))} | "
                 f"{_fmt(_round(d['model']))} | {_fmt(d['passed'])} ({ref}) | "
                 f"{_fmt(d['max_err'])} | {vs} |\n")
@@ -495,18 +498,19 @@ def section_summary(run_dir: Path) -> str:
         if ev.get("data_dir") and (Path(ev["data_dir"]) / "synth.json").is_file():
             lines.append("  These are synthesized (espeak-ng) voices: expect much less on real "
                          "speakers; measure it with `tinykws evaluate RUN --data REAL_DATA`.")
-    st = _read_json(run_dir / "eval" / "stream.json")
+    st = _read_json(RunDir(run_dir).stream_result)
     if isinstance(st, dict) and "at_threshold" in st:
         at = st["at_threshold"]
         lines.append(f"- Streaming: **{at['recall']:.0%} of keywords caught, "
                      f"{at['fa_per_hour']:.0f} false alarms per hour** at threshold "
                      f"{at['threshold']:.2f} ({st.get('minutes', 0):.1f}-min test stream).")
-    ev8 = _read_json(run_dir / "eval" / "evaluation_int8.json")
+    ev8 = _read_json(RunDir(run_dir).evaluation("_int8"))
     if isinstance(ev8, dict) and "accuracy" in ev8:
         lines.append(f"- Integer build (int8): clip accuracy **{ev8['accuracy']:.1%}** on "
                      f"{ev8['n']} clips ({ev8.get('backend', 'int8')}).")
-    for b, name in BUILDS.items():
-        v = _read_json(run_dir / "device" / b / "verify.json")
+    for b in REPORT_BUILDS:
+        name = b.label
+        v = _read_json(RunDir(run_dir).verify_report(b))
         if isinstance(v, dict):
             d = device_row(v)
             ref = "its integer reference" if v.get("reference") == "int" else "PyTorch"
@@ -518,7 +522,7 @@ def section_summary(run_dir: Path) -> str:
 
 def section_pipeline(run_dir: Path) -> str:
     """Stage timings from `pipeline.json` (only when the pipeline made this run)."""
-    rows = _read_json(run_dir / "pipeline.json")
+    rows = _read_json(RunDir(run_dir).pipeline_json)
     if not isinstance(rows, list) or not rows:
         return ""
     out = "## Pipeline stages\n\n| stage | seconds | result |\n|---|---:|---|\n"
@@ -559,6 +563,6 @@ def write_report(run_dir: Path | str) -> Path:
         except Exception as e:  # a malformed file must not cost the whole report
             title = section.__name__.removeprefix("section_")
             parts.append(f"## {title.capitalize()}\n\n_Could not read this section's files: {e}_\n")
-    path = run_dir / "report.md"
+    path = RunDir(run_dir).report
     atomic_write_text(path, "\n".join(parts))
     return path

@@ -5,12 +5,9 @@ A run folder (`RUN_DIR`) is what the stages pass to each other (docs/architectur
 
 - `RunDir(path)`: every path in it (`features/training.npz`, `train/best.pt`, ...),
   and `RunDir.checkpoint()`, the model the later stages use (`best.pt`, else `last.pt`);
-- `Checkpoint`: a typed checkpoint (a real `FeatureParams`, the `ModelConfig`, the
-  categories, the `TrainConfig`, the weights incl. normalisation, and for resume the
-  optimiser/RNG state). `to_dict()`/`from_dict()` give the on-disk dict, which carries
-  everything needed to rebuild the model (as nanoGPT's does);
-- `load_checkpoint(path)` and `load_model(run_dir_or_path)`: the one checkpoint loader
-  (`torch.load(weights_only=True)`: a checkpoint never runs code);
+- `Build`: one device build (its folder, float ABI and precision), and the record a
+  compiled folder keeps of its run (`record_compiled_run`, `compiled_run`);
+- the checkpoint's type and loader live beside it, in `tinykws.checkpoint`;
 - `read_features(path)` -> `FeatureSplit`: the one reader of `features/<split>.npz`,
   and `check_splits_agree` for the splits of one training run.
 
@@ -24,28 +21,122 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import math
+import json
 import os
-import pickle
 import threading
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
 from tinykws.errors import CheckpointError, FeatureFileError, TinyKWSError
 from tinykws.features import FeatureParams
 
-if TYPE_CHECKING:  # torch and the models load lazily: `tinykws --help` stays fast
-    from torch import Tensor
 
-    from tinykws.config import ModelConfig, TrainConfig
-    from tinykws.models import KWSModel, State
+# ---------------------------------------------------------------------------- builds
+
+FLOAT_ABIS = ("hard", "softfp", "soft")
+PRECISIONS = ("float", "int8")
+
+
+@dataclass(frozen=True)
+class Build:
+    """One device build of a run: its folder under RUN_DIR/device/ (`name`), the float ABI
+    its C is compiled for and its precision. The one name of this axis: "hard" (float,
+    Cortex-M4F), "soft" / "softfp" (float), "int8" (integer, soft-float ABI: cores
+    without an FPU), "int8-hard" / "int8-softfp" (integer, other ABIs)."""
+
+    name: str
+    float_abi: str  # hard | softfp | soft
+    precision: str  # float | int8
+
+    @classmethod
+    def named(cls, name: str) -> "Build":
+        """The build whose folder is `name` ("hard" -> hard float, "int8" -> soft-ABI int8,
+        "int8-hard" -> hard-ABI int8)."""
+        if name == "int8":
+            return cls(name, "soft", "int8")
+        if name.startswith("int8-"):
+            return cls(name, name[len("int8-"):], "int8")
+        return cls(name, name, "float")
+
+    @classmethod
+    def of(cls, float_abi: str, precision: str = "float") -> "Build":
+        """The build compiled for `float_abi` at `precision` (its folder name follows)."""
+        if precision == "float":
+            return cls(float_abi, float_abi, precision)
+        return cls("int8" if float_abi == "soft" else f"int8-{float_abi}", float_abi, precision)
+
+    @property
+    def label(self) -> str:
+        """How the report names it: "hard float", "integer (int8), soft ABI", ..."""
+        if self.precision == "float":
+            return f"{self.float_abi} float"
+        return f"integer (int8), {self.float_abi} ABI"
+
+
+# The builds the pipeline compiles and verifies: hard float (Cortex-M4F) and, for cores
+# without an FPU, the integer build (int8 weights, soft-float ABI). The float soft-float build
+# stays available (`tinykws compile RUN --float-abi soft --precision float`): it is correct
+# but 50x too slow for real time on an FPU-less M4.
+PIPELINE_BUILDS = (Build.named("hard"), Build.named("int8"))
+# The builds the report shows (the pipeline's, and the float soft-ABI build when compiled)
+REPORT_BUILDS = (Build.named("hard"), Build.named("soft"), Build.named("int8"))
 
 
 # ---------------------------------------------------------------------------- paths
+
+# Files of a compiled folder (RUN_DIR/device/<build>, or any `compile --out`)
+COMPILED_RUN = "run.json"  # the run it was compiled from: {"run_dir": ...}
+INT_MODEL_STAMP = "int_model.json"  # int8 builds: the SHA-256 of the integer model used
+VERIFY_REPORT = "verify.json"  # `verify`'s record
+VERIFY_STREAM_REPORT = "verify_stream.json"  # `verify --stream`'s record
+DETECTOR_FILE = "detector.json"  # DetectorConfig + operating point (a run's, a build's copy)
+
+
+def split_file(features_dir: Path | str, split: str) -> Path:
+    """A features folder's file of one split (`<split>.npz`; also outside a run folder:
+    `train --features DIR`)."""
+    return Path(features_dir) / f"{split}.npz"
+
+
+def cache_json(npz: Path | str) -> Path:
+    """The cache-key record beside a feature file (`<name>.cache.json`)."""
+    return Path(npz).with_suffix(".cache.json")
+
+
+def lists_json(lists_dir: Path | str) -> Path:
+    """A lists folder's `lists.json`: the task, data folders and counts of the lists."""
+    return Path(lists_dir) / "lists.json"
+
+
+def record_compiled_run(compiled_dir: Path, run_dir: Path) -> Path:
+    """Write `compiled_dir/run.json`: the run folder the build was compiled from, so `verify`
+    and `verify --stream` find it without guessing from the folder's place. Relative to the
+    compiled folder when that lies inside the run (RUN_DIR/device/<build>: the record stays
+    true when the run folder is moved or copied), else absolute."""
+    compiled, run = Path(compiled_dir).resolve(), Path(run_dir).resolve()
+    rel = os.path.relpath(run, compiled) if compiled.is_relative_to(run) else str(run)
+    path = Path(compiled_dir) / COMPILED_RUN
+    atomic_write_text(path, json.dumps({"run_dir": Path(rel).as_posix()}) + "\n")
+    return path
+
+
+def compiled_run(compiled_dir: Path | str) -> Path:
+    """The run folder a compiled folder was made from (`run.json`); refused with one line
+    when the folder does not say (compiled before tinykws recorded it) or is damaged."""
+    path = Path(compiled_dir) / COMPILED_RUN
+    try:
+        recorded = json.loads(path.read_text())["run_dir"]
+        run_dir = Path(compiled_dir) / recorded  # an absolute record stays absolute
+    except FileNotFoundError:
+        raise TinyKWSError(f"{compiled_dir} does not say which run it was compiled from (no "
+                           f"{COMPILED_RUN}): pass the run folder with --run, or compile again") from None
+    except (OSError, ValueError, KeyError, TypeError):
+        raise TinyKWSError(f"{path} is damaged: pass the run folder with --run, or compile again") from None
+    return Path(os.path.normpath(run_dir))
 
 
 @dataclass(frozen=True)
@@ -71,7 +162,7 @@ class RunDir:
         return self.root / "features"
 
     def features_file(self, split: str) -> Path:
-        return self.features / f"{split}.npz"
+        return split_file(self.features, split)
 
     @property
     def negative_features(self) -> Path:
@@ -113,7 +204,7 @@ class RunDir:
 
     @property
     def clip(self) -> Path:
-        """The clip model, kept when `tinykws.train_stream` turns best.pt into a stream model."""
+        """The clip model, kept when `tinykws.stream_training` turns best.pt into a stream model."""
         return self.train / "clip.pt"
 
     @property
@@ -153,13 +244,82 @@ class RunDir:
     def model_step_onnx(self) -> Path:
         return self.export / "model_step.onnx"
 
-    def device(self, float_abi: str) -> Path:
-        """Compiled C and `verify.json` for one float ABI."""
-        return self.root / "device" / float_abi
+    @property
+    def quant(self) -> Path:
+        return self.root / "quant"
+
+    @property
+    def int_model(self) -> Path:
+        """The integer model (`IntModel`) that int8 builds are generated from."""
+        return self.quant / "model_int.npz"
+
+    @property
+    def quant_report(self) -> Path:
+        """`quant.json`: calibration and float-vs-integer figures (`quantize_run`)."""
+        return self.quant / "quant.json"
+
+    @property
+    def qat_checkpoint(self) -> Path:
+        """The quantization-aware fine-tuned float model, when `quantize` kept it."""
+        return self.quant / "qat.pt"
+
+    @property
+    def detector(self) -> Path:
+        """`detector.json`: the run's DetectorConfig and operating point."""
+        return self.root / DETECTOR_FILE
+
+    def device(self, build: "Build | str") -> Path:
+        """Compiled C, `verify.json` and `verify_stream.json` of one build (a `Build` or its
+        name: hard, soft, int8, int8-hard, ...)."""
+        return self.root / "device" / (build.name if isinstance(build, Build) else build)
+
+    def verify_report(self, build: "Build | str") -> Path:
+        return self.device(build) / VERIFY_REPORT
 
     @property
     def eval(self) -> Path:
         return self.root / "eval"
+
+    def evaluation(self, suffix: str = "") -> Path:
+        """`eval/evaluation<suffix>.json` ("", "_partial", "_int8", ...: `evaluation_files`)."""
+        return self.eval / f"evaluation{suffix}.json"
+
+    def confusion_plot(self, suffix: str = "") -> Path:
+        """`eval/confusion<suffix>.png`, beside `evaluation(suffix)`."""
+        return self.eval / f"confusion{suffix}.png"
+
+    @property
+    def stream_result(self) -> Path:
+        """`eval/stream.json`: the keyword-stream benchmark (`stream_metrics`)."""
+        return self.eval / "stream.json"
+
+    @property
+    def det_plot(self) -> Path:
+        return self.eval / "det.png"
+
+    @property
+    def data_plot(self) -> Path:
+        return self.eval / "data.png"
+
+    @property
+    def lists_json(self) -> Path:
+        """`lists/lists.json`: the task, data folders and counts of the lists."""
+        return lists_json(self.lists)
+
+    @property
+    def stream_log(self) -> Path:
+        """`train/stream_log.csv`: the stream phase's log, one row an iteration."""
+        return self.train / "stream_log.csv"
+
+    @property
+    def stream_done(self) -> Path:
+        """The stream phase's done marker (pipeline: its config and cache keys)."""
+        return self.train / "stream_done.json"
+
+    @property
+    def pretrain(self) -> "RunDir":
+        """RUN_DIR/pretrain: the synthesized-speech run a `--pretrain` clip phase starts from."""
+        return RunDir(self.root / "pretrain")
 
     @property
     def report(self) -> Path:
@@ -231,188 +391,6 @@ def _release(key: str) -> None:
     os.close(fd)  # closing the last descriptor releases the flock
 
 
-# ---------------------------------------------------------------------------- checkpoint
-
-
-@dataclass(frozen=True)
-class TrainingState:
-    """What `train --resume` needs beyond the model; only in checkpoints `train` wrote."""
-
-    epoch: int  # the last finished epoch (0-based)
-    best_val_acc: float
-    best_epoch: int
-    val_acc: float
-    optimizer: dict[str, Any]  # torch optimiser state_dict
-    scheduler: dict[str, Any]  # {"iteration", "total_iterations"}
-    rng_state: "Tensor"  # torch's global CPU RNG state after the epoch
-    rolling_bag: Optional["State"] = None  # --rolling, single process: the bag of states
-
-    KEYS = ("epoch", "best_val_acc", "best_epoch", "val_acc", "optimizer", "scheduler",
-            "rng_state")  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    """A trained model and everything needed to rebuild and use it.
-
-    On disk (`to_dict`, docs/architecture.md "Checkpoints"): `model_config`,
-    `feature_params` and `train_config` as dicts, `categories` as a list, `state_dict`,
-    and for resume `epoch`, `best_val_acc`, `best_epoch`, `val_acc`, `optimizer`,
-    `scheduler`, `rng_state` (and `rolling_bag`).
-    """
-
-    model_config: "ModelConfig"
-    feature_params: FeatureParams
-    categories: tuple[str, ...]  # class names in index order
-    state_dict: dict[str, "Tensor"]  # includes the normalisation buffers mean, std [F]
-    train_config: Optional["TrainConfig"] = None
-    training: Optional[TrainingState] = None
-    stream_config: Optional[dict[str, Any]] = None  # tinykws.train_stream's phase, when run
-    stream_seconds: Optional[float] = None
-    source: str = field(default="checkpoint", compare=False)  # for error messages
-
-    @property
-    def normalization(self) -> tuple["Tensor", "Tensor"]:
-        """(mean [F], std [F]): the model's input normalisation."""
-        return self.state_dict["mean"], self.state_dict["std"]
-
-    @property
-    def rolling(self) -> bool:
-        """Was the model trained to run on one never-reset state: on the seed's rolling
-        batches (`tinykws train --rolling`) or on long streams (`tinykws.train_stream`)?"""
-        return bool(self.train_config and self.train_config.rolling) or bool(self.stream_config)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The on-disk dict (loads with `torch.load(weights_only=True)`)."""
-        d: dict[str, Any] = {
-            "model_config": self.model_config.to_dict(),
-            "feature_params": self.feature_params.to_dict(),
-            "categories": list(self.categories),
-            "state_dict": self.state_dict,
-        }
-        if self.train_config is not None:
-            d["train_config"] = self.train_config.to_dict()
-        if self.training is not None:
-            t = self.training
-            d.update(epoch=t.epoch, best_val_acc=t.best_val_acc, best_epoch=t.best_epoch,
-                     val_acc=t.val_acc, optimizer=t.optimizer, scheduler=t.scheduler,
-                     rng_state=t.rng_state)  # fmt: skip
-            if t.rolling_bag is not None:
-                d["rolling_bag"] = t.rolling_bag
-        if self.stream_config is not None:
-            d["stream_config"] = self.stream_config
-        if self.stream_seconds is not None:
-            d["stream_seconds"] = self.stream_seconds
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Any, source: str = "checkpoint") -> "Checkpoint":
-        """Parse and check a checkpoint dict: structure, categories against the model's
-        outputs, feature parameters against its inputs, finite weights. The weights'
-        shapes are checked against `model_config` when the model is built."""
-        import torch
-
-        from tinykws.config import ModelConfig, TrainConfig
-
-        if not isinstance(d, dict) or "model_config" not in d or "state_dict" not in d:
-            raise CheckpointError(f"{source} is not a tinykws checkpoint (no model_config/state_dict)")
-        for key in ("feature_params", "categories"):
-            if key not in d:
-                raise CheckpointError(f"{source} has no {key}; not a checkpoint of `tinykws train`")
-        mc = _parse(ModelConfig.from_dict, d["model_config"], source, "model_config")
-        fp = _parse(FeatureParams.from_dict, d["feature_params"], source, "feature_params")
-        tc = None
-        if d.get("train_config") is not None:
-            tc = _parse(TrainConfig.from_dict, d["train_config"], source, "train_config")
-        cats = d["categories"]
-        if not isinstance(cats, (list, tuple)) or not all(isinstance(c, str) for c in cats):
-            raise CheckpointError(f"{source}: categories must be a list of class names")
-        if len(set(cats)) != len(cats) or not all(c.strip() for c in cats):
-            raise CheckpointError(f"{source}: categories must be distinct, non-empty class names, "
-                                  f"got {list(cats)}")
-        if len(cats) != mc.num_classes:
-            raise CheckpointError(
-                f"{source}: {len(cats)} categories but model_config has {mc.num_classes} classes"
-            )
-        if fp.n_mels != mc.input_size:
-            raise CheckpointError(
-                f"{source}: feature_params make {fp.n_mels} features a frame (n_mels) but the "
-                f"model takes {mc.input_size} (model_config.input_size); the checkpoint is inconsistent"
-            )
-        sd = d["state_dict"]
-        if not isinstance(sd, dict) or not all(isinstance(v, torch.Tensor) for v in sd.values()):
-            raise CheckpointError(f"{source}: state_dict must map names to tensors")
-        for name, t in sd.items():
-            if t.is_floating_point() and not bool(torch.isfinite(t).all()):
-                raise CheckpointError(
-                    f"{source}: weight {name} is not finite (NaN or Inf): the training diverged; "
-                    "retrain with a lower learning rate"
-                )
-        std = sd.get("std")
-        if std is not None and std.is_floating_point() and not bool((std > 0).all()):
-            raise CheckpointError(
-                f"{source}: the input normalisation std has values <= 0 (min {float(std.min()):g}); "
-                "every score would be NaN or Inf: the checkpoint is damaged"
-            )
-        training = None
-        if all(k in d for k in TrainingState.KEYS):
-            training = TrainingState(
-                epoch=int(d["epoch"]), best_val_acc=float(d["best_val_acc"]),
-                best_epoch=int(d["best_epoch"]), val_acc=float(d["val_acc"]),
-                optimizer=d["optimizer"], scheduler=d["scheduler"], rng_state=d["rng_state"],
-                rolling_bag=d.get("rolling_bag"),
-            )  # fmt: skip
-        return cls(mc, fp, tuple(cats), sd, tc, training, d.get("stream_config"),
-                   d.get("stream_seconds"), source)
-
-    def load_weights(self, model: "KWSModel") -> None:
-        """Copy the weights into `model`, refusing any name or shape that `model_config`
-        does not give (a one-line error instead of load_state_dict's traceback)."""
-        want = model.state_dict()
-        missing = [k for k in want if k not in self.state_dict]
-        extra = [k for k in self.state_dict if k not in want]
-        if missing or extra:
-            what = f"missing {missing[0]}" if missing else f"unexpected {extra[0]}"
-            raise CheckpointError(
-                f"{self.source}: the weights do not match model_config ({what}; "
-                f"{_describe(self.model_config)})"
-            )
-        for k, v in want.items():
-            got = self.state_dict[k]
-            if tuple(got.shape) != tuple(v.shape):
-                raise CheckpointError(
-                    f"{self.source}: the weights do not match model_config: {k} is "
-                    f"{list(got.shape)} in the weights but {list(v.shape)} for "
-                    f"{_describe(self.model_config)}"
-                )
-        model.load_state_dict(self.state_dict)
-
-    def build_model(self) -> "KWSModel":
-        """The model, in eval mode, with these weights."""
-        from tinykws.models import build_model
-
-        model = build_model(self.model_config)
-        self.load_weights(model)
-        return model.eval()
-
-
-def _parse(fn, value: Any, source: str, key: str):
-    """fn(value) for one sub-config, with any failure as one line naming the key."""
-    if not isinstance(value, dict):
-        raise CheckpointError(f"{source}: {key} must be a dict, not {type(value).__name__}")
-    try:
-        return fn(value)
-    except TinyKWSError as e:
-        raise CheckpointError(f"{source}: bad {key}: {e}") from None
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{source}: bad {key}: {e}") from None
-
-
-def _describe(mc: "ModelConfig") -> str:
-    return (f"{mc.architecture} {mc.num_layers} x {mc.hidden_size}, input {mc.input_size}, "
-            f"{mc.num_classes} classes")
-
-
 def file_sha256(path: Path | str) -> str:
     """Hex SHA-256 of a file's bytes (a checkpoint: a few MB): what a later stage or a
     done marker records to tell that file apart from a rewritten one."""
@@ -423,50 +401,6 @@ def file_sha256(path: Path | str) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def load_checkpoint(path: Path | str) -> Checkpoint:
-    """Read and check a checkpoint file (`torch.load(weights_only=True)`)."""
-    return Checkpoint.from_dict(load_torch(path), source=str(path))
-
-
-def load_torch(path: Path | str) -> Any:
-    """`torch.load(path, weights_only=True)` with one-line errors: the one place a `.pt`
-    file of a run is read (checkpoints, and resume state such as `stream_last.pt`)."""
-    import torch
-
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    try:
-        d = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise CheckpointError(
-            f"{path} is not a weights-only PyTorch checkpoint (damaged, or holds objects "
-            "tinykws never saves); refusing to load it"
-        ) from None
-    except PermissionError as e:
-        raise CheckpointError(f"cannot read checkpoint {path}: {e.strerror}") from None
-    except Exception as e:  # truncated zip, garbage bytes, ...
-        first = str(e).split(". ")[0].splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(f"{path} is damaged or not a checkpoint (truncated?): {first}") from None
-    return d
-
-
-def load_model(run_or_checkpoint: Path | str) -> tuple["KWSModel", Checkpoint]:
-    """(model in eval mode, its checkpoint) from a run folder (`RunDir.checkpoint()`) or a
-    checkpoint file."""
-    p = Path(run_or_checkpoint)
-    if not p.exists():
-        raise CheckpointError(f"no such run folder or checkpoint: {p}")
-    path = RunDir(p).checkpoint() if p.is_dir() else p
-    ck = load_checkpoint(path)
-    return ck.build_model(), ck
-
-
-def save_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
-    """Write `checkpoint.to_dict()` atomically."""
-    atomic_torch_save(checkpoint.to_dict(), path)
 
 
 def read_json(path: Path | str, remedy: str) -> Any:

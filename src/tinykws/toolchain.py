@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from tinykws.errors import TinyKWSError
+from tinykws.run import atomic_write_text
 
 FLOAT_ABIS = ("hard", "soft", "softfp")
 GCC = "arm-none-eabi-gcc"
@@ -151,7 +152,6 @@ class Toolchain:
             f"@ Compiler: {self.version}\n"
             f"@ Flags: {' '.join(f for f in flags if not f.startswith('-I'))}\n"
         )
-        from tinykws.run import atomic_write_text
 
         atomic_write_text(out_S, header + asm)  # a kill mid-write never leaves a torn .S
         return out_S

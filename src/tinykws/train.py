@@ -4,7 +4,7 @@ Writes `RUN_DIR/train/`: `config.json` (`TrainConfig` + `ModelConfig`, from
 tinykws.config), `log.csv` (one row an epoch), `curves.png`, `last.pt` (every epoch,
 atomically; `--resume` continues from it exactly) and `best.pt` (best validation
 accuracy).  Checkpoints follow the contract in
-docs/architecture.md and load with `tinykws.run.load_checkpoint` (weights_only=True).
+docs/architecture.md and load with `tinykws.checkpoint.load_checkpoint` (weights_only=True).
 
 Faithful to the seed (ELL's `train_classifier.py` driving EdgeML's FastGRNN):
 - loss: cross-entropy of the linear classifier on the last step;
@@ -31,22 +31,25 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from tinykws.augment import augment_batch
 from tinykws.errors import TinyKWSError
 from tinykws.labels import SILENCE, UNKNOWN
 from tinykws.config import PRESETS, QUICK_PRESETS, TrainConfig
-from tinykws.models import KWSModel, State, build_model
+from tinykws.models import KWSModel, build_model
 from tinykws.models.sparsity import iht_phase, sparse_groups, sparsify_step
 from tinykws.progress import progress_bar
 from tinykws.plots import pyplot, save_png
+from tinykws.checkpoint import Checkpoint, TrainingState, load_checkpoint, load_model
+from tinykws.schedule import RollingBag, RollingPlan, Schedule, learning_rate_at
 from tinykws.run import (
-    Checkpoint, FeatureSplit, RunDir, TrainingState, atomic_torch_save, check_splits_agree, file_sha256,
-    load_checkpoint, load_model, read_features,
+    FeatureSplit, RunDir, atomic_torch_save, check_splits_agree, file_sha256, read_features,
+    split_file,
 )
 from tinykws.tuning import torch_threads, tune_for_training
 
@@ -137,195 +140,6 @@ def normalization_stats(x: Tensor) -> tuple[Tensor, Tensor]:
     mean = x.mean(dim=(0, 1))
     std = x.std(dim=0, unbiased=False).mean(dim=0)
     return mean, torch.where(std == 0, torch.ones_like(std), std)
-
-
-# ---------------------------------------------------------------------------- schedule
-
-
-def learning_rate_at(iteration: int, total: int, cfg: TrainConfig) -> float:
-    """Cosine annealing per iteration (torch's CosineAnnealingLR closed form, as the seed):
-    T_max = total / (2 * lr_peaks + 1), so the rate falls, rises lr_peaks times, ends low."""
-    if cfg.lr_scheduler == "constant":
-        return cfg.learning_rate
-    t_max = max(total / (2 * cfg.lr_peaks + 1), 1e-9)
-    return cfg.lr_min + (cfg.learning_rate - cfg.lr_min) * (
-        1 + math.cos(math.pi * iteration / t_max)
-    ) / 2
-
-
-@dataclass(frozen=True)
-class RollingPlan:
-    """The seed's `--rolling` schedule (ELL train_classifier.py), for one process.
-
-    A rolling length starts at 2 and grows by one each epoch.  While it is at most
-    `max_length` = min(batches per epoch, max_rolling_length + 2, epochs + 2), an epoch
-    is cut short: it trains only its first (rolling length - 1) batches, and a "bag" of
-    100 * batch_size hidden states per layer is reset to zeros.  In every epoch, each
-    batch after the first starts from the hidden states in bag slots [0, batch): after a
-    batch, its final (detached) states are written into batch_size random bag slots.  So
-    a clip starts from zeros or from the state some earlier clip ended in, and the model
-    learns to classify without resetting its state between clips (streaming).  Gradients
-    never flow across batches.
-    """
-
-    batches_per_epoch: int
-    epochs: int
-    max_rolling_length: int
-
-    @property
-    def max_length(self) -> int:
-        m = min(self.batches_per_epoch, self.max_rolling_length + 2)
-        return min(m, self.epochs + 2)
-
-    def length(self, epoch: int) -> int:
-        return 3 + epoch  # 2, then += 1 at the start of every epoch
-
-    def warming(self, epoch: int) -> bool:
-        """Is this epoch cut short (and its bag reset)?"""
-        return self.length(epoch) <= self.max_length
-
-    def batches(self, epoch: int) -> int:
-        return self.length(epoch) - 1 if self.warming(epoch) else self.batches_per_epoch
-
-    def total_iterations(self) -> int:
-        return sum(self.batches(e) for e in range(self.epochs))
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """How many batches each epoch trains, and the iteration count the learning rate
-    and the sparsity phases follow (rolling warm-up epochs are cut short)."""
-
-    batches_per_epoch: int
-    epochs: int
-    rolling: Optional[RollingPlan] = None  # --rolling
-
-    def batches(self, epoch: int) -> int:
-        return self.rolling.batches(epoch) if self.rolling else self.batches_per_epoch
-
-    def warming(self, epoch: int) -> bool:
-        """Is this a rolling warm-up epoch (cut short, its bag reset)?"""
-        return self.rolling is not None and self.rolling.warming(epoch)
-
-    def iterations_before(self, epoch: int) -> int:
-        return sum(self.batches(e) for e in range(epoch))
-
-    @property
-    def total_iterations(self) -> int:
-        return self.iterations_before(self.epochs)
-
-
-BAG_COUNT = 100  # the seed's bag_count
-
-
-class RollingBag:
-    """The bag of hidden states of the seed's `--rolling` training (see `RollingPlan`):
-    BAG_COUNT * batch states per layer. A batch starts from the states in slots [0, B)
-    and leaves its final (detached) states in B random slots."""
-
-    def __init__(self, model: nn.Module, batch: int, device: torch.device,
-                 saved: Optional[State] = None) -> None:
-        self.model, self.size, self.device = model, BAG_COUNT * batch, device
-        self.states: State = model.init_state(self.size, device)  # [L, size, H] (LSTM: h, c)
-        if saved is not None:
-            self.states = _map_state(lambda t: t.to(device), saved)
-
-    def reset(self) -> None:
-        """All states back to zeros (each rolling warm-up epoch)."""
-        self.states = self.model.init_state(self.size, self.device)
-
-    def carry(self, final: State, gen: torch.Generator) -> State:
-        """Store a batch's final states in random slots; the next batch's start states."""
-        n = (final[0] if isinstance(final, tuple) else final).shape[1]  # B
-        slots = torch.randperm(self.size, generator=gen)[:n].to(self.device)
-        if isinstance(self.states, tuple):
-            for k in range(2):
-                self.states[k][:, slots] = final[k].detach()
-        else:
-            self.states[:, slots] = final.detach()
-        return _map_state(lambda t: t[:, :n].clone(), self.states)
-
-    def saved(self) -> State:
-        """A CPU copy for the checkpoint (resume continues from the same bag)."""
-        return _map_state(lambda t: t.cpu(), self.states)
-
-
-def _map_state(fn: Callable[[Tensor], Tensor], state: State) -> State:
-    return tuple(fn(t) for t in state) if isinstance(state, tuple) else fn(state)
-
-
-# ---------------------------------------------------------------------------- augmentation
-
-
-def warp_axis(x: Tensor, axis: int, factor: Tensor, fill: Tensor) -> Tensor:
-    """Resample x [B, T, F] along `axis` (1: time, 2: mel bands) by a factor per clip [B]:
-    output index i reads input position i / factor (linear interpolation), so a factor
-    above 1 stretches (slower speech, formants moved up).  Positions past the end take
-    `fill` (broadcastable to x)."""
-    x_ = x.transpose(1, axis) if axis != 1 else x  # warped axis second: [B, N, ...]
-    n = x_.shape[1]
-    pos = torch.arange(n, device=x.device, dtype=x.dtype)[None, :] / factor[:, None]  # [B, N]
-    lo = pos.floor().clamp(0, n - 1).long()
-    hi = (lo + 1).clamp(max=n - 1)
-    frac = (pos - lo.to(x.dtype)).clamp(0, 1)
-    shape = (x_.shape[0], n) + (1,) * (x_.dim() - 2)
-    gather = lambda i: torch.gather(x_, 1, i.view(shape).expand_as(x_))  # noqa: E731
-    out = gather(lo) * (1 - frac).view(shape) + gather(hi) * frac.view(shape)
-    out = out.transpose(1, axis) if axis != 1 else out
-    inside = (pos <= n - 1).view(shape)
-    inside = inside.transpose(1, axis) if axis != 1 else inside
-    return torch.where(inside, out, fill)
-
-
-def augment_batch(
-    x: Tensor, cfg: TrainConfig, gen: torch.Generator, noise: Optional[Tensor], log_per_db: float
-) -> Tensor:
-    """Random speaking rate and vocal-tract warp, time shift, gain, background-noise mix
-    and SpecAugment masks on log-mel features x [B, T, F] (before normalisation).  Gain and
-    noise act in the log domain: a gain of g dB adds g * log_per_db; noise n mixes as
-    log(e^x + e^(n + level))."""
-    B, T, Fd = x.shape
-    dev = x.device
-
-    def rand(*shape):
-        return torch.rand(*shape, generator=gen).to(dev)
-
-    def randint(lo, hi, shape):
-        return torch.randint(lo, hi, shape, generator=gen).to(dev)
-
-    for amount, axis in ((cfg.time_stretch, 1), (cfg.freq_warp, 2)):
-        if amount > 0:
-            factor = 1 + (rand(B) * 2 - 1) * amount
-            fill = x.min(dim=1, keepdim=True).values if axis == 1 else x[:, :, -1:]
-            x = warp_axis(x, axis, factor, fill)  # time: the quietest level; mel: top band
-    if cfg.time_shift > 0:
-        shift = randint(-cfg.time_shift, cfg.time_shift + 1, (B,))
-        src = torch.arange(T, device=dev)[None, :] - shift[:, None]  # [B, T]
-        valid = (src >= 0) & (src < T)
-        moved = torch.gather(x, 1, src.clamp(0, T - 1)[:, :, None].expand(B, T, Fd))
-        floor = x.min(dim=1, keepdim=True).values  # the clip's quietest level per band
-        x = torch.where(valid[:, :, None], moved, floor)
-    if cfg.gain_db > 0:
-        x = x + ((rand(B) * 2 - 1) * cfg.gain_db * log_per_db)[:, None, None]
-    if cfg.noise_prob > 0 and noise is not None and len(noise):
-        pick = rand(B) < cfg.noise_prob
-        n = noise[randint(0, len(noise), (B,))]
-        lo, hi = cfg.noise_db
-        level = (lo + (hi - lo) * rand(B)) * log_per_db
-        mixed = torch.logaddexp(x, n + level[:, None, None])
-        x = torch.where(pick[:, None, None], mixed, x)
-    for n_masks, width, axis in ((cfg.time_masks, cfg.time_mask_width, 1),
-                                 (cfg.freq_masks, cfg.freq_mask_width, 2)):
-        size = x.shape[axis]
-        fill = x.mean(dim=(1, 2), keepdim=True)
-        for _ in range(n_masks):
-            w = randint(0, width + 1, (B,))
-            start = (rand(B) * (size - w + 1).float()).long()
-            pos = torch.arange(size, device=dev)[None, :]
-            m = (pos >= start[:, None]) & (pos < (start + w)[:, None])  # [B, size]
-            m = m[:, :, None] if axis == 1 else m[:, None, :]
-            x = torch.where(m, fill, x)
-    return x
 
 
 # ---------------------------------------------------------------------------- randomness
@@ -512,8 +326,8 @@ class _Session:
 
 def _load_splits(features_dir: Path) -> tuple[FeatureSplit, FeatureSplit]:
     """training.npz and validation.npz, checked to be made alike."""
-    tr = read_features(features_dir / "training.npz")
-    va = read_features(features_dir / "validation.npz")
+    tr = read_features(split_file(features_dir, "training"))
+    va = read_features(split_file(features_dir, "validation"))
     if len(tr.labels) == 0:
         raise TinyKWSError(f"{features_dir}/training.npz has no clips")
     check_splits_agree(tr, va)
@@ -703,7 +517,7 @@ def _end_epoch(s: _Session, epoch: int, train_loss: float, train_acc: float, lr:
 
 
 def _checkpoint(s: _Session, epoch: int, val_acc: float) -> Checkpoint:
-    """The model after `epoch`, with what `--resume` needs (tinykws.run.Checkpoint)."""
+    """The model after `epoch`, with what `--resume` needs (tinykws.checkpoint.Checkpoint)."""
     return Checkpoint(
         s.model.config, s.training.params, tuple(s.training.categories),
         {k: v.detach().cpu() for k, v in s.model.state_dict().items()},
@@ -752,9 +566,9 @@ def _train(s: _Session, features_dir: Path, max_epochs_this_run: Optional[int]) 
 
 def _test_accuracy(s: _Session, features_dir: Path) -> Optional[float]:
     """Accuracy of best.pt on testing.npz; None without either."""
-    if not (features_dir / "testing.npz").is_file() or not s.run.best.is_file():
+    if not split_file(features_dir, "testing").is_file() or not s.run.best.is_file():
         return None
-    te = read_features(features_dir / "testing.npz")
+    te = read_features(split_file(features_dir, "testing"))
     check_splits_agree(s.training, te)
     best_model, _ = load_model(s.run.best)
     _, acc = evaluate_set(best_model.to(s.device), torch.from_numpy(te.features),
@@ -771,16 +585,3 @@ def _diverged(epoch: int, what: str, train_dir: Path) -> None:
         f"training diverged in epoch {epoch + 1} ({what}); {kept}. "
         "Lower --learning-rate (or --lr-min) and train again"
     )
-
-
-def prepare_features(data_dir: Path | str, run_dir: Path | str, task: str = "google12") -> Path:
-    """`--data`: write RUN_DIR/lists and RUN_DIR/features with the default settings."""
-    try:
-        from tinykws.data.speech_commands import make_lists
-        from tinykws.dataset import featurize_lists
-    except ImportError as e:
-        raise TinyKWSError(f"--data needs the lists and featurize stages ({e}); use --features") from None
-    run_dir = Path(run_dir)
-    make_lists(data_dir, task, run_dir / "lists")
-    featurize_lists(data_dir, run_dir / "lists", run_dir / "features")
-    return run_dir / "features"

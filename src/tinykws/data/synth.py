@@ -35,8 +35,10 @@ import numpy as np
 from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 
 from tinykws.data.audio import CLIP_SAMPLES, SAMPLE_RATE, save_wav
-from tinykws.data.speech_commands import BACKGROUND, GOOGLE12_WORDS
+from tinykws.data.layout import BACKGROUND, GOOGLE12_WORDS
 from tinykws.errors import MAX_WORKERS, TinyKWSError, check_count, check_seed
+from tinykws.progress import progress_bar
+from tinykws.run import read_json
 from tinykws.tuning import ignore_sigint
 
 # The 25 non-keyword words of Speech Commands v0.02: the synthetic "unknown" class then
@@ -511,8 +513,6 @@ def synthesize(
     Re-running with the same parameters on a finished folder does nothing. The folder is
     built beside `out_dir` and renamed into place, so it is never left half-made.
     """
-    from tinykws.progress import progress_bar
-
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     check_seed(seed)
@@ -529,8 +529,6 @@ def synthesize(
     summary = SynthSummary(out_dir=str(out_dir), words=words, per_word=per_word, seed=seed)
     manifest = out_dir / "synth.json"
     if manifest.is_file():
-        from tinykws.run import read_json
-
         old = read_json(manifest, f"delete {out_dir} and synthesize again")
         if not isinstance(old, dict) or not isinstance(old.get("summary"), dict):
             raise TinyKWSError(f"{manifest} is not a synth record; delete {out_dir} and synthesize again")

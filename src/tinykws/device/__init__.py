@@ -18,10 +18,10 @@ One module per job, in dependency order:
 - `qemu`      cross-check of the instruction counts on QEMU's mps2-an386;
 - `verify`    `verify` and its report (parity, instructions, flash, RAM, peak stack);
 - `cost`      MACs per frame of the featurizer and the model (the cost model);
-- `stream`    `verify --stream`: featurizer + model + detector over a long recording,
+- `verify_stream` `verify --stream`: featurizer + model + detector over a long recording,
               detections compared with `tinykws detect --mode rolling` (int8 builds:
               with the integer reference, bit for bit) (not re-exported here: import
-              `verify_stream` from `tinykws.device.stream`).
+              `verify_stream` from `tinykws.device.verify_stream`).
 
 The names below are the package's API; import them from `tinykws.device`.
 """

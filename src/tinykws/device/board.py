@@ -12,24 +12,24 @@ from tinykws.device.errors import DeviceError
 from tinykws.device.harness import KWSDevice
 from tinykws.device.image import build_image, image_inputs
 from tinykws.device.reference import torch_reference
+from tinykws.run import Build, RunDir
 from tinykws.toolchain import Toolchain, check_float_abi
 
 def device_for_run(
     run_dir: Path | str, build: str = "hard", toolchain: Optional[Toolchain] = None
 ) -> KWSDevice:
     """The emulated board for RUN_DIR/device/<build> (hard, soft, int8, int8-hard, ...; see
-    `tinykws.codegen.build_spec`): compiles the run first when the `.S` files are missing,
+    `tinykws.run.Build`): compiles the run first when the `.S` files are missing,
     and relinks the image when they (or the runtime and layout it is built from) are newer
     than it."""
-    from tinykws.codegen import build_spec
-
-    float_abi, precision = build_spec(build)
+    spec = Build.named(build)
+    float_abi, precision = spec.float_abi, spec.precision
     check_float_abi(float_abi)
     run_dir = Path(run_dir)
-    compiled = run_dir / "device" / build
+    compiled = RunDir(run_dir).device(spec)
     sources = [compiled / "featurizer.S", compiled / "model.S"]
     if not all(p.is_file() for p in sources):
-        from tinykws.codegen import compile_run
+        from tinykws.codegen import compile_run  # costly: codegen loads torch and the models
 
         compile_run(run_dir, compiled, "cortex-m4", float_abi, precision=precision)
     elf = compiled / "build" / "image.elf"
@@ -40,13 +40,13 @@ def device_for_run(
     return KWSDevice(elf, shape)
 
 
-def classify_clips(run_dir: Path | str, audio: np.ndarray, abi: str = "hard") -> np.ndarray:
+def classify_clips(run_dir: Path | str, audio: np.ndarray, build: str = "hard") -> np.ndarray:
     """Class scores [N, C] of 1-s clips `audio` [N, S] (int16 samples) on the emulated
     Cortex-M4: each clip from reset, the scores after its last frame (evaluate's backend).
-    `abi`: the build (hard, soft, int8, ...; the folder under RUN_DIR/device/)."""
+    `build`: the `Build`'s name (hard, soft, int8, ...; the folder under RUN_DIR/device/)."""
     audio = np.asarray(audio)
     if audio.ndim != 2:
         raise DeviceError(f"classify_clips: expected clips [N, samples], got shape {audio.shape}")
-    device = device_for_run(run_dir, abi)
+    device = device_for_run(run_dir, build)
     return np.stack([device.run_clip(x).scores[-1] for x in audio]).astype(np.float32)
 

@@ -8,6 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from tinykws.features import mel_filterbank
+
 def featurizer_macs(params: Any) -> dict[str, int]:
     """Multiply-accumulates of one log-mel frame (FeatureParams), by step.
 
@@ -15,8 +17,6 @@ def featurizer_macs(params: Any) -> dict[str, int]:
     (N/4) log2(N/2) butterflies x 4 real multiplies, plus N/4 complex multiplies (4 each)
     for the split into the real spectrum. log() counts 1 per band; it costs more.
     """
-    from tinykws.features import mel_filterbank
-
     n, m = params.fft_size, params.fft_size // 2
     macs = {
         "preemphasis": params.hop,

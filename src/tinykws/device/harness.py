@@ -21,7 +21,7 @@ from tinykws.device.errors import DeviceError
 from tinykws.device.layout import MAILBOX_STATUS, mailbox_offset, pack_mailbox
 from tinykws.quant.formats import FEATURE_FRAC_BITS  # mfcc_FilterInt16's Q7.8
 
-Q15_ONE = 1 << 15  # completemodel_PredictQ, detector_ProcessQ: Q15 (tinykws.detect.Q15_ONE)
+Q15_ONE = 1 << 15  # completemodel_PredictQ, detector_ProcessQ: Q15 (tinykws.triggers.Q15_ONE)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
+from tinykws.device import layout
 from tinykws.device.errors import DeviceError
 from tinykws.device.layout import linker_memory, mailbox_header_c
 from tinykws.toolchain import GCC, Toolchain, ToolchainError, check_float_abi, find_toolchain
@@ -29,8 +30,6 @@ def runtime_dir() -> Path:
 def image_inputs() -> list[Path]:
     """What every image is built from besides the compiled files: the runtime sources and
     layout.py (an image older than any of them has a stale harness or memory map)."""
-    from tinykws.device import layout
-
     return [*sorted(runtime_dir().iterdir()), Path(layout.__file__)]
 
 

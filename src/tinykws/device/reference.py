@@ -10,8 +10,15 @@ from pathlib import Path
 
 import numpy as np
 
+from tinykws.triggers import IntTrigger, Q15_ONE
 from tinykws.device.errors import DeviceError
 from tinykws.device.harness import HarnessShape
+from tinykws.features import frames_from_stream
+from tinykws.quant.calibrate import int_model_checkpoint, load_int_model
+from tinykws.quant.features import frames_from_stream_q, int_tables
+from tinykws.quant.model import scores_float
+from tinykws.checkpoint import load_model
+from tinykws.run import RunDir
 
 def torch_reference(run_dir: Path | str):
     """(reference, HarnessShape, FeatureParams, Checkpoint) from the run's checkpoint.
@@ -21,9 +28,6 @@ def torch_reference(run_dir: Path | str):
     logits after every frame (KWSModel.forward_sequence = KWSModel.step frame by frame).
     """
     import torch
-
-    from tinykws.features import frames_from_stream
-    from tinykws.run import load_model
 
     model, ck = load_model(run_dir)
     fp = ck.feature_params
@@ -43,9 +47,7 @@ def torch_reference(run_dir: Path | str):
 def onnx_reference(run_dir: Path | str):
     """Like `torch_reference`, but the scores come from RUN_DIR/export/model_step.onnx run
     frame by frame in onnxruntime (the exported artifact, states carried between steps)."""
-    from tinykws.export import onnx_session
-    from tinykws.features import frames_from_stream
-    from tinykws.run import RunDir
+    from tinykws.export import onnx_session  # optional: tinykws.export needs torch
 
     _, shape, fp, ck = torch_reference(run_dir)
     path = RunDir(run_dir).model_step_onnx
@@ -78,10 +80,6 @@ def int_reference(run_dir: Path | str):
     float entry points `mfcc_Filter` and `completemodel_Predict` return them: the device
     must match them exactly. The returned `Checkpoint` is the one the integer model was
     quantized from (`tinykws.quant.calibrate.int_model_checkpoint`)."""
-    from tinykws.quant.calibrate import int_model_checkpoint, load_int_model
-    from tinykws.quant.features import frames_from_stream_q
-    from tinykws.quant.model import scores_float
-
     im = load_int_model(run_dir)
     _, shape, fp, ck = torch_reference(int_model_checkpoint(run_dir, im))
 
@@ -120,13 +118,10 @@ class IntStreamReference:
     """
 
     def __init__(self, model, params, config, categories, time_of) -> None:
-        from tinykws.detect import IntTrigger
-        from tinykws.quant.features import int_tables
-
         self.model, self.params, self.time_of = model, params, time_of
         self.categories = list(categories)
         self.trigger = IntTrigger.from_config(config, self.categories,
-                                              1000.0 * params.hop / params.sample_rate)
+                                              params.frame_ms)
         self.state = model.init_state(1)
         ring_blocks = -(-int_tables(params).ring_size // params.hop)
         self.context = max(params.first_block, ring_blocks + 1) * params.hop  # samples
@@ -135,10 +130,6 @@ class IntStreamReference:
 
     def feed(self, pcm: np.ndarray) -> IntStreamChunk:
         """The next whole blocks of int16 samples -> their frames (none for the warm-up)."""
-        from tinykws.detect import Q15_ONE
-        from tinykws.quant.features import frames_from_stream_q
-        from tinykws.quant.model import scores_float
-
         hop, warm = self.params.hop, self.params.first_block - 1
         x = np.asarray(pcm).astype(np.int16)
         if x.ndim != 1 or x.size % hop:

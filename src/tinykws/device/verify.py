@@ -23,12 +23,17 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from tinykws.data.audio import load_audio
+from tinykws.data.speech_commands import read_list
 from tinykws.device.emulator import CallCounts, soft_float_calls
 from tinykws.device.errors import DeviceError
 from tinykws.device.harness import KWSDevice
 from tinykws.device.image import build_image
 from tinykws.device.qemu import qemu_binary, qemu_cross_check
 from tinykws.device.reference import int_reference, onnx_reference, torch_reference
+from tinykws.progress import progress_bar
+from tinykws.quant.calibrate import int_model_checkpoint
+from tinykws.run import INT_MODEL_STAMP, VERIFY_REPORT, RunDir, compiled_run, file_sha256
 from tinykws.toolchain import (
     Toolchain,
     asm_float_abi,
@@ -122,8 +127,6 @@ def verify_device(
     (clip, frame, class, values, and the featurizer's difference at that frame, to tell
     featurizer from model faults).
     """
-    from tinykws.progress import progress_bar
-
     if not clips:
         raise DeviceError("no clips to verify")
     audio = np.stack([a.astype(np.float32) for _, a in clips])  # [N, S]
@@ -132,11 +135,8 @@ def verify_device(
     sec_diff, sec_agree, sec_last = 0.0, 0, []
     warm = device.shape.warmup_blocks
     max_diff = max_fdiff = 0.0
-    agree, n_frames, first, counted = 0, 0, None, 0
-    calls: dict[str, list[int]] = {}
-    totals: dict[str, int] = {}
-    sp: dict[str, int] = {}
-    entered: dict[str, set[str]] = {}
+    agree, n_frames, first = 0, 0, None
+    counted = _CountSum()
     bar = progress_bar(transient=True)
     if not progress:
         bar.disable = True
@@ -146,15 +146,7 @@ def verify_device(
             run = device.run_clip(x, count=i < count_clips, count_blocks=count_blocks,
                                   integer=integer)
             if run.counts is not None:
-                counted += 1
-                for k, v in run.counts.per_call.items():
-                    calls.setdefault(k, []).extend(v)
-                for k, v in run.counts.total.items():
-                    totals[k] = totals.get(k, 0) + v
-                for k, v in run.counts.sp_at_entry.items():
-                    sp[k] = min(sp.get(k, v), v)
-                for k, v in run.counts.entered.items():
-                    entered.setdefault(k, set()).update(v)
+                counted.add(run.counts)
             dev_feat = run.features[warm:]  # [T, F]: frames once the window is full
             if run.scores.shape != ref_scores[i].shape or dev_feat.shape != ref_feat[i].shape:
                 raise DeviceError(
@@ -178,22 +170,7 @@ def verify_device(
                 sec_last.append(float(np.abs(run.scores[-1] - sec_scores[i][-1]).max()))
                 sec_agree += int(np.argmax(run.scores[-1])) == int(np.argmax(sec_scores[i][-1]))
             if first is None and (bad.any() or not same):
-                if bad.any():
-                    t, c = np.argwhere(bad)[0]
-                else:  # scores within tolerance but the final decision differs (a tie)
-                    t, c = len(diff) - 1, int(np.argmax(diff[-1]))
-                first = {
-                    "clip": name,
-                    "clip_index": i,
-                    "frame": int(t),
-                    "class_index": int(c),
-                    "device": float(run.scores[t, c]),
-                    "reference": float(ref_scores[i][t, c]),
-                    "abs_diff": float(diff[t, c]),
-                    "feature_max_diff_at_frame": float(fdiff[t]),
-                    "argmax_device": int(np.argmax(run.scores[-1])),
-                    "argmax_reference": int(np.argmax(ref_scores[i][-1])),
-                }
+                first = _first_mismatch(name, i, run.scores, ref_scores[i], diff, fdiff, bad)
             bar.advance(task)
     parity = {
         "ok": first is None,
@@ -205,7 +182,7 @@ def verify_device(
         "argmax_agreement": agree / len(clips),
         "first_mismatch": first,
         "clips": [n for n, _ in clips],
-        "counted_clips": counted,
+        "counted_clips": counted.clips,
     }
     if sec_scores is not None:
         parity["float_model"] = {
@@ -213,8 +190,56 @@ def verify_device(
             "mean_last_frame_max_diff": float(np.mean(sec_last)),
             "argmax_agreement": sec_agree / len(clips),
         }
-    counts = CallCounts(totals, calls, sp, entered) if calls else None
-    return parity, counts
+    return parity, counted.result()
+
+
+class _CountSum:
+    """The instruction counts of several clips, summed (per call lists joined, the lowest
+    stack pointer at each entry, the functions each entry point reached)."""
+
+    def __init__(self) -> None:
+        self.clips = 0
+        self.calls: dict[str, list[int]] = {}
+        self.totals: dict[str, int] = {}
+        self.sp: dict[str, int] = {}
+        self.entered: dict[str, set[str]] = {}
+
+    def add(self, counts: CallCounts) -> None:
+        """One more counted clip."""
+        self.clips += 1
+        for k, v in counts.per_call.items():
+            self.calls.setdefault(k, []).extend(v)
+        for k, v in counts.total.items():
+            self.totals[k] = self.totals.get(k, 0) + v
+        for k, v in counts.sp_at_entry.items():
+            self.sp[k] = min(self.sp.get(k, v), v)
+        for k, v in counts.entered.items():
+            self.entered.setdefault(k, set()).update(v)
+
+    def result(self) -> Optional[CallCounts]:
+        return CallCounts(self.totals, self.calls, self.sp, self.entered) if self.calls else None
+
+
+def _first_mismatch(name: str, i: int, scores: np.ndarray, ref: np.ndarray, diff: np.ndarray,
+                    fdiff: np.ndarray, bad: np.ndarray) -> dict[str, Any]:
+    """Where clip `i` first differs: the first bad score, or (scores within tolerance but the
+    final decision differs, a tie) the last frame's largest difference."""
+    if bad.any():
+        t, c = np.argwhere(bad)[0]
+    else:
+        t, c = len(diff) - 1, int(np.argmax(diff[-1]))
+    return {
+        "clip": name,
+        "clip_index": i,
+        "frame": int(t),
+        "class_index": int(c),
+        "device": float(scores[t, c]),
+        "reference": float(ref[t, c]),
+        "abs_diff": float(diff[t, c]),
+        "feature_max_diff_at_frame": float(fdiff[t]),
+        "argmax_device": int(np.argmax(scores[-1])),
+        "argmax_reference": int(np.argmax(ref[-1])),
+    }
 
 
 FLOAT_ENTRY_POINTS = {"featurizer": "mfcc_Filter", "model": "completemodel_Predict"}
@@ -263,8 +288,6 @@ def select_clips(
         if not paths:
             raise DeviceError(f"no .wav files under {data_dir}")
     else:
-        from tinykws.data.speech_commands import read_list
-
         lists = Path(run_dir) / "lists"
         paths = [e.path for e in read_list(lists, "testing")]
         if not paths:
@@ -280,8 +303,6 @@ def select_clips(
 def float_reference(run_dir: Path | str, reference: str, checkpoint: Optional[Path] = None):
     """`torch_reference` of `checkpoint` (default: the run's), or `onnx_reference` of the run
     (RUN_DIR/export holds the run's checkpoint only, so another checkpoint is refused)."""
-    from tinykws.run import RunDir
-
     if reference == "torch":
         return torch_reference(checkpoint or run_dir)
     if checkpoint is not None and Path(checkpoint).resolve() != RunDir(run_dir).checkpoint().resolve():
@@ -300,11 +321,8 @@ def check_int_build_current(compiled_dir: Path | str, run_dir: Path | str) -> No
     """Refuse an int8 build made from another integer model than the run's
     quant/model_int.npz (the run was re-quantized since): every frame would differ, and
     the cause is a stale build, not the device. Builds from before the stamp pass."""
-    from tinykws.codegen import INT_MODEL_STAMP
-    from tinykws.run import file_sha256
-
     stamp = Path(compiled_dir) / INT_MODEL_STAMP
-    qpath = Path(run_dir) / "quant" / "model_int.npz"
+    qpath = RunDir(run_dir).int_model
     if not stamp.is_file() or not qpath.is_file():
         return
     try:
@@ -359,7 +377,7 @@ def verify(
     """Link `compiled_dir/{featurizer,model}.S` into an emulated Cortex-M4 image, run real
     clips through it and compare every class score with the PyTorch model.
 
-    `run_dir` defaults to compiled_dir/../.. (RUN_DIR/device/<abi>). Writes
+    `run_dir` defaults to the run the folder was compiled from (`compiled_dir/run.json`). Writes
     `compiled_dir/verify.json`; the build lands in `compiled_dir/build/`. Instructions are
     counted on `count_clips` clips x `count_blocks` blocks (default per ABI: COUNTING).
     `qemu`: also count the first clip's first blocks on QEMU's mps2-an386 (exact
@@ -368,42 +386,20 @@ def verify(
     """
     t0 = time.perf_counter()
     compiled_dir = Path(compiled_dir)
-    for f in ("featurizer.S", "model.S"):
-        if not (compiled_dir / f).is_file():
-            raise DeviceError(
-                f"{compiled_dir / f} not found: run `tinykws compile RUN_DIR` first"
-            )
-    check_writable(compiled_dir)
-    run_dir = Path(run_dir) if run_dir is not None else compiled_dir.resolve().parent.parent
-    from tinykws.run import RunDir
-
-    if not RunDir(run_dir).has_checkpoint():
-        raise DeviceError(f"{run_dir}: no train/best.pt or train/last.pt: pass the run folder with --run")
+    run_dir = check_build(compiled_dir, run_dir)
     float_abi = check_float_abi(float_abi or detect_float_abi(compiled_dir))
     precision = detect_precision(compiled_dir)
     if reference not in ("torch", "onnx"):
         raise DeviceError(f"reference must be 'torch' or 'onnx', not {reference!r}")
     # the checkpoints first: a damaged or inconsistent one fails before any build
-    secondary, float_source = None, None
-    if precision == "int8":  # exact against the integer reference; beside it, the float model
-        # it was quantized from (quant/qat.pt when quantize kept fine-tuning), measured
-        from tinykws.quant.calibrate import int_model_checkpoint
-
-        float_source = int_model_checkpoint(run_dir)
-        secondary = float_reference(run_dir, reference, float_source)[0]
-        ref_fn, shape, fp, _ = int_reference(run_dir)  # a damaged model fails here first
-        check_int_build_current(compiled_dir, run_dir)
-        reference, atol = "int", 0.0
-    else:
-        ref_fn, shape, fp, _ = float_reference(run_dir, reference)
+    refs = _references(compiled_dir, run_dir, precision, reference, atol)
+    ref_fn, shape, fp, secondary, float_source, reference, atol = refs
     tc = toolchain or find_toolchain()
     build = compiled_dir / "build"
     elf = build_image(
         [compiled_dir / "featurizer.S", compiled_dir / "model.S"], build, float_abi, tc
     )
     clips = []
-    from tinykws.data.audio import load_audio
-
     for p in select_clips(run_dir, data_dir, max_clips):
         x, _ = load_audio(p, fp.sample_rate, fp.clip_samples)
         clips.append((str(p), x))
@@ -426,11 +422,8 @@ def verify(
     entry_points = INT_ENTRY_POINTS if int8 else FLOAT_ENTRY_POINTS
     float_interface = None
     if int8:  # the same clips through the float interface, checked alike
-        fparity, fcounts = verify_device(device, clips, ref_fn, atol, n_count, progress,
-                                         count_blocks or default_blocks, None, 0.0)
-        float_interface = {k: fparity[k] for k in
-                           ("ok", "max_abs_diff", "max_feature_diff", "first_mismatch")}
-        float_interface["instructions"] = instruction_summary(fcounts, fparity["counted_clips"])
+        float_interface = _float_interface(device, clips, ref_fn, atol, n_count, progress,
+                                           count_blocks or default_blocks)
     stack = device.peak_stack(counts)
     qemu_check = None
     if qemu:
@@ -460,8 +453,49 @@ def verify(
         float_interface=float_interface,
         **{**parity, "ok": parity["ok"] and (float_interface or {"ok": True})["ok"]},
     )
-    report.save(compiled_dir / "verify.json")
+    report.save(compiled_dir / VERIFY_REPORT)
     return report
+
+
+def check_build(compiled_dir: Path, run_dir: Path | str | None) -> Path:
+    """The run folder of a build about to be verified (`run_dir`, else the one it was
+    compiled from), refused with one line when the build's `.S` files are missing, its
+    folder is not writable or the run has no checkpoint."""
+    for f in ("featurizer.S", "model.S"):
+        if not (compiled_dir / f).is_file():
+            raise DeviceError(f"{compiled_dir / f} not found: run `tinykws compile RUN_DIR` first")
+    check_writable(compiled_dir)
+    run_dir = Path(run_dir) if run_dir is not None else compiled_run(compiled_dir)
+    if not RunDir(run_dir).has_checkpoint():
+        raise DeviceError(f"{run_dir}: no train/best.pt or train/last.pt: pass the run folder with --run")
+    return run_dir
+
+
+def _references(compiled_dir: Path, run_dir: Path, precision: str, reference: str, atol: float
+                ) -> tuple[Any, Any, Any, Any, Optional[Path], str, float]:
+    """What a build is compared with: (reference function, harness shape, FeatureParams,
+    the float model measured beside an int8 build or None, its checkpoint or None, the
+    reference's name, the tolerance). An int8 build is held exactly to the integer
+    reference; beside it, the float model it was quantized from (quant/qat.pt when
+    quantize kept fine-tuning) is measured."""
+    if precision != "int8":
+        ref_fn, shape, fp, _ = float_reference(run_dir, reference)
+        return ref_fn, shape, fp, None, None, reference, atol
+    float_source = int_model_checkpoint(run_dir)
+    secondary = float_reference(run_dir, reference, float_source)[0]
+    ref_fn, shape, fp, _ = int_reference(run_dir)  # a damaged model fails here first
+    check_int_build_current(compiled_dir, run_dir)
+    return ref_fn, shape, fp, secondary, float_source, "int", 0.0
+
+
+def _float_interface(device: KWSDevice, clips: list, ref_fn: Any, atol: float, n_count: int,
+                     progress: bool, blocks: int) -> dict[str, Any]:
+    """An int8 build's float entry points on the same clips, checked like its integer ones."""
+    fparity, fcounts = verify_device(device, clips, ref_fn, atol, n_count, progress, blocks,
+                                     None, 0.0)
+    out = {k: fparity[k] for k in ("ok", "max_abs_diff", "max_feature_diff", "first_mismatch")}
+    out["instructions"] = instruction_summary(fcounts, fparity["counted_clips"])
+    return out
 
 
 def _chain(ins: dict[str, Any]) -> str:

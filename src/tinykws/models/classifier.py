@@ -1,7 +1,7 @@
 """`KWSModel`: normalisation, 1-3 recurrent layers and a linear classifier on the last step.
 
 The model config is a frozen dataclass saved in every checkpoint, so export, codegen and
-resume rebuild the model without guessing (`tinykws.run.load_checkpoint`).
+resume rebuild the model without guessing (`tinykws.checkpoint.load_checkpoint`).
 """
 
 from __future__ import annotations

@@ -22,27 +22,13 @@ Parameter names and shapes are a contract with export and codegen (docs/architec
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Optional
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
 from tinykws.tuning import torch_threads
-
-if TYPE_CHECKING:
-    from tinykws.codegen.emit import ModelWriter
-
-# Limits of the C runtime's one-exponential FastGRNN gate (tkws_fastgrnn_step), written into
-# every generated cell that uses it. The gate pre-activation u = a + bias_gate is clamped to
-# +-GATE_CLAMP (sigma(u) is exactly 0 or 1 in float beyond it). tanh(a + bias_update) is then
-# computed from e^-2u e^(2 gap): it must be saturated (tanhf(v) == 1 for v >= 9.01) whenever
-# the clamp is active, and e^(2 (GATE_CLAMP + gap)) must stay below FLT_MAX (e^88.7).
-GATE_CLAMP = 26.0
-TANH_SATURATES_AT = 9.1
-GATE_K_MAX_BIAS_GAP = GATE_CLAMP - TANH_SATURATES_AT  # 16.9
-assert 2.0 * (GATE_CLAMP + GATE_K_MAX_BIAS_GAP) < 88.7
 
 
 def _low_rank_or_full(
@@ -125,31 +111,6 @@ class _FastCellBase(nn.Module):
     def step(self, x: Tensor, h: Tensor) -> Tensor:
         """One frame: x [B, in], h [B, H] -> h' [B, H]."""
         return self.recur(self.project_input(x), h)
-
-    def _emit_c_matrices(self, w: "ModelWriter", i: int) -> dict[str, str]:
-        """`tkws_fast_cell` members w, w2, u, u2 (low rank: factor 1 in w/u, factor 2 in
-        w2/u2; full rank leaves w2/u2 out, i.e. NULL), plus `tmp` for the layer's step."""
-        out = {}
-        for nm, rank in (("W", self.wrank), ("U", self.urank)):
-            key = nm.lower()
-            if rank is None:
-                out[key] = "&" + w.matrix(f"l{i}_{nm}", getattr(self, nm)).name
-            else:
-                first = w.matrix(f"l{i}_{nm}1", getattr(self, nm + "1"))
-                out[key] = "&" + first.name
-                out[key + "2"] = "&" + w.matrix(f"l{i}_{nm}2", getattr(self, nm + "2")).name
-                w.scratch_buffer("tmp", first.rows_p)
-        return out
-
-    def _emit_c_step(self, w: "ModelWriter", i: int, x: str, fields: dict[str, Any]) -> str:
-        """The layer's `tkws_fast_cell` and its step call; returns the output h (C)."""
-        kind = "fastgrnn" if isinstance(self, FastGRNNCell) else "fastrnn"
-        cell = w.struct("tkws_fast_cell", f"cell{i}", fields)
-        h = w.state_buffer(f"h{i}", max(self.hidden_size, 4))
-        a = w.scratch_buffer("a", self.hidden_size)
-        tmp = "work.tmp" if self.wrank is not None or self.urank is not None else "0"
-        w.step(f"tkws_{kind}_step(&{cell}, {x}, {h}, {a}, {tmp});")
-        return h
 
     def recur(self, wx: Tensor, h: Tensor) -> Tensor:  # pragma: no cover - abstract
         """The recurrence given the frame's input projection wx = W x [B, H]."""
@@ -363,24 +324,6 @@ class FastGRNNCell(_FastCellBase):
             self.zeta, self.nu, torch.is_grad_enabled(),
         )
 
-    def emit_c(self, w: "ModelWriter", i: int, x: str) -> str:
-        """C for layer `i` on input `x` (a C expression): tables, `tkws_fast_cell`, step
-        call (`tkws_fastgrnn_step`). Returns the C expression of the layer's output h.
-
-        When every |bias_gate - bias_update| <= GATE_K_MAX_BIAS_GAP the gate takes the
-        one-exponential path (`gate_k`, clamp `GATE_CLAMP`), else two exponentials."""
-        fields: dict[str, Any] = {"hidden": self.hidden_size, **self._emit_c_matrices(w, i)}
-        fields["bias_gate"] = w.vector(f"l{i}_bias_gate", self.bias_gate)
-        fields["bias_update"] = w.vector(f"l{i}_bias_update", self.bias_update)
-        fields["k1"] = float(torch.sigmoid(self.zeta.detach().float()).item())
-        fields["k2"] = float(torch.sigmoid(self.nu.detach().float()).item())
-        bg, bu = (p.detach().cpu().float().numpy() for p in (self.bias_gate, self.bias_update))
-        gap = bg.astype(np.float64) - bu  # [H]
-        if np.all(np.abs(gap) <= GATE_K_MAX_BIAS_GAP):
-            fields["gate_k"] = w.vector(f"l{i}_gate_k", np.exp(2.0 * gap))
-            fields["gate_clamp"] = GATE_CLAMP
-        return self._emit_c_step(w, i, x, fields)
-
 
 # ---------------------------------------------------------------------------- FastRNN
 
@@ -477,11 +420,3 @@ class FastRNNCell(_FastCellBase):
             pre.contiguous(), h, self.effective_U(), self.bias_update, self.alpha, self.beta,
             torch.is_grad_enabled(),
         )
-
-    def emit_c(self, w: "ModelWriter", i: int, x: str) -> str:
-        """C for layer `i` (`tkws_fastrnn_step`); returns the C expression of its output h."""
-        fields: dict[str, Any] = {"hidden": self.hidden_size, **self._emit_c_matrices(w, i)}
-        fields["bias_update"] = w.vector(f"l{i}_bias_update", self.bias_update)
-        fields["k1"] = float(torch.sigmoid(self.alpha.detach().float()).item())
-        fields["k2"] = float(torch.sigmoid(self.beta.detach().float()).item())
-        return self._emit_c_step(w, i, x, fields)

@@ -9,13 +9,8 @@ GRU / LSTM operators.  The interface matches the FastGRNN cells: time-major sequ
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import Tensor, nn
-
-if TYPE_CHECKING:
-    from tinykws.codegen.emit import ModelWriter
 
 
 class GRULayer(nn.Module):
@@ -39,19 +34,6 @@ class GRULayer(nn.Module):
     def step(self, x: Tensor, h: Tensor) -> Tensor:
         """One frame: x [B, in], h [B, H] -> h' [B, H]."""
         return self.forward(x.unsqueeze(0), h)[1]
-
-    def emit_c(self, w: "ModelWriter", i: int, x: str) -> str:
-        """C for layer `i` (`tkws_gru_step`); returns the C expression of its output h."""
-        wih = w.matrix(f"l{i}_w_ih", self.rnn.weight_ih_l0)
-        whh = w.matrix(f"l{i}_w_hh", self.rnn.weight_hh_l0)
-        cell = w.struct("tkws_gru_cell", f"cell{i}", {
-            "hidden": self.hidden_size, "w_ih": "&" + wih.name, "w_hh": "&" + whh.name,
-            "b_ih": w.vector(f"l{i}_b_ih", self.rnn.bias_ih_l0),
-            "b_hh": w.vector(f"l{i}_b_hh", self.rnn.bias_hh_l0)})
-        h = w.state_buffer(f"h{i}", max(self.hidden_size, 4))
-        gi, gh = w.scratch_buffer("g", wih.rows_p), w.scratch_buffer("g2", wih.rows_p)
-        w.step(f"tkws_gru_step(&{cell}, {x}, {h}, {gi}, {gh});")
-        return h
 
 
 class LSTMLayer(nn.Module):
@@ -79,17 +61,3 @@ class LSTMLayer(nn.Module):
     def step(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         """One frame: x [B, in], (h, c) -> (h', c')."""
         return self.forward(x.unsqueeze(0), state)[1]
-
-    def emit_c(self, w: "ModelWriter", i: int, x: str) -> str:
-        """C for layer `i` (`tkws_lstm_step`, biases summed); returns its output h (C)."""
-        wih = w.matrix(f"l{i}_w_ih", self.rnn.weight_ih_l0)
-        whh = w.matrix(f"l{i}_w_hh", self.rnn.weight_hh_l0)
-        bias = self.rnn.bias_ih_l0.detach().float() + self.rnn.bias_hh_l0.detach().float()
-        cell = w.struct("tkws_lstm_cell", f"cell{i}", {
-            "hidden": self.hidden_size, "w_ih": "&" + wih.name, "w_hh": "&" + whh.name,
-            "bias": w.vector(f"l{i}_bias", bias)})
-        h = w.state_buffer(f"h{i}", max(self.hidden_size, 4))
-        c = w.state_buffer(f"c{i}", self.hidden_size)
-        g = w.scratch_buffer("g", wih.rows_p)
-        w.step(f"tkws_lstm_step(&{cell}, {x}, {h}, {c}, {g});")
-        return h

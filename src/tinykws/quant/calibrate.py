@@ -15,112 +15,22 @@ Writes `RUN_DIR/quant/`:
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from tinykws.errors import TinyKWSError
-from tinykws.run import file_sha256
-from tinykws.quant.model import IntModel, quantize_features, quantize_model, scores_float
+from tinykws.quant.measure import (  # noqa: F401 (the measures, re-exported)
+    CALIB_CLIPS, Agreement, calibration_set, compare, float_scores, hidden_ranges, int_scores,
+    layer_ranges,
+)
+from tinykws.quant.model import IntModel, quantize_model
+from tinykws.checkpoint import Checkpoint, load_model, save_checkpoint
+from tinykws.run import (
+    RunDir, atomic_write_text, check_split_made_like, file_sha256, read_features, split_file,
+)
 
-if TYPE_CHECKING:
-    from tinykws.run import Checkpoint
-
-CALIB_CLIPS = 512  # training clips the hidden-state ranges are measured on
-QAT_CHECKPOINT = "qat.pt"  # in RUN_DIR/quant/: the fine-tuned float model, when it is kept
-
-
-def hidden_ranges(model: Any, features: np.ndarray, batch: int = 256) -> list[float]:
-    """Max |h| of every layer of a float `KWSModel` over clips `features` [N, T, F]."""
-    return layer_ranges(model, features, batch)[0]
-
-
-def layer_ranges(model: Any, features: np.ndarray, batch: int = 256
-                 ) -> tuple[list[float], list[tuple[float, float]]]:
-    """(max |h| of every layer, (max |W1 x|, max |U1 h|) of every layer) of a float
-    `KWSModel` over clips `features` [N, T, F]: what `quantize_model` needs. The inner
-    ranges are those of the low-rank factors (0 for a full-rank matrix), with x as the
-    integer layer sees it (the first layer: x / std; the mean is folded into the biases)."""
-    import torch
-
-    hmax = [0.0] * len(model.cells)
-    inner = [[0.0, 0.0] for _ in model.cells]
-    with torch.no_grad():
-        for s in range(0, len(features), batch):
-            x = torch.from_numpy(np.ascontiguousarray(features[s : s + batch], dtype=np.float32))
-            seq = ((x - model.mean) / model.std).transpose(0, 1)  # [T, B, F]
-            raw = (x / model.std).transpose(0, 1)  # what the first layer's W1 multiplies
-            for i, cell in enumerate(model.cells):
-                inp = raw if i == 0 else seq
-                seq, _ = cell(seq, cell.init_state(seq.shape[1]))
-                if getattr(cell, "wrank", None) is not None:
-                    inner[i][0] = max(inner[i][0], float((inp @ cell.W1.T).abs().max()))
-                if getattr(cell, "urank", None) is not None:  # h0 = 0: U1 h0 = 0
-                    inner[i][1] = max(inner[i][1], float((seq @ cell.U1.T).abs().max()))
-                hmax[i] = max(hmax[i], float(seq.abs().max()))
-    return hmax, [(a, b) for a, b in inner]
-
-
-def calibration_set(features: np.ndarray, n: int = CALIB_CLIPS, seed: int = 0) -> np.ndarray:
-    """An evenly random subset of at most `n` training clips (reproducible)."""
-    if len(features) <= n:
-        return features
-    idx = np.sort(np.random.default_rng(seed).choice(len(features), n, replace=False))
-    return features[idx]
-
-
-@dataclass
-class Agreement:
-    """Integer vs float model on one feature set (last frame of every clip)."""
-
-    n: int
-    float_accuracy: float
-    int_accuracy: float
-    argmax_agreement: float
-    max_score_diff: float  # |int - float| softmax probability, any frame, any class
-    mean_last_score_diff: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def float_scores(model: Any, features: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Softmax probabilities after every frame [N, T, C] of the float model."""
-    import torch
-
-    out = []
-    with torch.no_grad():
-        for s in range(0, len(features), batch):
-            x = torch.from_numpy(np.ascontiguousarray(features[s : s + batch], dtype=np.float32))
-            logits, _ = model.forward_sequence(x)
-            out.append(torch.softmax(logits.double(), -1).float().numpy())
-    return np.concatenate(out)
-
-
-def int_scores(im: IntModel, features: np.ndarray, batch: int = 512) -> np.ndarray:
-    """Float probabilities [N, T, C] of the integer model on float features (quantized to
-    Q7.8 first, as the contract with the featurizer says)."""
-    out = []
-    for s in range(0, len(features), batch):
-        _, sc = im.run(quantize_features(features[s : s + batch]))
-        out.append(scores_float(sc))
-    return np.concatenate(out)
-
-
-def compare(model: Any, im: IntModel, features: np.ndarray, labels: np.ndarray) -> Agreement:
-    fs = float_scores(model, features)
-    qs = int_scores(im, features)
-    fa, qa = fs[:, -1].argmax(-1), qs[:, -1].argmax(-1)
-    return Agreement(
-        n=len(labels),
-        float_accuracy=float((fa == labels).mean()),
-        int_accuracy=float((qa == labels).mean()),
-        argmax_agreement=float((fa == qa).mean()),
-        max_score_diff=float(np.abs(fs - qs).max()),
-        mean_last_score_diff=float(np.abs(fs[:, -1] - qs[:, -1]).mean()),
-    )
 
 
 def _load(path: Path, meta: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -128,8 +38,6 @@ def _load(path: Path, meta: Any) -> tuple[np.ndarray, np.ndarray]:
 
     Refuses a split whose categories or feature parameters are not the checkpoint's
     (`meta`): calibrating on features made another way would pick wrong scales silently."""
-    from tinykws.run import check_split_made_like, read_features
-
     fs = read_features(path)
     check_split_made_like(fs, meta.categories, meta.feature_params, "the checkpoint")
     return fs.features, fs.labels
@@ -141,16 +49,14 @@ def quantize_run(run_dir: Path | str, qat_epochs: int = 0, per_row: bool = True,
 
     Post-training quantization always; with `qat_epochs > 0` also quantization-aware
     fine-tuning, and the better of the two on the validation features is kept."""
-    from tinykws.run import RunDir, load_model
-
     run_dir = Path(run_dir)
     ckpt = Path(checkpoint) if checkpoint else RunDir(run_dir).checkpoint()
     model, meta = load_model(ckpt)
     categories = list(meta.categories)
     feats = RunDir(run_dir).features
-    tr_x, tr_y = _load(feats / "training.npz", meta)
-    va_x, va_y = _load(feats / "validation.npz", meta)
-    te = feats / "testing.npz"
+    tr_x, tr_y = _load(split_file(feats, "training"), meta)
+    va_x, va_y = _load(split_file(feats, "validation"), meta)
+    te = split_file(feats, "testing")
     te_x, te_y = _load(te, meta) if te.is_file() else (None, None)
 
     def measure(m: Any) -> tuple[IntModel, dict[str, Any]]:
@@ -165,16 +71,16 @@ def quantize_run(run_dir: Path | str, qat_epochs: int = 0, per_row: bool = True,
     im, ptq = measure(model)
     report: dict[str, Any] = {"checkpoint": str(ckpt), "per_row": per_row, "ptq": ptq,
                               "calibration_clips": int(min(len(tr_x), CALIB_CLIPS))}
-    out = run_dir / "quant"
+    rd = RunDir(run_dir)
     chosen, source = "ptq", ckpt
     if qat_epochs > 0:
-        from tinykws.quant.qat import finetune
+        from tinykws.quant.qat import finetune  # optional: needs torch (the `train` extra)
 
         tuned = finetune(model, tr_x, tr_y, va_x, va_y, epochs=qat_epochs, per_row=per_row, seed=seed)
         im_qat, qat = measure(tuned)
         report["qat"] = {"epochs": qat_epochs, **qat}
         if qat["validation"]["int_accuracy"] > ptq["validation"]["int_accuracy"]:
-            im, chosen, source = im_qat, "qat", out / QAT_CHECKPOINT
+            im, chosen, source = im_qat, "qat", rd.qat_checkpoint
             _save_checkpoint(tuned, meta, source)
     report["chosen"] = chosen
     report["source_checkpoint"] = im.info["checkpoint"] = _run_relative(source, run_dir)
@@ -182,20 +88,16 @@ def quantize_run(run_dir: Path | str, qat_epochs: int = 0, per_row: bool = True,
     # what `compile --precision int8` checks to know whether this model is still the run's
     # (file times do not survive every copy; a stale model must not pass for a current one)
     report["base_sha256"] = im.info["base_sha256"] = file_sha256(ckpt)
-    report["out"] = str(im.save(out / "model_int.npz"))
+    report["out"] = str(im.save(rd.int_model))
     if chosen != "qat":  # an earlier quantize's fine-tuned model is not this one's source
-        (out / QAT_CHECKPOINT).unlink(missing_ok=True)
-    tmp = out / "quant.json.tmp"
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    tmp.replace(out / "quant.json")
+        rd.qat_checkpoint.unlink(missing_ok=True)
+    atomic_write_text(rd.quant_report, json.dumps(report, indent=2) + "\n")
     return report
 
 
-def _save_checkpoint(model: Any, source: "Checkpoint", path: Path) -> None:
+def _save_checkpoint(model: Any, source: Checkpoint, path: Path) -> None:
     """The fine-tuned float model, as a tinykws checkpoint (the integer model's source)."""
     from dataclasses import replace
-
-    from tinykws.run import save_checkpoint
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tuned = replace(source, state_dict=model.state_dict(), train_config=None, training=None)
@@ -213,7 +115,7 @@ def _run_relative(path: Path, run_dir: Path) -> str:
 def int_model_is_current(run_dir: Path | str, checkpoint: Path | str) -> bool:
     """Whether RUN_DIR/quant/model_int.npz was quantized from `checkpoint` as it is now
     (by its recorded SHA-256; a model from before the hash was recorded: by file times)."""
-    qpath = Path(run_dir) / "quant" / "model_int.npz"
+    qpath = RunDir(run_dir).int_model
     if not qpath.is_file():
         return False
     recorded = load_int_model(run_dir).info.get("base_sha256")
@@ -224,7 +126,7 @@ def int_model_is_current(run_dir: Path | str, checkpoint: Path | str) -> bool:
 
 def load_int_model(run_dir: Path | str) -> IntModel:
     """RUN_DIR/quant/model_int.npz."""
-    return IntModel.load(Path(run_dir) / "quant" / "model_int.npz")
+    return IntModel.load(RunDir(run_dir).int_model)
 
 
 def int_model_checkpoint(run_dir: Path | str, im: Optional[IntModel] = None) -> Path:
@@ -235,19 +137,17 @@ def int_model_checkpoint(run_dir: Path | str, im: Optional[IntModel] = None) -> 
 
     `quantize` records it in the model's `info["checkpoint"]` (relative to the run folder);
     models written before that are read from `info["chosen"]`."""
-    from tinykws.run import RunDir
-
     run_dir = Path(run_dir)
     im = im if im is not None else load_int_model(run_dir)
     recorded = im.info.get("checkpoint")
     if recorded is not None:
         path = Path(recorded) if Path(recorded).is_absolute() else run_dir / recorded
     elif im.info.get("chosen") == "qat":
-        path = run_dir / "quant" / QAT_CHECKPOINT
+        path = RunDir(run_dir).qat_checkpoint
     else:
         path = RunDir(run_dir).checkpoint()
     if not path.is_file():
-        raise TinyKWSError(f"{run_dir / 'quant' / 'model_int.npz'} was quantized from {path}, "
+        raise TinyKWSError(f"{RunDir(run_dir).int_model} was quantized from {path}, "
                            "which is gone: run `tinykws quantize` again")
     return path
 

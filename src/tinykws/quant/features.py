@@ -48,6 +48,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from tinykws.feature_tables import fft_positions, sparse_mel
 from tinykws.errors import TinyKWSError
 from tinykws.features import FeatureParams
 from tinykws.quant.formats import FEATURE_FRAC_BITS, saturate_int16
@@ -63,7 +64,7 @@ class IntFeaturizerTables:
     """Every constant of the integer featurizer, derived from FeatureParams.
 
     The one source of the tables: the numpy reference computes with them and
-    `tinykws.codegen.int_featurizer` writes them into the C.
+    `tinykws.codegen.featurizer` writes them into the C.
     """
 
     params: FeatureParams
@@ -107,8 +108,6 @@ def _check_params(params: FeatureParams) -> None:
 @lru_cache(maxsize=16)
 def int_tables(params: FeatureParams = FeatureParams()) -> IntFeaturizerTables:
     """The integer featurizer's constants for `params` (cached)."""
-    from tinykws.codegen.emit import fft_positions, sparse_mel
-
     _check_params(params)
     n = params.fft_size
     m = n // 2

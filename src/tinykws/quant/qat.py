@@ -19,7 +19,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils import parametrize
 
-from tinykws.quant.model import WEIGHT_MAX
+from tinykws.models import build_model
+from tinykws.progress import progress_bar
+from tinykws.quant.measure import calibration_set, int_scores, layer_ranges
+from tinykws.quant.model import WEIGHT_MAX, quantize_model
 
 
 class FakeQuantRows(nn.Module):
@@ -60,10 +63,6 @@ def finetune(model: nn.Module, tr_x: np.ndarray, tr_y: np.ndarray, va_x: np.ndar
     """Fine-tune with int8 weights in the loop; returns the plain float model (parametrizations
     removed, weights = the latent float weights) of the epoch whose *integer* model is best
     on the validation features."""
-    from tinykws.progress import progress_bar
-    from tinykws.quant.calibrate import calibration_set, int_scores, layer_ranges
-    from tinykws.quant.model import quantize_model
-
     g = torch.Generator().manual_seed(seed)
     m = attach_fake_quant(model, per_row)
     m.train()
@@ -96,8 +95,6 @@ def finetune(model: nn.Module, tr_x: np.ndarray, tr_y: np.ndarray, va_x: np.ndar
 
 def _plain(m: nn.Module) -> nn.Module:
     """A parametrization-free eval model whose weights are the latent float weights."""
-    from tinykws.models import build_model
-
     sd = {}
     for name, t in m.state_dict().items():
         if ".parametrizations." in name:

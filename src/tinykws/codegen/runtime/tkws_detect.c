@@ -8,9 +8,7 @@ TKWS_API void tkws_detect_reset(const tkws_detect_config *cfg, tkws_detect_state
     for (int32_t i = 0; i < cfg->smooth * cfg->n_keywords; ++i) {
         st->history[i] = 0.0f;
     }
-    st->pos = 0;
-    st->filled = 0;
-    st->since = cfg->refractory;  /* no detection yet: nothing holds the next one back */
+    TKWS_TRIGGER_RESET(cfg, st);
 }
 
 TKWS_API int32_t tkws_detect_step(const tkws_detect_config *cfg, tkws_detect_state *st,
@@ -21,9 +19,7 @@ TKWS_API int32_t tkws_detect_step(const tkws_detect_config *cfg, tkws_detect_sta
     for (int32_t j = 0; j < k; ++j) {
         row[j] = scores[cfg->keyword[j]];
     }
-    st->pos = st->pos + 1 == cfg->smooth ? 0 : st->pos + 1;
-    st->filled += st->filled < cfg->smooth;
-    st->since += st->since < cfg->refractory;
+    TKWS_TRIGGER_ADVANCE(cfg, st);
 
     /* the best keyword by its sum over the filled rows (same divisor for all) */
     int32_t best = 0;
@@ -40,9 +36,5 @@ TKWS_API int32_t tkws_detect_step(const tkws_detect_config *cfg, tkws_detect_sta
     }
     const float mean = best_sum / (float)st->filled;
     *confidence = mean;
-    if (mean >= cfg->threshold && st->since >= cfg->refractory) {
-        st->since = 0;
-        return cfg->keyword[best];
-    }
-    return -1;
+    TKWS_TRIGGER_RETURN(cfg, st, mean >= cfg->threshold, best);
 }

@@ -1,5 +1,5 @@
 /*
- * tkws_detect.h - keyword detection from class scores (tinykws.detect.Trigger, in C).
+ * tkws_detect.h - keyword detection from class scores (tinykws.triggers.Trigger, in C).
  *
  * Per score vector (one model step; softmax probabilities, or any float scores the
  * threshold is meant for):
@@ -15,21 +15,16 @@
 #ifndef TKWS_DETECT_H
 #define TKWS_DETECT_H
 
-#include "tkws_common.h"
+#include "tkws_trigger.h"
 
 typedef struct {
-    int32_t n_keywords;         /* K: classes that may fire */
-    const uint16_t *keyword;    /* [K] their indices in the score vector */
-    int32_t smooth;             /* moving-average length, in steps (>= 1) */
-    int32_t refractory;         /* steps after a detection before the next may fire */
+    TKWS_TRIGGER_CONFIG
     float threshold;            /* smoothed score a keyword must reach */
 } tkws_detect_config;
 
 typedef struct {
     float *history;             /* [smooth * K]: the keywords' scores of the last steps */
-    int32_t pos;                /* history row written next */
-    int32_t filled;             /* rows in use (<= smooth) */
-    int32_t since;              /* steps since the last detection, saturating at refractory */
+    TKWS_TRIGGER_COUNTERS
 } tkws_detect_state;
 
 /* Start over: empty history, no detection yet. */

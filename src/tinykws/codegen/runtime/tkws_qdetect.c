@@ -11,9 +11,7 @@ TKWS_API void tkws_qdetect_reset(const tkws_qdetect_config *cfg, tkws_qdetect_st
     for (int32_t j = 0; j < cfg->n_keywords; ++j) {
         st->sum[j] = 0;
     }
-    st->pos = 0;
-    st->filled = 0;
-    st->since = cfg->refractory;  /* no detection yet: nothing holds the next one back */
+    TKWS_TRIGGER_RESET(cfg, st);
 }
 
 TKWS_API int32_t tkws_qdetect_step(const tkws_qdetect_config *cfg, tkws_qdetect_state *st,
@@ -33,15 +31,9 @@ TKWS_API int32_t tkws_qdetect_step(const tkws_qdetect_config *cfg, tkws_qdetect_
             best_s = s;
         }
     }
-    st->pos = st->pos + 1 == cfg->smooth ? 0 : st->pos + 1;
-    st->filled += st->filled < cfg->smooth;
-    st->since += st->since < cfg->refractory;
+    TKWS_TRIGGER_ADVANCE(cfg, st);
     *best_sum = best_s;
-    if (best_s >= cfg->min_sum[st->filled - 1] && st->since >= cfg->refractory) {
-        st->since = 0;
-        return cfg->keyword[best];
-    }
-    return -1;
+    TKWS_TRIGGER_RETURN(cfg, st, best_s >= cfg->min_sum[st->filled - 1], best);
 }
 
 TKWS_API int16_t tkws_q15_from_float(float x)

@@ -1,6 +1,6 @@
 /*
  * tkws_qdetect.h - keyword detection from Q15 class scores, integer only
- * (tinykws.detect.IntTrigger, in C). The detector of integer (int8) builds.
+ * (tinykws.triggers.IntTrigger, in C). The detector of integer (int8) builds.
  *
  * Per score vector (one model step; Q15 probabilities, 0 .. 32767 = q / 32768):
  *   1. the keyword classes' scores go into a ring of the last `smooth` steps, and each
@@ -10,28 +10,23 @@
  *      min_sum[m - 1], m = rows filled (fewer than `smooth` at the start), and at least
  *      `refractory` steps have passed since the last detection (or there was none).
  * min_sum[m - 1] = ceil(threshold * 32768 * m), computed exactly by the generator
- * (tinykws.detect.threshold_sums): `sum >= min_sum[m - 1]` is exactly "mean >= threshold".
+ * (tinykws.triggers.threshold_sums): `sum >= min_sum[m - 1]` is exactly "mean >= threshold".
  * Sums fit int32 for smooth <= 65535. No floating point.
  */
 #ifndef TKWS_QDETECT_H
 #define TKWS_QDETECT_H
 
-#include "tkws_common.h"
+#include "tkws_trigger.h"
 
 typedef struct {
-    int32_t n_keywords;         /* K: classes that may fire */
-    const uint16_t *keyword;    /* [K] their indices in the score vector */
-    int32_t smooth;             /* moving-average length, in steps (1 .. 65535) */
-    int32_t refractory;         /* steps after a detection before the next may fire */
+    TKWS_TRIGGER_CONFIG         /* smooth: 1 .. 65535 */
     const int32_t *min_sum;     /* [smooth]: least sum of m scores that fires, m = 1 .. smooth */
 } tkws_qdetect_config;
 
 typedef struct {
     int16_t *history;           /* [smooth * K]: the keywords' Q15 scores of the last steps */
     int32_t *sum;               /* [K]: each keyword's sum over the filled rows */
-    int32_t pos;                /* history row written next */
-    int32_t filled;             /* rows in use (<= smooth) */
-    int32_t since;              /* steps since the last detection, saturating at refractory */
+    TKWS_TRIGGER_COUNTERS
 } tkws_qdetect_state;
 
 /* Start over: empty history, zero sums, no detection yet. */

@@ -22,9 +22,7 @@
 #include "tkws_common.h"
 #include "tkws_dsp.h"   /* TKWS_ARM_DSP: the SMLAD/SXTB16 kernel on ARMv7E-M, portable C elsewhere */
 
-#define TKWS_Q_PRE_FRAC 12      /* pre-activations: int32 Q.12 */
-#define TKWS_Q_LOGIT_FRAC 10    /* logits: int32 Q.10 */
-#define TKWS_Q_ACT_CLAMP (1L << 27)  /* W x + U h, logits: [-2^27, 2^27) */
+#include "tkws_qformats.h"  /* TKWS_Q_PRE_FRAC, TKWS_Q_LOGIT_FRAC, TKWS_Q_ACT_CLAMP */
 
 typedef struct {
     int32_t rows, cols;         /* logical shape */

@@ -36,16 +36,24 @@ import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import numpy as np
 
+from tinykws.data.audio import stream_audio
+from tinykws.detector_config import DetectorConfig, load_detector, load_detector_config
+from tinykws.detect import Detector, blocks
 from tinykws.device.emulator import soft_float_calls
 from tinykws.device.errors import DeviceError
 from tinykws.device.harness import KWSDevice
 from tinykws.device.image import build_image
-from tinykws.device.reference import torch_reference
-from tinykws.device.verify import JSONReport
+from tinykws.device.reference import IntStreamReference, int_reference, torch_reference
+from tinykws.device.verify import (
+    JSONReport, check_build, check_int_build_current, detect_float_abi, detect_precision,
+)
+from tinykws.progress import progress_bar
+from tinykws.quant.calibrate import int_model_checkpoint, load_int_model
+from tinykws.run import DETECTOR_FILE, VERIFY_STREAM_REPORT
 from tinykws.toolchain import Toolchain, check_float_abi, find_toolchain
 
 # Blocks counted with the instruction hook (~1 s per 5-10 M instructions): 3 s of audio in
@@ -116,8 +124,6 @@ class _Pieces:
         self.samples = 0
 
     def __iter__(self):
-        from tinykws.data.audio import stream_audio
-
         want = (self.first if self.first > 0 else self.size) * self.hop
         buf, n = [], 0
         for chunk in stream_audio(self.path):
@@ -153,13 +159,9 @@ class _FloatReference:
     `run_dir`: a run folder or a checkpoint file."""
 
     def __init__(self, run_dir: Path, config) -> None:
-        from tinykws.detect import Detector
-
         self.det = Detector(run_dir, config=config.replace(mode="rolling"))
 
     def feed(self, pcm: np.ndarray) -> tuple[np.ndarray, list[dict]]:
-        from tinykws.detect import blocks
-
         scores, found = [], []
         for block in blocks(pcm, self.det.params.hop):
             r = self.det.scores(block)
@@ -323,12 +325,60 @@ def _instructions(per_call: dict[str, list[int]], entry_points: dict[str, str] =
 
 def _compiled_detector(compiled_dir: Path):
     """The DetectorConfig the compiled detector was generated from (DIR/detector.json)."""
-    from tinykws.detect import load_detector
-
-    if not (compiled_dir / "detector.S").is_file() or not (compiled_dir / "detector.json").is_file():
+    if not (compiled_dir / "detector.S").is_file() or not (compiled_dir / DETECTOR_FILE).is_file():
         raise DeviceError(f"{compiled_dir} has no compiled detector (detector.S, detector.json): "
                           "run `tinykws compile RUN_DIR` again")
     return load_detector(compiled_dir)[0]
+
+
+def _check_inputs(compiled_dir: Path, audio_path: Path, run_dir: Path | str | None
+                  ) -> tuple[Path, str, DetectorConfig]:
+    """(run folder, precision, the run's detector) of a `verify --stream`, refused with one
+    line when the build is missing, unwritable, of another detector, or the run or the
+    recording is missing."""
+    run_dir = check_build(compiled_dir, run_dir)
+    precision = detect_precision(compiled_dir)
+    compiled_cfg = _compiled_detector(compiled_dir)
+    run_cfg = load_detector_config(run_dir)
+    if compiled_cfg.replace(mode="auto") != run_cfg.replace(mode="auto"):
+        raise DeviceError(f"{compiled_dir} was compiled with another detector than "
+                          f"{run_dir}/detector.json: run `tinykws compile RUN_DIR` again")
+    if not audio_path.is_file():
+        what = "is a folder, not an audio file" if audio_path.is_dir() else "no such file"
+        raise DeviceError(f"--stream {audio_path}: {what}")
+    return run_dir, precision, run_cfg
+
+
+def _run_pieces(device: KWSDevice, pieces: Iterable[np.ndarray], reference: Any,
+                float_ref: Optional["_FloatReference"], n_count: int, warm: int, fp: Any,
+                cats: list[str], advance: Callable[[int], None]) -> tuple["_Tally", Any, Any]:
+    """The recording's pieces through the device and its reference (an int8 build: the
+    integer reference, with the float model `float_ref` measured beside it); returns the
+    tally, the first piece's instruction counts and (int8) the piece the float interface is
+    checked on afterwards."""
+    int8 = float_ref is not None
+    tally, counts, prefix = _Tally(), None, None
+    for i, pcm in enumerate(pieces):
+        counted = i == 0 and n_count > 0
+        run = device.run_clip(pcm, count=counted, reset=i == 0, detect=True, integer=int8)
+        counts = run.counts if counted else counts
+        w = warm if i == 0 else 0
+        if int8:
+            ref = reference.feed(pcm)
+            tally.add(run, ref.first_frame, ref.scores, ref.detections, ref.features, fp, cats, w)
+            f_scores, f_found = float_ref.feed(pcm)
+            tally.float_model += f_found
+            if len(f_scores):
+                tally.float_model_score_diff = max(
+                    tally.float_model_score_diff,
+                    float(np.abs(f_scores - ref.scores[: len(f_scores)]).max()))
+            if counted:  # the float interface on these blocks, after the stream
+                prefix = pcm  # (it resets the default states the integer loop runs on)
+        else:
+            scores, found = reference.feed(pcm)
+            tally.add(run, tally.frames, scores, found, None, fp, cats, w)
+        advance(len(pcm) // fp.hop)
+    return tally, counts, prefix
 
 
 def verify_stream(
@@ -356,38 +406,13 @@ def verify_stream(
     Writes `compiled_dir/verify_stream.json`. The compiled detector must have been made
     from the run's current detector (`detector.json`): else a DeviceError says to recompile.
     """
-    from tinykws.detect import load_detector_config
-    from tinykws.device.reference import IntStreamReference, int_reference
-    from tinykws.device.verify import check_writable, detect_float_abi, detect_precision
-    from tinykws.progress import progress_bar
-    from tinykws.quant.calibrate import load_int_model
-    from tinykws.run import RunDir
-
     t0 = time.perf_counter()
-    compiled_dir = Path(compiled_dir)
-    for f in ("featurizer.S", "model.S"):
-        if not (compiled_dir / f).is_file():
-            raise DeviceError(f"{compiled_dir / f} not found: run `tinykws compile RUN_DIR` first")
-    check_writable(compiled_dir)
-    precision = detect_precision(compiled_dir)
-    run_dir = Path(run_dir) if run_dir is not None else compiled_dir.resolve().parent.parent
-    if not RunDir(run_dir).has_checkpoint():
-        raise DeviceError(f"{run_dir}: no train/best.pt or train/last.pt: pass the run folder with --run")
-    compiled_cfg = _compiled_detector(compiled_dir)
-    run_cfg = load_detector_config(run_dir)
-    if compiled_cfg.replace(mode="auto") != run_cfg.replace(mode="auto"):
-        raise DeviceError(f"{compiled_dir} was compiled with another detector than "
-                          f"{run_dir}/detector.json: run `tinykws compile RUN_DIR` again")
-    audio_path = Path(audio_path)
-    if not audio_path.is_file():
-        what = "is a folder, not an audio file" if audio_path.is_dir() else "no such file"
-        raise DeviceError(f"--stream {audio_path}: {what}")
+    compiled_dir, audio_path = Path(compiled_dir), Path(audio_path)
+    run_dir, precision, run_cfg = _check_inputs(compiled_dir, audio_path, run_dir)
     # the models first: a missing or damaged one fails before any build
     int8 = precision == "int8"
+    float_source, float_ref = None, None
     if int8:  # the integer model and the float checkpoint it was quantized from
-        from tinykws.device.verify import check_int_build_current
-        from tinykws.quant.calibrate import int_model_checkpoint
-
         float_source = int_model_checkpoint(run_dir)
         _, shape, fp, ck = int_reference(run_dir)  # a damaged model fails here first
         check_int_build_current(compiled_dir, run_dir)
@@ -417,34 +442,15 @@ def verify_stream(
         float_ref = _FloatReference(float_source, run_cfg)  # measured beside it
     else:
         reference = _FloatReference(run_dir, run_cfg)
-    tally, counts, float_interface, prefix = _Tally(), None, None, None
+    float_interface = None
     todo = it if first_piece is None else itertools.chain([first_piece], it)
     bar = progress_bar(transient=True)
     bar.disable = not progress
     with bar:
         task = bar.add_task(f"emulated Cortex-M4 ({'integer ' * int8}stream)",
                             total=_blocks_in(audio_path, fp))
-        for i, pcm in enumerate(todo):
-            counted = i == 0 and n_count > 0
-            run = device.run_clip(pcm, count=counted, reset=i == 0, detect=True, integer=int8)
-            counts = run.counts if counted else counts
-            w = warm if i == 0 else 0
-            if int8:
-                ref = reference.feed(pcm)
-                tally.add(run, ref.first_frame, ref.scores, ref.detections, ref.features, fp,
-                          cats, w)
-                f_scores, f_found = float_ref.feed(pcm)
-                tally.float_model += f_found
-                if len(f_scores):
-                    tally.float_model_score_diff = max(
-                        tally.float_model_score_diff,
-                        float(np.abs(f_scores - ref.scores[: len(f_scores)]).max()))
-                if counted:  # the float interface on these blocks, after the stream
-                    prefix = pcm  # (it resets the default states the integer loop runs on)
-            else:
-                scores, found = reference.feed(pcm)
-                tally.add(run, tally.frames, scores, found, None, fp, cats, w)
-            bar.advance(task, len(pcm) // fp.hop)
+        tally, counts, prefix = _run_pieces(device, todo, reference, float_ref, n_count, warm, fp,
+                                            cats, lambda n: bar.advance(task, n))
     if tally.frames == 0:
         raise DeviceError(f"the recording is shorter than {warm + 1} blocks of {fp.hop} samples")
     if int8 and prefix is not None and len(prefix) > warm * fp.hop:
@@ -454,12 +460,8 @@ def verify_stream(
     mismatch = tally.first_mismatch
     fdiff = tally.max_feature_diff if int8 else None
     float_model = _float_model_comparison(float_source, tally) if int8 else None
-    mode = run_cfg.resolve_mode(ck)
-    note = ("" if mode == "rolling" else
-            f"the run's Python detector runs mode `{mode}`; the device runs one model step "
-            "per frame on one never-reset state, so it is compared with "
-            "`tinykws detect --mode rolling`")
-    frame_ms = 1000.0 * fp.hop / fp.sample_rate
+    note = _mode_note(run_cfg.resolve_mode(ck))
+    frame_ms = fp.frame_ms
     report = StreamVerifyReport(
         ok=first is None and mismatch is None and (float_interface or {"ok": True})["ok"],
         audio=str(audio_path),
@@ -477,8 +479,18 @@ def verify_stream(
         compare=INT8_COMPARE if int8 else "tinykws detect --mode rolling",
         precision=precision, max_feature_diff=fdiff, first_mismatch=mismatch,
         float_model=float_model, float_interface=float_interface)
-    report.save(compiled_dir / "verify_stream.json")
+    report.save(compiled_dir / VERIFY_STREAM_REPORT)
     return report
+
+
+def _mode_note(mode: str) -> str:
+    """Why the device is compared with `detect --mode rolling` when the run's Python
+    detector runs another mode ("" when it runs rolling)."""
+    if mode == "rolling":
+        return ""
+    return (f"the run's Python detector runs mode `{mode}`; the device runs one model step "
+            "per frame on one never-reset state, so it is compared with "
+            "`tinykws detect --mode rolling`")
 
 
 def _instruction_line(ins: dict[str, Any], what: str = "") -> str:

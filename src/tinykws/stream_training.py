@@ -37,15 +37,24 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from tinykws.augment import augment_batch
+from tinykws.checkpoint import load_model, load_torch
+from tinykws.dataset import featurize_negatives
 from tinykws.errors import TinyKWSError
 from tinykws.labels import SILENCE, UNKNOWN
+from tinykws.models.sparsity import fix_support
+from tinykws.progress import progress_bar
+from tinykws.run import RunDir, atomic_torch_save, check_splits_agree, read_features, split_file
+from tinykws.stream_clips import ClipPool
+from tinykws.stream_state import bound_state
+from tinykws.train import class_weights, pipeline_recipe
 
 IGNORE = -100  # target of frames that are not scored
 
@@ -130,54 +139,6 @@ def quick_stream_config() -> StreamTrainConfig:
     """The CI smoke configuration (seconds, not minutes)."""
     return StreamTrainConfig(iterations=20, batch=8, chunk_frames=100, clip_batch=16,
                              mine_every=10)
-
-
-# ---------------------------------------------------------------------------- clips
-
-
-def word_bounds(features: np.ndarray, drop_db: float = 20.0, log_per_db: float = math.log(10) / 10
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(first, last + 1) speech frame of each clip `[N, T, F]` by energy: frames whose
-    energy (log of summed mel power) is within `drop_db` of the clip's loudest frame and
-    above the clip's floor (10th percentile) by half the clip's range."""
-    e = torch.logsumexp(torch.as_tensor(features), dim=2).numpy()  # [N, T] log power
-    peak = e.max(1, keepdims=True)
-    floor = np.percentile(e, 10, axis=1, keepdims=True)
-    thr = np.maximum(peak - drop_db * log_per_db, floor + 0.5 * (peak - floor))
-    loud = e >= thr
-    T = e.shape[1]
-    first = loud.argmax(1)
-    last = T - loud[:, ::-1].argmax(1)
-    return first.astype(np.int64), last.astype(np.int64)
-
-
-@dataclass
-class ClipPool:
-    """The training clips a stream is made of, with their speech bounds and levels."""
-
-    features: np.ndarray  # float32 [N, T, F] log-mel
-    labels: np.ndarray  # int64 [N]
-    categories: list[str]
-    first: np.ndarray  # [N] first speech frame
-    end: np.ndarray  # [N] last speech frame + 1
-    peak: np.ndarray  # [N] loudest frame's log power
-    log_per_db: float
-
-    @classmethod
-    def from_arrays(cls, features: np.ndarray, labels: np.ndarray, categories: Sequence[str],
-                    log_per_db: float) -> "ClipPool":
-        first, end = word_bounds(features, log_per_db=log_per_db)
-        peak = torch.logsumexp(torch.as_tensor(features), dim=2).amax(1).numpy()
-        return cls(features, labels, list(categories), first, end, peak, log_per_db)
-
-    def indices(self, *names: str) -> np.ndarray:
-        ids = [self.categories.index(n) for n in names if n in self.categories]
-        return np.flatnonzero(np.isin(self.labels, ids))
-
-    @property
-    def keyword_ids(self) -> np.ndarray:
-        return np.flatnonzero(~np.isin(self.labels, [self.categories.index(c) for c in
-                                                     (SILENCE, UNKNOWN) if c in self.categories]))
 
 
 # ---------------------------------------------------------------------------- streams
@@ -360,63 +321,6 @@ class Miner:
         return int((w > 1).sum())
 
 
-# ---------------------------------------------------------------------------- state
-
-
-BOUNDED_NU = -40.0  # σ(-40) = 4e-18: below float32's resolution next to any |h| >= 1e-9
-
-
-def bound_state(model) -> int:
-    """Make every FastGRNN layer's state bounded by construction; returns the layers changed.
-
-    FastGRNN's h' = z h + (σ(zeta)(1 - z) + σ(nu)) c. Where the gate z saturates at 1 the
-    state grows by σ(nu) c every frame: the clip models' σ(nu) ≈ 0.016 makes |h| climb by
-    ~1.6 a second, and after a minute every unit is pinned and one class wins whatever
-    the audio (the lock-in measured in docs/benchmarks.md). With σ(nu) = 0,
-    |h'| <= z |h| + (1 - z) σ(zeta) <= max(|h|, σ(zeta)) <= 1 from a zero state, for ever.
-    nu is set to `BOUNDED_NU` and frozen (the generated C computes σ(nu) from it as before).
-    """
-    n = 0
-    for cell in model.cells:
-        if hasattr(cell, "nu") and hasattr(cell, "zeta"):
-            with torch.no_grad():
-                cell.nu.fill_(BOUNDED_NU)
-            cell.nu.requires_grad_(False)
-            n += 1
-    return n
-
-
-@torch.no_grad()
-def stream_through(model, frames: Tensor, chunk: int = 6000) -> tuple[np.ndarray, np.ndarray]:
-    """Run frames `[T, F]` through `model` on one never-reset state.
-
-    Returns (softmax scores `[T, C]`, largest |state| `[n_chunks]` at each chunk's end).
-    """
-    state = model.init_state(1)
-    scores, peaks = [], []
-    for s in range(0, len(frames), chunk):
-        logits, state = model.forward_sequence(frames[None, s:s + chunk], state)
-        scores.append(torch.softmax(logits[0], -1).numpy())
-        st = torch.cat([x.flatten() for x in state]) if isinstance(state, tuple) else state
-        peaks.append(float(st.abs().max()))
-    return np.concatenate(scores), np.array(peaks)
-
-
-def longest_keyword_run(scores: np.ndarray, categories: Sequence[str]) -> tuple[int, str]:
-    """(frames, class) of the longest run of consecutive frames whose top class is one and
-    the same keyword: a state locked onto a class shows as a run of minutes."""
-    top = np.asarray(scores).argmax(1)
-    is_kw = np.array([c not in (SILENCE, UNKNOWN) for c in categories])[top]
-    best, label = 0, ""
-    change = np.flatnonzero(np.diff(top) != 0) + 1
-    starts = np.concatenate([[0], change])
-    ends = np.concatenate([change, [len(top)]])
-    for a, b in zip(starts, ends):
-        if is_kw[a] and b - a > best:
-            best, label = int(b - a), categories[top[a]]
-    return best, label
-
-
 # ---------------------------------------------------------------------------- training
 
 
@@ -509,10 +413,7 @@ def negative_features(negatives_dir: Path | str, features_dir: Path | str, run_d
 
     Returns a `run.FeatureSplit` whose clips are all `_unknown_`, for `extra_negatives`.
     """
-    from tinykws.dataset import featurize_negatives
-    from tinykws.run import RunDir, check_splits_agree, read_features
-
-    training = read_features(Path(features_dir) / "training.npz", features=False)
+    training = read_features(split_file(features_dir, "training"), features=False)
     path = featurize_negatives(negatives_dir, RunDir(run_dir).negative_features,
                                training.categories, training.params)
     extra = read_features(path)
@@ -533,13 +434,7 @@ def train_stream(
     training clips as real for `real_negative_share`. Resumes from `train/stream_last.pt`. Returns the
     path of the stream model.
     """
-    from tinykws.progress import progress_bar
-    from tinykws.models.sparsity import fix_support
-    from tinykws.run import RunDir, atomic_torch_save, load_model, load_torch, read_features
-    from tinykws.train import augment_batch, class_weights, pipeline_recipe
-
     features_dir, run = Path(features_dir), RunDir(run_dir)
-    tdir = run.train
     clip_path, best_path, last_path = run.clip, run.best, run.stream_last
     if not clip_path.is_file():
         if not best_path.is_file():
@@ -549,37 +444,19 @@ def train_stream(
     if cfg.bounded_state:
         bound_state(model)
     model.train()
-    split = read_features(features_dir / "training.npz")
+    split = read_features(split_file(features_dir, "training"))
     if split.categories != list(clip.categories):
         raise TinyKWSError("training.npz and the clip model have different categories")
     log_per_db = math.log(10) / (10 if split.params.power_spec else 20)
-    feats, labels = split.features, split.labels
     tr_x, tr_y = torch.from_numpy(split.features), torch.from_numpy(split.labels)
-    n_real = len(split.labels)  # real recordings first, then the synthesized negatives
-    for more in (real_negatives, extra_negatives):
-        if more is not None and len(more):
-            unk = split.categories.index(UNKNOWN)
-            feats = np.concatenate([feats, np.asarray(more, np.float32)])
-            labels = np.concatenate([labels, np.full(len(more), unk, np.int64)])
-            n_real += len(more) if more is real_negatives else 0
-    pool = ClipPool.from_arrays(feats, labels, split.categories, log_per_db)
+    pool, n_real = _clip_pool(split, real_negatives, extra_negatives, log_per_db)
 
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     maker = StreamMaker(pool, cfg, rng, n_real=n_real)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
     fix_support(model, opt)  # a sparse clip model stays sparse: its zeros are re-zeroed every step
-    miner = Miner.for_maker(maker)
-    start = 0
-    if last_path.is_file():
-        ck = load_torch(last_path)
-        if ck.get("stream_config") == cfg.to_dict():
-            model.load_state_dict(ck["state_dict"])
-            opt.load_state_dict(ck["optimizer"])
-            start = int(ck["iteration"])
-            maker.set_negative_weights(np.asarray(ck["negative_weights"]))
-            if "negative_scores" in ck:
-                miner = Miner(np.asarray(ck["negative_scores"], np.float64), int(ck["mine_pos"]))
+    start, miner = _resume(last_path, cfg, model, opt, maker)
     recipe = pipeline_recipe(len(tr_y))  # the clip phase's augmentation and class weights
     clip_weight = class_weights(recipe, split.categories)
     sil = split.categories.index(SILENCE)
@@ -627,7 +504,7 @@ def train_stream(
                     hard = miner.mine(model, maker, cfg)
                     model.train()
                     mined = f" mined {hard}/{len(miner.scores)}"
-                    _append_log(tdir / "stream_log.csv", rows)  # log first, as train.py
+                    _append_log(run.stream_log, rows)  # log first, as train.py
                     rows = []
                     atomic_torch_save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
                            "iteration": it + 1, "stream_config": cfg.to_dict(),
@@ -637,13 +514,47 @@ def train_stream(
                     f"stream train {it + 1} loss {loss_s.item():.3f}/{loss_c.item():.3f}{mined}"))
     finally:
         torch.set_num_threads(threads_before)
-    _append_log(tdir / "stream_log.csv", rows)
+    _append_log(run.stream_log, rows)
     model.eval()
     stream_model = dataclasses.replace(
         clip, state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
         stream_config=cfg.to_dict(), stream_seconds=round(time.perf_counter() - t0, 1))
     atomic_torch_save(stream_model.to_dict(), best_path)
     return best_path
+
+
+def _clip_pool(split: Any, real_negatives: Optional[np.ndarray], extra_negatives: Optional[np.ndarray],
+               log_per_db: float) -> tuple["ClipPool", int]:
+    """The clips the streams are made of: the training split, then the real and the
+    synthesized negatives as `_unknown_`; and how many of them are real recordings."""
+    feats, labels = split.features, split.labels
+    n_real = len(split.labels)  # real recordings first, then the synthesized negatives
+    for more in (real_negatives, extra_negatives):
+        if more is not None and len(more):
+            unk = split.categories.index(UNKNOWN)
+            feats = np.concatenate([feats, np.asarray(more, np.float32)])
+            labels = np.concatenate([labels, np.full(len(more), unk, np.int64)])
+            n_real += len(more) if more is real_negatives else 0
+    return ClipPool.from_arrays(feats, labels, split.categories, log_per_db), n_real
+
+
+def _resume(last_path: Path, cfg: StreamTrainConfig, model: Any, opt: Any,
+            maker: "StreamMaker") -> tuple[int, "Miner"]:
+    """(first iteration, miner): where a killed stream phase with the same config stopped
+    (`train/stream_last.pt`: weights, optimizer, negative weights and mining state), else
+    the start."""
+    miner = Miner.for_maker(maker)
+    if not last_path.is_file():
+        return 0, miner
+    ck = load_torch(last_path)
+    if ck.get("stream_config") != cfg.to_dict():
+        return 0, miner
+    model.load_state_dict(ck["state_dict"])
+    opt.load_state_dict(ck["optimizer"])
+    maker.set_negative_weights(np.asarray(ck["negative_weights"]))
+    if "negative_scores" in ck:
+        miner = Miner(np.asarray(ck["negative_scores"], np.float64), int(ck["mine_pos"]))
+    return int(ck["iteration"]), miner
 
 
 def _append_log(path: Path, rows: list[dict[str, Any]]) -> None:
