@@ -17,9 +17,11 @@ from pathlib import Path
 os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
 import numpy as np  # noqa: E402
 
-from tinykws.detect import Detector, moving_average, pick_detections  # noqa: E402
-from tinykws.run import load_model  # noqa: E402
-from tinykws.stream import load_stream, score_detections  # noqa: E402
+from tinykws.checkpoint import load_model  # noqa: E402
+from tinykws.detect import Detector  # noqa: E402
+from tinykws.keyword_streams import load_stream  # noqa: E402
+from tinykws.stream_eval import score_detections  # noqa: E402
+from tinykws.triggers import moving_average, pick_detections  # noqa: E402
 
 GRID = np.unique(np.concatenate([np.linspace(0.3, 0.98, 69), 1 - np.geomspace(0.02, 1e-4, 24)]))
 

@@ -18,7 +18,7 @@ import time
 
 os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
 from tinykws.run import RunDir, read_features  # noqa: E402
-from tinykws.train_stream import StreamTrainConfig, train_stream  # noqa: E402
+from tinykws.stream_training import StreamTrainConfig, train_stream  # noqa: E402
 
 
 def main() -> None:
