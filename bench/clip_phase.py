@@ -1,0 +1,55 @@
+"""The pipeline's clip phase alone on data folders, with a chosen `_unknown_` share.
+
+    python bench/clip_phase.py OUT --data DIR [--data DIR ...] [--unknown-share 2] [--seed 0]
+
+Writes OUT/lists (`make_lists`, google12), OUT/features (`featurize_lists`, the first
+folder's background noise) and OUT/train (`train` with `pipeline_recipe` for the training
+set's size), then prints the clip model's accuracy and `_unknown_` recall on the testing
+split (last frame of each testing clip's features). The stream phase can follow with
+`bench/stream_variant.py OUT OUT2` once OUT/features has negatives.npz and spare.npz
+(docs/benchmarks.md, "Issue 19, fourth round").
+"""
+import argparse
+import dataclasses
+import os
+from pathlib import Path
+
+os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from tinykws.checkpoint import load_model  # noqa: E402
+from tinykws.data.speech_commands import make_lists  # noqa: E402
+from tinykws.dataset import featurize_lists  # noqa: E402
+from tinykws.labels import UNKNOWN  # noqa: E402
+from tinykws.run import RunDir, read_features  # noqa: E402
+from tinykws.train import pipeline_recipe, train  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--data", type=Path, action="append", required=True)
+    ap.add_argument("--unknown-share", type=float, default=1.0)
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    rd = RunDir(a.out)
+    s = make_lists(a.data, "google12", rd.lists, unknown_share=a.unknown_share, seed=a.seed)
+    print("training clips:", s.counts["training"], "spare other-word clips:", s.spare_unknown)
+    noise = a.data[0] / "_background_noise_"
+    featurize_lists(a.data[0], rd.lists, rd.features, noise_dir=noise if noise.is_dir() else None,
+                    seed=a.seed)
+    n = len(read_features(rd.features_file("training"), features=False).labels)
+    train(rd.features, rd.root, dataclasses.replace(pipeline_recipe(n), seed=a.seed))
+    model, _ = load_model(rd.best)
+    model.eval()
+    test = read_features(rd.features_file("testing"))
+    with torch.no_grad():
+        pred = model(torch.from_numpy(test.features)).argmax(1).numpy()
+    unk = test.categories.index(UNKNOWN)
+    print(f"testing accuracy {np.mean(pred == test.labels):.3f}, {UNKNOWN} recall "
+          f"{np.mean(pred[test.labels == unk] == unk):.3f} ({len(test.labels)} clips)")
+
+
+if __name__ == "__main__":
+    main()
