@@ -11,6 +11,7 @@ clip's features; the mean and spread over the seeds run).
 
     python bench/frontier.py --features FEATURES --lists LISTS --work DIR [--points a,b]
     python bench/frontier.py --kernels      # dense vs sparse-rows cost on random weights
+    python bench/frontier.py --sizes 2x64u16,2x56u12   # flash/cost of untrained shapes
 
 FEATURES / LISTS: made once with `tinykws data lists` and `tinykws featurize` (see
 docs/benchmarks.md for the commands). Each training runs in this process, one at a time
@@ -21,6 +22,9 @@ against instructions.
 `--kernels` measures the storage choice of sparse matrices: a random 2 x 128 FastGRNN with
 W and U hard-thresholded to a density, compiled once with dense storage and once with sparse
 rows (`tinykws.codegen.writers.FORCE_STORAGE`), int8 and hard float, verified on 3 dev clips: instructions per frame and flash.
+`--sizes` compiles and verifies random-weight models of the shapes given (flash and
+instructions hardly depend on the weights' values: 18,501 B and 24,098 for a random
+2x64u16 against 18,500 and 24,098 trained), to see which shapes fit a budget before training.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
 
@@ -41,22 +45,25 @@ import numpy as np  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared/data/speech_commands_dev"
 
-# name -> TrainConfig changes from the pipeline recipe (2 x 128 FastGRNN).
+# name -> TrainConfig changes from the pipeline recipe (2 x 128 FastGRNN, 80 dev epochs);
+# "preset": NAME starts from `pipeline_recipe(n, preset=NAME)` instead (its model and epochs).
 GRID: dict[str, dict[str, Any]] = {
     "full 2x128": {},
+    "preset tiny 2x56 u12 160 ep.": dict(preset="tiny"),
+    "low rank 2x64 u16 160 ep.": dict(hidden_units=64, urank=16, epochs=160),
     "low rank 2x128 r16": dict(wrank=16, urank=16),
     "sparse 2x128 s0.2": dict(w_sparsity=0.2, u_sparsity=0.2),
     "low rank 1x128 u16": dict(num_layers=1, urank=16),
     "low rank 2x64 u16": dict(hidden_units=64, urank=16),
     "low rank 2x64 r16": dict(hidden_units=64, wrank=16, urank=16),
 }
-SEEDS = {"full 2x128": (0, 1), "low rank 2x64 u16": (0, 1), "low rank 1x128 u16": (0, 1),
+SEEDS = {"full 2x128": (0, 1), "preset tiny 2x56 u12 160 ep.": (0, 1, 2), "low rank 2x64 u16": (0, 1), "low rank 1x128 u16": (0, 1),
          "low rank 2x64 r16": (0, 1)}
 # (the rest: seed 0)
 
 
 def slug(name: str) -> str:
-    return name.replace(" ", "-").replace(".", "")
+    return "".join(c for c in name.replace(" ", "-") if c.isalnum() or c == "-")
 
 
 def train_point(work: Path, features: Path, lists: Path, name: str, seed: int) -> Path:
@@ -73,7 +80,9 @@ def train_point(work: Path, features: Path, lists: Path, name: str, seed: int) -
         if not (run / link).exists():
             (run / link).symlink_to(target.resolve())
     n = len(read_features(RunDir(run).features_file("training"), features=False))
-    recipe = dataclasses.replace(pipeline_recipe(n), seed=seed, threads=1, **GRID[name])
+    changes = dict(GRID[name])
+    base = pipeline_recipe(n, preset=changes.pop("preset", "full"))
+    recipe = dataclasses.replace(base, seed=seed, threads=1, **changes)
     t0 = time.perf_counter()
     res = train(RunDir(run).features, run, recipe)
     done.write_text(json.dumps({"seconds": time.perf_counter() - t0,
@@ -172,10 +181,15 @@ def plot(results: dict[str, Any], out: Path) -> None:
             y = np.mean(r["int8"])
             ax.errorbar(x, y, yerr=np.ptp(r["int8"]) / 2 if len(r["int8"]) > 1 else None,
                         fmt="o", capsize=3)
-            ax.annotate(r["name"], (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
+            above = r["name"].startswith("preset")  # it sits next to the 2x64 160-ep. point
+            ax.annotate(r["name"], (x, y), textcoords="offset points",
+                        xytext=(4, 6) if above else (4, -10 if y > 0.79 else 4), fontsize=7)
         ax.set_xscale("log")
         ax.set_xlabel(label)
         ax.grid(alpha=0.3)
+    axes[0].axvline(16384, color="grey", ls="--", lw=0.8)  # the 16-KB budget of issue 20
+    axes[0].annotate("16 KB", (16384, 0.0), xycoords=("data", "axes fraction"),
+                     xytext=(3, 4), textcoords="offset points", fontsize=7, color="grey")
     axes[0].set_ylabel("dev testing accuracy (int8)")
     fig.suptitle("FastGRNN on the dev data: accuracy against size and cost (emulated Cortex-M4, gcc)")
     fig.tight_layout()
@@ -185,63 +199,123 @@ def plot(results: dict[str, Any], out: Path) -> None:
 # ---------------------------------------------------------------------- kernels
 
 
-def kernels(args: argparse.Namespace) -> None:
-    """Dense vs sparse-rows storage of the same sparse models, int8 and hard float."""
+CATS = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off",
+        "stop", "go"]
+
+
+def _dev_clips(n: int = 20) -> tuple[list[str], np.ndarray]:
+    """The dev testing list and the features of its first `n` clips (calibration)."""
+    from tinykws.data.audio import load_audio
+    from tinykws.features import FeatureParams, logmel
+
+    test = [p for p in (DATA / "testing_list.txt").read_text().split() if p]
+    return test, np.stack([logmel(load_audio(DATA / p)[0], FeatureParams()) for p in test[:n]])
+
+
+def _random_run(run: Path, cfg: Any, test: list[str], clips: np.ndarray,
+                density: Optional[float] = None) -> Path:
+    """A run folder holding a seeded random FastGRNN of ModelConfig `cfg` (W and U
+    hard-thresholded to `density` when given), normalised and quantized on `clips`:
+    what `compile` and `verify` need, without training (sizes and costs do not depend
+    on the weights' values, beyond a few bytes and instructions)."""
     import torch
 
-    import tinykws.codegen.writers as writers
-    from tinykws.codegen import compile_run
-    from tinykws.data.audio import load_audio
-    from tinykws.device import verify
-    from tinykws.features import FeatureParams, logmel
-    from tinykws.models import ModelConfig, build_model
+    from tinykws.features import FeatureParams
+    from tinykws.models import build_model
     from tinykws.models.sparsity import hard_threshold_mask, sparse_groups
     from tinykws.quant.calibrate import layer_ranges
     from tinykws.quant.model import quantize_model
+
+    (run / "lists").mkdir(parents=True)
+    (run / "lists" / "categories.txt").write_text("\n".join(CATS) + "\n")
+    (run / "lists" / "testing_list.txt").write_text("\n".join(test) + "\n")
+    (run / "lists" / "lists.json").write_text(json.dumps({"data_dir": str(DATA), "task": "google12"}))
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    flat = clips.reshape(-1, 32)
+    model.set_normalization(torch.from_numpy(flat.mean(0)), torch.from_numpy(flat.std(0)))
+    if density is not None:
+        with torch.no_grad():
+            for p, keep in sparse_groups(model):
+                p.mul_(hard_threshold_mask(p, keep))
+    (run / "train").mkdir()
+    torch.save({"model_config": cfg.to_dict(), "feature_params": FeatureParams().to_dict(),
+                "categories": CATS, "state_dict": model.state_dict()}, run / "train" / "best.pt")
+    ranges, inner = layer_ranges(model.eval(), clips)
+    quantize_model(model, CATS, ranges, rank_max_abs=inner).save(run / "quant" / "model_int.npz")
+    return run
+
+
+def _build_and_verify(run: Path, out: Path, abi: str, precision: str, clips: int) -> tuple[float, int]:
+    """Compile (gcc) and verify on the emulated M4 -> (model instructions a frame, model
+    flash bytes = text + rodata + data of model.o)."""
+    from tinykws.codegen import compile_run
+    from tinykws.device import verify
     from tinykws.toolchain import find_toolchain
 
-    cats = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "right", "on", "off",
-            "stop", "go"]
-    test = [p for p in (DATA / "testing_list.txt").read_text().split() if p]
-    clips = np.stack([logmel(load_audio(DATA / p)[0], FeatureParams()) for p in test[:20]])
+    os.environ["TINYKWS_TOOLCHAIN"] = "gcc"
+    compile_run(run, out, "cortex-m4", abi, precision=precision)
+    rep = verify(out, run_dir=run, max_clips=clips, toolchain=find_toolchain("gcc"), progress=False)
+    if not rep.ok:
+        sys.exit(f"verify failed: {out}")
+    s = rep.sizes["model"]
+    return rep.instructions["model"]["mean"], s["text"] + s["rodata"] + s["data"]
+
+
+def kernels(args: argparse.Namespace) -> None:
+    """Dense vs sparse-rows storage of the same sparse models, int8 and hard float."""
+    import tinykws.codegen.writers as writers
+    from tinykws.models import ModelConfig
+
+    test, clips = _dev_clips()
     print("| density | build | storage | model instr./frame | model flash B |")
     print("| ---: | --- | --- | ---: | ---: |")
     with tempfile.TemporaryDirectory(prefix="tinykws-frontier-") as tmp:
         for density in (float(d) for d in args.densities.split(",")):
-            run = Path(tmp) / f"d{density}"
-            (run / "lists").mkdir(parents=True)
-            (run / "lists" / "categories.txt").write_text("\n".join(cats) + "\n")
-            (run / "lists" / "testing_list.txt").write_text("\n".join(test) + "\n")
-            (run / "lists" / "lists.json").write_text(json.dumps({"data_dir": str(DATA),
-                                                                 "task": "google12"}))
-            torch.manual_seed(0)
             cfg = ModelConfig("fastgrnn", 32, 128, 2, 12, w_sparsity=density, u_sparsity=density)
-            model = build_model(cfg)
-            flat = clips.reshape(-1, 32)
-            model.set_normalization(torch.from_numpy(flat.mean(0)), torch.from_numpy(flat.std(0)))
-            with torch.no_grad():
-                for p, keep in sparse_groups(model):
-                    p.mul_(hard_threshold_mask(p, keep))
-            (run / "train").mkdir()
-            torch.save({"model_config": cfg.to_dict(), "feature_params": FeatureParams().to_dict(),
-                        "categories": cats, "state_dict": model.state_dict()},
-                       run / "train" / "best.pt")
-            ranges, inner = layer_ranges(model.eval(), clips)
-            quantize_model(model, cats, ranges, rank_max_abs=inner).save(run / "quant" / "model_int.npz")
-            os.environ["TINYKWS_TOOLCHAIN"] = "gcc"
+            run = _random_run(Path(tmp) / f"d{density}", cfg, test, clips, density)
             for build, abi, prec in (("int8", "soft", "int8"), ("hard", "hard", "float")):
                 for storage, force in (("dense", "dense"), ("sparse rows", "sparse")):
                     writers.FORCE_STORAGE = force
-                    out = run / "device" / f"{build}-{storage[:6]}"
-                    compile_run(run, out, "cortex-m4", abi, precision=prec)
-                    rep = verify(out, run_dir=run, max_clips=args.clips,
-                                 toolchain=find_toolchain("gcc"), progress=False)
-                    if not rep.ok:
-                        sys.exit(f"verify failed: {density} {build} {storage}")
-                    s = rep.sizes["model"]
-                    print(f"| {density:.2f} | {build} | {storage} | "
-                          f"{rep.instructions['model']['mean']:,.0f} | "
-                          f"{s['text'] + s['rodata'] + s['data']:,} |", flush=True)
+                    ins, flash = _build_and_verify(run, run / "device" / f"{build}-{storage[:6]}",
+                                                   abi, prec, args.clips)
+                    print(f"| {density:.2f} | {build} | {storage} | {ins:,.0f} | {flash:,} |",
+                          flush=True)
+
+
+def sizes(args: argparse.Namespace) -> None:
+    """Int8 model flash and instructions of untrained shapes LxH[uR][wR] (random weights):
+    which shapes fit a flash budget, before training any of them."""
+    from tinykws.models import ModelConfig
+
+    test, clips = _dev_clips()
+    print("| shape | params | int8 model flash B | int8 model instr./frame |")
+    print("| --- | ---: | ---: | ---: |")
+    with tempfile.TemporaryDirectory(prefix="tinykws-sizes-") as tmp:
+        for shape in args.sizes.split(","):
+            cfg = ModelConfig("fastgrnn", 32, **parse_shape(shape), num_classes=len(CATS))
+            run = _random_run(Path(tmp) / shape, cfg, test, clips)
+            ins, flash = _build_and_verify(run, run / "device" / "int8", "soft", "int8", args.clips)
+            print(f"| {shape} | {_params(cfg):,} | {flash:,} | {ins:,.0f} |", flush=True)
+
+
+def parse_shape(shape: str) -> dict[str, Any]:
+    """"2x56u12" -> num_layers 2, hidden_size 56, urank 12 ("w16": wrank 16)."""
+    import re
+
+    m = re.fullmatch(r"(\d+)x(\d+)((?:[uw]\d+)*)", shape.strip())
+    if m is None:
+        sys.exit(f"shape {shape!r}: write LxH with optional uR / wR, e.g. 2x56u12")
+    out: dict[str, Any] = {"num_layers": int(m[1]), "hidden_size": int(m[2])}
+    for kind, rank in re.findall(r"([uw])(\d+)", m[3]):
+        out[f"{kind}rank"] = int(rank)
+    return out
+
+
+def _params(cfg: Any) -> int:
+    from tinykws.models import build_model
+
+    return sum(p.numel() for p in build_model(cfg).parameters())
 
 
 def main() -> None:
@@ -255,9 +329,14 @@ def main() -> None:
     ap.add_argument("--table-only", action="store_true", help="print WORK/frontier.json's table")
     ap.add_argument("--kernels", action="store_true", help="dense vs sparse rows, random weights")
     ap.add_argument("--densities", default="0.1,0.2,0.3,0.5")
+    ap.add_argument("--sizes", help="comma list of untrained shapes, e.g. 2x64u16,2x56u12: "
+                    "int8 model flash and instructions from random weights")
     args = ap.parse_args()
     if args.kernels:
         kernels(args)
+        return
+    if args.sizes:
+        sizes(args)
         return
     if args.work is None:
         ap.error("--work is needed")

@@ -133,23 +133,31 @@ def test_pipeline_default_on_dev_data(tmp_path: Path) -> None:
     assert acc > 1 / 12 * 3, f"testing accuracy {acc} barely above chance"
 
 
-@pytest.mark.parametrize("stage", ["train", "train streaming"])
-def test_a_torn_done_marker_means_run_the_stage_again(tmp_path: Path, monkeypatch, stage) -> None:
-    """train/done.json and stream_done.json say a stage finished. A run killed while one was
-    written left it torn, and the next `pipeline` died on a JSONDecodeError traceback. Now
-    the markers are written atomically, and an unreadable one means: not done."""
+def _trained_run_with_fake_training(tmp_path: Path, monkeypatch) -> tuple[Path, list]:
+    """A run folder with features and a best.pt, and train / train_stream replaced by
+    fakes that record their calls (in the returned list) and return "trained" / "streamed"."""
     import tinykws.train
     import tinykws.stream_training
     from eval_helpers import make_features
-    from tinykws import pipeline
 
     run = tmp_path / "run"
     make_features(run / "features", n_train=16, n_val=8, T=10)
     (run / "train").mkdir()
     (run / "train" / "best.pt").write_bytes(b"a model")
-    calls = []
+    calls: list = []
     monkeypatch.setattr(tinykws.train, "train", lambda *a, **k: calls.append(a) or "trained")
     monkeypatch.setattr(tinykws.stream_training, "train_stream", lambda *a, **k: calls.append(a) or "streamed")
+    return run, calls
+
+
+@pytest.mark.parametrize("stage", ["train", "train streaming"])
+def test_a_torn_done_marker_means_run_the_stage_again(tmp_path: Path, monkeypatch, stage) -> None:
+    """train/done.json and stream_done.json say a stage finished. A run killed while one was
+    written left it torn, and the next `pipeline` died on a JSONDecodeError traceback. Now
+    the markers are written atomically, and an unreadable one means: not done."""
+    from tinykws import pipeline
+
+    run, calls = _trained_run_with_fake_training(tmp_path, monkeypatch)
     cfg = pipeline.PipelineConfig(out=run, quick=True)
     if stage == "train":
         marker, again = run / "train" / "done.json", lambda: pipeline._train(cfg, run)
@@ -160,6 +168,25 @@ def test_a_torn_done_marker_means_run_the_stage_again(tmp_path: Path, monkeypatc
     assert json.loads(marker.read_text())  # whole again
     assert again() is None and len(calls) == 1  # now it is done
     assert [p.name for p in marker.parent.iterdir() if p.name.startswith(".")] == []  # no temporaries
+
+
+def test_a_done_marker_from_before_a_new_training_field_still_counts(tmp_path: Path, monkeypatch) -> None:
+    """A finished run's train/done.json written before TrainConfig gained a field (here
+    the distillation ones, at their defaults) is still done: the configs are compared as
+    TrainConfigs, not as dicts. Another value of a field trains again."""
+    import tinykws.train
+    from tinykws import pipeline
+
+    run, calls = _trained_run_with_fake_training(tmp_path, monkeypatch)
+    cfg = pipeline.PipelineConfig(out=run, quick=True)
+    old = tinykws.train.pipeline_recipe(16, quick=True).to_dict()
+    for k in ("distill_weight", "distill_temperature"):
+        del old[k]
+    marker = run / "train" / "done.json"
+    marker.write_text(json.dumps({"config": old, "init": None}))
+    assert pipeline._train(cfg, run) is None and calls == []  # kept
+    marker.write_text(json.dumps({"config": {**old, "epochs": 99}, "init": None}))
+    assert pipeline._train(cfg, run) == "trained" and len(calls) == 1
 
 
 def test_pretrain_then_train_from_it_on_real_clips(tmp_path: Path, monkeypatch) -> None:

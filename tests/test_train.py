@@ -278,13 +278,14 @@ def test_pipeline_recipe_sizes():
 
 
 def test_pipeline_presets():
-    """--preset full is the recipe unchanged; tiny changes only the model; unknown refused."""
+    """--preset full is the recipe unchanged; tiny changes only the model and trains twice
+    the epochs (a small model underfits in the full one's); unknown refused."""
     from tinykws.errors import TinyKWSError
 
     full, tiny = pipeline_recipe(2176, preset="full"), pipeline_recipe(2176, preset="tiny")
     assert full == pipeline_recipe(2176) and full.hidden_units == 128 and full.wrank is None
-    assert tiny.hidden_units < full.hidden_units and tiny.urank
-    assert replace(tiny, hidden_units=128, wrank=None, urank=None) == full
+    assert tiny.hidden_units < full.hidden_units and tiny.urank and tiny.epochs == 2 * full.epochs
+    assert replace(tiny, hidden_units=128, wrank=None, urank=None, epochs=full.epochs) == full
     assert pipeline_recipe(2000, quick=True, preset="tiny").urank is not None
     with pytest.raises(TinyKWSError, match="unknown preset"):
         pipeline_recipe(2176, preset="huge")
@@ -444,7 +445,7 @@ def test_cli_train_options_are_trainconfig_fields(tmp_path, monkeypatch):
     class Stop(Exception):
         pass
 
-    def fake_train(features, out, config, resume=False, init=None):
+    def fake_train(features, out, config, resume=False, init=None, teacher=None):
         seen.append(config)
         raise Stop
 
@@ -518,6 +519,61 @@ def test_init_refuses_a_checkpoint_that_does_not_fit(feats, tmp_path):
         train(feats, tmp_path / "re", TINY, init=tmp_path / "reordered.pt")
     with pytest.raises(TinyKWSError, match="not found"):
         train(feats, tmp_path / "none", TINY, init=tmp_path / "nope.pt")
+
+
+# ------------------------------------------------------------------ knowledge distillation
+
+
+def test_distill_loss_is_zero_only_when_the_student_matches_the_teacher():
+    from tinykws.train import distill_loss
+
+    t = torch.tensor([[2.0, -1.0, 0.5], [0.0, 3.0, -2.0]])
+    assert float(distill_loss(t.clone(), t, 2.0)) == pytest.approx(0.0, abs=1e-6)
+    assert float(distill_loss(t + torch.tensor([0.0, 1.0, 0.0]), t, 2.0)) > 1e-3
+    # T^2 scaling: the gradient keeps its size as T grows (Hinton et al.)
+    s = (t + torch.tensor([1.0, 0.0, 0.0])).requires_grad_()
+    g = [torch.autograd.grad(distill_loss(s, t, T), s)[0].norm().item() for T in (4.0, 8.0)]
+    assert g[1] == pytest.approx(g[0], rel=0.1)
+
+
+def test_distillation_alone_ignores_the_labels(feats, tmp_path):
+    """distill_weight 1: the loss is the teacher's only, so shuffled labels train the
+    same weights; at 0.5 the labels count again. config.json records the teacher."""
+    from tinykws.run import file_sha256
+
+    teacher = train(feats, tmp_path / "t", TINY).best_path
+    shuffled = tmp_path / "shuffled"
+    shutil.copytree(feats, shuffled)
+    d = dict(np.load(feats / "training.npz"))
+    d["labels"] = np.roll(d["labels"], 1)
+    np.savez(shuffled / "training.npz", **d)
+    cfg = replace(TINY, epochs=2, hidden_units=6, distill_weight=1.0)
+    weights = []
+    for name, f, c in (("a", feats, cfg), ("b", shuffled, cfg), ("c", shuffled, replace(cfg, distill_weight=0.5))):
+        r = train(f, tmp_path / name, c, teacher=teacher)
+        weights.append(load_model(r.last_path)[0].state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert any(not torch.equal(weights[1][k], weights[2][k]) for k in weights[1])
+    cj = json.loads((tmp_path / "a" / "train" / "config.json").read_text())
+    assert cj["teacher"] == {"path": str(teacher), "sha256": file_sha256(teacher)}
+
+
+def test_distillation_needs_a_fitting_teacher(feats, tmp_path):
+    teacher = train(feats, tmp_path / "t", replace(TINY, epochs=1)).best_path
+    cfg = replace(TINY, epochs=1, distill_weight=0.5)
+    with pytest.raises(TinyKWSError, match="needs a teacher"):
+        train(feats, tmp_path / "a", cfg)
+    with pytest.raises(TinyKWSError, match="needs --distill-weight"):
+        train(feats, tmp_path / "b", TINY, teacher=teacher)
+    with pytest.raises(TinyKWSError, match="does not exist"):
+        train(feats, tmp_path / "c", cfg, teacher=tmp_path / "nope.pt")
+    d = torch.load(teacher, weights_only=True)
+    d["categories"] = list(reversed(d["categories"]))
+    torch.save(d, tmp_path / "reordered.pt")
+    with pytest.raises(TinyKWSError, match="other classes"):
+        train(feats, tmp_path / "d", cfg, teacher=tmp_path / "reordered.pt")
+    with pytest.raises(TinyKWSError, match="distill.weight"):
+        replace(TINY, distill_weight=1.5)
 
 
 def test_cli_train_init(feats, tmp_path):

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from rich.console import Console
 from rich.table import Table
 
-from tinykws.config import PRESETS
+from tinykws.config import PRESETS, TrainConfig
 from tinykws.errors import TinyKWSError
 from tinykws.run import (
     PIPELINE_BUILDS, Build, RunDir, atomic_write_text, cache_json, file_sha256, read_features,
@@ -129,7 +129,7 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
     done = rd.train_done
     if rd.best.is_file():
         state = _read_marker(done)
-        if state is not None and {k: state.get(k) for k in marker} == marker:
+        if state is not None and _same_training(state, marker):
             console.print(f"training already finished ({rd.best}); delete {done} to train again")
             return None
     resume = False
@@ -144,6 +144,18 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
     result = train(rd.features, run, recipe, resume=resume, init=init)
     atomic_write_text(done, json.dumps(marker, indent=2))
     return result
+
+
+def _same_training(state: dict[str, Any], marker: dict[str, Any]) -> bool:
+    """Did the run of done-marker `state` train what `marker` asks for? The configs are
+    compared as `TrainConfig`s, so a marker written before a field was added (and which
+    therefore trained with its default) still counts as done, instead of training again."""
+    if state.get("init") != marker["init"] or not isinstance(state.get("config"), dict):
+        return False
+    try:
+        return TrainConfig.from_dict(state["config"]) == TrainConfig.from_dict(marker["config"])
+    except (TinyKWSError, TypeError, ValueError):
+        return False
 
 
 def _train_init(rd: RunDir) -> Optional[str]:

@@ -40,8 +40,8 @@ from torch.nn import functional as F
 from tinykws.augment import augment_batch
 from tinykws.errors import TinyKWSError
 from tinykws.labels import SILENCE, UNKNOWN
-from tinykws.config import PRESETS, QUICK_PRESETS, TrainConfig
-from tinykws.models import KWSModel, build_model
+from tinykws.config import PRESET_EPOCH_SCALE, PRESETS, QUICK_PRESETS, TrainConfig
+from tinykws.models import KWSModel, State, build_model
 from tinykws.models.sparsity import iht_phase, sparse_groups, sparsify_step
 from tinykws.progress import progress_bar
 from tinykws.plots import pyplot, save_png
@@ -64,7 +64,7 @@ LOG_COLUMNS = (
 
 def pipeline_recipe(n_train: int, quick: bool = False, preset: str = "full") -> TrainConfig:
     """The default training recipe of `tinykws pipeline` for a training set of n_train clips,
-    with the model of `preset` (`PRESETS`).
+    with the model and epoch multiple of `preset` (`PRESETS`, `PRESET_EPOCH_SCALE`).
 
     Small data needs augmentation and a schedule sized to the data rather than the
     seed's 250 epochs of the full Speech Commands.  Measured on the shared dev data
@@ -75,7 +75,9 @@ def pipeline_recipe(n_train: int, quick: bool = False, preset: str = "full") -> 
     if quick:
         return TrainConfig(epochs=3, hidden_units=16, batch_size=32, optimizer="adam",
                            learning_rate=0.01, lr_min=0.001, **QUICK_PRESETS[preset])
-    return dataclasses.replace(_full_recipe(n_train), **PRESETS[preset])
+    full = _full_recipe(n_train)
+    return dataclasses.replace(full, epochs=full.epochs * PRESET_EPOCH_SCALE[preset],
+                               **PRESETS[preset])
 
 
 def _full_recipe(n_train: int) -> TrainConfig:
@@ -271,6 +273,7 @@ def train(
     resume: bool = False,
     max_epochs_this_run: Optional[int] = None,
     init: Path | str | None = None,
+    teacher: Path | str | None = None,
 ) -> TrainResult:
     """Train on `features_dir/{training,validation}.npz` into `out_dir/train/`.
 
@@ -279,6 +282,9 @@ def train(
     `init`: a checkpoint whose weights (not its input normalisation) the model starts
     from, e.g. one pretrained on synthesized speech (`initial_weights`); recorded in
     `config.json`. A resumed run continues from `last.pt` whatever `init` says.
+    `teacher`: the checkpoint whose outputs `config.distill_weight` of the loss matches
+    (knowledge distillation, `distill_loss`), e.g. a full model's for a small one; needed
+    whenever `distill_weight` > 0, also on resume (recorded in `config.json`).
     Tunes the process for training first (`tinykws.tuning.tune_for_training`) and runs
     with `config.threads` intra-op threads (0: torch's default).
     """
@@ -293,7 +299,7 @@ def train(
         config = ckpt.train_config
     tune_for_training()  # process-wide: glibc keeps freed tensors (see tinykws.tuning)
     with torch_threads(config.threads):
-        session = _set_up(features_dir, run, config, ckpt, init)
+        session = _set_up(features_dir, run, config, ckpt, init, teacher)
         return _train(session, features_dir, max_epochs_this_run)
 
 
@@ -322,6 +328,7 @@ class _Session:
     masks: Optional[list[Tensor]] = None  # sparsity supports once fixed
     rows: list[dict[str, Any]] = field(default_factory=list)  # log.csv
     class_weight: Optional[Tensor] = None  # [C] loss weights (None: all 1)
+    teacher: Optional[KWSModel] = None  # distillation teacher (cfg.distill_weight > 0)
 
 
 def _load_splits(features_dir: Path) -> tuple[FeatureSplit, FeatureSplit]:
@@ -365,10 +372,41 @@ def initial_weights(path: Path | str, model_config: Any, categories: Sequence[st
     return {k: v for k, v in ck.state_dict.items() if k not in ("mean", "std")}
 
 
+def load_teacher(path: Path | str | None, cfg: TrainConfig, categories: Sequence[str],
+                 params: Any, device: torch.device) -> Optional[KWSModel]:
+    """The distillation teacher of checkpoint `path` (eval mode, frozen), checked to have
+    the same classes and features as the training set; None when `cfg` does not distil."""
+    if cfg.distill_weight == 0:
+        if path is not None:
+            raise TinyKWSError("--teacher needs --distill-weight above 0")
+        return None
+    if path is None:
+        raise TinyKWSError(f"distill_weight {cfg.distill_weight} needs a teacher checkpoint (--teacher)")
+    if not Path(path).is_file():
+        raise TinyKWSError(f"teacher checkpoint {path} does not exist")
+    ck = load_checkpoint(path)
+    if tuple(ck.categories) != tuple(categories) or ck.feature_params != params:
+        raise TinyKWSError(f"teacher {path} was trained on other classes or features")
+    model, _ = load_model(path)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.to(device).eval()
+
+
+def distill_loss(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
+    """Hinton et al.'s distillation term: KL(teacher || student) of the outputs softened
+    by `temperature`, times T^2 (so its gradients keep their size as T changes)."""
+    t = temperature
+    return F.kl_div(F.log_softmax(student / t, dim=1), F.log_softmax(teacher / t, dim=1),
+                    reduction="batchmean", log_target=True) * (t * t)
+
+
 def _set_up(features_dir: Path, run: RunDir, cfg: TrainConfig,
-            ckpt: Optional[Checkpoint], init: Path | str | None = None) -> _Session:
+            ckpt: Optional[Checkpoint], init: Path | str | None = None,
+            teacher: Path | str | None = None) -> _Session:
     """Data, model, optimiser and schedule; restored from `ckpt` when resuming, else
-    started from the weights of checkpoint `init` when given."""
+    started from the weights of checkpoint `init` when given; the distillation teacher
+    from checkpoint `teacher`."""
     device = choose_device(cfg.device)
     dist = _init_distributed(device)
     if dist.world > 1 and device.type == "cuda":
@@ -401,6 +439,7 @@ def _set_up(features_dir: Path, run: RunDir, cfg: TrainConfig,
         model=model, net=model, opt=opt, schedule=schedule, noise=noise,
         log_per_db=math.log(10) / (10 if tr.params.power_spec else 20), bag=None,
         class_weight=class_weights(cfg, tr.categories, device),
+        teacher=load_teacher(teacher, cfg, tr.categories, tr.params, device),
     )  # fmt: skip
     if ckpt is not None:
         _restore(s, ckpt)
@@ -421,7 +460,9 @@ def _set_up(features_dir: Path, run: RunDir, cfg: TrainConfig,
             {"train_config": cfg.to_dict(), "model_config": mcfg.to_dict(),
              "categories": tr.categories, "feature_params": tr.params.to_dict(),
              "n_train": len(data.y), "n_validation": len(va.labels), "world_size": dist.world,
-             "init": None if init is None else {"path": str(init), "sha256": init_sha}},
+             "init": None if init is None else {"path": str(init), "sha256": init_sha},
+             **({} if teacher is None else
+                {"teacher": {"path": str(teacher), "sha256": file_sha256(teacher)}})},
             indent=2) + "\n")
         s.rows = _read_log(run.train_log, s.start_epoch - 1)
     return s
@@ -462,6 +503,11 @@ def _train_epoch(s: _Session, epoch: int) -> tuple[float, float, float]:
         else:
             logits = s.net(xb)
         loss = F.cross_entropy(logits, yb, weight=s.class_weight, label_smoothing=cfg.label_smoothing)
+        if s.teacher is not None:
+            with torch.no_grad():
+                target = s.teacher(xb)
+            loss = (1 - cfg.distill_weight) * loss \
+                + cfg.distill_weight * distill_loss(logits, target, cfg.distill_temperature)
         loss.backward()
         s.opt.step()
         s.masks = sparsify_step(s.model, s.iteration, total, s.masks)
