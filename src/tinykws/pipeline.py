@@ -11,6 +11,10 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import json
+import multiprocessing as mp
+import os
+import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -259,9 +263,6 @@ def negatives_plan(cfg: PipelineConfig, run: Path) -> Optional[NegativesPlan]:
 def _background_maker(plan: NegativesPlan, log: str) -> None:
     """The child process of `start_negatives`: quiet, its output in `log`, one worker (the
     clip phase trains on the other core)."""
-    import os
-    import sys
-
     os.environ["TINYKWS_NO_PROGRESS"] = "1"
     with open(log, "a") as f:
         os.dup2(f.fileno(), 1)
@@ -279,8 +280,6 @@ def start_negatives(plan: Optional[NegativesPlan], run: Path):
     Returns the process (None when there is nothing to make: no set, or a finished one).
     The "data negatives" stage takes the set's lock after it, so it waits for it, and
     finishes whatever a failed or killed child left (the set resumes job by job)."""
-    import multiprocessing as mp
-
     from tinykws.data.negatives import is_complete
 
     if plan is None or is_complete(plan.folder):
@@ -296,12 +295,8 @@ def start_negatives(plan: Optional[NegativesPlan], run: Path):
 def stop_negatives(proc) -> None:
     """Stop a background maker still running (the pipeline failed or was interrupted):
     SIGINT first, so its pool shuts down and its finished jobs stay logged."""
-    import signal
-
     if proc is None or not proc.is_alive():
         return
-    import os
-
     os.kill(proc.pid, signal.SIGINT)
     proc.join(20)
     if proc.is_alive():
