@@ -95,10 +95,16 @@ def _evaluation(run_dir: Path) -> tuple[Optional[EvalResult], str, str]:
     return ev, png.relative_to(run_dir).as_posix(), note
 
 
-def _not_run(what: str, how: str, run_dir: Optional[Path] = None) -> str:
-    """The line of a section whose file is missing (or, when it exists in `run_dir`,
-    damaged: `damaged_files` named it at the top)."""
-    if run_dir is not None and (run_dir / what).exists():
+def _rel(run_dir: Path, path: Path) -> str:
+    """How the report names a file of the run (`eval/stream.json`)."""
+    return path.relative_to(run_dir).as_posix()
+
+
+def _not_run(run_dir: Path, path: Path, how: str, also: str = "") -> str:
+    """The line of a section whose file (`path`, `also`: what else would do) is missing, or
+    damaged when it exists (`damaged_files` named it at the top)."""
+    what = _rel(run_dir, path) + also
+    if path.exists():
         return f"_Skipped: {what} is damaged (see the top of the report; run `{how}` again)._\n"
     return f"_Not run: {what} is missing (run `{how}`)._\n"
 
@@ -112,9 +118,11 @@ def _pretty(name: str) -> str:
 
 def data_counts(run_dir: Path) -> tuple[dict[str, dict[str, int]], str] | None:
     """split -> class -> clips, from `lists/lists.json`, else from the feature files."""
-    meta = _read_json(RunDir(run_dir).lists_json)
+    rd = RunDir(run_dir)
+    meta = _read_json(rd.lists_json)
     if isinstance(meta, dict) and isinstance(meta.get("counts"), dict):
-        return {s: dict(meta["counts"][s]) for s in SPLITS if s in meta["counts"]}, "lists/lists.json"
+        counts = {s: dict(meta["counts"][s]) for s in SPLITS if s in meta["counts"]}
+        return counts, _rel(run_dir, rd.lists_json)
     counts = {}
     for s in SPLITS:
         f = RunDir(run_dir).features_file(s)
@@ -122,7 +130,7 @@ def data_counts(run_dir: Path) -> tuple[dict[str, dict[str, int]], str] | None:
             split = read_features(f, features=False)
             n = np.bincount(split.labels, minlength=len(split.categories))
             counts[s] = {c: int(n[i]) for i, c in enumerate(split.categories)}
-    return (counts, "features/*.npz") if counts else None
+    return (counts, _rel(run_dir, rd.features_file("*"))) if counts else None
 
 
 def plot_data(counts: dict[str, dict[str, int]], path: Path) -> Path:
@@ -151,7 +159,9 @@ def section_data(run_dir: Path) -> str:
     found = data_counts(run_dir)
     out = "## Data\n\n"
     if not found:
-        return out + _not_run("lists/lists.json (or features/*.npz)", "tinykws data lists")
+        rd = RunDir(run_dir)
+        also = f" (or {_rel(run_dir, rd.features_file('*'))})"
+        return out + _not_run(run_dir, rd.lists_json, "tinykws data lists", also)
     counts, source = found
     meta = _read_json(RunDir(run_dir).lists_json) or {}
     if meta.get("data_dir"):
@@ -230,7 +240,7 @@ def section_training(run_dir: Path) -> str:
     cfg = _read_json(rd.train_config)
     model = model_line(run_dir)
     if not log.is_file() and not rd.curves.is_file():
-        return out + model + _not_run("train/log.csv", "tinykws train")
+        return out + model + _not_run(run_dir, log, "tinykws train")
     out += model
     if isinstance(cfg, dict):
         keys = ("epochs", "batch_size", "lr", "rolling", "augment", "architecture", "hidden_size")
@@ -254,7 +264,7 @@ def section_evaluation(run_dir: Path) -> str:
     out = "## Clip accuracy\n\n"
     ev, png, note = _evaluation(run_dir)
     if ev is None:
-        return out + _not_run("eval/evaluation.json", "tinykws evaluate RUN_DIR --data DIR", run_dir)
+        return out + _not_run(run_dir, RunDir(run_dir).evaluation(), "tinykws evaluate RUN_DIR --data DIR")
     out += (f"**Accuracy {ev.accuracy:.2%}** on {ev.n} clips "
             f"({ev.layout} layout, `{ev.data_dir}`, backend {ev.backend}); "
             f"macro F1 {ev.macro_f1:.3f}.{note}\n\n")
@@ -270,8 +280,8 @@ def section_stream(run_dir: Path) -> str:
     out = "## Streaming detection\n\n"
     st = _record(StreamResult, RunDir(run_dir).stream_result)
     if st is None:
-        return out + _not_run("eval/stream.json", "the pipeline's streaming check "
-                              "(tinykws.stream_eval.stream_metrics)", run_dir)
+        return out + _not_run(run_dir, RunDir(run_dir).stream_result, "the pipeline's streaming "
+                              "check (tinykws.stream_eval.stream_metrics)")
     at = st.at_threshold
     out += (f"{st.minutes:.1f} minutes of held-out clips over background noise "
             f"(SNR {', '.join(f'{s:g}' for s in st.snrs_db)} dB), "
@@ -459,7 +469,8 @@ def section_device(run_dir: Path) -> str:
     out = "## Device (emulated Cortex-M4)\n\n"
     rows = {b: _record(VerifyReport, RunDir(run_dir).verify_report(b)) for b in REPORT_BUILDS}
     if not any(r is not None for r in rows.values()):
-        return out + _not_run("device/{hard,soft,int8}/verify.json", "tinykws verify")
+        builds = "{" + ",".join(b.name for b in REPORT_BUILDS) + "}"  # device/{hard,...}/verify.json
+        return out + _not_run(run_dir, RunDir(run_dir).verify_report(builds), "tinykws verify")
     out += ("| build | flash | RAM | instructions / frame | featurizer | model | "
             "matches its reference | max score diff | vs float model |\n"
             "|---|---:|---:|---:|---:|---:|:---:|---:|---|\n")
