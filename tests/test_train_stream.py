@@ -92,6 +92,40 @@ def test_stream_targets_follow_word_ends():
     assert x2.shape == (3, 500, 32)
 
 
+def _keyword_runs(t: np.ndarray) -> list[tuple[int, int, int]]:
+    """(row, first frame, class) of every stretch of keyword targets (classes 0 and 1)."""
+    out = []
+    for r, row in enumerate(t):
+        for k in (0, 1):
+            idx = np.flatnonzero(row == k)
+            out += [(r, int(run[0]), k) for run in np.split(idx, np.flatnonzero(np.diff(idx) > 1) + 1) if len(run)]
+    return sorted(out)
+
+
+def test_target_delay_moves_the_keyword_window_later_and_leaves_the_stream_alone():
+    x, y = toy_clips(20)
+    pool = ClipPool.from_arrays(x, y, CATS, LOG_PER_DB)
+
+    def chunk(delay: int):
+        cfg = StreamTrainConfig(batch=3, chunk_frames=1200, gap_frames=(60, 200), target_delay=delay)
+        return StreamMaker(pool, cfg, np.random.default_rng(5)).next_chunk()
+
+    x0, t0, w0, *_ = chunk(0)
+    x1, t1, w1, *_ = chunk(20)
+    assert torch.equal(x0, x1)  # the same words and noise: only the targets move
+    before, after = _keyword_runs(t0.numpy()), _keyword_runs(t1.numpy())
+    assert len(before) >= 6
+    # with gaps of at least 60 frames every window fits: each starts exactly 20 frames later
+    assert [(r, s + 20, k) for r, s, k in before if s + 20 < 1200] == [a for a in after if a[1] < 1200]
+    # the 20 frames between are unscored; the other words keep their targets, 20 frames longer
+    for r, s, _ in before:
+        assert np.all(t1.numpy()[r, s:s + 20] == IGNORE) and np.all(w1.numpy()[r, s:s + 20] == 0)
+    unk = CATS.index("_unknown_")
+    assert torch.all((t1 == unk) >= (t0 == unk)) and int((t1 == unk).sum()) > int((t0 == unk).sum())
+    with pytest.raises(TinyKWSError, match="target_delay"):
+        StreamTrainConfig(target_delay=-1)
+
+
 def test_real_negative_share_sets_how_many_negatives_are_real_recordings():
     """The first n_real pool clips are real; with synthesized negatives 10x as many, share
     0 draws real ones in proportion (~1/11), share 0.5 about half, share 1 only real ones."""

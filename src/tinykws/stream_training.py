@@ -84,6 +84,10 @@ class StreamTrainConfig:
     # targets and weights
     target_lead: int = 3  # frames before a word's end that already take its class
     target_frames: int = 40  # frames after a word's end that keep its class
+    # frames after a word's end before a keyword's class is asked for (its window shifts by
+    # as much; the frames before it are not scored): a causal model that must answer at the
+    # energy end of "stop" cannot tell it from "stopper" or "store"; 0.2 s later it has heard
+    target_delay: int = 0
     keyword_weight: float = 3.0  # the word ends are rare: make them count
     unknown_weight: float = 1.0
     inside_unknown_weight: float = 0.3  # frames inside another word
@@ -117,6 +121,8 @@ class StreamTrainConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        if self.target_delay < 0:
+            raise TinyKWSError("target_delay must be >= 0 frames")
         if self.iterations < 1 or self.batch < 1 or self.chunk_frames < 1:
             raise TinyKWSError("stream training needs iterations, batch and chunk_frames >= 1")
         if not 0.0 < self.keyword_prob < 1.0:
@@ -218,16 +224,18 @@ class StreamMaker:
         rclass = np.full(len(x), self.sil, np.int64)
         region = np.zeros(len(x), np.int64)  # 0: the gap before the first word
         for k, (start, on, end, cls, is_kw) in enumerate(words):
-            stop = min(len(x), end + cfg.target_frames)
+            stop = min(len(x), end + cfg.target_delay + cfg.target_frames)
             if k + 1 < len(words):
                 stop = min(stop, words[k + 1][1])  # the next word's speech takes over
-            if is_kw:
-                target[start:end - cfg.target_lead] = IGNORE
-                weight[start:end - cfg.target_lead] = 0.0
+            if is_kw:  # unscored until its window opens: the model may still be unsure
+                lo = min(stop, end + cfg.target_delay - cfg.target_lead)
+                target[start:lo] = IGNORE
+                weight[start:lo] = 0.0
             else:
                 target[on:end - cfg.target_lead] = cls
                 weight[on:end - cfg.target_lead] = cfg.inside_unknown_weight
-            lo = max(on, end - cfg.target_lead)
+                lo = end - cfg.target_lead
+            lo = max(on, lo)
             target[lo:stop] = cls
             weight[lo:stop] = cfg.keyword_weight if is_kw else cfg.unknown_weight
             rclass[on:stop] = cls
@@ -271,7 +279,7 @@ def negative_keyword_scores(model, maker: StreamMaker, context: int = 100, batch
     negs = maker.neg if which is None else maker.neg[which]
     for s in range(0, len(negs), batch):
         ids = negs[s:s + batch]
-        bed = torch.from_numpy(np.stack([maker._noise_bed(context + T + cfg.target_frames)
+        bed = torch.from_numpy(np.stack([maker._noise_bed(context + T + cfg.target_delay + cfg.target_frames)
                                          for _ in ids]))
         x = bed.clone()
         words = torch.from_numpy(pool.features[ids])
