@@ -91,7 +91,7 @@ def measure(run: Path, toolchain: str, build: str, clips: int) -> dict:
     """Compile `run` with one toolchain as `build` (hard, soft, int8), verify it, return the
     report as a dict."""
     from tinykws.codegen import compile_run
-    from tinykws.device import verify
+    from tinykws.device import VerifyConfig, verify
     from tinykws.run import Build
     from tinykws.toolchain import find_toolchain
 
@@ -99,8 +99,8 @@ def measure(run: Path, toolchain: str, build: str, clips: int) -> dict:
     os.environ["TINYKWS_TOOLCHAIN"] = toolchain  # compile_run uses find_toolchain()
     out = run / "device" / f"{build}-{toolchain}"
     compile_run(run, out, "cortex-m4", abi, precision=precision)
-    report = verify(out, run_dir=run, max_clips=clips, toolchain=find_toolchain(toolchain),
-                    progress=False)  # fmt: skip
+    report = verify(out, VerifyConfig(run_dir=run, max_clips=clips,
+                                      toolchain=find_toolchain(toolchain), progress=False))
     if not report.ok:
         sys.exit(f"verify failed for {toolchain}/{abi}: {report.first_mismatch}")
     return report.to_dict()

@@ -93,7 +93,7 @@ def train_point(work: Path, features: Path, lists: Path, name: str, seed: int) -
 def measure_run(run: Path, clips: int) -> dict[str, Any]:
     """Quantize, compile int8 (gcc), verify on the emulated M4; sizes, costs, accuracies."""
     from tinykws.codegen import compile_run
-    from tinykws.device import verify
+    from tinykws.device import VerifyConfig, verify
     from tinykws.quant.calibrate import quantize_run
     from tinykws.checkpoint import load_model
     from tinykws.run import RunDir
@@ -104,8 +104,8 @@ def measure_run(run: Path, clips: int) -> dict[str, Any]:
     os.environ["TINYKWS_TOOLCHAIN"] = "gcc"
     out = run / "device" / "int8-gcc"
     compile_run(run, out, "cortex-m4", "soft", precision="int8")
-    rep = verify(out, run_dir=run, max_clips=clips, toolchain=find_toolchain("gcc"),
-                 progress=False)
+    rep = verify(out, VerifyConfig(run_dir=run, max_clips=clips, toolchain=find_toolchain("gcc"),
+                                   progress=False))
     if not rep.ok:
         sys.exit(f"verify failed for {run}: {rep.first_mismatch}")
     s = rep.sizes["model"]
@@ -119,9 +119,9 @@ def measure_run(run: Path, clips: int) -> dict[str, Any]:
         "instructions": {k: v["mean"] for k, v in rep.instructions.items()
                          if isinstance(v, dict) and "mean" in v},
         "bit_exact": rep.ok,
-        "float_acc": q["ptq"]["testing"]["float_accuracy"],
-        "int8_acc": q["ptq"]["testing"]["int_accuracy"],
-        "testing_clips": q["ptq"]["testing"]["n"],
+        "float_acc": q.ptq.testing.float_accuracy,
+        "int8_acc": q.ptq.testing.int_accuracy,
+        "testing_clips": q.ptq.testing.n,
     }
 
 
@@ -250,12 +250,13 @@ def _build_and_verify(run: Path, out: Path, abi: str, precision: str, clips: int
     """Compile (gcc) and verify on the emulated M4 -> (model instructions a frame, model
     flash bytes = text + rodata + data of model.o)."""
     from tinykws.codegen import compile_run
-    from tinykws.device import verify
+    from tinykws.device import VerifyConfig, verify
     from tinykws.toolchain import find_toolchain
 
     os.environ["TINYKWS_TOOLCHAIN"] = "gcc"
     compile_run(run, out, "cortex-m4", abi, precision=precision)
-    rep = verify(out, run_dir=run, max_clips=clips, toolchain=find_toolchain("gcc"), progress=False)
+    rep = verify(out, VerifyConfig(run_dir=run, max_clips=clips, toolchain=find_toolchain("gcc"),
+                                   progress=False))
     if not rep.ok:
         sys.exit(f"verify failed: {out}")
     s = rep.sizes["model"]

@@ -306,14 +306,14 @@ def test_mac_counts_by_hand():
 
 
 def test_verify_user_errors_are_one_line(tmp_path):
-    from tinykws.device import verify
+    from tinykws.device import VerifyConfig, verify
 
     with pytest.raises(DeviceError, match="run `tinykws compile"):
         verify(tmp_path)
     (tmp_path / "featurizer.S").write_text("")
     (tmp_path / "model.S").write_text("")
     with pytest.raises(DeviceError, match="no train/best.pt"):
-        verify(tmp_path, run_dir=tmp_path)
+        verify(tmp_path, VerifyConfig(run_dir=tmp_path))
 
 
 def test_harness_rejects_another_mailbox_magic(mock_device, monkeypatch):

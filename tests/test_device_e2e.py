@@ -18,7 +18,7 @@ import torch
 
 from codegen_host import have_arm_gcc
 from eval_helpers import save_checkpoint
-from tinykws.device import classify_clips, torch_reference, verify
+from tinykws.device import VerifyConfig, classify_clips, torch_reference, verify
 from tinykws.features import FeatureParams, logmel
 from tinykws.data.audio import load_audio
 from tinykws.models import ModelConfig, build_model
@@ -81,7 +81,7 @@ def test_compiled_files_keep_their_promises(compiled_run, abi):
 def test_verify_passes_on_real_clips(compiled_run, abi):
     d = compiled_run / "device" / abi
     n_clips = 3 if abi == "soft" else 6
-    r = verify(d, max_clips=n_clips, count_clips=1, count_blocks=12, progress=False)
+    r = verify(d, VerifyConfig(max_clips=n_clips, count_clips=1, count_blocks=12, progress=False))
     assert r.ok, r.first_mismatch
     assert r.n_clips == n_clips and r.n_frames == 98 * r.n_clips
     assert r.max_abs_diff <= 1e-3 and r.argmax_agreement == 1.0
@@ -102,7 +102,7 @@ def test_softfp_runs_at_hard_float_cost_with_a_soft_float_firmware(compiled_run)
     counts = {}
     for abi in ("hard", "softfp"):
         d = compiled_run / "device" / abi
-        r = verify(d, max_clips=1, count_clips=1, progress=False)
+        r = verify(d, VerifyConfig(max_clips=1, count_clips=1, progress=False))
         assert r.ok and r.float_abi == abi, r.first_mismatch
         counts[abi] = r.instructions["featurizer"]["mean"] + r.instructions["model"]["mean"]
     assert counts["softfp"] <= 1.05 * counts["hard"], counts
@@ -315,11 +315,12 @@ def test_verify_with_libm(compiled_run, tmp_path):
     out = compiled_run / "device" / "hard_libm"
     compile_run(compiled_run, out, "cortex-m4", "hard", use_libm=True)
     if have_arm_gcc():  # newlib's libm comes with gcc
-        r = verify(out, run_dir=compiled_run, max_clips=1, count_clips=0, progress=False)
+        r = verify(out, VerifyConfig(run_dir=compiled_run, max_clips=1, count_clips=0,
+                                     progress=False))
         assert r.ok, r.first_mismatch
     with pytest.raises(DeviceError, match="newlib"):
-        verify(out, run_dir=compiled_run, max_clips=1, toolchain=find_toolchain("zig"),
-               progress=False)  # fmt: skip
+        verify(out, VerifyConfig(run_dir=compiled_run, max_clips=1,
+                                 toolchain=find_toolchain("zig"), progress=False))
 
 
 @pytest.mark.parametrize("abi", FLOAT_ABIS)
@@ -330,8 +331,8 @@ def test_counts_equal_qemu_exec_trace(compiled_run, abi):
 
     if qemu_binary() is None:
         pytest.skip("qemu-system-arm not installed (optional cross-check)")
-    r = verify(compiled_run / "device" / abi, max_clips=1, count_clips=0, qemu=True,
-               progress=False)  # fmt: skip
+    r = verify(compiled_run / "device" / abi,
+               VerifyConfig(max_clips=1, count_clips=0, qemu=True, progress=False))
     q = r.qemu_check
     assert q["agree"], q
     assert len(q["qemu"]["featurizer"]) == q["blocks"]
@@ -369,8 +370,8 @@ def test_verify_against_exported_onnx(compiled_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(compiled_run, run)
     with pytest.raises(DeviceError, match="export"):
-        verify(run / "device" / "hard", max_clips=1, reference="onnx", progress=False)
+        verify(run / "device" / "hard", VerifyConfig(max_clips=1, reference="onnx", progress=False))
     export_run(run)
-    r = verify(run / "device" / "hard", max_clips=3, count_clips=0, reference="onnx",
-               progress=False)  # fmt: skip
+    r = verify(run / "device" / "hard",
+               VerifyConfig(max_clips=3, count_clips=0, reference="onnx", progress=False))
     assert r.ok and r.reference == "onnx" and r.max_abs_diff < 1e-4, r.first_mismatch

@@ -85,7 +85,7 @@ def test_int8_build_is_measured_against_the_checkpoint_it_was_quantized_from(tmp
     from eval_helpers import FEATURE_CATS, make_features, random_model, save_checkpoint
     from tinykws.codegen import compile_run
     from tinykws.data.audio import load_audio
-    from tinykws.device import DeviceError, verify
+    from tinykws.device import DeviceError, VerifyConfig, verify
     from tinykws.device.reference import int_reference, torch_reference
     from tinykws.quant import qat
     from tinykws.quant.calibrate import int_model_checkpoint, quantize_run
@@ -97,11 +97,12 @@ def test_int8_build_is_measured_against_the_checkpoint_it_was_quantized_from(tmp
     # a learning rate at which 10 epochs of fine-tuning beat the random model (25 %)
     monkeypatch.setattr(qat, "finetune", functools.partial(qat.finetune, lr=0.01))
     rep = quantize_run(run, qat_epochs=10)
-    assert rep["chosen"] == "qat" and rep["source_checkpoint"] == "quant/qat.pt"
+    assert rep.chosen == "qat" and rep.source_checkpoint == "quant/qat.pt"
     assert int_model_checkpoint(run) == tuned
 
     compile_run(run, float_abi="soft", precision="int8")
-    r = verify(run / "device" / "int8", data_dir=DEV, max_clips=3, count_clips=0, progress=False)
+    r = verify(run / "device" / "int8",
+               VerifyConfig(data_dir=DEV, max_clips=3, count_clips=0, progress=False))
     assert r.ok and r.reference == "int" and r.max_abs_diff == 0.0
     assert r.float_interface["ok"] and r.float_interface["max_abs_diff"] == 0.0  # both loops
     assert r.instructions["entry_points"]["featurizer"] == "mfcc_FilterInt16"
@@ -115,10 +116,11 @@ def test_int8_build_is_measured_against_the_checkpoint_it_was_quantized_from(tmp
     assert r.float_model["max_abs_diff"] == pytest.approx(max_diff(tuned), abs=1e-6)
     assert abs(max_diff(best) - max_diff(tuned)) > 0.05  # the two checkpoints are told apart
     with pytest.raises(DeviceError, match="no ONNX export"):  # export/ holds best.pt only
-        verify(run / "device" / "int8", data_dir=DEV, max_clips=1, reference="onnx", progress=False)
+        verify(run / "device" / "int8",
+               VerifyConfig(data_dir=DEV, max_clips=1, reference="onnx", progress=False))
 
     rep = quantize_run(run)  # post-training only: best.pt is the source, qat.pt is stale
-    assert rep["source_checkpoint"] == "train/best.pt" and int_model_checkpoint(run) == best
+    assert rep.source_checkpoint == "train/best.pt" and int_model_checkpoint(run) == best
     assert not tuned.exists()
 
 
@@ -160,7 +162,7 @@ def test_verify_refuses_an_int8_build_of_an_older_quantization(tmp_path):
     `verify --stream` say so (recompile) instead of reporting every frame as different."""
     from eval_helpers import FEATURE_CATS, make_features, random_model, save_checkpoint
     from tinykws.codegen import compile_run
-    from tinykws.device import DeviceError, verify
+    from tinykws.device import DeviceError, VerifyConfig, verify
     from tinykws.device.verify_stream import verify_stream
     from tinykws.quant.calibrate import quantize_run
 
@@ -173,11 +175,11 @@ def test_verify_refuses_an_int8_build_of_an_older_quantization(tmp_path):
     clip = next(iter(sorted((DEV / "yes").glob("*.wav"))))
     quantize_run(run, per_row=False)  # another integer model than the build's
     with pytest.raises(DeviceError, match="quantized again since"):
-        verify(build, data_dir=DEV, max_clips=1, count_clips=0, progress=False)
+        verify(build, VerifyConfig(data_dir=DEV, max_clips=1, count_clips=0, progress=False))
     with pytest.raises(DeviceError, match="quantized again since"):
         verify_stream(build, clip, progress=False)
     compile_run(run, float_abi="soft", precision="int8")  # recompiled: current again
-    assert verify(build, data_dir=DEV, max_clips=1, count_clips=0, progress=False).ok
+    assert verify(build, VerifyConfig(data_dir=DEV, max_clips=1, count_clips=0, progress=False)).ok
 
 
 @pytest.mark.parametrize("tc_name", toolchain_params())

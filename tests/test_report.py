@@ -12,10 +12,22 @@ import pytest
 from eval_helpers import DEV, make_run
 from tinykws.errors import TinyKWSError
 from tinykws.evaluate import evaluate
+from tinykws.records import EvalResult, StreamResult, VerifyReport
 from tinykws.report import device_row, write_report
 from tinykws.stream_eval import stream_metrics
 
 SECTIONS = ("## Data", "## Training", "## Clip accuracy", "## Streaming detection", "## Device")
+
+
+def verify_record(abi: str, flash: int, **changes) -> VerifyReport:
+    """A `verify.json` record of a passing float build (figures made up for the table)."""
+    fields = dict(ok=True, float_abi=abi, toolchain="gcc", n_clips=3, n_frames=294, atol=1e-3,
+                  max_abs_diff=2e-6, max_feature_diff=1e-6, argmax_agreement=1.0,
+                  first_mismatch=None, sizes={"model": {"text": 100, "rodata": 0, "data": 0, "bss": 10}},
+                  instructions={"method": "...", "featurizer": {"mean": 100_000.4, "max": 1},
+                                "model": {"mean": 23_456.0, "max": 1}},
+                  flash_bytes=flash, ram_bytes=6_000, peak_stack_bytes=500, seconds=1.0)
+    return VerifyReport(**{**fields, **changes})
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +50,7 @@ def full_run(tmp_path_factory) -> Path:
     for abi, flash in (("hard", 41_000), ("soft", 52_000)):
         d = run / "device" / abi
         d.mkdir(parents=True)
-        (d / "verify.json").write_text(json.dumps({  # tinykws.device.VerifyReport's keys
-            "ok": True, "float_abi": abi, "max_abs_diff": 2e-6, "flash_bytes": flash,
-            "ram_bytes": 6_000, "sizes": {"model": {"text": 100, "bss": 10}},
-            "instructions": {"method": "...", "featurizer": {"mean": 100_000.4, "max": 1},
-                             "model": {"mean": 23_456.0, "max": 1}}}))
+        verify_record(abi, flash).save(d / "verify.json")
     return run
 
 
@@ -83,16 +91,32 @@ def test_report_degrades_section_by_section(full_run, tmp_path):
 
 
 def test_report_survives_a_malformed_file(full_run, tmp_path):
+    """A file that is not its stage's record is named at the top and its section skipped;
+    a record whose contents break a section costs that section only."""
     run = tmp_path / "bad"
     shutil.copytree(full_run, run)
     (run / "eval" / "evaluation.json").write_text(json.dumps({"accuracy": 0.5}))
+    (run / "eval" / "stream.json").write_text('{"mode": "rolling", "at_thr')  # torn
     text = write_report(run).read_text()
-    assert "Could not read" in text and "## Device" in text
+    top = text.split("## Summary")[0]
+    assert "`eval/evaluation.json` (not its record, EvalResult: no 'per_class')" in top
+    assert "`eval/stream.json` (Unterminated string" in top
+    assert "_Skipped: eval/evaluation.json is damaged" in text
+    assert "_Skipped: eval/stream.json is damaged" in text and "## Device" in text
+    ev = EvalResult.load(full_run / "eval" / "evaluation.json")
+    ev.per_class = {"yes": {"recall": 1.0}}  # a record, but not what the section reads
+    ev.save(run / "eval" / "evaluation.json")
+    text = write_report(run).read_text()
+    assert "_Could not read this section's files: 'precision'_" in text and "## Device" in text
 
 
-def test_device_row_finds_nested_keys():
-    row = device_row({"hard": {"memory": {"flash": 10, "ram": 2}}, "cost": {"instructions_per_frame": 7}})
-    assert (row["flash"], row["ram"], row["instructions"]) == (10, 2, 7)  # not fRAMe
+def test_device_row_reads_the_verify_record():
+    row = device_row(verify_record("hard", 41_000))
+    assert (row["flash"], row["ram"], row["passed"], row["max_err"]) == (41_000, 6_000, True, 2e-6)
+    assert (row["featurizer"], row["model"]) == (100_000.4, 23_456.0)
+    assert row["instructions"] == pytest.approx(123_456.4)
+    uncounted = device_row(verify_record("soft", 1, instructions={"method": "not counted"}))
+    assert uncounted["instructions"] is None and uncounted["model"] is None
 
 
 def test_missing_run_folder_is_a_user_error(tmp_path):
@@ -109,7 +133,8 @@ def test_summary_warns_that_synthetic_accuracy_is_not_real_speech(tmp_path):
     data.mkdir()
     ev = tmp_path / "run" / "eval"
     ev.mkdir(parents=True)
-    (ev / "evaluation.json").write_text(json.dumps({"accuracy": 0.9, "n": 10, "data_dir": str(data)}))
+    EvalResult(accuracy=0.9, per_class={}, confusion=[], categories=["yes"], n=10,
+               data_dir=str(data)).save(ev / "evaluation.json")
     assert "synthesized" not in section_summary(tmp_path / "run")
     (data / "synth.json").write_text("{}")
     text = section_summary(tmp_path / "run")
@@ -126,7 +151,8 @@ def test_report_and_stream_use_the_runs_operating_point(tmp_path):
              {"threshold": 0.2, "recall": 0.95, "fa_per_hour": 8.0}]
     set_operating_point(run, curve, target_fa_per_hour=1.0, hours=1.5, source="held-apart negatives")
     st = stream_metrics(run, minutes=0.2)
-    assert st["at_threshold"]["threshold"] == 0.42
+    assert st.at_threshold.threshold == 0.42
+    assert StreamResult.load(run / "eval" / "stream.json") == st  # what the report reads
     text = write_report(run).read_text()
     assert "threshold **0.42**, chosen on held-apart negatives (1.5 h) for ≤ 1 false alarms" in text
 
@@ -140,9 +166,11 @@ def test_stream_section_tabulates_what_the_false_alarms_fired_on(tmp_path):
         return {"time_s": 1.0, "fired": fired, "kind": kind, "word": word, "source": "x.wav",
                 "confidence": 0.97}
 
-    at = {"threshold": 0.9, "recall": 0.5, "fa_per_hour": 12.0, "false_alarms": 4}
+    at = {"threshold": 0.9, "hits": 5, "misses": 5, "recall": 0.5, "fa_per_hour": 12.0,
+          "false_alarms": 4}
     st = {"minutes": 3.0, "snrs_db": [20.0], "n_keywords": 10, "n_events": 20, "mode": "rolling",
           "at_threshold": at, "best_at_1_fa_per_hour": None, "curve": [],
+          "miss_reasons_at_threshold": {}, "recall_by_snr_at_threshold": {},
           "false_alarms_at_threshold": [fa("zero", "no")] * 3 + [fa("up", "on", "wrong keyword")],
           "negatives": {"minutes": 10.0, "n_words": 400, "at_threshold": at, "curve": [],
                         "false_alarms_at_threshold": [fa(f"w{i}", "yes") for i in range(9)]}}

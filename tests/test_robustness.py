@@ -107,8 +107,8 @@ def test_partial_evaluation_does_not_replace_the_full_one(tmp_path, capsys, monk
     report showed a 2-clip result. It now writes evaluation_partial.json; the report shows
     the full result, or the partial one labelled as such when there is no full one."""
     run = make_run(tmp_path, model=random_model(hidden=8))
-    full = {"accuracy": 0.8125, "n": 400, "per_class": {}, "backend": "torch", "layout": "speech_commands",
-            "data_dir": str(DEV), "macro_f1": 0.5}
+    full = {"accuracy": 0.8125, "per_class": {}, "confusion": [], "categories": [], "n": 400,
+            "backend": "torch", "layout": "speech_commands", "data_dir": str(DEV), "macro_f1": 0.5}
     (run / "eval").mkdir()
     (run / "eval" / "evaluation.json").write_text(json.dumps(full))
     code, out, err = run_cli(["evaluate", str(run), "--data", str(DEV), "--max-clips", "2"], capsys, monkeypatch)

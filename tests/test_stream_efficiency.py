@@ -116,13 +116,19 @@ def test_efficiency_divides_the_best_recall_under_each_limit_by_the_clip_recall(
 
 
 def test_report_states_the_efficiency_and_where_keywords_went():
+    from tinykws.records import StreamResult
     from tinykws.report import _efficiency
 
-    st = {"clip_recall": {"recall": 0.8, "correct": 8, "n": 10},
-          "efficiency": {"1": 0.5, "6": None, "ceiling": 1.0},
-          "miss_reasons_at_threshold": {"hit": 3, "never above threshold": 6, "suppressed": 1,
-                                        "too late": 0}}
+    at = {"threshold": 0.9, "hits": 3, "misses": 7, "false_alarms": 0, "recall": 0.3, "fa_per_hour": 0.0}
+    old = {"mode": "rolling", "at_threshold": at, "miss_reasons_at_threshold": {},
+           "recall_by_snr_at_threshold": {}, "false_alarms_at_threshold": [],
+           "best_at_1_fa_per_hour": at, "curve": [at]}  # a stream.json from before the efficiency
+    st = StreamResult.from_dict({
+        **old, "clip_recall": {"n": 10, "correct": 8, "recall": 0.8},
+        "efficiency": {"1": 0.5, "6": None, "ceiling": 1.0},
+        "miss_reasons_at_threshold": {"hit": 3, "never above threshold": 6, "suppressed": 1,
+                                      "too late": 0}})
     text = _efficiency(st)
     assert "80.0%" in text and "0.50" in text and "– at ≤ 6" in text and "1.00" in text
     assert "of 10 keywords 3 were hit; the others: 6 never above threshold, 1 suppressed." in text
-    assert _efficiency({}) == ""  # a stream.json from before the efficiency: nothing claimed
+    assert _efficiency(StreamResult.from_dict(old)) == ""  # nothing claimed

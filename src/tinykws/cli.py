@@ -333,7 +333,7 @@ def quantize(
         raise TinyKWSError(f"--qat-epochs must be >= 0, got {qat_epochs}")
     with _run_lock(run_dir):
         rep = quantize_run(run_dir, qat_epochs=qat_epochs, per_row=not per_tensor)
-    print(_json.dumps(rep, indent=2) if as_json else format_quant_report(rep))
+    print(_json.dumps(rep.to_dict(), indent=2) if as_json else format_quant_report(rep))
 
 
 # ---------------------------------------------------------------- compile / verify (issue 6)
@@ -399,7 +399,7 @@ def verify(
     or for an int8 build against the Python integer reference)."""
     import json as _json
 
-    from tinykws.device import format_report
+    from tinykws.device import VerifyConfig, format_report
     from tinykws.device import verify as run_verify
 
     if stream is not None:
@@ -411,10 +411,8 @@ def verify(
             raise typer.Exit(1)
         return
 
-    r = run_verify(
-        compiled, run_dir=run, data_dir=data, max_clips=max_clips, progress=not as_json,
-        qemu=qemu, reference=reference,
-    )  # fmt: skip
+    r = run_verify(compiled, VerifyConfig(run_dir=run, data_dir=data, max_clips=max_clips,
+                                          progress=not as_json, qemu=qemu, reference=reference))
     if as_json:
         print(_json.dumps(r.to_dict(), indent=2))
     else:

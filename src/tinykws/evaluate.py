@@ -16,8 +16,7 @@ Two input layouts are detected automatically:
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal, Sequence
 
@@ -34,7 +33,8 @@ from tinykws.quant.calibrate import int_model_checkpoint, load_int_model
 from tinykws.quant.features import logmel_q_batch
 from tinykws.quant.model import scores_float
 from tinykws.checkpoint import Checkpoint, load_model
-from tinykws.run import RunDir, atomic_write_text, lists_json
+from tinykws.records import EvalResult
+from tinykws.run import RunDir, lists_json
 
 if TYPE_CHECKING:
     from tinykws.features import FeatureParams
@@ -234,38 +234,7 @@ def device_scores(run_dir: Path, audio: np.ndarray, build: str = "hard") -> np.n
 
 
 # --------------------------------------------------------------------------- metrics
-
-
-@dataclass
-class EvalResult:
-    """Accuracy and per-class figures of one evaluation."""
-
-    accuracy: float
-    per_class: dict[str, dict[str, float]]  # class -> precision, recall, f1, support
-    confusion: list[list[int]]  # [true class][predicted class] counts
-    categories: list[str]
-    n: int
-    backend: str = "torch"
-    layout: str = ""
-    data_dir: str = ""
-    macro_f1: float = 0.0
-    partial_of: int | None = None  # --max-clips: the clips a full evaluation has (None: all ran)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def table(self) -> str:
-        """A plain-text table for the console."""
-        w = max(9, *(len(c) for c in self.categories))
-        lines = [f"{'class':<{w}}  precision  recall     f1  support"]
-        for c in self.categories:
-            m = self.per_class[c]
-            lines.append(f"{c:<{w}}  {m['precision']:9.3f}  {m['recall']:6.3f}  "
-                         f"{m['f1']:5.3f}  {m['support']:7d}")
-        of = "" if self.partial_of is None else f" of {self.partial_of} (a partial evaluation)"
-        lines.append(f"accuracy {self.accuracy:.4f} on {self.n}{of} clips ({self.backend}); "
-                     f"macro F1 {self.macro_f1:.4f}")
-        return "\n".join(lines)
+# (`EvalResult`, the record of `eval/evaluation*.json`, lives in tinykws.records)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n_classes: int) -> np.ndarray:
@@ -420,7 +389,7 @@ def evaluate(
     if write:
         json_path, png_path = evaluation_files(run_dir, backend, build, partial=partial_of is not None)
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(json_path, json.dumps(result.to_dict(), indent=2))
+        result.save(json_path)
         plot_confusion(result, png_path)
     return result
 

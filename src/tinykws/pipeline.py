@@ -371,9 +371,9 @@ def _read_marker(path: Path) -> Optional[dict]:
 
 
 def _verify(run: Path, build: Build, clips: int) -> Any:
-    from tinykws.device import format_report, verify
+    from tinykws.device import VerifyConfig, format_report, verify
 
-    report = verify(RunDir(run).device(build), run_dir=run, max_clips=clips)
+    report = verify(RunDir(run).device(build), VerifyConfig(run_dir=run, max_clips=clips))
     console.print(format_report(report))
     if not report.ok:
         raise TinyKWSError(
@@ -480,7 +480,7 @@ def _after_lists(cfg: PipelineConfig, run: Path, data: Path, t: "StageTimer", ma
     clips = cfg.verify_clips or (4 if cfg.quick else 20)
     t.run("quantize", lambda: quantize_run(run),
           lambda r: "integer vs float on validation: argmax agreement "
-          f"{r['ptq']['validation']['argmax_agreement']:.1%}")  # fmt: skip
+          f"{r.ptq.validation.argmax_agreement:.1%}")  # fmt: skip
     for build in PIPELINE_BUILDS:
         t.run(f"compile ({build.name})", lambda b=build: _compile(run, b), lambda r: r.toolchain)
         t.run(f"verify ({build.name})", lambda b=build: _verify(run, b, clips),
@@ -500,9 +500,8 @@ def _after_lists(cfg: PipelineConfig, run: Path, data: Path, t: "StageTimer", ma
         "stream",
         lambda: stream_metrics(run, minutes=minutes, seed=cfg.seed, negatives=negatives_dir,
                                negative_minutes=1.0 if cfg.quick else 10.0),
-        lambda d: "recall {recall:.0%} at {fa_per_hour:.0f} false alarms/h (threshold {threshold:.4f})".format(
-            **d["at_threshold"]
-        ),
+        lambda d: f"recall {d.at_threshold.recall:.0%} at {d.at_threshold.fa_per_hour:.0f} false "
+        f"alarms/h (threshold {d.at_threshold.threshold:.4f})",
     )
     report = t.run("report", lambda: write_report(run), lambda p: str(p))
 

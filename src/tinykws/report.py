@@ -2,9 +2,10 @@
 
 Sections: data summary, training curves, clip accuracy + confusion matrix, streaming DET
 curve, device table (flash, RAM, instructions per frame for the hard-float, soft-float and
-integer builds). Every
-section reads the files its stage wrote (docs/architecture.md "Run folder") and says
-"not run" when they are missing, so a partial run still gets a report. The checkpoint and
+integer builds). Every section reads the files its stage wrote (docs/architecture.md "Run
+folder"), the stage results as their typed records (`tinykws.records`: `EvalResult`,
+`StreamResult`, `VerifyReport`), and says "not run" when they are missing, so a partial
+run still gets a report; a damaged one is named at the top and skipped. The checkpoint and
 feature files are read through the run contract (`tinykws.run`): a damaged one is a
 one-line error (exit 2), not a report that hides it.
 """
@@ -13,72 +14,98 @@ from __future__ import annotations
 
 import csv
 import json
-import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, TypeVar
 
 import numpy as np
 
-from tinykws.data.speech_commands import SPLITS
+from tinykws.data.layout import SPLITS, synth_manifest
 from tinykws.detector_config import load_detector
 from tinykws.errors import TinyKWSError
 from tinykws.evaluate import evaluation_files
 from tinykws.plots import pyplot, save_png
 from tinykws.checkpoint import load_model
+from tinykws.records import EvalResult, JSONRecord, StreamResult, VerifyReport
 from tinykws.run import REPORT_BUILDS, Build, RunDir, atomic_write_text, read_features
 
+R = TypeVar("R", bound=JSONRecord)
 
 
 def _read_json(path: Path) -> Any | None:
-    """The file's JSON; None when it is missing or damaged (`damaged_files` names the
-    damaged ones at the top of the report)."""
+    """A plain JSON file's data (lists.json, train/config.json, pipeline.json); None when it
+    is missing or damaged (`damaged_files` names the damaged ones at the top of the report)."""
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return None
 
 
-def report_json(run: RunDir) -> tuple[Path, ...]:
-    """Every JSON file a section reads."""
-    return (run.lists_json, run.train_config, run.evaluation(), run.evaluation("_partial"),
-            run.evaluation("_int8"), run.stream_result, run.pipeline_json,
-            *(run.verify_report(b) for b in REPORT_BUILDS))
+def _record(cls: type[R], path: Path) -> Optional[R]:
+    """A stage's record; None when it is missing or damaged (named by `damaged_files`)."""
+    try:
+        return cls.load_if_present(path)
+    except TinyKWSError:
+        return None
+
+
+def report_json(run: RunDir) -> tuple[tuple[Path, Optional[type[JSONRecord]]], ...]:
+    """Every JSON file a section reads, with its record type (None: plain JSON)."""
+    return ((run.lists_json, None), (run.train_config, None), (run.evaluation(), EvalResult),
+            (run.evaluation("_partial"), EvalResult), (run.evaluation("_int8"), EvalResult),
+            (run.stream_result, StreamResult), (run.pipeline_json, None),
+            *((run.verify_report(b), VerifyReport) for b in REPORT_BUILDS))
 
 
 def damaged_files(run_dir: Path) -> list[tuple[str, str]]:
     """(file, reason) for each JSON file the report reads that exists but cannot be read
-    (torn, edited, not UTF-8): the report skips them and says so, instead of showing
-    "not run" as if the stage had never run."""
+    (torn, edited, not UTF-8, not the record its stage writes): the report skips them and
+    says so, instead of showing "not run" as if the stage had never run."""
     bad = []
-    for path in report_json(RunDir(run_dir)):
+    for path, cls in report_json(RunDir(run_dir)):
         rel = path.relative_to(run_dir).as_posix()
         if not path.exists():
             continue
         try:
-            json.loads(path.read_text())
+            data = json.loads(path.read_text())
         except (OSError, ValueError) as e:
             bad.append((rel, (str(e).splitlines() or [type(e).__name__])[0]))
+            continue
+        try:
+            if cls is not None:
+                cls.from_dict(data)
+        except (ValueError, TypeError) as e:
+            bad.append((rel, f"not its record, {cls.__name__}: {e}"))
     return bad
 
 
-def _evaluation(run_dir: Path) -> tuple[Any | None, str, str]:
-    """(evaluation dict, its confusion PNG, a note): `eval/evaluation.json`, else a partial
-    one (`evaluate --max-clips`, `evaluation_partial.json`), which the note says is partial."""
+def _evaluation(run_dir: Path) -> tuple[Optional[EvalResult], str, str]:
+    """(evaluation, its confusion PNG, a note): `eval/evaluation.json`, else a partial one
+    (`evaluate --max-clips`, `evaluation_partial.json`), which the note says is partial."""
     for partial in (False, True):
         path, png = evaluation_files(run_dir, "torch", partial=partial)
-        ev = _read_json(path)
-        if isinstance(ev, dict):
+        ev = _record(EvalResult, path)
+        if ev is not None:
             break
     else:
         return None, "", ""
-    note = (f" A partial evaluation: {ev.get('n')} of {ev.get('partial_of')} clips "
+    note = (f" A partial evaluation: {ev.n} of {ev.partial_of} clips "
             "(`evaluate --max-clips`); run `tinykws evaluate` without it for the full result."
             if partial else "")
     return ev, png.relative_to(run_dir).as_posix(), note
 
 
-def _not_run(what: str, how: str) -> str:
+def _rel(run_dir: Path, path: Path) -> str:
+    """How the report names a file of the run (`eval/stream.json`)."""
+    return path.relative_to(run_dir).as_posix()
+
+
+def _not_run(run_dir: Path, path: Path, how: str, also: str = "") -> str:
+    """The line of a section whose file (`path`, `also`: what else would do) is missing, or
+    damaged when it exists (`damaged_files` named it at the top)."""
+    what = _rel(run_dir, path) + also
+    if path.exists():
+        return f"_Skipped: {what} is damaged (see the top of the report; run `{how}` again)._\n"
     return f"_Not run: {what} is missing (run `{how}`)._\n"
 
 
@@ -91,9 +118,11 @@ def _pretty(name: str) -> str:
 
 def data_counts(run_dir: Path) -> tuple[dict[str, dict[str, int]], str] | None:
     """split -> class -> clips, from `lists/lists.json`, else from the feature files."""
-    meta = _read_json(RunDir(run_dir).lists_json)
+    rd = RunDir(run_dir)
+    meta = _read_json(rd.lists_json)
     if isinstance(meta, dict) and isinstance(meta.get("counts"), dict):
-        return {s: dict(meta["counts"][s]) for s in SPLITS if s in meta["counts"]}, "lists/lists.json"
+        counts = {s: dict(meta["counts"][s]) for s in SPLITS if s in meta["counts"]}
+        return counts, _rel(run_dir, rd.lists_json)
     counts = {}
     for s in SPLITS:
         f = RunDir(run_dir).features_file(s)
@@ -101,7 +130,7 @@ def data_counts(run_dir: Path) -> tuple[dict[str, dict[str, int]], str] | None:
             split = read_features(f, features=False)
             n = np.bincount(split.labels, minlength=len(split.categories))
             counts[s] = {c: int(n[i]) for i, c in enumerate(split.categories)}
-    return (counts, "features/*.npz") if counts else None
+    return (counts, _rel(run_dir, rd.features_file("*"))) if counts else None
 
 
 def plot_data(counts: dict[str, dict[str, int]], path: Path) -> Path:
@@ -130,7 +159,9 @@ def section_data(run_dir: Path) -> str:
     found = data_counts(run_dir)
     out = "## Data\n\n"
     if not found:
-        return out + _not_run("lists/lists.json (or features/*.npz)", "tinykws data lists")
+        rd = RunDir(run_dir)
+        also = f" (or {_rel(run_dir, rd.features_file('*'))})"
+        return out + _not_run(run_dir, rd.lists_json, "tinykws data lists", also)
     counts, source = found
     meta = _read_json(RunDir(run_dir).lists_json) or {}
     if meta.get("data_dir"):
@@ -209,7 +240,7 @@ def section_training(run_dir: Path) -> str:
     cfg = _read_json(rd.train_config)
     model = model_line(run_dir)
     if not log.is_file() and not rd.curves.is_file():
-        return out + model + _not_run("train/log.csv", "tinykws train")
+        return out + model + _not_run(run_dir, log, "tinykws train")
     out += model
     if isinstance(cfg, dict):
         keys = ("epochs", "batch_size", "lr", "rolling", "augment", "architecture", "hidden_size")
@@ -232,13 +263,13 @@ def section_training(run_dir: Path) -> str:
 def section_evaluation(run_dir: Path) -> str:
     out = "## Clip accuracy\n\n"
     ev, png, note = _evaluation(run_dir)
-    if not isinstance(ev, dict):
-        return out + _not_run("eval/evaluation.json", "tinykws evaluate RUN_DIR --data DIR")
-    out += (f"**Accuracy {ev['accuracy']:.2%}** on {ev['n']} clips "
-            f"({ev.get('layout', '')} layout, `{ev.get('data_dir', '')}`, backend {ev.get('backend', '')}); "
-            f"macro F1 {ev.get('macro_f1', float('nan')):.3f}.{note}\n\n")
+    if ev is None:
+        return out + _not_run(run_dir, RunDir(run_dir).evaluation(), "tinykws evaluate RUN_DIR --data DIR")
+    out += (f"**Accuracy {ev.accuracy:.2%}** on {ev.n} clips "
+            f"({ev.layout} layout, `{ev.data_dir}`, backend {ev.backend}); "
+            f"macro F1 {ev.macro_f1:.3f}.{note}\n\n")
     out += "| class | precision | recall | F1 | clips |\n|---|---:|---:|---:|---:|\n"
-    for c, m in ev["per_class"].items():
+    for c, m in ev.per_class.items():
         out += f"| {c} | {m['precision']:.3f} | {m['recall']:.3f} | {m['f1']:.3f} | {m['support']} |\n"
     if (run_dir / png).is_file():
         out += f"\n![confusion matrix]({png})\n"
@@ -247,68 +278,68 @@ def section_evaluation(run_dir: Path) -> str:
 
 def section_stream(run_dir: Path) -> str:
     out = "## Streaming detection\n\n"
-    st = _read_json(RunDir(run_dir).stream_result)
-    if not isinstance(st, dict):
-        return out + _not_run("eval/stream.json", "the pipeline's streaming check (tinykws.stream_eval.stream_metrics)")
-    at = st["at_threshold"]
-    out += (f"{st.get('minutes', 0):.1f} minutes of held-out clips over background noise "
-            f"(SNR {', '.join(f'{s:g}' for s in st.get('snrs_db', []))} dB), "
-            f"{st.get('n_keywords', '?')} keywords among {st.get('n_events', '?')} words; "
-            f"detector mode `{st.get('mode')}`.\n\n")
-    out += (f"At threshold {at['threshold']:.2f}: recall **{at['recall']:.1%}**, "
-            f"**{at['fa_per_hour']:.1f} false alarms per hour** ({at['false_alarms']} in the stream).\n")
-    best = st.get("best_at_1_fa_per_hour")
-    if best and best["recall"] > 0:
-        out += (f"Best recall at ≤ 1 false alarm per hour: {best['recall']:.1%} "
-                f"(threshold {best['threshold']:.4f}).\n")
+    st = _record(StreamResult, RunDir(run_dir).stream_result)
+    if st is None:
+        return out + _not_run(run_dir, RunDir(run_dir).stream_result, "the pipeline's streaming "
+                              "check (tinykws.stream_eval.stream_metrics)")
+    at = st.at_threshold
+    out += (f"{st.minutes:.1f} minutes of held-out clips over background noise "
+            f"(SNR {', '.join(f'{s:g}' for s in st.snrs_db)} dB), "
+            f"{st.n_keywords} keywords among {st.n_events} words; "
+            f"detector mode `{st.mode}`.\n\n")
+    out += (f"At threshold {at.threshold:.2f}: recall **{at.recall:.1%}**, "
+            f"**{at.fa_per_hour:.1f} false alarms per hour** ({at.false_alarms} in the stream).\n")
+    best = st.best_at_1_fa_per_hour
+    if best and best.recall > 0:
+        out += (f"Best recall at ≤ 1 false alarm per hour: {best.recall:.1%} "
+                f"(threshold {best.threshold:.4f}).\n")
     else:
         out += "No threshold catches any keyword at ≤ 1 false alarm per hour.\n"
     out += _efficiency(st)
-    clip = st.get("clip_model")
-    if isinstance(clip, dict):
-        cb = clip.get("best_at_1_fa_per_hour")
+    if st.clip_model is not None:
+        cb = st.clip_model.best_at_1_fa_per_hour
         out += ("Before stream training, the clip model (`window` mode, 10 model steps a frame) "
-                + (f"caught {cb['recall']:.1%} at ≤ 1 false alarm per hour (threshold "
-                   f"{cb['threshold']:.4f})" if cb else "never stayed at ≤ 1 false alarm per hour")
+                + (f"caught {cb.recall:.1%} at ≤ 1 false alarm per hour (threshold "
+                   f"{cb.threshold:.4f})" if cb else "never stayed at ≤ 1 false alarm per hour")
                 + "; both curves are in the DET plot.\n")
     out += _negative_stream(st)
     out += _false_alarm_table(st)
-    if st.get("minutes", 60) < 60:
+    if st.minutes < 60:
         out += ("_A short stream: one false alarm already counts "
-                f"{60 / max(st.get('minutes', 1), 1e-9):.0f} per hour._\n")
+                f"{60 / max(st.minutes, 1e-9):.0f} per hour._\n")
     out += _operating_point(run_dir)
     if RunDir(run_dir).det_plot.is_file():
         out += "\n![DET curve](eval/det.png)\n"
     return out
 
 
-def _efficiency(st: dict) -> str:
+def _efficiency(st: StreamResult) -> str:
     """The stream efficiency line and where the keywords went at the threshold."""
-    clip, eff = st.get("clip_recall"), st.get("efficiency")
-    if not isinstance(clip, dict) or not isinstance(eff, dict) or not clip.get("n"):
+    clip, eff = st.clip_recall, st.efficiency
+    if clip is None or eff is None or not clip.n:
         return ""  # none recorded, or a stream without keywords: no efficiency to state
     fmt = lambda v: "–" if v is None else f"{v:.2f}"  # noqa: E731
-    out = (f"**Stream efficiency**: cut out alone, the model names {clip['recall']:.1%} of these "
-           f"keyword clips ({clip['correct']} of {clip['n']}); the stream keeps {fmt(eff.get('1'))} "
+    out = (f"**Stream efficiency**: cut out alone, the model names {clip.recall:.1%} of these "
+           f"keyword clips ({clip.correct} of {clip.n}); the stream keeps {fmt(eff.get('1'))} "
            f"of that at ≤ 1 false alarm per hour, {fmt(eff.get('6'))} at ≤ 6, and "
            f"{fmt(eff.get('ceiling'))} at its best threshold (the ceiling).\n")
-    miss = st.get("miss_reasons_at_threshold")
-    if isinstance(miss, dict):
+    miss = st.miss_reasons_at_threshold
+    if miss:
         gone = ", ".join(f"{n} {k}" for k, n in miss.items() if k != "hit" and n)
         out += f"At the threshold, of {sum(miss.values())} keywords {miss.get('hit', 0)} were hit" + (
             f"; the others: {gone}.\n" if gone else ".\n")
     return out
 
 
-def _false_alarm_table(st: dict, top: int = 8) -> str:
+def _false_alarm_table(st: StreamResult, top: int = 8) -> str:
     """What the false alarms at the detector's threshold fired on, most frequent first: a
     clip that fires once fires every time it is replayed, so a few confusions can make
     most of the count (and tell what to add to the training data)."""
     rows: dict[tuple[str, str, str, str], int] = {}
-    for name, fas in (("test stream", st.get("false_alarms_at_threshold")),
-                      ("negatives", (st.get("negatives") or {}).get("false_alarms_at_threshold"))):
-        for fa in fas or []:
-            key = (name, fa["kind"], fa["word"] or "–", fa["fired"])
+    negatives = st.negatives.false_alarms_at_threshold if st.negatives else []
+    for name, fas in (("test stream", st.false_alarms_at_threshold), ("negatives", negatives)):
+        for fa in fas:
+            key = (name, fa.kind, fa.word or "–", fa.fired)
             rows[key] = rows.get(key, 0) + 1
     if not rows:
         return ""
@@ -322,23 +353,23 @@ def _false_alarm_table(st: dict, top: int = 8) -> str:
     return out + "\n"  # a blank line ends the table (GFM would read the next line as a row)
 
 
-def _negative_stream(st: dict) -> str:
+def _negative_stream(st: StreamResult) -> str:
     """False alarms on the held-apart non-keyword speech, this model and the clip model."""
-    neg = st.get("negatives")
-    if not isinstance(neg, dict):
+    neg = st.negatives
+    if neg is None:
         return ""
-    at = neg["at_threshold"]
-    out = (f"\nOn {neg['minutes']:.1f} minutes of held-apart non-keyword speech ({neg['n_words']} "
+    at = neg.at_threshold
+    out = (f"\nOn {neg.minutes:.1f} minutes of held-apart non-keyword speech ({neg.n_words} "
            "synthesized words and phrases, voices and words never trained on): "
-           f"**{at['fa_per_hour']:.1f} false alarms per hour** at threshold {at['threshold']:.4f}")
-    before = (st.get("clip_model") or {}).get("negatives")
-    if isinstance(before, dict):
+           f"**{at.fa_per_hour:.1f} false alarms per hour** at threshold {at.threshold:.4f}")
+    before = st.clip_model.negatives if st.clip_model else None
+    if before is not None:
         # the clip model at the threshold this model uses: the same operating point
-        pts = [p for p in before["curve"] if p["threshold"] >= at["threshold"] - 1e-9]
+        pts = [p for p in before.curve if p.threshold >= at.threshold - 1e-9]
         if pts:
-            p = min(pts, key=lambda p: p["threshold"])
-            out += (f"; the clip model in `window` mode fires {p['fa_per_hour']:.1f} per hour "
-                    f"at threshold {p['threshold']:.4f}")
+            p = min(pts, key=lambda p: p.threshold)
+            out += (f"; the clip model in `window` mode fires {p.fa_per_hour:.1f} per hour "
+                    f"at threshold {p.threshold:.4f}")
     return out + ".\n"
 
 
@@ -364,37 +395,17 @@ def _operating_point(run_dir: Path) -> str:
 # --------------------------------------------------------------------------- device
 
 
-def _find(d: Any, *names: str) -> Any | None:
-    """First value under a key whose words (split at `_`) start with each of `names`
-    (`ram` matches `ram_bytes`, not `instructions_per_frame`), depth-first."""
-    if isinstance(d, dict):
-        for k, v in d.items():
-            words = re.split(r"[^a-z0-9]+", str(k).lower())
-            if all(any(w.startswith(n) for w in words) for n in names) and not isinstance(v, (dict, list)):
-                return v
-        for v in d.values():
-            r = _find(v, *names)
-            if r is not None:
-                return r
-    return None
-
-
-def device_row(verify: dict) -> dict[str, Any]:
-    """flash / RAM bytes and instructions per 10-ms frame from one `verify.json`.
-
-    Reads `tinykws.device.VerifyReport` (`flash_bytes`, `ram_bytes`, `instructions.
-    {featurizer,model}.mean`, `ok`, `max_abs_diff`); other layouts by key names."""
-    ins = verify.get("instructions") if isinstance(verify.get("instructions"), dict) else {}
-    parts = {k: ins[k].get("mean") for k in ("featurizer", "model") if isinstance(ins.get(k), dict)}
-    total = sum(parts.values()) if parts and None not in parts.values() else None
+def device_row(verify: VerifyReport) -> dict[str, Any]:
+    """flash / RAM bytes, instructions per 10-ms frame (featurizer, model, both), whether
+    it passed and its largest score difference, from one `verify.json`."""
     return {
-        "flash": _find(verify, "flash"),
-        "ram": _find(verify, "ram"),
-        "featurizer": parts.get("featurizer"),
-        "model": parts.get("model"),
-        "instructions": total if total is not None else _find(verify, "instr"),
-        "passed": verify.get("ok", _find(verify, "pass")),
-        "max_err": verify.get("max_abs_diff", _find(verify, "max", "err")),
+        "flash": verify.flash_bytes,
+        "ram": verify.ram_bytes,
+        "featurizer": verify.instructions_of("featurizer"),
+        "model": verify.instructions_of("model"),
+        "instructions": verify.instructions_per_frame,
+        "passed": verify.ok,
+        "max_err": verify.max_abs_diff,
     }
 
 
@@ -431,19 +442,18 @@ def _build_cmd(b: Build) -> str:
 FULL_PRESET_INT8 = {"model_flash": 64_827, "model_instructions": 84_903}  # seed 0
 
 
-def int8_model_cost(verify: dict) -> Optional[tuple[int, float]]:
+def int8_model_cost(verify: VerifyReport) -> Optional[tuple[int, float]]:
     """(model flash bytes, model instructions a frame) of an int8 `verify.json`, or None."""
-    s = verify.get("sizes", {}).get("model")
-    ins = verify.get("instructions", {}).get("model")
-    if not isinstance(s, dict) or not isinstance(ins, dict):
+    flash, ins = verify.model_flash, verify.instructions.get("model")
+    if flash is None or not isinstance(ins, dict):
         return None
-    return s.get("text", 0) + s.get("rodata", 0) + s.get("data", 0), ins.get("mean", 0.0)
+    return flash, ins.get("mean", 0.0)
 
 
 def _preset_line(run_dir: Path) -> str:
     """This run's int8 model beside the full preset's: what --preset tiny saves."""
-    v = _read_json(RunDir(run_dir).verify_report("int8"))
-    cost = int8_model_cost(v) if isinstance(v, dict) else None
+    v = _record(VerifyReport, RunDir(run_dir).verify_report("int8"))
+    cost = int8_model_cost(v) if v is not None else None
     if cost is None:
         return ""
     flash, ins = cost
@@ -457,20 +467,21 @@ def _preset_line(run_dir: Path) -> str:
 
 def section_device(run_dir: Path) -> str:
     out = "## Device (emulated Cortex-M4)\n\n"
-    rows = {b: _read_json(RunDir(run_dir).verify_report(b)) for b in REPORT_BUILDS}
-    if not any(isinstance(r, dict) for r in rows.values()):
-        return out + _not_run("device/{hard,soft,int8}/verify.json", "tinykws verify")
+    rows = {b: _record(VerifyReport, RunDir(run_dir).verify_report(b)) for b in REPORT_BUILDS}
+    if not any(r is not None for r in rows.values()):
+        builds = "{" + ",".join(b.name for b in REPORT_BUILDS) + "}"  # device/{hard,...}/verify.json
+        return out + _not_run(run_dir, RunDir(run_dir).verify_report(builds), "tinykws verify")
     out += ("| build | flash | RAM | instructions / frame | featurizer | model | "
             "matches its reference | max score diff | vs float model |\n"
             "|---|---:|---:|---:|---:|---:|:---:|---:|---|\n")
     for b, r in rows.items():
-        if not isinstance(r, dict):
+        if r is None:
             out += (f"| {b.label} | not run (`{_build_cmd(b)}`, then "
                     f"`tinykws verify RUN/device/{b.name}`) | | | | | | | |\n")
             continue
         d = device_row(r)
-        ref = {"int": "integer reference", "onnx": "ONNX"}.get(r.get("reference"), "PyTorch")
-        fm = r.get("float_model")
+        ref = {"int": "integer reference", "onnx": "ONNX"}.get(r.reference, "PyTorch")
+        fm = r.float_model
         vs = (f"argmax {fm['argmax_agreement']:.1%}, max diff {fm['max_abs_diff']:.3g}"
               if isinstance(fm, dict) else "–")
         out += (f"| {b.label} | {_fmt(d['flash'], 'B')} | {_fmt(d['ram'], 'B')} | "
@@ -491,29 +502,30 @@ def section_device(run_dir: Path) -> str:
 def section_summary(run_dir: Path) -> str:
     """The headline numbers, one line each, from whatever stages ran."""
     lines = []
+    rd = RunDir(run_dir)
     ev, _, note = _evaluation(run_dir)
-    if isinstance(ev, dict) and "accuracy" in ev:
-        lines.append(f"- Clip accuracy **{ev['accuracy']:.1%}** on {ev['n']} held-out clips "
-                     f"({ev.get('backend', 'torch')}).{note}")
-        if ev.get("data_dir") and (Path(ev["data_dir"]) / "synth.json").is_file():
+    if ev is not None:
+        lines.append(f"- Clip accuracy **{ev.accuracy:.1%}** on {ev.n} held-out clips "
+                     f"({ev.backend}).{note}")
+        if ev.data_dir and synth_manifest(ev.data_dir).is_file():
             lines.append("  These are synthesized (espeak-ng) voices: expect much less on real "
                          "speakers; measure it with `tinykws evaluate RUN --data REAL_DATA`.")
-    st = _read_json(RunDir(run_dir).stream_result)
-    if isinstance(st, dict) and "at_threshold" in st:
-        at = st["at_threshold"]
-        lines.append(f"- Streaming: **{at['recall']:.0%} of keywords caught, "
-                     f"{at['fa_per_hour']:.0f} false alarms per hour** at threshold "
-                     f"{at['threshold']:.2f} ({st.get('minutes', 0):.1f}-min test stream).")
-    ev8 = _read_json(RunDir(run_dir).evaluation("_int8"))
-    if isinstance(ev8, dict) and "accuracy" in ev8:
-        lines.append(f"- Integer build (int8): clip accuracy **{ev8['accuracy']:.1%}** on "
-                     f"{ev8['n']} clips ({ev8.get('backend', 'int8')}).")
+    st = _record(StreamResult, rd.stream_result)
+    if st is not None:
+        at = st.at_threshold
+        lines.append(f"- Streaming: **{at.recall:.0%} of keywords caught, "
+                     f"{at.fa_per_hour:.0f} false alarms per hour** at threshold "
+                     f"{at.threshold:.2f} ({st.minutes:.1f}-min test stream).")
+    ev8 = _record(EvalResult, rd.evaluation("_int8"))
+    if ev8 is not None:
+        lines.append(f"- Integer build (int8): clip accuracy **{ev8.accuracy:.1%}** on "
+                     f"{ev8.n} clips ({ev8.backend}).")
     for b in REPORT_BUILDS:
         name = b.label
-        v = _read_json(RunDir(run_dir).verify_report(b))
-        if isinstance(v, dict):
+        v = _record(VerifyReport, rd.verify_report(b))
+        if v is not None:
             d = device_row(v)
-            ref = "its integer reference" if v.get("reference") == "int" else "PyTorch"
+            ref = "its integer reference" if v.reference == "int" else "PyTorch"
             lines.append(f"- Cortex-M4 {name}: {_fmt(d['flash'], 'B')} flash, "
                          f"{_fmt(d['ram'], 'B')} RAM, {_fmt(_round(d['instructions']))} "
                          f"instructions per 10-ms frame; matches {ref}: {_fmt(d['passed'])}.")

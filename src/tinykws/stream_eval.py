@@ -13,8 +13,7 @@ false alarm.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
 
@@ -30,6 +29,7 @@ from tinykws.keyword_streams import (
     Event, Stream, StreamSpec, build_negative_stream, build_stream, run_stream_clips,
 )
 from tinykws.plots import pyplot, save_png
+from tinykws.records import StreamResult, StreamScore
 from tinykws.run import RunDir
 from tinykws.triggers import moving_average
 
@@ -37,14 +37,7 @@ from tinykws.triggers import moving_average
 # --------------------------------------------------------------------------- scoring
 
 
-@dataclass
-class StreamScore:
-    threshold: float
-    hits: int
-    misses: int
-    false_alarms: int
-    recall: float
-    fa_per_hour: float
+# `StreamScore` (a DET curve point) and `StreamResult` (eval/stream.json) live in tinykws.records
 
 
 def _match(detections: Sequence, events: Sequence[Event], tolerance_s: float
@@ -346,7 +339,7 @@ def evaluate_stream(detector, stream: Stream, thresholds=None) -> dict:
 def stream_metrics(
     run_dir: Path | str, minutes: float = 2.5, seed: int = 0, threshold: float | None = None,
     mode: str = "auto", negatives: Path | str | None = None, negative_minutes: float = 10.0,
-) -> dict:
+) -> StreamResult:
     """Short streaming check for the pipeline: `eval/stream.json` + `eval/det.png`.
 
     Builds a `minutes`-long stream from the run's testing split, runs the run's detector
@@ -354,7 +347,7 @@ def stream_metrics(
     sweeps the threshold. With `negatives` (a `data negatives` folder) it also counts the
     false alarms per hour on `negative_minutes` of its held-apart speech (words and voices
     never trained on), for this model and for the clip model before stream training.
-    Returns the dict written to stream.json.
+    Returns the record written to stream.json.
     """
     run_dir = Path(run_dir)
     kws, others, noise, data_dir = run_stream_clips(run_dir, "testing")
@@ -386,9 +379,10 @@ def stream_metrics(
             StreamScore(**s) for s in before["curve"]]
     rd = RunDir(run_dir)
     rd.eval.mkdir(parents=True, exist_ok=True)
-    rd.stream_result.write_text(json.dumps(res, indent=2))
+    result = StreamResult.from_dict(res)  # the figures above, typed (same keys, same order)
+    result.save(rd.stream_result)
     plot_det(curves, rd.det_plot, title=f"{run_dir.name}: streaming detection on held-out clips")
-    return res
+    return result
 
 
 def pooled_curve(curves: Sequence[Sequence[StreamScore]], hours: Sequence[float]) -> list[StreamScore]:

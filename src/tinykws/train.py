@@ -24,7 +24,6 @@ gradients (gloo on CPU, nccl on GPU); only rank 0 writes files.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import math
 import os
@@ -40,7 +39,7 @@ from torch.nn import functional as F
 from tinykws.augment import augment_batch
 from tinykws.errors import TinyKWSError
 from tinykws.labels import SILENCE, UNKNOWN
-from tinykws.config import PRESET_EPOCH_SCALE, PRESETS, QUICK_PRESETS, TrainConfig
+from tinykws.config import TrainConfig, pipeline_recipe  # noqa: F401 (pipeline_recipe: re-exported)
 from tinykws.models import KWSModel, State, build_model
 from tinykws.models.sparsity import iht_phase, sparse_groups, sparsify_step
 from tinykws.progress import progress_bar
@@ -57,48 +56,6 @@ LOG_COLUMNS = (
     "epoch", "iterations", "learning_rate", "train_loss", "train_acc", "val_loss", "val_acc",
     "phase", "seconds",
 )
-
-
-# ---------------------------------------------------------------------------- config
-
-
-def pipeline_recipe(n_train: int, quick: bool = False, preset: str = "full") -> TrainConfig:
-    """The default training recipe of `tinykws pipeline` for a training set of n_train clips,
-    with the model and epoch multiple of `preset` (`PRESETS`, `PRESET_EPOCH_SCALE`).
-
-    Small data needs augmentation and a schedule sized to the data rather than the
-    seed's 250 epochs of the full Speech Commands.  Measured on the shared dev data
-    (docs/benchmarks.md, "Training").  `quick` is the CI smoke configuration.
-    """
-    if preset not in PRESETS:
-        raise TinyKWSError(f"unknown preset {preset!r}; use one of {', '.join(PRESETS)}")
-    if quick:
-        return TrainConfig(epochs=3, hidden_units=16, batch_size=32, optimizer="adam",
-                           learning_rate=0.01, lr_min=0.001, **QUICK_PRESETS[preset])
-    full = _full_recipe(n_train)
-    return dataclasses.replace(full, epochs=full.epochs * PRESET_EPOCH_SCALE[preset],
-                               **PRESETS[preset])
-
-
-def _full_recipe(n_train: int) -> TrainConfig:
-    """`pipeline_recipe` of the full preset (not quick)."""
-    # ~2800 iterations of 64 clips: 80 epochs of the ~2200-clip dev training set; larger
-    # sets get fewer epochs (at least 20), which bounds the time on 2 cores.
-    iters_per_epoch = max(1, n_train // 64)
-    epochs = int(min(80, max(20, 2800 // iters_per_epoch)))
-    return TrainConfig(
-        epochs=epochs, batch_size=64, optimizer="adam", learning_rate=0.005, lr_min=0.0002,
-        weight_decay=1e-5, hidden_units=128, num_layers=2,
-        time_shift=10, gain_db=6.0, noise_prob=0.5, time_masks=2, time_mask_width=8,
-        freq_masks=2, freq_mask_width=3,
-        # `_unknown_` weighted 2.5: on the dev testing split its recall rose 0.63 -> 0.81 for
-        # 0.801 -> 0.795 accuracy (docs/benchmarks.md, "Streaming")
-        unknown_weight=2.5,
-        # no label smoothing: it caps every confident score near 0.95, where keywords and
-        # false alarms then tie; without it the dev testing accuracy rose 0.755 -> 0.801 and
-        # the stream detector has room above 0.95 (docs/benchmarks.md, "Streaming")
-        label_smoothing=0.0,
-    )
 
 
 # ---------------------------------------------------------------------------- data

@@ -20,6 +20,7 @@ from tinykws.labels import SILENCE
 SPLITS = ("training", "validation", "testing")
 BACKGROUND = "_background_noise_"
 NEGATIVES = "_negatives_"  # list lines `_negatives_/...` are relative to the negatives folder
+SYNTH_MANIFEST = "synth.json"  # a `data synth` folder's parameters and voices (written last)
 GOOGLE12_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 SILENCE_RMS_RANGE = (0.001, 0.3)  # of full scale; log-uniform gain target for silence crops
 # the part of each background-noise file a split's silence crops come from (by time)
@@ -94,3 +95,9 @@ def write_silence(
             save_wav(folder.parent / name, samples)
             lines[split].append(name)
     return lines
+
+
+def synth_manifest(data_dir: Path | str) -> Path:
+    """`DATA/synth.json`: present in a folder that `tinykws data synth` made (synthesized
+    voices, not real speakers)."""
+    return Path(data_dir) / SYNTH_MANIFEST

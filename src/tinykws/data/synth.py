@@ -35,7 +35,7 @@ import numpy as np
 from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 
 from tinykws.data.audio import CLIP_SAMPLES, SAMPLE_RATE, save_wav
-from tinykws.data.layout import BACKGROUND, GOOGLE12_WORDS
+from tinykws.data.layout import BACKGROUND, GOOGLE12_WORDS, synth_manifest
 from tinykws.errors import MAX_WORKERS, TinyKWSError, check_count, check_seed
 from tinykws.progress import progress_bar
 from tinykws.run import read_json
@@ -527,7 +527,7 @@ def synthesize(
     if bad:
         raise TinyKWSError(f"words must be letters only: {', '.join(bad)}")
     summary = SynthSummary(out_dir=str(out_dir), words=words, per_word=per_word, seed=seed)
-    manifest = out_dir / "synth.json"
+    manifest = synth_manifest(out_dir)
     if manifest.is_file():
         old = read_json(manifest, f"delete {out_dir} and synthesize again")
         if not isinstance(old, dict) or not isinstance(old.get("summary"), dict):
@@ -576,7 +576,7 @@ def synthesize(
         summary.speakers = {s: sum(1 for v in split_of.values() if v == s) for s in ("training", "validation", "testing")}
         summary.seconds = round(time.perf_counter() - t0, 2)
         voices = [{"speaker": v.speaker_id, "split": s, **asdict(v)} for v, s in plan]
-        (tmp / "synth.json").write_text(
+        synth_manifest(tmp).write_text(
             json.dumps({"params": summary.params(), "summary": asdict(summary), "voices": voices}, indent=1)
         )
         if out_dir.exists():

@@ -56,6 +56,7 @@ from tinykws.device.reference import onnx_reference, torch_reference
 from tinykws.device.verify import (
     COUNT_CLIPS,
     COUNTING,
+    VerifyConfig,
     VerifyReport,
     detect_float_abi,
     format_report,
@@ -87,6 +88,7 @@ __all__ = [
     "STACK_PATTERN",
     "STACK_SIZE",
     "Symbol",
+    "VerifyConfig",
     "VerifyReport",
     "build_image",
     "classify_clips",

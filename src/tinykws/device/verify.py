@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -33,6 +33,7 @@ from tinykws.device.qemu import qemu_binary, qemu_cross_check
 from tinykws.device.reference import int_reference, onnx_reference, torch_reference
 from tinykws.progress import progress_bar
 from tinykws.quant.calibrate import int_model_checkpoint
+from tinykws.records import VerifyReport
 from tinykws.run import INT_MODEL_STAMP, VERIFY_REPORT, RunDir, compiled_run, file_sha256
 from tinykws.toolchain import (
     Toolchain,
@@ -50,53 +51,34 @@ COUNTING = {"hard": (COUNT_CLIPS, None), "softfp": (COUNT_CLIPS, None), "soft": 
             "int8": (COUNT_CLIPS, None)}  # int8: the integer build, any ABI
 
 
-class JSONReport:
-    """`to_dict` and `save` of the verify reports (dataclasses): `verify.json` and
-    `verify_stream.json` are the dataclass's fields as indented JSON."""
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)  # mixed into dataclasses only
-
-    def save(self, path: Path | str) -> Path:
-        """Write the JSON atomically (temporary file, then rename): a killed verify leaves
-        the previous report, never half of one."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        tmp.replace(path)
-        return path
+# `VerifyReport` (verify.json) is a record of the run folder: it lives in tinykws.records
 
 
-@dataclass
-class VerifyReport(JSONReport):
-    """What `tinykws verify` found: parity with the reference, costs and sizes."""
+@dataclass(frozen=True)
+class VerifyConfig:
+    """How `verify` checks a build (what `tinykws verify` sets from its options).
 
-    ok: bool
-    float_abi: str
-    toolchain: str
-    n_clips: int
-    n_frames: int
-    atol: float
-    max_abs_diff: float  # over every class score of every frame of every clip
-    max_feature_diff: float  # featurizer output vs the Python features (log domain)
-    argmax_agreement: float  # fraction of clips whose final decision matches
-    first_mismatch: Optional[dict[str, Any]]
-    instructions: dict[str, Any]  # per 10-ms frame: featurizer / model mean, max; how counted
-    sizes: dict[str, dict[str, int]]  # featurizer / model: text, rodata, data, bss (bytes)
-    flash_bytes: int
-    ram_bytes: int
-    peak_stack_bytes: int
-    seconds: float
-    clips: list[str] = field(default_factory=list)
-    reference: str = "torch"  # what the scores were compared with: torch | onnx | int
-    qemu_check: Optional[dict[str, Any]] = None  # per-call counts from QEMU vs unicorn
-    precision: str = "float"  # float | int8 (integer featurizer and model)
-    # int8 builds: the device's scores vs the float model's (max_abs_diff, argmax_agreement)
-    float_model: Optional[dict[str, Any]] = None
-    # int8 builds: the float interface (mfcc_Filter -> completemodel_Predict) on the same
-    # clips: ok, max_abs_diff, max_feature_diff, first_mismatch, instructions (the report's
-    # own parity and `instructions` are the integer loop's)
-    float_interface: Optional[dict[str, Any]] = None
+    `run_dir`: the run to compare with (default: the one the folder was compiled from,
+    `compiled_dir/run.json`); `data_dir`: verify on every WAV under it instead of the run's
+    test list; `max_clips`: clips run (evenly spaced); `float_abi`: default read from the
+    build; `toolchain`: default `find_toolchain()`; `atol`: score tolerance of a float
+    build (int8 builds are held bit-exact); `count_clips` x `count_blocks`: the clips and
+    blocks a clip whose instructions are counted (default per ABI: COUNTING); `progress`:
+    a progress bar; `qemu`: also count the first clip's first blocks on QEMU's mps2-an386
+    and report whether the counts agree; `reference`: 'torch' (the run's checkpoint) or
+    'onnx' (RUN_DIR/export/model_step.onnx)."""
+
+    run_dir: Path | str | None = None
+    data_dir: Path | str | None = None
+    max_clips: int = 50
+    float_abi: Optional[str] = None
+    toolchain: Optional[Toolchain] = None
+    atol: float = 1e-3
+    count_clips: Optional[int] = None
+    count_blocks: Optional[int] = None
+    progress: bool = True
+    qemu: bool = False
+    reference: str = "torch"
 
 
 Reference = Any  # callable: audio [N, S] float32 -> (features [N, T, F], scores [N, T, C])
@@ -360,61 +342,46 @@ def check_writable(compiled_dir: Path) -> None:
                           "its report there: copy the folder somewhere writable") from None
 
 
-def verify(
-    compiled_dir: Path | str,
-    run_dir: Path | str | None = None,
-    data_dir: Path | str | None = None,
-    max_clips: int = 50,
-    float_abi: Optional[str] = None,
-    toolchain: Optional[Toolchain] = None,
-    atol: float = 1e-3,
-    count_clips: Optional[int] = None,
-    count_blocks: Optional[int] = None,
-    progress: bool = True,
-    qemu: bool = False,
-    reference: str = "torch",
-) -> VerifyReport:
+def verify(compiled_dir: Path | str, config: VerifyConfig = VerifyConfig()) -> VerifyReport:
     """Link `compiled_dir/{featurizer,model}.S` into an emulated Cortex-M4 image, run real
-    clips through it and compare every class score with the PyTorch model.
+    clips through it and compare every class score with the reference (`config`: which
+    run, clips, tolerance, counting; `VerifyConfig`).
 
-    `run_dir` defaults to the run the folder was compiled from (`compiled_dir/run.json`). Writes
-    `compiled_dir/verify.json`; the build lands in `compiled_dir/build/`. Instructions are
-    counted on `count_clips` clips x `count_blocks` blocks (default per ABI: COUNTING).
-    `qemu`: also count the first clip's first blocks on QEMU's mps2-an386 (exact
-    per-instruction trace) and report whether the counts agree. `reference`: 'torch'
-    (the run's checkpoint) or 'onnx' (RUN_DIR/export/model_step.onnx).
+    Writes `compiled_dir/verify.json`; the build lands in `compiled_dir/build/`.
     """
     t0 = time.perf_counter()
     compiled_dir = Path(compiled_dir)
-    run_dir = check_build(compiled_dir, run_dir)
-    float_abi = check_float_abi(float_abi or detect_float_abi(compiled_dir))
+    cfg = config
+    run_dir = check_build(compiled_dir, cfg.run_dir)
+    float_abi = check_float_abi(cfg.float_abi or detect_float_abi(compiled_dir))
     precision = detect_precision(compiled_dir)
-    if reference not in ("torch", "onnx"):
-        raise DeviceError(f"reference must be 'torch' or 'onnx', not {reference!r}")
+    if cfg.reference not in ("torch", "onnx"):
+        raise DeviceError(f"reference must be 'torch' or 'onnx', not {cfg.reference!r}")
     # the checkpoints first: a damaged or inconsistent one fails before any build
-    refs = _references(compiled_dir, run_dir, precision, reference, atol)
+    refs = _references(compiled_dir, run_dir, precision, cfg.reference, cfg.atol)
     ref_fn, shape, fp, secondary, float_source, reference, atol = refs
-    tc = toolchain or find_toolchain()
+    tc = cfg.toolchain or find_toolchain()
     build = compiled_dir / "build"
     elf = build_image(
         [compiled_dir / "featurizer.S", compiled_dir / "model.S"], build, float_abi, tc
     )
     clips = []
-    for p in select_clips(run_dir, data_dir, max_clips):
+    for p in select_clips(run_dir, cfg.data_dir, cfg.max_clips):
         x, _ = load_audio(p, fp.sample_rate, fp.clip_samples)
         clips.append((str(p), x))
     device = KWSDevice(elf, shape)
     int8 = precision == "int8"
     default_clips, default_blocks = COUNTING["int8" if int8 else float_abi]
-    n_count = default_clips if count_clips is None else count_clips
+    n_count = default_clips if cfg.count_clips is None else cfg.count_clips
+    blocks = cfg.count_blocks or default_blocks
     parity, counts = verify_device(
         device,
         clips,
         ref_fn,
         atol,
         n_count,
-        progress,
-        count_blocks or default_blocks,
+        cfg.progress,
+        blocks,
         secondary,
         0.0 if int8 else None,
         integer=int8,
@@ -422,11 +389,11 @@ def verify(
     entry_points = INT_ENTRY_POINTS if int8 else FLOAT_ENTRY_POINTS
     float_interface = None
     if int8:  # the same clips through the float interface, checked alike
-        float_interface = _float_interface(device, clips, ref_fn, atol, n_count, progress,
-                                           count_blocks or default_blocks)
+        float_interface = _float_interface(device, clips, ref_fn, atol, n_count, cfg.progress,
+                                           blocks)
     stack = device.peak_stack(counts)
     qemu_check = None
-    if qemu:
+    if cfg.qemu:
         if qemu_binary() is None:
             raise DeviceError(
                 "--qemu needs qemu-system-arm (Debian: apt-get install qemu-system-arm)"

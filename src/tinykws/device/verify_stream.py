@@ -36,7 +36,7 @@ import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, ClassVar, Iterable, Optional
 
 import numpy as np
 
@@ -49,10 +49,11 @@ from tinykws.device.harness import KWSDevice
 from tinykws.device.image import build_image
 from tinykws.device.reference import IntStreamReference, int_reference, torch_reference
 from tinykws.device.verify import (
-    JSONReport, check_build, check_int_build_current, detect_float_abi, detect_precision,
+    check_build, check_int_build_current, detect_float_abi, detect_precision,
 )
 from tinykws.progress import progress_bar
 from tinykws.quant.calibrate import int_model_checkpoint, load_int_model
+from tinykws.records import JSONRecord
 from tinykws.run import DETECTOR_FILE, VERIFY_STREAM_REPORT
 from tinykws.toolchain import Toolchain, check_float_abi, find_toolchain
 
@@ -76,8 +77,10 @@ INT_ENTRY_POINTS = {"featurizer": "mfcc_FilterInt16", "model": "completemodel_Pr
 
 
 @dataclass
-class StreamVerifyReport(JSONReport):
-    """What `tinykws verify --stream` found."""
+class StreamVerifyReport(JSONRecord):
+    """What `tinykws verify --stream` found (`device/<build>/verify_stream.json`)."""
+
+    REMEDY: ClassVar[str] = "run `tinykws verify --stream` on the build again"
 
     ok: bool  # detection lists identical (frame, label; confidence within `atol`); int8:
     # and every feature and score equal

@@ -14,7 +14,6 @@ Writes `RUN_DIR/quant/`:
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
@@ -27,8 +26,9 @@ from tinykws.quant.measure import (  # noqa: F401 (the measures, re-exported)
 )
 from tinykws.quant.model import IntModel, quantize_model
 from tinykws.checkpoint import Checkpoint, load_model, save_checkpoint
+from tinykws.records import QuantMeasure, QuantReport
 from tinykws.run import (
-    RunDir, atomic_write_text, check_split_made_like, file_sha256, read_features, split_file,
+    RunDir, check_split_made_like, file_sha256, read_features, split_file,
 )
 
 
@@ -44,8 +44,8 @@ def _load(path: Path, meta: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def quantize_run(run_dir: Path | str, qat_epochs: int = 0, per_row: bool = True,
-                 checkpoint: Optional[Path | str] = None, seed: int = 0) -> dict[str, Any]:
-    """The run's checkpoint -> RUN_DIR/quant/{model_int.npz, quant.json}; returns the json.
+                 checkpoint: Optional[Path | str] = None, seed: int = 0) -> QuantReport:
+    """The run's checkpoint -> RUN_DIR/quant/{model_int.npz, quant.json}; returns the record.
 
     Post-training quantization always; with `qat_epochs > 0` also quantization-aware
     fine-tuning, and the better of the two on the validation features is kept."""
@@ -59,39 +59,38 @@ def quantize_run(run_dir: Path | str, qat_epochs: int = 0, per_row: bool = True,
     te = split_file(feats, "testing")
     te_x, te_y = _load(te, meta) if te.is_file() else (None, None)
 
-    def measure(m: Any) -> tuple[IntModel, dict[str, Any]]:
+    def measure(m: Any, epochs: Optional[int] = None) -> tuple[IntModel, QuantMeasure]:
         ranges, inner = layer_ranges(m, calibration_set(tr_x, seed=seed))
         im = quantize_model(m, categories, ranges, per_row=per_row, rank_max_abs=inner)
-        res = {"h_max_abs": ranges, "h_frac": [layer.h_frac for layer in im.layers],
-               "validation": compare(m, im, va_x, va_y).to_dict()}
+        res = QuantMeasure(h_max_abs=ranges, h_frac=[layer.h_frac for layer in im.layers],
+                           validation=compare(m, im, va_x, va_y), epochs=epochs)
         if te_x is not None:
-            res["testing"] = compare(m, im, te_x, te_y).to_dict()
+            res.testing = compare(m, im, te_x, te_y)
         return im, res
 
     im, ptq = measure(model)
-    report: dict[str, Any] = {"checkpoint": str(ckpt), "per_row": per_row, "ptq": ptq,
-                              "calibration_clips": int(min(len(tr_x), CALIB_CLIPS))}
+    report = QuantReport(checkpoint=str(ckpt), per_row=per_row, ptq=ptq,
+                         calibration_clips=int(min(len(tr_x), CALIB_CLIPS)))
     rd = RunDir(run_dir)
     chosen, source = "ptq", ckpt
     if qat_epochs > 0:
         from tinykws.quant.qat import finetune  # optional: needs torch (the `train` extra)
 
         tuned = finetune(model, tr_x, tr_y, va_x, va_y, epochs=qat_epochs, per_row=per_row, seed=seed)
-        im_qat, qat = measure(tuned)
-        report["qat"] = {"epochs": qat_epochs, **qat}
-        if qat["validation"]["int_accuracy"] > ptq["validation"]["int_accuracy"]:
+        im_qat, report.qat = measure(tuned, epochs=qat_epochs)
+        if report.qat.validation.int_accuracy > ptq.validation.int_accuracy:
             im, chosen, source = im_qat, "qat", rd.qat_checkpoint
             _save_checkpoint(tuned, meta, source)
-    report["chosen"] = chosen
-    report["source_checkpoint"] = im.info["checkpoint"] = _run_relative(source, run_dir)
+    report.chosen = chosen
+    report.source_checkpoint = im.info["checkpoint"] = _run_relative(source, run_dir)
     im.info["chosen"] = chosen
     # what `compile --precision int8` checks to know whether this model is still the run's
     # (file times do not survive every copy; a stale model must not pass for a current one)
-    report["base_sha256"] = im.info["base_sha256"] = file_sha256(ckpt)
-    report["out"] = str(im.save(rd.int_model))
+    report.base_sha256 = im.info["base_sha256"] = file_sha256(ckpt)
+    report.out = str(im.save(rd.int_model))
     if chosen != "qat":  # an earlier quantize's fine-tuned model is not this one's source
         rd.qat_checkpoint.unlink(missing_ok=True)
-    atomic_write_text(rd.quant_report, json.dumps(report, indent=2) + "\n")
+    report.save(rd.quant_report)
     return report
 
 
@@ -152,24 +151,22 @@ def int_model_checkpoint(run_dir: Path | str, im: Optional[IntModel] = None) -> 
     return path
 
 
-def format_quant_report(rep: dict[str, Any]) -> str:
+def format_quant_report(rep: QuantReport) -> str:
     """What `tinykws quantize` prints: per method and split, float vs integer accuracy."""
-    lines = [f"integer model from {rep['checkpoint']} ({'per-row' if rep['per_row'] else 'per-tensor'} "
-             f"int8 weights, calibrated on {rep['calibration_clips']} training clips)"]
-    for method in ("ptq", "qat"):
-        if method not in rep:
+    lines = [f"integer model from {rep.checkpoint} ({'per-row' if rep.per_row else 'per-tensor'} "
+             f"int8 weights, calibrated on {rep.calibration_clips} training clips)"]
+    for method, r in (("ptq", rep.ptq), ("qat", rep.qat)):
+        if r is None:
             continue
-        r = rep[method]
-        head = "post-training" if method == "ptq" else f"quantization-aware ({r['epochs']} epochs)"
-        lines.append(f"{head}: hidden state formats Q.{', Q.'.join(map(str, r['h_frac']))}")
-        for split in ("validation", "testing"):
-            if split in r:
-                a = r[split]
+        head = "post-training" if method == "ptq" else f"quantization-aware ({r.epochs} epochs)"
+        lines.append(f"{head}: hidden state formats Q.{', Q.'.join(map(str, r.h_frac))}")
+        for split, a in (("validation", r.validation), ("testing", r.testing)):
+            if a is not None:
                 lines.append(
-                    f"  {split:10s} {a['n']:5d} clips: float {a['float_accuracy']:.2%}, integer "
-                    f"{a['int_accuracy']:.2%}; argmax agreement {a['argmax_agreement']:.2%}; max "
-                    f"|score diff| {a['max_score_diff']:.3g}"
+                    f"  {split:10s} {a.n:5d} clips: float {a.float_accuracy:.2%}, integer "
+                    f"{a.int_accuracy:.2%}; argmax agreement {a.argmax_agreement:.2%}; max "
+                    f"|score diff| {a.max_score_diff:.3g}"
                 )
-    source = f" (quantized from {rep['source_checkpoint']})" if "source_checkpoint" in rep else ""
-    lines.append(f"kept: {rep['chosen']}{source} -> {rep.get('out', 'RUN_DIR/quant/model_int.npz')}")
+    source = f" (quantized from {rep.source_checkpoint})" if rep.source_checkpoint else ""
+    lines.append(f"kept: {rep.chosen}{source} -> {rep.out or 'RUN_DIR/quant/model_int.npz'}")
     return "\n".join(lines)

@@ -7,12 +7,12 @@ fine-tuning), which each measure after every attempt.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from tinykws.quant.model import IntModel, quantize_features, scores_float
+from tinykws.records import Agreement
 
 CALIB_CLIPS = 512  # training clips the hidden-state ranges are measured on
 
@@ -56,19 +56,7 @@ def calibration_set(features: np.ndarray, n: int = CALIB_CLIPS, seed: int = 0) -
     return features[idx]
 
 
-@dataclass
-class Agreement:
-    """Integer vs float model on one feature set (last frame of every clip)."""
-
-    n: int
-    float_accuracy: float
-    int_accuracy: float
-    argmax_agreement: float
-    max_score_diff: float  # |int - float| softmax probability, any frame, any class
-    mean_last_score_diff: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+# `Agreement` (integer vs float on one feature set) is a record of quant.json: tinykws.records
 
 
 def float_scores(model: Any, features: np.ndarray, batch: int = 256) -> np.ndarray:
