@@ -60,30 +60,31 @@ def synthetic_run(run: Path, args: argparse.Namespace) -> Path:
     from tinykws.data.audio import load_audio
     from tinykws.features import FeatureParams, logmel
     from tinykws.models import ModelConfig, build_model
+    from tinykws.run import RunDir
 
-    lists = run / "lists"
+    rd = RunDir(run)
+    lists = rd.lists
     lists.mkdir(parents=True, exist_ok=True)
     (lists / "categories.txt").write_text("\n".join(CATEGORIES) + "\n")
     test = [line for line in (DATA / "testing_list.txt").read_text().split() if line]
     (lists / "testing_list.txt").write_text("\n".join(test) + "\n")
-    (lists / "lists.json").write_text(json.dumps({"data_dir": str(DATA), "task": "google12"}))
+    rd.lists_json.write_text(json.dumps({"data_dir": str(DATA), "task": "google12"}))
     torch.manual_seed(0)
     cfg = ModelConfig(args.arch, 32, args.hidden, args.layers, len(CATEGORIES),
                       wrank=args.wrank, urank=args.urank)  # fmt: skip
     model = build_model(cfg)
     feats = np.concatenate([logmel(load_audio(DATA / p)[0], FeatureParams()) for p in test[:20]])
     model.set_normalization(torch.from_numpy(feats.mean(0)), torch.from_numpy(feats.std(0)))
-    (run / "train").mkdir(exist_ok=True)
+    rd.train.mkdir(exist_ok=True)
     torch.save({"model_config": cfg.to_dict(), "feature_params": FeatureParams().to_dict(),
                 "categories": CATEGORIES, "state_dict": model.state_dict()},
-               run / "train" / "best.pt")  # fmt: skip
+               rd.best)  # fmt: skip
     from tinykws.quant.calibrate import layer_ranges
     from tinykws.quant.model import quantize_model
 
     clips = np.stack([logmel(load_audio(DATA / p)[0], FeatureParams()) for p in test[:20]])
     ranges, inner = layer_ranges(model.eval(), clips)
-    quantize_model(model, CATEGORIES, ranges, rank_max_abs=inner).save(
-        run / "quant" / "model_int.npz")
+    quantize_model(model, CATEGORIES, ranges, rank_max_abs=inner).save(rd.int_model)
     return run
 
 
@@ -248,6 +249,7 @@ def main() -> None:
     from tinykws.device import featurizer_macs, model_macs
     from tinykws.features import FeatureParams
     from tinykws.models import ModelConfig
+    from tinykws.run import RunDir
     from tinykws.toolchain import available_toolchains
 
     with tempfile.TemporaryDirectory(prefix="tinykws-bench-device-") as tmp:
@@ -256,14 +258,15 @@ def main() -> None:
             import shutil
 
             run = Path(tmp) / "run"
-            shutil.copytree(args.run / "lists", run / "lists")
-            shutil.copytree(args.run / "train", run / "train", ignore=lambda d, f: ["last.pt"])
-            if (args.run / "quant").is_dir():
-                shutil.copytree(args.run / "quant", run / "quant")
-            (run / "features").symlink_to((args.run / "features").resolve())  # quantize
+            src, dst = RunDir(args.run), RunDir(run)
+            shutil.copytree(src.lists, dst.lists)
+            shutil.copytree(src.train, dst.train, ignore=lambda d, f: ["last.pt"])
+            if src.quant.is_dir():
+                shutil.copytree(src.quant, dst.quant)
+            dst.features.symlink_to(src.features.resolve())  # quantize
         import torch
 
-        ckpt = torch.load(run / "train" / "best.pt", weights_only=True)
+        ckpt = torch.load(RunDir(run).best, weights_only=True)
         cfg = ModelConfig.from_dict(ckpt["model_config"])
         fp = FeatureParams.from_dict(ckpt["feature_params"])
         fmacs, mmacs = featurizer_macs(fp), model_macs(cfg)

@@ -72,7 +72,7 @@ def train_point(work: Path, features: Path, lists: Path, name: str, seed: int) -
     from tinykws.train import pipeline_recipe, train
 
     run = work / f"{slug(name)}-s{seed}"
-    done = run / "train" / "frontier_done.json"
+    done = RunDir(run).train / "frontier_done.json"
     if done.is_file():
         return run
     run.mkdir(parents=True, exist_ok=True)
@@ -225,11 +225,13 @@ def _random_run(run: Path, cfg: Any, test: list[str], clips: np.ndarray,
     from tinykws.models.sparsity import hard_threshold_mask, sparse_groups
     from tinykws.quant.calibrate import layer_ranges
     from tinykws.quant.model import quantize_model
+    from tinykws.run import RunDir
 
-    (run / "lists").mkdir(parents=True)
-    (run / "lists" / "categories.txt").write_text("\n".join(CATS) + "\n")
-    (run / "lists" / "testing_list.txt").write_text("\n".join(test) + "\n")
-    (run / "lists" / "lists.json").write_text(json.dumps({"data_dir": str(DATA), "task": "google12"}))
+    rd = RunDir(run)
+    rd.lists.mkdir(parents=True)
+    (rd.lists / "categories.txt").write_text("\n".join(CATS) + "\n")
+    (rd.lists / "testing_list.txt").write_text("\n".join(test) + "\n")
+    rd.lists_json.write_text(json.dumps({"data_dir": str(DATA), "task": "google12"}))
     torch.manual_seed(0)
     model = build_model(cfg)
     flat = clips.reshape(-1, 32)
@@ -238,11 +240,11 @@ def _random_run(run: Path, cfg: Any, test: list[str], clips: np.ndarray,
         with torch.no_grad():
             for p, keep in sparse_groups(model):
                 p.mul_(hard_threshold_mask(p, keep))
-    (run / "train").mkdir()
+    rd.train.mkdir()
     torch.save({"model_config": cfg.to_dict(), "feature_params": FeatureParams().to_dict(),
-                "categories": CATS, "state_dict": model.state_dict()}, run / "train" / "best.pt")
+                "categories": CATS, "state_dict": model.state_dict()}, rd.best)
     ranges, inner = layer_ranges(model.eval(), clips)
-    quantize_model(model, CATS, ranges, rank_max_abs=inner).save(run / "quant" / "model_int.npz")
+    quantize_model(model, CATS, ranges, rank_max_abs=inner).save(rd.int_model)
     return run
 
 

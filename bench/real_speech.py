@@ -65,11 +65,12 @@ def run(data: Path, run_dir: Path, g12: Path, overrides: list[str], seed: int = 
     from tinykws.run import RunDir, read_features
     from tinykws.train import pipeline_recipe, train
 
-    make_lists(data, "google12", run_dir / "lists", seed=seed)
+    rd = RunDir(run_dir)
+    make_lists(data, "google12", rd.lists, seed=seed)
     noise = data / "_background_noise_"
-    featurize_lists(data, run_dir / "lists", run_dir / "features",
+    featurize_lists(data, rd.lists, rd.features,
                     FeaturizeConfig(noise_dir=noise if noise.is_dir() else None, seed=seed))
-    n = len(read_features(RunDir(run_dir).features_file("training"), features=False))
+    n = len(read_features(rd.features_file("training"), features=False))
     cfg = dataclasses.replace(pipeline_recipe(n), seed=seed)
     for kv in overrides:
         k, v = kv.split("=", 1)

@@ -76,6 +76,7 @@ def main() -> None:
 
     from tinykws.codegen import compile_run
     from tinykws.device.verify_stream import verify_stream
+    from tinykws.run import RunDir
     from tinykws.toolchain import available_toolchains, find_toolchain
 
     names = args.toolchains.split(",") if args.toolchains else [
@@ -88,14 +89,15 @@ def main() -> None:
         if args.run is None:
             synthetic_run(run, args)
         else:  # work on a copy: keep the user's run folder clean
-            shutil.copytree(args.run / "lists", run / "lists")
-            shutil.copytree(args.run / "train", run / "train", ignore=lambda d, f: ["last.pt"])
-            if (args.run / "detector.json").is_file():
-                shutil.copy(args.run / "detector.json", run / "detector.json")
-            if (args.run / "quant").is_dir():
-                shutil.copytree(args.run / "quant", run / "quant")
-            if (args.run / "features").is_dir():  # int8 quantizes when quant/ is stale
-                (run / "features").symlink_to((args.run / "features").resolve())
+            src, dst = RunDir(args.run), RunDir(run)
+            shutil.copytree(src.lists, dst.lists)
+            shutil.copytree(src.train, dst.train, ignore=lambda d, f: ["last.pt"])
+            if src.detector.is_file():
+                shutil.copy(src.detector, dst.detector)
+            if src.quant.is_dir():
+                shutil.copytree(src.quant, dst.quant)
+            if src.features.is_dir():  # int8 quantizes when quant/ is stale
+                dst.features.symlink_to(src.features.resolve())
         wav = stream_wav(Path(tmp) / "stream.wav", args.seconds)
         print(f"{'toolchain':<22} {'build':<13} {'featurizer':>10} {'model':>8} {'detector':>8} "
               f"{'total':>8} {'window K=10':>11}  detections device = python")
