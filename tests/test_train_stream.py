@@ -122,8 +122,9 @@ def test_target_delay_moves_the_keyword_window_later_and_leaves_the_stream_alone
         assert np.all(t1.numpy()[r, s:s + 20] == IGNORE) and np.all(w1.numpy()[r, s:s + 20] == 0)
     unk = CATS.index("_unknown_")
     assert torch.all((t1 == unk) >= (t0 == unk)) and int((t1 == unk).sum()) > int((t0 == unk).sum())
-    with pytest.raises(TinyKWSError, match="target_delay"):
-        StreamTrainConfig(target_delay=-1)
+    for bad in (-1, 2.5, True):
+        with pytest.raises(TinyKWSError, match="target_delay"):
+            StreamTrainConfig(target_delay=bad)
 
 
 def test_real_negative_share_sets_how_many_negatives_are_real_recordings():
