@@ -217,3 +217,15 @@ def test_iht_phases_and_fixed_support():
     assert int((W != 0).sum()) == int(np.ceil(0.25 * W.numel()))
     assert int((U != 0).sum()) == int(np.ceil(0.5 * U.numel()))
     assert torch.equal(W != 0, support[0]) and torch.equal(U != 0, support[1])
+
+
+@pytest.mark.parametrize("total", [1, 2])
+def test_sparsify_a_run_too_short_for_thirds(total):
+    """Fewer than 3 iterations skip the IHT third: the model still ends sparse (it crashed)."""
+    m = build_model(ModelConfig("fastgrnn", hidden_size=20, num_layers=1, w_sparsity=0.25, u_sparsity=0.5))
+    masks = None
+    for it in range(total):
+        masks = sparsify_step(m, it, total, masks)
+    W, U = m.cells[0].W, m.cells[0].U
+    assert int((W != 0).sum()) == int(np.ceil(0.25 * W.numel()))
+    assert int((U != 0).sum()) == int(np.ceil(0.5 * U.numel()))

@@ -62,7 +62,9 @@ def sparsify_step(
     phase = iht_phase(iteration, total_iterations)
     if phase == "dense":
         return masks
-    if phase == "iht" and (iteration % TRIM_EVERY == 0 or masks is None):
+    # a run too short for an IHT third (fewer than 3 iterations) reaches "sparse" without a
+    # support yet: threshold once there
+    if masks is None or (phase == "iht" and iteration % TRIM_EVERY == 0):
         masks = [hard_threshold_mask(p, keep) for p, keep in groups]
     for (p, _), m in zip(groups, masks):
         p.mul_(m)
