@@ -5,7 +5,7 @@
 OUT_RUN gets links to BASE_RUN's lists and features and a copy of its clip model
 (`train/clip.pt`, else `train/best.pt`); the stream phase then runs with the pipeline's
 `StreamTrainConfig` changed by the JSON of `--cfg`, with BASE_RUN's negatives
-(`features/negatives.npz`) and spare other-word clips (`features/spare.npz`, unless
+(`features/negatives.npz`, or `--negatives-npz`) and spare other-word clips (`features/spare.npz`, unless
 `--no-spare`). Score the variant with `bench/stream_diagnose.py OUT_RUN ...`
 (docs/benchmarks.md, "Issue 19").
 """
@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 import time
+from pathlib import Path
 
 os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
 from tinykws.run import RunDir, read_features  # noqa: E402
@@ -27,6 +28,8 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--cfg", default="{}", help="StreamTrainConfig fields to change, as JSON")
     ap.add_argument("--no-spare", action="store_true", help="without the spare other-word clips")
+    ap.add_argument("--negatives-npz", type=Path, default=None,
+                    help="another negatives feature file instead of BASE_RUN's features/negatives.npz")
     a = ap.parse_args()
     base, out = RunDir(a.base), RunDir(a.out)
     out.root.mkdir(parents=True, exist_ok=True)
@@ -37,7 +40,8 @@ def main() -> None:
     if not out.clip.is_file():
         shutil.copyfile(base.clip if base.clip.is_file() else base.best, out.clip)
     cfg = StreamTrainConfig.from_dict({**StreamTrainConfig().to_dict(), **json.loads(a.cfg)})
-    extra = read_features(base.negative_features).features if base.negative_features.is_file() else None
+    neg = a.negatives_npz or base.negative_features
+    extra = read_features(neg).features if neg.is_file() else None
     real = None
     if not a.no_spare and base.spare_features.is_file():
         real = read_features(base.spare_features).features

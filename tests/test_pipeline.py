@@ -113,6 +113,7 @@ def test_pipeline_bad_data_is_a_clean_error(tmp_path: Path) -> None:
     (["--verify-clips", "0"], "--verify-clips must be >= 1"),
     (["--verify-clips", "-2"], "--verify-clips must be >= 1"),
     (["--preset", "huge"], "unknown --preset 'huge'"),
+    (["--stream-steps", "0"], "--stream-steps must be >= 1"),
 ])
 def test_pipeline_bad_options_fail_before_any_work(tmp_path: Path, args, words) -> None:
     (tmp_path / "afile.txt").write_text("x")
@@ -300,3 +301,19 @@ def test_background_negatives_stop_cleanly_and_the_stage_finishes_them(tmp_path:
     again = make_negatives(plan.folder, plan.config)
     assert again.reused and again.utterances == 800
     assert start_negatives(plan, tmp_path / "run") is None  # finished: no child
+
+
+def test_stream_steps_reach_the_stream_phase_and_a_change_trains_again(tmp_path: Path, monkeypatch) -> None:
+    """--stream-steps sets the stream phase's iterations (else the default's); a finished
+    stream phase with other steps is not taken as done."""
+    from tinykws import pipeline
+    from tinykws.stream_training import StreamTrainConfig, quick_stream_config
+
+    run, calls = _trained_run_with_fake_training(tmp_path, monkeypatch)
+    assert pipeline._train_stream(pipeline.PipelineConfig(out=run, quick=True, stream_steps=7), run, False) == "streamed"
+    assert calls[-1][2].iterations == 7
+    assert pipeline._train_stream(pipeline.PipelineConfig(out=run, quick=True, stream_steps=7), run, False) is None
+    assert pipeline._train_stream(pipeline.PipelineConfig(out=run, quick=True), run, False) == "streamed"
+    assert calls[-1][2].iterations == quick_stream_config().iterations
+    assert pipeline._train_stream(pipeline.PipelineConfig(out=run), run, False) == "streamed"
+    assert calls[-1][2].iterations == StreamTrainConfig().iterations == 3000

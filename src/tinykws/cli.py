@@ -544,6 +544,11 @@ def pipeline(
     negative_utterances: Optional[int] = typer.Option(
         None, help="Non-keyword utterances to synthesize (default 20000; 150 with --quick)."
     ),
+    stream_steps: Optional[int] = typer.Option(
+        None, help="Stream-phase training steps (default 3000; 20 with --quick). More is slower "
+        "and, measured on the embedded default, better (8000: ~2.7x the phase's time; "
+        "docs/benchmarks.md, Issue 19, sixth round)."
+    ),
     pretrain: bool = typer.Option(
         False, help="With --data: train on the embedded synthesized voices first (RUN/pretrain) "
         "and start the real training from that model (higher clip accuracy, but more confident "
@@ -566,7 +571,7 @@ def pipeline(
                 data=tuple(data) if data else None, out=out, task=task, epochs=epochs, quick=quick, seed=seed,
                 per_word=per_word, verify_clips=verify_clips, streaming=streaming,
                 negatives=negatives, negative_utterances=negative_utterances, pretrain=pretrain,
-                preset=preset,
+                preset=preset, stream_steps=stream_steps,
             )  # fmt: skip
         )
 

@@ -83,6 +83,11 @@ class PipelineConfig:
     # parameters (`data.negatives.cached_negatives_dir`), shared by runs.
     negatives: Optional[Path] = None
     negative_utterances: Optional[int] = None  # None: NEGATIVE_UTTERANCES (quick: 150)
+    # Stream-phase steps; None: StreamTrainConfig's 3000 (quick: quick_stream_config's).
+    # More steps is the largest accuracy lever measured on the embedded default (8000: 8 ->
+    # 16 % of keywords where both streams have <= 1 and <= 2 false alarms an hour) at ~2.7x
+    # the phase's time (docs/benchmarks.md, "Issue 19, sixth round")
+    stream_steps: Optional[int] = None
     # With --data: first train on the embedded synthesized set (RUN/pretrain), then start
     # the real clip phase from that model. Off by default: on the dev data it raised clip
     # accuracy but lowered keyword-stream recall at <= 6 and <= 30 false alarms an hour in
@@ -208,7 +213,8 @@ def _check_options(cfg: PipelineConfig) -> None:
     """Refuse bad options up front, not after minutes of synthesis and training (and never
     read 0 as 'the default')."""
     counts = {"--epochs": cfg.epochs, "--per-word": cfg.per_word,
-              "--verify-clips": cfg.verify_clips, "--negative-utterances": cfg.negative_utterances}
+              "--verify-clips": cfg.verify_clips, "--negative-utterances": cfg.negative_utterances,
+              "--stream-steps": cfg.stream_steps}
     for flag, value in counts.items():
         if value is not None and value < 1:
             raise TinyKWSError(f"{flag} must be >= 1, not {value}")
@@ -338,7 +344,7 @@ def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
     from tinykws.stream_training import StreamTrainConfig, quick_stream_config, train_stream
 
     scfg = quick_stream_config() if cfg.quick else StreamTrainConfig()
-    scfg = dataclasses.replace(scfg, seed=cfg.seed)
+    scfg = dataclasses.replace(scfg, seed=cfg.seed, iterations=cfg.stream_steps or scfg.iterations)
     rd = RunDir(run)
     feats, spare = rd.negative_features, rd.spare_features
     key = {"config": scfg.to_dict(), "negatives": None if not with_negatives else
