@@ -546,7 +546,7 @@ def pipeline(
     ),
     stream_steps: Optional[int] = typer.Option(
         None, help="Stream-phase training steps (default 3000; 20 with --quick). More is slower "
-        "and, measured on the embedded default, better (8000: ~2.7x the phase's time; "
+        "and, measured on the embedded default, better (8000: ~3x the phase's time; "
         "docs/benchmarks.md, Issue 19, sixth round)."
     ),
     pretrain: bool = typer.Option(

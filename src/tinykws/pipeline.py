@@ -85,7 +85,7 @@ class PipelineConfig:
     negative_utterances: Optional[int] = None  # None: NEGATIVE_UTTERANCES (quick: 150)
     # Stream-phase steps; None: StreamTrainConfig's 3000 (quick: quick_stream_config's).
     # More steps is the largest accuracy lever measured on the embedded default (8000: 8 ->
-    # 16 % of keywords where both streams have <= 1 and <= 2 false alarms an hour) at ~2.7x
+    # 16 % of keywords where both streams have <= 1 and <= 2 false alarms an hour) at ~3x
     # the phase's time (docs/benchmarks.md, "Issue 19, sixth round")
     stream_steps: Optional[int] = None
     # With --data: first train on the embedded synthesized set (RUN/pretrain), then start
