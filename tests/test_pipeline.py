@@ -114,6 +114,7 @@ def test_pipeline_bad_data_is_a_clean_error(tmp_path: Path) -> None:
     (["--verify-clips", "-2"], "--verify-clips must be >= 1"),
     (["--preset", "huge"], "unknown --preset 'huge'"),
     (["--stream-steps", "0"], "--stream-steps must be >= 1"),
+    (["--stream-steps", "100", "--no-streaming"], "drop --no-streaming"),
 ])
 def test_pipeline_bad_options_fail_before_any_work(tmp_path: Path, args, words) -> None:
     (tmp_path / "afile.txt").write_text("x")

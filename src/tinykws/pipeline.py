@@ -218,6 +218,8 @@ def _check_options(cfg: PipelineConfig) -> None:
     for flag, value in counts.items():
         if value is not None and value < 1:
             raise TinyKWSError(f"{flag} must be >= 1, not {value}")
+    if cfg.stream_steps is not None and not cfg.streaming:
+        raise TinyKWSError("--stream-steps sets the stream phase's length: drop --no-streaming, or the steps")
     if cfg.preset not in PRESETS:
         raise TinyKWSError(f"unknown --preset {cfg.preset!r}; use one of {', '.join(PRESETS)}")
     if cfg.negatives is not None and cfg.negatives.exists() and not cfg.negatives.is_dir():
