@@ -39,12 +39,12 @@ def _peak(smoothed: np.ndarray, lo: int, hi: int, label: str, categories: list, 
     return float(np.where(mask[None], w, -1).max())
 
 
-def peaks(det: Detector, stream: Stream, pre_s: float | None) -> np.ndarray:
-    """Every event's peak: in the stream (pre_s None) or from a zero state pre_s before it."""
+def peaks(det: Detector, stream: Stream, feats: np.ndarray, pre_s: float | None) -> np.ndarray:
+    """Every event's peak: in the stream (pre_s None) or from a zero state pre_s before it.
+    `feats`: the stream's frames `[T, F]` (`frames_from_stream`)."""
     p, model = det.params, det.model
     cats, mask = list(det.categories), np.asarray(det.keywords)
     fps = p.sample_rate / p.hop
-    feats = np.asarray(frames_from_stream(stream.audio, p), np.float32)  # [T, F]
     first = [int(e.start_s * fps) - p.first_block + 1 for e in stream.events]  # frame at each start
     win = int(WINDOW_S * fps)
     with torch.no_grad():
@@ -83,8 +83,9 @@ def main() -> None:
           f"negative hour {len(neg.events)} items")
     print("state                 | keyword peak q10 / q25 / q50 | >= 0.9 | neg-hour peak q99 | 3rd neg peak: recall"
           " | + kw-stream others: recall")
+    fk, fn = (np.asarray(frames_from_stream(s.audio, det.params), np.float32) for s in (kw, neg))
     for pre in [None, *a.pre]:
-        kp, npk = peaks(det, kw, pre), peaks(det, neg, pre)
+        kp, npk = peaks(det, kw, fk, pre), peaks(det, neg, fn, pre)
         own, others = kp[is_kw], kp[~is_kw]
         thr = np.sort(npk)[-3]  # 2 negatives above it in the hour
         both = max(thr, others.max())
