@@ -31,6 +31,8 @@ def main() -> None:
     ap.add_argument("--negatives-npz", type=Path, default=None,
                     help="another negatives feature file instead of BASE_RUN's features/negatives.npz")
     a = ap.parse_args()
+    if a.negatives_npz is not None and not a.negatives_npz.is_file():
+        sys.exit(f"--negatives-npz {a.negatives_npz}: no such file")  # else it trained without negatives
     base, out = RunDir(a.base), RunDir(a.out)
     out.root.mkdir(parents=True, exist_ok=True)
     for name in ("lists", "features"):

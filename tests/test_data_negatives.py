@@ -310,3 +310,10 @@ def test_featurize_negatives_labels_every_training_clip_unknown_and_caches(small
     assert featurize_negatives(small, out, cats) == out and out.stat().st_mtime_ns == mtime  # cached
     with pytest.raises(TinyKWSError, match="_unknown_"):
         featurize_negatives(small, tmp_path / "x.npz", list(GOOGLE12_WORDS))
+    # exclude_words: no clip of an item that says one of them, alone or inside a phrase
+    phrase = next(r for r in neg.speech["training"] if "_" in r.split("/", 1)[0])
+    word = phrase.split("/", 1)[0].split("_")[0]
+    fewer = read_features(featurize_negatives(small, tmp_path / "y.npz", cats, exclude_words={word}))
+    left = {Path(p).parent.name for p in fewer.paths}
+    assert all(word not in f.split("_") for f in left) and Path(phrase).parent.name not in left
+    assert 0 < len(fewer.labels) < len(split.labels)

@@ -33,7 +33,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Collection, Iterator, Optional, Sequence
 
 import numpy as np
 from rich.console import Console
@@ -508,9 +508,14 @@ def featurize_negatives(
     *,
     split: str = "training",
     workers: Optional[int] = None,
+    exclude_words: Collection[str] = (),
 ) -> Path:
     """Featurize a `data negatives` set's `split` speech into one feature file, all labelled
     `_unknown_` of `categories` (same format as a split's npz; cached like one).
+
+    `exclude_words`: leave out every clip whose item (a word, or any word of a phrase) is
+    one of these, e.g. the words another set holds apart for measuring, so a larger set
+    trains on none of them (bench/negatives_unseen.py).
 
     The stream phase mixes these into its training streams (`train_stream(...,
     extra_negatives=...)`); they stay out of the clip lists so the clip phase keeps its
@@ -520,8 +525,10 @@ def featurize_negatives(
         raise TinyKWSError(f"negatives need an {UNKNOWN} class; the categories are {list(categories)}")
     neg = read_negatives(negatives_dir)
     unk = list(categories).index(UNKNOWN)
+    excluded = set(exclude_words)
     examples = [Example(neg.root / rel, UNKNOWN, unk, Path(rel).name.split("_nohash_")[0])
-                for rel in neg.speech.get(split, [])]
+                for rel in neg.speech.get(split, [])
+                if not excluded.intersection(Path(rel).parent.name.split("_"))]  # folder: words joined by "_"
     if not examples:
         raise TinyKWSError(f"{negatives_dir}: no {split} speech clips to featurize")
     return _featurize_unknown(examples, out_npz, categories, params, f"negatives/{split}", workers)
