@@ -115,6 +115,9 @@ def test_pipeline_bad_data_is_a_clean_error(tmp_path: Path) -> None:
     (["--preset", "huge"], "unknown --preset 'huge'"),
     (["--stream-steps", "0"], "--stream-steps must be >= 1"),
     (["--stream-steps", "100", "--no-streaming"], "drop --no-streaming"),
+    (["--stream-workers", "0"], "--stream-workers must be >= 1"),
+    (["--stream-workers", "3"], "3 stream workers cannot share a step's streams (8)"),
+    (["--stream-workers", "2", "--no-streaming"], "drop --no-streaming"),
 ])
 def test_pipeline_bad_options_fail_before_any_work(tmp_path: Path, args, words) -> None:
     (tmp_path / "afile.txt").write_text("x")
@@ -318,3 +321,8 @@ def test_stream_steps_reach_the_stream_phase_and_a_change_trains_again(tmp_path:
     assert calls[-1][2].iterations == quick_stream_config().iterations
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run), run, False) == "streamed"
     assert calls[-1][2].iterations == StreamTrainConfig().iterations == 3000
+    assert calls[-1][2].workers == 1
+    # --stream-workers reaches the config, and a finished phase with another count trains again
+    assert pipeline._train_stream(pipeline.PipelineConfig(out=run, stream_workers=2), run, False) == "streamed"
+    assert calls[-1][2].workers == 2 and calls[-1][2].iterations == 3000
+    assert pipeline._train_stream(pipeline.PipelineConfig(out=run, stream_workers=2), run, False) is None

@@ -314,6 +314,10 @@ def test_cli_train_stream_writes_a_one_state_model_and_refuses_bad_negatives(toy
     err = capsys.readouterr().err
     assert "error:" in err and "negatives" in err and "Traceback" not in err
     assert cli(["train-stream", str(run), "--iterations", "0"]) == 2
+    capsys.readouterr()
+    assert cli(["train-stream", str(run), "--features", feats, "--iterations", "2", "--workers", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "3 stream workers cannot share a step's streams (batch) (16)" in err and "Traceback" not in err
 
 
 def test_inside_penalty_punishes_other_keywords_only():

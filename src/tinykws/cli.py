@@ -283,6 +283,7 @@ def train_stream_cmd(
     ),
     iterations: int = typer.Option(3000, help="Training steps of 16 streams x 2 s."),
     seed: int = typer.Option(0, help="Seed for the streams and the clip batches."),
+    workers: int = typer.Option(1, help="Processes that share every step, one a CPU core (must divide 16)."),
 ) -> None:
     """Second training phase on long streams: one model step per 10-ms frame on one state
     that is never reset (bounded), as the Cortex-M4 runs it; resumes after a kill."""
@@ -295,7 +296,7 @@ def train_stream_cmd(
     feats = features or RunDir(run_dir).features
     with _run_lock(run_dir):
         extra = negative_features(negatives, feats, run_dir) if negatives is not None else None
-        cfg = StreamTrainConfig(iterations=iterations, seed=seed)
+        cfg = StreamTrainConfig(iterations=iterations, seed=seed, workers=workers)
         path = train_stream(feats, run_dir, cfg, extra_negatives=None if extra is None else extra.features)
     console.print(f"stream model -> {path} (the clip model is kept as {RunDir(run_dir).clip})")
 
@@ -549,6 +550,10 @@ def pipeline(
         "and, measured on the embedded default, better (8000: ~3x the phase's time; "
         "docs/benchmarks.md, Issue 19, sixth round)."
     ),
+    stream_workers: Optional[int] = typer.Option(
+        None, help="Processes that share the stream phase's steps, one a CPU core (default 1). "
+        "Must divide 16 (8 with --quick); another count trains on other streams, so its model differs."
+    ),
     pretrain: bool = typer.Option(
         False, help="With --data: train on the embedded synthesized voices first (RUN/pretrain) "
         "and start the real training from that model (higher clip accuracy, but more confident "
@@ -571,7 +576,7 @@ def pipeline(
                 data=tuple(data) if data else None, out=out, task=task, epochs=epochs, quick=quick, seed=seed,
                 per_word=per_word, verify_clips=verify_clips, streaming=streaming,
                 negatives=negatives, negative_utterances=negative_utterances, pretrain=pretrain,
-                preset=preset, stream_steps=stream_steps,
+                preset=preset, stream_steps=stream_steps, stream_workers=stream_workers,
             )  # fmt: skip
         )
 

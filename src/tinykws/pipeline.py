@@ -88,6 +88,9 @@ class PipelineConfig:
     # 16 % of keywords where both streams have <= 1 and <= 2 false alarms an hour) at ~3x
     # the phase's time (docs/benchmarks.md, "Issue 19, sixth round")
     stream_steps: Optional[int] = None
+    # Processes sharing the stream phase's steps, one a core (`tinykws.stream_workers`);
+    # None: StreamTrainConfig's 1. A different count draws other streams, so its model differs
+    stream_workers: Optional[int] = None
     # With --data: first train on the embedded synthesized set (RUN/pretrain), then start
     # the real clip phase from that model. Off by default: on the dev data it raised clip
     # accuracy but lowered keyword-stream recall at <= 6 and <= 30 false alarms an hour in
@@ -214,12 +217,16 @@ def _check_options(cfg: PipelineConfig) -> None:
     read 0 as 'the default')."""
     counts = {"--epochs": cfg.epochs, "--per-word": cfg.per_word,
               "--verify-clips": cfg.verify_clips, "--negative-utterances": cfg.negative_utterances,
-              "--stream-steps": cfg.stream_steps}
+              "--stream-steps": cfg.stream_steps, "--stream-workers": cfg.stream_workers}
     for flag, value in counts.items():
         if value is not None and value < 1:
             raise TinyKWSError(f"{flag} must be >= 1, not {value}")
     if cfg.stream_steps is not None and not cfg.streaming:
         raise TinyKWSError("--stream-steps sets the stream phase's length: drop --no-streaming, or the steps")
+    if cfg.stream_workers is not None and not cfg.streaming:
+        raise TinyKWSError("--stream-workers shares the stream phase: drop --no-streaming, or the workers")
+    if cfg.stream_workers is not None:
+        _stream_config(cfg)  # the streams and clips a step must divide among the workers
     if cfg.preset not in PRESETS:
         raise TinyKWSError(f"unknown --preset {cfg.preset!r}; use one of {', '.join(PRESETS)}")
     if cfg.negatives is not None and cfg.negatives.exists() and not cfg.negatives.is_dir():
@@ -340,13 +347,26 @@ def _negatives(cfg: PipelineConfig, run: Path, proc=None) -> Optional[Path]:
     return folder
 
 
+def _stream_config(cfg: PipelineConfig) -> Any:
+    """The stream phase's `StreamTrainConfig` for these options (refused when the workers
+    do not divide a step's streams and clips)."""
+    from tinykws.stream_training import StreamTrainConfig, quick_stream_config
+    from tinykws.stream_workers import split_count
+
+    scfg = quick_stream_config() if cfg.quick else StreamTrainConfig()
+    scfg = dataclasses.replace(scfg, seed=cfg.seed, iterations=cfg.stream_steps or scfg.iterations,
+                               workers=cfg.stream_workers or scfg.workers)
+    for total, what in ((scfg.batch, "a step's streams"), (scfg.clip_batch, "a step's clips")):
+        split_count(total, scfg.workers, what)
+    return scfg
+
+
 def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
     """The stream phase after the clip phase; a finished one is kept (`stream_done.json`:
     its config and the cache key of the negatives' features)."""
-    from tinykws.stream_training import StreamTrainConfig, quick_stream_config, train_stream
+    from tinykws.stream_training import train_stream
 
-    scfg = quick_stream_config() if cfg.quick else StreamTrainConfig()
-    scfg = dataclasses.replace(scfg, seed=cfg.seed, iterations=cfg.stream_steps or scfg.iterations)
+    scfg = _stream_config(cfg)
     rd = RunDir(run)
     feats, spare = rd.negative_features, rd.spare_features
     key = {"config": scfg.to_dict(), "negatives": None if not with_negatives else

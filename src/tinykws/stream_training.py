@@ -18,6 +18,8 @@ word; run on one state for minutes it drifts and locks onto one class (docs/benc
   weight, so the rare word ends are not drowned by hours of background.
 - **the clip loss kept**: every step also trains on a batch of augmented clips from a zero
   state (last-frame cross-entropy, as the clip phase), so clip accuracy does not drop.
+- the losses are in `tinykws.stream_losses`; several processes can share the steps
+  (`StreamTrainConfig.workers`, `tinykws.stream_workers`).
 - **hard-negative mining**: every `mine_every` steps the model scores every negative clip
   inside a stream context; clips on which a keyword score rose above `mine_threshold` are
   drawn `mine_boost` times more often afterwards.
@@ -53,10 +55,12 @@ from tinykws.models.sparsity import fix_support
 from tinykws.progress import progress_bar
 from tinykws.run import RunDir, atomic_torch_save, check_splits_agree, read_features, split_file
 from tinykws.stream_clips import ClipPool
+from tinykws.stream_losses import IGNORE, causal_mean, inside_keyword, peak_loss, stream_loss
 from tinykws.stream_state import bound_state
+from tinykws.stream_workers import Group, check_workers, join, rank_seeds, share, split_count, worker_env, workers
 from tinykws.train import class_weights, pipeline_recipe
+from tinykws.tuning import torch_threads
 
-IGNORE = -100  # target of frames that are not scored
 
 
 @dataclass(frozen=True)
@@ -121,8 +125,12 @@ class StreamTrainConfig:
     mine_clips: int = 0
     mine_top: float = 0.0
     seed: int = 0
+    # processes that share every step (`tinykws.stream_workers`: batch / workers streams and
+    # clip_batch / workers clips each, gradients averaged): the same training on more cores
+    workers: int = 1
 
     def __post_init__(self) -> None:
+        check_workers(self.workers)
         d = self.target_delay
         if isinstance(d, bool) or not isinstance(d, int) or d < 0:
             raise TinyKWSError(f"target_delay is a whole number of frames >= 0, not {self.target_delay!r}")
@@ -323,10 +331,16 @@ class Miner:
             hard &= s >= np.partition(scored, len(scored) - k)[len(scored) - k]
         return 1.0 + (cfg.mine_boost - 1.0) * hard
 
-    def mine(self, model, maker: StreamMaker, cfg: StreamTrainConfig) -> int:
-        """Score this round's negatives, reweight the maker; returns the hard count."""
+    def mine(self, model, maker: StreamMaker, cfg: StreamTrainConfig, group: Optional[Group] = None) -> int:
+        """Score this round's negatives (shared among the workers of `group`), reweight the
+        maker; returns the hard count."""
+        group = group or Group()
         which = self.next_round(cfg)
-        self.scores[which] = negative_keyword_scores(model, maker, which=which)
+        was_training = model.training
+        model.eval()
+        mine = negative_keyword_scores(model, maker, which=which[group.rank::group.world])
+        model.train(was_training)
+        self.scores[which] = group.gather(len(which), mine)
         w = self.weights(cfg)
         maker.set_negative_weights(w)
         return int((w > 1).sum())
@@ -343,75 +357,6 @@ def _reset_rows(state, rows: Tensor):
     if isinstance(state, tuple):
         return tuple(_reset_rows(s, rows) for s in state)
     return torch.where(rows.view(1, -1, 1), torch.zeros_like(state), state)
-
-
-def inside_keyword(target: Tensor, rclass: Tensor, keyword_mask: Tensor) -> Tensor:
-    """[B, T] int64: the keyword being spoken at each unscored frame of a keyword, else -1."""
-    inside = (target == IGNORE) & keyword_mask[rclass]
-    return torch.where(inside, rclass, torch.full_like(rclass, -1))
-
-
-def causal_mean(p: Tensor, n: int) -> Tensor:
-    """Mean of the last `n` frames (fewer at the start), as the detector smooths; p [B, T, C]."""
-    c = torch.cumsum(p, dim=1)
-    lagged = torch.cat([torch.zeros_like(c[:, :n]), c[:, :-n]], dim=1)[:, : c.shape[1]]
-    count = torch.arange(1, p.shape[1] + 1, device=p.device).clamp(max=n).to(p.dtype)
-    return (c - lagged) / count[None, :, None]
-
-
-def peak_loss(logits: Tensor, target: Tensor, region: Tensor, rclass: Tensor, keyword_mask: Tensor,
-              smooth: int) -> Tensor:
-    """The detector's statistic trained directly (see `StreamTrainConfig.peak_weight`).
-
-    Scores are softmax probabilities averaged over `smooth` frames. Per region (a word or a
-    gap of one row; `region`/`rclass` [B, T]): a keyword's best smoothed own score over its
-    scored frames (target == its class) -> -log(best); the best smoothed score of any
-    keyword other than the region's own class over the whole region -> -log(1 - best).
-    The mean of both terms over the regions in the chunk."""
-    B, T, C = logits.shape
-    s = causal_mean(torch.softmax(logits, -1), smooth)  # [B, T, C]
-    kw = keyword_mask.to(s.device)
-    own_cls = F.one_hot(rclass, C).bool()  # [B, T, C]
-    wrong = s.masked_fill(~kw[None, None] | own_cls, 0.0).amax(-1)  # [B, T]
-    own = s.gather(-1, rclass[..., None])[..., 0]  # [B, T]
-    scored = (target == rclass) & kw[rclass]  # keyword frames of the target window
-    key = torch.arange(B, device=s.device)[:, None] * (int(region.max()) + 1) + region  # [B, T]
-    uniq, inv = torch.unique(key.reshape(-1), return_inverse=True)
-    n = len(uniq)
-    zeros = torch.zeros(n, dtype=s.dtype, device=s.device)
-    wrong_max = zeros.scatter_reduce(0, inv, wrong.reshape(-1), "amax")
-    own_max = zeros.scatter_reduce(0, inv, torch.where(scored, own, torch.zeros_like(own)).reshape(-1), "amax")
-    has_own = zeros.scatter_reduce(0, inv, scored.reshape(-1).to(s.dtype), "amax") > 0
-    eps = 1e-6
-    loss = -torch.log1p(-wrong_max.clamp(max=1 - eps)).mean()
-    if has_own.any():
-        loss = loss - torch.log(own_max[has_own].clamp(min=eps)).mean()
-    return loss
-
-
-def stream_loss(logits: Tensor, target: Tensor, weight: Tensor, inside: Optional[Tensor] = None,
-                keyword_mask: Optional[Tensor] = None, inside_weight: float = 0.0) -> Tensor:
-    """Weighted per-frame cross-entropy; logits [B, T, C], target/weight/inside [B, T].
-
-    With `inside_weight` > 0, frames inside a keyword (`inside` >= 0: its class) add
-    `inside_weight` * -log(1 - p(other keywords)) (`keyword_mask` bool [C]), counted in the
-    same normalisation as the scored frames."""
-    ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
-                         ignore_index=IGNORE, reduction="none")
-    w = weight.reshape(-1)
-    total, norm = (ce * w).sum(), w.sum()
-    if inside_weight > 0 and inside is not None and keyword_mask is not None:
-        rows = inside.reshape(-1) >= 0
-        if rows.any():
-            logp = torch.log_softmax(logits.reshape(-1, logits.shape[-1])[rows], -1)  # [n, C]
-            own = F.one_hot(inside.reshape(-1)[rows], logp.shape[-1]).bool()
-            other = keyword_mask[None, :] & ~own  # [n, C]
-            log_other = torch.logsumexp(logp.masked_fill(~other, -torch.inf), -1)  # log p(other kw)
-            # -log(1 - p_other), computed stably from log p_other
-            pen = -torch.log1p(-torch.exp(log_other).clamp(max=1 - 1e-6))
-            total = total + inside_weight * pen.sum()
-            norm = norm + inside_weight * rows.sum()
-    return total / norm.clamp_min(1e-6)
 
 
 def _lr(i: int, cfg: StreamTrainConfig) -> float:
@@ -442,96 +387,122 @@ def train_stream(
     `extra_negatives` `[M, T, F]`: more non-keyword clips (log-mel, same features) mixed
     into the streams as `_unknown_` words (synthesized); `real_negatives` `[R, T, F]`: real
     recordings of other words (the lists' spare `_unknown_` clips), counted with the
-    training clips as real for `real_negative_share`. Resumes from `train/stream_last.pt`. Returns the
-    path of the stream model.
+    training clips as real for `real_negative_share`. With `cfg.workers` > 1 the steps are
+    shared by that many processes (`tinykws.stream_workers`), `threads` torch threads each.
+    Resumes from `train/stream_last.pt`. Returns the path of the stream model.
     """
     features_dir, run = Path(features_dir), RunDir(run_dir)
-    clip_path, best_path, last_path = run.clip, run.best, run.stream_last
+    clip_path, best_path = run.clip, run.best
     if not clip_path.is_file():
         if not best_path.is_file():
             raise TinyKWSError(f"{best_path} missing: train the clip model first")
         shutil.copyfile(best_path, clip_path)
-    model, clip = load_model(clip_path)
-    if cfg.bounded_state:
-        bound_state(model)
-    model.train()
+    _, clip = load_model(clip_path)
     split = read_features(split_file(features_dir, "training"))
     if split.categories != list(clip.categories):
         raise TinyKWSError("training.npz and the clip model have different categories")
     log_per_db = math.log(10) / (10 if split.params.power_spec else 20)
-    tr_x, tr_y = torch.from_numpy(split.features), torch.from_numpy(split.labels)
     pool, n_real = _clip_pool(split, real_negatives, extra_negatives, log_per_db)
-
-    rng = np.random.default_rng(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    maker = StreamMaker(pool, cfg, rng, n_real=n_real)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.learning_rate)
-    fix_support(model, opt)  # a sparse clip model stays sparse: its zeros are re-zeroed every step
-    start, miner = _resume(last_path, cfg, model, opt, maker)
-    recipe = pipeline_recipe(len(tr_y))  # the clip phase's augmentation and class weights
-    clip_weight = class_weights(recipe, split.categories)
-    sil = split.categories.index(SILENCE)
-    noise = tr_x[tr_y == sil]
-    kw_mask = torch.tensor([c not in (SILENCE, UNKNOWN) for c in split.categories])
-    state = model.init_state(cfg.batch)
-    rows: list[dict[str, Any]] = []
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(threads)
+    for total, what in ((cfg.batch, "a step's streams (batch)"), (cfg.clip_batch, "a step's clips (clip_batch)")):
+        split_count(total, cfg.workers, what)
+    args: tuple = (str(run.root), cfg, pool, len(split.labels), n_real, threads)
+    if cfg.workers > 1:  # the children see the clip pool's frames without a copy
+        shared = share(pool.features)
+        pool = dataclasses.replace(pool, features=shared.numpy())
+        args = (str(run.root), cfg, dataclasses.replace(pool, features=np.zeros(0, np.float32)),
+                len(split.labels), n_real, threads, shared)
     t0 = time.perf_counter()
-    try:
-        with progress_bar() as bar:
-            task = bar.add_task("stream train", total=cfg.iterations, completed=start)
-            for it in range(start, cfg.iterations):
-                for g in opt.param_groups:
-                    g["lr"] = _lr(it, cfg)
-                x, target, weight, region, rclass = maker.next_chunk()
-                reset = torch.from_numpy(rng.random(cfg.batch) < cfg.reset_prob)
-                state = _reset_rows(_detach(state), reset)
-                logits, state = model.forward_sequence(x, state)
-                loss_s = stream_loss(logits, target, weight, inside_keyword(target, rclass, kw_mask),
-                                     kw_mask, cfg.inside_wrong_weight)
-                if cfg.peak_weight > 0:
-                    loss_s = loss_s + cfg.peak_weight * peak_loss(
-                        logits, target, region, rclass, kw_mask, cfg.peak_smooth_frames)
-                loss = loss_s
-                loss_c = torch.zeros(())
-                if cfg.clip_weight > 0:
-                    idx = torch.randint(0, len(tr_y), (cfg.clip_batch,), generator=gen)
-                    xb = augment_batch(tr_x[idx], recipe, gen, noise, log_per_db)
-                    loss_c = F.cross_entropy(model(xb), tr_y[idx], weight=clip_weight,
-                                             label_smoothing=recipe.label_smoothing)
-                    loss = loss + cfg.clip_weight * loss_c
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-                opt.step()
-                rows.append({"iteration": it + 1, "stream_loss": f"{loss_s.item():.4f}",
-                             "clip_loss": f"{loss_c.item():.4f}",
-                             "state_max": f"{float(state.detach().abs().max()):.3f}"
-                             if isinstance(state, Tensor) else ""})
-                mined = ""
-                if cfg.mine_every and (it + 1) % cfg.mine_every == 0 and len(maker.neg):
-                    model.eval()
-                    hard = miner.mine(model, maker, cfg)
-                    model.train()
-                    mined = f" mined {hard}/{len(miner.scores)}"
-                    _append_log(run.stream_log, rows)  # log first, as train.py
-                    rows = []
-                    atomic_torch_save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
-                           "iteration": it + 1, "stream_config": cfg.to_dict(),
-                           "negative_weights": maker.neg_weight.tolist(),
-                           "negative_scores": miner.scores.tolist(), "mine_pos": miner.pos}, last_path)
-                bar.update(task, advance=1, description=(
-                    f"stream train {it + 1} loss {loss_s.item():.3f}/{loss_c.item():.3f}{mined}"))
-    finally:
-        torch.set_num_threads(threads_before)
-    _append_log(run.stream_log, rows)
+    with workers(cfg.workers, _worker_main, args) as group:
+        model = _train_rank(group, run, cfg, pool, len(split.labels), n_real, threads)
     model.eval()
     stream_model = dataclasses.replace(
         clip, state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
         stream_config=cfg.to_dict(), stream_seconds=round(time.perf_counter() - t0, 1))
     atomic_torch_save(stream_model.to_dict(), best_path)
     return best_path
+
+
+def _worker_main(rank: int, world: int, store: str, run_root: str, cfg: StreamTrainConfig,
+                 pool: ClipPool, n_train: int, n_real: int, threads: int, shared: Tensor) -> None:
+    """A spawned worker (`stream_workers.workers`): the same loop on its share of the steps."""
+    worker_env()
+    group = join(rank, world, store)
+    pool = dataclasses.replace(pool, features=shared.numpy())
+    _train_rank(group, RunDir(run_root), cfg, pool, n_train, n_real, threads)
+
+
+def _train_rank(group: Group, run: RunDir, cfg: StreamTrainConfig, pool: ClipPool, n_train: int,
+                n_real: int, threads: int) -> Any:
+    """One worker's training loop; returns its model (identical on every worker). The
+    pool's first `n_train` clips are the training split, whose clip loss runs beside."""
+    model, _ = load_model(run.clip)
+    if cfg.bounded_state:
+        bound_state(model)
+    model.train()
+    mine = dataclasses.replace(cfg, batch=cfg.batch // group.world, clip_batch=cfg.clip_batch // group.world)
+    rng, gen = rank_seeds(cfg.seed, group.rank)
+    maker = StreamMaker(pool, mine, rng, n_real=n_real)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=cfg.learning_rate)
+    fix_support(model, opt)  # a sparse clip model stays sparse: its zeros are re-zeroed every step
+    start, miner = _resume(run.stream_last, cfg, model, opt, maker)
+    tr_x, tr_y = torch.from_numpy(pool.features[:n_train]), torch.from_numpy(pool.labels[:n_train])
+    recipe = pipeline_recipe(len(tr_y))  # the clip phase's augmentation and class weights
+    clip_weight = class_weights(recipe, pool.categories)
+    noise = tr_x[tr_y == pool.categories.index(SILENCE)]
+    kw_mask = torch.tensor([c not in (SILENCE, UNKNOWN) for c in pool.categories])
+    state = model.init_state(mine.batch)
+    rows: list[dict[str, Any]] = []
+    with torch_threads(threads), progress_bar(enabled=group.leader) as bar:
+        task = bar.add_task("stream train", total=cfg.iterations, completed=start)
+        for it in range(start, cfg.iterations):
+            for g in opt.param_groups:
+                g["lr"] = _lr(it, cfg)
+            x, target, weight, region, rclass = maker.next_chunk()
+            state = _reset_rows(_detach(state), torch.from_numpy(rng.random(mine.batch) < cfg.reset_prob))
+            logits, state = model.forward_sequence(x, state)
+            loss_s = stream_loss(logits, target, weight, inside_keyword(target, rclass, kw_mask),
+                                 kw_mask, cfg.inside_wrong_weight)
+            if cfg.peak_weight > 0:
+                loss_s = loss_s + cfg.peak_weight * peak_loss(
+                    logits, target, region, rclass, kw_mask, cfg.peak_smooth_frames)
+            loss, loss_c = loss_s, torch.zeros(())
+            if cfg.clip_weight > 0:
+                idx = torch.randint(0, len(tr_y), (mine.clip_batch,), generator=gen)
+                xb = augment_batch(tr_x[idx], recipe, gen, noise, pool.log_per_db)
+                loss_c = F.cross_entropy(model(xb), tr_y[idx], weight=clip_weight,
+                                         label_smoothing=recipe.label_smoothing)
+                loss = loss + cfg.clip_weight * loss_c
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            ls, lc = group.average_grads(params, [loss_s.item(), loss_c.item()])
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            rows.append({"iteration": it + 1, "stream_loss": f"{ls:.4f}", "clip_loss": f"{lc:.4f}",
+                         "state_max": f"{float(state.detach().abs().max()):.3f}"
+                         if isinstance(state, Tensor) else ""})
+            mined = ""
+            if cfg.mine_every and (it + 1) % cfg.mine_every == 0 and len(maker.neg):
+                mined = f" mined {miner.mine(model, maker, cfg, group)}/{len(miner.scores)}"
+                group.check_same(params)
+                if group.leader:
+                    _append_log(run.stream_log, rows)  # log first, as train.py
+                    _save_last(run, model, opt, it + 1, cfg, maker, miner)
+                rows = []
+            bar.update(task, advance=1, description=f"stream train {it + 1} loss {ls:.3f}/{lc:.3f}{mined}")
+    group.check_same(params)
+    if group.leader:
+        _append_log(run.stream_log, rows)
+    return model
+
+
+def _save_last(run: RunDir, model: Any, opt: Any, iteration: int, cfg: StreamTrainConfig,
+               maker: "StreamMaker", miner: "Miner") -> None:
+    """`train/stream_last.pt`: what `_resume` needs to go on from `iteration`."""
+    atomic_torch_save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
+                       "iteration": iteration, "stream_config": cfg.to_dict(),
+                       "negative_weights": maker.neg_weight.tolist(),
+                       "negative_scores": miner.scores.tolist(), "mine_pos": miner.pos}, run.stream_last)
 
 
 def _clip_pool(split: Any, real_negatives: Optional[np.ndarray], extra_negatives: Optional[np.ndarray],

@@ -1,0 +1,59 @@
+"""The stream phase on 1 and on N worker processes, same run, same steps: wall time a step.
+
+    python bench/stream_workers.py RUN [--workers 1 2] [--steps 500] [--mine-every 500]
+
+RUN is a finished pipeline run (its `train/clip.pt` or `train/best.pt`, `features/` with
+`training.npz`, `negatives.npz` and `spare.npz` when present). Each count trains `--steps`
+steps of the pipeline's stream configuration (`StreamTrainConfig()`, mining every
+`--mine-every` steps as the default does every 500) from the same clip model into a
+temporary run folder, and the script prints seconds a step and the speed-up against the
+first count (set-up included: loading, spawning, sharing the clip pool). Time it on an idle machine: N workers want N free cores
+(docs/benchmarks.md, "Stream phase on several cores").
+"""
+import argparse
+import dataclasses
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
+from tinykws.run import RunDir, read_features  # noqa: E402
+from tinykws.stream_training import StreamTrainConfig, train_stream  # noqa: E402
+
+
+def time_workers(run: RunDir, workers: int, steps: int, mine_every: int) -> float:
+    """Seconds a step of `workers` processes (the clip model copied into a fresh folder)."""
+    neg = read_features(run.negative_features).features if run.negative_features.is_file() else None
+    spare = read_features(run.spare_features).features if run.spare_features.is_file() else None
+    cfg = dataclasses.replace(StreamTrainConfig(), iterations=steps, mine_every=mine_every, workers=workers)
+    with tempfile.TemporaryDirectory(prefix="tkws-bench-") as tmp:
+        out = RunDir(tmp)
+        out.train.mkdir(parents=True)
+        shutil.copyfile(run.clip if run.clip.is_file() else run.best, out.clip)
+        t = time.perf_counter()
+        train_stream(run.features, out.root, cfg, extra_negatives=neg, real_negatives=spare)
+        return (time.perf_counter() - t) / steps
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path)
+    ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--mine-every", type=int, default=500)
+    a = ap.parse_args()
+    run = RunDir(a.run)
+    print(f"# {a.run}: {a.steps} steps of the default stream phase, mining every {a.mine_every}; "
+          f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f} before")
+    base = None
+    for n in a.workers:
+        s = time_workers(run, n, a.steps, a.mine_every)
+        base = base or s
+        print(f"workers {n}: {s * a.steps:.1f} s, {s * 1000:.0f} ms a step (set-up included), "
+              f"speed-up x{base / s:.2f} against {a.workers[0]}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
