@@ -125,3 +125,19 @@ def test_two_workers_train_repeat_themselves_and_differ_from_one(tmp_path):
     assert json.loads(json.dumps(ck["stream_config"]))["workers"] == 2
     with pytest.raises(TinyKWSError, match="cannot share a step's clips"):
         _stream_hash(fdir, tmp_path / "d", StreamTrainConfig(**{**cfg.to_dict(), "clip_batch": 6, "workers": 4}))
+
+
+def _dies(rank: int, world: int, store: str) -> None:
+    from tinykws.stream_workers import join
+
+    join(rank, world, store)
+    raise SystemExit(3)  # a worker that stops (killed, out of memory, a bug) without a word
+
+
+def test_a_worker_that_dies_is_a_clear_error_not_a_hang():
+    p = torch.nn.Parameter(torch.zeros(2))
+    p.grad = torch.ones(2)
+    with pytest.raises(TinyKWSError, match="another worker stopped|stream workers failed"):
+        with workers(2, _dies, ()) as group:
+            for _ in range(3):
+                group.average_grads([p], [0.0])

@@ -59,7 +59,7 @@ from tinykws.stream_losses import IGNORE, causal_mean, inside_keyword, peak_loss
 from tinykws.stream_state import bound_state
 from tinykws.stream_workers import Group, check_workers, join, rank_seeds, share, split_count, worker_env, workers
 from tinykws.train import class_weights, pipeline_recipe
-from tinykws.tuning import torch_threads
+from tinykws.tuning import torch_threads, tune_for_training
 
 
 
@@ -392,6 +392,7 @@ def train_stream(
     Resumes from `train/stream_last.pt`. Returns the path of the stream model.
     """
     features_dir, run = Path(features_dir), RunDir(run_dir)
+    tune_for_training()  # as the clip phase: keep the steps' big blocks in the heap
     clip_path, best_path = run.clip, run.best
     if not clip_path.is_file():
         if not best_path.is_file():
@@ -426,6 +427,7 @@ def _worker_main(rank: int, world: int, store: str, run_root: str, cfg: StreamTr
                  pool: ClipPool, n_train: int, n_real: int, threads: int, shared: Tensor) -> None:
     """A spawned worker (`stream_workers.workers`): the same loop on its share of the steps."""
     worker_env()
+    tune_for_training()
     group = join(rank, world, store)
     pool = dataclasses.replace(pool, features=shared.numpy())
     _train_rank(group, RunDir(run_root), cfg, pool, n_train, n_real, threads)
