@@ -1,13 +1,16 @@
 """The stream phase on 1 and on N worker processes, same run, same steps: wall time a step.
 
-    python bench/stream_workers.py RUN [--workers 1 2] [--steps 500] [--mine-every 500]
+    python bench/stream_workers.py RUN [--workers 1 2] [--streams 32 --clips 64] [--per-worker]
+        [--steps 500] [--mine-every 500]
 
 RUN is a finished pipeline run (its `train/clip.pt` or `train/best.pt`, `features/` with
 `training.npz`, `negatives.npz` and `spare.npz` when present). Each count trains `--steps`
-steps of the pipeline's stream configuration (`StreamTrainConfig()`, mining every
-`--mine-every` steps as the default does every 500) from the same clip model into a
-temporary run folder, and the script prints seconds a step and the speed-up against the
-first count (set-up included: loading, spawning, sharing the clip pool). Time it on an idle machine: N workers want N free cores
+steps of the pipeline's stream configuration (`StreamTrainConfig()` with `--streams` and
+`--clips` a step, mining every `--mine-every` steps as the default does every 500) from the
+same clip model into a temporary run folder, and the script prints seconds a step, stream
+frames a second and the speed-ups against the first count. The workers share a step's
+streams and clips; with `--per-worker` each worker has that many (N workers train N times
+the frames a step) (set-up included: loading, spawning, sharing the clip pool). Time it on an idle machine: N workers want N free cores
 (docs/benchmarks.md, "Stream phase on several cores").
 """
 import argparse
@@ -23,18 +26,22 @@ from tinykws.run import RunDir, read_features  # noqa: E402
 from tinykws.stream_training import StreamTrainConfig, train_stream  # noqa: E402
 
 
-def time_workers(run: RunDir, workers: int, steps: int, mine_every: int) -> float:
-    """Seconds a step of `workers` processes (the clip model copied into a fresh folder)."""
+def time_workers(run: RunDir, workers: int, steps: int, mine_every: int, streams: int, clips: int,
+                 per_worker: bool) -> tuple[float, int]:
+    """(seconds a step, stream frames a step) of `workers` processes (the clip model copied
+    into a fresh folder)."""
     neg = read_features(run.negative_features).features if run.negative_features.is_file() else None
     spare = read_features(run.spare_features).features if run.spare_features.is_file() else None
-    cfg = dataclasses.replace(StreamTrainConfig(), iterations=steps, mine_every=mine_every, workers=workers)
+    k = workers if per_worker else 1
+    cfg = dataclasses.replace(StreamTrainConfig(), iterations=steps, mine_every=mine_every, workers=workers,
+                              batch=streams * k, clip_batch=clips * k)
     with tempfile.TemporaryDirectory(prefix="tkws-bench-") as tmp:
         out = RunDir(tmp)
         out.train.mkdir(parents=True)
         shutil.copyfile(run.clip if run.clip.is_file() else run.best, out.clip)
         t = time.perf_counter()
         train_stream(run.features, out.root, cfg, extra_negatives=neg, real_negatives=spare)
-        return (time.perf_counter() - t) / steps
+        return (time.perf_counter() - t) / steps, cfg.batch * cfg.chunk_frames
 
 
 def main() -> None:
@@ -43,16 +50,21 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--steps", type=int, default=500)
     ap.add_argument("--mine-every", type=int, default=500)
+    ap.add_argument("--streams", type=int, default=StreamTrainConfig().batch, help="streams a step")
+    ap.add_argument("--clips", type=int, default=StreamTrainConfig().clip_batch, help="clips a step")
+    ap.add_argument("--per-worker", action="store_true", help="--streams and --clips for each worker")
     a = ap.parse_args()
     run = RunDir(a.run)
-    print(f"# {a.run}: {a.steps} steps of the default stream phase, mining every {a.mine_every}; "
+    print(f"# {a.run}: {a.steps} steps of {a.streams} streams and {a.clips} clips"
+          f"{' a worker' if a.per_worker else ''}, mining every {a.mine_every}; "
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f} before")
     base = None
     for n in a.workers:
-        s = time_workers(run, n, a.steps, a.mine_every)
-        base = base or s
+        s, frames = time_workers(run, n, a.steps, a.mine_every, a.streams, a.clips, a.per_worker)
+        base = base or (s, frames / s)
         print(f"workers {n}: {s * a.steps:.1f} s, {s * 1000:.0f} ms a step (set-up included), "
-              f"speed-up x{base / s:.2f} against {a.workers[0]}", flush=True)
+              f"{frames / s:,.0f} stream frames a second; against {a.workers[0]}: steps "
+              f"x{base[0] / s:.2f}, frames x{frames / s / base[1]:.2f}", flush=True)
 
 
 if __name__ == "__main__":

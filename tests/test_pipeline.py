@@ -320,9 +320,11 @@ def test_stream_steps_reach_the_stream_phase_and_a_change_trains_again(tmp_path:
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, quick=True), run, False) == "streamed"
     assert calls[-1][2].iterations == quick_stream_config().iterations
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run), run, False) == "streamed"
-    assert calls[-1][2].iterations == StreamTrainConfig().iterations == 3000
-    assert calls[-1][2].workers == 1
+    assert calls[-1][2].iterations == StreamTrainConfig().iterations == 1500
+    assert calls[-1][2].workers == 2
     # --stream-workers reaches the config, and a finished phase with another count trains again
-    assert pipeline._train_stream(pipeline.PipelineConfig(out=run, stream_workers=2), run, False) == "streamed"
-    assert calls[-1][2].workers == 2 and calls[-1][2].iterations == 3000
-    assert pipeline._train_stream(pipeline.PipelineConfig(out=run, stream_workers=2), run, False) is None
+    assert pipeline._train_stream(pipeline.PipelineConfig(out=run, stream_workers=4), run, False) == "streamed"
+    assert calls[-1][2].workers == 4 and calls[-1][2].iterations == 1500
+    assert pipeline._train_stream(pipeline.PipelineConfig(out=run, stream_workers=4), run, False) is None
+    assert pipeline._train_stream(pipeline.PipelineConfig(out=run, quick=True), run, False) == "streamed"
+    assert calls[-1][2].workers == 1  # --quick: one process (CI smoke runs, tests beside each other)

@@ -238,7 +238,7 @@ def _toy_run(tmp_path, TrainConfig, train, load_model):
                                       learning_rate=0.01, lr_min=0.001, threads=1))
     cfg = StreamTrainConfig(iterations=250, batch=8, chunk_frames=150, clip_batch=16,
                             mine_every=125, mine_clips=30, mine_top=0.2,
-                            learning_rate=0.005, lr_min=0.001)
+                            learning_rate=0.005, lr_min=0.001, workers=1)
     train_stream(fdir, tmp_path, cfg)
     model, ck = load_model(tmp_path / "train" / "best.pt")
     assert ck.stream_config == cfg.to_dict()
@@ -317,7 +317,7 @@ def test_cli_train_stream_writes_a_one_state_model_and_refuses_bad_negatives(toy
     capsys.readouterr()
     assert cli(["train-stream", str(run), "--features", feats, "--iterations", "2", "--workers", "3"]) == 2
     err = capsys.readouterr().err
-    assert "3 stream workers cannot share a step's streams (batch) (16)" in err and "Traceback" not in err
+    assert "3 stream workers cannot share a step's streams (batch) (32)" in err and "Traceback" not in err
 
 
 def test_inside_penalty_punishes_other_keywords_only():

@@ -281,9 +281,9 @@ def train_stream_cmd(
         None, help="`tinykws data negatives` folder: its training speech joins the streams as "
         "_unknown_ words (featurized once into RUN_DIR/features/negatives.npz)."
     ),
-    iterations: int = typer.Option(3000, help="Training steps of 16 streams x 2 s."),
+    iterations: int = typer.Option(1500, help="Training steps of 32 streams x 2 s."),
     seed: int = typer.Option(0, help="Seed for the streams and the clip batches."),
-    workers: int = typer.Option(1, help="Processes that share every step, one a CPU core (must divide 16)."),
+    workers: int = typer.Option(2, help="Processes that share every step, one a CPU core (must divide 32)."),
 ) -> None:
     """Second training phase on long streams: one model step per 10-ms frame on one state
     that is never reset (bounded), as the Cortex-M4 runs it; resumes after a kill."""
@@ -546,13 +546,14 @@ def pipeline(
         None, help="Non-keyword utterances to synthesize (default 20000; 150 with --quick)."
     ),
     stream_steps: Optional[int] = typer.Option(
-        None, help="Stream-phase training steps (default 3000; 20 with --quick). More is slower "
-        "and, measured on the embedded default, better (8000: ~3x the phase's time; "
-        "docs/benchmarks.md, Issue 19, sixth round)."
+        None, help="Stream-phase training steps of 32 streams (default 1500; 20 with --quick). More "
+        "is slower and, measured on the embedded default, better (4000: ~2.7x the phase's time; "
+        "docs/benchmarks.md, Issue 19, sixth and seventh rounds)."
     ),
     stream_workers: Optional[int] = typer.Option(
-        None, help="Processes that share the stream phase's steps, one a CPU core (default 1). "
-        "Must divide 16 (8 with --quick); another count trains on other streams, so its model differs."
+        None, help="Processes that share the stream phase's steps, one a CPU core (default 2; 1 "
+        "with --quick). Must divide 32 (8 with --quick); another count trains on other streams, "
+        "so its model differs."
     ),
     pretrain: bool = typer.Option(
         False, help="With --data: train on the embedded synthesized voices first (RUN/pretrain) "

@@ -83,13 +83,15 @@ class PipelineConfig:
     # parameters (`data.negatives.cached_negatives_dir`), shared by runs.
     negatives: Optional[Path] = None
     negative_utterances: Optional[int] = None  # None: NEGATIVE_UTTERANCES (quick: 150)
-    # Stream-phase steps; None: StreamTrainConfig's 3000 (quick: quick_stream_config's).
-    # More steps is the largest accuracy lever measured on the embedded default (8000: 8 ->
-    # 16 % of keywords where both streams have <= 1 and <= 2 false alarms an hour) at ~3x
-    # the phase's time (docs/benchmarks.md, "Issue 19, sixth round")
+    # Stream-phase steps; None: StreamTrainConfig's 1500 of 32 streams (quick:
+    # quick_stream_config's). More steps is the largest accuracy lever measured on the
+    # embedded default (8000 of 16 against 3000 of 16: 8 -> 16 % of keywords where both
+    # streams have <= 1 and <= 2 false alarms an hour) at ~3x the phase's time
+    # (docs/benchmarks.md, "Issue 19, sixth round")
     stream_steps: Optional[int] = None
     # Processes sharing the stream phase's steps, one a core (`tinykws.stream_workers`);
-    # None: StreamTrainConfig's 1. A different count draws other streams, so its model differs
+    # None: StreamTrainConfig's 2 (quick: 1). A different count draws other streams, so its
+    # model differs
     stream_workers: Optional[int] = None
     # With --data: first train on the embedded synthesized set (RUN/pretrain), then start
     # the real clip phase from that model. Off by default: on the dev data it raised clip

@@ -67,13 +67,15 @@ from tinykws.tuning import torch_threads, tune_for_training
 class StreamTrainConfig:
     """The stream phase's choices (saved in the checkpoint as `stream_config`)."""
 
-    # 3000 steps of 16 x 2 s = 27 h of stream; measured on the dev data with 39k synthesized
-    # negatives, 800 steps reached 14 % recall at <= 6 false alarms an hour, 3000 reached 31 %
-    # (docs/benchmarks.md, "Streaming")
-    iterations: int = 3000
-    learning_rate: float = 1e-3
+    # 1500 steps of 32 x 2 s = 27 h of stream, shared by 2 processes (`workers`); measured on
+    # the dev data with 39k synthesized negatives, 800 steps of 16 reached 14 % recall at <= 6
+    # false alarms an hour, 3000 of 16 reached 31 % (docs/benchmarks.md, "Streaming"); 1500 of
+    # 32 at twice the learning rate came out level with 3000 of 16 or better, in 0.56x the
+    # time on 2 cores (docs/benchmarks.md, "Stream phase on several cores")
+    iterations: int = 1500
+    learning_rate: float = 2e-3
     lr_min: float = 1e-4
-    batch: int = 16  # streams trained side by side
+    batch: int = 32  # streams trained side by side (batch / workers a process)
     chunk_frames: int = 200  # frames per truncated-BPTT step (2 s)
     reset_prob: float = 0.02  # chance a stream's state restarts from zero at a chunk
     # what a stream holds
@@ -111,7 +113,7 @@ class StreamTrainConfig:
     peak_weight: float = 0.0
     peak_smooth_frames: int = 30  # = DetectorConfig's 300 ms at 10 ms a frame
     clip_weight: float = 1.0  # the clip loss beside the stream loss
-    clip_batch: int = 32
+    clip_batch: int = 64  # clips of the clip loss a step (clip_batch / workers a process)
     bounded_state: bool = True  # FastGRNN: σ(nu) -> 0, so |h| <= max(|h0|, σ(zeta)) <= 1
     # hard-negative mining: every `mine_every` steps the next `mine_clips` negatives (all of
     # them when 0; in turn, so each round is as cheap as the first) are scored in a stream
@@ -126,8 +128,10 @@ class StreamTrainConfig:
     mine_top: float = 0.0
     seed: int = 0
     # processes that share every step (`tinykws.stream_workers`: batch / workers streams and
-    # clip_batch / workers clips each, gradients averaged): the same training on more cores
-    workers: int = 1
+    # clip_batch / workers clips each, gradients averaged). A step of 16 streams costs 0.74x
+    # one of 32 (per-frame op overheads), so 2 processes of 16 train 1.78x the frames a second
+    # of 1 (bench/stream_workers.py); on one core they take as long as one process would
+    workers: int = 2
 
     def __post_init__(self) -> None:
         check_workers(self.workers)
@@ -155,7 +159,7 @@ class StreamTrainConfig:
 def quick_stream_config() -> StreamTrainConfig:
     """The CI smoke configuration (seconds, not minutes)."""
     return StreamTrainConfig(iterations=20, batch=8, chunk_frames=100, clip_batch=16,
-                             mine_every=10)
+                             mine_every=10, learning_rate=1e-3, workers=1)
 
 
 # ---------------------------------------------------------------------------- streams
