@@ -241,12 +241,17 @@ def test_pretrain_is_skipped_when_the_synthesized_set_cannot_have_the_run_classe
 def test_pipeline_pretrain_option_end_to_end(tmp_path: Path) -> None:
     """`--data DIR --pretrain`: the two pretraining stages run before the clip phase, the
     clip phase starts from their model, and the report says so; without the flag neither
-    runs (off by default, docs/benchmarks.md "Issue 10, fifth round")."""
+    runs (off by default, docs/benchmarks.md "Issue 10, fifth round"). Its stream phase
+    runs on two worker processes, spawned from the `tinykws` command as a user's are."""
     from realdata import MINI
 
     run = tmp_path / "run"
-    r = run_cli("pipeline", "--quick", "--data", str(MINI), "--out", str(run), "--pretrain", cwd=tmp_path)
+    r = run_cli("pipeline", "--quick", "--data", str(MINI), "--out", str(run), "--pretrain",
+                "--stream-workers", "2", cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
+    import torch
+
+    assert torch.load(run / "train" / "best.pt", weights_only=True)["stream_config"]["workers"] == 2
     stages = [s["stage"] for s in json.loads((run / "pipeline.json").read_text())]
     assert stages[stages.index("pretrain data"):stages.index("train") + 1] == ["pretrain data", "pretrain", "train"]
     assert json.loads((run / "train" / "config.json").read_text())["init"]["path"].endswith("pretrain/train/best.pt")
