@@ -8,10 +8,11 @@ RUN is a finished pipeline run (its `train/clip.pt` or `train/best.pt`, `feature
 steps of the pipeline's stream configuration (`StreamTrainConfig()` with `--streams` and
 `--clips` a step, mining every `--mine-every` steps as the default does every 500) from the
 same clip model into a temporary run folder, and the script prints seconds a step, stream
-frames a second and the speed-ups against the first count. The workers share a step's
-streams and clips; with `--per-worker` each worker has that many (N workers train N times
-the frames a step) (set-up included: loading, spawning, sharing the clip pool). Time it on an idle machine: N workers want N free cores
-(docs/benchmarks.md, "Stream phase on several cores").
+frames a second (set-up included: loading, spawning, sharing the clip pool) and the
+speed-ups against the first count. The workers share a step's streams and clips; with
+`--per-worker` each worker has that many (N workers train N times the frames a step).
+Time it on an idle machine: N workers want N free cores (docs/benchmarks.md, "Issue 19,
+seventh round").
 """
 import argparse
 import dataclasses

@@ -62,7 +62,6 @@ from tinykws.train import class_weights, pipeline_recipe
 from tinykws.tuning import torch_threads, tune_for_training
 
 
-
 @dataclass(frozen=True)
 class StreamTrainConfig:
     """The stream phase's choices (saved in the checkpoint as `stream_config`)."""
@@ -70,8 +69,9 @@ class StreamTrainConfig:
     # 1500 steps of 32 x 2 s = 27 h of stream, shared by 2 processes (`workers`); measured on
     # the dev data with 39k synthesized negatives, 800 steps of 16 reached 14 % recall at <= 6
     # false alarms an hour, 3000 of 16 reached 31 % (docs/benchmarks.md, "Streaming"); 1500 of
-    # 32 at twice the learning rate came out level with 3000 of 16 or better, in 0.56x the
-    # time on 2 cores (docs/benchmarks.md, "Stream phase on several cores")
+    # 32 at twice the learning rate matched or beat 3000 of 16 on the embedded default (two
+    # seeds) and matched it at <= 6 false alarms an hour on the dev data (lower at <= 1), in
+    # 0.56x the time on 2 cores (docs/benchmarks.md, "Issue 19, seventh round")
     iterations: int = 1500
     learning_rate: float = 2e-3
     lr_min: float = 1e-4
@@ -130,7 +130,7 @@ class StreamTrainConfig:
     # processes that share every step (`tinykws.stream_workers`: batch / workers streams and
     # clip_batch / workers clips each, gradients averaged). A step of 16 streams costs 0.74x
     # one of 32 (per-frame op overheads), so 2 processes of 16 train 1.78x the frames a second
-    # of 1 (bench/stream_workers.py); on one core they take as long as one process would
+    # of 1 (bench/stream_workers.py)
     workers: int = 2
 
     def __post_init__(self) -> None:
