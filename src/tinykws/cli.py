@@ -547,8 +547,8 @@ def pipeline(
     ),
     stream_steps: Optional[int] = typer.Option(
         None, help="Stream-phase training steps of 32 streams (default 1500; 20 with --quick). More "
-        "is slower and, measured on the embedded default, better (4000: ~2.7x the phase's time; "
-        "docs/benchmarks.md, Issue 19, sixth and seventh rounds)."
+        "is slower and, measured with 16 streams a step on the embedded default, better (8000 "
+        "steps against 3000: ~3x the phase's time; docs/benchmarks.md, Issue 19, sixth round)."
     ),
     stream_workers: Optional[int] = typer.Option(
         None, help="Processes that share the stream phase's steps, one a CPU core (default 2; 1 "
