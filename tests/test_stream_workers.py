@@ -141,3 +141,15 @@ def test_a_worker_that_dies_is_a_clear_error_not_a_hang():
         with workers(2, _dies, ()) as group:
             for _ in range(3):
                 group.average_grads([p], [0.0])
+
+
+def test_a_torch_without_gloo_builds_configs_and_refuses_workers_only_when_they_start(monkeypatch):
+    import torch.distributed as dist
+
+    monkeypatch.setattr(dist, "is_gloo_available", lambda: False)
+    assert StreamTrainConfig().workers == 2  # importing and configuring still work
+    with pytest.raises(TinyKWSError, match="no gloo backend: use one stream worker"):
+        with workers(2, _dies, ()):
+            pass
+    with workers(1, _dies, ()) as group:  # one worker needs no backend
+        assert group.world == 1

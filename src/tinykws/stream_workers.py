@@ -109,14 +109,10 @@ def join(rank: int, world: int, store: str) -> Group:
 
 
 def check_workers(n: int) -> None:
-    """A clear error for a worker count that cannot run here."""
+    """A clear error for a worker count that is not one (whether this torch can run several
+    is checked when they start, so that a config can be built anywhere)."""
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_WORKERS:
         raise TinyKWSError(f"stream workers must be a whole number in 1..{MAX_WORKERS}, not {n!r}")
-    if n > 1:
-        import torch.distributed as dist
-
-        if not (dist.is_available() and dist.is_gloo_available()):
-            raise TinyKWSError("this torch has no gloo backend: use one stream worker")
 
 
 @contextlib.contextmanager
@@ -128,6 +124,11 @@ def workers(n: int, target: Callable[..., None], args: tuple) -> Iterator[Group]
     if n == 1:
         yield Group()
         return
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_gloo_available()):
+        raise TinyKWSError("this torch build has no gloo backend: use one stream worker "
+                           "(pipeline --stream-workers 1, train-stream --workers 1)")
     folder = Path(tempfile.mkdtemp(prefix="tinykws-workers-"))
     store = str(folder / "store")
     ctx = torch.multiprocessing.get_context("spawn")
