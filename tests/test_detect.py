@@ -7,6 +7,7 @@ import json
 import sys
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from eval_helpers import CATEGORIES, make_run, random_model, run_cli, tone_stream
-from tinykws.detector_config import Detection
+from tinykws.detector_config import TIME_EPS_S, Detection, DetectorConfig
+from tinykws.labels import NON_KEYWORDS
 from tinykws.triggers import Trigger, moving_average, pick_detections
 from tinykws.detect import Detector, detect_file, detect_live
 from tinykws.errors import TinyKWSError
@@ -107,6 +109,41 @@ def test_streaming_trigger_equals_batch_pick(n, thr, refr, seed):
     assert [d.confidence for d in streamed] == pytest.approx([d.confidence for d in batch])
 
 
+def _naive_pick(times, smoothed, thr, refr):
+    """The rule frame by frame: best keyword, threshold, refractory since the last one."""
+    kw = np.array([c not in NON_KEYWORDS for c in CATEGORIES])
+    out, last = [], -np.inf
+    for t, row in zip(times, smoothed):
+        k = int(np.argmax(np.where(kw, row, -np.inf)))
+        if row[k] >= thr and t - last >= refr - TIME_EPS_S:
+            out.append((float(t), CATEGORIES[k], float(row[k])))
+            last = t
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 40), st.sampled_from([0.0, 0.01, 0.3, 0.5, 1.0, 1.37]),
+       st.integers(0, 10_000))
+def test_pick_jumps_to_the_crossing_a_frame_loop_finds(n, refr, seed):
+    """The binary-search jump past the refractory time picks exactly what the frame loop
+    does, on the detector's own frame times (refractory times a whole number of frames
+    land on the rounding edge), and a sweep equals one call a threshold."""
+    rng = np.random.default_rng(seed)
+    scores = rng.dirichlet(np.full(len(CATEGORIES), 0.2), size=1500)
+    p = FeatureParams()
+    times = (np.arange(len(scores)) + p.first_block) * p.hop / p.sample_rate
+    sm = moving_average(scores, n)
+    thresholds = [0.05, 0.3, 0.5, 0.7, 0.9]
+    for thr in thresholds:
+        got = pick_detections(times, sm, CATEGORIES, thr, refr)
+        assert [(d.time_s, d.label, d.confidence) for d in got] == _naive_pick(times, sm, thr, refr)
+    det = SimpleNamespace(trigger=SimpleNamespace(buf=SimpleNamespace(maxlen=n)),
+                          config=DetectorConfig(refractory_ms=refr * 1000), categories=CATEGORIES,
+                          keywords=np.array([c not in NON_KEYWORDS for c in CATEGORIES]))
+    sweep = Detector.detection_sweep(det, times, scores, thresholds)
+    assert sweep == [pick_detections(times, sm, CATEGORIES, t, refr) for t in thresholds]
+
+
 # ---------------------------------------------------------------- modes and paths
 
 
@@ -121,6 +158,22 @@ def test_block_path_equals_batched_trace(mode):
     assert len(got) == len(times) > 0
     np.testing.assert_allclose([t for t, _ in got], times, atol=1e-9)
     np.testing.assert_allclose(np.array([s for _, s in got]), scores, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["rolling", "window"])
+def test_score_traces_side_by_side_equal_one_at_a_time(mode):
+    """Signals of different lengths scored in one batch (rolling: zero-padded, causal) give
+    each signal's own `score_trace`; a signal shorter than a frame gives an empty trace."""
+    model = random_model(seed=3)
+    rng = np.random.default_rng(1)
+    audios = [(rng.standard_normal(n) * 2000).astype(np.int16) for n in (16000 * 2, 7000, 100, 16000)]
+    det = Detector(threshold=0.0, mode=mode, model=model, checkpoint=META)
+    for (t, s), audio in zip(det.score_traces(audios), audios):
+        t1, s1 = det.score_trace(audio)
+        assert t.shape == t1.shape and s.shape == s1.shape
+        np.testing.assert_allclose(t, t1, atol=0)
+        np.testing.assert_allclose(s, s1, atol=1e-6)
+    assert len(det.score_traces(audios)[2][0]) == 0
 
 
 def test_window_mode_is_forward_on_the_last_second():
@@ -463,6 +516,31 @@ def test_pooled_curve_adds_counts_and_divides_by_total_time():
     # the threshold for <= 1 false alarm an hour moves once the negatives are counted
     assert choose_operating_point(kw, 2.0).threshold == 0.9
     assert choose_operating_point(pooled, 3.0).threshold == 0.5
+
+
+def test_operating_point_with_a_negative_stream_meets_both_limits():
+    """The keyword stream's limit and the negatives' own limit must both hold (issue 19's
+    acceptance point: <= 1 an hour on the keywords' stream, <= 2 on the negatives)."""
+    from tinykws.detector_config import choose_operating_point
+
+    thr = (0.5, 0.8, 0.9, 0.97)
+    kw = [{"threshold": t, "recall": r, "fa_per_hour": fa}
+          for t, r, fa in zip(thr, (0.9, 0.8, 0.7, 0.4), (6.0, 0.0, 0.0, 0.0))]
+    neg = [{"threshold": t, "recall": 0.0, "fa_per_hour": fa}
+           for t, fa in zip(thr, (40.0, 3.0, 2.0, 0.0))]
+    op = choose_operating_point(kw, 1.0, negative_curve=neg, negative_target_fa_per_hour=2.0)
+    assert (op.threshold, op.recall, op.met) == (0.9, 0.7, True)
+    assert (op.negative_fa_per_hour, op.negative_target_fa_per_hour) == (2.0, 2.0)
+    # the keyword stream alone would take 0.8; pooled at <= 1 an hour, 0.97
+    assert choose_operating_point(kw, 1.0).threshold == 0.8
+    # no threshold meets both: the one least over its limits, in multiples of them
+    loud = [dict(p, fa_per_hour=p["fa_per_hour"] + 4.0) for p in neg]
+    op = choose_operating_point(kw, 1.0, negative_curve=loud, negative_target_fa_per_hour=2.0)
+    assert (op.threshold, op.met, op.negative_fa_per_hour) == (0.97, False, 4.0)
+    with pytest.raises(TinyKWSError, match="same thresholds"):
+        choose_operating_point(kw, 1.0, negative_curve=neg[1:], negative_target_fa_per_hour=2.0)
+    with pytest.raises(TinyKWSError, match="own limit"):
+        choose_operating_point(kw, 1.0, negative_curve=neg)
 
 
 class _FixedDetections:

@@ -73,6 +73,10 @@ def test_pipeline_quick_end_to_end(tmp_path: Path) -> None:
     detector = json.loads((run / "detector.json").read_text())
     assert "validation" in detector["operating_point"]["source"]
     assert "validation negatives" in detector["operating_point"]["source"]
+    # the negatives have a limit of their own (<= 2 an hour), recorded with their rate there
+    op = detector["operating_point"]
+    assert op["negative_target_fa_per_hour"] == 2.0 and op["negative_fa_per_hour"] >= 0.0
+    assert "on the negatives" in (run / "report.md").read_text()
     # the stream phase heard synthesized non-keyword speech; the report counts false alarms
     # on its held-apart part, for this model and the clip model before it
     # (made once into the user cache, this test process's own TINYKWS_CACHE, not the run folder)

@@ -27,7 +27,7 @@ configuration and `detector.json` are `tinykws.detector_config`, the triggers
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -36,7 +36,7 @@ from tinykws.data.audio import stream_audio
 from tinykws.detector_config import Detection, DetectorConfig, load_detector_config
 from tinykws.errors import TinyKWSError
 from tinykws.features import StreamingFeaturizer, frames_from_stream
-from tinykws.triggers import Trigger, moving_average, pick_detections
+from tinykws.triggers import Trigger, best_keyword, moving_average, pick_detections, pick_from_best
 from tinykws.tuning import torch_threads
 
 if TYPE_CHECKING:
@@ -217,6 +217,8 @@ class Detector:
                 return t_all, torch.softmax(logits[0], -1).double().numpy()
             if self.mode == "window":
                 ends = np.arange(self.win - 1, len(frames), sc.hop)  # last frame of each window
+                if len(ends) == 0:  # shorter than one window: nothing scored yet
+                    return np.zeros(0), np.zeros((0, c))
                 out = []
                 for i in range(0, len(ends), 512):
                     idx = torch.from_numpy(ends[i : i + 512, None] - np.arange(self.win - 1, -1, -1))
@@ -233,14 +235,49 @@ class Detector:
             scores = torch.softmax(logits.reshape(n_seg * r, c)[: len(frames)], -1)
             return t_all[keep], scores.double().numpy()[keep]
 
+    def score_traces(self, audios: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """`score_trace` of each signal, each from a fresh state. In `rolling` mode the
+        signals go through the model side by side, zero-padded to the longest (the model is
+        causal: padding after a signal cannot change its scores): a 10-minute stream beside
+        an hour-long one costs almost nothing, because the recurrence's per-frame steps, not
+        their width, set the time (docs/benchmarks.md, "Issue 19, eighth round"). Other
+        modes: one at a time."""
+        import torch
+
+        if self.mode != "rolling" or len(audios) < 2:
+            return [self.score_trace(a) for a in audios]
+        p = self.params
+        frames = [np.asarray(frames_from_stream(a, p), np.float32) for a in audios]  # [T_i, F]
+        longest = max(len(f) for f in frames)
+        if longest == 0:
+            return [self.score_trace(a) for a in audios]
+        batch = np.zeros((len(frames), longest, frames[0].shape[1]), np.float32)  # [B, T, F]
+        for i, f in enumerate(frames):
+            batch[i, : len(f)] = f
+        with torch.no_grad(), torch_threads(1):
+            logits, _ = self.model.forward_sequence(torch.from_numpy(batch))  # [B, T, C]
+            probs = torch.softmax(logits, -1).double().numpy()
+        return [((np.arange(len(f)) + p.first_block) * p.hop / p.sample_rate, probs[i, : len(f)])
+                for i, f in enumerate(frames)]
+
     def detections_from_trace(self, times: np.ndarray, scores: np.ndarray,
                               threshold: float | None = None) -> list[Detection]:
-        """Smoothing + threshold + refractory over a whole trace (threshold sweeps)."""
+        """Smoothing + threshold + refractory over a whole trace."""
         cfg = self.config
         smoothed = moving_average(scores, self.trigger.buf.maxlen or 1)
         thr = cfg.threshold if threshold is None else threshold
         return pick_detections(times, smoothed, self.categories, thr, cfg.refractory_ms / 1000.0,
                                self.keywords)
+
+    def detection_sweep(self, times: np.ndarray, scores: np.ndarray,
+                        thresholds: Sequence[float]) -> list[list[Detection]]:
+        """`detections_from_trace` at each threshold, smoothing and ranking the trace once
+        (a DET curve over an hour of audio: 5x faster than one call a threshold)."""
+        smoothed = moving_average(scores, self.trigger.buf.maxlen or 1)
+        best, best_score = best_keyword(smoothed, self.categories, self.keywords)
+        refractory_s = self.config.refractory_ms / 1000.0
+        return [pick_from_best(times, best, best_score, self.categories, float(t), refractory_s)
+                for t in thresholds]
 
 
 def blocks(audio: np.ndarray, hop: int) -> Iterator[np.ndarray]:

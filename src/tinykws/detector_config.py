@@ -154,13 +154,19 @@ class OperatingPoint:
     met: bool  # False: no threshold reached the target; the lowest-FA point was taken
     hours: Optional[float] = None  # length of the held-apart audio
     source: str = ""  # what the curve was measured on
+    # with a separate non-keyword stream (`choose_threshold(negatives=...)`): its own limit
+    # and its rate at `threshold` (`fa_per_hour` is then the keyword stream's)
+    negative_target_fa_per_hour: Optional[float] = None
+    negative_fa_per_hour: Optional[float] = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def choose_operating_point(curve: Sequence[Any], target_fa_per_hour: float,
-                           hours: Optional[float] = None, source: str = "") -> OperatingPoint:
+                           hours: Optional[float] = None, source: str = "",
+                           negative_curve: Optional[Sequence[Any]] = None,
+                           negative_target_fa_per_hour: Optional[float] = None) -> OperatingPoint:
     """The DET-curve point for a target false-alarm rate.
 
     `curve`: points with `threshold`, `recall`, `fa_per_hour` (`stream.StreamScore`s or
@@ -168,19 +174,63 @@ def choose_operating_point(curve: Sequence[Any], target_fa_per_hour: float,
     `target_fa_per_hour`, the best recall; on a tie the fewest false alarms, then the
     higher threshold (more margin). When none meets the target: the point with the fewest
     false alarms (then the best recall), marked `met=False`.
+
+    `negative_curve` (the same thresholds, on a stream of non-keyword speech) adds a second
+    limit, `negative_target_fa_per_hour`, that a point must also meet; without a point that
+    meets both, the one least over its limits (in multiples of them) is taken.
     """
-    pts = [p if isinstance(p, dict) else asdict(p) for p in curve]
-    pts = [p for p in pts if all(k in p for k in ("threshold", "recall", "fa_per_hour"))]
+    pts = _points(curve)
     if not pts:
         raise TinyKWSError("choose_operating_point: the DET curve has no points")
-    ok = [p for p in pts if p["fa_per_hour"] <= target_fa_per_hour]
+    neg = _negative_rates(pts, negative_curve, negative_target_fa_per_hour)
+
+    def over(i: int) -> float:  # how far point i is over its limits (<= 1: within them)
+        kw = pts[i]["fa_per_hour"] / target_fa_per_hour if target_fa_per_hour > 0 else (
+            0.0 if pts[i]["fa_per_hour"] <= 0 else float("inf"))
+        if neg is None:
+            return kw
+        n = neg[i] / negative_target_fa_per_hour if negative_target_fa_per_hour else (
+            0.0 if neg[i] <= 0 else float("inf"))
+        return max(kw, n)
+
+    def fa(i: int) -> float:
+        return pts[i]["fa_per_hour"] + (neg[i] if neg is not None else 0.0)
+
+    ok = [i for i in range(len(pts)) if pts[i]["fa_per_hour"] <= target_fa_per_hour
+          and (neg is None or neg[i] <= negative_target_fa_per_hour)]
     if ok:
-        best = max(ok, key=lambda p: (p["recall"], -p["fa_per_hour"], p["threshold"]))
+        i = max(ok, key=lambda i: (pts[i]["recall"], -fa(i), pts[i]["threshold"]))
+    elif neg is None:
+        i = min(range(len(pts)), key=lambda i: (fa(i), -pts[i]["recall"], -pts[i]["threshold"]))
     else:
-        best = min(pts, key=lambda p: (p["fa_per_hour"], -p["recall"], -p["threshold"]))
+        i = min(range(len(pts)), key=lambda i: (over(i), -pts[i]["recall"], -pts[i]["threshold"]))
+    best = pts[i]
     return OperatingPoint(float(best["threshold"]), float(target_fa_per_hour),
                           float(best["fa_per_hour"]), float(best["recall"]), bool(ok),
-                          hours, source)
+                          hours, source,
+                          None if neg is None else float(negative_target_fa_per_hour),
+                          None if neg is None else float(neg[i]))
+
+
+def _points(curve: Sequence[Any]) -> list[dict[str, Any]]:
+    """A DET curve's points as dicts with threshold, recall and fa_per_hour."""
+    pts = [p if isinstance(p, dict) else asdict(p) for p in curve]
+    return [p for p in pts if all(k in p for k in ("threshold", "recall", "fa_per_hour"))]
+
+
+def _negative_rates(pts: list[dict[str, Any]], negative_curve: Optional[Sequence[Any]],
+                    limit: Optional[float]) -> Optional[list[float]]:
+    """The non-keyword stream's false alarms an hour at each of `pts`' thresholds."""
+    if negative_curve is None:
+        return None
+    if limit is None:
+        raise TinyKWSError("choose_operating_point: a negative curve needs its own limit "
+                           "(negative_target_fa_per_hour)")
+    neg = _points(negative_curve)
+    if [p["threshold"] for p in neg] != [p["threshold"] for p in pts]:
+        raise TinyKWSError("choose_operating_point: the keyword and negative curves must be "
+                           "measured at the same thresholds")
+    return [float(p["fa_per_hour"]) for p in neg]
 
 
 def detector_path(run_dir: Path | str) -> Path:
@@ -223,14 +273,17 @@ def save_detector(run_dir: Path | str, config: DetectorConfig,
 
 def set_operating_point(run_dir: Path | str, curve: Sequence[Any], target_fa_per_hour: float = 1.0,
                         hours: Optional[float] = None, source: str = "",
-                        config: Optional[DetectorConfig] = None) -> OperatingPoint:
+                        config: Optional[DetectorConfig] = None,
+                        negative_curve: Optional[Sequence[Any]] = None,
+                        negative_target_fa_per_hour: Optional[float] = None) -> OperatingPoint:
     """Choose the threshold on a DET curve measured on held-apart data
     (`choose_operating_point`) and store it as the run's detector threshold.
 
     `config`: the detector the curve was measured with (default: the run's current one);
     its other settings are saved unchanged. Returns the chosen point.
     """
-    op = choose_operating_point(curve, target_fa_per_hour, hours, source)
+    op = choose_operating_point(curve, target_fa_per_hour, hours, source, negative_curve,
+                                negative_target_fa_per_hour)
     base = config if config is not None else load_detector_config(run_dir)
     save_detector(run_dir, base.replace(threshold=op.threshold), op)
     return op

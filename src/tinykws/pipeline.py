@@ -413,6 +413,14 @@ def _verify(run: Path, build: Build, clips: int) -> Any:
     return report
 
 
+def _operating_point_line(op: Any) -> str:
+    """The pipeline table's line for the chosen threshold."""
+    neg = ("" if op.negative_fa_per_hour is None
+           else f", {op.negative_fa_per_hour:.1f}/h on validation negatives")
+    return (f"threshold {op.threshold:.4f}: {op.recall:.0%} recall at {op.fa_per_hour:.1f} false "
+            f"alarms/h on validation speakers{neg}" + ("" if op.met else " (target not met)"))
+
+
 def _compile(run: Path, build: Build) -> Any:
     from tinykws.codegen import compile_run
 
@@ -496,15 +504,15 @@ def _after_lists(cfg: PipelineConfig, run: Path, data: Path, t: "StageTimer", ma
         )
         t.run("train streaming", lambda: _train_stream(cfg, run, negatives_dir is not None),
               lambda r: "kept the finished run" if r is None else "one state, one step a frame")
-    # the detector threshold for 1 false alarm an hour, on validation speakers (detector.json,
-    # read by detect, the report and the generated C detector)
+    # the detector threshold for <= 1 false alarm an hour on validation speakers and <= 2 on
+    # an hour of validation negatives (detector.json, read by detect, the report and the
+    # generated C detector)
     t.run(
         "operating point",
         lambda: choose_threshold(run, minutes=1.0 if cfg.quick else 10.0, seed=cfg.seed,
                                  negatives=negatives_dir,
-                                 negative_minutes=1.0 if cfg.quick else 20.0),
-        lambda op: f"threshold {op.threshold:.4f}: {op.recall:.0%} recall at {op.fa_per_hour:.1f} "
-                   "false alarms/h on validation speakers" + ("" if op.met else " (target not met)"),
+                                 negative_minutes=1.0 if cfg.quick else 60.0),
+        _operating_point_line,
     )
     t.run("export", lambda: export_run(run), lambda d: ", ".join(p.name for p in d.values()))
     clips = cfg.verify_clips or (4 if cfg.quick else 20)

@@ -386,10 +386,13 @@ def _operating_point(run_dir: Path) -> str:
     where = f" on {op.source}" if op.source else ""
     hours = f" ({op.hours:.1f} h)" if op.hours else ""
     verdict = "" if op.met else " — no threshold met the target; the fewest false alarms was taken"
+    neg = ("" if op.negative_fa_per_hour is None else
+           f" on the keyword stream (≤ {op.negative_target_fa_per_hour:g} on the negatives: "
+           f"{op.negative_fa_per_hour:.2f} per hour there)")
     return (f"\nOperating point (`detector.json`, used by `tinykws detect` and the generated C "
             f"detector): threshold **{op.threshold:.4g}**, chosen{where}{hours} for ≤ "
             f"{op.target_fa_per_hour:g} false alarms per hour: recall {op.recall:.1%} at "
-            f"{op.fa_per_hour:.2f} per hour{verdict}.\n")
+            f"{op.fa_per_hour:.2f} per hour{neg}{verdict}.\n")
 
 
 # --------------------------------------------------------------------------- device

@@ -13,7 +13,7 @@ false alarm.
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -133,8 +133,7 @@ def bootstrap_recall(
     fas = np.zeros((len(thresholds), U))
     noise_fas = np.zeros(len(thresholds))
     under = _EventLookup(stream.events, tolerance_s)
-    for ti, t in enumerate(thresholds):
-        dets = detector.detections_from_trace(times, scores, float(t))
+    for ti, dets in enumerate(_sweep(detector, times, scores, [float(t) for t in thresholds])):
         kw, hit, false = _match(dets, stream.events, tolerance_s)
         for e, h in zip(kw, hit):
             hits[ti, unit[e.source]] += h
@@ -279,9 +278,19 @@ def det_curve(detector, times: np.ndarray, scores: np.ndarray, stream: Stream,
     """Recall / FA-per-hour at each threshold, from one score trace."""
     if thresholds is None:
         thresholds = det_thresholds()
-    return [score_detections(detector.detections_from_trace(times, scores, float(t)),
-                             stream.events, stream.duration_s, threshold=float(t))
-            for t in thresholds]
+    thresholds = [float(t) for t in thresholds]
+    return [score_detections(dets, stream.events, stream.duration_s, threshold=t)
+            for t, dets in zip(thresholds, _sweep(detector, times, scores, thresholds))]
+
+
+def _sweep(detector, times: np.ndarray, scores: np.ndarray,
+           thresholds: Sequence[float]) -> list[list]:
+    """The detections at each threshold: `Detector.detection_sweep` (the trace smoothed
+    once), or one `detections_from_trace` a threshold for stand-ins that only have that."""
+    sweep = getattr(detector, "detection_sweep", None)
+    if sweep is not None:
+        return sweep(times, scores, thresholds)
+    return [detector.detections_from_trace(times, scores, t) for t in thresholds]
 
 
 def operating_point(curve: Sequence[StreamScore], max_fa_per_hour: float = 1.0) -> StreamScore | None:
@@ -412,32 +421,63 @@ def _negative_fa(detector, stream: Stream) -> dict:
 
 def choose_threshold(run_dir: Path | str, minutes: float = 10.0, target_fa_per_hour: float = 1.0,
                      seed: int = 0, negatives: Path | str | None = None,
-                     negative_minutes: float = 20.0):
+                     negative_minutes: float = 60.0,
+                     negative_target_fa_per_hour: float = 2.0):
     """Pick the run's detector threshold on held-apart audio and store it (detector.json).
 
     The stream is made from the run's *validation* split (speakers apart from the testing
     split that `stream_metrics` and the benchmarks score), at 10-40 dB SNR; the threshold
-    is `detect.set_operating_point`'s choice for `target_fa_per_hour`. With `negatives` (a
-    `data negatives` folder) a `negative_minutes` stream of its *validation* speech is added
-    to the false alarms: the validation split alone has a few dozen other-word clips, too
-    few to tell 1 false alarm an hour from 10. Returns the point.
+    is the best recall with at most `target_fa_per_hour` on it. With `negatives` (a `data
+    negatives` folder) a `negative_minutes` stream of its *validation* speech must also stay
+    within `negative_target_fa_per_hour`: the validation split alone has a few dozen
+    other-word clips, too few to tell 1 false alarm an hour from 10. These are the limits
+    issue 19 scores a run by on its testing streams (<= 1 an hour on the keyword stream,
+    <= 2 on the negative hour). An hour of negatives, not 20 minutes with the two streams
+    pooled at <= 1 an hour: that allowed no false alarm at all in 30 minutes and set the
+    threshold above the single highest near miss, 8-14 points of recall under the testing
+    streams' best (docs/benchmarks.md, "Issue 19, eighth round"). Returns the point.
     """
-    run_dir = Path(run_dir)
-    kws, others, noise, data_dir = run_stream_clips(run_dir, "validation")
+    det = Detector(run_dir)
+    v = validation_curves(det, run_dir, minutes, seed, negatives, negative_minutes)
+    return set_operating_point(run_dir, v.curve, target_fa_per_hour, hours=v.hours,
+                               source=v.source, config=det.config, negative_curve=v.negative_curve,
+                               negative_target_fa_per_hour=None if v.negative_curve is None
+                               else negative_target_fa_per_hour)
+
+
+@dataclass
+class ValidationCurves:
+    """DET curves of a detector on held-apart validation audio (`choose_threshold`)."""
+
+    curve: list[StreamScore]  # the validation split's keyword stream
+    negative_curve: list[StreamScore] | None  # the negatives' validation speech, pooled
+    hours: float  # of both
+    source: str  # what they were measured on, in words
+
+
+def validation_curves(det: Detector, run_dir: Path | str, minutes: float = 10.0, seed: int = 0,
+                      negatives: Path | str | None = None,
+                      negative_minutes: float = 60.0) -> ValidationCurves:
+    """The curves `choose_threshold` picks from: a `minutes` stream of the run's validation
+    split (seed + 17) and, with `negatives`, a `negative_minutes` stream of their validation
+    speech (seed + 19), the two scored side by side (`Detector.score_traces`).
+
+    One stream of negatives, not several shorter ones: a stream model's first seconds from
+    a fresh state score higher than the same audio heard with a carried state, and its
+    scores still differ after 40 s (docs/benchmarks.md, "Issue 19, eighth round"), so every
+    extra start would add false alarms the testing streams, started once, do not have."""
+    kws, others, noise, data_dir = run_stream_clips(Path(run_dir), "validation")
     if not kws:
         raise TinyKWSError(f"{run_dir}: the validation split has no keyword clips")
     spec = StreamSpec(minutes=minutes, snrs_db=(40.0, 30.0, 20.0, 10.0), seed=seed + 17)
     stream = build_stream(kws, others, noise, spec, root=data_dir)
-    det = Detector(run_dir)
-    curve = det_curve(det, *det.score_trace(stream.audio), stream)
-    hours = stream.duration_s / 3600
     source = f"validation split, {stream.duration_s / 60:.1f} min at 10-40 dB SNR"
-    if negatives is not None:
-        neg = build_negative_stream(negatives, minutes=negative_minutes, split="validation",
-                                    snrs_db=(40.0, 30.0, 20.0, 10.0), seed=seed + 19)
-        neg_curve = det_curve(det, *det.score_trace(neg.audio), neg)
-        curve = pooled_curve([curve, neg_curve], [hours, neg.duration_s / 3600])
-        hours += neg.duration_s / 3600
-        source += f" + {neg.duration_s / 60:.1f} min of validation negatives"
-    return set_operating_point(run_dir, curve, target_fa_per_hour, hours=hours,
-                               source=source, config=det.config)
+    if negatives is None:
+        curve = det_curve(det, *det.score_trace(stream.audio), stream)
+        return ValidationCurves(curve, None, stream.duration_s / 3600, source)
+    neg = build_negative_stream(negatives, minutes=negative_minutes, split="validation",
+                                snrs_db=(40.0, 30.0, 20.0, 10.0), seed=seed + 19)
+    kw_trace, neg_trace = det.score_traces([stream.audio, neg.audio])
+    source += f", and {neg.duration_s / 60:.1f} min of validation negatives"
+    return ValidationCurves(det_curve(det, *kw_trace, stream), det_curve(det, *neg_trace, neg),
+                            (stream.duration_s + neg.duration_s) / 3600, source)

@@ -1,7 +1,8 @@
 """The detector's triggers: smoothed scores -> detections. `Trigger` (float scores, the
 Python detector and the float C detector's reference) and `IntTrigger` (the same rule in
 exact integer arithmetic on Q15 scores: the int8 builds' detector), and the batch helpers
-`moving_average` and `pick_detections`.
+`moving_average` and `pick_detections` (`best_keyword` + `pick_from_best`, split so that a
+threshold sweep finds the best keyword once).
 """
 
 from __future__ import annotations
@@ -37,19 +38,45 @@ def pick_detections(
     score is the best keyword score and reaches `threshold`, unless another detection
     happened less than `refractory_s` before (up to TIME_EPS_S).
     """
+    best, best_score = best_keyword(smoothed, categories, keywords)
+    return pick_from_best(times, best, best_score, categories, threshold, refractory_s)
+
+
+def best_keyword(smoothed: np.ndarray, categories: Sequence[str],
+                 keywords: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
+    """(index `[S]`, score `[S]`) of the best keyword at each row of `[S, C]`; empty when
+    no category is a keyword. Computed once, it serves a whole threshold sweep."""
     kw = (np.array([c not in NON_KEYWORDS for c in categories]) if keywords is None
           else np.asarray(keywords, bool))
-    if not kw.any() or len(times) == 0:
-        return []
+    if not kw.any() or len(smoothed) == 0:
+        return np.zeros(0, np.int64), np.zeros(0)
     masked = np.where(kw[None, :], smoothed, -np.inf)
     best = masked.argmax(1)
-    best_score = masked[np.arange(len(best)), best]
+    return best, masked[np.arange(len(best)), best]
+
+
+def pick_from_best(times: np.ndarray, best: np.ndarray, best_score: np.ndarray,
+                   categories: Sequence[str], threshold: float,
+                   refractory_s: float) -> list[Detection]:
+    """`pick_detections` from `best_keyword`'s trace: each detection, then a jump to the
+    first crossing the refractory time allows (the test `t - last >= refractory - eps` is
+    monotone in t, so a binary search finds exactly the crossing a frame-by-frame loop
+    would; one step per detection instead of one per frame above the threshold)."""
+    cross = np.flatnonzero(best_score >= threshold)
+    ct = np.asarray(times)[cross]
+    gap = refractory_s - TIME_EPS_S
     out: list[Detection] = []
-    last = -np.inf
-    for i in np.flatnonzero(best_score >= threshold):
-        if times[i] - last >= refractory_s - TIME_EPS_S:
-            out.append(Detection(float(times[i]), categories[best[i]], float(best_score[i])))
-            last = times[i]
+    j = 0
+    while j < len(cross):
+        i = cross[j]
+        out.append(Detection(float(times[i]), categories[best[i]], float(best_score[i])))
+        last = ct[j]
+        k = max(j + 1, int(np.searchsorted(ct, last + gap, "left")))
+        while k > j + 1 and ct[k - 1] - last >= gap:  # the rounding of last + gap, both ways
+            k -= 1
+        while k < len(ct) and not ct[k] - last >= gap:
+            k += 1
+        j = k
     return out
 
 
