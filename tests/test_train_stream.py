@@ -239,7 +239,16 @@ def _toy_run(tmp_path, TrainConfig, train, load_model):
     cfg = StreamTrainConfig(iterations=250, batch=8, chunk_frames=150, clip_batch=16,
                             mine_every=125, mine_clips=30, mine_top=0.2,
                             learning_rate=0.005, lr_min=0.001, workers=1)
-    train_stream(fdir, tmp_path, cfg)
+    import tinykws.stream_training as st
+
+    rounds, mine = [], st.Miner.mine
+    st.Miner.mine = lambda self, *a: rounds.append(len(rounds)) or mine(self, *a)
+    try:
+        train_stream(fdir, tmp_path, cfg)
+    finally:
+        st.Miner.mine = mine
+    # a round at step 125; none after the last step (250), where no draw would use it
+    assert rounds == [0]
     model, ck = load_model(tmp_path / "train" / "best.pt")
     assert ck.stream_config == cfg.to_dict()
     assert (tmp_path / "train" / "clip.pt").is_file()

@@ -489,8 +489,9 @@ def _train_rank(group: Group, run: RunDir, cfg: StreamTrainConfig, pool: ClipPoo
                          if isinstance(state, Tensor) else ""})
             mined = ""
             if cfg.mine_every and (it + 1) % cfg.mine_every == 0 and len(maker.neg):
-                mined = f" mined {miner.mine(model, maker, cfg, group)}/{len(miner.scores)}"
-                group.check_same(params)
+                if it + 1 < cfg.iterations:  # after the last step no draw would use the scores
+                    mined = f" mined {miner.mine(model, maker, cfg, group)}/{len(miner.scores)}"
+                    group.check_same(params)
                 if group.leader:
                     _append_log(run.stream_log, rows)  # log first, as train.py
                     _save_last(run, model, opt, it + 1, cfg, maker, miner)
