@@ -18,16 +18,20 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
+import numpy as np  # noqa: E402
+
+from tinykws import stream_eval  # noqa: E402
 from tinykws.detect import Detector  # noqa: E402
 from tinykws.keyword_streams import (  # noqa: E402
     StreamSpec, build_negative_stream, build_stream, load_stream, run_stream_clips, save_stream,
 )
 from tinykws.detector_config import choose_operating_point  # noqa: E402
 from tinykws.stream_eval import (  # noqa: E402
-    det_curve, det_thresholds, pooled_curve, score_detections, validation_curves,
+    det_curve, pooled_curve, score_detections, validation_curves,
 )
 
 SNRS = (40.0, 30.0, 20.0, 10.0)
+DEFAULT_THRESHOLDS = stream_eval.det_thresholds
 
 
 def cached(path: Path, make):
@@ -48,6 +52,28 @@ def best(curve, ncurve, kw_max, neg_max):
     return max(ok, key=lambda i: (curve[i].recall, -curve[i].threshold)) if ok else None
 
 
+def fine_thresholds() -> np.ndarray:
+    """The DET sweep with 0.0025 steps between 0.90 and 0.98."""
+    return np.unique(np.concatenate([DEFAULT_THRESHOLDS(), np.round(np.arange(0.90, 0.98, 0.0025), 6)]))
+
+
+def state_memory(a) -> None:
+    """Why `validation_curves` scores one long stream: a fresh state's scores against the
+    carried state's on the same 2 minutes (largest difference of any class in the half
+    second before each mark)."""
+    det = Detector(a.run)
+    neg = cached(a.cache / f"val_neg_{a.tag}_60.wav", lambda: build_negative_stream(
+        a.negatives, minutes=60, split="validation", snrs_db=SNRS, seed=a.seed + 19))
+    times, scores = det.score_trace(neg.audio)
+    start = int(len(neg.audio) // 2) // 160 * 160  # a whole number of 10-ms blocks
+    fresh_t, fresh = det.score_trace(neg.audio[start : start + 120 * 16000])
+    i0 = int(np.searchsorted(times, fresh_t[0] + start / 16000 - 1e-6))
+    diff = np.abs(scores[i0 : i0 + len(fresh)] - fresh).max(1)  # [frames]
+    marks = (0.5, 1, 2, 5, 10, 20, 40, 80, 119)
+    print("s after the fresh start: largest score difference in the half second before")
+    print(" | ".join(f"{m:g} s: {diff[max(0, int(m * 100) - 50) : int(m * 100)].max():.3f}" for m in marks))
+
+
 def time_choices(a) -> None:
     """The operating-point stage's curves, the old way and `validation_curves`, in one run."""
     det = Detector(a.run)
@@ -59,7 +85,7 @@ def time_choices(a) -> None:
         for s in (kw, neg):
             times, scores = det.score_trace(s.audio)
             [score_detections(det.detections_from_trace(times, scores, float(x)), s.events, s.duration_s)
-             for x in det_thresholds()]
+             for x in stream_eval.det_thresholds()]
         old = time.time() - t
         t = time.time()
         validation_curves(det, a.run, 10.0, a.seed, a.negatives, 60.0)
@@ -78,7 +104,17 @@ def main() -> None:
     ap.add_argument("--time", action="store_true",
                     help="only time the curves of the old choice (10 + 20 min, one threshold at a "
                          "time) against choose_threshold's (10 + 60 min, side by side)")
+    ap.add_argument("--fine", action="store_true",
+                    help="a finer threshold grid for every curve: 0.0025 steps from 0.90 to 0.98 "
+                         "(the default sweep has 0.01 steps there)")
+    ap.add_argument("--state-memory", action="store_true",
+                    help="only print how far scores from a fresh state, 2 min from the middle "
+                         "of the validation negatives' hour, stay from the carried state's")
     a = ap.parse_args()
+    if a.state_memory:
+        return state_memory(a)
+    if a.fine:
+        stream_eval.det_thresholds = fine_thresholds
     if a.time:
         return time_choices(a)
     a.cache.mkdir(parents=True, exist_ok=True)
