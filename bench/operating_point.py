@@ -3,6 +3,8 @@ operating point within 5 points of that recall").
 
     python bench/operating_point.py RUN --tag NAME --negatives NEGATIVES_DIR [--cache runs/streams]
     python bench/operating_point.py RUN --tag NAME --negatives NEGATIVES_DIR --time
+    python bench/operating_point.py RUN --tag NAME --negatives NEGATIVES_DIR --pieces
+    python bench/operating_point.py RUN --tag NAME --negatives NEGATIVES_DIR --state-memory
 
 "That recall" is the testing streams' acceptance point: the best recall where the 30-min
 keyword stream of RUN's testing split has <= 1 false alarm an hour and the held-apart
@@ -15,6 +17,7 @@ and false alarms on the testing streams beside the acceptance point.
 import argparse
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
@@ -23,7 +26,7 @@ import numpy as np  # noqa: E402
 from tinykws import stream_eval  # noqa: E402
 from tinykws.detect import Detector  # noqa: E402
 from tinykws.keyword_streams import (  # noqa: E402
-    StreamSpec, build_negative_stream, build_stream, load_stream, run_stream_clips, save_stream,
+    Stream, StreamSpec, build_negative_stream, build_stream, load_stream, run_stream_clips, save_stream,
 )
 from tinykws.detector_config import choose_operating_point  # noqa: E402
 from tinykws.stream_eval import (  # noqa: E402
@@ -74,8 +77,16 @@ def state_memory(a) -> None:
     print(" | ".join(f"{m:g} s: {diff[max(0, int(m * 100) - 50) : int(m * 100)].max():.3f}" for m in marks))
 
 
+def old_thresholds() -> np.ndarray:
+    """The DET sweep before the eighth round: 0.01 steps to 0.98, then log-spaced."""
+    return np.unique(np.round(np.concatenate([np.linspace(0.05, 0.98, 94),
+                                              1 - np.geomspace(0.02, 1e-4, 24)]), 6))
+
+
 def time_choices(a) -> None:
-    """The operating-point stage's curves, the old way and `validation_curves`, in one run."""
+    """The operating-point stage's curves, the old way (10 + 20 min, the old sweep, one
+    threshold at a time) and `validation_curves` (10 + 60 min), in one run; then a DET curve
+    of the validation hour one threshold at a time against `Detector.detection_sweep`."""
     det = Detector(a.run)
     kws, others, noise, root = run_stream_clips(a.run, "validation")
     for rep in range(2):
@@ -85,13 +96,63 @@ def time_choices(a) -> None:
         for s in (kw, neg):
             times, scores = det.score_trace(s.audio)
             [score_detections(det.detections_from_trace(times, scores, float(x)), s.events, s.duration_s)
-             for x in stream_eval.det_thresholds()]
+             for x in old_thresholds()]
         old = time.time() - t
         t = time.time()
         validation_curves(det, a.run, 10.0, a.seed, a.negatives, 60.0)
         new = time.time() - t
         print(f"round {rep}: old (10 + 20 min) {old:.1f} s | choose_threshold now (10 + 60 min) "
               f"{new:.1f} s | x{new / old:.2f}")
+    hour = cached(a.cache / f"val_neg_{a.tag}_60.wav", lambda: build_negative_stream(
+        a.negatives, minutes=60, split="validation", snrs_db=SNRS, seed=a.seed + 19))
+    times, scores = det.score_trace(hour.audio)
+    grid = stream_eval.det_thresholds()
+    t = time.time()
+    one = [score_detections(det.detections_from_trace(times, scores, float(x)), hour.events,
+                            hour.duration_s, threshold=float(x)) for x in grid]
+    t_one = time.time() - t
+    t = time.time()
+    swept = det_curve(det, times, scores, hour)
+    t_sweep = time.time() - t
+    print(f"DET curve of the validation hour, {len(grid)} thresholds: one at a time {t_one:.1f} s | "
+          f"detection_sweep {t_sweep:.1f} s | x{t_one / t_sweep:.1f} | equal {one == swept}")
+
+
+def pieces(a) -> None:
+    """The validation hour as its six 10-minute pieces (`build_negative_stream` lays them end
+    to end), each scored from a fresh state side by side: the rule's threshold and its
+    testing recall, against the hour scored in one."""
+    det = Detector(a.run)
+    hour = cached(a.cache / f"val_neg_{a.tag}_60.wav", lambda: build_negative_stream(
+        a.negatives, minutes=60, split="validation", snrs_db=SNRS, seed=a.seed + 19))
+    kw = cached(a.cache / f"val_kw_{a.tag}_10.wav", lambda: build_stream(
+        *run_stream_clips(a.run, "validation")[:3], StreamSpec(minutes=10, snrs_db=SNRS, seed=a.seed + 17),
+        root=run_stream_clips(a.run, "validation")[3]))
+    n = 10 * 60 * 16000  # samples a piece (build_negative_stream's piece_minutes)
+    parts = []
+    for k in range(0, len(hour.audio), n):
+        events = [replace(e, start_s=round(e.start_s - k / 16000, 4)) for e in hour.events
+                  if k / 16000 <= e.start_s < (k + n) / 16000]
+        parts.append(Stream(hour.audio[k : k + n], events))
+    t = time.time()
+    traces = det.score_traces([p.audio for p in parts])
+    t_pieces = time.time() - t
+    t = time.time()
+    one = det.score_trace(hour.audio)
+    t_one = time.time() - t
+    kc = curve_of(det, kw)
+    piece_curve = pooled_curve([det_curve(det, *tr, p) for tr, p in zip(traces, parts)],
+                               [p.duration_s / 3600 for p in parts])
+    one_curve = det_curve(det, *one, hour)
+    test_kw, test_neg = load_stream(a.cache / f"kw_{a.tag}.wav"), load_stream(a.cache / f"neg_{a.tag}.wav")
+    tc, tn = curve_of(det, test_kw), curve_of(det, test_neg)
+    acc = best(tc, tn, 1.0, 2.0)
+    print(f"scoring: {len(parts)} pieces side by side {t_pieces:.1f} s | the hour in one {t_one:.1f} s")
+    for name, nc in (("the hour in one", one_curve), (f"{len(parts)} fresh pieces", piece_curve)):
+        op = choose_operating_point(kc, 1.0, negative_curve=nc, negative_target_fa_per_hour=2.0)
+        i = [c.threshold for c in tc].index(op.threshold)
+        print(f"{name}: threshold {op.threshold:.4f} -> testing recall {tc[i].recall:.3f} "
+              f"({(tc[i].recall - tc[acc].recall) * 100:+.1f} points)")
 
 
 def main() -> None:
@@ -110,9 +171,14 @@ def main() -> None:
     ap.add_argument("--state-memory", action="store_true",
                     help="only print how far scores from a fresh state, 2 min from the middle "
                          "of the validation negatives' hour, stay from the carried state's")
+    ap.add_argument("--pieces", action="store_true",
+                    help="only compare the rule on the validation hour scored in one against its "
+                         "six 10-minute pieces, each from a fresh state")
     a = ap.parse_args()
     if a.state_memory:
         return state_memory(a)
+    if a.pieces:
+        return pieces(a)
     if a.fine:
         stream_eval.det_thresholds = fine_thresholds
     if a.time:

@@ -438,8 +438,8 @@ def choose_threshold(run_dir: Path | str, minutes: float = 10.0, target_fa_per_h
     <= 2 on the negative hour). An hour of negatives, not 20 minutes with the two streams
     pooled at <= 1 an hour: that allowed no false alarm at all in 30 minutes and set the
     threshold above the single highest near miss: 2-14 points of recall under the testing
-    streams' best on three models, 0-6 with this rule (docs/benchmarks.md, "Issue 19,
-    eighth round"). Returns the point.
+    streams' best on three models, 3.0-4.6 with this rule on the finer sweep
+    (docs/benchmarks.md, "Issue 19, eighth round"). Returns the point.
     """
     det = Detector(run_dir)
     v = validation_curves(det, run_dir, minutes, seed, negatives, negative_minutes)
@@ -454,7 +454,7 @@ class ValidationCurves:
     """DET curves of a detector on held-apart validation audio (`choose_threshold`)."""
 
     curve: list[StreamScore]  # the validation split's keyword stream
-    negative_curve: list[StreamScore] | None  # the negatives' validation speech, pooled
+    negative_curve: list[StreamScore] | None  # the negatives' validation speech
     hours: float  # of both
     source: str  # what they were measured on, in words
 
@@ -466,10 +466,11 @@ def validation_curves(det: Detector, run_dir: Path | str, minutes: float = 10.0,
     split (seed + 17) and, with `negatives`, a `negative_minutes` stream of their validation
     speech (seed + 19), the two scored side by side (`Detector.score_traces`).
 
-    One stream of negatives, not several shorter ones: a stream model's first seconds from
-    a fresh state score higher than the same audio heard with a carried state, and its
-    scores still differ after 40 s (docs/benchmarks.md, "Issue 19, eighth round"), so every
-    extra start would add false alarms the testing streams, started once, do not have."""
+    One stream of negatives, not several shorter ones: a stream model's scores from a
+    fresh state differ from those of the same audio heard with a carried state for
+    minutes, and scoring the hour as six fresh 10-minute pieces put the default's choice
+    14 points of recall under the testing streams' best, against 3 for the hour in one
+    (docs/benchmarks.md, "Issue 19, eighth round"); the testing streams are started once."""
     kws, others, noise, data_dir = run_stream_clips(Path(run_dir), "validation")
     if not kws:
         raise TinyKWSError(f"{run_dir}: the validation split has no keyword clips")
