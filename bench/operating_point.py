@@ -34,7 +34,6 @@ from tinykws.stream_eval import (  # noqa: E402
 )
 
 SNRS = (40.0, 30.0, 20.0, 10.0)
-DEFAULT_THRESHOLDS = stream_eval.det_thresholds
 
 
 def cached(path: Path, make):
@@ -53,11 +52,6 @@ def best(curve, ncurve, kw_max, neg_max):
     ok = [i for i, (c, n) in enumerate(zip(curve, ncurve))
           if c.fa_per_hour <= kw_max and n.fa_per_hour <= neg_max]
     return max(ok, key=lambda i: (curve[i].recall, -curve[i].threshold)) if ok else None
-
-
-def fine_thresholds() -> np.ndarray:
-    """The DET sweep with 0.0025 steps between 0.90 and 0.98."""
-    return np.unique(np.concatenate([DEFAULT_THRESHOLDS(), np.round(np.arange(0.90, 0.98, 0.0025), 6)]))
 
 
 def state_memory(a) -> None:
@@ -165,9 +159,9 @@ def main() -> None:
     ap.add_argument("--time", action="store_true",
                     help="only time the curves of the old choice (10 + 20 min, one threshold at a "
                          "time) against choose_threshold's (10 + 60 min, side by side)")
-    ap.add_argument("--fine", action="store_true",
-                    help="a finer threshold grid for every curve: 0.0025 steps from 0.90 to 0.98 "
-                         "(the default sweep has 0.01 steps there)")
+    ap.add_argument("--old-sweep", action="store_true",
+                    help="every curve on the sweep before the eighth round (0.01 steps to 0.98; "
+                         "the sweep now has 0.0025 steps from 0.90)")
     ap.add_argument("--state-memory", action="store_true",
                     help="only print how far scores from a fresh state, 2 min from the middle "
                          "of the validation negatives' hour, stay from the carried state's")
@@ -179,8 +173,8 @@ def main() -> None:
         return state_memory(a)
     if a.pieces:
         return pieces(a)
-    if a.fine:
-        stream_eval.det_thresholds = fine_thresholds
+    if a.old_sweep:
+        stream_eval.det_thresholds = old_thresholds
     if a.time:
         return time_choices(a)
     a.cache.mkdir(parents=True, exist_ok=True)
