@@ -531,7 +531,7 @@ def test_operating_point_with_a_negative_stream_meets_both_limits():
     op = choose_operating_point(kw, 1.0, negative_curve=neg, negative_target_fa_per_hour=2.0)
     assert (op.threshold, op.recall, op.met) == (0.9, 0.7, True)
     assert (op.negative_fa_per_hour, op.negative_target_fa_per_hour) == (2.0, 2.0)
-    # the keyword stream alone would take 0.8; pooled at <= 1 an hour, 0.97
+    # the keyword stream alone would take 0.8
     assert choose_operating_point(kw, 1.0).threshold == 0.8
     # thresholds the audio cannot tell apart (same recall, same false alarms): the lowest
     flat = [dict(p, recall=0.7) for p in kw[1:]]
