@@ -119,9 +119,12 @@ def pieces(a) -> None:
     det = Detector(a.run)
     hour = cached(a.cache / f"val_neg_{a.tag}_60.wav", lambda: build_negative_stream(
         a.negatives, minutes=60, split="validation", snrs_db=SNRS, seed=a.seed + 19))
-    kw = cached(a.cache / f"val_kw_{a.tag}_10.wav", lambda: build_stream(
-        *run_stream_clips(a.run, "validation")[:3], StreamSpec(minutes=10, snrs_db=SNRS, seed=a.seed + 17),
-        root=run_stream_clips(a.run, "validation")[3]))
+    def validation_stream():
+        kws, others, noise, root = run_stream_clips(a.run, "validation")
+        return build_stream(kws, others, noise, StreamSpec(minutes=10, snrs_db=SNRS, seed=a.seed + 17),
+                            root=root)
+
+    kw = cached(a.cache / f"val_kw_{a.tag}_10.wav", validation_stream)
     n = 10 * 60 * 16000  # samples a piece (build_negative_stream's piece_minutes)
     parts = []
     for k in range(0, len(hour.audio), n):
