@@ -316,6 +316,58 @@ def test_background_negatives_stop_cleanly_and_the_stage_finishes_them(tmp_path:
     assert start_negatives(plan, tmp_path / "run") is None  # finished: no child
 
 
+def test_the_negatives_stage_takes_over_from_the_background_maker(tmp_path: Path) -> None:
+    """When the clip phase ends, the stage does not wait for the one-worker background
+    maker: it stops it and finishes the set on every core (the child's log says so), and
+    the set is the one a maker alone makes, clip for clip."""
+    import time
+
+    from tinykws.data.negatives import NegativesConfig, _read_log, is_complete, make_negatives
+    from tinykws.pipeline import NegativesPlan, finish_negatives, start_negatives
+
+    sizes = dict(utterances=800, words=60, phrases=10, near_miss_count=2, voices=24,
+                 background=10, noise_seconds=5.0)
+    config = NegativesConfig(keywords=("yes", "no"), seed=0, **sizes)
+    plan = NegativesPlan(tmp_path / "cache" / "negs", config)
+    (tmp_path / "run").mkdir()
+    proc = start_negatives(plan, tmp_path / "run")
+    assert proc is not None
+    jobs = plan.folder / ".jobs.log"
+    deadline = time.time() + 300
+    while not (jobs.is_file() and _read_log(jobs)) and proc.is_alive() and time.time() < deadline:
+        time.sleep(0.2)
+    finish_negatives(plan, proc)
+    assert not proc.is_alive() and is_complete(plan.folder)
+    assert "the foreground finishes the set" in (tmp_path / "run" / "negatives_background.log").read_text()
+    alone = tmp_path / "alone"
+    make_negatives(alone, config)
+    made = sorted(p.relative_to(plan.folder) for p in plan.folder.rglob("*.wav"))
+    assert made == sorted(p.relative_to(alone) for p in alone.rglob("*.wav")) and len(made) > 800
+    for rel in made[::97]:
+        assert (plan.folder / rel).read_bytes() == (alone / rel).read_bytes(), rel
+    assert len(_read_log(plan.folder / ".jobs.log")) == len(_read_log(alone / ".jobs.log"))
+
+
+def test_a_background_maker_stopped_while_it_starts_ends_quietly(tmp_path: Path, capfd) -> None:
+    """Stopped at once (a resumed pipeline whose clip phase was already done), the child is
+    still importing: it ends without a KeyboardInterrupt traceback on the terminal."""
+    from tinykws.data.negatives import NegativesConfig
+    from tinykws.pipeline import NegativesPlan, start_negatives, stop_negatives
+
+    config = NegativesConfig(keywords=("yes", "no"), seed=0, utterances=800, words=60, phrases=10,
+                             near_miss_count=2, voices=24, background=10, noise_seconds=5.0)
+    import time
+
+    (tmp_path / "run").mkdir()
+    for delay in (0.0, 0.3, 1.0):  # at different points of the child's start
+        proc = start_negatives(NegativesPlan(tmp_path / f"negs{delay}", config), tmp_path / "run")
+        time.sleep(delay)
+        stop_negatives(proc)
+        assert not proc.is_alive() and proc.exitcode != 0
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
 def test_stream_steps_reach_the_stream_phase_and_a_change_trains_again(tmp_path: Path, monkeypatch) -> None:
     """--stream-steps sets the stream phase's iterations (else the default's); a finished
     stream phase with other steps is not taken as done."""

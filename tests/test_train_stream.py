@@ -145,6 +145,23 @@ def test_real_negative_share_sets_how_many_negatives_are_real_recordings():
         StreamTrainConfig(real_negative_share=1.5)
 
 
+def test_clip_negative_share_draws_that_share_of_the_clip_batch_from_the_negatives():
+    """Share 0 repeats the earlier versions' draw exactly (their runs repeat); a share takes
+    that many clips of each batch from the pool after the training split, the rest from it;
+    a share of 1 (no training clip left) or a negative one is refused."""
+    from tinykws.stream_training import _clip_draw
+
+    g1, g2 = torch.Generator().manual_seed(3), torch.Generator().manual_seed(3)
+    assert torch.equal(_clip_draw(g1, 100, 500, 64, 0), torch.randint(0, 100, (64,), generator=g2))
+    gen = torch.Generator().manual_seed(0)
+    draws = torch.stack([_clip_draw(gen, 100, 500, 64, 16) for _ in range(200)])
+    assert (draws[:, :48] < 100).all() and (draws[:, 48:] >= 100).all() and (draws < 500).all()
+    assert len(torch.unique(draws[:, 48:])) > 300  # spread over the 400 negatives
+    for bad in (1.0, -0.1):
+        with pytest.raises(TinyKWSError, match="clip_negative_share"):
+            StreamTrainConfig(clip_negative_share=bad)
+
+
 def test_miner_scores_in_turn_and_boosts_only_the_top_share():
     """Rounds of `mine_clips` cover every negative in turn (wrapping); a negative is boosted
     while its latest score passes the threshold and, with `mine_top`, is in the top share;

@@ -277,15 +277,21 @@ def negatives_plan(cfg: PipelineConfig, run: Path) -> Optional[NegativesPlan]:
     return NegativesPlan(Path(folder), config)
 
 
-def _background_maker(plan: NegativesPlan, log: str) -> None:
+def _background_maker(plan: NegativesPlan, log: str, ready: Any = None) -> None:
     """The child process of `start_negatives`: quiet, its output in `log`, one worker (the
-    clip phase trains on the other core)."""
+    clip phase trains on the other core). `ready` (an Event) is set once a Ctrl-C would
+    end it cleanly."""
     os.environ["TINYKWS_NO_PROGRESS"] = "1"
     with open(log, "a") as f:
         os.dup2(f.fileno(), 1)
         os.dup2(f.fileno(), 2)
+        if ready is not None:
+            ready.set()
         try:
             plan.make(workers=1)
+        except KeyboardInterrupt:  # stop_negatives: the "data negatives" stage takes over
+            print("background negatives: stopped; the foreground finishes the set", file=sys.stderr)
+            sys.exit(1)
         except BaseException as e:  # the foreground stage redoes what is missing and reports
             print(f"background negatives stopped: {e!r}", file=sys.stderr)
             sys.exit(1)
@@ -302,23 +308,41 @@ def start_negatives(plan: Optional[NegativesPlan], run: Path):
     if plan is None or is_complete(plan.folder):
         return None
     log = RunDir(run).root / "negatives_background.log"
-    proc = mp.get_context("spawn").Process(target=_background_maker, args=(plan, str(log)),
-                                           name="tinykws-negatives")
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    proc = ctx.Process(target=_background_maker, args=(plan, str(log), ready), name="tinykws-negatives")
     proc.start()
+    proc.ready = ready  # for stop_negatives
     console.print(f"negatives: making {plan.folder} in the background (log: {log})")
     return proc
 
 
 def stop_negatives(proc) -> None:
-    """Stop a background maker still running (the pipeline failed or was interrupted):
-    SIGINT first, so its pool shuts down and its finished jobs stay logged."""
+    """Stop a background maker still running (the clip phase is over, or the pipeline
+    failed or was interrupted): SIGINT first, so its pool shuts down and its finished jobs
+    stay logged. A child still starting (importing; nothing made yet) is terminated: a
+    Ctrl-C there would print a traceback on the terminal."""
     if proc is None or not proc.is_alive():
+        return
+    ready = getattr(proc, "ready", None)
+    if ready is not None and not ready.is_set():
+        proc.terminate()
+        proc.join(5)
         return
     os.kill(proc.pid, signal.SIGINT)
     proc.join(20)
     if proc.is_alive():
         proc.terminate()
         proc.join(5)
+
+
+def finish_negatives(plan: NegativesPlan, proc=None) -> None:
+    """Finish the set now that the clip phase is over: the background maker `proc` (one
+    worker, so as to leave the clip phase a core) is stopped and the rest is made here on
+    every core. Waiting for it left a core idle: 100 s of a 15-minute main job. The set
+    resumes job by job, and a clip depends only on the seed, not on who made it."""
+    stop_negatives(proc)
+    plan.make()  # reuses a finished set, or finishes it (a second pipeline's lock is waited for)
 
 
 def _negatives(cfg: PipelineConfig, run: Path, proc=None) -> Optional[Path]:
@@ -338,9 +362,7 @@ def _negatives(cfg: PipelineConfig, run: Path, proc=None) -> Optional[Path]:
         return None
     folder = plan.folder
     console.print(f"negatives: {folder}")
-    plan.make()  # waits for the background maker (same lock), then reuses or finishes its set
-    if proc is not None:
-        proc.join()
+    finish_negatives(plan, proc)
     negative_features(folder, rd.features, run)  # featurized once, checked against training.npz
     params = read_features(rd.features_file("training"), features=False).params
     if featurize_spare(rd.lists, rd.spare_features, params) is None:  # no spare real clips

@@ -114,6 +114,10 @@ class StreamTrainConfig:
     peak_smooth_frames: int = 30  # = DetectorConfig's 300 ms at 10 ms a frame
     clip_weight: float = 1.0  # the clip loss beside the stream loss
     clip_batch: int = 64  # clips of the clip loss a step (clip_batch / workers a process)
+    # of the clip loss's batch, the share drawn from the negatives (the real spare and the
+    # synthesized clips, as `_unknown_`) instead of the training split: whole-clip practice
+    # at rejecting near misses from a zero state, where the clip phase is strong (0: none)
+    clip_negative_share: float = 0.0
     bounded_state: bool = True  # FastGRNN: σ(nu) -> 0, so |h| <= max(|h0|, σ(zeta)) <= 1
     # hard-negative mining: every `mine_every` steps the next `mine_clips` negatives (all of
     # them when 0; in turn, so each round is as cheap as the first) are scored in a stream
@@ -144,6 +148,8 @@ class StreamTrainConfig:
             raise TinyKWSError("keyword_prob must be in (0, 1)")
         if not 0.0 <= self.real_negative_share <= 1.0:
             raise TinyKWSError("real_negative_share must be in [0, 1]")
+        if not 0.0 <= self.clip_negative_share < 1.0:
+            raise TinyKWSError(f"clip_negative_share must be in [0, 1), not {self.clip_negative_share!r}")
         if not 0.0 <= self.mine_top <= 1.0 or self.mine_clips < 0:
             raise TinyKWSError("mine_top must be in [0, 1] and mine_clips >= 0")
 
@@ -452,7 +458,9 @@ def _train_rank(group: Group, run: RunDir, cfg: StreamTrainConfig, pool: ClipPoo
     opt = torch.optim.Adam(params, lr=cfg.learning_rate)
     fix_support(model, opt)  # a sparse clip model stays sparse: its zeros are re-zeroed every step
     start, miner = _resume(run.stream_last, cfg, model, opt, maker)
-    tr_x, tr_y = torch.from_numpy(pool.features[:n_train]), torch.from_numpy(pool.labels[:n_train])
+    all_x, all_y = torch.from_numpy(pool.features), torch.from_numpy(pool.labels)
+    tr_x, tr_y = all_x[:n_train], all_y[:n_train]
+    n_neg_clips = round(mine.clip_batch * cfg.clip_negative_share) if len(all_y) > n_train else 0
     recipe = pipeline_recipe(len(tr_y))  # the clip phase's augmentation and class weights
     clip_weight = class_weights(recipe, pool.categories)
     noise = tr_x[tr_y == pool.categories.index(SILENCE)]
@@ -474,9 +482,9 @@ def _train_rank(group: Group, run: RunDir, cfg: StreamTrainConfig, pool: ClipPoo
                     logits, target, region, rclass, kw_mask, cfg.peak_smooth_frames)
             loss, loss_c = loss_s, torch.zeros(())
             if cfg.clip_weight > 0:
-                idx = torch.randint(0, len(tr_y), (mine.clip_batch,), generator=gen)
-                xb = augment_batch(tr_x[idx], recipe, gen, noise, pool.log_per_db)
-                loss_c = F.cross_entropy(model(xb), tr_y[idx], weight=clip_weight,
+                idx = _clip_draw(gen, n_train, len(all_y), mine.clip_batch, n_neg_clips)
+                xb = augment_batch(all_x[idx], recipe, gen, noise, pool.log_per_db)
+                loss_c = F.cross_entropy(model(xb), all_y[idx], weight=clip_weight,
                                          label_smoothing=recipe.label_smoothing)
                 loss = loss + cfg.clip_weight * loss_c
             opt.zero_grad(set_to_none=True)
@@ -501,6 +509,16 @@ def _train_rank(group: Group, run: RunDir, cfg: StreamTrainConfig, pool: ClipPoo
     if group.leader:
         _append_log(run.stream_log, rows)
     return model
+
+
+def _clip_draw(gen: torch.Generator, n_train: int, n_pool: int, batch: int, n_neg: int) -> Tensor:
+    """The pool indices of one step's clip batch: `batch - n_neg` from the training split
+    (the first `n_train`), `n_neg` from the negatives after it. With none, the draw is
+    exactly the one of earlier versions, so their runs repeat."""
+    idx = torch.randint(0, n_train, (batch - n_neg,), generator=gen)
+    if n_neg == 0:
+        return idx
+    return torch.cat([idx, n_train + torch.randint(0, n_pool - n_train, (n_neg,), generator=gen)])
 
 
 def _save_last(run: RunDir, model: Any, opt: Any, iteration: int, cfg: StreamTrainConfig,
