@@ -424,6 +424,26 @@ def test_build_stream_places_clips_at_known_times(tmp_path):
     assert np.array_equal(again.audio, s.audio)  # deterministic for a seed
 
 
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(1, 5000), win=st.integers(1, 400), seed=st.integers(0, 2**31 - 1))
+def test_stream_levels_by_running_sums_equal_the_direct_convolution(n, win, seed):
+    """The noise envelope's ramp (`moving_mean`) and a clip's speech level (`_speech_rms`,
+    the loudest five 0.1-s windows) equal what np.convolve gives, on any signal."""
+    from tinykws.keyword_streams import _speech_rms, moving_mean
+
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, n) * rng.uniform(0.1, 3000) + rng.uniform(-50, 50)
+    if win <= n:
+        want = np.convolve(x, np.ones(win) / win, "valid")
+        assert np.allclose(moving_mean(x, win), want, rtol=1e-9, atol=1e-9 * np.abs(x).max())
+    clip = rng.integers(-32768, 32768, size=n).astype(np.int16)
+    w = max(1, win // 8)
+    if n > 5 * w:
+        e = np.convolve(np.square(clip.astype(np.float64)), np.ones(w), "valid")[::w]
+        want_rms = np.sqrt(np.sort(e)[-5:].sum() / (5 * w))
+        assert np.isclose(_speech_rms(clip, w), want_rms, rtol=1e-12)
+
+
 def test_saved_stream_loads_back_identical(tmp_path):
     """`save_stream`/`load_stream` keep a built stream (e.g. the cached negative hour of
     `build_negative_stream`) as WAV + `.events.json`: audio and events come back equal."""

@@ -74,9 +74,10 @@ def _speech_rms(x: np.ndarray, win: int = 1600) -> float:
     x = x.astype(np.float64)
     if len(x) <= win * 5:
         return _rms(x)
-    e = np.convolve(np.square(x), np.ones(win), "valid")  # energy of each 0.1-s window
+    n = len(x) // win * win
+    e = np.square(x[:n]).reshape(-1, win).sum(1)  # energy of each whole 0.1-s window
     k = 5  # best 5 windows ~ 0.5 s
-    top = np.sort(e[::win])[-k:]
+    top = np.sort(e)[-k:]
     return float(np.sqrt(top.sum() / (k * win)))
 
 
@@ -151,7 +152,14 @@ def _noise_envelope(events: Sequence[Event], levels: Sequence[float], n: int) ->
     for i, lv in enumerate(levels):
         env[bounds[i] : bounds[i + 1]] = lv
     ramp = int(0.1 * SAMPLE_RATE)
-    return np.convolve(np.pad(env, ramp // 2, mode="edge"), np.ones(ramp) / ramp, "valid")[:n]
+    return moving_mean(np.pad(env, ramp // 2, mode="edge"), ramp)[:n]
+
+
+def moving_mean(x: np.ndarray, win: int) -> np.ndarray:
+    """`np.convolve(x, np.ones(win) / win, "valid")` by running sums: O(n), where the
+    direct convolution took 30 s of the pipeline's operating point (an hour of audio)."""
+    c = np.concatenate([[0.0], np.cumsum(x, dtype=np.float64)])
+    return (c[win:] - c[:-win]) / win
 
 
 def run_stream_clips(run_dir: Path, split: str = "testing") -> tuple[list, list, list[Path], Path]:
