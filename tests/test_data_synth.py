@@ -226,3 +226,23 @@ def test_noise_floor_is_pink_not_white_like_real_recordings(monkeypatch):
     peak = np.percentile(f, 95, axis=1).mean(axis=1, keepdims=True)  # [N, 1]
     upper = np.median(floor[:, 24:] - peak, axis=0)  # top 8 bands, median over clips
     assert upper.max() < -7.5, upper
+
+
+def test_closed_form_butterworth_sections_equal_scipys_design():
+    """`butter_sos` (the per-clip filters in closed form) gives scipy.signal.butter's
+    second-order section to 1e-10 for every order, kind and cutoff the renderer draws,
+    and the moving mean behind the speech level and the breath envelope equals np.convolve."""
+    from scipy.signal import butter
+
+    from tinykws.data.synth import _moving_mean, butter_sos
+
+    rng = np.random.default_rng(0)
+    for order, kind in ((1, "highpass"), (1, "lowpass"), (2, "highpass"), (2, "lowpass")):
+        for fc in np.concatenate([rng.uniform(20, 7900, 200), [30.0, 300.0, 3500.0, 7500.0]]):
+            want = butter(order, fc, kind, fs=16000, output="sos")
+            assert np.allclose(butter_sos(order, fc, kind), want, rtol=1e-10, atol=1e-12), (order, kind, fc)
+    with pytest.raises(ValueError):
+        butter_sos(3, 100.0, "highpass")
+    x = rng.normal(0, 1, 3000) ** 2
+    for win in (1, 7, 320, 1600):
+        assert np.allclose(_moving_mean(x, win), np.convolve(x, np.ones(win) / win, "valid"), rtol=1e-9)

@@ -300,8 +300,8 @@ def render_word(word: str, voice: Voice, rng: np.random.Generator, espeak: Espea
         raise TinyKWSError(f"espeak-ng produced no sound for {word!r} with voice {voice.name}")
     if rng.random() < BREATH_CHANCE:
         x = x + _breath(x, rng)
-    hp = butter(2, rng.uniform(40, 300), "highpass", fs=SAMPLE_RATE, output="sos")
-    lp = butter(2, rng.uniform(3500, 7500), "lowpass", fs=SAMPLE_RATE, output="sos")
+    hp = butter_sos(2, rng.uniform(40, 300), "highpass")
+    lp = butter_sos(2, rng.uniform(3500, 7500), "lowpass")
     x = _equalize(sosfilt(lp, sosfilt(hp, x)), rng)
     if rng.random() < REVERB_CHANCE:
         x = _reverb(x, rng)[:max_len]  # a cut reverb tail is not a cropped word
@@ -328,8 +328,32 @@ def _loudest_rms(x: np.ndarray, window: int = 1600) -> float:
     """RMS of the loudest 100-ms window of `x`."""
     if len(x) <= window:
         return float(np.sqrt(np.mean(x**2)))
-    power = np.convolve(x**2, np.ones(window) / window, mode="valid")
-    return float(np.sqrt(power.max()))
+    return float(np.sqrt(max(_moving_mean(x**2, window).max(), 0.0)))
+
+
+def _moving_mean(x: np.ndarray, win: int) -> np.ndarray:
+    """`np.convolve(x, np.ones(win) / win, "valid")` by running sums (O(n): the direct
+    convolution with 1600 taps was 12 % of a clip's rendering)."""
+    c = np.concatenate([[0.0], np.cumsum(x, dtype=np.float64)])
+    return (c[win:] - c[:-win]) / win
+
+
+def butter_sos(order: int, fc: float, kind: str) -> np.ndarray:
+    """`scipy.signal.butter(order, fc, kind, fs=SAMPLE_RATE, output="sos")` for order 1
+    or 2, low- or high-pass, in closed form (bilinear transform with prewarping): the same
+    section to ~1e-12, where scipy's general design took a third of a clip's rendering."""
+    k = np.tan(np.pi * fc / SAMPLE_RATE)  # the prewarped cutoff
+    low = kind == "lowpass"
+    if kind not in ("lowpass", "highpass") or order not in (1, 2):
+        raise ValueError(f"butter_sos: order 1 or 2, lowpass or highpass, not {order} {kind}")
+    if order == 1:
+        d = 1 + k
+        g = k / d if low else 1 / d
+        return np.array([[g, g if low else -g, 0.0, 1.0, (k - 1) / d, 0.0]])
+    d = 1 + np.sqrt(2.0) * k + k * k
+    g = k * k / d if low else 1 / d
+    return np.array([[g, 2 * g if low else -2 * g, g, 1.0, 2 * (k * k - 1) / d,
+                      (1 - np.sqrt(2.0) * k + k * k) / d]])
 
 
 def _equalize(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -359,15 +383,15 @@ def _colored_noise(n: int, rng: np.random.Generator, lo: float = 0.5, hi: float 
     f = np.fft.rfftfreq(n, 1 / SAMPLE_RATE)
     f[0] = f[1]
     x = np.fft.irfft(spec / f ** rng.uniform(lo, hi), n)
-    x = sosfilt(butter(1, rng.uniform(30, 200), "highpass", fs=SAMPLE_RATE, output="sos"), x)
+    x = sosfilt(butter_sos(1, rng.uniform(30, 200), "highpass"), x)
     return x / max(np.sqrt(np.mean(x**2)), 1e-12)
 
 
 def _breath(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Turbulence noise that follows the speech envelope (breathy voice, air on the mic),
     high-passed at 1-3 kHz, 14-30 dB below the speech."""
-    env = np.sqrt(np.convolve(x**2, np.ones(320) / 320, mode="same"))
-    hp = butter(2, rng.uniform(1000, 3000), "highpass", fs=SAMPLE_RATE, output="sos")
+    env = np.sqrt(np.maximum(_moving_mean(np.pad(x**2, (160, 159)), 320), 0.0))  # centred 20 ms
+    hp = butter_sos(2, rng.uniform(1000, 3000), "highpass")
     noise = sosfilt(hp, rng.standard_normal(len(x)))
     noise /= max(np.sqrt(np.mean(noise**2)), 1e-12)
     return noise * env * 10 ** (-rng.uniform(14, 30) / 20)
