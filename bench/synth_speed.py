@@ -6,7 +6,7 @@
 `--clips` clips (near-miss and keyword words, 40 voices, fixed seeds) once as shipped and
 once with scipy's general filter design and np.convolve put back in its place (the code
 before this script's round: `scipy.signal.butter(..., output="sos")` for `butter_sos`, the
-direct convolution for the running-sum `_moving_mean`). Each run is a fresh process
+direct convolution for the running-sum `moving_mean`). Each run is a fresh process
 (espeak keeps state between utterances), the two alternate `--rounds` times, and the
 script prints seconds a clip of each, their ratio (best round of each), and whether the
 two produced the same int16 clips. Time it on an idle machine.
@@ -32,7 +32,7 @@ def render(n: int, old: bool, out: str) -> None:
         from scipy.signal import butter
 
         synth.butter_sos = lambda order, fc, kind: butter(order, fc, kind, fs=synth.SAMPLE_RATE, output="sos")
-        synth._moving_mean = lambda x, win: np.convolve(x, np.ones(win) / win, "valid")
+        synth.moving_mean = lambda x, win: np.convolve(x, np.ones(win) / win, "valid")
     voices = synth.plan_voices(40, 0)
     e = synth.engine()
     t = time.perf_counter()

@@ -234,7 +234,8 @@ def test_closed_form_butterworth_sections_equal_scipys_design():
     and the moving mean behind the speech level and the breath envelope equals np.convolve."""
     from scipy.signal import butter
 
-    from tinykws.data.synth import _moving_mean, butter_sos
+    from tinykws.data.audio import moving_mean
+    from tinykws.data.filters import butter_sos
 
     rng = np.random.default_rng(0)
     for order, kind in ((1, "highpass"), (1, "lowpass"), (2, "highpass"), (2, "lowpass")):
@@ -245,4 +246,4 @@ def test_closed_form_butterworth_sections_equal_scipys_design():
         butter_sos(3, 100.0, "highpass")
     x = rng.normal(0, 1, 3000) ** 2
     for win in (1, 7, 320, 1600):
-        assert np.allclose(_moving_mean(x, win), np.convolve(x, np.ones(win) / win, "valid"), rtol=1e-9)
+        assert np.allclose(moving_mean(x, win), np.convolve(x, np.ones(win) / win, "valid"), rtol=1e-9)

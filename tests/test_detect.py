@@ -429,7 +429,8 @@ def test_build_stream_places_clips_at_known_times(tmp_path):
 def test_stream_levels_by_running_sums_equal_the_direct_convolution(n, win, seed):
     """The noise envelope's ramp (`moving_mean`) and a clip's speech level (`_speech_rms`,
     the loudest five 0.1-s windows) equal what np.convolve gives, on any signal."""
-    from tinykws.keyword_streams import _speech_rms, moving_mean
+    from tinykws.data.audio import moving_mean
+    from tinykws.keyword_streams import _speech_rms
 
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 1, n) * rng.uniform(0.1, 3000) + rng.uniform(-50, 50)

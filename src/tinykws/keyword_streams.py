@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from tinykws.data.audio import CLIP_SAMPLES, SAMPLE_RATE, load_audio, save_wav
+from tinykws.data.audio import CLIP_SAMPLES, SAMPLE_RATE, load_audio, moving_mean, save_wav
 from tinykws.data.negatives import read_negatives
 from tinykws.data.speech_commands import BACKGROUND, read_list
 from tinykws.errors import TinyKWSError
@@ -153,13 +153,6 @@ def _noise_envelope(events: Sequence[Event], levels: Sequence[float], n: int) ->
         env[bounds[i] : bounds[i + 1]] = lv
     ramp = int(0.1 * SAMPLE_RATE)
     return moving_mean(np.pad(env, ramp // 2, mode="edge"), ramp)[:n]
-
-
-def moving_mean(x: np.ndarray, win: int) -> np.ndarray:
-    """`np.convolve(x, np.ones(win) / win, "valid")` by running sums: O(n), where the
-    direct convolution took 30 s of the pipeline's operating point (an hour of audio)."""
-    c = np.concatenate([[0.0], np.cumsum(x, dtype=np.float64)])
-    return (c[win:] - c[:-win]) / win
 
 
 def run_stream_clips(run_dir: Path, split: str = "testing") -> tuple[list, list, list[Path], Path]:

@@ -292,6 +292,14 @@ def load_many(
     return audio, kept, stats
 
 
+def moving_mean(x: np.ndarray, win: int) -> np.ndarray:
+    """`np.convolve(x, np.ones(win) / win, "valid")` by running sums, in float64: O(n), where
+    the direct convolution with 1,600 taps took a tenth of a synthesized clip's rendering and
+    30 s of the pipeline's operating point (an hour of stream)."""
+    c = np.concatenate([[0.0], np.cumsum(x, dtype=np.float64)])
+    return (c[win:] - c[:-win]) / win
+
+
 def save_wav(path: Path | str, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
     """Write mono int16 samples as a 16-bit PCM WAV (the Speech Commands format)."""
     samples = np.asarray(samples)

@@ -34,7 +34,8 @@ from pathlib import Path
 import numpy as np
 from scipy.signal import butter, fftconvolve, resample_poly, sosfilt
 
-from tinykws.data.audio import CLIP_SAMPLES, SAMPLE_RATE, save_wav
+from tinykws.data.audio import CLIP_SAMPLES, SAMPLE_RATE, moving_mean, save_wav
+from tinykws.data.filters import butter_sos, peaking_sos
 from tinykws.data.layout import BACKGROUND, GOOGLE12_WORDS, synth_manifest
 from tinykws.errors import MAX_WORKERS, TinyKWSError, check_count, check_seed
 from tinykws.progress import progress_bar
@@ -328,32 +329,8 @@ def _loudest_rms(x: np.ndarray, window: int = 1600) -> float:
     """RMS of the loudest 100-ms window of `x`."""
     if len(x) <= window:
         return float(np.sqrt(np.mean(x**2)))
-    return float(np.sqrt(max(_moving_mean(x**2, window).max(), 0.0)))
+    return float(np.sqrt(max(moving_mean(x**2, window).max(), 0.0)))
 
-
-def _moving_mean(x: np.ndarray, win: int) -> np.ndarray:
-    """`np.convolve(x, np.ones(win) / win, "valid")` by running sums (O(n): the direct
-    convolution with 1600 taps was 12 % of a clip's rendering)."""
-    c = np.concatenate([[0.0], np.cumsum(x, dtype=np.float64)])
-    return (c[win:] - c[:-win]) / win
-
-
-def butter_sos(order: int, fc: float, kind: str) -> np.ndarray:
-    """`scipy.signal.butter(order, fc, kind, fs=SAMPLE_RATE, output="sos")` for order 1
-    or 2, low- or high-pass, in closed form (bilinear transform with prewarping): the same
-    section to ~1e-12, where scipy's general design took a third of a clip's rendering."""
-    k = np.tan(np.pi * fc / SAMPLE_RATE)  # the prewarped cutoff
-    low = kind == "lowpass"
-    if kind not in ("lowpass", "highpass") or order not in (1, 2):
-        raise ValueError(f"butter_sos: order 1 or 2, lowpass or highpass, not {order} {kind}")
-    if order == 1:
-        d = 1 + k
-        g = k / d if low else 1 / d
-        return np.array([[g, g if low else -g, 0.0, 1.0, (k - 1) / d, 0.0]])
-    d = 1 + np.sqrt(2.0) * k + k * k
-    g = k * k / d if low else 1 / d
-    return np.array([[g, 2 * g if low else -2 * g, g, 1.0, 2 * (k * k - 1) / d,
-                      (1 - np.sqrt(2.0) * k + k * k) / d]])
 
 
 def _equalize(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -361,19 +338,10 @@ def _equalize(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     the colouring of a cheap microphone, a phone or a room."""
     for _ in range(int(rng.integers(EQ_BANDS[0], EQ_BANDS[1] + 1))):
         f0 = np.exp(rng.uniform(np.log(150), np.log(6000)))
-        x = sosfilt(_peaking_sos(f0, rng.uniform(-EQ_DB, EQ_DB), rng.uniform(0.7, 3.0)), x)
+        x = sosfilt(peaking_sos(f0, rng.uniform(-EQ_DB, EQ_DB), rng.uniform(0.7, 3.0)), x)
     tilt = rng.uniform(-0.6, 0.6)  # first-order pre/de-emphasis: y[n] = x[n] - a x[n-1]
     return x - tilt * np.concatenate([[0.0], x[:-1]])
 
-
-def _peaking_sos(f0: float, gain_db: float, q: float) -> np.ndarray:
-    """RBJ audio-EQ-cookbook peaking biquad as one second-order section."""
-    a = 10 ** (gain_db / 40)
-    w = 2 * np.pi * f0 / SAMPLE_RATE
-    alpha = np.sin(w) / (2 * q)
-    b = np.array([1 + alpha * a, -2 * np.cos(w), 1 - alpha * a])
-    den = np.array([1 + alpha / a, -2 * np.cos(w), 1 - alpha / a])
-    return np.concatenate([b / den[0], den / den[0]])[None, :]
 
 
 def _colored_noise(n: int, rng: np.random.Generator, lo: float = 0.5, hi: float = 1.0) -> np.ndarray:
@@ -390,7 +358,7 @@ def _colored_noise(n: int, rng: np.random.Generator, lo: float = 0.5, hi: float 
 def _breath(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Turbulence noise that follows the speech envelope (breathy voice, air on the mic),
     high-passed at 1-3 kHz, 14-30 dB below the speech."""
-    env = np.sqrt(np.maximum(_moving_mean(np.pad(x**2, (160, 159)), 320), 0.0))  # centred 20 ms
+    env = np.sqrt(np.maximum(moving_mean(np.pad(x**2, (160, 159)), 320), 0.0))  # centred 20 ms
     hp = butter_sos(2, rng.uniform(1000, 3000), "highpass")
     noise = sosfilt(hp, rng.standard_normal(len(x)))
     noise /= max(np.sqrt(np.mean(noise**2)), 1e-12)
