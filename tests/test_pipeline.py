@@ -351,13 +351,13 @@ def test_the_negatives_stage_takes_over_from_the_background_maker(tmp_path: Path
 def test_a_background_maker_stopped_while_it_starts_ends_quietly(tmp_path: Path, capfd) -> None:
     """Stopped at once (a resumed pipeline whose clip phase was already done), the child is
     still importing: it ends without a KeyboardInterrupt traceback on the terminal."""
+    import time
+
     from tinykws.data.negatives import NegativesConfig
     from tinykws.pipeline import NegativesPlan, start_negatives, stop_negatives
 
     config = NegativesConfig(keywords=("yes", "no"), seed=0, utterances=800, words=60, phrases=10,
                              near_miss_count=2, voices=24, background=10, noise_seconds=5.0)
-    import time
-
     (tmp_path / "run").mkdir()
     for delay in (0.0, 0.3, 1.0):  # at different points of the child's start
         proc = start_negatives(NegativesPlan(tmp_path / f"negs{delay}", config), tmp_path / "run")
