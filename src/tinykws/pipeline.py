@@ -301,8 +301,9 @@ def start_negatives(plan: Optional[NegativesPlan], run: Path):
     """Start making the negatives set in a child process while the clip phase trains (they
     do not depend on each other; on 2 cores this hides the set's minutes on a first run).
     Returns the process (None when there is nothing to make: no set, or a finished one).
-    The "data negatives" stage takes the set's lock after it, so it waits for it, and
-    finishes whatever a failed or killed child left (the set resumes job by job)."""
+    The "data negatives" stage stops it when the clip phase ends (`finish_negatives`) and
+    makes the rest, as it does whatever a failed or killed child left (the set resumes job
+    by job)."""
     from tinykws.data.negatives import is_complete
 
     if plan is None or is_complete(plan.folder):
@@ -346,7 +347,7 @@ def finish_negatives(plan: NegativesPlan, proc=None) -> None:
 
 
 def _negatives(cfg: PipelineConfig, run: Path, proc=None) -> Optional[Path]:
-    """Make (or reuse, or wait for the background maker `proc` and check) the synthesized
+    """Make (or reuse, or finish after stopping the background maker `proc`) the synthesized
     non-keyword speech and featurize its training part (RUN/features/negatives.npz).
 
     Returns the negatives folder, or None for a task without an `_unknown_` class.

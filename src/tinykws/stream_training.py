@@ -116,7 +116,8 @@ class StreamTrainConfig:
     clip_batch: int = 64  # clips of the clip loss a step (clip_batch / workers a process)
     # of the clip loss's batch, the share drawn from the negatives (the real spare and the
     # synthesized clips, as `_unknown_`) instead of the training split: whole-clip practice
-    # at rejecting near misses from a zero state, where the clip phase is strong (0: none)
+    # at rejecting near misses from a zero state. Off: 0.5 cost clip recall (0.855 -> 0.724)
+    # and stream recall on the embedded default (docs/benchmarks.md, Issue 19, ninth round)
     clip_negative_share: float = 0.0
     bounded_state: bool = True  # FastGRNN: σ(nu) -> 0, so |h| <= max(|h0|, σ(zeta)) <= 1
     # hard-negative mining: every `mine_every` steps the next `mine_clips` negatives (all of

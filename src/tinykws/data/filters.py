@@ -14,7 +14,7 @@ from tinykws.data.audio import SAMPLE_RATE
 def butter_sos(order: int, fc: float, kind: str) -> np.ndarray:
     """`scipy.signal.butter(order, fc, kind, fs=SAMPLE_RATE, output="sos")` for order 1
     or 2, low- or high-pass, in closed form (bilinear transform with prewarping): the same
-    section to ~1e-12, where scipy's general design took a third of a clip's rendering."""
+    section to a relative 1e-11, where scipy's general design took a third of a clip's rendering."""
     k = np.tan(np.pi * fc / SAMPLE_RATE)  # the prewarped cutoff
     low = kind == "lowpass"
     if kind not in ("lowpass", "highpass") or order not in (1, 2):
