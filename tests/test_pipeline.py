@@ -389,3 +389,28 @@ def test_stream_steps_reach_the_stream_phase_and_a_change_trains_again(tmp_path:
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, stream_workers=4), run, False) is None
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, quick=True), run, False) == "streamed"
     assert calls[-1][2].workers == 1  # --quick: one process (CI smoke runs, tests beside each other)
+
+
+def test_the_clip_phase_takes_one_thread_beside_the_negatives_maker_and_keeps_its_run():
+    """Beside a working background maker the clip phase trains on one torch thread (two
+    wait on each other at every GEMM); the thread count is not part of what was trained,
+    so a run finished on one thread is kept by a later pipeline that would use two."""
+    from dataclasses import replace
+
+    from tinykws.config import pipeline_recipe
+    from tinykws.pipeline import _same_training, _threads_beside
+
+    class Maker:
+        def __init__(self, alive: bool) -> None:
+            self.alive = alive
+
+        def is_alive(self) -> bool:
+            return self.alive
+
+    assert _threads_beside(Maker(True)) == 1
+    assert _threads_beside(Maker(False)) == 0 and _threads_beside(None) == 0
+    two = pipeline_recipe(1920)
+    one = replace(two, threads=1)
+    assert _same_training({"init": None, "config": one.to_dict()}, {"init": None, "config": two.to_dict()})
+    assert not _same_training({"init": None, "config": replace(one, epochs=3).to_dict()},
+                              {"init": None, "config": two.to_dict()})

@@ -8,7 +8,7 @@ free of torch, so that `tinykws train`'s options are built from `TrainConfig`'s 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Optional
 
 from tinykws.errors import TinyKWSError, check_seed
@@ -161,9 +161,11 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     """auto (CUDA when available) | cpu | cuda"""
-    threads: int = 0
+    threads: int = field(default=0, compare=False)
     """torch intra-op CPU threads; 0 = torch's default (one per core).  On a busy machine
-    1 is often fastest: the per-step loops are single-threaded anyway"""
+    1 is often fastest: the per-step loops are single-threaded anyway. How the run uses
+    the machine, not what it trains: left out of comparisons, so a killed run resumes and a
+    finished one is kept whatever the thread count"""
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

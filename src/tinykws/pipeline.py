@@ -128,15 +128,15 @@ def _synth(cfg: PipelineConfig, out: Path) -> Path:
 
 
 def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
-           epochs: Optional[int] = None) -> Any:
-    """Train with the pipeline recipe (from the weights of `init` when given); resume a
-    killed run, keep a finished one."""
+           epochs: Optional[int] = None, threads: int = 0) -> Any:
+    """Train with the pipeline recipe (from the weights of `init` when given) on `threads`
+    torch threads (0: torch's default); resume a killed run, keep a finished one."""
     from tinykws.train import pipeline_recipe, train
 
     rd = RunDir(run)
     n_train = _rows(rd.features_file("training"))  # labels only: features may be GBs
     recipe = pipeline_recipe(n_train, quick=cfg.quick, preset=cfg.preset)
-    recipe = dataclasses.replace(recipe, seed=cfg.seed)
+    recipe = dataclasses.replace(recipe, seed=cfg.seed, threads=threads)
     if epochs is not None:
         recipe = dataclasses.replace(recipe, epochs=epochs)
     marker = {"config": recipe.to_dict(), "init": None if init is None else file_sha256(init)}
@@ -158,6 +158,14 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
     result = train(rd.features, run, recipe, resume=resume, init=init)
     atomic_write_text(done, json.dumps(marker, indent=2))
     return result
+
+
+def _threads_beside(maker) -> int:
+    """Torch threads for training beside the background negatives maker `maker`: one while
+    it works on the other core, where two threads wait on each other at every all-steps
+    GEMM (4 epochs of the clip phase beside a busy core: 17 s on torch's two threads, 9.7 s
+    on one; alone, two are ~12 % faster, so 0, torch's default, when it is done)."""
+    return 1 if maker is not None and maker.is_alive() else 0
 
 
 def _same_training(state: dict[str, Any], marker: dict[str, Any]) -> bool:
@@ -509,13 +517,13 @@ def _after_lists(cfg: PipelineConfig, run: Path, data: Path, t: "StageTimer", ma
                     lambda p: "skipped" if p is None
                     else f"synthesized training {_rows(RunDir(p).features_file('training'))}")
         if pre is not None:
-            t.run("pretrain", lambda: _train(cfg, pre),
+            t.run("pretrain", lambda: _train(cfg, pre, threads=_threads_beside(maker)),
                   lambda r: "kept the finished run" if r is None
                   else f"best validation {r.best_val_acc:.3f} (synthesized voices)")
             init = RunDir(pre).best
     t.run(
         "train",
-        lambda: _train(cfg, run, init=init, epochs=cfg.epochs),
+        lambda: _train(cfg, run, init=init, epochs=cfg.epochs, threads=_threads_beside(maker)),
         lambda r: "kept the finished run" if r is None else f"best validation {r.best_val_acc:.3f}",
     )
     negatives_dir = None  # the negatives folder, when the stream phase made one
