@@ -11,8 +11,8 @@ PYTEST_ARGS ?= -m "not slow" -n 2
 
 .PHONY: setup pipeline test test-all bench clean
 
-# --no-compile: pip's byte-compiling of every installed module (torch's thousands) took 31 of
-# the set-up's 79 s; Python compiles the modules a run imports on first use instead.
+# --no-compile: pip's byte-compiling of every installed module (torch's thousands) made the
+# set-up 1.32x slower (bench/setup_speed.sh); Python compiles what a run imports on first use.
 $(BIN)/tinykws: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q --no-compile "$(TORCH)"

@@ -163,8 +163,8 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
 def _threads_beside(maker) -> int:
     """Torch threads for training beside the background negatives maker `maker`: one while
     it works on the other core, where two threads wait on each other at every all-steps
-    GEMM (4 epochs of the clip phase beside a busy core: 17 s on torch's two threads, 9.7 s
-    on one; alone, two are ~12 % faster, so 0, torch's default, when it is done)."""
+    GEMM (the clip phase ran 1.91x slower on two beside it; alone, two are ~12 % faster, so
+    0, torch's default, when it is done: `bench/clip_threads.py`)."""
     return 1 if maker is not None and maker.is_alive() else 0
 
 
