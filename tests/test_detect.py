@@ -470,9 +470,15 @@ def test_saved_stream_loads_back_identical(tmp_path):
 
 @pytest.mark.slow
 def test_real_tiny_model_finds_held_out_keywords_in_a_stream(tmp_path):
-    """Train a small `yes` spotter on the dev clips (with noise mixing, as the pipeline),
-    then detect `yes` in a 2-min stream of *testing* clips (speakers never seen in
-    training) among other words over background noise (30 dB SNR)."""
+    """Train a small `yes` spotter on the dev clips (with noise mixing and masking, as the
+    pipeline), then detect `yes` in a 2-min stream of *testing* clips (speakers never seen
+    in training) among other words over background noise (30 dB SNR).
+
+    The stream's other words are the testing split's `_unknown_` clips: 2 of each of 17
+    words since the lists draw `_unknown_` evenly over the other words (a clip-only
+    model of 1 x 32 units and 12 epochs, enough for the earlier draw of mostly the other
+    keywords, fired 6-17 times at 0.5 on seeds 0-2). Measured with this model on seeds 0-2
+    at 0.7: recall 0.79-0.88 with 2-4 false alarms; at 0.5, 6-9 false alarms."""
     from eval_helpers import DEV
     from tinykws.data.speech_commands import make_lists
     from tinykws.dataset import FeaturizeConfig, featurize_lists
@@ -483,17 +489,19 @@ def test_real_tiny_model_finds_held_out_keywords_in_a_stream(tmp_path):
     run = tmp_path / "run"
     make_lists(DEV, "yes", run / "lists")
     featurize_lists(DEV, run / "lists", run / "features", FeaturizeConfig(noise_dir=DEV / "_background_noise_"))
-    cfg = TrainConfig(epochs=12, hidden_units=32, num_layers=1, batch_size=32, optimizer="adam",
-                      learning_rate=0.01, lr_min=0.001, time_shift=10, gain_db=6.0, noise_prob=0.5)
+    cfg = TrainConfig(epochs=30, hidden_units=64, num_layers=2, batch_size=32, optimizer="adam",
+                      learning_rate=0.01, lr_min=0.001, time_shift=10, gain_db=6.0, noise_prob=0.5,
+                      unknown_weight=2.5, time_masks=2, time_mask_width=8, freq_masks=2,
+                      freq_mask_width=3)
     train(run / "features", run, cfg)
     kws, others, noise, _ = run_stream_clips(run)
-    assert {w for _, w, _ in kws} == {"yes"} and others
+    assert {w for _, w, _ in kws} == {"yes"} and len({w for _, w, _ in others}) >= 10
     stream = build_stream(kws, others, noise, StreamSpec(minutes=2.0, snrs_db=(30.0,), seed=1))
-    det = Detector(run, threshold=0.5)
+    det = Detector(run, threshold=0.7)
     res = evaluate_stream(det, stream)
     at = res["at_threshold"]
     assert stream.n_keywords >= 20
-    assert at["recall"] >= 0.6 and at["false_alarms"] <= 3, at  # measured: 79 %, 0 FA
+    assert at["recall"] >= 0.6 and at["false_alarms"] <= 5, at  # measured (seed 0): 88 %, 4 FA
     found = det.run(stream.audio)  # the block-by-block path gives the same detections
     assert len(found) == at["hits"] + at["false_alarms"]
 
