@@ -23,7 +23,7 @@ for r in $(seq "$rounds"); do
     python3 -m venv "$tmp/venv"
     "$tmp/venv/bin/pip" install -q $flag "$torch" 2>/dev/null
     "$tmp/venv/bin/pip" install -q $flag -e ".[all]" 2>/dev/null
-    secs=$(echo "$(date +%s.%N) - $start" | bc)
+    secs=$(python3 -c "print($(date +%s.%N) - $start)")
     printf 'round %s: %-9s %6.1f s\n' "$r" "$mode" "$secs"
     if [ "$mode" = compile ]; then
       best_compile=$(echo "$secs ${best_compile:-$secs}" | awk '{print ($1 < $2) ? $1 : $2}')
@@ -33,4 +33,4 @@ for r in $(seq "$rounds"); do
   done
 done
 printf 'byte-compiling %.1f s, --no-compile %.1f s, ratio %.2fx\n' "$best_compile" "$best_nocompile" \
-  "$(echo "$best_compile / $best_nocompile" | bc -l)"
+  "$(python3 -c "print($best_compile / $best_nocompile)")"
