@@ -391,14 +391,21 @@ def test_stream_steps_reach_the_stream_phase_and_a_change_trains_again(tmp_path:
     assert calls[-1][2].workers == 1  # --quick: one process (CI smoke runs, tests beside each other)
 
 
-def test_the_clip_phase_takes_one_thread_beside_the_negatives_maker_and_keeps_its_run():
+def test_the_clip_phase_takes_one_thread_beside_the_negatives_maker_and_keeps_its_run(
+        tmp_path: Path, monkeypatch) -> None:
     """Beside a working background maker the clip phase trains on one torch thread (two
     wait on each other at every GEMM); the thread count is not part of what was trained,
     so a run finished on one thread is kept by a later pipeline that would use two."""
     from dataclasses import replace
 
+    from tinykws import pipeline
     from tinykws.config import pipeline_recipe
     from tinykws.pipeline import _same_training, _threads_beside
+
+    run, calls = _trained_run_with_fake_training(tmp_path, monkeypatch)
+    cfg = pipeline.PipelineConfig(out=run, quick=True)
+    assert pipeline._train(cfg, run, threads=1) == "trained" and calls[-1][2].threads == 1
+    assert pipeline._train(cfg, run) is None and len(calls) == 1  # kept: threads 0 is the same training
 
     class Maker:
         def __init__(self, alive: bool) -> None:
