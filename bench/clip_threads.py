@@ -20,7 +20,7 @@ import time
 os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
 
 TRAIN = """
-import sys, tempfile, time
+import tempfile, time
 from dataclasses import replace
 from tinykws.config import pipeline_recipe
 from tinykws.train import train
