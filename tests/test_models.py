@@ -229,3 +229,47 @@ def test_sparsify_a_run_too_short_for_thirds(total):
     W, U = m.cells[0].W, m.cells[0].U
     assert int((W != 0).sum()) == int(np.ceil(0.25 * W.numel()))
     assert int((U != 0).sum()) == int(np.ceil(0.5 * U.numel()))
+
+
+@pytest.mark.parametrize("arch", ["fastgrnn", "gru"])
+def test_frame_stride_steps_on_stacked_frames_and_holds_each_steps_scores(arch):
+    """A stride-2 model is a stride-1 model of 64 inputs run on frame pairs (checked
+    against one built by hand), whose scores hold from a pair's last frame to the next's."""
+    torch.manual_seed(0)
+    m2 = build_model(ModelConfig(architecture=arch, hidden_size=8, frame_stride=2)).eval()
+    m1 = build_model(ModelConfig(architecture=arch, input_size=64, hidden_size=8)).eval()
+    m2.set_normalization(torch.randn(32), torch.rand(32) + 0.5)
+    sd = m2.state_dict()
+    sd["mean"], sd["std"] = sd["mean"].repeat(2), sd["std"].repeat(2)
+    m1.load_state_dict(sd)
+    x = torch.randn(3, 10, 32)  # [batch, time, feature]
+    with torch.no_grad():
+        per_frame, last2 = m2.forward_sequence(x)
+        per_step, last1 = m1.forward_sequence(x.reshape(3, 5, 64))
+        assert per_frame.shape == (3, 10, 12)
+        assert torch.allclose(last2, last1)
+        assert torch.allclose(per_frame[:, 0], m2.fc(torch.zeros(8)), atol=1e-6)  # no step yet
+        for t in range(1, 10):  # frame t shows the step that ended at or before it
+            assert torch.allclose(per_frame[:, t], per_step[:, (t - 1) // 2], atol=1e-6)
+        again, _ = m2.forward_sequence(x[:, 4:], m2.forward_sequence(x[:, :4])[1])  # carried state
+        assert torch.allclose(again, per_frame[:, 4:], atol=1e-6)
+        assert torch.allclose(m2(x), per_step[:, -1], atol=1e-6)  # a clip: its last step
+        odd, _ = m2.forward_sequence(x[:, :7])  # the last pair zero-padded, earlier frames as before
+        assert torch.allclose(odd[:, :6], per_frame[:, :6], atol=1e-6)
+
+
+def test_frame_stride_models_are_refused_where_one_step_a_frame_is_built(tmp_path):
+    from tinykws.codegen.model import emit_model
+    from tinykws.export import export_model
+
+    m = build_model(ModelConfig(hidden_size=4, frame_stride=2))
+    cats = [str(i) for i in range(12)]
+    for call, what in ((lambda: m.step(torch.zeros(1, 32), m.init_state(1)), "frame-by-frame"),
+                       (lambda: export_model(m, tmp_path), "ONNX export"),
+                       (lambda: emit_model(m, cats), "C code")):
+        with pytest.raises(TinyKWSError, match=f"{what}.*every 2 frames"):
+            call()
+    for bad in (0, 9, True, 1.5):
+        with pytest.raises(TinyKWSError, match="frame_stride"):
+            ModelConfig(frame_stride=bad)
+    assert ModelConfig.from_dict({"hidden_size": 4}).frame_stride == 1  # checkpoints from before

@@ -56,6 +56,10 @@ class ModelConfig:
     """fraction of W's entries kept by hard thresholding (EdgeML's sW); 1 = dense"""
     u_sparsity: float = 1.0
     """fraction of U's entries kept by hard thresholding (EdgeML's sU); 1 = dense"""
+    frame_stride: int = 1
+    """frames per recurrent step: s > 1 steps once every s frames on the s frames stacked
+    (input s * input_size). An experiment, Python only: export, the C code and int8
+    refuse it (`require_frame_stride_one`)"""
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -74,6 +78,8 @@ class ModelConfig:
                     raise TinyKWSError(f"--{name} needs a fastgrnn or fastrnn architecture")
                 if not 1 <= rank <= MAX_UNITS:
                     raise TinyKWSError(f"{name} must be in 1..{MAX_UNITS}, not {rank}")
+        if isinstance(self.frame_stride, bool) or self.frame_stride not in range(1, 9):
+            raise TinyKWSError(f"frame_stride must be a whole number in 1..8, not {self.frame_stride!r}")
         for name in ("w_sparsity", "u_sparsity"):
             s = getattr(self, name)
             if not 0.0 < s <= 1.0:
@@ -88,6 +94,13 @@ class ModelConfig:
     def from_dict(cls, d: dict[str, Any]) -> "ModelConfig":
         names = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in names})
+
+
+def require_frame_stride_one(config: ModelConfig, what: str) -> None:
+    """Refuse a frame-stride model where only one step a frame is built (`what`)."""
+    if config.frame_stride != 1:
+        raise TinyKWSError(f"{what} needs a model that steps every frame; this one steps every "
+                           f"{config.frame_stride} frames (frame_stride, a Python-only experiment)")
 
 
 MAX_UNITS = 65536  # sizes of a model (units, ranks, inputs, classes): far above any M4 model

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from tinykws.config import require_frame_stride_one
 from tinykws.errors import TinyKWSError
 from tinykws.models import KWSModel
 from tinykws.checkpoint import load_model
@@ -62,6 +63,7 @@ def export_model(model: KWSModel, out_dir: Path | str, frames: int = 98) -> dict
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.cpu().eval()
     cfg = model.config
+    require_frame_stride_one(model.config, "ONNX export")
     L, H, F = cfg.num_layers, cfg.hidden_size, cfg.input_size
     clip_path, step_path = out_dir / "model.onnx", out_dir / "model_step.onnx"
     with torch.no_grad(), warnings.catch_warnings():

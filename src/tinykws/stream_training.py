@@ -60,6 +60,7 @@ from tinykws.stream_state import bound_state
 from tinykws.stream_workers import Group, check_workers, join, rank_seeds, share, split_count, worker_env, workers
 from tinykws.train import class_weights, pipeline_recipe
 from tinykws.tuning import torch_threads, tune_for_training
+from tinykws.weight_average import WeightAverage
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,8 @@ class StreamTrainConfig:
     # at rejecting near misses from a zero state. Off: 0.5 cost clip recall (0.855 -> 0.724)
     # and stream recall on the embedded default (docs/benchmarks.md, Issue 19, ninth round)
     clip_negative_share: float = 0.0
+    # an exponential moving average of the weights (`WeightAverage`) is the saved model; 0: off
+    ema_decay: float = 0.0
     bounded_state: bool = True  # FastGRNN: σ(nu) -> 0, so |h| <= max(|h0|, σ(zeta)) <= 1
     # hard-negative mining: every `mine_every` steps the next `mine_clips` negatives (all of
     # them when 0; in turn, so each round is as cheap as the first) are scored in a stream
@@ -151,6 +154,8 @@ class StreamTrainConfig:
             raise TinyKWSError("real_negative_share must be in [0, 1]")
         if not 0.0 <= self.clip_negative_share < 1.0:
             raise TinyKWSError(f"clip_negative_share must be in [0, 1), not {self.clip_negative_share!r}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise TinyKWSError(f"ema_decay must be in [0, 1), not {self.ema_decay!r}")
         if not 0.0 <= self.mine_top <= 1.0 or self.mine_clips < 0:
             raise TinyKWSError("mine_top must be in [0, 1] and mine_clips >= 0")
 
@@ -458,7 +463,8 @@ def _train_rank(group: Group, run: RunDir, cfg: StreamTrainConfig, pool: ClipPoo
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.learning_rate)
     fix_support(model, opt)  # a sparse clip model stays sparse: its zeros are re-zeroed every step
-    start, miner = _resume(run.stream_last, cfg, model, opt, maker)
+    ema = WeightAverage(params, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    start, miner = _resume(run.stream_last, cfg, model, opt, maker, ema)
     all_x, all_y = torch.from_numpy(pool.features), torch.from_numpy(pool.labels)
     tr_x, tr_y = all_x[:n_train], all_y[:n_train]
     n_neg_clips = round(mine.clip_batch * cfg.clip_negative_share) if len(all_y) > n_train else 0
@@ -493,6 +499,8 @@ def _train_rank(group: Group, run: RunDir, cfg: StreamTrainConfig, pool: ClipPoo
             ls, lc = group.average_grads(params, [loss_s.item(), loss_c.item()])
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
+            if ema is not None:
+                ema.update()
             rows.append({"iteration": it + 1, "stream_loss": f"{ls:.4f}", "clip_loss": f"{lc:.4f}",
                          "state_max": f"{float(state.detach().abs().max()):.3f}"
                          if isinstance(state, Tensor) else ""})
@@ -503,12 +511,14 @@ def _train_rank(group: Group, run: RunDir, cfg: StreamTrainConfig, pool: ClipPoo
                     group.check_same(params)
                 if group.leader:
                     _append_log(run.stream_log, rows)  # log first, as train.py
-                    _save_last(run, model, opt, it + 1, cfg, maker, miner)
+                    _save_last(run, model, opt, it + 1, cfg, maker, miner, ema)
                 rows = []
             bar.update(task, advance=1, description=f"stream train {it + 1} loss {ls:.3f}/{lc:.3f}{mined}")
     group.check_same(params)
     if group.leader:
         _append_log(run.stream_log, rows)
+    if ema is not None:
+        ema.copy_to_params()
     return model
 
 
@@ -523,12 +533,14 @@ def _clip_draw(gen: torch.Generator, n_train: int, n_pool: int, batch: int, n_ne
 
 
 def _save_last(run: RunDir, model: Any, opt: Any, iteration: int, cfg: StreamTrainConfig,
-               maker: "StreamMaker", miner: "Miner") -> None:
-    """`train/stream_last.pt`: what `_resume` needs to go on from `iteration`."""
+               maker: "StreamMaker", miner: "Miner", ema: Optional[WeightAverage] = None) -> None:
+    """`train/stream_last.pt`: what `_resume` needs to go on from `iteration` (the weights
+    there are the last step's, not their average)."""
     atomic_torch_save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
                        "iteration": iteration, "stream_config": cfg.to_dict(),
                        "negative_weights": maker.neg_weight.tolist(),
-                       "negative_scores": miner.scores.tolist(), "mine_pos": miner.pos}, run.stream_last)
+                       "negative_scores": miner.scores.tolist(), "mine_pos": miner.pos,
+                       "ema": ema.state_dict() if ema is not None else None}, run.stream_last)
 
 
 def _clip_pool(split: Any, real_negatives: Optional[np.ndarray], extra_negatives: Optional[np.ndarray],
@@ -547,7 +559,7 @@ def _clip_pool(split: Any, real_negatives: Optional[np.ndarray], extra_negatives
 
 
 def _resume(last_path: Path, cfg: StreamTrainConfig, model: Any, opt: Any,
-            maker: "StreamMaker") -> tuple[int, "Miner"]:
+            maker: "StreamMaker", ema: Optional[WeightAverage] = None) -> tuple[int, "Miner"]:
     """(first iteration, miner): where a killed stream phase with the same config stopped
     (`train/stream_last.pt`: weights, optimizer, negative weights and mining state), else
     the start."""
@@ -562,6 +574,8 @@ def _resume(last_path: Path, cfg: StreamTrainConfig, model: Any, opt: Any,
     maker.set_negative_weights(np.asarray(ck["negative_weights"]))
     if "negative_scores" in ck:
         miner = Miner(np.asarray(ck["negative_scores"], np.float64), int(ck["mine_pos"]))
+    if ema is not None:
+        ema.load_state_dict(ck["ema"])  # the same config, so it was saved with one
     return int(ck["iteration"]), miner
 
 

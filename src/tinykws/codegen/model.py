@@ -27,6 +27,7 @@ from tinykws.codegen.cgen import c_array, c_comment, c_enum, c_ident, c_string_t
 from tinykws.codegen.featurizer import FEATURIZER_MODULE
 from tinykws.codegen.glue import common_getters, common_protos, ell_calls, header_close, header_open
 from tinykws.codegen.writers import ModelWriter, QWriter, use_sparse
+from tinykws.config import require_frame_stride_one
 from tinykws.errors import TinyKWSError
 from tinykws.quant.formats import FEATURE_FRAC_BITS
 from tinykws.quant.model import ACT_CLAMP, LOGIT_FRAC, PRE_FRAC, exp2_table, tanh_table
@@ -92,6 +93,7 @@ def emit_model(model: Any, categories: Sequence[str], module: str = MODEL_MODULE
     """
     m = c_ident(module)
     cfg = model.config
+    require_frame_stride_one(model.config, "C code")
     F, L, C = cfg.input_size, cfg.num_layers, cfg.num_classes
     if len(categories) != C:
         raise TinyKWSError(f"model has {C} classes but {len(categories)} category names were given")

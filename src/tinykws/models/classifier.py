@@ -11,7 +11,7 @@ from typing import Optional, Union
 import torch
 from torch import Tensor, nn
 
-from tinykws.config import ARCHITECTURES, ModelConfig
+from tinykws.config import ARCHITECTURES, ModelConfig, require_frame_stride_one
 from tinykws.models.fastgrnn import FastGRNNCell, FastRNNCell
 from tinykws.models.rnn import GRULayer, LSTMLayer
 
@@ -41,7 +41,7 @@ class KWSModel(nn.Module):
         self.register_buffer("mean", torch.zeros(F))  # [F]
         self.register_buffer("std", torch.ones(F))  # [F]
         self.cells = nn.ModuleList(
-            make_cell(config, F if i == 0 else H) for i in range(config.num_layers)
+            make_cell(config, F * config.frame_stride if i == 0 else H) for i in range(config.num_layers)
         )
         self.fc = nn.Linear(H, config.num_classes)
 
@@ -82,13 +82,25 @@ class KWSModel(nn.Module):
         final hidden state [B, H])."""
         if state is None:
             state = self.init_state(x.shape[0], x.device)
-        seq = ((x - self.mean) / self.std).transpose(0, 1)  # [T, B, F], time-major inside
+        seq = self._stack_frames((x - self.mean) / self.std).transpose(0, 1)  # [T/s, B, sF]
         finals = []
         for i, cell in enumerate(self.cells):
             seq, last = cell(seq, self._layer_state(state, i))
             finals.append(last)
         h_last = finals[-1][0] if self.is_lstm else finals[-1]
         return seq, self._stack_states(finals), h_last
+
+    def _stack_frames(self, x: Tensor) -> Tensor:
+        """[B, T, F] -> [B, ceil(T / s), s * F]: s consecutive frames a step, the last
+        group zero-padded (zero = the training mean after normalisation)."""
+        s = self.config.frame_stride
+        if s == 1:
+            return x
+        B, T, F = x.shape
+        pad = (-T) % s
+        if pad:
+            x = torch.cat([x, x.new_zeros(B, pad, F)], 1)
+        return x.reshape(B, (T + pad) // s, s * F)
 
     def forward(
         self, x: Tensor, state: Optional[State] = None, return_state: bool = False
@@ -99,12 +111,26 @@ class KWSModel(nn.Module):
         return (logits, new_state) if return_state else logits
 
     def forward_sequence(self, x: Tensor, state: Optional[State] = None) -> tuple[Tensor, State]:
-        """x [B, T, F] -> (logits after every step [B, T, C], final state)."""
+        """x [B, T, F] -> (logits after every frame [B, T, C], final state).
+
+        With a frame stride s a step's logits hold from its last frame until the next
+        step's; the first s - 1 frames show the incoming state's (as a device would before
+        its first step). T a multiple of s keeps the state exact across calls."""
+        s, T = self.config.frame_stride, x.shape[1]
+        if state is None:
+            state = self.init_state(x.shape[0], x.device)
         seq, new_state, _ = self._run(x, state)
-        return self.fc(seq).transpose(0, 1), new_state
+        logits = self.fc(seq).transpose(0, 1)  # [B, T/s, C]
+        if s > 1:
+            top = self._layer_state(state, self.config.num_layers - 1)
+            before = self.fc(top[0] if self.is_lstm else top)  # [B, C]
+            held = logits.repeat_interleave(s, 1)  # frame t -> step t // s
+            logits = torch.cat([before[:, None].expand(-1, s - 1, -1), held], 1)[:, :T]
+        return logits, new_state
 
     def step(self, frame: Tensor, state: State) -> tuple[Tensor, State]:
         """One frame [B, F] and state -> (logits [B, C], new state): streaming inference."""
+        require_frame_stride_one(self.config, "frame-by-frame streaming")
         h = (frame - self.mean) / self.std
         news = []
         for i, cell in enumerate(self.cells):
