@@ -45,6 +45,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from tinykws.augment import augment_batch
 from tinykws.checkpoint import load_model, load_torch
@@ -60,7 +61,6 @@ from tinykws.stream_state import bound_state
 from tinykws.stream_workers import Group, check_workers, join, rank_seeds, share, split_count, worker_env, workers
 from tinykws.train import class_weights, pipeline_recipe
 from tinykws.tuning import torch_threads, tune_for_training
-from tinykws.weight_average import WeightAverage
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,9 @@ class StreamTrainConfig:
     # at rejecting near misses from a zero state. Off: 0.5 cost clip recall (0.855 -> 0.724)
     # and stream recall on the embedded default (docs/benchmarks.md, Issue 19, ninth round)
     clip_negative_share: float = 0.0
-    # an exponential moving average of the weights (`WeightAverage`) is the saved model; 0: off
+    # the saved model is an exponential moving average of the weights at this decay (torch's
+    # `AveragedModel`; 0: off, the last step's). Off: 0.998 gave no gain on two seeds
+    # (docs/benchmarks.md, Issue 19, eleventh round)
     ema_decay: float = 0.0
     bounded_state: bool = True  # FastGRNN: σ(nu) -> 0, so |h| <= max(|h0|, σ(zeta)) <= 1
     # hard-negative mining: every `mine_every` steps the next `mine_clips` negatives (all of
@@ -463,7 +465,7 @@ def _train_rank(group: Group, run: RunDir, cfg: StreamTrainConfig, pool: ClipPoo
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=cfg.learning_rate)
     fix_support(model, opt)  # a sparse clip model stays sparse: its zeros are re-zeroed every step
-    ema = WeightAverage(params, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay > 0 else None
     start, miner = _resume(run.stream_last, cfg, model, opt, maker, ema)
     all_x, all_y = torch.from_numpy(pool.features), torch.from_numpy(pool.labels)
     tr_x, tr_y = all_x[:n_train], all_y[:n_train]
@@ -500,7 +502,7 @@ def _train_rank(group: Group, run: RunDir, cfg: StreamTrainConfig, pool: ClipPoo
             torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             if ema is not None:
-                ema.update()
+                ema.update_parameters(model)
             rows.append({"iteration": it + 1, "stream_loss": f"{ls:.4f}", "clip_loss": f"{lc:.4f}",
                          "state_max": f"{float(state.detach().abs().max()):.3f}"
                          if isinstance(state, Tensor) else ""})
@@ -518,7 +520,7 @@ def _train_rank(group: Group, run: RunDir, cfg: StreamTrainConfig, pool: ClipPoo
     if group.leader:
         _append_log(run.stream_log, rows)
     if ema is not None:
-        ema.copy_to_params()
+        model.load_state_dict(ema.module.state_dict())
     return model
 
 
@@ -533,7 +535,7 @@ def _clip_draw(gen: torch.Generator, n_train: int, n_pool: int, batch: int, n_ne
 
 
 def _save_last(run: RunDir, model: Any, opt: Any, iteration: int, cfg: StreamTrainConfig,
-               maker: "StreamMaker", miner: "Miner", ema: Optional[WeightAverage] = None) -> None:
+               maker: "StreamMaker", miner: "Miner", ema: Optional[AveragedModel] = None) -> None:
     """`train/stream_last.pt`: what `_resume` needs to go on from `iteration` (the weights
     there are the last step's, not their average)."""
     atomic_torch_save({"state_dict": model.state_dict(), "optimizer": opt.state_dict(),
@@ -559,7 +561,7 @@ def _clip_pool(split: Any, real_negatives: Optional[np.ndarray], extra_negatives
 
 
 def _resume(last_path: Path, cfg: StreamTrainConfig, model: Any, opt: Any,
-            maker: "StreamMaker", ema: Optional[WeightAverage] = None) -> tuple[int, "Miner"]:
+            maker: "StreamMaker", ema: Optional[AveragedModel] = None) -> tuple[int, "Miner"]:
     """(first iteration, miner): where a killed stream phase with the same config stopped
     (`train/stream_last.pt`: weights, optimizer, negative weights and mining state), else
     the start."""
