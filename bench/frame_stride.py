@@ -41,6 +41,8 @@ def main() -> None:
     for name in ("lists", "features"):
         if not (out.root / name).exists():
             (out.root / name).symlink_to((base.root / name).resolve())
+    # TrainConfig has no stride on purpose: `tinykws train` builds its options from its fields,
+    # and no device build takes a strided model yet. So the model config is changed here.
     plain = TrainConfig.model_config
     TrainConfig.model_config = lambda self, *args: dataclasses.replace(plain(self, *args), frame_stride=a.stride)
     t = time.time()

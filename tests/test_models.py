@@ -259,14 +259,21 @@ def test_frame_stride_steps_on_stacked_frames_and_holds_each_steps_scores(arch):
 
 
 def test_frame_stride_models_are_refused_where_one_step_a_frame_is_built(tmp_path):
+    from tinykws.checkpoint import Checkpoint, save_checkpoint
     from tinykws.codegen.model import emit_model
     from tinykws.export import export_model
+    from tinykws.features import FeatureParams
+    from tinykws.quant.calibrate import quantize_run
 
     m = build_model(ModelConfig(hidden_size=4, frame_stride=2))
     cats = [str(i) for i in range(12)]
+    (tmp_path / "run" / "train").mkdir(parents=True)
+    save_checkpoint(Checkpoint(m.config, FeatureParams(), tuple(cats), m.state_dict()),
+                    tmp_path / "run" / "train" / "best.pt")
     for call, what in ((lambda: m.step(torch.zeros(1, 32), m.init_state(1)), "frame-by-frame"),
                        (lambda: export_model(m, tmp_path), "ONNX export"),
-                       (lambda: emit_model(m, cats), "C code")):
+                       (lambda: emit_model(m, cats), "C code"),
+                       (lambda: quantize_run(tmp_path / "run"), "int8 quantization")):
         with pytest.raises(TinyKWSError, match=f"{what}.*every 2 frames"):
             call()
     for bad in (0, 9, True, 1.5):
