@@ -198,6 +198,24 @@ def test_a_done_marker_from_before_a_new_training_field_still_counts(tmp_path: P
     assert pipeline._train(cfg, run) == "trained" and len(calls) == 1
 
 
+def test_a_stream_marker_from_before_a_new_stream_field_still_counts(tmp_path: Path, monkeypatch) -> None:
+    """The same for stream_done.json: a finished stream phase from before StreamTrainConfig
+    gained a field (here `ema_decay`, at its default) is kept, not trained again for
+    minutes; another value of a field trains again."""
+    from tinykws import pipeline
+    from tinykws.stream_training import quick_stream_config
+
+    run, calls = _trained_run_with_fake_training(tmp_path, monkeypatch)
+    cfg = pipeline.PipelineConfig(out=run, quick=True)
+    old = quick_stream_config().to_dict()
+    del old["ema_decay"]
+    marker = run / "train" / "stream_done.json"
+    marker.write_text(json.dumps({"config": old, "negatives": None, "spare": None}))
+    assert pipeline._train_stream(cfg, run, False) is None and calls == []  # kept
+    marker.write_text(json.dumps({"config": {**old, "iterations": 99}, "negatives": None, "spare": None}))
+    assert pipeline._train_stream(cfg, run, False) == "streamed" and len(calls) == 1
+
+
 def test_pretrain_then_train_from_it_on_real_clips(tmp_path: Path, monkeypatch) -> None:
     """`--data`: the synthesized set is made with the run's own classes, a model is
     trained on it in RUN/pretrain, and the real training starts from that model (its
@@ -399,8 +417,8 @@ def test_the_clip_phase_takes_one_thread_beside_the_negatives_maker_and_keeps_it
     from dataclasses import replace
 
     from tinykws import pipeline
-    from tinykws.config import pipeline_recipe
-    from tinykws.pipeline import _same_training, _threads_beside
+    from tinykws.config import TrainConfig, pipeline_recipe
+    from tinykws.pipeline import _same_run, _threads_beside
 
     run, calls = _trained_run_with_fake_training(tmp_path, monkeypatch)
     cfg = pipeline.PipelineConfig(out=run, quick=True)
@@ -418,6 +436,6 @@ def test_the_clip_phase_takes_one_thread_beside_the_negatives_maker_and_keeps_it
     assert _threads_beside(Maker(False)) == 0 and _threads_beside(None) == 0
     two = pipeline_recipe(1920)
     one = replace(two, threads=1)
-    assert _same_training({"init": None, "config": one.to_dict()}, {"init": None, "config": two.to_dict()})
-    assert not _same_training({"init": None, "config": replace(one, epochs=3).to_dict()},
-                              {"init": None, "config": two.to_dict()})
+    assert _same_run({"init": None, "config": one.to_dict()}, {"init": None, "config": two.to_dict()}, TrainConfig)
+    assert not _same_run({"init": None, "config": replace(one, epochs=3).to_dict()},
+                         {"init": None, "config": two.to_dict()}, TrainConfig)

@@ -143,7 +143,7 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
     done = rd.train_done
     if rd.best.is_file():
         state = _read_marker(done)
-        if state is not None and _same_training(state, marker):
+        if _same_run(state, marker, TrainConfig):
             console.print(f"training already finished ({rd.best}); delete {done} to train again")
             return None
     resume = False
@@ -168,15 +168,15 @@ def _threads_beside(maker) -> int:
     return 1 if maker is not None and maker.is_alive() else 0
 
 
-def _same_training(state: dict[str, Any], marker: dict[str, Any]) -> bool:
-    """Did the run of done-marker `state` train what `marker` asks for? The configs are
-    compared as `TrainConfig`s, so a marker written before a field was added (and which
-    therefore trained with its default) still counts as done, instead of training again."""
-    if state.get("init") != marker["init"] or not isinstance(state.get("config"), dict):
+def _same_run(state: Optional[dict[str, Any]], marker: dict[str, Any], config: Any) -> bool:
+    """Did the run of done-marker `state` do what `marker` asks for? The configs are compared
+    as `config`s (`TrainConfig`, `StreamTrainConfig`), so a marker written before a field was
+    added (which therefore ran with its default) still counts as done, instead of running again."""
+    if state is None or any(state.get(k) != v for k, v in marker.items() if k != "config"):
         return False
     try:
-        return TrainConfig.from_dict(state["config"]) == TrainConfig.from_dict(marker["config"])
-    except (TinyKWSError, TypeError, ValueError):
+        return config.from_dict(state["config"]) == config.from_dict(marker["config"])
+    except (TinyKWSError, TypeError, ValueError, KeyError, AttributeError):
         return False
 
 
@@ -397,7 +397,7 @@ def _stream_config(cfg: PipelineConfig) -> Any:
 def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
     """The stream phase after the clip phase; a finished one is kept (`stream_done.json`:
     its config and the cache key of the negatives' features)."""
-    from tinykws.stream_training import train_stream
+    from tinykws.stream_training import StreamTrainConfig, train_stream
 
     scfg = _stream_config(cfg)
     rd = RunDir(run)
@@ -405,7 +405,7 @@ def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
     key = {"config": scfg.to_dict(), "negatives": None if not with_negatives else
            _cache_key(feats), "spare": _cache_key(spare) if with_negatives else None}
     done = rd.stream_done
-    if _read_marker(done) == key:
+    if _same_run(_read_marker(done), key, StreamTrainConfig):
         console.print(f"stream training already finished; delete {done} to train again")
         return None
     extra = read_features(feats).features if with_negatives else None  # [N, 98, 32], all _unknown_

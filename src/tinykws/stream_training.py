@@ -569,7 +569,8 @@ def _resume(last_path: Path, cfg: StreamTrainConfig, model: Any, opt: Any,
     if not last_path.is_file():
         return 0, miner
     ck = load_torch(last_path)
-    if ck.get("stream_config") != cfg.to_dict():
+    saved = ck.get("stream_config")  # compared as a config: a field added since takes its default
+    if not isinstance(saved, dict) or StreamTrainConfig.from_dict(saved) != cfg:
         return 0, miner
     model.load_state_dict(ck["state_dict"])
     opt.load_state_dict(ck["optimizer"])
