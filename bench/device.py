@@ -71,7 +71,8 @@ def synthetic_run(run: Path, args: argparse.Namespace) -> Path:
     rd.lists_json.write_text(json.dumps({"data_dir": str(DATA), "task": "google12"}))
     torch.manual_seed(0)
     cfg = ModelConfig(args.arch, 32, args.hidden, args.layers, len(CATEGORIES),
-                      wrank=args.wrank, urank=args.urank)  # fmt: skip
+                      wrank=args.wrank, urank=args.urank,
+                      frame_stride=getattr(args, "stride", 1))  # fmt: skip
     model = build_model(cfg)
     feats = np.concatenate([logmel(load_audio(DATA / p)[0], FeatureParams()) for p in test[:20]])
     model.set_normalization(torch.from_numpy(feats.mean(0)), torch.from_numpy(feats.std(0)))

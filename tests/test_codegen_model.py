@@ -85,7 +85,7 @@ def _c_scores(lib, frames: np.ndarray, n_classes: int) -> np.ndarray:
 
 def _torch_step_scores(model, frames: np.ndarray) -> np.ndarray:
     x = torch.from_numpy(np.ascontiguousarray(frames, dtype=np.float32))[:, None, :]  # [T, 1, F]
-    state = model.init_state(1)
+    state = model.init_stream_state(1)
     out = []
     with torch.no_grad():
         for t in range(len(x)):
@@ -108,6 +108,11 @@ CONFIGS = {
                              urank=7, w_sparsity=0.15, u_sparsity=0.5),
     "gru-2x20": dict(architecture="gru", hidden_size=20, num_layers=2),
     "lstm-1x18": dict(architecture="lstm", hidden_size=18, num_layers=1),
+    # a step every 2 or 3 frames, on the frames gathered (ModelConfig.frame_stride)
+    "fastgrnn-2x32-stride2": dict(architecture="fastgrnn", hidden_size=32, num_layers=2, frame_stride=2),
+    "fastrnn-1x16-wrank-stride3": dict(architecture="fastrnn", hidden_size=16, num_layers=1,
+                                       wrank=10, frame_stride=3),
+    "lstm-1x18-stride3": dict(architecture="lstm", hidden_size=18, num_layers=1, frame_stride=3),
 }
 
 

@@ -258,24 +258,40 @@ def test_frame_stride_steps_on_stacked_frames_and_holds_each_steps_scores(arch):
         assert torch.allclose(odd[:, :6], per_frame[:, :6], atol=1e-6)
 
 
-def test_frame_stride_models_are_refused_where_one_step_a_frame_is_built(tmp_path):
-    from tinykws.checkpoint import Checkpoint, save_checkpoint
-    from tinykws.codegen.model import emit_model
-    from tinykws.export import export_model
-    from tinykws.features import FeatureParams
-    from tinykws.quant.calibrate import quantize_run
+@pytest.mark.parametrize("arch", ["fastgrnn", "lstm"])
+@pytest.mark.parametrize("stride", [2, 3])
+def test_frame_stride_step_is_forward_sequence_frame_by_frame(arch, stride):
+    """`step` on one frame at a time gives `forward_sequence`'s scores and state, also with
+    rows at different phases (a row restarted mid-group, as window mode restarts states)."""
+    from tinykws.detect import _where_rows
 
-    m = build_model(ModelConfig(hidden_size=4, frame_stride=2))
-    cats = [str(i) for i in range(12)]
-    (tmp_path / "run" / "train").mkdir(parents=True)
-    save_checkpoint(Checkpoint(m.config, FeatureParams(), tuple(cats), m.state_dict()),
-                    tmp_path / "run" / "train" / "best.pt")
-    for call, what in ((lambda: m.step(torch.zeros(1, 32), m.init_state(1)), "frame-by-frame"),
-                       (lambda: export_model(m, tmp_path), "ONNX export"),
-                       (lambda: emit_model(m, cats), "C code"),
-                       (lambda: quantize_run(tmp_path / "run"), "int8 quantization")):
-        with pytest.raises(TinyKWSError, match=f"{what}.*every 2 frames"):
-            call()
+    torch.manual_seed(1)
+    m = build_model(ModelConfig(architecture=arch, hidden_size=8, frame_stride=stride)).eval()
+    m.set_normalization(torch.randn(32), torch.rand(32) + 0.5)
+    x = torch.randn(2, 4 * stride, 32)  # [batch, time, feature]
+    with torch.no_grad():
+        ref, last = m.forward_sequence(x)
+        st, out = m.init_stream_state(2), []
+        for t in range(x.shape[1]):
+            logits, st = m.step(x[:, t], st)
+            out.append(logits)
+        assert torch.allclose(torch.stack(out, 1), ref, atol=1e-6)
+        for a, b in zip(st.rnn if arch == "lstm" else (st.rnn,), last if arch == "lstm" else (last,)):
+            assert torch.allclose(a, b, atol=1e-6)
+        assert st.phase.flatten().tolist() == [0.0, 0.0]
+        # row 1 restarts one frame later than row 0: its scores are its own sequence's
+        st = m.init_stream_state(2)
+        _, st = m.step(x[:, 0], st)
+        st = _where_rows(torch.tensor([False, True]), m.init_stream_state(2), st)
+        late = []
+        for t in range(1, x.shape[1]):
+            logits, st = m.step(x[:, t], st)
+            late.append(logits[1])
+        alone, _ = m.forward_sequence(x[1:, 1:])
+        assert torch.allclose(torch.stack(late), alone[0], atol=1e-6)
+
+
+def test_frame_stride_config_is_checked():
     for bad in (0, 9, True, 1.5):
         with pytest.raises(TinyKWSError, match="frame_stride"):
             ModelConfig(frame_stride=bad)

@@ -203,11 +203,10 @@ def test_a_stream_marker_from_before_a_new_stream_field_still_counts(tmp_path: P
     gained a field (here `ema_decay`, at its default) is kept, not trained again for
     minutes; another value of a field trains again."""
     from tinykws import pipeline
-    from tinykws.stream_training import quick_stream_config
 
     run, calls = _trained_run_with_fake_training(tmp_path, monkeypatch)
     cfg = pipeline.PipelineConfig(out=run, quick=True)
-    old = quick_stream_config().to_dict()
+    old = pipeline._stream_config(cfg).to_dict()
     del old["ema_decay"]
     marker = run / "train" / "stream_done.json"
     marker.write_text(json.dumps({"config": old, "negatives": None, "spare": None}))
@@ -397,13 +396,15 @@ def test_stream_steps_reach_the_stream_phase_and_a_change_trains_again(tmp_path:
     assert calls[-1][2].iterations == 7
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, quick=True, stream_steps=7), run, False) is None
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, quick=True), run, False) == "streamed"
-    assert calls[-1][2].iterations == quick_stream_config().iterations
+    assert calls[-1][2].iterations == 2 * quick_stream_config().iterations  # frame stride 2
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run), run, False) == "streamed"
-    assert calls[-1][2].iterations == StreamTrainConfig().iterations == 1500
+    assert calls[-1][2].iterations == 2 * StreamTrainConfig().iterations == 3000
     assert calls[-1][2].workers == 2
+    assert pipeline._train_stream(pipeline.PipelineConfig(out=run, preset="tiny"), run, False) == "streamed"
+    assert calls[-1][2].iterations == 1500  # the tiny preset steps every frame
     # --stream-workers reaches the config, and a finished phase with another count trains again
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, stream_workers=4), run, False) == "streamed"
-    assert calls[-1][2].workers == 4 and calls[-1][2].iterations == 1500
+    assert calls[-1][2].workers == 4 and calls[-1][2].iterations == 3000
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, stream_workers=4), run, False) is None
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, quick=True), run, False) == "streamed"
     assert calls[-1][2].workers == 1  # --quick: one process (CI smoke runs, tests beside each other)

@@ -259,6 +259,10 @@ CONFIGS = {
     "fastgrnn-2x40-lsq": dict(architecture="fastgrnn", hidden_size=40, num_layers=2, wrank=10,
                               urank=7, w_sparsity=0.2, u_sparsity=0.6),
     "fastrnn-1x18-lowrank-u": dict(architecture="fastrnn", hidden_size=18, num_layers=1, urank=4),
+    # a step every 2 or 3 frames, on the frames gathered (ModelConfig.frame_stride)
+    "fastgrnn-2x32-stride2": dict(architecture="fastgrnn", hidden_size=32, num_layers=2, frame_stride=2),
+    "fastgrnn-1x21-lowrank-stride3": dict(architecture="fastgrnn", hidden_size=21, num_layers=1,
+                                          wrank=6, urank=5, frame_stride=3),
 }
 
 

@@ -285,7 +285,8 @@ def test_pipeline_presets():
     full, tiny = pipeline_recipe(2176, preset="full"), pipeline_recipe(2176, preset="tiny")
     assert full == pipeline_recipe(2176) and full.hidden_units == 128 and full.wrank is None
     assert tiny.hidden_units < full.hidden_units and tiny.urank and tiny.epochs == 2 * full.epochs
-    assert replace(tiny, hidden_units=128, wrank=None, urank=None, epochs=full.epochs) == full
+    assert full.frame_stride == 2 and tiny.frame_stride == 1  # stride 2 measured on the full model only
+    assert replace(tiny, hidden_units=128, wrank=None, urank=None, epochs=full.epochs, frame_stride=2) == full
     assert pipeline_recipe(2000, quick=True, preset="tiny").urank is not None
     with pytest.raises(TinyKWSError, match="unknown preset"):
         pipeline_recipe(2176, preset="huge")

@@ -157,6 +157,7 @@ TRAIN_OPTIONS: dict[str, tuple[tuple[str, ...], str]] = {
     "urank": ((), "Rank of U (FastGRNN/FastRNN); default full."),
     "w_sparsity": ((), "Fraction of W kept by hard thresholding."),
     "u_sparsity": ((), "Fraction of U kept by hard thresholding."),
+    "frame_stride": ((), "Frames per recurrent step, stacked (1 = every frame, as the seed)."),
     "normalize": (("--normalize/--no-normalize",), "Training mean/std in the model."),
     "rolling": ((), "Seed's rolling training for streaming (state carried across clips)."),
     "max_rolling_length": ((), "Epochs of rolling warm-up at most (seed's meaning)."),
@@ -546,7 +547,8 @@ def pipeline(
         None, help="Non-keyword utterances to synthesize (default 20000; 150 with --quick)."
     ),
     stream_steps: Optional[int] = typer.Option(
-        None, help="Stream-phase training steps of 32 streams (default 1500; 20 with --quick). More "
+        None, help="Stream-phase training steps of 32 streams (default 3000, 1500 with --preset tiny; "
+        "40 with --quick). More "
         "is slower and, measured with 16 streams a step on the embedded default, better (8000 "
         "steps against 3000: ~3x the phase's time; docs/benchmarks.md, Issue 19, sixth round)."
     ),

@@ -49,13 +49,15 @@ if TYPE_CHECKING:
 def _where_rows(mask, fresh, state):
     """`state` with the batch rows of `mask` [B] replaced by `fresh`.
 
-    Model state is `[layers, B, H]`, or a tuple of those (LSTM)."""
+    Model state is `[layers, B, H]`, a tuple of those (LSTM), or a `StrideState` of
+    tensors with the batch on dim 1."""
     import torch
 
     if isinstance(state, torch.Tensor):
         return torch.where(mask.view(1, -1, 1), fresh, state)
     if isinstance(state, (tuple, list)):
-        return type(state)(_where_rows(mask, f, s) for f, s in zip(fresh, state))
+        rows = [_where_rows(mask, f, s) for f, s in zip(fresh, state)]
+        return type(state)(*rows) if hasattr(state, "_fields") else type(state)(rows)
     raise TypeError(f"unsupported model state type {type(state).__name__}")
 
 
@@ -79,10 +81,15 @@ class FrameScorer:
         self.reset()
 
     def reset(self) -> None:
-        self.fresh = self.model.init_state(self.k)
-        self.state = self.model.init_state(self.k)
+        self.fresh = self._zero_state(self.k)
+        self.state = self._zero_state(self.k)
         # window mode: state i starts i*hop frames late (negative age = not started yet)
         self.age = -self.hop * np.arange(self.k) if self.mode == "window" else np.zeros(1, int)
+
+    def _zero_state(self, k: int):
+        """The model's fresh `step` state for k rows (a model without a frame stride may
+        offer only `init_state`)."""
+        return getattr(self.model, "init_stream_state", self.model.init_state)(k)
 
     def __call__(self, frame: np.ndarray) -> np.ndarray | None:
         torch = self.torch
@@ -97,7 +104,7 @@ class FrameScorer:
             if self.age[0] >= self.win // 2:
                 out = torch.softmax(logits[0], -1).numpy()
             if self.age[0] >= self.reset_frames:
-                self.state, self.age[:] = self.model.init_state(1), 0
+                self.state, self.age[:] = self._zero_state(1), 0
             return out
         # window: the state that has seen exactly `win` frames scores, then restarts
         done = self.age >= self.win

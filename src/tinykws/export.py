@@ -6,7 +6,9 @@ Two graphs, both with the normalisation inside and softmax class scores out:
   the recurrence is unrolled over the T steps;
 - `model_step.onnx`: inputs `frame` [B, F] and `state` [L, B, H] (LSTM also
   `cell_state` [L, B, H]) -> `scores` [B, C], `state_out` (and `cell_state_out`): one
-  streaming step, the state fed back by the caller (zeros to start).
+  streaming frame, the state fed back by the caller (zeros to start). A model with frame
+  stride s > 1 also takes and returns `pending` [s - 1, B, F] (the last frames) and
+  `phase` [1, B, 1] (frames since its last step): `KWSModel.step`.
 
 FastGRNN/FastRNN become MatMul/Add/Sigmoid/Tanh/Mul nodes; GRU/LSTM the standard ONNX
 GRU/LSTM operators.  The seed exported a custom `FastGRNN` op only ELL could read.
@@ -20,9 +22,9 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from tinykws.config import require_frame_stride_one
 from tinykws.errors import TinyKWSError
 from tinykws.models import KWSModel
+from tinykws.models.classifier import StrideState
 from tinykws.checkpoint import load_model
 from tinykws.run import RunDir
 
@@ -42,19 +44,30 @@ class ClipScores(nn.Module):
 
 
 class StepScores(nn.Module):
-    """frame [B, F], state [L, B, H] (+ cell_state for LSTM) -> scores, new state(s)."""
+    """frame [B, F], state [L, B, H] (+ cell_state for LSTM; + pending, phase for a frame
+    stride s > 1) -> scores, the new state tensors in the same order."""
 
     def __init__(self, model: KWSModel) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, frame: Tensor, state: Tensor, cell_state: Tensor | None = None):
-        st = (state, cell_state) if self.model.is_lstm else state
+    def forward(self, frame: Tensor, *state: Tensor):
+        lstm = self.model.is_lstm
+        rnn = (state[0], state[1]) if lstm else state[0]
+        rest = state[2 if lstm else 1:]
+        st = StrideState(rnn, *rest) if rest else rnn
         logits, new = self.model.step(frame, st)
-        scores = torch.softmax(logits, dim=-1)
-        if self.model.is_lstm:
-            return scores, new[0], new[1]
-        return scores, new
+        if rest:
+            rnn, rest = new.rnn, (new.pending, new.phase)
+        else:
+            rnn = new
+        return (torch.softmax(logits, dim=-1), *(rnn if lstm else (rnn,)), *rest)
+
+
+def step_state_names(model: KWSModel) -> list[str]:
+    """The state inputs of model_step.onnx, in order (each has an output named +"_out")."""
+    names = ["state", "cell_state"] if model.is_lstm else ["state"]
+    return names + (["pending", "phase"] if model.config.frame_stride > 1 else [])
 
 
 def export_model(model: KWSModel, out_dir: Path | str, frames: int = 98) -> dict[str, Path]:
@@ -63,8 +76,7 @@ def export_model(model: KWSModel, out_dir: Path | str, frames: int = 98) -> dict
     out_dir.mkdir(parents=True, exist_ok=True)
     model = model.cpu().eval()
     cfg = model.config
-    require_frame_stride_one(model.config, "ONNX export")
-    L, H, F = cfg.num_layers, cfg.hidden_size, cfg.input_size
+    L, H, F, S = cfg.num_layers, cfg.hidden_size, cfg.input_size, cfg.frame_stride
     clip_path, step_path = out_dir / "model.onnx", out_dir / "model_step.onnx"
     with torch.no_grad(), warnings.catch_warnings():
         # GRU/LSTM: torch warns about batch sizes unless h0 is an input; ours is (zeros
@@ -79,8 +91,9 @@ def export_model(model: KWSModel, out_dir: Path | str, frames: int = 98) -> dict
             dynamic_axes={"features": {0: "batch"}, "scores": {0: "batch"}},
             opset_version=OPSET, dynamo=False,
         )
-        state_names = ["state", "cell_state"] if model.is_lstm else ["state"]
-        args = (torch.zeros(1, F),) + tuple(torch.zeros(L, 1, H) for _ in state_names)
+        state_names = step_state_names(model)
+        shapes = {"state": (L, 1, H), "cell_state": (L, 1, H), "pending": (S - 1, 1, F), "phase": (1, 1, 1)}
+        args = (torch.zeros(1, F),) + tuple(torch.zeros(shapes[n]) for n in state_names)
         outs = ["scores"] + [n + "_out" for n in state_names]
         dyn = {"frame": {0: "batch"}, "scores": {0: "batch"}}
         dyn.update({n: {1: "batch"} for n in state_names + [n + "_out" for n in state_names]})

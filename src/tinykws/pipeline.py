@@ -83,10 +83,8 @@ class PipelineConfig:
     # parameters (`data.negatives.cached_negatives_dir`), shared by runs.
     negatives: Optional[Path] = None
     negative_utterances: Optional[int] = None  # None: NEGATIVE_UTTERANCES (quick: 150)
-    # Stream-phase steps; None: StreamTrainConfig's 1500 of 32 streams (quick:
-    # quick_stream_config's). More steps is the largest accuracy lever measured on the
-    # embedded default (8000 of 16 against 3000 of 16: 8 -> 16 % of keywords where both
-    # streams have <= 1 and <= 2 false alarms an hour) at ~3x the phase's time
+    # Stream-phase steps; None: StreamTrainConfig's 1500 of 32 streams times the recipe's frame
+    # stride (quick: quick_stream_config's). More steps is the largest accuracy lever measured
     # (docs/benchmarks.md, "Issue 19, sixth round")
     stream_steps: Optional[int] = None
     # Processes sharing the stream phase's steps, one a core (`tinykws.stream_workers`);
@@ -386,9 +384,12 @@ def _stream_config(cfg: PipelineConfig) -> Any:
     from tinykws.stream_training import StreamTrainConfig, quick_stream_config
     from tinykws.stream_workers import split_count
 
+    from tinykws.train import pipeline_recipe
+
     scfg = quick_stream_config() if cfg.quick else StreamTrainConfig()
-    scfg = dataclasses.replace(scfg, seed=cfg.seed, iterations=cfg.stream_steps or scfg.iterations,
-                               workers=cfg.stream_workers or scfg.workers)
+    stride = pipeline_recipe(0, quick=cfg.quick, preset=cfg.preset).frame_stride  # s x the steps, ~same time
+    scfg = dataclasses.replace(scfg, seed=cfg.seed, workers=cfg.stream_workers or scfg.workers,
+                               iterations=cfg.stream_steps or scfg.iterations * stride)
     for total, what in ((scfg.batch, "a step's streams"), (scfg.clip_batch, "a step's clips")):
         split_count(total, scfg.workers, what)
     return scfg
@@ -534,7 +535,7 @@ def _after_lists(cfg: PipelineConfig, run: Path, data: Path, t: "StageTimer", ma
             else f"{_rows(rd.negative_features)} training utterances",
         )
         t.run("train streaming", lambda: _train_stream(cfg, run, negatives_dir is not None),
-              lambda r: "kept the finished run" if r is None else "one state, one step a frame")
+              lambda r: "kept the finished run" if r is None else "one never-reset state")
     # the detector threshold for <= 1 false alarm an hour on validation speakers and <= 2 on
     # an hour of validation negatives (detector.json, read by detect, the report and the
     # generated C detector)

@@ -201,7 +201,8 @@ def model_line(run_dir: Path) -> str:
     lsq += [f"{n} {s:.0%} nonzero" for n, s in (("W", mc.w_sparsity), ("U", mc.u_sparsity)) if s < 1]
     return (f"Model (`{run.checkpoint().relative_to(run.root)}`): {mc.architecture}, "
             f"{mc.num_layers} x {mc.hidden_size} units, {mc.input_size} inputs, "
-            f"{len(ck.categories)} classes, {params:,} parameters"
+            + (f"a step every {mc.frame_stride} frames on them stacked, " if mc.frame_stride > 1 else "")
+            + f"{len(ck.categories)} classes, {params:,} parameters"
             + (f" ({', '.join(lsq)})" if lsq else "") + ".\n\n")
 
 
@@ -298,7 +299,7 @@ def section_stream(run_dir: Path) -> str:
     out += _efficiency(st)
     if st.clip_model is not None:
         cb = st.clip_model.best_at_1_fa_per_hour
-        out += ("Before stream training, the clip model (`window` mode, 10 model steps a frame) "
+        out += ("Before stream training, the clip model (`window` mode, 10 staggered states) "
                 + (f"caught {cb.recall:.1%} at ≤ 1 false alarm per hour (threshold "
                    f"{cb.threshold:.4f})" if cb else "never stayed at ≤ 1 false alarm per hour")
                 + "; both curves are in the DET plot.\n")

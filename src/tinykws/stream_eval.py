@@ -387,7 +387,7 @@ def stream_metrics(
         res["clip_model"] = {k: before[k] for k in ("mode", "best_at_1_fa_per_hour", "curve")}
         if neg is not None:
             res["clip_model"]["negatives"] = _negative_fa(before_det, neg)
-        curves["before stream training: clip model, window (10 steps a frame)"] = [
+        curves["before stream training: clip model, window (10 staggered states)"] = [
             StreamScore(**s) for s in before["curve"]]
     rd = RunDir(run_dir)
     rd.eval.mkdir(parents=True, exist_ok=True)

@@ -27,7 +27,6 @@ from tinykws.codegen.cgen import c_array, c_comment, c_enum, c_ident, c_string_t
 from tinykws.codegen.featurizer import FEATURIZER_MODULE
 from tinykws.codegen.glue import common_getters, common_protos, ell_calls, header_close, header_open
 from tinykws.codegen.writers import ModelWriter, QWriter, use_sparse
-from tinykws.config import require_frame_stride_one
 from tinykws.errors import TinyKWSError
 from tinykws.quant.formats import FEATURE_FRAC_BITS
 from tinykws.quant.model import ACT_CLAMP, LOGIT_FRAC, PRE_FRAC, exp2_table, tanh_table
@@ -93,8 +92,7 @@ def emit_model(model: Any, categories: Sequence[str], module: str = MODEL_MODULE
     """
     m = c_ident(module)
     cfg = model.config
-    require_frame_stride_one(model.config, "C code")
-    F, L, C = cfg.input_size, cfg.num_layers, cfg.num_classes
+    F, L, C, S = cfg.input_size, cfg.num_layers, cfg.num_classes, cfg.frame_stride
     if len(categories) != C:
         raise TinyKWSError(f"model has {C} classes but {len(categories)} category names were given")
     emit_cell = CELL_EMITTERS.get(cfg.architecture)
@@ -103,14 +101,15 @@ def emit_model(model: Any, categories: Sequence[str], module: str = MODEL_MODULE
     w = ModelWriter(m)
     mean = w.vector("mean", model.mean, pad=False)
     std = w.vector("std", model.std, pad=False)
-    x = w.scratch_buffer("x", max(F, 4))
+    # frame stride S > 1: the S frames of a step gather in the state (padding stays 0)
+    x = w.scratch_buffer("x", max(F, 4)) if S == 1 else w.state_buffer("x", S * F)
     inp = x
     for i, cell in enumerate(model.cells):
         inp = emit_cell(cell, w, i, inp)
     fc = w.matrix("fc", model.fc.weight)
     fcb = w.vector("fc_bias", model.fc.bias)
     scores = w.scratch_buffer("scores", fc.rows_p)
-    x_pad = w.scratch["x"] - F  # matvec reads padded columns: keep them zero
+    x_pad = w.scratch.get("x", F) - F  # matvec reads padded columns: keep them zero
     zero_pad = (f"    for (i = {F}; i < {w.scratch['x']}; ++i) {{\n        {x}[i] = 0.0f;\n    }}\n"
                 if x_pad else "")
     meta = {
@@ -120,6 +119,7 @@ def emit_model(model: Any, categories: Sequence[str], module: str = MODEL_MODULE
         **(extra_meta or {}),
     }
     h = _float_header(m, cfg, categories, w.state)
+    top = inp  # the last layer's state: the classifier reads it every frame
     sparse_define = ("#define TKWS_SPARSE_ROWS 1  /* some matrices are sparse rows */\n"
                      if any("tkws_sparse_rows" in d for d in w.defs) else "")
     steps = "\n".join(f"    {s}" for s in w.steps)
@@ -141,7 +141,11 @@ def emit_model(model: Any, categories: Sequence[str], module: str = MODEL_MODULE
     work = "\n".join(f"        float {k}[{n}];" for k, n in w.scratch.items())
     init = "\n".join(
         f"    for (i = 0; i < {n}; ++i) {{\n        state->{k}[i] = 0.0f;\n    }}"
-        for k, n in w.state.items())
+        for k, n in w.state.items()) + ("\n    state->phase = 0;" if S > 1 else "")
+    normalize = f"tkws_normalize(input, {mean}, {std}, {x}, {F});"
+    if S > 1:  # gather the frame; the layers step on the S-th (as KWSModel.step)
+        normalize = f"tkws_normalize(input, {mean}, {std}, {x} + state->phase * {F}, {F});"
+        steps = _every_stride(S, steps)
     c += f"""
 void {m}_Init({m}_state *state)
 {{
@@ -155,9 +159,9 @@ void {m}_Step({m}_state *state, const float *input, float *output)
 {work}
     }} work;
     int32_t i;
-{zero_pad}    tkws_normalize(input, {mean}, {std}, {x}, {F});
+{zero_pad}    {normalize}
 {steps}
-    tkws_matvec(&{fc.name}, {inp}, {fcb}, {scores});
+    tkws_matvec(&{fc.name}, {top}, {fcb}, {scores});
     tkws_softmax({scores}, {C});
     for (i = 0; i < {C}; ++i) {{
         output[i] = {scores}[i];
@@ -168,10 +172,34 @@ void {m}_Step({m}_state *state, const float *input, float *output)
     return {"model.h": h, "model.c": c}
 
 
+def _every_stride(stride: int, steps: str) -> str:
+    """The layers' statements `steps`, run on the frame that completes a group of `stride`
+    (state->phase counts the frames since the last step)."""
+    inner = "\n".join("    " + line if line else line for line in steps.split("\n"))
+    return f"""\
+    if (state->phase < {stride - 1}) {{  /* frame stride {stride}: gather the frame, keep the state */
+        state->phase += 1;
+    }} else {{
+        state->phase = 0;
+{inner}
+    }}"""
+
+
+def _stride_note(stride: int) -> str:
+    """The step prototypes' comment on a frame stride."""
+    if stride == 1:
+        return ""
+    return (f"\n * The layers step on every {stride}th frame, on the {stride} frames gathered; every frame's"
+            "\n * probabilities are the classifier's on the current state.")
+
+
 def _float_header(m: str, cfg: Any, categories: Sequence[str], state: dict[str, int]) -> str:
     """model.h of the float model: sizes, the class enum and names, the state type, ELL's API."""
     F, H, L, C = cfg.input_size, cfg.hidden_size, cfg.num_layers, cfg.num_classes
     members = "\n".join(f"    float {k}[{n}];" for k, n in state.items())
+    if cfg.frame_stride > 1:
+        members += (f"\n    int32_t phase;  /* frames gathered in x since the last step, "
+                    f"0 .. {cfg.frame_stride - 1} */")
     block = f"""\
 /* The recurrent state of one audio stream. Keep one per stream; all zeros (static storage,
  * or {m}_Init) is the start of a stream. */
@@ -181,7 +209,7 @@ typedef struct {{
 
 /* Start a stream: zero `state`. */
 void {m}_Init({m}_state *state);
-/* One frame of {F} features in, {C} class probabilities out; advances `state`. */
+/* One frame of {F} features in, {C} class probabilities out; advances `state`.{_stride_note(cfg.frame_stride)} */
 void {m}_Step({m}_state *state, const float *input, float *output);
 """
     ell = f"""\
@@ -241,7 +269,7 @@ class _IntLayers:
 
     def __init__(self, im: Any, w: QWriter, m: str) -> None:
         self.im, self.w, self.m = im, w, m
-        f_p = max(4, -(-im.input_size // 4) * 4)
+        f_p = max(4, -(-im.input_size * im.frame_stride // 4) * 4)
         self.members = [f"    int16_t x[{f_p}];  /* this step's Q7.8 features (padding stays 0) */"]
         self.zero = [f"    for (i = 0; i < {f_p}; ++i) {{\n        state->x[i] = 0;\n    }}"]
         self.steps: list[str] = []
@@ -326,9 +354,13 @@ def emit_int_model(im: Any, module: str = MODEL_MODULE,
     fm = w.ints("fc_mult", im.fc_mult, f"classifier row scales * 2^{LOGIT_FRAC - im.layers[-1].h_frac + im.fc_shift}")
     fb = w.ints("fc_bias", im.fc_bias, f"classifier bias, Q.{LOGIT_FRAC}")
     # the int32 scratch first: it keeps the int16 vectors 4-byte aligned for ldrd (tkws_qrnn.c)
+    S = im.frame_stride
     members = [f"    int32_t acc_w[{layers.acc_rows}];  /* scratch: W x */",
                f"    int32_t acc_u[{layers.acc_rows}];  /* scratch: U h */",
                f"    int32_t logits[{-(-C // 4) * 4}];  /* scratch: Q.{LOGIT_FRAC} */", *layers.members]
+    if S > 1:
+        members.insert(3, f"    int32_t phase;  /* frames gathered in x since the last step, 0 .. {S - 1} */")
+        layers.zero.append("    state->phase = 0;")
     if layers.inner:
         members.insert(3, f"    int16_t t[{layers.inner}];  /* scratch: low-rank inner vector */")
     meta = {
@@ -339,16 +371,17 @@ def emit_int_model(im: Any, module: str = MODEL_MODULE,
         **(extra_meta or {}),
     }
     h = _int_header(m, im, members)
+    steps = "\n".join(layers.steps) if S == 1 else _every_stride(S, "\n".join(layers.steps))
     run = f"""
 /* The model on the Q7.8 features in state->x: probabilities Q15 into out. */
 static void {m}__run({m}_state *state, int16_t *out)
 {{
-{chr(10).join(layers.steps)}
+{steps}
     tkws_qlinear(&{fc}, {fm}, {im.fc_shift}, {fb}, {layers.inp}, state->acc_w, state->logits);
     tkws_softmax_q15(state->logits, out, {C});
 }}
 """
-    c = _int_source(m, im, "\n".join(layers.steps), w.defs) + run + _int_steps(m, F, C, layers.zero)
+    c = _int_source(m, im, "\n".join(layers.steps), w.defs) + run + _int_steps(m, F, C, layers.zero, S)
     c += _tail(m, [("PredictQ", "int16_t", "int16_t", "StepQ", False),
                    ("Predict", "float", "float", "Step", False)], F, C, 3 + len(im.layers), meta)
     return {"model.h": h, "model.c": c}
@@ -375,7 +408,7 @@ typedef struct {{
 void {m}_Init({m}_state *state);
 /* One frame of {F} float log-mel features in, {C} class probabilities out (multiples of
  * 2^-15); advances `state`. The features are rounded to Q7.8 first; the rest is integer
- * arithmetic. */
+ * arithmetic.{_stride_note(im.frame_stride)} */
 void {m}_Step({m}_state *state, const float *input, float *output);
 /* The same for int16 Q7.8 features (value * 256, {FEATURIZER_MODULE}_StepInt16's output);
  * probabilities as Q15 (32767 = 1.0). No floating point. */
@@ -421,8 +454,10 @@ def _int_source(m: str, im: Any, body: str, defs: Sequence[str]) -> str:
     return c + "\n".join(defs)
 
 
-def _int_steps(m: str, F: int, C: int, zero: Sequence[str]) -> str:
-    """The integer model's `<m>_Init`, `<m>_StepQ` and `<m>_Step` (float in and out)."""
+def _int_steps(m: str, F: int, C: int, zero: Sequence[str], stride: int = 1) -> str:
+    """The integer model's `<m>_Init`, `<m>_StepQ` and `<m>_Step` (float in and out);
+    frame stride > 1: the frame goes to its place in the group (state->phase)."""
+    x = "state->x[i]" if stride == 1 else f"state->x[state->phase * {F} + i]"
     return f"""
 void {m}_Init({m}_state *state)
 {{
@@ -434,7 +469,7 @@ void {m}_StepQ({m}_state *state, const int16_t *input, int16_t *output)
 {{
     int32_t i;
     for (i = 0; i < {F}; ++i) {{
-        state->x[i] = input[i];
+        {x} = input[i];
     }}
     {m}__run(state, output);
 }}
@@ -444,7 +479,7 @@ void {m}_Step({m}_state *state, const float *input, float *output)
     int16_t p[{C}];
     int32_t i;
     for (i = 0; i < {F}; ++i) {{
-        state->x[i] = tkws_q78_from_float(input[i]);
+        {x} = tkws_q78_from_float(input[i]);
     }}
     {m}__run(state, p);
     for (i = 0; i < {C}; ++i) {{

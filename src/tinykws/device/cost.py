@@ -36,12 +36,13 @@ def model_macs(config: Any) -> dict[str, int]:
     Matrix-vector products count rows x columns (low rank: both factors), gate arithmetic
     counts the element-wise products (3H for FastGRNN/GRU/LSTM, 2H for FastRNN), plus the
     input normalisation (F), the classifier (H x C) and the softmax (C). Nonlinearities
-    (sigmoid, tanh, exp) are not MACs and are left out.
+    (sigmoid, tanh, exp) are not MACs and are left out. A frame stride s steps on s frames
+    stacked (layer 0 takes s F inputs) once every s frames: this is that frame's cost.
     """
     F, H, C = config.input_size, config.hidden_size, config.num_classes
     macs = {"normalize": F}
     for i in range(config.num_layers):
-        n_in = F if i == 0 else H
+        n_in = F * config.frame_stride if i == 0 else H
         arch = config.architecture
         if arch in ("fastgrnn", "fastrnn"):
             w = n_in * H if config.wrank is None else config.wrank * (n_in + H)

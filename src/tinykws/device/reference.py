@@ -54,14 +54,13 @@ def onnx_reference(run_dir: Path | str):
     if not path.is_file():
         raise DeviceError(f"{path} not found: run `tinykws export RUN_DIR` first")
     sess = onnx_session(path)
-    cfg = ck.model_config
     state_names = [i.name for i in sess.get_inputs() if i.name != "frame"]
 
     def reference(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         feats = np.stack([frames_from_stream(a, fp) for a in audio])  # [N, T, F]
         n = len(feats)
-        states = {k: np.zeros((cfg.num_layers, n, cfg.hidden_size), np.float32)
-                  for k in state_names}  # fmt: skip
+        states = {i.name: np.zeros([n if d == "batch" else d for d in i.shape], np.float32)
+                  for i in sess.get_inputs() if i.name != "frame"}  # [L, n, H], [s-1, n, F], ...
         scores = []
         for t in range(feats.shape[1]):
             out = sess.run(None, {"frame": feats[:, t], **states})

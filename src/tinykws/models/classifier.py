@@ -6,17 +6,32 @@ resume rebuild the model without guessing (`tinykws.checkpoint.load_checkpoint`)
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import NamedTuple, Optional, Union
 
 import torch
 from torch import Tensor, nn
 
-from tinykws.config import ARCHITECTURES, ModelConfig, require_frame_stride_one
+from tinykws.config import ARCHITECTURES, ModelConfig
 from tinykws.models.fastgrnn import FastGRNNCell, FastRNNCell
 from tinykws.models.rnn import GRULayer, LSTMLayer
 
 # A model's recurrent state: [L, B, H] (fastgrnn, fastrnn, gru) or (h, c) each [L, B, H] (lstm).
 State = Union[Tensor, tuple[Tensor, Tensor]]
+
+
+class StrideState(NamedTuple):
+    """The per-frame streaming state of a model with frame stride s > 1 (`KWSModel.step`).
+
+    Every tensor has the batch on dim 1, as the recurrent state does, so a batch row is
+    replaced the same way (`tinykws.detect._where_rows`).
+    """
+
+    rnn: State  # the recurrent state, [L, B, H] (LSTM: h, c)
+    pending: Tensor  # the last s - 1 normalised frames, oldest first [s - 1, B, F]
+    phase: Tensor  # frames since the last step, 0 .. s - 1, as float [1, B, 1]
+
+
+StreamState = Union[State, StrideState]
 
 
 def make_cell(config: ModelConfig, input_size: int) -> nn.Module:
@@ -82,7 +97,7 @@ class KWSModel(nn.Module):
         final hidden state [B, H])."""
         if state is None:
             state = self.init_state(x.shape[0], x.device)
-        seq = self._stack_frames((x - self.mean) / self.std).transpose(0, 1)  # [T/s, B, sF]
+        seq = self.stack_frames((x - self.mean) / self.std).transpose(0, 1)  # [T/s, B, sF]
         finals = []
         for i, cell in enumerate(self.cells):
             seq, last = cell(seq, self._layer_state(state, i))
@@ -90,7 +105,7 @@ class KWSModel(nn.Module):
         h_last = finals[-1][0] if self.is_lstm else finals[-1]
         return seq, self._stack_states(finals), h_last
 
-    def _stack_frames(self, x: Tensor) -> Tensor:
+    def stack_frames(self, x: Tensor) -> Tensor:
         """[B, T, F] -> [B, ceil(T / s), s * F]: s consecutive frames a step, the last
         group zero-padded (zero = the training mean after normalisation)."""
         s = self.config.frame_stride
@@ -128,16 +143,45 @@ class KWSModel(nn.Module):
             logits = torch.cat([before[:, None].expand(-1, s - 1, -1), held], 1)[:, :T]
         return logits, new_state
 
-    def step(self, frame: Tensor, state: State) -> tuple[Tensor, State]:
-        """One frame [B, F] and state -> (logits [B, C], new state): streaming inference."""
-        require_frame_stride_one(self.config, "frame-by-frame streaming")
-        h = (frame - self.mean) / self.std
+    def init_stream_state(self, batch: int, device=None) -> StreamState:
+        """The zero state of `step`: `init_state`'s, plus (frame stride s > 1) no pending
+        frames and phase 0."""
+        rnn = self.init_state(batch, device)
+        s = self.config.frame_stride
+        if s == 1:
+            return rnn
+        z = (rnn[0] if self.is_lstm else rnn).new_zeros
+        return StrideState(rnn, z(s - 1, batch, self.config.input_size), z(1, batch, 1))
+
+    def step(self, frame: Tensor, state: StreamState) -> tuple[Tensor, StreamState]:
+        """One frame [B, F] and state (`init_stream_state`) -> (logits [B, C], new state).
+
+        Frame stride s > 1: the recurrent layers step on the frame that completes a group of
+        s (phase s - 1), as `forward_sequence` does from phase 0; every frame's logits are
+        the classifier on the last layer's current state. Every row computes the step and
+        keeps it only where due: one graph for any mix of phases (ONNX, staggered windows)."""
+        x = (frame - self.mean) / self.std
+        s = self.config.frame_stride
+        if s == 1:
+            return self._layers_step(x, state)
+        rnn, pending, phase = state
+        stacked = torch.cat([*pending.unbind(0), x], -1)  # [B, s * F], oldest frame first
+        _, stepped = self._layers_step(stacked, rnn)
+        due = phase >= s - 1  # [1, B, 1]
+        rnn = (tuple(torch.where(due, n, o) for n, o in zip(stepped, rnn)) if self.is_lstm
+               else torch.where(due, stepped, rnn))
+        new = StrideState(rnn, torch.cat([pending[1:], x[None]], 0), torch.where(due, 0.0, phase + 1.0))
+        top = rnn[0][-1] if self.is_lstm else rnn[-1]
+        return self.fc(top), new
+
+    def _layers_step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
+        """One recurrent step on a normalised input [B, in] -> (logits [B, C], new state)."""
         news = []
         for i, cell in enumerate(self.cells):
-            s = cell.step(h, self._layer_state(state, i))
-            news.append(s)
-            h = s[0] if self.is_lstm else s
-        return self.fc(h), self._stack_states(news)
+            st = cell.step(x, self._layer_state(state, i))
+            news.append(st)
+            x = st[0] if self.is_lstm else st
+        return self.fc(x), self._stack_states(news)
 
 
 def build_model(config: ModelConfig) -> KWSModel:

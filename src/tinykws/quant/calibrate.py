@@ -19,7 +19,6 @@ from typing import Any, Optional
 
 import numpy as np
 
-from tinykws.config import require_frame_stride_one
 from tinykws.errors import TinyKWSError
 from tinykws.quant.measure import (  # noqa: F401 (the measures, re-exported)
     CALIB_CLIPS, Agreement, calibration_set, compare, float_scores, hidden_ranges, int_scores,
@@ -54,7 +53,6 @@ def quantize_run(run_dir: Path | str, qat_epochs: int = 0, per_row: bool = True,
     ckpt = Path(checkpoint) if checkpoint else RunDir(run_dir).checkpoint()
     model, meta = load_model(ckpt)
     categories = list(meta.categories)
-    require_frame_stride_one(model.config, "int8 quantization")
     feats = RunDir(run_dir).features
     tr_x, tr_y = _load(split_file(feats, "training"), meta)
     va_x, va_y = _load(split_file(feats, "validation"), meta)

@@ -35,8 +35,9 @@ def layer_ranges(model: Any, features: np.ndarray, batch: int = 256
     with torch.no_grad():
         for s in range(0, len(features), batch):
             x = torch.from_numpy(np.ascontiguousarray(features[s : s + batch], dtype=np.float32))
-            seq = ((x - model.mean) / model.std).transpose(0, 1)  # [T, B, F]
-            raw = (x / model.std).transpose(0, 1)  # what the first layer's W1 multiplies
+            # [T / s, B, s F]: frame stride s stacks s frames a step (`KWSModel.stack_frames`)
+            seq = model.stack_frames((x - model.mean) / model.std).transpose(0, 1)
+            raw = model.stack_frames(x / model.std).transpose(0, 1)  # what the first layer's W1 multiplies
             for i, cell in enumerate(model.cells):
                 inp = raw if i == 0 else seq
                 seq, _ = cell(seq, cell.init_state(seq.shape[1]))

@@ -182,6 +182,7 @@ class IntModel:
     fc_bias: np.ndarray  # int64 [C], Q.LOGIT_FRAC
     categories: list[str] = field(default_factory=list)
     info: dict[str, Any] = field(default_factory=dict)  # how it was made (scales, calibration)
+    frame_stride: int = 1  # frames per recurrent step (`ModelConfig.frame_stride`)
 
     @property
     def num_classes(self) -> int:
@@ -189,24 +190,48 @@ class IntModel:
 
     @property
     def input_size(self) -> int:
-        return int(self.layers[0].input_size)
+        """Features per frame (the first layer takes `frame_stride` frames stacked)."""
+        return int(self.layers[0].input_size) // self.frame_stride
 
     def init_state(self, n: int) -> list[np.ndarray]:
-        """Zero hidden states: one int64 [n, H] per layer (values stay within int16)."""
-        return [np.zeros((n, layer.hidden), np.int64) for layer in self.layers]
+        """Zero state: one int64 [n, H] per layer (values stay within int16); with a frame
+        stride s > 1 also the last s - 1 frames [n, (s - 1) F] and the phase [n] (frames
+        since the last step)."""
+        hs = [np.zeros((n, layer.hidden), np.int64) for layer in self.layers]
+        if self.frame_stride == 1:
+            return hs
+        return hs + [np.zeros((n, (self.frame_stride - 1) * self.input_size), np.int64),
+                     np.zeros(n, np.int64)]
 
     def step(self, x_q: np.ndarray, state: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
         """One frame of int16 Q7.8 features [N, F] -> (logits int64 [N, C] Q10,
-        scores int64 [N, C] Q15, new state)."""
+        scores int64 [N, C] Q15, new state). Frame stride s > 1: the layers step on the
+        frame that completes a group of s (phase s - 1); the classifier runs every frame
+        on the last layer's current state (the generated C does the same)."""
         x = np.asarray(x_q, dtype=np.int64)
-        new = []
-        for layer, h in zip(self.layers, state):
-            h = _layer_step(layer, self.arch, x, h)
-            new.append(h)
-            x = h
-        logits = _requant(_matvec(x, self.fc_w), self.fc_mult, None, None, self.fc_shift)
+        s, L = self.frame_stride, len(self.layers)
+        hs = list(state[:L])
+        if s == 1:
+            hs = self._layers(x, hs)
+        else:
+            pending, phase = state[L:]
+            due = phase >= s - 1  # [N]
+            if due.any():  # rows share a phase in every caller but staggered tests
+                stepped = self._layers(np.concatenate([pending, x], 1), hs)
+                hs = [np.where(due[:, None], n, o) for n, o in zip(stepped, hs)]
+            pending = np.concatenate([pending, x], 1)[:, x.shape[1]:]
+            hs += [pending, np.where(due, 0, phase + 1)]
+        logits = _requant(_matvec(hs[L - 1], self.fc_w), self.fc_mult, None, None, self.fc_shift)
         logits = logits + self.fc_bias
-        return logits, softmax_q15(logits), new
+        return logits, softmax_q15(logits), hs
+
+    def _layers(self, x: np.ndarray, hs: list[np.ndarray]) -> list[np.ndarray]:
+        """One recurrent step of every layer: input [N, in] -> new hidden states."""
+        new = []
+        for layer, h in zip(self.layers, hs):
+            x = _layer_step(layer, self.arch, x, h)
+            new.append(x)
+        return new
 
     def run(self, x_q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Clips of int16 Q7.8 features [N, T, F] from zero state -> (logits [N, T, C] Q10,
@@ -243,7 +268,8 @@ class IntModel:
             if layer.factored:
                 scalars[-1].update(w1_frac=layer.w1_frac, u1_frac=layer.u1_frac)
         header = {"arch": self.arch, "layers": scalars, "fc_shift": self.fc_shift,
-                  "categories": self.categories, "info": self.info, "format": 1}
+                  "categories": self.categories, "info": self.info, "format": 1,
+                  "frame_stride": self.frame_stride}
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
         with open(tmp, "wb") as f:
@@ -266,7 +292,8 @@ class IntModel:
                 for i, s in enumerate(header["layers"])
             ]
             return cls(header["arch"], layers, arr["fc_w"], arr["fc_mult"], int(header["fc_shift"]),
-                       arr["fc_bias"], list(header["categories"]), dict(header.get("info", {})))
+                       arr["fc_bias"], list(header["categories"]), dict(header.get("info", {})),
+                       int(header.get("frame_stride", 1)))
         except (KeyError, ValueError, TypeError) as e:
             raise TinyKWSError(f"{path} is not a tinykws integer model ({e})") from None
         except (OSError, EOFError, zipfile.BadZipFile) as e:  # truncated or garbage bytes
@@ -417,7 +444,7 @@ def quantize_model(model: Any, categories: Sequence[str], h_max_abs: Sequence[fl
         raise TinyKWSError("a low-rank model needs the ranges of its inner vectors "
                            "(rank_max_abs: tinykws.quant.calibrate.layer_ranges)")
     sd = {k: v.detach().cpu().double().numpy() for k, v in model.state_dict().items()}
-    mean, std = sd["mean"], sd["std"]
+    mean, std = np.tile(sd["mean"], cfg.frame_stride), np.tile(sd["std"], cfg.frame_stride)  # [s F]
     layers = []
     in_frac = FEATURE_FRAC_BITS
     for i, cell in enumerate(model.cells):
@@ -461,7 +488,7 @@ def quantize_model(model: Any, categories: Sequence[str], h_max_abs: Sequence[fl
     if rank_max_abs is not None:
         info["rank_max_abs"] = [[float(v) for v in r] for r in rank_max_abs]
     return IntModel(cfg.architecture, layers, fq, fm, fshift, _fixed(sd["fc.bias"], LOGIT_FRAC),
-                    list(categories), info)
+                    list(categories), info, cfg.frame_stride)
 
 
 def _fixed(v: np.ndarray, frac: int) -> np.ndarray:

@@ -49,7 +49,7 @@ def attach_fake_quant(model: nn.Module, per_row: bool = True) -> nn.Module:
     m = copy.deepcopy(model)
     for i, cell in enumerate(m.cells):
         if getattr(cell, "wrank", None) is None:
-            col = (1.0 / m.std).detach().clone() if i == 0 else None
+            col = (1.0 / m.std).detach().repeat(m.config.frame_stride) if i == 0 else None  # [s F]
             parametrize.register_parametrization(cell, "W", FakeQuantRows(per_row, col))
         if getattr(cell, "urank", None) is None:
             parametrize.register_parametrization(cell, "U", FakeQuantRows(per_row))
