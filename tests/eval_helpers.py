@@ -102,9 +102,10 @@ def damaged_runs(root: Path) -> dict[str, Path]:
     return runs
 
 
-def random_model(seed: int = 0, hidden: int = 16, classes: int = 12):
+def random_model(seed: int = 0, hidden: int = 16, classes: int = 12, stride: int = 1):
     torch.manual_seed(seed)
-    model = build_model(ModelConfig(hidden_size=hidden, num_layers=1, num_classes=classes))
+    model = build_model(ModelConfig(hidden_size=hidden, num_layers=1, num_classes=classes,
+                                    frame_stride=stride))
     # spread the scores: normalise inputs roughly like real log-mel features
     model.set_normalization(torch.full((32,), 10.0), torch.full((32,), 4.0))
     return model.eval()

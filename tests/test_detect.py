@@ -147,10 +147,12 @@ def test_pick_jumps_to_the_crossing_a_frame_loop_finds(n, refr, seed):
 # ---------------------------------------------------------------- modes and paths
 
 
+@pytest.mark.parametrize("stride", [1, 2], ids=["every-frame", "stride2"])
 @pytest.mark.parametrize("mode", ["rolling", "window", "reset"])
-def test_block_path_equals_batched_trace(mode):
-    """`process`-style streaming (StreamingFeaturizer + model.step) == `score_trace`."""
-    model = random_model(seed=1)
+def test_block_path_equals_batched_trace(mode, stride):
+    """`process`-style streaming (StreamingFeaturizer + model.step) == `score_trace`; with
+    a frame stride too (window mode restarts its staggered states mid-stream)."""
+    model = random_model(seed=1, stride=stride)
     audio = (np.random.default_rng(0).standard_normal(16000 * 3) * 2000).astype(np.int16)
     det = Detector(threshold=0.0, mode=mode, model=model, checkpoint=META)
     got = [r for b in range(0, len(audio) - 159, 160) if (r := det.scores(audio[b : b + 160]))]

@@ -122,14 +122,22 @@ def test_integer_model_tracks_float_model(kw):
     assert (p[:, -1].argmax(-1) == ref[:, -1].argmax(-1)).all()
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(wrank=3, urank=4)], ids=["full", "lowrank"])
+@pytest.mark.parametrize("kw", [dict(), dict(wrank=3, urank=4), dict(frame_stride=2)],
+                         ids=["full", "lowrank", "stride2"])
 def test_save_load_roundtrip(tmp_path, kw):
     _, im = _int_model(1, architecture="fastrnn", hidden_size=12, num_layers=2, **kw)
     back = qm.IntModel.load(im.save(tmp_path / "m.npz"))
-    assert [layer.factored for layer in back.layers] == [bool(kw)] * 2
+    assert [layer.factored for layer in back.layers] == ["wrank" in kw] * 2
+    assert back.frame_stride == im.frame_stride == kw.get("frame_stride", 1)
+    assert back.input_size == 32  # features a frame, whatever the stride
     x = qm.quantize_features(_features(1))
     for a, b in zip(im.run(x), back.run(x)):
         np.testing.assert_array_equal(a, b)
+    # a recording a piece at a time: the same as at once, also across a stride's group
+    state = im.init_state(1)
+    _, first, state = im.run_from(x[:, :33], state)
+    _, rest, _ = im.run_from(x[:, 33:], state)
+    np.testing.assert_array_equal(np.concatenate([first, rest], 1), im.run(x)[1])
 
 
 def test_low_rank_stays_factored():

@@ -120,7 +120,9 @@ class KWSModel(nn.Module):
     def forward(
         self, x: Tensor, state: Optional[State] = None, return_state: bool = False
     ):
-        """x [B, T, F] -> logits [B, C] from the last step (and the final state if asked)."""
+        """x [B, T, F] -> logits [B, C] from the last step (and the final state if asked).
+        With a frame stride s that does not divide T the last step is on a zero-padded group,
+        which a stream (`step`) never runs: 98-frame clips and s = 2 agree exactly."""
         _, new_state, h_last = self._run(x, state)
         logits = self.fc(h_last)  # (not seq[-1]: the fast cells then skip a zero gradient)
         return (logits, new_state) if return_state else logits
