@@ -402,6 +402,11 @@ def test_stream_steps_reach_the_stream_phase_and_a_change_trains_again(tmp_path:
     assert calls[-1][2].workers == 2
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, preset="tiny"), run, False) == "streamed"
     assert calls[-1][2].iterations == 1500  # the tiny preset steps every frame
+    one = pipeline.PipelineConfig(out=run, frame_stride=1)  # the seed's model: 1500 steps again
+    assert pipeline._recipe(one, 2000).frame_stride == 1 and pipeline._recipe(one, 2000).epochs == 80
+    assert pipeline._stream_config(one).iterations == 1500
+    with pytest.raises(pipeline.TinyKWSError, match="frame_stride"):
+        pipeline._check_options(pipeline.PipelineConfig(out=run, frame_stride=9))
     # --stream-workers reaches the config, and a finished phase with another count trains again
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, stream_workers=4), run, False) == "streamed"
     assert calls[-1][2].workers == 4 and calls[-1][2].iterations == 3000

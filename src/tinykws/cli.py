@@ -563,9 +563,13 @@ def pipeline(
         "false alarms on the dev keyword stream; docs/benchmarks.md, Issue 10, fifth round)."
     ),
     preset: str = typer.Option(
-        "full", help="full: 2 x 128 FastGRNN (int8 ~65 KB flash, ~85,000 instructions a "
-        "frame) | tiny: 2 x 56 FastGRNN, U rank 12, twice the epochs (int8 ~16 KB, ~20,000), "
+        "full", help="full: 2 x 128 FastGRNN, a step every 2 frames (int8 ~70 KB flash, "
+        "~46,000 instructions a frame, ~90,000 at most) | tiny: 2 x 56 FastGRNN, U rank 12, twice the epochs (int8 ~16 KB, ~20,000), "
         "for the smallest M4 parts (see docs/device-guide.md, Choosing a preset)."
+    ),
+    frame_stride: Optional[int] = typer.Option(
+        None, help="Frames per recurrent step, stacked (default: full 2, with twice the stream steps; "
+        "tiny 1). 1 is the seed's model: its full int8 build fits in 72 KB of flash, 2 needs ~76 KB."
     ),
 ) -> None:
     """Run every stage, data to device report, into one run folder (resumes where it stopped)."""
@@ -580,6 +584,7 @@ def pipeline(
                 per_word=per_word, verify_clips=verify_clips, streaming=streaming,
                 negatives=negatives, negative_utterances=negative_utterances, pretrain=pretrain,
                 preset=preset, stream_steps=stream_steps, stream_workers=stream_workers,
+                frame_stride=frame_stride,
             )  # fmt: skip
         )
 

@@ -63,43 +63,36 @@ class PipelineConfig:
     epochs: Optional[int] = None  # None: the recipe's choice for the training-set size
     quick: bool = False  # tiny sizes everywhere: the CI smoke path
     seed: int = 0
-    # Synthesized clips (= voices) per word; None: 8 quick, 200 full. 200 voices lift a
-    # synth-trained model on real speech from 47 % (60 voices) to ~60 % (docs/benchmarks.md,
-    # "Generalisation to real speech"); 400 gave nothing more.
+    # Synthesized clips (= voices) per word; None: 8 quick, 200 full (60 -> 200 voices: 47 ->
+    # ~60 % on real speech, 400 nothing more; docs/benchmarks.md, "Generalisation ...")
     per_word: Optional[int] = None
-    verify_clips: Optional[int] = None  # clips on the emulated device; None: 4 quick, 20 full
-    # (per build: hard float and the integer build both run fast in the emulator)
+    verify_clips: Optional[int] = None  # clips on the emulated device a build; None: 4 quick, 20 full
     stream_minutes: Optional[float] = None  # streaming check length; None: 0.5 quick, 3 full
     # Second training phase on long streams (tinykws.train_stream) with synthesized
-    # non-keyword speech: the model then runs one step per 10-ms frame on one never-reset
-    # state, as the Cortex-M4 does. On by default: measured on the dev data it fires 3-6x
-    # less on held-apart non-keyword speech at equal recall, and catches more keywords at
-    # <= 6 false alarms an hour, than the clip model in `window` mode (docs/benchmarks.md,
-    # "Streaming"). False: the clip model alone, detected in `window` mode (10 model steps
-    # a frame: Python only).
+    # non-keyword speech, for one never-reset state as the Cortex-M4 runs it. On the dev data
+    # it fires 3-6x less on held-apart speech at equal recall than the clip model in `window`
+    # mode (docs/benchmarks.md, "Streaming"); False: the clip model alone, in `window` mode.
     streaming: bool = True
-    # The non-keyword speech of the stream phase: a `tinykws data negatives` folder, made
-    # (or finished) there if needed; None: a folder of the user cache named by the set's
-    # parameters (`data.negatives.cached_negatives_dir`), shared by runs.
+    # The stream phase's non-keyword speech: a `data negatives` folder (made or finished there);
+    # None: the user cache's folder for the set's parameters (`cached_negatives_dir`)
     negatives: Optional[Path] = None
     negative_utterances: Optional[int] = None  # None: NEGATIVE_UTTERANCES (quick: 150)
     # Stream-phase steps; None: StreamTrainConfig's 1500 of 32 streams times the recipe's frame
     # stride (quick: quick_stream_config's). More steps is the largest accuracy lever measured
     # (docs/benchmarks.md, "Issue 19, sixth round")
     stream_steps: Optional[int] = None
-    # Processes sharing the stream phase's steps, one a core (`tinykws.stream_workers`);
-    # None: StreamTrainConfig's 2 (quick: 1). A different count draws other streams, so its
-    # model differs
+    # Processes sharing the stream phase's steps, one a core; None: StreamTrainConfig's 2
+    # (quick: 1). Another count draws other streams, so its model differs
     stream_workers: Optional[int] = None
-    # With --data: first train on the embedded synthesized set (RUN/pretrain), then start
-    # the real clip phase from that model. Off by default: on the dev data it raised clip
-    # accuracy but lowered keyword-stream recall at <= 6 and <= 30 false alarms an hour in
-    # all three runs (docs/benchmarks.md, "Issue 10, fifth round"). Without --data there
-    # is nothing to add.
+    # With --data: train on the embedded synthesized set first (RUN/pretrain). Off: on the
+    # dev data it raised clip accuracy but lowered keyword-stream recall in all three runs
+    # (docs/benchmarks.md, "Issue 10, fifth round")
     pretrain: bool = False
-    # The model: "full" (2 x 128 FastGRNN, full rank) or "tiny" (the LSQ model for the
-    # smallest Cortex-M4 parts); `tinykws.config.PRESETS`.
+    # The model (`config.PRESETS`): "full" (2 x 128 FastGRNN) or "tiny" (LSQ, smallest parts)
     preset: str = "full"
+    # Frames per recurrent step; None: the preset's (full 2, tiny 1). 1 is the seed's model,
+    # whose int8 build fits in 72 KB of flash (docs/device-guide.md, "Choosing a preset")
+    frame_stride: Optional[int] = None
 
 
 @dataclass
@@ -129,12 +122,11 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
            epochs: Optional[int] = None, threads: int = 0) -> Any:
     """Train with the pipeline recipe (from the weights of `init` when given) on `threads`
     torch threads (0: torch's default); resume a killed run, keep a finished one."""
-    from tinykws.train import pipeline_recipe, train
+    from tinykws.train import train
 
     rd = RunDir(run)
     n_train = _rows(rd.features_file("training"))  # labels only: features may be GBs
-    recipe = pipeline_recipe(n_train, quick=cfg.quick, preset=cfg.preset)
-    recipe = dataclasses.replace(recipe, seed=cfg.seed, threads=threads)
+    recipe = dataclasses.replace(_recipe(cfg, n_train), seed=cfg.seed, threads=threads)
     if epochs is not None:
         recipe = dataclasses.replace(recipe, epochs=epochs)
     marker = {"config": recipe.to_dict(), "init": None if init is None else file_sha256(init)}
@@ -156,6 +148,14 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
     result = train(rd.features, run, recipe, resume=resume, init=init)
     atomic_write_text(done, json.dumps(marker, indent=2))
     return result
+
+
+def _recipe(cfg: PipelineConfig, n_train: int) -> Any:
+    """The clip phase's `TrainConfig` for n_train clips: the preset's, with --frame-stride."""
+    from tinykws.train import pipeline_recipe
+
+    recipe = pipeline_recipe(n_train, quick=cfg.quick, preset=cfg.preset)
+    return recipe if cfg.frame_stride is None else dataclasses.replace(recipe, frame_stride=cfg.frame_stride)
 
 
 def _threads_beside(maker) -> int:
@@ -225,7 +225,8 @@ def _check_options(cfg: PipelineConfig) -> None:
     read 0 as 'the default')."""
     counts = {"--epochs": cfg.epochs, "--per-word": cfg.per_word,
               "--verify-clips": cfg.verify_clips, "--negative-utterances": cfg.negative_utterances,
-              "--stream-steps": cfg.stream_steps, "--stream-workers": cfg.stream_workers}
+              "--stream-steps": cfg.stream_steps, "--stream-workers": cfg.stream_workers,
+              "--frame-stride": cfg.frame_stride}
     for flag, value in counts.items():
         if value is not None and value < 1:
             raise TinyKWSError(f"{flag} must be >= 1, not {value}")
@@ -237,6 +238,7 @@ def _check_options(cfg: PipelineConfig) -> None:
         _stream_config(cfg)  # the streams and clips a step must divide among the workers
     if cfg.preset not in PRESETS:
         raise TinyKWSError(f"unknown --preset {cfg.preset!r}; use one of {', '.join(PRESETS)}")
+    _recipe(cfg, 0)  # a --frame-stride the model refuses fails here, not after the data
     if cfg.negatives is not None and cfg.negatives.exists() and not cfg.negatives.is_dir():
         raise TinyKWSError(f"--negatives {cfg.negatives} is a file, not a folder")
 
@@ -384,10 +386,8 @@ def _stream_config(cfg: PipelineConfig) -> Any:
     from tinykws.stream_training import StreamTrainConfig, quick_stream_config
     from tinykws.stream_workers import split_count
 
-    from tinykws.train import pipeline_recipe
-
     scfg = quick_stream_config() if cfg.quick else StreamTrainConfig()
-    stride = pipeline_recipe(0, quick=cfg.quick, preset=cfg.preset).frame_stride  # s x the steps, ~same time
+    stride = _recipe(cfg, 0).frame_stride  # s x the steps in about the same time
     scfg = dataclasses.replace(scfg, seed=cfg.seed, workers=cfg.stream_workers or scfg.workers,
                                iterations=cfg.stream_steps or scfg.iterations * stride)
     for total, what in ((scfg.batch, "a step's streams"), (scfg.clip_batch, "a step's clips")):
