@@ -24,8 +24,8 @@ def verify_record(abi: str, flash: int, **changes) -> VerifyReport:
     fields = dict(ok=True, float_abi=abi, toolchain="gcc", n_clips=3, n_frames=294, atol=1e-3,
                   max_abs_diff=2e-6, max_feature_diff=1e-6, argmax_agreement=1.0,
                   first_mismatch=None, sizes={"model": {"text": 100, "rodata": 0, "data": 0, "bss": 10}},
-                  instructions={"method": "...", "featurizer": {"mean": 100_000.4, "max": 1},
-                                "model": {"mean": 23_456.0, "max": 1}},
+                  instructions={"method": "...", "featurizer": {"mean": 100_000.4, "max": 100_002},
+                                "model": {"mean": 23_456.0, "max": 45_678}},
                   flash_bytes=flash, ram_bytes=6_000, peak_stack_bytes=500, seconds=1.0)
     return VerifyReport(**{**fields, **changes})
 
@@ -66,6 +66,7 @@ def test_full_report_has_every_section_and_picture(full_run):
     for rel in images:
         assert (full_run / rel).read_bytes()[:4] == b"\x89PNG"
     assert "40.0 KiB" in text and "50.8 KiB" in text and "123,456" in text  # device table
+    assert "| 123,456 | 145,680 |" in text  # the mean frame, then the costliest (a strided model's step)
     assert "best validation accuracy 48.00% (epoch 2)" in text
     assert re.search(r"Accuracy \d+\.\d\d%\*\* on \d+ clips", text)  # 40 (fewer in the mini set)
     summary = text.split("## Data")[0]

@@ -368,6 +368,15 @@ class VerifyReport(JSONRecord):
         return None if None in parts else sum(parts)  # type: ignore[arg-type]
 
     @property
+    def max_instructions_per_frame(self) -> Optional[int]:
+        """Featurizer + model in their costliest calls: a bound on the costliest frame, which
+        a frame-stride model's step frames set (None when either was not counted)."""
+        parts = [self.instructions.get(p) for p in ("featurizer", "model")]
+        if not all(isinstance(d, dict) and "max" in d for d in parts):
+            return None
+        return sum(int(d["max"]) for d in parts)  # type: ignore[index]
+
+    @property
     def model_flash(self) -> Optional[int]:
         """text + rodata + data of the model object alone, or None."""
         s = self.sizes.get("model")
