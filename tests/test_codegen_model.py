@@ -160,8 +160,12 @@ def test_whole_clip_matches_forward(tmp_path_factory):
         assert c.argmax() == r.argmax()
 
 
-def test_reset_zeroes_state(tmp_path_factory):
-    model = _model(3, False, architecture="lstm", hidden_size=12, num_layers=2)
+@pytest.mark.parametrize("kw", [dict(architecture="lstm"), dict(architecture="fastgrnn", frame_stride=3)],
+                         ids=["lstm", "fastgrnn-stride3"])
+def test_reset_zeroes_state(tmp_path_factory, kw):
+    """Reset restarts a stream, also in the middle of a strided model's group (98 frames
+    leave a stride-3 model 2 frames into one)."""
+    model = _model(3, False, hidden_size=12, num_layers=2, **kw)
     lib = _build(tmp_path_factory.getbasetemp() / "models", model)
     frames = _features(1)[0]
     lib.completemodel_Reset()
@@ -217,10 +221,12 @@ def test_fastgrnn_gate_paths_saturated_and_fallback(tmp_path_factory):
         assert np.abs(c - ref).max() <= CLIP_ATOL, f"gap {gap}"
 
 
-def test_explicit_states_are_independent(tmp_path_factory):
+@pytest.mark.parametrize("kw", [dict(architecture="lstm"), dict(architecture="fastgrnn", frame_stride=2)],
+                         ids=["lstm", "fastgrnn-stride2"])
+def test_explicit_states_are_independent(tmp_path_factory, kw):
     """Two streams on two `completemodel_state`s, interleaved frame by frame, give exactly
     what each gives alone through ELL's Predict (the default state), and Init restarts."""
-    model = _model(5, True, architecture="lstm", hidden_size=12, num_layers=2)
+    model = _model(5, True, hidden_size=12, num_layers=2, **kw)
     lib = _build(tmp_path_factory.getbasetemp() / "models", model)
     a, b = _features(2)
     lib.completemodel_Reset()
@@ -273,3 +279,15 @@ def test_non_finite_frame_does_not_poison_the_state(tmp_path_factory, name):
     z = np.clip(np.nan_to_num((frames - mean) / std, nan=0.0), -INPUT_LIMIT, INPUT_LIMIT)
     ref = _torch_step_scores(model, (mean + z * std).astype(np.float32))
     assert np.abs(c - ref).max() <= CLIP_ATOL
+
+
+def test_a_garbage_strided_state_restarts_its_group_instead_of_writing_past_it(tmp_path_factory):
+    """A state that was never initialised (every byte 0x7F: phase ~2^31) gathers the frame
+    at the start of the group, inside the struct (without the guard: a write gigabytes away)."""
+    model = _model(6, False, architecture="fastgrnn", hidden_size=8, num_layers=1, frame_stride=2)
+    lib = _build(tmp_path_factory.getbasetemp() / "models", model)
+    state = np.full(8192, 0x7F, np.uint8)  # larger than the struct
+    frame, out = np.zeros(32, np.float32), np.zeros(12, np.float32)
+    lib.completemodel_Step(state.ctypes.data_as(ctypes.c_void_p), frame.ctypes.data, out.ctypes.data)
+    x = state[:4 * 64].view(np.float32)  # the struct's first member: the gathered frames [2 x 32]
+    np.testing.assert_allclose(x[:32], (frame - model.mean.numpy()) / model.std.numpy(), rtol=1e-6)

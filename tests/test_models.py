@@ -254,8 +254,9 @@ def test_frame_stride_steps_on_stacked_frames_and_holds_each_steps_scores(arch):
         again, _ = m2.forward_sequence(x[:, 4:], m2.forward_sequence(x[:, :4])[1])  # carried state
         assert torch.allclose(again, per_frame[:, 4:], atol=1e-6)
         assert torch.allclose(m2(x), per_step[:, -1], atol=1e-6)  # a clip: its last step
-        odd, _ = m2.forward_sequence(x[:, :7])  # the last pair zero-padded, earlier frames as before
-        assert torch.allclose(odd[:, :6], per_frame[:, :6], atol=1e-6)
+        odd, st = m2.forward_sequence(x[:, :7])  # the last pair incomplete: not stepped on
+        assert torch.allclose(odd, per_frame[:, :7], atol=1e-6)
+        assert torch.allclose(st, m2.forward_sequence(x[:, :6])[1])
 
 
 @pytest.mark.parametrize("arch", ["fastgrnn", "lstm"])
@@ -268,7 +269,7 @@ def test_frame_stride_step_is_forward_sequence_frame_by_frame(arch, stride):
     torch.manual_seed(1)
     m = build_model(ModelConfig(architecture=arch, hidden_size=8, frame_stride=stride)).eval()
     m.set_normalization(torch.randn(32), torch.rand(32) + 0.5)
-    x = torch.randn(2, 4 * stride, 32)  # [batch, time, feature]
+    x = torch.randn(2, 4 * stride + 1, 32)  # [batch, time, feature]: a group left incomplete
     with torch.no_grad():
         ref, last = m.forward_sequence(x)
         st, out = m.init_stream_state(2), []
@@ -278,7 +279,10 @@ def test_frame_stride_step_is_forward_sequence_frame_by_frame(arch, stride):
         assert torch.allclose(torch.stack(out, 1), ref, atol=1e-6)
         for a, b in zip(st.rnn if arch == "lstm" else (st.rnn,), last if arch == "lstm" else (last,)):
             assert torch.allclose(a, b, atol=1e-6)
-        assert st.phase.flatten().tolist() == [0.0, 0.0]
+        assert st.phase.flatten().tolist() == [1.0, 1.0]  # one frame into the next group
+        assert torch.allclose(m(x), out[-1], atol=1e-6)  # a clip: where the stream is
+        with pytest.raises(TinyKWSError, match="init_stream_state"):
+            m.step(x[:, 0], m.init_state(2))
         # row 1 restarts one frame later than row 0: its scores are its own sequence's
         st = m.init_stream_state(2)
         _, st = m.step(x[:, 0], st)

@@ -407,6 +407,9 @@ def test_stream_steps_reach_the_stream_phase_and_a_change_trains_again(tmp_path:
     assert pipeline._stream_config(one).iterations == 1500
     with pytest.raises(pipeline.TinyKWSError, match="frame_stride"):
         pipeline._check_options(pipeline.PipelineConfig(out=run, frame_stride=9))
+    with pytest.raises(pipeline.TinyKWSError, match="stream chunks of 200 frames"):  # before any data
+        pipeline._check_options(pipeline.PipelineConfig(out=run, frame_stride=3))
+    pipeline._check_options(pipeline.PipelineConfig(out=run, frame_stride=3, streaming=False))  # no chunks
     # --stream-workers reaches the config, and a finished phase with another count trains again
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, stream_workers=4), run, False) == "streamed"
     assert calls[-1][2].workers == 4 and calls[-1][2].iterations == 3000

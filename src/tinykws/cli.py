@@ -547,8 +547,8 @@ def pipeline(
         None, help="Non-keyword utterances to synthesize (default 20000; 150 with --quick)."
     ),
     stream_steps: Optional[int] = typer.Option(
-        None, help="Stream-phase training steps of 32 streams (default 3000, 1500 with --preset tiny; "
-        "40 with --quick). More "
+        None, help="Stream-phase training steps of 32 streams (default 1500 times the frame stride: 3000; "
+        "1500 with --preset tiny; 40 with --quick). More "
         "is slower and, measured with 16 streams a step on the embedded default, better (8000 "
         "steps against 3000: ~3x the phase's time; docs/benchmarks.md, Issue 19, sixth round)."
     ),

@@ -234,11 +234,9 @@ def _check_options(cfg: PipelineConfig) -> None:
         raise TinyKWSError("--stream-steps sets the stream phase's length: drop --no-streaming, or the steps")
     if cfg.stream_workers is not None and not cfg.streaming:
         raise TinyKWSError("--stream-workers shares the stream phase: drop --no-streaming, or the workers")
-    if cfg.stream_workers is not None:
-        _stream_config(cfg)  # the streams and clips a step must divide among the workers
     if cfg.preset not in PRESETS:
         raise TinyKWSError(f"unknown --preset {cfg.preset!r}; use one of {', '.join(PRESETS)}")
-    _recipe(cfg, 0)  # a --frame-stride the model refuses fails here, not after the data
+    _stream_config(cfg) if cfg.streaming else _recipe(cfg, 0)  # refused here, not after the data
     if cfg.negatives is not None and cfg.negatives.exists() and not cfg.negatives.is_dir():
         raise TinyKWSError(f"--negatives {cfg.negatives} is a file, not a folder")
 
@@ -383,7 +381,7 @@ def _negatives(cfg: PipelineConfig, run: Path, proc=None) -> Optional[Path]:
 def _stream_config(cfg: PipelineConfig) -> Any:
     """The stream phase's `StreamTrainConfig` for these options (refused when the workers
     do not divide a step's streams and clips)."""
-    from tinykws.stream_training import StreamTrainConfig, quick_stream_config
+    from tinykws.stream_training import StreamTrainConfig, check_chunk_stride, quick_stream_config
     from tinykws.stream_workers import split_count
 
     scfg = quick_stream_config() if cfg.quick else StreamTrainConfig()
@@ -392,6 +390,7 @@ def _stream_config(cfg: PipelineConfig) -> Any:
                                iterations=cfg.stream_steps or scfg.iterations * stride)
     for total, what in ((scfg.batch, "a step's streams"), (scfg.clip_batch, "a step's clips")):
         split_count(total, scfg.workers, what)
+    check_chunk_stride(scfg.chunk_frames, stride)
     return scfg
 
 

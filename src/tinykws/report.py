@@ -498,7 +498,7 @@ def section_device(run_dir: Path) -> str:
     return out + ("\n_From `device/<build>/verify.json`; one frame = 10 ms of audio (featurizer "
                   "+ model call, the mean; the integer build through its integer calls, mfcc_FilterInt16 + "
                   "completemodel_PredictQ). The costliest frame (each part's costliest call) is what "
-                  "must fit in 10 ms: a model with a frame stride steps on every second call. The integer build must equal its Python reference bit "
+                  "must fit in 10 ms: a model with a frame stride S steps on every S-th call. The integer build must equal its Python reference bit "
                   "for bit (max score diff 0); its agreement with the float model is measured on "
                   "the same clips._\n")
 

@@ -46,6 +46,7 @@ def stream_through(model, frames: Tensor, chunk: int = 6000) -> tuple[np.ndarray
     """
     state = model.init_state(1)
     scores, peaks = [], []
+    chunk -= chunk % model.config.frame_stride  # a state carries on exactly at whole groups
     for s in range(0, len(frames), chunk):
         logits, state = model.forward_sequence(frames[None, s:s + chunk], state)
         scores.append(torch.softmax(logits[0], -1).numpy())

@@ -170,6 +170,12 @@ class StreamTrainConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
 
 
+def check_chunk_stride(chunk_frames: int, stride: int) -> None:
+    """Chunks end on whole groups of frames: only the recurrent state carries on between them."""
+    if chunk_frames % stride:
+        raise TinyKWSError(f"stream chunks of {chunk_frames} frames need a frame stride that divides them, not {stride}")
+
+
 def quick_stream_config() -> StreamTrainConfig:
     """The CI smoke configuration (seconds, not minutes)."""
     return StreamTrainConfig(iterations=20, batch=8, chunk_frames=100, clip_batch=16,
@@ -420,6 +426,7 @@ def train_stream(
     split = read_features(split_file(features_dir, "training"))
     if split.categories != list(clip.categories):
         raise TinyKWSError("training.npz and the clip model have different categories")
+    check_chunk_stride(cfg.chunk_frames, clip.model_config.frame_stride)
     log_per_db = math.log(10) / (10 if split.params.power_spec else 20)
     pool, n_real = _clip_pool(split, real_negatives, extra_negatives, log_per_db)
     for total, what in ((cfg.batch, "a step's streams (batch)"), (cfg.clip_batch, "a step's clips (clip_batch)")):

@@ -1,6 +1,6 @@
 """The detector's C (module ``detector``), float and integer: a `DetectorConfig` ->
 ``detector.{h,c}``, `tinykws.triggers.Trigger` (float) or `IntTrigger` (integer builds) in C
-for one score vector per featurizer frame (mode `rolling`: one model step per frame).
+for one score vector per featurizer frame (mode `rolling`: one never-reset model state).
 
 Both variants share one plan (`DetectorPlan`: names, keyword classes, whole-step smoothing
 and refractory counts, the header's #defines, the state view and the default-state calls)
@@ -54,7 +54,7 @@ class DetectorPlan:
         if self.config.mode in ("rolling", "auto"):
             return ""
         return (f"\n * The run's Python detector uses mode `{self.config.mode}`; this one runs "
-                "one model\n * step per frame on one never-reset state (`tinykws detect --mode "
+                "one score\n * vector per frame from one never-reset state (`tinykws detect --mode "
                 "rolling`).")
 
     def header_start(self) -> str:
@@ -71,7 +71,7 @@ extern "C" {{
 
 #define {M}_NUM_CLASSES {len(self.cats)}  /* scores per step (the model's outputs) */
 #define {M}_NUM_KEYWORDS {len(self.kw)}  /* classes that may fire */
-#define {M}_FRAME_MS {c_float(self.frame_ms)}  /* one step per featurizer frame */
+#define {M}_FRAME_MS {c_float(self.frame_ms)}  /* one score vector per featurizer frame */
 #define {M}_SMOOTH_STEPS {self.smooth}  /* moving average: {c.smoothing_ms:g} ms */
 #define {M}_REFRACTORY_STEPS {self.refractory}  /* no detection for {c.refractory_ms:g} ms after one */"""
 
@@ -188,7 +188,7 @@ def detector_plan(config: Any, categories: Sequence[str], frame_ms: float,
 def emit_detector(config: Any, categories: Sequence[str], frame_ms: float,
                   module: str = DETECTOR_MODULE) -> dict[str, str]:
     """DetectorConfig -> {"detector.h": ..., "detector.c": ...}: `tinykws.triggers.Trigger`
-    in C for one score vector per `frame_ms` (mode `rolling`: one model step per frame).
+    in C for one score vector per `frame_ms` (mode `rolling`: one never-reset model state).
 
     Explicit state (`<m>_state`, `<m>_Init`, `<m>_Step`), plus `<m>_Reset` / `<m>_Process`
     on a static default state like the model's ELL API. Smoothing and refractory time

@@ -144,7 +144,8 @@ def emit_model(model: Any, categories: Sequence[str], module: str = MODEL_MODULE
         for k, n in w.state.items()) + ("\n    state->phase = 0;" if S > 1 else "")
     normalize = f"tkws_normalize(input, {mean}, {std}, {x}, {F});"
     if S > 1:  # gather the frame; the layers step on the S-th (as KWSModel.step)
-        normalize = f"tkws_normalize(input, {mean}, {std}, {x} + state->phase * {F}, {F});"
+        normalize = (_phase_guard(S) +
+                     f"    tkws_normalize(input, {mean}, {std}, {x} + state->phase * {F}, {F});")
         steps = _every_stride(S, steps)
     c += f"""
 void {m}_Init({m}_state *state)
@@ -170,6 +171,13 @@ void {m}_Step({m}_state *state, const float *input, float *output)
 """
     c += _tail(m, [("Predict", "float", "float", "Step", False)], F, C, 3 + L, meta)
     return {"model.h": h, "model.c": c}
+
+
+def _phase_guard(stride: int) -> str:
+    """C that restarts the group when state->phase is out of range (a damaged or foreign
+    state), before it indexes state->x."""
+    return (f"if ((uint32_t)state->phase >= {stride}u) {{  /* a damaged state: start a new group */\n"
+            "        state->phase = 0;\n    }\n")
 
 
 def _every_stride(stride: int, steps: str) -> str:
@@ -458,6 +466,7 @@ def _int_steps(m: str, F: int, C: int, zero: Sequence[str], stride: int = 1) -> 
     """The integer model's `<m>_Init`, `<m>_StepQ` and `<m>_Step` (float in and out);
     frame stride > 1: the frame goes to its place in the group (state->phase)."""
     x = "state->x[i]" if stride == 1 else f"state->x[state->phase * {F} + i]"
+    guard = "" if stride == 1 else "    " + _phase_guard(stride)
     return f"""
 void {m}_Init({m}_state *state)
 {{
@@ -468,7 +477,7 @@ void {m}_Init({m}_state *state)
 void {m}_StepQ({m}_state *state, const int16_t *input, int16_t *output)
 {{
     int32_t i;
-    for (i = 0; i < {F}; ++i) {{
+{guard}    for (i = 0; i < {F}; ++i) {{
         {x} = input[i];
     }}
     {m}__run(state, output);
@@ -478,7 +487,7 @@ void {m}_Step({m}_state *state, const float *input, float *output)
 {{
     int16_t p[{C}];
     int32_t i;
-    for (i = 0; i < {F}; ++i) {{
+{guard}    for (i = 0; i < {F}; ++i) {{
         {x} = tkws_q78_from_float(input[i]);
     }}
     {m}__run(state, p);

@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from tinykws.config import ARCHITECTURES, ModelConfig
+from tinykws.errors import TinyKWSError
 from tinykws.models.fastgrnn import FastGRNNCell, FastRNNCell
 from tinykws.models.rnn import GRULayer, LSTMLayer
 
@@ -106,23 +107,23 @@ class KWSModel(nn.Module):
         return seq, self._stack_states(finals), h_last
 
     def stack_frames(self, x: Tensor) -> Tensor:
-        """[B, T, F] -> [B, ceil(T / s), s * F]: s consecutive frames a step, the last
-        group zero-padded (zero = the training mean after normalisation)."""
+        """[B, T, F] -> [B, T // s, s * F]: s consecutive frames a step. An incomplete last
+        group is left out, as a stream has not stepped on it yet (`step`), except in a
+        sequence shorter than s: zero-padded to one step (zero = the training mean)."""
         s = self.config.frame_stride
         if s == 1:
             return x
         B, T, F = x.shape
-        pad = (-T) % s
-        if pad:
-            x = torch.cat([x, x.new_zeros(B, pad, F)], 1)
-        return x.reshape(B, (T + pad) // s, s * F)
+        if T < s:
+            x = torch.cat([x, x.new_zeros(B, s - T, F)], 1)
+        return x[:, : max(T // s, 1) * s].reshape(B, max(T // s, 1), s * F)
 
     def forward(
         self, x: Tensor, state: Optional[State] = None, return_state: bool = False
     ):
-        """x [B, T, F] -> logits [B, C] from the last step (and the final state if asked).
-        With a frame stride s that does not divide T the last step is on a zero-padded group,
-        which a stream (`step`) never runs: 98-frame clips and s = 2 agree exactly."""
+        """x [B, T, F] -> logits [B, C] from the last step (and the final state if asked):
+        with a frame stride, what `step` gives after the T-th frame (frames after the last
+        complete group are not stepped on)."""
         _, new_state, h_last = self._run(x, state)
         logits = self.fc(h_last)  # (not seq[-1]: the fast cells then skip a zero gradient)
         return (logits, new_state) if return_state else logits
@@ -132,7 +133,8 @@ class KWSModel(nn.Module):
 
         With a frame stride s a step's logits hold from its last frame until the next
         step's; the first s - 1 frames show the incoming state's (as a device would before
-        its first step). T a multiple of s keeps the state exact across calls."""
+        its first step). The state returned is the last complete group's: call it with
+        T a multiple of s to carry it on exactly (`stream_training` checks its chunks)."""
         s, T = self.config.frame_stride, x.shape[1]
         if state is None:
             state = self.init_state(x.shape[0], x.device)
@@ -166,6 +168,9 @@ class KWSModel(nn.Module):
         s = self.config.frame_stride
         if s == 1:
             return self._layers_step(x, state)
+        if not isinstance(state, StrideState):
+            raise TinyKWSError(f"a model with frame stride {s} steps from init_stream_state(), "
+                               f"not {type(state).__name__}")
         rnn, pending, phase = state
         stacked = torch.cat([*pending.unbind(0), x], -1)  # [B, s * F], oldest frame first
         _, stepped = self._layers_step(stacked, rnn)
