@@ -30,9 +30,10 @@ CATEGORIES = ["_silence_", "_unknown_", "yes", "no", "up", "down", "left", "righ
               "off", "stop", "go"]  # fmt: skip
 
 
-def make_run(run: Path, n_test: int = 6, hidden: int = 16, layers: int = 2) -> Path:
+def make_run(run: Path, n_test: int = 6, hidden: int = 16, layers: int = 2, stride: int = 1) -> Path:
     """A run folder with lists and a FastGRNN checkpoint (random weights, real
-    normalisation, a sharpened classifier so the scores are far from uniform)."""
+    normalisation, a sharpened classifier so the scores are far from uniform; `stride`:
+    its frame stride)."""
     lists = run / "lists"
     lists.mkdir(parents=True)
     (lists / "categories.txt").write_text("\n".join(CATEGORIES) + "\n")
@@ -42,7 +43,7 @@ def make_run(run: Path, n_test: int = 6, hidden: int = 16, layers: int = 2) -> P
     (lists / "lists.json").write_text(json.dumps({"data_dir": str(DATA), "task": "google12"}))
     torch.manual_seed(0)
     cfg = ModelConfig("fastgrnn", hidden_size=hidden, num_layers=layers,
-                      num_classes=len(CATEGORIES), wrank=8)  # fmt: skip
+                      num_classes=len(CATEGORIES), wrank=8, frame_stride=stride)  # fmt: skip
     model = build_model(cfg)
     feats = np.concatenate([logmel(load_audio(DATA / p)[0], FeatureParams()) for p in picked])
     model.set_normalization(torch.from_numpy(feats.mean(0)), torch.from_numpy(feats.std(0)))

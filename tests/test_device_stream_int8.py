@@ -1,11 +1,12 @@
 """`tinykws verify DIR --stream AUDIO` for an integer (int8) build: the all-integer firmware
 loop (int16 samples -> mfcc_FilterInt16 -> completemodel_PredictQ -> detector_ProcessQ) on
 the emulated Cortex-M4 over a recording gives exactly the Python integer reference's
-features, scores and detections (one never-reset state, one model step per frame), calling
-no soft-float helper; the float interface agrees on the counted blocks; and the float
-model's detections are reported beside them.
+features, scores and detections (one never-reset state), calling no soft-float helper; the
+float interface agrees on the counted blocks; and the float model's detections are
+reported beside them.
 
-The run is test_device_stream's small random FastGRNN (1 x 16), quantized here, with a
+The run is test_device_stream's small random FastGRNN (1 x 16), with a frame stride of 2 as
+the pipeline's default model (test_device_stream has the stride-1 one), quantized here, with a
 threshold its integer scores cross several times on a stream of real dev clips. Device and
 reference run the same integer detector (`IntTrigger`, `tkws_qdetect.c`): detections and
 confidences must be identical, bit for bit. The threshold also keeps 1e-5 away from every
@@ -88,7 +89,7 @@ def int8_run(tmp_path_factory):
     if not DATA.is_dir():
         pytest.fail(f"shared dev data missing at {DATA}")
     root = tmp_path_factory.mktemp("stream_int8")
-    run = make_run(root / "run", hidden=16, layers=1)
+    run = make_run(root / "run", hidden=16, layers=1, stride=2)
     audio = _stream_audio()
     wav = root / "stream.wav"
     sf.write(wav, audio, 16000)
@@ -144,6 +145,8 @@ def test_int8_device_equals_the_integer_reference(int8_run):
     assert ins["total"] == pytest.approx(
         ins["featurizer"]["mean"] + ins["model"]["mean"] + ins["detector"]["mean"])
     assert ins["featurizer"]["mean"] > 5000 and ins["detector"]["mean"] > 0
+    # stride 2: the layers run on every second call, the classifier on each
+    assert ins["model"]["max"] > ins["model"]["mean"] and ins["max_total"] > ins["total"]  # (stride 1: equal)
     fi = r.float_interface  # the float interface on the counted blocks, checked too
     assert fi["ok"] and fi["frames"] == 38, fi
     fins = fi["instructions"]
