@@ -153,3 +153,18 @@ def test_a_torch_without_gloo_builds_configs_and_refuses_workers_only_when_they_
             pass
     with workers(1, _dies, ()) as group:  # one worker needs no backend
         assert group.world == 1
+
+
+def test_a_worker_that_dies_while_the_group_forms_is_a_clear_error(tmp_path, monkeypatch):
+    """A peer that exits while gloo connects its mesh (CI saw it once: the dying worker of
+    the test above left before worker 0 had connected) is the same one-line error."""
+    import torch.distributed as dist
+
+    from tinykws.stream_workers import join
+
+    def refused(*args):
+        raise RuntimeError("Gloo connectFullMesh failed with [...] Connection closed by peer")
+
+    monkeypatch.setattr(dist, "ProcessGroupGloo", refused)
+    with pytest.raises(TinyKWSError, match="another worker stopped"):
+        join(0, 2, str(tmp_path / "store"))

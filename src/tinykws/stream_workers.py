@@ -105,7 +105,10 @@ def join(rank: int, world: int, store: str) -> Group:
     import torch.distributed as dist
 
     fs = dist.FileStore(store, world)
-    return Group(rank, world, dist.ProcessGroupGloo(fs, rank, world, TIMEOUT))
+    try:
+        return Group(rank, world, dist.ProcessGroupGloo(fs, rank, world, TIMEOUT))
+    except RuntimeError as e:  # a peer died while the group formed: gloo's connect failed
+        raise TinyKWSError(f"stream worker {rank}: another worker stopped ({e})") from e
 
 
 def check_workers(n: int) -> None:
