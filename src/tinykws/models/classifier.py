@@ -167,13 +167,14 @@ class KWSModel(nn.Module):
         x = (frame - self.mean) / self.std
         s = self.config.frame_stride
         if s == 1:
-            return self._layers_step(x, state)
+            top, new = self._layers_step(x, state)
+            return self.fc(top), new
         if not isinstance(state, StrideState):
             raise TinyKWSError(f"a model with frame stride {s} steps from init_stream_state(), "
                                f"not {type(state).__name__}")
         rnn, pending, phase = state
         stacked = torch.cat([*pending.unbind(0), x], -1)  # [B, s * F], oldest frame first
-        _, stepped = self._layers_step(stacked, rnn)
+        _, stepped = self._layers_step(stacked, rnn)  # kept below only where due
         due = phase >= s - 1  # [1, B, 1]
         rnn = (tuple(torch.where(due, n, o) for n, o in zip(stepped, rnn)) if self.is_lstm
                else torch.where(due, stepped, rnn))
@@ -182,13 +183,14 @@ class KWSModel(nn.Module):
         return self.fc(top), new
 
     def _layers_step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
-        """One recurrent step on a normalised input [B, in] -> (logits [B, C], new state)."""
+        """One recurrent step on a normalised input [B, in] -> (the last layer's h [B, H],
+        new state)."""
         news = []
         for i, cell in enumerate(self.cells):
             st = cell.step(x, self._layer_state(state, i))
             news.append(st)
             x = st[0] if self.is_lstm else st
-        return self.fc(x), self._stack_states(news)
+        return x, self._stack_states(news)
 
 
 def build_model(config: ModelConfig) -> KWSModel:
