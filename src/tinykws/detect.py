@@ -81,15 +81,10 @@ class FrameScorer:
         self.reset()
 
     def reset(self) -> None:
-        self.fresh = self._zero_state(self.k)
-        self.state = self._zero_state(self.k)
+        self.fresh = self.model.init_stream_state(self.k)
+        self.state = self.model.init_stream_state(self.k)
         # window mode: state i starts i*hop frames late (negative age = not started yet)
         self.age = -self.hop * np.arange(self.k) if self.mode == "window" else np.zeros(1, int)
-
-    def _zero_state(self, k: int):
-        """The model's fresh `step` state for k rows (a model without a frame stride may
-        offer only `init_state`)."""
-        return getattr(self.model, "init_stream_state", self.model.init_state)(k)
 
     def __call__(self, frame: np.ndarray) -> np.ndarray | None:
         torch = self.torch
@@ -104,7 +99,7 @@ class FrameScorer:
             if self.age[0] >= self.win // 2:
                 out = torch.softmax(logits[0], -1).numpy()
             if self.age[0] >= self.reset_frames:
-                self.state, self.age[:] = self._zero_state(1), 0
+                self.state, self.age[:] = self.model.init_stream_state(1), 0
             return out
         # window: the state that has seen exactly `win` frames scores, then restarts
         done = self.age >= self.win
