@@ -421,3 +421,21 @@ def test_unknown_share_is_not_drowned_by_one_big_word(tmp_path):
     # where a uniform draw from the 212 pooled clips would give bed ~7 of 8
     assert sum(words.values()) == s.counts["training"][UNKNOWN] == 8
     assert set(words) == {"cat", "dog", "bed"} and max(words.values()) <= 3
+
+
+def test_the_training_unknown_share_alone_leaves_validation_and_testing_as_they_were(tmp_path):
+    """The pipeline gives training twice a keyword class of other words (a clip model of
+    scarce data learns `_unknown_` from them) while validation and testing keep the seed's
+    one class' worth, so their figures stay comparable across runs."""
+    main = _tiny_dataset(tmp_path / "main", {"yes": 10, "no": 10, "cat": 8, "dog": 8, "wow": 8}, lists=True)
+    extra = _tiny_dataset(tmp_path / "extra", {"bed": 200}, suffix=".flac", noise=False)
+    one = make_lists([main, extra], "yes,no", tmp_path / "one", silence_count=0)
+    two = make_lists([main, extra], "yes,no", tmp_path / "two", silence_count=0, train_unknown_share=2)
+    both = make_lists([main, extra], "yes,no", tmp_path / "both", silence_count=0, unknown_share=2)
+    assert one.counts["training"][UNKNOWN] == 8 and two.counts["training"][UNKNOWN] == 16
+    for split in ("validation", "testing"):
+        assert two.counts[split][UNKNOWN] == one.counts[split][UNKNOWN] == 1 < both.counts[split][UNKNOWN]
+        assert read_list(tmp_path / "two", split) == read_list(tmp_path / "one", split)
+    assert two.spare_unknown == one.spare_unknown - 8 and two.train_unknown_share == 2
+    with pytest.raises(TinyKWSError, match="--train-unknown-share"):
+        make_lists([main, extra], "yes,no", tmp_path / "bad", train_unknown_share=-1)

@@ -198,6 +198,38 @@ def test_a_done_marker_from_before_a_new_training_field_still_counts(tmp_path: P
     assert pipeline._train(cfg, run) == "trained" and len(calls) == 1
 
 
+def test_a_finished_stage_that_runs_again_says_what_changed(tmp_path: Path, monkeypatch, capsys) -> None:
+    """A run folder trained before the default changed (the frame stride, last round) was
+    trained again with no word of why. Now the message names the fields that differ."""
+    import tinykws.train
+    from tinykws import pipeline
+    from tinykws.stream_training import StreamTrainConfig
+
+    run, calls = _trained_run_with_fake_training(tmp_path, monkeypatch)
+    cfg = pipeline.PipelineConfig(out=run, quick=True, frame_stride=2)
+    old = tinykws.train.pipeline_recipe(16, quick=True).to_dict()
+    (run / "train" / "done.json").write_text(json.dumps({"config": {**old, "frame_stride": 1}, "init": None}))
+    assert pipeline._train(cfg, run) == "trained"
+    assert "training again: frame_stride 1 -> 2" in " ".join(capsys.readouterr().err.split())
+
+    key = {"config": {**pipeline._stream_config(cfg).to_dict(), "iterations": 5}, "negatives": None, "spare": None}
+    (run / "train" / "stream_done.json").write_text(json.dumps(key))
+    assert pipeline._train_stream(cfg, run, False) == "streamed"
+    said = " ".join(capsys.readouterr().err.split())
+    assert f"stream training again: iterations 5 -> {pipeline._stream_config(cfg).iterations}" in said
+    assert StreamTrainConfig.from_dict(key["config"]).iterations == 5  # the marker was read, not ignored
+
+
+def test_run_changes_names_markers_and_unreadable_configs() -> None:
+    from tinykws.config import TrainConfig
+    from tinykws.run import run_changes
+
+    cfg = TrainConfig().to_dict()
+    assert run_changes({"config": cfg, "init": "a"}, {"config": cfg, "init": "b"}, TrainConfig) == "init changed"
+    assert "threads" not in run_changes({"config": {**cfg, "threads": 3}}, {"config": cfg}, TrainConfig)
+    assert run_changes({"config": {"epochs": "x"}}, {"config": cfg}, TrainConfig) == "its recorded config is unreadable"
+
+
 def test_a_stream_marker_from_before_a_new_stream_field_still_counts(tmp_path: Path, monkeypatch) -> None:
     """The same for stream_done.json: a finished stream phase from before StreamTrainConfig
     gained a field (here `ema_decay`, at its default) is kept, not trained again for
@@ -427,7 +459,8 @@ def test_the_clip_phase_takes_one_thread_beside_the_negatives_maker_and_keeps_it
 
     from tinykws import pipeline
     from tinykws.config import TrainConfig, pipeline_recipe
-    from tinykws.pipeline import _same_run, _threads_beside
+    from tinykws.pipeline import _threads_beside
+    from tinykws.run import same_run as _same_run
 
     run, calls = _trained_run_with_fake_training(tmp_path, monkeypatch)
     cfg = pipeline.PipelineConfig(out=run, quick=True)

@@ -57,6 +57,7 @@ def data_lists(
     task: str = typer.Option("google12", help="google12 | all | WORD,WORD,..."),
     max: Optional[int] = typer.Option(None, "--max", help="Cap on training clips per keyword class."),
     unknown_share: float = typer.Option(1.0, help="Unknown clips per split, as a multiple of the mean keyword class."),
+    train_unknown_share: Optional[float] = typer.Option(None, help="The training split's unknown share alone (default: --unknown-share)."),
     silence: Optional[int] = typer.Option(None, help="Silence crops over all splits (default: one keyword class' worth per split)."),
     seed: int = typer.Option(0, help="Seed for every random choice (lists are deterministic)."),
     on_error: str = typer.Option("raise", help="raise | skip: what to do with an unreadable noise file."),
@@ -70,6 +71,7 @@ def data_lists(
 
     s = make_lists(
         data_dir, task, out, max_per_class=max, unknown_share=unknown_share, silence_count=silence,
+        train_unknown_share=train_unknown_share,
         seed=seed, on_error=_on_error(on_error), negatives_dir=negatives, negatives_share=negatives_share,
     )  # fmt: skip
     table = Table(title=f"{task}: {len(s.categories)} categories, splits from the {s.split_source}")

@@ -28,6 +28,7 @@ from tinykws.config import PRESETS, TrainConfig
 from tinykws.errors import TinyKWSError
 from tinykws.run import (
     PIPELINE_BUILDS, Build, RunDir, atomic_write_text, cache_json, file_sha256, read_features,
+    read_marker, run_changes, same_run,
 )
 
 if TYPE_CHECKING:
@@ -132,10 +133,12 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
     marker = {"config": recipe.to_dict(), "init": None if init is None else file_sha256(init)}
     done = rd.train_done
     if rd.best.is_file():
-        state = _read_marker(done)
-        if _same_run(state, marker, TrainConfig):
+        state = read_marker(done)
+        if same_run(state, marker, TrainConfig):
             console.print(f"training already finished ({rd.best}); delete {done} to train again")
             return None
+        if state is not None:
+            console.print(f"training again: {run_changes(state, marker, TrainConfig)}")
     resume = False
     if rd.last.is_file() and _train_init(rd) == marker["init"]:
         from tinykws.checkpoint import load_checkpoint
@@ -166,21 +169,9 @@ def _threads_beside(maker) -> int:
     return 1 if maker is not None and maker.is_alive() else 0
 
 
-def _same_run(state: Optional[dict[str, Any]], marker: dict[str, Any], config: Any) -> bool:
-    """Did the run of done-marker `state` do what `marker` asks for? The configs are compared
-    as `config`s (`TrainConfig`, `StreamTrainConfig`), so a marker written before a field was
-    added (which therefore ran with its default) still counts as done, instead of running again."""
-    if state is None or any(state.get(k) != v for k, v in marker.items() if k != "config"):
-        return False
-    try:
-        return config.from_dict(state["config"]) == config.from_dict(marker["config"])
-    except (TinyKWSError, TypeError, ValueError, KeyError, AttributeError):
-        return False
-
-
 def _train_init(rd: RunDir) -> Optional[str]:
     """SHA-256 of the checkpoint the run in `rd` started from (train/config.json), if any."""
-    state = _read_marker(rd.train_config)
+    state = read_marker(rd.train_config)
     init = (state or {}).get("init")
     return init.get("sha256") if isinstance(init, dict) else None
 
@@ -405,9 +396,12 @@ def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
     key = {"config": scfg.to_dict(), "negatives": None if not with_negatives else
            _cache_key(feats), "spare": _cache_key(spare) if with_negatives else None}
     done = rd.stream_done
-    if _same_run(_read_marker(done), key, StreamTrainConfig):
+    state = read_marker(done)
+    if same_run(state, key, StreamTrainConfig):
         console.print(f"stream training already finished; delete {done} to train again")
         return None
+    if state is not None:
+        console.print(f"stream training again: {run_changes(state, key, StreamTrainConfig)}")
     extra = read_features(feats).features if with_negatives else None  # [N, 98, 32], all _unknown_
     real = read_features(spare).features if with_negatives and spare.is_file() else None
     path = train_stream(run / "features", run, scfg, extra_negatives=extra, real_negatives=real)
@@ -417,18 +411,8 @@ def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
 
 def _cache_key(npz: Path) -> Optional[str]:
     """The cache key of a feature file (`<name>.cache.json`), None when there is none."""
-    marker = _read_marker(cache_json(npz)) if npz.is_file() else None
+    marker = read_marker(cache_json(npz)) if npz.is_file() else None
     return marker.get("key") if marker else None
-
-
-def _read_marker(path: Path) -> Optional[dict]:
-    """A stage's done marker (train/done.json, stream_done.json), or None when it is missing
-    or unreadable (torn, edited): then the stage runs again, which is always safe."""
-    try:
-        state = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return state if isinstance(state, dict) else None
 
 
 def _verify(run: Path, build: Build, clips: int) -> Any:

@@ -20,6 +20,7 @@ feature parameters or categories.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -414,6 +415,41 @@ def read_json(path: Path | str, remedy: str) -> Any:
     except (OSError, ValueError) as e:  # UnicodeDecodeError is a ValueError
         reason = (str(e).splitlines() or [type(e).__name__])[0]
         raise TinyKWSError(f"{path} is damaged or unreadable ({reason}); {remedy}") from None
+
+
+def read_marker(path: Path) -> Optional[dict]:
+    """A stage's done marker (train/done.json, stream_done.json), or None when it is missing
+    or unreadable (torn, edited): then the stage runs again, which is always safe."""
+    try:
+        state = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
+def same_run(state: Optional[dict[str, Any]], marker: dict[str, Any], config: Any) -> bool:
+    """Did the run of done-marker `state` do what `marker` asks for? The configs are compared
+    as `config`s (`TrainConfig`, `StreamTrainConfig`), so a marker written before a field was
+    added (which therefore ran with its default) still counts as done, instead of running again."""
+    if state is None or any(state.get(k) != v for k, v in marker.items() if k != "config"):
+        return False
+    try:
+        return config.from_dict(state["config"]) == config.from_dict(marker["config"])
+    except (TinyKWSError, TypeError, ValueError, KeyError, AttributeError):
+        return False
+
+
+def run_changes(state: dict[str, Any], marker: dict[str, Any], config: Any) -> str:
+    """Why a finished stage runs again, for its message: what differs between its done
+    marker `state` and what `marker` asks for ("frame_stride 1 -> 2, epochs 80 -> 60")."""
+    changes = [f"{k} changed" for k, v in marker.items() if k != "config" and state.get(k) != v]
+    try:
+        old, new = config.from_dict(state["config"]), config.from_dict(marker["config"])
+    except (TinyKWSError, TypeError, ValueError, KeyError, AttributeError):
+        return ", ".join(changes + ["its recorded config is unreadable"])
+    changes += [f"{f.name} {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
+                for f in dataclasses.fields(config) if f.compare and getattr(old, f.name) != getattr(new, f.name)]
+    return ", ".join(changes) or "the recorded run differs"
 
 
 def atomic_write_text(path: Path, text: str) -> None:

@@ -239,6 +239,7 @@ class ListsSummary:
     extra_data_dirs_relative: list[str] = field(default_factory=list)
     spare_unknown: int = 0  # training clips in SPARE_LIST
     outside_links: list[str] | None = None  # links leading outside the dataset, skipped
+    train_unknown_share: float | None = None  # the training split's share, when not unknown_share
 
     def total(self, split: str) -> int:
         return sum(self.counts[split].values())
@@ -254,6 +255,7 @@ def make_lists(
     *,
     max_per_class: int | None = None,
     unknown_share: float = DEFAULT_UNKNOWN_SHARE,
+    train_unknown_share: float | None = None,
     silence_count: int | None = None,
     seed: int = 0,
     on_error: OnError = "raise",
@@ -274,7 +276,8 @@ def make_lists(
     - `unknown_share`: per split, unknown clips = share x the mean keyword-class count,
       drawn evenly over the split's non-keyword words, and within a word evenly over its
       speakers (`balanced_pick`): a folder of thousands of "bed" must not make the
-      `_unknown_` class mean "bed".
+      `_unknown_` class mean "bed". `train_unknown_share` sets the training split's
+      share alone (None: `unknown_share`), so validation and testing keep theirs.
     - `silence_count`: None gives each split as many silence crops as its mean keyword
       class; an int is the total over the splits, shared in proportion to their sizes.
     - `negatives_dir`: a `make_negatives` folder. Its training and validation speech clips
@@ -287,7 +290,7 @@ def make_lists(
     """
     scans, out_dir = _scan_folders(data_dir, out_dir)
     scan = scans[0]
-    _check_list_options(seed, silence_count, unknown_share, negatives_share, max_per_class)
+    _check_list_options(seed, silence_count, unknown_share, negatives_share, max_per_class, train_unknown_share)
     keywords, extra = parse_task(task, sorted({w for sc in scans for w in sc.words}))
     if negatives_dir is not None and not extra:
         raise TinyKWSError(f"--negatives needs a task with an {UNKNOWN} class (google12 or a word list), not {task!r}")
@@ -300,7 +303,10 @@ def make_lists(
     stats = AudioStats()
     spare: list[str] = []
     if extra:
-        mean_kw, spare = _pick_unknown(chosen, unknown_pool, keywords, unknown_share, seed)
+        shares = {s: unknown_share for s in SPLITS}
+        if train_unknown_share is not None:
+            shares["training"] = train_unknown_share
+        mean_kw, spare = _pick_unknown(chosen, unknown_pool, keywords, shares, seed)
         n_sil = _silence_counts(silence_count, mean_kw, {s: sum(map(len, chosen[s].values())) for s in SPLITS})
         if any(n_sil.values()):
             noise = load_background_noise(scan.noise_files, stats, on_error)
@@ -334,6 +340,7 @@ def make_lists(
         seed=seed,
         max_per_class=max_per_class,
         unknown_share=unknown_share,
+        train_unknown_share=train_unknown_share,
         audio=stats.as_dict(),
         extra_data_dirs=[str(sc.data_dir) for sc in scans[1:]],
         extra_data_dirs_relative=[os.path.relpath(sc.data_dir, out_dir) for sc in scans[1:]],
@@ -366,26 +373,28 @@ def _scan_folders(data_dir: Path | str | Sequence[Path | str], out_dir: Path | s
 
 
 def _pick_unknown(chosen: dict[str, dict[str, list[str]]], unknown_pool: dict[str, list[str]],
-                  keywords: list[str], unknown_share: float, seed: int
+                  keywords: list[str], shares: dict[str, float], seed: int
                   ) -> tuple[dict[str, float], list[str]]:
-    """Fill each split's `_unknown_` class from its pool (`balanced_pick`, share x the mean
-    keyword class); returns (mean keyword-class size per split, the training clips left
+    """Fill each split's `_unknown_` class from its pool (`balanced_pick`, its share in
+    `shares` x the mean keyword class); returns (mean keyword-class size per split, the training clips left
     over: the spare list)."""
     mean_kw = {s: np.mean([len(chosen[s][w]) for w in keywords]) for s in SPLITS}
     for i, s in enumerate(SPLITS):
         pool = unknown_pool[s]
-        n = min(len(pool), int(round(unknown_share * mean_kw[s])))
+        n = min(len(pool), int(round(shares[s] * mean_kw[s])))
         chosen[s][UNKNOWN] = sorted(balanced_pick(pool, n, np.random.default_rng([seed, 1, i])))
     spare = sorted(set(unknown_pool["training"]) - set(chosen["training"][UNKNOWN]))
     return mean_kw, spare
 
 
 def _check_list_options(seed: int, silence_count: int | None, unknown_share: float,
-                        negatives_share: float | None, max_per_class: int | None) -> None:
+                        negatives_share: float | None, max_per_class: int | None,
+                        train_unknown_share: float | None = None) -> None:
     """Refuse `make_lists` options out of range, with one line each."""
     check_seed(seed)
     check_count(silence_count, "--silence", 0, 1_000_000)
-    for flag, v in (("--unknown-share", unknown_share), ("--negatives-share", negatives_share)):
+    for flag, v in (("--unknown-share", unknown_share), ("--negatives-share", negatives_share),
+                    ("--train-unknown-share", train_unknown_share)):
         if v is not None and not 0 <= v <= MAX_SHARE:
             raise TinyKWSError(f"{flag} must be a number in [0, {MAX_SHARE}], not {v}")
     if max_per_class is not None and max_per_class < 1:
