@@ -1,7 +1,7 @@
 """The pipeline's clip phase alone on data folders, with a chosen `_unknown_` share.
 
     python bench/clip_phase.py OUT --data DIR [--data DIR ...] [--unknown-share 2]
-        [--train-unknown-share 2] [--seed 0]
+        [--train-unknown-share 2] [--seed 0] [--recipe JSON]
 
 Writes OUT/lists (`make_lists`, google12), OUT/features (`featurize_lists`, the first
 folder's background noise) and OUT/train (`train` with `pipeline_recipe` for the training
@@ -12,6 +12,7 @@ split (last frame of each testing clip's features). It also writes OUT/features/
 "Issue 19, fourth round").
 """
 import argparse
+import json
 import dataclasses
 import os
 from pathlib import Path
@@ -35,6 +36,8 @@ def main() -> None:
     ap.add_argument("--unknown-share", type=float, default=1.0)
     ap.add_argument("--train-unknown-share", type=float, default=None, help="the training split's alone")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--recipe", default="{}", help="TrainConfig fields to change, as JSON "
+                    "(e.g. '{\"hidden_units\": 192, \"wrank\": 32}')")
     a = ap.parse_args()
     rd = RunDir(a.out)
     s = make_lists(a.data, "google12", rd.lists, unknown_share=a.unknown_share,
@@ -46,7 +49,8 @@ def main() -> None:
     training = read_features(rd.features_file("training"), features=False)
     featurize_spare(rd.lists, rd.spare_features, training.params)  # the stream phase's real negatives
     n = len(training.labels)
-    train(rd.features, rd.root, dataclasses.replace(pipeline_recipe(n), seed=a.seed))
+    recipe = dataclasses.replace(pipeline_recipe(n), seed=a.seed, **json.loads(a.recipe))
+    train(rd.features, rd.root, recipe)
     model, _ = load_model(rd.best)
     model.eval()
     test = read_features(rd.features_file("testing"))

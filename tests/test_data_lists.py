@@ -439,3 +439,21 @@ def test_the_training_unknown_share_alone_leaves_validation_and_testing_as_they_
     assert two.spare_unknown == one.spare_unknown - 8 and two.train_unknown_share == 2
     with pytest.raises(TinyKWSError, match="--train-unknown-share"):
         make_lists([main, extra], "yes,no", tmp_path / "bad", train_unknown_share=-1)
+
+
+def test_lists_made_again_leave_the_silence_crops_and_so_the_feature_cache_alone(tmp_path):
+    """make_lists rewrote every silence crop on each call, so the features' cache key (which
+    reads mtimes) changed and a pipeline run again re-featurized every split and trained
+    again. Identical crops now stay as they are; crops a new call has no use for go."""
+    main = _tiny_dataset(tmp_path / "main", {"yes": 10, "no": 10, "cat": 8}, lists=True)
+    make_lists(main, "yes,no", tmp_path / "lists", silence_count=6)
+    crops = sorted((tmp_path / "lists" / SILENCE).glob("*.wav"))
+    before = {p.name: p.stat().st_mtime_ns for p in crops}
+    assert len(crops) == 6
+    make_lists(main, "yes,no", tmp_path / "lists", silence_count=6)
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "lists" / SILENCE).glob("*.wav")} == before
+    make_lists(main, "yes,no", tmp_path / "lists", silence_count=3)
+    assert len(list((tmp_path / "lists" / SILENCE).glob("*.wav"))) == 3
+    lines = [e.path for s in ("training", "validation", "testing")
+             for e in read_list(tmp_path / "lists", s) if e.label == SILENCE]
+    assert len(lines) == 3 and all(p.is_file() for p in lines)

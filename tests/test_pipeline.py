@@ -192,9 +192,9 @@ def test_a_done_marker_from_before_a_new_training_field_still_counts(tmp_path: P
     for k in ("distill_weight", "distill_temperature"):
         del old[k]
     marker = run / "train" / "done.json"
-    marker.write_text(json.dumps({"config": old, "init": None}))
+    marker.write_text(json.dumps({"config": old, "init": None, "features": [None, None]}))
     assert pipeline._train(cfg, run) is None and calls == []  # kept
-    marker.write_text(json.dumps({"config": {**old, "epochs": 99}, "init": None}))
+    marker.write_text(json.dumps({"config": {**old, "epochs": 99}, "init": None, "features": [None, None]}))
     assert pipeline._train(cfg, run) == "trained" and len(calls) == 1
 
 
@@ -208,7 +208,8 @@ def test_a_finished_stage_that_runs_again_says_what_changed(tmp_path: Path, monk
     run, calls = _trained_run_with_fake_training(tmp_path, monkeypatch)
     cfg = pipeline.PipelineConfig(out=run, quick=True, frame_stride=2)
     old = tinykws.train.pipeline_recipe(16, quick=True).to_dict()
-    (run / "train" / "done.json").write_text(json.dumps({"config": {**old, "frame_stride": 1}, "init": None}))
+    marker = {"config": {**old, "frame_stride": 1}, "init": None, "features": [None, None]}
+    (run / "train" / "done.json").write_text(json.dumps(marker))
     assert pipeline._train(cfg, run) == "trained"
     assert "training again: frame_stride 1 -> 2" in " ".join(capsys.readouterr().err.split())
 
@@ -218,6 +219,32 @@ def test_a_finished_stage_that_runs_again_says_what_changed(tmp_path: Path, monk
     said = " ".join(capsys.readouterr().err.split())
     assert f"stream training again: iterations 5 -> {pipeline._stream_config(cfg).iterations}" in said
     assert StreamTrainConfig.from_dict(key["config"]).iterations == 5  # the marker was read, not ignored
+
+
+def test_a_finished_clip_phase_trains_again_on_other_features(tmp_path: Path, monkeypatch, capsys) -> None:
+    """train/done.json recorded the recipe and the start, not the data: a run folder made
+    again with other lists (another --data, a new default share) kept the model trained on
+    the old ones whenever the recipe came out the same. Now the features' cache keys are
+    part of the marker; a marker from before them trains again, and says so."""
+    from tinykws import pipeline
+    from tinykws.run import cache_json
+
+    run, calls = _trained_run_with_fake_training(tmp_path, monkeypatch)
+    cfg = pipeline.PipelineConfig(out=run, quick=True)
+    for split, key in (("training", "a"), ("validation", "b")):
+        cache_json(run / "features" / f"{split}.npz").write_text(json.dumps({"key": key}))
+    assert pipeline._train(cfg, run) == "trained" and len(calls) == 1
+    assert json.loads((run / "train" / "done.json").read_text())["features"] == ["a", "b"]
+    assert pipeline._train(cfg, run) is None and len(calls) == 1  # the same data: kept
+    cache_json(run / "features" / "training.npz").write_text(json.dumps({"key": "c"}))
+    capsys.readouterr()
+    assert pipeline._train(cfg, run) == "trained" and len(calls) == 2
+    assert "training again: features changed" in " ".join(capsys.readouterr().err.split())
+    marker = json.loads((run / "train" / "done.json").read_text())
+    del marker["features"]  # written before this change
+    (run / "train" / "done.json").write_text(json.dumps(marker))
+    assert pipeline._train(cfg, run) == "trained" and len(calls) == 3
+    assert "features not recorded" in " ".join(capsys.readouterr().err.split())
 
 
 def test_run_changes_names_markers_and_unreadable_configs() -> None:

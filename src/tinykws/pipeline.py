@@ -122,7 +122,8 @@ def _synth(cfg: PipelineConfig, out: Path) -> Path:
 def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
            epochs: Optional[int] = None, threads: int = 0) -> Any:
     """Train with the pipeline recipe (from the weights of `init` when given) on `threads`
-    torch threads (0: torch's default); resume a killed run, keep a finished one."""
+    torch threads (0: torch's default); resume a killed run, keep a finished one (same
+    recipe, start and features: `train/done.json`)."""
     from tinykws.train import train
 
     rd = RunDir(run)
@@ -130,7 +131,9 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
     recipe = dataclasses.replace(_recipe(cfg, n_train), seed=cfg.seed, threads=threads)
     if epochs is not None:
         recipe = dataclasses.replace(recipe, epochs=epochs)
-    marker = {"config": recipe.to_dict(), "init": None if init is None else file_sha256(init)}
+    marker = {"config": recipe.to_dict(), "init": None if init is None else file_sha256(init),
+              # the data it learns from: other lists (--data, a new default) train anew
+              "features": [_cache_key(rd.features_file(s)) for s in ("training", "validation")]}
     done = rd.train_done
     if rd.best.is_file():
         state = read_marker(done)

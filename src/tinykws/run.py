@@ -442,7 +442,8 @@ def same_run(state: Optional[dict[str, Any]], marker: dict[str, Any], config: An
 def run_changes(state: dict[str, Any], marker: dict[str, Any], config: Any) -> str:
     """Why a finished stage runs again, for its message: what differs between its done
     marker `state` and what `marker` asks for ("frame_stride 1 -> 2, epochs 80 -> 60")."""
-    changes = [f"{k} changed" for k, v in marker.items() if k != "config" and state.get(k) != v]
+    changes = [f"{k} {'changed' if k in state else 'not recorded'}" for k, v in marker.items()
+               if k != "config" and state.get(k) != v]
     try:
         old, new = config.from_dict(state["config"]), config.from_dict(marker["config"])
     except (TinyKWSError, TypeError, ValueError, KeyError, AttributeError):

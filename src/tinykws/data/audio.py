@@ -8,6 +8,8 @@ path and is recorded in `AudioInfo`, so callers can count it (`AudioStats`) and 
 
 from __future__ import annotations
 
+import io
+
 from dataclasses import dataclass, field
 from math import gcd
 from pathlib import Path
@@ -306,6 +308,21 @@ def save_wav(path: Path | str, samples: np.ndarray, sample_rate: int = SAMPLE_RA
     if samples.dtype != np.int16 or samples.ndim != 1:
         raise ValueError(f"save_wav wants 1-D int16 samples, got {samples.dtype} {samples.shape}")
     sf.write(str(path), samples, sample_rate, subtype="PCM_16", format="WAV")
+
+
+def save_wav_if_changed(path: Path | str, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bool:
+    """`save_wav`, but a file that already holds exactly these bytes is left alone (and its
+    mtime with it, which feature cache keys read). Returns whether it wrote."""
+    samples = np.asarray(samples)
+    if samples.dtype != np.int16 or samples.ndim != 1:
+        raise ValueError(f"save_wav wants 1-D int16 samples, got {samples.dtype} {samples.shape}")
+    buf = io.BytesIO()
+    sf.write(buf, samples, sample_rate, subtype="PCM_16", format="WAV")
+    data, path = buf.getvalue(), Path(path)
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return False
+    path.write_bytes(data)
+    return True
 
 
 def _is_float(f: sf.SoundFile) -> bool:

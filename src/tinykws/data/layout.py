@@ -13,7 +13,7 @@ import numpy as np
 
 from pathlib import Path
 
-from tinykws.data.audio import CLIP_SAMPLES, AudioStats, OnError, save_wav, try_load_audio
+from tinykws.data.audio import CLIP_SAMPLES, AudioStats, OnError, save_wav_if_changed, try_load_audio
 from tinykws.errors import TinyKWSError
 from tinykws.labels import SILENCE
 
@@ -77,9 +77,10 @@ def write_silence(
     testing (last 10 %) region, so held-out crops come from noise the training crops never
     saw; a region shorter than 1 s is not used (if no file has one, the split falls back to
     whole files). Each crop is scaled to an RMS drawn log-uniformly from SILENCE_RMS_RANGE.
-    Returns split -> list lines (`_silence_/...`).
+    Returns split -> list lines (`_silence_/...`). A crop already on disk with the same
+    bytes is not rewritten, so lists made again leave the features' cache keys (which read
+    mtimes) as they were and a run folder's finished stages stand; other crops are removed.
     """
-    clear_silence(folder)
     folder.mkdir(parents=True, exist_ok=True)
     lines: dict[str, list[str]] = {}
     for i, split in enumerate(SPLITS):
@@ -92,8 +93,12 @@ def write_silence(
             x, start, stop = regions[rng.integers(len(regions))]
             samples = silence_crop(x, rng, start, stop)
             name = f"{SILENCE}/silence-{split}_nohash_{k}.wav"
-            save_wav(folder.parent / name, samples)
+            save_wav_if_changed(folder.parent / name, samples)
             lines[split].append(name)
+    written = {Path(line).name for split_lines in lines.values() for line in split_lines}
+    for f in folder.glob("*.wav"):
+        if f.name not in written:
+            f.unlink()  # an earlier run's crop this one has no use for
     return lines
 
 
