@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from realdata import DEV_SET as DEV, needs_dev_set
@@ -66,13 +65,6 @@ def test_pipeline_quick_end_to_end(tmp_path: Path) -> None:
     check_run(run)
     acc = json.loads((run / "eval" / "evaluation.json").read_text())["accuracy"]
     assert 0.0 <= acc <= 1.0
-    # the full preset's lists: twice a keyword class of other words in training alone
-    lists = json.loads((run / "lists" / "lists.json").read_text())
-    mean_kw = {s: np.mean([n for c, n in lists["counts"][s].items() if not c.startswith("_")])
-               for s in ("training", "testing")}
-    assert lists["train_unknown_share"] == 2.0
-    assert lists["counts"]["training"]["_unknown_"] == round(2 * mean_kw["training"])
-    assert lists["counts"]["testing"]["_unknown_"] == round(mean_kw["testing"])
 
     # the stream phase ran: one-state model, its clip model kept and scored as "before"
     assert (run / "train" / "clip.pt").is_file() and (run / "train" / "stream_log.csv").is_file()

@@ -45,13 +45,6 @@ console = Console(stderr=True)
 NEGATIVE_UTTERANCES = 20_000
 NEGATIVE_BACKGROUND = 2_000
 
-# Training `_unknown_` clips of each preset as a multiple of the mean keyword class
-# (`make_lists`' `train_unknown_share`; validation and testing keep the seed's 1, so their
-# figures compare across runs). 2 for "full": its clip models' `_unknown_` recall rose from
-# 0.50-0.65 to 0.85-0.90 on the embedded default (docs/benchmarks.md, "Issue 19, thirteenth
-# round"); "tiny" is not measured with it.
-TRAIN_UNKNOWN_SHARE: dict[str, Optional[float]] = {"full": 2.0, "tiny": None}
-
 # Voices per word of the synthesized set a real-data (`--data`) run is pretrained on. The
 # clip phase then starts from that model instead of from random weights (docs/benchmarks.md,
 # "Issue 10, fifth round: pretraining on synthesized speech").
@@ -473,8 +466,7 @@ def run_pipeline(cfg: PipelineConfig) -> Path:
         data = dirs[0]
     t.run(
         "data lists",
-        lambda: make_lists(data_dirs(cfg) or data, cfg.task, rd.lists, seed=cfg.seed,
-                           train_unknown_share=TRAIN_UNKNOWN_SHARE[cfg.preset]),
+        lambda: make_lists(data_dirs(cfg) or data, cfg.task, rd.lists, seed=cfg.seed),
         lambda s: f"{len(s.categories)} classes, "
         + ", ".join(f"{k} {s.total(k)}" for k in ("training", "validation", "testing")),
     )
