@@ -12,16 +12,13 @@ split (last frame of each testing clip's features). It also writes OUT/features/
 "Issue 19, fourth round").
 """
 import argparse
-import json
 import dataclasses
+import json
 import os
 from pathlib import Path
 
 os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from tinykws.checkpoint import load_model  # noqa: E402
+from clip_scores import clip_scores  # noqa: E402  (bench/, beside this script)
 from tinykws.data.speech_commands import make_lists  # noqa: E402
 from tinykws.dataset import FeaturizeConfig, featurize_lists, featurize_spare  # noqa: E402
 from tinykws.labels import UNKNOWN  # noqa: E402
@@ -51,14 +48,8 @@ def main() -> None:
     n = len(training.labels)
     recipe = dataclasses.replace(pipeline_recipe(n), seed=a.seed, **json.loads(a.recipe))
     train(rd.features, rd.root, recipe)
-    model, _ = load_model(rd.best)
-    model.eval()
-    test = read_features(rd.features_file("testing"))
-    with torch.no_grad():
-        pred = model(torch.from_numpy(test.features)).argmax(1).numpy()
-    unk = test.categories.index(UNKNOWN)
-    print(f"testing accuracy {np.mean(pred == test.labels):.3f}, {UNKNOWN} recall "
-          f"{np.mean(pred[test.labels == unk] == unk):.3f} ({len(test.labels)} clips)")
+    acc, unk, n = clip_scores(rd.best, rd.features_file("testing"))
+    print(f"testing accuracy {acc:.3f}, {UNKNOWN} recall {unk:.3f} ({n} clips)")
 
 
 if __name__ == "__main__":
