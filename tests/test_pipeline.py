@@ -247,6 +247,37 @@ def test_a_finished_clip_phase_trains_again_on_other_features(tmp_path: Path, mo
     assert "features not recorded" in " ".join(capsys.readouterr().err.split())
 
 
+def test_a_killed_clip_phase_resumes_only_what_it_was_training(tmp_path: Path, monkeypatch) -> None:
+    """last.pt is resumed only for the training `train/started.json` says was under way. A
+    finished run's last.pt, once the data changed, was "resumed" at its last epoch: the
+    new lists kept the old model."""
+    import tinykws.checkpoint
+    import tinykws.train
+    from tinykws import pipeline
+    from tinykws.run import cache_json
+
+    run, _ = _trained_run_with_fake_training(tmp_path, monkeypatch)
+    resumed: list[bool] = []
+    monkeypatch.setattr(tinykws.train, "train", lambda *a, resume=False, **k: resumed.append(resume) or "trained")
+
+    class AnyConfig:  # the checkpoint's recipe: equal to the one asked for
+        train_config = property(lambda self: self)
+
+        def __eq__(self, other) -> bool:
+            return True
+
+    monkeypatch.setattr(tinykws.checkpoint, "load_checkpoint", lambda path: AnyConfig())
+    cfg = pipeline.PipelineConfig(out=run, quick=True)
+    key = cache_json(run / "features" / "training.npz")
+    key.write_text(json.dumps({"key": "a"}))
+    assert pipeline._train(cfg, run) == "trained" and resumed == [False]
+    (run / "train" / "last.pt").write_bytes(b"the finished run's last epoch")
+    key.write_text(json.dumps({"key": "b"}))  # other lists
+    assert pipeline._train(cfg, run) == "trained" and resumed == [False, False]  # not the old run
+    (run / "train" / "done.json").unlink()  # ... and that run was killed: resume it
+    assert pipeline._train(cfg, run) == "trained" and resumed == [False, False, True]
+
+
 def test_run_changes_names_markers_and_unreadable_configs() -> None:
     from tinykws.config import TrainConfig
     from tinykws.run import run_changes

@@ -143,7 +143,9 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
         if state is not None:
             console.print(f"training again: {run_changes(state, marker, TrainConfig)}")
     resume = False
-    if rd.last.is_file() and _train_init(rd) == marker["init"]:
+    # last.pt of another recipe, start or data (a finished run's, before the data changed)
+    # is no run to resume
+    if rd.last.is_file() and same_run(read_marker(rd.train_started), marker, TrainConfig):
         from tinykws.checkpoint import load_checkpoint
 
         resume = load_checkpoint(rd.last).train_config == recipe
@@ -151,6 +153,7 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
             console.print(f"resuming the killed training run from {rd.last}")
     for stale in (rd.clip, rd.stream_last, rd.stream_done, rd.stream_log):
         stale.unlink(missing_ok=True)  # a new clip model: stream anew
+    atomic_write_text(rd.train_started, json.dumps(marker, indent=2))
     result = train(rd.features, run, recipe, resume=resume, init=init)
     atomic_write_text(done, json.dumps(marker, indent=2))
     return result
@@ -170,13 +173,6 @@ def _threads_beside(maker) -> int:
     GEMM (the clip phase ran 1.91x slower on two beside it; alone, two are ~12 % faster, so
     0, torch's default, when it is done: `bench/clip_threads.py`)."""
     return 1 if maker is not None and maker.is_alive() else 0
-
-
-def _train_init(rd: RunDir) -> Optional[str]:
-    """SHA-256 of the checkpoint the run in `rd` started from (train/config.json), if any."""
-    state = read_marker(rd.train_config)
-    init = (state or {}).get("init")
-    return init.get("sha256") if isinstance(init, dict) else None
 
 
 def _pretrain_data(cfg: PipelineConfig, run: Path) -> Optional[Path]:

@@ -218,6 +218,12 @@ class RunDir:
         """`tinykws pipeline`'s marker of a finished training recipe."""
         return self.train / "done.json"
 
+    @property
+    def train_started(self) -> Path:
+        """`tinykws pipeline`'s marker of the training it started (as `train_done`): a killed
+        run resumes from `last.pt` only if it was training the same thing."""
+        return self.train / "started.json"
+
     def checkpoint(self) -> Path:
         """The checkpoint later stages use: `train/best.pt`, else `train/last.pt` (a run
         killed before its first eligible epoch, e.g. a sparse model still in its dense
