@@ -153,6 +153,7 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
             console.print(f"resuming the killed training run from {rd.last}")
     for stale in (rd.clip, rd.stream_last, rd.stream_done, rd.stream_log):
         stale.unlink(missing_ok=True)  # a new clip model: stream anew
+    rd.train.mkdir(parents=True, exist_ok=True)
     atomic_write_text(rd.train_started, json.dumps(marker, indent=2))
     result = train(rd.features, run, recipe, resume=resume, init=init)
     atomic_write_text(done, json.dumps(marker, indent=2))
