@@ -276,8 +276,7 @@ def make_lists(
     - `unknown_share`: per split, unknown clips = share x the mean keyword-class count,
       drawn evenly over the split's non-keyword words, and within a word evenly over its
       speakers (`balanced_pick`): a folder of thousands of "bed" must not make the
-      `_unknown_` class mean "bed". `train_unknown_share` sets the training split's
-      share alone (None: `unknown_share`), so validation and testing keep theirs.
+      `_unknown_` class mean "bed". `train_unknown_share`: the training split's alone.
     - `silence_count`: None gives each split as many silence crops as its mean keyword
       class; an int is the total over the splits, shared in proportion to their sizes.
     - `negatives_dir`: a `make_negatives` folder. Its training and validation speech clips
@@ -303,9 +302,8 @@ def make_lists(
     stats = AudioStats()
     spare: list[str] = []
     if extra:
-        shares = {s: unknown_share for s in SPLITS}
-        if train_unknown_share is not None:
-            shares["training"] = train_unknown_share
+        shares = {**{s: unknown_share for s in SPLITS},
+                  **({} if train_unknown_share is None else {"training": train_unknown_share})}
         mean_kw, spare = _pick_unknown(chosen, unknown_pool, keywords, shares, seed)
         n_sil = _silence_counts(silence_count, mean_kw, {s: sum(map(len, chosen[s].values())) for s in SPLITS})
         if any(n_sil.values()):
@@ -320,11 +318,6 @@ def make_lists(
         negatives = _add_negatives(chosen, negatives_dir, keywords, mean_kw, negatives_share, seed)
 
     speakers = {s: {speaker_of(p) for c in categories if c != SILENCE for p in chosen[s][c]} for s in SPLITS}
-    overlap = len(
-        (speakers["training"] & speakers["validation"])
-        | (speakers["training"] & speakers["testing"])
-        | (speakers["validation"] & speakers["testing"])
-    )
     _write_list_files(out_dir, categories, chosen, spare)
     summary = ListsSummary(
         task=task,
@@ -335,12 +328,11 @@ def make_lists(
         counts={s: {c: len(chosen[s][c]) for c in categories} for s in SPLITS},
         speakers={s: len(speakers[s]) for s in SPLITS},
         split_source="hash rule" if scan.split_lists is None else "dataset lists",
-        speaker_overlap=overlap,
+        speaker_overlap=_speaker_overlap(speakers),
         noise_files=[str(p) for p in scan.noise_files],
         seed=seed,
         max_per_class=max_per_class,
-        unknown_share=unknown_share,
-        train_unknown_share=train_unknown_share,
+        unknown_share=unknown_share, train_unknown_share=train_unknown_share,
         audio=stats.as_dict(),
         extra_data_dirs=[str(sc.data_dir) for sc in scans[1:]],
         extra_data_dirs_relative=[os.path.relpath(sc.data_dir, out_dir) for sc in scans[1:]],
@@ -370,6 +362,12 @@ def _scan_folders(data_dir: Path | str | Sequence[Path | str], out_dir: Path | s
     if out_dir in {sc.data_dir for sc in scans}:
         raise TinyKWSError("write the lists to their own folder, not into the dataset (it has its own lists)")
     return scans, out_dir
+
+
+def _speaker_overlap(speakers: dict[str, set[str]]) -> int:
+    """Speakers found in more than one split (0: the splits are speaker-disjoint)."""
+    t, v, te = speakers["training"], speakers["validation"], speakers["testing"]
+    return len((t & v) | (t & te) | (v & te))
 
 
 def _pick_unknown(chosen: dict[str, dict[str, list[str]]], unknown_pool: dict[str, list[str]],
