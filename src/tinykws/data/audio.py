@@ -302,23 +302,25 @@ def moving_mean(x: np.ndarray, win: int) -> np.ndarray:
     return (c[win:] - c[:-win]) / win
 
 
-def save_wav(path: Path | str, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
-    """Write mono int16 samples as a 16-bit PCM WAV (the Speech Commands format)."""
-    samples = np.asarray(samples)
-    if samples.dtype != np.int16 or samples.ndim != 1:
-        raise ValueError(f"save_wav wants 1-D int16 samples, got {samples.dtype} {samples.shape}")
-    sf.write(str(path), samples, sample_rate, subtype="PCM_16", format="WAV")
-
-
-def save_wav_if_changed(path: Path | str, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bool:
-    """`save_wav`, but a file that already holds exactly these bytes is left alone (and its
-    mtime with it, which feature cache keys read). Returns whether it wrote."""
+def _wav_bytes(samples: np.ndarray, sample_rate: int) -> bytes:
+    """Mono int16 samples as the bytes of a 16-bit PCM WAV file."""
     samples = np.asarray(samples)
     if samples.dtype != np.int16 or samples.ndim != 1:
         raise ValueError(f"save_wav wants 1-D int16 samples, got {samples.dtype} {samples.shape}")
     buf = io.BytesIO()
     sf.write(buf, samples, sample_rate, subtype="PCM_16", format="WAV")
-    data, path = buf.getvalue(), Path(path)
+    return buf.getvalue()
+
+
+def save_wav(path: Path | str, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> None:
+    """Write mono int16 samples as a 16-bit PCM WAV (the Speech Commands format)."""
+    Path(path).write_bytes(_wav_bytes(samples, sample_rate))
+
+
+def save_wav_if_changed(path: Path | str, samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> bool:
+    """`save_wav`, but a file that already holds exactly these bytes is left alone (and its
+    mtime with it, which feature cache keys read). Returns whether it wrote."""
+    data, path = _wav_bytes(samples, sample_rate), Path(path)
     if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
         return False
     path.write_bytes(data)

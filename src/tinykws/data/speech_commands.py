@@ -302,9 +302,7 @@ def make_lists(
     stats = AudioStats()
     spare: list[str] = []
     if extra:
-        shares = {**{s: unknown_share for s in SPLITS},
-                  **({} if train_unknown_share is None else {"training": train_unknown_share})}
-        mean_kw, spare = _pick_unknown(chosen, unknown_pool, keywords, shares, seed)
+        mean_kw, spare = _pick_unknown(chosen, unknown_pool, keywords, unknown_share, train_unknown_share, seed)
         n_sil = _silence_counts(silence_count, mean_kw, {s: sum(map(len, chosen[s].values())) for s in SPLITS})
         if any(n_sil.values()):
             noise = load_background_noise(scan.noise_files, stats, on_error)
@@ -371,15 +369,16 @@ def _speaker_overlap(speakers: dict[str, set[str]]) -> int:
 
 
 def _pick_unknown(chosen: dict[str, dict[str, list[str]]], unknown_pool: dict[str, list[str]],
-                  keywords: list[str], shares: dict[str, float], seed: int
-                  ) -> tuple[dict[str, float], list[str]]:
-    """Fill each split's `_unknown_` class from its pool (`balanced_pick`, its share in
-    `shares` x the mean keyword class); returns (mean keyword-class size per split, the training clips left
-    over: the spare list)."""
+                  keywords: list[str], unknown_share: float, train_unknown_share: float | None,
+                  seed: int) -> tuple[dict[str, float], list[str]]:
+    """Fill each split's `_unknown_` class from its pool (`balanced_pick`, share x the mean
+    keyword class; the training split's is `train_unknown_share` when given); returns (mean
+    keyword-class size per split, the training clips left over: the spare list)."""
     mean_kw = {s: np.mean([len(chosen[s][w]) for w in keywords]) for s in SPLITS}
     for i, s in enumerate(SPLITS):
         pool = unknown_pool[s]
-        n = min(len(pool), int(round(shares[s] * mean_kw[s])))
+        share = train_unknown_share if s == "training" and train_unknown_share is not None else unknown_share
+        n = min(len(pool), int(round(share * mean_kw[s])))
         chosen[s][UNKNOWN] = sorted(balanced_pick(pool, n, np.random.default_rng([seed, 1, i])))
     spare = sorted(set(unknown_pool["training"]) - set(chosen["training"][UNKNOWN]))
     return mean_kw, spare
