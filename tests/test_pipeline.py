@@ -203,7 +203,6 @@ def test_a_finished_stage_that_runs_again_says_what_changed(tmp_path: Path, monk
     trained again with no word of why. Now the message names the fields that differ."""
     import tinykws.train
     from tinykws import pipeline
-    from tinykws.stream_training import StreamTrainConfig
 
     run, calls = _trained_run_with_fake_training(tmp_path, monkeypatch)
     cfg = pipeline.PipelineConfig(out=run, quick=True, frame_stride=2)
@@ -218,12 +217,11 @@ def test_a_finished_stage_that_runs_again_says_what_changed(tmp_path: Path, monk
     assert pipeline._train_stream(cfg, run, False) == "streamed"
     said = " ".join(capsys.readouterr().err.split())
     assert f"stream training again: iterations 5 -> {pipeline._stream_config(cfg).iterations}" in said
-    assert StreamTrainConfig.from_dict(key["config"]).iterations == 5  # the marker was read, not ignored
 
 
 def test_a_finished_clip_phase_trains_again_on_other_features(tmp_path: Path, monkeypatch, capsys) -> None:
     """train/done.json recorded the recipe and the start, not the data: a run folder made
-    again with other lists (another --data, a new default share) kept the model trained on
+    again with other lists (another --data, another seed's lists) kept the model trained on
     the old ones whenever the recipe came out the same. Now the features' cache keys are
     part of the marker; a marker from before them trains again, and says so."""
     from tinykws import pipeline
