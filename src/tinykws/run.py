@@ -423,6 +423,10 @@ def read_json(path: Path | str, remedy: str) -> Any:
         raise TinyKWSError(f"{path} is damaged or unreadable ({reason}); {remedy}") from None
 
 
+# what a marker's recorded config may raise when read back as a config: then it is no match
+_UNREADABLE_CONFIG = (TinyKWSError, TypeError, ValueError, KeyError, AttributeError)
+
+
 def read_marker(path: Path) -> Optional[dict]:
     """A stage's done marker (train/done.json, stream_done.json), or None when it is missing
     or unreadable (torn, edited): then the stage runs again, which is always safe."""
@@ -441,7 +445,7 @@ def same_run(state: Optional[dict[str, Any]], marker: dict[str, Any], config: An
         return False
     try:
         return config.from_dict(state["config"]) == config.from_dict(marker["config"])
-    except (TinyKWSError, TypeError, ValueError, KeyError, AttributeError):
+    except _UNREADABLE_CONFIG:
         return False
 
 
@@ -452,7 +456,7 @@ def run_changes(state: dict[str, Any], marker: dict[str, Any], config: Any) -> s
                if k != "config" and state.get(k) != v]
     try:
         old, new = config.from_dict(state["config"]), config.from_dict(marker["config"])
-    except (TinyKWSError, TypeError, ValueError, KeyError, AttributeError):
+    except _UNREADABLE_CONFIG:
         return ", ".join(changes + ["its recorded config is unreadable"])
     changes += [f"{f.name} {getattr(old, f.name)!r} -> {getattr(new, f.name)!r}"
                 for f in dataclasses.fields(config) if f.compare and getattr(old, f.name) != getattr(new, f.name)]
