@@ -44,11 +44,13 @@ def main() -> None:
     cfg = StreamTrainConfig.from_dict({**StreamTrainConfig().to_dict(), **json.loads(a.cfg)})
     neg = a.negatives_npz or base.negative_features
     extra = read_features(neg).features if neg.is_file() else None
-    real = None
+    real = words = None
     if not a.no_spare and base.spare_features.is_file():
-        real = read_features(base.spare_features).features
+        spare = read_features(base.spare_features)
+        real, words = spare.features, [Path(p).parent.name for p in spare.paths]
     t = time.time()
-    train_stream(base.features, out.root, cfg, extra_negatives=extra, real_negatives=real)
+    train_stream(base.features, out.root, cfg, extra_negatives=extra, real_negatives=real,
+                 real_negative_words=words)
     print(f"stream phase {time.time() - t:.0f} s", file=sys.stderr)
 
 

@@ -145,6 +145,30 @@ def test_real_negative_share_sets_how_many_negatives_are_real_recordings():
         StreamTrainConfig(real_negative_share=1.5)
 
 
+def test_real_negative_balance_draws_each_word_as_often_and_keeps_the_real_share():
+    """Real negatives of three words, 150 / 45 / 5 clips, beside 200 synthesized ones:
+    drawn clip by clip the rare word is ~2.5 % of the real draws; balanced each word is a
+    third, and the real share (half) stays where it was. Synthesized clips have no word."""
+    from tinykws.stream_clips import word_balance
+
+    x, y = toy_clips(20)
+    unk = CATS.index("_unknown_")
+    neg = np.repeat(x[y == unk][:1], 400, axis=0)
+    words = np.array(["bed"] * 150 + ["zero"] * 45 + ["wow"] * 5 + [""] * 200)
+    assert np.allclose(word_balance(words[:200])[[0, 150, 199]], [200 / 3 / 150, 200 / 3 / 45, 200 / 3 / 5])
+    feats, labels = np.concatenate([x, neg]), np.concatenate([y, np.full(400, unk)])
+    pool = ClipPool.from_arrays(feats, labels, CATS, LOG_PER_DB,
+                                np.concatenate([np.array(["x"] * len(y)), words]))
+    # the toy split's own 20 _unknown_ clips are real too, as the word "x"
+    n_real = len(y) + 200
+    for balance, rare in ((False, (0.0, 0.06)), (True, (0.2, 0.3))):
+        maker = StreamMaker(pool, StreamTrainConfig(batch=1, real_negative_balance=balance),
+                            np.random.default_rng(0), n_real=n_real)
+        said = pool.words[[maker._draw_negative() for _ in range(4000)]]
+        real = said[said != ""]
+        assert 0.45 <= len(real) / len(said) <= 0.57, balance
+        assert rare[0] <= np.mean(real == "wow") <= rare[1], (balance, np.mean(real == "wow"))
+
 def test_clip_negative_share_draws_that_share_of_the_clip_batch_from_the_negatives():
     """Share 0 repeats the earlier versions' draw exactly (their runs repeat); a share takes
     that many clips of each batch from the pool after the training split, the rest from it;

@@ -403,8 +403,10 @@ def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
     if state is not None:
         console.print(f"stream training again: {run_changes(state, key, StreamTrainConfig)}")
     extra = read_features(feats).features if with_negatives else None  # [N, 98, 32], all _unknown_
-    real = read_features(spare).features if with_negatives and spare.is_file() else None
-    path = train_stream(run / "features", run, scfg, extra_negatives=extra, real_negatives=real)
+    real = read_features(spare) if with_negatives and spare.is_file() else None  # [R, 98, 32]
+    path = train_stream(run / "features", run, scfg, extra_negatives=extra,
+                        real_negatives=None if real is None else real.features,
+                        real_negative_words=None if real is None else [Path(p).parent.name for p in real.paths])
     atomic_write_text(done, json.dumps(key, indent=2))
     return path
 

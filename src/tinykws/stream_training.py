@@ -39,7 +39,7 @@ import shutil
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
@@ -55,8 +55,9 @@ from tinykws.labels import SILENCE, UNKNOWN
 from tinykws.models.sparsity import fix_support
 from tinykws.progress import progress_bar
 from tinykws.run import RunDir, atomic_torch_save, check_splits_agree, read_features, split_file
-from tinykws.stream_clips import ClipPool
+from tinykws.stream_clips import ClipPool, word_balance
 from tinykws.stream_losses import IGNORE, causal_mean, inside_keyword, peak_loss, stream_loss
+from tinykws.stream_mining import Miner
 from tinykws.stream_state import bound_state
 from tinykws.stream_workers import Group, check_workers, join, rank_seeds, share, split_count, worker_env, workers
 from tinykws.train import class_weights, pipeline_recipe
@@ -85,6 +86,9 @@ class StreamTrainConfig:
     # synthesized ones are added (0: in proportion to their numbers, ~1 % for 179 real among
     # 20,000): real voices are what a stream model must learn to reject
     real_negative_share: float = 0.0
+    # draw the real negatives evenly over their words instead of clip by clip (the extra
+    # folder's other words are 95 % bed, cat and happy), their total share unchanged
+    real_negative_balance: bool = False
     gap_frames: tuple[int, int] = (5, 200)  # background between two words
     margin_frames: tuple[int, int] = (3, 25)  # kept around a word's speech
     snr_db: tuple[float, float] = (5.0, 40.0)
@@ -207,7 +211,12 @@ class StreamMaker:
         self.noise = pool.indices(SILENCE)
         if len(self.kw) == 0 or len(self.noise) == 0:
             raise TinyKWSError("stream training needs keyword clips and _silence_ clips")
-        self.neg_weight = np.ones(len(self.neg))
+        self.neg_weight = np.ones(len(self.neg))  # mining's
+        self.base_weight = np.ones(len(self.neg))
+        if cfg.real_negative_balance and pool.words is not None and self.real_neg.any():
+            said = pool.words[self.neg[self.real_neg]]
+            if len(said) and all(said):  # every real negative's word known
+                self.base_weight[self.real_neg] = word_balance(said)
         self.sil = pool.categories.index(SILENCE)
         self.unk = pool.categories.index(UNKNOWN) if UNKNOWN in pool.categories else self.sil
         self.floor = pool.features.min(axis=(0, 1))  # [F] quietest level of each band
@@ -220,7 +229,7 @@ class StreamMaker:
 
     def _draw_negative(self) -> int:
         """A negative clip, by the mining weights; `real_negative_share` of them real."""
-        w = self.neg_weight
+        w = self.neg_weight * self.base_weight
         share = self.cfg.real_negative_share
         if share > 0 and self.real_neg.any() and not self.real_neg.all():
             real = self.rng.random() < share
@@ -298,78 +307,6 @@ class StreamMaker:
         return tuple(torch.from_numpy(np.stack(parts)) for parts in zip(*out))
 
 
-# ---------------------------------------------------------------------------- mining
-
-
-@torch.no_grad()
-def negative_keyword_scores(model, maker: StreamMaker, context: int = 100, batch: int = 256,
-                            which: Optional[np.ndarray] = None) -> np.ndarray:
-    """Highest keyword probability of each negative clip `[len(maker.neg)]` (or of the
-    negatives at positions `which` of `maker.neg`), heard after `context` frames of
-    background from a zero state and until its target window ends."""
-    pool, cfg = maker.pool, maker.cfg
-    kw_cls = torch.tensor([c not in (SILENCE, UNKNOWN) for c in pool.categories])
-    out = []
-    T = pool.features.shape[1]
-    negs = maker.neg if which is None else maker.neg[which]
-    for s in range(0, len(negs), batch):
-        ids = negs[s:s + batch]
-        bed = torch.from_numpy(np.stack([maker._noise_bed(context + T + cfg.target_delay + cfg.target_frames)
-                                         for _ in ids]))
-        x = bed.clone()
-        words = torch.from_numpy(pool.features[ids])
-        x[:, context:context + T] = torch.logaddexp(words, bed[:, context:context + T])
-        logits, _ = model.forward_sequence(x)
-        p = torch.softmax(logits[:, context:], -1)[..., kw_cls].amax(-1)  # [b, T']
-        out.append(p.amax(1).numpy())
-    return np.concatenate(out) if out else np.zeros(0)
-
-
-@dataclass
-class Miner:
-    """Hard-negative mining state: the latest score of every negative (NaN: not scored
-    yet) and where the next round starts (`StreamTrainConfig.mine_*`)."""
-
-    scores: np.ndarray  # [len(maker.neg)] float64
-    pos: int = 0
-
-    @classmethod
-    def for_maker(cls, maker: StreamMaker) -> "Miner":
-        return cls(np.full(len(maker.neg), np.nan))
-
-    def next_round(self, cfg: StreamTrainConfig) -> np.ndarray:
-        """Positions in `maker.neg` to score this round (the next `mine_clips`, wrapping)."""
-        n = len(self.scores)
-        k = n if cfg.mine_clips <= 0 else min(n, cfg.mine_clips)
-        which = (self.pos + np.arange(k)) % n
-        self.pos = int((self.pos + k) % n)
-        return which
-
-    def weights(self, cfg: StreamTrainConfig) -> np.ndarray:
-        """Drawing weight of every negative: `mine_boost` for the hard ones, else 1."""
-        s = np.nan_to_num(self.scores, nan=-np.inf)
-        hard = s >= cfg.mine_threshold
-        scored = s[np.isfinite(s)]
-        if cfg.mine_top > 0 and len(scored):
-            k = max(1, round(cfg.mine_top * len(scored)))  # the k highest scores so far
-            hard &= s >= np.partition(scored, len(scored) - k)[len(scored) - k]
-        return 1.0 + (cfg.mine_boost - 1.0) * hard
-
-    def mine(self, model, maker: StreamMaker, cfg: StreamTrainConfig, group: Optional[Group] = None) -> int:
-        """Score this round's negatives (shared among the workers of `group`), reweight the
-        maker; returns the hard count."""
-        group = group or Group()
-        which = self.next_round(cfg)
-        was_training = model.training
-        model.eval()
-        mine = negative_keyword_scores(model, maker, which=which[group.rank::group.world])
-        model.train(was_training)
-        self.scores[which] = group.gather(len(which), mine)
-        w = self.weights(cfg)
-        maker.set_negative_weights(w)
-        return int((w > 1).sum())
-
-
 # ---------------------------------------------------------------------------- training
 
 
@@ -404,14 +341,15 @@ def negative_features(negatives_dir: Path | str, features_dir: Path | str, run_d
 def train_stream(
     features_dir: Path | str, run_dir: Path | str, cfg: StreamTrainConfig = StreamTrainConfig(),
     *, extra_negatives: Optional[np.ndarray] = None, real_negatives: Optional[np.ndarray] = None,
-    threads: int = 1,
+    real_negative_words: Optional[Sequence[str]] = None, threads: int = 1,
 ) -> Path:
     """Stream-train `RUN_DIR/train/best.pt` (the clip model) into a new `best.pt`.
 
     `extra_negatives` `[M, T, F]`: more non-keyword clips (log-mel, same features) mixed
     into the streams as `_unknown_` words (synthesized); `real_negatives` `[R, T, F]`: real
     recordings of other words (the lists' spare `_unknown_` clips), counted with the
-    training clips as real for `real_negative_share`. With `cfg.workers` > 1 the steps are
+    training clips as real for `real_negative_share`, and the word each says
+    (`real_negative_words`, for `real_negative_balance`). With `cfg.workers` > 1 the steps are
     shared by that many processes (`tinykws.stream_workers`), `threads` torch threads each.
     Resumes from `train/stream_last.pt`. Returns the path of the stream model.
     """
@@ -428,7 +366,7 @@ def train_stream(
         raise TinyKWSError("training.npz and the clip model have different categories")
     check_chunk_stride(cfg.chunk_frames, clip.model_config.frame_stride)
     log_per_db = math.log(10) / (10 if split.params.power_spec else 20)
-    pool, n_real = _clip_pool(split, real_negatives, extra_negatives, log_per_db)
+    pool, n_real = _clip_pool(split, real_negatives, extra_negatives, log_per_db, real_negative_words)
     for total, what in ((cfg.batch, "a step's streams (batch)"), (cfg.clip_batch, "a step's clips (clip_batch)")):
         split_count(total, cfg.workers, what)
     args: tuple = (str(run.root), cfg, pool, len(split.labels), n_real, threads)
@@ -553,10 +491,15 @@ def _save_last(run: RunDir, model: Any, opt: Any, iteration: int, cfg: StreamTra
 
 
 def _clip_pool(split: Any, real_negatives: Optional[np.ndarray], extra_negatives: Optional[np.ndarray],
-               log_per_db: float) -> tuple["ClipPool", int]:
+               log_per_db: float, real_words: Optional[Sequence[str]] = None) -> tuple["ClipPool", int]:
     """The clips the streams are made of: the training split, then the real and the
-    synthesized negatives as `_unknown_`; and how many of them are real recordings."""
+    synthesized negatives as `_unknown_`; and how many of them are real recordings. Each
+    clip's word is its folder's name (training split), `real_words`, or "" (synthesized)."""
+    if real_words is not None and len(real_words) != (0 if real_negatives is None else len(real_negatives)):
+        raise TinyKWSError("real_negative_words must name the word of every real negative clip")
     feats, labels = split.features, split.labels
+    known = len(split.paths) == len(labels)
+    words = [Path(p).parent.name if known else "" for p in (split.paths if known else labels)]
     n_real = len(split.labels)  # real recordings first, then the synthesized negatives
     for more in (real_negatives, extra_negatives):
         if more is not None and len(more):
@@ -564,7 +507,9 @@ def _clip_pool(split: Any, real_negatives: Optional[np.ndarray], extra_negatives
             feats = np.concatenate([feats, np.asarray(more, np.float32)])
             labels = np.concatenate([labels, np.full(len(more), unk, np.int64)])
             n_real += len(more) if more is real_negatives else 0
-    return ClipPool.from_arrays(feats, labels, split.categories, log_per_db), n_real
+            said = real_words if more is real_negatives and real_words is not None else [""] * len(more)
+            words += list(said)
+    return ClipPool.from_arrays(feats, labels, split.categories, log_per_db, np.asarray(words)), n_real
 
 
 def _resume(last_path: Path, cfg: StreamTrainConfig, model: Any, opt: Any,
