@@ -5,7 +5,7 @@
 OUT_RUN gets links to BASE_RUN's lists and features and a copy of its clip model
 (`train/clip.pt`, else `train/best.pt`); the stream phase then runs with the pipeline's
 `StreamTrainConfig` changed by the JSON of `--cfg`, with BASE_RUN's negatives
-(`features/negatives.npz`, or `--negatives-npz`) and spare other-word clips (`features/spare.npz`, unless
+(`features/negatives.npz`, or the files of `--negatives-npz`, end to end) and spare other-word clips (`features/spare.npz`, unless
 `--no-spare`). Score the variant with `bench/stream_diagnose.py OUT_RUN ...`
 (docs/benchmarks.md, "Issue 19").
 """
@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
+import numpy as np  # noqa: E402
 from tinykws.run import RunDir, read_features  # noqa: E402
 from tinykws.stream_training import StreamTrainConfig, train_stream  # noqa: E402
 
@@ -28,11 +29,13 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--cfg", default="{}", help="StreamTrainConfig fields to change, as JSON")
     ap.add_argument("--no-spare", action="store_true", help="without the spare other-word clips")
-    ap.add_argument("--negatives-npz", type=Path, default=None,
-                    help="another negatives feature file instead of BASE_RUN's features/negatives.npz")
+    ap.add_argument("--negatives-npz", type=Path, nargs="+", default=None,
+                    help="other negatives feature files (all of them, in order) instead of "
+                         "BASE_RUN's features/negatives.npz")
     a = ap.parse_args()
-    if a.negatives_npz is not None and not a.negatives_npz.is_file():
-        sys.exit(f"--negatives-npz {a.negatives_npz}: no such file")  # else it trained without negatives
+    for path in a.negatives_npz or []:
+        if not path.is_file():
+            sys.exit(f"--negatives-npz {path}: no such file")  # else it trained without negatives
     base, out = RunDir(a.base), RunDir(a.out)
     out.root.mkdir(parents=True, exist_ok=True)
     for name in ("lists", "features"):
@@ -42,8 +45,9 @@ def main() -> None:
     if not out.clip.is_file():
         shutil.copyfile(base.clip if base.clip.is_file() else base.best, out.clip)
     cfg = StreamTrainConfig.from_dict({**StreamTrainConfig().to_dict(), **json.loads(a.cfg)})
-    neg = a.negatives_npz or base.negative_features
-    extra = read_features(neg).features if neg.is_file() else None
+    negs = a.negatives_npz or [base.negative_features]
+    found = [read_features(n).features for n in negs if n.is_file()]  # [N, 98, 32] each
+    extra = np.concatenate(found) if found else None
     real = words = None
     if not a.no_spare and base.spare_features.is_file():
         spare = read_features(base.spare_features)

@@ -490,6 +490,11 @@ def test_stream_steps_reach_the_stream_phase_and_a_change_trains_again(tmp_path:
     assert calls[-1][2].workers == 2
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, preset="tiny"), run, False) == "streamed"
     assert calls[-1][2].iterations == 1500  # the tiny preset steps every frame
+    # recorded speech (--data) gets twice the steps (its time budget is 15 minutes, not 10)
+    assert pipeline._stream_config(pipeline.PipelineConfig(out=run, data=tmp_path)).iterations == 6000
+    assert pipeline._stream_config(pipeline.PipelineConfig(out=run, data=tmp_path, quick=True)).iterations == \
+        2 * quick_stream_config().iterations
+    assert pipeline._stream_config(pipeline.PipelineConfig(out=run, data=tmp_path, stream_steps=9)).iterations == 9
     one = pipeline.PipelineConfig(out=run, frame_stride=1)  # the seed's model: 1500 steps again
     assert pipeline._recipe(one, 2000).frame_stride == 1 and pipeline._recipe(one, 2000).epochs == 80
     assert pipeline._stream_config(one).iterations == 1500

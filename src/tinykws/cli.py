@@ -548,9 +548,9 @@ def pipeline(
     ),
     stream_steps: Optional[int] = typer.Option(
         None, help="Stream-phase training steps of 32 streams (default 1500 times the frame stride: 3000; "
-        "1500 with --preset tiny; 40 with --quick). More "
-        "is slower and, measured with 16 streams a step on the embedded default, better (8000 "
-        "steps against 3000: ~3x the phase's time; docs/benchmarks.md, Issue 19, sixth round)."
+        "twice that with --data: 6000; 1500 with --preset tiny; 40 with --quick). More is slower and, "
+        "measured, better (on the dev data 6000 steps against 3000: +10-13 points of keyword-stream "
+        "recall; docs/benchmarks.md, Issue 19, fourteenth round)."
     ),
     stream_workers: Optional[int] = typer.Option(
         None, help="Processes that share the stream phase's steps, one a CPU core (default 2; 1 "
