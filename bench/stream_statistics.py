@@ -22,7 +22,7 @@ from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
 from tinykws.checkpoint import load_model  # noqa: E402
 from tinykws.detect import Detector  # noqa: E402
 from tinykws.keyword_streams import load_stream  # noqa: E402
-from tinykws.stream_eval import score_detections  # noqa: E402
+from tinykws.stream_eval import det_thresholds, score_detections  # noqa: E402
 from tinykws.triggers import moving_average, pick_detections  # noqa: E402
 
 
@@ -62,7 +62,8 @@ def main() -> None:
     for name in stats_k:
         a_k, a_n = stats_k[name], stats_n[name]
         best = lambda x: np.where(mask[None], x, -1).max(1)  # noqa: E731
-        grid = np.unique(np.quantile(np.concatenate([best(a_k), best(a_n)]), np.linspace(0.5, 1, 600)))
+        grid = np.unique(np.concatenate([  # the DET sweep's thresholds and the traces' own upper half
+            det_thresholds(), np.quantile(np.concatenate([best(a_k), best(a_n)]), np.linspace(0.5, 1, 600))]))
         rows = []
         for thr in grid:
             k = score_detections(pick_detections(tk, a_k, cats, thr, refr, mask), kw.events, kw.duration_s)
