@@ -168,6 +168,16 @@ def test_real_negative_balance_draws_each_word_as_often_and_keeps_the_real_share
         real = said[said != ""]
         assert 0.45 <= len(real) / len(said) <= 0.57, balance
         assert rare[0] <= np.mean(real == "wow") <= rare[1], (balance, np.mean(real == "wow"))
+    # train_stream's pool: the training split's words from its paths, then the real ones
+    from types import SimpleNamespace
+    from tinykws.stream_training import _clip_pool
+
+    paths = np.array([f"d/{c}/a.wav" for c in np.array(CATS)[y]])
+    split = SimpleNamespace(features=x, labels=y, categories=CATS, paths=paths)
+    pool, n_real = _clip_pool(split, neg[:3], neg[:2], LOG_PER_DB, ["zero", "wow", "bed"])
+    assert n_real == len(y) + 3 and list(pool.words[len(y) - 1:]) == ["_silence_", "zero", "wow", "bed", "", ""]
+    with pytest.raises(TinyKWSError, match="real_negative_words"):
+        _clip_pool(split, neg[:3], None, LOG_PER_DB, ["zero"])
 
 def test_clip_negative_share_draws_that_share_of_the_clip_batch_from_the_negatives():
     """Share 0 repeats the earlier versions' draw exactly (their runs repeat); a share takes

@@ -215,7 +215,7 @@ class StreamMaker:
         self.base_weight = np.ones(len(self.neg))
         if cfg.real_negative_balance and pool.words is not None and self.real_neg.any():
             said = pool.words[self.neg[self.real_neg]]
-            if len(said) and all(said):  # every real negative's word known
+            if all(said):  # every real negative's word known
                 self.base_weight[self.real_neg] = word_balance(said)
         self.sil = pool.categories.index(SILENCE)
         self.unk = pool.categories.index(UNKNOWN) if UNKNOWN in pool.categories else self.sil
@@ -498,8 +498,8 @@ def _clip_pool(split: Any, real_negatives: Optional[np.ndarray], extra_negatives
     if real_words is not None and len(real_words) != (0 if real_negatives is None else len(real_negatives)):
         raise TinyKWSError("real_negative_words must name the word of every real negative clip")
     feats, labels = split.features, split.labels
-    known = len(split.paths) == len(labels)
-    words = [Path(p).parent.name if known else "" for p in (split.paths if known else labels)]
+    words = ([Path(p).parent.name for p in split.paths] if len(split.paths) == len(labels)
+             else [""] * len(labels))
     n_real = len(split.labels)  # real recordings first, then the synthesized negatives
     for more in (real_negatives, extra_negatives):
         if more is not None and len(more):
