@@ -51,7 +51,7 @@ def main() -> None:
     real = words = None
     if not a.no_spare and base.spare_features.is_file():
         spare = read_features(base.spare_features)
-        real, words = spare.features, [Path(p).parent.name for p in spare.paths]
+        real, words = spare.features, spare.words
     t = time.time()
     train_stream(base.features, out.root, cfg, extra_negatives=extra, real_negatives=real,
                  real_negative_words=words)

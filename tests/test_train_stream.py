@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,11 +170,12 @@ def test_real_negative_balance_draws_each_word_as_often_and_keeps_the_real_share
         assert 0.45 <= len(real) / len(said) <= 0.57, balance
         assert rare[0] <= np.mean(real == "wow") <= rare[1], (balance, np.mean(real == "wow"))
     # train_stream's pool: the training split's words from its paths, then the real ones
-    from types import SimpleNamespace
+    from tinykws.run import FeatureSplit
     from tinykws.stream_training import _clip_pool
 
     paths = np.array([f"d/{c}/a.wav" for c in np.array(CATS)[y]])
-    split = SimpleNamespace(features=x, labels=y, categories=CATS, paths=paths)
+    split = FeatureSplit(Path("training.npz"), y, CATS, FeatureParams(), paths, x)
+    assert FeatureSplit(Path("old.npz"), y, CATS, FeatureParams(), np.array([]), x).words == [""] * len(y)
     pool, n_real = _clip_pool(split, neg[:3], neg[:2], LOG_PER_DB, ["zero", "wow", "bed"])
     assert n_real == len(y) + 3 and list(pool.words[len(y) - 1:]) == ["_silence_", "zero", "wow", "bed", "", ""]
     with pytest.raises(TinyKWSError, match="real_negative_words"):

@@ -414,7 +414,7 @@ def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
     real = read_features(spare) if with_negatives and spare.is_file() else None  # [R, 98, 32]
     path = train_stream(run / "features", run, scfg, extra_negatives=extra,
                         real_negatives=None if real is None else real.features,
-                        real_negative_words=None if real is None else [Path(p).parent.name for p in real.paths])
+                        real_negative_words=None if real is None else real.words)
     atomic_write_text(done, json.dumps(key, indent=2))
     return path
 

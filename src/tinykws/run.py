@@ -497,6 +497,14 @@ class FeatureSplit:
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def words(self) -> list[str]:
+        """The word each row says: its source clip's folder in the Speech Commands layout
+        ("" for every row of a file without paths)."""
+        if len(self.paths) != len(self.labels):
+            return [""] * len(self.labels)
+        return [Path(p).parent.name for p in self.paths]
+
 
 def read_features(path: Path | str, *, features: bool = True) -> FeatureSplit:
     """Read and check a feature file. `features=False` reads everything but the

@@ -498,8 +498,7 @@ def _clip_pool(split: Any, real_negatives: Optional[np.ndarray], extra_negatives
     if real_words is not None and len(real_words) != (0 if real_negatives is None else len(real_negatives)):
         raise TinyKWSError("real_negative_words must name the word of every real negative clip")
     feats, labels = split.features, split.labels
-    words = ([Path(p).parent.name for p in split.paths] if len(split.paths) == len(labels)
-             else [""] * len(labels))
+    words = list(split.words)
     n_real = len(split.labels)  # real recordings first, then the synthesized negatives
     for more in (real_negatives, extra_negatives):
         if more is not None and len(more):
