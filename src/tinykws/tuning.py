@@ -4,6 +4,8 @@ Library code elsewhere does not touch process state; it calls these:
 
 - `tune_for_training()`: called once by `train.train()` before the first step. Raises
   glibc's mmap and trim thresholds so freed multi-megabyte tensors stay in the heap.
+- `ignore_sigint()`: the initializer of worker-process pools (`data synth`, `data
+  negatives`): Ctrl-C is the parent's to handle.
 - `torch_threads(n)`: torch's intra-op thread count set to `n` inside a `with` block and
   restored after it. Used for the per-frame/per-step loops of tiny matrices (FastGRNN's
   recurrence, the streaming detector, the tests' tiny models) and for `TrainConfig.threads`.
@@ -21,6 +23,17 @@ from contextlib import contextmanager
 from typing import Iterator, Optional
 
 _MALLOC_TUNED = False
+
+
+def ignore_sigint() -> None:
+    """Ignore SIGINT in this (worker) process: the pool initializer of tinykws' worker pools.
+
+    A terminal's Ctrl-C reaches the whole process group. Workers used to print a
+    KeyboardInterrupt traceback each; now only the parent sees it, leaves its `with Pool`
+    (which terminates the workers) and the CLI says `interrupted` in one line."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def tune_for_training() -> bool:

@@ -52,8 +52,8 @@ from tinykws.data.synth import (
 )
 from tinykws.errors import MAX_WORKERS, TinyKWSError, check_count, check_seed
 from tinykws.labels import SILENCE
-from tinykws.processes import fresh_processes
 from tinykws.progress import progress_bar
+from tinykws.tuning import ignore_sigint
 
 DEFAULT_UTTERANCES = 50_000
 DEFAULT_WORDS = 6000  # distinct common words
@@ -287,12 +287,12 @@ def _run_jobs(out_dir: Path, jobs: list, todo: list, total_clips: int, workers: 
         # depends only on the seed, not on the worker count or an interruption
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload([__name__, "tinykws.data.synth"])
-        # the background clips are cut from the noise files: they go last
-        stages = [[j for j in todo if j[0] != "background"], [j for j in todo if j[0] == "background"]]
-        n_done = len(jobs) - len(todo)
-        for stage in stages:
-            with fresh_processes(_run_job, stage, workers, ctx) as results:
-                for job_id, n_clips, cropped in results:
+        with ctx.Pool(workers, ignore_sigint, maxtasksperchild=1) as pool:
+            # the background clips are cut from the noise files: they go last
+            stages = [[j for j in todo if j[0] != "background"], [j for j in todo if j[0] == "background"]]
+            n_done = len(jobs) - len(todo)
+            for stage in stages:
+                for job_id, n_clips, cropped in pool.imap_unordered(_run_job, stage):
                     log.write(f"{job_id}\t{cropped}\n")  # one line: a torn last line is redone
                     log.flush()
                     os.fsync(log.fileno())

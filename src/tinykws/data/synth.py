@@ -38,9 +38,9 @@ from tinykws.data.audio import CLIP_SAMPLES, SAMPLE_RATE, moving_mean, save_wav
 from tinykws.data.filters import butter_sos, peaking_sos
 from tinykws.data.layout import BACKGROUND, GOOGLE12_WORDS, synth_manifest
 from tinykws.errors import MAX_WORKERS, TinyKWSError, check_count, check_seed
-from tinykws.processes import fresh_processes
 from tinykws.progress import progress_bar
 from tinykws.run import read_json
+from tinykws.tuning import ignore_sigint
 
 # The 25 non-keyword words of Speech Commands v0.02: the synthetic "unknown" class then
 # matches the real one.
@@ -554,8 +554,8 @@ def synthesize(
             ctx = mp.get_context("forkserver")
             ctx.set_forkserver_preload([__name__])
             results = []
-            with fresh_processes(_run_job, jobs, workers, ctx) as done:
-                for r in done:
+            with ctx.Pool(workers, ignore_sigint, maxtasksperchild=1) as pool:
+                for r in pool.imap_unordered(_run_job, jobs):
                     results.append(r)
                     bar.advance(task)
         summary.clips = sum(r[1] for r in results)
