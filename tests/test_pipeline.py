@@ -393,24 +393,35 @@ def test_pipeline_tiny_preset_end_to_end(tmp_path: Path) -> None:
 def test_background_negatives_stop_cleanly_and_the_stage_finishes_them(tmp_path: Path) -> None:
     """The pipeline's background negatives maker, interrupted mid-set (the pipeline failed
     or was killed), leaves its finished jobs logged; the "data negatives" stage then makes
-    only the rest, and a finished set is not started again."""
+    only the rest, and a finished set is not started again. The pipeline here has SIGINT
+    ignored, as one started by a script in the background (`cmd &`, nohup) has: the maker
+    inherited that and ran on until it was killed, when it was stopped with SIGINT."""
+    import signal
     import time
 
     from tinykws.data.negatives import NegativesConfig, _read_log, is_complete, make_negatives
-    from tinykws.pipeline import NegativesPlan, start_negatives, stop_negatives
+    from tinykws.pipeline import STOP_SECONDS, NegativesPlan, start_negatives, stop_negatives
 
     sizes = dict(utterances=800, words=60, phrases=10, near_miss_count=2, voices=24,
                  background=10, noise_seconds=5.0)
     plan = NegativesPlan(tmp_path / "cache" / "negs", NegativesConfig(keywords=("yes", "no"), seed=0, **sizes))
     (tmp_path / "run").mkdir()
-    proc = start_negatives(plan, tmp_path / "run")
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        proc = start_negatives(plan, tmp_path / "run")
+    finally:
+        signal.signal(signal.SIGINT, before)
     assert proc is not None and proc.is_alive()
     log = plan.folder / ".jobs.log"
     deadline = time.time() + 300
     while not (log.is_file() and _read_log(log)) and proc.is_alive() and time.time() < deadline:
         time.sleep(0.2)
+    t0 = time.monotonic()
     stop_negatives(proc)
-    assert not proc.is_alive()
+    assert not proc.is_alive() and time.monotonic() - t0 < STOP_SECONDS
+    # through its own handler (exit 1, its log says so), not killed after the wait
+    assert proc.exitcode == 1
+    assert "background negatives: stopped" in (tmp_path / "run" / "negatives_background.log").read_text()
     done_before = len(_read_log(log))
     assert done_before >= 1
     assert not is_complete(plan.folder)  # stopped after its first of 5 jobs

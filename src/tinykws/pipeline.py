@@ -9,6 +9,7 @@ redone: the synthesized data and the features carry cache keys, training resumes
 from __future__ import annotations
 
 import dataclasses
+import faulthandler
 import fcntl
 import json
 import multiprocessing as mp
@@ -281,19 +282,28 @@ def negatives_plan(cfg: PipelineConfig, run: Path) -> Optional[NegativesPlan]:
     return NegativesPlan(Path(folder), config)
 
 
-def _background_maker(plan: NegativesPlan, log: str, ready: Any = None) -> None:
+def _stop_requested(signum: int, frame: Any) -> None:
+    """The background maker's SIGTERM handler: stop like a Ctrl-C (between two jobs' results,
+    the jobs in flight terminated, the finished ones logged)."""
+    raise KeyboardInterrupt
+
+
+def _background_maker(plan: NegativesPlan, log: str) -> None:
     """The child process of `start_negatives`: quiet, its output in `log`, one worker (the
-    clip phase trains on the other core). `ready` (an Event) is set once a Ctrl-C would
-    end it cleanly."""
+    clip phase trains on the other core). `stop_negatives` stops it with SIGTERM, not
+    SIGINT: a pipeline started in the background by a script (`cmd &`, nohup) has SIGINT
+    ignored, its children inherit that, and Python then never raises KeyboardInterrupt, so
+    the maker ran on until it was killed 10-20 s later (issue 19, fifteenth round)."""
     os.environ["TINYKWS_NO_PROGRESS"] = "1"
     with open(log, "a") as f:
         os.dup2(f.fileno(), 1)
         os.dup2(f.fileno(), 2)
-        if ready is not None:
-            ready.set()
+        faulthandler.register(signal.SIGUSR1, all_threads=True)  # stop_negatives: where it hangs
+        signal.signal(signal.SIGTERM, _stop_requested)  # before this, SIGTERM ends it quietly
         try:
             plan.make(workers=1)
-        except KeyboardInterrupt:  # stop_negatives: the "data negatives" stage takes over
+        except KeyboardInterrupt:  # stop_negatives (or a Ctrl-C): the "data negatives" stage takes over
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping already: a second request waits
             print("background negatives: stopped; the foreground finishes the set", file=sys.stderr)
             sys.exit(1)
         except BaseException as e:  # the foreground stage redoes what is missing and reports
@@ -313,31 +323,28 @@ def start_negatives(plan: Optional[NegativesPlan], run: Path):
     if plan is None or is_complete(plan.folder):
         return None
     log = RunDir(run).root / "negatives_background.log"
-    ctx = mp.get_context("spawn")
-    ready = ctx.Event()
-    proc = ctx.Process(target=_background_maker, args=(plan, str(log), ready), name="tinykws-negatives")
+    proc = mp.get_context("spawn").Process(target=_background_maker, args=(plan, str(log)), name="tinykws-negatives")
     proc.start()
-    proc.ready = ready  # for stop_negatives
     console.print(f"negatives: making {plan.folder} in the background (log: {log})")
     return proc
 
 
+STOP_SECONDS = 10  # a background maker ends within a second of its SIGTERM (tests/test_pipeline.py)
+
+
 def stop_negatives(proc) -> None:
     """Stop a background maker still running (the clip phase is over, or the pipeline
-    failed or was interrupted): SIGINT first, so its pool shuts down and its finished jobs
-    stay logged. A child still starting (importing; nothing made yet) is terminated: a
-    Ctrl-C there would print a traceback on the terminal."""
+    failed or was interrupted): SIGTERM, which a started maker turns into a clean stop (its
+    finished jobs stay logged) and which ends one still importing at once, quietly. One
+    still alive after STOP_SECONDS dumps its stacks into its log (SIGUSR1) and is killed."""
     if proc is None or not proc.is_alive():
         return
-    ready = getattr(proc, "ready", None)
-    if ready is not None and not ready.is_set():
-        proc.terminate()
-        proc.join(5)
-        return
-    os.kill(proc.pid, signal.SIGINT)
-    proc.join(20)
+    proc.terminate()
+    proc.join(STOP_SECONDS)
     if proc.is_alive():
-        proc.terminate()
+        os.kill(proc.pid, signal.SIGUSR1)
+        proc.join(1)
+        proc.kill()
         proc.join(5)
 
 
