@@ -290,10 +290,8 @@ def _stop_requested(signum: int, frame: Any) -> None:
 
 def _background_maker(plan: NegativesPlan, log: str) -> None:
     """The child process of `start_negatives`: quiet, its output in `log`, one worker (the
-    clip phase trains on the other core). `stop_negatives` stops it with SIGTERM, not
-    SIGINT: a pipeline started in the background by a script (`cmd &`, nohup) has SIGINT
-    ignored, its children inherit that, and Python then never raises KeyboardInterrupt, so
-    the maker ran on until it was killed 10-20 s later (issue 19, fifteenth round)."""
+    clip phase trains on the other core). Stopped by SIGTERM: a pipeline run by a script in
+    the background has SIGINT ignored, and so has this child (docs/architecture.md)."""
     os.environ["TINYKWS_NO_PROGRESS"] = "1"
     with open(log, "a") as f:
         os.dup2(f.fileno(), 1)
@@ -346,6 +344,8 @@ def stop_negatives(proc) -> None:
         proc.join(1)
         proc.kill()
         proc.join(5)
+        console.print(f"negatives: the background maker did not stop within {STOP_SECONDS} s and was killed; "
+                      "its stacks are in its log (negatives_background.log)")
 
 
 def finish_negatives(plan: NegativesPlan, proc=None) -> None:
