@@ -62,9 +62,10 @@ def verifier_scores(model, frames: np.ndarray, frame_times: np.ndarray, dets: li
 
 def first_stage(det: Detector, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(times [S], smoothed scores [S, C], frames [T, F]) of one stream."""
-    times, scores = det.score_trace(audio)
+    frames = frames_from_stream(audio, det.params)
+    times, scores = det.score_frames(frames)
     n = det.trigger.buf.maxlen or 1
-    return times, moving_average(scores, n), frames_from_stream(audio, det.params)
+    return times, moving_average(scores, n), frames
 
 
 def main() -> None:

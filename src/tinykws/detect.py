@@ -205,10 +205,15 @@ class Detector:
         in batches: all frames at once, then one batched forward per mode. Used by the
         benchmarks, where 10 minutes of audio would take minutes frame by frame.
         """
+        return self.score_frames(frames_from_stream(audio, self.params))
+
+    def score_frames(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`score_trace` of a signal's features (`frames_from_stream`, `[T, F]`), for callers
+        that need the features too."""
         import torch
 
         p, sc = self.params, self.scorer
-        frames = torch.from_numpy(np.asarray(frames_from_stream(audio, p), np.float32))  # [T, F]
+        frames = torch.from_numpy(np.asarray(frames, np.float32))  # [T, F]
         t_all = (np.arange(len(frames)) + p.first_block) * p.hop / p.sample_rate  # [T] s
         c = len(self.categories)
         if len(frames) == 0:
@@ -252,7 +257,7 @@ class Detector:
         frames = [np.asarray(frames_from_stream(a, p), np.float32) for a in audios]  # [T_i, F]
         longest = max(len(f) for f in frames)
         if longest == 0:
-            return [self.score_trace(a) for a in audios]
+            return [self.score_frames(f) for f in frames]
         batch = np.zeros((len(frames), longest, frames[0].shape[1]), np.float32)  # [B, T, F]
         for i, f in enumerate(frames):
             batch[i, : len(f)] = f
