@@ -464,6 +464,45 @@ def test_the_negatives_stage_takes_over_from_the_background_maker(tmp_path: Path
     assert len(_read_log(plan.folder / ".jobs.log")) == len(_read_log(alone / ".jobs.log"))
 
 
+def _deaf_maker(stacks: str) -> None:
+    """A background maker that ignores its stop (SIGTERM), as a hung one would: the stop's
+    fallback must dump its stacks and kill it."""
+    import faulthandler
+    import signal
+    import time
+
+    f = open(stacks, "w")
+    faulthandler.register(signal.SIGUSR1, file=f, all_threads=True)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    while True:
+        time.sleep(0.1)
+
+
+def test_a_background_maker_that_does_not_stop_is_killed_with_its_stacks_logged(tmp_path, monkeypatch, capsys) -> None:
+    import multiprocessing as mp
+    import time
+
+    from tinykws import pipeline
+
+    stacks = tmp_path / "stacks.txt"
+    proc = mp.get_context("spawn").Process(target=_deaf_maker, args=(str(stacks),))
+    proc.start()
+    deadline = time.time() + 60
+    while not stacks.exists() and time.time() < deadline:  # its handlers are in place
+        time.sleep(0.05)
+    time.sleep(0.2)
+    monkeypatch.setattr(pipeline, "STOP_SECONDS", 1)
+    try:
+        pipeline.stop_negatives(proc)
+        assert not proc.is_alive() and proc.exitcode == -9  # SIGKILL: SIGTERM was ignored
+    finally:
+        proc.kill()  # a failed stop must not leave it behind
+        proc.join()
+    assert "_deaf_maker" in stacks.read_text()  # where it was when it would not stop
+    said = " ".join(capsys.readouterr().err.split())  # the console's stderr, unwrapped
+    assert "did not stop within 1 s and was killed" in said
+
+
 def test_a_background_maker_stopped_while_it_starts_ends_quietly(tmp_path: Path, capfd) -> None:
     """Stopped at once (a resumed pipeline whose clip phase was already done), the child is
     still importing: it ends without a KeyboardInterrupt traceback on the terminal."""
