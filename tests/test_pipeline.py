@@ -487,6 +487,7 @@ def test_a_background_maker_that_does_not_stop_is_killed_with_its_stacks_logged(
     stacks = tmp_path / "stacks.txt"
     proc = mp.get_context("spawn").Process(target=_deaf_maker, args=(str(stacks),))
     proc.start()
+    proc.log = stacks  # as start_negatives sets it
     deadline = time.time() + 60
     while not stacks.exists() and time.time() < deadline:  # its handlers are in place
         time.sleep(0.05)
@@ -499,8 +500,9 @@ def test_a_background_maker_that_does_not_stop_is_killed_with_its_stacks_logged(
         proc.kill()  # a failed stop must not leave it behind
         proc.join()
     assert "_deaf_maker" in stacks.read_text()  # where it was when it would not stop
-    said = " ".join(capsys.readouterr().err.split())  # the console's stderr, unwrapped
-    assert "did not stop within 1 s and was killed" in said
+    err = capsys.readouterr().err  # the console's stderr, wrapped at its width
+    assert "did not stop within 1 s and was killed" in " ".join(err.split())
+    assert f"itsstacksarein{stacks}" in "".join(err.split())  # the log named with its folder
 
 
 def test_a_background_maker_stopped_while_it_starts_ends_quietly(tmp_path: Path, capfd) -> None:

@@ -35,9 +35,8 @@ from tinykws.run import (
 if TYPE_CHECKING:
     from tinykws.data.negatives import NegativesConfig
 
-# The stages' imports wait inside the functions that run them: `start_negatives` spawns a
-# child process that imports this module to make the negatives set beside the clip phase,
-# and it must not load torch, onnx and the emulator for that (tests/test_imports.py).
+# The stages' imports wait inside the functions that run them: the negatives maker's child process
+# (`start_negatives`) imports this module and must not load torch, onnx or the emulator.
 console = Console(stderr=True)
 
 # Synthesized non-keyword utterances the pipeline makes for the stream phase. 20,000 (of the
@@ -323,6 +322,7 @@ def start_negatives(plan: Optional[NegativesPlan], run: Path):
     log = RunDir(run).root / "negatives_background.log"
     proc = mp.get_context("spawn").Process(target=_background_maker, args=(plan, str(log)), name="tinykws-negatives")
     proc.start()
+    proc.log = log  # named by stop_negatives should it have to kill it
     console.print(f"negatives: making {plan.folder} in the background (log: {log})")
     return proc
 
@@ -331,10 +331,10 @@ STOP_SECONDS = 10  # a background maker ends within a second of its SIGTERM (tes
 
 
 def stop_negatives(proc) -> None:
-    """Stop a background maker still running (the clip phase is over, or the pipeline
-    failed or was interrupted): SIGTERM, which a started maker turns into a clean stop (its
-    finished jobs stay logged) and which ends one still importing at once, quietly. One
-    still alive after STOP_SECONDS dumps its stacks into its log (SIGUSR1) and is killed."""
+    """Stop a background maker still running (the clip phase is over, or the pipeline failed or was
+    interrupted): SIGTERM, which a started maker turns into a clean stop (its finished jobs stay
+    logged) and which ends one still importing at once, quietly. One still alive after
+    STOP_SECONDS dumps its stacks into its log (SIGUSR1, `proc.log`) and is killed."""
     if proc is None or not proc.is_alive():
         return
     proc.terminate()
@@ -344,8 +344,8 @@ def stop_negatives(proc) -> None:
         proc.join(1)
         proc.kill()
         proc.join(5)
-        console.print(f"negatives: the background maker did not stop within {STOP_SECONDS} s and was killed; "
-                      "its stacks are in its log (negatives_background.log)")
+        console.print(f"negatives: the background maker did not stop within {STOP_SECONDS} s and was "
+                      f"killed; its stacks are in {getattr(proc, 'log', 'its log')}")
 
 
 def finish_negatives(plan: NegativesPlan, proc=None) -> None:
