@@ -5,6 +5,7 @@ operating point within 5 points of that recall").
     python bench/operating_point.py RUN --tag NAME --negatives NEGATIVES_DIR --time
     python bench/operating_point.py RUN --tag NAME --negatives NEGATIVES_DIR --pieces
     python bench/operating_point.py RUN --tag NAME --negatives NEGATIVES_DIR --state-memory
+    python bench/operating_point.py RUN --tag NAME --negatives NEGATIVES_DIR --validation-hours 3
 
 "That recall" is the testing streams' acceptance point: the best recall where the 30-min
 keyword stream of RUN's testing split has <= 1 false alarm an hour and the held-apart
@@ -152,6 +153,35 @@ def pieces(a) -> None:
               f"({(tc[i].recall - tc[acc].recall) * 100:+.1f} points)")
 
 
+def validation_hours(a) -> None:
+    """The pipeline's rule (kw <= 1 and neg <= 2 FA/h) on K validation keyword streams of 10
+    minutes and K validation negative hours, each with its own seed (seed + 17 + 3i, seed + 19 + 3i)
+    and scored from its own start, their curves pooled; against one of each (the pipeline)."""
+    det = Detector(a.run)
+    test_kw, test_neg = load_stream(a.cache / f"kw_{a.tag}.wav"), load_stream(a.cache / f"neg_{a.tag}.wav")
+    tc, tn = curve_of(det, test_kw), curve_of(det, test_neg)
+    acc = best(tc, tn, 1.0, 2.0)
+    kws, others, noise, root = run_stream_clips(a.run, "validation")
+    kw_curves, neg_curves = [], []
+    for i in range(a.validation_hours):
+        kw = build_stream(kws, others, noise, StreamSpec(minutes=10, snrs_db=SNRS, seed=a.seed + 17 + 3 * i),
+                          root=root)
+        neg = build_negative_stream(a.negatives, minutes=60, split="validation", snrs_db=SNRS,
+                                    seed=a.seed + 19 + 3 * i)
+        (kt, ks), (nt, ns) = det.score_traces([kw.audio, neg.audio])
+        kw_curves.append((det_curve(det, kt, ks, kw), kw.duration_s / 3600))
+        neg_curves.append((det_curve(det, nt, ns, neg), neg.duration_s / 3600))
+    print(f"# {a.run}: testing acceptance point {tc[acc].recall:.3f} at {tc[acc].threshold:.4f}")
+    for k in sorted({1, a.validation_hours}):
+        kc = pooled_curve([c for c, _ in kw_curves[:k]], [h for _, h in kw_curves[:k]])
+        nc = pooled_curve([c for c, _ in neg_curves[:k]], [h for _, h in neg_curves[:k]])
+        op = choose_operating_point(kc, 1.0, negative_curve=nc, negative_target_fa_per_hour=2.0)
+        i = [c.threshold for c in tc].index(op.threshold)
+        print(f"{k} x (10 + 60 min), seed {a.seed}: threshold {op.threshold:.4f} -> testing recall "
+              f"{tc[i].recall:.3f} ({(tc[i].recall - tc[acc].recall) * 100:+.1f} points), "
+              f"kw {tc[i].fa_per_hour:.1f} / neg {tn[i].fa_per_hour:.1f} FA/h")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path)
@@ -171,7 +201,12 @@ def main() -> None:
     ap.add_argument("--pieces", action="store_true",
                     help="only compare the rule on the validation hour scored in one against its "
                          "six 10-minute pieces, each from a fresh state")
+    ap.add_argument("--validation-hours", type=int, default=0, metavar="K",
+                    help="only compare the rule on K validation streams pooled (K x (10 + 60 min), "
+                         "each from its own start) against one of each")
     a = ap.parse_args()
+    if a.validation_hours:
+        return validation_hours(a)
     if a.state_memory:
         return state_memory(a)
     if a.pieces:
