@@ -412,6 +412,7 @@ def test_background_negatives_stop_cleanly_and_the_stage_finishes_them(tmp_path:
     finally:
         signal.signal(signal.SIGINT, before)
     assert proc is not None and proc.is_alive()
+    assert proc.log == tmp_path / "run" / "negatives_background.log"  # what a kill line would name
     log = plan.folder / ".jobs.log"
     deadline = time.time() + 300
     while not (log.is_file() and _read_log(log)) and proc.is_alive() and time.time() < deadline:
