@@ -158,9 +158,13 @@ def validation_hours(a) -> None:
     minutes and K validation negative hours, each with its own seed (seed + 17 + 3i, seed + 19 + 3i)
     and scored from its own start, their curves pooled; against one of each (the pipeline)."""
     det = Detector(a.run)
-    test_kw, test_neg = load_stream(a.cache / f"kw_{a.tag}.wav"), load_stream(a.cache / f"neg_{a.tag}.wav")
-    tc, tn = curve_of(det, test_kw), curve_of(det, test_neg)
+    paths = [a.cache / f"kw_{a.tag}.wav", a.cache / f"neg_{a.tag}.wav"]
+    if not all(p.is_file() for p in paths):
+        raise SystemExit(f"no testing streams under {a.cache} as {a.tag}: run without --validation-hours first")
+    tc, tn = (curve_of(det, load_stream(p)) for p in paths)
     acc = best(tc, tn, 1.0, 2.0)
+    if acc is None:
+        raise SystemExit(f"{a.run}: no testing acceptance point (no threshold meets <= 1 and <= 2 FA/h)")
     kws, others, noise, root = run_stream_clips(a.run, "validation")
     kw_curves, neg_curves = [], []
     for i in range(a.validation_hours):
