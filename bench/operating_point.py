@@ -44,6 +44,12 @@ def cached(path: Path, make):
     return load_stream(path)
 
 
+def val_path(a, kind: str, minutes: int) -> Path:
+    """The cache file of a validation stream ("kw" or "neg"): one per tag, seed and length
+    (seed 0 keeps the names of earlier rounds)."""
+    return a.cache / f"val_{kind}_{a.tag}{f'_s{a.seed}' if a.seed else ''}_{minutes}.wav"
+
+
 def curve_of(det, stream):
     return det_curve(det, *det.score_trace(stream.audio), stream)
 
@@ -60,7 +66,7 @@ def state_memory(a) -> None:
     carried state's on the same 2 minutes (largest difference of any class in the half
     second before each mark)."""
     det = Detector(a.run)
-    neg = cached(a.cache / f"val_neg_{a.tag}_60.wav", lambda: build_negative_stream(
+    neg = cached(val_path(a, "neg", 60), lambda: build_negative_stream(
         a.negatives, minutes=60, split="validation", snrs_db=SNRS, seed=a.seed + 19))
     times, scores = det.score_trace(neg.audio)
     start = int(len(neg.audio) // 2) // 160 * 160  # a whole number of 10-ms blocks
@@ -98,7 +104,7 @@ def time_choices(a) -> None:
         new = time.time() - t
         print(f"round {rep}: old (10 + 20 min) {old:.1f} s | choose_threshold now (10 + 60 min) "
               f"{new:.1f} s | x{new / old:.2f}")
-    hour = cached(a.cache / f"val_neg_{a.tag}_60.wav", lambda: build_negative_stream(
+    hour = cached(val_path(a, "neg", 60), lambda: build_negative_stream(
         a.negatives, minutes=60, split="validation", snrs_db=SNRS, seed=a.seed + 19))
     times, scores = det.score_trace(hour.audio)
     grid = stream_eval.det_thresholds()
@@ -118,14 +124,14 @@ def pieces(a) -> None:
     to end), each scored from a fresh state side by side: the rule's threshold and its
     testing recall, against the hour scored in one."""
     det = Detector(a.run)
-    hour = cached(a.cache / f"val_neg_{a.tag}_60.wav", lambda: build_negative_stream(
+    hour = cached(val_path(a, "neg", 60), lambda: build_negative_stream(
         a.negatives, minutes=60, split="validation", snrs_db=SNRS, seed=a.seed + 19))
     def validation_stream():
         kws, others, noise, root = run_stream_clips(a.run, "validation")
         return build_stream(kws, others, noise, StreamSpec(minutes=10, snrs_db=SNRS, seed=a.seed + 17),
                             root=root)
 
-    kw = cached(a.cache / f"val_kw_{a.tag}_10.wav", validation_stream)
+    kw = cached(val_path(a, "kw", 10), validation_stream)
     n = 10 * 60 * 16000  # samples a piece (build_negative_stream's piece_minutes)
     parts = []
     for k in range(0, len(hour.audio), n):
@@ -242,11 +248,11 @@ def main() -> None:
     kws, others, noise, root = run_stream_clips(a.run, "validation")
     val = {}
     for minutes in (10, 30):  # the pipeline's 10 min (seed + 17), and longer
-        s = cached(a.cache / f"val_kw_{a.tag}_{minutes}.wav", lambda m=minutes: build_stream(
+        s = cached(val_path(a, "kw", minutes), lambda m=minutes: build_stream(
             kws, others, noise, StreamSpec(minutes=m, snrs_db=SNRS, seed=a.seed + 17), root=root))
         val[f"kw{minutes}"] = (curve_of(det, s), s.duration_s / 3600)
     for minutes in (20, 60):  # the pipeline's 20 min (seed + 19), and longer
-        s = cached(a.cache / f"val_neg_{a.tag}_{minutes}.wav", lambda m=minutes: build_negative_stream(
+        s = cached(val_path(a, "neg", minutes), lambda m=minutes: build_negative_stream(
             a.negatives, minutes=m, split="validation", snrs_db=SNRS, seed=a.seed + 19))
         val[f"neg{minutes}"] = (curve_of(det, s), s.duration_s / 3600)
 
