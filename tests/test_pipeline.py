@@ -539,7 +539,7 @@ def test_stream_steps_reach_the_stream_phase_and_a_change_trains_again(tmp_path:
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, quick=True), run, False) == "streamed"
     assert calls[-1][2].iterations == 2 * quick_stream_config().iterations  # frame stride 2
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run), run, False) == "streamed"
-    assert calls[-1][2].iterations == 2 * StreamTrainConfig().iterations == 3000
+    assert calls[-1][2].iterations == 3 * StreamTrainConfig().iterations == 4500  # stride 2 x 1.5
     assert calls[-1][2].workers == 2
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, preset="tiny"), run, False) == "streamed"
     assert calls[-1][2].iterations == 1500  # the tiny preset steps every frame
@@ -548,9 +548,9 @@ def test_stream_steps_reach_the_stream_phase_and_a_change_trains_again(tmp_path:
     assert pipeline._stream_config(pipeline.PipelineConfig(out=run, data=tmp_path, quick=True)).iterations == \
         2 * quick_stream_config().iterations
     assert pipeline._stream_config(pipeline.PipelineConfig(out=run, data=tmp_path, stream_steps=9)).iterations == 9
-    one = pipeline.PipelineConfig(out=run, frame_stride=1)  # the seed's model: 1500 steps again
+    one = pipeline.PipelineConfig(out=run, frame_stride=1)  # the seed's model: a step a frame
     assert pipeline._recipe(one, 2000).frame_stride == 1 and pipeline._recipe(one, 2000).epochs == 80
-    assert pipeline._stream_config(one).iterations == 1500
+    assert pipeline._stream_config(one).iterations == 2250
     with pytest.raises(pipeline.TinyKWSError, match="frame_stride"):
         pipeline._check_options(pipeline.PipelineConfig(out=run, frame_stride=9))
     with pytest.raises(pipeline.TinyKWSError, match="stream chunks of 200 frames"):  # before any data
@@ -558,7 +558,7 @@ def test_stream_steps_reach_the_stream_phase_and_a_change_trains_again(tmp_path:
     pipeline._check_options(pipeline.PipelineConfig(out=run, frame_stride=3, streaming=False))  # no chunks
     # --stream-workers reaches the config, and a finished phase with another count trains again
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, stream_workers=4), run, False) == "streamed"
-    assert calls[-1][2].workers == 4 and calls[-1][2].iterations == 3000
+    assert calls[-1][2].workers == 4 and calls[-1][2].iterations == 4500
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, stream_workers=4), run, False) is None
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, quick=True), run, False) == "streamed"
     assert calls[-1][2].workers == 1  # --quick: one process (CI smoke runs, tests beside each other)

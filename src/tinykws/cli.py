@@ -547,10 +547,10 @@ def pipeline(
         None, help="Non-keyword utterances to synthesize (default 20000; 150 with --quick)."
     ),
     stream_steps: Optional[int] = typer.Option(
-        None, help="Stream-phase training steps of 32 streams (default 1500 times the frame stride: 3000; "
-        "twice that with --data: 6000; 1500 with --preset tiny; 40 with --quick). More is slower and, "
-        "measured, better (on the dev data 6000 steps against 3000: +10-13 points of keyword-stream "
-        "recall; docs/benchmarks.md, Issue 19, fourteenth round)."
+        None, help="Stream-phase training steps of 32 streams (default 1500 times the frame stride "
+        "times 1.5: 4500; times 2 with --data: 6000; 1500 with --preset tiny; 40 with --quick). More is "
+        "slower and, measured, better (4500 against 3000 on the embedded default: +4 to +12 points at "
+        "issue 19's acceptance point; docs/benchmarks.md, Issue 19, seventeenth round)."
     ),
     stream_workers: Optional[int] = typer.Option(
         None, help="Processes that share the stream phase's steps, one a CPU core (default 2; 1 "
