@@ -541,8 +541,13 @@ def test_stream_steps_reach_the_stream_phase_and_a_change_trains_again(tmp_path:
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run), run, False) == "streamed"
     assert calls[-1][2].iterations == 3 * StreamTrainConfig().iterations == 4500  # stride 2 x 1.5
     assert calls[-1][2].workers == 2
+    assert (calls[-1][2].target_delay, calls[-1][2].target_frames) == (35, 15)  # it decides later
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, preset="tiny"), run, False) == "streamed"
     assert calls[-1][2].iterations == 1500  # the tiny preset steps every frame
+    # recorded speech, the tiny preset and --quick do not decide later (the embedded default does)
+    for other in (pipeline.PipelineConfig(out=run, data=tmp_path), pipeline.PipelineConfig(out=run, quick=True),
+                  pipeline.PipelineConfig(out=run, preset="tiny")):
+        assert pipeline._stream_config(other).target_delay == StreamTrainConfig().target_delay == 0
     # recorded speech (--data) gets twice the steps (its time budget is 15 minutes, not 10)
     assert pipeline._stream_config(pipeline.PipelineConfig(out=run, data=tmp_path)).iterations == 6000
     assert pipeline._stream_config(pipeline.PipelineConfig(out=run, data=tmp_path, quick=True)).iterations == \
