@@ -153,6 +153,41 @@ def data_negatives(
     )
 
 
+@data_app.command("cache")
+def data_cache(
+    clean: bool = typer.Option(False, help="Remove the sets an older tinykws made (no run reads them again)."),
+    every: bool = typer.Option(False, "--all", help="With --clean: remove every set (runs make theirs again)."),
+    dry_run: bool = typer.Option(False, help="With --clean: name what would go, remove nothing."),
+) -> None:
+    """List the negatives sets of the user cache ($TINYKWS_CACHE or ~/.cache/tinykws), or remove them."""
+    from tinykws.data.cache import cached_sets, clean_cache, negatives_cache
+
+    if (every or dry_run) and not clean:
+        raise TinyKWSError("--all and --dry-run go with --clean")
+    root = negatives_cache()
+    if not clean:
+        from rich.table import Table
+
+        sets = cached_sets()
+        table = Table("GB", "made", "for this tinykws")
+        table.add_column("set (keywords-seed-key)", overflow="fold")  # the key tells sets apart: never cut
+        for s in sets:
+            use = "no: stale" if s.stale else ("yes" if s.version is not None else "no manifest")
+            table.add_row(f"{s.bytes / 1e9:.2f}", "complete" if s.complete else "partial", use, escape(s.path.name))
+        if sets:
+            console.print(table)
+        total = sum(s.bytes for s in sets) / 1e9
+        console.print(f"{len(sets)} negatives set(s), {total:.2f} GB in {escape(str(root))}")
+        return
+    removed, busy = clean_cache(every=every, dry_run=dry_run)
+    for s in removed:
+        console.print(f"{'would remove' if dry_run else 'removed'} {escape(s.path.name)} ({s.bytes / 1e9:.2f} GB)")
+    for s in busy:
+        console.print(f"[yellow]kept {escape(s.path.name)}: a pipeline is making it[/]")
+    freed = sum(s.bytes for s in removed) / 1e9
+    console.print(f"{len(removed)} set(s), {freed:.2f} GB {'to free' if dry_run else 'freed'} in {escape(str(root))}")
+
+
 def _comma_list(value: str, flag: str) -> list[str]:
     """`a,b,c` -> [a, b, c]; an empty item (`a,,b`, `a,`) is an error, not dropped."""
     items = [v.strip() for v in value.split(",")]

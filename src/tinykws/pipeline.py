@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import faulthandler
-import fcntl
 import json
 import multiprocessing as mp
 import os
@@ -248,11 +247,10 @@ class NegativesPlan:
         """Make (or finish, or reuse) the set, one maker at a time: a second pipeline (or
         the background maker, `start_negatives`) holding the same set's lock is waited for,
         and its finished set reused."""
+        from tinykws.data.cache import set_lock
         from tinykws.data.negatives import make_negatives
 
-        self.folder.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.folder.parent / f".{self.folder.name}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with set_lock(self.folder):  # `data cache --clean` leaves a set alone while it is held
             make_negatives(self.folder, self.config, workers=workers)
 
 
@@ -361,6 +359,7 @@ def _negatives(cfg: PipelineConfig, run: Path, proc=None) -> Optional[Path]:
 
     Returns the negatives folder, or None for a task without an `_unknown_` class.
     """
+    from tinykws.data.cache import stale_notice
     from tinykws.dataset import featurize_spare
     from tinykws.labels import UNKNOWN
     from tinykws.stream_training import negative_features
@@ -370,15 +369,16 @@ def _negatives(cfg: PipelineConfig, run: Path, proc=None) -> Optional[Path]:
     if plan is None:
         console.print(f"task {cfg.task!r} has no {UNKNOWN} class: the stream phase uses no negatives")
         return None
-    folder = plan.folder
-    console.print(f"negatives: {folder}")
+    console.print(f"negatives: {plan.folder}")
     finish_negatives(plan, proc)
-    negative_features(folder, rd.features, run)  # featurized once, checked against training.npz
+    if cfg.negatives is None and (notice := stale_notice()):  # an upgrade's left-overs in the cache
+        console.print(notice)
+    negative_features(plan.folder, rd.features, run)  # featurized once, checked against training.npz
     params = read_features(rd.features_file("training"), features=False).params
     if featurize_spare(rd.lists, rd.spare_features, params) is None:  # no spare real clips
         rd.spare_features.unlink(missing_ok=True)
         cache_json(rd.spare_features).unlink(missing_ok=True)
-    return folder
+    return plan.folder
 
 
 def _stream_config(cfg: PipelineConfig) -> Any:
