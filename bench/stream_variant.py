@@ -3,8 +3,11 @@
     python bench/stream_variant.py BASE_RUN OUT_RUN --cfg '{"mine_top": 0.1}' [--no-spare]
 
 OUT_RUN gets links to BASE_RUN's lists and features and a copy of its clip model
-(`train/clip.pt`, else `train/best.pt`); the stream phase then runs with the pipeline's
-`StreamTrainConfig` changed by the JSON of `--cfg`, with BASE_RUN's negatives
+(`train/clip.pt`, else `train/best.pt`); the stream phase then runs with BASE_RUN's own stream
+config (`train/stream_done.json`: a pipeline run's, e.g. 4500 steps and the later decision on
+the embedded default) changed by the JSON of `--cfg`; with `--from-defaults`, or when BASE_RUN
+has no finished stream phase, `StreamTrainConfig()` instead (1500 steps, no delay: until the
+eighteenth round this was the only start, docs/benchmarks.md). The config used is printed. With BASE_RUN's negatives
 (`features/negatives.npz`, or the files of `--negatives-npz`, end to end) and spare other-word clips (`features/spare.npz`, unless
 `--no-spare`). Score the variant with `bench/stream_diagnose.py OUT_RUN ...`
 (docs/benchmarks.md, "Issue 19").
@@ -23,6 +26,16 @@ from tinykws.run import RunDir, read_features  # noqa: E402
 from tinykws.stream_training import StreamTrainConfig, train_stream  # noqa: E402
 
 
+def start_config(base: RunDir, from_defaults: bool) -> dict:
+    """The config a variant changes: BASE's finished stream phase's, else the defaults."""
+    done = base.stream_done
+    if not from_defaults and done.is_file():
+        print(f"starting from {done}'s stream config", file=sys.stderr)
+        return json.loads(done.read_text())["config"]
+    print("starting from StreamTrainConfig()" + ("" if from_defaults else f" ({done} not found)"), file=sys.stderr)
+    return StreamTrainConfig().to_dict()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("base")
@@ -32,6 +45,8 @@ def main() -> None:
     ap.add_argument("--negatives-npz", type=Path, nargs="+", default=None,
                     help="other negatives feature files (all of them, in order) instead of "
                          "BASE_RUN's features/negatives.npz")
+    ap.add_argument("--from-defaults", action="store_true",
+                    help="start from StreamTrainConfig() instead of BASE_RUN's stream config")
     a = ap.parse_args()
     for path in a.negatives_npz or []:
         if not path.is_file():
@@ -44,7 +59,8 @@ def main() -> None:
     out.train.mkdir(exist_ok=True)
     if not out.clip.is_file():
         shutil.copyfile(base.clip if base.clip.is_file() else base.best, out.clip)
-    cfg = StreamTrainConfig.from_dict({**StreamTrainConfig().to_dict(), **json.loads(a.cfg)})
+    cfg = StreamTrainConfig.from_dict({**start_config(base, a.from_defaults), **json.loads(a.cfg)})
+    print(f"stream config: {json.dumps(cfg.to_dict())}", file=sys.stderr)
     negs = a.negatives_npz or [base.negative_features]
     found = [read_features(n).features for n in negs if n.is_file()]  # [N, 98, 32] each
     extra = np.concatenate(found) if found else None
