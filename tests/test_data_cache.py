@@ -31,6 +31,7 @@ def root(tmp_path, monkeypatch) -> Path:
     _fake_set(neg / "partial", _VERSION, complete=False, size=100)
     _fake_set(neg / "old", _VERSION - 1, size=5000)
     _fake_set(neg / "stray", None, size=7)
+    _fake_set(neg / "newer", _VERSION + 1, size=11)  # another venv's later tinykws: not ours to remove
     return neg
 
 
@@ -41,7 +42,7 @@ def test_cache_root_is_the_makers_folder(root):
 
 def test_sets_are_described(root):
     sets = {s.path.name: s for s in cache.cached_sets()}
-    assert sorted(sets) == sorted(["old", "partial", "stray", cached_negatives_dir(NegativesConfig()).name])
+    assert sorted(sets) == sorted(["newer", "old", "partial", "stray", cached_negatives_dir(NegativesConfig()).name])
     assert [n for n, s in sets.items() if s.stale] == ["old"]
     assert sets["old"].version == _VERSION - 1 and sets["old"].complete
     assert not sets["partial"].complete and not sets["partial"].stale
@@ -56,14 +57,14 @@ def test_clean_removes_only_stale_sets(root):
     removed, busy = cache.clean_cache()
     assert [s.path.name for s in removed] == ["old"] and removed[0].bytes > 5000  # measured before
     assert not (root / "old").exists()
-    assert len(cache.cached_sets()) == 3 and cache.stale_notice() is None
+    assert len(cache.cached_sets()) == 4 and (root / "newer").is_dir() and cache.stale_notice() is None
 
 
 def test_clean_all_keeps_a_set_being_made(root):
     with cache.set_lock(root / "partial"):  # as `NegativesPlan.make` holds it
         removed, busy = cache.clean_cache(every=True)
     assert [s.path.name for s in busy] == ["partial"]
-    assert len(removed) == 3
+    assert len(removed) == 4
     assert [p.name for p in root.iterdir() if p.is_dir()] == ["partial"]
 
 
@@ -80,11 +81,11 @@ def test_stale_notice_names_the_command(root):
 def test_cli_lists_and_cleans(root, capsys):
     assert cli.run(["data", "cache"]) == 0
     err = capsys.readouterr().err
-    assert "4 negatives set(s)" in err and "stale" in err
+    assert "5 negatives set(s)" in err and "no: stale" in err and "no: a newer tinykws" in err
     assert cli.run(["data", "cache", "--clean"]) == 0
     err = capsys.readouterr().err
     assert "removed old" in err and "1 set(s)" in err
-    assert not (root / "old").exists() and (root / "stray").is_dir()
+    assert not (root / "old").exists() and (root / "stray").is_dir() and (root / "newer").is_dir()
 
 
 def test_cli_all_needs_clean(root, capsys):

@@ -4,7 +4,8 @@ run will read again.
 A set's folder name holds a key of its parameters, tinykws's negatives `_VERSION` among them,
 so an upgrade that changes the set (a new split, new voices) makes a new folder beside the
 old one (~0.8 GB each) and never reads the old one again. `tinykws data cache` shows them;
-`--clean` removes the stale ones, `--clean --all` every set (the next run makes its own again).
+`--clean` removes the stale ones (an older version's; a newer tinykws's, from another venv
+sharing the cache, is kept), `--clean --all` every set (the next run makes its own again).
 A set whose lock a running pipeline holds (it is being made) is never removed.
 """
 
@@ -38,8 +39,9 @@ class CachedSet:
 
     @property
     def stale(self) -> bool:
-        """Made by another tinykws version: no run of this one reads it again."""
-        return self.version is not None and self.version != _VERSION
+        """Made by an older tinykws: no run of this one, nor of a later one, reads it again. (A
+        newer tinykws's set, say from another venv sharing the cache, is not stale.)"""
+        return self.version is not None and self.version < _VERSION
 
 
 def negatives_cache() -> Path:
