@@ -44,6 +44,8 @@ def test_sets_are_described(root):
     sets = {s.path.name: s for s in cache.cached_sets()}
     assert sorted(sets) == sorted(["newer", "old", "partial", "stray", cached_negatives_dir(NegativesConfig()).name])
     assert [n for n, s in sets.items() if s.stale] == ["old"]
+    assert {n: s.status for n, s in sets.items() if n in ("newer", "partial", "stray")} == {
+        "newer": "newer", "partial": "current", "stray": "unknown"}
     assert sets["old"].version == _VERSION - 1 and sets["old"].complete
     assert not sets["partial"].complete and not sets["partial"].stale
     assert sets["stray"].version is None and not sets["stray"].stale

@@ -161,7 +161,6 @@ def data_cache(
 ) -> None:
     """List the negatives sets of the user cache ($TINYKWS_CACHE or ~/.cache/tinykws), or remove them."""
     from tinykws.data.cache import cached_sets, clean_cache, negatives_cache
-    from tinykws.data.negatives import _VERSION as CURRENT
 
     if (every or dry_run) and not clean:
         raise TinyKWSError("--all and --dry-run go with --clean")
@@ -173,8 +172,7 @@ def data_cache(
         table = Table("GB", "made", "for this tinykws")
         table.add_column("set (keywords-seed-key)", overflow="fold")  # the key tells sets apart: never cut
         for s in sets:
-            use = ("no manifest" if s.version is None else "no: stale" if s.stale
-                   else "yes" if s.version == CURRENT else "no: a newer tinykws's")
+            use = {"current": "yes", "stale": "no: stale", "newer": "no: a newer tinykws's"}.get(s.status, "no manifest")
             table.add_row(f"{s.bytes / 1e9:.2f}", "complete" if s.complete else "partial", use, escape(s.path.name))
         if sets:
             console.print(table)

@@ -38,10 +38,18 @@ class CachedSet:
         return folder_bytes(self.path)
 
     @property
+    def status(self) -> str:
+        """"current" (this tinykws reads it), "stale" (an older tinykws made it: no run of this
+        one, nor of a later one, reads it again), "newer" (a newer tinykws's, say from another
+        venv sharing the cache: kept) or "unknown" (no readable manifest)."""
+        if self.version is None:
+            return "unknown"
+        return "current" if self.version == _VERSION else ("stale" if self.version < _VERSION else "newer")
+
+    @property
     def stale(self) -> bool:
-        """Made by an older tinykws: no run of this one, nor of a later one, reads it again. (A
-        newer tinykws's set, say from another venv sharing the cache, is not stale.)"""
-        return self.version is not None and self.version < _VERSION
+        """What `--clean` removes (`status` "stale")."""
+        return self.status == "stale"
 
 
 def negatives_cache() -> Path:
