@@ -68,3 +68,36 @@ def word_balance(words: np.ndarray) -> np.ndarray:
     of each other word), and drawn clip by clip three words would be nearly all of it."""
     _, inverse, counts = np.unique(words, return_inverse=True, return_counts=True)
     return len(words) / len(counts) / counts[inverse]
+
+
+def resample_axis(x: np.ndarray, axis: int, factor: float, n_out: int) -> np.ndarray:
+    """`x` read along `axis` at positions i / factor for i < n_out (linear interpolation;
+    positions past the end read the last entry): factor > 1 stretches, so a word said more
+    slowly (time) or a shorter vocal tract (mel bands: formants move up)."""
+    n = x.shape[axis]
+    pos = np.minimum(np.arange(n_out) / factor, n - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = (pos - lo).astype(x.dtype)
+    shape = [1] * x.ndim
+    shape[axis] = n_out
+    frac = frac.reshape(shape)
+    return np.take(x, lo, axis) * (1 - frac) + np.take(x, hi, axis) * frac
+
+
+def augment_word(seg: np.ndarray, on: int, end: int, rng: np.random.Generator, stretch: float,
+                 warp: float, gain: float) -> tuple[np.ndarray, int, int, float]:
+    """One stream word made new: `seg` [T, F] log-mel with its speech in [on, end) ->
+    (the word [T', F], on', end', the log-power shift added). Speaking rate: T' = T x a
+    factor in [1 - stretch, 1 + stretch]; vocal tract: the mel axis by one in [1 - warp,
+    1 + warp]; level: `gain` (log units) x U(-1, 1) added. A draw is made only for an
+    amount > 0, so with all three 0 the word and the generator are left as they were."""
+    if stretch > 0:
+        f = 1.0 + stretch * (2 * rng.random() - 1)
+        n_out = max(1, round(len(seg) * f))
+        seg = resample_axis(seg, 0, f, n_out)
+        on, end = min(round(on * f), n_out - 1), min(max(round(end * f), 1), n_out)
+    if warp > 0:
+        seg = resample_axis(seg, 1, 1.0 + warp * (2 * rng.random() - 1), seg.shape[1])
+    shift = gain * (2 * rng.random() - 1) if gain > 0 else 0.0
+    return (seg + np.float32(shift) if shift else seg), on, end, shift

@@ -55,7 +55,7 @@ from tinykws.labels import SILENCE, UNKNOWN
 from tinykws.models.sparsity import fix_support
 from tinykws.progress import progress_bar
 from tinykws.run import RunDir, atomic_torch_save, check_splits_agree, read_features, split_file
-from tinykws.stream_clips import ClipPool, word_balance
+from tinykws.stream_clips import ClipPool, augment_word, word_balance
 from tinykws.stream_losses import IGNORE, causal_mean, inside_keyword, peak_loss, stream_loss
 from tinykws.stream_mining import Miner
 from tinykws.stream_state import bound_state
@@ -95,6 +95,20 @@ class StreamTrainConfig:
     gap_frames: tuple[int, int] = (5, 200)  # background between two words
     margin_frames: tuple[int, int] = (3, 25)  # kept around a word's speech
     snr_db: tuple[float, float] = (5.0, 40.0)
+    # each word made new as it is laid in (0: off; `stream_clips.augment_word`): speaking
+    # rate (its frames stretched by a factor in [1 - word_stretch, 1 + word_stretch]),
+    # vocal tract (the mel axis, [1 - word_warp, 1 + word_warp]) and level (+-word_gain_db).
+    # Off, every stream word is a training clip verbatim: over the default's 4500 steps each
+    # keyword clip is heard about 50 times, each negative about 12
+    word_stretch: float = 0.0
+    word_warp: float = 0.0
+    word_gain_db: float = 0.0
+    # of the negatives, the share that are pseudo-words: a keyword run straight into the
+    # last `pseudo_frames` of another word's speech, as "rites" is "right" + "s" (0: off).
+    # The held-apart negative hour's highest peaks are such words ("rites", "rights",
+    # "writes" as right; "oft" as off), which no training negative says
+    pseudo_share: float = 0.0
+    pseudo_frames: tuple[int, int] = (6, 25)
     # targets and weights
     target_lead: int = 3  # frames before a word's end that already take its class
     target_frames: int = 40  # frames after a word's end that keep its class
@@ -166,6 +180,11 @@ class StreamTrainConfig:
             raise TinyKWSError(f"clip_negative_share must be in [0, 1), not {self.clip_negative_share!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise TinyKWSError(f"ema_decay must be in [0, 1), not {self.ema_decay!r}")
+        if not (0.0 <= self.word_stretch < 1.0 and 0.0 <= self.word_warp < 1.0 and self.word_gain_db >= 0):
+            raise TinyKWSError("word_stretch and word_warp must be in [0, 1), word_gain_db >= 0")
+        lo, hi = self.pseudo_frames
+        if not 0.0 <= self.pseudo_share <= 1.0 or not 1 <= lo <= hi:
+            raise TinyKWSError("pseudo_share must be in [0, 1] and pseudo_frames 1 <= lo <= hi")
         if not 0.0 <= self.mine_top <= 1.0 or self.mine_clips < 0:
             raise TinyKWSError("mine_top must be in [0, 1] and mine_clips >= 0")
 
@@ -240,6 +259,19 @@ class StreamMaker:
             w = np.where(self.real_neg == real, w, 0.0)
         return int(self.neg[self.rng.choice(len(self.neg), p=w / w.sum())])
 
+    def _pseudo_word(self, i: int, a: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+        """Keyword clip i from frame `a` to its speech's end, run straight into the last
+        `pseudo_frames` of another word's speech and its margin: a word that is not the
+        keyword but starts as it ("right" + "s" = "rites"); -> (frames [T', F], speech end)."""
+        pool, cfg = self.pool, self.cfg
+        j = self._draw_negative()
+        k = int(rng.integers(cfg.pseudo_frames[0], cfg.pseudo_frames[1] + 1))
+        j_end = int(pool.end[j])
+        tail_end = min(pool.features.shape[1], j_end + int(rng.integers(*cfg.margin_frames)))
+        tail = pool.features[j, max(int(pool.first[j]), j_end - k):tail_end]
+        head = pool.features[i, a:int(pool.end[i])]
+        return np.concatenate([head, tail]), len(head) + min(k, j_end - int(pool.first[j]))
+
     def _noise_bed(self, n: int) -> np.ndarray:
         """[n, F] log-mel of background clips end to end (each at its recorded level)."""
         T = self.pool.features.shape[1]
@@ -257,15 +289,21 @@ class StreamMaker:
             xs.append(np.broadcast_to(self.floor, (gap, len(self.floor))))
             pos += gap
             is_kw = bool(rng.random() < cfg.keyword_prob) or len(self.neg) == 0
-            i = int(self.kw[rng.integers(len(self.kw))]) if is_kw else self._draw_negative()
+            pseudo = not is_kw and cfg.pseudo_share > 0 and rng.random() < cfg.pseudo_share
+            i = int(self.kw[rng.integers(len(self.kw))]) if is_kw or pseudo else self._draw_negative()
             T = pool.features.shape[1]
             a = max(0, int(pool.first[i]) - int(rng.integers(*cfg.margin_frames)))
             b = min(T, int(pool.end[i]) + int(rng.integers(*cfg.margin_frames)))
-            xs.append(pool.features[i, a:b])
+            word, on, end = pool.features[i, a:b], int(pool.first[i]) - a, int(pool.end[i]) - a
+            if pseudo:
+                word, end = self._pseudo_word(i, a, rng)
+            seg, on, end, shift = augment_word(word, on, end, rng, cfg.word_stretch, cfg.word_warp,
+                                               cfg.word_gain_db * pool.log_per_db)
+            xs.append(seg)
             cls = int(pool.labels[i]) if is_kw else self.unk
-            words.append((pos, pos + int(pool.first[i]) - a, pos + int(pool.end[i]) - a, cls, is_kw))
-            peaks.append(pool.peak[i])
-            pos += b - a
+            words.append((pos, pos + on, pos + end, cls, is_kw))
+            peaks.append(pool.peak[i] + shift)
+            pos += len(seg)
         x = np.concatenate(xs).astype(np.float32)
         target = np.full(len(x), self.sil, np.int64)
         weight = np.full(len(x), cfg.silence_weight, np.float32)
