@@ -7,6 +7,7 @@ overflows int32 on full-scale input.
 from __future__ import annotations
 
 import ctypes
+import re
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import soundfile as sf
 
 from codegen_host import PEDANTIC, build_shared
 from tinykws.codegen.glue import copy_runtime
-from tinykws.codegen.featurizer import emit_int_featurizer
+from tinykws.codegen.featurizer import emit_int_featurizer, int_featurizer_tables
 from tinykws.errors import TinyKWSError
 from tinykws.features import FeatureParams, frames_from_stream
 from tinykws.quant.features import (
@@ -170,6 +171,20 @@ def test_other_feature_params(tmp_path, params):
     np.testing.assert_array_equal(got[w:], ref)
     diff = np.abs(features_from_q(ref) - frames_from_stream(x, params))
     assert diff.max() <= FLOAT_TOL["max"], diff.max()
+
+
+@pytest.mark.parametrize("fft_size, words", [(512, 129), (1024, 512), (256, 128)])
+def test_split_twiddle_table_holds_only_what_the_c_reads(fft_size, words):
+    """Radix 4 only (512): the split step reads W_N^k for k <= M/2, so the table stops
+    there; with a radix-2 last stage (1024, 256) that stage reads W_N^2k, 2k < M, too.
+    The parity tests above prove the C reads nothing past either end."""
+    params = FeatureParams(fft_size=fft_size, window_size=min(400, fft_size), hop=160)
+    found = re.search(r"tkws_qfft_split_tw\[(\d+)\] = \{(.*?)\};", int_featurizer_tables(params), re.S)
+    values = [int(v) for v in found.group(2).replace(",", " ").split()]
+    assert int(found.group(1)) == len(values) == words
+    k = np.arange(words)  # W_N^k = e^(-2 pi i k / N) in Q14, each part as 16 bits, re low
+    re_, im = (np.round(f(2 * np.pi * k / fft_size) * 2**14).astype(np.int64) for f in (np.cos, np.sin))
+    assert values == [(int(a) & 0xFFFF) | ((-int(b) & 0xFFFF) << 16) for a, b in zip(re_, im)]
 
 
 def test_explicit_states_are_independent(lib):

@@ -111,6 +111,14 @@ def _packed(pairs: np.ndarray) -> np.ndarray:
     return (p[..., 0] | (p[..., 1] << 16)).ravel()
 
 
+def _split_twiddles(t: Any) -> np.ndarray:
+    """The split step's twiddles as the C reads them: k = 0..M/2 only (it pairs k with
+    M - k), unless a radix-2 last stage also reads W_N^2k for 2k < M. For the default
+    512-point FFT (radix 4 only) that is 129 words, not 256: 508 B of flash."""
+    m = len(t.split_tw)
+    return _packed(t.split_tw if t.radix2 else t.split_tw[: m // 2 + 1])
+
+
 def int_featurizer_tables(params: Any, prefix: str = "tkws") -> str:
     """C definitions of the tables and `<prefix>_qconfig` (no glue); tests build the runtime
     with this alone."""
@@ -121,8 +129,8 @@ def int_featurizer_tables(params: Any, prefix: str = "tkws") -> str:
         c_array("uint16_t", f"{prefix}_qfft_pos", t.pos, comment="FFT scatter positions"),
         c_array("uint32_t", f"{prefix}_qfft_stage_tw", stage_tw, per_line=6,
                 comment="radix-4 stages L = 16, 64, ...: Q14 W^j, W^2j, W^3j packed (re | im << 16)"),
-        c_array("uint32_t", f"{prefix}_qfft_split_tw", _packed(t.split_tw), per_line=6,
-                comment="W_N^k Q14 packed (re | im << 16), k < N/2"),
+        c_array("uint32_t", f"{prefix}_qfft_split_tw", _split_twiddles(t), per_line=6,
+                comment=f"W_N^k Q14 packed (re | im << 16), k < {len(_split_twiddles(t))}"),
         c_array("uint16_t", f"{prefix}_qmel_start", t.mel_start, comment="first bin of each filter"),
         c_array("uint16_t", f"{prefix}_qmel_len", t.mel_len, comment="bins of each filter"),
         c_array("uint16_t", f"{prefix}_qmel_weights", t.mel_weights,

@@ -38,7 +38,7 @@ typedef struct {
     const uint16_t *pos;        /* [M]: complex input m goes to position pos[m] */
     const uint32_t *stage_tw;   /* radix-4 stages L = 16, 64, ...: per j < L/4 the Q14
                                    pairs W^j, W^2j, W^3j packed (re | im << 16) */
-    const uint32_t *split_tw;   /* [M]: W_N^k packed Q14 (re | im << 16) */
+    const uint32_t *split_tw;   /* [M/2 + 1], or [M] with radix2: W_N^k packed Q14 (re | im << 16) */
     const uint16_t *mel_start;  /* [n_mels] first bin of each filter */
     const uint16_t *mel_len;    /* [n_mels] bins of each filter */
     const uint16_t *mel_weights; /* Q16, all filters back to back */
