@@ -1,4 +1,5 @@
-"""The stream phase's word augmentation (tinykws.stream_clips.augment_word, resample_axis)."""
+"""How the stream phase lays its words: augmentation (tinykws.stream_clips.augment_word,
+resample_axis) and pseudo-word negatives (StreamMaker with `pseudo_share`)."""
 
 from __future__ import annotations
 
@@ -78,7 +79,6 @@ def test_augment_word_warp_moves_the_formant_and_gain_shifts_the_level():
 
 
 def test_stream_maker_lays_augmented_words_with_their_targets_after_them():
-    rng = np.random.default_rng(0)
     xs = np.stack([_word(s, 98, (30, 60)) for s in range(40)])
     xs[30:] = np.random.default_rng(9).normal(-12.0, 0.5, (10, 98, 32))  # silence
     ys = np.repeat([0, 1, 2, 3], 10)
@@ -104,7 +104,6 @@ def test_stream_maker_lays_augmented_words_with_their_targets_after_them():
     for bad in ({"word_stretch": 1.0}, {"word_warp": -0.1}, {"word_gain_db": -1.0}):
         with pytest.raises(TinyKWSError, match="word_"):
             StreamTrainConfig(**bad)
-    del rng
 
 
 def _negative_regions(cfg: StreamTrainConfig):

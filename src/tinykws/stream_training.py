@@ -262,11 +262,11 @@ class StreamMaker:
             w = np.where(self.real_neg == real, w, 0.0)
         return int(self.neg[self.rng.choice(len(self.neg), p=w / w.sum())])
 
-    def _pseudo_word(self, i: int, a: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+    def _pseudo_word(self, i: int, a: int) -> tuple[np.ndarray, int]:
         """Keyword clip i from frame `a` to its speech's end, run straight into the last
         `pseudo_frames` of another word's speech and its margin: a word that is not the
         keyword but starts as it ("right" + "s" = "rites"); -> (frames [T', F], speech end)."""
-        pool, cfg = self.pool, self.cfg
+        pool, cfg, rng = self.pool, self.cfg, self.rng
         j = self._draw_negative()
         k = int(rng.integers(cfg.pseudo_frames[0], cfg.pseudo_frames[1] + 1))
         j_end = int(pool.end[j])
@@ -299,7 +299,7 @@ class StreamMaker:
             b = min(T, int(pool.end[i]) + int(rng.integers(*cfg.margin_frames)))
             word, on, end = pool.features[i, a:b], int(pool.first[i]) - a, int(pool.end[i]) - a
             if pseudo:
-                word, end = self._pseudo_word(i, a, rng)
+                word, end = self._pseudo_word(i, a)
             seg, on, end, shift = augment_word(word, on, end, rng, cfg.word_stretch, cfg.word_warp,
                                                cfg.word_gain_db * pool.log_per_db)
             xs.append(seg)

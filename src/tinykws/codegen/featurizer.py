@@ -123,14 +123,15 @@ def int_featurizer_tables(params: Any, prefix: str = "tkws") -> str:
     """C definitions of the tables and `<prefix>_qconfig` (no glue); tests build the runtime
     with this alone."""
     t = int_tables(params)
+    split_tw = _split_twiddles(t)
     stage_tw = (np.concatenate([_packed(tw) for tw in t.stage_tw[1:]])
                 if len(t.stage_tw) > 1 else np.zeros(1, np.uint32))  # fmt: skip
     parts = [
         c_array("uint16_t", f"{prefix}_qfft_pos", t.pos, comment="FFT scatter positions"),
         c_array("uint32_t", f"{prefix}_qfft_stage_tw", stage_tw, per_line=6,
                 comment="radix-4 stages L = 16, 64, ...: Q14 W^j, W^2j, W^3j packed (re | im << 16)"),
-        c_array("uint32_t", f"{prefix}_qfft_split_tw", _split_twiddles(t), per_line=6,
-                comment=f"W_N^k Q14 packed (re | im << 16), k < {len(_split_twiddles(t))}"),
+        c_array("uint32_t", f"{prefix}_qfft_split_tw", split_tw, per_line=6,
+                comment=f"W_N^k Q14 packed (re | im << 16), k < {len(split_tw)}"),
         c_array("uint16_t", f"{prefix}_qmel_start", t.mel_start, comment="first bin of each filter"),
         c_array("uint16_t", f"{prefix}_qmel_len", t.mel_len, comment="bins of each filter"),
         c_array("uint16_t", f"{prefix}_qmel_weights", t.mel_weights,
