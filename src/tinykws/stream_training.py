@@ -99,7 +99,7 @@ class StreamTrainConfig:
     # rate (its frames stretched by a factor in [1 - word_stretch, 1 + word_stretch]),
     # vocal tract (the mel axis, [1 - word_warp, 1 + word_warp]) and level (+-word_gain_db).
     # Off, every stream word is a training clip verbatim: over the embedded default's 4500
-    # steps each keyword clip is heard about 48 times, each negative about 7. Off: 0.15 /
+    # steps each keyword clip is heard about 47 times, each negative about 7. Off: 0.15 /
     # 0.08 / 6 dB moved neither regime beyond its seed spread (docs/benchmarks.md, Issue 19,
     # nineteenth round)
     word_stretch: float = 0.0
