@@ -14,7 +14,7 @@
  * P = {0, 2, 1, 3}.
  *
  * Tables (in tkws_qrnn.c): tkws_tanh_table[513] = round(tanh(k / 64) * 2^15),
- * tkws_exp2_table[257] = round(2^(-k / 256) * 2^16).
+ * tkws_exp2_table[257] = round(2^(-k / 256) * 2^16) - 2^15 (uint16; the softmax adds 2^15 back).
  */
 #ifndef TKWS_QRNN_H
 #define TKWS_QRNN_H
