@@ -407,6 +407,39 @@ def test_inside_penalty_punishes_other_keywords_only():
     assert loss(unk, 1.0) < loss([0.0] * C, 1.0)
 
 
+def test_focal_gamma_scales_each_frame_by_its_error():
+    """focal_gamma: each scored frame's cross-entropy times (1 - p_target)^gamma, computed
+    here from the softmax directly; ignored frames stay out, and gamma 0 is the plain loss."""
+    from tinykws.stream_training import stream_loss
+
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 6, len(CATS), generator=gen, dtype=torch.float64) * 3
+    target = torch.randint(0, len(CATS), (2, 6), generator=gen)
+    target[0, :2] = IGNORE
+    weight = torch.rand(2, 6, generator=gen, dtype=torch.float64) + 0.1
+    weight[target == IGNORE] = 0.0
+    p = torch.softmax(logits, -1)
+    rows = target != IGNORE
+    pt = p[rows].gather(1, target[rows][:, None])[:, 0]
+    for gamma in (0.0, 1.0, 2.0):
+        want = ((1 - pt) ** gamma * -torch.log(pt) * weight[rows]).sum() / weight.sum()
+        got = stream_loss(logits, target, weight, focal_gamma=gamma)
+        assert float(got) == pytest.approx(float(want), rel=1e-9)
+    # a confident right frame counts for almost nothing, a confident wrong one almost fully
+    sure = torch.full((1, 1, len(CATS)), -10.0, dtype=torch.float64)
+    sure[0, 0, 0] = 10.0
+    one = torch.ones(1, 1, dtype=torch.float64)
+    right, wrong = torch.tensor([[0]]), torch.tensor([[1]])
+    assert float(stream_loss(sure, right, one, focal_gamma=2.0)) < 1e-12
+    assert float(stream_loss(sure, wrong, one, focal_gamma=2.0)) == pytest.approx(
+        float(stream_loss(sure, wrong, one)), rel=1e-6)
+
+
+def test_focal_gamma_must_not_be_negative():
+    with pytest.raises(TinyKWSError, match="focal_gamma"):
+        StreamTrainConfig(focal_gamma=-1.0)
+
+
 def test_causal_mean_is_the_detectors_moving_average():
     from tinykws.triggers import moving_average
 

@@ -59,8 +59,13 @@ def peak_loss(logits: Tensor, target: Tensor, region: Tensor, rclass: Tensor, ke
 
 
 def stream_loss(logits: Tensor, target: Tensor, weight: Tensor, inside: Optional[Tensor] = None,
-                keyword_mask: Optional[Tensor] = None, inside_weight: float = 0.0) -> Tensor:
+                keyword_mask: Optional[Tensor] = None, inside_weight: float = 0.0,
+                focal_gamma: float = 0.0) -> Tensor:
     """Weighted per-frame cross-entropy; logits [B, T, C], target/weight/inside [B, T].
+
+    With `focal_gamma` > 0 each frame's cross-entropy is scaled by (1 - p)^gamma, p the
+    probability of its target (the focal loss of Lin et al. 2017): frames already right
+    count little, confident errors fully.
 
     With `inside_weight` > 0, frames inside a keyword (`inside` >= 0: its class) add
     `inside_weight` * -log(1 - p(other keywords)) (`keyword_mask` bool [C]), counted in the
@@ -68,6 +73,8 @@ def stream_loss(logits: Tensor, target: Tensor, weight: Tensor, inside: Optional
     ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
                          ignore_index=IGNORE, reduction="none")
     w = weight.reshape(-1)
+    if focal_gamma > 0:
+        ce = ce * (-torch.expm1(-ce)).pow(focal_gamma)  # 1 - p = 1 - exp(-ce); ignored frames: ce 0
     total, norm = (ce * w).sum(), w.sum()
     if inside_weight > 0 and inside is not None and keyword_mask is not None:
         rows = inside.reshape(-1) >= 0

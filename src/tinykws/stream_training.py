@@ -131,6 +131,7 @@ class StreamTrainConfig:
     # detector fires on the first crossing, so a wrong keyword that rises mid-word takes
     # the event and the refractory time suppresses the right one
     inside_wrong_weight: float = 0.0
+    focal_gamma: float = 0.0  # the stream loss's frames scaled by (1 - p)^gamma (0: off)
     # the detector's own statistic, trained directly (0: off): scores averaged over
     # `peak_smooth_frames` as the detector does; each keyword's best smoothed own score in
     # its target window -> -log(it); every word's and gap's best smoothed score of a keyword
@@ -181,6 +182,8 @@ class StreamTrainConfig:
             raise TinyKWSError("real_negative_share must be in [0, 1]")
         if not 0.0 <= self.clip_negative_share < 1.0:
             raise TinyKWSError(f"clip_negative_share must be in [0, 1), not {self.clip_negative_share!r}")
+        if not self.focal_gamma >= 0.0:
+            raise TinyKWSError(f"focal_gamma must be >= 0, not {self.focal_gamma!r}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise TinyKWSError(f"ema_decay must be in [0, 1), not {self.ema_decay!r}")
         if not (0.0 <= self.word_stretch < 1.0 and 0.0 <= self.word_warp < 1.0 and self.word_gain_db >= 0):
@@ -475,7 +478,7 @@ def _train_rank(group: Group, run: RunDir, cfg: StreamTrainConfig, pool: ClipPoo
             state = _reset_rows(_detach(state), torch.from_numpy(rng.random(mine.batch) < cfg.reset_prob))
             logits, state = model.forward_sequence(x, state)
             loss_s = stream_loss(logits, target, weight, inside_keyword(target, rclass, kw_mask),
-                                 kw_mask, cfg.inside_wrong_weight)
+                                 kw_mask, cfg.inside_wrong_weight, cfg.focal_gamma)
             if cfg.peak_weight > 0:
                 loss_s = loss_s + cfg.peak_weight * peak_loss(
                     logits, target, region, rclass, kw_mask, cfg.peak_smooth_frames)
