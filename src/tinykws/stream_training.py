@@ -131,7 +131,9 @@ class StreamTrainConfig:
     # detector fires on the first crossing, so a wrong keyword that rises mid-word takes
     # the event and the refractory time suppresses the right one
     inside_wrong_weight: float = 0.0
-    focal_gamma: float = 0.0  # the stream loss's frames scaled by (1 - p)^gamma (0: off)
+    # the stream loss's frames scaled by (1 - p)^gamma (0: off). Off: gamma 2 compressed every
+    # peak and lost at the acceptance point in both seeds (docs/benchmarks.md, twentieth round)
+    focal_gamma: float = 0.0
     # the detector's own statistic, trained directly (0: off): scores averaged over
     # `peak_smooth_frames` as the detector does; each keyword's best smoothed own score in
     # its target window -> -log(it); every word's and gap's best smoothed score of a keyword

@@ -349,7 +349,7 @@ TKWS_QAPI void tkws_softmax_q15(const int32_t *logits, int16_t *p, int32_t n)
         const int32_t sh = y >> 14;
         const int32_t fr = y & 16383;
         const int32_t k = fr >> 6;
-        const int32_t lo = (int32_t)tkws_exp2_table[k];  /* both less 2^15: their difference is not */
+        const int32_t lo = (int32_t)tkws_exp2_table[k];  /* both stored less 2^15: the difference is exact */
         const int32_t v = 32768 + lo - (((lo - (int32_t)tkws_exp2_table[k + 1]) * (fr & 63) + 32) >> 6);
         e[i] = sh < 31 ? (uint32_t)v >> sh : 0u;       /* Q16 */
         sum += e[i];
