@@ -190,7 +190,9 @@ def main() -> None:
                    acceptance(det, kw, neg, tk, sk, tn, sn), clip_recall(det, kw)["recall"])
     if a.ensemble and len(a.runs) > 1:
         for split, (kw, neg) in pairs.items():
-            tk, _, tn, _ = traces[split][0]  # the same streams and models' step: the same times
+            # runs from one clip model share its detector config and step: the last det, the
+            # first run's times
+            tk, _, tn, _ = traces[split][0]
             sk = np.mean([t[1] for t in traces[split]], axis=0)
             sn = np.mean([t[3] for t in traces[split]], axis=0)
             report(f"mean of {len(a.runs)} runs' probabilities", split, acceptance(det, kw, neg, tk, sk, tn, sn), None)
