@@ -45,10 +45,10 @@ from tinykws.keyword_streams import (
 )
 from tinykws.labels import NON_KEYWORDS
 from tinykws.run import read_features, split_file
-from tinykws.stream_eval import clip_recall, det_thresholds, score_detections
+from tinykws.stream_eval import clip_recall, det_curve
 from tinykws.stream_losses import causal_mean
 from tinykws.stream_training import StreamMaker, StreamTrainConfig, _clip_pool
-from tinykws.triggers import moving_average, pick_detections
+from tinykws.triggers import moving_average
 
 SNRS_DB = (40.0, 30.0, 20.0, 10.0)  # as bench/stream_diagnose.py
 LIMITS = {"kw<=1,neg<=2": (1.0, 2.0), "kw<=6,neg<=6": (6.0, 6.0)}
@@ -68,18 +68,13 @@ def training_streams(run: Path, negatives: Path, cache: Path, tag: str):
 def acceptance(det: Detector, kw, neg, tk: np.ndarray, sk: np.ndarray, tn: np.ndarray, sn: np.ndarray) -> dict:
     """Best recall (and its threshold) under each of LIMITS, from step times [T] and
     per-step scores [T, C] of the keyword stream (tk, sk) and the negative hour (tn, sn)."""
-    n = max(1, round(det.config.smoothing_ms / (1000 * det.score_period_s)))
-    smk, smn = moving_average(sk, n), moving_average(sn, n)
-    refr = det.config.refractory_ms / 1000
     best = {}
-    for thr in det_thresholds():
-        c = score_detections(pick_detections(tk, smk, det.categories, thr, refr, det.keywords),
-                             kw.events, kw.duration_s, threshold=thr)
-        nc = score_detections(pick_detections(tn, smn, det.categories, thr, refr, det.keywords),
-                              neg.events, neg.duration_s, threshold=thr)
+    for c, nc in zip(det_curve(det, tk, sk, kw), det_curve(det, tn, sn, neg)):  # the pipeline's sweep
         for name, (a, b) in LIMITS.items():
             if c.fa_per_hour <= a and nc.fa_per_hour <= b and c.recall > best.get(name, (0.0, 0.0))[0]:
-                best[name] = (c.recall, float(thr))
+                best[name] = (c.recall, c.threshold)
+    n = max(1, round(det.config.smoothing_ms / (1000 * det.score_period_s)))
+    smk, smn = moving_average(sk, n), moving_average(sn, n)  # the detector's smoothing, for the peaks
     own = []
     for e in kw.events:
         if e.is_keyword:
