@@ -34,14 +34,18 @@ def _clips(k: int) -> list[np.ndarray]:
             for x in (sf.read(DEV / test[i], dtype="int16")[0] for i in idx)]
 
 
-@pytest.mark.parametrize("abi", ["soft", "hard"])
+MODELS = {"fastgrnn": dict(architecture="fastgrnn", hidden_size=40, num_layers=2),
+          "gru": dict(architecture="gru", hidden_size=24, num_layers=2, frame_stride=2)}
+
+
+@pytest.mark.parametrize("abi,arch", [("soft", "fastgrnn"), ("hard", "fastgrnn"), ("hard", "gru")])
 @pytest.mark.parametrize("tc_name", toolchain_params())
-def test_int_build_bit_exact_on_device(tmp_path, tc_name, abi):
+def test_int_build_bit_exact_on_device(tmp_path, tc_name, abi, arch):
     from tinykws.device import HarnessShape, KWSDevice, build_image
     from tinykws.device.emulator import soft_float_calls
 
     counts = []
-    _, im = _int_model(0, architecture="fastgrnn", hidden_size=40, num_layers=2)
+    _, im = _int_model(0, **MODELS[arch])
     fp = FeatureParams()
     copy_runtime(tmp_path)
     for name, text in {**emit_int_featurizer(fp), **emit_int_model(im)}.items():

@@ -107,12 +107,13 @@ def test_quantized_weights_are_close_and_int8():
     assert np.abs(q * s[:, None] - w).max() <= s.max() / 2 + 1e-12
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(wrank=8, urank=6, w_sparsity=0.5, u_sparsity=0.5)],
-                         ids=["full", "lsq"])
+@pytest.mark.parametrize("kw", [dict(), dict(wrank=8, urank=6, w_sparsity=0.5, u_sparsity=0.5),
+                                dict(architecture="gru", frame_stride=2)],
+                         ids=["full", "lsq", "gru-stride2"])
 def test_integer_model_tracks_float_model(kw):
     """PTQ of a trained-looking 2 x 32 FastGRNN (full, and LSQ with its factors kept and
-    the inner vectors in int16): probabilities within 0.05, same argmax."""
-    m, im = _int_model(0, architecture="fastgrnn", hidden_size=32, num_layers=2, **kw)
+    the inner vectors in int16) and GRU: probabilities within 0.05, same argmax."""
+    m, im = _int_model(0, **{"architecture": "fastgrnn", "hidden_size": 32, "num_layers": 2, **kw})
     feats = _features(6, start=5)
     with torch.no_grad():
         ref = torch.softmax(m.forward_sequence(torch.from_numpy(feats))[0], -1).numpy()
@@ -182,12 +183,32 @@ def test_sparse_storage_is_chosen_by_cost():
     assert not writers.use_sparse(sparse(8, 300, 0.01))  # column indices are one byte
 
 
-def test_gru_is_refused():
+def test_lstm_is_refused():
     from tinykws.errors import TinyKWSError
 
-    m = build_model(ModelConfig(architecture="gru", hidden_size=8, num_layers=1))
+    m = build_model(ModelConfig(architecture="lstm", hidden_size=8, num_layers=1))
     with pytest.raises(TinyKWSError, match="integer build supports"):
         qm.quantize_model(m, CATS, [1.0])
+
+
+def test_gru_layer_is_the_float_gru_in_integers():
+    """One integer GRU step against PyTorch's GRU on the same dequantized weights: the
+    gates' order (r, z, n), the biases' split (b_hn inside r) and the mean folded into
+    the input side's biases, within the tables' and the int16 state's rounding."""
+    m, im = _int_model(5, architecture="gru", hidden_size=16, num_layers=1)
+    layer = im.layers[0]
+    assert layer.w.shape == (48, 32) and layer.u.shape == (48, 16) and layer.hidden == 16
+    assert layer.bias_gate.shape == (48,) and layer.bias_update.shape == (16,)
+    x = _features(1, start=9)[0]
+    x_q = qm.quantize_features(x)
+    h_q = np.zeros((1, 16), np.int64)
+    h = torch.zeros(1, 1, 16)
+    with torch.no_grad():
+        z = ((torch.from_numpy(x) - m.mean) / m.std)[:, None, :]  # [T, 1, F]
+        for t in range(40):
+            h_q = qm._gru_step(layer, x_q[t][None].astype(np.int64), h_q)
+            _, h = m.cells[0].rnn(z[t : t + 1], h)
+            assert np.abs(h_q[0] / 2.0**layer.h_frac - h[0, 0].numpy()).max() < 0.03
 
 
 def test_runtime_tables_are_the_references():
@@ -271,6 +292,8 @@ CONFIGS = {
     "fastgrnn-2x32-stride2": dict(architecture="fastgrnn", hidden_size=32, num_layers=2, frame_stride=2),
     "fastgrnn-1x21-lowrank-stride3": dict(architecture="fastgrnn", hidden_size=21, num_layers=1,
                                           wrank=6, urank=5, frame_stride=3),
+    "gru-2x18-stride2": dict(architecture="gru", hidden_size=18, num_layers=2, frame_stride=2),
+    "gru-1x13": dict(architecture="gru", hidden_size=13, num_layers=1),
 }
 
 
@@ -382,3 +405,33 @@ def test_quantize_refuses_features_made_another_way(tmp_path):
     np.savez(val, **{**z, "categories": np.array(FEATURE_CATS[::-1])})
     with pytest.raises(FeatureFileError, match="categories"):
         quantize_run(run)
+
+
+def test_qat_fake_quantizes_gru_weights_in_the_forward_pass():
+    """Quantization-aware fine-tuning of a GRU: its forward pass runs on the int8-rounded
+    weights (W / std per row for the first layer, as the integer model stores them; the
+    classifier's too), and
+    the plain model it hands back holds the latent float weights."""
+    from tinykws.quant import qat
+
+    m, _ = _int_model(6, architecture="gru", hidden_size=12, num_layers=2)
+    fq = qat.attach_fake_quant(m)
+    rounded = build_model(m.config)
+    rounded.load_state_dict(m.state_dict())
+    with torch.no_grad():
+        for i, cell in enumerate(rounded.cells):
+            for name in ("weight_ih_l0", "weight_hh_l0"):
+                w = getattr(cell.rnn, name).double().numpy()
+                col = m.std.double().numpy() if i == 0 and name == "weight_ih_l0" else np.ones(w.shape[1])
+                q, s = qm.quantize_rows(w / col[None, :])
+                getattr(cell.rnn, name).copy_(torch.from_numpy(q * s[:, None] * col[None, :]))
+        q, s = qm.quantize_rows(rounded.fc.weight.double().numpy())
+        rounded.fc.weight.copy_(torch.from_numpy(q * s[:, None]))
+    x = torch.from_numpy(_features(2, start=3))
+    with torch.no_grad():
+        got, want, plain = fq.forward_sequence(x)[0], rounded.forward_sequence(x)[0], m.forward_sequence(x)[0]
+    assert torch.allclose(got, want, atol=1e-4)
+    assert not torch.allclose(got, plain, atol=1e-4)  # the rounding is seen
+    back = qat._plain(fq)
+    for (k, a), b in zip(back.state_dict().items(), m.state_dict().values()):
+        assert torch.equal(a, b), k

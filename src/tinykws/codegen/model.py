@@ -312,10 +312,14 @@ class _IntLayers:
         un2 = "U" if layer.u1 is None else "U2"
         wm = w.ints(f"l{i}_w_mult", layer.w_mult, f"{wn2} row scales * 2^{PRE_FRAC - w_in + layer.shift}")
         um = w.ints(f"l{i}_u_mult", layer.u_mult, f"{un2} row scales * 2^{PRE_FRAC - u_in + layer.shift}")
-        bu = w.ints(f"l{i}_bias_update", layer.bias_update, f"bias_update, Q.{PRE_FRAC}")
+        bu = w.ints(f"l{i}_bias_update", layer.bias_update,
+                    f"{'b_hn' if im.arch == 'gru' else 'bias_update'}, Q.{PRE_FRAC}")
         bg = "0"
         if im.arch == "fastgrnn":
             bg = w.ints(f"l{i}_bias_gate", layer.bias_gate, f"bias_gate, Q.{PRE_FRAC}")
+        elif im.arch == "gru":
+            bg = w.ints(f"l{i}_bias_gate", layer.bias_gate,
+                        f"input-side biases of r, z, n (r, z: both sides), Q.{PRE_FRAC}")
         w.defs.append(
             f"static const tkws_qfast_cell {m}_cell{i} = {{ {layer.hidden}, {layer.h_frac}, {layer.shift}, "
             f"{wn}, {un}, {wm}, {um}, {bg}, {bu}, {layer.k1}, {layer.k2} }};\n"

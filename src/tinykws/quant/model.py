@@ -1,4 +1,4 @@
-"""The integer FastGRNN / FastRNN: its fixed-point formats, quantization from a float
+"""The integer FastGRNN / FastRNN / GRU: its fixed-point formats, quantization from a float
 `KWSModel`, and the Python integer reference the generated C matches bit for bit.
 
 Formats (value = integer * 2^-frac):
@@ -23,6 +23,13 @@ a = (accW * w_mult[i] + accU * u_mult[i] + 2^31) >> 32 (the high word of an int6
 h' = (z h + (g c >> (15 - h_frac)) + 2^14) >> 15 (int32, saturated to int16) with
 g = ((zeta (32768 - z) + 2^14) >> 15) + nu (FastGRNN; FastRNN: z -> beta, g -> alpha).
 h_frac <= 13 keeps every sum below 2^31.
+
+GRU (PyTorch's gates r, z, n; W [3H, in], U [3H, H], rows in that order): r and z as a above
+(one high word of both products) plus `bias_gate` (b_i + b_h of the gate); the n gate's two
+products are rounded apart, xn = (accW * w_mult + 2^31) >> 32 + bias_gate (b_in) and
+hn = (accU * u_mult + 2^31) >> 32 + bias_update (b_hn, [H]), because r multiplies only the
+second: n = tanh(xn + ((r hn + 2^14) >> 15)) (r hn in int64), then h' as above with
+g = 2^15 - z: h' = (z h + ((2^15 - z) n >> (15 - h_frac)) + 2^14) >> 15.
 
 tanh is a 513-entry Q15 table on [0, 8] (step 1/64) with linear interpolation, odd
 symmetry, |u| clamped below 8 (where the table is already 1.0); sigmoid(u) = (1 + tanh(u / 2)) / 2 on the same table. The softmax
@@ -64,7 +71,7 @@ WEIGHT_MAX = 127  # int8 weights in -127..127 (symmetric)
 TANH_MAX_ERR = 5.0e-5  # measured 4.65e-5
 SIGMOID_MAX_ERR = 4.0e-5  # measured 3.85e-5
 SOFTMAX_MAX_ERR = 1.5e-4  # probabilities, on exact Q10 logits (measured 1.13e-4 on 24k)
-ARCHS = ("fastgrnn", "fastrnn")
+ARCHS = ("fastgrnn", "fastrnn", "gru")
 
 
 def tanh_table() -> np.ndarray:
@@ -133,17 +140,18 @@ def quantize_features(x: np.ndarray) -> np.ndarray:
 
 @dataclass
 class IntLayer:
-    """One integer FastGRNN / FastRNN layer (see the module docstring for the arithmetic)."""
+    """One integer FastGRNN / FastRNN / GRU layer (see the module docstring for the
+    arithmetic). A GRU layer's W, U, multipliers and `bias_gate` have 3H rows (r, z, n)."""
 
-    w: np.ndarray  # int8 [H, in]
-    w_mult: np.ndarray  # int64 [H]
-    u: np.ndarray  # int8 [H, H]
-    u_mult: np.ndarray  # int64 [H]
+    w: np.ndarray  # int8 [H, in] (GRU [3H, in])
+    w_mult: np.ndarray  # int64 [H] (GRU [3H])
+    u: np.ndarray  # int8 [H, H] (GRU [3H, H])
+    u_mult: np.ndarray  # int64 [H] (GRU [3H])
     shift: int  # 0 unless the multipliers would overflow int32 (see `_multipliers`)
-    bias_gate: np.ndarray  # int64 [H], Q.PRE_FRAC (zeros for FastRNN)
-    bias_update: np.ndarray  # int64 [H], Q.PRE_FRAC
-    k1: int  # Q15: FastGRNN sigmoid(zeta); FastRNN sigmoid(alpha)
-    k2: int  # Q15: FastGRNN sigmoid(nu); FastRNN sigmoid(beta)
+    bias_gate: np.ndarray  # int64 [H], Q.PRE_FRAC (zeros for FastRNN; GRU [3H]: b_ir + b_hr, b_iz + b_hz, b_in)
+    bias_update: np.ndarray  # int64 [H], Q.PRE_FRAC (GRU: b_hn)
+    k1: int  # Q15: FastGRNN sigmoid(zeta); FastRNN sigmoid(alpha); GRU 0
+    k2: int  # Q15: FastGRNN sigmoid(nu); FastRNN sigmoid(beta); GRU 0
     in_frac: int
     h_frac: int
     # Low rank (kept factored): W x = w @ (w1 x), the inner vector narrowed to int16 Q.w1_frac
@@ -158,7 +166,7 @@ class IntLayer:
 
     @property
     def hidden(self) -> int:
-        return int(self.w.shape[0])
+        return int(len(self.bias_update))
 
     @property
     def input_size(self) -> int:
@@ -319,6 +327,11 @@ def _requant(acc_w: np.ndarray, mult_w: np.ndarray, acc_u: Optional[np.ndarray],
     t = acc_w * mult_w
     if acc_u is not None:
         t = t + acc_u * mult_u
+    return _hi_round(t, shift)
+
+
+def _hi_round(t: np.ndarray, shift: int) -> np.ndarray:
+    """clamp((t + 2^31) >> 32) << shift of int64 sums of products (`_requant`)."""
     lim = ACT_CLAMP >> shift
     return np.clip((t + (1 << 31)) >> 32, -lim, lim - 1) << shift
 
@@ -337,7 +350,23 @@ def _product(v: np.ndarray, m: np.ndarray, m1: Optional[np.ndarray],
     return _matvec(narrow16(_matvec(v, m1), m1_mult), m)
 
 
+def _gru_step(layer: IntLayer, x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """One integer GRU step (the module docstring's GRU paragraph): x [N, in], h [N, H]."""
+    H = layer.hidden
+    tw = _matvec(x, layer.w) * layer.w_mult  # [N, 3H] int64
+    tu = _matvec(h, layer.u) * layer.u_mult
+    rz = _hi_round(tw[:, :2 * H] + tu[:, :2 * H], layer.shift) + layer.bias_gate[:2 * H]
+    r, z = sigmoid_q15(rz[:, :H], PRE_FRAC), sigmoid_q15(rz[:, H:], PRE_FRAC)
+    xn = _hi_round(tw[:, 2 * H:], layer.shift) + layer.bias_gate[2 * H:]
+    hn = _hi_round(tu[:, 2 * H:], layer.shift) + layer.bias_update
+    n = tanh_q15(xn + ((r * hn + (1 << 14)) >> 15), PRE_FRAC)
+    t = z * h + (((Q15 - z) * n) >> (15 - layer.h_frac))  # Q(15 + h_frac), |t| < 2^31
+    return sat16((t + (1 << 14)) >> 15)
+
+
 def _layer_step(layer: IntLayer, arch: str, x: np.ndarray, h: np.ndarray) -> np.ndarray:
+    if arch == "gru":
+        return _gru_step(layer, x, h)
     a = _requant(_product(x, layer.w, layer.w1, layer.w1_mult), layer.w_mult,
                  _product(h, layer.u, layer.u1, layer.u1_mult), layer.u_mult, layer.shift)
     c = tanh_q15(a + layer.bias_update, PRE_FRAC)
@@ -423,10 +452,22 @@ def _factors(cell: Any, name: str, std: Optional[np.ndarray]) -> tuple[Optional[
     return (m1 if std is None else m1 / std[None, :]), m2
 
 
+def _gru_arrays(sd: dict[str, np.ndarray], p: str, std: Optional[np.ndarray]) -> tuple:
+    """(None, W [3H, in], None, U [3H, H], bias_gate [3H], bias_update [H]) of GRU layer
+    `p` (PyTorch's `rnn.*_l0`, gates r, z, n) as float64, W's columns divided by `std`:
+    r and z take both their biases, n its input side's; b_hn stays inside r (U_n h + b_hn)."""
+    W, U = sd[p + "rnn.weight_ih_l0"], sd[p + "rnn.weight_hh_l0"]
+    b_ih, b_hh = sd[p + "rnn.bias_ih_l0"], sd[p + "rnn.bias_hh_l0"]
+    H = U.shape[1]
+    gate = b_ih.copy()
+    gate[:2 * H] += b_hh[:2 * H]
+    return None, (W if std is None else W / std[None, :]), None, U, gate, b_hh[2 * H:].copy()
+
+
 def quantize_model(model: Any, categories: Sequence[str], h_max_abs: Sequence[float],
                    per_row: bool = True,
                    rank_max_abs: Optional[Sequence[Sequence[float]]] = None) -> IntModel:
-    """A float `KWSModel` (FastGRNN or FastRNN) -> IntModel.
+    """A float `KWSModel` (FastGRNN, FastRNN or GRU) -> IntModel.
 
     `h_max_abs[l]`: the calibrated max |h| of layer l; `rank_max_abs[l]`: (max |W1 x|, max
     |U1 h|) of its low-rank inner vectors, x as the integer layer sees it (the first
@@ -449,15 +490,19 @@ def quantize_model(model: Any, categories: Sequence[str], h_max_abs: Sequence[fl
     in_frac = FEATURE_FRAC_BITS
     for i, cell in enumerate(model.cells):
         # (x - mean) / std folded into the first layer: W' = W / std, biases -= W' mean
-        W1, W = _factors(cell, "W", std if i == 0 else None)
-        U1, U = _factors(cell, "U", None)
         p = f"cells.{i}."
-        bias_u = sd[p + "bias_update"].copy()
-        bias_g = sd[p + "bias_gate"].copy() if cfg.architecture == "fastgrnn" else np.zeros_like(bias_u)
+        if cfg.architecture == "gru":
+            W1, W, U1, U, bias_g, bias_u = _gru_arrays(sd, p, std if i == 0 else None)
+        else:
+            W1, W = _factors(cell, "W", std if i == 0 else None)
+            U1, U = _factors(cell, "U", None)
+            bias_u = sd[p + "bias_update"].copy()
+            bias_g = sd[p + "bias_gate"].copy() if cfg.architecture == "fastgrnn" else np.zeros_like(bias_u)
         if i == 0:
             shift_in = -(W @ (mean if W1 is None else W1 @ mean))
-            bias_u = bias_u + shift_in
-            bias_g = bias_g + shift_in
+            bias_g = bias_g + shift_in  # GRU: every input-side bias; r gates only W x
+            if cfg.architecture != "gru":
+                bias_u = bias_u + shift_in
         h_frac = hidden_frac(float(h_max_abs[i]))
         inner = rank_max_abs[i] if rank_max_abs is not None else (0.0, 0.0)
         fw: dict[str, Any] = {}
@@ -472,13 +517,15 @@ def quantize_model(model: Any, categories: Sequence[str], h_max_abs: Sequence[fl
         uq, us = quantize_rows(U, per_row)
         (wm, um), shift = _multipliers([ws, us], PRE_FRAC, [w_in, u_in])
         if cfg.architecture == "fastgrnn":
-            k1, k2 = _sig(sd[p + "zeta"]), _sig(sd[p + "nu"])
+            k1, k2 = _q15(_sig(sd[p + "zeta"])), _q15(_sig(sd[p + "nu"]))
+        elif cfg.architecture == "fastrnn":
+            k1, k2 = _q15(_sig(sd[p + "alpha"])), _q15(_sig(sd[p + "beta"]))
         else:
-            k1, k2 = _sig(sd[p + "alpha"]), _sig(sd[p + "beta"])
+            k1 = k2 = 0  # GRU: its gates are all computed
         layers.append(IntLayer(
             w=wq, w_mult=wm, u=uq, u_mult=um, shift=shift,
             bias_gate=_fixed(bias_g, PRE_FRAC), bias_update=_fixed(bias_u, PRE_FRAC),
-            k1=_q15(k1), k2=_q15(k2), in_frac=in_frac, h_frac=h_frac, **fw,
+            k1=k1, k2=k2, in_frac=in_frac, h_frac=h_frac, **fw,
         ))  # fmt: skip
         in_frac = h_frac
     fq, fs = quantize_rows(sd["fc.weight"], per_row)

@@ -45,11 +45,16 @@ class FakeQuantRows(nn.Module):
 
 
 def attach_fake_quant(model: nn.Module, per_row: bool = True) -> nn.Module:
-    """Parametrize W, U (full-rank cells) and fc.weight of a KWSModel copy with FakeQuantRows."""
+    """Parametrize W, U (full-rank cells; GRU: `rnn.weight_ih_l0`, `rnn.weight_hh_l0`) and
+    fc.weight of a KWSModel copy with FakeQuantRows."""
     m = copy.deepcopy(model)
     for i, cell in enumerate(m.cells):
+        col = (1.0 / m.std).detach().repeat(m.config.frame_stride) if i == 0 else None  # [s F]
+        if m.config.architecture == "gru":
+            parametrize.register_parametrization(cell.rnn, "weight_ih_l0", FakeQuantRows(per_row, col))
+            parametrize.register_parametrization(cell.rnn, "weight_hh_l0", FakeQuantRows(per_row))
+            continue
         if getattr(cell, "wrank", None) is None:
-            col = (1.0 / m.std).detach().repeat(m.config.frame_stride) if i == 0 else None  # [s F]
             parametrize.register_parametrization(cell, "W", FakeQuantRows(per_row, col))
         if getattr(cell, "urank", None) is None:
             parametrize.register_parametrization(cell, "U", FakeQuantRows(per_row))

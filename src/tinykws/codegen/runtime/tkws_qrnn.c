@@ -296,6 +296,34 @@ TKWS_QAPI void tkws_qfastrnn_step(const tkws_qfast_cell *cell, const int16_t *x,
     tkws_qfastrnn_update(cell, h, acc_w, acc_u);
 }
 
+/* GRU: rows [0, H) of the products are the r gate's, [H, 2H) z's, [2H, 3H) n's. r and z
+ * round both products together, n apart, because r multiplies only U_n h + b_hn. */
+TKWS_QAPI void tkws_qgru_update(const tkws_qfast_cell *cell, int16_t *h,
+                               const int32_t *acc_w, const int32_t *acc_u)
+{
+    const int32_t H = cell->hidden, hf = cell->h_frac, sh = cell->shift;
+    for (int32_t i = 0; i < H; ++i) {
+        const int32_t r = tkws_sigmoid_q15(tkws__preact(cell, acc_w, acc_u, i) + cell->bias_gate[i],
+                                           TKWS_Q_PRE_FRAC);
+        const int32_t z = tkws_sigmoid_q15(tkws__preact(cell, acc_w, acc_u, H + i) +
+                                           cell->bias_gate[H + i], TKWS_Q_PRE_FRAC);
+        const int32_t j = 2 * H + i;
+        const int32_t xn = tkws__hi_round((int64_t)acc_w[j] * cell->w_mult[j], sh) + cell->bias_gate[j];
+        const int32_t hn = tkws__hi_round((int64_t)acc_u[j] * cell->u_mult[j], sh) + cell->bias_update[i];
+        const int32_t rh = (int32_t)(((int64_t)r * hn + (1 << 14)) >> 15);  /* |r hn| < 2^43 */
+        const int32_t n = tkws_tanh_q15(xn + rh, TKWS_Q_PRE_FRAC);
+        h[i] = tkws__blend(z, h[i], 32768 - z, n, hf);
+    }
+}
+
+TKWS_QAPI void tkws_qgru_step(const tkws_qfast_cell *cell, const int16_t *x, int16_t *h,
+                             int32_t *acc_w, int32_t *acc_u)
+{
+    tkws_qmatvec(cell->w, x, acc_w);
+    tkws_qmatvec(cell->u, h, acc_u);
+    tkws_qgru_update(cell, h, acc_w, acc_u);
+}
+
 /* Every row: its nonzeros 4 at a time, then the rest (gcc: ldrb + ldrsb + ldrsh + mla a
  * nonzero, plus the loop's compare and branch once per 4). */
 TKWS_QAPI void tkws_qspmv(const tkws_qsparse *a, const int16_t *x, int32_t *y)

@@ -1,5 +1,5 @@
 /*
- * tkws_qrnn.h - integer FastGRNN / FastRNN for Cortex-M4 cores without an FPU: int8
+ * tkws_qrnn.h - integer FastGRNN / FastRNN / GRU for Cortex-M4 cores without an FPU: int8
  * weights, int16 features and hidden states, int32 accumulators, table tanh/sigmoid and an
  * integer softmax. Bit-exact with the Python reference tinykws.quant.model (its docstring
  * has the formats; tests/test_quant_codegen.py proves the equality).
@@ -49,7 +49,8 @@ TKWS_API void tkws_qspmv(const tkws_qsparse *a, const int16_t *x, int32_t *y);
  * factor's int32 sums -> int16 in the format its multipliers were made for). */
 TKWS_API void tkws_qnarrow(const int32_t *acc, const int32_t *mult, int32_t n, int16_t *t);
 
-/* One integer FastGRNN / FastRNN layer. */
+/* One integer FastGRNN / FastRNN / GRU layer (GRU: W, U, their multipliers and bias_gate
+ * have 3H rows, gates r, z, n; bias_update is b_hn; k1, k2 unused). */
 typedef struct {
     int32_t hidden;             /* H */
     int32_t h_frac;             /* hidden state format Q.h_frac */
@@ -76,6 +77,15 @@ TKWS_API void tkws_qfastgrnn_update(const tkws_qfast_cell *cell, int16_t *h,
                                     const int32_t *acc_w, const int32_t *acc_u);
 TKWS_API void tkws_qfastrnn_update(const tkws_qfast_cell *cell, int16_t *h,
                                    const int32_t *acc_w, const int32_t *acc_u);
+
+/* GRU (PyTorch's gates; tinykws.quant.model has the arithmetic): r = sigmoid(a_r + bias_gate_r),
+ * z likewise, n = tanh(xn + r hn) with xn = (W_n x * w_mult + 2^31) >> 32 + bias_gate_n and
+ * hn = (U_n h * u_mult + 2^31) >> 32 + bias_update; h <- (z h + ((2^15 - z) n >> (15 -
+ * h_frac)) + 2^14) >> 15. Scratch acc_w, acc_u: [rows_p of W] (3H padded) int32. */
+TKWS_API void tkws_qgru_step(const tkws_qfast_cell *cell, const int16_t *x, int16_t *h,
+                             int32_t *acc_w, int32_t *acc_u);
+TKWS_API void tkws_qgru_update(const tkws_qfast_cell *cell, int16_t *h,
+                               const int32_t *acc_w, const int32_t *acc_u);
 
 /* logits[i] = clamp(((A x)_i * mult[i] + 2^31) >> 32) + bias[i], Q.10. */
 TKWS_API void tkws_qlinear(const tkws_qmatrix *a, const int32_t *mult, int32_t shift,
