@@ -385,7 +385,7 @@ def test_pipeline_tiny_preset_end_to_end(tmp_path: Path) -> None:
 
     assert all(layer.u1 is not None for layer in IntModel.load(run / "quant" / "model_int.npz").layers)
     report = (run / "report.md").read_text()
-    assert "(U rank 4)" in report and "the full preset's (2 x 128" in report
+    assert "(U rank 4)" in report and "the full preset's (2 x 72 GRU" in report
     v = json.loads((run / "device" / "int8" / "verify.json").read_text())
     assert v["ok"] and v["max_abs_diff"] == 0
 

@@ -278,16 +278,26 @@ def test_pipeline_recipe_sizes():
 
 
 def test_pipeline_presets():
-    """--preset full is the recipe unchanged; tiny changes only the model and trains twice
-    the epochs (a small model underfits in the full one's); unknown refused."""
+    """--preset full is the recipe unchanged (a GRU; on recorded speech the FastGRNN); tiny
+    changes only the model and trains twice the epochs (a small model underfits in the full
+    one's); unknown refused."""
     from tinykws.errors import TinyKWSError
 
     full, tiny = pipeline_recipe(2176, preset="full"), pipeline_recipe(2176, preset="tiny")
-    assert full == pipeline_recipe(2176) and full.hidden_units == 128 and full.wrank is None
-    assert tiny.hidden_units < full.hidden_units and tiny.urank and tiny.epochs == 2 * full.epochs
+    assert full == pipeline_recipe(2176) and full.architecture == "gru" and full.hidden_units == 72
+    assert tiny.architecture == "fastgrnn" and tiny.urank and tiny.epochs == 2 * full.epochs
     assert full.frame_stride == 2 and tiny.frame_stride == 1  # stride 2 measured on the full model only
-    assert replace(tiny, hidden_units=128, wrank=None, urank=None, epochs=full.epochs, frame_stride=2) == full
-    assert pipeline_recipe(2000, quick=True, preset="tiny").urank is not None
+    assert replace(tiny, architecture="gru", hidden_units=72, wrank=None, urank=None, epochs=full.epochs,
+                   frame_stride=2) == full
+    quick_tiny = pipeline_recipe(2000, quick=True, preset="tiny")
+    assert quick_tiny.urank is not None and quick_tiny.architecture == "fastgrnn"
+    assert pipeline_recipe(2000, quick=True).architecture == "gru"  # the smoke run trains the default's cell
+    # recorded speech (`pipeline --data`): the full preset keeps the 2 x 128 FastGRNN, tiny is unchanged
+    rec = pipeline_recipe(2176, recorded=True)
+    assert (rec.architecture, rec.hidden_units) == ("fastgrnn", 128)
+    assert replace(rec, architecture="gru", hidden_units=72) == full
+    assert pipeline_recipe(2176, preset="tiny", recorded=True) == tiny
+    assert pipeline_recipe(2000, quick=True, recorded=True).architecture == "fastgrnn"
     with pytest.raises(TinyKWSError, match="unknown preset"):
         pipeline_recipe(2176, preset="huge")
 

@@ -563,8 +563,9 @@ def pipeline(
         "false alarms on the dev keyword stream; docs/benchmarks.md, Issue 10, fifth round)."
     ),
     preset: str = typer.Option(
-        "full", help="full: 2 x 128 FastGRNN, a step every 2 frames (int8 ~70 KB flash, "
-        "~46,000 instructions a frame, ~90,000 at most) | tiny: 2 x 56 FastGRNN, U rank 12, twice the epochs (int8 ~16 KB, ~20,000), "
+        "full", help="full: a step every 2 frames; on the embedded data a 2 x 72 GRU (int8 ~80 KB flash, "
+        "~48,000 instructions a frame, ~95,000 at most), with --data a 2 x 128 FastGRNN (~75 KB, ~46,000, ~90,000) "
+        "| tiny: 2 x 56 FastGRNN, U rank 12, twice the epochs (int8 ~16 KB, ~20,000), "
         "for the smallest M4 parts (see docs/device-guide.md, Choosing a preset)."
     ),
     frame_stride: Optional[int] = typer.Option(

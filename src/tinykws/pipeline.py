@@ -95,7 +95,8 @@ class PipelineConfig:
     # dev data it raised clip accuracy but lowered keyword-stream recall in all three runs
     # (docs/benchmarks.md, "Issue 10, fifth round")
     pretrain: bool = False
-    # The model (`config.PRESETS`): "full" (2 x 128 FastGRNN) or "tiny" (LSQ, smallest parts)
+    # The model (`config.PRESETS`): "full" (2 x 72 GRU; with --data the 2 x 128 FastGRNN,
+    # `config.RECORDED_FULL`) or "tiny" (LSQ FastGRNN, smallest parts)
     preset: str = "full"
     # Frames per recurrent step; None: the preset's (full 2, tiny 1). 1 is the seed's model,
     # whose int8 build fits in 72 KB of flash (docs/device-guide.md, "Choosing a preset")
@@ -168,7 +169,7 @@ def _recipe(cfg: PipelineConfig, n_train: int) -> Any:
     """The clip phase's `TrainConfig` for n_train clips: the preset's, with --frame-stride."""
     from tinykws.train import pipeline_recipe
 
-    recipe = pipeline_recipe(n_train, quick=cfg.quick, preset=cfg.preset)
+    recipe = pipeline_recipe(n_train, quick=cfg.quick, preset=cfg.preset, recorded=cfg.data is not None)
     return recipe if cfg.frame_stride is None else dataclasses.replace(recipe, frame_stride=cfg.frame_stride)
 
 

@@ -439,7 +439,7 @@ def _build_cmd(b: Build) -> str:
     return f"tinykws compile RUN --float-abi {b.float_abi} --precision {b.precision}"
 
 
-# The full preset's int8 model (2 x 128 FastGRNN, a step every 2 frames, gcc, emulated
+# The full preset's int8 model (2 x 72 GRU, a step every 2 frames, gcc, emulated
 # Cortex-M4): model flash (text + rodata + data of model.o) and the mean instructions a frame
 # through completemodel_PredictQ, from the main job's run (`runs/default/device/int8/verify.json`
 # at 0d64c61: docs/benchmarks.md, "Issue 19, twelfth round"); they vary with the weights by a
@@ -464,7 +464,7 @@ def _preset_line(run_dir: Path) -> str:
     flash, ins = cost
     full = FULL_PRESET_INT8
     return (f"\nInt8 model alone: **{_fmt(flash, 'B')} flash, {_fmt(_round(ins))} instructions "
-            f"a frame**; the full preset's (2 x 128, a step every 2 frames, `--preset full`) is "
+            f"a frame**; the full preset's (2 x 72 GRU, a step every 2 frames: `--preset full` on the embedded data) is "
             f"{_fmt(full['model_flash'], 'B')} and {full['model_instructions']:,} "
             f"({flash / full['model_flash']:.0%} and {ins / full['model_instructions']:.0%} of "
             f"them).\n")
