@@ -46,10 +46,12 @@ def _grads(m, x, y, state, fast):
     return [p.grad.clone() for p in m.parameters()] + [st.grad.clone()], logits.detach()
 
 
-@pytest.mark.parametrize("arch", FAST)
-@pytest.mark.parametrize("ranks", [(None, None), (6, 5)])
+@pytest.mark.parametrize("arch,ranks", [(a, r) for a in FAST for r in [(None, None), (6, 5)]]
+                         + [("gru", (None, None))])
 @pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
 def test_fast_path_gradients_equal_naive_autograd_loop(arch, ranks, dtype, tol):
+    """FastGRNN/FastRNN's fused path against their per-step autograd loop; the GRU's
+    hand-written recurrence against nn.GRU."""
     m = _model(arch, dtype, layers=2, wrank=ranks[0], urank=ranks[1])
     x = torch.randn(4, 23, 32, dtype=dtype)
     y = torch.randint(0, 5, (4,))
@@ -60,6 +62,48 @@ def test_fast_path_gradients_equal_naive_autograd_loop(arch, ranks, dtype, tol):
     for a, b in zip(g_fast, g_ref):
         scale = max(1.0, float(b.abs().max()))
         assert float((a - b).abs().max()) <= tol * scale
+
+
+def test_gru_fast_path_without_torchscript(monkeypatch):
+    """Where TorchScript cannot compile the loops, the same loops run in Python."""
+    from tinykws.models import rnn
+
+    def refuse(fn):
+        raise RuntimeError("no TorchScript here")
+
+    monkeypatch.setattr(rnn, "_SCRIPTED", {})
+    monkeypatch.setattr(torch.jit, "script", refuse)
+    m = _model("gru")
+    x, y = torch.randn(3, 11, 32, dtype=torch.float64), torch.randint(0, 5, (3,))
+    state = _random_state(m, 3, torch.float64)
+    (g_fast, out_fast), (g_ref, out_ref) = _grads(m, x, y, state, True), _grads(m, x, y, state, False)
+    assert all(fn is rnn._SCRIPTED[fn] for fn in rnn._SCRIPTED) and len(rnn._SCRIPTED) == 2
+    assert torch.allclose(out_fast, out_ref, atol=1e-12, rtol=0)
+    assert all(torch.allclose(a, b, atol=1e-12, rtol=0) for a, b in zip(g_fast, g_ref))
+
+
+def test_gru_fast_path_gradcheck():
+    """Finite differences of the GRU recurrence's hand-written backward; the fast path is
+    what trains (nn.GRU is what evaluates and exports)."""
+    from tinykws.models.rnn import _GRURecurrence
+
+    torch.manual_seed(0)
+    args = (torch.randn(5, 2, 9, dtype=torch.float64), torch.randn(2, 3, dtype=torch.float64),
+            torch.randn(9, 3, dtype=torch.float64), torch.randn(9, dtype=torch.float64))
+    assert torch.autograd.gradcheck(_GRURecurrence.apply, tuple(a.requires_grad_() for a in args))
+    m = _model("gru", torch.float32)
+    m.train()
+    x = torch.randn(2, 9, 32)
+    calls = []
+    orig = _GRURecurrence.apply
+    try:
+        _GRURecurrence.apply = lambda *a: calls.append(1) or orig(*a)
+        m(x)  # training: the fast path, once a layer
+        with torch.no_grad():
+            m(x)  # evaluating: nn.GRU
+    finally:
+        _GRURecurrence.apply = orig
+    assert len(calls) == 2
 
 
 @pytest.mark.parametrize("arch", FAST)
