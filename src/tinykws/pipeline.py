@@ -95,8 +95,7 @@ class PipelineConfig:
     # dev data it raised clip accuracy but lowered keyword-stream recall in all three runs
     # (docs/benchmarks.md, "Issue 10, fifth round")
     pretrain: bool = False
-    # The model (`config.PRESETS`): "full" (2 x 72 GRU; with --data the 2 x 128 FastGRNN,
-    # `config.RECORDED_FULL`) or "tiny" (LSQ FastGRNN, smallest parts)
+    # The model (`config.PRESETS`): "full" (2 x 72 GRU; --data: `RECORDED_FULL`) or "tiny"
     preset: str = "full"
     # Frames per recurrent step; None: the preset's (full 2, tiny 1). 1 is the seed's model,
     # whose int8 build fits in 72 KB of flash (docs/device-guide.md, "Choosing a preset")
