@@ -323,10 +323,10 @@ def _full_recipe(n_train: int) -> TrainConfig:
         epochs=epochs, batch_size=64, optimizer="adam", learning_rate=0.005, lr_min=0.0002,
         weight_decay=1e-5,
         # a 2 x 72 GRU, not the seed's 2 x 128 FastGRNN: about the same multiply-accumulates a
-        # step (60,480 against 59,692), and on the embedded default's streams it caught 48.9 /
-        # 40.7 % (stream seeds 0, 1) at the acceptance point against 36.3 / 37.4 % with clip
-        # accuracy 0.971 / 0.983 against 0.958 / 0.963: FastGRNN's one shared gate forgot the
-        # start of a word ("wrest" as left) (docs/benchmarks.md, "Issue 19, twenty-first round")
+        # step (60,480 against 59,692); on the embedded default's streams it caught 48.9 / 40.7
+        # / 38.5 % at the acceptance point (stream seeds 0-2) against 36.3 / 37.4 / 26.0 %, whose
+        # top false alarms were words ending as a keyword does, "wrest" as left (docs/
+        # benchmarks.md, "Issue 19, twenty-first round"); on recorded speech: RECORDED_FULL
         architecture="gru", hidden_units=72, num_layers=2,
         # one recurrent step every 2 frames, on the pair stacked: the clip phase takes ~0.55x
         # the time, and at equal time (twice the stream steps) the stream model did better for

@@ -500,7 +500,7 @@ def quantize_model(model: Any, categories: Sequence[str], h_max_abs: Sequence[fl
             bias_g = sd[p + "bias_gate"].copy() if cfg.architecture == "fastgrnn" else np.zeros_like(bias_u)
         if i == 0:
             shift_in = -(W @ (mean if W1 is None else W1 @ mean))
-            bias_g = bias_g + shift_in  # GRU: every input-side bias; r gates only W x
+            bias_g = bias_g + shift_in  # GRU: all 3H input-side biases; b_hn sits on the U h side
             if cfg.architecture != "gru":
                 bias_u = bias_u + shift_in
         h_frac = hidden_frac(float(h_max_abs[i]))
