@@ -82,7 +82,7 @@ def test_gru_fast_path_without_torchscript(monkeypatch):
     assert all(torch.allclose(a, b, atol=1e-12, rtol=0) for a, b in zip(g_fast, g_ref))
 
 
-def test_gru_fast_path_gradcheck():
+def test_gru_fast_path_gradcheck(monkeypatch):
     """Finite differences of the GRU recurrence's hand-written backward; the fast path is
     what trains (nn.GRU is what evaluates and exports)."""
     from tinykws.models.rnn import _GRURecurrence
@@ -96,13 +96,10 @@ def test_gru_fast_path_gradcheck():
     x = torch.randn(2, 9, 32)
     calls = []
     orig = _GRURecurrence.apply
-    try:
-        _GRURecurrence.apply = lambda *a: calls.append(1) or orig(*a)
-        m(x)  # training: the fast path, once a layer
-        with torch.no_grad():
-            m(x)  # evaluating: nn.GRU
-    finally:
-        _GRURecurrence.apply = orig
+    monkeypatch.setattr(_GRURecurrence, "apply", lambda *a: calls.append(1) or orig(*a))
+    m(x)  # training: the fast path, once a layer
+    with torch.no_grad():
+        m(x)  # evaluating: nn.GRU
     assert len(calls) == 2
 
 
