@@ -1,10 +1,12 @@
-"""GRU and LSTM baselines (what the seed's ELL tutorial trained), one layer per cell.
+"""GRU and LSTM layers (what the seed's ELL tutorial trained), one layer per cell; the GRU is
+also the pipeline's model on the embedded data (`config.pipeline_recipe`).
 
 Each wraps one `nn.GRU` / `nn.LSTM` layer (time-major), so the parameters keep PyTorch's
 names and gate order (`rnn.weight_ih_l0` [3H|4H, in], `rnn.weight_hh_l0`, `rnn.bias_ih_l0`,
 `rnn.bias_hh_l0`; GRU gates r, z, n; LSTM gates i, f, g, o) and export to the standard ONNX
 GRU / LSTM operators.  The interface matches the FastGRNN cells: time-major sequences,
-`init_state`, `step`.
+`init_state`, `step`. Training a GRU on the CPU runs `_GRURecurrence`, the same function
+with a backward of its own (the stream phase's step in 0.73x nn.GRU's time).
 """
 
 from __future__ import annotations
