@@ -29,7 +29,8 @@ CASES = {
                        FeatureParams()),
     "fastrnn-fft1024": (dict(architecture="fastrnn", hidden_size=16, num_layers=1),
                         FeatureParams(fft_size=1024, window_size=480, hop=160, n_mels=40)),
-    "gru-hamming": (dict(architecture="gru", hidden_size=12, num_layers=1),
+    # 2 layers at stride 2, as the embedded default: W_hh h on one frame, the rest on the next
+    "gru-hamming": (dict(architecture="gru", hidden_size=12, num_layers=2, frame_stride=2),
                     FeatureParams(window="hamming")),
     # the portable C loops compiled for the M4 FPU (TKWS_NO_ASM), as a firmware may choose
     "fastgrnn-noasm": (dict(architecture="fastgrnn", hidden_size=20, num_layers=1, urank=5),
@@ -45,7 +46,7 @@ def _clip(params: FeatureParams) -> np.ndarray:
 
 
 def _torch_scores(model, feats: np.ndarray) -> np.ndarray:
-    st = model.init_state(1)
+    st = model.init_stream_state(1)
     out = []
     with torch.no_grad():
         for f in torch.from_numpy(feats)[:, None, :]:

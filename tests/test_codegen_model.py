@@ -113,6 +113,9 @@ CONFIGS = {
     "fastrnn-1x16-wrank-stride3": dict(architecture="fastrnn", hidden_size=16, num_layers=1,
                                        wrank=10, frame_stride=3),
     "lstm-1x18-stride3": dict(architecture="lstm", hidden_size=18, num_layers=1, frame_stride=3),
+    # the embedded default's cell: W_hh h made on a group's first frame, the rest on its last
+    "gru-2x20-stride2": dict(architecture="gru", hidden_size=20, num_layers=2, frame_stride=2),
+    "gru-1x12-stride3": dict(architecture="gru", hidden_size=12, num_layers=1, frame_stride=3),
 }
 
 
@@ -144,6 +147,24 @@ def test_sparse_matrices_are_stored_as_sparse_rows():
     assert "completemodel_l0_W_rows" not in c and "completemodel_l0_W_data" in c  # 50 %
     c = emit_model(_model(0, True, **CONFIGS["fastgrnn-2x32"]), CATS)["model.c"]
     assert "tkws_sparse_rows" not in c
+
+
+def test_strided_gru_step_is_spread_over_the_group():
+    """At stride 2 the float GRU makes W_hh h + b_hh on a group's first frame (it needs only
+    the last step's state) and keeps it in the state; W_ih x and the gates run on the
+    second. test_streaming_scores_match_pytorch (gru-2x20-stride2, gru-1x12-stride3) checks
+    the scores; this, that no frame carries the whole step."""
+    c = emit_model(_model(3, **CONFIGS["gru-2x20-stride2"]), CATS)["model.c"]
+    body = c[c.index("void completemodel_Step("):]
+    gather, step = body.split("} else {", 1)
+    step = step[: step.index("tkws_matvec(&completemodel_fc")]
+    for i in range(2):
+        assert (f"tkws_matvec(&completemodel_l{i}_w_hh, state->h{i}, completemodel_l{i}_b_hh, "
+                f"state->gh{i});") in gather
+        assert f"tkws_gru_update(&completemodel_cell{i}, " in step and "w_hh" not in step
+    assert "tkws_gru_step(" not in body
+    flat = emit_model(_model(3, **CONFIGS["gru-2x20"]), CATS)["model.c"]
+    assert "tkws_gru_step(" in flat and "state->gh0" not in flat  # stride 1: as before
 
 
 def test_whole_clip_matches_forward(tmp_path_factory):

@@ -145,7 +145,7 @@ def test_int8_device_equals_the_integer_reference(int8_run):
     assert ins["total"] == pytest.approx(
         ins["featurizer"]["mean"] + ins["model"]["mean"] + ins["detector"]["mean"])
     assert ins["featurizer"]["mean"] > 5000 and ins["detector"]["mean"] > 0
-    # stride 2: the layers run on every second call, the classifier on each
+    # stride 2: a group's first call makes U h, its second W x and the updates; the classifier runs on each
     assert ins["model"]["max"] > ins["model"]["mean"] and ins["max_total"] > ins["total"]  # (stride 1: equal)
     fi = r.float_interface  # the float interface on the counted blocks, checked too
     assert fi["ok"] and fi["frames"] == 38, fi

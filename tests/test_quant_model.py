@@ -327,13 +327,39 @@ def test_c_matches_python_bit_for_bit(tmp_path_factory, monkeypatch, name):
     np.testing.assert_array_equal(f, qm.scores_float(ref[0]))
 
 
-def test_explicit_states_are_independent(tmp_path_factory):
+def _run_branches(c: str) -> tuple[str, str]:
+    """The strided `__run`'s two branches: the frames that gather, the frame that steps."""
+    run = c[c.index("__run(completemodel_state"):]
+    gather, rest = run.split("} else {", 1)
+    return gather, rest[: rest.index("tkws_qlinear")]
+
+
+def test_strided_step_is_spread_over_the_group():
+    """At stride 2 the U h products (the last step's state only) run on the group's first
+    frame and wait in the state; W x and the updates run on the second: no frame carries a
+    whole step. That the outputs stay the Python reference's, bit for bit, is
+    test_c_matches_python_bit_for_bit's (gru-2x18-stride2, fastgrnn-1x21-lowrank-stride3)."""
+    _, im = _int_model(7, architecture="gru", hidden_size=18, num_layers=2, frame_stride=2)
+    gather, step = _run_branches(emit_int_model(im)["model.c"])
+    for i in range(2):
+        assert f"tkws_qmatvec(&completemodel_l{i}_U, state->h{i}, state->acc_u{i});" in gather
+        assert f"_l{i}_U" not in step and f"_l{i}_W" not in gather
+        assert f"tkws_qgru_update(&completemodel_cell{i}, state->h{i}, state->acc_w, state->acc_u{i});" in step
+    _, flat = _int_model(7, architecture="gru", hidden_size=18, num_layers=2)
+    assert "acc_u0" not in emit_int_model(flat)["model.c"]  # stride 1: one step call, shared scratch
+
+
+@pytest.mark.parametrize("kw", [dict(architecture="fastgrnn", hidden_size=20, num_layers=2, wrank=6),
+                                dict(architecture="gru", hidden_size=18, num_layers=2, frame_stride=2)],
+                         ids=["fastgrnn-wrank", "gru-stride2"])
+def test_explicit_states_are_independent(tmp_path_factory, kw):
     """The explicit-state API of the float build, in the integer build (what
     docs/examples/kws_loop.c calls): two streams on two `completemodel_state`s that start
     as garbage, interleaved frame by frame (one through completemodel_StepQ, one through
     the float completemodel_Step), give exactly the Python reference's scores, which
-    PredictQ on the default state gives too; completemodel_Init restarts a stream."""
-    _, im = _int_model(4, architecture="fastgrnn", hidden_size=20, num_layers=2, wrank=6)
+    PredictQ on the default state gives too; completemodel_Init restarts a stream (at
+    stride 2 also the products a group's first frame leaves in the state)."""
+    _, im = _int_model(4, **kw)
     lib = _build(tmp_path_factory.getbasetemp() / "qmodels", im)
     x = qm.quantize_features(_features(2, start=3))
     _, ref = im.run(x)

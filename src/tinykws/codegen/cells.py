@@ -91,13 +91,18 @@ def gru_c(layer: Any, w: ModelWriter, i: int, x: str) -> str:
     """C for GRU layer `i` (`tkws_gru_step`); returns the C expression of its output h."""
     wih = w.matrix(f"l{i}_w_ih", layer.rnn.weight_ih_l0)
     whh = w.matrix(f"l{i}_w_hh", layer.rnn.weight_hh_l0)
+    bhh = w.vector(f"l{i}_b_hh", layer.rnn.bias_hh_l0)
     cell = w.struct("tkws_gru_cell", f"cell{i}", {
         "hidden": layer.hidden_size, "w_ih": "&" + wih.name, "w_hh": "&" + whh.name,
-        "b_ih": w.vector(f"l{i}_b_ih", layer.rnn.bias_ih_l0),
-        "b_hh": w.vector(f"l{i}_b_hh", layer.rnn.bias_hh_l0)})
+        "b_ih": w.vector(f"l{i}_b_ih", layer.rnn.bias_ih_l0), "b_hh": bhh})
     h = w.state_buffer(f"h{i}", max(layer.hidden_size, 4))
-    gi, gh = w.scratch_buffer("g", wih.rows_p), w.scratch_buffer("g2", wih.rows_p)
-    w.step(f"tkws_gru_step(&{cell}, {x}, {h}, {gi}, {gh});")
+    gi = w.scratch_buffer("g", wih.rows_p)
+    if w.stride > 1:  # W_hh h + b_hh on a group's first frame, kept in the state until its last
+        gh = w.state_buffer(f"gh{i}", wih.rows_p)
+        w.early_step(f"tkws_matvec(&{whh.name}, {h}, {bhh}, {gh});")
+        w.step(f"tkws_gru_update(&{cell}, {x}, {h}, {gi}, {gh});")
+    else:
+        w.step(f"tkws_gru_step(&{cell}, {x}, {h}, {gi}, {w.scratch_buffer('g2', wih.rows_p)});")
     return h
 
 

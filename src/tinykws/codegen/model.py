@@ -99,6 +99,7 @@ def emit_model(model: Any, categories: Sequence[str], module: str = MODEL_MODULE
     if emit_cell is None:
         raise TinyKWSError(f"cannot generate C for architecture {cfg.architecture!r}")
     w = ModelWriter(m)
+    w.stride = S
     mean = w.vector("mean", model.mean, pad=False)
     std = w.vector("std", model.std, pad=False)
     # frame stride S > 1: the S frames of a step gather in the state (padding stays 0)
@@ -146,7 +147,7 @@ def emit_model(model: Any, categories: Sequence[str], module: str = MODEL_MODULE
     if S > 1:  # gather the frame; the layers step on the S-th (as KWSModel.step)
         normalize = (_phase_guard(S) +
                      f"    tkws_normalize(input, {mean}, {std}, {x} + state->phase * {F}, {F});")
-        steps = _every_stride(S, steps)
+        steps = _every_stride(S, steps, "\n".join(f"    {s}" for s in w.early))
     c += f"""
 void {m}_Init({m}_state *state)
 {{
@@ -180,13 +181,22 @@ def _phase_guard(stride: int) -> str:
             "        state->phase = 0;\n    }\n")
 
 
-def _every_stride(stride: int, steps: str) -> str:
+def _every_stride(stride: int, steps: str, early: str = "") -> str:
     """The layers' statements `steps`, run on the frame that completes a group of `stride`
-    (state->phase counts the frames since the last step)."""
-    inner = "\n".join("    " + line if line else line for line in steps.split("\n"))
+    (state->phase counts the frames since the last step), and `early` on its first frame."""
+    def indent(text: str) -> str:
+        return "\n".join("    " + line if line else line for line in text.split("\n"))
+
+    inner = indent(steps)
+    first = ""
+    if early and stride == 2:
+        first = f"        /* the group's first frame: the products of the last step's state */\n{indent(early)}\n"
+    elif early:
+        first = (f"        if (state->phase == 0) {{  /* the group's first frame: the products of the "
+                 f"last step's state */\n{indent(indent(early))}\n        }}\n")
     return f"""\
     if (state->phase < {stride - 1}) {{  /* frame stride {stride}: gather the frame, keep the state */
-        state->phase += 1;
+{first}        state->phase += 1;
     }} else {{
         state->phase = 0;
 {inner}
@@ -285,6 +295,12 @@ class _IntLayers:
         self.members = [f"    int16_t x[{f_p}];  /* this step's Q7.8 features (padding stays 0) */"]
         self.zero = [f"    for (i = 0; i < {f_p}; ++i) {{\n        state->x[i] = 0;\n    }}"]
         self.steps: list[str] = []
+        # frame stride > 1: the U h products, which need only the last step's state, run on
+        # the group's first frame and the rest on its last, so no frame carries a whole step
+        # (the same integer sums: bit for bit what one frame would compute)
+        self.early: list[str] = []
+        self.acc_members: list[str] = []  # int32: they go first, with the other int32 ones
+        self.split = im.frame_stride > 1
         self.inp = "state->x"
         self.acc_rows = 4
         self.inner = 0  # int16 entries of the low-rank inner vector (shared by all layers)
@@ -295,17 +311,29 @@ class _IntLayers:
         """Layer `i`: its products, multipliers, biases, `tkws_qfast_cell` and state."""
         w, m, im = self.w, self.m, self.im
         uc = max(4, -(-layer.hidden // 4) * 4)  # the state h: cols_p of U
+        acc_u = f"state->acc_u{i}" if self.split else "state->acc_u"
+        update = f"    tkws_q{im.arch}_update(&{m}_cell{i}, state->h{i}, state->acc_w, {acc_u});"
         if plain_layer(layer):
             wn, wr, _ = w.matrix(f"l{i}_W", layer.w)
             un, ur, uc = w.matrix(f"l{i}_U", layer.u)
             wn, un = "&" + wn, "&" + un
             self.acc_rows = max(self.acc_rows, wr, ur)
+            w_lines = [f"    tkws_qmatvec({wn}, {self.inp}, state->acc_w);"]
+            u_lines = [f"    tkws_qmatvec({un}, state->h{i}, {acc_u});"]
+            u_rows = ur
+        else:
+            wn = un = "0"  # the products are written out below
+            w_lines, u_lines, u_rows = self._products(i, layer, acc_u)
+        if self.split:
+            self.acc_members.append(f"    int32_t acc_u{i}[{u_rows}];  /* layer {i}'s U h, made on a group's first frame */")
+            self.zero.append(f"    for (i = 0; i < {u_rows}; ++i) {{\n        state->acc_u{i}[i] = 0;\n    }}")
+            self.early += u_lines
+            step = "\n".join(w_lines + [update])
+        elif plain_layer(layer):
             step = (f"    tkws_q{im.arch}_step(&{m}_cell{i}, {self.inp}, state->h{i}, "
                     "state->acc_w, state->acc_u);")
         else:
-            wn = un = "0"  # the products are written out below
-            step = "\n".join(self._products(i, layer) + [
-                f"    tkws_q{im.arch}_update(&{m}_cell{i}, state->h{i}, state->acc_w, state->acc_u);"])
+            step = "\n".join(w_lines + u_lines + [update])
         w_in = layer.in_frac if layer.w1 is None else layer.w1_frac
         u_in = layer.h_frac if layer.u1 is None else layer.u1_frac
         wn2 = "W" if layer.w1 is None else "W2"
@@ -329,13 +357,15 @@ class _IntLayers:
         self.steps.append(step)
         self.inp = f"state->h{i}"
 
-    def _products(self, i: int, layer: Any) -> list[str]:
-        """The statements acc_w = W x and acc_u = U h of a low-rank or sparse layer (through
-        the inner vector t for a factored matrix)."""
-        lines = []
+    def _products(self, i: int, layer: Any, acc_u: str) -> tuple[list[str], list[str], int]:
+        """The statements acc_w = W x and `acc_u` = U h of a low-rank or sparse layer (through
+        the inner vector t for a factored matrix), and the rows U h fills (padded to 4)."""
+        both: dict[str, list[str]] = {"W": [], "U": []}
+        u_rows = 4  # the inner product writes `acc_u` too, before it narrows into t
         for nm, m1, m1_mult, mat, x, acc in (
                 ("W", layer.w1, layer.w1_mult, layer.w, self.inp, "state->acc_w"),
-                ("U", layer.u1, layer.u1_mult, layer.u, f"state->h{i}", "state->acc_u")):
+                ("U", layer.u1, layer.u1_mult, layer.u, f"state->h{i}", acc_u)):
+            lines = both[nm]
             if m1 is not None:
                 call, rows = self.w.product(f"l{i}_{nm}1", m1, x, acc)
                 frac = layer.w1_frac if nm == "W" else layer.u1_frac
@@ -345,12 +375,14 @@ class _IntLayers:
                                    "(tkws_qnarrow)")
                 lines += [f"    {call}", f"    tkws_qnarrow({acc}, {mult}, {m1.shape[0]}, state->t);"]
                 self.acc_rows = max(self.acc_rows, rows)
+                u_rows = max(u_rows, rows) if nm == "U" else u_rows
                 self.inner = max(self.inner, -(-m1.shape[0] // 4) * 4)
                 x = "state->t"
             call, rows = self.w.product(f"l{i}_{nm}" + ("2" if m1 is not None else ""), mat, x, acc)
             lines.append(f"    {call}")
             self.acc_rows = max(self.acc_rows, -(-rows // 4) * 4)
-        return lines
+            u_rows = max(u_rows, -(-rows // 4) * 4) if nm == "U" else u_rows
+        return both["W"], both["U"], u_rows
 
 
 def emit_int_model(im: Any, module: str = MODEL_MODULE,
@@ -372,13 +404,14 @@ def emit_int_model(im: Any, module: str = MODEL_MODULE,
     # the int32 scratch first: it keeps the int16 vectors 4-byte aligned for ldrd (tkws_qrnn.c)
     S = im.frame_stride
     members = [f"    int32_t acc_w[{layers.acc_rows}];  /* scratch: W x */",
-               f"    int32_t acc_u[{layers.acc_rows}];  /* scratch: U h */",
+               *(layers.acc_members or [f"    int32_t acc_u[{layers.acc_rows}];  /* scratch: U h */"]),
                f"    int32_t logits[{-(-C // 4) * 4}];  /* scratch: Q.{LOGIT_FRAC} */", *layers.members]
+    n32 = 2 + max(1, len(layers.acc_members))  # acc_w, acc_u (or acc_u0 ..), logits
     if S > 1:
-        members.insert(3, f"    int32_t phase;  /* frames gathered in x since the last step, 0 .. {S - 1} */")
+        members.insert(n32, f"    int32_t phase;  /* frames gathered in x since the last step, 0 .. {S - 1} */")
         layers.zero.append("    state->phase = 0;")
     if layers.inner:
-        members.insert(3, f"    int16_t t[{layers.inner}];  /* scratch: low-rank inner vector */")
+        members.insert(n32, f"    int16_t t[{layers.inner}];  /* scratch: low-rank inner vector */")
     meta = {
         "categories": ",".join(categories),
         "model_config": json.dumps(im.info.get("model_config", {}), sort_keys=True),
@@ -387,7 +420,8 @@ def emit_int_model(im: Any, module: str = MODEL_MODULE,
         **(extra_meta or {}),
     }
     h = _int_header(m, im, members)
-    steps = "\n".join(layers.steps) if S == 1 else _every_stride(S, "\n".join(layers.steps))
+    steps = ("\n".join(layers.steps) if S == 1
+             else _every_stride(S, "\n".join(layers.steps), "\n".join(layers.early)))
     run = f"""
 /* The model on the Q7.8 features in state->x: probabilities Q15 into out. */
 static void {m}__run({m}_state *state, int16_t *out)

@@ -99,6 +99,10 @@ class ModelWriter:
         self.state: dict[str, int] = {}  # member of <prefix>_state -> floats (multiple of 8)
         self.scratch: dict[str, int] = {}  # member of the step's local work struct -> floats
         self.steps: list[str] = []  # statements of the step function, in order
+        # a model that steps every `stride` frames: statements for the first frame of a group
+        # (products of the last step's state), so that no frame carries a whole step
+        self.stride = 1
+        self.early: list[str] = []
 
     def matrix(self, name: str, mat: Any) -> CMatrix:
         """Define the blocked data (or, with few nonzeros, the sparse rows: `float_sparse`)
@@ -161,6 +165,10 @@ class ModelWriter:
     def step(self, statement: str) -> None:
         """Append a statement to the step function."""
         self.steps.append(statement)
+
+    def early_step(self, statement: str) -> None:
+        """Append a statement for the first frame of a group (`stride` > 1 only)."""
+        self.early.append(statement)
 
 
 # ---------------------------------------------------------------------- int8

@@ -188,18 +188,24 @@ TKWS_API void tkws_fastrnn_step(const tkws_fast_cell *cell, const float *x, floa
     }
 }
 
-TKWS_API void tkws_gru_step(const tkws_gru_cell *cell, const float *x, float *h, float *gi,
-                            float *gh)
+TKWS_API void tkws_gru_update(const tkws_gru_cell *cell, const float *x, float *h, float *gi,
+                              const float *gh)
 {
     const int32_t n = cell->hidden;
     tkws_matvec(cell->w_ih, x, cell->b_ih, gi);
-    tkws_matvec(cell->w_hh, h, cell->b_hh, gh);
     for (int32_t i = 0; i < n; ++i) {
         const float r = tkws_sigmoidf(gi[i] + gh[i]);
         const float z = tkws_sigmoidf(gi[n + i] + gh[n + i]);
         const float c = tkws_tanhf(gi[2 * n + i] + r * gh[2 * n + i]);
         h[i] = (1.0f - z) * c + z * h[i];
     }
+}
+
+TKWS_API void tkws_gru_step(const tkws_gru_cell *cell, const float *x, float *h, float *gi,
+                            float *gh)
+{
+    tkws_matvec(cell->w_hh, h, cell->b_hh, gh);
+    tkws_gru_update(cell, x, h, gi, gh);
 }
 
 TKWS_API void tkws_lstm_step(const tkws_lstm_cell *cell, const float *x, float *h, float *c,

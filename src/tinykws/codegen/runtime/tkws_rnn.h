@@ -72,6 +72,10 @@ typedef struct {
  * n = tanh(gi_n + r gh_n); h <- (1 - z) n + z h.  Scratch gi, gh [rows_p of w_ih]. */
 TKWS_API void tkws_gru_step(const tkws_gru_cell *cell, const float *x, float *h, float *gi,
                             float *gh);
+/* The same step with gh = W_hh h + b_hh already made (a model that steps every few frames
+ * makes it on the first frame of a group, so that no frame carries a whole step). */
+TKWS_API void tkws_gru_update(const tkws_gru_cell *cell, const float *x, float *h, float *gi,
+                              const float *gh);
 
 /* PyTorch LSTM layer (gates i, f, g, o): w_ih [4H, in], w_hh [4H, H], b = b_ih + b_hh. */
 typedef struct {
