@@ -308,6 +308,10 @@ CONFIGS = {
                                           wrank=6, urank=5, frame_stride=3),
     "gru-2x18-stride2": dict(architecture="gru", hidden_size=18, num_layers=2, frame_stride=2),
     "gru-1x13": dict(architecture="gru", hidden_size=13, num_layers=1),
+    "fastgrnn-2x24-sparse-stride2": dict(architecture="fastgrnn", hidden_size=24, num_layers=2,
+                                         w_sparsity=0.15, u_sparsity=0.1, frame_stride=2),
+    "fastrnn-2x14-urank-stride2": dict(architecture="fastrnn", hidden_size=14, num_layers=2, urank=4,
+                                       frame_stride=2),
 }
 
 
