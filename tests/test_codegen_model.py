@@ -116,6 +116,10 @@ CONFIGS = {
     # the embedded default's cell: W_hh h made on a group's first frame, the rest on its last
     "gru-2x20-stride2": dict(architecture="gru", hidden_size=20, num_layers=2, frame_stride=2),
     "gru-1x12-stride3": dict(architecture="gru", hidden_size=12, num_layers=1, frame_stride=3),
+    "fastgrnn-2x24-sparse-stride2": dict(architecture="fastgrnn", hidden_size=24, num_layers=2,
+                                         w_sparsity=0.15, u_sparsity=0.1, frame_stride=2),
+    "fastgrnn-1x20-lowrank-stride2": dict(architecture="fastgrnn", hidden_size=20, num_layers=1,
+                                          wrank=6, urank=5, frame_stride=2),
 }
 
 
@@ -149,22 +153,31 @@ def test_sparse_matrices_are_stored_as_sparse_rows():
     assert "tkws_sparse_rows" not in c
 
 
-def test_strided_gru_step_is_spread_over_the_group():
-    """At stride 2 the float GRU makes W_hh h + b_hh on a group's first frame (it needs only
-    the last step's state) and keeps it in the state; W_ih x and the gates run on the
-    second. test_streaming_scores_match_pytorch (gru-2x20-stride2, gru-1x12-stride3) checks
-    the scores; this, that no frame carries the whole step."""
-    c = emit_model(_model(3, **CONFIGS["gru-2x20-stride2"]), CATS)["model.c"]
+def _step_branches(c: str) -> tuple[str, str]:
+    """A strided `completemodel_Step`'s two branches: the frames that gather, the one that steps."""
     body = c[c.index("void completemodel_Step("):]
     gather, step = body.split("} else {", 1)
-    step = step[: step.index("tkws_matvec(&completemodel_fc")]
+    return gather, step[: step.index("tkws_matvec(&completemodel_fc")]
+
+
+def test_strided_step_is_spread_over_the_group():
+    """At stride 2 the float C makes the products of the last step's state (W_hh h + b_hh of
+    a GRU, U h of a FastGRNN) on a group's first frame and keeps them in the state; the rest
+    of the step runs on the second. test_streaming_scores_match_pytorch (the -stride configs)
+    checks the scores; this, that no frame carries the whole step."""
+    gather, step = _step_branches(emit_model(_model(3, **CONFIGS["gru-2x20-stride2"]), CATS)["model.c"])
     for i in range(2):
         assert (f"tkws_matvec(&completemodel_l{i}_w_hh, state->h{i}, completemodel_l{i}_b_hh, "
                 f"state->gh{i});") in gather
         assert f"tkws_gru_update(&completemodel_cell{i}, " in step and "w_hh" not in step
-    assert "tkws_gru_step(" not in body
-    flat = emit_model(_model(3, **CONFIGS["gru-2x20"]), CATS)["model.c"]
-    assert "tkws_gru_step(" in flat and "state->gh0" not in flat  # stride 1: as before
+    assert "tkws_gru_step(" not in gather + step
+    gather, step = _step_branches(emit_model(_model(3, **CONFIGS["fastgrnn-2x32-stride2"]), CATS)["model.c"])
+    for i in range(2):
+        assert f"tkws_fast_uh(&completemodel_cell{i}, state->h{i}, state->uh{i}, 0);" in gather
+        assert f"tkws_fastgrnn_update(&completemodel_cell{i}, " in step and "_uh(" not in step
+    for flat in ("gru-2x20", "fastgrnn-2x32"):  # stride 1: one step call, as before
+        c = emit_model(_model(3, **CONFIGS[flat]), CATS)["model.c"]
+        assert "_step(&completemodel_cell0" in c and "_update(" not in c
 
 
 def test_whole_clip_matches_forward(tmp_path_factory):

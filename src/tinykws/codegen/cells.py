@@ -55,7 +55,12 @@ def _fast_step(kind: str, cell: Any, w: ModelWriter, i: int, x: str, fields: dic
     h = w.state_buffer(f"h{i}", max(cell.hidden_size, 4))
     a = w.scratch_buffer("a", cell.hidden_size)
     tmp = "work.tmp" if cell.wrank is not None or cell.urank is not None else "0"
-    w.step(f"tkws_{kind}_step(&{name}, {x}, {h}, {a}, {tmp});")
+    if w.stride > 1:  # U h on a group's first frame, kept in the state until its last
+        uh = w.state_buffer(f"uh{i}", cell.hidden_size)
+        w.early_step(f"tkws_fast_uh(&{name}, {h}, {uh}, {tmp});")
+        w.step(f"tkws_{kind}_update(&{name}, {x}, {h}, {a}, {tmp}, {uh});")
+    else:
+        w.step(f"tkws_{kind}_step(&{name}, {x}, {h}, {a}, {tmp});")
     return h
 
 

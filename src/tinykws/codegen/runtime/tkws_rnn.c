@@ -128,16 +128,23 @@ TKWS_API void tkws_matvec(const tkws_matrix *a, const float *x, const float *ini
                         a->rows_p >> 3, a->cols_p >> 2);
 }
 
-/* a = W x + U h (each full or low rank). */
-static inline void tkws__fast_preact(const tkws_fast_cell *cell, const float *x,
-                                     const float *h, float *a, float *tmp)
+/* a = init + W x (W full or low rank; init NULL meaning zeros). */
+static inline void tkws__fast_wx(const tkws_fast_cell *cell, const float *x, const float *init,
+                                 float *a, float *tmp)
 {
     if (cell->w2) {
         tkws_matvec(cell->w, x, 0, tmp);
-        tkws_matvec(cell->w2, tmp, 0, a);
+        tkws_matvec(cell->w2, tmp, init, a);
     } else {
-        tkws_matvec(cell->w, x, 0, a);
+        tkws_matvec(cell->w, x, init, a);
     }
+}
+
+/* a = W x + U h (each full or low rank), in that order (one frame does the whole step). */
+static inline void tkws__fast_preact(const tkws_fast_cell *cell, const float *x,
+                                     const float *h, float *a, float *tmp)
+{
+    tkws__fast_wx(cell, x, 0, a, tmp);
     if (cell->u2) {
         tkws_matvec(cell->u, h, 0, tmp);
         tkws_matvec(cell->u2, tmp, a, a);
@@ -146,10 +153,19 @@ static inline void tkws__fast_preact(const tkws_fast_cell *cell, const float *x,
     }
 }
 
-TKWS_API void tkws_fastgrnn_step(const tkws_fast_cell *cell, const float *x, float *h,
-                                 float *a, float *tmp)
+TKWS_API void tkws_fast_uh(const tkws_fast_cell *cell, const float *h, float *uh, float *tmp)
 {
-    tkws__fast_preact(cell, x, h, a, tmp);
+    if (cell->u2) {
+        tkws_matvec(cell->u, h, 0, tmp);
+        tkws_matvec(cell->u2, tmp, 0, uh);
+    } else {
+        tkws_matvec(cell->u, h, 0, uh);
+    }
+}
+
+/* FastGRNN's gates and update on the pre-activation a. */
+static inline void tkws__fastgrnn_gates(const tkws_fast_cell *cell, float *h, const float *a)
+{
     const float k1 = cell->k1, k2 = cell->k2;
     const float *bg = cell->bias_gate, *bu = cell->bias_update;
     const float *gk = cell->gate_k;
@@ -177,15 +193,41 @@ TKWS_API void tkws_fastgrnn_step(const tkws_fast_cell *cell, const float *x, flo
     }
 }
 
-TKWS_API void tkws_fastrnn_step(const tkws_fast_cell *cell, const float *x, float *h,
-                                float *a, float *tmp)
+TKWS_API void tkws_fastgrnn_step(const tkws_fast_cell *cell, const float *x, float *h,
+                                 float *a, float *tmp)
 {
     tkws__fast_preact(cell, x, h, a, tmp);
+    tkws__fastgrnn_gates(cell, h, a);
+}
+
+TKWS_API void tkws_fastgrnn_update(const tkws_fast_cell *cell, const float *x, float *h,
+                                   float *a, float *tmp, const float *uh)
+{
+    tkws__fast_wx(cell, x, uh, a, tmp);
+    tkws__fastgrnn_gates(cell, h, a);
+}
+
+static inline void tkws__fastrnn_gates(const tkws_fast_cell *cell, float *h, const float *a)
+{
     const float k1 = cell->k1, k2 = cell->k2;
     const float *bu = cell->bias_update;
     for (int32_t i = 0; i < cell->hidden; ++i) {
         h[i] = k2 * h[i] + k1 * tkws_tanhf(a[i] + bu[i]);
     }
+}
+
+TKWS_API void tkws_fastrnn_step(const tkws_fast_cell *cell, const float *x, float *h,
+                                float *a, float *tmp)
+{
+    tkws__fast_preact(cell, x, h, a, tmp);
+    tkws__fastrnn_gates(cell, h, a);
+}
+
+TKWS_API void tkws_fastrnn_update(const tkws_fast_cell *cell, const float *x, float *h,
+                                  float *a, float *tmp, const float *uh)
+{
+    tkws__fast_wx(cell, x, uh, a, tmp);
+    tkws__fastrnn_gates(cell, h, a);
 }
 
 TKWS_API void tkws_gru_update(const tkws_gru_cell *cell, const float *x, float *h, float *gi,

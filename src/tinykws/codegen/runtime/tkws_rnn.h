@@ -61,6 +61,15 @@ TKWS_API void tkws_fastgrnn_step(const tkws_fast_cell *cell, const float *x, flo
 TKWS_API void tkws_fastrnn_step(const tkws_fast_cell *cell, const float *x, float *h,
                                 float *a, float *tmp);
 
+/* A model that steps every few frames makes U h on the first frame of a group (uh = U h,
+ * rows_p of U; tmp as above) and the rest on its last: a = W x + uh, then the step's gates,
+ * so that no frame carries a whole step. */
+TKWS_API void tkws_fast_uh(const tkws_fast_cell *cell, const float *h, float *uh, float *tmp);
+TKWS_API void tkws_fastgrnn_update(const tkws_fast_cell *cell, const float *x, float *h,
+                                   float *a, float *tmp, const float *uh);
+TKWS_API void tkws_fastrnn_update(const tkws_fast_cell *cell, const float *x, float *h,
+                                  float *a, float *tmp, const float *uh);
+
 /* PyTorch GRU layer (gates r, z, n): w_ih [3H, in], w_hh [3H, H], biases padded [3H_p]. */
 typedef struct {
     int32_t hidden;
