@@ -93,7 +93,8 @@ def fastrnn_c(cell: Any, w: ModelWriter, i: int, x: str) -> str:
 
 
 def gru_c(layer: Any, w: ModelWriter, i: int, x: str) -> str:
-    """C for GRU layer `i` (`tkws_gru_step`); returns the C expression of its output h."""
+    """C for GRU layer `i` (`tkws_gru_step`; with a frame stride, W_hh h + b_hh on a group's
+    first frame and `tkws_gru_update` on its last); returns the C expression of its output h."""
     wih = w.matrix(f"l{i}_w_ih", layer.rnn.weight_ih_l0)
     whh = w.matrix(f"l{i}_w_hh", layer.rnn.weight_hh_l0)
     bhh = w.vector(f"l{i}_b_hh", layer.rnn.bias_hh_l0)
