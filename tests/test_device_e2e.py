@@ -309,9 +309,12 @@ def test_example_loop_on_int8_build_equals_the_integer_reference(compiled_run, i
 
 
 def test_verify_with_libm(compiled_run, tmp_path):
-    """--libm code links newlib's libm (gcc); with zig alone it is a clear error."""
+    """--libm code links newlib's libm (gcc). zig has no libm, but its compiler_rt defines
+    expf and logf, all this model's code calls (its FastGRNN gate is the one-exponential
+    path): that links and verifies too. A libm function zig lacks (tanhf: a GRU's or a
+    two-exponential FastGRNN's --libm code calls it) is a clear error."""
     from tinykws.codegen import compile_run
-    from tinykws.device import DeviceError
+    from tinykws.device import DeviceError, build_image
 
     out = compiled_run / "device" / "hard_libm"
     compile_run(compiled_run, out, "cortex-m4", "hard", use_libm=True)
@@ -319,9 +322,16 @@ def test_verify_with_libm(compiled_run, tmp_path):
         r = verify(out, VerifyConfig(run_dir=compiled_run, max_clips=1, count_clips=0,
                                      progress=False))
         assert r.ok, r.first_mismatch
+    zig = find_toolchain("zig")
+    r = verify(out, VerifyConfig(run_dir=compiled_run, max_clips=1, count_clips=0, toolchain=zig,
+                                 progress=False))
+    assert r.ok and "zig" in r.toolchain, r.first_mismatch
+    extra = tmp_path / "uses_tanhf.c"
+    extra.write_text("float tanhf(float);  /* math.h's: zig has no libc headers for this target */\n"
+                     "float tkws_test_tanh(float x) { return tanhf(x); }\n")
     with pytest.raises(DeviceError, match="newlib"):
-        verify(out, VerifyConfig(run_dir=compiled_run, max_clips=1,
-                                 toolchain=find_toolchain("zig"), progress=False))
+        build_image([out / "featurizer.S", out / "model.S", extra], tmp_path / "build", "hard",
+                    toolchain=zig, keep=["tkws_test_tanh"])
 
 
 @pytest.mark.parametrize("abi", FLOAT_ABIS)

@@ -112,9 +112,10 @@ def build_image(
         libm = r"undefined (symbol: |reference to `)(expf|logf|tanhf|sqrtf)"
         if re.search(libm, str(e)):
             raise DeviceError(
-                "the compiled files call libm (compiled with --libm), which only "
-                "arm-none-eabi-gcc with newlib provides for the emulated image: install "
-                "gcc-arm-none-eabi and libnewlib-arm-none-eabi, or compile without --libm"
+                "the compiled files call a libm function (compiled with --libm) that "
+                f"{tc.name} does not provide for the emulated image (zig's compiler_rt has expf "
+                "and logf, not tanhf): install gcc-arm-none-eabi and libnewlib-arm-none-eabi "
+                "(newlib's libm), or compile without --libm"
             ) from None
         raise
 
