@@ -219,8 +219,9 @@ def _float_header(m: str, cfg: Any, categories: Sequence[str], state: dict[str, 
         members += (f"\n    int32_t phase;  /* frames gathered in x since the last step, "
                     f"0 .. {cfg.frame_stride - 1} */")
     block = f"""\
-/* The recurrent state of one audio stream. Keep one per stream; all zeros (static storage,
- * or {m}_Init) is the start of a stream. */
+/* The recurrent state of one audio stream (with a frame stride also the frames of the
+ * current group and, uh* / gh*, the products its first frame made for its last). Keep one
+ * per stream; all zeros (static storage, or {m}_Init) is the start of a stream. */
 typedef struct {{
 {members}
 }} {m}_state;
@@ -448,8 +449,9 @@ def _int_header(m: str, im: Any, members: Sequence[str]) -> str:
     block = f"""\
 /* Everything the model keeps for one audio stream: the recurrent state h*, and one step's
  * work buffers (kept here, not on the stack; the int32 ones first keep the int16 vectors
- * 4-byte aligned). Keep one per stream; all zeros (static storage, or {m}_Init) is the
- * start of a stream. */
+ * 4-byte aligned; with a frame stride acc_u* carry a group's U h from its first frame to
+ * its last). Keep one per stream; all zeros (static storage, or {m}_Init) is the start of
+ * a stream. */
 typedef struct {{
 {chr(10).join(members)}
 }} {m}_state;
