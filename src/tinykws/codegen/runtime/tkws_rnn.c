@@ -140,27 +140,29 @@ static inline void tkws__fast_wx(const tkws_fast_cell *cell, const float *x, con
     }
 }
 
+/* y = init + U h (U full or low rank; init NULL meaning zeros; init may be y). */
+static inline void tkws__fast_uh_onto(const tkws_fast_cell *cell, const float *h,
+                                      const float *init, float *y, float *tmp)
+{
+    if (cell->u2) {
+        tkws_matvec(cell->u, h, 0, tmp);
+        tkws_matvec(cell->u2, tmp, init, y);
+    } else {
+        tkws_matvec(cell->u, h, init, y);
+    }
+}
+
 /* a = W x + U h (each full or low rank), in that order (one frame does the whole step). */
 static inline void tkws__fast_preact(const tkws_fast_cell *cell, const float *x,
                                      const float *h, float *a, float *tmp)
 {
     tkws__fast_wx(cell, x, 0, a, tmp);
-    if (cell->u2) {
-        tkws_matvec(cell->u, h, 0, tmp);
-        tkws_matvec(cell->u2, tmp, a, a);
-    } else {
-        tkws_matvec(cell->u, h, a, a);
-    }
+    tkws__fast_uh_onto(cell, h, a, a, tmp);
 }
 
 TKWS_API void tkws_fast_uh(const tkws_fast_cell *cell, const float *h, float *uh, float *tmp)
 {
-    if (cell->u2) {
-        tkws_matvec(cell->u, h, 0, tmp);
-        tkws_matvec(cell->u2, tmp, 0, uh);
-    } else {
-        tkws_matvec(cell->u, h, 0, uh);
-    }
+    tkws__fast_uh_onto(cell, h, 0, uh, tmp);
 }
 
 /* FastGRNN's gates and update on the pre-activation a. */
