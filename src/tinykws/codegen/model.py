@@ -98,8 +98,7 @@ def emit_model(model: Any, categories: Sequence[str], module: str = MODEL_MODULE
     emit_cell = CELL_EMITTERS.get(cfg.architecture)
     if emit_cell is None:
         raise TinyKWSError(f"cannot generate C for architecture {cfg.architecture!r}")
-    w = ModelWriter(m)
-    w.stride = S
+    w = ModelWriter(m, stride=S)
     mean = w.vector("mean", model.mean, pad=False)
     std = w.vector("std", model.std, pad=False)
     # frame stride S > 1: the S frames of a step gather in the state (padding stays 0)

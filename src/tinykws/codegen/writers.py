@@ -93,7 +93,7 @@ class ModelWriter:
     normalisation, classifier and softmax around them.
     """
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, stride: int = 1) -> None:
         self.p = prefix
         self.defs: list[str] = []
         self.state: dict[str, int] = {}  # member of <prefix>_state -> floats (multiple of 8)
@@ -101,7 +101,7 @@ class ModelWriter:
         self.steps: list[str] = []  # statements of the step function, in order
         # a model that steps every `stride` frames: statements for the first frame of a group
         # (products of the last step's state), so that no frame carries a whole step
-        self.stride = 1
+        self.stride = stride
         self.early: list[str] = []
 
     def matrix(self, name: str, mat: Any) -> CMatrix:
