@@ -142,9 +142,9 @@ if __name__ == "__main__":
                 c = cats.index(e.label)
                 own = sm[w, c].max()
                 other = np.delete(m, c, axis=1).max()
-                out.append(("kw", e.word, own, other))
+                out.append(("kw", e.word, own, other, e.snr_db))
             else:
-                out.append(("neg", e.word, m.max(), 0))
+                out.append(("neg", e.word, m.max(), 0, e.snr_db))
         return out
     pk = peaks(kw, tk, sk)
     own = np.array([p[2] for p in pk if p[0] == "kw"]); oth = np.array([p[3] for p in pk if p[0] == "kw"])
@@ -160,6 +160,12 @@ if __name__ == "__main__":
     nn = np.array([p[2] for p in pn])
     print("neg hour: peak quantiles", np.round(np.quantile(nn, [0.5, 0.9, 0.99, 0.999]), 3), "n", len(nn))
     print("neg hour top:", sorted([(round(p[2], 3), p[1]) for p in pn])[-10:])
+    # does the noise decide? each stream's words by their SNR, in 10-dB bins
+    for name, ps in (("kw stream keywords' own peak", [p for p in pk if p[0] == "kw"]), ("neg hour peak", pn)):
+        bins = np.round(np.array([p[4] for p in ps]) / 10) * 10
+        print(f"by SNR, {name} (dB: n, median, share >= 0.9 / 0.95):", "; ".join(
+            f"{b:g}: {int((bins == b).sum())}, {np.median(v):.3f}, {(v >= 0.9).mean():.3f} / {(v >= 0.95).mean():.3f}"
+            for b in np.unique(bins) for v in [np.array([p[2] for p, bb in zip(ps, bins) if bb == b])]))
     # background-only peaks (between events)
     sm = moving_average(sk, smooth); m = np.where(mask[None], sm, -1).max(1)
     under = _EventLookup(kw.events, 0.75)

@@ -1,6 +1,7 @@
 """Would a second look at each detection close the stream's loss? (docs/benchmarks.md, "Issue 19")
 
-    python bench/stream_two_stage.py RUN --tag NAME --cache runs/streams [--verifier clip|stream]
+    python bench/stream_two_stage.py RUN --tag NAME --cache runs/streams [--verifier clip|stream|CKPT]
+        [--offsets 0.1,0.2,0.3]
 
 On the streams `bench/stream_diagnose.py` cached (the 30-min keyword stream and the negative
 hour), the run's stream model fires as the detector does (300-ms smoothing, refractory
@@ -9,7 +10,8 @@ run from a zero state on 1-s windows of features ending 0.1, 0.2 and 0.3 s after
 word's end lies about there: the smoothed score crosses shortly after it). The detection
 stands when the verifier's best probability of the *same* keyword over those windows
 reaches t2. The verifier is the run's clip model (`train/clip.pt`, `--verifier clip`) or
-the stream model itself from a zero state (`--verifier stream`).
+the stream model itself from a zero state (`--verifier stream`), or any clip checkpoint
+(`--verifier PATH`, e.g. one `bench/train_verifier.py` trained on the negatives too).
 
 Prints, for the one-stage detector and over a (t1, t2) grid, the best keyword recall with
 <= 1 false alarm an hour on the keyword stream and <= 2 on the negative hour (the issue's
@@ -35,13 +37,14 @@ from tinykws.stream_eval import score_detections  # noqa: E402
 from tinykws.triggers import moving_average, pick_detections  # noqa: E402
 
 OFFSETS_S = (0.1, 0.2, 0.3)  # window ends after the detection
-T1 = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98)
+T1 = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.93, 0.94, 0.95, 0.955, 0.96, 0.965, 0.97, 0.975,
+      0.98, 0.985, 0.99)
 T2 = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995)
 
 
 @torch.no_grad()
 def verifier_scores(model, frames: np.ndarray, frame_times: np.ndarray, dets: list[Detection],
-                    categories: list[str], win: int = 98) -> np.ndarray:
+                    categories: list[str], win: int = 98, offsets=OFFSETS_S) -> np.ndarray:
     """[len(dets)] the verifier's best probability of each detection's own keyword over the
     windows ending OFFSETS_S after it (windows cut at the stream's edges are skipped)."""
     if not dets:
@@ -50,7 +53,7 @@ def verifier_scores(model, frames: np.ndarray, frame_times: np.ndarray, dets: li
     x = torch.from_numpy(frames.astype(np.float32))
     out = np.zeros(len(dets))
     for i, d in enumerate(dets):
-        ends = [int(round((d.time_s + o - frame_times[0]) / period)) for o in OFFSETS_S]
+        ends = [int(round((d.time_s + o - frame_times[0]) / period)) for o in offsets]
         ends = [e for e in ends if win - 1 <= e < len(x)]
         if not ends:
             continue
@@ -73,12 +76,16 @@ def main() -> None:
     ap.add_argument("run")
     ap.add_argument("--tag", required=True)
     ap.add_argument("--cache", type=Path, default=Path("runs/streams"))
-    ap.add_argument("--verifier", choices=("clip", "stream"), default="clip")
+    ap.add_argument("--verifier", default="clip", help="clip | stream | a checkpoint's path")
+    ap.add_argument("--offsets", default=",".join(map(str, OFFSETS_S)),
+                    help="window ends after each detection, seconds, comma-separated")
     a = ap.parse_args()
     run = RunDir(a.run)
     kw, neg = load_stream(a.cache / f"kw_{a.tag}.wav"), load_stream(a.cache / f"neg_{a.tag}.wav")
     det = Detector(a.run)
-    vmodel, _ = load_model(run.clip if a.verifier == "clip" else run.checkpoint())
+    vpath = {"clip": run.clip, "stream": run.checkpoint()}.get(a.verifier, Path(a.verifier))
+    vmodel, _ = load_model(vpath)
+    offsets = tuple(float(o) for o in a.offsets.split(","))
     cats, refr = list(det.categories), det.config.refractory_ms / 1000
     streams = {}
     for name, st in (("kw", kw), ("neg", neg)):
@@ -90,7 +97,7 @@ def main() -> None:
         cand = {}
         for name, (st, times, sm, frames, ftimes) in streams.items():
             dets = pick_detections(times, sm, cats, t1, refr, det.keywords)
-            cand[name] = (dets, verifier_scores(vmodel, frames, ftimes, dets, cats))
+            cand[name] = (dets, verifier_scores(vmodel, frames, ftimes, dets, cats, offsets=offsets))
         for t2 in T2:
             res = {}
             for name, (st, *_rest) in streams.items():
@@ -100,7 +107,7 @@ def main() -> None:
             rows.append((t1, t2, res["kw"].recall, res["kw"].fa_per_hour, res["neg"].fa_per_hour))
     one = [r for r in rows if r[1] == 0.0]
     two = [r for r in rows if r[1] > 0.0]
-    print(f"# {a.run}: verifier {a.verifier}; kw {kw.duration_s / 60:.0f} min, "
+    print(f"# {a.run}: verifier {a.verifier}, offsets {a.offsets} s; kw {kw.duration_s / 60:.0f} min, "
           f"{kw.n_keywords} keywords; neg {neg.duration_s / 60:.0f} min")
     for name, rs in (("one stage", one), ("two stages", two)):
         both = [r for r in rs if r[3] <= 1 and r[4] <= 2]
@@ -112,7 +119,7 @@ def main() -> None:
     print("t1 t2 recall kwFA/h negFA/h")
     for r in rows:
         if r[1] in (0.0, 0.5, 0.9, 0.97, 0.99):
-            print(f"{r[0]:.2f} {r[1]:.3f} {r[2]:.3f} {r[3]:.1f} {r[4]:.1f}")
+            print(f"{r[0]:.3f} {r[1]:.3f} {r[2]:.3f} {r[3]:.1f} {r[4]:.1f}")
 
 
 if __name__ == "__main__":
