@@ -44,9 +44,9 @@ T2 = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.9
 
 @torch.no_grad()
 def verifier_scores(model, frames: np.ndarray, frame_times: np.ndarray, dets: list[Detection],
-                    categories: list[str], win: int = 98, offsets=OFFSETS_S) -> np.ndarray:
+                    categories: list[str], win: int = 98, offsets: tuple[float, ...] = OFFSETS_S) -> np.ndarray:
     """[len(dets)] the verifier's best probability of each detection's own keyword over the
-    windows ending OFFSETS_S after it (windows cut at the stream's edges are skipped)."""
+    windows ending `offsets` seconds after it (windows cut at the stream's edges are skipped)."""
     if not dets:
         return np.zeros(0)
     period = float(frame_times[1] - frame_times[0])
