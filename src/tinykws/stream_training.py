@@ -152,8 +152,8 @@ class StreamTrainConfig:
     # `AveragedModel`; 0: off, the last step's). Off: 0.998 gave no gain on two seeds
     # (docs/benchmarks.md, Issue 19, eleventh round)
     ema_decay: float = 0.0
-    # decoupled weight decay of the stream phase's optimiser (AdamW; 0: Adam, none): the dev
-    # set's few speakers are fitted far better than the testing ones (twentieth round)
+    # decoupled weight decay of the stream phase's optimiser (AdamW; 0: Adam). Off: 0.05 lost
+    # on the dev data's two stream seeds (docs/benchmarks.md, Issue 19, twenty-third round)
     weight_decay: float = 0.0
     bounded_state: bool = True  # FastGRNN: σ(nu) -> 0, so |h| <= max(|h0|, σ(zeta)) <= 1
     # hard-negative mining: every `mine_every` steps the next `mine_clips` negatives (all of
