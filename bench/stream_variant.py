@@ -1,6 +1,6 @@
 """Train one stream-phase variant from a run's clip model, into a run folder of its own.
 
-    python bench/stream_variant.py BASE_RUN OUT_RUN --cfg '{"mine_top": 0.1}' [--no-spare]
+    python bench/stream_variant.py BASE_RUN OUT_RUN --cfg '{"mine_top": 0.1}' [--no-spare] [--snapshots]
 
 OUT_RUN gets links to BASE_RUN's lists and features and a copy of its clip model
 (`train/clip.pt`, else `train/best.pt`); the stream phase then runs with BASE_RUN's own stream
@@ -9,7 +9,9 @@ the embedded default) changed by the JSON of `--cfg`; with `--from-defaults`, or
 has no finished stream phase, `StreamTrainConfig()` instead (1500 steps, no delay: until the
 eighteenth round this was the only start, docs/benchmarks.md). The config used is printed. With BASE_RUN's negatives
 (`features/negatives.npz`, or the files of `--negatives-npz`, end to end) and spare other-word clips (`features/spare.npz`, unless
-`--no-spare`). Score the variant with `bench/stream_diagnose.py OUT_RUN ...`
+`--no-spare`). With `--snapshots`, each `train/stream_last.pt` the stream phase writes (every
+`mine_every` steps) is also kept as `OUT_RUN/snaps/it<step>.pt`, for `bench/stream_select.py`.
+Score the variant with `bench/stream_diagnose.py OUT_RUN ...`
 (docs/benchmarks.md, "Issue 19").
 """
 import argparse
@@ -17,6 +19,7 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -36,6 +39,24 @@ def start_config(base: RunDir, from_defaults: bool) -> dict:
     return StreamTrainConfig().to_dict()
 
 
+def keep_snapshots(run: RunDir, stop: threading.Event) -> None:
+    """Copy `train/stream_last.pt` to `snaps/it<step>.pt` whenever it changes, until `stop`
+    (it is written atomically, so a copy is never half a file)."""
+    import torch
+
+    (run.root / "snaps").mkdir(exist_ok=True)
+    seen = None
+    while True:
+        done = stop.wait(2.0)
+        if run.stream_last.is_file() and (mtime := run.stream_last.stat().st_mtime_ns) != seen:
+            seen = mtime
+            ckpt = torch.load(run.stream_last, map_location="cpu", weights_only=False)
+            torch.save({"state_dict": ckpt["state_dict"], "iteration": ckpt["iteration"]},
+                       run.root / "snaps" / f"it{ckpt['iteration']}.pt")
+        if done:
+            return
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("base")
@@ -47,6 +68,8 @@ def main() -> None:
                          "BASE_RUN's features/negatives.npz")
     ap.add_argument("--from-defaults", action="store_true",
                     help="start from StreamTrainConfig() instead of BASE_RUN's stream config")
+    ap.add_argument("--snapshots", action="store_true",
+                    help="keep each stream_last.pt the phase writes as snaps/it<step>.pt")
     a = ap.parse_args()
     for path in a.negatives_npz or []:
         if not path.is_file():
@@ -68,9 +91,17 @@ def main() -> None:
     if not a.no_spare and base.spare_features.is_file():
         spare = read_features(base.spare_features)
         real, words = spare.features, spare.words
-    t = time.time()
-    train_stream(base.features, out.root, cfg, extra_negatives=extra, real_negatives=real,
-                 real_negative_words=words)
+    t, stop = time.time(), threading.Event()
+    watcher = threading.Thread(target=keep_snapshots, args=(out, stop), daemon=True)
+    if a.snapshots:
+        watcher.start()
+    try:
+        train_stream(base.features, out.root, cfg, extra_negatives=extra, real_negatives=real,
+                     real_negative_words=words)
+    finally:
+        stop.set()
+        if a.snapshots:
+            watcher.join()
     print(f"stream phase {time.time() - t:.0f} s", file=sys.stderr)
 
 
