@@ -169,9 +169,12 @@ def test_ctrl_c_in_worker_pools_is_one_line(tmp_path, argv):
 
     pytest.importorskip("espeakng_loader", reason="the synth extra is not installed")
     out = tmp_path / "out"
+    # a terminal's foreground job has SIGINT at its default, whatever started this test (a
+    # shell's `cmd &` starts it ignored, and the child would inherit that)
     p = subprocess.Popen([sys.executable, "-m", "tinykws", *argv, "--out", str(out)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                         start_new_session=True, env={**os.environ, "TINYKWS_NO_PROGRESS": "1"})
+                         start_new_session=True, env={**os.environ, "TINYKWS_NO_PROGRESS": "1"},
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not any(tmp_path.glob("**/*.wav")) and p.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)  # until the workers write clips

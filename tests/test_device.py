@@ -212,16 +212,20 @@ def test_ctrl_c_during_a_counted_call_stops_it(funcs_image):
 
     _, elf = funcs_image
     em = Emulator(elf)
+    # Python's own handler, as in a terminal, whatever started this test (a shell's `cmd &`
+    # starts it with SIGINT ignored, and then no Ctrl-C would arrive)
+    launcher = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))  # a Ctrl-C, mid-call
     t0 = time.perf_counter()
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
             em.call("tk_loop", 5_000_000, count=["tk_loop"])  # seconds of block hooks
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, launcher)
     assert time.perf_counter() - t0 < 30  # stopped, not run to the end
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
     _, counts = em.call("tk_loop", 100, count=["tk_loop"])
     assert counts.per_call["tk_loop"][0] > 300
 
