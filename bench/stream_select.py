@@ -54,9 +54,22 @@ def acceptance(det: Detector, kw, neg) -> tuple[float, float]:
 
 
 def models(run: Path) -> list[tuple[str, Path]]:
-    """(name, checkpoint) of a run's final stream model and of its snapshots, by step."""
-    snaps = sorted((run / "snaps").glob("it*.pt"), key=lambda p: int(p.stem[2:]))
-    return [(f"{run.name}@{p.stem[2:]}", p) for p in snaps] + [(run.name, run / "train" / "best.pt")]
+    """(name, checkpoint) of a run's snapshots, by step, then of its final stream model (the
+    snapshot of the last step is that model and is left out)."""
+    final = run / "train" / "best.pt"
+    last = torch.load(final, map_location="cpu", weights_only=False)["stream_config"]["iterations"]
+    snaps = sorted((p for p in (run / "snaps").glob("it*.pt") if int(p.stem[2:]) != last),
+                   key=lambda p: int(p.stem[2:]))
+    return [(f"{run.name}@{p.stem[2:]}", p) for p in snaps] + [(run.name, final)]
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Rank correlation of two score lists (ties broken as numpy's sort leaves them; nan for
+    fewer than 3)."""
+    if len(a) < 3:
+        return float("nan")
+    rank = lambda x: np.argsort(np.argsort(-x))  # noqa: E731
+    return float(np.corrcoef(rank(a), rank(b))[0, 1])
 
 
 def as_run(run: Path, ckpt: Path, tmp: Path) -> Path:
@@ -109,12 +122,12 @@ def main() -> None:
                 print(f"{name:24s} validation {vr:.3f} ({vt:.4f})   testing {tr:.3f} ({tt:.4f})", flush=True)
                 shutil.rmtree(Path(tmp) / ckpt.stem, ignore_errors=True)
     v, t = np.array([r[1] for r in rows]), np.array([r[3] for r in rows])
-    rank = lambda x: np.argsort(np.argsort(-x))  # noqa: E731
-    rho = np.corrcoef(rank(v), rank(t))[0, 1] if len(rows) > 2 else float("nan")
-    pick = int(np.argmax(v))
-    print(f"Spearman rank correlation, validation vs testing, {len(rows)} models: {rho:+.2f}")
-    print(f"picked on validation: {rows[pick][0]} -> testing {t[pick]:.3f}; "
-          f"mean testing of all {t.mean():.3f}; best testing {t.max():.3f}")
+    final = np.array(["@" not in r[0] for r in rows])
+    for what, keep in (("the runs' final models", final), ("all models", np.ones_like(final))):
+        pick = int(np.flatnonzero(keep)[np.argmax(v[keep])])
+        print(f"{what} ({int(keep.sum())}): Spearman rank correlation, validation vs testing, "
+              f"{spearman(v[keep], t[keep]):+.2f}; picked on validation: {rows[pick][0]} -> testing "
+              f"{t[pick]:.3f}; testing mean {t[keep].mean():.3f}, best {t[keep].max():.3f}")
 
 
 if __name__ == "__main__":

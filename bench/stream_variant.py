@@ -92,15 +92,15 @@ def main() -> None:
         spare = read_features(base.spare_features)
         real, words = spare.features, spare.words
     t, stop = time.time(), threading.Event()
-    watcher = threading.Thread(target=keep_snapshots, args=(out, stop), daemon=True)
-    if a.snapshots:
+    watcher = threading.Thread(target=keep_snapshots, args=(out, stop), daemon=True) if a.snapshots else None
+    if watcher:
         watcher.start()
     try:
         train_stream(base.features, out.root, cfg, extra_negatives=extra, real_negatives=real,
                      real_negative_words=words)
     finally:
         stop.set()
-        if a.snapshots:
+        if watcher:
             watcher.join()
     print(f"stream phase {time.time() - t:.0f} s", file=sys.stderr)
 
