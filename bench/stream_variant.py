@@ -10,7 +10,8 @@ has no finished stream phase, `StreamTrainConfig()` instead (1500 steps, no dela
 eighteenth round this was the only start, docs/benchmarks.md). The config used is printed. With BASE_RUN's negatives
 (`features/negatives.npz`, or the files of `--negatives-npz`, end to end) and spare other-word clips (`features/spare.npz`, unless
 `--no-spare`). With `--snapshots`, each `train/stream_last.pt` the stream phase writes (every
-`mine_every` steps) is also kept as `OUT_RUN/snaps/it<step>.pt`, for `bench/stream_select.py`.
+`mine_every` steps; looked for every 2 s, so one rewritten sooner is missed) is also kept as
+`OUT_RUN/snaps/it<step>.pt`, for `bench/stream_select.py`.
 Score the variant with `bench/stream_diagnose.py OUT_RUN ...`
 (docs/benchmarks.md, "Issue 19").
 """
