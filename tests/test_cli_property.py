@@ -183,6 +183,7 @@ SWEEP_BASE = {
     ("quantize",): ["ROOT/empty_dir"],
     ("train",): ["--features", "ROOT/bad_features", "--out", "TMP/run"],
     ("train-stream",): ["TMP/missing_run"],
+    ("train-verifier",): ["ROOT/good_run"],  # stops there: a run without negatives
     ("verify",): ["ROOT/garbage_run/device/hard"],
 }
 

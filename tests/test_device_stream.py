@@ -143,3 +143,23 @@ def test_a_recording_shorter_than_the_warm_up_is_refused(stream_run, tmp_path):
     sf.write(wav, np.zeros(2 * 160 + 50, np.int16), 16000)
     with pytest.raises(DeviceError, match="shorter than 3 blocks"):
         verify_stream(run / "device" / "hard", wav, progress=False)
+
+
+def test_a_second_look_compiles_as_its_first_stage(stream_run, tmp_path, capsys, monkeypatch):
+    """The C has no second look yet: `compile` says so and builds the first stage, whose
+    detections `verify --stream` checks against Python's first stage."""
+    import shutil
+
+    from tinykws.detector_config import load_detector
+
+    run, wav = stream_run
+    other = tmp_path / "second"
+    shutil.copytree(run, other)
+    cfg = load_detector(run)[0]
+    save_detector(other, cfg.replace(second_look=0.9))
+    code, out, err = run_cli(["compile", str(other)], capsys, monkeypatch)
+    assert code == 0 and "second look" in err and "first stage only" in err, err
+    assert load_detector(other / "device" / "hard")[0] == cfg
+    code, out, err = run_cli(["verify", str(other / "device" / "hard"), "--stream", str(wav)],
+                             capsys, monkeypatch)
+    assert code == 0 and "IDENTICAL" in out, err

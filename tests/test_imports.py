@@ -16,9 +16,11 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "tinykws"
 # Modules whose in-function imports are their design, not an accident: each CLI command
 # imports only its own stage, so `tinykws --help` stays fast and a missing optional extra
 # (torch, onnx, unicorn) fails only the command that needs it.
-LAZY_MODULES = {"cli.py", "cli_data.py",
-                # spawns the background negatives maker, which imports it: no torch there
-                "pipeline.py"}
+LAZY_MODULES = {"cli.py", "cli_data.py", "cli_detect.py",
+                # each stage loads when its step runs (the order of the job reads top-down)
+                "pipeline.py",
+                # the background negatives maker's child imports it: no torch there
+                "pipeline_negatives.py"}
 
 
 def _modules() -> dict[str, Path]:

@@ -93,12 +93,20 @@ def test_pipeline_quick_end_to_end(tmp_path: Path) -> None:
     assert "negatives" in stream["clip_model"]
     assert "held-apart non-keyword speech" in (run / "report.md").read_text()
 
-    # A second run finds every stage done: nothing is recomputed, the report is rewritten.
-    r2 = run_cli("pipeline", "--quick", "--out", str(run), cwd=tmp_path)
+    assert not (run / "train" / "verifier.pt").exists() and detector["detector"]["second_look"] is None
+
+    # A second run finds every stage done: nothing is recomputed, the report is rewritten;
+    # --second-look adds the verifier, and the threshold is chosen again with it
+    r2 = run_cli("pipeline", "--quick", "--out", str(run), "--second-look", "0.5", cwd=tmp_path)
     assert r2.returncode == 0, r2.stderr[-3000:]
     assert "training already finished" in r2.stderr
     assert "stream training already finished" in r2.stderr
     assert "(cached)" in r2.stderr.split("data negatives")[1].split("train streaming")[0]
+    assert (run / "train" / "verifier.pt").is_file()
+    assert json.loads((run / "detector.json").read_text())["detector"]["second_look"] == 0.5
+    assert "the C runs the first stage only" in r2.stderr  # compile says what the device runs
+    assert json.loads((run / "device" / "hard" / "detector.json").read_text())["detector"]["second_look"] is None
+    assert "With a second look" in (run / "report.md").read_text()
 
 
 def test_pipeline_bad_data_is_a_clean_error(tmp_path: Path) -> None:
@@ -122,6 +130,8 @@ def test_pipeline_bad_data_is_a_clean_error(tmp_path: Path) -> None:
     (["--stream-workers", "0"], "--stream-workers must be >= 1"),
     (["--stream-workers", "3"], "3 stream workers cannot share a step's streams (8)"),
     (["--stream-workers", "2", "--no-streaming"], "drop --no-streaming"),
+    (["--second-look", "1.5"], "--second-look is a probability"),
+    (["--second-look", "0.9", "--no-streaming"], "drop --no-streaming"),
 ])
 def test_pipeline_bad_options_fail_before_any_work(tmp_path: Path, args, words) -> None:
     (tmp_path / "afile.txt").write_text("x")

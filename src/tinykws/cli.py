@@ -20,6 +20,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from tinykws import cli_detect
 from tinykws.cli_data import data_app
 from tinykws.config import TrainConfig
 from tinykws.errors import TinyKWSError, check_seed
@@ -32,6 +33,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(data_app, name="data")  # `tinykws data ...`: tinykws.cli_data
+app.command()(cli_detect.detect)  # `tinykws detect` and `train-verifier`: tinykws.cli_detect
+app.command("train-verifier")(cli_detect.train_verifier_cmd)
 
 console = Console(stderr=True)
 
@@ -460,52 +463,6 @@ def evaluate(
 
 
 @app.command()
-def detect(
-    run_dir: Path = typer.Argument(..., help="Run folder with train/best.pt."),
-    audio: Optional[Path] = typer.Argument(None, help="WAV file (any length); omit with --live."),
-    threshold: Optional[float] = typer.Option(
-        None, help="Smoothed score a keyword must reach [default: the run's detector.json "
-        "operating point, else 0.7]."),
-    smoothing_ms: Optional[float] = typer.Option(
-        None, help="Moving average of the scores [default: the run's, else 300]."),
-    refractory_ms: Optional[float] = typer.Option(
-        None, help="No detection this long after one [default: the run's, else 1000]."),
-    mode: Optional[str] = typer.Option(
-        None, help="auto | rolling | window | reset [default: the run's, else auto]."),
-    json_out: bool = typer.Option(False, "--json", help="Print a JSON list of detections."),
-    live: bool = typer.Option(False, "--live", help="Listen to the microphone (extra `live`)."),
-) -> None:
-    """Streaming keyword detection in a recording (or live), with timestamps."""
-    import contextlib
-    import json as _json
-
-    from tinykws.detect import detect_file, detect_live
-
-    def show(d) -> None:
-        if json_out:
-            typer.echo(_json.dumps(d.to_dict()))
-        else:
-            typer.echo(f"{d.time_s:9.2f} s  {d.label:<10} {d.confidence:.3f}")
-
-    if live and audio is not None:
-        raise TinyKWSError("give AUDIO or --live, not both")
-    if live:
-        detect_live(run_dir, threshold, smoothing_ms, refractory_ms, mode, on_detection=show,
-                    on_start=lambda: console.print("listening (Ctrl-C to stop)..."))
-        return
-    if audio is None:
-        raise TinyKWSError("give an AUDIO.wav file, or --live for the microphone")
-    with contextlib.redirect_stdout(sys.stderr if json_out else sys.stdout):  # stdout: JSON only
-        found = detect_file(run_dir, audio, threshold, smoothing_ms, refractory_ms, mode)
-    if json_out:
-        typer.echo(_json.dumps([d.to_dict() for d in found]))
-        return
-    for d in found:
-        show(d)
-    console.print(f"{len(found)} detection(s) in {audio}")
-
-
-@app.command()
 def report(run_dir: Path = typer.Argument(..., help="Run folder.")) -> None:
     """Write RUN_DIR/report.md (data, training, confusion, DET curve, device table)."""
     from tinykws.report import damaged_files, write_report
@@ -572,6 +529,11 @@ def pipeline(
         None, help="Frames per recurrent step, stacked (default: full 2, with twice the stream steps; "
         "tiny 1). 1 is the seed's model: its full int8 build fits in 72 KB of flash, 2 needs ~76 KB."
     ),
+    second_look: Optional[float] = typer.Option(
+        None, help="After the stream phase, train a verifier on the clips and the negatives "
+        "(RUN/train/verifier.pt) that must give a detection's keyword this probability for it to "
+        "stand (0.9 measured; default off). Python only so far: the C runs the first stage."
+    ),
 ) -> None:
     """Run every stage, data to device report, into one run folder (resumes where it stopped)."""
     from tinykws.pipeline import PipelineConfig, run_pipeline
@@ -585,7 +547,7 @@ def pipeline(
                 per_word=per_word, verify_clips=verify_clips, streaming=streaming,
                 negatives=negatives, negative_utterances=negative_utterances, pretrain=pretrain,
                 preset=preset, stream_steps=stream_steps, stream_workers=stream_workers,
-                frame_stride=frame_stride,
+                frame_stride=frame_stride, second_look=second_look,
             )  # fmt: skip
         )
 

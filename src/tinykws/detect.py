@@ -17,7 +17,9 @@ docs/architecture.md ("Evaluation and detection") gives the measurements behind 
 default. Scores (softmax) are then smoothed by a moving average over `smoothing_ms`; a
 keyword (never `_unknown_`/`_silence_`) fires when its smoothed score reaches `threshold`
 and no detection happened in the last `refractory_ms` (`Trigger`). `IntTrigger` is the
-same rule in exact integer arithmetic on Q15 scores, for integer (int8) builds.
+same rule in exact integer arithmetic on Q15 scores, for integer (int8) builds. A detector
+with a second look (`DetectorConfig.second_look`) then has a verifier confirm each
+detection (`tinykws.second_look`; Python only so far: `compile` refuses it).
 
 This module is the runtime (`FrameScorer`, `Detector`, `detect_file`, `detect_live`); the
 configuration and `detector.json` are `tinykws.detector_config`, the triggers
@@ -36,6 +38,8 @@ from tinykws.data.audio import stream_audio
 from tinykws.detector_config import Detection, DetectorConfig, load_detector_config
 from tinykws.errors import TinyKWSError
 from tinykws.features import StreamingFeaturizer, frames_from_stream
+from tinykws.run import RunDir
+from tinykws.second_look import SecondLook, check_verifier, delay_frames, second_look_filter
 from tinykws.triggers import Trigger, best_keyword, moving_average, pick_detections, pick_from_best
 from tinykws.tuning import torch_threads
 
@@ -138,6 +142,7 @@ class Detector:
         model=None,
         checkpoint: "Checkpoint | None" = None,
         config: Optional[DetectorConfig] = None,
+        verifier=None,
     ):
         base = config if config is not None else load_detector_config(run_dir)
         cfg = base.replace(threshold=threshold, smoothing_ms=smoothing_ms,
@@ -163,15 +168,26 @@ class Detector:
         self.trigger = Trigger.from_config(cfg, self.categories, 1000.0 * self.score_period_s)
         self.featurizer = StreamingFeaturizer(self.params)
         self.samples = 0
+        self.verifier, self.second = None, None  # the second look, when the config has one
+        if cfg.second_look is not None:
+            self.verifier = verifier if verifier is not None else _load_verifier(run_dir, self.categories)
+            self.second = SecondLook(self.verifier, self.categories, cfg.second_look,
+                                     delay_frames(cfg.second_look_delay_ms, self.params), self.win)
 
     def reset(self) -> None:
         self.featurizer.reset()
         self.scorer.reset()
         self.trigger.reset()
+        if self.second is not None:
+            self.second.reset()
         self.samples = 0
 
     def scores(self, block: np.ndarray) -> tuple[float, np.ndarray] | None:
         """One block -> (time in s, raw softmax scores `[C]`) when the model scored."""
+        return self._step(block)[1]
+
+    def _step(self, block: np.ndarray) -> tuple[np.ndarray | None, tuple[float, np.ndarray] | None]:
+        """One block -> (its feature frame or None, (time in s, raw scores `[C]`) or None)."""
         block = np.asarray(block)
         hop = self.params.hop
         if block.shape != (hop,):
@@ -179,17 +195,19 @@ class Detector:
         self.samples += hop
         frame = self.featurizer.step(block)
         if frame is None:
-            return None
+            return None, None
         s = self.scorer(frame)
-        return None if s is None else (self.samples / self.params.sample_rate, s)
+        return frame, None if s is None else (self.samples / self.params.sample_rate, s)
 
     def process(self, block: np.ndarray) -> list[Detection]:
-        """One 160-sample int16 block -> the detections it completed (0 or 1)."""
-        r = self.scores(block)
-        if r is None:
-            return []
-        d = self.trigger(*r)
-        return [d] if d else []
+        """One 160-sample int16 block -> the detections it completed (0 or 1). With a
+        second look, a detection comes `second_look_delay_ms` after the frame it was made
+        on (its `time_s` is that frame's), once the verifier has confirmed it."""
+        frame, r = self._step(block)
+        first = self.trigger(*r) if r is not None else None
+        if self.second is None:
+            return [first] if first else []
+        return [] if frame is None else self.second.push(frame, first)
 
     def run(self, audio: np.ndarray) -> list[Detection]:
         """All detections in an int16 signal (the tail shorter than a block is dropped)."""
@@ -268,24 +286,53 @@ class Detector:
                 for i, f in enumerate(frames)]
 
     def detections_from_trace(self, times: np.ndarray, scores: np.ndarray,
-                              threshold: float | None = None) -> list[Detection]:
-        """Smoothing + threshold + refractory over a whole trace."""
+                              threshold: float | None = None,
+                              frames: np.ndarray | None = None) -> list[Detection]:
+        """Smoothing + threshold + refractory over a whole trace; with a second look, the
+        verifier's check too, on the trace's features `frames` `[T, F]`."""
         cfg = self.config
         smoothed = moving_average(scores, self.trigger.buf.maxlen or 1)
         thr = cfg.threshold if threshold is None else threshold
-        return pick_detections(times, smoothed, self.categories, thr, cfg.refractory_ms / 1000.0,
-                               self.keywords)
+        found = pick_detections(times, smoothed, self.categories, thr, cfg.refractory_ms / 1000.0,
+                                self.keywords)
+        return found if cfg.second_look is None else self._second_look(found, frames, {})
 
     def detection_sweep(self, times: np.ndarray, scores: np.ndarray,
-                        thresholds: Sequence[float]) -> list[list[Detection]]:
+                        thresholds: Sequence[float],
+                        frames: np.ndarray | None = None) -> list[list[Detection]]:
         """`detections_from_trace` at each threshold, smoothing and ranking the trace once
         (a DET curve over an hour of audio: 29x faster than one call a threshold, with
-        `pick_from_best`'s jump; `bench/operating_point.py --time`)."""
+        `pick_from_best`'s jump; `bench/operating_point.py --time`); the verifier scores
+        each detection once."""
         smoothed = moving_average(scores, self.trigger.buf.maxlen or 1)
         best, best_score = best_keyword(smoothed, self.categories, self.keywords)
         refractory_s = self.config.refractory_ms / 1000.0
-        return [pick_from_best(times, best, best_score, self.categories, float(t), refractory_s)
-                for t in thresholds]
+        found = [pick_from_best(times, best, best_score, self.categories, float(t), refractory_s)
+                 for t in thresholds]
+        if self.config.second_look is None:
+            return found
+        memo: dict = {}  # (frame, label) -> the verifier's score, shared by the thresholds
+        return [self._second_look(f, frames, memo) for f in found]
+
+    def _second_look(self, found: list[Detection], frames: np.ndarray | None,
+                     memo: dict) -> list[Detection]:
+        """`found` as the second look leaves it."""
+        cfg = self.config
+        if frames is None:
+            raise TinyKWSError("this detector has a second look: pass the trace's features (frames)")
+        return second_look_filter(self.verifier, frames, found, self.categories, self.params,
+                                  cfg.second_look, self.second.delay, self.win, memo)
+
+
+def _load_verifier(run_dir: Path | str | None, categories: Sequence[str]):
+    """The run's verifier (RUN_DIR/train/verifier.pt), checked against the model's classes."""
+    path = None if run_dir is None else RunDir(run_dir).verifier
+    if path is None or not path.is_file():
+        raise TinyKWSError(f"the detector has a second look but {path or 'the run'} has no verifier: "
+                           "train one with `tinykws train-verifier RUN`, or turn the second look off")
+    model, ck = load_model(path)
+    check_verifier(ck, categories, path)
+    return model
 
 
 def blocks(audio: np.ndarray, hop: int) -> Iterator[np.ndarray]:
@@ -329,8 +376,10 @@ def detect_live(
     on_detection: Callable[[Detection], None] = print,
     seconds: float | None = None,
     on_start: Callable[[], None] | None = None,
+    config: Optional[DetectorConfig] = None,
 ) -> None:
-    """Listen to the default microphone and call `on_detection` for each keyword heard.
+    """Listen to the default microphone and call `on_detection` for each keyword heard,
+    with the run's detector unless `config` or single settings are given.
 
     Runs until Ctrl-C (or `seconds`). Raises TinyKWSError when `sounddevice` (extra `live`)
     or an input device is missing.
@@ -350,7 +399,7 @@ def detect_live(
     except Exception as e:  # sounddevice raises PortAudioError / ValueError without a mic
         raise TinyKWSError(f"no audio input device available ({e})") from None
 
-    det = Detector(run_dir, threshold, smoothing_ms, refractory_ms, mode)
+    det = Detector(run_dir, threshold, smoothing_ms, refractory_ms, mode, config=config)
     q: queue.Queue[np.ndarray] = queue.Queue()
 
     def callback(indata, frames, time, status):  # noqa: ARG001 - sounddevice's signature

@@ -74,21 +74,30 @@ class DetectorConfig:
     hop_ms: float = 100.0  # window mode: a fresh 1-s classification every hop
     reset_ms: float = 1000.0  # reset mode: state reset period
     keywords: Optional[tuple[str, ...]] = None  # classes that fire; None = all but NON_KEYWORDS
+    # the second look (`tinykws.second_look`): None = off; else the verifier's probability of
+    # a detection's keyword, on the second of features ending `second_look_delay_ms` after
+    # it, that the detection needs to stand
+    second_look: Optional[float] = None
+    second_look_delay_ms: float = 200.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise TinyKWSError(f"unknown detector mode {self.mode!r}; choose one of {', '.join(MODES)}")
-        for name in ("threshold", "smoothing_ms", "refractory_ms", "hop_ms", "reset_ms"):
+        names = ("threshold", "smoothing_ms", "refractory_ms", "hop_ms", "reset_ms",
+                 "second_look_delay_ms") + (() if self.second_look is None else ("second_look",))
+        for name in names:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
                 raise TinyKWSError(f"detector {name} must be a finite number >= 0, not {v!r}")
-            if name != "threshold" and v > MAX_DURATION_MS:
+            if name.endswith("_ms") and v > MAX_DURATION_MS:
                 raise TinyKWSError(f"detector {name} is at most {MAX_DURATION_MS:.0f} (an hour), "
                                    f"not {v:g}")
         if self.hop_ms <= 0 or self.reset_ms <= 0:
             raise TinyKWSError("detector hop_ms and reset_ms must be positive")
-        if self.threshold > 1:  # a softmax score never gets there: nothing would fire
-            raise TinyKWSError(f"detector threshold is a score in [0, 1], not {self.threshold}")
+        for name in ("threshold", "second_look"):
+            v = getattr(self, name)
+            if v is not None and v > 1:  # a softmax score never gets there: nothing would fire
+                raise TinyKWSError(f"detector {name} is a score in [0, 1], not {v}")
         if self.keywords is not None:
             kw = () if isinstance(self.keywords, str) else tuple(self.keywords)
             if not kw or not all(isinstance(k, str) for k in kw):
@@ -98,6 +107,11 @@ class DetectorConfig:
     def replace(self, **changes: Any) -> "DetectorConfig":
         """A copy with `changes`; None values keep the current setting."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def first_stage(self) -> "DetectorConfig":
+        """This detector without its second look: what the generated C runs (the second
+        look is Python only so far)."""
+        return dataclasses.replace(self, second_look=None)
 
     def keyword_mask(self, categories: Sequence[str]) -> np.ndarray:
         """bool [C]: which classes may fire."""

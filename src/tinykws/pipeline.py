@@ -9,17 +9,12 @@ redone: the synthesized data and the features carry cache keys, training resumes
 from __future__ import annotations
 
 import dataclasses
-import faulthandler
 import json
-import multiprocessing as mp
-import os
-import signal
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 from rich.console import Console
 from rich.table import Table
@@ -31,11 +26,12 @@ from tinykws.run import (
     read_marker, run_changes, same_run,
 )
 
-if TYPE_CHECKING:
-    from tinykws.data.negatives import NegativesConfig
+from tinykws.pipeline_negatives import (  # noqa: F401 - the maker's API, also from here
+    STOP_SECONDS, NegativesPlan, finish_negatives, start_negatives, stop_negatives,
+)
 
-# The stages' imports wait inside the functions that run them: the negatives maker's child process
-# (`start_negatives`) imports this module and must not load torch, onnx or the emulator.
+# The stages' imports wait inside the steps that run them: a stage loads (torch, onnx, the
+# emulator) when its step runs. The background negatives maker is `tinykws.pipeline_negatives`.
 console = Console(stderr=True)
 
 # Synthesized non-keyword utterances the pipeline makes for the stream phase. 20,000 (of the
@@ -100,6 +96,9 @@ class PipelineConfig:
     # Frames per recurrent step; None: the preset's (full 2, tiny 1). 1 is the seed's model,
     # whose int8 build fits in 72 KB of flash (docs/device-guide.md, "Choosing a preset")
     frame_stride: Optional[int] = None
+    # After the stream phase, train a verifier (`tinykws.second_look`) and have it confirm each
+    # detection at this probability; None: off. Python only so far: the C runs the first stage
+    second_look: Optional[float] = None
 
 
 @dataclass
@@ -229,29 +228,15 @@ def _check_options(cfg: PipelineConfig) -> None:
         raise TinyKWSError("--stream-steps sets the stream phase's length: drop --no-streaming, or the steps")
     if cfg.stream_workers is not None and not cfg.streaming:
         raise TinyKWSError("--stream-workers shares the stream phase: drop --no-streaming, or the workers")
+    if cfg.second_look is not None and not cfg.streaming:
+        raise TinyKWSError("--second-look's verifier learns from the stream phase's negatives: drop --no-streaming")
+    if cfg.second_look is not None and not 0 <= cfg.second_look <= 1:  # NaN too
+        raise TinyKWSError(f"--second-look is a probability in [0, 1], not {cfg.second_look}")
     if cfg.preset not in PRESETS:
         raise TinyKWSError(f"unknown --preset {cfg.preset!r}; use one of {', '.join(PRESETS)}")
     _stream_config(cfg) if cfg.streaming else _recipe(cfg, 0)  # refused here, not after the data
     if cfg.negatives is not None and cfg.negatives.exists() and not cfg.negatives.is_dir():
         raise TinyKWSError(f"--negatives {cfg.negatives} is a file, not a folder")
-
-
-@dataclass(frozen=True)
-class NegativesPlan:
-    """Which synthesized negatives set the stream phase uses, and with which parameters."""
-
-    folder: Path
-    config: NegativesConfig  # the set's keywords, seed and sizes
-
-    def make(self, workers: Optional[int] = None) -> None:
-        """Make (or finish, or reuse) the set, one maker at a time: a second pipeline (or
-        the background maker, `start_negatives`) holding the same set's lock is waited for,
-        and its finished set reused."""
-        from tinykws.data.cache import set_lock
-        from tinykws.data.negatives import make_negatives
-
-        with set_lock(self.folder):  # `data cache --clean` leaves a set alone while it is held
-            make_negatives(self.folder, self.config, workers=workers)
 
 
 def negatives_plan(cfg: PipelineConfig, run: Path) -> Optional[NegativesPlan]:
@@ -275,82 +260,6 @@ def negatives_plan(cfg: PipelineConfig, run: Path) -> Optional[NegativesPlan]:
     config = NegativesConfig(keywords=keywords, seed=cfg.seed, **sizes)
     folder = cfg.negatives or cached_negatives_dir(config)
     return NegativesPlan(Path(folder), config)
-
-
-def _stop_requested(signum: int, frame: Any) -> None:
-    """The background maker's SIGTERM handler: stop like a Ctrl-C (between two jobs' results,
-    the jobs in flight terminated, the finished ones logged)."""
-    raise KeyboardInterrupt
-
-
-def _background_maker(plan: NegativesPlan, log: str) -> None:
-    """The child process of `start_negatives`: quiet, its output in `log`, one worker (the
-    clip phase trains on the other core). Stopped by SIGTERM: a pipeline run by a script in
-    the background has SIGINT ignored, and so has this child (docs/architecture.md)."""
-    os.environ["TINYKWS_NO_PROGRESS"] = "1"
-    with open(log, "a") as f:
-        os.dup2(f.fileno(), 1)
-        os.dup2(f.fileno(), 2)
-        faulthandler.register(signal.SIGUSR1, all_threads=True)  # stop_negatives: where it hangs
-        signal.signal(signal.SIGTERM, _stop_requested)  # before this, SIGTERM ends it quietly
-        try:
-            plan.make(workers=1)
-        except KeyboardInterrupt:  # stop_negatives (or a Ctrl-C): the "data negatives" stage takes over
-            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping already: a second request waits
-            print("background negatives: stopped; the foreground finishes the set", file=sys.stderr)
-            sys.exit(1)
-        except BaseException as e:  # the foreground stage redoes what is missing and reports
-            print(f"background negatives stopped: {e!r}", file=sys.stderr)
-            sys.exit(1)
-
-
-def start_negatives(plan: Optional[NegativesPlan], run: Path):
-    """Start making the negatives set in a child process while the clip phase trains (they
-    do not depend on each other; on 2 cores this hides the set's minutes on a first run).
-    Returns the process (None when there is nothing to make: no set, or a finished one).
-    The "data negatives" stage stops it when the clip phase ends (`finish_negatives`) and
-    makes the rest, as it does whatever a failed or killed child left (the set resumes job
-    by job)."""
-    from tinykws.data.negatives import is_complete
-
-    if plan is None or is_complete(plan.folder):
-        return None
-    log = RunDir(run).root / "negatives_background.log"
-    proc = mp.get_context("spawn").Process(target=_background_maker, args=(plan, str(log)), name="tinykws-negatives")
-    proc.start()
-    proc.log = log  # named by stop_negatives should it have to kill it
-    console.print(f"negatives: making {plan.folder} in the background (log: {log})")
-    return proc
-
-
-STOP_SECONDS = 10  # a background maker ends within a second of its SIGTERM (tests/test_pipeline.py)
-
-
-def stop_negatives(proc) -> None:
-    """Stop a background maker still running (the clip phase is over, or the pipeline failed or was
-    interrupted): SIGTERM, which a started maker turns into a clean stop (its finished jobs stay
-    logged) and which ends one still importing at once, quietly. One still alive after
-    STOP_SECONDS dumps its stacks into its log (SIGUSR1, `proc.log`) and is killed."""
-    if proc is None or not proc.is_alive():
-        return
-    proc.terminate()
-    proc.join(STOP_SECONDS)
-    if proc.is_alive():
-        os.kill(proc.pid, signal.SIGUSR1)
-        proc.join(1)
-        proc.kill()
-        proc.join(5)
-        console.print(f"negatives: the background maker did not stop within {STOP_SECONDS} s and was "
-                      f"killed; its stacks are in {getattr(proc, 'log', 'its log')}")
-
-
-def finish_negatives(plan: NegativesPlan, proc=None) -> None:
-    """Finish the set now that the clip phase is over: the background maker `proc` (one
-    worker, so as to leave the clip phase a core) is stopped and the rest is made here on
-    every core. Waiting for it left a core idle: 100 s of a 15-minute main job. The set
-    resumes job by job, and a clip depends only on the seed, not on who made it."""
-    stop_negatives(proc)
-    plan.make()  # reuses a finished set, or finishes it (a second pipeline's lock is waited for)
 
 
 def _negatives(cfg: PipelineConfig, run: Path, proc=None) -> Optional[Path]:
@@ -424,6 +333,32 @@ def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
                         real_negative_words=None if real is None else real.words)
     atomic_write_text(done, json.dumps(key, indent=2))
     return path
+
+
+def _train_verifier(cfg: PipelineConfig, run: Path) -> Optional[Path]:
+    """The second look's verifier (RUN/train/verifier.pt); one trained on the same features
+    with the same recipe is kept (`train/verifier.json`)."""
+    from tinykws.second_look import train_verifier
+
+    rd = RunDir(run)
+    marker = rd.train / "verifier.json"
+    key = {"training": _cache_key(rd.features_file("training")), "quick": cfg.quick,
+           "negatives": _cache_key(rd.negative_features), "spare": _cache_key(rd.spare_features)}
+    if rd.verifier.is_file() and read_marker(marker) == key:
+        return None
+    quick = dict(epochs=2, hidden_units=16, batch_size=32) if cfg.quick else {}
+    path = train_verifier(run, threads=2, **quick)
+    atomic_write_text(marker, json.dumps(key, indent=2))
+    return path
+
+
+def _set_second_look(run: Path, value: Optional[float]) -> None:
+    """The run's detector with (or without) the second look, before its threshold is chosen."""
+    from tinykws.detector_config import load_detector, save_detector
+
+    config, op = load_detector(run)
+    if config.second_look != value:
+        save_detector(run, dataclasses.replace(config, second_look=value), op)
 
 
 def _cache_key(npz: Path) -> Optional[str]:
@@ -536,6 +471,10 @@ def _after_lists(cfg: PipelineConfig, run: Path, data: Path, t: "StageTimer", ma
         )
         t.run("train streaming", lambda: _train_stream(cfg, run, negatives_dir is not None),
               lambda r: "kept the finished run" if r is None else "one never-reset state")
+    if cfg.second_look is not None and negatives_dir is not None:
+        t.run("train verifier", lambda: _train_verifier(cfg, run),
+              lambda r: "kept the finished one" if r is None else f"{r.name}, second look at {cfg.second_look:g}")
+    _set_second_look(run, cfg.second_look if negatives_dir is not None else None)
     # the detector threshold for <= 1 false alarm an hour on validation speakers and <= 2 on
     # an hour of validation negatives (detector.json, read by detect, the report and the
     # generated C detector)

@@ -390,10 +390,14 @@ def _operating_point(run_dir: Path) -> str:
     neg = ("" if op.negative_fa_per_hour is None else
            f" on the keyword stream (≤ {op.negative_target_fa_per_hour:g} on the negatives: "
            f"{op.negative_fa_per_hour:.2f} per hour there)")
+    second = ("" if cfg.second_look is None else
+              f" With a second look: the verifier (`train/verifier.pt`) must give a detection's keyword "
+              f"≥ {cfg.second_look:g} on the second ending {cfg.second_look_delay_ms:g} ms after it (in "
+              "Python; the generated C runs the first stage only).")
     return (f"\nOperating point (`detector.json`, used by `tinykws detect` and the generated C "
             f"detector): threshold **{op.threshold:.4g}**, chosen{where}{hours} for ≤ "
             f"{op.target_fa_per_hour:g} false alarms per hour: recall {op.recall:.1%} at "
-            f"{op.fa_per_hour:.2f} per hour{neg}{verdict}.\n")
+            f"{op.fa_per_hour:.2f} per hour{neg}{verdict}.{second}\n")
 
 
 # --------------------------------------------------------------------------- device

@@ -209,6 +209,11 @@ class RunDir:
         return self.train / "clip.pt"
 
     @property
+    def verifier(self) -> Path:
+        """The detector's second-look classifier (`tinykws.second_look.train_verifier`)."""
+        return self.train / "verifier.pt"
+
+    @property
     def stream_last(self) -> Path:
         """The stream phase's resume state (not a model checkpoint)."""
         return self.train / "stream_last.pt"

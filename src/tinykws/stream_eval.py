@@ -13,7 +13,7 @@ false alarm.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -24,7 +24,7 @@ from tinykws.data.audio import CLIP_SAMPLES
 from tinykws.detect import Detector
 from tinykws.detector_config import set_operating_point
 from tinykws.errors import TinyKWSError
-from tinykws.features import logmel_batch
+from tinykws.features import frames_from_stream, logmel_batch
 from tinykws.keyword_streams import (
     Event, Stream, StreamSpec, build_negative_stream, build_stream, run_stream_clips,
 )
@@ -197,7 +197,7 @@ MISS_KINDS = ("hit", "never above threshold", "as another keyword", "suppressed"
 
 
 def miss_reasons(detector, times: np.ndarray, scores: np.ndarray, stream: Stream, threshold: float,
-                 tolerance_s: float = 0.75) -> dict[str, int]:
+                 tolerance_s: float = 0.75, frames: np.ndarray | None = None) -> dict[str, int]:
     """Where the keywords go at `threshold`: each keyword event counted once as
     - `hit`;
     - `as another keyword`: a detection of another keyword inside its window took it;
@@ -206,8 +206,11 @@ def miss_reasons(detector, times: np.ndarray, scores: np.ndarray, stream: Stream
     - `too late`: its own keyword reached the threshold only after the window closed;
     - `never above threshold`: none of the above (the model never got that confident).
     The window is the matching rule's: the clip's start to `tolerance_s` after its end.
+    With a second look (`frames` given), `never above threshold` includes the keywords its
+    verifier turned down.
     """
-    dets = detector.detections_from_trace(times, scores, threshold)
+    dets = detector.detections_from_trace(times, scores, threshold,
+                                          **({} if frames is None else {"frames": frames}))
     kw, hit, _ = _match(dets, stream.events, tolerance_s)
     smoothed = moving_average(scores, detector.trigger.buf.maxlen or 1)
     mask = np.asarray(detector.keywords, bool)
@@ -277,23 +280,35 @@ def det_thresholds() -> np.ndarray:
 
 
 def det_curve(detector, times: np.ndarray, scores: np.ndarray, stream: Stream,
-              thresholds: Sequence[float] | None = None) -> list[StreamScore]:
-    """Recall / FA-per-hour at each threshold, from one score trace."""
+              thresholds: Sequence[float] | None = None,
+              frames: np.ndarray | None = None) -> list[StreamScore]:
+    """Recall / FA-per-hour at each threshold, from one score trace (and its features
+    `[T, F]` when the detector has a second look: `trace`)."""
     if thresholds is None:
         thresholds = det_thresholds()
     thresholds = [float(t) for t in thresholds]
     return [score_detections(dets, stream.events, stream.duration_s, threshold=t)
-            for t, dets in zip(thresholds, _sweep(detector, times, scores, thresholds))]
+            for t, dets in zip(thresholds, _sweep(detector, times, scores, thresholds, frames))]
 
 
 def _sweep(detector, times: np.ndarray, scores: np.ndarray,
-           thresholds: Sequence[float]) -> list[list]:
+           thresholds: Sequence[float], frames: np.ndarray | None = None) -> list[list]:
     """The detections at each threshold: `Detector.detection_sweep` (the trace smoothed
     once), or one `detections_from_trace` a threshold for stand-ins that only have that."""
+    extra = {} if frames is None else {"frames": frames}
     sweep = getattr(detector, "detection_sweep", None)
     if sweep is not None:
-        return sweep(times, scores, thresholds)
-    return [detector.detections_from_trace(times, scores, t) for t in thresholds]
+        return sweep(times, scores, thresholds, **extra)
+    return [detector.detections_from_trace(times, scores, t, **extra) for t in thresholds]
+
+
+def trace(detector, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(times `[S]`, scores `[S, C]`, features `[T, F]` or None): `Detector.score_trace`,
+    plus the features a detector with a second look needs to check its detections."""
+    if getattr(detector, "second", None) is None:
+        return (*detector.score_trace(audio), None)
+    frames = frames_from_stream(audio, detector.params)
+    return (*detector.score_frames(frames), frames)
 
 
 def operating_point(curve: Sequence[StreamScore], max_fa_per_hour: float = 1.0) -> StreamScore | None:
@@ -332,15 +347,16 @@ def plot_det(curves: dict[str, Sequence[StreamScore]], path: Path, title: str = 
 
 def evaluate_stream(detector, stream: Stream, thresholds=None) -> dict:
     """Score trace + DET curve + the point at the detector's own threshold."""
-    times, scores = detector.score_trace(stream.audio)
-    curve = det_curve(detector, times, scores, stream, thresholds)
-    dets = detector.detections_from_trace(times, scores)
+    times, scores, frames = trace(detector, stream.audio)
+    curve = det_curve(detector, times, scores, stream, thresholds, frames)
+    dets = detector.detections_from_trace(times, scores, frames=frames)
     at = score_detections(dets, stream.events, stream.duration_s, threshold=detector.config.threshold)
     best = operating_point(curve)
     return {
         "mode": detector.mode,
         "at_threshold": asdict(at),
-        "miss_reasons_at_threshold": miss_reasons(detector, times, scores, stream, detector.config.threshold),
+        "miss_reasons_at_threshold": miss_reasons(detector, times, scores, stream,
+                                                  detector.config.threshold, frames=frames),
         "recall_by_snr_at_threshold": recall_by_snr(dets, stream.events),
         "false_alarms_at_threshold": false_alarm_sources(dets, stream.events),
         "best_at_1_fa_per_hour": asdict(best) if best else None,
@@ -382,7 +398,8 @@ def stream_metrics(
     clip = RunDir(run_dir).clip
     if clip.is_file():  # a stream-trained run: its clip model (window mode) is the "before"
         model, clip_ck = load_model(clip)
-        before_det = Detector(model=model, checkpoint=clip_ck, config=det.config.replace(mode="window"))
+        before_det = Detector(model=model, checkpoint=clip_ck,
+                              config=replace(det.config, mode="window", second_look=None))
         before = evaluate_stream(before_det, stream)
         res["clip_model"] = {k: before[k] for k in ("mode", "best_at_1_fa_per_hour", "curve")}
         if neg is not None:
@@ -413,13 +430,13 @@ def pooled_curve(curves: Sequence[Sequence[StreamScore]], hours: Sequence[float]
 
 def _negative_fa(detector, stream: Stream) -> dict:
     """False alarms per hour on a negative stream: at the detector's threshold and swept."""
-    times, scores = detector.score_trace(stream.audio)
-    dets = detector.detections_from_trace(times, scores)
+    times, scores, frames = trace(detector, stream.audio)
+    dets = detector.detections_from_trace(times, scores, frames=frames)
     at = score_detections(dets, stream.events, stream.duration_s, threshold=detector.config.threshold)
     return {"minutes": stream.duration_s / 60, "n_words": len(stream.events),
             "at_threshold": asdict(at),
             "false_alarms_at_threshold": false_alarm_sources(dets, stream.events),
-            "curve": [asdict(s) for s in det_curve(detector, times, scores, stream)]}
+            "curve": [asdict(s) for s in det_curve(detector, times, scores, stream, frames=frames)]}
 
 
 def choose_threshold(run_dir: Path | str, minutes: float = 10.0, target_fa_per_hour: float = 1.0,
@@ -478,11 +495,20 @@ def validation_curves(det: Detector, run_dir: Path | str, minutes: float = 10.0,
     stream = build_stream(kws, others, noise, spec, root=data_dir)
     source = f"validation split, {stream.duration_s / 60:.1f} min at 10-40 dB SNR"
     if negatives is None:
-        curve = det_curve(det, *det.score_trace(stream.audio), stream)
+        curve = _curve(det, *trace(det, stream.audio), stream)
         return ValidationCurves(curve, None, stream.duration_s / 3600, source)
     neg = build_negative_stream(negatives, minutes=negative_minutes, split="validation",
                                 snrs_db=(40.0, 30.0, 20.0, 10.0), seed=seed + 19)
-    kw_trace, neg_trace = det.score_traces([stream.audio, neg.audio])
+    if det.second is None:  # the two side by side, in one batch
+        kw_trace, neg_trace = [(*t, None) for t in det.score_traces([stream.audio, neg.audio])]
+    else:
+        kw_trace, neg_trace = trace(det, stream.audio), trace(det, neg.audio)
     source += f", and {neg.duration_s / 60:.1f} min of validation negatives"
-    return ValidationCurves(det_curve(det, *kw_trace, stream), det_curve(det, *neg_trace, neg),
+    return ValidationCurves(_curve(det, *kw_trace, stream), _curve(det, *neg_trace, neg),
                             (stream.duration_s + neg.duration_s) / 3600, source)
+
+
+def _curve(det, times: np.ndarray, scores: np.ndarray, frames: np.ndarray | None,
+           stream: Stream) -> list[StreamScore]:
+    """`det_curve` of a `trace`."""
+    return det_curve(det, times, scores, stream, frames=frames)

@@ -125,6 +125,10 @@ def compile_run(
     if out.exists() and not out.is_dir():
         raise TinyKWSError(f"--out {out} is a file; give a folder (it is created if missing)")
     detector, op = load_detector(run_dir)
+    if detector.second_look is not None:
+        console.print(f"note: {run.detector} has a second look; the C runs the first stage only "
+                      "(the second look is Python only so far)", soft_wrap=True, highlight=False)
+        detector = detector.first_stage()
     if precision == "int8":
         files = _write_int_sources(Path(run_dir), ckpt, out, ck, detector)
     else:

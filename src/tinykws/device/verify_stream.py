@@ -345,7 +345,7 @@ def _check_inputs(compiled_dir: Path, audio_path: Path, run_dir: Path | str | No
     run_dir = check_build(compiled_dir, run_dir)
     precision = detect_precision(compiled_dir)
     compiled_cfg = _compiled_detector(compiled_dir)
-    run_cfg = load_detector_config(run_dir)
+    run_cfg = load_detector_config(run_dir).first_stage()  # the C has no second look (yet)
     if compiled_cfg.replace(mode="auto") != run_cfg.replace(mode="auto"):
         raise DeviceError(f"{compiled_dir} was compiled with another detector than "
                           f"{run_dir}/detector.json: run `tinykws compile RUN_DIR` again")
