@@ -410,7 +410,7 @@ def test_background_negatives_stop_cleanly_and_the_stage_finishes_them(tmp_path:
     import time
 
     from tinykws.data.negatives import NegativesConfig, _read_log, is_complete, make_negatives
-    from tinykws.pipeline import STOP_SECONDS, NegativesPlan, start_negatives, stop_negatives
+    from tinykws.pipeline_negatives import STOP_SECONDS, NegativesPlan, start_negatives, stop_negatives
 
     sizes = dict(utterances=800, words=60, phrases=10, near_miss_count=2, voices=24,
                  background=10, noise_seconds=5.0)
@@ -493,7 +493,7 @@ def test_a_background_maker_that_does_not_stop_is_killed_with_its_stacks_logged(
     import multiprocessing as mp
     import time
 
-    from tinykws import pipeline
+    from tinykws import pipeline_negatives as pipeline
 
     stacks = tmp_path / "stacks.txt"
     proc = mp.get_context("spawn").Process(target=_deaf_maker, args=(str(stacks),))

@@ -72,33 +72,25 @@ def detect(
 
 def train_verifier_cmd(
     run_dir: Path = typer.Argument(..., help="Run folder after its stream phase (features/negatives.npz)."),
-    second_look: Optional[float] = typer.Option(
-        None, help="Also turn the run's second look on at this probability (detector.json); "
-        "0.9 was the one setting measured across seven seeds."),
     unknown_weight: float = typer.Option(
         0.05, help="Loss weight of `_unknown_` (most rows are the negatives)."),
     threads: int = typer.Option(1, help="Torch threads."),
 ) -> None:
     """Train the detector's second-look classifier: the clip recipe on the run's clips and
-    its negatives, into RUN_DIR/train/verifier.pt."""
-    from tinykws.detector_config import load_detector, save_detector
+    its negatives, into RUN_DIR/train/verifier.pt. Use it with `tinykws detect --second-look P`,
+    or `tinykws pipeline --out RUN_DIR --second-look P`, which also chooses the threshold again
+    with it (and trains it when missing)."""
+    import math
+
     from tinykws.run import RunDir
     from tinykws.second_look import train_verifier
-
-    import math
 
     if threads < 1:
         raise TinyKWSError("--threads must be >= 1")
     if not (math.isfinite(unknown_weight) and unknown_weight >= 0):
         raise TinyKWSError(f"--unknown-weight must be a finite number >= 0, not {unknown_weight}")
-    if second_look is not None and not 0 <= second_look <= 1:  # NaN too
-        raise TinyKWSError(f"--second-look is a probability in [0, 1], not {second_look}")
     if not run_dir.is_dir():
         raise TinyKWSError(f"no such run folder: {run_dir}")
     with RunDir(run_dir).lock():
         path = train_verifier(run_dir, unknown_weight=unknown_weight, threads=threads)
-        if second_look is not None:
-            config, op = load_detector(run_dir)
-            save_detector(run_dir, config.replace(second_look=second_look), op)
-    console.print(f"verifier -> {path}" + ("" if second_look is None else
-                  f"; second look on at {second_look:g} (RUN_DIR/detector.json)"), soft_wrap=True)
+    console.print(f"verifier -> {path}", soft_wrap=True)

@@ -26,9 +26,7 @@ from tinykws.run import (
     read_marker, run_changes, same_run,
 )
 
-from tinykws.pipeline_negatives import (  # noqa: F401 - the maker's API, also from here
-    STOP_SECONDS, NegativesPlan, finish_negatives, start_negatives, stop_negatives,
-)
+from tinykws.pipeline_negatives import NegativesPlan, finish_negatives, start_negatives, stop_negatives
 
 # The stages' imports wait inside the steps that run them: a stage loads (torch, onnx, the
 # emulator) when its step runs. The background negatives maker is `tinykws.pipeline_negatives`.
