@@ -25,7 +25,6 @@ from pathlib import Path
 
 os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 
 from tinykws.checkpoint import load_model  # noqa: E402
 from tinykws.detect import Detector  # noqa: E402
@@ -33,6 +32,7 @@ from tinykws.detector_config import Detection  # noqa: E402
 from tinykws.features import frames_from_stream  # noqa: E402
 from tinykws.keyword_streams import load_stream  # noqa: E402
 from tinykws.run import RunDir  # noqa: E402
+from tinykws.second_look import delay_frames, frame_index, verifier_scores  # noqa: E402
 from tinykws.stream_eval import score_detections  # noqa: E402
 from tinykws.triggers import moving_average, pick_detections  # noqa: E402
 
@@ -42,24 +42,19 @@ T1 = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.92, 0.93, 0.94, 0.95, 0.955, 0.
 T2 = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 0.995)
 
 
-@torch.no_grad()
-def verifier_scores(model, frames: np.ndarray, frame_times: np.ndarray, dets: list[Detection],
-                    categories: list[str], win: int = 98, offsets: tuple[float, ...] = OFFSETS_S) -> np.ndarray:
+def best_window_scores(model, frames: np.ndarray, dets: list[Detection], categories: list[str],
+                       params, win: int = 98, offsets: tuple[float, ...] = OFFSETS_S) -> np.ndarray:
     """[len(dets)] the verifier's best probability of each detection's own keyword over the
-    windows ending `offsets` seconds after it (windows cut at the stream's edges are skipped)."""
+    windows ending `offsets` seconds after it (`tinykws.second_look.verifier_scores`, whose
+    NaN for a window cut at the stream's edges counts as 0 here). One offset is what
+    `DetectorConfig.second_look_delay_ms` does."""
     if not dets:
         return np.zeros(0)
-    period = float(frame_times[1] - frame_times[0])
-    x = torch.from_numpy(frames.astype(np.float32))
+    labels = [categories.index(d.label) for d in dets]
     out = np.zeros(len(dets))
-    for i, d in enumerate(dets):
-        ends = [int(round((d.time_s + o - frame_times[0]) / period)) for o in offsets]
-        ends = [e for e in ends if win - 1 <= e < len(x)]
-        if not ends:
-            continue
-        batch = torch.stack([x[e - win + 1:e + 1] for e in ends])  # [k, 98, F]
-        p = torch.softmax(model(batch), -1)[:, categories.index(d.label)]
-        out[i] = float(p.max())
+    for o in offsets:
+        ends = [frame_index(d.time_s, params) + delay_frames(1000 * o, params) for d in dets]
+        out = np.fmax(out, verifier_scores(model, frames, ends, labels, win))
     return out
 
 
@@ -90,14 +85,13 @@ def main() -> None:
     streams = {}
     for name, st in (("kw", kw), ("neg", neg)):
         times, sm, frames = first_stage(det, st.audio)
-        ftimes = (np.arange(len(frames)) + det.params.first_block) * det.params.hop / det.params.sample_rate
-        streams[name] = (st, times, sm, frames, ftimes)
+        streams[name] = (st, times, sm, frames)
     rows = []  # (t1, t2, kw recall, kw FA/h, neg FA/h)
     for t1 in T1:
         cand = {}
-        for name, (st, times, sm, frames, ftimes) in streams.items():
+        for name, (st, times, sm, frames) in streams.items():
             dets = pick_detections(times, sm, cats, t1, refr, det.keywords)
-            cand[name] = (dets, verifier_scores(vmodel, frames, ftimes, dets, cats, offsets=offsets))
+            cand[name] = (dets, best_window_scores(vmodel, frames, dets, cats, det.params, offsets=offsets))
         for t2 in T2:
             res = {}
             for name, (st, *_rest) in streams.items():
