@@ -25,6 +25,7 @@ them equal. `train_verifier` makes RUN_DIR/train/verifier.pt.
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 from collections import deque
 from pathlib import Path
@@ -35,7 +36,7 @@ import numpy as np
 from tinykws.config import TrainConfig, pipeline_recipe
 from tinykws.detector_config import Detection
 from tinykws.errors import TinyKWSError
-from tinykws.run import RunDir
+from tinykws.run import RunDir, atomic_write_text, cache_json, read_marker
 from tinykws.tuning import torch_threads
 
 if TYPE_CHECKING:
@@ -151,11 +152,25 @@ def train_verifier(run_dir: Path | str, unknown_weight: float = 0.05, threads: i
     n = _merged_training(run, work)
     recipe = dataclasses.replace(pipeline_recipe(n), unknown_weight=unknown_weight,
                                  threads=threads, **changes)
-    train(work.features, work.root, recipe)
+    # a killed training resumes from its last epoch when the recipe and the rows are the same
+    started = {"recipe": recipe.to_dict(), "rows": _input_keys(run)}
+    resume = work.last.is_file() and read_marker(work.train_started) == started
+    work.train.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(work.train_started, json.dumps(started))
+    train(work.features, work.root, recipe, resume=resume)
     target = run.verifier
-    work.best.replace(target)
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.copyfile(work.best, tmp)  # best.pt stays: a finished training resumes to itself
+    tmp.replace(target)
     shutil.rmtree(work.features)  # the merged rows: ~0.2 GB for the default's negatives
     return target
+
+
+def _input_keys(run: RunDir) -> list:
+    """The cache keys of the feature files the verifier is trained on (None where missing)."""
+    return [(read_marker(cache_json(p)) or {}).get("key")
+            for p in (run.features_file("training"), run.spare_features, run.negative_features,
+                      run.features_file("validation"))]
 
 
 def _merged_training(run: RunDir, work: RunDir) -> int:
