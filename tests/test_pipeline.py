@@ -92,6 +92,7 @@ def test_pipeline_quick_end_to_end(tmp_path: Path) -> None:
     assert stream["negatives"]["n_words"] > 0 and "fa_per_hour" in stream["negatives"]["at_threshold"]
     assert "negatives" in stream["clip_model"]
     assert "held-apart non-keyword speech" in (run / "report.md").read_text()
+    assert "| train streaming |" in (run / "report.md").read_text().split("## Pipeline stages")[1]
 
     assert not (run / "train" / "verifier.pt").exists() and detector["detector"]["second_look"] is None
 
@@ -107,6 +108,9 @@ def test_pipeline_quick_end_to_end(tmp_path: Path) -> None:
     assert "the C runs the first stage only" in r2.stderr  # compile says what the device runs
     assert json.loads((run / "device" / "hard" / "detector.json").read_text())["detector"]["second_look"] is None
     assert "With a second look" in (run / "report.md").read_text()
+    # the report's stage table is this run's (it showed the previous run's, or none at all)
+    stages_in_report = (run / "report.md").read_text().split("## Pipeline stages")[1]
+    assert "| train verifier |" in stages_in_report
 
 
 def test_pipeline_bad_data_is_a_clean_error(tmp_path: Path) -> None:

@@ -510,6 +510,7 @@ def _after_lists(cfg: PipelineConfig, run: Path, data: Path, t: "StageTimer", ma
         lambda d: f"recall {d.at_threshold.recall:.0%} at {d.at_threshold.fa_per_hour:.0f} false "
         f"alarms/h (threshold {d.at_threshold.threshold:.4f})",
     )
+    _save_stages(t, run)  # the report's stage table is this run's, not the previous one's
     report = t.run("report", lambda: write_report(run), lambda p: str(p))
 
     _summary(t, run)
@@ -531,6 +532,11 @@ def _summary(t: StageTimer, run: Path) -> None:
     for name, secs, note in t.rows:
         table.add_row(name, f"{secs:.1f}", note)
     console.print(table)
+    _save_stages(t, run)
+
+
+def _save_stages(t: StageTimer, run: Path) -> None:
+    """The stages run so far, with their times and results, into `pipeline.json`."""
     atomic_write_text(
         RunDir(run).pipeline_json,
         json.dumps([{"stage": n, "seconds": round(s, 2), "result": r} for n, s, r in t.rows], indent=2)
