@@ -150,6 +150,12 @@ def test_a_second_look_without_its_features_or_verifier_is_a_clear_error(tmp_pat
     torch.save({**ck.to_dict(), "categories": list(reversed(CATEGORIES))}, other)
     with pytest.raises(TinyKWSError, match="classes"):
         Detector(run, config=DetectorConfig(second_look=0.5))
+    torch.save({**ck.to_dict(), "feature_params": FeatureParams(preemphasis=0.9).to_dict()}, other)
+    with pytest.raises(TinyKWSError, match="other features"):
+        Detector(run, config=DetectorConfig(second_look=0.5))
+    torch.save({**ck.to_dict(), "state_dict": {"nonsense": torch.zeros(1)}}, other)  # damaged
+    with pytest.raises(TinyKWSError):
+        Detector(run, config=DetectorConfig(second_look=0.5))
 
 
 def test_cli_detect_with_a_second_look(tmp_path, capsys, monkeypatch):

@@ -170,7 +170,8 @@ class Detector:
         self.samples = 0
         self.verifier, self.second = None, None  # the second look, when the config has one
         if cfg.second_look is not None:
-            self.verifier = verifier if verifier is not None else _load_verifier(run_dir, self.categories)
+            self.verifier = (verifier if verifier is not None
+                             else _load_verifier(run_dir, self.categories, self.params))
             self.second = SecondLook(self.verifier, self.categories, cfg.second_look,
                                      delay_frames(cfg.second_look_delay_ms, self.params), self.win)
 
@@ -324,14 +325,15 @@ class Detector:
                                   cfg.second_look, self.second.delay, self.win, memo)
 
 
-def _load_verifier(run_dir: Path | str | None, categories: Sequence[str]):
-    """The run's verifier (RUN_DIR/train/verifier.pt), checked against the model's classes."""
+def _load_verifier(run_dir: Path | str | None, categories: Sequence[str], params):
+    """The run's verifier (RUN_DIR/train/verifier.pt), checked against the model's classes
+    and features."""
     path = None if run_dir is None else RunDir(run_dir).verifier
     if path is None or not path.is_file():
         raise TinyKWSError(f"the detector has a second look but {path or 'the run'} has no verifier: "
                            "train one with `tinykws train-verifier RUN`, or turn the second look off")
     model, ck = load_model(path)
-    check_verifier(ck, categories, path)
+    check_verifier(ck, categories, params, path)
     return model
 
 

@@ -76,12 +76,17 @@ def verifier_scores(model: Any, frames: np.ndarray, ends: Sequence[int],
     return out
 
 
-def check_verifier(checkpoint: "Checkpoint", categories: Sequence[str], path: Path) -> None:
-    """Refuse a verifier whose classes or features differ from the detector's model."""
+def check_verifier(checkpoint: "Checkpoint", categories: Sequence[str], params: "FeatureParams",
+                   path: Path) -> None:
+    """Refuse a verifier whose classes or features differ from the detector's model: it
+    reads the detector's own feature frames."""
     if list(checkpoint.categories) != list(categories):
         raise TinyKWSError(f"{path}: the verifier's classes ({', '.join(checkpoint.categories)}) "
                            f"differ from the model's ({', '.join(categories)}); train it again "
                            "(`tinykws train-verifier`)")
+    if checkpoint.feature_params != params:
+        raise TinyKWSError(f"{path}: the verifier was trained on other features than the model's "
+                           "(FeatureParams differ); train it again (`tinykws train-verifier`)")
 
 
 class SecondLook:
