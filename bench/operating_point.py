@@ -17,6 +17,7 @@ and false alarms on the testing streams beside the acceptance point.
 """
 import argparse
 import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -27,21 +28,15 @@ import numpy as np  # noqa: E402
 from tinykws import stream_eval  # noqa: E402
 from tinykws.detect import Detector  # noqa: E402
 from tinykws.keyword_streams import (  # noqa: E402
-    Stream, StreamSpec, build_negative_stream, build_stream, load_stream, run_stream_clips, save_stream,
+    Stream, StreamSpec, build_negative_stream, build_stream, load_stream, run_stream_clips,
 )
 from tinykws.detector_config import choose_operating_point  # noqa: E402
 from tinykws.stream_eval import (  # noqa: E402
     det_curve, pooled_curve, score_detections, validation_curves,
 )
 
-SNRS = (40.0, 30.0, 20.0, 10.0)
-
-
-def cached(path: Path, make):
-    """A stream from the cache, built and saved on the first call."""
-    if not path.is_file():
-        save_stream(make(), path)
-    return load_stream(path)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cached_streams import SNRS, cached  # noqa: E402  (bench/cached_streams.py)
 
 
 def val_path(a, kind: str, minutes: int) -> Path:

@@ -18,6 +18,7 @@ for the scarce regime's). Streams are built and cached as `bench/stream_select.p
 """
 import argparse
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,35 +28,17 @@ import numpy as np  # noqa: E402
 from tinykws.checkpoint import load_model  # noqa: E402
 from tinykws.detect import Detector  # noqa: E402
 from tinykws.detector_config import choose_operating_point  # noqa: E402
-from tinykws.keyword_streams import (  # noqa: E402
-    StreamSpec, build_negative_stream, build_stream, load_stream, run_stream_clips, save_stream,
-)
 from tinykws.stream_eval import det_curve, trace  # noqa: E402
 
-SNRS = (40.0, 30.0, 20.0, 10.0)
-
-
-def cached(path: Path, make):
-    """A stream from the cache, built and saved on the first call."""
-    if not path.is_file():
-        save_stream(make(), path)
-    return load_stream(path)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cached_streams import testing_streams, validation_streams  # noqa: E402  (bench/cached_streams.py)
 
 
 def streams(a, run: Path) -> dict:
     """The testing and validation streams ("kw", "neg", "val_kw", "val_neg")."""
-    def kw(split: str, minutes: int, seed: int):
-        kws, others, noise, root = run_stream_clips(run, split)
-        return build_stream(kws, others, noise, StreamSpec(minutes=minutes, snrs_db=SNRS, seed=seed), root=root)
-
-    return {
-        "kw": cached(a.cache / f"kw_{a.tag}.wav", lambda: kw("testing", 30, 0)),
-        "neg": cached(a.cache / f"neg_{a.tag}.wav", lambda: build_negative_stream(
-            a.negatives, minutes=60, snrs_db=SNRS, seed=2)),
-        "val_kw": cached(a.cache / f"sel_val_kw_{a.tag}.wav", lambda: kw("validation", 10, 17)),
-        "val_neg": cached(a.cache / f"sel_val_neg_{a.tag}.wav", lambda: build_negative_stream(
-            a.negatives, minutes=60, split="validation", snrs_db=SNRS, seed=19)),
-    }
+    (kw, neg), (val_kw, val_neg) = (testing_streams(run, a.negatives, a.cache, a.tag),
+                                    validation_streams(run, a.negatives, a.cache, a.tag))
+    return {"kw": kw, "neg": neg, "val_kw": val_kw, "val_neg": val_neg}
 
 
 def rows_of(a, run: Path, verifier, t2s: list) -> list[tuple]:

@@ -19,6 +19,7 @@ validation streams are cached beside the testing ones (`sel_val_*`).
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -27,19 +28,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from tinykws.detect import Detector  # noqa: E402
-from tinykws.keyword_streams import (  # noqa: E402
-    StreamSpec, build_negative_stream, build_stream, load_stream, run_stream_clips, save_stream,
-)
 from tinykws.stream_eval import det_curve  # noqa: E402
 
-SNRS = (40.0, 30.0, 20.0, 10.0)
-
-
-def cached(path: Path, make):
-    """A stream from the cache, built and saved on the first call."""
-    if not path.is_file():
-        save_stream(make(), path)
-    return load_stream(path)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cached_streams import testing_streams, validation_streams  # noqa: E402  (bench/cached_streams.py)
 
 
 def acceptance(det: Detector, kw, neg) -> tuple[float, float]:
@@ -97,21 +89,8 @@ def main() -> None:
     a = ap.parse_args()
     a.cache.mkdir(parents=True, exist_ok=True)
     first = a.runs[0]
-
-    def testing_kw():
-        kws, others, noise, root = run_stream_clips(first, "testing")
-        return build_stream(kws, others, noise, StreamSpec(minutes=30, snrs_db=SNRS, seed=0), root=root)
-
-    def validation_kw():
-        kws, others, noise, root = run_stream_clips(first, "validation")
-        return build_stream(kws, others, noise, StreamSpec(minutes=10, snrs_db=SNRS, seed=17), root=root)
-
-    test = (cached(a.cache / f"kw_{a.tag}.wav", testing_kw),
-            cached(a.cache / f"neg_{a.tag}.wav", lambda: build_negative_stream(
-                a.negatives, minutes=60, snrs_db=SNRS, seed=2)))
-    val = (cached(a.cache / f"sel_val_kw_{a.tag}.wav", validation_kw),
-           cached(a.cache / f"sel_val_neg_{a.tag}.wav", lambda: build_negative_stream(
-               a.negatives, minutes=60, split="validation", snrs_db=SNRS, seed=19)))
+    test = testing_streams(first, a.negatives, a.cache, a.tag)
+    val = validation_streams(first, a.negatives, a.cache, a.tag)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in a.runs:
