@@ -19,7 +19,7 @@ keyword (never `_unknown_`/`_silence_`) fires when its smoothed score reaches `t
 and no detection happened in the last `refractory_ms` (`Trigger`). `IntTrigger` is the
 same rule in exact integer arithmetic on Q15 scores, for integer (int8) builds. A detector
 with a second look (`DetectorConfig.second_look`) then has a verifier confirm each
-detection (`tinykws.second_look`; Python only so far: `compile` refuses it).
+detection (`tinykws.second_look`; Python only so far: `compile` builds the first stage).
 
 This module is the runtime (`FrameScorer`, `Detector`, `detect_file`, `detect_live`); the
 configuration and `detector.json` are `tinykws.detector_config`, the triggers

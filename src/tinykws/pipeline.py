@@ -472,6 +472,9 @@ def _after_lists(cfg: PipelineConfig, run: Path, data: Path, t: "StageTimer", ma
     if cfg.second_look is not None and negatives_dir is not None:
         t.run("train verifier", lambda: _train_verifier(cfg, run),
               lambda r: "kept the finished one" if r is None else f"{r.name}, second look at {cfg.second_look:g}")
+    if cfg.second_look is not None and negatives_dir is None:
+        console.print("--second-look: this task has no negatives to train a verifier on; the "
+                      "detector has no second look")
     _set_second_look(run, cfg.second_look if negatives_dir is not None else None)
     # the detector threshold for <= 1 false alarm an hour on validation speakers and <= 2 on
     # an hour of validation negatives (detector.json, read by detect, the report and the
