@@ -13,7 +13,8 @@ stream of the validation split, <= 2 on an hour of the negatives' validation spe
 script prints that threshold's recall and false alarms on the testing streams (the 30-minute
 keyword stream and the negative hour `bench/stream_diagnose.py` caches as NAME), beside the
 testing acceptance point (the best recall with <= 1 and <= 2 there; `--kw-max 6 --neg-max 6`
-for the scarce regime's). Streams are built and cached as `bench/stream_select.py` builds them
+for the scarce regime's). It also picks t2 itself on validation (the setting whose stored point
+has the best validation recall within the limits) and prints what that gives on testing. Streams are built and cached as `bench/stream_select.py` builds them
 (`sel_val_*` for validation).
 """
 import argparse
@@ -60,8 +61,14 @@ def rows_of(a, run: Path, verifier, t2s: list) -> list[tuple]:
         ok = [p.recall for p, n in zip(c["kw"], c["neg"])
               if p.fa_per_hour <= a.kw_max and n.fa_per_hour <= a.neg_max]
         out.append((t2, op.threshold, c["kw"][i].recall, c["kw"][i].fa_per_hour, c["neg"][i].fa_per_hour,
-                    max(ok, default=0.0)))
+                    max(ok, default=0.0), op.recall if op.met else -1.0))
     return out
+
+
+def chosen_on_validation(rows: list[tuple]) -> tuple:
+    """The row whose stored point has the best validation recall within the limits (t2
+    chosen on validation as t1 is); on a tie the first, i.e. the lower t2 (None first)."""
+    return max(rows, key=lambda r: r[6])
 
 
 def main() -> None:
@@ -84,9 +91,14 @@ def main() -> None:
     for run in a.runs:
         rows = rows_of(a, run, verifier, t2s)
         table.append(rows)
-        for t2, thr, r, kfa, nfa, acc in rows:
+        for t2, thr, r, kfa, nfa, acc, _ in rows:
             print(f"{run.name} {'off' if t2 is None else t2} | {thr:.4f} -> {r:.3f} ({kfa:.1f}, {nfa:.1f}) | {acc:.3f}",
                   flush=True)
+    picked = [chosen_on_validation(rows) for rows in table]
+    print("t2 chosen on validation too: " + " | ".join(
+        f"{run.name} {'off' if p[0] is None else p[0]} -> {p[2]:.3f} ({p[3]:.1f}, {p[4]:.1f})"
+        for run, p in zip(a.runs, picked)))
+    print(f"  mean testing recall {np.mean([p[2] for p in picked]):.3f}, neg FA/h {np.mean([p[4] for p in picked]):.1f}")
     print(f"mean over {len(a.runs)} runs:")
     for j, t2 in enumerate(t2s):
         r = np.array([rows[j][2] for rows in table])
