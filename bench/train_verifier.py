@@ -30,28 +30,8 @@ import numpy as np  # noqa: E402
 
 from tinykws.config import TrainConfig, pipeline_recipe  # noqa: E402
 from tinykws.run import RunDir  # noqa: E402
+from tinykws.second_look import merged_training  # noqa: E402
 from tinykws.train import train  # noqa: E402
-
-
-def merged_training(base: RunDir, out: RunDir) -> int:
-    """Write OUT's training.npz (training + spare + negatives) and link the other splits; rows."""
-    out.features.mkdir(parents=True, exist_ok=True)
-    parts = [np.load(base.features / f"{n}.npz") for n in ("training", "spare", "negatives")
-             if (base.features / f"{n}.npz").is_file()]
-    cats = [str(c) for c in parts[0]["categories"]]
-    for p in parts[1:]:
-        if [str(c) for c in p["categories"]] != cats:
-            sys.exit("the feature files' categories differ")
-    arrays = {k: np.concatenate([p[k] for p in parts]) for k in ("features", "labels", "paths")}
-    np.savez(out.features_file("training"), **arrays, categories=parts[0]["categories"],
-             feature_params=parts[0]["feature_params"])
-    for split in ("validation", "testing"):
-        link = out.features_file(split)
-        if not link.exists():
-            link.symlink_to(base.features_file(split).resolve())
-    counts = np.bincount(arrays["labels"], minlength=len(cats))
-    print("training rows: " + ", ".join(f"{c} {n}" for c, n in zip(cats, counts)), file=sys.stderr)
-    return len(arrays["labels"])
 
 
 def mined_rows(base: RunDir, negatives: Path, minutes: float, t1: float, delay_ms: float,
@@ -113,10 +93,12 @@ def main() -> None:
     if unknown:
         sys.exit(f"--cfg: not TrainConfig fields: {', '.join(sorted(unknown))}")
     n = merged_training(base, out)
+    tr = np.load(out.features_file("training"))
+    counts = np.bincount(tr["labels"], minlength=len(tr["categories"]))
+    print("training rows: " + ", ".join(f"{c} {k}" for c, k in zip(tr["categories"], counts)), file=sys.stderr)
     if a.mine_minutes > 0:
         if a.negatives is None:
             sys.exit("--mine-minutes needs --negatives (the negatives folder BASE_RUN was trained with)")
-        tr = np.load(out.features_file("training"))
         cats = [str(c) for c in tr["categories"]]
         m = mined_rows(base, a.negatives, a.mine_minutes, a.mine_t1, 200.0, cats)
         arrays = {k: np.concatenate([tr[k]] + [m[k]] * a.mine_repeat) for k in ("features", "labels", "paths")}

@@ -154,7 +154,7 @@ def train_verifier(run_dir: Path | str, unknown_weight: float = 0.05, threads: i
     if bad:
         raise TinyKWSError(f"not training settings: {', '.join(sorted(bad))}")
     work = RunDir(run.train / "verifier")
-    n = _merged_training(run, work)
+    n = merged_training(run, work)
     recipe = dataclasses.replace(pipeline_recipe(n), unknown_weight=unknown_weight,
                                  threads=threads, **changes)
     # a killed training resumes from its last epoch when the recipe and the rows are the same
@@ -178,9 +178,10 @@ def _input_keys(run: RunDir) -> list:
                       run.features_file("validation"))]
 
 
-def _merged_training(run: RunDir, work: RunDir) -> int:
+def merged_training(run: RunDir, work: RunDir) -> int:
     """WORK's features: training = the run's training + spare + negatives rows; validation
-    the run's. Returns the training rows."""
+    the run's (`bench/train_verifier.py` trains its variants on them too). Returns the
+    training rows."""
     work.features.mkdir(parents=True, exist_ok=True)
     names = [run.features_file("training"), run.spare_features, run.negative_features]
     parts = [np.load(p) for p in names if p.is_file()]
