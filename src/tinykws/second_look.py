@@ -4,9 +4,11 @@ the *verifier*, also hears its keyword in the second of features that ends a lit
 Why: the stream model fires on near-miss words ("store" for stop) about as surely as on its
 keywords, and every lever on its own training moved both together. A second, independently
 trained classifier that has heard the negatives disagrees with many of those false alarms:
-on seven stream seeds of the embedded default it raised the recall at the acceptance point
-(<= 1 false alarm an hour on the keyword stream, <= 2 on the negative hour) by 9 points on
-average, the worst seeds most (docs/benchmarks.md, "Issue 19, twenty-fourth round").
+on seven stream seeds of one embedded-default clip model it raised the recall at the
+acceptance point (<= 1 false alarm an hour on the keyword stream, <= 2 on the negative hour)
+by 7-11 points on average and doubled it at the stored operating point; on one run with other
+data it gained nothing (docs/benchmarks.md, "Issue 19, twenty-fourth and twenty-fifth rounds").
+Hence an option, off by default.
 
 How: the detector keeps the last `win` feature frames (98: one training clip). When the
 first stage fires at frame d, the verifier classifies, from a zero state, the window of
