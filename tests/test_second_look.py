@@ -20,7 +20,9 @@ from tinykws.errors import TinyKWSError
 from tinykws.features import FeatureParams, frames_from_stream
 from tinykws.models import ModelConfig
 from tinykws.run import RunDir
-from tinykws.second_look import delay_frames, frame_index, train_verifier, verifier_scores
+from tinykws.second_look import (
+    delay_frames, frame_index, train_verifier, verifier_is_current, verifier_scores,
+)
 
 META = Checkpoint(ModelConfig(num_classes=len(CATEGORIES)), FeatureParams(), tuple(CATEGORIES), {})
 YES = CATEGORIES.index("yes")
@@ -198,16 +200,22 @@ def test_train_verifier_learns_from_the_clips_and_the_negatives(tmp_path, capsys
     model, ck = load_model(path)
     assert list(ck.categories) == FEATURE_CATS and ck.model_config.hidden_size == 8
     assert not (run.train / "verifier" / "features").exists()  # the merged rows are not kept
-    # run again (as after a kill): the same recipe and rows resume from the last epoch,
-    # another recipe starts over
+    # run again: the same recipe on the same rows is kept (other threads too); after a kill
+    # (no done marker) it resumes from the last epoch; another recipe starts over
     import tinykws.train
 
     calls = []
     real = tinykws.train.train
     monkeypatch.setattr(tinykws.train, "train", lambda *a, **k: calls.append(k["resume"]) or real(*a, **k))
-    train_verifier(run.root, epochs=1, hidden_units=8, num_layers=1, batch_size=16)
-    train_verifier(run.root, epochs=1, hidden_units=6, num_layers=1, batch_size=16)
+    same = dict(epochs=1, hidden_units=8, num_layers=1, batch_size=16)
+    assert verifier_is_current(run.root, **same) and not verifier_is_current(run.root, **{**same, "epochs": 2})
+    assert train_verifier(run.root, threads=2, **same) == run.verifier and calls == []
+    (run.train / "verifier.json").unlink()  # as if killed before the end
+    assert not verifier_is_current(run.root, **same)
+    train_verifier(run.root, **same)
+    train_verifier(run.root, **{**same, "hidden_units": 6})
     assert calls == [True, False] and load_model(run.verifier)[1].model_config.hidden_size == 6
+    assert verifier_is_current(run.root, **{**same, "hidden_units": 6})
     # the CLI: a run folder that is not one is one line
     code, _, err = run_cli(["train-verifier", str(tmp_path / "nowhere")], capsys, monkeypatch)
     assert code == 2 and "no such run folder" in err

@@ -334,20 +334,14 @@ def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
 
 
 def _train_verifier(cfg: PipelineConfig, run: Path) -> Optional[Path]:
-    """The second look's verifier (RUN/train/verifier.pt); one trained on the same features
-    with the same recipe is kept (`train/verifier.json`)."""
-    from tinykws.second_look import train_verifier
+    """The second look's verifier (RUN/train/verifier.pt); None when the one there is current
+    (the same recipe on the same rows: `second_look.verifier_is_current`)."""
+    from tinykws.second_look import train_verifier, verifier_is_current
 
-    rd = RunDir(run)
-    marker = rd.train / "verifier.json"
-    key = {"training": _cache_key(rd.features_file("training")), "quick": cfg.quick,
-           "negatives": _cache_key(rd.negative_features), "spare": _cache_key(rd.spare_features)}
-    if rd.verifier.is_file() and read_marker(marker) == key:
-        return None
     quick = dict(epochs=2, hidden_units=16, batch_size=32) if cfg.quick else {}
-    path = train_verifier(run, threads=2, **quick)
-    atomic_write_text(marker, json.dumps(key, indent=2))
-    return path
+    if verifier_is_current(run, **quick):
+        return None
+    return train_verifier(run, threads=2, **quick)
 
 
 def _set_second_look(run: Path, value: Optional[float]) -> None:

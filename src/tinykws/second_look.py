@@ -145,39 +145,73 @@ def train_verifier(run_dir: Path | str, unknown_weight: float = 0.05, threads: i
     larger set) on its training clips, its spare other-word clips and its negatives'
     training speech (`features/negatives.npz`, all `_unknown_`), validated on its validation
     clips. `unknown_weight` 0.05: most rows are negatives; 0.5 let them drown the keywords
-    (docs/benchmarks.md, "Issue 19, twenty-third round"). Returns the checkpoint's path."""
+    (docs/benchmarks.md, "Issue 19, twenty-third round"). A verifier already trained with
+    the same recipe on the same rows is kept (`verifier_is_current`); a killed training
+    resumes. Returns the checkpoint's path."""
     from tinykws.train import train  # torch: `tinykws detect` imports this module, and need not train
 
     run = RunDir(run_dir)
+    recipe, key = _verifier_plan(run, unknown_weight, threads, changes)
+    if _is_current(run, key):
+        return run.verifier
+    work = RunDir(run.train / "verifier")
+    merged_training(run, work)
+    # a killed training resumes from its last epoch when the recipe and the rows are the same
+    resume = work.last.is_file() and read_marker(work.train_started) == key
+    work.train.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(work.train_started, json.dumps(key))
+    train(work.features, work.root, recipe, resume=resume)
+    target = run.verifier
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.copyfile(work.best, tmp)  # best.pt stays: a finished training resumes to itself
+    tmp.replace(target)
+    atomic_write_text(_done_marker(run), json.dumps(key, indent=2))
+    shutil.rmtree(work.features)  # the merged rows: ~0.2 GB for the default's negatives
+    return target
+
+
+def verifier_is_current(run_dir: Path | str, unknown_weight: float = 0.05, **changes: Any) -> bool:
+    """Does RUN_DIR/train/verifier.pt come from this recipe and the run's current rows
+    (`train_verifier` would keep it)?"""
+    run = RunDir(run_dir)
+    return _is_current(run, _verifier_plan(run, unknown_weight, 1, changes)[1])
+
+
+def _verifier_plan(run: RunDir, unknown_weight: float, threads: int,
+                   changes: dict[str, Any]) -> tuple[TrainConfig, dict]:
+    """(the verifier's recipe, its key: the recipe but threads, and the input rows' cache keys);
+    refused with one line when the run has no negatives or a change is not a setting."""
     if not run.negative_features.is_file():
         raise TinyKWSError(f"{run.negative_features}: no such file; the verifier learns from the "
                            "stream phase's negatives (run `tinykws train-stream` or the pipeline first)")
     bad = set(changes) - {f.name for f in dataclasses.fields(TrainConfig)}
     if bad:
         raise TinyKWSError(f"not training settings: {', '.join(sorted(bad))}")
-    work = RunDir(run.train / "verifier")
-    n = merged_training(run, work)
+    n = sum(len(np.load(p)["labels"]) for p in _training_parts(run) if p.is_file())  # labels only
     recipe = dataclasses.replace(pipeline_recipe(n), unknown_weight=unknown_weight,
                                  threads=threads, **changes)
-    # a killed training resumes from its last epoch when the recipe and the rows are the same
-    started = {"recipe": recipe.to_dict(), "rows": _input_keys(run)}
-    resume = work.last.is_file() and read_marker(work.train_started) == started
-    work.train.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(work.train_started, json.dumps(started))
-    train(work.features, work.root, recipe, resume=resume)
-    target = run.verifier
-    tmp = target.with_name(target.name + ".tmp")
-    shutil.copyfile(work.best, tmp)  # best.pt stays: a finished training resumes to itself
-    tmp.replace(target)
-    shutil.rmtree(work.features)  # the merged rows: ~0.2 GB for the default's negatives
-    return target
+    same = {k: v for k, v in recipe.to_dict().items() if k != "threads"}  # threads: same model
+    return recipe, {"recipe": same, "rows": _input_keys(run)}
+
+
+def _is_current(run: RunDir, key: dict) -> bool:
+    return run.verifier.is_file() and read_marker(_done_marker(run)) == key
+
+
+def _done_marker(run: RunDir) -> Path:
+    """What the run's verifier.pt was trained from (`_verifier_plan`'s key)."""
+    return run.train / "verifier.json"
+
+
+def _training_parts(run: RunDir) -> list[Path]:
+    """The feature files the verifier trains on, in order (the spare clips may be missing)."""
+    return [run.features_file("training"), run.spare_features, run.negative_features]
 
 
 def _input_keys(run: RunDir) -> list:
     """The cache keys of the feature files the verifier is trained on (None where missing)."""
     return [(read_marker(cache_json(p)) or {}).get("key")
-            for p in (run.features_file("training"), run.spare_features, run.negative_features,
-                      run.features_file("validation"))]
+            for p in (*_training_parts(run), run.features_file("validation"))]
 
 
 def merged_training(run: RunDir, work: RunDir) -> int:
@@ -185,7 +219,7 @@ def merged_training(run: RunDir, work: RunDir) -> int:
     the run's (`bench/train_verifier.py` trains its variants on them too). Returns the
     training rows."""
     work.features.mkdir(parents=True, exist_ok=True)
-    names = [run.features_file("training"), run.spare_features, run.negative_features]
+    names = _training_parts(run)
     parts = [np.load(p) for p in names if p.is_file()]
     cats = [str(c) for c in parts[0]["categories"]]
     for p, name in zip(parts[1:], names[1:]):
