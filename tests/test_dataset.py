@@ -3,6 +3,7 @@ lists), the npz contract, training-only seeded noise, the cache, rows, and bad i
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from dataclasses import replace
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 import tinykws.dataset as ds
 from eval_helpers import tinykws_command
@@ -17,7 +19,7 @@ from tinykws.data.audio import load_audio
 from tinykws.data.speech_commands import make_lists
 from tinykws.errors import TinyKWSError
 from tinykws.features import FeatureParams, logmel, logmel_batch
-from tinykws.run import read_features
+from tinykws.run import features_stamp, read_features
 
 from realdata import REAL as DEV  # the dev set, or the committed mini set
 from realdata import needs_dev_set, require_dev_set
@@ -136,6 +138,40 @@ def test_cache_key_sees_clip_changes(lists, tmp_path):
     assert k != ds.cache_key(examples, ["yes"], settings)
     os.utime(copy, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert k == ds.cache_key(examples, ["yes"], settings)
+
+
+def test_features_made_again_from_moved_clips_keep_their_stamp(lists, tmp_path):
+    """A run folder copied with `cp -r` (new paths, new mtimes) featurizes again: the cache
+    key sees other files. The stamp the trained stages' markers hold is the arrays' digest,
+    so it stays, and retraining is not needed; a changed clip changes it."""
+    data = tmp_path / "data"
+    for split in ("training", "validation", "testing"):
+        for rel in (lists / f"{split}_list.txt").read_text().split():
+            (data / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(DEV / rel, data / rel)  # contents only: new mtimes
+    noise = tmp_path / "noise"
+    shutil.copytree(NOISE, noise, copy_function=shutil.copyfile)
+    cfg = ds.FeaturizeConfig(workers=2, noise_dir=NOISE)
+    a = ds.featurize_lists(DEV, lists, tmp_path / "a", cfg)
+    b = ds.featurize_lists(data, lists, tmp_path / "b", replace(cfg, noise_dir=noise))
+    for split in a:
+        ka, kb = (json.loads(ds.cache_json(p[split]).read_text())["key"] for p in (a, b))
+        assert ka != kb  # other paths and mtimes
+        assert features_stamp(a[split]) == features_stamp(b[split]) != ka
+        assert len(features_stamp(a[split])) == 64
+    assert load(a["training"])["paths"][0] != load(b["training"])["paths"][0]
+    clip = data / (lists / "testing_list.txt").read_text().split()[0]
+    x = load_audio(clip)[0]
+    sf.write(clip, x[::-1], 16000, subtype="PCM_16")  # same size, other speech
+    c = ds.featurize_lists(data, lists, tmp_path / "b", replace(cfg, noise_dir=noise, splits=["testing"]))
+    assert features_stamp(c["testing"]) != features_stamp(a["testing"])
+    # a feature file written before the digest is stamped by its cache key
+    meta = ds.cache_json(a["testing"])
+    info = json.loads(meta.read_text())
+    del info["content"]
+    meta.write_text(json.dumps(info))
+    assert features_stamp(a["testing"]) == info["key"]
+    assert features_stamp(tmp_path / "none.npz") is None
 
 
 def test_rows_window_and_shift(lists, tmp_path):

@@ -259,6 +259,27 @@ def test_a_finished_clip_phase_trains_again_on_other_features(tmp_path: Path, mo
     assert "features not recorded" in " ".join(capsys.readouterr().err.split())
 
 
+def test_a_copied_run_featurized_again_keeps_its_clip_phase(tmp_path: Path, monkeypatch, capsys) -> None:
+    """`cp -r` of a run gives its clips new paths and mtimes, so featurize makes the files
+    again under a new cache key; the same arrays (the same digest, `content`) keep the trained
+    stage. Other arrays train again."""
+    from tinykws import pipeline
+    from tinykws.run import cache_json
+
+    run, calls = _trained_run_with_fake_training(tmp_path, monkeypatch)
+    cfg = pipeline.PipelineConfig(out=run, quick=True)
+    for split, key in (("training", "a"), ("validation", "b")):
+        cache_json(run / "features" / f"{split}.npz").write_text(json.dumps({"key": key, "content": key * 2}))
+    assert pipeline._train(cfg, run) == "trained" and len(calls) == 1
+    assert json.loads((run / "train" / "done.json").read_text())["features"] == ["aa", "bb"]
+    cache_json(run / "features" / "training.npz").write_text(json.dumps({"key": "c", "content": "aa"}))
+    assert pipeline._train(cfg, run) is None and len(calls) == 1  # made again, the same arrays
+    cache_json(run / "features" / "training.npz").write_text(json.dumps({"key": "c", "content": "cc"}))
+    capsys.readouterr()
+    assert pipeline._train(cfg, run) == "trained" and len(calls) == 2
+    assert "training again: features changed" in " ".join(capsys.readouterr().err.split())
+
+
 def test_a_killed_clip_phase_resumes_only_what_it_was_training(tmp_path: Path, monkeypatch) -> None:
     """last.pt is resumed only for the training `train/started.json` says was under way. A
     finished run's last.pt, once the data changed, was "resumed" at its last epoch: the

@@ -46,7 +46,7 @@ from tinykws.errors import MAX_WORKERS, TinyKWSError, check_count, check_seed
 from tinykws.features import FeatureParams, logmel_batch, single_thread_blas
 from tinykws.labels import UNKNOWN
 from tinykws.progress import progress_bar
-from tinykws.run import cache_json, split_file
+from tinykws.run import cache_json, content_digest, split_file
 
 console = Console(stderr=True)
 
@@ -583,7 +583,7 @@ def _featurize_unknown(examples: Sequence[Example], out_npz: Path | str, categor
 def _save_split(npz: Path, meta: Path, arrays: dict, info: dict) -> None:
     """The npz first, then its cache key: a key on disk always describes a complete npz."""
     _save_npz(npz, **arrays)
-    meta.write_text(json.dumps(info, indent=1))
+    meta.write_text(json.dumps({**info, "content": content_digest(arrays)}, indent=1))
 
 
 def _cache_hit(meta: Path, key: str, on_error: str) -> bool:

@@ -22,8 +22,8 @@ from rich.table import Table
 from tinykws.config import PRESETS, TrainConfig
 from tinykws.errors import TinyKWSError
 from tinykws.run import (
-    PIPELINE_BUILDS, Build, RunDir, atomic_write_text, cache_json, file_sha256, read_features,
-    read_marker, run_changes, same_run,
+    PIPELINE_BUILDS, Build, RunDir, atomic_write_text, cache_json, features_stamp, file_sha256,
+    read_features, read_marker, run_changes, same_run,
 )
 
 from tinykws.pipeline_negatives import NegativesPlan, finish_negatives, start_negatives, stop_negatives
@@ -135,7 +135,7 @@ def _train(cfg: PipelineConfig, run: Path, init: Optional[Path] = None,
                                  **({} if epochs is None else {"epochs": epochs}))
     marker = {"config": recipe.to_dict(), "init": None if init is None else file_sha256(init),
               # the data it learns from: other lists (--data, a new default) train anew
-              "features": [_cache_key(rd.features_file(s)) for s in ("training", "validation")]}
+              "features": [features_stamp(rd.features_file(s)) for s in ("training", "validation")]}
     done = rd.train_done
     if rd.best.is_file():
         state = read_marker(done)
@@ -309,14 +309,14 @@ def _stream_config(cfg: PipelineConfig) -> Any:
 
 def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
     """The stream phase after the clip phase; a finished one is kept (`stream_done.json`:
-    its config and the cache key of the negatives' features)."""
+    its config and the stamps of the negatives' features)."""
     from tinykws.stream_training import StreamTrainConfig, train_stream
 
     scfg = _stream_config(cfg)
     rd = RunDir(run)
     feats, spare = rd.negative_features, rd.spare_features
     key = {"config": scfg.to_dict(), "negatives": None if not with_negatives else
-           _cache_key(feats), "spare": _cache_key(spare) if with_negatives else None}
+           features_stamp(feats), "spare": features_stamp(spare) if with_negatives else None}
     done = rd.stream_done
     state = read_marker(done)
     if same_run(state, key, StreamTrainConfig):
@@ -351,12 +351,6 @@ def _set_second_look(run: Path, value: Optional[float]) -> None:
     config, op = load_detector(run)
     if config.second_look != value:
         save_detector(run, dataclasses.replace(config, second_look=value), op)
-
-
-def _cache_key(npz: Path) -> Optional[str]:
-    """The cache key of a feature file (`<name>.cache.json`), None when there is none."""
-    marker = read_marker(cache_json(npz)) if npz.is_file() else None
-    return marker.get("key") if marker else None
 
 
 def _verify(run: Path, build: Build, clips: int) -> Any:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fcntl
+import hashlib
 import json
 import os
 import threading
@@ -106,6 +107,25 @@ def split_file(features_dir: Path | str, split: str) -> Path:
 def cache_json(npz: Path | str) -> Path:
     """The cache-key record beside a feature file (`<name>.cache.json`)."""
     return Path(npz).with_suffix(".cache.json")
+
+
+def content_digest(arrays: dict) -> str:
+    """sha256 of a feature file's arrays but `paths`: what the stages trained on it learn
+    from, the same for the same features made again from clips that moved."""
+    h = hashlib.sha256()
+    for name in sorted(k for k in arrays if k != "paths"):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"{name}\t{a.dtype.str}\t{a.shape}\n".encode())
+        h.update(a.reshape(-1).view(np.uint8))  # no copy of the (GB-sized) features
+    return h.hexdigest()
+
+
+def features_stamp(npz: Path | str) -> Optional[str]:
+    """A feature file's stamp for the done markers of the stages trained on it: its arrays'
+    digest (a copied or moved run folder featurizes again to the same one and keeps its
+    trained stages), the cache key for files written before the digest, None without a file."""
+    marker = read_marker(cache_json(npz)) if Path(npz).is_file() else None
+    return (marker.get("content") or marker.get("key")) if marker else None
 
 
 def lists_json(lists_dir: Path | str) -> Path:

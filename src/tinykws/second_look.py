@@ -38,7 +38,7 @@ import numpy as np
 from tinykws.config import TrainConfig, pipeline_recipe
 from tinykws.detector_config import Detection
 from tinykws.errors import TinyKWSError
-from tinykws.run import RunDir, atomic_write_text, cache_json, read_marker
+from tinykws.run import RunDir, atomic_write_text, features_stamp, read_marker
 from tinykws.tuning import torch_threads
 
 if TYPE_CHECKING:
@@ -179,7 +179,7 @@ def verifier_is_current(run_dir: Path | str, unknown_weight: float = 0.05, **cha
 
 def _verifier_plan(run: RunDir, unknown_weight: float, threads: int,
                    changes: dict[str, Any]) -> tuple[TrainConfig, dict]:
-    """(the verifier's recipe, its key: the recipe but threads, and the input rows' cache keys);
+    """(the verifier's recipe, its key: the recipe but threads, and the input rows' stamps);
     refused with one line when the run has no negatives or a change is not a setting."""
     if not run.negative_features.is_file():
         raise TinyKWSError(f"{run.negative_features}: no such file; the verifier learns from the "
@@ -209,9 +209,8 @@ def _training_parts(run: RunDir) -> list[Path]:
 
 
 def _input_keys(run: RunDir) -> list:
-    """The cache keys of the feature files the verifier is trained on (None where missing)."""
-    return [(read_marker(cache_json(p)) or {}).get("key")
-            for p in (*_training_parts(run), run.features_file("validation"))]
+    """The stamps of the feature files the verifier is trained on (None where missing)."""
+    return [features_stamp(p) for p in (*_training_parts(run), run.features_file("validation"))]
 
 
 def merged_training(run: RunDir, work: RunDir) -> int:
