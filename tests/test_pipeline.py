@@ -136,6 +136,8 @@ def test_pipeline_bad_data_is_a_clean_error(tmp_path: Path) -> None:
     (["--stream-workers", "2", "--no-streaming"], "drop --no-streaming"),
     (["--second-look", "1.5"], "--second-look is a probability"),
     (["--second-look", "0.9", "--no-streaming"], "drop --no-streaming"),
+    # ran every stage up to the stream phase, then said the task had no negatives
+    (["--second-look", "0.9", "--task", "all"], "--task all has no `_unknown_` class"),
 ])
 def test_pipeline_bad_options_fail_before_any_work(tmp_path: Path, args, words) -> None:
     (tmp_path / "afile.txt").write_text("x")

@@ -228,6 +228,9 @@ def _check_options(cfg: PipelineConfig) -> None:
         raise TinyKWSError("--stream-workers shares the stream phase: drop --no-streaming, or the workers")
     if cfg.second_look is not None and not cfg.streaming:
         raise TinyKWSError("--second-look's verifier learns from the stream phase's negatives: drop --no-streaming")
+    if cfg.second_look is not None and cfg.task.strip() == "all":  # every word a keyword
+        raise TinyKWSError("--second-look's verifier learns from negatives as `_unknown_`, and "
+                           "--task all has no `_unknown_` class: name the keywords, or drop --second-look")
     if cfg.second_look is not None and not 0 <= cfg.second_look <= 1:  # NaN too
         raise TinyKWSError(f"--second-look is a probability in [0, 1], not {cfg.second_look}")
     if cfg.preset not in PRESETS:
