@@ -140,10 +140,17 @@ def test_cache_key_sees_clip_changes(lists, tmp_path):
     assert k == ds.cache_key(examples, ["yes"], settings)
 
 
-def test_features_made_again_from_moved_clips_keep_their_stamp(lists, tmp_path):
+def test_features_made_again_from_moved_clips_keep_their_stamp(tmp_path):
     """A run folder copied with `cp -r` (new paths, new mtimes) featurizes again: the cache
     key sees other files. The stamp the trained stages' markers hold is the arrays' digest,
     so it stays, and retraining is not needed; a changed clip changes it."""
+    lists = tmp_path / "lists"  # one clip a word and split (the committed mini set has 3)
+    lists.mkdir()
+    (lists / "categories.txt").write_text("yes\nno\n_unknown_\n")
+    rels = {w: sorted(p.relative_to(DEV).as_posix() for p in (DEV / w).glob("*.wav"))[:3]
+            for w in ("yes", "no", "up")}
+    for i, split in enumerate(("training", "validation", "testing")):
+        (lists / f"{split}_list.txt").write_text("".join(rels[w][i] + "\n" for w in rels))
     data = tmp_path / "data"
     for split in ("training", "validation", "testing"):
         for rel in (lists / f"{split}_list.txt").read_text().split():
