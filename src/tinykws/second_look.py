@@ -6,8 +6,8 @@ keywords, and every lever on its own training moved both together. A second, ind
 trained classifier that has heard the negatives disagrees with many of those false alarms:
 on seven stream seeds of one embedded-default clip model it raised the recall at the
 acceptance point (<= 1 false alarm an hour on the keyword stream, <= 2 on the negative hour)
-by 7-11 points on average and doubled it at the stored operating point; over three whole runs
-with their own data it gained 2.4 points (−7.1 to +14.2), within the noise (docs/benchmarks.md,
+by 7-11 points on average and doubled it at the stored operating point; over five whole runs
+with their own data it gained 3.2 points (−7.1 to +14.2), within the noise (docs/benchmarks.md,
 "Issue 19, twenty-fourth to twenty-sixth rounds"). Hence an option, off by default.
 
 How: the detector keeps the last `win` feature frames (98: one training clip). When the
