@@ -215,6 +215,8 @@ def data_dirs(cfg: PipelineConfig) -> tuple[Path, ...]:
 def _check_options(cfg: PipelineConfig) -> None:
     """Refuse bad options up front, not after minutes of synthesis and training (and never
     read 0 as 'the default')."""
+    from tinykws.data.speech_commands import task_has_unknown
+
     counts = {"--epochs": cfg.epochs, "--per-word": cfg.per_word,
               "--verify-clips": cfg.verify_clips, "--negative-utterances": cfg.negative_utterances,
               "--stream-steps": cfg.stream_steps, "--stream-workers": cfg.stream_workers,
@@ -228,7 +230,7 @@ def _check_options(cfg: PipelineConfig) -> None:
         raise TinyKWSError("--stream-workers shares the stream phase: drop --no-streaming, or the workers")
     if cfg.second_look is not None and not cfg.streaming:
         raise TinyKWSError("--second-look's verifier learns from the stream phase's negatives: drop --no-streaming")
-    if cfg.second_look is not None and cfg.task.strip() == "all":  # every word a keyword
+    if cfg.second_look is not None and not task_has_unknown(cfg.task):
         raise TinyKWSError("--second-look's verifier learns from negatives as `_unknown_`, and "
                            "--task all has no `_unknown_` class: name the keywords, or drop --second-look")
     if cfg.second_look is not None and not 0 <= cfg.second_look <= 1:  # NaN too
@@ -463,9 +465,6 @@ def _after_lists(cfg: PipelineConfig, run: Path, data: Path, t: "StageTimer", ma
     if cfg.second_look is not None and negatives_dir is not None:
         t.run("train verifier", lambda: _train_verifier(cfg, run),
               lambda r: "kept the finished one" if r is None else f"{r.name}, second look at {cfg.second_look:g}")
-    if cfg.second_look is not None and negatives_dir is None:
-        console.print("--second-look: this task has no negatives to train a verifier on; the "
-                      "detector has no second look")
     _set_second_look(run, cfg.second_look if negatives_dir is not None else None)
     # the detector threshold for <= 1 false alarm an hour on validation speakers and <= 2 on
     # an hour of validation negatives (detector.json, read by detect, the report and the

@@ -186,10 +186,16 @@ def _recorded_negatives_dir(lists_dir: Path) -> Path:
 # ------------------------------------------------------------------ tasks
 
 
+def task_has_unknown(task: str) -> bool:
+    """Do a task's lists get `_unknown_` (and `_silence_`)? Every task but `all`, where every
+    word is a keyword."""
+    return task.strip() != "all"
+
+
 def parse_task(task: str, available: list[str]) -> tuple[list[str], bool]:
     """`google12` | `all` | `w1,w2,...` -> (keyword classes, whether unknown+silence are added)."""
     task = task.strip()
-    if task == "all":
+    if not task_has_unknown(task):
         return sorted(available), False
     keywords = list(GOOGLE12_WORDS) if task == "google12" else [w.strip() for w in task.split(",")]
     if len(keywords) > 1 and not all(keywords):  # `yes,,no` silently dropped the empty item
