@@ -45,9 +45,10 @@ from tinykws.keyword_streams import (
 )
 from tinykws.labels import NON_KEYWORDS
 from tinykws.run import read_features, split_file
+from tinykws.stream_clips import clip_pool
 from tinykws.stream_eval import clip_recall, det_curve
 from tinykws.stream_losses import causal_mean
-from tinykws.stream_training import StreamMaker, StreamTrainConfig, _clip_pool
+from tinykws.stream_training import StreamMaker, StreamTrainConfig
 from tinykws.triggers import moving_average
 
 SNRS_DB = (40.0, 30.0, 20.0, 10.0)  # as bench/stream_diagnose.py
@@ -118,7 +119,7 @@ def own_streams(run: Path, features: Path, overrides: dict, chunks: int = 45) ->
     model.eval()
     cfg = StreamTrainConfig.from_dict({**ck.stream_config, **overrides})
     split = read_features(split_file(features, "training"))
-    pool, n_real = _clip_pool(split, None, np.load(features / "negatives.npz")["features"], math.log(10) / 10)
+    pool, n_real = clip_pool(split, None, np.load(features / "negatives.npz")["features"], math.log(10) / 10)
     maker = StreamMaker(pool, cfg, np.random.default_rng(123), n_real=n_real)
     kw = torch.tensor([c not in NON_KEYWORDS for c in split.categories])
     state, parts = model.init_state(cfg.batch), []

@@ -27,9 +27,10 @@ from tinykws.augment import augment_batch  # noqa: E402
 from tinykws.checkpoint import load_model  # noqa: E402
 from tinykws.labels import SILENCE, UNKNOWN  # noqa: E402
 from tinykws.run import RunDir, read_features, split_file  # noqa: E402
+from tinykws.stream_clips import clip_pool  # noqa: E402
 from tinykws.stream_losses import inside_keyword, stream_loss  # noqa: E402
 from tinykws.stream_state import bound_state  # noqa: E402
-from tinykws.stream_training import StreamMaker, StreamTrainConfig, _clip_draw, _clip_pool  # noqa: E402
+from tinykws.stream_training import StreamMaker, StreamTrainConfig, _clip_draw  # noqa: E402
 from tinykws.train import class_weights, pipeline_recipe  # noqa: E402
 from tinykws.tuning import tune_for_training  # noqa: E402
 
@@ -45,7 +46,7 @@ def main() -> None:
     run = RunDir(a.run)
     split = read_features(split_file(run.root / "features", "training"))
     extra = read_features(run.negative_features).features if run.negative_features.is_file() else None
-    pool, n_real = _clip_pool(split, None, extra, math.log(10) / 10)
+    pool, n_real = clip_pool(split, None, extra, math.log(10) / 10)
     full = StreamTrainConfig()
     cfg = dataclasses.replace(full, batch=full.batch // full.workers, clip_batch=full.clip_batch // full.workers)
     maker = StreamMaker(pool, cfg, np.random.default_rng(0), n_real=n_real)

@@ -171,15 +171,15 @@ def test_real_negative_balance_draws_each_word_as_often_and_keeps_the_real_share
         assert rare[0] <= np.mean(real == "wow") <= rare[1], (balance, np.mean(real == "wow"))
     # train_stream's pool: the training split's words from its paths, then the real ones
     from tinykws.run import FeatureSplit
-    from tinykws.stream_training import _clip_pool
+    from tinykws.stream_clips import clip_pool
 
     paths = np.array([f"d/{c}/a.wav" for c in np.array(CATS)[y]])
     split = FeatureSplit(Path("training.npz"), y, CATS, FeatureParams(), paths, x)
     assert FeatureSplit(Path("old.npz"), y, CATS, FeatureParams(), np.array([]), x).words == [""] * len(y)
-    pool, n_real = _clip_pool(split, neg[:3], neg[:2], LOG_PER_DB, ["zero", "wow", "bed"])
+    pool, n_real = clip_pool(split, neg[:3], neg[:2], LOG_PER_DB, ["zero", "wow", "bed"])
     assert n_real == len(y) + 3 and list(pool.words[len(y) - 1:]) == ["_silence_", "zero", "wow", "bed", "", ""]
     with pytest.raises(TinyKWSError, match="real_negative_words"):
-        _clip_pool(split, neg[:3], None, LOG_PER_DB, ["zero"])
+        clip_pool(split, neg[:3], None, LOG_PER_DB, ["zero"])
 
 def test_clip_negative_share_draws_that_share_of_the_clip_batch_from_the_negatives():
     """Share 0 repeats the earlier versions' draw exactly (their runs repeat); a share takes

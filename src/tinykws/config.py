@@ -65,6 +65,12 @@ class ModelConfig:
     frame_stride: int = 1
     """frames per recurrent step: s > 1 steps once every s frames on the s frames stacked
     (the first layer takes s * input_size inputs); scores are read every frame"""
+    garbage_classes: int = 0
+    """extra outputs the stream phase trains as "sounds like keyword k, is not" (0: none);
+    the model's outputs fold them into class `garbage_into` (`_unknown_`), so every reader
+    still sees `num_classes` (`KWSModel.head`)"""
+    garbage_into: int = -1
+    """the class the garbage outputs are folded into (with garbage_classes > 0)"""
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:
@@ -83,6 +89,11 @@ class ModelConfig:
                     raise TinyKWSError(f"--{name} needs a fastgrnn or fastrnn architecture")
                 if not 1 <= rank <= MAX_UNITS:
                     raise TinyKWSError(f"{name} must be in 1..{MAX_UNITS}, not {rank}")
+        if not 0 <= self.garbage_classes <= MAX_UNITS:
+            raise TinyKWSError(f"garbage_classes must be in 0..{MAX_UNITS}, not {self.garbage_classes}")
+        if self.garbage_classes and not 0 <= self.garbage_into < self.num_classes:
+            raise TinyKWSError(f"garbage_into must be a class index in 0..{self.num_classes - 1}, "
+                               f"not {self.garbage_into}")
         if isinstance(self.frame_stride, bool) or self.frame_stride not in range(1, 9):
             raise TinyKWSError(f"frame_stride must be a whole number in 1..8, not {self.frame_stride!r}")
         for name in ("w_sparsity", "u_sparsity"):

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import torch
 
+from tinykws.errors import TinyKWSError
 from tinykws.labels import SILENCE, UNKNOWN
 
 
@@ -43,6 +44,7 @@ class ClipPool:
     peak: np.ndarray  # [N] loudest frame's log power
     log_per_db: float
     words: Optional[np.ndarray] = None  # str [N]: the word each clip says ("": not known)
+    targets: Optional[np.ndarray] = None  # int64 [N]: training class if not the label (garbage)
 
     @classmethod
     def from_arrays(cls, features: np.ndarray, labels: np.ndarray, categories: Sequence[str],
@@ -101,3 +103,24 @@ def augment_word(seg: np.ndarray, on: int, end: int, rng: np.random.Generator, s
         seg = resample_axis(seg, 1, 1.0 + warp * (2 * rng.random() - 1), seg.shape[1])
     shift = gain * (2 * rng.random() - 1) if gain > 0 else 0.0
     return (seg + np.float32(shift) if shift else seg), on, end, shift
+
+
+def clip_pool(split: Any, real_negatives: Optional[np.ndarray], extra_negatives: Optional[np.ndarray],
+               log_per_db: float, real_words: Optional[Sequence[str]] = None) -> tuple[ClipPool, int]:
+    """The clips the streams are made of: the training split, then the real and the
+    synthesized negatives as `_unknown_`; and how many of them are real recordings. Each
+    clip's word is its folder's name (training split), `real_words`, or "" (synthesized)."""
+    if real_words is not None and len(real_words) != (0 if real_negatives is None else len(real_negatives)):
+        raise TinyKWSError("real_negative_words must name the word of every real negative clip")
+    feats, labels = split.features, split.labels
+    words = list(split.words)
+    n_real = len(split.labels)  # real recordings first, then the synthesized negatives
+    for more in (real_negatives, extra_negatives):
+        if more is not None and len(more):
+            unk = split.categories.index(UNKNOWN)
+            feats = np.concatenate([feats, np.asarray(more, np.float32)])
+            labels = np.concatenate([labels, np.full(len(more), unk, np.int64)])
+            n_real += len(more) if more is real_negatives else 0
+            said = real_words if more is real_negatives and real_words is not None else [""] * len(more)
+            words += list(said)
+    return ClipPool.from_arrays(feats, labels, split.categories, log_per_db, np.asarray(words)), n_real

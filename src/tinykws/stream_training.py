@@ -55,7 +55,8 @@ from tinykws.labels import SILENCE, UNKNOWN
 from tinykws.models.sparsity import fix_support
 from tinykws.progress import progress_bar
 from tinykws.run import RunDir, atomic_torch_save, check_splits_agree, read_features, split_file
-from tinykws.stream_clips import ClipPool, augment_word, word_balance
+from tinykws.stream_clips import ClipPool, augment_word, clip_pool, word_balance
+from tinykws.stream_garbage import garbage_targets, raw_masks, with_garbage
 from tinykws.stream_losses import IGNORE, causal_mean, inside_keyword, peak_loss, stream_loss
 from tinykws.stream_mining import Miner
 from tinykws.stream_state import bound_state
@@ -155,6 +156,9 @@ class StreamTrainConfig:
     # decoupled weight decay of the stream phase's optimiser (AdamW; 0: Adam). Off: 0.05 lost
     # on the dev data's two stream seeds (docs/benchmarks.md, Issue 19, twenty-third round)
     weight_decay: float = 0.0
+    # garbage outputs, one per keyword (0: off; `tinykws.stream_garbage`): a negative clip the
+    # clip model scores as keyword k at least this much is trained as "like k, not k"
+    garbage_threshold: float = 0.0
     bounded_state: bool = True  # FastGRNN: σ(nu) -> 0, so |h| <= max(|h0|, σ(zeta)) <= 1
     # hard-negative mining: every `mine_every` steps the next `mine_clips` negatives (all of
     # them when 0; in turn, so each round is as cheap as the first) are scored in a stream
@@ -312,7 +316,7 @@ class StreamMaker:
             seg, on, end, shift = augment_word(word, on, end, rng, cfg.word_stretch, cfg.word_warp,
                                                cfg.word_gain_db * pool.log_per_db)
             xs.append(seg)
-            cls = int(pool.labels[i]) if is_kw else self.unk
+            cls = int(pool.labels[i]) if is_kw else self.unk if pool.targets is None else int(pool.targets[i])
             words.append((pos, pos + on, pos + end, cls, is_kw))
             peaks.append(pool.peak[i] + shift)
             pos += len(seg)
@@ -420,7 +424,9 @@ def train_stream(
         raise TinyKWSError("training.npz and the clip model have different categories")
     check_chunk_stride(cfg.chunk_frames, clip.model_config.frame_stride)
     log_per_db = math.log(10) / (10 if split.params.power_spec else 20)
-    pool, n_real = _clip_pool(split, real_negatives, extra_negatives, log_per_db, real_negative_words)
+    pool, n_real = clip_pool(split, real_negatives, extra_negatives, log_per_db, real_negative_words)
+    if cfg.garbage_threshold > 0:
+        pool = dataclasses.replace(pool, targets=garbage_targets(load_model(clip_path)[0], pool, cfg.garbage_threshold))
     for total, what in ((cfg.batch, "a step's streams (batch)"), (cfg.clip_batch, "a step's clips (clip_batch)")):
         split_count(total, cfg.workers, what)
     args: tuple = (str(run.root), cfg, pool, len(split.labels), n_real, threads)
@@ -434,7 +440,7 @@ def train_stream(
         model = _train_rank(group, run, cfg, pool, len(split.labels), n_real, threads)
     model.eval()
     stream_model = dataclasses.replace(
-        clip, state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()},
+        clip, state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()}, model_config=model.config,
         stream_config=cfg.to_dict(), stream_seconds=round(time.perf_counter() - t0, 1))
     atomic_torch_save(stream_model.to_dict(), best_path)
     return best_path
@@ -455,6 +461,8 @@ def _train_rank(group: Group, run: RunDir, cfg: StreamTrainConfig, pool: ClipPoo
     """One worker's training loop; returns its model (identical on every worker). The
     pool's first `n_train` clips are the training split, whose clip loss runs beside."""
     model, _ = load_model(run.clip)
+    if pool.targets is not None:  # garbage outputs (`stream_garbage`): trained on the raw outputs
+        model = with_garbage(model, pool.categories)
     if cfg.bounded_state:
         bound_state(model)
     model.train()
@@ -467,13 +475,14 @@ def _train_rank(group: Group, run: RunDir, cfg: StreamTrainConfig, pool: ClipPoo
     fix_support(model, opt)  # a sparse clip model stays sparse: its zeros are re-zeroed every step
     ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay)) if cfg.ema_decay > 0 else None
     start, miner = _resume(run.stream_last, cfg, model, opt, maker, ema)
-    all_x, all_y = torch.from_numpy(pool.features), torch.from_numpy(pool.labels)
+    all_x = torch.from_numpy(pool.features)
+    all_y = torch.from_numpy(pool.labels if pool.targets is None else pool.targets)
     tr_x, tr_y = all_x[:n_train], all_y[:n_train]
     n_neg_clips = round(mine.clip_batch * cfg.clip_negative_share) if len(all_y) > n_train else 0
     recipe = pipeline_recipe(len(tr_y))  # the clip phase's augmentation and class weights
-    clip_weight = class_weights(recipe, pool.categories)
+    kw_mask, clip_weight = raw_masks(pool.categories, model.config.garbage_classes,
+                                     class_weights(recipe, pool.categories))
     noise = tr_x[tr_y == pool.categories.index(SILENCE)]
-    kw_mask = torch.tensor([c not in (SILENCE, UNKNOWN) for c in pool.categories])
     state = model.init_state(mine.batch)
     rows: list[dict[str, Any]] = []
     with torch_threads(threads), progress_bar(enabled=group.leader) as bar:
@@ -483,7 +492,7 @@ def _train_rank(group: Group, run: RunDir, cfg: StreamTrainConfig, pool: ClipPoo
                 g["lr"] = _lr(it, cfg)
             x, target, weight, region, rclass = maker.next_chunk()
             state = _reset_rows(_detach(state), torch.from_numpy(rng.random(mine.batch) < cfg.reset_prob))
-            logits, state = model.forward_sequence(x, state)
+            logits, state = model.forward_sequence(x, state, raw=True)
             loss_s = stream_loss(logits, target, weight, inside_keyword(target, rclass, kw_mask),
                                  kw_mask, cfg.inside_wrong_weight, cfg.focal_gamma)
             if cfg.peak_weight > 0:
@@ -493,7 +502,7 @@ def _train_rank(group: Group, run: RunDir, cfg: StreamTrainConfig, pool: ClipPoo
             if cfg.clip_weight > 0:
                 idx = _clip_draw(gen, n_train, len(all_y), mine.clip_batch, n_neg_clips)
                 xb = augment_batch(all_x[idx], recipe, gen, noise, pool.log_per_db)
-                loss_c = F.cross_entropy(model(xb), all_y[idx], weight=clip_weight,
+                loss_c = F.cross_entropy(model(xb, raw=True), all_y[idx], weight=clip_weight,
                                          label_smoothing=recipe.label_smoothing)
                 loss = loss + cfg.clip_weight * loss_c
             opt.zero_grad(set_to_none=True)
@@ -543,27 +552,6 @@ def _save_last(run: RunDir, model: Any, opt: Any, iteration: int, cfg: StreamTra
                        "negative_weights": maker.neg_weight.tolist(),
                        "negative_scores": miner.scores.tolist(), "mine_pos": miner.pos,
                        "ema": ema.state_dict() if ema is not None else None}, run.stream_last)
-
-
-def _clip_pool(split: Any, real_negatives: Optional[np.ndarray], extra_negatives: Optional[np.ndarray],
-               log_per_db: float, real_words: Optional[Sequence[str]] = None) -> tuple["ClipPool", int]:
-    """The clips the streams are made of: the training split, then the real and the
-    synthesized negatives as `_unknown_`; and how many of them are real recordings. Each
-    clip's word is its folder's name (training split), `real_words`, or "" (synthesized)."""
-    if real_words is not None and len(real_words) != (0 if real_negatives is None else len(real_negatives)):
-        raise TinyKWSError("real_negative_words must name the word of every real negative clip")
-    feats, labels = split.features, split.labels
-    words = list(split.words)
-    n_real = len(split.labels)  # real recordings first, then the synthesized negatives
-    for more in (real_negatives, extra_negatives):
-        if more is not None and len(more):
-            unk = split.categories.index(UNKNOWN)
-            feats = np.concatenate([feats, np.asarray(more, np.float32)])
-            labels = np.concatenate([labels, np.full(len(more), unk, np.int64)])
-            n_real += len(more) if more is real_negatives else 0
-            said = real_words if more is real_negatives and real_words is not None else [""] * len(more)
-            words += list(said)
-    return ClipPool.from_arrays(feats, labels, split.categories, log_per_db, np.asarray(words)), n_real
 
 
 def _resume(last_path: Path, cfg: StreamTrainConfig, model: Any, opt: Any,

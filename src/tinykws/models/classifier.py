@@ -59,7 +59,23 @@ class KWSModel(nn.Module):
         self.cells = nn.ModuleList(
             make_cell(config, F * config.frame_stride if i == 0 else H) for i in range(config.num_layers)
         )
-        self.fc = nn.Linear(H, config.num_classes)
+        self.fc = nn.Linear(H, config.num_classes + config.garbage_classes)
+
+    def head(self, h: Tensor, raw: bool = False) -> Tensor:
+        """The classifier on hidden states [..., H] -> logits [..., C].
+
+        With garbage outputs (`ModelConfig.garbage_classes`) the logits are log-probabilities
+        with the garbage outputs' probability added to class `garbage_into`, so a softmax
+        of them is the model's class distribution over the C categories; `raw` gives the
+        C + K outputs themselves (what the stream phase trains)."""
+        out = self.fc(h)
+        K = self.config.garbage_classes
+        if raw or not K:
+            return out
+        C, u = self.config.num_classes, self.config.garbage_into
+        logp = torch.log_softmax(out, -1)
+        folded = torch.logsumexp(torch.cat([logp[..., u:u + 1], logp[..., C:]], -1), -1)
+        return torch.cat([logp[..., :u], folded[..., None], logp[..., u + 1:C]], -1)
 
     @property
     def is_lstm(self) -> bool:
@@ -119,17 +135,18 @@ class KWSModel(nn.Module):
         return x[:, : max(T // s, 1) * s].reshape(B, max(T // s, 1), s * F)
 
     def forward(
-        self, x: Tensor, state: Optional[State] = None, return_state: bool = False
+        self, x: Tensor, state: Optional[State] = None, return_state: bool = False, raw: bool = False
     ):
         """x [B, T, F] -> logits [B, C] from the last step (and the final state if asked):
         with a frame stride, what `step` gives after the T-th frame (frames after the last
-        complete group are not stepped on)."""
+        complete group are not stepped on). `raw`: see `head`."""
         _, new_state, h_last = self._run(x, state)
-        logits = self.fc(h_last)  # (not seq[-1]: the fast cells then skip a zero gradient)
+        logits = self.head(h_last, raw)  # (not seq[-1]: the fast cells then skip a zero gradient)
         return (logits, new_state) if return_state else logits
 
-    def forward_sequence(self, x: Tensor, state: Optional[State] = None) -> tuple[Tensor, State]:
-        """x [B, T, F] -> (logits after every frame [B, T, C], final state).
+    def forward_sequence(self, x: Tensor, state: Optional[State] = None,
+                         raw: bool = False) -> tuple[Tensor, State]:
+        """x [B, T, F] -> (logits after every frame [B, T, C], final state; `raw`: see `head`).
 
         With a frame stride s a step's logits hold from its last frame until the next
         step's; the first s - 1 frames show the incoming state's (as a device would before
@@ -139,10 +156,10 @@ class KWSModel(nn.Module):
         if state is None:
             state = self.init_state(x.shape[0], x.device)
         seq, new_state, _ = self._run(x, state)
-        logits = self.fc(seq).transpose(0, 1)  # [B, T/s, C]
+        logits = self.head(seq, raw).transpose(0, 1)  # [B, T/s, C]
         if s > 1:
             top = self._layer_state(state, self.config.num_layers - 1)
-            before = self.fc(top[0] if self.is_lstm else top)  # [B, C]
+            before = self.head(top[0] if self.is_lstm else top, raw)  # [B, C]
             held = logits.repeat_interleave(s, 1)  # frame t -> step t // s
             logits = torch.cat([before[:, None].expand(-1, s - 1, -1), held], 1)[:, :T]
         return logits, new_state
@@ -168,7 +185,7 @@ class KWSModel(nn.Module):
         s = self.config.frame_stride
         if s == 1:
             top, new = self._layers_step(x, state)
-            return self.fc(top), new
+            return self.head(top), new
         if not isinstance(state, StrideState):
             raise TinyKWSError(f"a model with frame stride {s} steps from init_stream_state(), "
                                f"not {type(state).__name__}")
@@ -180,7 +197,7 @@ class KWSModel(nn.Module):
                else torch.where(due, stepped, rnn))
         new = StrideState(rnn, torch.cat([pending[1:], x[None]], 0), torch.where(due, 0.0, phase + 1.0))
         top = rnn[0][-1] if self.is_lstm else rnn[-1]
-        return self.fc(top), new
+        return self.head(top), new
 
     def _layers_step(self, x: Tensor, state: State) -> tuple[Tensor, State]:
         """One recurrent step on a normalised input [B, in] -> (the last layer's h [B, H],
