@@ -94,6 +94,18 @@ def test_garbage_targets_take_the_keyword_the_clip_model_hears():
     assert garbage_targets(_BandModel(), pool, threshold=1.01).tolist() == y.tolist()
 
 
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
+def test_garbage_threshold_is_checked(bad):
+    with pytest.raises(TinyKWSError, match="garbage_threshold"):
+        StreamTrainConfig(garbage_threshold=bad)
+
+
+def test_a_task_without_unknown_has_no_garbage_outputs():
+    model = _model()
+    with pytest.raises(TinyKWSError, match="no _unknown_ class"):
+        with_garbage(model, ["yes", "no", "up", "_silence_"])
+
+
 def test_raw_masks_treat_garbage_outputs_as_unknown():
     kw, w = raw_masks(CATS, 2, torch.tensor([1.0, 1.0, 0.5, 1.0]))
     assert kw.tolist() == [True, True, False, False, False, False]

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tinykws.errors import TinyKWSError
 from tinykws.labels import NON_KEYWORDS, UNKNOWN
 from tinykws.models import KWSModel
 from tinykws.stream_clips import ClipPool
@@ -30,11 +31,18 @@ def _keywords(categories: Sequence[str]) -> list[int]:
     return [i for i, c in enumerate(categories) if c not in NON_KEYWORDS]
 
 
+def _unknown(categories: Sequence[str]) -> int:
+    """The index of `_unknown_`, which the garbage outputs are kinds of."""
+    if UNKNOWN not in categories:
+        raise TinyKWSError("garbage outputs are kinds of _unknown_; this task has no _unknown_ class")
+    return list(categories).index(UNKNOWN)
+
+
 def with_garbage(model: KWSModel, categories: Sequence[str]) -> KWSModel:
     """A copy of `model` with one garbage output per keyword, each starting as `_unknown_`'s
     row; those K + 1 rows' biases lowered by log(K + 1), so the folded outputs start as the
     model's own."""
-    C, K, u = len(categories), len(_keywords(categories)), list(categories).index(UNKNOWN)
+    C, K, u = len(categories), len(_keywords(categories)), _unknown(categories)
     cfg = dataclasses.replace(model.config, garbage_classes=K, garbage_into=u)
     new = KWSModel(cfg)
     sd = dict(model.state_dict())
@@ -56,7 +64,7 @@ def garbage_targets(model: Any, pool: ClipPool, threshold: float, batch: int = 2
     own: its last frame from a zero state, about as long after the word's end as the
     stream's decision (over every frame, its unsure first frames put 84 % of the embedded
     default's negatives at >= 0.5; at the last frame 17 %)."""
-    C, u = len(pool.categories), pool.categories.index(UNKNOWN)
+    C, u = len(pool.categories), _unknown(pool.categories)
     kws = _keywords(pool.categories)
     targets = pool.labels.copy()
     ids = np.flatnonzero(pool.labels == u)
@@ -78,5 +86,5 @@ def raw_masks(categories: Sequence[str], garbage: int,
     kw = torch.tensor([c not in NON_KEYWORDS for c in categories] + [False] * garbage)
     if clip_weight is None or not garbage:
         return kw, clip_weight
-    u = list(categories).index(UNKNOWN)
+    u = _unknown(categories)
     return kw, torch.cat([clip_weight, clip_weight[u].expand(garbage)])

@@ -203,6 +203,8 @@ class StreamTrainConfig:
             raise TinyKWSError("pseudo_share must be in [0, 1] and pseudo_frames 1 <= lo <= hi")
         if not 0.0 <= self.mine_top <= 1.0 or self.mine_clips < 0:
             raise TinyKWSError("mine_top must be in [0, 1] and mine_clips >= 0")
+        if not 0.0 <= self.garbage_threshold <= 1.0:
+            raise TinyKWSError(f"garbage_threshold must be in [0, 1], not {self.garbage_threshold!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
