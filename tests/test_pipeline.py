@@ -456,10 +456,14 @@ def test_background_negatives_stop_cleanly_and_the_stage_finishes_them(tmp_path:
         time.sleep(0.2)
     t0 = time.monotonic()
     stop_negatives(proc)
-    assert not proc.is_alive() and time.monotonic() - t0 < STOP_SECONDS
+    took = time.monotonic() - t0
+    bg_log = tmp_path / "run" / "negatives_background.log"
+    why = f"took {took:.1f} s, exit code {proc.exitcode}; its log (stacks if it was killed):\n" + (
+        bg_log.read_text() if bg_log.is_file() else "(none)")  # it failed once under load 5
+    assert not proc.is_alive() and took < STOP_SECONDS, why
     # through its own handler (exit 1, its log says so), not killed after the wait
-    assert proc.exitcode == 1
-    assert "background negatives: stopped" in (tmp_path / "run" / "negatives_background.log").read_text()
+    assert proc.exitcode == 1, why
+    assert "background negatives: stopped" in bg_log.read_text(), why
     done_before = len(_read_log(log))
     assert done_before >= 1
     assert not is_complete(plan.folder)  # stopped after its first of 5 jobs
