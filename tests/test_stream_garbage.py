@@ -51,10 +51,28 @@ def test_the_head_adds_the_garbage_probabilities_to_unknown(stride):
 
 def test_a_model_without_garbage_outputs_is_unchanged():
     model = _model()
+    assert model.fc.out_features == 4
     x = torch.randn(2, 7, 32)
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), model(x, raw=True))
+    with torch.no_grad():  # the plain linear layer: logits, not log-probabilities
         torch.testing.assert_close(model(x), model.fc(model._run(x, None)[2]))
+        assert not torch.allclose(torch.logsumexp(model(x), -1), torch.zeros(2), atol=1e-3)
+
+
+def test_pseudo_words_stay_unknown_when_negatives_take_garbage_outputs():
+    """A pseudo-word is cut from a keyword clip; with garbage targets it must still be
+    `_unknown_`, not the keyword it starts as."""
+    from tinykws.stream_training import StreamMaker
+
+    x, y = toy_clips(10)
+    pool = ClipPool.from_arrays(x, y, CATS, LOG_PER_DB)
+    pool.targets = np.where(y == 2, 4, y)  # every other word "like yes"
+    classes = {}
+    for share in (0.0, 1.0):
+        maker = StreamMaker(pool, StreamTrainConfig(batch=4, chunk_frames=1500, pseudo_share=share), np.random.default_rng(0))
+        _, target, _, _, rclass = maker.next_chunk()
+        classes[share] = set(rclass.unique().tolist()) | set(target.unique().tolist())
+    assert 4 in classes[0.0] and 2 not in classes[0.0]  # negatives: their garbage output
+    assert 2 in classes[1.0] and 4 not in classes[1.0]  # pseudo-words: `_unknown_`
 
 
 def test_with_garbage_starts_as_the_model_it_extends():
@@ -129,9 +147,22 @@ def test_a_stream_phase_with_garbage_outputs_saves_a_model_of_the_usual_classes(
     assert list(ck.categories) == CATS and ck.stream_config["garbage_threshold"] == 0.001
     x = torch.from_numpy(toy_clips(2, seed=5)[0])
     with torch.no_grad():
-        p = torch.softmax(model(x), -1)
-    assert p.shape == (8, 4)
-    torch.testing.assert_close(p.sum(-1), torch.ones(8))
+        assert model(x).shape == (8, 4) and model(x, raw=True).shape == (8, 6)
+    # the garbage rows started as `_unknown_`'s and were trained apart from it
+    assert model.fc.weight.shape == (6, 16)
+    # (a garbage output no clip was trained towards stays `_unknown_`'s twin: same start, same
+    # gradients)
+    w = model.fc.weight
+    assert not all(torch.allclose(w[k], w[2]) for k in (4, 5))
+    # a checkpoint whose garbage outputs would fold into a keyword is refused
+    from tinykws.checkpoint import load_checkpoint
+    from tinykws.errors import CheckpointError
+
+    d = torch.load(tmp_path / "train" / "best.pt", weights_only=False)
+    d["model_config"] = {**d["model_config"], "garbage_into": 0}
+    torch.save(d, tmp_path / "bad.pt")
+    with pytest.raises(CheckpointError, match="fold into 'yes'"):
+        load_checkpoint(tmp_path / "bad.pt")
     with pytest.raises(TinyKWSError, match="garbage outputs"):
         emit_model(model, CATS)
     with pytest.raises(TinyKWSError, match="garbage outputs"):

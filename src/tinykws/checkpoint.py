@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Optional
 from tinykws.config import ModelConfig, TrainConfig
 from tinykws.errors import CheckpointError, TinyKWSError
 from tinykws.features import FeatureParams
+from tinykws.labels import UNKNOWN
 from tinykws.run import RunDir, atomic_torch_save
 
 if TYPE_CHECKING:  # torch and the models load lazily: `tinykws --help` stays fast
@@ -129,6 +130,8 @@ class Checkpoint:
             raise CheckpointError(
                 f"{source}: {len(cats)} categories but model_config has {mc.num_classes} classes"
             )
+        if mc.garbage_classes and cats[mc.garbage_into] != UNKNOWN:  # else they fold into a keyword
+            raise CheckpointError(f"{source}: garbage outputs fold into {cats[mc.garbage_into]!r}, not {UNKNOWN}")
         if fp.n_mels != mc.input_size:
             raise CheckpointError(
                 f"{source}: feature_params make {fp.n_mels} features a frame (n_mels) but the "

@@ -318,7 +318,9 @@ class StreamMaker:
             seg, on, end, shift = augment_word(word, on, end, rng, cfg.word_stretch, cfg.word_warp,
                                                cfg.word_gain_db * pool.log_per_db)
             xs.append(seg)
-            cls = int(pool.labels[i]) if is_kw else self.unk if pool.targets is None else int(pool.targets[i])
+            # a pseudo-word is made from a keyword clip: its class is `_unknown_`, never the clip's
+            cls = (int(pool.labels[i]) if is_kw else self.unk if pseudo or pool.targets is None
+                   else int(pool.targets[i]))
             words.append((pos, pos + on, pos + end, cls, is_kw))
             peaks.append(pool.peak[i] + shift)
             pos += len(seg)
@@ -420,17 +422,17 @@ def train_stream(
         if not best_path.is_file():
             raise TinyKWSError(f"{best_path} missing: train the clip model first")
         shutil.copyfile(best_path, clip_path)
-    _, clip = load_model(clip_path)
+    clip_model, clip = load_model(clip_path)
     split = read_features(split_file(features_dir, "training"))
     if split.categories != list(clip.categories):
         raise TinyKWSError("training.npz and the clip model have different categories")
     check_chunk_stride(cfg.chunk_frames, clip.model_config.frame_stride)
     log_per_db = math.log(10) / (10 if split.params.power_spec else 20)
     pool, n_real = clip_pool(split, real_negatives, extra_negatives, log_per_db, real_negative_words)
-    if cfg.garbage_threshold > 0:
-        pool = dataclasses.replace(pool, targets=garbage_targets(load_model(clip_path)[0], pool, cfg.garbage_threshold))
     for total, what in ((cfg.batch, "a step's streams (batch)"), (cfg.clip_batch, "a step's clips (clip_batch)")):
         split_count(total, cfg.workers, what)
+    if cfg.garbage_threshold > 0:
+        pool = dataclasses.replace(pool, targets=garbage_targets(clip_model, pool, cfg.garbage_threshold))
     args: tuple = (str(run.root), cfg, pool, len(split.labels), n_real, threads)
     if cfg.workers > 1:  # the children see the clip pool's frames without a copy
         shared = share(pool.features)
