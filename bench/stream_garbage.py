@@ -19,7 +19,7 @@ from tinykws.checkpoint import load_model  # noqa: E402
 from tinykws.labels import NON_KEYWORDS, UNKNOWN  # noqa: E402
 from tinykws.run import read_features, split_file  # noqa: E402
 from tinykws.stream_clips import clip_pool  # noqa: E402
-from tinykws.stream_garbage import garbage_targets  # noqa: E402
+from tinykws.stream_garbage import garbage_targets, keyword_scores  # noqa: E402
 
 
 def main() -> None:
@@ -31,14 +31,16 @@ def main() -> None:
     split = read_features(split_file(feats, "training"))
     more = {n: np.load(feats / f"{n}.npz")["features"] if (feats / f"{n}.npz").is_file() else None
             for n in ("spare", "negatives")}
-    pool, _ = clip_pool(split, more["spare"], more["negatives"], math.log(10) / 10)
+    log_per_db = math.log(10) / (10 if split.params.power_spec else 20)  # as train_stream
+    pool, _ = clip_pool(split, more["spare"], more["negatives"], log_per_db)
     model, _ = load_model(a.run / "train" / "clip.pt")
     C, u = len(pool.categories), pool.categories.index(UNKNOWN)
     kws = [c for c in pool.categories if c not in NON_KEYWORDS]
     n = int((pool.labels == u).sum())
     print(f"{a.run}: {n} negative clips; keywords {' '.join(kws)}")
+    scores = keyword_scores(model, pool)  # once; each threshold only compares
     for t in a.thresholds:
-        g = garbage_targets(model, pool, t)
+        g = garbage_targets(model, pool, t, scores)
         g = g[(pool.labels == u)]
         counts = np.bincount(g[g >= C] - C, minlength=len(kws))
         print(f"threshold {t}: {(g >= C).mean():.1%} take a garbage output; by keyword {counts.tolist()}")

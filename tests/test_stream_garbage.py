@@ -12,7 +12,7 @@ from test_train_stream import CATS, LOG_PER_DB, toy_clips, toy_run  # noqa: F401
 from tinykws.errors import TinyKWSError
 from tinykws.models import ModelConfig, build_model
 from tinykws.stream_clips import ClipPool
-from tinykws.stream_garbage import garbage_targets, raw_masks, with_garbage
+from tinykws.stream_garbage import garbage_targets, keyword_scores, raw_masks, with_garbage
 from tinykws.stream_training import StreamTrainConfig, train_stream
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -110,6 +110,8 @@ def test_garbage_targets_take_the_keyword_the_clip_model_hears():
     # keywords and silence keep their labels; other words: like yes (4), like no (5), or plain
     assert targets.tolist() == [0, 1, 2, 3, 4, 5, 2]
     assert garbage_targets(_BandModel(), pool, threshold=1.01).tolist() == y.tolist()
+    scores = keyword_scores(_BandModel(), pool)  # scored once, thresholded again: the same
+    assert garbage_targets(None, pool, 0.5, scores).tolist() == targets.tolist()
 
 
 @pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])

@@ -103,6 +103,14 @@ class ModelConfig:
             if s < 1.0 and self.architecture not in ("fastgrnn", "fastrnn"):
                 raise TinyKWSError("sparsity needs a fastgrnn or fastrnn architecture")
 
+    def check_no_garbage(self, build: str) -> None:
+        """Refuse a model with garbage outputs for `build` (the C and the integer build would
+        need their probabilities folded into `_unknown_` after the softmax; not built, as the
+        option did not pay: docs/benchmarks.md, Issue 19, twenty-seventh round)."""
+        if self.garbage_classes:
+            raise TinyKWSError(f"this model has garbage outputs (the stream phase's garbage_threshold), which "
+                               f"{build} does not support yet; train the stream phase without them")
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -24,7 +24,7 @@ from tinykws.labels import NON_KEYWORDS, UNKNOWN
 from tinykws.models import KWSModel
 from tinykws.stream_clips import ClipPool
 
-__all__ = ["garbage_targets", "raw_masks", "with_garbage"]
+__all__ = ["garbage_targets", "keyword_scores", "raw_masks", "with_garbage"]
 
 
 def _keywords(categories: Sequence[str]) -> list[int]:
@@ -57,25 +57,34 @@ def with_garbage(model: KWSModel, categories: Sequence[str]) -> KWSModel:
 
 
 @torch.no_grad()
-def garbage_targets(model: Any, pool: ClipPool, threshold: float, batch: int = 256) -> np.ndarray:
-    """Each pool clip's training class `[N]`: its label, except that an `_unknown_` clip
-    that `model` (a clip model, no garbage outputs) scores as keyword k at least `threshold`
-    takes garbage output C + (k's place among the keywords). The score is the clip model's
-    own: its last frame from a zero state, about as long after the word's end as the
-    stream's decision (over every frame, its unsure first frames put 84 % of the embedded
-    default's negatives at >= 0.5; at the last frame 17 %)."""
-    C, u = len(pool.categories), _unknown(pool.categories)
+def keyword_scores(model: Any, pool: ClipPool, batch: int = 256) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pool indices of the `_unknown_` clips [M], each one's highest keyword probability [M],
+    that keyword's place among the keywords [M]) as `model` (a clip model, no garbage
+    outputs) scores them: its own answer, the last frame from a zero state, about as long
+    after the word's end as the stream's decision (over every frame, its unsure first frames
+    put 84 % of the embedded default's negatives at >= 0.5; at the last frame 17 %)."""
     kws = _keywords(pool.categories)
-    targets = pool.labels.copy()
-    ids = np.flatnonzero(pool.labels == u)
+    ids = np.flatnonzero(pool.labels == _unknown(pool.categories))
+    best, which = np.zeros(len(ids), np.float32), np.zeros(len(ids), np.int64)
     was = model.training
     model.eval()
     for s in range(0, len(ids), batch):
-        i = ids[s:s + batch]
-        p = torch.softmax(model(torch.from_numpy(pool.features[i])), -1)[:, kws]  # [b, K]
-        best, k = p.max(-1)
-        targets[i] = np.where(best.numpy() >= threshold, C + k.numpy(), u)
+        p = torch.softmax(model(torch.from_numpy(pool.features[ids[s:s + batch]])), -1)[:, kws]  # [b, K]
+        b, k = p.max(-1)
+        best[s:s + batch], which[s:s + batch] = b.numpy(), k.numpy()
     model.train(was)
+    return ids, best, which
+
+
+def garbage_targets(model: Any, pool: ClipPool, threshold: float,
+                    scores: Optional[tuple[np.ndarray, np.ndarray, np.ndarray]] = None) -> np.ndarray:
+    """Each pool clip's training class `[N]`: its label, except that an `_unknown_` clip
+    that `model` scores as keyword k at least `threshold` (`keyword_scores`, or `scores`
+    made by it) takes garbage output C + (k's place among the keywords)."""
+    ids, best, which = keyword_scores(model, pool) if scores is None else scores
+    targets = pool.labels.copy()
+    C, u = len(pool.categories), _unknown(pool.categories)
+    targets[ids] = np.where(best >= threshold, C + which, u)
     return targets
 
 

@@ -82,12 +82,6 @@ int32_t {m}_GetSinkOutputSize(int32_t index)
 # ---------------------------------------------------------------------- float
 
 
-# garbage outputs (`StreamTrainConfig.garbage_threshold`) are a measured option of the stream
-# phase; the C would need their probabilities folded into `_unknown_` after its softmax
-GARBAGE_NOT_IN_C = ("this model has garbage outputs (the stream phase's garbage_threshold), which the C "
-                    "generator does not build yet; train the stream phase without them to compile")
-
-
 def emit_model(model: Any, categories: Sequence[str], module: str = MODEL_MODULE,
                extra_meta: Optional[dict[str, str]] = None) -> dict[str, str]:
     """KWSModel -> {"model.h": ..., "model.c": ...}: scores = softmax probabilities.
@@ -98,8 +92,7 @@ def emit_model(model: Any, categories: Sequence[str], module: str = MODEL_MODULE
     """
     m = c_ident(module)
     cfg = model.config
-    if cfg.garbage_classes:
-        raise TinyKWSError(GARBAGE_NOT_IN_C)
+    cfg.check_no_garbage("the C generator")
     F, L, C, S = cfg.input_size, cfg.num_layers, cfg.num_classes, cfg.frame_stride
     if len(categories) != C:
         raise TinyKWSError(f"model has {C} classes but {len(categories)} category names were given")

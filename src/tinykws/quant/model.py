@@ -476,9 +476,7 @@ def quantize_model(model: Any, categories: Sequence[str], h_max_abs: Sequence[fl
     models, whose factors stay factored (W x = W2 (W1 x): rank (in + H) multiply-
     accumulates instead of in H)."""
     cfg = model.config
-    if cfg.garbage_classes:
-        raise TinyKWSError("this model has garbage outputs (the stream phase's garbage_threshold), which the "
-                           "integer build does not support yet; train the stream phase without them")
+    cfg.check_no_garbage("the integer build")
     if cfg.architecture not in ARCHS:
         raise TinyKWSError(
             f"the integer build supports {' and '.join(ARCHS)}, not {cfg.architecture}"
