@@ -48,7 +48,8 @@ from tinykws.run import read_features, split_file
 from tinykws.stream_clips import clip_pool
 from tinykws.stream_eval import clip_recall, det_curve
 from tinykws.stream_losses import causal_mean
-from tinykws.stream_training import StreamMaker, StreamTrainConfig
+from tinykws.stream_maker import StreamMaker
+from tinykws.stream_training import StreamTrainConfig
 from tinykws.triggers import moving_average
 
 SNRS_DB = (40.0, 30.0, 20.0, 10.0)  # as bench/stream_diagnose.py

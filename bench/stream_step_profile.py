@@ -30,7 +30,8 @@ from tinykws.run import RunDir, read_features, split_file  # noqa: E402
 from tinykws.stream_clips import clip_pool  # noqa: E402
 from tinykws.stream_losses import inside_keyword, stream_loss  # noqa: E402
 from tinykws.stream_state import bound_state  # noqa: E402
-from tinykws.stream_training import StreamMaker, StreamTrainConfig, _clip_draw  # noqa: E402
+from tinykws.stream_maker import StreamMaker  # noqa: E402
+from tinykws.stream_training import StreamTrainConfig, _clip_draw  # noqa: E402
 from tinykws.train import class_weights, pipeline_recipe  # noqa: E402
 from tinykws.tuning import tune_for_training  # noqa: E402
 

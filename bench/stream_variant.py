@@ -86,19 +86,20 @@ def main() -> None:
     cfg = StreamTrainConfig.from_dict({**start_config(base, a.from_defaults), **json.loads(a.cfg)})
     print(f"stream config: {json.dumps(cfg.to_dict())}", file=sys.stderr)
     negs = a.negatives_npz or [base.negative_features]
-    found = [read_features(n).features for n in negs if n.is_file()]  # [N, 98, 32] each
-    extra = np.concatenate(found) if found else None
-    real = words = None
+    found = [read_features(n) for n in negs if n.is_file()]
+    extra = np.concatenate([f.features for f in found]) if found else None  # [N, 98, 32]
+    extra_paths = [p for f in found for p in f.paths] if found else None
+    real = words = real_paths = None
     if not a.no_spare and base.spare_features.is_file():
         spare = read_features(base.spare_features)
-        real, words = spare.features, spare.words
+        real, words, real_paths = spare.features, spare.words, list(spare.paths)
     t, stop = time.time(), threading.Event()
     watcher = threading.Thread(target=keep_snapshots, args=(out, stop), daemon=True) if a.snapshots else None
     if watcher:
         watcher.start()
     try:
         train_stream(base.features, out.root, cfg, extra_negatives=extra, real_negatives=real,
-                     real_negative_words=words)
+                     real_negative_words=words, real_negative_paths=real_paths, extra_negative_paths=extra_paths)
     finally:
         stop.set()
         if watcher:

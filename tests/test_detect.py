@@ -431,10 +431,10 @@ def test_build_stream_places_clips_at_known_times(tmp_path):
 @settings(max_examples=60, deadline=None)
 @given(n=st.integers(1, 5000), win=st.integers(1, 400), seed=st.integers(0, 2**31 - 1))
 def test_stream_levels_by_running_sums_equal_the_direct_convolution(n, win, seed):
-    """The noise envelope's ramp (`moving_mean`) and a clip's speech level (`_speech_rms`,
+    """The noise envelope's ramp (`moving_mean`) and a clip's speech level (`speech_rms`,
     the loudest five 0.1-s windows) equal what np.convolve gives, on any signal."""
     from tinykws.data.audio import moving_mean
-    from tinykws.keyword_streams import _speech_rms
+    from tinykws.keyword_streams import speech_rms
 
     rng = np.random.default_rng(seed)
     x = rng.normal(0, 1, n) * rng.uniform(0.1, 3000) + rng.uniform(-50, 50)
@@ -446,7 +446,7 @@ def test_stream_levels_by_running_sums_equal_the_direct_convolution(n, win, seed
     if n > 5 * w:
         e = np.convolve(np.square(clip.astype(np.float64)), np.ones(w), "valid")[::w]
         want_rms = np.sqrt(np.sort(e)[-5:].sum() / (5 * w))
-        assert np.isclose(_speech_rms(clip, w), want_rms, rtol=1e-12)
+        assert np.isclose(speech_rms(clip, w), want_rms, rtol=1e-12)
 
 
 def test_saved_stream_loads_back_identical(tmp_path):

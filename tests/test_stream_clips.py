@@ -10,7 +10,8 @@ import pytest
 
 from tinykws.errors import TinyKWSError
 from tinykws.stream_clips import ClipPool, augment_word, resample_axis, word_bounds
-from tinykws.stream_training import StreamMaker, StreamTrainConfig
+from tinykws.stream_maker import StreamMaker
+from tinykws.stream_training import StreamTrainConfig
 
 LOG_PER_DB = math.log(10) / 10
 

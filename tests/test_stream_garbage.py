@@ -61,7 +61,7 @@ def test_a_model_without_garbage_outputs_is_unchanged():
 def test_pseudo_words_stay_unknown_when_negatives_take_garbage_outputs():
     """A pseudo-word is cut from a keyword clip; with garbage targets it must still be
     `_unknown_`, not the keyword it starts as."""
-    from tinykws.stream_training import StreamMaker
+    from tinykws.stream_maker import StreamMaker
 
     x, y = toy_clips(10)
     pool = ClipPool.from_arrays(x, y, CATS, LOG_PER_DB)

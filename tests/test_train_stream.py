@@ -15,17 +15,9 @@ from tinykws.features import FeatureParams
 from tinykws.models import ModelConfig, build_model
 from tinykws.stream_clips import ClipPool, word_bounds
 from tinykws.stream_state import bound_state, longest_keyword_run, stream_through
-from tinykws.stream_training import (
-    IGNORE,
-    Miner,
-    StreamMaker,
-    StreamTrainConfig,
-    causal_mean,
-    inside_keyword,
-    peak_loss,
-    quick_stream_config,
-    train_stream,
-)
+from tinykws.stream_losses import IGNORE, causal_mean, inside_keyword, peak_loss
+from tinykws.stream_maker import StreamMaker
+from tinykws.stream_training import Miner, StreamTrainConfig, quick_stream_config, train_stream
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -382,10 +374,42 @@ def test_cli_train_stream_writes_a_one_state_model_and_refuses_bad_negatives(toy
     assert "3 stream workers cannot share a step's streams (batch) (32)" in err and "Traceback" not in err
 
 
+def test_a_stream_phase_with_waveform_rows_lays_the_clips_audio(toy_run, tmp_path, monkeypatch):
+    import shutil
+
+    from test_stream_waves import _wave_pool
+    from tinykws.checkpoint import load_model
+    from tinykws.stream_waves import WaveSource
+
+    pool, paths, _ = _wave_pool(tmp_path / "data")  # and data/_background_noise_/white.wav
+    run = tmp_path / "run"
+    (run / "train").mkdir(parents=True)
+    shutil.copyfile(toy_run[1] / "train" / "clip.pt", run / "train" / "clip.pt")
+    (run / "lists").mkdir()
+    (run / "lists" / "lists.json").write_text(json.dumps({"data_dir": str(tmp_path / "data")}))
+    fdir = run / "features"
+    fdir.mkdir()
+    np.savez(fdir / "training.npz", features=pool.features, labels=pool.labels, categories=np.array(CATS),
+             feature_params=FeatureParams().to_json(), paths=np.array(paths))
+    unk = pool.indices("_unknown_")
+    read, audio = [], WaveSource.audio
+    monkeypatch.setattr(WaveSource, "audio", lambda self, i: read.append(self.paths[i]) or audio(self, i))
+    cfg = StreamTrainConfig(iterations=4, batch=4, chunk_frames=100, clip_batch=8, mine_every=2,
+                            learning_rate=0.005, lr_min=0.001, workers=1, wave_share=0.5)
+    with pytest.raises(TinyKWSError, match="audio file of every negative clip"):
+        train_stream(fdir, run, cfg, extra_negatives=pool.features[unk])  # negatives without their files
+    assert not read and not (run / "train" / "best.pt").exists()
+    train_stream(fdir, run, cfg, extra_negatives=pool.features[unk], extra_negative_paths=[paths[i] for i in unk])
+    _, ck = load_model(run / "train" / "best.pt")
+    assert ck.stream_config["wave_share"] == 0.5
+    # the waveform rows (2 of 4) read clips of the training split and of the extra negatives
+    assert len(read) >= 4 and {p.split("/")[-2] for p in read} <= {"yes", "no", "_unknown_"}
+
+
 def test_inside_penalty_punishes_other_keywords_only():
     """Frames inside keyword 0: mass on keyword 1 costs, mass on keyword 0 or non-keywords
     does not; weight 0 is the plain weighted cross-entropy."""
-    from tinykws.stream_training import stream_loss
+    from tinykws.stream_losses import stream_loss
 
     C = len(CATS)
     kw = torch.tensor([c not in ("_unknown_", "_silence_") for c in CATS])
@@ -410,7 +434,7 @@ def test_inside_penalty_punishes_other_keywords_only():
 def test_focal_gamma_scales_each_frame_by_its_error():
     """focal_gamma: each scored frame's cross-entropy times (1 - p_target)^gamma, computed
     here from the softmax directly; ignored frames stay out, and gamma 0 is the plain loss."""
-    from tinykws.stream_training import stream_loss
+    from tinykws.stream_losses import stream_loss
 
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(2, 6, len(CATS), generator=gen, dtype=torch.float64) * 3

@@ -69,7 +69,7 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x.astype(np.float64))))) if len(x) else 0.0
 
 
-def _speech_rms(x: np.ndarray, win: int = 1600) -> float:
+def speech_rms(x: np.ndarray, win: int = 1600) -> float:
     """RMS of the loudest 0.5 s of a clip: the word, not the silence around it."""
     x = x.astype(np.float64)
     if len(x) <= win * 5:
@@ -85,7 +85,11 @@ def noise_bed(noise_files: Sequence[Path], n_samples: int, rms: float, rng) -> n
     """Random 5-20 s pieces of the noise recordings, each scaled to `rms`, end to end."""
     if not noise_files:
         return rng.normal(0, rms, n_samples)
-    noises = [load_audio(f, length=None)[0].astype(np.float64) for f in noise_files]
+    return noise_pieces([load_audio(f, length=None)[0].astype(np.float64) for f in noise_files], n_samples, rms, rng)
+
+
+def noise_pieces(noises: Sequence[np.ndarray], n_samples: int, rms: float, rng) -> np.ndarray:
+    """`noise_bed` from recordings already read (float64 int16-scale samples each)."""
     out = np.zeros(n_samples)
     pos = 0
     while pos < n_samples:
@@ -132,21 +136,22 @@ def build_stream(
         snr = float(rng.choice(spec.snrs_db))
         s = int(round(t * SAMPLE_RATE))
         speech[s : s + CLIP_SAMPLES] += x
-        noise_levels.append(max(spec.min_noise_rms, _speech_rms(x) / 10 ** (snr / 20)))
+        noise_levels.append(max(spec.min_noise_rms, speech_rms(x) / 10 ** (snr / 20)))
         name = str(Path(path).relative_to(root)) if root and Path(path).is_relative_to(root) else str(path)
         events.append(Event(round(s / SAMPLE_RATE, 4), word, label, snr, name))
         t += 1.0 + float(rng.uniform(*spec.gap_s))
-    noise = noise_bed(noise_files, n, 1.0, rng) * _noise_envelope(events, noise_levels, n)
+    noise = noise_bed(noise_files, n, 1.0, rng) * noise_envelope([e.start_s for e in events], noise_levels, n)
     audio = speech + noise
     return Stream(np.clip(np.rint(audio), -32768, 32767).astype(np.int16), events)
 
 
-def _noise_envelope(events: Sequence[Event], levels: Sequence[float], n: int) -> np.ndarray:
-    """Noise gain `[n]`: each event's level from the middle of the gap before it to the
-    middle of the gap after it, joined by 100-ms linear ramps."""
-    if not events:
+def noise_envelope(starts_s: Sequence[float], levels: Sequence[float], n: int) -> np.ndarray:
+    """Noise gain `[n]`: the level of each 1-s clip starting at `starts_s` (seconds, in
+    order) from the middle of the gap before it to the middle of the gap after it, joined
+    by 100-ms linear ramps."""
+    if not len(starts_s):
         return np.ones(n)
-    centers = np.array([e.start_s + 0.5 for e in events]) * SAMPLE_RATE
+    centers = (np.asarray(starts_s, np.float64) + 0.5) * SAMPLE_RATE
     bounds = np.concatenate([[0], (centers[:-1] + centers[1:]) / 2, [n]]).astype(int)
     env = np.empty(n)
     for i, lv in enumerate(levels):

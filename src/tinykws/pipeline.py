@@ -329,11 +329,13 @@ def _train_stream(cfg: PipelineConfig, run: Path, with_negatives: bool) -> Any:
         return None
     if state is not None:
         console.print(f"stream training again: {run_changes(state, key, StreamTrainConfig)}")
-    extra = read_features(feats).features if with_negatives else None  # [N, 98, 32], all _unknown_
+    extra = read_features(feats) if with_negatives else None  # [N, 98, 32], all _unknown_
     real = read_features(spare) if with_negatives and spare.is_file() else None  # [R, 98, 32]
-    path = train_stream(run / "features", run, scfg, extra_negatives=extra,
+    path = train_stream(run / "features", run, scfg, extra_negatives=None if extra is None else extra.features,
                         real_negatives=None if real is None else real.features,
-                        real_negative_words=None if real is None else real.words)
+                        real_negative_words=None if real is None else real.words,
+                        real_negative_paths=None if real is None else list(real.paths),
+                        extra_negative_paths=None if extra is None else list(extra.paths))
     atomic_write_text(done, json.dumps(key, indent=2))
     return path
 

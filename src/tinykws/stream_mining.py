@@ -14,7 +14,7 @@ import torch
 from tinykws.labels import SILENCE, UNKNOWN
 from tinykws.stream_workers import Group
 
-# `maker` is a `stream_training.StreamMaker` and `cfg` its `StreamTrainConfig` (not imported:
+# `maker` is a `stream_maker.StreamMaker` and `cfg` its `stream_training.StreamTrainConfig` (not imported:
 # stream_training imports this module)
 StreamMaker = StreamTrainConfig = Any
 

@@ -49,15 +49,19 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from tinykws.augment import augment_batch
 from tinykws.checkpoint import load_model, load_torch
+from tinykws.data.speech_commands import BACKGROUND
 from tinykws.dataset import featurize_negatives
 from tinykws.errors import TinyKWSError
-from tinykws.labels import SILENCE, UNKNOWN
+from tinykws.evaluate import run_data_dir
+from tinykws.labels import SILENCE
 from tinykws.models.sparsity import fix_support
 from tinykws.progress import progress_bar
 from tinykws.run import RunDir, atomic_torch_save, check_splits_agree, read_features, split_file
-from tinykws.stream_clips import ClipPool, augment_word, clip_pool, word_balance
+from tinykws.stream_clips import ClipPool, clip_pool
 from tinykws.stream_garbage import garbage_targets, raw_masks, with_garbage
-from tinykws.stream_losses import IGNORE, causal_mean, inside_keyword, peak_loss, stream_loss
+from tinykws.stream_losses import inside_keyword, peak_loss, stream_loss
+from tinykws.stream_maker import StreamMaker
+from tinykws.stream_waves import WaveSource
 from tinykws.stream_mining import Miner
 from tinykws.stream_state import bound_state
 from tinykws.stream_workers import Group, check_workers, join, rank_seeds, share, split_count, worker_env, workers
@@ -159,6 +163,11 @@ class StreamTrainConfig:
     # garbage outputs, one per keyword (0: off; `tinykws.stream_garbage`): a negative clip the
     # clip model scores as keyword k at least this much is trained as "like k, not k"
     garbage_threshold: float = 0.0
+    # of a step's stream rows, the share laid in waveform (`stream_waves`: whole clips over
+    # the data's recorded noise, each at its own SNR in `snr_db`, featurized as the device
+    # hears them, as the measured streams are made) instead of in log-mel space (0: off).
+    # Needs the clips' audio files; its words are never made new (`word_*`, `pseudo_share`)
+    wave_share: float = 0.0
     bounded_state: bool = True  # FastGRNN: σ(nu) -> 0, so |h| <= max(|h0|, σ(zeta)) <= 1
     # hard-negative mining: every `mine_every` steps the next `mine_clips` negatives (all of
     # them when 0; in turn, so each round is as cheap as the first) are scored in a stream
@@ -203,6 +212,11 @@ class StreamTrainConfig:
             raise TinyKWSError("pseudo_share must be in [0, 1] and pseudo_frames 1 <= lo <= hi")
         if not 0.0 <= self.mine_top <= 1.0 or self.mine_clips < 0:
             raise TinyKWSError("mine_top must be in [0, 1] and mine_clips >= 0")
+        if not 0.0 <= self.wave_share <= 1.0:
+            raise TinyKWSError(f"wave_share must be in [0, 1], not {self.wave_share!r}")
+        if self.wave_share > 0 and (self.pseudo_share or self.word_stretch or self.word_warp or self.word_gain_db):
+            raise TinyKWSError("waveform stream rows (wave_share > 0) lay every clip as recorded: "
+                               "set pseudo_share and word_stretch / word_warp / word_gain_db to 0")
         if not 0.0 <= self.garbage_threshold <= 1.0:
             raise TinyKWSError(f"garbage_threshold must be in [0, 1], not {self.garbage_threshold!r}")
 
@@ -225,148 +239,6 @@ def quick_stream_config() -> StreamTrainConfig:
     """The CI smoke configuration (seconds, not minutes)."""
     return StreamTrainConfig(iterations=20, batch=8, chunk_frames=100, clip_batch=16,
                              mine_every=10, learning_rate=1e-3, workers=1)
-
-
-# ---------------------------------------------------------------------------- streams
-
-
-class StreamMaker:
-    """Endless training streams, one per batch row, served in chunks of frames.
-
-    `next_chunk()` -> (x [B, T, F] float32, target [B, T] int64, weight [B, T] float32,
-    region [B, T] int64, rclass [B, T] int64): each word (its speech and target window) and
-    each gap is a region, numbered along the row; `rclass` is the word's class (a keyword,
-    `_unknown_`) or `_silence_` for a gap.
-    Frames are made `block` at a time per row and consumed in order, so a word, its
-    target window and the state that heard it run on across chunk boundaries.
-    """
-
-    def __init__(self, pool: ClipPool, cfg: StreamTrainConfig, rng: np.random.Generator,
-                 block: int = 1500, n_real: Optional[int] = None):
-        """`n_real`: the pool's first n_real clips are real recordings, the rest synthesized
-        negatives (None: all real)."""
-        self.pool, self.cfg, self.rng, self.block = pool, cfg, rng, block
-        self.kw = pool.keyword_ids
-        self.neg = pool.indices(UNKNOWN)
-        self.real_neg = self.neg < (len(pool.labels) if n_real is None else n_real)  # [len(neg)]
-        self.noise = pool.indices(SILENCE)
-        if len(self.kw) == 0 or len(self.noise) == 0:
-            raise TinyKWSError("stream training needs keyword clips and _silence_ clips")
-        self.neg_weight = np.ones(len(self.neg))  # mining's
-        self.base_weight = np.ones(len(self.neg))
-        if cfg.real_negative_balance and pool.words is not None and self.real_neg.any():
-            said = pool.words[self.neg[self.real_neg]]
-            if all(said):  # every real negative's word known
-                self.base_weight[self.real_neg] = word_balance(said)
-        self.sil = pool.categories.index(SILENCE)
-        self.unk = pool.categories.index(UNKNOWN) if UNKNOWN in pool.categories else self.sil
-        self.floor = pool.features.min(axis=(0, 1))  # [F] quietest level of each band
-        self.next_region = 0  # region numbers keep growing, so none repeats within a row
-        self.rows: list[tuple[np.ndarray, ...]] = [
-            self._make(self.block) for _ in range(cfg.batch)]
-
-    def set_negative_weights(self, w: np.ndarray) -> None:
-        self.neg_weight = np.asarray(w, np.float64)
-
-    def _draw_negative(self) -> int:
-        """A negative clip, by the mining weights; `real_negative_share` of them real."""
-        w = self.neg_weight * self.base_weight
-        share = self.cfg.real_negative_share
-        if share > 0 and self.real_neg.any() and not self.real_neg.all():
-            real = self.rng.random() < share
-            w = np.where(self.real_neg == real, w, 0.0)
-        return int(self.neg[self.rng.choice(len(self.neg), p=w / w.sum())])
-
-    def _pseudo_word(self, i: int, a: int) -> tuple[np.ndarray, int]:
-        """Keyword clip i from frame `a` to its speech's end, run straight into the last
-        `pseudo_frames` of another word's speech and its margin: a word that is not the
-        keyword but starts as it ("right" + "s" = "rites"); -> (frames [T', F], speech end)."""
-        pool, cfg, rng = self.pool, self.cfg, self.rng
-        j = self._draw_negative()
-        k = int(rng.integers(cfg.pseudo_frames[0], cfg.pseudo_frames[1] + 1))
-        j_end = int(pool.end[j])
-        tail_end = min(pool.features.shape[1], j_end + int(rng.integers(*cfg.margin_frames)))
-        tail = pool.features[j, max(int(pool.first[j]), j_end - k):tail_end]
-        head = pool.features[i, a:int(pool.end[i])]
-        return np.concatenate([head, tail]), len(head) + min(k, j_end - int(pool.first[j]))
-
-    def _noise_bed(self, n: int) -> np.ndarray:
-        """[n, F] log-mel of background clips end to end (each at its recorded level)."""
-        T = self.pool.features.shape[1]
-        picks = self.pool.features[self.rng.choice(self.noise, size=-(-n // T))]
-        return picks.reshape(-1, picks.shape[-1])[:n]
-
-    def _make(self, n: int) -> tuple[np.ndarray, ...]:
-        """At least n frames of stream: (x, target, weight, region, rclass), each `[n', ...]`."""
-        cfg, pool, rng = self.cfg, self.pool, self.rng
-        xs, words = [], []  # words: (start, first speech, end, class, is keyword)
-        pos = 0
-        peaks = []
-        while pos < n:
-            gap = int(rng.integers(cfg.gap_frames[0], cfg.gap_frames[1] + 1))
-            xs.append(np.broadcast_to(self.floor, (gap, len(self.floor))))
-            pos += gap
-            is_kw = bool(rng.random() < cfg.keyword_prob) or len(self.neg) == 0
-            pseudo = not is_kw and cfg.pseudo_share > 0 and rng.random() < cfg.pseudo_share
-            i = int(self.kw[rng.integers(len(self.kw))]) if is_kw or pseudo else self._draw_negative()
-            T = pool.features.shape[1]
-            a = max(0, int(pool.first[i]) - int(rng.integers(*cfg.margin_frames)))
-            b = min(T, int(pool.end[i]) + int(rng.integers(*cfg.margin_frames)))
-            word, on, end = pool.features[i, a:b], int(pool.first[i]) - a, int(pool.end[i]) - a
-            if pseudo:
-                word, end = self._pseudo_word(i, a)
-            seg, on, end, shift = augment_word(word, on, end, rng, cfg.word_stretch, cfg.word_warp,
-                                               cfg.word_gain_db * pool.log_per_db)
-            xs.append(seg)
-            # a pseudo-word is made from a keyword clip: its class is `_unknown_`, never the clip's
-            cls = (int(pool.labels[i]) if is_kw else self.unk if pseudo or pool.targets is None
-                   else int(pool.targets[i]))
-            words.append((pos, pos + on, pos + end, cls, is_kw))
-            peaks.append(pool.peak[i] + shift)
-            pos += len(seg)
-        x = np.concatenate(xs).astype(np.float32)
-        target = np.full(len(x), self.sil, np.int64)
-        weight = np.full(len(x), cfg.silence_weight, np.float32)
-        rclass = np.full(len(x), self.sil, np.int64)
-        region = np.zeros(len(x), np.int64)  # 0: the gap before the first word
-        for k, (start, on, end, cls, is_kw) in enumerate(words):
-            stop = min(len(x), end + cfg.target_delay + cfg.target_frames)
-            if k + 1 < len(words):
-                stop = min(stop, words[k + 1][1])  # the next word's speech takes over
-            if is_kw:  # unscored until its window opens: the model may still be unsure
-                lo = min(stop, end + cfg.target_delay - cfg.target_lead)
-                target[start:lo] = IGNORE
-                weight[start:lo] = 0.0
-            else:
-                target[on:end - cfg.target_lead] = cls
-                weight[on:end - cfg.target_lead] = cfg.inside_unknown_weight
-                lo = end - cfg.target_lead
-            lo = max(on, lo)
-            target[lo:stop] = cls
-            weight[lo:stop] = cfg.keyword_weight if is_kw else cfg.unknown_weight
-            rclass[on:stop] = cls
-            region[on:stop] = 2 * k + 1  # odd: the word; even: the gap after it
-            region[stop:words[k + 1][1] if k + 1 < len(words) else len(x)] = 2 * k + 2
-        region += self.next_region
-        self.next_region = int(region.max()) + 1
-        # the noise bed: one level for this block, `snr` dB under its words' mean peak
-        bed = self._noise_bed(len(x))
-        bed_level = float(torch.logsumexp(torch.as_tensor(bed), dim=1).mean())
-        snr = rng.uniform(*cfg.snr_db)
-        shift = float(np.mean(peaks)) - snr * pool.log_per_db - bed_level
-        x = np.logaddexp(x, bed + shift).astype(np.float32)
-        return x, target, weight, region, rclass
-
-    def next_chunk(self) -> tuple[Tensor, ...]:
-        T = self.cfg.chunk_frames
-        out = []
-        for r in range(len(self.rows)):
-            row = self.rows[r]
-            if len(row[0]) < T:
-                row = tuple(np.concatenate([a, b]) for a, b in zip(row, self._make(self.block)))
-            out.append(tuple(a[:T] for a in row))
-            self.rows[r] = tuple(a[T:] for a in row)
-        return tuple(torch.from_numpy(np.stack(parts)) for parts in zip(*out))
 
 
 # ---------------------------------------------------------------------------- training
@@ -404,6 +276,7 @@ def train_stream(
     features_dir: Path | str, run_dir: Path | str, cfg: StreamTrainConfig = StreamTrainConfig(),
     *, extra_negatives: Optional[np.ndarray] = None, real_negatives: Optional[np.ndarray] = None,
     real_negative_words: Optional[Sequence[str]] = None, threads: int = 1,
+    real_negative_paths: Optional[Sequence[str]] = None, extra_negative_paths: Optional[Sequence[str]] = None,
 ) -> Path:
     """Stream-train `RUN_DIR/train/best.pt` (the clip model) into a new `best.pt`.
 
@@ -411,7 +284,8 @@ def train_stream(
     into the streams as `_unknown_` words (synthesized); `real_negatives` `[R, T, F]`: real
     recordings of other words (the lists' spare `_unknown_` clips), counted with the
     training clips as real for `real_negative_share`, and the word each says
-    (`real_negative_words`, for `real_negative_balance`). With `cfg.workers` > 1 the steps are
+    (`real_negative_words`, for `real_negative_balance`). `*_paths`: the audio file of each
+    of those clips, for the rows laid in waveform (`cfg.wave_share`). With `cfg.workers` > 1 the steps are
     shared by that many processes (`tinykws.stream_workers`), `threads` torch threads each.
     Resumes from `train/stream_last.pt`. Returns the path of the stream model.
     """
@@ -433,15 +307,17 @@ def train_stream(
         split_count(total, cfg.workers, what)
     if cfg.garbage_threshold > 0:
         pool = dataclasses.replace(pool, targets=garbage_targets(clip_model, pool, cfg.garbage_threshold))
-    args: tuple = (str(run.root), cfg, pool, len(split.labels), n_real, threads)
+    waves = (wave_source(run, split, (real_negatives, real_negative_paths), (extra_negatives, extra_negative_paths))
+             if cfg.wave_share > 0 else None)
+    args: tuple = (str(run.root), cfg, pool, len(split.labels), n_real, threads, waves)
     if cfg.workers > 1:  # the children see the clip pool's frames without a copy
         shared = share(pool.features)
         pool = dataclasses.replace(pool, features=shared.numpy())
         args = (str(run.root), cfg, dataclasses.replace(pool, features=np.zeros(0, np.float32)),
-                len(split.labels), n_real, threads, shared)
+                len(split.labels), n_real, threads, waves, shared)
     t0 = time.perf_counter()
     with workers(cfg.workers, _worker_main, args) as group:
-        model = _train_rank(group, run, cfg, pool, len(split.labels), n_real, threads)
+        model = _train_rank(group, run, cfg, pool, len(split.labels), n_real, threads, waves)
     model.eval()
     stream_model = dataclasses.replace(
         clip, state_dict={k: v.detach().cpu() for k, v in model.state_dict().items()}, model_config=model.config,
@@ -450,18 +326,36 @@ def train_stream(
     return best_path
 
 
+def wave_source(run: RunDir, split: Any, *more: tuple[Optional[np.ndarray], Optional[Sequence[str]]]
+                ) -> WaveSource:
+    """The audio of the stream phase's clips (the training split, then each of `more`'s
+    (features, paths) that has clips, in `clip_pool`'s order) and the data's recorded noise."""
+    paths = list(split.paths)
+    if len(paths) != len(split.labels):
+        raise TinyKWSError("waveform stream rows need the clips' audio: training.npz names no source files")
+    for feats, names in more:
+        if feats is not None and len(feats):
+            if names is None or len(names) != len(feats):
+                raise TinyKWSError("waveform stream rows need the audio file of every negative clip "
+                                   "(real_negative_paths / extra_negative_paths)")
+            paths += list(names)
+    noise = sorted((run_data_dir(run.lists) / BACKGROUND).glob("*.wav"))
+    return WaveSource(paths, split.params, noise)
+
+
 def _worker_main(rank: int, world: int, store: str, run_root: str, cfg: StreamTrainConfig,
-                 pool: ClipPool, n_train: int, n_real: int, threads: int, shared: Tensor) -> None:
+                 pool: ClipPool, n_train: int, n_real: int, threads: int, waves: Optional[WaveSource],
+                 shared: Tensor) -> None:
     """A spawned worker (`stream_workers.workers`): the same loop on its share of the steps."""
     worker_env()
     tune_for_training()
     group = join(rank, world, store)
     pool = dataclasses.replace(pool, features=shared.numpy())
-    _train_rank(group, RunDir(run_root), cfg, pool, n_train, n_real, threads)
+    _train_rank(group, RunDir(run_root), cfg, pool, n_train, n_real, threads, waves)
 
 
 def _train_rank(group: Group, run: RunDir, cfg: StreamTrainConfig, pool: ClipPool, n_train: int,
-                n_real: int, threads: int) -> Any:
+                n_real: int, threads: int, waves: Optional[WaveSource] = None) -> Any:
     """One worker's training loop; returns its model (identical on every worker). The
     pool's first `n_train` clips are the training split, whose clip loss runs beside."""
     model, _ = load_model(run.clip)
@@ -472,7 +366,7 @@ def _train_rank(group: Group, run: RunDir, cfg: StreamTrainConfig, pool: ClipPoo
     model.train()
     mine = dataclasses.replace(cfg, batch=cfg.batch // group.world, clip_batch=cfg.clip_batch // group.world)
     rng, gen = rank_seeds(cfg.seed, group.rank)
-    maker = StreamMaker(pool, mine, rng, n_real=n_real)
+    maker = StreamMaker(pool, mine, rng, n_real=n_real, waves=waves)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = (torch.optim.AdamW(params, lr=cfg.learning_rate, weight_decay=cfg.weight_decay) if cfg.weight_decay > 0
            else torch.optim.Adam(params, lr=cfg.learning_rate))

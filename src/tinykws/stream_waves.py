@@ -1,0 +1,84 @@
+"""Training streams laid in waveform (`StreamTrainConfig.wave_share`): whole 1-s clips over
+recorded noise, each clip at its own SNR, featurized as the device hears them: the way the
+measured streams (`tinykws.keyword_streams.build_stream`) are made.
+
+`StreamMaker` otherwise lays each word cut to its speech in log-mel space over one noise
+level a block (`stream_maker`). The twentieth round found the model scores its own log-mel
+streams far lower than waveform streams of the same training speech (keyword peak median
+0.62 against 0.94, docs/benchmarks.md): the phase trains on a task unlike the measured one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from tinykws.data.audio import CLIP_SAMPLES, SAMPLE_RATE, load_audio
+from tinykws.errors import TinyKWSError
+from tinykws.features import FeatureParams, frames_from_stream
+from tinykws.keyword_streams import StreamSpec, noise_envelope, noise_pieces, speech_rms
+
+
+class WaveSource:
+    """The clips' audio (read when laid: 20,000 clips would take 0.6 GB a process held) and
+    the recorded noise (read once) that waveform stream rows are made of."""
+
+    def __init__(self, paths: Sequence[str], params: FeatureParams, noise_files: Sequence[Path]):
+        """`paths` [N]: the audio file of each clip of the stream phase's `ClipPool`."""
+        if params.clip_samples != CLIP_SAMPLES or params.sample_rate != SAMPLE_RATE:
+            raise TinyKWSError(f"waveform streams need {SAMPLE_RATE}-Hz clips of {CLIP_SAMPLES} samples, "
+                               f"not {params.sample_rate} Hz x {params.clip_samples}")
+        self.paths = [str(p) for p in paths]
+        self.params = params
+        # float64 int16-scale samples, as keyword_streams reads them
+        self.noises = [load_audio(f, length=None)[0].astype(np.float64) for f in noise_files]
+
+    @property
+    def clip_blocks(self) -> int:
+        """Hops a clip spans (100): a clip laid at block p gives stream frames p .. p + 97."""
+        return CLIP_SAMPLES // self.params.hop
+
+    def check(self, ids: np.ndarray) -> None:
+        """TinyKWSError naming the first clip of `ids` whose file is gone (before training)."""
+        for i in ids:
+            if not Path(self.paths[i]).is_file():
+                raise TinyKWSError(f"waveform streams: {self.paths[i]} not found (the features were made "
+                                   "from it; re-featurize or set wave_share 0)")
+
+    def audio(self, i: int) -> np.ndarray:
+        """Clip i as float64 int16-scale samples [CLIP_SAMPLES]."""
+        return load_audio(self.paths[i], length=CLIP_SAMPLES)[0].astype(np.float64)
+
+    def lay(self, placed: Sequence[tuple[int, int]], n_frames: int, snr_db: tuple[float, float],
+            rng: np.random.Generator) -> np.ndarray:
+        """Log-mel frames `[n_frames, F]` of `mix(placed, ...)`. Frame p + j of the stream is
+        frame j of a clip laid at block p (the same samples), so the clip's speech bounds
+        carry over by adding p."""
+        return frames_from_stream(self.mix(placed, n_frames, snr_db, rng), self.params)[:n_frames]
+
+    def mix(self, placed: Sequence[tuple[int, int]], n_frames: int, snr_db: tuple[float, float],
+            rng: np.random.Generator) -> np.ndarray:
+        """The samples (float32, int16 scale) that make `n_frames` frames, with clips laid at
+        (hop block, clip index) `placed` (in order) at their recorded level, over noise whose
+        level puts each clip's loudest 0.5 s `snr` dB (drawn in `snr_db`) above it, with
+        100-ms ramps between clips: as `build_stream` makes the measured streams."""
+        p = self.params
+        n = (n_frames + p.first_block - 1) * p.hop  # samples that make n_frames frames
+        speech = np.zeros(n)
+        starts, levels = [], []
+        for block, i in placed:
+            x = self.audio(i)
+            s = block * p.hop
+            m = min(len(x), n - s)
+            speech[s:s + m] += x[:m]
+            snr = float(rng.uniform(*snr_db))
+            levels.append(max(StreamSpec.min_noise_rms, speech_rms(x) / 10 ** (snr / 20)))
+            starts.append(s / SAMPLE_RATE)
+        if self.noises:
+            noise = noise_pieces(self.noises, n, 1.0, rng)
+        else:  # no recordings: white noise, as keyword_streams.noise_bed
+            noise = rng.normal(0, 1.0, n)
+        audio = np.clip(np.rint(speech + noise * noise_envelope(starts, levels, n)), -32768, 32767)
+        return audio.astype(np.float32)
