@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional, Sequence
 import numpy as np
 
 from tinykws.errors import TinyKWSError
-from tinykws.labels import NON_KEYWORDS
+from tinykws.labels import keyword_mask
 from tinykws.run import DETECTOR_FILE
 
 if TYPE_CHECKING:
@@ -117,7 +117,7 @@ class DetectorConfig:
         """bool [C]: which classes may fire."""
         cats = list(categories)
         if self.keywords is None:
-            return np.array([c not in NON_KEYWORDS for c in cats])
+            return keyword_mask(cats)
         missing = [k for k in self.keywords if k not in cats]
         if missing:
             raise TinyKWSError(f"detector keywords {missing} are not classes of the model "

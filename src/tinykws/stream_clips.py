@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from tinykws.errors import TinyKWSError
-from tinykws.labels import SILENCE, UNKNOWN
+from tinykws.labels import UNKNOWN, keyword_mask
 
 
 def word_bounds(features: np.ndarray, drop_db: float = 20.0, log_per_db: float = math.log(10) / 10
@@ -59,8 +59,7 @@ class ClipPool:
 
     @property
     def keyword_ids(self) -> np.ndarray:
-        return np.flatnonzero(~np.isin(self.labels, [self.categories.index(c) for c in
-                                                     (SILENCE, UNKNOWN) if c in self.categories]))
+        return np.flatnonzero(keyword_mask(self.categories)[self.labels])
 
 
 def word_balance(words: np.ndarray) -> np.ndarray:

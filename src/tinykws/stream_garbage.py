@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from tinykws.errors import TinyKWSError
-from tinykws.labels import NON_KEYWORDS, UNKNOWN
+from tinykws.labels import UNKNOWN, keyword_mask
 from tinykws.models import KWSModel
 from tinykws.stream_clips import ClipPool
 
@@ -28,7 +28,7 @@ __all__ = ["garbage_targets", "keyword_scores", "raw_masks", "with_garbage"]
 
 
 def _keywords(categories: Sequence[str]) -> list[int]:
-    return [i for i, c in enumerate(categories) if c not in NON_KEYWORDS]
+    return np.flatnonzero(keyword_mask(categories)).tolist()
 
 
 def _unknown(categories: Sequence[str]) -> int:
@@ -92,7 +92,7 @@ def raw_masks(categories: Sequence[str], garbage: int,
               clip_weight: Optional[Tensor]) -> tuple[Tensor, Optional[Tensor]]:
     """(keyword mask [C + K] bool, clip-loss class weights [C + K] or None) over the raw
     outputs: garbage outputs are no keywords and weigh as `_unknown_`."""
-    kw = torch.tensor([c not in NON_KEYWORDS for c in categories] + [False] * garbage)
+    kw = torch.from_numpy(np.concatenate([keyword_mask(categories), np.zeros(garbage, bool)]))
     if clip_weight is None or not garbage:
         return kw, clip_weight
     u = _unknown(categories)

@@ -11,7 +11,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from tinykws.labels import SILENCE, UNKNOWN
+from tinykws.labels import keyword_mask
 from tinykws.stream_workers import Group
 
 # `maker` is a `stream_maker.StreamMaker` and `cfg` its `stream_training.StreamTrainConfig` (not imported:
@@ -26,7 +26,7 @@ def negative_keyword_scores(model, maker: StreamMaker, context: int = 100, batch
     negatives at positions `which` of `maker.neg`), heard after `context` frames of
     background from a zero state and until its target window ends."""
     pool, cfg = maker.pool, maker.cfg
-    kw_cls = torch.tensor([c not in (SILENCE, UNKNOWN) for c in pool.categories])
+    kw_cls = torch.from_numpy(keyword_mask(pool.categories))
     out = []
     T = pool.features.shape[1]
     negs = maker.neg if which is None else maker.neg[which]

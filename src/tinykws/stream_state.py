@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tinykws.labels import SILENCE, UNKNOWN
+from tinykws.labels import keyword_mask
 
 
 BOUNDED_NU = -40.0  # σ(-40) = 4e-18: below float32's resolution next to any |h| >= 1e-9
@@ -59,7 +59,7 @@ def longest_keyword_run(scores: np.ndarray, categories: Sequence[str]) -> tuple[
     """(frames, class) of the longest run of consecutive frames whose top class is one and
     the same keyword: a state locked onto a class shows as a run of minutes."""
     top = np.asarray(scores).argmax(1)
-    is_kw = np.array([c not in (SILENCE, UNKNOWN) for c in categories])[top]
+    is_kw = keyword_mask(categories)[top]
     best, label = 0, ""
     change = np.flatnonzero(np.diff(top) != 0) + 1
     starts = np.concatenate([[0], change])

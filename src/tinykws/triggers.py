@@ -15,7 +15,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from tinykws.detector_config import TIME_EPS_S, Detection, DetectorConfig
-from tinykws.labels import NON_KEYWORDS
+from tinykws.labels import keyword_mask
 
 def moving_average(scores: np.ndarray, n: int) -> np.ndarray:
     """Causal moving average over the last `n` rows of `[S, C]` (shorter at the start)."""
@@ -46,7 +46,7 @@ def best_keyword(smoothed: np.ndarray, categories: Sequence[str],
                  keywords: Optional[np.ndarray] = None) -> tuple[np.ndarray, np.ndarray]:
     """(index `[S]`, score `[S]`) of the best keyword at each row of `[S, C]`; empty when
     no category is a keyword. Computed once, it serves a whole threshold sweep."""
-    kw = (np.array([c not in NON_KEYWORDS for c in categories]) if keywords is None
+    kw = (keyword_mask(categories) if keywords is None
           else np.asarray(keywords, bool))
     if not kw.any() or len(smoothed) == 0:
         return np.zeros(0, np.int64), np.zeros(0)
@@ -90,7 +90,7 @@ class Trigger:
     def __init__(self, categories: Sequence[str], threshold: float, smooth_n: int,
                  refractory_s: float, keywords: Optional[np.ndarray] = None):
         self.categories = list(categories)
-        self.kw = (np.array([c not in NON_KEYWORDS for c in self.categories]) if keywords is None
+        self.kw = (keyword_mask(self.categories) if keywords is None
                    else np.asarray(keywords, bool))
         self.threshold, self.refractory_s = threshold, refractory_s
         self.buf: deque[np.ndarray] = deque(maxlen=max(1, smooth_n))
@@ -157,7 +157,7 @@ class IntTrigger:
     def __init__(self, categories: Sequence[str], threshold: float, smooth_n: int,
                  refractory_steps: int, keywords: Optional[np.ndarray] = None):
         self.categories = list(categories)
-        kw = (np.array([c not in NON_KEYWORDS for c in self.categories]) if keywords is None
+        kw = (keyword_mask(self.categories) if keywords is None
               else np.asarray(keywords, bool))
         self.keyword_index = np.flatnonzero(kw)  # [K] class indices that may fire
         self.smooth_n = max(1, int(smooth_n))
