@@ -141,3 +141,25 @@ def test_a_clip_file_gone_is_named_before_any_training(tmp_path):
 def test_waves_need_clips_of_the_speech_commands_shape(tmp_path):
     with pytest.raises(TinyKWSError, match="16000-Hz clips"):
         WaveSource([], FeatureParams(clip_samples=8000), [])
+
+
+def test_the_envelope_and_noise_are_keyword_streams_own_at_a_fraction_of_the_cost(tmp_path):
+    from tinykws.keyword_streams import noise_envelope, noise_pieces
+    from tinykws.stream_waves import envelope
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):  # clips >= 1 s + 5 frames apart, as the maker lays them
+        k = int(rng.integers(1, 8))
+        starts = np.cumsum(rng.integers(16800, 48000, k)) - 16000
+        n = int(starts[-1] + 16000 + rng.integers(0, 5000))
+        levels = rng.uniform(30, 3000, k)
+        got = envelope(list(starts), list(levels), n)
+        want = noise_envelope(list(starts / SAMPLE_RATE), list(levels), n)
+        assert got.dtype == np.float32 and got.shape == (n,)
+        # (noise_envelope's middles go through seconds and back: now and then one lands a sample earlier)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-3 * levels.max())
+    pool, paths, noise = _wave_pool(tmp_path)
+    waves = WaveSource(paths, FeatureParams(), [noise, noise])
+    got = waves.noise(200_000, np.random.default_rng(4))
+    want = noise_pieces([x.astype(np.float64) for x in waves.noises], 200_000, 1.0, np.random.default_rng(4))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)  # the same pieces, at RMS 1 each
