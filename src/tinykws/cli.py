@@ -301,7 +301,8 @@ def train_stream_cmd(
     with _run_lock(run_dir):
         extra = negative_features(negatives, feats, run_dir) if negatives is not None else None
         cfg = StreamTrainConfig(iterations=iterations, seed=seed, workers=workers)
-        path = train_stream(feats, run_dir, cfg, extra_negatives=None if extra is None else extra.features)
+        path = train_stream(feats, run_dir, cfg, extra_negatives=None if extra is None else extra.features,
+                            extra_negative_paths=None if extra is None else list(extra.paths))
     console.print(f"stream model -> {path} (the clip model is kept as {RunDir(run_dir).clip})")
 
 
