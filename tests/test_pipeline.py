@@ -589,6 +589,11 @@ def test_stream_steps_reach_the_stream_phase_and_a_change_trains_again(tmp_path:
     for other in (pipeline.PipelineConfig(out=run, data=tmp_path), pipeline.PipelineConfig(out=run, quick=True),
                   pipeline.PipelineConfig(out=run, preset="tiny")):
         assert pipeline._stream_config(other).target_delay == StreamTrainConfig().target_delay == 0
+    # every pipeline lays its stream rows in waveform (the Python API's default stays log-mel)
+    for other in (pipeline.PipelineConfig(out=run), pipeline.PipelineConfig(out=run, data=tmp_path),
+                  pipeline.PipelineConfig(out=run, quick=True), pipeline.PipelineConfig(out=run, preset="tiny")):
+        assert pipeline._stream_config(other).wave_share == 1.0
+    assert StreamTrainConfig().wave_share == 0.0
     # recorded speech (--data) gets twice the steps (its time budget is 15 minutes, not 10)
     assert pipeline._stream_config(pipeline.PipelineConfig(out=run, data=tmp_path)).iterations == 6000
     assert pipeline._stream_config(pipeline.PipelineConfig(out=run, data=tmp_path, quick=True)).iterations == \

@@ -359,7 +359,11 @@ def test_cli_train_stream_writes_a_one_state_model_and_refuses_bad_negatives(toy
     (run / "train").mkdir(parents=True)
     shutil.copyfile(src / "train" / "clip.pt", run / "train" / "best.pt")
     feats = str(src / "features")
-    assert cli(["train-stream", str(run), "--features", feats, "--iterations", "3"]) == 0
+    # toy features, no audio behind them: the waveform rows the pipeline uses are refused, saying why
+    assert cli(["train-stream", str(run), "--features", feats, "--iterations", "3"]) == 2
+    err = capsys.readouterr().err
+    assert "waveform stream rows" in err and "wave_share 0" in err and "Traceback" not in err
+    assert cli(["train-stream", str(run), "--features", feats, "--iterations", "3", "--wave-share", "0"]) == 0
     _, ck = load_model(run / "train" / "best.pt")
     assert ck.rolling and ck.stream_config["iterations"] == 3
     assert (run / "train" / "clip.pt").is_file()

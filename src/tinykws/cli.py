@@ -288,6 +288,9 @@ def train_stream_cmd(
     iterations: int = typer.Option(1500, help="Training steps of 32 streams x 2 s."),
     seed: int = typer.Option(0, help="Seed for the streams and the clip batches."),
     workers: int = typer.Option(2, help="Processes that share every step, one a CPU core (must divide 32)."),
+    wave_share: float = typer.Option(
+        1.0, help="Share of the streams laid in waveform from the clips' audio files, as `pipeline` "
+        "does (0: all in log-mel space from the features alone)."),
 ) -> None:
     """Second training phase on long streams: one model step per 10-ms frame on one state
     that is never reset (bounded), as the Cortex-M4 runs it; resumes after a kill."""
@@ -300,7 +303,7 @@ def train_stream_cmd(
     feats = features or RunDir(run_dir).features
     with _run_lock(run_dir):
         extra = negative_features(negatives, feats, run_dir) if negatives is not None else None
-        cfg = StreamTrainConfig(iterations=iterations, seed=seed, workers=workers)
+        cfg = StreamTrainConfig(iterations=iterations, seed=seed, workers=workers, wave_share=wave_share)
         path = train_stream(feats, run_dir, cfg, extra_negatives=None if extra is None else extra.features,
                             extra_negative_paths=None if extra is None else list(extra.paths))
     console.print(f"stream model -> {path} (the clip model is kept as {RunDir(run_dir).clip})")

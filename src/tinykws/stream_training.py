@@ -339,6 +339,9 @@ def wave_source(run: RunDir, split: Any, *more: tuple[Optional[np.ndarray], Opti
                 raise TinyKWSError("waveform stream rows need the audio file of every negative clip "
                                    "(real_negative_paths / extra_negative_paths)")
             paths += list(names)
+    if not run.lists_json.is_file():
+        raise TinyKWSError(f"{run.lists_json} not found: waveform stream rows (wave_share > 0) lay the run's "
+                           "clips over its data folder's noise; make the lists (`tinykws data lists`) or set wave_share 0")
     noise = sorted((run_data_dir(run.lists) / BACKGROUND).glob("*.wav"))
     return WaveSource(paths, split.params, noise)
 
