@@ -118,7 +118,9 @@ def own_streams(run: Path, features: Path, overrides: dict, chunks: int = 45) ->
     """Word peaks on the stream phase's own training streams (see the module's docstring)."""
     model, ck = load_model(run)
     model.eval()
-    cfg = StreamTrainConfig.from_dict({**ck.stream_config, **overrides})
+    # rows laid in log-mel space, as this measure has always been made (a wave_share of the
+    # run's own is dropped: the twentieth round compared these streams with waveform ones)
+    cfg = StreamTrainConfig.from_dict({**ck.stream_config, "wave_share": 0.0, **overrides})
     split = read_features(split_file(features, "training"))
     pool, n_real = clip_pool(split, None, np.load(features / "negatives.npz")["features"], math.log(10) / 10)
     maker = StreamMaker(pool, cfg, np.random.default_rng(123), n_real=n_real)

@@ -5,9 +5,9 @@
 
 RUN is a finished pipeline run (its `train/clip.pt` or `train/best.pt`, `features/` with
 `training.npz`, `negatives.npz` and `spare.npz` when present). Each count trains `--steps`
-steps of the pipeline's stream configuration (`StreamTrainConfig()` with `--streams` and
-`--clips` a step, mining every `--mine-every` steps; the default 250 gives one round in 500
-steps, as the pipeline's default has a round every 500, and no round runs after the last
+steps of the pipeline's stream configuration as it was before the twenty-eighth round
+(`StreamTrainConfig()`, rows laid in log-mel space, with `--streams` and `--clips` a step,
+mining every `--mine-every` steps; the default 250 gives one round in 500 steps, as the pipeline's default has a round every 500, and no round runs after the last
 step, which the seventh round's figures, taken with 500, still had) from the
 same clip model into a temporary run folder, and the script prints seconds a step, stream
 frames a second (set-up included: loading, spawning, sharing the clip pool) and the

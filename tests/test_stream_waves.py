@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 
 import numpy as np
@@ -49,6 +51,20 @@ def _wave_pool(tmp_path, n_per_class: int = 6):
     save_wav(noise, np.rint(rng.normal(0, 1000, 3 * SAMPLE_RATE)).astype(np.int16))
     feats = logmel_batch(np.stack(clips))
     return ClipPool.from_arrays(feats, np.array(labels), CATS, LOG_PER_DB), paths, noise
+
+
+def _wave_run(tmp_path):
+    """A run folder whose training.npz was featurized from real files, with lists naming
+    its data folder and noise: (run folder, pool, paths)."""
+    pool, paths, noise = _wave_pool(tmp_path / "data")
+    run = tmp_path / "run"
+    for sub in ("train", "lists", "features"):
+        (run / sub).mkdir(parents=True)
+    (run / "lists" / "lists.json").write_text(json.dumps({"data_dir": str(tmp_path / "data"),
+                                                          "noise_files": [str(noise)]}))
+    np.savez(run / "features" / "training.npz", features=pool.features, labels=pool.labels,
+             categories=np.array(CATS), feature_params=FeatureParams().to_json(), paths=np.array(paths))
+    return run, pool, paths
 
 
 def _band(hz: float) -> int:
@@ -163,3 +179,45 @@ def test_the_envelope_and_noise_are_keyword_streams_own_at_a_fraction_of_the_cos
     got = waves.noise(200_000, np.random.default_rng(4))
     want = noise_pieces([x.astype(np.float64) for x in waves.noises], 200_000, 1.0, np.random.default_rng(4))
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)  # the same pieces, at RMS 1 each
+
+
+def test_wave_source_reads_each_pool_clips_own_file_in_clip_pools_order(tmp_path):
+    from tinykws.run import RunDir, read_features
+    from tinykws.stream_clips import clip_pool
+    from tinykws.stream_training import wave_source
+
+    run, _, paths = _wave_run(tmp_path)
+    split = read_features(run / "features" / "training.npz")
+    real = [i for i, y in enumerate(split.labels) if CATS[y] == "_unknown_"]  # two sets of negatives
+    extra = [i for i, y in enumerate(split.labels) if CATS[y] == "no"]  # that differ
+    pool, _ = clip_pool(split, split.features[real], split.features[extra], LOG_PER_DB)
+    waves = wave_source(RunDir(run), split, (split.features[real], [paths[i] for i in real]),
+                        (split.features[extra], [paths[i] for i in extra]))
+    assert len(waves.paths) == len(pool.labels) == len(split.labels) + len(real) + len(extra)
+    for i in range(len(pool.labels)):
+        if CATS[pool.labels[i]] != "_silence_":  # every clip a row may lay: its own file
+            np.testing.assert_array_equal(logmel(_clip_at(waves.paths, i)), pool.features[i])
+    assert len(waves.noises) == 1  # the noise the lists name
+    with pytest.raises(TinyKWSError, match="every negative clip"):
+        wave_source(RunDir(run), split, (split.features[real], None))
+
+
+def test_waveform_rows_refuse_what_they_cannot_lay(tmp_path):
+    from tinykws.run import RunDir, read_features
+    from tinykws.stream_training import wave_source
+
+    run, pool, paths = _wave_run(tmp_path)
+    split = read_features(run / "features" / "training.npz")
+    # rows cut from clips (featurize --window-size 60): their speech bounds are not the clip's
+    cut = dataclasses.replace(split, features=split.features[:, :60])
+    with pytest.raises(TinyKWSError, match=r"whole-clip features \(98 frames a row, not 60\)"):
+        wave_source(RunDir(run), cut)
+    with pytest.raises(TinyKWSError, match="no source files"):
+        wave_source(RunDir(run), dataclasses.replace(split, paths=np.array([], str)))
+    (run / "lists" / "lists.json").unlink()
+    with pytest.raises(TinyKWSError, match="--wave-share 0"):
+        wave_source(RunDir(run), split)
+    with pytest.raises(TinyKWSError, match="needs the clips' audio"):
+        StreamMaker(pool, StreamTrainConfig(batch=2, wave_share=0.5), np.random.default_rng(0))
+    with pytest.raises(TinyKWSError, match="gap_frames"):
+        StreamTrainConfig(gap_frames=(0, 10))

@@ -378,36 +378,34 @@ def test_cli_train_stream_writes_a_one_state_model_and_refuses_bad_negatives(toy
     assert "3 stream workers cannot share a step's streams (batch) (32)" in err and "Traceback" not in err
 
 
-def test_a_stream_phase_with_waveform_rows_lays_the_clips_audio(toy_run, tmp_path, monkeypatch):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_stream_phase_with_waveform_rows_lays_the_clips_audio(toy_run, tmp_path, monkeypatch, workers):
     import shutil
 
-    from test_stream_waves import _wave_pool
+    from test_stream_waves import _wave_run
     from tinykws.checkpoint import load_model
     from tinykws.stream_waves import WaveSource
 
-    pool, paths, _ = _wave_pool(tmp_path / "data")  # and data/_background_noise_/white.wav
-    run = tmp_path / "run"
-    (run / "train").mkdir(parents=True)
+    run, pool, paths = _wave_run(tmp_path)
     shutil.copyfile(toy_run[1] / "train" / "clip.pt", run / "train" / "clip.pt")
-    (run / "lists").mkdir()
-    (run / "lists" / "lists.json").write_text(json.dumps({"data_dir": str(tmp_path / "data")}))
     fdir = run / "features"
-    fdir.mkdir()
-    np.savez(fdir / "training.npz", features=pool.features, labels=pool.labels, categories=np.array(CATS),
-             feature_params=FeatureParams().to_json(), paths=np.array(paths))
     unk = pool.indices("_unknown_")
-    read, audio = [], WaveSource.audio
+    read, audio = [], WaveSource.audio  # (in this process: rank 0's reads)
     monkeypatch.setattr(WaveSource, "audio", lambda self, i: read.append(self.paths[i]) or audio(self, i))
     cfg = StreamTrainConfig(iterations=4, batch=4, chunk_frames=100, clip_batch=8, mine_every=2,
-                            learning_rate=0.005, lr_min=0.001, workers=1, wave_share=0.5)
+                            learning_rate=0.005, lr_min=0.001, workers=workers, wave_share=0.5)
     with pytest.raises(TinyKWSError, match="audio file of every negative clip"):
         train_stream(fdir, run, cfg, extra_negatives=pool.features[unk])  # negatives without their files
+    (tmp_path / "data" / "no" / "2.wav").rename(tmp_path / "gone.wav")
+    with pytest.raises(TinyKWSError, match=r"no/2\.wav not found"):  # named before any training
+        train_stream(fdir, run, cfg, extra_negatives=pool.features[unk], extra_negative_paths=[paths[i] for i in unk])
+    (tmp_path / "gone.wav").rename(tmp_path / "data" / "no" / "2.wav")
     assert not read and not (run / "train" / "best.pt").exists()
     train_stream(fdir, run, cfg, extra_negatives=pool.features[unk], extra_negative_paths=[paths[i] for i in unk])
     _, ck = load_model(run / "train" / "best.pt")
-    assert ck.stream_config["wave_share"] == 0.5
-    # the waveform rows (2 of 4) read clips of the training split and of the extra negatives
-    assert len(read) >= 4 and {p.split("/")[-2] for p in read} <= {"yes", "no", "_unknown_"}
+    assert ck.stream_config["wave_share"] == 0.5 and ck.stream_config["workers"] == workers
+    # the waveform rows (half of this process's) read clips of the training split and of the extra negatives
+    assert len(read) >= 2 and {p.split("/")[-2] for p in read} <= {"yes", "no", "_unknown_"}
 
 
 def test_inside_penalty_punishes_other_keywords_only():

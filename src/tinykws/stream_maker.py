@@ -38,7 +38,7 @@ class StreamMaker:
                  block: int = 1500, n_real: Optional[int] = None, waves: Optional[WaveSource] = None):
         """`n_real`: the pool's first n_real clips are real recordings, the rest synthesized
         negatives (None: all real). `waves`: the clips' audio, for the rows laid in waveform
-        (the first round(batch x wave_share); none without it)."""
+        (the first round(batch x wave_share) of this maker's; `batch` is one process's share)."""
         self.pool, self.cfg, self.rng, self.block, self.waves = pool, cfg, rng, block, waves
         self.kw = pool.keyword_ids
         self.neg = pool.indices(UNKNOWN)
@@ -56,6 +56,8 @@ class StreamMaker:
         self.unk = pool.categories.index(UNKNOWN) if UNKNOWN in pool.categories else self.sil
         self.floor = pool.features.min(axis=(0, 1))  # [F] quietest level of each band
         self.next_region = 0  # region numbers keep growing, so none repeats within a row
+        if cfg.wave_share > 0 and waves is None:
+            raise TinyKWSError("wave_share > 0 needs the clips' audio (a WaveSource: stream_training.wave_source)")
         self.n_wave = round(cfg.batch * cfg.wave_share) if waves is not None else 0
         if self.n_wave:
             waves.check(np.concatenate([self.kw, self.neg]))

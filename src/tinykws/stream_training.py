@@ -36,6 +36,7 @@ import csv
 import dataclasses
 import math
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -53,10 +54,10 @@ from tinykws.data.speech_commands import BACKGROUND
 from tinykws.dataset import featurize_negatives
 from tinykws.errors import TinyKWSError
 from tinykws.evaluate import run_data_dir
-from tinykws.labels import SILENCE
+from tinykws.labels import SILENCE, UNKNOWN
 from tinykws.models.sparsity import fix_support
 from tinykws.progress import progress_bar
-from tinykws.run import RunDir, atomic_torch_save, check_splits_agree, read_features, split_file
+from tinykws.run import RunDir, atomic_torch_save, check_splits_agree, read_features, read_json, split_file
 from tinykws.stream_clips import ClipPool, clip_pool
 from tinykws.stream_garbage import garbage_targets, raw_masks, with_garbage
 from tinykws.stream_losses import inside_keyword, peak_loss, stream_loss
@@ -214,6 +215,8 @@ class StreamTrainConfig:
             raise TinyKWSError("mine_top must be in [0, 1] and mine_clips >= 0")
         if not 0.0 <= self.wave_share <= 1.0:
             raise TinyKWSError(f"wave_share must be in [0, 1], not {self.wave_share!r}")
+        if not 1 <= self.gap_frames[0] <= self.gap_frames[1]:
+            raise TinyKWSError(f"gap_frames must be 1 <= lo <= hi, not {self.gap_frames!r}")
         if self.wave_share > 0 and (self.pseudo_share or self.word_stretch or self.word_warp or self.word_gain_db):
             raise TinyKWSError("waveform stream rows (wave_share > 0) lay every clip as recorded: "
                                "set pseudo_share and word_stretch / word_warp / word_gain_db to 0")
@@ -305,10 +308,12 @@ def train_stream(
     pool, n_real = clip_pool(split, real_negatives, extra_negatives, log_per_db, real_negative_words)
     for total, what in ((cfg.batch, "a step's streams (batch)"), (cfg.clip_batch, "a step's clips (clip_batch)")):
         split_count(total, cfg.workers, what)
+    waves = None
+    if cfg.wave_share > 0:  # refused here, before any scoring or spawning, when the audio is not at hand
+        waves = wave_source(run, split, (real_negatives, real_negative_paths), (extra_negatives, extra_negative_paths))
+        waves.check(np.concatenate([pool.keyword_ids, pool.indices(UNKNOWN)]))
     if cfg.garbage_threshold > 0:
         pool = dataclasses.replace(pool, targets=garbage_targets(clip_model, pool, cfg.garbage_threshold))
-    waves = (wave_source(run, split, (real_negatives, real_negative_paths), (extra_negatives, extra_negative_paths))
-             if cfg.wave_share > 0 else None)
     args: tuple = (str(run.root), cfg, pool, len(split.labels), n_real, threads, waves)
     if cfg.workers > 1:  # the children see the clip pool's frames without a copy
         shared = share(pool.features)
@@ -326,23 +331,40 @@ def train_stream(
     return best_path
 
 
+NO = "set wave_share 0 (`train-stream --wave-share 0`)"  # how to do without waveform rows
+
+
 def wave_source(run: RunDir, split: Any, *more: tuple[Optional[np.ndarray], Optional[Sequence[str]]]
                 ) -> WaveSource:
     """The audio of the stream phase's clips (the training split, then each of `more`'s
-    (features, paths) that has clips, in `clip_pool`'s order) and the data's recorded noise."""
+    (features, paths) that has clips, in `clip_pool`'s order) and the data's recorded noise
+    (the lists' `noise_files`, as the lists stage found them; else the data folder's
+    `_background_noise_` WAV files)."""
+    n = split.params.n_frames
     paths = list(split.paths)
     if len(paths) != len(split.labels):
-        raise TinyKWSError("waveform stream rows need the clips' audio: training.npz names no source files")
-    for feats, names in more:
+        raise TinyKWSError(f"waveform stream rows need the clips' audio, and training.npz names no source files: "
+                           f"featurize again with this tinykws, or {NO}")
+    for feats, names in [(split.features, paths)] + list(more):
         if feats is not None and len(feats):
             if names is None or len(names) != len(feats):
                 raise TinyKWSError("waveform stream rows need the audio file of every negative clip "
-                                   "(real_negative_paths / extra_negative_paths)")
+                                   f"(real_negative_paths / extra_negative_paths), or {NO}")
+            if feats.shape[1] != n:  # rows cut from clips (featurize --window-size): bounds not the clip's
+                raise TinyKWSError(f"waveform stream rows lay whole clips and need whole-clip features "
+                                   f"({n} frames a row, not {feats.shape[1]}); featurize without --window-size, or {NO}")
+    for feats, names in more:
+        if feats is not None and len(feats):
             paths += list(names)
     if not run.lists_json.is_file():
-        raise TinyKWSError(f"{run.lists_json} not found: waveform stream rows (wave_share > 0) lay the run's "
-                           "clips over its data folder's noise; make the lists (`tinykws data lists`) or set wave_share 0")
-    noise = sorted((run_data_dir(run.lists) / BACKGROUND).glob("*.wav"))
+        raise TinyKWSError(f"{run.lists_json} not found: waveform stream rows lay the run's clips over its data "
+                           f"folder's noise; make the lists (`tinykws data lists`), or {NO}")
+    listed = [Path(p) for p in read_json(run.lists_json, "remake the lists").get("noise_files") or []]
+    noise = ([p for p in listed if p.is_file()] if listed and all(p.is_file() for p in listed) else
+             sorted(p for p in (run_data_dir(run.lists) / BACKGROUND).glob("*") if p.suffix.lower() == ".wav"))
+    if not noise:
+        print(f"waveform stream rows: no background noise recordings for {run.lists}; white noise instead",
+              file=sys.stderr)
     return WaveSource(paths, split.params, noise)
 
 

@@ -28,9 +28,9 @@ class WaveSource:
 
     def __init__(self, paths: Sequence[str], params: FeatureParams, noise_files: Sequence[Path]):
         """`paths` [N]: the audio file of each clip of the stream phase's `ClipPool`."""
-        if params.clip_samples != CLIP_SAMPLES or params.sample_rate != SAMPLE_RATE:
-            raise TinyKWSError(f"waveform streams need {SAMPLE_RATE}-Hz clips of {CLIP_SAMPLES} samples, "
-                               f"not {params.sample_rate} Hz x {params.clip_samples}")
+        if params.clip_samples != CLIP_SAMPLES or params.sample_rate != SAMPLE_RATE or CLIP_SAMPLES % params.hop:
+            raise TinyKWSError(f"waveform streams need {SAMPLE_RATE}-Hz clips of {CLIP_SAMPLES} samples and a hop "
+                               f"that divides them, not {params.sample_rate} Hz x {params.clip_samples}, hop {params.hop}")
         self.paths = [str(p) for p in paths]
         self.params = params
         # float32 int16-scale samples, and each recording's running energy (float64): a
@@ -40,7 +40,8 @@ class WaveSource:
 
     @property
     def clip_blocks(self) -> int:
-        """Hops a clip spans (100): a clip laid at block p gives stream frames p .. p + 97."""
+        """Hops a clip spans (100 at the default hop of 160): a clip laid at block p gives
+        stream frames p .. p + n_frames - 1 (97)."""
         return CLIP_SAMPLES // self.params.hop
 
     def check(self, ids: np.ndarray) -> None:
@@ -48,7 +49,7 @@ class WaveSource:
         for i in ids:
             if not Path(self.paths[i]).is_file():
                 raise TinyKWSError(f"waveform streams: {self.paths[i]} not found (the features were made "
-                                   "from it; re-featurize or set wave_share 0)")
+                                   "from it): featurize again, or set wave_share 0 (`train-stream --wave-share 0`)")
 
     def audio(self, i: int) -> np.ndarray:
         """Clip i as float32 int16-scale samples [CLIP_SAMPLES]."""
