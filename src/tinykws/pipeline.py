@@ -52,9 +52,10 @@ SYNTHESIZED_STREAM_STEPS, REAL_DATA_STREAM_STEPS = 1.5, 2
 SYNTHESIZED_DECISION = {"target_delay": 35, "target_frames": 15}
 # Every pipeline's stream phase lays its rows in waveform, as the measured streams are made
 # (`tinykws.stream_waves`): on the embedded default it raised recall at issue 19's acceptance
-# point from a mean of 32.8 to 41.1 % over six paired seeds (+8.3 points, standard error 5.4;
-# four of six up), on the dev data at <= 6 FA/h on both seeds (24.8 / 22.5 -> 33.4 / 26.6 %),
-# for 1.21x the stream phase's step time (docs/benchmarks.md, Issue 19, 28th round)
+# point by 6.0 points on the mean of eight paired runs (standard error 4.3: likely, not beyond
+# doubt; the keywords' peaks rose on all eight), on the dev data at <= 6 FA/h on both seeds
+# (24.8 / 22.5 -> 33.4 / 26.6 %), for a stream phase 1.34x as long (docs/benchmarks.md, Issue
+# 19, 28th round)
 STREAM_WAVES = {"wave_share": 1.0}
 
 
