@@ -146,12 +146,14 @@ def test_wave_share_is_checked_and_refuses_the_log_mel_word_changes():
             StreamTrainConfig(wave_share=0.5, **bad)
 
 
-def test_a_clip_file_gone_is_named_before_any_training(tmp_path):
+def test_a_clip_file_gone_is_named(tmp_path):
+    # (train_stream checks every clip a row may lay before any training: tests/test_train_stream.py)
     pool, paths, noise = _wave_pool(tmp_path)
+    waves = WaveSource(paths, FeatureParams(), [noise])
+    waves.check(np.arange(len(paths)))  # all there
     (tmp_path / "no" / "3.wav").unlink()
-    cfg = StreamTrainConfig(batch=2, wave_share=1.0)
     with pytest.raises(TinyKWSError, match=r"no/3\.wav not found"):
-        StreamMaker(pool, cfg, np.random.default_rng(0), waves=WaveSource(paths, FeatureParams(), [noise]))
+        waves.check(np.arange(len(paths)))
 
 
 def test_waves_need_clips_of_the_speech_commands_shape(tmp_path):
@@ -198,6 +200,11 @@ def test_wave_source_reads_each_pool_clips_own_file_in_clip_pools_order(tmp_path
         if CATS[pool.labels[i]] != "_silence_":  # every clip a row may lay: its own file
             np.testing.assert_array_equal(logmel(_clip_at(waves.paths, i)), pool.features[i])
     assert len(waves.noises) == 1  # the noise the lists name
+    # lists naming no noise (an older tinykws): the data folder's recordings; none there: white noise
+    (run / "lists" / "lists.json").write_text(json.dumps({"data_dir": str(tmp_path / "data")}))
+    assert len(wave_source(RunDir(run), split).noises) == 1
+    (tmp_path / "data" / "_background_noise_" / "white.wav").unlink()
+    assert wave_source(RunDir(run), split).noises == []
     with pytest.raises(TinyKWSError, match="every negative clip"):
         wave_source(RunDir(run), split, (split.features[real], None))
 

@@ -59,8 +59,6 @@ class StreamMaker:
         if cfg.wave_share > 0 and waves is None:
             raise TinyKWSError("wave_share > 0 needs the clips' audio (a WaveSource: stream_training.wave_source)")
         self.n_wave = round(cfg.batch * cfg.wave_share) if waves is not None else 0
-        if self.n_wave:
-            waves.check(np.concatenate([self.kw, self.neg]))
         self.rows: list[tuple[np.ndarray, ...]] = [self._make_row(r, self.block) for r in range(cfg.batch)]
 
     def set_negative_weights(self, w: np.ndarray) -> None:

@@ -51,7 +51,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tinykws.augment import augment_batch
 from tinykws.checkpoint import load_model, load_torch
 from tinykws.data.speech_commands import BACKGROUND
-from tinykws.dataset import featurize_negatives
+from tinykws.dataset import featurize_negatives, noise_files
 from tinykws.errors import TinyKWSError
 from tinykws.evaluate import run_data_dir
 from tinykws.labels import SILENCE, UNKNOWN
@@ -345,27 +345,29 @@ def wave_source(run: RunDir, split: Any, *more: tuple[Optional[np.ndarray], Opti
     if len(paths) != len(split.labels):
         raise TinyKWSError(f"waveform stream rows need the clips' audio, and training.npz names no source files: "
                            f"featurize again with this tinykws, or {NO}")
-    for feats, names in [(split.features, paths)] + list(more):
-        if feats is not None and len(feats):
-            if names is None or len(names) != len(feats):
-                raise TinyKWSError("waveform stream rows need the audio file of every negative clip "
-                                   f"(real_negative_paths / extra_negative_paths), or {NO}")
-            if feats.shape[1] != n:  # rows cut from clips (featurize --window-size): bounds not the clip's
-                raise TinyKWSError(f"waveform stream rows lay whole clips and need whole-clip features "
-                                   f"({n} frames a row, not {feats.shape[1]}); featurize without --window-size, or {NO}")
-    for feats, names in more:
-        if feats is not None and len(feats):
-            paths += list(names)
+    for k, (feats, names) in enumerate([(split.features, split.paths)] + list(more)):
+        if feats is None or not len(feats):
+            continue
+        if names is None or len(names) != len(feats):
+            raise TinyKWSError("waveform stream rows need the audio file of every negative clip "
+                               f"(real_negative_paths / extra_negative_paths), or {NO}")
+        if feats.shape[1] != n:  # rows cut from clips (featurize --window-size): bounds not the clip's
+            raise TinyKWSError(f"waveform stream rows lay whole clips and need whole-clip features "
+                               f"({n} frames a row, not {feats.shape[1]}); featurize without --window-size, or {NO}")
+        paths += list(names) if k else []
     if not run.lists_json.is_file():
         raise TinyKWSError(f"{run.lists_json} not found: waveform stream rows lay the run's clips over its data "
                            f"folder's noise; make the lists (`tinykws data lists`), or {NO}")
     listed = [Path(p) for p in read_json(run.lists_json, "remake the lists").get("noise_files") or []]
-    noise = ([p for p in listed if p.is_file()] if listed and all(p.is_file() for p in listed) else
-             sorted(p for p in (run_data_dir(run.lists) / BACKGROUND).glob("*") if p.suffix.lower() == ".wav"))
-    if not noise:
+    if not listed or not all(p.is_file() for p in listed):  # lists of an older tinykws, or moved
+        try:
+            listed = list(noise_files(run_data_dir(run.lists) / BACKGROUND))
+        except TinyKWSError:  # no noise folder, or no recordings in it
+            listed = []
+    if not listed:
         print(f"waveform stream rows: no background noise recordings for {run.lists}; white noise instead",
               file=sys.stderr)
-    return WaveSource(paths, split.params, noise)
+    return WaveSource(paths, split.params, listed)
 
 
 def _worker_main(rank: int, world: int, store: str, run_root: str, cfg: StreamTrainConfig,
