@@ -9,7 +9,8 @@ Builds (once, cached under --cache as NAME) a 30-min keyword stream of RUN's tes
 prints: the clip recall of the stream's keyword clips, per smoothing/hold-off the efficiency
 at <= 1 / <= 6 FA/h, the ceiling, the negatives' FA/h there and the recall where the keyword
 stream has <= 1 and the negatives <= 2 FA/h (and where both have <= 6); the miss reasons and what the false alarms
-fired on (`stream.false_alarm_causes`); then the peak quantiles.
+fired on (`stream.false_alarm_causes`); then the peak quantiles (smoothed, and each keyword's
+raw peak and how many score steps it holds >= 0.9 against the smoothing's length).
 A hold-off of D frames fires at the highest smoothed score within D frames of the first
 crossing instead of at the crossing.
 """
@@ -156,6 +157,20 @@ if __name__ == "__main__":
     print("frac keywords own peak >= .9/.95/.98:", [(own >= t).mean().round(3) for t in (0.9, 0.95, 0.98)])
     print("top other-word peaks:", sorted([(round(p[2], 3), p[1]) for p in pk if p[0] == "neg"])[-8:])
     print("top other-kw peaks in keywords:", sorted([(round(p[3], 3), p[1]) for p in pk if p[0] == "kw"])[-8:])
+    # does the smoothing keep what the raw scores know? each keyword's own class, raw and
+    # smoothed, and how many score steps it holds >= 0.9 (the smoothing averages `smooth`)
+    raw_pk, steps = [], []
+    for e in kw.events:
+        if e.is_keyword:
+            w = (tk >= e.start_s) & (tk <= e.start_s + 1.75)
+            r = sk[w, cats.index(e.label)]
+            raw_pk.append(r.max()); steps.append(int((r >= 0.9).sum()))
+    raw_pk, steps = np.array(raw_pk), np.array(steps)
+    print(f"kw stream: own-class raw peak quantiles {np.round(np.quantile(raw_pk, q), 3)}; steps >= 0.9 "
+          f"quantiles {np.quantile(steps, q)} (smoothing {smooth} steps)")
+    low = own < 0.97
+    print(f"kw stream: smoothed peak < 0.97: {int(low.sum())} of {len(own)}, of which raw peak >= 0.98: "
+          f"{int((low & (raw_pk >= 0.98)).sum())}")
     pn = peaks(neg, tn, sn)
     nn = np.array([p[2] for p in pn])
     print("neg hour: peak quantiles", np.round(np.quantile(nn, [0.5, 0.9, 0.99, 0.999]), 3), "n", len(nn))
