@@ -571,6 +571,8 @@ def test_stream_steps_reach_the_stream_phase_and_a_change_trains_again(tmp_path:
     """--stream-steps sets the stream phase's iterations (else the default's); a finished
     stream phase with other steps is not taken as done."""
     from tinykws import pipeline
+    from tinykws.detector_config import DetectorConfig
+    from tinykws.features import FeatureParams
     from tinykws.stream_training import StreamTrainConfig, quick_stream_config
 
     run, calls = _trained_run_with_fake_training(tmp_path, monkeypatch)
@@ -582,7 +584,10 @@ def test_stream_steps_reach_the_stream_phase_and_a_change_trains_again(tmp_path:
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run), run, False) == "streamed"
     assert calls[-1][2].iterations == 3 * StreamTrainConfig().iterations == 4500  # stride 2 x 1.5
     assert calls[-1][2].workers == 2
-    assert (calls[-1][2].target_delay, calls[-1][2].target_frames) == (35, 15)  # it decides later
+    assert (calls[-1][2].target_delay, calls[-1][2].target_frames) == (35, 30)  # it decides later
+    # and asks for a keyword at least as long as the detector averages its scores over
+    frame_ms = 1000 * FeatureParams().hop / FeatureParams().sample_rate
+    assert calls[-1][2].target_lead + calls[-1][2].target_frames >= DetectorConfig().smoothing_ms / frame_ms
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, preset="tiny"), run, False) == "streamed"
     assert calls[-1][2].iterations == 1500  # the tiny preset steps every frame
     # recorded speech, the tiny preset and --quick do not decide later (the embedded default does)

@@ -123,10 +123,10 @@ class StreamTrainConfig:
     target_frames: int = 40  # frames after a word's end that keep its class
     # frames after a word's end before a keyword's class is asked for (its window shifts by
     # as much; the frames before it are not scored): a causal model that must answer at the
-    # energy end of "stop" cannot tell it from "stopper" or "store". 35 (with target_frames
-    # 15) quiets the held-apart near misses and lowers the keyword peaks: a gain on synthesized
-    # voices, a loss on the dev data, so off here and on for the pipeline's embedded default
-    # (`pipeline.SYNTHESIZED_DECISION`; docs/benchmarks.md, Issue 19, fifth and 17th rounds)
+    # energy end of "stop" cannot tell it from "stopper" or "store". 35 quiets the held-apart
+    # near misses and lowers the keyword peaks: a gain on synthesized voices, a loss on the
+    # dev data, so off here and on for the pipeline's embedded default, with target_frames 30
+    # (`pipeline.SYNTHESIZED_DECISION`; docs/benchmarks.md, Issue 19, 5th, 17th, 29th rounds)
     target_delay: int = 0
     keyword_weight: float = 3.0  # the word ends are rare: make them count
     unknown_weight: float = 1.0
