@@ -10,7 +10,7 @@ prints: the clip recall of the stream's keyword clips, per smoothing/hold-off th
 at <= 1 / <= 6 FA/h, the ceiling, the negatives' FA/h there and the recall where the keyword
 stream has <= 1 and the negatives <= 2 FA/h (and where both have <= 6); the miss reasons and what the false alarms
 fired on (`stream.false_alarm_causes`); then the peak quantiles (smoothed, and each keyword's
-raw peak and how many score steps it holds >= 0.9 against the smoothing's length).
+raw peak and how many of its score steps in its window are >= 0.9, against the smoothing's length).
 A hold-off of D frames fires at the highest smoothed score within D frames of the first
 crossing instead of at the crossing.
 """
@@ -158,7 +158,7 @@ if __name__ == "__main__":
     print("top other-word peaks:", sorted([(round(p[2], 3), p[1]) for p in pk if p[0] == "neg"])[-8:])
     print("top other-kw peaks in keywords:", sorted([(round(p[3], 3), p[1]) for p in pk if p[0] == "kw"])[-8:])
     # does the smoothing keep what the raw scores know? each keyword's own class, raw and
-    # smoothed, and how many score steps it holds >= 0.9 (the smoothing averages `smooth`)
+    # smoothed, and how many of its score steps in its window are >= 0.9 (the smoothing averages `smooth`)
     raw_pk, steps = [], []
     for e in kw.events:
         if e.is_keyword:

@@ -50,9 +50,9 @@ PRETRAIN_PER_WORD = 400
 # the dev stream's, 41.0 -> 37.9 % (one seed; docs/benchmarks.md, Issue 19, 17th and 14th rounds)
 SYNTHESIZED_STREAM_STEPS, REAL_DATA_STREAM_STEPS = 1.5, 2
 # Its keyword window (target_lead + target_frames) is as long as the detector's 300-ms mean
-# (`DetectorConfig.smoothing_ms`: 30 frames): with 15 frames the model held a keyword >= 0.9
-# for 26 score steps (median), so the mean fell short of what the raw scores knew (86 of 235
-# keywords under 0.97 smoothed had raw peaks >= 0.98). 30 frames put the keywords' share at
+# (`DetectorConfig.smoothing_ms`: 30 frames): with 15 frames a keyword's class was >= 0.9 on
+# a median of 26 score steps (seed 0), so the mean fell short of what the raw scores knew (86
+# of 235 keywords under 0.97 smoothed had raw peaks >= 0.98). 30 frames put the keywords' share at
 # >= 0.98 from 0.24-0.31 to 0.57-0.59 on six paired seeds, and recall at issue 19's acceptance
 # point by 4.6 points on their mean (SE 3.7; up on four of six), at <= 6 FA/h on both streams
 # by 6.3 (SE 2.2) (docs/benchmarks.md, Issue 19, 29th round)
