@@ -14,7 +14,7 @@ raw peak and how many of its score steps in its window are >= 0.9, against the s
 A hold-off of D frames fires at the highest smoothed score within D frames of the first
 crossing instead of at the crossing.
 """
-import argparse, json, os, sys, time
+import argparse, json, os, time
 from pathlib import Path
 os.environ.setdefault("TINYKWS_NO_PROGRESS", "1")
 import numpy as np
@@ -27,7 +27,7 @@ from tinykws.keyword_streams import (
     StreamSpec, build_stream, run_stream_clips, build_negative_stream, save_stream, load_stream,
 )
 from tinykws.stream_eval import (
-    det_curve, operating_point, score_detections, clip_recall, stream_efficiency, miss_reasons, StreamScore,
+    operating_point, score_detections, clip_recall, stream_efficiency, miss_reasons,
     false_alarm_causes,
 )
 
@@ -83,7 +83,6 @@ if __name__ == "__main__":
                 if D == 0:
                     return pick_detections(times, sm_, det.categories, thr, refr, det.keywords)
                 return holdoff(times, sm_, det.categories, thr, refr, det.keywords, D)
-            from tinykws.stream_eval import det_thresholds
             curve, ncurve = [], []
             for thr in det_thresholds():
                 curve.append(score_detections(dets(tk, smk, thr), kw.events, kw.duration_s, threshold=thr))
