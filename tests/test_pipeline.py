@@ -586,8 +586,7 @@ def test_stream_steps_reach_the_stream_phase_and_a_change_trains_again(tmp_path:
     assert calls[-1][2].workers == 2
     assert (calls[-1][2].target_delay, calls[-1][2].target_frames) == (35, 30)  # it decides later
     # and asks for a keyword at least as long as the detector averages its scores over
-    frame_ms = 1000 * FeatureParams().hop / FeatureParams().sample_rate
-    assert calls[-1][2].target_lead + calls[-1][2].target_frames >= DetectorConfig().smoothing_ms / frame_ms
+    assert calls[-1][2].target_lead + calls[-1][2].target_frames >= DetectorConfig().smoothing_ms / FeatureParams().frame_ms
     assert pipeline._train_stream(pipeline.PipelineConfig(out=run, preset="tiny"), run, False) == "streamed"
     assert calls[-1][2].iterations == 1500  # the tiny preset steps every frame
     # recorded speech, the tiny preset and --quick do not decide later (the embedded default does)
