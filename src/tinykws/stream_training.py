@@ -331,7 +331,7 @@ def train_stream(
     return best_path
 
 
-NO = "set wave_share 0 (`train-stream --wave-share 0`)"  # how to do without waveform rows
+WITHOUT_WAVES = "set wave_share 0 (`train-stream --wave-share 0`)"  # how to do without waveform rows
 
 
 def wave_source(run: RunDir, split: Any, *more: tuple[Optional[np.ndarray], Optional[Sequence[str]]]
@@ -344,20 +344,21 @@ def wave_source(run: RunDir, split: Any, *more: tuple[Optional[np.ndarray], Opti
     paths = list(split.paths)
     if len(paths) != len(split.labels):
         raise TinyKWSError(f"waveform stream rows need the clips' audio, and training.npz names no source files: "
-                           f"featurize again with this tinykws, or {NO}")
+                           f"featurize again with this tinykws, or {WITHOUT_WAVES}")
     for k, (feats, names) in enumerate([(split.features, split.paths)] + list(more)):
         if feats is None or not len(feats):
             continue
         if names is None or len(names) != len(feats):
             raise TinyKWSError("waveform stream rows need the audio file of every negative clip "
-                               f"(real_negative_paths / extra_negative_paths), or {NO}")
+                               f"(real_negative_paths / extra_negative_paths), or {WITHOUT_WAVES}")
         if feats.shape[1] != n:  # rows cut from clips (featurize --window-size): bounds not the clip's
             raise TinyKWSError(f"waveform stream rows lay whole clips and need whole-clip features "
-                               f"({n} frames a row, not {feats.shape[1]}); featurize without --window-size, or {NO}")
+                               f"({n} frames a row, not {feats.shape[1]}); featurize without --window-size, "
+                               f"or {WITHOUT_WAVES}")
         paths += list(names) if k else []
     if not run.lists_json.is_file():
         raise TinyKWSError(f"{run.lists_json} not found: waveform stream rows lay the run's clips over its data "
-                           f"folder's noise; make the lists (`tinykws data lists`), or {NO}")
+                           f"folder's noise; make the lists (`tinykws data lists`), or {WITHOUT_WAVES}")
     listed = [Path(p) for p in read_json(run.lists_json, "remake the lists").get("noise_files") or []]
     if not listed or not all(p.is_file() for p in listed):  # lists of an older tinykws, or moved
         try:
