@@ -212,6 +212,45 @@ def test_miner_scores_in_turn_and_boosts_only_the_top_share():
         StreamTrainConfig(mine_top=1.5)
 
 
+def test_mining_can_score_the_detectors_mean():
+    """`mine_smooth_frames`: a negative scores its keyword probabilities' N-frame mean, what
+    the detector fires on. 1 frame is the raw score; a longer mean is never above it, and
+    with every negative heard in the same context (the same seed) the score is the
+    largest trailing mean of the keyword probabilities, computed here with numpy."""
+    from tinykws.stream_mining import negative_keyword_scores
+
+    x, y = toy_clips(6)
+    pool = ClipPool.from_arrays(x, y, CATS, LOG_PER_DB)
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(input_size=32, hidden_size=8, num_layers=1, num_classes=len(CATS))).eval()
+    cfg = StreamTrainConfig(target_delay=5, target_frames=10)
+
+    def scores(smooth: int) -> np.ndarray:
+        return negative_keyword_scores(model, StreamMaker(pool, cfg, np.random.default_rng(3)), smooth=smooth)
+
+    raw, one, mean = scores(0), scores(1), scores(30)
+    assert raw.shape == (6,) and np.allclose(raw, one, atol=1e-6)
+    assert (mean <= raw + 1e-6).all() and (mean > 0).all() and not np.allclose(mean, raw)
+    # independently: the same inputs through the model, then numpy's trailing mean
+    maker = StreamMaker(pool, cfg, np.random.default_rng(3))
+    T, context = x.shape[1], 100
+    n = context + T + cfg.target_delay + cfg.target_frames
+    ids = maker.neg
+    bed = np.stack([maker._noise_bed(n) for _ in ids])
+    inp = bed.copy()
+    inp[:, context:context + T] = np.logaddexp(x[ids], bed[:, context:context + T])
+    with torch.no_grad():
+        p = torch.softmax(model.forward_sequence(torch.from_numpy(inp))[0], -1).numpy()
+    kw = p[..., [CATS.index("yes"), CATS.index("no")]]  # [b, T', 2]
+    c = np.cumsum(kw, axis=1)
+    lagged = np.concatenate([np.zeros_like(c[:, :30]), c[:, :-30]], axis=1)
+    trailing = (c - lagged) / np.minimum(np.arange(1, n + 1), 30)[None, :, None]
+    assert np.allclose(mean, trailing[:, context:].max(axis=(1, 2)), atol=1e-5)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(TinyKWSError, match="mine_smooth_frames"):
+            StreamTrainConfig(mine_smooth_frames=bad)
+
+
 def _saturating_fastgrnn(hidden: int = 8) -> torch.nn.Module:
     """A FastGRNN whose gate sits at 1 and whose update is +1: the state can only grow."""
     m = build_model(ModelConfig(architecture="fastgrnn", input_size=32, hidden_size=hidden,

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from tinykws.labels import keyword_mask
+from tinykws.stream_losses import causal_mean
 from tinykws.stream_workers import Group
 
 # `maker` is a `stream_maker.StreamMaker` and `cfg` its `stream_training.StreamTrainConfig` (not imported:
@@ -21,10 +22,11 @@ StreamMaker = StreamTrainConfig = Any
 
 @torch.no_grad()
 def negative_keyword_scores(model, maker: StreamMaker, context: int = 100, batch: int = 256,
-                            which: Optional[np.ndarray] = None) -> np.ndarray:
+                            which: Optional[np.ndarray] = None, smooth: int = 0) -> np.ndarray:
     """Highest keyword probability of each negative clip `[len(maker.neg)]` (or of the
     negatives at positions `which` of `maker.neg`), heard after `context` frames of
-    background from a zero state and until its target window ends."""
+    background from a zero state and until its target window ends; with `smooth` > 0, of
+    the probabilities' `smooth`-frame mean, as the detector fires on."""
     pool, cfg = maker.pool, maker.cfg
     kw_cls = torch.from_numpy(keyword_mask(pool.categories))
     out = []
@@ -38,7 +40,10 @@ def negative_keyword_scores(model, maker: StreamMaker, context: int = 100, batch
         words = torch.from_numpy(pool.features[ids])
         x[:, context:context + T] = torch.logaddexp(words, bed[:, context:context + T])
         logits, _ = model.forward_sequence(x)
-        p = torch.softmax(logits[:, context:], -1)[..., kw_cls].amax(-1)  # [b, T']
+        p = torch.softmax(logits, -1)  # [b, T, C]
+        if smooth > 0:  # the mean runs over the context too, as the detector's does
+            p = causal_mean(p, smooth)
+        p = p[:, context:, kw_cls].amax(-1)  # [b, T']
         out.append(p.amax(1).numpy())
     return np.concatenate(out) if out else np.zeros(0)
 
@@ -80,7 +85,8 @@ class Miner:
         which = self.next_round(cfg)
         was_training = model.training
         model.eval()
-        mine = negative_keyword_scores(model, maker, which=which[group.rank::group.world])
+        mine = negative_keyword_scores(model, maker, which=which[group.rank::group.world],
+                                       smooth=cfg.mine_smooth_frames)
         model.train(was_training)
         self.scores[which] = group.gather(len(which), mine)
         w = self.weights(cfg)

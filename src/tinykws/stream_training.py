@@ -181,6 +181,11 @@ class StreamTrainConfig:
     mine_boost: float = 4.0
     mine_clips: int = 0
     mine_top: float = 0.0
+    # a negative's score: its highest keyword probability frame by frame (0), or of their
+    # `mine_smooth_frames` mean, the statistic the detector fires on. Off: 30 boosted 27-39 %
+    # of the negatives (the raw score 76 %) and lowered the keywords' peaks on every seed, the
+    # negative hour's 99th percentile but not its top (docs/benchmarks.md, Issue 19, 30th round)
+    mine_smooth_frames: int = 0
     seed: int = 0
     # processes that share every step (`tinykws.stream_workers`: batch / workers streams and
     # clip_batch / workers clips each, gradients averaged). A step of 16 streams costs 0.74x
@@ -213,6 +218,9 @@ class StreamTrainConfig:
             raise TinyKWSError("pseudo_share must be in [0, 1] and pseudo_frames 1 <= lo <= hi")
         if not 0.0 <= self.mine_top <= 1.0 or self.mine_clips < 0:
             raise TinyKWSError("mine_top must be in [0, 1] and mine_clips >= 0")
+        m = self.mine_smooth_frames
+        if isinstance(m, bool) or not isinstance(m, int) or m < 0:
+            raise TinyKWSError(f"mine_smooth_frames is a whole number of frames >= 0, not {m!r}")
         if not 0.0 <= self.wave_share <= 1.0:
             raise TinyKWSError(f"wave_share must be in [0, 1], not {self.wave_share!r}")
         if not 1 <= self.gap_frames[0] <= self.gap_frames[1]:
