@@ -10,7 +10,9 @@ prints: the clip recall of the stream's keyword clips, per smoothing/hold-off th
 at <= 1 / <= 6 FA/h, the ceiling, the negatives' FA/h there and the recall where the keyword
 stream has <= 1 and the negatives <= 2 FA/h (and where both have <= 6); the miss reasons and what the false alarms
 fired on (`stream.false_alarm_causes`); then the peak quantiles (smoothed, and each keyword's
-raw peak and how many of its score steps in its window are >= 0.9, against the smoothing's length).
+raw peak and how many of its score steps in its window are >= 0.9, against the smoothing's length);
+last, the stream phase's mining at its end (RUN/train/stream_last.pt, when kept): the share of
+the negatives boosted and of their last scores >= 0.3 / 0.5 / 0.9.
 A hold-off of D frames fires at the highest smoothed score within D frames of the first
 crossing instead of at the crossing.
 """
@@ -49,6 +51,19 @@ def holdoff(times, smoothed, cats, thr, refr, kw, D):
         last = times[fire]
         ci = np.searchsorted(cross, fire + 1)
     return out
+
+
+def mining_state(path: Path) -> None:
+    """The share of negatives the stream phase's last mining round boosted, and their scores."""
+    if not path.is_file():
+        return
+    import torch
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    s, w = np.asarray(ck.get("negative_scores", []), float), np.asarray(ck.get("negative_weights", []), float)
+    if len(s) and len(w):
+        print(f"mining at the end: {len(s)} negatives, boosted {(w > 1).mean():.3f}; last scores >= 0.3 / 0.5 / 0.9: "
+              + " / ".join(f"{(s >= t).mean():.3f}" for t in (0.3, 0.5, 0.9)))
+
 
 if __name__ == "__main__":
     ap = argparse.ArgumentParser()
@@ -185,3 +200,5 @@ if __name__ == "__main__":
     under = _EventLookup(kw.events, 0.75)
     bg = np.array([m[i] for i in range(0, len(tk), 5) if under(tk[i]) is None])
     print("kw stream background max", bg.max().round(3))
+    mining_state(Path(a.run) / "train" / "stream_last.pt")
+
