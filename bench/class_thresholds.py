@@ -11,7 +11,8 @@ is chosen on); this script only reads them.
 
 Calibration, on validation audio only: for each keyword k, its *impostor* scores are its
 smoothed score wherever k is not being said (both validation streams, each k event's window
-masked), as 1-second block maxima; q_k is the third highest (about 2 an hour). The thresholds
+masked), as 1-second block maxima that are local maxima among the blocks; q_k is the third
+highest (about 2 an hour). The thresholds
 form one family per `lam`:
 
     logit t_k = delta + lam * (logit q_k - mean over k of logit q_k)
@@ -59,16 +60,19 @@ class Scored:
         self.smoothed = moving_average(s, det.trigger.buf.maxlen or 1)
 
     def impostor_blocks(self, k: int, label: str) -> np.ndarray:
-        """1-second block maxima of keyword k's smoothed score outside k's own events."""
+        """Keyword k's impostor peaks: the 1-second block maxima of its smoothed score outside
+        k's own events that are local maxima among the blocks (a bump across a block edge
+        counts once)."""
         own = np.zeros(len(self.times), bool)
         for e in self.stream.events:
             if e.label == label:
                 own |= (self.times >= e.start_s) & (self.times < e.start_s + EVENT_S)
         sc = np.where(own, 0.0, self.smoothed[:, k])
         blocks = np.floor(self.times).astype(np.int64)
-        out = np.zeros(blocks.max() + 1)
-        np.maximum.at(out, blocks, sc)
-        return out
+        b = np.zeros(blocks.max() + 1)
+        np.maximum.at(b, blocks, sc)
+        padded = np.concatenate([[-1.0], b, [-1.0]])
+        return b[(b >= padded[:-2]) & (b > padded[2:])]
 
     def score(self, t_k: np.ndarray, cats: list, kwm: np.ndarray, refractory_s: float):
         scale = np.where(kwm, 1.0 / np.maximum(t_k, 1e-9), 1.0)
@@ -87,9 +91,10 @@ def sweep(kw: Scored, neg: Scored, offsets: np.ndarray, cats, kwm, refr) -> list
 
 
 def best_within(rows: list[tuple], kw_max: float, neg_max: float) -> tuple | None:
-    """The row with the best recall within both limits (ties: the lowest delta)."""
+    """The row with the best recall within both limits; on a tie the fewest false alarms,
+    then the lowest delta (`choose_operating_point`'s order)."""
     ok = [r for r in rows if r[2] <= kw_max and r[3] <= neg_max]
-    return max(ok, key=lambda r: (r[1], -r[0])) if ok else None
+    return max(ok, key=lambda r: (r[1], -(r[2] + r[3]), -r[0])) if ok else None
 
 
 def firing(det: Detector, streams: dict, t: float) -> None:
