@@ -212,40 +212,61 @@ def test_miner_scores_in_turn_and_boosts_only_the_top_share():
         StreamTrainConfig(mine_top=1.5)
 
 
+class _Pattern(torch.nn.Module):
+    """A stand-in model whose logits `[T, C]` are fixed frame by frame, whatever it hears."""
+
+    def __init__(self, logits: np.ndarray) -> None:
+        super().__init__()
+        self.logits = torch.from_numpy(logits.astype(np.float32))
+
+    def forward_sequence(self, x: torch.Tensor):
+        return self.logits[None, : x.shape[1]].expand(x.shape[0], -1, -1), None
+
+
 def test_mining_can_score_the_detectors_mean():
-    """`mine_smooth_frames`: a negative scores its keyword probabilities' N-frame mean, what
-    the detector fires on. 1 frame is the raw score; a longer mean is never above it, and
-    with every negative heard in the same context (the same seed) the score is the
-    largest trailing mean of the keyword probabilities, computed here with numpy."""
+    """`mine_smooth_frames`: a negative scores the N-frame trailing mean of each keyword's
+    probability (over the context too, as the detector's runs), then the best keyword, as
+    the detector fires; 0 keeps the raw frame. The logits are laid out so that each
+    shortcut gives another number: a one-frame "yes" spike (raw, not mean), "yes" and "no"
+    taking turns (the best class averaged is not the best average), "no" across the end
+    of the context (a mean started after it), and `_unknown_` loudest of all (not a keyword)."""
     from tinykws.stream_mining import negative_keyword_scores
 
-    x, y = toy_clips(6)
+    x, y = toy_clips(3)
     pool = ClipPool.from_arrays(x, y, CATS, LOG_PER_DB)
-    torch.manual_seed(0)
-    model = build_model(ModelConfig(input_size=32, hidden_size=8, num_layers=1, num_classes=len(CATS))).eval()
     cfg = StreamTrainConfig(target_delay=5, target_frames=10)
+    context, n = 100, 100 + x.shape[1] + 15
+    yes, no, unk, sil = (CATS.index(c) for c in ("yes", "no", "_unknown_", "_silence_"))
+    logits = np.zeros((n, len(CATS)))
+    logits[:, sil] = 5.0
+    logits[80:105, no] = 7.0  # across the context's end (frame 100)
+    logits[120:200, unk] = 9.0
+    logits[150, yes] = 14.0  # one frame
+    logits[160:190:2, yes] = logits[161:190:2, no] = 11.0  # taking turns
+    model = _Pattern(logits)
 
     def scores(smooth: int) -> np.ndarray:
         return negative_keyword_scores(model, StreamMaker(pool, cfg, np.random.default_rng(3)), smooth=smooth)
 
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+
+    def trailing(q: np.ndarray) -> np.ndarray:  # the last 30 rows' mean (fewer at the start)
+        c = np.cumsum(q, axis=0)
+        lagged = np.concatenate([np.zeros_like(c[:30]), c[:-30]])
+        return (c - lagged) / np.minimum(np.arange(1, len(q) + 1), 30).reshape(-1, *[1] * (q.ndim - 1))
+
+    kw = [yes, no]
+    expected = trailing(p)[context:, kw].max()
+    shortcuts = {"best class first": trailing(p[:, kw].max(1))[context:].max(),
+                 "mean after the context": trailing(p[context:])[:, kw].max(),
+                 "every class": trailing(p)[context:].max(),
+                 "raw": p[context:, kw].max()}
+    assert all(abs(v - expected) > 0.05 for v in shortcuts.values()), shortcuts
     raw, one, mean = scores(0), scores(1), scores(30)
-    assert raw.shape == (6,) and np.allclose(raw, one, atol=1e-6)
-    assert (mean <= raw + 1e-6).all() and (mean > 0).all() and not np.allclose(mean, raw)
-    # independently: the same inputs through the model, then numpy's trailing mean
-    maker = StreamMaker(pool, cfg, np.random.default_rng(3))
-    T, context = x.shape[1], 100
-    n = context + T + cfg.target_delay + cfg.target_frames
-    ids = maker.neg
-    bed = np.stack([maker._noise_bed(n) for _ in ids])
-    inp = bed.copy()
-    inp[:, context:context + T] = np.logaddexp(x[ids], bed[:, context:context + T])
-    with torch.no_grad():
-        p = torch.softmax(model.forward_sequence(torch.from_numpy(inp))[0], -1).numpy()
-    kw = p[..., [CATS.index("yes"), CATS.index("no")]]  # [b, T', 2]
-    c = np.cumsum(kw, axis=1)
-    lagged = np.concatenate([np.zeros_like(c[:, :30]), c[:, :-30]], axis=1)
-    trailing = (c - lagged) / np.minimum(np.arange(1, n + 1), 30)[None, :, None]
-    assert np.allclose(mean, trailing[:, context:].max(axis=(1, 2)), atol=1e-5)
+    assert raw.shape == mean.shape == (len(pool.indices("_unknown_")),)
+    assert np.allclose(raw, p[context:, kw].max(), atol=1e-5) and np.allclose(one, raw, atol=1e-6)
+    assert np.allclose(mean, expected, atol=1e-5)
     for bad in (-1, 1.5, True):
         with pytest.raises(TinyKWSError, match="mine_smooth_frames"):
             StreamTrainConfig(mine_smooth_frames=bad)
