@@ -184,7 +184,7 @@ class StreamTrainConfig:
     # a negative's score: its highest keyword probability frame by frame (0), or of their
     # `mine_smooth_frames` mean, the statistic the detector fires on. Off: 30 boosted 27-39 %
     # of the negatives (the raw score 76 %) and lowered the keywords' peaks on every seed, the
-    # negative hour's 99th percentile but not its top (docs/benchmarks.md, Issue 19, 30th round)
+    # negative hour's top not at all (docs/benchmarks.md, Issue 19, 30th round)
     mine_smooth_frames: int = 0
     seed: int = 0
     # processes that share every step (`tinykws.stream_workers`: batch / workers streams and
